@@ -1,0 +1,140 @@
+"""The ``shotrun`` command line: parses arguments, dispatches to ``runner.commands.*``.
+
+Each module in :mod:`runner.commands` is one subcommand and defines
+``add_parser(subparsers) -> None`` (which sets ``func``) and a ``run(args) -> int``.
+Commands are discovered, so adding one is adding a module.
+
+Exit codes (also in the README): 0 all done, 1 some takes failed, 2 invalid manifest or usage,
+3 unexpected error (the crash log's path is printed), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import os
+import pkgutil
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from runner import __version__, log
+from runner.errors import (
+    EXIT_CRASH,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    ManifestError,
+    ShotrunError,
+    StateError,
+    UsageError,
+)
+from runner.redact import redact
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so ``main`` stays in charge of exit codes."""
+
+    def error(self, message: str) -> Any:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser, with one subparser per module of :mod:`runner.commands`."""
+    parser = _Parser(
+        prog="shotrun",
+        description="Declarative batch runner for Kling O3 reference-to-video shot lists.",
+        epilog="Exit codes: 0 done, 1 some takes failed, 2 invalid manifest or usage, "
+        "3 unexpected error, 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"shotrun {__version__}")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="count", default=0,
+                           help="log more (-v info, -vv debug) on stderr")
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    import runner.commands as commands_pkg
+
+    for info in sorted(pkgutil.iter_modules(commands_pkg.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"runner.commands.{info.name}")
+        module.add_parser(subparsers)
+    return parser
+
+
+def _crash_log_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "shotrun"
+
+
+def write_crash_log(exc: BaseException) -> Path | None:
+    """Save the traceback (redacted, mode 0600) and return where; None if it cannot be saved."""
+    text = redact("".join(traceback.format_exception(exc)))
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    try:
+        directory = _crash_log_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"crash-{stamp}-{os.getpid()}.log"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return path
+    except OSError:
+        return None
+
+
+def _eprint(text: str) -> None:
+    print(redact(text), file=sys.stderr)
+
+
+@contextmanager
+def exit_codes(result: list[int]) -> Iterator[None]:
+    """Map every exception to a message on stderr and a documented exit code in ``result``."""
+    try:
+        yield
+    except ManifestError as exc:
+        for problem in exc.problems:
+            _eprint(str(problem))
+        result.append(EXIT_USAGE)
+    except (UsageError, StateError) as exc:
+        _eprint(f"shotrun: error: {exc}")
+        result.append(EXIT_USAGE)
+    except ShotrunError as exc:
+        _eprint(f"shotrun: error: {exc}")
+        result.append(EXIT_FAILED)
+    except KeyboardInterrupt:
+        _eprint("shotrun: interrupted")
+        result.append(EXIT_INTERRUPTED)
+    except Exception as exc:
+        path = write_crash_log(exc)
+        where = f"; the traceback is in {path}" if path else ""
+        _eprint(f"shotrun: unexpected error: {type(exc).__name__}: {exc}{where}")
+        _eprint("Please report it with the crash log (it contains no API key).")
+        result.append(EXIT_CRASH)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``shotrun`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    result: list[int] = []
+    with exit_codes(result):
+        parser = build_parser()
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        level = "error" if args.quiet else ("debug" if args.verbose >= 2 else
+                                            "info" if args.verbose == 1 else "warning")
+        log.configure(level)
+        func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+        if func is None:
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        result.append(func(args))
+    return result[-1] if result else EXIT_CRASH
+
+
+def console_main() -> None:
+    """Entry point of the ``shotrun`` console script."""
+    sys.exit(main())

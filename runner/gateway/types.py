@@ -1,0 +1,72 @@
+"""What the gateway answers, parsed into typed values, and the seam the scheduler talks to.
+
+The scheduler never sees aiohttp or raw JSON: it calls a :class:`Gateway` (the real HTTP
+client in :mod:`runner.gateway.client`, or any object of the same shape) and gets these
+frozen values or a :mod:`runner.errors` exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+TASK_STATUSES = ("pending", "processing", "completed", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskState:
+    """A task as the gateway describes it (creation and query answers share this shape)."""
+
+    task_id: str
+    status: str  # one of TASK_STATUSES
+    progress: int = 0
+    results: tuple[str, ...] = ()  # video URLs, valid 24 h after completion
+    error_code: str | None = None  # business code when failed
+    error_message: str | None = None
+    estimated_time: float | None = None  # task_info.estimated_time, seconds
+    credits_reserved: float | None = None  # usage.credits_reserved
+    video_duration: float | None = None  # task_info.video_duration
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedFile:
+    """A local file made into a URL by the file service; ``expires_at`` is epoch seconds."""
+
+    url: str
+    expires_at: float | None
+    file_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Downloaded:
+    """A result saved to a ``.part`` file: its total size and SHA-256 (hex)."""
+
+    path: Path
+    size: int
+    sha256: str
+
+
+class Gateway(Protocol):
+    """The operations the scheduler needs; each raises :mod:`runner.errors` types only."""
+
+    async def create_task(self, payload: Mapping[str, Any]) -> TaskState:
+        """POST /v1/videos/generations. Raises AmbiguousSubmission when the answer was lost."""
+        ...
+
+    async def get_task(self, task_id: str) -> TaskState:
+        """GET /v1/tasks/{task_id}."""
+        ...
+
+    async def upload_file(self, path: Path, mime: str) -> UploadedFile:
+        """Upload a local image through the file service (stream endpoint)."""
+        ...
+
+    async def download(self, url: str, part_path: Path) -> Downloaded:
+        """Stream ``url`` into ``part_path`` (resuming with Range if it exists), fsync it."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections; the object cannot be used afterwards."""
+        ...
