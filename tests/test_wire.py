@@ -46,8 +46,8 @@ def test_media_and_elements_and_renames() -> None:
                   VideoElement(video="https://x/v.mp4")),
         extra={"callback_url": "https://hook"},
     )
-    body = build_payload(request, lambda m: m if isinstance(m, str) else "U", {"start_frame": "image_start",
-                                                  "frontal": "front", "generate_audio": None})
+    renames = {"start_frame": "image_start", "frontal": "front", "generate_audio": None}
+    body = build_payload(request, lambda m: m if isinstance(m, str) else "U", renames)
     assert body["image_start"] == "https://x/s.png"
     assert "start_image_url" not in body
     assert "generate_audio" not in body
