@@ -15,7 +15,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.table import format_table  # noqa: E402
+from benchmarks.table import format_table
 
 
 def main(argv: list[str] | None = None) -> int:
