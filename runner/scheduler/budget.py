@@ -1,0 +1,84 @@
+"""The spending cap: credits are reserved *before* each creation, because billing starts there.
+
+``budget.max_credits`` bounds what one manifest may ever reserve, across all its runs. What
+earlier runs committed comes from the store (:meth:`StateStore.credits_committed`); this run
+adds an estimate (:func:`runner.wire.estimate_credits`) before each creation request and
+replaces it with the gateway's ``usage.credits_reserved`` once the answer arrives, so that a
+wrong rate table corrects itself after the first task. A creation that certainly did not
+happen (refused with 4xx, 429) gives its reservation back; an ambiguous one keeps it, since it
+may have been billed.
+
+When the next take would go over the cap, nothing more is submitted: skipping it to squeeze
+in a cheaper one would make the order of a shot list depend on prices, which surprises people.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import structlog
+
+log = structlog.get_logger()
+
+
+@dataclass
+class BudgetGuard:
+    """Reservations against ``max_credits`` (None: no cap, only counting).
+
+    ``committed`` is what the store already holds as reserved by earlier runs (and by takes
+    adopted in flight); reservations of this run are keyed by take key.
+    """
+
+    max_credits: float | None
+    committed: float = 0.0
+    _reserved: dict[str, float] = field(default_factory=dict)
+    exhausted: bool = False
+
+    @property
+    def reserved(self) -> float:
+        """Credits reserved by this run so far (estimates and gateway figures)."""
+        return sum(self._reserved.values())
+
+    @property
+    def total(self) -> float:
+        """Credits the manifest has reserved in its life, this run included."""
+        return self.committed + self.reserved
+
+    @property
+    def remaining(self) -> float | None:
+        """Credits still available, or None without a cap."""
+        if self.max_credits is None:
+            return None
+        return self.max_credits - self.total
+
+    def try_reserve(self, key: str, estimate: float | None) -> bool:
+        """Reserve ``estimate`` for take ``key``; False (and stop for good) if over the cap.
+
+        An unknown estimate (no rate for the resolution) reserves nothing up front; the
+        gateway's figure corrects it when the task is created.
+        """
+        if self.exhausted:
+            return False
+        cost = estimate or 0.0
+        if self.max_credits is not None and self.total + cost > self.max_credits + 1e-9:
+            self.exhausted = True
+            log.warning("budget_exhausted", take=key, estimate=cost,
+                        reserved=round(self.total, 4), max_credits=self.max_credits)
+            return False
+        self._reserved[key] = self._reserved.get(key, 0.0) + cost
+        return True
+
+    def correct(self, key: str, estimate: float | None, actual: float | None) -> None:
+        """Replace ``key``'s reservation of ``estimate`` by the gateway's ``actual`` figure."""
+        if actual is None:
+            return
+        current = self._reserved.get(key, 0.0)
+        self._reserved[key] = max(0.0, current - (estimate or 0.0)) + actual
+
+    def release(self, key: str, estimate: float | None) -> None:
+        """Give back ``estimate`` for ``key``: the creation certainly did not happen."""
+        current = self._reserved.get(key, 0.0) - (estimate or 0.0)
+        if current <= 1e-9:
+            self._reserved.pop(key, None)
+        else:
+            self._reserved[key] = current

@@ -1,0 +1,169 @@
+"""The three separate limits of a run: tasks in flight, creation pace, downloads at once.
+
+They are separate because they protect different things: the account's concurrency limit at
+the gateway (which no documentation states, so it is *found* by meeting 429s), the gateway's
+request rate, and the local machine's bandwidth and disk.
+
+- :class:`AimdLimiter` bounds the tasks pending/processing at the gateway. It starts at
+  ``api.concurrency``, halves on every 429 (multiplicative decrease) and grows by one after a
+  window of successes (additive increase), never below 1 nor above where it started: a run
+  finds the real limit without hammering, like TCP congestion control.
+- :class:`TokenBucket` spaces creation requests to ``api.submit_rate`` per second.
+- :class:`DownloadSlots` is a plain semaphore for ``api.downloads``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+
+import structlog
+
+log = structlog.get_logger()
+
+Clock = Callable[[], float]
+
+
+class AimdLimiter:
+    """An adjustable semaphore: additive increase, multiplicative decrease.
+
+    A slot is held by a take from just before its creation request until its task leaves the
+    gateway's queue (completed or failed). Tasks found in flight when a run resumes are
+    *adopted* (:meth:`adopt`), which may put ``in_flight`` above ``limit`` for a while; new
+    acquisitions then wait until enough of them finish.
+    """
+
+    def __init__(self, initial: int, *, maximum: int | None = None,
+                 window: int | None = None) -> None:
+        if initial < 1:
+            raise ValueError("the concurrency limit must be at least 1")
+        self._limit = initial
+        self._maximum = max(initial, maximum or initial)
+        self._window = window  # successes needed per +1; None means "the current limit"
+        self._in_flight = 0
+        self._successes = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def limit(self) -> int:
+        """How many tasks may be in flight now."""
+        return self._limit
+
+    @property
+    def in_flight(self) -> int:
+        """How many slots are held."""
+        return self._in_flight
+
+    async def acquire(self) -> None:
+        """Wait for a free slot and take it (first come, first served)."""
+        if not self._waiters and self._in_flight < self._limit:
+            self._in_flight += 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # granted and cancelled at the same moment: give it back
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    def adopt(self) -> None:
+        """Take a slot without waiting: for a task that is already at the gateway."""
+        self._in_flight += 1
+
+    def release(self) -> None:
+        """Give a slot back (the task finished, or the creation did not happen)."""
+        if self._in_flight <= 0:
+            raise RuntimeError("release() without a held slot")
+        self._in_flight -= 1
+        self._wake()
+
+    def on_rate_limited(self) -> None:
+        """A 429: halve the limit (never below 1) and restart the success window."""
+        before = self._limit
+        self._limit = max(1, self._limit // 2)
+        self._successes = 0
+        if self._limit != before:
+            log.info("concurrency_decreased", limit=self._limit, was=before)
+
+    def on_success(self) -> None:
+        """A creation was accepted: after a window of them, allow one more in flight."""
+        self._successes += 1
+        window = self._window or self._limit
+        if self._successes >= window and self._limit < self._maximum:
+            self._limit += 1
+            self._successes = 0
+            log.info("concurrency_increased", limit=self._limit)
+            self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self._in_flight < self._limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._in_flight += 1
+                waiter.set_result(None)
+
+
+class TokenBucket:
+    """At most ``rate`` acquisitions per second on average, with bursts of ``burst``.
+
+    ``rate`` <= 0 means unlimited. The default burst of one spaces requests evenly, which is
+    what "N creation requests per second at most" means to a gateway counting per second.
+    """
+
+    def __init__(self, rate: float, *, burst: float = 1.0, clock: Clock = time.monotonic) -> None:
+        self._rate = rate
+        self._burst = max(1.0, burst)
+        self._clock = clock
+        self._tokens = self._burst
+        self._stamp = clock()
+        self._lock = asyncio.Lock()
+
+    @property
+    def rate(self) -> float:
+        """Acquisitions per second (<= 0: unlimited)."""
+        return self._rate
+
+    def reserve(self) -> float:
+        """Take one token now (possibly going into debt); return how long to wait for it."""
+        if self._rate <= 0:
+            return 0.0
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+        self._tokens -= 1.0
+        if self._tokens >= 0:
+            return 0.0
+        return -self._tokens / self._rate
+
+    async def acquire(self) -> None:
+        """Wait until a request may be sent."""
+        async with self._lock:
+            delay = self.reserve()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+class DownloadSlots:
+    """How many downloads run at once (``api.downloads``), and how many are running."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError("downloads must be at least 1")
+        self._semaphore = asyncio.Semaphore(size)
+        self.size = size
+        self.active = 0
+
+    async def __aenter__(self) -> DownloadSlots:
+        await self._semaphore.acquire()
+        self.active += 1
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.active -= 1
+        self._semaphore.release()

@@ -1,0 +1,79 @@
+"""When to ask the gateway about a task again.
+
+A render takes minutes, so polling every second wastes requests (and rate limit) while
+polling every minute wastes the 24-hour link window and the user's time. The gateway gives
+a hint, ``task_info.estimated_time``: the first check is made near it, later checks are
+spaced by what is *left* (estimated from the hint, or from the reported progress), within
+bounds. A random spread of +-``spread`` keeps the polls of hundreds of tasks created in the
+same second from arriving at the gateway in the same second.
+
+The bounds are settings so that tests against a fast emulator stay fast and a real run stays
+polite.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class PollPolicy:
+    """Poll timing. Every delay lies in [min_interval, max_interval] before the spread.
+
+    ``first_fraction`` scales the estimated time for the first check (a little before the
+    estimate catches early finishers); ``remaining_fraction`` is the share of the estimated
+    remaining time to wait between later checks; ``default_estimate`` stands in when the
+    gateway gives no hint. A task is never abandoned for being late: a paid task is collected
+    however late it is, polled at intervals growing towards ``max_interval``.
+    """
+
+    min_interval: float = 2.0
+    max_interval: float = 30.0
+    first_fraction: float = 0.9
+    remaining_fraction: float = 0.5
+    default_estimate: float = 300.0
+    spread: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_interval <= self.max_interval:
+            raise ValueError("polling needs 0 < min_interval <= max_interval")
+        if not 0 <= self.spread < 1:
+            raise ValueError("spread must be in [0, 1)")
+
+    def _clamp(self, value: float) -> float:
+        return min(self.max_interval, max(self.min_interval, value))
+
+    def _spread(self, value: float, rng: random.Random | None) -> float:
+        if self.spread == 0:
+            return value
+        return value * (rng or _rng).uniform(1 - self.spread, 1 + self.spread)
+
+    def first_delay(self, estimated_time: float | None,
+                    rng: random.Random | None = None) -> float:
+        """Seconds from creation (or adoption) to the first status check."""
+        estimate = estimated_time if estimated_time and estimated_time > 0 \
+            else self.default_estimate
+        return self._spread(self._clamp(estimate * self.first_fraction), rng)
+
+    def next_delay(self, elapsed: float, estimated_time: float | None, progress: int = 0,
+                   rng: random.Random | None = None) -> float:
+        """Seconds until the next check of a task ``elapsed`` seconds after its creation.
+
+        The remaining time is the larger of two guesses, the gateway's estimate minus the time
+        spent and the time spent scaled by the progress still to make; a task past both
+        guesses is polled at ``min_interval`` growing to ``max_interval``.
+        """
+        estimate = estimated_time if estimated_time and estimated_time > 0 \
+            else self.default_estimate
+        remaining = max(estimate - elapsed, 0.0)
+        if 0 < progress < 100 and elapsed > 0:
+            remaining = max(remaining, elapsed * (100 - progress) / progress)
+        if remaining <= 0:
+            # Late: back off gently with lateness so that a stuck task costs little.
+            late = elapsed - estimate
+            return self._spread(self._clamp(self.min_interval + late * 0.1), rng)
+        return self._spread(self._clamp(remaining * self.remaining_fraction), rng)
+
+
+_rng = random.Random()
