@@ -1,0 +1,92 @@
+"""Deciding, per take, what a run does with it and why: pure functions, no I/O.
+
+Users complained about tools that re-run work without saying why, and about over-eager
+re-runs (product.md). So the decision is spelt out in one place, and the reason for a new
+render is derived by *comparing* the stored fingerprint payload with the new one rather than
+guessed: the user reads "prompt changed" and knows it was their edit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from runner.state.records import FailureKind, TakeRecord, TakeStatus
+
+PROMPT_FIELDS = frozenset({"prompt", "multi_prompt"})
+MEDIA_FIELDS = frozenset(
+    {"start_image_url", "end_image_url", "image_urls", "elements", "start_frame", "end_frame",
+     "images"}
+)
+_MEDIA_PREFIXES = ("sha256:", "frame:", "http://", "https://")
+
+
+def _is_media(value: Any) -> bool:
+    """True for a media stand-in (``sha256:…``, ``frame:…``, a URL) or lists/dicts of them."""
+    if isinstance(value, str):
+        return value.startswith(_MEDIA_PREFIXES)
+    if isinstance(value, list):
+        return bool(value) and all(_is_media(item) for item in value)
+    if isinstance(value, dict):
+        return bool(value) and all(_is_media(item) for item in value.values())
+    return False
+
+
+def change_reason(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> str:
+    """Why a take whose fingerprint changed is rendered again.
+
+    Prompt fields differ -> "prompt changed"; otherwise, when every differing field is media
+    -> "asset content changed"; otherwise (or when a payload is unknown) "settings changed".
+    Wire renames are handled by also recognising media by value.
+    """
+    if old is None or new is None:
+        return "settings changed"
+    changed = {key for key in set(old) | set(new) if old.get(key) != new.get(key)}
+    if changed & PROMPT_FIELDS:
+        return "prompt changed"
+    if changed and all(
+        key in MEDIA_FIELDS or _is_media(old.get(key)) or _is_media(new.get(key))
+        for key in changed
+    ):
+        return "asset content changed"
+    return "settings changed"
+
+
+# Failures that are not the take's own fault: the next run simply tries again.
+_RETRYABLE_KINDS = frozenset(
+    {FailureKind.TRANSIENT, FailureKind.BUDGET, FailureKind.AUTH, FailureKind.QUOTA,
+     FailureKind.DEPENDENCY}
+)
+
+
+def decide(
+    record: TakeRecord,
+    *,
+    retry_failed: bool = False,
+    ambiguous: str = "resubmit",
+    max_ambiguous_resubmits: int = 1,
+) -> tuple[str, str]:
+    """(action, reason) for a take whose fingerprint did not change.
+
+    An ambiguous creation is resubmitted at most ``max_ambiguous_resubmits`` times (the
+    gateway has no idempotency key: each resubmission may pay twice), then held.
+    """
+    status = record.status
+    if status is TakeStatus.DONE:
+        return "skip", "done"
+    if status is TakeStatus.SUBMITTED:
+        return "poll", "in flight"
+    if status in (TakeStatus.COMPLETED, TakeStatus.DOWNLOADING):
+        return "download", "in flight"
+    if status in (TakeStatus.AMBIGUOUS, TakeStatus.HELD, TakeStatus.SUBMITTING):
+        resubmit = ambiguous == "resubmit" and (
+            record.ambiguous_attempts <= max_ambiguous_resubmits or retry_failed
+        )
+        return ("submit" if resubmit else "hold"), "ambiguous submission"
+    if status is TakeStatus.FAILED:
+        if record.task_id and record.result_url and record.failure_kind != FailureKind.PERMANENT:
+            return "download", "failed before"
+        if retry_failed or record.failure_kind in _RETRYABLE_KINDS:
+            return "retry", "failed before"
+        return "failed", "failed before"
+    return "submit", record.reason or "new"

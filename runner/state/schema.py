@@ -1,0 +1,223 @@
+"""The store's file: creation (mode 0600), pragmas, schema migrations and the writer lock.
+
+Why each setting:
+- WAL journal: a reader (``shotrun status``) never blocks the run and the run never blocks it.
+- ``synchronous=FULL``: a commit is on disk when ``COMMIT`` returns, so "the task id is
+  committed the moment it arrives" survives a power cut, not only a crash of the process.
+- mode 0600 (and 0700 for ``.shotrun/``): the store names the user's files and prompts; the
+  file is created with that mode *before* SQLite opens it, so no byte is ever world-readable.
+- ``state.lock`` held with ``flock`` for the writer's whole life: two runs of one manifest
+  would both submit the same takes and pay twice. flock dies with the process, so a
+  ``kill -9`` never leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from runner.errors import StateError
+
+SCHEMA_VERSION = 1
+
+_TAKE_COLUMNS = """
+    key TEXT NOT NULL,
+    shot_id TEXT NOT NULL,
+    take INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    failure_kind TEXT,
+    fingerprint TEXT NOT NULL,
+    fingerprint_payload TEXT,
+    reason TEXT,
+    tags TEXT NOT NULL DEFAULT '[]',
+    task_id TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    ambiguous_attempts INTEGER NOT NULL DEFAULT 0,
+    payload TEXT,
+    credits_estimated REAL,
+    credits_reserved REAL,
+    estimated_time REAL,
+    result_url TEXT,
+    link_expires_at REAL,
+    gateway_status TEXT,
+    progress INTEGER,
+    output_path TEXT,
+    size INTEGER,
+    sha256 TEXT,
+    verified_duration REAL,
+    last_error_code TEXT,
+    last_error TEXT,
+    polls INTEGER NOT NULL DEFAULT 0,
+    created_at REAL,
+    submitting_at REAL,
+    submitted_at REAL,
+    completed_at REAL,
+    downloaded_at REAL,
+    updated_at REAL NOT NULL
+"""
+
+_V1 = (
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    f"CREATE TABLE takes ({_TAKE_COLUMNS}, PRIMARY KEY (key)) WITHOUT ROWID",
+    f"""CREATE TABLE take_history (
+        history_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        {_TAKE_COLUMNS},
+        archived_at REAL NOT NULL,
+        archive_reason TEXT NOT NULL)""",
+    "CREATE INDEX take_history_key ON take_history (key)",
+    # One row per creation request that may have reached the gateway: the budget's ledger.
+    """CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        fingerprint TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        task_id TEXT,
+        credits_estimated REAL,
+        credits_reserved REAL,
+        error_code TEXT,
+        error TEXT,
+        started_at REAL NOT NULL,
+        ended_at REAL)""",
+    "CREATE INDEX attempts_key ON attempts (key)",
+    """CREATE TABLE uploads (
+        sha256 TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        expires_at REAL,
+        size INTEGER,
+        mime TEXT,
+        uploaded_at REAL NOT NULL)""",
+    """CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at REAL NOT NULL,
+        key TEXT,
+        event TEXT NOT NULL,
+        details TEXT NOT NULL DEFAULT '{}')""",
+    "CREATE INDEX events_key ON events (key)",
+    # Append-only, enforced by the database rather than by good intentions.
+    """CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""",
+    """CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""",
+)
+
+Migration = tuple[str, ...] | Callable[[sqlite3.Connection], None]
+
+# version -> what brings a store at version-1 to it. Never edit a released entry: add one.
+MIGRATIONS: dict[int, Migration] = {1: _V1}
+
+
+def create_private_file(path: Path) -> None:
+    """Make sure ``path`` exists with mode 0600 (and its directory with 0700 when created)."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            path.parent.chmod(0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an existing file keeps no looser mode than ours
+    finally:
+        os.close(fd)
+
+
+def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    """An autocommit connection (transactions are explicit) with rows by column name."""
+    try:
+        if readonly:
+            conn = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                check_same_thread=False, timeout=5.0,
+            )
+        else:
+            conn = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=5.0
+            )
+        conn.row_factory = sqlite3.Row
+        if not readonly:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StateError(f"state store {path}: cannot use WAL journal mode ({mode})")
+            conn.execute("PRAGMA synchronous=FULL")
+        return conn
+    except sqlite3.Error as exc:
+        raise StateError(f"state store {path} cannot be opened: {exc}") from exc
+
+
+def stored_version(conn: sqlite3.Connection) -> int:
+    """The schema version written in the store; 0 for an empty file."""
+    has_table = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'"
+    ).fetchone()
+    if not has_table:
+        return 0
+    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def check_version(path: Path, version: int) -> None:
+    """Refuse a store written by a newer shotrun: its meaning may have changed."""
+    if version > SCHEMA_VERSION:
+        raise StateError(
+            f"state store {path} has schema version {version}, newer than this shotrun "
+            f"understands ({SCHEMA_VERSION}): upgrade shotrun"
+        )
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> int:
+    """Bring the store to :data:`SCHEMA_VERSION`, one transaction per step; return it."""
+    version = stored_version(conn)
+    check_version(path, version)
+    while version < SCHEMA_VERSION:
+        target = version + 1
+        step = MIGRATIONS[target]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if version == 0:
+                conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            if callable(step):
+                step(conn)
+            else:
+                for statement in step:
+                    conn.execute(statement)
+            conn.execute("DELETE FROM schema_version")
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (target,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        version = target
+    return version
+
+
+class WriterLock:
+    """An exclusive ``flock`` on ``state.lock`` beside the store, holding the owner's pid."""
+
+    def __init__(self, store_path: Path) -> None:
+        self.store_path = store_path
+        self.path = store_path.with_name("state.lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise :class:`StateError` naming the pid that holds it."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise StateError(
+                f"another shotrun run is using {self.store_path} (pid {holder})"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Let the next run in (closing the descriptor drops the lock)."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
