@@ -1,0 +1,42 @@
+"""The contact sheet: one self-contained HTML page with every take of a manifest.
+
+``write_report(manifest, records)`` gathers (:mod:`.view`), renders (:mod:`.render`) and writes
+``<output_dir>/report.html`` atomically, with poster frames under
+``<output_dir>/.shotrun/posters/``. ``write_trace_csv`` writes the per-take trace records (the
+same fields as ``shotrun status --json``) for spreadsheets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import structlog
+
+from runner.model import Manifest
+from runner.report.media import write_atomic
+from runner.report.render import render_html
+from runner.report.view import RecordLike, ReportData, collect
+
+log = structlog.get_logger()
+
+REPORT_NAME = "report.html"
+
+__all__ = ["REPORT_NAME", "ReportData", "collect", "render_html", "report_path", "write_report"]
+
+
+def report_path(manifest: Manifest) -> Path:
+    """Where the report of ``manifest`` is written."""
+    return manifest.output_dir / REPORT_NAME
+
+
+def write_report(
+    manifest: Manifest, records: Iterable[RecordLike], *, path: Path | None = None
+) -> Path:
+    """Write the report of ``manifest`` (at ``path``, default ``<output_dir>/report.html``)."""
+    target = path or report_path(manifest)
+    data = collect(manifest, records, page_dir=target.parent)
+    write_atomic(target, render_html(data).encode("utf-8"))
+    takes = sum(len(shot.takes) for shot in data.shots)
+    log.info("report_written", path=str(target), shots=len(data.shots), takes=takes)
+    return target

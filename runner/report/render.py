@@ -1,0 +1,238 @@
+"""The contact sheet as one self-contained HTML page: a pure function of :class:`ReportData`.
+
+Every text that comes from the manifest or the gateway (ids, prompts, tags, file names, task
+ids, error messages) goes through :func:`html.escape` right where it is written, and nothing of
+theirs is ever placed inside ``<style>`` or ``<script>``. The page loads nothing from the
+network: its style and script are inline, thumbnails are ``data:`` URIs, and videos and posters
+are relative paths next to the page, so it works from ``file://`` on a plane.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from html import escape
+
+from runner.report.static import CSS, JS, script_hash
+from runner.report.view import NOT_RUN, InputView, ReportData, ShotView, TakeView, Totals
+
+# @Image3, @Element1, or a name that was not rewritten (@hero): highlighted in prompts.
+_REF = re.compile(r"@(?:(Image|Element)(\d+)\b|[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?)")
+_STATUS_ORDER = (
+    "done", "failed", "ambiguous", "held", "downloading", "completed", "submitted", "submitting",
+    "new", NOT_RUN,
+)
+
+
+def _e(value: object) -> str:
+    return escape(str(value), quote=True)
+
+
+def status_label(status: str) -> str:
+    return status.replace("_", " ")
+
+
+def _css_token(value: str) -> str:
+    """A class-name-safe form of a status (statuses are ours, but never trust a string)."""
+    return re.sub(r"[^a-z0-9_-]", "-", value.lower())
+
+
+def human_size(size: int | None) -> str:
+    if size is None:
+        return "–"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"  # pragma: no cover - the loop always returns
+
+
+def human_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
+
+
+def human_credits(credits: float | None) -> str:
+    return "–" if credits is None else f"{credits:.1f}".rstrip("0").rstrip(".")
+
+
+def highlight_prompt(text: str, names: dict[str, str]) -> str:
+    """Escaped ``text`` with every ``@reference`` wrapped in ``<mark>``.
+
+    ``names`` maps a reference (``@Image1``) to what it points at, shown as a tooltip.
+    """
+    out: list[str] = []
+    last = 0
+    for match in _REF.finditer(text):
+        out.append(_e(text[last : match.start()]))
+        ref = match.group(0)
+        kind = (match.group(1) or "other").lower()
+        title = names.get(ref)
+        title_attr = f' title="{_e(title)}"' if title else ""
+        out.append(f'<mark class="ref {kind}"{title_attr}>{_e(ref)}</mark>')
+        last = match.end()
+    out.append(_e(text[last:]))
+    return "".join(out)
+
+
+def _ordered_statuses(statuses: tuple[str, ...]) -> list[str]:
+    known = [status for status in _STATUS_ORDER if status in statuses]
+    return known + sorted(status for status in statuses if status not in _STATUS_ORDER)
+
+
+def _totals(totals: Totals) -> str:
+    cells = [(str(totals.takes), "takes")]
+    for status in _ordered_statuses(tuple(totals.by_status)):
+        cells.append((str(totals.by_status[status]), status_label(status)))
+    cells += [
+        (human_credits(totals.credits), "credits"),
+        (human_size(totals.size), "on disk"),
+        (human_seconds(totals.video_seconds), "of video"),
+    ]
+    body = "".join(
+        f'<div class="total" data-total="{_e(label)}"><b>{_e(value)}</b>'
+        f"<span>{_e(label)}</span></div>"
+        for value, label in cells
+    )
+    return f'<div class="totals">{body}</div>'
+
+
+def _filters(data: ReportData) -> str:
+    parts = ['<div class="filters"><span class="group">status</span>']
+    for status in _ordered_statuses(data.statuses()):
+        parts.append(
+            f'<label><input type="checkbox" data-kind="status" value="{_e(status)}" checked>'
+            f"{_e(status_label(status))}</label>"
+        )
+    tags = data.tags()
+    if tags:
+        parts.append('<span class="group">tags</span>')
+        for tag in tags:
+            parts.append(
+                f'<label><input type="checkbox" data-kind="tag" value="{_e(tag)}">'
+                f"{_e(tag)}</label>"
+            )
+    total = sum(len(shot.takes) for shot in data.shots)
+    parts.append(f'<span class="group">showing <b id="shown">{total}</b> of {total}</span>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _input(item: InputView) -> str:
+    if item.thumb:
+        picture = f'<span class="thumb {_e(item.thumb)}" role="img" aria-label="{_e(item.text)}">'
+        picture += "</span>"
+    else:
+        picture = f'<span class="thumb">{_e(item.kind)}</span>'
+    if item.href:
+        text = f'<a href="{_e(item.href)}" rel="noopener noreferrer">{_e(item.text)}</a>'
+    else:
+        text = _e(item.text)
+    return (
+        f'<div class="input" data-kind="{_e(item.kind)}">{picture}'
+        f'<span class="label">{_e(item.label)}</span><span>{text}</span></div>'
+    )
+
+
+def _fact(name: str, value: str, css: str = "") -> str:
+    cls = f' class="{css}"' if css else ""
+    return f"<dt>{_e(name)}</dt><dd{cls}>{value}</dd>"
+
+
+def _tile(shot: ShotView, take: TakeView) -> str:
+    status = _css_token(take.status)
+    ratio = "r" + shot.aspect_ratio.replace(":", "x")
+    if take.video_src:
+        poster = f' poster="{_e(take.poster_src)}"' if take.poster_src else ""
+        frame = (
+            f'<video controls preload="metadata" src="{_e(take.video_src)}"{poster}></video>'
+        )
+    else:
+        why = "output missing on disk" if take.output_missing else status_label(take.status)
+        frame = f'<div class="none">{_e(why)}</div>'
+    facts = [_fact("status", _e(status_label(take.status)), "status")]
+    if take.task_id:
+        facts.append(_fact("task", _e(take.task_id)))
+    if take.duration is not None or take.width:
+        size = f" · {take.width}×{take.height}" if take.width else ""
+        facts.append(_fact("duration", _e(human_seconds(take.duration) + size)))
+    if take.size is not None:
+        facts.append(_fact("size", _e(human_size(take.size))))
+    if take.credits is not None:
+        suffix = " (estimate)" if take.credits_estimated else ""
+        facts.append(_fact("credits", _e(human_credits(take.credits) + suffix)))
+    if take.status != NOT_RUN:
+        facts.append(_fact("attempts", _e(take.attempts)))
+        facts.append(_fact("polls", _e(take.polls)))
+    if take.wall_seconds is not None:
+        facts.append(_fact("wall", _e(human_seconds(take.wall_seconds))))
+    if take.error or take.error_code:
+        text = ": ".join(part for part in (take.error_code, take.error) if part)
+        facts.append(_fact("error", _e(text), "error"))
+    return (
+        f'<article class="tile s-{status}" data-status="{_e(take.status)}" '
+        f'data-key="{_e(take.key)}" id="take-{_e(take.key)}">'
+        f'<div class="frame {ratio}">{frame}</div>'
+        f'<h3 class="take-no">take {take.take}</h3>'
+        f'<dl class="facts">{"".join(facts)}</dl></article>'
+    )
+
+
+def _shot(shot: ShotView) -> str:
+    names = {item.label: item.text for item in shot.inputs if item.label.startswith("@")}
+    chips = [shot.resolution, shot.aspect_ratio, f"{shot.duration} s"]
+    if shot.generate_audio:
+        chips.append("audio")
+    chip_html = "".join(f'<span class="chip">{_e(chip)}</span>' for chip in chips)
+    chip_html += "".join(f'<span class="chip tag">{_e(tag)}</span>' for tag in shot.tags)
+    prompts = []
+    for text, seconds in shot.prompts:
+        seg = f'<span class="seg">{seconds} s</span>' if seconds is not None else ""
+        prompts.append(f'<div class="prompt">{seg}{highlight_prompt(text, names)}</div>')
+    inputs = "".join(_input(item) for item in shot.inputs)
+    inputs_html = f'<div class="inputs">{inputs}</div>' if inputs else ""
+    tiles = "".join(_tile(shot, take) for take in shot.takes)
+    return (
+        f'<section class="shot" id="shot-{_e(shot.shot_id)}" data-tags="'
+        f'{_e(json.dumps(list(shot.tags)))}"><h2>{_e(shot.shot_id)}</h2>'
+        f'<div class="chips">{chip_html}</div>{"".join(prompts)}{inputs_html}'
+        f'<div class="takes">{tiles}</div></section>'
+    )
+
+
+def _thumb_css(data: ReportData) -> str:
+    # Keys are "t" + hex digits and values base64 data: URIs (made by us, never user text).
+    return "".join(
+        f'.thumb.{key}{{background-image:url("{uri}")}}' for key, uri in sorted(data.thumbs.items())
+    )
+
+
+def render_html(data: ReportData) -> str:
+    """The whole page."""
+    csp = (
+        "default-src 'none'; img-src 'self' data: file:; media-src 'self' file:; "
+        f"style-src 'unsafe-inline'; script-src {script_hash()}; base-uri 'none'; "
+        "form-action 'none'"
+    )
+    body = "".join(_shot(shot) for shot in data.shots) or (
+        '<p class="empty">This manifest has no takes.</p>'
+    )
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_e(csp)}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="generator" content="shotrun">'
+        f"<title>{_e(data.title)} · shotrun report</title>"
+        f"<style>{CSS}{_thumb_css(data)}</style></head><body>"
+        f"<header><h1>{_e(data.title)}</h1>"
+        f'<div class="meta">{_e(data.manifest_path)} · generated {_e(data.generated_at)}</div>'
+        f"{_totals(data.totals())}{_filters(data)}</header>"
+        f"<main>{body}</main><script>{JS}</script></body></html>\n"
+    )

@@ -1,0 +1,347 @@
+"""What the contact sheet shows, gathered from the manifest, the state store and the disk.
+
+The renderer (:mod:`runner.report.render`) is a pure function of a :class:`ReportData`; all the
+looking-up happens here: which state record belongs to which take (same shot, take number *and*
+fingerprint, so an edited shot is not shown with its old video), where the output is relative to
+the page, its poster, its decoded length, and thumbnails of the local inputs. Keeping the two
+apart lets the page be tested on hand-made data and the gathering on a real run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import quote
+
+from runner.model import (
+    FrameRef,
+    ImageElement,
+    LocalFile,
+    Manifest,
+    Media,
+    Take,
+    VideoElement,
+)
+from runner.report.media import make_poster, probe_video, thumbnail_data_uri
+
+NOT_RUN = "not_run"
+
+
+class RecordLike(Protocol):
+    """The part of a state-store take record the report reads (see :mod:`runner.state`)."""
+
+    @property
+    def shot_id(self) -> str: ...
+    @property
+    def take(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def task_id(self) -> str | None: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def credits_estimated(self) -> float | None: ...
+    @property
+    def credits_reserved(self) -> float | None: ...
+    @property
+    def output_path(self) -> str | None: ...
+    @property
+    def size(self) -> int | None: ...
+    @property
+    def sha256(self) -> str | None: ...
+    @property
+    def last_error_code(self) -> str | None: ...
+    @property
+    def last_error(self) -> str | None: ...
+    @property
+    def polls(self) -> int: ...
+    @property
+    def submitted_at(self) -> object: ...
+    @property
+    def completed_at(self) -> object: ...
+    @property
+    def downloaded_at(self) -> object: ...
+
+
+@dataclass(frozen=True, slots=True)
+class InputView:
+    """One input of a shot: a local image (with a thumbnail), a URL, or another shot's frame."""
+
+    label: str  # "@Image1", "@Element2", "@Element2 ref 1", "start frame", "end frame"
+    kind: str  # "local" | "url" | "frame"
+    text: str  # file name, URL, or "last frame of s01"
+    thumb: str | None = None  # key into ReportData.thumbs
+    href: str | None = None  # http(s) URL for kind "url"
+
+
+@dataclass(frozen=True, slots=True)
+class TakeView:
+    """One take's tile."""
+
+    key: str
+    take: int
+    status: str
+    task_id: str | None = None
+    attempts: int = 0
+    credits: float | None = None
+    credits_estimated: bool = False  # True when only the estimate is known
+    size: int | None = None
+    sha256: str | None = None
+    duration: float | None = None  # decoded from the output
+    width: int | None = None
+    height: int | None = None
+    wall_seconds: float | None = None
+    polls: int = 0
+    error_code: str | None = None
+    error: str | None = None
+    video_src: str | None = None  # URL relative to the page
+    poster_src: str | None = None  # URL relative to the page
+    output_missing: bool = False  # the store names an output that is not on disk
+
+
+@dataclass(frozen=True, slots=True)
+class ShotView:
+    """A shot (after matrix expansion): its prompt and inputs once, its takes side by side."""
+
+    shot_id: str
+    prompts: tuple[tuple[str, int | None], ...]  # (text, segment duration or None)
+    inputs: tuple[InputView, ...]
+    tags: tuple[str, ...]
+    resolution: str
+    aspect_ratio: str
+    duration: int
+    generate_audio: bool
+    takes: tuple[TakeView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """The figures at the top of the page."""
+
+    takes: int
+    by_status: Mapping[str, int]
+    credits: float
+    size: int
+    video_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReportData:
+    """Everything the page shows."""
+
+    title: str
+    manifest_path: str
+    generated_at: str
+    shots: tuple[ShotView, ...]
+    thumbs: Mapping[str, str] = field(default_factory=dict)  # id -> data: URI
+
+    def totals(self) -> Totals:
+        takes = [take for shot in self.shots for take in shot.takes]
+        return Totals(
+            takes=len(takes),
+            by_status=dict(Counter(take.status for take in takes)),
+            credits=sum(take.credits or 0.0 for take in takes if not take.credits_estimated),
+            size=sum(take.size or 0 for take in takes),
+            video_seconds=sum(take.duration or 0.0 for take in takes),
+        )
+
+    def tags(self) -> tuple[str, ...]:
+        return tuple(sorted({tag for shot in self.shots for tag in shot.tags}))
+
+    def statuses(self) -> tuple[str, ...]:
+        return tuple(sorted({take.status for shot in self.shots for take in shot.takes}))
+
+
+def relative_url(target: Path, page_dir: Path) -> str:
+    """``target`` as a URL relative to a page in ``page_dir`` (works from ``file://``)."""
+    rel = os.path.relpath(target, page_dir)
+    return "/".join(quote(part) for part in Path(rel).parts)
+
+
+def as_seconds(value: object) -> float | None:
+    """A timestamp (epoch seconds, ISO text or datetime) as epoch seconds; None when unknown."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, dt.datetime):
+        stamp = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return stamp.timestamp()
+    if isinstance(value, str) and value:
+        try:
+            return as_seconds(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+        except ValueError:
+            return None
+    return None
+
+
+def wall_seconds(record: RecordLike) -> float | None:
+    """Seconds from submission to the output being saved (or the task finishing)."""
+    start = as_seconds(record.submitted_at)
+    end = as_seconds(record.downloaded_at) or as_seconds(record.completed_at)
+    if start is None or end is None or end < start:
+        return None
+    return end - start
+
+
+class _Collector:
+    """Builds views for one report; remembers thumbnails so each image is inlined once."""
+
+    def __init__(self, manifest: Manifest, page_dir: Path, posters_dir: Path) -> None:
+        self.manifest = manifest
+        self.page_dir = page_dir
+        self.posters_dir = posters_dir
+        self.thumbs: dict[str, str] = {}
+        self._unreadable: set[str] = set()
+
+    def _thumb(self, local: LocalFile) -> str | None:
+        key = "t" + (local.sha256 or hashlib.sha256(str(local.path).encode()).hexdigest())[:16]
+        if key in self.thumbs:
+            return key
+        if key in self._unreadable:
+            return None
+        uri = thumbnail_data_uri(local.path)
+        if uri is None:
+            self._unreadable.add(key)
+            return None
+        self.thumbs[key] = uri
+        return key
+
+    def _input(self, label: str, media: Media) -> InputView:
+        if isinstance(media, LocalFile):
+            return InputView(label, "local", media.path.name, thumb=self._thumb(media))
+        if isinstance(media, FrameRef):
+            frame = media.frame if isinstance(media.frame, str) else f"{media.frame:g} s"
+            return InputView(label, "frame", f"{frame} frame of {media.shot_id}")
+        href = media if media.startswith(("http://", "https://")) else None
+        return InputView(label, "url", media, href=href)
+
+    def inputs(self, take: Take) -> tuple[InputView, ...]:
+        request = take.request
+        found: list[InputView] = []
+        if request.start_frame is not None:
+            found.append(self._input("start frame", request.start_frame))
+        if request.end_frame is not None:
+            found.append(self._input("end frame", request.end_frame))
+        for index, image in enumerate(request.images, 1):
+            found.append(self._input(f"@Image{index}", image))
+        for index, element in enumerate(request.elements, 1):
+            if isinstance(element, VideoElement):
+                found.append(self._input(f"@Element{index} video", element.video))
+            elif isinstance(element, ImageElement):
+                found.append(self._input(f"@Element{index}", element.frontal))
+                for ref_no, ref in enumerate(element.references, 1):
+                    found.append(self._input(f"@Element{index} ref {ref_no}", ref))
+        return tuple(found)
+
+    def take_view(self, take: Take, record: RecordLike | None) -> TakeView:
+        if record is None:
+            return TakeView(key=take.key, take=take.take, status=NOT_RUN)
+        video_src = poster_src = None
+        duration = width = height = None
+        missing = False
+        if record.output_path:
+            output = Path(record.output_path)
+            if not output.is_absolute():
+                output = self.manifest.output_dir / output
+            if output.is_file():
+                video_src = relative_url(output, self.page_dir)
+                facts = probe_video(output)
+                duration, width, height = facts.duration, facts.width, facts.height
+                name = record.sha256 or hashlib.sha256(str(output).encode()).hexdigest()
+                poster = make_poster(output, self.posters_dir, name[:32])
+                if poster is not None:
+                    poster_src = relative_url(poster, self.page_dir)
+            else:
+                missing = True
+        reserved = record.credits_reserved
+        return TakeView(
+            key=take.key,
+            take=take.take,
+            status=record.status,
+            task_id=record.task_id,
+            attempts=record.attempts,
+            credits=reserved if reserved is not None else record.credits_estimated,
+            credits_estimated=reserved is None and record.credits_estimated is not None,
+            size=record.size,
+            sha256=record.sha256,
+            duration=duration,
+            width=width,
+            height=height,
+            wall_seconds=wall_seconds(record),
+            polls=record.polls,
+            error_code=record.last_error_code,
+            error=record.last_error,
+            video_src=video_src,
+            poster_src=poster_src,
+            output_missing=missing,
+        )
+
+
+def _prompts(take: Take) -> tuple[tuple[str, int | None], ...]:
+    request = take.request
+    if request.multi_prompt:
+        return tuple((segment.prompt, segment.duration) for segment in request.multi_prompt)
+    return ((request.prompt or "", None),)
+
+
+def collect(
+    manifest: Manifest,
+    records: Iterable[RecordLike],
+    *,
+    page_dir: Path | None = None,
+    posters_dir: Path | None = None,
+    now: dt.datetime | None = None,
+) -> ReportData:
+    """Gather the report of ``manifest`` from its state ``records`` and its outputs on disk.
+
+    A record belongs to a take when shot, take number and fingerprint all match: after a shot is
+    edited its old output is not shown as the new take's result.
+    """
+    page_dir = page_dir or manifest.output_dir
+    posters_dir = posters_dir or manifest.output_dir / ".shotrun" / "posters"
+    by_take: dict[tuple[str, int, str], RecordLike] = {
+        (record.shot_id, record.take, record.fingerprint): record for record in records
+    }
+    collector = _Collector(manifest, page_dir, posters_dir)
+    shots: dict[str, list[Take]] = {}
+    for take in manifest.takes:
+        shots.setdefault(take.shot_id, []).append(take)
+    views: list[ShotView] = []
+    for shot_id, takes in shots.items():
+        first = takes[0]
+        request = first.request
+        take_views: Sequence[TakeView] = [
+            collector.take_view(take, by_take.get((take.shot_id, take.take, take.fingerprint)))
+            for take in sorted(takes, key=lambda t: t.take)
+        ]
+        views.append(
+            ShotView(
+                shot_id=shot_id,
+                prompts=_prompts(first),
+                inputs=collector.inputs(first),
+                tags=first.tags,
+                resolution=request.resolution,
+                aspect_ratio=request.aspect_ratio,
+                duration=request.duration,
+                generate_audio=request.generate_audio,
+                takes=tuple(take_views),
+            )
+        )
+    stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    return ReportData(
+        title=manifest.name,
+        manifest_path=str(manifest.path),
+        generated_at=stamp,
+        shots=tuple(views),
+        thumbs=dict(collector.thumbs),
+    )
