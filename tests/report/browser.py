@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -118,10 +118,8 @@ def chromium(binary: str, profile: Path) -> Iterator[DevTools]:
     try:
         yield tools
     finally:
-        try:
+        with suppress(OSError, RuntimeError, TimeoutError, ConnectionError):
             tools.call("Browser.close", timeout=10)
-        except (OSError, RuntimeError, TimeoutError, ConnectionError):
-            pass
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
