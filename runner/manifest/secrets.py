@@ -1,0 +1,98 @@
+"""Keeping API keys out of manifests.
+
+A manifest lives in git; a key written into it leaks with the first push. Under ``api`` a
+value that looks like a key, or a key-named field (``api_key``, ``token``...), is refused
+with a message saying which environment variable to use instead. Messages never repeat the
+value, and a refused value is registered with :mod:`runner.redact` so that nothing printed
+later can show it either.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from runner.errors import Location, Problem
+from runner.manifest.nodes import KeyPath, MDict, MList, format_path, locate
+from runner.redact import register_secret
+
+DEFAULT_KEY_ENV = "SHOTRUN_API_KEY"
+KEY_FIELD_NAMES = frozenset(
+    {"api_key", "apikey", "key", "token", "secret", "password", "authorization", "bearer",
+     "access_token", "auth", "api_token", "secret_key"}
+)
+_PREFIXED = re.compile(r"^(sk|pk|rk|ak|key|api|tok|token)[-_][A-Za-z0-9_\-]{12,}$", re.I)
+_BEARER = re.compile(r"^bearer\s+\S{8,}$", re.I)
+_TOKEN_CHARS = re.compile(r"^[A-Za-z0-9_\-+/=.]{24,}$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+def looks_like_secret(value: str) -> bool:
+    """True for strings shaped like an API key or bearer token (not URLs, names or words)."""
+    text = value.strip()
+    if not text or "://" in text or (" " in text and not _BEARER.match(text)):
+        return False
+    if _BEARER.match(text) or _PREFIXED.match(text):
+        return True
+    if not _TOKEN_CHARS.match(text) or _ENV_NAME.match(text):
+        return False
+    has_digit = any(c.isdigit() for c in text)
+    has_upper = any(c.isupper() for c in text)
+    has_lower = any(c.islower() for c in text)
+    return has_digit and (has_upper or has_lower) and len(set(text)) >= 10
+
+
+def key_env(root: MDict) -> str:
+    """The variable the key should live in: ``api.api_key_env`` when usable, else the default."""
+    api = root.get("api")
+    name = api.get("api_key_env") if isinstance(api, MDict) else None
+    if isinstance(name, str) and _ENV_NAME.match(name) and not looks_like_secret(name):
+        return name
+    return DEFAULT_KEY_ENV
+
+
+def use_env_message(env: str) -> str:
+    """What to do instead of writing a key into the manifest."""
+    return (f"this looks like an API key; never put the key in the manifest: export it as "
+            f"the environment variable {env} (the name given by api.api_key_env)")
+
+
+def key_field_message(field: str, env: str) -> str:
+    """The message for a key-named field such as ``api.api_key``."""
+    return (f"'{field}' would hold the API key; keys never go in the manifest: export the key "
+            f"as the environment variable {env} and set api.api_key_env: {env}")
+
+
+def _walk(value: Any, path: KeyPath) -> Iterator[tuple[KeyPath, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, MDict):
+        for key, item in value.items():
+            yield from _walk(item, (*path, key))
+    elif isinstance(value, MList):
+        for index, item in enumerate(value):
+            yield from _walk(item, (*path, index))
+
+
+def secret_paths(root: MDict) -> set[KeyPath]:
+    """Paths under ``api`` whose value looks like a key (their values are registered secrets)."""
+    found: set[KeyPath] = set()
+    api = root.get("api")
+    if isinstance(api, MDict):
+        for path, text in _walk(api, ("api",)):
+            if looks_like_secret(text):
+                register_secret(text.strip())
+                found.add(path)
+    return found
+
+
+def check_secrets(root: MDict, file: str, paths: set[KeyPath]) -> list[Problem]:
+    """One problem per key-looking value under ``api`` (from :func:`secret_paths`)."""
+    env = key_env(root)
+    problems = []
+    for path in sorted(paths, key=lambda p: locate(root, p)):
+        line, column = locate(root, path)
+        problems.append(Problem(Location(file, line, column), format_path(path),
+                                use_env_message(env)))
+    return problems
