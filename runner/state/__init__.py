@@ -42,6 +42,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runner.model import Manifest
+from runner.state.base import UnknownTake
 from runner.state.records import (
     ACTIONS,
     REASONS,
@@ -53,7 +54,7 @@ from runner.state.records import (
     UploadRecord,
 )
 from runner.state.schema import SCHEMA_VERSION
-from runner.state.store import StateStore, UnknownTake
+from runner.state.store import StateStore
 
 STATE_DIR = ".shotrun"
 STATE_FILE = "state.sqlite"

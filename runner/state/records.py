@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -89,8 +90,14 @@ class TakeRecord:
     estimated_time: float | None = None  # the gateway's task_info.estimated_time
     verified_duration: float | None = None
     ambiguous_attempts: int = 0  # creations of this fingerprint whose answer was lost
-    payload: dict[str, Any] | None = None  # the redacted wire payload of the last attempt
+    payload_json: str | None = None  # the redacted wire payload of the last attempt, as JSON
     created_at: float | None = None
+
+    @property
+    def payload(self) -> dict[str, Any] | None:
+        """The redacted wire payload of the last attempt (parsed on demand: sync stays fast)."""
+        value = _loads(self.payload_json)
+        return value if isinstance(value, dict) else None
 
     @property
     def credits(self) -> float | None:
@@ -142,42 +149,38 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def record_from_row(row: sqlite3.Row) -> TakeRecord:
-    """A :class:`TakeRecord` from a row of ``takes`` (or ``take_history``)."""
-    return TakeRecord(
-        key=row["key"],
-        shot_id=row["shot_id"],
-        take=row["take"],
-        status=TakeStatus(row["status"]),
-        failure_kind=row["failure_kind"],
-        task_id=row["task_id"],
-        attempts=row["attempts"],
-        fingerprint=row["fingerprint"],
-        credits_estimated=row["credits_estimated"],
-        credits_reserved=row["credits_reserved"],
-        output_path=row["output_path"],
-        size=row["size"],
-        sha256=row["sha256"],
-        last_error_code=row["last_error_code"],
-        last_error=row["last_error"],
-        polls=row["polls"],
-        submitted_at=row["submitted_at"],
-        completed_at=row["completed_at"],
-        downloaded_at=row["downloaded_at"],
-        link_expires_at=row["link_expires_at"],
-        result_url=row["result_url"],
-        gateway_status=row["gateway_status"],
-        progress=row["progress"],
-        tags=tuple(_loads(row["tags"]) or ()),
-        updated_at=row["updated_at"],
-        reason=row["reason"],
-        submitting_at=row["submitting_at"],
-        estimated_time=row["estimated_time"],
-        verified_duration=row["verified_duration"],
-        ambiguous_attempts=row["ambiguous_attempts"],
-        payload=_loads(row["payload"]),
-        created_at=row["created_at"],
-    )
+# The columns of ``takes`` in the order of TakeRecord's fields: rows become records by position.
+RECORD_COLUMNS = (
+    "key", "shot_id", "take", "status", "failure_kind", "task_id", "attempts", "fingerprint",
+    "credits_estimated", "credits_reserved", "output_path", "size", "sha256",
+    "last_error_code", "last_error", "polls", "submitted_at", "completed_at", "downloaded_at",
+    "link_expires_at", "result_url", "gateway_status", "progress", "tags", "updated_at",
+    "reason", "submitting_at", "estimated_time", "verified_duration", "ambiguous_attempts",
+    "payload", "created_at",
+)
+RECORD_SELECT = ", ".join(RECORD_COLUMNS)
+_STATUS_INDEX = RECORD_COLUMNS.index("status")
+_TAGS_INDEX = RECORD_COLUMNS.index("tags")
+_STATUSES = {status.value: status for status in TakeStatus}
+_tags_cache: dict[str, tuple[str, ...]] = {}
+
+
+def _tags(text: str) -> tuple[str, ...]:
+    """Parsed tags, memoised: a manifest has few distinct tag lists and many takes."""
+    tags = _tags_cache.get(text)
+    if tags is None:
+        tags = tuple(json.loads(text) or ())
+        if len(_tags_cache) < 4096:
+            _tags_cache[text] = tags
+    return tags
+
+
+def record_from_row(row: Sequence[Any]) -> TakeRecord:
+    """A :class:`TakeRecord` from a row selected with :data:`RECORD_SELECT`."""
+    values = list(row)
+    values[_STATUS_INDEX] = _STATUSES[values[_STATUS_INDEX]]
+    values[_TAGS_INDEX] = _tags(values[_TAGS_INDEX])
+    return TakeRecord(*values)
 
 
 def event_from_row(row: sqlite3.Row) -> Event:

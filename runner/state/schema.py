@@ -111,12 +111,16 @@ Migration = tuple[str, ...] | Callable[[sqlite3.Connection], None]
 MIGRATIONS: dict[int, Migration] = {1: _V1}
 
 
+def make_private_dir(directory: Path) -> None:
+    """Create ``directory`` (and parents); the last level, when created here, gets mode 0700."""
+    if not directory.exists():
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(mode=0o700)
+
+
 def create_private_file(path: Path) -> None:
-    """Make sure ``path`` exists with mode 0600 (and its directory with 0700 when created)."""
-    if not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(OSError):
-            path.parent.chmod(0o700)
+    """Make sure ``path`` exists with mode 0600, whatever the umask or an older mode."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         os.fchmod(fd, 0o600)  # an existing file keeps no looser mode than ours

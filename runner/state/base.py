@@ -1,0 +1,263 @@
+"""The store's plumbing: opening (writer or reader), transactions, events, checked moves.
+
+Every method that changes something is one transaction that also appends a row to the
+append-only ``events`` table, and it has committed (fsynced, ``synchronous=FULL``) when it
+returns: the scheduler may act on a transition the moment the call is over, and a ``kill -9``
+one instruction later cannot take it back. The only exceptions are the cosmetic counters
+(``mark_progress``, ``record_poll``), committed with ``synchronous=NORMAL`` (visible to readers
+at once, durable with the next real commit).
+
+sqlite3 errors are translated into :class:`runner.errors.StateError` here, at the boundary.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import structlog
+
+from runner.errors import StateError
+from runner.redact import redact_value
+from runner.state import schema
+from runner.state.records import TakeStatus
+
+log = structlog.get_logger()
+S = TakeStatus
+
+
+def insert_event(
+    conn: sqlite3.Connection, at: float, key: str | None, event: str, details: Mapping[str, Any]
+) -> None:
+    """Append one row to the event log (secrets redacted, as everywhere)."""
+    conn.execute(
+        "INSERT INTO events (at, key, event, details) VALUES (?, ?, ?, ?)",
+        (at, key, event, dumps(redact_value(dict(details)))),
+    )
+
+
+class UnknownTake(StateError, KeyError):
+    """A take key the store does not know (a bug in the caller, or the wrong store)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown take"
+
+
+def dumps(value: Any) -> str:
+    """Canonical compact JSON, as stored in the database."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class StoreBase:
+    """Connection, lock and transaction handling shared by every part of the store."""
+
+    def __init__(
+        self,
+        path: Path,
+        conn: sqlite3.Connection,
+        *,
+        readonly: bool,
+        lock: schema.WriterLock | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self.readonly = readonly
+        self._conn: sqlite3.Connection | None = conn
+        self._lock = lock
+        self._clock = clock
+        self._mutex = threading.RLock()  # callers may use asyncio.to_thread
+
+    # ----------------------------------------------------------------- life cycle
+    @classmethod
+    def open(cls, path: Path, *, clock: Callable[[], float] = time.time) -> Self:
+        """Open (creating it and its directory) as *the* writer; fails if another run holds it."""
+        path = Path(path)
+        schema.make_private_dir(path.parent)
+        lock = schema.WriterLock(path)
+        lock.acquire()
+        try:
+            schema.create_private_file(path)
+            conn = schema.connect(path, readonly=False)
+            try:
+                schema.migrate(conn, path)
+                conn.execute("PRAGMA quick_check").fetchone()
+            except sqlite3.DatabaseError as exc:
+                conn.close()
+                raise StateError(
+                    f"state store {path} is damaged ({exc}): move it aside and run again"
+                ) from exc
+            except BaseException:
+                conn.close()
+                raise
+        except BaseException:
+            lock.release()
+            raise
+        log.debug("state_store_opened", path=str(path))
+        return cls(path, conn, readonly=False, lock=lock, clock=clock)
+
+    @classmethod
+    def open_readonly(cls, path: Path) -> Self:
+        """Open for reading beside a live run: takes no lock, never blocks the writer."""
+        path = Path(path)
+        if not path.is_file():
+            raise StateError(f"no state store at {path}: no run has happened yet")
+        conn = schema.connect(path, readonly=True)
+        try:
+            version = schema.stored_version(conn)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StateError(f"state store {path} cannot be read: {exc}") from exc
+        try:
+            schema.check_version(path, version)
+        except StateError:
+            conn.close()
+            raise
+        if version < schema.SCHEMA_VERSION:
+            conn.close()
+            raise StateError(
+                f"state store {path} has schema version {version}: run `shotrun run` once "
+                "to upgrade it"
+            )
+        return cls(path, conn, readonly=True)
+
+    def close(self) -> None:
+        """Close the database and release the writer lock (idempotent)."""
+        with self._mutex:
+            if self._conn is not None:
+                conn, self._conn = self._conn, None
+                conn.close()
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- plumbing
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StateError(f"state store {self.path} is closed")
+        return self._conn
+
+    @contextmanager
+    def _write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction, committed on exit (rolled back on any exception)."""
+        if self.readonly:
+            raise StateError(f"state store {self.path} is open read-only")
+        with self._mutex:
+            conn = self.conn
+            if not durable:
+                conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StateError(f"state store {self.path}: {exc}") from exc
+            finally:
+                if not durable:
+                    conn.execute("PRAGMA synchronous=FULL")
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent snapshot for several SELECTs."""
+        with self._mutex:
+            conn = self.conn
+            try:
+                conn.execute("BEGIN")
+                try:
+                    yield conn
+                finally:
+                    conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StateError(f"state store {self.path}: {exc}") from exc
+
+    def _event(
+        self, conn: sqlite3.Connection, key: str | None, event: str, **details: Any
+    ) -> None:
+        insert_event(conn, self._clock(), key, event, details)
+
+    def _status_of(self, conn: sqlite3.Connection, key: str) -> TakeStatus:
+        row = conn.execute("SELECT status FROM takes WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise UnknownTake(f"take {key} is not in the state store {self.path}")
+        return TakeStatus(row[0])
+
+    def _move(
+        self,
+        key: str,
+        allowed: frozenset[TakeStatus],
+        to: TakeStatus | None,
+        event: str,
+        sets: Mapping[str, Any],
+        details: Mapping[str, Any],
+        *,
+        sql_sets: str = "",
+        sql_params: tuple[Any, ...] = (),
+        durable: bool = True,
+    ) -> TakeStatus:
+        """Check the transition, update the take, log the event; return the old status."""
+        with self._write(durable=durable) as conn:
+            old = self._status_of(conn, key)
+            if old not in allowed:
+                target = to.value if to else event
+                raise StateError(f"take {key}: cannot go from {old.value} to {target}")
+            values = dict(sets)
+            if to is not None:
+                values["status"] = to.value
+            values["updated_at"] = self._clock()
+            assignments = ", ".join(f"{name} = ?" for name in values)
+            if sql_sets:
+                assignments += ", " + sql_sets
+            conn.execute(
+                f"UPDATE takes SET {assignments} WHERE key = ?",
+                (*values.values(), *sql_params, key),
+            )
+            self._event(conn, key, event, **details)
+            self._after_move(conn, key, old, to, values)
+        return old
+
+    def _after_move(
+        self, conn: sqlite3.Connection, key: str, old: TakeStatus, to: TakeStatus | None,
+        values: Mapping[str, Any],
+    ) -> None:
+        """Keep the ``attempts`` ledger (the budget's source of truth) in step."""
+        outcome = {
+            S.SUBMITTED: "submitted",
+            S.AMBIGUOUS: "ambiguous",
+            S.FAILED: "refused" if old is S.SUBMITTING else None,
+            S.NEW: "not_sent" if old is S.SUBMITTING else None,
+        }.get(to) if to is not None else None
+        if outcome is None:
+            if to is S.FAILED:
+                conn.execute(
+                    "UPDATE attempts SET error_code = ?, error = ?, ended_at = ?"
+                    " WHERE id = (SELECT MAX(id) FROM attempts WHERE key = ?)",
+                    (values.get("last_error_code"), values.get("last_error"), self._clock(), key),
+                )
+            return
+        conn.execute(
+            "UPDATE attempts SET outcome = ?, task_id = COALESCE(?, task_id),"
+            " credits_reserved = COALESCE(?, credits_reserved), error_code = ?, error = ?,"
+            " ended_at = ? WHERE id = (SELECT MAX(id) FROM attempts WHERE key = ?)",
+            (outcome, values.get("task_id"), values.get("credits_reserved"),
+             values.get("last_error_code"), values.get("last_error"), self._clock(), key),
+        )

@@ -1,0 +1,179 @@
+"""``sync``: record a manifest's takes and plan, per take, what this run does and why.
+
+It must be fast (a 20,000-take manifest re-synced with nothing changed in well under a
+second), so it is one transaction: one SELECT of every record, fingerprints compared in
+Python, and ``executemany`` for the new takes; only changed takes cost a statement each.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from runner.model import Take
+from runner.state.base import S, dumps, insert_event
+from runner.state.plan import change_reason, decide
+from runner.state.records import (
+    RECORD_COLUMNS,
+    RECORD_SELECT,
+    TakePlan,
+    TakeRecord,
+    record_from_row,
+)
+
+_AMBIGUOUS_ON_RESUME = "the run stopped before the gateway's answer arrived"
+_FINGERPRINT_AT = RECORD_COLUMNS.index("fingerprint")
+_STATUS_AT = RECORD_COLUMNS.index("status")
+_TAGS_AT = RECORD_COLUMNS.index("tags")
+_ATTEMPTS_AT = RECORD_COLUMNS.index("attempts")
+
+
+def sync_takes(
+    conn: sqlite3.Connection,
+    takes: Sequence[Take],
+    payloads: Mapping[str, Mapping[str, Any]],
+    clock: Callable[[], float],
+    *,
+    retry_failed: bool,
+    ambiguous: str,
+) -> list[TakePlan]:
+    """The body of :meth:`runner.state.StateStore.sync`, inside its write transaction."""
+    now = clock()
+    cursor = conn.cursor()
+    cursor.row_factory = None  # plain tuples: records are built by position
+    existing = {row[0]: row for row in cursor.execute(f"SELECT {RECORD_SELECT} FROM takes")}
+    tag_text: dict[tuple[str, ...], str] = {}
+    inserts: list[tuple[Any, ...]] = []
+    changed: list[Take] = []
+    dirty: list[str] = []  # keys whose row this transaction rewrites
+    retags: list[tuple[str, float, str]] = []
+    keys = [take.key for take in takes]
+    for key, take in zip(keys, takes, strict=True):
+        tags = tag_text.get(take.tags)
+        if tags is None:
+            tags = tag_text[take.tags] = dumps(list(take.tags))
+        row = existing.get(key)
+        if row is None:
+            payload = payloads.get(key)
+            inserts.append((
+                key, take.shot_id, take.take, S.NEW.value, take.fingerprint,
+                None if payload is None else dumps(payload), "new", tags, now, now,
+            ))
+        elif row[_FINGERPRINT_AT] != take.fingerprint:
+            if row[_STATUS_AT] == S.NEW.value and row[_ATTEMPTS_AT] == 0:
+                # Never sent: nothing to archive, it simply is a new take still.
+                _refingerprint(conn, take, tags, payloads.get(key), now)
+                dirty.append(key)
+            else:
+                changed.append(take)
+        elif row[_TAGS_AT] != tags:
+            retags.append((tags, now, key))
+            dirty.append(key)
+    conn.executemany(
+        "INSERT INTO takes (key, shot_id, take, status, fingerprint, fingerprint_payload,"
+        " reason, tags, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        inserts,
+    )
+    conn.executemany(
+        "INSERT INTO events (at, key, event, details) VALUES (?, ?, 'take_added', ?)",
+        [(now, item[0], dumps({"fingerprint": item[4]})) for item in inserts],
+    )
+    if retags:
+        conn.executemany("UPDATE takes SET tags = ?, updated_at = ? WHERE key = ?", retags)
+    for key, row in existing.items():
+        if row[_STATUS_AT] == S.SUBMITTING.value:
+            _resume_submitting(conn, key, now)
+            dirty.append(key)
+    previous: dict[str, TakeRecord] = {}
+    for take in changed:
+        tags = tag_text[take.tags]
+        previous[take.key] = _archive_and_restart(conn, take, tags, payloads.get(take.key), now)
+    # Re-read only what this transaction wrote; everything else is as first selected.
+    dirty.extend(item[0] for item in inserts)
+    dirty.extend(previous)
+    rows = dict(existing)
+    for start in range(0, len(dirty), 500):
+        chunk = dirty[start:start + 500]
+        marks = ", ".join("?" * len(chunk))
+        for row in cursor.execute(
+            f"SELECT {RECORD_SELECT} FROM takes WHERE key IN ({marks})", chunk
+        ):
+            rows[row[0]] = row
+    plans: list[TakePlan] = []
+    for key in keys:
+        record = record_from_row(rows[key])
+        action, reason = decide(record, retry_failed=retry_failed, ambiguous=ambiguous)
+        if action == "hold" and record.status is not S.HELD:
+            conn.execute(
+                "UPDATE takes SET status = 'held', updated_at = ? WHERE key = ?", (now, key)
+            )
+            insert_event(conn, now, key, "take_held", {"policy": ambiguous})
+            record = replace(record, status=S.HELD, updated_at=now)
+        plans.append(TakePlan(key, record, action, reason, previous.get(key)))
+    return plans
+
+
+def _refingerprint(
+    conn: sqlite3.Connection, take: Take, tags: str, payload: Mapping[str, Any] | None,
+    now: float,
+) -> None:
+    old = conn.execute("SELECT fingerprint FROM takes WHERE key = ?", (take.key,)).fetchone()
+    conn.execute(
+        "UPDATE takes SET fingerprint = ?, fingerprint_payload = ?, tags = ?, updated_at = ?"
+        " WHERE key = ?",
+        (take.fingerprint, None if payload is None else dumps(payload), tags, now, take.key),
+    )
+    insert_event(conn, now, take.key, "fingerprint_changed",
+                 {"old": old[0], "new": take.fingerprint, "reason": "new"})
+
+
+def _archive_and_restart(
+    conn: sqlite3.Connection, take: Take, tags: str, payload: Mapping[str, Any] | None,
+    now: float,
+) -> TakeRecord:
+    """Move the take's record to ``take_history`` and start it afresh; return the old one."""
+    key = take.key
+    old_row = conn.execute(
+        f"SELECT {RECORD_SELECT}, fingerprint_payload FROM takes WHERE key = ?", (key,)
+    ).fetchone()
+    old_payload = old_row[-1]
+    reason = change_reason(
+        None if old_payload is None else json.loads(old_payload),
+        None if payload is None else dict(payload),
+    )
+    columns = ", ".join(old_row.keys())
+    conn.execute(
+        f"INSERT INTO take_history ({columns}, archived_at, archive_reason)"
+        f" SELECT {columns}, ?, ? FROM takes WHERE key = ?",
+        (now, reason, key),
+    )
+    conn.execute("DELETE FROM takes WHERE key = ?", (key,))
+    conn.execute(
+        "INSERT INTO takes (key, shot_id, take, status, fingerprint, fingerprint_payload,"
+        " reason, tags, created_at, updated_at) VALUES (?, ?, ?, 'new', ?, ?, ?, ?, ?, ?)",
+        (key, take.shot_id, take.take, take.fingerprint,
+         None if payload is None else dumps(payload), reason, tags, now, now),
+    )
+    insert_event(conn, now, key, "fingerprint_changed",
+                 {"old": old_row["fingerprint"], "new": take.fingerprint, "reason": reason})
+    return record_from_row(tuple(old_row)[:-1])
+
+
+def _resume_submitting(conn: sqlite3.Connection, key: str, now: float) -> None:
+    """A creation whose run died before its answer: it may have been billed."""
+    conn.execute(
+        "UPDATE takes SET status = 'ambiguous', ambiguous_attempts = ambiguous_attempts + 1,"
+        " last_error_code = 'ambiguous_submission', last_error = ?, updated_at = ?"
+        " WHERE key = ?",
+        (_AMBIGUOUS_ON_RESUME, now, key),
+    )
+    conn.execute(
+        "UPDATE attempts SET outcome = 'ambiguous', error = ?, ended_at = ?"
+        " WHERE id = (SELECT MAX(id) FROM attempts WHERE key = ?)",
+        (_AMBIGUOUS_ON_RESUME, now, key),
+    )
+    insert_event(conn, now, key, "take_ambiguous",
+                 {"message": _AMBIGUOUS_ON_RESUME, "found_on_resume": True})
