@@ -9,15 +9,19 @@ request rate, and the local machine's bandwidth and disk.
   window of successes (additive increase), never below 1 nor above where it started: a run
   finds the real limit without hammering, like TCP congestion control.
 - :class:`TokenBucket` spaces creation requests to ``api.submit_rate`` per second.
-- :class:`DownloadSlots` is a plain semaphore for ``api.downloads``.
+- :class:`DownloadSlots` bounds downloads at once (``api.downloads``), earliest link expiry
+  first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import structlog
 
@@ -150,20 +154,52 @@ class TokenBucket:
 
 
 class DownloadSlots:
-    """How many downloads run at once (``api.downloads``), and how many are running."""
+    """``api.downloads`` at once, handed out earliest deadline first.
+
+    Result links expire (24 h after completion), so when more tasks are complete than there
+    are slots, the one whose link dies first downloads first: ``slot(priority)`` with the
+    link's expiry time as the priority (smaller first; ties in arrival order).
+    """
 
     def __init__(self, size: int) -> None:
         if size < 1:
             raise ValueError("downloads must be at least 1")
-        self._semaphore = asyncio.Semaphore(size)
         self.size = size
         self.active = 0
+        self._waiters: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._counter = itertools.count()
 
-    async def __aenter__(self) -> DownloadSlots:
-        await self._semaphore.acquire()
-        self.active += 1
-        return self
+    @asynccontextmanager
+    async def slot(self, priority: float = 0.0) -> AsyncIterator[None]:
+        """Hold one download slot for the body of the ``async with``."""
+        await self._acquire(priority)
+        try:
+            yield
+        finally:
+            self._release()
 
-    async def __aexit__(self, *exc: object) -> None:
+    @property
+    def waiting(self) -> int:
+        """Downloads waiting for a slot."""
+        return sum(1 for *_, waiter in self._waiters if not waiter.done())
+
+    async def _acquire(self, priority: float) -> None:
+        if self.active < self.size and not self.waiting:
+            self.active += 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (priority, next(self._counter), waiter))
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release()
+            raise
+
+    def _release(self) -> None:
         self.active -= 1
-        self._semaphore.release()
+        while self._waiters and self.active < self.size:
+            *_, waiter = heapq.heappop(self._waiters)
+            if not waiter.done():
+                self.active += 1
+                waiter.set_result(None)

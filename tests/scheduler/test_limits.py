@@ -140,14 +140,56 @@ async def test_download_slots_bound_concurrency() -> None:
 
     async def work() -> None:
         nonlocal peak
-        async with slots:
+        async with slots.slot():
             peak = max(peak, slots.active)
             await gate.wait()
 
     tasks = [asyncio.create_task(work()) for _ in range(5)]
     for _ in range(3):
         await asyncio.sleep(0)
-    assert slots.active == 2
+    assert slots.active == 2 and slots.waiting == 3
     gate.set()
     await asyncio.gather(*tasks)
     assert peak == 2 and slots.active == 0
+
+
+async def test_downloads_go_earliest_link_expiry_first() -> None:
+    slots = DownloadSlots(1)
+    order: list[float] = []
+    blocker = asyncio.Event()
+
+    async def first() -> None:
+        async with slots.slot(0):
+            await blocker.wait()
+
+    async def work(expiry: float) -> None:
+        async with slots.slot(expiry):
+            order.append(expiry)
+
+    holder = asyncio.create_task(first())
+    await asyncio.sleep(0)
+    tasks = [asyncio.create_task(work(e)) for e in (300.0, 100.0, 200.0)]
+    await asyncio.sleep(0)
+    blocker.set()
+    await asyncio.gather(holder, *tasks)
+    assert order == [100.0, 200.0, 300.0]
+
+
+async def test_cancelled_download_waiter_does_not_leak() -> None:
+    slots = DownloadSlots(1)
+    gate = asyncio.Event()
+
+    async def hold() -> None:
+        async with slots.slot():
+            await gate.wait()
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0)
+    waiting = asyncio.create_task(hold())
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    gate.set()
+    await holder
+    assert slots.active == 0 and slots.waiting == 0

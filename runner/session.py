@@ -1,0 +1,193 @@
+"""Everything a run needs before its first request: settings resolved, key read, gateway open.
+
+Precedence (manifest-v1.md): command-line flags > environment (``SHOTRUN_BASE_URL``,
+``SHOTRUN_FILES_URL``, the key variable) > manifest > built-in defaults. Resolving that in one
+place means ``run``, ``status`` and the benchmarks can never disagree about where a run goes.
+
+The API key is read from the variable the manifest *names* (``api.api_key_env``), never from
+a file, and registered with :mod:`runner.redact` the moment it is read so that no log line,
+exception or report can carry it. ``api.base_url: emulator`` starts the built-in gateway in
+this process (on a loopback port) with a freshly generated key: a demo needs no account.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+
+from runner.errors import UsageError
+from runner.gateway.types import Gateway
+from runner.model import Manifest
+from runner.redact import register_secret
+
+log = structlog.get_logger()
+
+EMULATOR = "emulator"
+ENV_BASE_URL = "SHOTRUN_BASE_URL"
+ENV_FILES_URL = "SHOTRUN_FILES_URL"
+
+
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """Settings given on the command line; ``None`` means "not given"."""
+
+    base_url: str | None = None
+    files_url: str | None = None
+    concurrency: int | None = None
+    submit_rate: float | None = None
+    downloads: int | None = None
+    max_credits: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """The settings a run uses, after precedence. Holds no key: only the variable's name."""
+
+    base_url: str  # "emulator" or an http(s) URL
+    files_url: str | None  # None: the base URL (or the emulator's file service)
+    api_key_env: str
+    concurrency: int
+    submit_rate: float
+    downloads: int
+    max_credits: float | None
+    base_url_from: str  # "flag", "environment", "manifest" or "default": for messages
+
+    @property
+    def uses_emulator(self) -> bool:
+        """True when the built-in emulator is the gateway."""
+        return self.base_url == EMULATOR
+
+
+def _check_url(value: str, what: str, *, allow_emulator: bool) -> str:
+    value = value.strip()
+    if allow_emulator and value == EMULATOR:
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        hint = "`emulator` or " if allow_emulator else ""
+        raise UsageError(f"{what} must be {hint}an http(s) URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def resolve_config(manifest: Manifest, overrides: Overrides | None = None,
+                   environ: Mapping[str, str] | None = None) -> RunConfig:
+    """Apply flags > environment > manifest > defaults; raise UsageError for bad values."""
+    flags = overrides or Overrides()
+    env = os.environ if environ is None else environ
+    api = manifest.api
+    if flags.base_url:
+        base_url, source = flags.base_url, "flag"
+    elif env.get(ENV_BASE_URL):
+        base_url, source = env[ENV_BASE_URL], "environment"
+    else:
+        base_url, source = api.base_url, "manifest"
+    where = {"flag": "--base-url", "environment": ENV_BASE_URL,
+             "manifest": f"{manifest.path}: api.base_url"}[source]
+    base_url = _check_url(base_url, where, allow_emulator=True)
+    files_url: str | None
+    if flags.files_url:
+        files_url = _check_url(flags.files_url, "--files-url", allow_emulator=False)
+    elif env.get(ENV_FILES_URL):
+        files_url = _check_url(env[ENV_FILES_URL], ENV_FILES_URL, allow_emulator=False)
+    elif api.files_url and source == "manifest":
+        # A manifest's files_url belongs with the manifest's base_url: when the base URL was
+        # overridden (for example to point at a test gateway), follow it.
+        files_url = _check_url(api.files_url, f"{manifest.path}: api.files_url",
+                               allow_emulator=False)
+    else:
+        files_url = None
+    concurrency = flags.concurrency if flags.concurrency is not None else api.concurrency
+    submit_rate = flags.submit_rate if flags.submit_rate is not None else api.submit_rate
+    downloads = flags.downloads if flags.downloads is not None else api.downloads
+    max_credits = (flags.max_credits if flags.max_credits is not None
+                   else manifest.budget.max_credits)
+    if concurrency < 1:
+        raise UsageError(f"--concurrency must be at least 1, got {concurrency}")
+    if downloads < 1:
+        raise UsageError(f"--downloads must be at least 1, got {downloads}")
+    if submit_rate < 0:
+        raise UsageError(f"--submit-rate must not be negative, got {submit_rate}")
+    if max_credits is not None and max_credits < 0:
+        raise UsageError(f"--max-credits must not be negative, got {max_credits}")
+    return RunConfig(
+        base_url=base_url, files_url=files_url, api_key_env=api.api_key_env,
+        concurrency=concurrency, submit_rate=submit_rate, downloads=downloads,
+        max_credits=max_credits, base_url_from=source,
+    )
+
+
+def read_api_key(config: RunConfig, environ: Mapping[str, str] | None = None) -> str:
+    """The key from the environment (registered as a secret), or a fresh one for the emulator.
+
+    A real gateway without a key is a usage error that names the variable to set; the value
+    itself is never echoed.
+    """
+    env = os.environ if environ is None else environ
+    key = env.get(config.api_key_env, "").strip()
+    if not key:
+        if config.uses_emulator:
+            key = "emu-" + secrets.token_urlsafe(24)
+        else:
+            raise UsageError(
+                f"no API key: set the environment variable {config.api_key_env} "
+                f"(named by api.api_key_env) to your gateway key, "
+                f"or use --base-url emulator to try the built-in gateway"
+            )
+    register_secret(key)
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """An open gateway (and the emulator behind it, when built in) for one run."""
+
+    config: RunConfig
+    gateway: Gateway
+    base_url: str  # the URL actually used (the emulator's loopback address when built in)
+    emulator: Any | None = None  # the running emulator handle (``.stats()``), when built in
+
+
+def emulator_settings(manifest: Manifest, api_key: str) -> Any:
+    """The emulator's settings from ``api.emulator``, with this run's generated key.
+
+    A bad ``api.emulator`` section is a usage error naming the manifest, not a traceback.
+    """
+    from runner.emulator import EmulatorSettings
+
+    try:
+        settings = EmulatorSettings.from_mapping(dict(manifest.api.emulator))
+        return settings.replace(api_key=api_key)
+    except ValueError as exc:
+        raise UsageError(f"{manifest.path}: api.emulator: {exc}") from None
+
+
+@asynccontextmanager
+async def open_session(manifest: Manifest, config: RunConfig,
+                       api_key: str) -> AsyncIterator[Session]:
+    """Start the emulator if the config says so, and open the gateway client."""
+    from runner.gateway.client import GatewayClient
+
+    if config.uses_emulator:
+        from runner.emulator import run_emulator
+
+        settings = emulator_settings(manifest, api_key)
+        async with run_emulator(settings, host="127.0.0.1", port=0) as emulator:
+            log.info("emulator_started", base_url=emulator.base_url)
+            client = GatewayClient(emulator.base_url, emulator.files_url, api_key)
+            try:
+                yield Session(config, client, emulator.base_url, emulator)
+            finally:
+                await client.close()
+        return
+    client = GatewayClient(config.base_url, config.files_url or config.base_url, api_key)
+    try:
+        yield Session(config, client, config.base_url)
+    finally:
+        await client.close()
