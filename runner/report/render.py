@@ -20,7 +20,7 @@ from runner.report.view import NOT_RUN, InputView, ReportData, ShotView, TakeVie
 _REF = re.compile(r"@(?:(Image|Element)(\d+)\b|[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?)")
 _STATUS_ORDER = (
     "done", "failed", "ambiguous", "held", "downloading", "completed", "submitted", "submitting",
-    "new", NOT_RUN,
+    NOT_RUN,
 )
 
 

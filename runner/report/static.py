@@ -59,7 +59,7 @@ border-radius:6px;overflow:hidden;display:flex;flex-direction:column}
 .tile.s-ambiguous,.tile.s-held{border-left-color:var(--warn)}
 .tile.s-submitted,.tile.s-submitting,.tile.s-completed,.tile.s-downloading{
 border-left-color:var(--run)}
-.tile.s-not_run{border-left-color:var(--line)}
+.tile.s-new{border-left-color:var(--line)}
 .frame{background:#000;display:flex;align-items:center;justify-content:center;max-height:360px}
 .frame video{width:100%;max-height:360px;display:block;background:#000}
 .frame .none{color:var(--dim);padding:36px 8px;text-align:center}

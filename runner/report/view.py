@@ -30,12 +30,14 @@ from runner.model import (
 )
 from runner.report.media import make_poster, probe_video, thumbnail_data_uri
 
-NOT_RUN = "not_run"
+NOT_RUN = "new"  # the state store's word for a take never submitted
 
 
 class RecordLike(Protocol):
     """The part of a state-store take record the report reads (see :mod:`runner.state`)."""
 
+    @property
+    def key(self) -> str: ...
     @property
     def shot_id(self) -> str: ...
     @property

@@ -70,6 +70,7 @@ class FakeRecord:
     take: int
     status: str
     fingerprint: str
+    key: str = ""
     task_id: str | None = None
     attempts: int = 1
     credits_estimated: float | None = None
@@ -123,13 +124,15 @@ def demo_records(manifest: Manifest) -> list[FakeRecord]:
     for shot, take, video in (("s01-arrival", 1, video1), ("s02-look", 1, video2)):
         data = video.read_bytes()
         records.append(FakeRecord(
-            shot, take, "done", fp(shot, take), task_id=f"task-{shot}-{take}", attempts=1,
+            shot, take, "done", fp(shot, take), key=f"{shot}/take-{take}",
+            task_id=f"task-{shot}-{take}", attempts=1,
             credits_estimated=40.5, credits_reserved=40.5,
             output_path=str(video.relative_to(out)), size=len(data),
             sha256=hashlib.sha256(data).hexdigest(), polls=3,
             submitted_at=1000.0, completed_at=1060.0, downloaded_at=1062.5))
     records.append(FakeRecord(
-        "s01-arrival", 2, "failed", fp("s01-arrival", 2), task_id="task-s01-2", attempts=2,
+        "s01-arrival", 2, "failed", fp("s01-arrival", 2), key="s01-arrival/take-2",
+        task_id="task-s01-2", attempts=2,
         credits_estimated=40.5, last_error_code="content_policy_violation",
         last_error="The prompt <was> refused", polls=5, submitted_at=1000.0,
         completed_at=1030.0))

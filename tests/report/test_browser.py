@@ -81,7 +81,7 @@ FILTER = """
   }
   var out = {all: visible()};
   document.querySelector('input[data-kind=status][value=failed]').click();
-  document.querySelector('input[data-kind=status][value=not_run]').click();
+  document.querySelector('input[data-kind=status][value=new]').click();
   out.doneOnly = visible();
   out.shown = document.getElementById('shown').textContent;
   document.querySelector('input[data-kind=tag][value=act2]').click();

@@ -36,7 +36,7 @@ def test_every_take_has_a_tile(page: tuple[Path, Node]) -> None:
                           "s03-turn/take-1"}
     assert {key: tile.attrs["data-status"] for key, tile in tiles.items()} == {
         "s01-arrival/take-1": "done", "s01-arrival/take-2": "failed",
-        "s02-look/take-1": "done", "s03-turn/take-1": "not_run"}
+        "s02-look/take-1": "done", "s03-turn/take-1": "new"}
     # Shots are grouped: both takes of s01 sit in the same section.
     s01 = next(s for s in root.find_all("section", "shot") if s.attrs["id"] == "shot-s01-arrival")
     assert len(s01.find_all("article", "tile")) == 2
@@ -110,7 +110,7 @@ def test_filters_cover_every_status_and_tag(page: tuple[Path, Node]) -> None:
     boxes = root.find("div", "filters").find_all("input")
     statuses = {b.attrs["value"] for b in boxes if b.attrs["data-kind"] == "status"}
     tags = {b.attrs["value"] for b in boxes if b.attrs["data-kind"] == "tag"}
-    assert statuses == {"done", "failed", "not_run"}
+    assert statuses == {"done", "failed", "new"}
     assert tags == {"act1", "act2", "<b>bold</b>"}
     sections = {s.attrs["id"]: s.attrs["data-tags"] for s in root.find_all("section")}
     assert sections["shot-s02-look"] == '["act2", "<b>bold</b>"]'
@@ -120,7 +120,7 @@ def test_totals_add_up(page: tuple[Path, Node]) -> None:
     _, root = page
     totals = {t.attrs["data-total"]: t.find("b").text() for t in root.find_all("div", "total")}
     assert totals["takes"] == "4"
-    assert totals["done"] == "2" and totals["failed"] == "1" and totals["not run"] == "1"
+    assert totals["done"] == "2" and totals["failed"] == "1" and totals["new"] == "1"
     assert totals["credits"] == "81"  # reserved credits only; estimates are not spent
     assert totals["of video"] == "2.0 s"
 
@@ -158,7 +158,7 @@ def test_a_record_of_an_older_version_of_the_shot_is_not_shown(tmp_path: Path) -
                for r in demo_records(manifest)]
     root = parse(write_report(manifest, records).read_text(encoding="utf-8"))
     tile = next(t for t in root.find_all("article") if t.attrs["data-key"] == "s02-look/take-1")
-    assert tile.attrs["data-status"] == "not_run"
+    assert tile.attrs["data-status"] == "new"
 
 
 def test_highlight_escapes_around_references() -> None:
