@@ -46,7 +46,7 @@ Promise.all(Array.from(document.querySelectorAll('video')).map(function (v) {
 
 def _report(tmp_path: Path) -> Path:
     manifest = demo_manifest(tmp_path)
-    return write_report(manifest, demo_records(manifest))
+    return write_report(manifest, demo_records(manifest)).path
 
 
 def test_videos_load_and_injected_script_does_not_run(tmp_path: Path) -> None:

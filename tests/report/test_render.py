@@ -18,7 +18,7 @@ from tests.report.page import Node, parse
 @pytest.fixture
 def page(tmp_path: Path) -> tuple[Path, Node]:
     manifest = demo_manifest(tmp_path)
-    path = write_report(manifest, demo_records(manifest))
+    path = write_report(manifest, demo_records(manifest)).path
     return path, parse(path.read_text(encoding="utf-8"))
 
 
@@ -145,7 +145,7 @@ def test_missing_and_undecodable_outputs_are_shown_not_fatal(tmp_path: Path) -> 
     records = demo_records(manifest)
     (manifest.output_dir / "s01-arrival" / "take-1.mp4").unlink()
     (manifest.output_dir / "s02-look" / "take-1.mp4").write_bytes(b"not a video")
-    root = parse(write_report(manifest, records).read_text(encoding="utf-8"))
+    root = parse(write_report(manifest, records).path.read_text(encoding="utf-8"))
     tiles = {t.attrs["data-key"]: t for t in root.find_all("article")}
     assert "output missing on disk" in tiles["s01-arrival/take-1"].text()
     broken = tiles["s02-look/take-1"].find("video")
@@ -156,7 +156,7 @@ def test_a_record_of_an_older_version_of_the_shot_is_not_shown(tmp_path: Path) -
     manifest = demo_manifest(tmp_path)
     records = [r if r.shot_id != "s02-look" else type(r)(**{**r.__dict__, "fingerprint": "old"})
                for r in demo_records(manifest)]
-    root = parse(write_report(manifest, records).read_text(encoding="utf-8"))
+    root = parse(write_report(manifest, records).path.read_text(encoding="utf-8"))
     tile = next(t for t in root.find_all("article") if t.attrs["data-key"] == "s02-look/take-1")
     assert tile.attrs["data-status"] == "new"
 
