@@ -1,0 +1,251 @@
+"""Where outputs go on disk, their JSON sidecars, and the history folder.
+
+Layout (issue 4)::
+
+    <output_dir>/<shot-id>/take-<n>.mp4        the verified video
+    <output_dir>/<shot-id>/take-<n>.json       its sidecar: the request (no secrets), task id,
+                                               fingerprint, credits, timestamps, SHA-256, size
+    <output_dir>/<shot-id>/take-<n>.mp4.part   a download in progress
+    <output_dir>/<shot-id>/history/<fp12>/     earlier renders of the take, moved aside
+
+An output is never overwritten or deleted: when a take's fingerprint changes, its files move to
+``history/<first 12 hex of the old fingerprint>/`` (a fresh ``-2``, ``-3``… folder when that one
+is taken). Every path built from a shot id or a server-given name must stay inside
+``output_dir``: ``..``, absolute names and separators are refused with :class:`OutputPathError`,
+so a hostile manifest or gateway cannot make shotrun write elsewhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+
+from runner.errors import ShotrunError
+from runner.fsutil import atomic_write_text, fsync_dir
+from runner.model import Manifest, Take
+from runner.redact import redact_value
+from runner.state.records import TakeRecord
+
+log = structlog.get_logger()
+
+HISTORY_DIR = "history"
+SIDECAR_VERSION = 1
+_FORBIDDEN = frozenset({"", ".", ".."})
+
+
+class OutputPathError(ShotrunError, ValueError):
+    """A name would put a file outside the output directory (or is not a plain name)."""
+
+
+class _TakeLike(Protocol):
+    @property
+    def shot_id(self) -> str: ...
+
+    @property
+    def take(self) -> int: ...
+
+
+def safe_name(name: str, what: str = "name") -> str:
+    """``name`` when it is one plain path component; else :class:`OutputPathError`."""
+    if (
+        name in _FORBIDDEN
+        or "/" in name
+        or "\\" in name
+        or "\x00" in name
+        or name != name.strip()
+        or Path(name).is_absolute()
+    ):
+        raise OutputPathError(
+            f"{what} {name!r} cannot be used as a file name: it must be a plain name without "
+            "'/', '\\\\', '..' or surrounding spaces"
+        )
+    return name
+
+
+def inside(output_dir: Path, path: Path) -> Path:
+    """``path`` when it resolves (following symlinks) inside ``output_dir``."""
+    root = Path(output_dir).resolve()
+    resolved = Path(path).resolve()
+    if resolved != root and not resolved.is_relative_to(root):
+        raise OutputPathError(f"{path} is outside the output directory {output_dir}")
+    return path
+
+
+def shot_dir(output_dir: Path, shot_id: str) -> Path:
+    """``<output_dir>/<shot-id>``, checked."""
+    return inside(output_dir, Path(output_dir) / safe_name(shot_id, "shot id"))
+
+
+def output_path(output_dir: Path, take: _TakeLike) -> Path:
+    """``<output_dir>/<shot-id>/take-<n>.mp4`` for a :class:`Take` or a :class:`TakeRecord`."""
+    if isinstance(take.take, bool) or not isinstance(take.take, int) or take.take < 1:
+        raise OutputPathError(f"take number {take.take!r} of {take.shot_id!r} is not positive")
+    return inside(output_dir, shot_dir(output_dir, take.shot_id) / f"take-{take.take}.mp4")
+
+
+def sidecar_path(video: Path) -> Path:
+    """The JSON sidecar beside a video: ``take-<n>.json``."""
+    return Path(video).with_suffix(".json")
+
+
+def part_path(video: Path) -> Path:
+    """Where a download of ``video`` is streamed first (``take-<n>.mp4.part``).
+
+    Creates the shot's folder, because the download opens this file next.
+    """
+    video = Path(video)
+    video.parent.mkdir(parents=True, exist_ok=True)
+    return video.with_name(video.name + ".part")
+
+
+def _free_history_dir(base: Path, fingerprint: str) -> Path:
+    stem = safe_name(fingerprint[:12] or "unknown", "fingerprint")
+    candidate = base / stem
+    number = 1
+    while candidate.exists():
+        number += 1
+        candidate = base / f"{stem}-{number}"
+    return candidate
+
+
+def _move_aside(output_dir: Path, video: Path, fingerprint: str, reason: str) -> Path | None:
+    """Move ``video``, its sidecar and its ``.part`` to a fresh history folder."""
+    files = [p for p in (video, sidecar_path(video), video.with_name(video.name + ".part"))
+             if p.is_file()]
+    if not files:
+        return None
+    target = inside(output_dir, _free_history_dir(video.parent / HISTORY_DIR, fingerprint))
+    target.mkdir(parents=True)
+    for file in files:
+        os.rename(file, target / file.name)  # same filesystem: atomic, never a copy
+    fsync_dir(target)
+    fsync_dir(video.parent)
+    log.info("output_archived", video=str(video), to=str(target), reason=reason,
+             files=[f.name for f in files])
+    return target
+
+
+def archive_previous(output_dir: Path, previous: TakeRecord) -> Path | None:
+    """Move the files of a take's earlier render to ``history/<old-fingerprint[:12]>/``.
+
+    ``previous`` is :attr:`runner.state.TakePlan.previous`. Returns the history folder, or
+    None when there was nothing to move (never rendered, or already moved). A sidecar naming
+    another fingerprint means the files are not the previous render's: they stay.
+    """
+    video = output_path(output_dir, previous)
+    owner = sidecar_fingerprint(video)
+    if owner is not None and owner != previous.fingerprint:
+        return None
+    return _move_aside(output_dir, video, previous.fingerprint, "fingerprint changed")
+
+
+def archive_stale(output_dir: Path, take: Take) -> Path | None:
+    """Before saving ``take``'s output: move aside files at its path left by another fingerprint.
+
+    Covers a run that died between recording a fingerprint change and moving the old files.
+    Files of the same fingerprint (an earlier attempt of this very render) stay in place.
+    """
+    video = output_path(output_dir, take)
+    owner = sidecar_fingerprint(video)
+    if owner is None:
+        if not video.exists():
+            return None
+        owner = "unknown"
+    if owner == take.fingerprint:
+        return None
+    return _move_aside(output_dir, video, owner, "stale output")
+
+
+def read_sidecar(video: Path) -> dict[str, Any] | None:
+    """The sidecar of ``video`` as a dict, or None when missing or unreadable."""
+    try:
+        data = json.loads(sidecar_path(video).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def sidecar_fingerprint(video: Path) -> str | None:
+    """The fingerprint recorded in ``video``'s sidecar, if any."""
+    data = read_sidecar(video)
+    value = data.get("fingerprint") if data else None
+    return value if isinstance(value, str) else None
+
+
+def iso_time(epoch: float | None) -> str | None:
+    """Epoch seconds as ISO 8601 UTC (``2026-11-24T09:30:00Z``), None stays None."""
+    if epoch is None:
+        return None
+    moment = dt.datetime.fromtimestamp(epoch, dt.UTC)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def sidecar_data(
+    manifest: Manifest | None,
+    take: Take,
+    record: TakeRecord,
+    video: Path,
+    *,
+    sha256: str | None = None,
+    size: int | None = None,
+    verified_duration: float | None = None,
+    downloaded_at: float | None = None,
+) -> dict[str, Any]:
+    """What a sidecar says about one output (secrets redacted, like everything written)."""
+    data: dict[str, Any] = {
+        "sidecar_version": SIDECAR_VERSION,
+        "manifest": manifest.name if manifest is not None else None,
+        "id": take.key,
+        "shot": take.shot_id,
+        "take": take.take,
+        "tags": list(take.tags),
+        "fingerprint": take.fingerprint,
+        "task_id": record.task_id,
+        "request": record.payload,
+        "attempts": record.attempts,
+        "credits": {
+            "estimated": record.credits_estimated,
+            "reserved": record.credits_reserved,
+        },
+        "submitted": iso_time(record.submitted_at),
+        "completed": iso_time(record.completed_at),
+        "downloaded": iso_time(downloaded_at if downloaded_at is not None else time.time()),
+        "output": Path(video).name,
+        "sha256": sha256 if sha256 is not None else record.sha256,
+        "size": size if size is not None else record.size,
+        "verified_duration": (
+            verified_duration if verified_duration is not None else record.verified_duration
+        ),
+    }
+    redacted: dict[str, Any] = redact_value(data)
+    return redacted
+
+
+def write_sidecar(
+    manifest: Manifest | None,
+    take: Take,
+    record: TakeRecord,
+    video: Path,
+    *,
+    sha256: str | None = None,
+    size: int | None = None,
+    verified_duration: float | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``take-<n>.json`` beside ``video`` atomically (temp file, fsync, rename, dir fsync)."""
+    if manifest is not None:
+        inside(manifest.output_dir, video)
+    data = sidecar_data(manifest, take, record, video, sha256=sha256, size=size,
+                        verified_duration=verified_duration)
+    if extra:
+        data.update(redact_value(dict(extra)))
+    path = sidecar_path(video)
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    return path
