@@ -1,1 +1,109 @@
-"""manifest package."""
+"""The manifest language: YAML file in, frozen :class:`~runner.model.Manifest` out.
+
+    load (loader.py)  -> pass 1: schema (schema.py, fastcheck.py, secrets.py)
+                      -> pass 2: names and media (media.py, assets.py), expansion (expand.py),
+                         prompts (prompts.py), links (graph.py), takes (takes.py),
+                         manifest-wide rules (rules.py)
+
+Both passes always run (pass 2 on what pass 1 allowed, see :class:`.context.Context`), so one
+``validate`` shows *every* problem of a file. Raw dicts never leave this package.
+
+Public API: :func:`load_manifest` and :func:`validate_file`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import structlog
+
+from runner.errors import ManifestError, Problem
+from runner.manifest.assets import LocalFiles
+from runner.manifest.context import Context, get_str
+from runner.manifest.expand import expand_shots
+from runner.manifest.graph import ShotIndex
+from runner.manifest.loader import load_yaml
+from runner.manifest.media import MediaResolver
+from runner.manifest.rules import (
+    api_config,
+    budget,
+    check_api,
+    check_unused,
+    check_wire,
+    output_dir,
+    variables,
+)
+from runner.manifest.schema import check as schema_check
+from runner.manifest.secrets import check_secrets, secret_paths
+from runner.manifest.takes import TakeBuilder
+from runner.model import Manifest, Take
+
+__all__ = ["load_manifest", "validate_file"]
+
+_log = structlog.get_logger()
+
+
+def _analyse(path: Path | str) -> tuple[list[Problem], Manifest | None]:
+    """Every problem of the file, and the manifest when there is no error."""
+    file = str(path)
+    resolved = Path(path).absolute()
+    try:
+        root, problems = load_yaml(resolved, file)
+    except ManifestError as exc:
+        return list(exc.problems), None
+    secrets = secret_paths(root)
+    problems.extend(check_secrets(root, file, secrets))
+    pass_one, refused = schema_check(root, file, skip=secrets)
+    problems.extend(pass_one)
+    refused |= secrets
+    ctx = Context(root, file, resolved.parent, problems, refused)
+
+    renames = check_wire(ctx)
+    check_api(ctx)
+    defined = variables(ctx)
+    media = MediaResolver(ctx, LocalFiles(resolved.parent))
+    media.declare()
+    specs = expand_shots(ctx)
+    index = ShotIndex((spec.shot_id, spec.base_id) for spec in specs)
+    api = api_config(ctx, renames)
+
+    builder = TakeBuilder(ctx, media, index, defined, api.model, renames)
+    takes: list[Take] = []
+    for spec in specs:
+        takes.extend(builder.build(spec))
+    index.check_cycles(ctx)
+    check_unused(ctx, defined, builder.used_vars)
+
+    problems.sort(key=lambda p: (p.location.line, p.location.column))
+    if ctx.failed:
+        return problems, None
+    name = get_str(root, "name") or "manifest"
+    manifest = Manifest(
+        path=resolved,
+        name=name,
+        output_dir=output_dir(ctx, name),
+        api=api,
+        budget=budget(ctx),
+        takes=tuple(takes),
+        warnings=tuple(p for p in problems if p.severity == "warning"),
+    )
+    _log.debug("manifest_expanded", file=file, shots=len(specs), takes=len(takes))
+    return problems, manifest
+
+
+def validate_file(path: Path | str) -> list[Problem]:
+    """Every problem (errors and warnings) of the manifest at ``path``; [] when it is clean."""
+    problems, _ = _analyse(path)
+    return problems
+
+
+def load_manifest(path: Path | str) -> Manifest:
+    """Load, check and expand the manifest at ``path``.
+
+    Raises :class:`~runner.errors.ManifestError` holding every problem (both passes, with the
+    warnings) when there is any error; otherwise warnings are in ``Manifest.warnings``.
+    """
+    problems, manifest = _analyse(path)
+    if manifest is None:
+        raise ManifestError(problems)
+    return manifest

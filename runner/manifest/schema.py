@@ -143,8 +143,14 @@ class _Mapper:
         self.file = file
         self.skip = skip
         self.problems: list[Problem] = []
+        self.paths: set[KeyPath] = set()
+        self.seen: set[tuple[KeyPath, str]] = set()
 
     def add(self, path: KeyPath, message: str, *, key: bool = False) -> None:
+        if (path, message) in self.seen:
+            return  # jsonschema repeats some errors (one `required` error per missing key)
+        self.seen.add((path, message))
+        self.paths.add(path)
         line, column = locate(self.root, path, key=key)
         self.problems.append(Problem(Location(self.file, line, column), format_path(path),
                                      message))
@@ -254,11 +260,15 @@ class _Mapper:
         return error.message[:200]
 
 
-def check(root: MDict, file: str, skip: Iterable[KeyPath] = ()) -> list[Problem]:
-    """Every schema problem of ``root``, located; paths in ``skip`` are not reported."""
+def check(root: MDict, file: str,
+          skip: Iterable[KeyPath] = ()) -> tuple[list[Problem], set[KeyPath]]:
+    """Every schema problem of ``root``, located, and the key paths they are about.
+
+    Paths in ``skip`` (key-looking secrets, reported elsewhere) are not reported.
+    """
     if fast_check()(root):
-        return []
+        return [], set()
     mapper = _Mapper(root, file, set(skip))
     for error in validator().iter_errors(root):
         mapper.error(error)
-    return mapper.problems
+    return mapper.problems, mapper.paths

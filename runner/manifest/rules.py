@@ -1,0 +1,119 @@
+"""Pass 2, manifest-wide rules, and the top-level settings they allow.
+
+The per-shot rules live with the code that builds takes (:mod:`.takes`), because checking a
+shot and resolving it are the same walk. Here are the rules about the manifest as a whole:
+wire renames that would clash, emulator settings that would be ignored, unused variables; and
+the frozen :class:`~runner.model.ApiConfig` and :class:`~runner.model.Budget` built from what
+pass 1 allowed. Environment overrides (``SHOTRUN_BASE_URL``...) are *not* applied here: the run
+engine applies them, so that ``validate`` and ``plan`` show the manifest as written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from runner.manifest.context import Context, get_int, get_map, get_number, get_str, plain
+from runner.model import DEFAULT_RATES, MODEL_ID, ApiConfig, Budget, frozen_mapping
+from runner.wire import ELEMENT_FIELDS, LOGICAL_TO_WIRE, TOP_LEVEL_FIELDS
+
+
+def check_wire(ctx: Context) -> dict[str, str | None]:
+    """The ``api.wire`` renames, after refusing those that would clash on the wire."""
+    api = get_map(ctx.root, "api")
+    renames = get_map(api, "wire")
+    if renames is None or not ctx.ok(("api", "wire")):
+        return {}
+    by_field: dict[str, str] = {}  # documented wire name -> the key renaming it
+    for key in renames:
+        field = LOGICAL_TO_WIRE.get(key, key)
+        if field in by_field:
+            ctx.error(("api", "wire", key), f"'{key}' and '{by_field[field]}' both rename the "
+                      f"wire field {field}; keep one of them", key=True)
+            continue
+        by_field[field] = key
+    for namespace in (TOP_LEVEL_FIELDS, ELEMENT_FIELDS):
+        sent: dict[str, str] = {}
+        for field in namespace:
+            renamer = by_field.get(field)
+            name: str | None = renames[renamer] if renamer is not None else field
+            if name is None:
+                continue
+            if name in sent:
+                ctx.error(("api", "wire", renamer or sent[name]), f"two fields would be sent as "
+                          f"'{name}' ({sent[name]} and {field}); choose different names")
+                continue
+            sent[name] = field
+    return {key: renames[key] for key in renames}
+
+
+def check_api(ctx: Context) -> None:
+    """Warn about settings that would be silently ignored."""
+    api = get_map(ctx.root, "api")
+    if api is None:
+        return
+    base_url = get_str(api, "base_url") or "emulator"
+    if "emulator" in api and base_url != "emulator":
+        ctx.warn(("api", "emulator"), "emulator settings are ignored: api.base_url is not "
+                                      "`emulator`")
+
+
+def variables(ctx: Context) -> dict[str, str]:
+    """``vars`` as the strings they become in prompts (``true``, ``5``, ``2.5``)."""
+    found: dict[str, str] = {}
+    for name, value in (get_map(ctx.root, "vars") or {}).items():
+        if not ctx.ok(("vars", name)):
+            continue
+        if isinstance(value, bool):
+            found[name] = "true" if value else "false"
+        elif isinstance(value, str | int | float):
+            found[name] = str(value)
+    return found
+
+
+def check_unused(ctx: Context, defined: dict[str, str], used: set[str]) -> None:
+    """Warn about variables no prompt uses (often a typo on one side)."""
+    for name in defined:
+        if name not in used:
+            ctx.warn(("vars", name), f"variable '{name}' is never used in a prompt")
+
+
+def api_config(ctx: Context, renames: dict[str, str | None]) -> ApiConfig:
+    """The frozen API settings, with built-in defaults for what the manifest leaves out."""
+    api = get_map(ctx.root, "api")
+    defaults = ApiConfig()
+
+    def ok(name: str) -> Any:
+        return api if ctx.ok(("api", name)) else None
+
+    emulator = get_map(api, "emulator") if ctx.ok(("api", "emulator")) else None
+    return ApiConfig(
+        base_url=get_str(ok("base_url"), "base_url") or defaults.base_url,
+        files_url=get_str(ok("files_url"), "files_url"),
+        api_key_env=get_str(ok("api_key_env"), "api_key_env") or defaults.api_key_env,
+        model=get_str(ok("model"), "model") or MODEL_ID,
+        concurrency=get_int(ok("concurrency"), "concurrency") or defaults.concurrency,
+        submit_rate=get_number(ok("submit_rate"), "submit_rate") or defaults.submit_rate,
+        downloads=get_int(ok("downloads"), "downloads") or defaults.downloads,
+        wire=frozen_mapping(renames),
+        emulator=frozen_mapping(plain(emulator) if emulator is not None else None),
+    )
+
+
+def budget(ctx: Context) -> Budget:
+    """The frozen budget: the cap, and the rates merged over the built-in ones."""
+    data = get_map(ctx.root, "budget")
+    rates = dict(DEFAULT_RATES)
+    given = get_map(data, "rates") if ctx.ok(("budget", "rates")) else None
+    for key, value in (given or {}).items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            rates[key] = float(value)
+    cap = get_number(data, "max_credits") if ctx.ok(("budget", "max_credits")) else None
+    return Budget(max_credits=cap, rates=frozen_mapping(rates))
+
+
+def output_dir(ctx: Context, name: str) -> Path:
+    """Where outputs go: ``output_dir`` or ``renders/<name>``, relative to the manifest."""
+    written = get_str(ctx.root, "output_dir") if ctx.ok(("output_dir",)) else None
+    path = Path(written).expanduser() if written else Path("renders") / name
+    return path if path.is_absolute() else ctx.base_dir / path
