@@ -1,0 +1,318 @@
+"""The emulator's HTTP surface: the gateway's documented routes, plus a stats route.
+
+One middleware does what every API route shares, in the gateway's order: count the request,
+check the bearer key (401), maybe inject a fault (an HTTP error or a reset), and turn any
+:class:`ApiError` into the documented error body. Handlers only do their own job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from runner.emulator.downloads import serve_bytes
+from runner.emulator.faults import Faults, abort_connection, retry_after_header
+from runner.emulator.files import FileStore, decode_base64
+from runner.emulator.rendering import Renderer, is_loopback_url
+from runner.emulator.responses import ApiError, bad_request
+from runner.emulator.settings import EmulatorSettings
+from runner.emulator.stats import Stats
+from runner.emulator.tasks import TaskBoard
+from runner.emulator.validation import check_task_id, validate_creation
+from runner.model import MAX_IMAGE_BYTES
+
+log = structlog.get_logger()
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CREATE_PATH = "/v1/videos/generations"
+TASK_PREFIX = "/v1/tasks/"
+UPLOAD_PREFIX = "/api/v1/files/upload/"
+MAX_BODY = 16 * 1024 * 1024  # a 10 MB image in base64 plus its JSON fits
+
+
+class EmulatorCore:
+    """Everything the routes share: current settings, tasks, files, faults, counters."""
+
+    def __init__(self, settings: EmulatorSettings) -> None:
+        self._settings = settings
+        self.stats = Stats()
+        self.faults = Faults(settings.seed)
+        self.files = FileStore()
+        self.renderer = Renderer(self.files)
+        self.board = TaskBoard(self.renderer, self.stats)
+
+    @property
+    def settings(self) -> EmulatorSettings:
+        """The behaviour now in force."""
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: EmulatorSettings) -> None:
+        self._settings = value
+        self.faults.reseed(value.seed)
+
+    def set_base_url(self, base_url: str) -> None:
+        """Where links point (known only once the socket is bound)."""
+        self.files.base_url = base_url
+        self.board.base_url = base_url
+
+    @staticmethod
+    def now() -> float:
+        """The event loop's clock: the only time tasks and links are measured in."""
+        return asyncio.get_running_loop().time()
+
+    def stats_body(self) -> dict[str, Any]:
+        """The body of ``GET /_emulator/stats``."""
+        self.board.in_flight(self.now())
+        return self.stats.as_dict()
+
+    async def close(self) -> None:
+        """Stop renders and release the fetch session."""
+        await self.board.close()
+        await self.renderer.close()
+
+
+CORE: web.AppKey[EmulatorCore] = web.AppKey("emulator_core", EmulatorCore)
+
+
+def _authenticate(request: web.Request, expected: str | None) -> None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise ApiError(401, "Missing API key: send Authorization: Bearer <key>.",
+                       code="missing_api_key")
+    if expected is not None and not hmac.compare_digest(key.strip().encode(), expected.encode()):
+        raise ApiError(401, "Invalid API key.", code="invalid_api_key")
+
+
+def _count(core: EmulatorCore, request: web.Request) -> None:
+    if request.method == "POST" and request.path == CREATE_PATH:
+        core.stats.creation_requests += 1
+    elif request.method == "GET" and request.path.startswith(TASK_PREFIX):
+        task_id = request.path[len(TASK_PREFIX):]
+        core.stats.polls += 1
+        if core.board.get(task_id) is not None:
+            core.stats.polls_per_task[task_id] += 1
+
+
+@web.middleware
+async def gateway_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Counting, authentication, injected faults, and the documented error bodies."""
+    core = request.app[CORE]
+    try:
+        if request.path.startswith(("/v1/", UPLOAD_PREFIX)):
+            _count(core, request)
+            settings = core.settings
+            _authenticate(request, settings.api_key)
+            injected = core.faults.injected_error(settings)
+            if injected is not None:
+                core.stats.injected_errors += 1
+                core.stats.rate_limited += injected.status == 429
+                raise injected
+            if request.path != CREATE_PATH and core.faults.chance(settings.reset_rate):
+                core.stats.resets += 1
+                abort_connection(request)
+                return web.Response(status=500)  # never reaches the client
+        return await handler(request)
+    except ApiError as exc:
+        return exc.response()
+    except web.HTTPRequestEntityTooLarge:
+        return ApiError(413, f"the request body is larger than {MAX_BODY} bytes").response()
+    except web.HTTPException as exc:
+        if exc.status == 405:
+            return ApiError(404, f"no route {request.method} {request.path}").response()
+        if exc.status == 404:
+            return ApiError(404, f"no route {request.method} {request.path}").response()
+        raise
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception as exc:
+        log.error("emulator_internal_error", path=request.path,
+                  error=f"{type(exc).__name__}: {exc}")
+        return ApiError(500, "The emulator failed to handle the request.").response()
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        return await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise bad_request("the request body is not valid JSON") from None
+
+
+async def create_task(request: web.Request) -> web.StreamResponse:
+    """POST /v1/videos/generations."""
+    core = request.app[CORE]
+    settings = core.settings
+    body = await _json_body(request)
+    creation = validate_creation(body)
+    now = core.now()
+    cap = settings.concurrency_cap
+    if cap is not None and core.board.in_flight(now) >= cap:
+        core.stats.rate_limited += 1
+        wait = retry_after_header(settings, core.board.retry_after(now))
+        raise ApiError(429, "Too many tasks in flight for this account; retry later.",
+                       code="concurrency_limit_exceeded", headers={"Retry-After": wait})
+    if core.faults.chance(settings.reset_rate):
+        core.stats.resets += 1
+        if core.faults.chance(0.5):  # the task exists, the client will never know its id
+            core.board.create(creation, body, settings, core.faults.rng, now)
+        abort_connection(request)
+        return web.Response(status=500)
+    task = core.board.create(creation, body, settings, core.faults.rng, now)
+    return web.json_response(core.board.describe(task, now, settings.link_ttl))
+
+
+async def get_task(request: web.Request) -> web.StreamResponse:
+    """GET /v1/tasks/{task_id}."""
+    core = request.app[CORE]
+    task_id = request.match_info["task_id"]
+    check_task_id(task_id)
+    task = core.board.get(task_id)
+    if task is None:
+        raise ApiError(404, f"task {task_id} not found", code="task_not_found")
+    return web.json_response(core.board.describe(task, core.now(), core.settings.link_ttl))
+
+
+async def get_result(request: web.Request) -> web.StreamResponse:
+    """GET /results/{task_id}.mp4?sig=...: the signed, expiring result link."""
+    core = request.app[CORE]
+    name = request.match_info["name"]
+    task_id = name.removesuffix(".mp4")
+    task = core.board.get(task_id)
+    if task is None or task.video is None or not name.endswith(".mp4"):
+        raise ApiError(404, "no such result", code="not_found")
+    verdict = core.board.check_link(task_id, request.query.get("sig", ""), core.now())
+    if verdict == "expired":
+        core.stats.expired_link_hits += 1
+        raise ApiError(403, "This link has expired; query the task for a fresh one.",
+                       code="link_expired")
+    if verdict != "ok":
+        raise ApiError(403, "This link's signature is not valid.", code="invalid_signature")
+    settings = core.settings
+    truncate = core.faults.chance(settings.truncate_rate)
+    core.stats.downloads += 1
+    core.stats.truncated += truncate
+    return await serve_bytes(request, task.video, "video/mp4", rate=settings.download_rate,
+                             truncate=truncate)
+
+
+async def get_file(request: web.Request) -> web.StreamResponse:
+    """GET of an uploaded file (its ``file_url`` or ``download_url``)."""
+    core = request.app[CORE]
+    stored = core.files.get(request.match_info["file_id"])
+    if stored is None:
+        raise ApiError(404, "no such file", code="file_not_found")
+    if core.now() >= stored.expires:
+        raise ApiError(404, "this file has expired", code="file_expired")
+    return await serve_bytes(request, stored.data, stored.mime)
+
+
+def _uploaded(core: EmulatorCore, data: bytes, **names: Any) -> web.Response:
+    settings = core.settings
+    stored = core.files.add(data, now=core.now(), ttl=settings.upload_ttl, **names)
+    core.stats.uploads += 1
+    return web.json_response(core.files.response_body(stored, settings.upload_ttl))
+
+
+def _only(body: Any, allowed: set[str], required: str) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise bad_request("the request body must be a JSON object")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise bad_request(f"unknown field {unknown[0]}", unknown[0])
+    if required not in body:
+        raise bad_request(f"{required} is required", required)
+    return body
+
+
+async def upload_base64(request: web.Request) -> web.StreamResponse:
+    """POST /api/v1/files/upload/base64."""
+    body = _only(await _json_body(request), {"base64_data", "file_name", "upload_path"},
+                 "base64_data")
+    data = decode_base64(body["base64_data"])
+    return _uploaded(request.app[CORE], data, file_name=body.get("file_name"),
+                     upload_path=body.get("upload_path"))
+
+
+async def upload_stream(request: web.Request) -> web.StreamResponse:
+    """POST /api/v1/files/upload/stream (multipart, field ``file``)."""
+    if not request.content_type.startswith("multipart/"):
+        raise bad_request("send multipart/form-data with a field named file", "file")
+    reader = await request.multipart()
+    data: bytes | None = None
+    original: str | None = None
+    fields: dict[str, str] = {}
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, aiohttp.BodyPartReader):
+            raise bad_request("nested multipart bodies are not accepted", "file")
+        if part.name == "file":
+            if data is not None:
+                raise bad_request("one file per request", "file")
+            data = await _read_capped(part)
+            original = part.filename
+        elif part.name in ("file_name", "upload_path"):
+            fields[part.name] = (await part.text())[:1024]
+        else:
+            raise bad_request(f"unknown field {part.name}", part.name)
+    if data is None:
+        raise bad_request("the multipart body has no field named file", "file")
+    return _uploaded(request.app[CORE], data, file_name=fields.get("file_name"),
+                     original_name=original, upload_path=fields.get("upload_path"))
+
+
+async def _read_capped(part: aiohttp.BodyPartReader) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await part.read_chunk(256 * 1024):
+        size += len(chunk)
+        if size > MAX_IMAGE_BYTES:
+            raise ApiError(413, f"files are limited to {MAX_IMAGE_BYTES // (1024 * 1024)} MB",
+                           param="file")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def upload_url(request: web.Request) -> web.StreamResponse:
+    """POST /api/v1/files/upload/url: the emulator fetches only loopback URLs."""
+    core = request.app[CORE]
+    body = _only(await _json_body(request), {"file_url", "file_name", "upload_path"},
+                 "file_url")
+    url = body["file_url"]
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise bad_request("file_url must be an http or https URL", "file_url")
+    if core.files.own_file_id(url) is None and not is_loopback_url(url):
+        raise bad_request("the emulator fetches only loopback URLs (it has no network)",
+                          "file_url")
+    data = await core.renderer.fetch(url)
+    if data is None:
+        raise bad_request("file_url could not be fetched", "file_url")
+    original = url.rstrip("/").rsplit("/", 1)[-1].split("?")[0] or None
+    return _uploaded(core, data, file_name=body.get("file_name"), original_name=original,
+                     upload_path=body.get("upload_path"))
+
+
+async def get_stats(request: web.Request) -> web.StreamResponse:
+    """GET /_emulator/stats: the counters (no key needed)."""
+    return web.json_response(request.app[CORE].stats_body())
+
+
+def build_app(core: EmulatorCore) -> web.Application:
+    """The aiohttp application serving ``core``."""
+    app = web.Application(middlewares=[gateway_middleware], client_max_size=MAX_BODY)
+    app[CORE] = core
+    app.router.add_post(CREATE_PATH, create_task)
+    app.router.add_get(TASK_PREFIX + "{task_id}", get_task)
+    app.router.add_post(UPLOAD_PREFIX + "base64", upload_base64)
+    app.router.add_post(UPLOAD_PREFIX + "stream", upload_stream)
+    app.router.add_post(UPLOAD_PREFIX + "url", upload_url)
+    app.router.add_get("/files/{file_id}/{name}", get_file)
+    app.router.add_get("/api/v1/files/download/{file_id}", get_file)
+    app.router.add_get("/results/{name}", get_result)
+    app.router.add_get("/_emulator/stats", get_stats)
+    return app

@@ -1,0 +1,93 @@
+"""Serving stored bytes like a CDN: ranges, exact lengths, and (on demand) bad behaviour.
+
+A client resumes an interrupted download with ``Range: bytes=N-``, so the emulator answers
+206 with ``Content-Range``; ``Content-Length`` is always the length promised, so a
+truncated transfer (the connection cut before that many bytes) is detectable, as it is on a
+real CDN. ``download_rate`` throttles the transfer to exercise deadlines and timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from aiohttp import web
+
+from runner.emulator.faults import abort_connection
+
+CHUNK = 64 * 1024
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
+    """(first, last) inclusive for a satisfiable single range; None to send everything;
+    ``"unsatisfiable"`` when the range lies outside the content."""
+    if not header:
+        return None
+    match = _RANGE_RE.match(header.strip())
+    if match is None:
+        return None  # multiple or malformed ranges: RFC 9110 lets us send the whole thing
+    first_text, last_text = match.groups()
+    if not first_text and not last_text:
+        return None
+    if not first_text:
+        suffix = int(last_text)
+        if suffix == 0:
+            return "unsatisfiable"
+        return max(0, size - suffix), size - 1
+    first = int(first_text)
+    last = int(last_text) if last_text else size - 1
+    if first >= size or last < first:
+        return "unsatisfiable"
+    return first, min(last, size - 1)
+
+
+async def serve_bytes(
+    request: web.Request,
+    data: bytes,
+    content_type: str,
+    *,
+    rate: float | None = None,
+    truncate: bool = False,
+) -> web.StreamResponse:
+    """Answer ``request`` with ``data`` (or the asked range of it).
+
+    With ``truncate`` the connection is cut after about half of the promised bytes; with
+    ``rate`` the body is paced to that many bytes per second.
+    """
+    size = len(data)
+    wanted = parse_range(request.headers.get("Range"), size)
+    if wanted == "unsatisfiable":
+        return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
+    headers = {"Accept-Ranges": "bytes", "Content-Type": content_type,
+               "Cache-Control": "private, max-age=0"}
+    if isinstance(wanted, tuple):
+        first, last = wanted
+        status = 206
+        headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    else:
+        first, last, status = 0, size - 1, 200
+    body = memoryview(data)[first : last + 1]
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_length = len(body)
+    await response.prepare(request)
+    if request.method == "HEAD":
+        return response
+    limit = len(body) // 2 if truncate else len(body)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    sent = 0
+    while sent < limit:
+        chunk = body[sent : min(limit, sent + CHUNK)]
+        await response.write(chunk.tobytes())
+        sent += len(chunk)
+        if rate:
+            # Pace against the start time, so the average rate holds whatever the chunking.
+            delay = started + sent / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+    if truncate:
+        abort_connection(request)
+        return response
+    await response.write_eof()
+    return response

@@ -1,0 +1,139 @@
+"""How the emulator behaves: timings, render mode, and every fault it can inject.
+
+One frozen value, so that a running emulator can be given a new behaviour by swapping the
+whole object (tests do this between phases) and nothing half-changes. The manifest's
+``api.emulator`` section and the ``shotrun emulator`` flags use the same key names as the
+fields here, and :meth:`EmulatorSettings.from_mapping` is the single place that checks them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from runner.errors import ALL_TASK_CODES
+
+ERROR_STATUSES = ("429", "500", "502", "503")
+RENDER_MODES = ("full", "cached")
+DEFAULT_EMULATOR_RATES: Mapping[str, float] = MappingProxyType(
+    {"720p": 8.1, "1080p": 10.8, "4k": 16.2, "audio": 2.7}
+)
+UPLOAD_TTL = 72 * 3600.0
+
+
+def _no_errors() -> Mapping[str, float]:
+    return MappingProxyType({})
+
+
+def _default_rates() -> Mapping[str, float]:
+    return DEFAULT_EMULATOR_RATES
+
+
+@dataclass(frozen=True)
+class EmulatorSettings:
+    """The emulator's behaviour. Times are seconds, rates are probabilities in 0..1.
+
+    ``queue_time``/``processing_time`` are what a task spends pending/processing (each
+    stretched or shrunk by up to ``jitter`` as a fraction). ``concurrency_cap`` bounds the
+    tasks pending or processing at once; creations beyond it get 429 with ``Retry-After``.
+    ``error_rates`` gives, per HTTP status ("429", "500", "502", "503"), the probability that
+    an API request is answered with that error instead. ``reset_rate`` aborts connections
+    without an answer; ``truncate_rate`` cuts downloads short; ``download_rate`` throttles
+    them (bytes per second). ``api_key`` None accepts any bearer key (the header is still
+    required).
+    """
+
+    queue_time: float = 0.5
+    processing_time: float = 3.0
+    jitter: float = 0.0
+    render: str = "full"
+    concurrency_cap: int | None = None
+    failure_rate: float = 0.0
+    failure_codes: tuple[str, ...] = ("service_error",)
+    error_rates: Mapping[str, float] = field(default_factory=_no_errors)
+    reset_rate: float = 0.0
+    truncate_rate: float = 0.0
+    link_ttl: float = 86400.0
+    download_rate: float | None = None
+    seed: int | None = None
+    api_key: str | None = None
+    rates: Mapping[str, float] = field(default_factory=_default_rates)
+    upload_ttl: float = UPLOAD_TTL
+    retry_after: float | None = None  # Retry-After of 429s; None: computed, whole seconds
+
+    def __post_init__(self) -> None:
+        problems = list(self._problems())
+        if problems:
+            raise ValueError("invalid emulator settings: " + "; ".join(problems))
+        # Freeze the mappings whatever the caller passed (a dict stays mutable otherwise).
+        object.__setattr__(self, "error_rates", MappingProxyType(dict(self.error_rates)))
+        object.__setattr__(self, "rates", MappingProxyType(dict(self.rates)))
+        object.__setattr__(self, "failure_codes", tuple(self.failure_codes))
+
+    def _problems(self) -> list[str]:
+        problems: list[str] = []
+        for name in ("queue_time", "processing_time"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0")
+        for name in ("jitter", "failure_rate", "reset_rate", "truncate_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                problems.append(f"{name} must be between 0 and 1")
+        if self.render not in RENDER_MODES:
+            problems.append(f"render must be one of {', '.join(RENDER_MODES)}")
+        if self.concurrency_cap is not None and self.concurrency_cap < 1:
+            problems.append("concurrency_cap must be >= 1")
+        unknown = set(self.failure_codes) - ALL_TASK_CODES
+        if unknown or not self.failure_codes:
+            problems.append("failure_codes must be documented business codes, e.g. service_error")
+        for status, rate in self.error_rates.items():
+            if status not in ERROR_STATUSES:
+                problems.append(f"error_rates keys must be among {', '.join(ERROR_STATUSES)}")
+            elif not 0.0 <= rate <= 1.0:
+                problems.append(f"error_rates[{status}] must be between 0 and 1")
+        if sum(self.error_rates.values()) > 1.0:
+            problems.append("error_rates must add up to at most 1")
+        if self.link_ttl <= 0 or self.upload_ttl <= 0:
+            problems.append("link_ttl and upload_ttl must be > 0")
+        if self.download_rate is not None and self.download_rate <= 0:
+            problems.append("download_rate must be > 0 bytes per second")
+        if self.retry_after is not None and self.retry_after < 0:
+            problems.append("retry_after must be >= 0")
+        return problems
+
+    def replace(self, **changes: Any) -> EmulatorSettings:
+        """A copy with ``changes`` applied (and checked)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> EmulatorSettings:
+        """Settings from a manifest's ``api.emulator`` section (same key names as the fields).
+
+        Lists become tuples, ``error_rates`` keys may be integers (``429: 0.1``). Unknown
+        keys and bad values raise ``ValueError`` naming the key.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in names:
+                known = ", ".join(sorted(names))
+                raise ValueError(f"unknown emulator setting {key!r}; known: {known}")
+            if key == "error_rates":
+                if not isinstance(value, Mapping):
+                    raise ValueError("error_rates must be a mapping such as {429: 0.1}")
+                value = {str(k): float(v) for k, v in value.items()}
+            elif key == "rates":
+                if not isinstance(value, Mapping):
+                    raise ValueError("rates must be a mapping such as {720p: 8.1}")
+                value = {**DEFAULT_EMULATOR_RATES, **{str(k): float(v) for k, v in value.items()}}
+            elif key == "failure_codes":
+                value = (value,) if isinstance(value, str) else tuple(value)
+            elif isinstance(value, list):
+                value = tuple(value)
+            kwargs[key] = value
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise ValueError(f"invalid emulator settings: {exc}") from None

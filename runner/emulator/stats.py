@@ -1,0 +1,58 @@
+"""Counters of what clients did to the emulator, for tests and benchmarks to assert on.
+
+A benchmark's claims ("polls little", "keeps the gateway busy", "never submits twice") are
+checked against these numbers, counted on the server side where the client cannot fudge them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Stats:
+    """Mutable counters; :meth:`as_dict` is the body of ``GET /_emulator/stats``."""
+
+    creation_requests: int = 0
+    accepted_tasks: int = 0
+    duplicate_payloads: int = 0
+    polls: int = 0
+    polls_per_task: Counter[str] = field(default_factory=Counter)
+    max_in_flight: int = 0
+    in_flight: int = 0
+    uploads: int = 0
+    downloads: int = 0
+    expired_link_hits: int = 0
+    rate_limited: int = 0
+    resets: int = 0
+    truncated: int = 0
+    injected_errors: int = 0
+    failed_tasks: int = 0
+    completed_tasks: int = 0
+    renders: int = 0
+    render_seconds: float = 0.0  # wall time spent rendering, summed over threads
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy."""
+        return {
+            "creation_requests": self.creation_requests,
+            "accepted_tasks": self.accepted_tasks,
+            "duplicate_payloads": self.duplicate_payloads,
+            "polls": self.polls,
+            "polls_per_task": dict(self.polls_per_task),
+            "max_in_flight": self.max_in_flight,
+            "in_flight": self.in_flight,
+            "uploads": self.uploads,
+            "downloads": self.downloads,
+            "expired_link_hits": self.expired_link_hits,
+            "rate_limited": self.rate_limited,
+            "resets": self.resets,
+            "truncated": self.truncated,
+            "injected_errors": self.injected_errors,
+            "failed_tasks": self.failed_tasks,
+            "completed_tasks": self.completed_tasks,
+            "renders": self.renders,
+            "render_seconds": round(self.render_seconds, 4),
+        }

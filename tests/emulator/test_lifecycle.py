@@ -1,0 +1,68 @@
+"""A task goes pending -> processing -> completed/failed on the clock, with a real video."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from runner.emulator import RunningEmulator
+from tests.emulator.conftest import POLL_LIMIT, create, fetch, wait_for_status
+
+
+async def test_task_goes_pending_processing_completed_with_rising_progress(
+    emulator: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
+    emulator.update(queue_time=0.2, processing_time=0.4)
+    created = await create(http)
+    assert (created["status"], created["progress"]) == ("pending", 0)
+    assert created["task_info"]["can_cancel"] is True
+    seen: list[tuple[str, int]] = []
+    for _ in range(POLL_LIMIT):
+        async with http.get(f"/v1/tasks/{created['id']}") as response:
+            body = await response.json()
+        seen.append((body["status"], body["progress"]))
+        if body["status"] == "completed":
+            break
+    statuses = [status for status, _ in seen]
+    assert "processing" in statuses
+    assert statuses.index("processing") < statuses.index("completed")
+    progress = [p for s, p in seen if s == "processing"]
+    assert progress == sorted(progress) and all(1 <= p <= 99 for p in progress)
+    assert body["progress"] == 100 and body["task_info"]["can_cancel"] is False
+    assert len(body["results"]) == 1
+    status, data = await fetch(http, body["results"][0])
+    assert status == 200 and data[4:8] == b"ftyp"
+
+
+async def test_failure_rate_fails_tasks_with_a_configured_business_code(
+    emulator: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
+    emulator.update(failure_rate=1.0, failure_codes=("content_policy_violation",))
+    created = await create(http)
+    body = await wait_for_status(http, created["id"])
+    assert body["status"] == "failed"
+    assert body["error"]["code"] == "content_policy_violation"
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    assert "results" not in body
+    assert emulator.stats()["failed_tasks"] == 1
+
+
+async def test_estimated_time_and_credits_tell_the_truth(
+    emulator: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
+    emulator.update(queue_time=2, processing_time=58)
+    body = await create(http, duration=5)
+    assert body["task_info"]["estimated_time"] == 60
+    assert body["task_info"]["video_duration"] == 5
+    assert body["usage"]["credits_reserved"] == 40.5  # 5 s x 8.1 at 720p
+    audio = await create(http, duration=4, resolution="1080p", generate_audio=True)
+    assert audio["usage"]["credits_reserved"] == round(4 * (10.8 + 2.7), 4)
+    four_k = await create(http, duration=3, resolution="4k", generate_audio=True)
+    assert four_k["usage"]["credits_reserved"] == round(3 * 16.2, 4)  # 4k: audio not extra
+
+
+async def test_rates_are_configurable(
+    emulator: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
+    emulator.update(rates={"720p": 1.0, "audio": 0.5})
+    body = await create(http, duration=6, generate_audio=True)
+    assert body["usage"]["credits_reserved"] == 9
