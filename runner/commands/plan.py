@@ -1,0 +1,219 @@
+"""``shotrun plan FILE [--json]``: what a run would send and what it would cost; no network.
+
+For every take: its id and take number, its resolved inputs, the exact wire payload (local
+files shown as ``<upload PATH>``, frames of other shots as ``<frame last of ID>``) and the
+estimated credits from ``budget.rates``; then totals against ``budget.max_credits``.
+
+The run engine adds "done / in flight / changed and why" through the seam :func:`plan_rows`
+and :func:`plan_document`: both take an optional mapping from :attr:`Take.key` to a
+:class:`TakeStatus`; ``render_plan`` shows the status columns whenever one is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from runner.commands.validate import problem_json
+from runner.errors import EXIT_OK
+from runner.manifest import load_manifest
+from runner.model import (
+    FrameRef,
+    ImageElement,
+    LocalFile,
+    Manifest,
+    Media,
+    Take,
+    TakeRequest,
+    VideoElement,
+)
+from runner.redact import redact
+from runner.wire import billed_seconds, build_payload, estimate_credits, preview_resolver
+
+
+@dataclass(frozen=True, slots=True)
+class TakeStatus:
+    """What the state store knows of a take: ``state`` (done, in flight, new, changed, failed)
+    and, when it will be (re)run, ``reason`` (prompt changed, asset content changed...)."""
+
+    state: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRow:
+    """One take of the plan."""
+
+    take: Take
+    payload: Mapping[str, Any]
+    credits: float | None
+    status: TakeStatus | None = None
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``shotrun plan``."""
+    parser = subparsers.add_parser(
+        "plan",
+        help="show the takes, wire payloads and estimated credits (no network)",
+        description="Expand the manifest and show every take with its resolved inputs, the "
+        "payload that would be sent, and estimated credits. Sends nothing.",
+    )
+    parser.add_argument("file", metavar="FILE", help="manifest file (YAML)")
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    parser.set_defaults(func=run)
+
+
+def plan_rows(manifest: Manifest,
+              statuses: Mapping[str, TakeStatus] | None = None) -> list[PlanRow]:
+    """The plan's rows; ``statuses`` (by take key) come from the state store when there is one."""
+    rows: list[PlanRow] = []
+    payloads: dict[int, tuple[dict[str, Any], float | None]] = {}
+    for take in manifest.takes:
+        found = payloads.get(id(take.request))  # the takes of a shot share one request
+        if found is None:
+            found = (build_payload(take.request, preview_resolver, manifest.api.wire),
+                     estimate_credits(take.request, manifest.budget.rates))
+            payloads[id(take.request)] = found
+        status = statuses.get(take.key) if statuses is not None else None
+        rows.append(PlanRow(take, found[0], found[1], status))
+    return rows
+
+
+def _media(media: Media) -> Any:
+    if isinstance(media, LocalFile):
+        return {"file": str(media.path), "sha256": media.sha256, "size": media.size,
+                "mime": media.mime}
+    if isinstance(media, FrameRef):
+        return {"from_shot": media.shot_id, "frame": media.frame}
+    return {"url": media}
+
+
+def inputs(request: TakeRequest) -> dict[str, Any]:
+    """The resolved inputs of a request, as JSON."""
+    found: dict[str, Any] = {}
+    if request.start_frame is not None:
+        found["start_frame"] = _media(request.start_frame)
+    if request.end_frame is not None:
+        found["end_frame"] = _media(request.end_frame)
+    if request.images:
+        found["images"] = [_media(m) for m in request.images]
+    if request.elements:
+        found["elements"] = [
+            {"video": e.video} if isinstance(e, VideoElement) else
+            {"frontal": _media(e.frontal), "references": [_media(r) for r in e.references]}
+            for e in request.elements if isinstance(e, VideoElement | ImageElement)
+        ]
+    return found
+
+
+def totals(manifest: Manifest, rows: Sequence[PlanRow]) -> dict[str, Any]:
+    """Counts, seconds and credits of the whole plan, against the budget."""
+    credits = sum(row.credits for row in rows if row.credits is not None)
+    unpriced = sum(1 for row in rows if row.credits is None)
+    cap = manifest.budget.max_credits
+    return {
+        "shots": len({row.take.shot_id for row in rows}),
+        "takes": len(rows),
+        "seconds": sum(billed_seconds(row.take.request) for row in rows),
+        "credits": round(credits, 4),
+        "unpriced_takes": unpriced,
+        "max_credits": cap,
+        "within_budget": cap is None or credits <= cap,
+    }
+
+
+def plan_document(manifest: Manifest,
+                  statuses: Mapping[str, TakeStatus] | None = None) -> dict[str, Any]:
+    """The whole plan as JSON-ready data (what ``plan --json`` prints)."""
+    rows = plan_rows(manifest, statuses)
+    takes = []
+    for row in rows:
+        take = row.take
+        item: dict[str, Any] = {
+            "key": take.key, "shot_id": take.shot_id, "take": take.take,
+            "fingerprint": take.fingerprint, "after": list(take.after), "tags": list(take.tags),
+            "location": str(take.location) if take.location else None,
+            "inputs": inputs(take.request), "payload": row.payload, "credits": row.credits,
+        }
+        if row.status is not None:
+            item["status"] = {"state": row.status.state, "reason": row.status.reason}
+        takes.append(item)
+    api = manifest.api
+    return {
+        "manifest": str(manifest.path), "name": manifest.name,
+        "output_dir": str(manifest.output_dir),
+        "api": {"base_url": api.base_url, "files_url": api.files_url, "model": api.model,
+                "api_key_env": api.api_key_env, "wire": dict(api.wire)},
+        "budget": {"max_credits": manifest.budget.max_credits,
+                   "rates": dict(manifest.budget.rates)},
+        "takes": takes,
+        "totals": totals(manifest, rows),
+        "warnings": [problem_json(p) for p in manifest.warnings],
+    }
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console) -> None:
+    """The human plan: one table row per take, then totals."""
+    with_status = any(row.status is not None for row in rows)
+    table = Table(title=f"{manifest.name}: {manifest.path}", show_lines=False)
+    for header in ("shot", "take", "size", "s", "audio", "inputs", "prompt", "credits"):
+        table.add_column(header, no_wrap=header != "prompt",
+                         justify="right" if header in ("take", "s", "credits") else "left")
+    if with_status:
+        table.add_column("status")
+        table.add_column("why")
+    for row in rows:
+        request = row.take.request
+        prompt = request.prompt if request.prompt is not None else " | ".join(
+            s.prompt for s in request.multi_prompt or ())
+        count = {"img": len(request.images), "el": len(request.elements)}
+        parts = [f"{v} {k}" for k, v in count.items() if v]
+        if request.start_frame is not None:
+            parts.append("start" if not isinstance(request.start_frame, FrameRef)
+                         else f"start<-{request.start_frame.shot_id}")
+        if request.end_frame is not None:
+            parts.append("end")
+        cells = [row.take.shot_id, str(row.take.take),
+                 f"{request.resolution} {request.aspect_ratio}", str(request.duration),
+                 "yes" if request.generate_audio else "", ", ".join(parts), _short(prompt),
+                 "?" if row.credits is None else f"{row.credits:g}"]
+        if with_status:
+            cells += [row.status.state if row.status else "",
+                      row.status.reason if row.status else ""]
+        table.add_row(*cells)
+    console.print(table)
+    total = totals(manifest, rows)
+    budget = ("no cap" if total["max_credits"] is None else
+              f"cap {total['max_credits']:g}, " +
+              ("within budget" if total["within_budget"] else "OVER BUDGET"))
+    unpriced = (f", {total['unpriced_takes']} takes without a rate (set budget.rates)"
+                if total["unpriced_takes"] else "")
+    console.print(f"{total['takes']} takes of {total['shots']} shots, {total['seconds']} s of "
+                  f"video, about {total['credits']:g} credits ({budget}){unpriced}.",
+                  highlight=False)
+    for warning in manifest.warnings:
+        console.print(redact(str(warning)), highlight=False, markup=False)
+    console.print(f"Output: {manifest.output_dir}. Nothing was sent.", highlight=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the plan of one manifest (problems make it exit 2 through the CLI)."""
+    manifest = load_manifest(args.file)
+    if args.json:
+        print(redact(json.dumps(plan_document(manifest), indent=2, ensure_ascii=False)))
+        return EXIT_OK
+    console = Console(file=sys.stdout, soft_wrap=False)
+    render_plan(manifest, plan_rows(manifest), console)
+    return EXIT_OK
