@@ -18,7 +18,8 @@ boundary where they happen, so that the scheduler and the CLI reason about *what
     │   ├── AmbiguousSubmission         a creation was sent but its answer was lost
     │   └── MalformedResponse           the gateway answered something we cannot read
     ├── DownloadError                   a result could not be saved
-    │   └── LinkExpired                 403/404/410 on a result link: query the task again
+    │   ├── LinkExpired                 403/404/410 on a result link: query the task again
+    │   └── DownloadRefused             too large / not http(s): retrying will not help
     └── VerifyError                     a saved output does not decode or does not match
 
 Exceptions also inherit the matching built-in where one exists (``ValueError``,
@@ -186,6 +187,13 @@ class DownloadError(ShotrunError, OSError):
 
 class LinkExpired(DownloadError):
     """A result link answered 403/404/410: query the task again for a fresh link."""
+
+
+class DownloadRefused(DownloadError):
+    """The result cannot be saved as offered (larger than the cap, not an http(s) link).
+
+    Retrying the same link would fail the same way; the take fails with this message.
+    """
 
 
 class VerifyError(ShotrunError, ValueError):

@@ -1,0 +1,212 @@
+"""Saving a result video: streamed to a ``.part`` file, resumable, hashed, size-capped, fsynced.
+
+Result links live 24 hours and overnight connections break, so a download must survive being
+cut anywhere and carry on from where it stopped:
+
+* the body is streamed to ``<dest>.part`` in large chunks and hashed (SHA-256) in the same
+  loop; when a ``.part`` already exists, its bytes are hashed first and the rest is asked for
+  with ``Range: bytes=N-``. A ``206`` must start exactly at ``N``; a ``200`` means the server
+  ignores ranges, so the file restarts from zero; a ``416`` whose total equals ``N`` means the
+  ``.part`` was already complete;
+* the final length must equal ``Content-Length`` (or the ``Content-Range`` total);
+* a result larger than the cap is refused from the headers and, if the server does not
+  announce a length, while streaming;
+* the file is fsynced before :class:`~runner.gateway.types.Downloaded` is returned; the caller
+  records the hash and then calls :func:`finalize_download` for the atomic rename.
+
+Errors: ``403/404/410`` -> :class:`~runner.errors.LinkExpired` (query the task for a fresh
+link); a cut connection, a stall longer than the read timeout, a 5xx -> :class:`DownloadError`
+(retry: the next call resumes); too large / not http(s) -> :class:`DownloadRefused`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiofiles
+import aiohttp
+import structlog
+from yarl import URL
+
+from runner.errors import DownloadError, DownloadRefused, LinkExpired
+from runner.fsutil import replace_durably
+from runner.gateway.translate import describe
+from runner.gateway.types import Downloaded
+from runner.gateway.urls import checked_url, safe_url_text
+
+log = structlog.get_logger()
+
+CHUNK_SIZE = 1024 * 1024
+_EXPIRED = frozenset({403, 404, 410})
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+_UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)")
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How to write the body of one answer: from which offset, and how long the whole is."""
+
+    offset: int
+    total: int | None
+
+
+class _Restart(Exception):
+    """The server cannot continue the ``.part``: start again from zero with a new request."""
+
+
+def _human(size: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size //= 1024
+    raise AssertionError("unreachable")
+
+
+def _too_large(part: Path, shown: str, size: int, cap: int) -> DownloadRefused:
+    with contextlib.suppress(OSError):
+        part.unlink()
+    return DownloadRefused(
+        f"result {shown} is {_human(size)} or more, larger than the cap of {_human(cap)} "
+        "(raise the result size limit to accept it)"
+    )
+
+
+def _plan(resp: aiohttp.ClientResponse, offset: int, shown: str) -> _Plan:
+    """Decide, from the status and headers, where this answer's body goes."""
+    status = resp.status
+    if status in _EXPIRED:
+        raise LinkExpired(f"result link {shown} answered HTTP {status}: it has expired")
+    if status == 416 and offset:
+        match = _UNSATISFIED_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
+        if match and int(match.group(1)) == offset:
+            return _Plan(offset=offset, total=offset)  # the .part is already whole
+        raise _Restart
+    if status == 200:
+        return _Plan(offset=0, total=resp.content_length)
+    if status == 206 and offset:
+        match = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
+        if not match or int(match.group(1)) != offset:
+            raise _Restart
+        end = int(match.group(2))
+        total = int(match.group(3)) if match.group(3) != "*" else end + 1
+        if end + 1 != total:
+            raise DownloadError(f"result {shown}: partial answer ends at {end} of {total} bytes")
+        return _Plan(offset=offset, total=total)
+    raise DownloadError(f"result {shown} answered HTTP {status}, retry later")
+
+
+async def _hash_prefix(part: Path, size: int, digest: hashlib._Hash) -> None:
+    """Feed the first ``size`` bytes of ``part`` (kept from an earlier attempt) to ``digest``."""
+    left = size
+    async with aiofiles.open(part, "rb") as f:
+        while left:
+            block = await f.read(min(CHUNK_SIZE, left))
+            if not block:
+                raise DownloadError(f"{part} shrank while being resumed")
+            digest.update(block)
+            left -= len(block)
+
+
+async def _receive(
+    resp: aiohttp.ClientResponse, part: Path, plan: _Plan, *, max_bytes: int, shown: str
+) -> Downloaded:
+    """Stream the body into ``part`` from ``plan.offset``, hashing as it goes."""
+    if plan.total is not None and plan.total > max_bytes:
+        raise _too_large(part, shown, plan.total, max_bytes)
+    digest = hashlib.sha256()
+    if plan.offset:
+        await _hash_prefix(part, plan.offset, digest)
+    size = plan.offset
+    async with aiofiles.open(part, "ab" if plan.offset else "wb") as f:
+        if plan.offset:
+            await f.truncate(plan.offset)
+        async for chunk in resp.content.iter_chunked(CHUNK_SIZE):
+            size += len(chunk)
+            if size > max_bytes:
+                raise _too_large(part, shown, size, max_bytes)
+            if plan.total is not None and size > plan.total:
+                raise DownloadError(f"result {shown} sent more than the {plan.total} announced")
+            await f.write(chunk)
+            digest.update(chunk)
+        await f.flush()
+        await asyncio.to_thread(os.fsync, f.fileno())
+    if plan.total is not None and size != plan.total:
+        raise DownloadError(f"result {shown} ended at {size} of {plan.total} bytes; retry")
+    return Downloaded(path=part, size=size, sha256=digest.hexdigest())
+
+
+async def download_to_part(
+    session: aiohttp.ClientSession,
+    url: str,
+    part: Path,
+    *,
+    max_bytes: int,
+    timeout: aiohttp.ClientTimeout,
+    headers: Mapping[str, str] | None = None,
+    max_redirects: int = 3,
+) -> Downloaded:
+    """Download ``url`` into ``part``, resuming what is there. See the module docstring."""
+    try:
+        target: URL = checked_url(url, what="result link")
+    except ValueError as exc:
+        raise DownloadRefused(str(exc)) from None
+    shown = safe_url_text(target)
+    for _attempt in range(2):  # the second pass only after the server refused to resume
+        try:
+            offset = part.stat().st_size if part.exists() else 0
+        except OSError as exc:
+            raise DownloadError(f"cannot read {part}: {exc.strerror or exc}") from None
+        if offset > max_bytes:
+            offset = 0
+        request_headers = {**(headers or {}), "Accept-Encoding": "identity"}
+        if offset:
+            request_headers["Range"] = f"bytes={offset}-"
+        log.debug("download_started", url=shown, resume_from=offset)
+        try:
+            async with session.get(
+                target,
+                headers=request_headers,
+                timeout=timeout,
+                allow_redirects=max_redirects > 0,
+                max_redirects=max_redirects + 1,
+                read_bufsize=CHUNK_SIZE,
+            ) as resp:
+                plan = _plan(resp, offset, shown)
+                if offset and plan.offset == 0:
+                    log.info("download_restarted", url=shown, reason="server ignored Range")
+                return await _receive(resp, part, plan, max_bytes=max_bytes, shown=shown)
+        except _Restart:
+            log.info("download_restarted", url=shown, reason="server refused to resume")
+            with contextlib.suppress(OSError):
+                part.unlink()
+        except DownloadError:
+            raise
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _transport(exc, shown) from None
+        except OSError as exc:  # local: disk full, permission, directory gone
+            raise DownloadError(f"cannot write {part}: {exc.strerror or exc}") from None
+    raise DownloadError(f"result {shown}: the server refused to resume twice; retry")
+
+
+def _transport(exc: BaseException, shown: str) -> DownloadError:
+    if isinstance(exc, aiohttp.TooManyRedirects | aiohttp.RedirectClientError):
+        return DownloadRefused(f"result {shown}: refused redirect ({describe(exc)})")
+    if isinstance(exc, asyncio.TimeoutError):
+        what = "stalled (no data within the read timeout)"
+    elif isinstance(exc, aiohttp.ClientPayloadError):
+        what = "was cut off mid-way"
+    else:
+        what = "failed"
+    return DownloadError(f"download of {shown} {what}; retry resumes it ({describe(exc)})")
+
+
+def finalize_download(part: Path, dest: Path) -> None:
+    """Make a finished ``.part`` the output: fsync, ``os.replace``, fsync the directory."""
+    replace_durably(part, dest)

@@ -1,0 +1,89 @@
+"""Crash-safe file writes: a file is either its old content or its new content, never half.
+
+The recipe everywhere (sidecars, reports, finished downloads): write a temporary file in the
+*same directory* (so the rename cannot cross filesystems), fsync it, ``os.replace`` it over the
+target, then fsync the directory so the rename itself survives a power cut. A crash at any
+point leaves at worst a stray ``.*.tmp`` file, which :func:`atomic_write_bytes` never reuses.
+
+Temporary files are created with mode ``0o666`` filtered by the user's umask (what a plain
+``open`` would give), unless ``mode`` asks for something stricter such as ``0o600``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+
+def fsync_dir(directory: Path) -> None:
+    """Flush a directory entry (a rename or a creation in it) to disk.
+
+    Platforms that cannot open a directory (Windows) skip this silently: there the rename is
+    as durable as the OS makes it.
+    """
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):  # some filesystems refuse fsync on directories
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    """Flush a file's content to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Replace ``path`` with ``data`` atomically and durably.
+
+    ``mode`` (e.g. ``0o600``) is applied exactly; by default the umask decides. The parent
+    directory must exist.
+    """
+    path = Path(path)
+    temp = _temp_name(path)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else mode)
+    try:
+        try:
+            if mode is not None:
+                os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write_text(
+    path: Path, text: str, *, mode: int | None = None, encoding: str = "utf-8"
+) -> None:
+    """Replace ``path`` with ``text`` atomically and durably (see :func:`atomic_write_bytes`)."""
+    atomic_write_bytes(path, text.encode(encoding), mode=mode)
+
+
+def replace_durably(source: Path, dest: Path) -> None:
+    """fsync ``source``, ``os.replace`` it onto ``dest``, fsync ``dest``'s directory."""
+    fsync_file(source)
+    os.replace(source, dest)
+    fsync_dir(Path(dest).parent)

@@ -1,0 +1,310 @@
+"""The real HTTP client of the gateway: one aiohttp session, errors translated at this edge.
+
+:class:`GatewayClient` implements :class:`runner.gateway.types.Gateway`. It is a pure
+translator: it sends one request per call and turns the outcome into a typed value or a
+:mod:`runner.errors` exception (see :mod:`runner.gateway.translate`); it never retries,
+because retry, pacing and backoff are the scheduler's policy.
+
+Security properties, each tested:
+
+* TLS certificates are always verified (there is no option to turn it off);
+* the API key is registered with :mod:`runner.redact` on construction, sent only to the
+  configured gateway and file-service origins, and never appears in an exception or log line;
+* only ``http``/``https`` URLs are followed, redirects are limited, JSON answers are capped
+  at :data:`runner.gateway.parse.MAX_JSON_BYTES` and results at ``max_result_bytes``.
+
+Lifecycle: the session is created on first use (inside the running loop); after
+:meth:`close` every call raises ``RuntimeError``. ``async with GatewayClient(...)`` closes it.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import ssl
+from collections.abc import Mapping
+from pathlib import Path
+from types import SimpleNamespace, TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import aiofiles
+import aiohttp
+import structlog
+from yarl import URL
+
+from runner import __version__ as _version
+from runner.download import download_to_part
+from runner.errors import GatewayError, MalformedResponse, PermanentGatewayError
+from runner.gateway.parse import MAX_JSON_BYTES, parse_task, parse_upload
+from runner.gateway.timeouts import ClientTimeouts
+from runner.gateway.translate import http_error, transport_error
+from runner.gateway.types import Downloaded, TaskState, UploadedFile
+from runner.gateway.urls import checked_url, join, safe_url_text
+from runner.redact import register_secret
+
+__all__ = ["ClientTimeouts", "GatewayClient"]
+
+log = structlog.get_logger()
+
+CREATE_PATH = "/v1/videos/generations"
+TASK_PATH = "/v1/tasks/"
+UPLOAD_PATH = "/api/v1/files/upload/stream"
+UPLOAD_MIME_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+
+
+class _State(enum.Enum):
+    UNOPENED = "unopened"
+    OPENED = "opened"
+    CLOSED = "closed"
+
+
+async def _on_headers_sent(
+    _session: aiohttp.ClientSession,
+    ctx: SimpleNamespace,
+    _params: aiohttp.TraceRequestHeadersSentParams,
+) -> None:
+    """Trace hook: from here on the gateway may have seen the request."""
+    flags = ctx.trace_request_ctx
+    if isinstance(flags, dict):
+        flags["sent"] = True
+
+
+class GatewayClient:
+    """Speaks the gateway's HTTP API; see the module docstring for its guarantees."""
+
+    def __init__(
+        self,
+        base_url: str,
+        files_url: str | None,
+        api_key: str,
+        *,
+        timeouts: ClientTimeouts | None = None,
+        max_result_bytes: int = 2 * 1024**3,
+        max_redirects: int = 3,
+        connection_limit: int = 32,
+    ) -> None:
+        if not api_key or not api_key.strip():
+            raise ValueError("the API key is empty")
+        register_secret(api_key)
+        self._base = checked_url(base_url, what="api.base_url")
+        self._files = checked_url(files_url, what="api.files_url") if files_url else self._base
+        if max_result_bytes <= 0:
+            raise ValueError("max_result_bytes must be positive")
+        if max_redirects < 0:
+            raise ValueError("max_redirects must be 0 or more")
+        if connection_limit <= 0:
+            raise ValueError("connection_limit must be positive")
+        self._auth = {"Authorization": f"Bearer {api_key}"}
+        self._trusted = {self._base.origin(), self._files.origin()}
+        self.timeouts = timeouts or ClientTimeouts()
+        self.max_result_bytes = max_result_bytes
+        self.max_redirects = max_redirects
+        self._connection_limit = connection_limit
+        self._session: aiohttp.ClientSession | None = None
+        self._state = _State.UNOPENED
+
+    def __repr__(self) -> str:
+        return f"GatewayClient({safe_url_text(self._base)!r}, state={self._state.value})"
+
+    async def __aenter__(self) -> GatewayClient:
+        self._open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._state is _State.CLOSED:
+            raise RuntimeError("GatewayClient is closed; create a new one")
+        if self._session is None:
+            trace = aiohttp.TraceConfig()
+            trace.on_request_headers_sent.append(_on_headers_sent)
+            connector = aiohttp.TCPConnector(
+                limit=self._connection_limit, ssl=ssl.create_default_context()
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                trace_configs=[trace],
+                headers={"User-Agent": f"shotrun/{_version}"},
+                auto_decompress=True,
+            )
+            self._state = _State.OPENED
+        return self._session
+
+    async def close(self) -> None:
+        """Release connections; later calls raise ``RuntimeError``. Safe to call twice."""
+        self._state = _State.CLOSED
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    def _headers_for(self, url: URL) -> dict[str, str]:
+        """The bearer header, only for the origins the user configured."""
+        return dict(self._auth) if url.origin() in self._trusted else {}
+
+    async def _exchange(
+        self,
+        method: str,
+        url: URL,
+        *,
+        operation: str,
+        creating: bool = False,
+        task_id: str | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> bytes:
+        """Send one request; return the 2xx body (capped) or raise the translated error."""
+        session = self._open()
+        flags = {"sent": False}
+        try:
+            async with session.request(
+                method,
+                url,
+                headers={**self._headers_for(url), **(extra_headers or {})},
+                timeout=timeout or self.timeouts.for_request(),
+                allow_redirects=self.max_redirects > 0,
+                max_redirects=self.max_redirects + 1,  # aiohttp counts the one that fails
+                trace_request_ctx=flags,
+                **kwargs,
+            ) as resp:
+                body = await _read_capped(resp, operation)
+                log.debug("gateway_answered", operation=operation, status=resp.status)
+                if 200 <= resp.status < 300:
+                    return body
+                raise http_error(
+                    resp.status,
+                    body,
+                    operation=operation,
+                    retry_after=resp.headers.get("Retry-After"),
+                    task_id=task_id,
+                )
+        except GatewayError:
+            raise
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            error = transport_error(
+                exc, operation=operation, sent=flags["sent"], creating=creating
+            )
+            log.debug("gateway_transport_error", operation=operation, error=str(error))
+            raise error from None
+
+    async def create_task(self, payload: Mapping[str, Any]) -> TaskState:
+        """POST the creation; a lost answer after sending raises AmbiguousSubmission.
+
+        A 2xx whose body cannot be read raises MalformedResponse with ``status`` set: the
+        gateway accepted *something*, so the task may exist and be billed.
+        """
+        try:
+            data = json.dumps(payload, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except (TypeError, ValueError) as exc:
+            raise PermanentGatewayError(f"create task: payload is not JSON ({exc})") from None
+        body = await self._exchange(
+            "POST",
+            join(self._base, CREATE_PATH),
+            operation="create task",
+            creating=True,
+            data=data,
+            extra_headers={"Content-Type": "application/json"},
+        )
+        try:
+            return parse_task(body, what="create task answer")
+        except MalformedResponse as exc:
+            exc.status = 200
+            raise
+
+    async def get_task(self, task_id: str) -> TaskState:
+        """GET the task; 404 means the gateway does not know it."""
+        if not task_id:
+            raise ValueError("task_id is empty")
+        url = join(self._base, TASK_PATH + quote(task_id, safe=""))
+        body = await self._exchange(
+            "GET", url, operation=f"query task {task_id}", task_id=task_id
+        )
+        state = parse_task(body, what=f"query task {task_id} answer")
+        if state.task_id != task_id:
+            raise MalformedResponse(
+                f"query task {task_id}: the answer describes task {state.task_id}"
+            )
+        return state
+
+    async def upload_file(self, path: Path, mime: str) -> UploadedFile:
+        """Upload one image through the multipart stream endpoint."""
+        path = Path(path)
+        if mime not in UPLOAD_MIME_TYPES:
+            raise PermanentGatewayError(
+                f"cannot upload {path.name}: type {mime} is not accepted by the file service "
+                f"(only {', '.join(sorted(UPLOAD_MIME_TYPES))})"
+            )
+        try:
+            async with aiofiles.open(path, "rb") as f:
+                content = await f.read(MAX_UPLOAD_BYTES + 1)
+        except OSError as exc:
+            raise PermanentGatewayError(
+                f"cannot upload {path}: {exc.strerror or exc}"
+            ) from None
+        if len(content) > MAX_UPLOAD_BYTES:
+            raise PermanentGatewayError(
+                f"cannot upload {path}: larger than the file service's 10 MB limit"
+            )
+        form = aiohttp.FormData()
+        form.add_field("file", content, filename=path.name, content_type=mime)
+        form.add_field("file_name", path.name)
+        body = await self._exchange(
+            "POST",
+            join(self._files, UPLOAD_PATH),
+            operation=f"upload {path.name}",
+            timeout=self.timeouts.for_upload(),
+            data=form,
+        )
+        uploaded = parse_upload(body)
+        try:
+            checked_url(uploaded.url, what="uploaded file URL")
+        except ValueError as exc:
+            raise MalformedResponse(f"upload {path.name}: {exc}") from None
+        return uploaded
+
+    async def download(self, url: str, part_path: Path) -> Downloaded:
+        """Stream a result into ``part_path`` (see :mod:`runner.download`)."""
+        session = self._open()
+        try:
+            headers = self._headers_for(URL(url))
+        except (TypeError, ValueError):
+            headers = {}
+        return await download_to_part(
+            session,
+            url,
+            Path(part_path),
+            max_bytes=self.max_result_bytes,
+            timeout=self.timeouts.for_download(),
+            headers=headers,
+            max_redirects=self.max_redirects,
+        )
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, operation: str) -> bytes:
+    """The body, or MalformedResponse when it exceeds the JSON cap (announced or actual)."""
+    if resp.content_length is not None and resp.content_length > MAX_JSON_BYTES:
+        raise MalformedResponse(
+            f"{operation}: answer of {resp.content_length} bytes is larger than the "
+            f"{MAX_JSON_BYTES} bytes allowed",
+            status=resp.status,
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > MAX_JSON_BYTES:
+            raise MalformedResponse(
+                f"{operation}: answer is larger than the {MAX_JSON_BYTES} bytes allowed",
+                status=resp.status,
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+

@@ -1,0 +1,52 @@
+"""Atomic, durable writes: old content or new content, never half, never a stray temp file."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from runner.fsutil import atomic_write_bytes, atomic_write_text, replace_durably
+
+
+def test_atomic_write_replaces_content_and_leaves_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "report.json"
+    atomic_write_text(target, "old")
+    atomic_write_bytes(target, b"new \xe2\x9c\x93")
+    assert target.read_text(encoding="utf-8") == "new ✓"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+def test_default_mode_follows_the_umask_and_explicit_mode_is_exact(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        atomic_write_text(tmp_path / "sidecar.json", "{}")
+        atomic_write_text(tmp_path / "private.json", "{}", mode=0o600)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "sidecar.json").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "private.json").stat().st_mode) == 0o600
+
+
+def test_failed_write_keeps_the_old_file_and_removes_the_temp(tmp_path: Path) -> None:
+    target = tmp_path / "a.txt"
+    target.write_text("old")
+    with pytest.raises(TypeError):
+        atomic_write_bytes(target, "not bytes")  # type: ignore[arg-type]
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_missing_directory_is_an_os_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        atomic_write_text(tmp_path / "nope" / "a.txt", "x")
+
+
+def test_replace_durably_moves_the_file(tmp_path: Path) -> None:
+    part = tmp_path / "take-1.mp4.part"
+    part.write_bytes(b"video")
+    replace_durably(part, tmp_path / "take-1.mp4")
+    assert not part.exists()
+    assert (tmp_path / "take-1.mp4").read_bytes() == b"video"
