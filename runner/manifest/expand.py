@@ -131,8 +131,8 @@ def expand_shots(ctx: Context) -> list[ShotSpec]:
             id_path: KeyPath = ("shots", index, "id")
             if shot_id in seen:
                 first = ctx.location(seen[shot_id])
-                how = "the matrix gives" if suffix else "is used by"
-                ctx.error(id_path, f"shot id '{shot_id}' {how} two shots (first at line "
+                how = "the matrix makes" if suffix else "there are"
+                ctx.error(id_path, f"{how} two shots with the id '{shot_id}' (first at line "
                                    f"{first.line}); ids must be unique after matrix expansion")
                 continue
             if suffix and not ID_PATTERN.match(shot_id):
