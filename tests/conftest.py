@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from runner import log
 from runner.redact import forget_secrets
 
 
@@ -20,6 +22,21 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory,
     monkeypatch.delenv("SHOTRUN_FILES_URL", raising=False)
     yield
     forget_secrets()
+    # cli.main() configures structlog with the stderr of its moment (capsys's stream in a
+    # test): point it back at whatever stderr is current, or later tests log into a closed
+    # file.
+    log.close_run_log()
+    log.configure("warning", stream=_CurrentStderr())  # type: ignore[arg-type]
+
+
+class _CurrentStderr:
+    """A stream that writes to the ``sys.stderr`` of the moment of each write."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 @pytest.fixture

@@ -72,7 +72,7 @@ class AimdLimiter:
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self.release()  # granted and cancelled at the same moment: give it back
-            else:
+            elif waiter in self._waiters:
                 self._waiters.remove(waiter)
             raise
 

@@ -1,0 +1,252 @@
+"""``shotrun run MANIFEST``: render every take through the gateway and leave verified videos.
+
+The command is the only layer that prints. It loads and checks the manifest (an invalid one
+exits 2 before anything is sent or written), resolves the settings and the key, opens the
+store, says per take why it runs, hands the plan to the engine, and prints the summary.
+
+Exit codes: 0 every take done, 1 some failed (or were not rendered: budget, quota, a refused
+key), 2 invalid manifest or usage, 130 interrupted. Ctrl-C once stops gracefully (tasks in
+flight keep rendering at the gateway; the next run collects them); twice exits at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from runner import log
+from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from runner.model import Manifest, Take
+from runner.redact import redact
+from runner.scheduler.backoff import BackoffPolicy
+from runner.scheduler.context import EngineSettings
+from runner.scheduler.engine import Engine
+from runner.scheduler.polling import PollPolicy
+from runner.scheduler.progress import Observer, RunSummary
+from runner.session import Overrides, RunConfig, open_session, read_api_key, resolve_config
+from runner.wire import build_payload, fingerprint_resolver
+
+# Poll bounds: a real gateway renders in minutes; the built-in emulator in seconds.
+REAL_POLLING = PollPolicy(min_interval=2.0, max_interval=30.0)
+EMULATOR_POLLING = PollPolicy(min_interval=0.1, max_interval=2.0, default_estimate=5.0)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``run`` and its options."""
+    parser = subparsers.add_parser(
+        "run", help="render every take of a manifest (resumable)",
+        description="Render every take of MANIFEST through the gateway, resuming where an "
+        "earlier run stopped. Exit 0 all done, 1 some failed, 2 invalid manifest or usage, "
+        "130 interrupted.",
+    )
+    parser.add_argument("manifest", type=Path, metavar="MANIFEST")
+    parser.add_argument("--only", action="append", default=[], metavar="ID|TAG",
+                        help="run only these shots (id, id before matrix expansion, or tag); "
+                        "repeatable")
+    parser.add_argument("--retries", type=_positive_int, default=2, metavar="N",
+                        help="resubmissions of a take whose task failed transiently "
+                        "(default 2)")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="also retry takes that failed permanently before")
+    parser.add_argument("--ambiguous", choices=("resubmit", "hold"), default="resubmit",
+                        help="a creation whose answer was lost: resubmit once (default; may "
+                        "pay twice) or hold it")
+    parser.add_argument("--base-url", metavar="URL",
+                        help="gateway URL or `emulator` (overrides SHOTRUN_BASE_URL and "
+                        "api.base_url)")
+    parser.add_argument("--files-url", metavar="URL", help="file service URL")
+    parser.add_argument("--concurrency", type=int, metavar="N",
+                        help="tasks in flight at the gateway (api.concurrency)")
+    parser.add_argument("--submit-rate", type=float, metavar="R",
+                        help="creation requests per second at most (api.submit_rate)")
+    parser.add_argument("--downloads", type=int, metavar="N",
+                        help="downloads at once (api.downloads)")
+    parser.add_argument("--max-credits", type=float, metavar="C",
+                        help="spending cap over the manifest's life (budget.max_credits)")
+    parser.add_argument("--poll-min", type=float, metavar="S",
+                        help="shortest interval between status checks of a task (seconds)")
+    parser.add_argument("--poll-max", type=float, metavar="S",
+                        help="longest interval between status checks of a task (seconds)")
+    parser.add_argument("--backoff-base", type=float, metavar="S",
+                        help="first retry delay ceiling (seconds, doubled per retry)")
+    parser.add_argument("--backoff-cap", type=float, metavar="S",
+                        help="longest retry delay (seconds)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.set_defaults(func=run)
+
+
+def select_takes(manifest: Manifest, only: Sequence[str]) -> list[Take]:
+    """The takes ``--only`` asks for (all without it); an unknown selector is a usage error."""
+    if not only:
+        return list(manifest.takes)
+    chosen: list[Take] = []
+    for selector in only:
+        matched = [t for t in manifest.takes
+                   if selector in (t.shot_id, t.base_shot_id, t.key) or selector in t.tags]
+        if not matched:
+            raise UsageError(f"--only {selector}: no shot id or tag of {manifest.path} "
+                             f"matches it")
+        chosen.extend(t for t in matched if t not in chosen)
+    order = {take.key: n for n, take in enumerate(manifest.takes)}
+    return sorted(chosen, key=lambda t: order[t.key])
+
+
+def engine_settings(args: argparse.Namespace, config: RunConfig) -> EngineSettings:
+    """Engine settings from the resolved config and the tuning flags."""
+    base = EMULATOR_POLLING if config.uses_emulator else REAL_POLLING
+    poll_min = args.poll_min if args.poll_min is not None else base.min_interval
+    poll_max = args.poll_max if args.poll_max is not None else max(base.max_interval, poll_min)
+    backoff = BackoffPolicy()
+    b_base = args.backoff_base if args.backoff_base is not None else backoff.base
+    b_cap = args.backoff_cap if args.backoff_cap is not None else max(backoff.cap, b_base)
+    try:
+        polling = PollPolicy(min_interval=poll_min, max_interval=poll_max,
+                             default_estimate=base.default_estimate)
+        backoff = BackoffPolicy(base=b_base, cap=b_cap,
+                                retry_after_cap=max(b_cap, backoff.retry_after_cap
+                                                    if args.backoff_cap is None else b_cap))
+    except ValueError as exc:
+        raise UsageError(f"timing flags: {exc}") from None
+    return EngineSettings(
+        concurrency=config.concurrency, submit_rate=config.submit_rate,
+        downloads=config.downloads, max_credits=config.max_credits, retries=args.retries,
+        ambiguous=args.ambiguous, backoff=backoff, polling=polling,
+    )
+
+
+def _out(text: str, *, err: bool = False) -> None:
+    print(redact(text), file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def print_plan(plans: Sequence[Any], *, stream_err: bool) -> None:
+    """One line per take that has something to do, and why; a count of the rest."""
+    skipped = 0
+    for plan in plans:
+        if plan.action == "skip":
+            skipped += 1
+            continue
+        _out(f"  {plan.key:<40} {plan.action:<8} ({plan.reason})", err=stream_err)
+    if skipped:
+        _out(f"  {skipped} take(s) already done", err=stream_err)
+
+
+def format_summary(summary: RunSummary) -> str:
+    """The human summary printed at the end of a run."""
+    lines = [f"done: {summary.done + summary.skipped}/{summary.total}"
+             + (f" ({summary.skipped} from earlier runs)" if summary.skipped else "")]
+    if summary.failed:
+        lines.append(f"failed: {len(summary.failed)}")
+        for label, keys in summary.failures_by_reason().items():
+            shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+            lines.append(f"  {label}: {shown}")
+    if summary.ambiguous:
+        lines.append(f"ambiguous submissions: {summary.ambiguous} (each may have been billed)")
+    if summary.held:
+        lines.append(f"held (ambiguous, not resubmitted): {', '.join(summary.held)}")
+    if summary.in_flight:
+        lines.append(f"still at the gateway: {len(summary.in_flight)} (run again to collect "
+                     "them)")
+    if summary.not_started:
+        lines.append(f"not submitted: {len(summary.not_started)}")
+    cap = f" of {summary.max_credits:g}" if summary.max_credits is not None else ""
+    lines.append(f"credits: {summary.credits_run:.1f} this run, "
+                 f"{summary.credits_total:.1f}{cap} in total")
+    lines.append(f"wall time: {summary.wall_time:.1f} s")
+    if summary.stopped_message:
+        lines.append(f"stopped: {summary.stopped_message}")
+    return "\n".join(lines)
+
+
+def exit_code(summary: RunSummary) -> int:
+    """0 all done, 130 interrupted, 1 otherwise."""
+    if summary.stopped_reason == "interrupted":
+        return EXIT_INTERRUPTED
+    return EXIT_OK if summary.all_done else EXIT_FAILED
+
+
+async def execute(manifest: Manifest, takes: Sequence[Take], plans: Sequence[Any],
+                  store: Any, config: RunConfig, api_key: str, settings: EngineSettings,
+                  *, observer: Observer | None = None,
+                  on_stop: Callable[[int], None] | None = None) -> RunSummary:
+    """Open the session, run the engine with signal handling, return the summary."""
+    async with open_session(manifest, config, api_key) as session:
+        engine = Engine(manifest, store, session.gateway, plans, settings, observer=observer)
+        loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            count = engine.request_stop()
+            if on_stop is not None:
+                on_stop(count)
+
+        installed: list[signal.Signals] = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, stop)
+                installed.append(signum)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread (tests): Ctrl-C handling is the caller's business
+        try:
+            return await engine.run()
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``shotrun run``."""
+    from runner.manifest import load_manifest
+    from runner.state import StateStore, store_path_for
+
+    manifest = load_manifest(args.manifest)  # ManifestError -> exit 2, nothing written
+    for warning in manifest.warnings:
+        _out(str(warning), err=True)
+    takes = select_takes(manifest, args.only)
+    overrides = Overrides(base_url=args.base_url, files_url=args.files_url,
+                          concurrency=args.concurrency, submit_rate=args.submit_rate,
+                          downloads=args.downloads, max_credits=args.max_credits)
+    config = resolve_config(manifest, overrides)
+    api_key = read_api_key(config)
+    settings = engine_settings(args, config)
+    wire = manifest.api.wire
+    payloads = {t.key: build_payload(t.request, fingerprint_resolver, wire) for t in takes}
+
+    store = StateStore.open(store_path_for(manifest))
+    log.open_run_log(manifest.output_dir / ".shotrun" / "run.log")
+    try:
+        plans = store.sync(takes, payloads, retry_failed=args.retry_failed,
+                           ambiguous=args.ambiguous)
+        where = "the built-in emulator" if config.uses_emulator else config.base_url
+        _out(f"shotrun: {manifest.name}: {len(plans)} take(s) via {where}", err=args.json)
+        print_plan(plans, stream_err=args.json)
+
+        def on_stop(count: int) -> None:
+            if count == 1:
+                _out("\nshotrun: stopping: no new submissions; tasks in flight keep rendering "
+                     "at the gateway and the next run collects them (Ctrl-C again to quit at "
+                     "once)", err=True)
+            else:
+                _out("shotrun: quitting now; the state store is consistent", err=True)
+
+        summary = asyncio.run(execute(manifest, takes, plans, store, config, api_key,
+                                      settings, on_stop=on_stop))
+    finally:
+        store.close()
+        log.close_run_log()
+    if args.json:
+        _out(json.dumps(summary.to_json(), indent=2))
+    else:
+        _out(format_summary(summary))
+    return exit_code(summary)

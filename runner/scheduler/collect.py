@@ -1,0 +1,300 @@
+"""A task's second half: poll it until it finishes, then download, verify and file its video.
+
+Polling (see :mod:`runner.scheduler.polling` for the timing) never gives a paid task up: if
+the gateway stops answering, the take is *left* in the store with its task id and the next run
+polls it again; it is never resubmitted. A task that failed for a transient reason is
+resubmitted up to ``--retries`` times; a request-side failure fails the take with the
+gateway's message.
+
+Downloads wait for a slot in link-expiry order, stream to a ``.part`` file (resumed with
+Range by the client), and are verified by decoding before the atomic rename. An expired link
+(403/404/410) is refreshed by querying the task again; a file that does not verify is
+downloaded once more, then reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+from pathlib import Path
+
+import structlog
+
+from runner import outputs
+from runner.download import finalize_download
+from runner.errors import (
+    PERMANENT_TASK_CODES,
+    AuthenticationFailed,
+    DownloadError,
+    DownloadRefused,
+    GatewayError,
+    LinkExpired,
+    MalformedResponse,
+    PermanentGatewayError,
+    RateLimited,
+    TransientGatewayError,
+    VerifyError,
+)
+from runner.gateway.types import TaskState
+from runner.model import Take
+from runner.scheduler.context import Phase, RunContext, StopReason
+from runner.scheduler.progress import TakeProgress
+from runner.scheduler.submit import auth_message, quota_message
+from runner.verify import VideoInfo, verify_video
+
+log = structlog.get_logger()
+
+# What poll() decided: the next step for the take.
+COMPLETED, RETRY, FAILED, LEFT = "completed", "retry", "failed", "left"
+
+
+def _fail(ctx: RunContext, take: Take, kind: str, code: str | None, message: str) -> str:
+    ctx.store.mark_failed(take.key, kind, code, message)
+    log.warning("take_failed", kind=kind, code=code, message=message)
+    ctx.finish(take, Phase.FAILED, kind=kind, code=code, message=message)
+    return FAILED
+
+
+def _leave(ctx: RunContext, take: Take, message: str) -> str:
+    log.warning("take_left_in_flight", message=message)
+    ctx.finish(take, Phase.LEFT, message=message)
+    return LEFT
+
+
+async def poll(ctx: RunContext, take: Take) -> str:
+    """Query the take's task until it completes or fails; always gives the slot back."""
+    try:
+        return await _poll(ctx, take)
+    finally:
+        ctx.limiter.release()
+
+
+async def _poll(ctx: RunContext, take: Take) -> str:
+    key = take.key
+    record = ctx.store.record(key)
+    task_id = record.task_id
+    assert task_id is not None, f"{key}: polled without a task id"
+    policy = ctx.settings.polling
+    started = record.submitted_at or ctx.clock()
+    estimate = record.estimated_time
+    elapsed = ctx.clock() - started
+    delay = policy.first_delay(estimate) - elapsed
+    if delay <= 0:  # resumed, or late: ask soon, spread over the first interval
+        delay = policy.next_delay(elapsed, estimate, record.progress or 0)
+    errors = 0
+    ctx.set_phase(take, Phase.IN_FLIGHT)
+    while True:
+        await asyncio.sleep(max(0.0, delay))
+        try:
+            state = await ctx.gateway.get_task(task_id)
+        except AuthenticationFailed as exc:
+            message = auth_message(exc)
+            ctx.stop(StopReason.AUTH, message)
+            ctx.halt()
+            return _leave(ctx, take, message)
+        except PermanentGatewayError as exc:
+            # 400/404: the task id is unknown or expired at the gateway.
+            return _task_failed(ctx, take, record.attempts, exc.code or "resource_not_found",
+                                f"the gateway no longer knows task {task_id}: {exc.message}")
+        except (TransientGatewayError, MalformedResponse, GatewayError) as exc:
+            errors += 1
+            if errors > ctx.settings.poll_error_limit:
+                return _leave(ctx, take, f"status queries keep failing ({exc.message}); "
+                                         "the next run asks again")
+            retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+            delay = ctx.settings.backoff.delay(min(errors, 8), retry_after)
+            log.info("poll_retry", error=exc.message, delay=round(delay, 3))
+            continue
+        errors = 0
+        ctx.store.record_poll(key)
+        ctx.store.mark_progress(key, state.status, state.progress)
+        ctx.gateway_progress[key] = TakeProgress(key, state.status, state.progress, task_id)
+        ctx.notify()
+        if state.status == "completed":
+            return _completed(ctx, take, state, started)
+        if state.status == "failed":
+            return _task_failed(ctx, take, record.attempts, state.error_code,
+                                state.error_message or "the task failed")
+        elapsed = ctx.clock() - started
+        delay = policy.next_delay(elapsed, estimate or state.estimated_time, state.progress)
+
+
+def _completed(ctx: RunContext, take: Take, state: TaskState, started: float) -> str:
+    if not state.results:
+        return _fail(ctx, take, "permanent", "no_result",
+                     f"task {state.task_id} completed without a result URL")
+    ctx.store.mark_completed(take.key, state.results[0],
+                             ctx.clock() + ctx.settings.link_lifetime)
+    ctx.durations.append(max(0.0, ctx.clock() - started))
+    log.info("take_completed", task_id=state.task_id)
+    return COMPLETED
+
+
+def _task_failed(ctx: RunContext, take: Take, attempts: int, code: str | None,
+                 message: str) -> str:
+    if code == "quota_exceeded":
+        ctx.stop(StopReason.QUOTA, quota_message(GatewayError(message, code=code)))
+        return _fail(ctx, take, "quota", code, message)
+    if code in PERMANENT_TASK_CODES or code is None:
+        return _fail(ctx, take, "permanent", code, message)
+    # Transient, request_cancelled, resource_not_found, or a code the docs do not list.
+    retries_left = attempts <= ctx.settings.retries
+    if retries_left and not ctx.stop_submitting.is_set():
+        ctx.store.mark_failed(take.key, "transient", code, message)
+        log.info("take_retry", code=code, message=message, attempt=attempts)
+        return RETRY
+    return _fail(ctx, take, "transient", code,
+                 message if not retries_left else f"{message} (after {attempts} attempts)")
+
+
+async def download(ctx: RunContext, take: Take) -> bool:
+    """Save the take's result, verified, at its output path; True when the take is done."""
+    key = take.key
+    ctx.set_phase(take, Phase.DOWNLOADING)
+    record = ctx.store.record(key)
+    priority = record.link_expires_at if record.link_expires_at is not None else math.inf
+    async with ctx.downloads.slot(priority):
+        return await _download(ctx, take)
+
+
+async def _download(ctx: RunContext, take: Take) -> bool:
+    key = take.key
+    dest = ctx.output_path(take)
+    part = outputs.part_path(dest)
+    if await _adopt_saved(ctx, take, dest, part):
+        return True
+    errors = refreshes = bad_files = 0
+    while True:
+        record = ctx.store.record(key)
+        if record.result_url is None:
+            _fail(ctx, take, "permanent", "no_result", "no result URL is known")
+            return False
+        ctx.store.mark_downloading(key)
+        try:
+            saved = await ctx.gateway.download(record.result_url, part)
+        except LinkExpired as exc:
+            refreshes += 1
+            if refreshes > ctx.settings.link_refreshes:
+                _fail(ctx, take, "transient", "link_expired", str(exc))
+                return False
+            if not await _refresh_link(ctx, take, record.task_id):
+                return False
+            continue
+        except DownloadRefused as exc:
+            _fail(ctx, take, "permanent", "download_refused", str(exc))
+            return False
+        except (DownloadError, TransientGatewayError, MalformedResponse) as exc:
+            errors += 1
+            if errors >= ctx.settings.download_attempts:
+                _fail(ctx, take, "transient", "download_failed",
+                      f"downloading the result failed {errors} times: {exc}")
+                return False
+            delay = ctx.settings.backoff.delay(errors)
+            log.info("download_retry", error=str(exc), delay=round(delay, 3))
+            await asyncio.sleep(delay)
+            continue
+        try:
+            info = await asyncio.to_thread(_verify, take, saved.path)
+        except VerifyError as exc:
+            saved.path.unlink(missing_ok=True)
+            bad_files += 1
+            log.warning("output_rejected", error=str(exc), tries=bad_files)
+            if bad_files > 1:
+                _fail(ctx, take, "permanent", "verify_failed", str(exc))
+                return False
+            continue
+        _file_output(ctx, take, saved.path, dest, saved.size, saved.sha256, info)
+        return True
+
+
+def _file_output(ctx: RunContext, take: Take, part: Path | None, dest: Path, size: int,
+                 sha256: str, info: VideoInfo) -> None:
+    """Put a verified video in place and commit ``done``.
+
+    Order matters for a crash at any instant: files of another fingerprint are moved aside,
+    the sidecar (naming this fingerprint) is written, the ``.part`` is renamed atomically,
+    and only then is the take marked done; a run that dies in between finds either the
+    ``.part`` to finish or the video with its sidecar to adopt (:func:`_adopt_saved`).
+    """
+    duration = info.duration
+    outputs.archive_stale(ctx.manifest.output_dir, take)
+    outputs.write_sidecar(ctx.manifest, take, ctx.store.record(take.key), dest,
+                          sha256=sha256, size=size, verified_duration=duration)
+    if part is not None:
+        finalize_download(part, dest)
+    ctx.store.mark_done(take.key, dest, size, sha256, duration)
+    ctx.downloaded += 1
+    log.info("take_done", output=str(dest), size=size)
+    ctx.finish(take, Phase.DONE)
+
+
+async def _adopt_saved(ctx: RunContext, take: Take, dest: Path, part: Path) -> bool:
+    """A run that died after the rename but before ``done``: verify the file and adopt it."""
+    if part.exists() or not dest.is_file():
+        return False
+    if outputs.sidecar_fingerprint(dest) != take.fingerprint:
+        return False
+    try:
+        info = await asyncio.to_thread(_verify, take, dest)
+        sha256, size = await asyncio.to_thread(_hash_file, dest)
+    except (VerifyError, OSError) as exc:
+        log.info("saved_output_not_adopted", error=str(exc))
+        return False
+    ctx.store.mark_downloading(take.key)
+    _file_output(ctx, take, None, dest, size, sha256, info)
+    log.info("saved_output_adopted", output=str(dest))
+    return True
+
+
+def _hash_file(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+def _verify(take: Take, path: Path) -> VideoInfo:
+    width, height = take.request.size
+    return verify_video(path, duration=take.request.duration, width=width, height=height,
+                        audio=take.request.generate_audio)
+
+
+async def _refresh_link(ctx: RunContext, take: Take, task_id: str | None) -> bool:
+    """Ask the gateway for a fresh result link; False when the take failed meanwhile."""
+    if task_id is None:
+        _fail(ctx, take, "permanent", "link_expired", "the link expired and no task id is known")
+        return False
+    attempt = 0
+    while True:
+        try:
+            state = await ctx.gateway.get_task(task_id)
+        except AuthenticationFailed as exc:
+            message = auth_message(exc)
+            ctx.stop(StopReason.AUTH, message)
+            ctx.halt()
+            _leave(ctx, take, message)
+            return False
+        except PermanentGatewayError as exc:
+            _fail(ctx, take, "permanent", exc.code or "link_expired",
+                  f"the result link expired and the task is gone: {exc.message}")
+            return False
+        except GatewayError as exc:
+            attempt += 1
+            if attempt > ctx.settings.backoff.max_attempts:
+                _leave(ctx, take, f"refreshing the result link failed: {exc.message}")
+                return False
+            retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+            await asyncio.sleep(ctx.settings.backoff.delay(attempt, retry_after))
+            continue
+        if state.status != "completed" or not state.results:
+            _fail(ctx, take, "permanent", "link_expired",
+                  f"the result link expired and task {task_id} has no new one")
+            return False
+        ctx.store.mark_completed(take.key, state.results[0],
+                                 ctx.clock() + ctx.settings.link_lifetime)
+        log.info("link_refreshed", task_id=task_id)
+        return True

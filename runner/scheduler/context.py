@@ -1,0 +1,154 @@
+"""The shared state of one run that every step (submit, poll, download) reads and updates.
+
+The engine builds one :class:`RunContext`; the step modules receive it instead of reaching
+into the engine, so each step can be read (and tested) on its own. Only the steps call the
+store's transition methods, one committed transition per move, so "only the scheduler moves
+a take" holds by construction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from runner import outputs
+from runner.gateway.types import Gateway
+from runner.model import Manifest, Take
+from runner.scheduler.backoff import BackoffPolicy
+from runner.scheduler.budget import BudgetGuard
+from runner.scheduler.limits import AimdLimiter, DownloadSlots, TokenBucket
+from runner.scheduler.polling import PollPolicy
+from runner.scheduler.progress import TakeProgress
+from runner.scheduler.uploads import UploadCache
+
+log = structlog.get_logger()
+
+LINK_LIFETIME = 24 * 3600.0  # result links, from completion (gateway-api.md)
+
+
+class Phase(StrEnum):
+    """Where a take is *in this run* (finer than the store's status, for progress)."""
+
+    QUEUED = "queued"  # waiting for a slot, a dependency, the pace or the budget
+    SUBMITTING = "submitting"
+    IN_FLIGHT = "in_flight"  # pending/processing at the gateway
+    DOWNLOADING = "downloading"  # waiting for a download slot, downloading, verifying
+    DONE = "done"
+    SKIPPED = "skipped"  # done before this run
+    FAILED = "failed"
+    HELD = "held"
+    NOT_STARTED = "not_started"  # not submitted: the run stopped submitting
+    LEFT = "left"  # still at the gateway when the run ended: the next run collects it
+
+
+TERMINAL = frozenset({Phase.DONE, Phase.SKIPPED, Phase.FAILED, Phase.HELD, Phase.NOT_STARTED,
+                      Phase.LEFT})
+
+
+class StopReason(StrEnum):
+    """Why a run stopped submitting new takes."""
+
+    BUDGET = "budget"
+    QUOTA = "quota"
+    AUTH = "auth"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """How the engine behaves; the command line fills it from flags and the manifest.
+
+    ``retries``: task-level resubmissions of a take whose task failed transiently (``--retries``);
+    ``ambiguous``: "resubmit" (once) or "hold" for a creation whose answer was lost;
+    ``download_attempts``: downloads of one result (broken, truncated) before the take fails
+    for this run (the link stays in the store: the next run downloads it);
+    ``poll_error_limit``: consecutive failed status queries before a task is left for the next
+    run (never resubmitted: it is paid).
+    """
+
+    concurrency: int = 4
+    submit_rate: float = 2.0
+    downloads: int = 4
+    max_credits: float | None = None
+    retries: int = 2
+    ambiguous: str = "resubmit"
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    polling: PollPolicy = field(default_factory=PollPolicy)
+    rate_limit_attempts: int = 100
+    download_attempts: int = 6
+    link_refreshes: int = 5
+    poll_error_limit: int = 30
+    link_lifetime: float = LINK_LIFETIME
+
+
+@dataclass
+class Outcome:
+    """A take's final word in this run, for the summary."""
+
+    phase: Phase
+    kind: str | None = None
+    code: str | None = None
+    message: str | None = None
+
+
+@dataclass
+class RunContext:
+    """Everything the steps share. Mutable on purpose: it *is* the run's live state."""
+
+    manifest: Manifest
+    store: Any  # runner.state.StateStore
+    gateway: Gateway
+    settings: EngineSettings
+    limiter: AimdLimiter
+    bucket: TokenBucket
+    downloads: DownloadSlots
+    budget: BudgetGuard
+    uploads: UploadCache
+    notify: Callable[[], None]
+    clock: Callable[[], float] = time.time
+    phases: dict[str, Phase] = field(default_factory=dict)
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    gateway_progress: dict[str, TakeProgress] = field(default_factory=dict)
+    durations: list[float] = field(default_factory=list)
+    ambiguous_seen: int = 0
+    downloaded: int = 0
+    stop_reason: StopReason | None = None
+    stop_message: str | None = None
+    stop_submitting: asyncio.Event = field(default_factory=asyncio.Event)
+    # Called when the whole run must stop at once (401): cancels the workers.
+    halt: Callable[[], None] = lambda: None
+    # Takes whose creation request is on the wire: a first Ctrl-C lets them finish.
+    critical: set[str] = field(default_factory=set)
+
+    def set_phase(self, take: Take, phase: Phase) -> None:
+        """Move ``take`` to ``phase`` in this run's bookkeeping and tell the observer."""
+        self.phases[take.key] = phase
+        if phase is not Phase.IN_FLIGHT:
+            self.gateway_progress.pop(take.key, None)
+        self.notify()
+
+    def finish(self, take: Take, phase: Phase, *, kind: str | None = None,
+               code: str | None = None, message: str | None = None) -> None:
+        """Record the take's outcome for this run (the store already has its status)."""
+        self.outcomes[take.key] = Outcome(phase, kind, code, message)
+        self.set_phase(take, phase)
+
+    def stop(self, reason: StopReason, message: str) -> None:
+        """No more creations from now on; the first reason wins."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.stop_message = message
+            log.warning("submissions_stopped", reason=reason.value, message=message)
+        self.stop_submitting.set()
+        self.notify()
+
+    def output_path(self, take: Take) -> Path:
+        """Where the take's video goes: ``<output_dir>/<shot-id>/take-<n>.mp4``."""
+        return outputs.output_path(self.manifest.output_dir, take)

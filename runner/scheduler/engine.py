@@ -1,0 +1,324 @@
+"""The run engine: every take of a plan driven from where the store says it is to ``done``.
+
+One asyncio task per take walks it through its steps (:mod:`~runner.scheduler.submit`, then
+:mod:`~runner.scheduler.collect`); the shared limits (in-flight AIMD, creation pace,
+download slots) and the budget decide who goes when. A take per task keeps each take's story
+readable top to bottom, and a few hundred idle coroutines cost nothing.
+
+Shutdown, in two steps because a creation on the wire is the one moment a crash can cost
+money: the first :meth:`Engine.request_stop` stops new submissions and cancels every take
+*except* those whose creation request is on the wire, which finish and commit their task id
+(the client's timeouts bound the wait); a second one cancels those too (they become
+ambiguous for the next run, which is honest). The store is never left half-written: each
+transition is one SQLite transaction made without an ``await`` inside it.
+
+Dependencies (``after``/``from_shot``): a take waits for every take of the shots it depends
+on to finish *in this run* (or to be done already); a failed source fails it with kind
+"dependency"; independent takes never wait for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from runner import outputs
+from runner.gateway.types import Gateway
+from runner.model import Manifest, Take
+from runner.redact import redact
+from runner.scheduler.budget import BudgetGuard
+from runner.scheduler.collect import COMPLETED, RETRY, download, poll
+from runner.scheduler.context import (
+    TERMINAL,
+    EngineSettings,
+    Outcome,
+    Phase,
+    RunContext,
+    StopReason,
+)
+from runner.scheduler.limits import AimdLimiter, DownloadSlots, TokenBucket
+from runner.scheduler.progress import Observer, RunProgress, RunSummary, TakeFailure
+from runner.scheduler.submit import submit
+from runner.scheduler.uploads import UploadCache
+
+log = structlog.get_logger()
+
+
+class Engine:
+    """Runs ``plans`` (from :meth:`StateStore.sync`) for ``manifest`` through ``gateway``."""
+
+    def __init__(self, manifest: Manifest, store: Any, gateway: Gateway,
+                 plans: Sequence[Any], settings: EngineSettings | None = None, *,
+                 observer: Observer | None = None) -> None:
+        self.manifest = manifest
+        self.store = store
+        self.settings = settings or EngineSettings()
+        self.observer = observer
+        self.plans = list(plans)
+        by_key = {take.key: take for take in manifest.takes}
+        self.takes: list[Take] = [by_key[plan.key] for plan in self.plans]
+        self._plan = {plan.key: plan for plan in self.plans}
+        # Creations whose answer an earlier run lost: counted in this run's summary too.
+        self._ambiguous_found = sum(1 for plan in self.plans
+                                    if plan.reason == "ambiguous submission")
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._finished: dict[str, asyncio.Event] = {}
+        self._stops = 0
+        self._notifying = False
+        self._started_at = time.time()
+        self._wall_start = time.monotonic()
+        s = self.settings
+        self.ctx = RunContext(
+            manifest=manifest,
+            store=store,
+            gateway=gateway,
+            settings=s,
+            limiter=AimdLimiter(s.concurrency),
+            bucket=TokenBucket(s.submit_rate),
+            downloads=DownloadSlots(s.downloads),
+            budget=BudgetGuard(s.max_credits, store.credits_committed()),
+            uploads=UploadCache(store, gateway, manifest.output_dir / ".shotrun" / "frames",
+                                frame_source=self._frame_source),
+            notify=self._notify,
+            halt=self._halt,
+        )
+
+    # ------------------------------------------------------------------ control
+    def request_stop(self) -> int:
+        """Ctrl-C / SIGTERM. The first call stops gracefully, the next ones at once.
+
+        Returns how many times a stop was requested so far.
+        """
+        self._stops += 1
+        self.ctx.stop(StopReason.INTERRUPTED, "interrupted: tasks in flight keep rendering at "
+                      "the gateway; run again to collect them")
+        for key, task in self._tasks.items():
+            if self._stops > 1 or key not in self.ctx.critical:
+                task.cancel()
+        return self._stops
+
+    def _halt(self) -> None:
+        """Stop everything now (401): the same as a first Ctrl-C, without the message."""
+        for key, task in self._tasks.items():
+            if key not in self.ctx.critical and task is not asyncio.current_task():
+                task.cancel()
+
+    # ------------------------------------------------------------------ running
+    async def run(self) -> RunSummary:
+        """Drive every take to the end of this run and return the summary."""
+        ctx = self.ctx
+        self._archive_previous()
+        for take in self.takes:
+            self._finished[take.key] = asyncio.Event()
+            ctx.phases[take.key] = Phase.QUEUED
+        for take in self.takes:
+            plan = self._plan[take.key]
+            if plan.action == "poll":
+                ctx.limiter.adopt()  # already at the gateway: counts against the limit
+        for take in self.takes:
+            self._tasks[take.key] = asyncio.create_task(self._drive(take),
+                                                        name=f"take:{take.key}")
+        self._notify()
+        try:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        finally:
+            for task in self._tasks.values():
+                if not task.done():
+                    task.cancel()
+        for take in self.takes:
+            if ctx.phases.get(take.key) not in TERMINAL:
+                self._settle_unfinished(take)
+        summary = self._summary()
+        log.info("run_finished", done=summary.done, failed=len(summary.failed),
+                 stopped=summary.stopped_reason)
+        return summary
+
+    def _archive_previous(self) -> None:
+        """Move the outputs of takes whose fingerprint changed to the history folder."""
+        previous = [plan for plan in self.plans if getattr(plan, "previous", None) is not None]
+        for plan in previous:
+            outputs.archive_previous(self.manifest.output_dir, plan.previous)
+
+    async def _drive(self, take: Take) -> None:
+        ctx = self.ctx
+        plan = self._plan[take.key]
+        with structlog.contextvars.bound_contextvars(shot=take.shot_id, take=take.take):
+            try:
+                await self._steps(take, plan)
+            except asyncio.CancelledError:
+                self._settle_unfinished(take)
+                raise
+            except Exception as exc:
+                # A defect must not take the other takes down; the store keeps the take
+                # where it was, so the next run picks it up.
+                # Logged as redacted text, never with locals: a frame may hold the key.
+                log.error("take_crashed", error=redact(f"{type(exc).__name__}: {exc}"),
+                          traceback=redact("".join(traceback.format_exception(exc))))
+                ctx.finish(take, Phase.FAILED, kind="internal", code="internal_error",
+                           message=redact(f"{type(exc).__name__}: {exc}"))
+            finally:
+                if ctx.phases.get(take.key) not in TERMINAL:
+                    self._settle_unfinished(take)
+                self._finished[take.key].set()
+
+    async def _steps(self, take: Take, plan: Any) -> None:
+        ctx = self.ctx
+        action = plan.action
+        if action == "skip":
+            ctx.finish(take, Phase.SKIPPED)
+            return
+        if action == "failed":
+            record = plan.record
+            ctx.finish(take, Phase.FAILED, kind=record.failure_kind,
+                       code=record.last_error_code,
+                       message=(record.last_error or "failed before") +
+                       " (use --retry-failed to try again)")
+            return
+        if action == "hold":
+            ctx.finish(take, Phase.HELD, code="ambiguous_submission",
+                       message="held: its creation's answer was lost (--ambiguous=hold)")
+            return
+        if action in ("submit", "retry"):
+            if not await self._dependencies_ready(take):
+                return
+            if not await submit(ctx, take):
+                return
+            if self._stops:  # interrupted while the creation was on the wire: it is saved
+                return
+            action = "poll"
+        while action == "poll":
+            result = await poll(ctx, take)
+            if result == COMPLETED:
+                action = "download"
+            elif result == RETRY:
+                if not await submit(ctx, take) or self._stops:
+                    return
+            else:
+                return
+        if action == "download":
+            await download(ctx, take)
+
+    async def _dependencies_ready(self, take: Take) -> bool:
+        """Wait for the shots ``take`` depends on; False (and the take settled) if it can't go."""
+        if not take.after:
+            return True
+        ctx = self.ctx
+        by_shot: dict[str, list[Take]] = {}
+        for other in self.manifest.takes:
+            by_shot.setdefault(other.shot_id, []).append(other)
+        for shot_id in take.after:
+            for source in by_shot.get(shot_id, []):
+                event = self._finished.get(source.key)
+                if event is not None:
+                    await event.wait()
+                    phase = ctx.phases.get(source.key)
+                    ok = phase in (Phase.DONE, Phase.SKIPPED)
+                else:
+                    ok = ctx.store.record(source.key).status.value == "done"
+                if ok:
+                    continue
+                if ctx.phases.get(source.key) in (Phase.NOT_STARTED, Phase.LEFT):
+                    ctx.finish(take, Phase.NOT_STARTED,
+                               message=f"waits for {source.key}, which did not finish")
+                    return False
+                message = (f"waits for shot {shot_id}, whose {source.key} did not render"
+                           if event is not None else
+                           f"waits for shot {shot_id}, which is not done and not in this run")
+                ctx.store.mark_failed(take.key, "dependency", "dependency_failed", message)
+                ctx.finish(take, Phase.FAILED, kind="dependency", code="dependency_failed",
+                           message=message)
+                return False
+        return True
+
+    def _settle_unfinished(self, take: Take) -> None:
+        """A take cut short by a stop: in flight at the gateway, or never submitted."""
+        record = self.store.record(take.key)
+        status = record.status.value
+        if status in ("submitted", "completed", "downloading", "submitting"):
+            self.ctx.outcomes[take.key] = Outcome(Phase.LEFT, message=self.ctx.stop_message)
+            self.ctx.phases[take.key] = Phase.LEFT
+        else:
+            self.ctx.outcomes[take.key] = Outcome(Phase.NOT_STARTED, message=self.ctx.stop_message)
+            self.ctx.phases[take.key] = Phase.NOT_STARTED
+
+    def _frame_source(self, shot_id: str) -> Path | None:
+        """The output a continuity frame of ``shot_id`` is cut from: its first done take."""
+        done = [r for r in self.store.records()
+                if r.shot_id == shot_id and r.status.value == "done" and r.output_path]
+        if not done:
+            return None
+        return Path(min(done, key=lambda r: r.take).output_path)
+
+    # ------------------------------------------------------------------ reporting
+    def _count(self, *phases: Phase) -> int:
+        return sum(1 for phase in self.ctx.phases.values() if phase in phases)
+
+    def progress(self) -> RunProgress:
+        """A frozen snapshot of the run now."""
+        ctx = self.ctx
+        return RunProgress(
+            total=len(self.takes),
+            done=self._count(Phase.DONE, Phase.SKIPPED),
+            failed=self._count(Phase.FAILED),
+            in_flight=self._count(Phase.IN_FLIGHT),
+            queued=self._count(Phase.QUEUED),
+            downloading=self._count(Phase.DOWNLOADING),
+            submitting=self._count(Phase.SUBMITTING),
+            ambiguous=ctx.ambiguous_seen + self._ambiguous_found,
+            held=self._count(Phase.HELD),
+            credits_reserved=ctx.budget.total,
+            max_credits=ctx.budget.max_credits,
+            started_at=self._started_at,
+            concurrency_limit=ctx.limiter.limit,
+            takes=tuple(ctx.gateway_progress.values()),
+            durations=tuple(ctx.durations),
+            stopping=ctx.stop_message,
+        )
+
+    def _notify(self) -> None:
+        # Not re-entered: an observer that stops the run causes a state change itself.
+        if self.observer is None or self._notifying:
+            return
+        self._notifying = True
+        try:
+            self.observer(self.progress())
+        except Exception as exc:  # a display must never break a run
+            log.warning("observer_failed", error=str(exc))
+        finally:
+            self._notifying = False
+
+    def _summary(self) -> RunSummary:
+        ctx = self.ctx
+        keys = [take.key for take in self.takes]
+
+        def having(phase: Phase) -> tuple[str, ...]:
+            return tuple(k for k in keys if ctx.phases.get(k) is phase)
+
+        failures = tuple(
+            TakeFailure(k, ctx.outcomes[k].kind or "unknown", ctx.outcomes[k].code,
+                        ctx.outcomes[k].message or "failed")
+            for k in having(Phase.FAILED)
+        )
+        return RunSummary(
+            total=len(keys),
+            done=len(having(Phase.DONE)),
+            skipped=len(having(Phase.SKIPPED)),
+            failed=failures,
+            ambiguous=ctx.ambiguous_seen + self._ambiguous_found,
+            held=having(Phase.HELD),
+            not_started=having(Phase.NOT_STARTED),
+            in_flight=having(Phase.LEFT),
+            credits_run=ctx.budget.reserved,
+            credits_total=ctx.budget.total,
+            max_credits=ctx.budget.max_credits,
+            wall_time=time.monotonic() - self._wall_start,
+            stopped_reason=ctx.stop_reason.value if ctx.stop_reason else None,
+            stopped_message=ctx.stop_message,
+            downloaded=ctx.downloaded,
+        )

@@ -1,0 +1,126 @@
+"""What the engine tells the outside world: a live snapshot while it runs, a summary at the end.
+
+Both are frozen values, built by the engine and handed out: a display (the live progress of
+``shotrun run``) reads them without ever reaching into the engine's moving parts, and cannot
+change the run by accident.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner.model import frozen_mapping
+
+
+@dataclass(frozen=True, slots=True)
+class TakeProgress:
+    """A take in flight at the gateway, as last polled."""
+
+    key: str
+    status: str  # the gateway's status: pending, processing, completed
+    progress: int  # 0-100
+    task_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunProgress:
+    """A snapshot of the run, sent to the observer on every state change.
+
+    ``durations`` are the wall times (creation to completion, seconds) of tasks completed in
+    this run, for an ETA; ``in_flight`` counts tasks pending/processing at the gateway.
+    """
+
+    total: int
+    done: int
+    failed: int
+    in_flight: int
+    queued: int
+    downloading: int
+    submitting: int
+    ambiguous: int
+    held: int
+    credits_reserved: float
+    max_credits: float | None
+    started_at: float
+    concurrency_limit: int
+    takes: tuple[TakeProgress, ...] = ()
+    durations: tuple[float, ...] = ()
+    stopping: str | None = None  # why no more takes are submitted, once that is so
+
+
+Observer = Callable[[RunProgress], None]
+
+
+@dataclass(frozen=True, slots=True)
+class TakeFailure:
+    """One failed take in the summary."""
+
+    key: str
+    kind: str  # runner.state FailureKind value
+    code: str | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """The end of a run: what is done, what failed and why, what it cost, why it stopped.
+
+    ``not_started`` are takes this run did not submit (stopped by budget, quota, auth or an
+    interruption); ``stopped_reason`` says which, None when the run went to the end.
+    """
+
+    total: int
+    done: int
+    skipped: int  # already done before this run
+    failed: tuple[TakeFailure, ...]
+    ambiguous: int  # ambiguous submissions met by this run
+    held: tuple[str, ...]
+    not_started: tuple[str, ...]
+    in_flight: tuple[str, ...]  # left at the gateway (interrupted or stopped): next run collects
+    credits_run: float  # reserved by this run
+    credits_total: float  # reserved by the manifest over its life
+    max_credits: float | None
+    wall_time: float
+    stopped_reason: str | None = None
+    stopped_message: str | None = None
+    downloaded: int = 0
+    extra: Mapping[str, Any] = field(default_factory=frozen_mapping)
+
+    @property
+    def all_done(self) -> bool:
+        """True when every take of the run is done (exit 0)."""
+        return self.done + self.skipped == self.total
+
+    def failures_by_reason(self) -> dict[str, list[str]]:
+        """Failed take keys grouped by their message (one line per distinct reason)."""
+        groups: dict[str, list[str]] = {}
+        for failure in self.failed:
+            label = f"{failure.code}: {failure.message}" if failure.code else failure.message
+            groups.setdefault(label, []).append(failure.key)
+        return groups
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary as plain JSON values (``shotrun run --json``)."""
+        return {
+            "total": self.total,
+            "done": self.done,
+            "skipped": self.skipped,
+            "downloaded": self.downloaded,
+            "failed": [
+                {"key": f.key, "kind": f.kind, "code": f.code, "message": f.message}
+                for f in self.failed
+            ],
+            "ambiguous": self.ambiguous,
+            "held": list(self.held),
+            "not_started": list(self.not_started),
+            "in_flight": list(self.in_flight),
+            "credits": {"run": round(self.credits_run, 4),
+                        "total": round(self.credits_total, 4),
+                        "max": self.max_credits},
+            "wall_time": round(self.wall_time, 3),
+            "stopped_reason": self.stopped_reason,
+            "stopped_message": self.stopped_message,
+            "all_done": self.all_done,
+        }

@@ -1,0 +1,233 @@
+"""One take's creation: media to URLs, budget, pace, intent committed, request, task id committed.
+
+The order is the whole point (product.md, "lessons"): the intent is committed to the store
+*before* the request leaves, and the task id the moment it arrives, with no ``await`` in
+between the answer and the commit. A request that certainly did not create a task (refused
+connection, 429, 5xx, 402, 401) is rolled back to ``new`` or failed with its reason; one whose
+answer was lost is *ambiguous*: counted, never retried in a loop, resubmitted at most once.
+
+Error policy (gateway-api.md, "Errors"):
+- 429: the in-flight limit halves, wait (Retry-After as a floor), try again;
+- 5xx, resets before sending: backoff with jitter, up to ``backoff.max_attempts``;
+- 400/403/413, request-side codes: the take fails with the gateway's message;
+- 401: the whole run stops at once; 402: no more submissions, in-flight work is collected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from runner.errors import (
+    AmbiguousSubmission,
+    AuthenticationFailed,
+    ConnectionFailed,
+    GatewayError,
+    MalformedResponse,
+    PermanentGatewayError,
+    QuotaExhausted,
+    RateLimited,
+    ShotrunError,
+    TransientGatewayError,
+)
+from runner.model import Media, Take
+from runner.redact import redact, redact_value
+from runner.scheduler.context import Phase, RunContext, StopReason
+from runner.wire import build_payload, estimate_credits
+
+log = structlog.get_logger()
+
+
+def auth_message(exc: GatewayError) -> str:
+    """The one line a user sees when the key is refused (never the key itself)."""
+    return f"the gateway refused the API key (HTTP 401: {exc.message}); check the key and run again"
+
+
+def quota_message(exc: GatewayError) -> str:
+    """The one line a user sees when the account is out of credits."""
+    return (f"the gateway says the account is out of credits ({exc.code or 'HTTP 402'}: "
+            f"{exc.message}); no more takes are submitted, tasks in flight are still collected")
+
+
+async def build_request(ctx: RunContext, take: Take) -> dict[str, Any]:
+    """The creation body of ``take`` with every local file uploaded (once per content)."""
+    urls: dict[Media, str] = {}
+    for media in take.request.media():
+        if media not in urls:
+            urls[media] = await ctx.uploads.resolve(media)
+    return build_payload(take.request, lambda media: urls[media], ctx.manifest.api.wire)
+
+
+async def _prepare(ctx: RunContext, take: Take) -> dict[str, Any] | None:
+    """Upload what the take needs, retrying transient errors; None when the take failed."""
+    attempt = 0
+    while True:
+        try:
+            return await build_request(ctx, take)
+        except AuthenticationFailed as exc:
+            _auth_stop(ctx, take, exc)
+            return None
+        except (TransientGatewayError, MalformedResponse) as exc:
+            if attempt >= ctx.settings.backoff.max_attempts:
+                _fail(ctx, take, "transient", exc.code or "upload_failed",
+                      f"uploading its media failed: {exc.message}")
+                return None
+            retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+            delay = ctx.settings.backoff.delay(attempt, retry_after)
+            attempt += 1
+            log.info("upload_retry", error=str(exc), delay=round(delay, 3))
+            await asyncio.sleep(delay)
+        except GatewayError as exc:
+            _fail(ctx, take, "permanent", exc.code or "upload_refused",
+                  f"the file service refused its media: {exc.message}")
+            return None
+        except (ShotrunError, OSError) as exc:
+            _fail(ctx, take, "permanent", "media_unavailable", redact(str(exc)))
+            return None
+
+
+def _fail(ctx: RunContext, take: Take, kind: str, code: str | None, message: str) -> None:
+    ctx.store.mark_failed(take.key, kind, code, message)
+    log.warning("take_failed", kind=kind, code=code, message=message)
+    ctx.finish(take, Phase.FAILED, kind=kind, code=code, message=message)
+
+
+def _auth_stop(ctx: RunContext, take: Take, exc: GatewayError) -> None:
+    message = auth_message(exc)
+    ctx.store.mark_failed(take.key, "auth", exc.code or "authentication_error", message)
+    ctx.finish(take, Phase.FAILED, kind="auth", code=exc.code, message=message)
+    ctx.stop(StopReason.AUTH, message)
+    ctx.halt()
+
+
+def _not_started(ctx: RunContext, take: Take) -> bool:
+    ctx.finish(take, Phase.NOT_STARTED, message=ctx.stop_message)
+    return False
+
+
+async def submit(ctx: RunContext, take: Take) -> bool:
+    """Create a task for ``take``; True when its task id is committed (it is in flight).
+
+    On True the take holds an in-flight slot of ``ctx.limiter``, which the poll step gives
+    back when the task leaves the gateway's queue.
+    """
+    key = take.key
+    rates: Mapping[str, float] = ctx.manifest.budget.rates
+    estimate = estimate_credits(take.request, rates)
+    transient = 0
+    limited = 0
+    while True:
+        if ctx.stop_submitting.is_set():
+            return _not_started(ctx, take)
+        ctx.set_phase(take, Phase.QUEUED)
+        payload = await _prepare(ctx, take)
+        if payload is None:
+            return False
+        await ctx.limiter.acquire()
+        holding = True
+        try:
+            if ctx.stop_submitting.is_set():
+                return _not_started(ctx, take)
+            if not ctx.budget.try_reserve(key, estimate):
+                total = ctx.budget.total
+                ctx.stop(StopReason.BUDGET,
+                         f"budget reached: {total:.1f} of {ctx.budget.max_credits:g} credits "
+                         f"reserved and the next take ({key}, about {estimate or 0:.1f} "
+                         f"credits) would exceed it; raise budget.max_credits or --max-credits "
+                         f"to render the rest")
+                return _not_started(ctx, take)
+            await ctx.bucket.acquire()
+            if ctx.stop_submitting.is_set():
+                ctx.budget.release(key, estimate)
+                return _not_started(ctx, take)
+            ctx.set_phase(take, Phase.SUBMITTING)
+            attempt = ctx.store.mark_submitting(key, redact_value(payload), estimate)
+            log.info("take_submitting", attempt=attempt, estimate=estimate)
+            ctx.critical.add(key)
+            try:
+                state = await ctx.gateway.create_task(payload)
+            except RateLimited as exc:
+                ctx.store.mark_not_sent(key, f"rate limited: {exc.message}")
+                ctx.budget.release(key, estimate)
+                ctx.limiter.on_rate_limited()
+                limited += 1
+                if limited > ctx.settings.rate_limit_attempts:
+                    _fail(ctx, take, "transient", exc.code or "rate_limit_error",
+                          f"still rate limited after {limited} tries: {exc.message}")
+                    return False
+                delay = ctx.settings.backoff.delay(min(limited, 8), exc.retry_after)
+                log.info("take_rate_limited", delay=round(delay, 3),
+                         limit=ctx.limiter.limit)
+            except (AmbiguousSubmission, MalformedResponse) as exc:
+                if await _ambiguous(ctx, take, exc.message):
+                    continue
+                return False
+            except ConnectionFailed as exc:
+                if exc.maybe_sent:
+                    if await _ambiguous(ctx, take, exc.message):
+                        continue
+                    return False
+                ctx.store.mark_not_sent(key, exc.message)
+                ctx.budget.release(key, estimate)
+                transient += 1
+                if transient > ctx.settings.backoff.max_attempts:
+                    _fail(ctx, take, "transient", exc.code or "connection_failed", exc.message)
+                    return False
+                delay = ctx.settings.backoff.delay(transient)
+            except TransientGatewayError as exc:
+                ctx.store.mark_not_sent(key, exc.message)
+                ctx.budget.release(key, estimate)
+                transient += 1
+                if transient > ctx.settings.backoff.max_attempts:
+                    _fail(ctx, take, "transient", exc.code, exc.message)
+                    return False
+                delay = ctx.settings.backoff.delay(transient)
+                log.info("take_create_retry", error=exc.message, delay=round(delay, 3))
+            except QuotaExhausted as exc:
+                ctx.budget.release(key, estimate)
+                message = quota_message(exc)
+                ctx.store.mark_failed(key, "quota", exc.code or "insufficient_quota", message)
+                ctx.stop(StopReason.QUOTA, message)
+                return _not_started(ctx, take)
+            except AuthenticationFailed as exc:
+                ctx.budget.release(key, estimate)
+                _auth_stop(ctx, take, exc)
+                return False
+            except PermanentGatewayError as exc:
+                ctx.budget.release(key, estimate)
+                _fail(ctx, take, "permanent", exc.code, exc.message)
+                return False
+            else:
+                # No await between the answer and this commit: a crash loses nothing.
+                ctx.store.mark_submitted(key, state.task_id, state.credits_reserved,
+                                         state.estimated_time)
+                ctx.budget.correct(key, estimate, state.credits_reserved)
+                ctx.limiter.on_success()
+                holding = False
+                log.info("take_submitted", task_id=state.task_id,
+                         credits=state.credits_reserved)
+                ctx.set_phase(take, Phase.IN_FLIGHT)
+                return True
+            finally:
+                ctx.critical.discard(key)
+        finally:
+            if holding:
+                ctx.limiter.release()
+        await asyncio.sleep(delay)
+
+
+async def _ambiguous(ctx: RunContext, take: Take, message: str) -> bool:
+    """Record a lost answer; True when the take may be resubmitted now (once, by policy)."""
+    ctx.store.mark_ambiguous(take.key, message)
+    ctx.ambiguous_seen += 1
+    record = ctx.store.record(take.key)
+    log.warning("take_ambiguous", message=message, times=record.ambiguous_attempts)
+    if ctx.settings.ambiguous == "resubmit" and record.ambiguous_attempts <= 1:
+        return True
+    ctx.store.mark_held(take.key)
+    ctx.finish(take, Phase.HELD, code="ambiguous_submission",
+               message="the creation's answer was lost; held so as not to pay twice")
+    return False

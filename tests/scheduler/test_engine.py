@@ -1,0 +1,236 @@
+"""The engine against the real emulator over loopback: the behaviours issue 4 asks for."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from runner.emulator import run_emulator
+from runner.scheduler.backoff import BackoffPolicy
+from runner.scheduler.engine import Engine
+from runner.scheduler.progress import RunProgress
+from runner.state import TakeStatus
+
+from .helpers import (
+    FAST,
+    Shot,
+    decode,
+    fast_emulator,
+    local_png,
+    make_manifest,
+    run_engine,
+)
+
+
+async def test_takes_render_end_to_end_into_verified_videos(tmp_path: Path) -> None:
+    manifest = make_manifest(tmp_path, [Shot("s01", "a cat on a wall", takes=2),
+                                        Shot("s02", "a dog on a beach"),
+                                        Shot("s03", "rain over a city", duration=4)])
+    async with run_emulator(fast_emulator()) as emulator:
+        out = await run_engine(manifest, emulator.base_url)
+        stats = emulator.stats()
+    summary = out.summary
+    assert summary.all_done and summary.done == 4 and not summary.failed
+    assert stats["accepted_tasks"] == 4 and stats["creation_requests"] == 4
+    for take in manifest.takes:
+        record = out.store_records[take.key]
+        assert record.status is TakeStatus.DONE
+        path = tmp_path / "out" / take.shot_id / f"take-{take.take}.mp4"
+        assert Path(record.output_path) == path
+        duration, width, height = decode(path)
+        assert (width, height) == (1280, 720)
+        assert abs(duration - take.request.duration) < 0.2
+        sidecar = json.loads(path.with_suffix(".json").read_text())
+        assert record.task_id in json.dumps(sidecar)
+    assert not list((tmp_path / "out").rglob("*.part"))
+    assert out.progress[-1].done == 4
+    assert summary.credits_run > 0
+
+
+async def test_rerun_skips_done_takes_without_asking_the_gateway(tmp_path: Path) -> None:
+    manifest = make_manifest(tmp_path, [Shot("s01", "a cat", takes=2)])
+    async with run_emulator(fast_emulator()) as emulator:
+        await run_engine(manifest, emulator.base_url)
+        before = emulator.stats()
+        again = await run_engine(manifest, emulator.base_url)
+        after = emulator.stats()
+    assert again.summary.skipped == 2 and again.summary.all_done
+    assert after["creation_requests"] == before["creation_requests"]
+    assert after["polls"] == before["polls"]
+
+
+async def test_injected_429_5xx_resets_truncation_and_task_failures_are_survived(
+        tmp_path: Path) -> None:
+    shots = [Shot(f"s{n:02}", f"shot number {n}") for n in range(14)]
+    manifest = make_manifest(tmp_path, shots)
+    chaos = fast_emulator(error_rates={"429": 0.15, "500": 0.1, "502": 0.05, "503": 0.05},
+                          reset_rate=0.05, truncate_rate=0.35, failure_rate=0.3,
+                          failure_codes=("service_error", "generation_timeout"),
+                          concurrency_cap=3)
+    settings = replace(FAST, **{"retries": 8, "concurrency": 6,
+                                 "download_attempts": 20,
+                                 "backoff": BackoffPolicy(base=0.01, cap=0.05,
+                                                          retry_after_cap=0.05,
+                                                          max_attempts=30)})
+    async with run_emulator(chaos) as emulator:
+        out = await run_engine(manifest, emulator.base_url, settings=settings)
+        if not out.summary.all_done:  # only ambiguous takes may be left: a resume ends them
+            out = await run_engine(manifest, emulator.base_url, settings=settings)
+        stats = emulator.stats()
+    assert out.summary.all_done, out.summary
+    assert stats["rate_limited"] + stats["injected_errors"] > 0
+    assert stats["truncated"] > 0 and stats["failed_tasks"] > 0, stats
+    for take in manifest.takes:
+        decode(Path(out.store_records[take.key].output_path))
+
+
+async def test_a_refused_key_stops_the_run_at_once_without_leaking_it(tmp_path: Path) -> None:
+    manifest = make_manifest(tmp_path, [Shot(f"s{n}", f"p{n}") for n in range(6)])
+    wrong = "sk-wrong-key-abcdef0123"
+    async with run_emulator(fast_emulator()) as emulator:
+        out = await run_engine(manifest, emulator.base_url, key=wrong)
+        stats = emulator.stats()
+    summary = out.summary
+    assert summary.stopped_reason == "auth"
+    assert "401" in (summary.stopped_message or "")
+    assert stats["accepted_tasks"] == 0
+    assert summary.done == 0 and not summary.all_done
+    assert wrong not in json.dumps(summary.to_json())
+    store_text = (tmp_path / "out" / ".shotrun" / "state.sqlite").read_bytes()
+    assert wrong.encode() not in store_text
+
+
+async def test_task_level_quota_exhaustion_stops_submitting(tmp_path: Path) -> None:
+    manifest = make_manifest(tmp_path, [Shot(f"s{n}", f"p{n}") for n in range(8)])
+    settings = replace(FAST, **{"concurrency": 1})
+    async with run_emulator(fast_emulator(failure_rate=1.0,
+                                          failure_codes=("quota_exceeded",))) as emulator:
+        out = await run_engine(manifest, emulator.base_url, settings=settings)
+        stats = emulator.stats()
+    assert out.summary.stopped_reason == "quota"
+    assert stats["accepted_tasks"] < 8
+    assert out.summary.not_started
+    assert "out of credits" in (out.summary.stopped_message or "")
+
+
+async def test_permanent_task_failures_fail_the_take_with_the_gateway_message(
+        tmp_path: Path) -> None:
+    manifest = make_manifest(tmp_path, [Shot("s01", "p1"), Shot("s02", "p2")])
+    async with run_emulator(fast_emulator(failure_rate=1.0,
+                                          failure_codes=("content_policy_violation",))) as emu:
+        out = await run_engine(manifest, emu.base_url)
+        stats = emu.stats()
+    assert len(out.summary.failed) == 2
+    assert {f.code for f in out.summary.failed} == {"content_policy_violation"}
+    assert stats["accepted_tasks"] == 2  # never retried as is
+    for record in out.store_records.values():
+        assert record.status is TakeStatus.FAILED and record.failure_kind == "permanent"
+
+
+async def test_transient_task_failures_are_retried_up_to_the_limit(tmp_path: Path) -> None:
+    manifest = make_manifest(tmp_path, [Shot("s01", "p1")])
+    settings = replace(FAST, **{"retries": 2})
+    async with run_emulator(fast_emulator(failure_rate=1.0,
+                                          failure_codes=("service_error",))) as emu:
+        out = await run_engine(manifest, emu.base_url, settings=settings)
+        stats = emu.stats()
+    assert stats["accepted_tasks"] == 3  # the first try and two retries
+    [failure] = out.summary.failed
+    assert failure.kind == "transient" and failure.code == "service_error"
+
+
+async def test_a_request_side_error_fails_the_take_and_its_dependents_only(
+        tmp_path: Path) -> None:
+    # @Image2 with no images: the gateway answers 400 invalid_request_error.
+    manifest = make_manifest(tmp_path, [Shot("bad", "look at @Image2"),
+                                        Shot("next", "after the bad one", after=("bad",)),
+                                        Shot("free", "independent")])
+    async with run_emulator(fast_emulator()) as emulator:
+        out = await run_engine(manifest, emulator.base_url)
+    failed = {f.key: f for f in out.summary.failed}
+    assert set(failed) == {"bad/take-1", "next/take-1"}
+    assert failed["bad/take-1"].kind == "permanent"
+    assert failed["next/take-1"].kind == "dependency"
+    assert "bad" in failed["next/take-1"].message
+    assert out.store_records["free/take-1"].status is TakeStatus.DONE
+
+
+async def test_dependent_takes_wait_for_their_source(tmp_path: Path) -> None:
+    manifest = make_manifest(tmp_path, [Shot("s02", "second", after=("s01",)),
+                                        Shot("s01", "first", takes=2)])
+    async with run_emulator(fast_emulator()) as emulator:
+        out = await run_engine(manifest, emulator.base_url)
+    records = out.store_records
+    assert out.summary.all_done
+    assert records["s02/take-1"].submitting_at >= max(
+        records["s01/take-1"].downloaded_at, records["s01/take-2"].downloaded_at)
+
+
+async def test_expired_links_are_refreshed_by_asking_the_task_again(tmp_path: Path) -> None:
+    # One download at a time, each ~0.3 s, links living 0.1 s: the takes waiting for the
+    # download slot find their links dead and must ask the task for fresh ones.
+    manifest = make_manifest(tmp_path, [Shot(f"s{n}", f"p{n}") for n in range(3)])
+    slow = fast_emulator(link_ttl=0.1, download_rate=110_000)
+    settings = replace(FAST, **{"link_refreshes": 50, "downloads": 1})
+    async with run_emulator(slow) as emulator:
+        out = await run_engine(manifest, emulator.base_url, settings=settings)
+        stats = emulator.stats()
+    assert out.summary.all_done, out.summary
+    assert stats["expired_link_hits"] > 0
+    for record in out.store_records.values():
+        decode(Path(record.output_path))
+
+
+async def test_the_budget_stops_submissions_and_says_so(tmp_path: Path) -> None:
+    # 3 s at 720p is estimated at 24.3 credits: two takes fit in 50, the third does not.
+    manifest = make_manifest(tmp_path, [Shot(f"s{n}", f"p{n}") for n in range(4)],
+                             max_credits=50)
+    settings = replace(FAST, **{"max_credits": 50, "concurrency": 1})
+    async with run_emulator(fast_emulator()) as emulator:
+        out = await run_engine(manifest, emulator.base_url, settings=settings)
+        stats = emulator.stats()
+    summary = out.summary
+    assert summary.stopped_reason == "budget"
+    assert summary.done == 2 and len(summary.not_started) == 2
+    assert stats["accepted_tasks"] == 2
+    assert summary.credits_total <= 50
+    assert "budget" in (summary.stopped_message or "")
+
+
+async def test_the_same_local_image_is_uploaded_once_for_many_takes(tmp_path: Path) -> None:
+    image = local_png(tmp_path / "assets" / "hero.png")
+    shots = [Shot(f"s{n}", f"@Image1 number {n}", images=(image,), takes=2) for n in range(4)]
+    manifest = make_manifest(tmp_path, shots)
+    async with run_emulator(fast_emulator()) as emulator:
+        out = await run_engine(manifest, emulator.base_url)
+        assert emulator.stats()["uploads"] == 1
+        changed = make_manifest(tmp_path, [Shot("s9", "@Image1 again", images=(image,))])
+        await run_engine(changed, emulator.base_url)
+        assert emulator.stats()["uploads"] == 1  # the store remembered the URL
+    assert out.summary.all_done
+
+
+async def test_interrupting_leaves_in_flight_tasks_for_the_next_run(tmp_path: Path) -> None:
+    manifest = make_manifest(tmp_path, [Shot(f"s{n}", f"p{n}") for n in range(6)])
+    stopped: list[int] = []
+
+    def stop_when_in_flight(engine: Engine, progress: RunProgress) -> None:
+        if progress.in_flight >= 2 and not stopped:
+            stopped.append(engine.request_stop())
+
+    slow = fast_emulator(processing_time=0.5)
+    settings = replace(FAST, **{"concurrency": 2})
+    async with run_emulator(slow) as emulator:
+        first = await run_engine(manifest, emulator.base_url, settings=settings,
+                                 on_progress=stop_when_in_flight)
+        created = emulator.stats()["accepted_tasks"]
+        second = await run_engine(manifest, emulator.base_url, settings=settings)
+        stats = emulator.stats()
+    assert first.summary.stopped_reason == "interrupted"
+    assert len(first.summary.in_flight) >= 2 and first.summary.not_started
+    assert second.summary.all_done
+    ambiguous = second.summary.ambiguous + first.summary.ambiguous
+    assert stats["accepted_tasks"] <= 6 + ambiguous
+    assert stats["accepted_tasks"] - created == 6 - len(first.summary.in_flight) - \
+        first.summary.done
