@@ -1,0 +1,202 @@
+"""``shotrun status MANIFEST [--json] [--only ID|TAG]``: what every take is doing, from the store.
+
+It opens the state store read-only, so it works beside a live run (WAL readers never block the
+writer, and no lock is taken) and answers within the moment. It still answers when the
+manifest no longer loads (edited into an invalid state mid-run): it then shows every take the
+store holds, with a warning. Exit 0 whenever the store could be read (or no run happened yet);
+2 for a manifest whose output folder cannot even be found, or an unreadable store.
+
+``--json`` prints ``{"manifest", "state", "run", "takes": [trace records], "totals"}``; the
+trace record's fields are listed in :mod:`runner.state.trace`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from runner.errors import EXIT_OK, ManifestError, UsageError
+from runner.model import Manifest
+from runner.redact import redact
+from runner.state import StateStore, store_path_for
+from runner.state.trace import new_trace_record, trace_record, trace_totals
+
+_STYLE = {
+    "done": "green", "failed": "red", "ambiguous": "magenta", "held": "magenta",
+    "submitted": "cyan", "completed": "cyan", "downloading": "cyan", "submitting": "yellow",
+    "new": "dim",
+}
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``status``."""
+    parser = subparsers.add_parser(
+        "status", help="show every take's state (works while a run is going)",
+        description="Show, per shot and take, the status, task id, attempts, credits, output "
+        "and last error recorded by `shotrun run`, read-only. Exit 0 when the state could be "
+        "read.",
+    )
+    parser.add_argument("manifest", type=Path, metavar="MANIFEST")
+    parser.add_argument("--json", action="store_true",
+                        help="print one trace record per take and the totals as JSON")
+    parser.add_argument("--only", action="append", default=[], metavar="ID|TAG",
+                        help="only these shots (id, id before matrix expansion, take id or "
+                        "tag); repeatable")
+    parser.set_defaults(func=run)
+
+
+def _fallback_output_dir(path: Path, error: ManifestError) -> Path:
+    """The output folder of a manifest that does not load, from its two plain fields."""
+    from runner.manifest.context import get_str
+    from runner.manifest.loader import load_yaml
+
+    try:
+        root, _problems = load_yaml(path)
+    except ManifestError:
+        raise error from None
+    written = get_str(root, "output_dir")
+    name = get_str(root, "name")
+    if not written and not name:
+        raise error
+    where = Path(written).expanduser() if written else Path("renders") / str(name)
+    return where if where.is_absolute() else path.absolute().parent / where
+
+
+def _load(path: Path) -> tuple[Manifest | None, Path, str | None]:
+    """(manifest or None, output folder, warning)."""
+    from runner.manifest import load_manifest
+
+    try:
+        manifest = load_manifest(path)
+    except ManifestError as exc:
+        output_dir = _fallback_output_dir(path, exc)
+        warning = (f"warning: {path} does not load any more ({exc}); showing what the state "
+                   "store holds")
+        return None, output_dir, warning
+    return manifest, manifest.output_dir, None
+
+
+def _selected(record: dict[str, Any], base_ids: dict[str, str], only: Sequence[str]) -> bool:
+    if not only:
+        return True
+    names = {record["id"], record["shot"], base_ids.get(record["shot"], record["shot"])}
+    return any(selector in names or selector in record["tags"] for selector in only)
+
+
+def gather(manifest_path: Path, only: Sequence[str] = ()) -> dict[str, Any]:
+    """Everything ``status`` shows, as the JSON document ``--json`` prints."""
+    manifest, output_dir, warning = _load(manifest_path)
+    store_path = store_path_for(output_dir)
+    records: dict[str, dict[str, Any]] = {}
+    life: dict[str, Any] = {"credits_committed": 0.0, "ambiguous_submissions": 0}
+    ran = store_path.is_file()
+    if ran:
+        with StateStore.open_readonly(store_path) as store:
+            stale = set()
+            fingerprints = {t.key: t.fingerprint for t in manifest.takes} if manifest else {}
+            for record in store.records():
+                records[record.key] = trace_record(record, output_dir)
+                if record.key in fingerprints and fingerprints[record.key] != record.fingerprint:
+                    stale.add(record.key)
+            totals = store.totals()
+            life = {key: totals[key] for key in life}
+        for key in stale:
+            records[key]["reason"] = "changed since: the next run renders it again"
+    base_ids: dict[str, str] = {}
+    if manifest is not None:
+        rows = []
+        for take in manifest.takes:
+            base_ids[take.shot_id] = take.base_shot_id or take.shot_id
+            rows.append(records.get(take.key)
+                        or new_trace_record(take.key, take.shot_id, take.take, take.tags))
+    else:
+        rows = list(records.values())
+    if only:
+        known = {name for row in rows for name in
+                 (row["id"], row["shot"], base_ids.get(row["shot"], ""), *row["tags"])}
+        unknown = [selector for selector in only if selector not in known]
+        if unknown:
+            raise UsageError(f"--only {unknown[0]}: no shot id or tag of {manifest_path} "
+                             "matches it")
+    rows = [row for row in rows if _selected(row, base_ids, only)]
+    totals = {**trace_totals(rows), **life,
+              "max_credits": manifest.budget.max_credits if manifest else None}
+    return {
+        "manifest": str(manifest_path),
+        "state": str(store_path),
+        "run": ran,
+        "warning": warning,
+        "takes": rows,
+        "totals": totals,
+    }
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def _table(rows: Sequence[dict[str, Any]]) -> Table:
+    table = Table(show_edge=False, pad_edge=False, expand=False)
+    for column in ("take", "status", "task id", "att.", "credits", "output"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("last error", overflow="fold")
+    previous_shot = None
+    for row in rows:
+        if previous_shot is not None and row["shot"] != previous_shot:
+            table.add_section()
+        previous_shot = row["shot"]
+        status = row["status"]
+        if status == "failed" and row["failure_kind"]:
+            status = f"failed ({row['failure_kind']})"
+        elif status == "submitted" and row["progress"]:
+            status = f"submitted {row['progress']}%"
+        table.add_row(
+            Text(row["id"]), Text(status, style=_STYLE.get(row["status"], "")),
+            Text(row["task_id"] or "-"), Text(str(row["attempts"])),
+            Text(_money(row["credits"])), Text(row["output"] or "-"),
+            Text(redact(row["error"] or "")),
+        )
+    return table
+
+
+def _summary(totals: dict[str, Any]) -> str:
+    order = ("done", "submitted", "completed", "downloading", "submitting", "ambiguous", "held",
+             "failed", "new")
+    parts = [f"{totals[name]} {name}" for name in order if totals.get(name)]
+    line = f"{totals['takes']} takes: " + (", ".join(parts) or "none")
+    if totals["ambiguous_submissions"]:
+        line += f"; {totals['ambiguous_submissions']} ambiguous submission(s)"
+    budget = totals["max_credits"]
+    line += f"; {_money(totals['credits_committed'])} credits committed"
+    line += f" of {_money(budget)}" if budget is not None else ""
+    return line
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the status of every take of ``args.manifest``."""
+    document = gather(args.manifest, args.only)
+    if document["warning"]:
+        print(redact(document["warning"]), file=sys.stderr)
+    if args.json:
+        print(redact(json.dumps(document, indent=2, ensure_ascii=False)))
+        return EXIT_OK
+    # A pipe or a file gets wide lines rather than ids folded over three rows.
+    console = Console(file=sys.stdout, highlight=False,
+                      width=None if sys.stdout.isatty() else 160)
+    if not document["run"]:
+        console.print(Text(
+            f"No run yet: {document['state']} does not exist. "
+            f"Start one with: shotrun run {args.manifest}"
+        ), soft_wrap=True)
+    if document["takes"]:
+        console.print(_table(document["takes"]))
+    console.print(Text(_summary(document["totals"])), soft_wrap=True)
+    return EXIT_OK
