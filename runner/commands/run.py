@@ -29,7 +29,14 @@ from runner.scheduler.context import EngineSettings
 from runner.scheduler.engine import Engine
 from runner.scheduler.polling import PollPolicy
 from runner.scheduler.progress import Observer, RunSummary
-from runner.session import Overrides, RunConfig, open_session, read_api_key, resolve_config
+from runner.session import (
+    Overrides,
+    RunConfig,
+    emulator_settings,
+    open_session,
+    read_api_key,
+    resolve_config,
+)
 from runner.wire import build_payload, fingerprint_resolver
 
 # Poll bounds: a real gateway renders in minutes; the built-in emulator in seconds.
@@ -219,6 +226,8 @@ def run(args: argparse.Namespace) -> int:
                           downloads=args.downloads, max_credits=args.max_credits)
     config = resolve_config(manifest, overrides)
     api_key = read_api_key(config)
+    if config.uses_emulator:
+        emulator_settings(manifest, api_key)  # a bad api.emulator: exit 2 before any write
     settings = engine_settings(args, config)
     wire = manifest.api.wire
     payloads = {t.key: build_payload(t.request, fingerprint_resolver, wire) for t in takes}

@@ -194,6 +194,9 @@ async def _download(ctx: RunContext, take: Take) -> bool:
             log.info("download_retry", error=str(exc), delay=round(delay, 3))
             await asyncio.sleep(delay)
             continue
+        except OSError as exc:  # the local disk: full, read-only, gone
+            _fail(ctx, take, "transient", "disk_error", _disk_message(part, exc))
+            return False
         try:
             info = await asyncio.to_thread(_verify, take, saved.path)
         except VerifyError as exc:
@@ -204,8 +207,18 @@ async def _download(ctx: RunContext, take: Take) -> bool:
                 _fail(ctx, take, "permanent", "verify_failed", str(exc))
                 return False
             continue
-        _file_output(ctx, take, saved.path, dest, saved.size, saved.sha256, info)
+        try:
+            _file_output(ctx, take, saved.path, dest, saved.size, saved.sha256, info)
+        except OSError as exc:
+            _fail(ctx, take, "transient", "disk_error", _disk_message(dest, exc))
+            return False
         return True
+
+
+def _disk_message(path: Path, exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    return (f"cannot write {path}: {reason}; free some space or fix the permissions, then run "
+            "again (the result link is kept)")
 
 
 def _file_output(ctx: RunContext, take: Take, part: Path | None, dest: Path, size: int,

@@ -325,8 +325,9 @@ async def test_resume_after_sigkill_at_random_points_loses_nothing_and_pays_once
     assert kills >= 6
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
 async def test_first_ctrl_c_stops_gracefully_with_exit_130_and_the_next_run_collects(
-        tmp_path: Path) -> None:
+        tmp_path: Path, signum: signal.Signals) -> None:
     shots = "".join(f"  - id: s{n}\n    prompt: \"sigint shot {n}\"\n" for n in range(6))
     manifest = write_manifest(tmp_path, shots, api="  concurrency: 2\n")
     env = {**os.environ, "SHOTRUN_API_KEY": KEY}
@@ -336,7 +337,7 @@ async def test_first_ctrl_c_stops_gracefully_with_exit_130_and_the_next_run_coll
         proc = await asyncio.create_subprocess_exec(
             *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         assert await wait_for(lambda: emulator.stats()["accepted_tasks"] >= 2, proc)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         out, err = await proc.communicate()
         assert proc.returncode == 130, err
         assert b"keep rendering at the gateway" in err
@@ -347,3 +348,41 @@ async def test_first_ctrl_c_stops_gracefully_with_exit_130_and_the_next_run_coll
         out, _ = await again.communicate()
         assert again.returncode == 0, out
         assert emulator.stats()["accepted_tasks"] == created + 4  # the 2 were collected
+
+
+async def test_a_second_ctrl_c_quits_at_once_and_leaves_a_sound_store(tmp_path: Path) -> None:
+    shots = "".join(f"  - id: s{n}\n    prompt: \"twice {n}\"\n" for n in range(6))
+    manifest = write_manifest(tmp_path, shots, api="  concurrency: 3\n")
+    env = {**os.environ, "SHOTRUN_API_KEY": KEY}
+    store_path = tmp_path / "out" / ".shotrun" / "state.sqlite"
+    async with run_emulator(fast_emulator(processing_time=2.0)) as emulator:
+        args = [sys.executable, "-m", "runner", "run", str(manifest), "--base-url",
+                emulator.base_url, *FAST_FLAGS]
+        proc = await asyncio.create_subprocess_exec(
+            *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        assert await wait_for(lambda: emulator.stats()["creation_requests"] >= 1, proc)
+        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)
+        _, err = await proc.communicate()
+        assert proc.returncode == 130, err
+        with sqlite3.connect(store_path) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        again = await asyncio.create_subprocess_exec(*args, "--retry-failed", env=env,
+                                                     stdout=asyncio.subprocess.PIPE)
+        out, _ = await again.communicate()
+        stats = emulator.stats()
+    assert again.returncode == 0, out
+    with sqlite3.connect(store_path) as conn:
+        ambiguous = conn.execute(
+            "SELECT COUNT(*) FROM attempts WHERE outcome = 'ambiguous'").fetchone()[0]
+    assert stats["accepted_tasks"] <= 6 + ambiguous
+
+
+def test_bad_emulator_settings_are_a_usage_error_before_anything_is_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_manifest(tmp_path, THREE)
+    path.write_text(path.read_text().replace("render: cached", "render: cached, jitter: 7"))
+    assert cli.main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "jitter" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

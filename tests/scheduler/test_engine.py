@@ -9,8 +9,9 @@ from pathlib import Path
 from runner.emulator import run_emulator
 from runner.scheduler.backoff import BackoffPolicy
 from runner.scheduler.engine import Engine
+from runner.scheduler.polling import PollPolicy
 from runner.scheduler.progress import RunProgress
-from runner.state import TakeStatus
+from runner.state import StateStore, TakeStatus, store_path_for
 
 from .helpers import (
     FAST,
@@ -234,3 +235,69 @@ async def test_interrupting_leaves_in_flight_tasks_for_the_next_run(tmp_path: Pa
     assert stats["accepted_tasks"] <= 6 + ambiguous
     assert stats["accepted_tasks"] - created == 6 - len(first.summary.in_flight) - \
         first.summary.done
+
+
+async def test_ambiguous_takes_found_on_resume_are_held_or_resubmitted_once(
+        tmp_path: Path) -> None:
+    manifest = make_manifest(tmp_path, [Shot("s01", "lost answer"), Shot("s02", "fine")])
+    key = "s01/take-1"
+    store = StateStore.open(store_path_for(manifest))
+    store.sync(manifest.takes)
+    store.mark_submitting(key, {"prompt": "lost answer"}, 24.3)  # then the process "died"
+    store.close()
+    async with run_emulator(fast_emulator()) as emulator:
+        held = await run_engine(manifest, emulator.base_url, ambiguous="hold")
+        assert held.summary.held == (key,) and held.summary.ambiguous == 1
+        assert emulator.stats()["accepted_tasks"] == 1  # only s02
+        assert held.store_records[key].status is TakeStatus.HELD
+        again = await run_engine(manifest, emulator.base_url, ambiguous="hold")
+        assert again.summary.held == (key,)
+        resubmitted = await run_engine(manifest, emulator.base_url, retry_failed=True)
+        stats = emulator.stats()
+    assert resubmitted.summary.all_done
+    assert stats["accepted_tasks"] == 2
+
+
+async def test_the_in_flight_limit_backs_off_on_429_and_respects_the_account_cap(
+        tmp_path: Path) -> None:
+    manifest = make_manifest(tmp_path, [Shot(f"s{n:02}", f"cap {n}") for n in range(12)])
+    settings = replace(FAST, concurrency=8)
+    async with run_emulator(fast_emulator(concurrency_cap=2, processing_time=0.1)) as emulator:
+        out = await run_engine(manifest, emulator.base_url, settings=settings)
+        stats = emulator.stats()
+    assert out.summary.all_done
+    assert stats["max_in_flight"] <= 2
+    assert stats["rate_limited"] > 0
+    assert min(p.concurrency_limit for p in out.progress) < 8
+    # AIMD: far fewer 429s than a client retrying blindly at 8 in flight would meet.
+    assert stats["rate_limited"] < 3 * len(manifest.takes)
+
+
+async def test_polling_is_sparse_and_guided_by_the_estimate(tmp_path: Path) -> None:
+    manifest = make_manifest(tmp_path, [Shot(f"s{n}", f"poll {n}") for n in range(6)])
+    settings = replace(FAST, polling=PollPolicy(min_interval=0.05, max_interval=1.0,
+                                                default_estimate=1.0))
+    async with run_emulator(fast_emulator(queue_time=0.1, processing_time=0.5)) as emulator:
+        out = await run_engine(manifest, emulator.base_url, settings=settings)
+        stats = emulator.stats()
+    assert out.summary.all_done
+    per_task = stats["polls_per_task"].values()
+    assert max(per_task) <= 8, stats["polls_per_task"]
+
+
+async def test_an_unwritable_output_fails_the_take_clearly_and_the_next_run_finishes(
+        tmp_path: Path) -> None:
+    manifest = make_manifest(tmp_path, [Shot("s01", "blocked"), Shot("s02", "free")])
+    blocker = tmp_path / "out" / "s01"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("not a directory")
+    async with run_emulator(fast_emulator()) as emulator:
+        first = await run_engine(manifest, emulator.base_url)
+        [failure] = first.summary.failed
+        assert failure.key == "s01/take-1" and "s01" in failure.message
+        assert first.store_records["s02/take-1"].status is TakeStatus.DONE
+        blocker.unlink()
+        second = await run_engine(manifest, emulator.base_url)
+        stats = emulator.stats()
+    assert second.summary.all_done
+    assert stats["accepted_tasks"] == 2  # the paid task was downloaded, not created again
