@@ -413,6 +413,9 @@ def test_a_commit_survives_sigkill_and_the_next_run_sees_the_lost_answer(path: P
     finally:
         if child.poll() is None:
             child.kill()
+    with StateStore.open_readonly(path) as reader:  # a reader recovers the killed WAL too
+        assert reader.record("s01/take-1").task_id == "task-survives"
+        assert reader.record("s02/take-1").status is TakeStatus.SUBMITTING
     with StateStore.open(path) as store:  # the lock died with the process
         assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert store.record("s01/take-1").task_id == "task-survives"

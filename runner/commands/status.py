@@ -111,8 +111,10 @@ def gather(manifest_path: Path, only: Sequence[str] = ()) -> dict[str, Any]:
         for key in stale:
             records[key]["reason"] = "changed since: the next run renders it again"
     base_ids: dict[str, str] = {}
+    dropped = 0
     if manifest is not None:
         rows = []
+        dropped = len(set(records) - {take.key for take in manifest.takes})
         for take in manifest.takes:
             base_ids[take.shot_id] = take.base_shot_id or take.shot_id
             rows.append(records.get(take.key)
@@ -128,7 +130,8 @@ def gather(manifest_path: Path, only: Sequence[str] = ()) -> dict[str, Any]:
                              "matches it")
     rows = [row for row in rows if _selected(row, base_ids, only)]
     totals = {**trace_totals(rows), **life,
-              "max_credits": manifest.budget.max_credits if manifest else None}
+              "max_credits": manifest.budget.max_credits if manifest else None,
+              "not_in_manifest": dropped}
     return {
         "manifest": str(manifest_path),
         "state": str(store_path),
@@ -177,6 +180,8 @@ def _summary(totals: dict[str, Any]) -> str:
     budget = totals["max_credits"]
     line += f"; {_money(totals['credits_committed'])} credits committed"
     line += f" of {_money(budget)}" if budget is not None else ""
+    if totals["not_in_manifest"]:
+        line += f"; {totals['not_in_manifest']} take(s) in the store are no longer in the manifest"
     return line
 
 

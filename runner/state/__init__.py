@@ -31,6 +31,11 @@ Life cycle of a take (``TakeStatus``; only the scheduler moves a take, one store
     permanent | transient | budget | auth | quota | dependency).
     mark_submitting() is allowed from new, failed, ambiguous and held (a resubmission).
 
+Files: a fingerprint change archives the record here; the scheduler moves the old files with
+``runner.outputs.archive_previous(output_dir, plan.previous)`` and, before saving an output,
+``runner.outputs.archive_stale(output_dir, take)`` (covers a crash between the two).
+``runner.state.trace.trace_record`` is the stable per-take record of ``status --json``.
+
 ``sync()`` answers, per take, an action - skip, poll, download, submit, retry, hold, failed -
 and a reason - new, prompt changed, asset content changed, settings changed, failed before,
 in flight, ambiguous submission, done. The budget's ledger is the ``attempts`` table:

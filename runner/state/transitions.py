@@ -139,7 +139,11 @@ class Transitions(StoreBase):
                    "take_downloading", {}, {})
 
     def mark_failed(self, key: str, kind: str, code: str | None, message: str) -> None:
-        """The take failed; ``kind`` is a :class:`FailureKind` value."""
+        """The take failed; ``kind`` is a :class:`FailureKind` value.
+
+        From ``submitting`` this means the gateway *answered* with a refusal (400, 402…): the
+        attempt is not billed. A creation whose answer was lost is :meth:`mark_ambiguous`.
+        """
         kind = FailureKind(kind).value
         self._move(
             key, _ANY_BUT_DONE, S.FAILED, "take_failed",

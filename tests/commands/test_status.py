@@ -155,6 +155,7 @@ def test_json_trace_records_have_the_documented_fields(
         "takes": 4, "new": 1, "submitting": 0, "ambiguous": 0, "held": 0, "submitted": 1,
         "completed": 0, "downloading": 0, "done": 1, "failed": 1, "credits": 121.5,
         "credits_committed": 121.5, "ambiguous_submissions": 0, "max_credits": 500.0,
+        "not_in_manifest": 0,
     }
 
 
@@ -231,3 +232,16 @@ def test_a_store_from_a_newer_shotrun_is_exit_2_with_advice(
     code, _out, err = _status(capsys, str(manifest_path))
     assert code == 2
     assert "upgrade shotrun" in err
+
+
+def test_takes_dropped_from_the_manifest_are_counted_not_listed(
+    capsys: pytest.CaptureFixture[str], manifest_path: Path, manifest: Manifest,
+    writer: StateStore,
+) -> None:
+    _progress(writer, manifest)
+    manifest_path.write_text(MANIFEST.replace("takes: 2", "takes: 1"))
+    document = _json(capsys, str(manifest_path))
+    assert [t["id"] for t in document["takes"]] == [A1, L16, L9]  # type: ignore[union-attr]
+    assert document["totals"]["not_in_manifest"] == 1  # type: ignore[index]
+    assert "1 take(s) in the store are no longer in the manifest" in _status(
+        capsys, str(manifest_path))[1]
