@@ -1,0 +1,72 @@
+"""``shotrun report MANIFEST [--open] [--csv [PATH]]``: the contact sheet of a manifest's takes.
+
+Writes ``<output_dir>/report.html`` (one self-contained page: every take playable, with its
+prompt, inputs, status and figures) from the state store, read-only, so it can be made while a
+run is still going. ``--csv`` also writes the per-take trace (the fields of ``shotrun status
+--json``) to ``<output_dir>/trace.csv`` or PATH; put it after MANIFEST, or give PATH, since
+argparse would otherwise take the manifest for the CSV's path.
+
+Exit codes: 0 written, 2 invalid manifest, unreadable state store or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import webbrowser
+from pathlib import Path
+from typing import Any
+
+from runner.errors import EXIT_OK
+from runner.redact import redact
+
+DEFAULT_CSV = "trace.csv"
+_DEFAULT = ""  # ``--csv`` given without a path
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``report`` and its options."""
+    parser = subparsers.add_parser(
+        "report", help="write report.html: every take playable on one page",
+        description="Write <output_dir>/report.html, a self-contained contact sheet of every "
+        "take of MANIFEST (works offline, from file://). Exit 0 written, 2 invalid manifest, "
+        "unreadable state or usage.",
+    )
+    parser.add_argument("manifest", type=Path, metavar="MANIFEST")
+    parser.add_argument("--open", action="store_true", help="open the report in a web browser")
+    parser.add_argument("--csv", nargs="?", const=_DEFAULT, default=None, metavar="PATH",
+                        help=f"also write the per-take trace as CSV (default "
+                        f"<output_dir>/{DEFAULT_CSV})")
+    parser.set_defaults(func=run)
+
+
+def _say(text: str, *, err: bool = False) -> None:
+    print(redact(text), file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``shotrun report``."""
+    from runner.manifest import load_manifest
+    from runner.report import write_report
+    from runner.report.trace import trace_record, write_trace_csv
+    from runner.state import StateStore, TakeRecord, store_path_for
+
+    manifest = load_manifest(args.manifest)  # ManifestError -> exit 2
+    store_path = store_path_for(manifest)
+    records: list[TakeRecord] = []
+    if store_path.is_file():
+        with StateStore.open_readonly(store_path) as store:  # StateError -> exit 2
+            records = store.records()
+    else:
+        _say(f"shotrun: no run of {manifest.path} yet: every take is shown as new", err=True)
+    written = write_report(manifest, records)
+    path = written.path
+    _say(f"shotrun: report of {written.describe()}: {path}")
+    if args.csv is not None:
+        csv_path = Path(args.csv) if args.csv else manifest.output_dir / DEFAULT_CSV
+        write_trace_csv([trace_record(record) for record in records], csv_path)
+        _say(f"shotrun: trace: {csv_path}")
+    if args.open and not webbrowser.open(path.resolve().as_uri()):
+        _say(f"shotrun: no web browser could be started; open {path.resolve().as_uri()}",
+             err=True)
+    return EXIT_OK
