@@ -12,6 +12,7 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import unquote
 
 import aiohttp
 import structlog
@@ -255,7 +256,7 @@ async def upload_stream(request: web.Request) -> web.StreamResponse:
             if data is not None:
                 raise bad_request("one file per request", "file")
             data = await _read_capped(part)
-            original = part.filename
+            original = unquote(part.filename) if part.filename else None
         elif part.name in ("file_name", "upload_path"):
             fields[part.name] = (await part.text())[:1024]
         else:

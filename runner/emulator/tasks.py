@@ -180,6 +180,9 @@ class TaskBoard:
             self.stats.render_seconds += seconds
 
         try:
+            # Like the real service, work starts when the task leaves the queue: a task
+            # still queued when the emulator stops costs no CPU.
+            await asyncio.sleep(task.queue)
             task.video = await self.renderer.render(task.creation, task.task_id, cached,
                                                     rendered)
         except asyncio.CancelledError:

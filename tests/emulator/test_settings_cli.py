@@ -1,0 +1,119 @@
+"""Settings from a manifest mapping or flags, and ``shotrun emulator`` as a command."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner import cli
+from runner.commands.emulator import settings_from_args
+from runner.emulator import EmulatorSettings
+from runner.errors import EXIT_INTERRUPTED, EXIT_USAGE
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    settings = EmulatorSettings()
+    assert (settings.queue_time, settings.processing_time, settings.link_ttl) == (0.5, 3.0,
+                                                                                  86400.0)
+    assert settings.render == "full" and settings.api_key is None
+    assert dict(settings.rates) == {"720p": 8.1, "1080p": 10.8, "4k": 16.2, "audio": 2.7}
+    assert settings.upload_ttl == 72 * 3600
+
+
+def test_from_mapping_takes_manifest_keys_and_turns_lists_into_tuples() -> None:
+    settings = EmulatorSettings.from_mapping({
+        "queue_time": 0.1, "failure_rate": 0.2, "failure_codes": ["service_error",
+                                                                   "generation_timeout"],
+        "error_rates": {429: 0.1, "503": 0.05}, "rates": {"720p": 5}, "seed": 3,
+        "render": "cached", "concurrency_cap": 4,
+    })
+    assert settings.failure_codes == ("service_error", "generation_timeout")
+    assert dict(settings.error_rates) == {"429": 0.1, "503": 0.05}
+    assert settings.rates["720p"] == 5 and settings.rates["1080p"] == 10.8
+    with pytest.raises(TypeError):
+        settings.error_rates["500"] = 1.0  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [({"queue_tme": 1}, "unknown emulator setting 'queue_tme'"),
+     ({"failure_rate": 2}, "failure_rate must be between 0 and 1"),
+     ({"render": "fast"}, "render must be one of"),
+     ({"failure_codes": ["oops"]}, "failure_codes"),
+     ({"error_rates": {"418": 0.5}}, "error_rates keys"),
+     ({"concurrency_cap": 0}, "concurrency_cap"),
+     ({"queue_time": "soon"}, "invalid emulator settings")],
+    ids=["typo", "rate", "render", "code", "status", "cap", "type"],
+)
+def test_from_mapping_refuses_bad_settings_with_the_key(data: dict[str, Any], fragment: str
+                                                        ) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        EmulatorSettings.from_mapping(data)
+
+
+def test_every_setting_has_a_flag() -> None:
+    parser = cli.build_parser()
+    args = parser.parse_args([
+        "emulator", "--queue-time", "0.2", "--processing-time", "1", "--jitter", "0.1",
+        "--render", "cached", "--concurrency-cap", "3", "--failure-rate", "0.5",
+        "--failure-codes", "service_error,quota_exceeded", "--error-rate", "429=0.1",
+        "--error-rate", "502=0.2", "--reset-rate", "0.01", "--truncate-rate", "0.02",
+        "--link-ttl", "60", "--download-rate", "1000", "--seed", "9", "--upload-ttl", "10",
+        "--retry-after", "0.5", "--rate", "720p=1", "--api-key-env", "EMU_KEY",
+    ])
+    settings = settings_from_args(args, {"EMU_KEY": "sk-from-env"})
+    assert settings == EmulatorSettings(
+        queue_time=0.2, processing_time=1, jitter=0.1, render="cached", concurrency_cap=3,
+        failure_rate=0.5, failure_codes=("service_error", "quota_exceeded"),
+        error_rates={"429": 0.1, "502": 0.2}, reset_rate=0.01, truncate_rate=0.02,
+        link_ttl=60, download_rate=1000, seed=9, upload_ttl=10, retry_after=0.5,
+        rates={**EmulatorSettings().rates, "720p": 1.0}, api_key="sk-from-env",
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [(["--host", "0.0.0.0"], "loopback addresses only"),
+     (["--failure-rate", "3"], "failure_rate must be between 0 and 1"),
+     (["--error-rate", "429"], "--error-rate expects KEY=NUMBER"),
+     (["--api-key-env", "SHOTRUN_TEST_UNSET_VAR"], "SHOTRUN_TEST_UNSET_VAR is not set"),
+     (["--port", "70000"], "between 0 and 65535")],
+    ids=["public-host", "bad-rate", "bad-pair", "unset-key", "bad-port"],
+)
+def test_bad_flags_are_usage_errors(capsys: pytest.CaptureFixture[str], argv: list[str],
+                                    fragment: str) -> None:
+    assert cli.main(["emulator", *argv]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert fragment in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "term"])
+def test_command_prints_its_url_and_stops_cleanly(repo_root: Path, sig: int) -> None:
+    env = {**os.environ, "EMU_TEST_KEY": "sk-command-line-secret"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runner", "emulator", "--api-key-env", "EMU_TEST_KEY"],
+        cwd=repo_root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()  # blocks until the server is listening
+        assert url.startswith("http://127.0.0.1:")
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
+        with opener.open(f"{url}/_emulator/stats", timeout=10) as response:
+            assert response.status == 200
+        process.send_signal(sig)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == EXIT_INTERRUPTED
+    assert "Traceback" not in err and "sk-command-line-secret" not in err
