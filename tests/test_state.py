@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from runner.errors import StateError
 from runner.state import (
@@ -428,3 +430,55 @@ def test_a_commit_survives_sigkill_and_the_next_run_sees_the_lost_answer(path: P
         assert store.totals()["ambiguous_submissions"] == 1
         assert store.credits_committed() == 80.0
         assert "take_ambiguous" in _event_names(store, "s02/take-1")
+
+
+def test_a_store_that_cannot_be_created_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "renders"
+    blocker.write_text("a file where the output folder should be")
+    with pytest.raises(StateError, match="cannot create the state store"):
+        StateStore.open(store_path_for(blocker))
+
+
+# ------------------------------------------------------------------ any sequence of moves
+_MOVES = {
+    "submitting": lambda s, k: s.mark_submitting(k, {"p": 1}, 10.0),
+    "submitted": lambda s, k: s.mark_submitted(k, "task", 12.0),
+    "not_sent": lambda s, k: s.mark_not_sent(k, "refused to connect"),
+    "ambiguous": lambda s, k: s.mark_ambiguous(k, "lost"),
+    "held": lambda s, k: s.mark_held(k),
+    "completed": lambda s, k: s.mark_completed(k, "https://cdn/v.mp4"),
+    "downloading": lambda s, k: s.mark_downloading(k),
+    "failed": lambda s, k: s.mark_failed(k, "transient", "service_error", "x"),
+    "done": lambda s, k: s.mark_done(k, "v.mp4", 1, "ab"),
+    "reset": lambda s, k: s.reset_for_retry(k),
+}
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(moves=st.lists(st.sampled_from(sorted(_MOVES)), max_size=25))
+def test_any_sequence_of_moves_keeps_the_ledger_and_the_log_honest(
+    tmp_path_factory: pytest.TempPathFactory, moves: list[str]
+) -> None:
+    path = store_path_for(tmp_path_factory.mktemp("prop"))
+    with StateStore.open(path) as store:
+        _synced(store)
+        key = "s01/take-1"
+        committed = 0.0
+        sent = 0
+        for move in moves:
+            before, events = store.record(key), len(store.events())
+            try:
+                _MOVES[move](store, key)
+            except StateError:
+                assert store.record(key) == before  # a refused move changes nothing
+                assert len(store.events()) == events
+                continue
+            assert len(store.events()) == events + 1  # one event per move
+            sent += {"submitting": 1, "not_sent": -1}.get(move, 0)
+            assert store.record(key).attempts == sent
+            released = before.status is TakeStatus.SUBMITTING and move in ("failed", "not_sent")
+            if not released:  # only an answered refusal releases an in-flight estimate
+                assert store.credits_committed() >= committed
+            committed = store.credits_committed()
+        assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -79,15 +79,26 @@ class StoreBase:
     def open(cls, path: Path, *, clock: Callable[[], float] = time.time) -> Self:
         """Open (creating it and its directory) as *the* writer; fails if another run holds it."""
         path = Path(path)
-        schema.make_private_dir(path.parent)
-        lock = schema.WriterLock(path)
-        lock.acquire()
         try:
-            schema.create_private_file(path)
+            schema.make_private_dir(path.parent)
+            lock = schema.WriterLock(path)
+            lock.acquire()
+        except OSError as exc:
+            raise StateError(f"cannot create the state store {path}: {exc.strerror}") from exc
+        try:
+            try:
+                schema.create_private_file(path)
+            except OSError as exc:
+                raise StateError(f"cannot create the state store {path}: {exc.strerror}") from exc
             conn = schema.connect(path, readonly=False)
             try:
                 schema.migrate(conn, path)
-                conn.execute("PRAGMA quick_check").fetchone()
+                check = conn.execute("PRAGMA quick_check").fetchone()[0]
+                if check != "ok":
+                    raise sqlite3.DatabaseError(check)
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                raise StateError(f"state store {path} cannot be used: {exc}") from exc
             except sqlite3.DatabaseError as exc:
                 conn.close()
                 raise StateError(
@@ -187,6 +198,14 @@ class StoreBase:
                     yield conn
                 finally:
                     conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StateError(f"state store {self.path}: {exc}") from exc
+
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        """Every row of one query (a snapshot of its own), sqlite errors translated."""
+        with self._mutex:
+            try:
+                return self.conn.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 raise StateError(f"state store {self.path}: {exc}") from exc
 

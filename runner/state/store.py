@@ -59,10 +59,10 @@ class StateStore(Transitions):
 
     def get_upload(self, sha256: str) -> UploadRecord | None:
         """The upload of the file with this content, if one was recorded."""
-        with self._mutex:
-            row = self.conn.execute("SELECT * FROM uploads WHERE sha256 = ?", (sha256,)).fetchone()
-        if row is None:
+        rows = self._rows("SELECT * FROM uploads WHERE sha256 = ?", (sha256,))
+        if not rows:
             return None
+        row = rows[0]
         return UploadRecord(row["sha256"], row["url"], row["expires_at"], row["size"],
                             row["mime"], row["uploaded_at"])
 
@@ -86,31 +86,24 @@ class StateStore(Transitions):
         Attempts with a task id count the gateway's ``credits_reserved`` (else the estimate);
         attempts still in flight or ambiguous count their estimate: they may have been billed.
         """
-        with self._mutex:
-            row = self.conn.execute(
-                "SELECT COALESCE(SUM(CASE"
-                " WHEN task_id IS NOT NULL THEN COALESCE(credits_reserved, credits_estimated, 0)"
-                " WHEN outcome IN ('submitting', 'ambiguous') THEN COALESCE(credits_estimated, 0)"
-                " ELSE 0 END), 0) FROM attempts"
-            ).fetchone()
+        (row,) = self._rows(
+            "SELECT COALESCE(SUM(CASE"
+            " WHEN task_id IS NOT NULL THEN COALESCE(credits_reserved, credits_estimated, 0)"
+            " WHEN outcome IN ('submitting', 'ambiguous') THEN COALESCE(credits_estimated, 0)"
+            " ELSE 0 END), 0) FROM attempts"
+        )
         return float(row[0])
 
     def record(self, key: str) -> TakeRecord:
         """The current record of one take."""
-        with self._mutex:
-            row = self.conn.execute(
-                f"SELECT {RECORD_SELECT} FROM takes WHERE key = ?", (key,)
-            ).fetchone()
-        if row is None:
+        rows = self._rows(f"SELECT {RECORD_SELECT} FROM takes WHERE key = ?", (key,))
+        if not rows:
             raise UnknownTake(f"take {key} is not in the state store {self.path}")
-        return record_from_row(row)
+        return record_from_row(rows[0])
 
     def records(self) -> list[TakeRecord]:
         """Every take's current record, ordered by shot id and take number."""
-        with self._mutex:
-            rows = self.conn.execute(
-                f"SELECT {RECORD_SELECT} FROM takes ORDER BY shot_id, take"
-            ).fetchall()
+        rows = self._rows(f"SELECT {RECORD_SELECT} FROM takes ORDER BY shot_id, take")
         return [record_from_row(row) for row in rows]
 
     def history(self, key: str | None = None) -> list[TakeRecord]:
@@ -120,8 +113,7 @@ class StateStore(Transitions):
         if key is not None:
             sql += " WHERE key = ?"
             params = (key,)
-        with self._mutex:
-            rows = self.conn.execute(sql + " ORDER BY history_id", params).fetchall()
+        rows = self._rows(sql + " ORDER BY history_id", params)
         return [record_from_row(row) for row in rows]
 
     def events(self, key: str | None = None, *, since_id: int = 0) -> list[Event]:
@@ -131,8 +123,7 @@ class StateStore(Transitions):
         if key is not None:
             sql += " AND key = ?"
             params = (since_id, key)
-        with self._mutex:
-            rows = self.conn.execute(sql + " ORDER BY id", params).fetchall()
+        rows = self._rows(sql + " ORDER BY id", params)
         return [event_from_row(row) for row in rows]
 
     def totals(self) -> dict[str, Any]:
