@@ -91,6 +91,9 @@ def add_parser(subparsers: Any) -> None:
                         help="first retry delay ceiling (seconds, doubled per retry)")
     parser.add_argument("--backoff-cap", type=float, metavar="S",
                         help="longest retry delay (seconds)")
+    parser.add_argument("--task-timeout", type=float, metavar="S", default=6 * 3600.0,
+                        help="stop waiting for a task still rendering after S seconds (it is "
+                        "left for the next run, never resubmitted; default 6 h)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(func=run)
 
@@ -131,6 +134,7 @@ def engine_settings(args: argparse.Namespace, config: RunConfig) -> EngineSettin
         concurrency=config.concurrency, submit_rate=config.submit_rate,
         downloads=config.downloads, max_credits=config.max_credits, retries=args.retries,
         ambiguous=args.ambiguous, backoff=backoff, polling=polling,
+        task_timeout=args.task_timeout if args.task_timeout > 0 else None,
     )
 
 

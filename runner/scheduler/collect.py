@@ -83,6 +83,7 @@ async def _poll(ctx: RunContext, take: Take) -> str:
     if delay <= 0:  # resumed, or late: ask soon, spread over the first interval
         delay = policy.next_delay(elapsed, estimate, record.progress or 0)
     errors = 0
+    watching_since = ctx.clock()
     ctx.set_phase(take, Phase.IN_FLIGHT)
     while True:
         await asyncio.sleep(max(0.0, delay))
@@ -117,6 +118,11 @@ async def _poll(ctx: RunContext, take: Take) -> str:
             return _task_failed(ctx, take, record.attempts, state.error_code,
                                 state.error_message or "the task failed")
         elapsed = ctx.clock() - started
+        timeout = ctx.settings.task_timeout
+        waited = ctx.clock() - watching_since
+        if timeout is not None and waited > timeout:
+            return _leave(ctx, take, f"still {state.status} after {waited:.0f} s of waiting "
+                                     f"(--task-timeout {timeout:g}); the next run checks again")
         delay = policy.next_delay(elapsed, estimate or state.estimated_time, state.progress)
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import structlog
 
 from runner import outputs
+from runner.errors import StateError
 from runner.gateway.types import Gateway
 from runner.model import Manifest, Take
 from runner.redact import redact
@@ -220,7 +221,10 @@ class Engine:
                     phase = ctx.phases.get(source.key)
                     ok = phase in (Phase.DONE, Phase.SKIPPED)
                 else:
-                    ok = ctx.store.record(source.key).status.value == "done"
+                    try:
+                        ok = ctx.store.record(source.key).status.value == "done"
+                    except StateError:  # never recorded: not rendered yet
+                        ok = False
                 if ok:
                     continue
                 if ctx.phases.get(source.key) in (Phase.NOT_STARTED, Phase.LEFT):

@@ -48,6 +48,7 @@ class AimdLimiter:
         self._window = window  # successes needed per +1; None means "the current limit"
         self._in_flight = 0
         self._successes = 0
+        self._epoch = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
 
     @property
@@ -87,11 +88,24 @@ class AimdLimiter:
         self._in_flight -= 1
         self._wake()
 
-    def on_rate_limited(self) -> None:
-        """A 429: halve the limit (never below 1) and restart the success window."""
+    @property
+    def epoch(self) -> int:
+        """Changes at every decrease; pass the value seen at sending to :meth:`on_rate_limited`."""
+        return self._epoch
+
+    def on_rate_limited(self, epoch: int | None = None) -> None:
+        """A 429: halve the limit (never below 1) and restart the success window.
+
+        Several requests sent at the old limit meet their 429s together; like TCP, the limit
+        is halved once for them all: a 429 for a request sent before the last decrease
+        (``epoch`` older than :attr:`epoch`) changes nothing.
+        """
+        if epoch is not None and epoch != self._epoch:
+            return
         before = self._limit
         self._limit = max(1, self._limit // 2)
         self._successes = 0
+        self._epoch += 1
         if self._limit != before:
             log.info("concurrency_decreased", limit=self._limit, was=before)
 

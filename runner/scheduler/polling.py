@@ -25,7 +25,8 @@ class PollPolicy:
     estimate catches early finishers); ``remaining_fraction`` is the share of the estimated
     remaining time to wait between later checks; ``default_estimate`` stands in when the
     gateway gives no hint. A task is never abandoned for being late: a paid task is collected
-    however late it is, polled at intervals growing towards ``max_interval``.
+    however late it is, polled at intervals of ``late_fraction`` of its lateness (growing
+    geometrically towards ``max_interval``).
     """
 
     min_interval: float = 2.0
@@ -34,6 +35,7 @@ class PollPolicy:
     remaining_fraction: float = 0.5
     default_estimate: float = 300.0
     spread: float = 0.2
+    late_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0 < self.min_interval <= self.max_interval:
@@ -60,20 +62,23 @@ class PollPolicy:
                    rng: random.Random | None = None) -> float:
         """Seconds until the next check of a task ``elapsed`` seconds after its creation.
 
-        The remaining time is the larger of two guesses, the gateway's estimate minus the time
-        spent and the time spent scaled by the progress still to make; a task past both
-        guesses is polled at ``min_interval`` growing to ``max_interval``.
+        Before the estimate, the wait is a share of the remaining time (the larger of the
+        estimate's and the progress's guess); past it, a share of the lateness, so intervals
+        grow geometrically from ``min_interval`` to ``max_interval``.
         """
         estimate = estimated_time if estimated_time and estimated_time > 0 \
             else self.default_estimate
-        remaining = max(estimate - elapsed, 0.0)
-        if 0 < progress < 100 and elapsed > 0:
-            remaining = max(remaining, elapsed * (100 - progress) / progress)
-        if remaining <= 0:
-            # Late: back off gently with lateness so that a stuck task costs little.
-            late = elapsed - estimate
-            return self._spread(self._clamp(self.min_interval + late * 0.1), rng)
-        return self._spread(self._clamp(remaining * self.remaining_fraction), rng)
+        time_left = estimate - elapsed
+        progress_left = elapsed * (100 - progress) / progress \
+            if 0 < progress < 100 and elapsed > 0 else 0.0
+        if time_left > 0:
+            wait = max(time_left, progress_left) * self.remaining_fraction
+        else:
+            # Late: wait in proportion to the lateness, so the intervals grow geometrically
+            # and a task stuck for an hour costs a few dozen polls, even when it claims to be
+            # at 99 % all along.
+            wait = max(-time_left * self.late_fraction, progress_left * self.remaining_fraction)
+        return self._spread(self._clamp(wait), rng)
 
 
 _rng = random.Random()

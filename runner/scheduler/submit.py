@@ -147,12 +147,13 @@ async def submit(ctx: RunContext, take: Take) -> bool:
             attempt = ctx.store.mark_submitting(key, redact_value(payload), estimate)
             log.info("take_submitting", attempt=attempt, estimate=estimate)
             ctx.critical.add(key)
+            epoch = ctx.limiter.epoch
             try:
                 state = await ctx.gateway.create_task(payload)
             except RateLimited as exc:
                 ctx.store.mark_not_sent(key, f"rate limited: {exc.message}")
                 ctx.budget.release(key, estimate)
-                ctx.limiter.on_rate_limited()
+                ctx.limiter.on_rate_limited(epoch)
                 limited += 1
                 if limited > ctx.settings.rate_limit_attempts:
                     _fail(ctx, take, "transient", exc.code or "rate_limit_error",

@@ -140,3 +140,12 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> No
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.005)
+
+
+def store_totals(manifest: Manifest) -> dict[str, Any]:
+    """The store's totals (ambiguous submissions, credits...) read after a run."""
+    store = StateStore.open_readonly(store_path_for(manifest))
+    try:
+        return store.totals()
+    finally:
+        store.close()

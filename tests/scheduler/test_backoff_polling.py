@@ -64,8 +64,23 @@ def test_later_polls_scale_with_the_remaining_time() -> None:
 
 def test_late_tasks_are_polled_gently_but_never_beyond_the_bound() -> None:
     policy = PollPolicy(min_interval=1, max_interval=10, spread=0)
-    assert policy.next_delay(elapsed=101, estimated_time=100) == pytest.approx(1.1)
+    assert policy.next_delay(elapsed=101, estimated_time=100) == pytest.approx(1.0)
+    assert policy.next_delay(elapsed=104, estimated_time=100) == pytest.approx(2.0)
     assert policy.next_delay(elapsed=10_000, estimated_time=100) == 10
+
+
+def test_a_late_task_at_99_percent_is_not_hammered() -> None:
+    policy = PollPolicy(min_interval=0.1, max_interval=100, spread=0)
+    assert policy.next_delay(elapsed=200, estimated_time=100, progress=99) == pytest.approx(50)
+
+
+def test_a_late_task_costs_logarithmically_many_polls() -> None:
+    policy = PollPolicy(min_interval=0.1, max_interval=1000, spread=0)
+    elapsed, polls = 10.0, 0
+    while elapsed < 10 + 3600:  # an hour late
+        elapsed += policy.next_delay(elapsed, estimated_time=10)
+        polls += 1
+    assert polls < 30
 
 
 @given(elapsed=st.floats(0, 1e6), estimate=st.one_of(st.none(), st.floats(0, 1e6)),

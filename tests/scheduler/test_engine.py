@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from .helpers import (
     local_png,
     make_manifest,
     run_engine,
+    store_totals,
 )
 
 
@@ -76,10 +78,18 @@ async def test_injected_429_5xx_resets_truncation_and_task_failures_are_survived
                                                           max_attempts=30)})
     async with run_emulator(chaos) as emulator:
         out = await run_engine(manifest, emulator.base_url, settings=settings)
-        if not out.summary.all_done:  # only ambiguous takes may be left: a resume ends them
-            out = await run_engine(manifest, emulator.base_url, settings=settings)
+        for _ in range(3):
+            if out.summary.all_done:
+                break
+            # Only takes whose creation was lost twice may be left (held, not resubmitted
+            # blindly); --retry-failed is the user's "resubmit them" (once per run).
+            assert out.summary.held and not out.summary.failed, out.summary
+            out = await run_engine(manifest, emulator.base_url, settings=settings,
+                                   retry_failed=True)
         stats = emulator.stats()
+    ambiguous = store_totals(manifest)["ambiguous_submissions"]
     assert out.summary.all_done, out.summary
+    assert stats["accepted_tasks"] <= len(manifest.takes) + stats["failed_tasks"] + ambiguous
     assert stats["rate_limited"] + stats["injected_errors"] > 0
     assert stats["truncated"] > 0 and stats["failed_tasks"] > 0, stats
     for take in manifest.takes:
@@ -275,14 +285,16 @@ async def test_the_in_flight_limit_backs_off_on_429_and_respects_the_account_cap
 
 async def test_polling_is_sparse_and_guided_by_the_estimate(tmp_path: Path) -> None:
     manifest = make_manifest(tmp_path, [Shot(f"s{n}", f"poll {n}") for n in range(6)])
-    settings = replace(FAST, polling=PollPolicy(min_interval=0.05, max_interval=1.0,
+    settings = replace(FAST, polling=PollPolicy(min_interval=0.1, max_interval=1.0,
                                                 default_estimate=1.0))
     async with run_emulator(fast_emulator(queue_time=0.1, processing_time=0.5)) as emulator:
         out = await run_engine(manifest, emulator.base_url, settings=settings)
         stats = emulator.stats()
     assert out.summary.all_done
     per_task = stats["polls_per_task"].values()
-    assert max(per_task) <= 8, stats["polls_per_task"]
+    # A first check near the estimate, a few more while rendering (the emulator may run late
+    # on a loaded machine: lateness makes the intervals grow, not the polls pile up).
+    assert max(per_task) <= 12, stats["polls_per_task"]
 
 
 async def test_an_unwritable_output_fails_the_take_clearly_and_the_next_run_finishes(
@@ -301,3 +313,33 @@ async def test_an_unwritable_output_fails_the_take_clearly_and_the_next_run_fini
         stats = emulator.stats()
     assert second.summary.all_done
     assert stats["accepted_tasks"] == 2  # the paid task was downloaded, not created again
+
+
+async def test_a_stuck_task_is_left_for_the_next_run_after_the_task_timeout(
+        tmp_path: Path) -> None:
+    manifest = make_manifest(tmp_path, [Shot("s01", "stuck")])
+    settings = replace(FAST, task_timeout=0.2)
+    async with run_emulator(fast_emulator(processing_time=1.0)) as emulator:
+        out = await run_engine(manifest, emulator.base_url, settings=settings)
+        assert out.summary.in_flight == ("s01/take-1",) and not out.summary.failed
+        assert out.store_records["s01/take-1"].status is TakeStatus.SUBMITTED
+        again = await run_engine(manifest, emulator.base_url)  # patient this time
+        stats = emulator.stats()
+    assert again.summary.all_done
+    assert stats["accepted_tasks"] == 1  # polled again, never resubmitted
+
+
+async def test_an_upload_close_to_expiry_is_uploaded_again(tmp_path: Path) -> None:
+    image = local_png(tmp_path / "assets" / "hero.png")
+    first = make_manifest(tmp_path, [Shot("s1", "@Image1 one", images=(image,))])
+    second = make_manifest(tmp_path, [Shot("s2", "@Image1 two", images=(image,))])
+    async with run_emulator(fast_emulator()) as emulator:
+        await run_engine(first, emulator.base_url)
+        store = StateStore.open(store_path_for(first))
+        cached = store.get_upload(image.sha256)
+        assert cached is not None
+        store.put_upload(image.sha256, cached.url, time.time() + 600)  # 10 min left
+        store.close()
+        out = await run_engine(second, emulator.base_url)
+        assert emulator.stats()["uploads"] == 2
+    assert out.summary.all_done

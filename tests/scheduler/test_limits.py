@@ -41,6 +41,16 @@ def test_limiter_halves_on_429_and_never_goes_below_one() -> None:
     assert limiter.limit == 1
 
 
+def test_429s_of_requests_sent_together_halve_the_limit_once() -> None:
+    limiter = AimdLimiter(16)
+    sent_at = limiter.epoch
+    for _ in range(8):  # eight creations sent at limit 16 all meet a 429
+        limiter.on_rate_limited(sent_at)
+    assert limiter.limit == 8
+    limiter.on_rate_limited(limiter.epoch)  # one sent after the decrease: halves again
+    assert limiter.limit == 4
+
+
 def test_limiter_grows_by_one_per_window_up_to_where_it_started() -> None:
     limiter = AimdLimiter(4, window=3)
     limiter.on_rate_limited()
