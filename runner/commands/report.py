@@ -46,9 +46,10 @@ def _say(text: str, *, err: bool = False) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``shotrun report``."""
+    from runner.commands.status import gather
     from runner.manifest import load_manifest
     from runner.report import write_report
-    from runner.report.trace import trace_record, write_trace_csv
+    from runner.report.trace import write_trace_csv
     from runner.state import StateStore, TakeRecord, store_path_for
 
     manifest = load_manifest(args.manifest)  # ManifestError -> exit 2
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     _say(f"shotrun: report of {written.describe()}: {path}")
     if args.csv is not None:
         csv_path = Path(args.csv) if args.csv else manifest.output_dir / DEFAULT_CSV
-        write_trace_csv([trace_record(record) for record in records], csv_path)
+        write_trace_csv(gather(args.manifest)["takes"], csv_path)  # = status --json records
         _say(f"shotrun: trace: {csv_path}")
     if args.open and not webbrowser.open(path.resolve().as_uri()):
         _say(f"shotrun: no web browser could be started; open {path.resolve().as_uri()}",

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import structlog
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from runner.errors import VerifyError
+from runner.fsutil import atomic_write_bytes
+from runner.verify import extract_frame, probe
 
 log = structlog.get_logger()
 
@@ -39,65 +40,37 @@ class VideoFacts:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file, fsync and ``os.replace``."""
+    """Write ``data`` to ``path`` atomically, creating the folder (a page anyone may read)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o644)  # a page to open in a browser, not a secret
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
 
 
 def probe_video(path: Path) -> VideoFacts:
-    """Duration (seconds) and size of the first video stream; ``None``s when it cannot be read."""
+    """Duration (seconds) and size of an output; ``None``s when it does not decode."""
     try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            duration: float | None = None
-            if stream.duration is not None and stream.time_base is not None:
-                duration = float(stream.duration * stream.time_base)
-            elif container.duration is not None:
-                duration = container.duration / 1_000_000
-            return VideoFacts(duration, int(stream.width), int(stream.height))
-    except (av.error.FFmpegError, OSError, IndexError, ValueError) as exc:
+        info = probe(path)
+    except (VerifyError, OSError, ValueError) as exc:
         log.warning("report_probe_failed", path=str(path), error=str(exc))
         return VideoFacts(None, None, None)
+    return VideoFacts(info.duration, info.width, info.height)
 
 
-def _first_frame(path: Path) -> Image.Image | None:
-    """The first decodable picture of ``path``, as a Pillow image."""
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        for frame in container.decode(stream):
-            pixels = frame.to_ndarray(format="rgb24")
-            return Image.fromarray(pixels)
-    return None
-
-
-def make_poster(video: Path, posters_dir: Path, name: str) -> Path | None:
+def make_poster(
+    video: Path, posters_dir: Path, name: str, duration: float | None = None
+) -> Path | None:
     """A JPEG poster of ``video`` as ``posters_dir/<name>.jpg``, made once; None if undecodable.
 
     ``name`` should identify the video's content (its SHA-256), so that a poster already on disk
-    is the right one and is reused.
+    is the right one and is reused. The still is taken a third of the way in (past fade-ins).
     """
     target = posters_dir / f"{name}.jpg"
     if target.is_file() and target.stat().st_size > 0:
         return target
     try:
-        image = _first_frame(video)
-    except (av.error.FFmpegError, OSError, IndexError, ValueError) as exc:
+        image = extract_frame(video, duration / 3 if duration else "first")
+    except (VerifyError, OSError, ValueError) as exc:
         log.warning("report_poster_failed", path=str(video), error=str(exc))
         return None
-    if image is None:
-        log.warning("report_poster_failed", path=str(video), error="no video frame")
-        return None
-    image = image.convert("RGB")
     if image.width > POSTER_WIDTH:
         height = max(1, round(image.height * POSTER_WIDTH / image.width))
         image = image.resize((POSTER_WIDTH, height), Image.Resampling.LANCZOS)

@@ -67,11 +67,11 @@ class RecordLike(Protocol):
     @property
     def polls(self) -> int: ...
     @property
-    def submitted_at(self) -> object: ...
+    def submitted_at(self) -> float | None: ...
     @property
-    def completed_at(self) -> object: ...
+    def completed_at(self) -> float | None: ...
     @property
-    def downloaded_at(self) -> object: ...
+    def downloaded_at(self) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,27 +169,10 @@ def relative_url(target: Path, page_dir: Path) -> str:
     return "/".join(quote(part) for part in Path(rel).parts)
 
 
-def as_seconds(value: object) -> float | None:
-    """A timestamp (epoch seconds, ISO text or datetime) as epoch seconds; None when unknown."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, dt.datetime):
-        stamp = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-        return stamp.timestamp()
-    if isinstance(value, str) and value:
-        try:
-            return as_seconds(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
-        except ValueError:
-            return None
-    return None
-
-
 def wall_seconds(record: RecordLike) -> float | None:
     """Seconds from submission to the output being saved (or the task finishing)."""
-    start = as_seconds(record.submitted_at)
-    end = as_seconds(record.downloaded_at) or as_seconds(record.completed_at)
+    start = record.submitted_at
+    end = record.downloaded_at if record.downloaded_at is not None else record.completed_at
     if start is None or end is None or end < start:
         return None
     return end - start
@@ -260,7 +243,7 @@ class _Collector:
                 facts = probe_video(output)
                 duration, width, height = facts.duration, facts.width, facts.height
                 name = record.sha256 or hashlib.sha256(str(output).encode()).hexdigest()
-                poster = make_poster(output, self.posters_dir, name[:32])
+                poster = make_poster(output, self.posters_dir, name[:32], duration)
                 if poster is not None:
                     poster_src = relative_url(poster, self.page_dir)
             else:

@@ -1,43 +1,41 @@
-"""The trace CSV: stable columns, one row per take, safe in a spreadsheet."""
+"""The trace CSV: the status --json records, one row per take, safe in a spreadsheet."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
-from runner.report.trace import TRACE_FIELDS, trace_csv, trace_record, write_trace_csv
-from tests.report.helpers import FakeRecord, demo_manifest, demo_records
+from runner.report.trace import TRACE_FIELDS, trace_csv, write_trace_csv
+from runner.state.trace import new_trace_record
 
 
-def test_columns_are_the_documented_trace_fields() -> None:
-    assert TRACE_FIELDS == ("id", "shot", "take", "status", "task_id", "submitted", "completed",
-                            "downloaded", "wall_seconds", "polls", "credits", "output",
-                            "sha256", "error")
+def _read(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(text.splitlines()))
 
 
-def test_one_row_per_take_with_its_figures(tmp_path: Path) -> None:
-    manifest = demo_manifest(tmp_path)
-    records = demo_records(manifest)
-    path = write_trace_csv([trace_record(r) for r in records], tmp_path / "trace.csv")
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    assert [row["id"] for row in rows] == ["s01-arrival/take-1", "s02-look/take-1",
-                                           "s01-arrival/take-2"]
-    done, _, failed = rows
-    assert done["status"] == "done" and done["task_id"] == "task-s01-arrival-1"
-    assert done["submitted"] == "1970-01-01T00:16:40Z"
-    assert done["downloaded"] == "1970-01-01T00:17:42.500000Z"
-    assert done["wall_seconds"] == "62.5" and done["polls"] == "3" and done["credits"] == "40.5"
-    assert done["output"] == "s01-arrival/take-1.mp4" and len(done["sha256"]) == 64
-    assert failed["error"] == "content_policy_violation: The prompt <was> refused"
-    assert failed["downloaded"] == "" and failed["output"] == ""
-    assert failed["wall_seconds"] == "30.0"
+def test_columns_start_with_the_documented_trace_fields() -> None:
+    header = next(csv.reader(trace_csv([]).splitlines()))
+    assert header[:14] == ["id", "shot", "take", "status", "task_id", "submitted",
+                           "completed", "downloaded", "wall_seconds", "polls", "credits",
+                           "output", "sha256", "error"]
+    assert tuple(header) == TRACE_FIELDS
+
+
+def test_values_none_lists_and_numbers(tmp_path: Path) -> None:
+    done = {**new_trace_record("s01/take-1", "s01", 1, ["act1", "night"]), "status": "done",
+            "credits": 40.5, "wall_seconds": 62.5, "polls": 3, "output": "s01/take-1.mp4"}
+    fresh = new_trace_record("s02/take-1", "s02", 1, [])
+    path = write_trace_csv([done, fresh], tmp_path / "out" / "trace.csv")
+    rows = _read(path.read_text(encoding="utf-8"))
+    assert [row["id"] for row in rows] == ["s01/take-1", "s02/take-1"]
+    assert rows[0]["credits"] == "40.5" and rows[0]["wall_seconds"] == "62.5"
+    assert rows[0]["tags"] == "act1,night" and rows[0]["output"] == "s01/take-1.mp4"
+    assert rows[1]["status"] == "new" and rows[1]["task_id"] == "" and rows[1]["tags"] == ""
 
 
 def test_formula_looking_text_is_defused() -> None:
-    record = FakeRecord("s01", 1, "failed", "f", key="s01/take-1",
-                        last_error='=HYPERLINK("http://evil","x")')
-    text = trace_csv([trace_record(record)])
-    row = next(csv.DictReader(text.splitlines()))
-    assert row["error"] == "'=HYPERLINK(\"http://evil\",\"x\")"
-    assert row["credits"] == ""
+    row = {**new_trace_record("s01/take-1", "s01", 1, ["-x"]),
+           "error": '=HYPERLINK("http://evil","x")'}
+    read = _read(trace_csv([row]))[0]
+    assert read["error"] == "'=HYPERLINK(\"http://evil\",\"x\")"
+    assert read["tags"] == "'-x"
