@@ -198,14 +198,16 @@ def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console) -
     budget = ("no cap" if total["max_credits"] is None else
               f"cap {total['max_credits']:g}, " +
               ("within budget" if total["within_budget"] else "OVER BUDGET"))
-    unpriced = (f", {total['unpriced_takes']} takes without a rate (set budget.rates)"
-                if total["unpriced_takes"] else "")
+    count = total["unpriced_takes"]
+    unpriced = (f", {count} take{'s' if count != 1 else ''} without a rate (set budget.rates)"
+                if count else "")
     console.print(f"{total['takes']} takes of {total['shots']} shots, {total['seconds']} s of "
                   f"video, about {total['credits']:g} credits ({budget}){unpriced}.",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     for warning in manifest.warnings:
-        console.print(redact(str(warning)), highlight=False, markup=False)
-    console.print(f"Output: {manifest.output_dir}. Nothing was sent.", highlight=False)
+        console.print(redact(str(warning)), highlight=False, markup=False, soft_wrap=True)
+    console.print(f"Output: {manifest.output_dir}. Nothing was sent.", highlight=False,
+                  markup=False, soft_wrap=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ Public API: :func:`load_manifest` and :func:`validate_file`.
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import structlog
@@ -91,9 +92,25 @@ def _analyse(path: Path | str) -> tuple[list[Problem], Manifest | None]:
     return problems, manifest
 
 
+def _analyse_paused(path: Path | str) -> tuple[list[Problem], Manifest | None]:
+    """:func:`_analyse` with the cyclic garbage collector paused.
+
+    Loading builds hundreds of thousands of small objects and frees none, so the collector
+    would keep rescanning them all for nothing (10,000 shots took 3x longer with it on).
+    Nothing built here forms a reference cycle that needs it.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _analyse(path)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def validate_file(path: Path | str) -> list[Problem]:
     """Every problem (errors and warnings) of the manifest at ``path``; [] when it is clean."""
-    problems, _ = _analyse(path)
+    problems, _ = _analyse_paused(path)
     return problems
 
 
@@ -103,7 +120,7 @@ def load_manifest(path: Path | str) -> Manifest:
     Raises :class:`~runner.errors.ManifestError` holding every problem (both passes, with the
     warnings) when there is any error; otherwise warnings are in ``Manifest.warnings``.
     """
-    problems, manifest = _analyse(path)
+    problems, manifest = _analyse_paused(path)
     if manifest is None:
         raise ManifestError(problems)
     return manifest

@@ -239,16 +239,31 @@ class _Composer:
         kind = type(event)
         self.written += 1
         self.expanded += 1
-        if kind is ev.ScalarEvent:
-            top = self.stack[-1] if self.stack else None
-            if top is not None and isinstance(top[0], MDict) and top[4] is _NO_KEY:
-                if event.tag not in (None, "!", _STR):
-                    raise self.stop(_mark(event), _tag_message(event.tag))
-                # A plain `<<` is a merge key; a quoted one is an ordinary key.
-                merge = event.value == "<<" and event.implicit[0] and event.tag is None
-                top[4] = _MERGE if merge else event.value
-                top[5] = _mark(event)
-                return
+        if kind is _SCALAR:
+            stack = self.stack
+            top = stack[-1] if stack else None
+            if top is not None and type(top[0]) is MDict:
+                start = event.start_mark
+                mark = (start.line + 1, start.column + 1)
+                key = top[4]
+                if key is _NO_KEY:
+                    if event.tag not in (None, "!", _STR):
+                        raise self.stop(mark, _tag_message(event.tag))
+                    # A plain `<<` is a merge key; a quoted one is an ordinary key.
+                    merge = event.value == "<<" and event.implicit[0] and event.tag is None
+                    top[4] = _MERGE if merge else event.value
+                    top[5] = mark
+                    return
+                container = top[0]
+                if (event.tag is None and event.anchor is None and key is not _MERGE
+                        and key not in container.key_marks):
+                    # The common case, inlined: a plain value under a new key.
+                    text = event.value
+                    container[key] = resolve_plain(text) if event.implicit[0] else text
+                    container.key_marks[key] = top[5]
+                    container.value_marks[key] = mark
+                    top[4] = _NO_KEY
+                    return
             value = self.scalar(event)
             if event.anchor is not None:
                 self.anchors[event.anchor] = (value, 1)
@@ -268,6 +283,7 @@ class _Composer:
 
 _NO_KEY: Any = object()
 _MERGE: Any = object()
+_SCALAR = ev.ScalarEvent
 
 
 def _mark(event: Any) -> Mark:

@@ -72,7 +72,8 @@ RULE_CASES: list[tuple[str, str]] = [
     ("asset_not_attached", HEAD + "assets: {coast: ok2.jpg}\n"
                                   "shots:\n  - {id: a, prompt: 'view of @coast'}\n"),
     ("asset_only_start_frame", HEAD + "assets: {coast: ok2.jpg}\nshots:\n"
-                                      "  - {id: a, prompt: 'view of @coast', start_frame: coast}\n"),
+                                      "  - {id: a, prompt: 'view of @coast',\n"
+                                      "     start_frame: coast}\n"),
     ("element_not_attached", HEAD + "elements:\n  hero: {frontal: ok.png}\n"
                                     "shots:\n  - {id: a, prompt: '@hero waves'}\n"),
     ("unknown_at_word_warns", HEAD + "assets: {coast: ok2.jpg}\nshots:\n"
