@@ -42,6 +42,7 @@ class EmulatorCore:
 
     def __init__(self, settings: EmulatorSettings) -> None:
         self._settings = settings
+        self._loop: asyncio.AbstractEventLoop | None = None  # the serving loop, once known
         self.stats = Stats()
         self.faults = Faults(settings.seed)
         self.files = FileStore()
@@ -63,10 +64,11 @@ class EmulatorCore:
         self.files.base_url = base_url
         self.board.base_url = base_url
 
-    @staticmethod
-    def now() -> float:
+    def now(self) -> float:
         """The event loop's clock: the only time tasks and links are measured in."""
-        return asyncio.get_running_loop().time()
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop.time()
 
     def stats_body(self) -> dict[str, Any]:
         """The body of ``GET /_emulator/stats``."""
@@ -199,8 +201,12 @@ async def get_result(request: web.Request) -> web.StreamResponse:
     truncate = core.faults.chance(settings.truncate_rate)
     core.stats.downloads += 1
     core.stats.truncated += truncate
-    return await serve_bytes(request, task.video, "video/mp4", rate=settings.download_rate,
-                             truncate=truncate)
+    core.stats.downloads_active += 1
+    try:
+        return await serve_bytes(request, task.video, "video/mp4",
+                                 rate=settings.download_rate, truncate=truncate)
+    finally:
+        core.stats.downloads_active -= 1
 
 
 async def get_file(request: web.Request) -> web.StreamResponse:

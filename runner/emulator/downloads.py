@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import re
 
+import structlog
 from aiohttp import web
 
 from runner.emulator.faults import abort_connection
 
+log = structlog.get_logger()
 CHUNK = 64 * 1024
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -79,17 +81,22 @@ async def serve_bytes(
     sent = 0
     # A throttled transfer goes in tenths of a second's worth, so the pace shows early.
     step = CHUNK if not rate else int(min(CHUNK, max(1024, rate / 10)))
-    while sent < limit:
-        chunk = body[sent : min(limit, sent + step)]
-        await response.write(chunk.tobytes())
-        sent += len(chunk)
-        if rate:
-            # Pace against the start time, so the average rate holds whatever the chunking.
-            delay = started + sent / rate - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-    if truncate:
-        abort_connection(request)
-        return response
-    await response.write_eof()
+    try:
+        while sent < limit:
+            chunk = body[sent : min(limit, sent + step)]
+            await response.write(chunk.tobytes())
+            sent += len(chunk)
+            if rate:
+                # Pace against the start time: the average rate holds whatever the chunking.
+                delay = started + sent / rate - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+        if truncate:
+            abort_connection(request)
+            return response
+        await response.write_eof()
+    except ConnectionError:
+        # The client went away mid-transfer (it gave up, or it is being torture-tested):
+        # nothing to answer, and not the server's error.
+        log.debug("emulator_download_abandoned", path=request.path, sent=sent)
     return response

@@ -24,6 +24,7 @@ class Stats:
     in_flight: int = 0
     uploads: int = 0
     downloads: int = 0
+    downloads_active: int = 0  # result transfers still being sent
     expired_link_hits: int = 0
     rate_limited: int = 0
     resets: int = 0
@@ -46,6 +47,7 @@ class Stats:
             "in_flight": self.in_flight,
             "uploads": self.uploads,
             "downloads": self.downloads,
+            "downloads_active": self.downloads_active,
             "expired_link_hits": self.expired_link_hits,
             "rate_limited": self.rate_limited,
             "resets": self.resets,

@@ -81,6 +81,15 @@ async def test_range_requests_answer_206_with_content_range(
     assert part == whole[start : end + 1]
 
 
+async def test_multiple_or_malformed_ranges_get_the_whole_file(
+    http: aiohttp.ClientSession
+) -> None:
+    link = (await completed(http))["results"][0]
+    whole = (await fetch(http, link))[1]
+    for header in ("bytes=0-1,5-6", "lines=1-2", "bytes=x-y"):
+        assert await fetch(http, link, headers={"Range": header}) == (200, whole)
+
+
 async def test_a_range_past_the_end_is_416(http: aiohttp.ClientSession) -> None:
     link = (await completed(http))["results"][0]
     size = len((await fetch(http, link))[1])
@@ -137,3 +146,21 @@ async def test_download_rate_throttles_the_transfer(
     # A lower bound only (a throttle can be slower, never faster): all but the last tenth
     # of a second of pacing must have happened.
     assert loop.time() - started >= 0.35
+
+
+async def test_a_client_leaving_mid_download_is_not_a_server_error(
+    emulator: RunningEmulator, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    link = (await completed(http))["results"][0]
+    emulator.update(download_rate=4096)
+    async with http.get(link) as response:
+        await response.content.readexactly(1024)
+        response.close()  # hang up with most of the body unsent
+    for _ in range(POLL_LIMIT):  # until the server has noticed and ended the transfer
+        if emulator.stats()["downloads_active"] == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert emulator.stats()["downloads_active"] == 0
+    emulator.update(download_rate=None)
+    assert (await fetch(http, link))[0] == 200  # still serving
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

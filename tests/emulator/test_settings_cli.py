@@ -117,3 +117,16 @@ def test_command_prints_its_url_and_stops_cleanly(repo_root: Path, sig: int) -> 
             process.communicate()
     assert process.returncode == EXIT_INTERRUPTED
     assert "Traceback" not in err and "sk-command-line-secret" not in err
+
+
+async def test_a_port_in_use_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+
+    from runner.emulator import run_emulator
+
+    async with run_emulator() as running:
+        port = running.base_url.rsplit(":", 1)[1]
+        code = await asyncio.to_thread(cli.main, ["emulator", "--port", port])
+    assert code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
