@@ -105,11 +105,16 @@ def part_path(video: Path) -> Path:
     return video.with_name(video.name + ".part")
 
 
-def _free_history_dir(base: Path, fingerprint: str) -> Path:
+def _free_history_dir(base: Path, fingerprint: str, names: list[str]) -> Path:
+    """``history/<fp12>``, or ``<fp12>-2``… when it already holds a file of these names.
+
+    Takes of one shot share a fingerprint, so they share its folder; a take rendered twice
+    with one fingerprint (A, B, A again) gets a fresh folder: nothing is ever overwritten.
+    """
     stem = safe_name(fingerprint[:12] or "unknown", "fingerprint")
     candidate = base / stem
     number = 1
-    while candidate.exists():
+    while any((candidate / name).exists() for name in names):
         number += 1
         candidate = base / f"{stem}-{number}"
     return candidate
@@ -121,8 +126,9 @@ def _move_aside(output_dir: Path, video: Path, fingerprint: str, reason: str) ->
              if p.is_file()]
     if not files:
         return None
-    target = inside(output_dir, _free_history_dir(video.parent / HISTORY_DIR, fingerprint))
-    target.mkdir(parents=True)
+    names = [video.name, sidecar_path(video).name, video.name + ".part"]
+    target = _free_history_dir(video.parent / HISTORY_DIR, fingerprint, names)
+    inside(output_dir, target).mkdir(parents=True, exist_ok=True)
     for file in files:
         os.rename(file, target / file.name)  # same filesystem: atomic, never a copy
     fsync_dir(target)

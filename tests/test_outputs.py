@@ -185,3 +185,16 @@ def _record_of(take: Take, out: Path) -> TakeRecord:
     with StateStore.open(store_path_for(out / "other")) as store:
         store.sync([take], payloads([take]))
         return store.record(take.key)
+
+
+def test_takes_of_one_shot_share_their_history_folder(out: Path, store: StateStore) -> None:
+    first = [make_take(take=1, prompt="dawn"), make_take(take=2, prompt="dawn")]
+    for take in first:
+        _render(out, store, take, f"dawn-{take.take}".encode())
+    for take in (make_take(take=1, prompt="dusk"), make_take(take=2, prompt="dusk")):
+        _render(out, store, take, b"dusk")
+    history = out / "s01" / "history"
+    assert [p.name for p in history.iterdir()] == [first[0].fingerprint[:12]]
+    folder = history / first[0].fingerprint[:12]
+    assert (folder / "take-1.mp4").read_bytes() == b"dawn-1"
+    assert (folder / "take-2.mp4").read_bytes() == b"dawn-2"

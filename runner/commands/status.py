@@ -34,6 +34,8 @@ _STYLE = {
     "submitted": "cyan", "completed": "cyan", "downloading": "cyan", "submitting": "yellow",
     "new": "dim",
 }
+# The reason shown for a take the manifest changed after it was rendered (or submitted).
+STALE = "changed since: the next run renders it again"
 
 
 def add_parser(subparsers: Any) -> None:
@@ -109,7 +111,7 @@ def gather(manifest_path: Path, only: Sequence[str] = ()) -> dict[str, Any]:
             totals = store.totals()
             life = {key: totals[key] for key in life}
         for key in stale:
-            records[key]["reason"] = "changed since: the next run renders it again"
+            records[key]["reason"] = STALE
     base_ids: dict[str, str] = {}
     dropped = 0
     if manifest is not None:
@@ -161,6 +163,8 @@ def _table(rows: Sequence[dict[str, Any]]) -> Table:
             status = f"failed ({row['failure_kind']})"
         elif status == "submitted" and row["progress"]:
             status = f"submitted {row['progress']}%"
+        if row["reason"] == STALE:
+            status += ", changed since"
         table.add_row(
             Text(row["id"]), Text(status, style=_STYLE.get(row["status"], "")),
             Text(row["task_id"] or "-"), Text(str(row["attempts"])),

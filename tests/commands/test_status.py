@@ -197,6 +197,8 @@ def test_a_take_whose_prompt_changed_since_says_it_will_render_again(
     assert takes[A1]["status"] == "done"
     assert takes[A1]["reason"] == "changed since: the next run renders it again"
     assert takes[L16]["reason"] == "new"
+    line = next(x for x in _status(capsys, str(manifest_path))[1].splitlines() if A1 in x)
+    assert "done, changed since" in line
 
 
 def test_a_manifest_that_no_longer_loads_still_shows_the_store(
