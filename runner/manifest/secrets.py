@@ -22,25 +22,40 @@ KEY_FIELD_NAMES = frozenset(
     {"api_key", "apikey", "key", "token", "secret", "password", "authorization", "bearer",
      "access_token", "auth", "api_token", "secret_key"}
 )
-_PREFIXED = re.compile(r"^(sk|pk|rk|ak|key|api|tok|token)[-_][A-Za-z0-9_\-]{12,}$", re.I)
-_BEARER = re.compile(r"^bearer\s+\S{8,}$", re.I)
-_TOKEN_CHARS = re.compile(r"^[A-Za-z0-9_\-+/=.]{24,}$")
+_PREFIXED = re.compile(r"^(sk|pk|rk|ak|key|api|tok|token)[-_]", re.I)
+_BEARER = re.compile(r"^(bearer|basic|token)\s+\S{8,}$", re.I)
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+_URL_SECRET = re.compile(r"://[^/@\s]+:[^/@\s]+@|[?&](api[_-]?key|key|token|access_token|"
+                         r"secret|auth)=[^&\s]{6,}", re.I)
+_RUN = re.compile(r"[A-Za-z0-9]+")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
 def looks_like_secret(value: str) -> bool:
-    """True for strings shaped like an API key or bearer token (not URLs, names or words)."""
+    """True for strings shaped like an API key or a credential.
+
+    Keys are long runs of mixed letters and digits (``sk-...``, hex, base62), UUIDs, bearer
+    strings, or URLs carrying a password or a ``key=`` parameter. Model names, URLs, words and
+    environment variable names are not: ``kling-o3-reference-to-video`` is words and hyphens,
+    its longest run of letters and digits is short.
+    """
     text = value.strip()
-    if not text or "://" in text or (" " in text and not _BEARER.match(text)):
+    if len(text) < 12:
         return False
-    if _BEARER.match(text) or _PREFIXED.match(text):
+    if _BEARER.match(text):
         return True
-    if not _TOKEN_CHARS.match(text) or _ENV_NAME.match(text):
+    if "://" in text:
+        return _URL_SECRET.search(text) is not None
+    if any(c.isspace() for c in text) or _ENV_NAME.match(text):
         return False
-    has_digit = any(c.isdigit() for c in text)
-    has_upper = any(c.isupper() for c in text)
-    has_lower = any(c.islower() for c in text)
-    return has_digit and (has_upper or has_lower) and len(set(text)) >= 10
+    if _UUID.match(text):
+        return True
+    longest = max(_RUN.findall(text), key=len, default="")
+    has_digit = any(c.isdigit() for c in longest)
+    if _PREFIXED.match(text) and len(longest) >= 12 and has_digit:
+        return True
+    mixed = any(c.isalpha() for c in longest) and has_digit
+    return len(longest) >= 20 and mixed
 
 
 def key_env(root: MDict) -> str:
