@@ -23,6 +23,7 @@ from typing import Any
 from runner import log
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from runner.model import Manifest, Take
+from runner.progress import make_observer
 from runner.redact import redact
 from runner.scheduler.backoff import BackoffPolicy
 from runner.scheduler.context import EngineSettings
@@ -253,8 +254,9 @@ def run(args: argparse.Namespace) -> int:
             else:
                 _out("shotrun: quitting now; the state store is consistent", err=True)
 
-        summary = asyncio.run(execute(manifest, takes, plans, store, config, api_key,
-                                      settings, on_stop=on_stop))
+        with make_observer(sys.stderr, quiet=args.quiet) as observer:  # live progress
+            summary = asyncio.run(execute(manifest, takes, plans, store, config, api_key,
+                                          settings, observer=observer, on_stop=on_stop))
     finally:
         store.close()
         log.close_run_log()
@@ -262,4 +264,7 @@ def run(args: argparse.Namespace) -> int:
         _out(json.dumps(summary.to_json(), indent=2))
     else:
         _out(format_summary(summary))
+    if summary.stopped_reason == "auth":
+        _out(f"shotrun: the API key comes from the environment variable {config.api_key_env} "
+             f"(api.api_key_env); set it to a valid key and run again", err=True)
     return exit_code(summary)

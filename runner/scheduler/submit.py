@@ -43,7 +43,9 @@ log = structlog.get_logger()
 
 def auth_message(exc: GatewayError) -> str:
     """The one line a user sees when the key is refused (never the key itself)."""
-    return f"the gateway refused the API key (HTTP 401: {exc.message}); check the key and run again"
+    what = exc.message if "API key" in exc.message else \
+        f"the gateway refused the API key (HTTP 401: {exc.message})"
+    return f"{what}; check the key and run again"
 
 
 def quota_message(exc: GatewayError) -> str:
@@ -97,8 +99,10 @@ def _fail(ctx: RunContext, take: Take, kind: str, code: str | None, message: str
 
 def _auth_stop(ctx: RunContext, take: Take, exc: GatewayError) -> None:
     message = auth_message(exc)
+    # In the store it is failed (kind "auth": the next run tries again); in the summary it
+    # is one of the takes the stop left unsubmitted, not a failure of its own.
     ctx.store.mark_failed(take.key, "auth", exc.code or "authentication_error", message)
-    ctx.finish(take, Phase.FAILED, kind="auth", code=exc.code, message=message)
+    ctx.finish(take, Phase.NOT_STARTED, kind="auth", code=exc.code, message=message)
     ctx.stop(StopReason.AUTH, message)
     ctx.halt()
 
