@@ -73,6 +73,7 @@ def _analyse(path: Path | str) -> tuple[list[Problem], Manifest | None]:
     for spec in specs:
         takes.extend(builder.build(spec))
     index.check_cycles(ctx)
+    index.check_frame_times(ctx, {t.shot_id: t.request.duration for t in takes})
     check_unused(ctx, defined, builder.used_vars)
 
     problems.sort(key=lambda p: (p.location.line, p.location.column))

@@ -31,6 +31,7 @@ class ShotIndex:
             self.by_base.setdefault(base, []).append(shot_id)
         # expanded id -> [(expanded id it waits for, where the link is written)]
         self.links: dict[str, list[tuple[str, KeyPath]]] = {}
+        self.frame_refs: list[tuple[FrameRef, KeyPath]] = []  # with where `frame` is written
 
     def _unknown(self, ctx: Context, path: KeyPath, name: str, what: str) -> None:
         hint = did_you_mean(name, list(self.by_base) + list(self.ids))
@@ -79,7 +80,17 @@ class ShotIndex:
         if isinstance(frame, bool):
             return None
         self.links.setdefault(shot_id, []).append((target, where))
-        return FrameRef(shot_id=target, frame=frame if isinstance(frame, str) else float(frame))
+        ref = FrameRef(shot_id=target, frame=frame if isinstance(frame, str) else float(frame))
+        self.frame_refs.append((ref, (*path, "frame")))
+        return ref
+
+    def check_frame_times(self, ctx: Context, durations: dict[str, int]) -> None:
+        """A frame given in seconds must lie within its source shot's duration."""
+        for ref, where in self.frame_refs:
+            length = durations.get(ref.shot_id)
+            if isinstance(ref.frame, float) and length is not None and ref.frame > length:
+                ctx.error(where, f"{ref.frame:g} s is past the end of {ref.shot_id} "
+                                 f"({length} s long); use a time up to {length}, or last")
 
     def check_cycles(self, ctx: Context) -> None:
         """Report each cycle of links once, at the link that closes it."""

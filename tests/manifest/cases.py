@@ -128,6 +128,9 @@ RULE_CASES: list[tuple[str, str]] = [
                                    "  - {id: s02, prompt: p, start_frame: {from_shot: s01}}\n"),
     ("frame_value", HEAD + "shots:\n  - {id: s01, prompt: p}\n"
                            "  - {id: s02, prompt: p, start_frame: {from_shot: s01, frame: mid}}\n"),
+    ("frame_past_end", HEAD + "shots:\n  - {id: s01, prompt: p, duration: 4}\n"
+                              "  - {id: s02, prompt: p,\n"
+                              "     start_frame: {from_shot: s01, frame: 4.5}}\n"),
     # -- api, budget, vars -------------------------------------------------------------------
     ("base_url_invalid", HEAD + "api: {base_url: 'gateway.example'}\n"
                                 "shots:\n  - {id: a, prompt: p}\n"),
