@@ -171,6 +171,8 @@ def format_summary(summary: RunSummary) -> str:
     if summary.in_flight:
         lines.append(f"still at the gateway: {len(summary.in_flight)} (run again to collect "
                      "them)")
+        for key, reason in summary.left_reasons.items():
+            lines.append(f"  {key}: {reason}")
     if summary.not_started:
         lines.append(f"not submitted: {len(summary.not_started)}")
     cap = f" of {summary.max_credits:g}" if summary.max_credits is not None else ""
