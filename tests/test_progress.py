@@ -166,11 +166,11 @@ print("CHILD-END")
 class Terminal:
     """A child process on a pseudo-terminal; ``expect`` reads until a pattern shows up."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], script: str = CHILD) -> None:
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
         self.master = master
-        self.proc = subprocess.Popen([sys.executable, "-c", CHILD], stdin=slave, stdout=slave,
+        self.proc = subprocess.Popen([sys.executable, "-c", script], stdin=slave, stdout=slave,
                                      stderr=slave, env=env, close_fds=True)
         os.close(slave)
         self.output = ""
@@ -224,3 +224,66 @@ def test_live_panel_shows_and_updates_in_a_terminal(no_color: bool, repo_root: P
         assert colours == []
     else:
         assert colours
+
+
+# --- wired into ``shotrun run`` ------------------------------------------------------------------
+
+RUN_MANIFEST = """\
+version: 1
+name: progress-run
+output_dir: out
+api:
+  base_url: emulator
+  concurrency: 2
+  emulator: {queue_time: 0.05, processing_time: 0.3, render: cached}
+defaults:
+  duration: 3
+shots:
+  - id: s01
+    prompt: a quiet harbour at dawn
+    takes: 3
+"""
+
+
+def _run_manifest(tmp_path: Path) -> Path:
+    path = tmp_path / "progress.yaml"
+    path.write_text(RUN_MANIFEST, encoding="utf-8")
+    return path
+
+
+def test_run_prints_plain_progress_lines_when_not_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from runner.cli import main
+
+    assert main(["run", str(_run_manifest(tmp_path))]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines()
+             if line.startswith("shotrun: ") and " done, " in line]
+    assert lines, "no progress line on stderr"
+    assert lines[-1].startswith("shotrun: 3/3 done, 0 failed, 0 in flight, 0 queued")
+    assert "\x1b" not in "".join(lines)
+
+
+def test_run_quiet_prints_no_progress(tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from runner.cli import main
+
+    assert main(["--quiet", "run", str(_run_manifest(tmp_path))]) == 0
+    assert " done, " not in capsys.readouterr().err
+
+
+def test_run_shows_the_live_panel_in_a_terminal(tmp_path: Path, repo_root: Path) -> None:
+    manifest = _run_manifest(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    env.update(TERM="xterm-256color", PYTHONPATH=str(repo_root), COLUMNS="120",
+               HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    script = f"import sys; from runner.cli import main; sys.exit(main(['run', {str(manifest)!r}]))"
+    term = Terminal(env, script=script)
+    try:
+        term.expect(r"takes .*/3 done")  # the panel's headline
+        term.expect(r"in flight \(limit 2\)")
+        term.expect(r"3/3 done")
+        term.expect(r"done: 3/3")  # the summary after the panel
+    finally:
+        assert term.close() == 0
+    assert "\x1b[2K" in term.output or "\x1b[1A" in term.output
