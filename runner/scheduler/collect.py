@@ -82,7 +82,7 @@ async def _poll(ctx: RunContext, take: Take) -> str:
     delay = policy.first_delay(estimate) - elapsed
     if delay <= 0:  # resumed, or late: ask soon, spread over the first interval
         delay = policy.next_delay(elapsed, estimate, record.progress or 0)
-    errors = 0
+    errors = malformed = 0
     watching_since = ctx.clock()
     ctx.set_phase(take, Phase.IN_FLIGHT)
     while True:
@@ -100,6 +100,12 @@ async def _poll(ctx: RunContext, take: Take) -> str:
                                 f"the gateway no longer knows task {task_id}: {exc.message}")
         except (TransientGatewayError, MalformedResponse, GatewayError) as exc:
             errors += 1
+            malformed = malformed + 1 if isinstance(exc, MalformedResponse) else 0
+            if malformed > ctx.settings.malformed_limit:
+                # An answer we cannot read will not get readable by asking faster; the task is
+                # paid, so it is left (never resubmitted) and the summary says why.
+                return _leave(ctx, take, f"the gateway's answers about task {task_id} cannot "
+                                         f"be read ({exc.message}); the next run asks again")
             if errors > ctx.settings.poll_error_limit:
                 return _leave(ctx, take, f"status queries keep failing ({exc.message}); "
                                          "the next run asks again")

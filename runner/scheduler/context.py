@@ -70,7 +70,8 @@ class EngineSettings:
     ``download_attempts``: downloads of one result (broken, truncated) before the take fails
     for this run (the link stays in the store: the next run downloads it);
     ``poll_error_limit``: consecutive failed status queries before a task is left for the next
-    run (never resubmitted: it is paid); ``task_timeout``: how long a task may stay pending or
+    run (never resubmitted: it is paid), ``malformed_limit`` the same for answers that cannot be
+    read; ``task_timeout``: how long a task may stay pending or
     processing before this run stops waiting for it (it too is left for the next run), so that
     a stuck gateway cannot hold a run forever. None waits without limit.
     """
@@ -87,6 +88,7 @@ class EngineSettings:
     download_attempts: int = 6
     link_refreshes: int = 5
     poll_error_limit: int = 30
+    malformed_limit: int = 5
     task_timeout: float | None = 6 * 3600.0
     link_lifetime: float = LINK_LIFETIME
 

@@ -31,7 +31,7 @@ import structlog
 from runner import outputs
 from runner.errors import StateError
 from runner.gateway.types import Gateway
-from runner.model import Manifest, Take
+from runner.model import Manifest, Take, frozen_mapping
 from runner.redact import redact
 from runner.scheduler.budget import BudgetGuard
 from runner.scheduler.collect import COMPLETED, RETRY, download, poll
@@ -325,4 +325,9 @@ class Engine:
             stopped_reason=ctx.stop_reason.value if ctx.stop_reason else None,
             stopped_message=ctx.stop_message,
             downloaded=ctx.downloaded,
+            left_reasons=frozen_mapping({
+                k: ctx.outcomes[k].message or "" for k in having(Phase.LEFT)
+                if k in ctx.outcomes and ctx.outcomes[k].message
+                and ctx.outcomes[k].message != ctx.stop_message
+            }),
         )

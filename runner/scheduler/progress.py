@@ -86,6 +86,9 @@ class RunSummary:
     stopped_reason: str | None = None
     stopped_message: str | None = None
     downloaded: int = 0
+    # Why takes were left at the gateway, when it is not simply the stop (a stuck task,
+    # status queries that keep failing): key -> message.
+    left_reasons: Mapping[str, str] = field(default_factory=frozen_mapping)
     extra: Mapping[str, Any] = field(default_factory=frozen_mapping)
 
     @property
@@ -116,6 +119,7 @@ class RunSummary:
             "held": list(self.held),
             "not_started": list(self.not_started),
             "in_flight": list(self.in_flight),
+            "left_reasons": dict(self.left_reasons),
             "credits": {"run": round(self.credits_run, 4),
                         "total": round(self.credits_total, 4),
                         "max": self.max_credits},

@@ -6,7 +6,11 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+from aiohttp import web
+
+from runner.commands.run import format_summary
 from runner.emulator import run_emulator
 from runner.scheduler.backoff import BackoffPolicy
 from runner.scheduler.engine import Engine
@@ -343,3 +347,31 @@ async def test_an_upload_close_to_expiry_is_uploaded_again(tmp_path: Path) -> No
         out = await run_engine(second, emulator.base_url)
         assert emulator.stats()["uploads"] == 2
     assert out.summary.all_done
+
+
+async def test_unreadable_status_answers_leave_the_paid_task_with_a_reason(
+        tmp_path: Path, aiohttp_server: Any) -> None:
+    """A gateway whose task answers are garbage: the take is left (never resubmitted)."""
+    created: list[int] = []
+
+    async def create(request: web.Request) -> web.Response:
+        created.append(1)
+        return web.json_response({"id": "task-1", "status": "pending", "progress": 0,
+                                  "task_info": {"estimated_time": 0.01},
+                                  "usage": {"credits_reserved": 24.3}})
+
+    async def query(request: web.Request) -> web.Response:
+        return web.Response(text="{not json", content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/v1/videos/generations", create)
+    app.router.add_get("/v1/tasks/{task_id}", query)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    manifest = make_manifest(tmp_path, [Shot("s01", "garbage answers")])
+    out = await run_engine(manifest, str(server.make_url("")).rstrip("/"))
+    summary = out.summary
+    assert summary.in_flight == ("s01/take-1",) and not summary.failed
+    assert "cannot be read" in summary.left_reasons["s01/take-1"]
+    assert out.store_records["s01/take-1"].status is TakeStatus.SUBMITTED
+    assert created == [1]
+    assert "cannot be read" in format_summary(summary)
