@@ -156,7 +156,14 @@ def _tile(shot: ShotView, take: TakeView) -> str:
     else:
         why = "output missing on disk" if take.output_missing else status_label(take.status)
         frame = f'<div class="none">{_e(why)}</div>'
-    facts = [_fact("status", _e(status_label(take.status)), "status")]
+    status_text = status_label(take.status)
+    if take.failure_kind and take.status == "failed":
+        status_text += f" ({take.failure_kind})"
+    elif take.progress is not None and take.status in ("submitted", "completed"):
+        status_text += f" · {take.progress}%"
+    facts = [_fact("status", _e(status_text), "status")]
+    if take.reason and take.reason != "done":
+        facts.append(_fact("why", _e(take.reason)))
     if take.task_id:
         facts.append(_fact("task", _e(take.task_id)))
     if take.duration is not None or take.width:

@@ -72,6 +72,14 @@ class RecordLike(Protocol):
     def completed_at(self) -> float | None: ...
     @property
     def downloaded_at(self) -> float | None: ...
+    @property
+    def failure_kind(self) -> str | None: ...
+    @property
+    def progress(self) -> int | None: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def verified_duration(self) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +116,9 @@ class TakeView:
     video_src: str | None = None  # URL relative to the page
     poster_src: str | None = None  # URL relative to the page
     output_missing: bool = False  # the store names an output that is not on disk
+    failure_kind: str | None = None
+    progress: int | None = None  # the gateway's percentage while in flight
+    reason: str | None = None  # why this render happens (new, prompt changed, ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,8 +251,13 @@ class _Collector:
                 output = self.manifest.output_dir / output
             if output.is_file():
                 video_src = relative_url(output, self.page_dir)
-                facts = probe_video(output)
-                duration, width, height = facts.duration, facts.width, facts.height
+                if record.verified_duration is not None:
+                    # Verified at download against the request: no need to decode it again.
+                    duration = record.verified_duration
+                    width, height = take.request.size
+                else:
+                    facts = probe_video(output)
+                    duration, width, height = facts.duration, facts.width, facts.height
                 name = record.sha256 or hashlib.sha256(str(output).encode()).hexdigest()
                 poster = make_poster(output, self.posters_dir, name[:32], duration)
                 if poster is not None:
@@ -269,6 +285,9 @@ class _Collector:
             video_src=video_src,
             poster_src=poster_src,
             output_missing=missing,
+            failure_kind=record.failure_kind,
+            progress=record.progress,
+            reason=record.reason,
         )
 
 

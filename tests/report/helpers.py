@@ -84,6 +84,10 @@ class FakeRecord:
     submitted_at: float | None = None
     completed_at: float | None = None
     downloaded_at: float | None = None
+    failure_kind: str | None = None
+    progress: int | None = None
+    reason: str | None = None
+    verified_duration: float | None = None
 
 
 def fp(shot_id: str, take: int) -> str:
@@ -134,6 +138,7 @@ def demo_records(manifest: Manifest) -> list[FakeRecord]:
         "s01-arrival", 2, "failed", fp("s01-arrival", 2), key="s01-arrival/take-2",
         task_id="task-s01-2", attempts=2,
         credits_estimated=40.5, last_error_code="content_policy_violation",
-        last_error="The prompt <was> refused", polls=5, submitted_at=1000.0,
+        last_error="The prompt <was> refused", failure_kind="permanent",
+        reason="prompt changed", polls=5, submitted_at=1000.0,
         completed_at=1030.0))
     return records

@@ -65,6 +65,7 @@ def test_failed_take_shows_its_error_escaped(page: tuple[Path, Node]) -> None:
     assert tile.find_all("video") == []
     facts = tile.find("dl").text()
     assert "task-s01-2" in facts and "40.5 (estimate)" in facts
+    assert "failed (permanent)" in facts and "whyprompt changed" in facts
 
 
 def test_hostile_prompt_is_text_not_markup(page: tuple[Path, Node]) -> None:
@@ -176,3 +177,14 @@ def test_human_size(size: int | None, text: str) -> None:
                                                (3725, "1h 02m 05s")])
 def test_human_seconds(seconds: float | None, text: str) -> None:
     assert human_seconds(seconds) == text
+
+
+def test_a_verified_output_is_not_decoded_again(tmp_path: Path) -> None:
+    manifest = demo_manifest(tmp_path)
+    records = [type(r)(**{**r.__dict__, "verified_duration": 2.5})
+               if r.status == "done" else r for r in demo_records(manifest)]
+    root = parse(write_report(manifest, records).path.read_text(encoding="utf-8"))
+    tile = next(t for t in root.find_all("article") if t.attrs["data-key"] == "s01-arrival/take-1")
+    # The store's verified figures (the request's size), not the 64x36 test clip decoded.
+    assert "2.5 s · 1280×720" in tile.find("dl").text()
+    assert "poster" in tile.find("video").attrs
