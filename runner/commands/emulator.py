@@ -57,6 +57,8 @@ def add_parser(subparsers: Any) -> None:
                         help="cached: one clip per size/duration/audio (for benchmarks)")
     timing.add_argument("--link-ttl", type=float, help="seconds a result link stays valid")
     timing.add_argument("--upload-ttl", type=float, help="seconds an upload stays (72 h)")
+    timing.add_argument("--check-images", action="store_true", default=None,
+                        help="fail tasks whose images are under 300 px or too narrow/wide")
     timing.add_argument("--rate", action="append", metavar="RES=CREDITS",
                         help="credits per second, e.g. 720p=8.1 or audio=2.7 (repeatable)")
     faults = parser.add_argument_group("faults")
@@ -81,7 +83,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
     data: dict[str, Any] = {}
     for name in ("queue_time", "processing_time", "jitter", "render", "link_ttl", "upload_ttl",
                  "concurrency_cap", "retry_after", "failure_rate", "reset_rate",
-                 "truncate_rate", "download_rate", "seed"):
+                 "truncate_rate", "download_rate", "seed", "check_images"):
         value = getattr(args, name)
         if value is not None:
             data[name] = value

@@ -3,7 +3,9 @@
 Tests, demos and benchmarks talk to it over real HTTP on 127.0.0.1::
 
     async with run_emulator(EmulatorSettings(queue_time=0.05)) as emulator:
-        client = GatewayClient(emulator.base_url, files_url=emulator.files_url, ...)
+        client = GatewayClient(emulator.base_url, emulator.files_url, api_key)
+        ...
+        assert emulator.stats()["duplicate_payloads"] == 0
 
 See :mod:`runner.emulator.settings` for every behaviour it can be given.
 """

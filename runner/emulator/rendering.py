@@ -11,6 +11,7 @@ between tasks, for benchmarks that create hundreds of tasks.
 from __future__ import annotations
 
 import asyncio
+import io
 import ipaddress
 import os
 import time
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
+from PIL import Image
 
 from runner.emulator.files import FileStore
 from runner.emulator.validation import Creation
@@ -28,6 +30,33 @@ from runner.model import MAX_IMAGE_BYTES, frame_size
 
 log = structlog.get_logger()
 _FETCH_TIMEOUT = aiohttp.ClientTimeout(total=5)
+MIN_IMAGE_SIDE = 300
+MAX_IMAGE_RATIO = 2.5
+
+
+class ImageRejected(Exception):
+    """A reference image breaks the model's documented rules: the task fails with ``code``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def check_image(data: bytes, url: str) -> None:
+    """Raise :class:`ImageRejected` unless ``data`` is an image the model would take."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        raise ImageRejected("image_processing_error", f"cannot read the image at {url}"
+                            ) from None
+    if min(width, height) < MIN_IMAGE_SIDE:
+        raise ImageRejected("image_dimension_mismatch",
+                            f"{url} is {width}x{height}; each side must be >= {MIN_IMAGE_SIDE}")
+    if max(width / height, height / width) > MAX_IMAGE_RATIO:
+        raise ImageRejected("image_dimension_mismatch",
+                            f"{url} is {width}x{height}; the aspect ratio must be within "
+                            f"1:{MAX_IMAGE_RATIO} and {MAX_IMAGE_RATIO}:1")
 
 
 def is_loopback_url(url: str) -> bool:
@@ -80,14 +109,21 @@ class Renderer:
         except (aiohttp.ClientError, TimeoutError, OSError):
             return None
 
-    async def spec_for(self, creation: Creation, label: str) -> RenderSpec:
-        """The clip a request asks for, with its pictures fetched."""
+    async def spec_for(self, creation: Creation, label: str, check: bool = False
+                       ) -> RenderSpec:
+        """The clip a request asks for, with its pictures fetched (and checked)."""
         width, height = frame_size(creation.resolution, creation.aspect_ratio)
         sources: list[bytes | None] = []
         urls = creation.picture_urls()
         fetched = await asyncio.gather(*(self.fetch(u) for u in urls))
         start = await self.fetch(creation.start_image_url) if creation.start_image_url else None
         end = await self.fetch(creation.end_image_url) if creation.end_image_url else None
+        if check:
+            named = [*zip(urls, fetched, strict=True), (creation.start_image_url, start),
+                     (creation.end_image_url, end)]
+            for url, data in named:
+                if data is not None and url is not None:
+                    check_image(data, url)
         references = [data for data in fetched if data is not None]
         count = len(creation.segments)
         for index in range(count):
@@ -108,11 +144,15 @@ class Renderer:
         return RenderSpec(width, height, shots, creation.generate_audio, end_picture, label)
 
     async def render(self, creation: Creation, label: str, cached: bool,
-                     on_rendered: Callable[[float], None]) -> bytes:
-        """The MP4 bytes for ``creation``; ``on_rendered(seconds)`` after each real render."""
+                     on_rendered: Callable[[float], None], check_images: bool = False
+                     ) -> bytes:
+        """The MP4 bytes for ``creation``; ``on_rendered(seconds)`` after each real render.
+
+        Raises :class:`ImageRejected` when ``check_images`` and an image breaks the rules.
+        """
         if cached:
             return await self._cached(creation, on_rendered)
-        spec = await self.spec_for(creation, label)
+        spec = await self.spec_for(creation, label, check_images)
         return await self._run(spec, on_rendered)
 
     async def _run(self, spec: RenderSpec, on_rendered: Callable[[float], None]) -> bytes:

@@ -63,6 +63,7 @@ class EmulatorSettings:
     rates: Mapping[str, float] = field(default_factory=_default_rates)
     upload_ttl: float = UPLOAD_TTL
     retry_after: float | None = None  # Retry-After of 429s; None: computed, whole seconds
+    check_images: bool = False  # fail tasks whose images break the documented size rules
 
     def __post_init__(self) -> None:
         problems = list(self._problems())

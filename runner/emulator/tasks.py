@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from runner.emulator.rendering import Renderer
+from runner.emulator.rendering import ImageRejected, Renderer
 from runner.emulator.responses import new_task_id, new_token
 from runner.emulator.settings import EmulatorSettings
 from runner.emulator.stats import Stats
@@ -73,6 +73,7 @@ class Task:
     credits: float
     fail_code: str | None = None
     fail_after: float = 0.0  # seconds into processing
+    fail_message: str | None = None  # when more precise than the code's usual message
     video: bytes | None = None
     render_failed: bool = False
     link: tuple[str, float] | None = None  # (token, expiry on the loop clock)
@@ -100,7 +101,7 @@ class Task:
     def failure(self) -> tuple[str, str]:
         """(code, message) of a failed task."""
         code = self.fail_code or "service_error"
-        return code, FAILURE_MESSAGES.get(code, "The task failed.")
+        return code, self.fail_message or FAILURE_MESSAGES.get(code, "The task failed.")
 
     def remaining(self, now: float) -> float:
         """Seconds until this task is planned to leave the pending/processing states."""
@@ -163,7 +164,8 @@ class TaskBoard:
             task.fail_code = rng.choice(settings.failure_codes)
             task.fail_after = task.processing * rng.uniform(0.2, 1.0)
         else:
-            job = asyncio.create_task(self._render(task, settings.render == "cached"))
+            job = asyncio.create_task(
+                self._render(task, settings.render == "cached", settings.check_images))
             task.job = job
             self._jobs.add(job)
             job.add_done_callback(self._jobs.discard)
@@ -174,7 +176,7 @@ class TaskBoard:
         log.debug("emulator_task_created", task_id=task.task_id, fails=task.fail_code)
         return task
 
-    async def _render(self, task: Task, cached: bool) -> None:
+    async def _render(self, task: Task, cached: bool, check_images: bool) -> None:
         def rendered(seconds: float) -> None:
             self.stats.renders += 1
             self.stats.render_seconds += seconds
@@ -184,9 +186,14 @@ class TaskBoard:
             # still queued when the emulator stops costs no CPU.
             await asyncio.sleep(task.queue)
             task.video = await self.renderer.render(task.creation, task.task_id, cached,
-                                                    rendered)
+                                                    rendered, check_images)
         except asyncio.CancelledError:
             raise
+        except ImageRejected as exc:
+            loop = asyncio.get_running_loop()
+            task.fail_code = exc.code
+            task.fail_message = str(exc)
+            task.fail_after = max(0.0, loop.time() - task.started - task.queue)
         except Exception as exc:  # a render bug must fail the task, not the server
             task.render_failed = True
             log.error("emulator_render_failed", task_id=task.task_id,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import aiohttp
+import pytest
 
 from runner.emulator import RunningEmulator
-from tests.emulator.conftest import POLL_LIMIT, create, fetch, wait_for_status
+from tests.emulator.conftest import POLL_LIMIT, create, fetch, png_bytes, wait_for_status
 
 
 async def test_task_goes_pending_processing_completed_with_rising_progress(
@@ -66,3 +70,61 @@ async def test_rates_are_configurable(
     emulator.update(rates={"720p": 1.0, "audio": 0.5})
     body = await create(http, duration=6, generate_audio=True)
     assert body["usage"]["credits_reserved"] == 9
+
+
+async def test_a_render_that_crashes_fails_the_task_not_the_server(
+    emulator: RunningEmulator, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*_: object, **__: object) -> bytes:
+        raise RuntimeError("encoder exploded")
+
+    monkeypatch.setattr(emulator.core.renderer, "render", broken)
+    body = await wait_for_status(http, (await create(http))["id"])
+    assert body["status"] == "failed" and body["error"]["code"] == "service_error"
+    monkeypatch.undo()
+    assert (await wait_for_status(http, (await create(http))["id"]))["status"] == "completed"
+
+
+async def test_a_task_stays_processing_until_its_video_exists(
+    emulator: RunningEmulator, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = asyncio.Event()
+    real = emulator.core.renderer.render
+
+    async def slow(*args: Any, **kw: Any) -> bytes:
+        await release.wait()
+        return await real(*args, **kw)
+
+    monkeypatch.setattr(emulator.core.renderer, "render", slow)
+    emulator.update(queue_time=0.0, processing_time=0.0)
+    task = await create(http)
+    async with http.get(f"/v1/tasks/{task['id']}") as response:
+        body = await response.json()
+    assert (body["status"], body["progress"]) == ("processing", 99)  # time is up, no file yet
+    release.set()
+    assert (await wait_for_status(http, task["id"]))["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("size", "code"),
+    [((120, 400), "image_dimension_mismatch"), ((900, 320), "image_dimension_mismatch"),
+     (None, "image_processing_error"), ((320, 700), None)],
+    ids=["too-small", "too-wide", "unreadable", "fine"],
+)
+async def test_check_images_fails_tasks_whose_images_break_the_rules(
+    emulator: RunningEmulator, http: aiohttp.ClientSession, size: tuple[int, int] | None,
+    code: str | None
+) -> None:
+    import base64
+
+    emulator.update(check_images=True)
+    data = png_bytes(*size) if size else png_bytes()[:40] + b"garbage" * 10
+    encoded = base64.b64encode(data).decode()
+    async with http.post("/api/v1/files/upload/base64", json={"base64_data": encoded}) as resp:
+        url = (await resp.json())["data"]["file_url"]
+    body = await wait_for_status(http, (await create(http, image_urls=[url]))["id"])
+    if code is None:
+        assert body["status"] == "completed"
+    else:
+        assert body["status"] == "failed" and body["error"]["code"] == code
+        assert url in body["error"]["message"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -60,6 +61,12 @@ def test_from_mapping_refuses_bad_settings_with_the_key(data: dict[str, Any], fr
 
 def test_every_setting_has_a_flag() -> None:
     parser = cli.build_parser()
+    flags = set(parser._subparsers._group_actions[0].choices["emulator"]  # type: ignore[union-attr]
+                ._option_string_actions)
+    for field in dataclasses.fields(EmulatorSettings):
+        flag = {"api_key": "--api-key-env", "error_rates": "--error-rate",
+                "rates": "--rate"}.get(field.name, "--" + field.name.replace("_", "-"))
+        assert flag in flags, field.name
     args = parser.parse_args([
         "emulator", "--queue-time", "0.2", "--processing-time", "1", "--jitter", "0.1",
         "--render", "cached", "--concurrency-cap", "3", "--failure-rate", "0.5",
@@ -67,6 +74,7 @@ def test_every_setting_has_a_flag() -> None:
         "--error-rate", "502=0.2", "--reset-rate", "0.01", "--truncate-rate", "0.02",
         "--link-ttl", "60", "--download-rate", "1000", "--seed", "9", "--upload-ttl", "10",
         "--retry-after", "0.5", "--rate", "720p=1", "--api-key-env", "EMU_KEY",
+        "--check-images",
     ])
     settings = settings_from_args(args, {"EMU_KEY": "sk-from-env"})
     assert settings == EmulatorSettings(
@@ -75,6 +83,7 @@ def test_every_setting_has_a_flag() -> None:
         error_rates={"429": 0.1, "502": 0.2}, reset_rate=0.01, truncate_rate=0.02,
         link_ttl=60, download_rate=1000, seed=9, upload_ttl=10, retry_after=0.5,
         rates={**EmulatorSettings().rates, "720p": 1.0}, api_key="sk-from-env",
+        check_images=True,
     )
 
 
