@@ -65,6 +65,9 @@ class Engine:
         by_key = {take.key: take for take in manifest.takes}
         self.takes: list[Take] = [by_key[plan.key] for plan in self.plans]
         self._plan = {plan.key: plan for plan in self.plans}
+        self._by_shot: dict[str, list[Take]] = {}
+        for take in manifest.takes:
+            self._by_shot.setdefault(take.shot_id, []).append(take)
         # Creations whose answer an earlier run lost: counted in this run's summary too.
         self._ambiguous_found = sum(1 for plan in self.plans
                                     if plan.reason == "ambiguous submission")
@@ -210,11 +213,8 @@ class Engine:
         if not take.after:
             return True
         ctx = self.ctx
-        by_shot: dict[str, list[Take]] = {}
-        for other in self.manifest.takes:
-            by_shot.setdefault(other.shot_id, []).append(other)
         for shot_id in take.after:
-            for source in by_shot.get(shot_id, []):
+            for source in self._by_shot.get(shot_id, []):
                 event = self._finished.get(source.key)
                 if event is not None:
                     await event.wait()

@@ -127,12 +127,16 @@ async def submit(ctx: RunContext, take: Take) -> bool:
         if ctx.stop_submitting.is_set():
             return _not_started(ctx, take)
         ctx.set_phase(take, Phase.QUEUED)
-        payload = await _prepare(ctx, take)
-        if payload is None:
-            return False
         await ctx.limiter.acquire()
         holding = True
         try:
+            if ctx.stop_submitting.is_set():
+                return _not_started(ctx, take)
+            # Uploads happen with the slot in hand, just before the creation: a URL checked
+            # for an hour of validity is then used at once, not after hours in the queue.
+            payload = await _prepare(ctx, take)
+            if payload is None:
+                return False
             if ctx.stop_submitting.is_set():
                 return _not_started(ctx, take)
             if not ctx.budget.try_reserve(key, estimate):
