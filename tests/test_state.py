@@ -122,7 +122,9 @@ def test_a_second_writer_is_refused_naming_the_pid(path: Path, store: StateStore
     with pytest.raises(StateError) as caught:
         StateStore.open(path)
     assert str(caught.value) == f"another shotrun run is using {path} (pid {os.getpid()})"
+    assert state_schema.writer_pid(path) == os.getpid()
     store.close()
+    assert state_schema.writer_pid(path) is None
     StateStore.open(path).close()
 
 
@@ -415,6 +417,7 @@ def test_a_commit_survives_sigkill_and_the_next_run_sees_the_lost_answer(path: P
     finally:
         if child.poll() is None:
             child.kill()
+    assert state_schema.writer_pid(path) is None  # its pid is left behind, but it is dead
     with StateStore.open_readonly(path) as reader:  # a reader recovers the killed WAL too
         assert reader.record("s01/take-1").task_id == "task-survives"
         assert reader.record("s02/take-1").status is TakeStatus.SUBMITTING

@@ -6,8 +6,8 @@ manifest no longer loads (edited into an invalid state mid-run): it then shows e
 store holds, with a warning. Exit 0 whenever the store could be read (or no run happened yet);
 2 for a manifest whose output folder cannot even be found, or an unreadable store.
 
-``--json`` prints ``{"manifest", "state", "run", "takes": [trace records], "totals"}``; the
-trace record's fields are listed in :mod:`runner.state.trace`.
+``--json`` prints ``{"manifest", "state", "run", "running_pid", "warning", "takes": [trace
+records], "totals"}``; the trace record's fields are listed in :mod:`runner.state.trace`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from runner.errors import EXIT_OK, ManifestError, UsageError
 from runner.model import Manifest
 from runner.redact import redact
 from runner.state import StateStore, store_path_for
+from runner.state.schema import writer_pid
 from runner.state.trace import new_trace_record, trace_record, trace_totals
 
 _STYLE = {
@@ -138,6 +139,7 @@ def gather(manifest_path: Path, only: Sequence[str] = ()) -> dict[str, Any]:
         "manifest": str(manifest_path),
         "state": str(store_path),
         "run": ran,
+        "running_pid": writer_pid(store_path) if ran else None,
         "warning": warning,
         "takes": rows,
         "totals": totals,
@@ -205,6 +207,9 @@ def run(args: argparse.Namespace) -> int:
             f"No run yet: {document['state']} does not exist. "
             f"Start one with: shotrun run {args.manifest}"
         ), soft_wrap=True)
+    if document["running_pid"]:
+        console.print(Text(f"A run is going (pid {document['running_pid']}): this is a "
+                           "snapshot; run status again to see it move on."), soft_wrap=True)
     if document["takes"]:
         console.print(_table(document["takes"]))
     console.print(Text(_summary(document["totals"])), soft_wrap=True)

@@ -221,7 +221,33 @@ class WriterLock:
         self._fd = fd
 
     def release(self) -> None:
-        """Let the next run in (closing the descriptor drops the lock)."""
+        """Let the next run in (closing the descriptor drops the lock); forget our pid."""
         if self._fd is not None:
             fd, self._fd = self._fd, None
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
             os.close(fd)
+
+
+def writer_pid(store_path: Path) -> int | None:
+    """The pid of the run holding ``store_path`` as far as can be told without locking.
+
+    A reader must never touch the lock (even a shared lock taken for an instant would make a
+    run starting at that instant refuse to start), so this reads the pid the writer wrote and
+    checks that such a process exists. A run killed with ``kill -9`` leaves its pid behind;
+    the process check catches that, short of pid reuse: treat the answer as a hint.
+    """
+    try:
+        text = store_path.with_name("state.lock").read_text(encoding="ascii").strip()
+        pid = int(text)
+    except (OSError, ValueError):
+        return None
+    if pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid  # exists, owned by someone else
+    return pid

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,7 +95,7 @@ def test_before_any_run_it_says_so_and_lists_the_takes(
     assert "No run yet" in out and f"shotrun run {manifest_path}" in out
     assert "4 takes: 4 new" in out
     document = _json(capsys, str(manifest_path))
-    assert document["run"] is False
+    assert document["run"] is False and document["running_pid"] is None
     takes = document["takes"]
     assert isinstance(takes, list)
     assert [t["id"] for t in takes] == [A1, A2, L16, L9]
@@ -110,6 +111,7 @@ def test_table_beside_a_live_run(
     code, out, err = _status(capsys, str(manifest_path))
     assert code == 0, err
     lines = {line.split()[0]: line for line in out.splitlines() if "/take-" in line}
+    assert f"A run is going (pid {os.getpid()})" in out
     assert "done" in lines[A1] and "task-a1" in lines[A1] and "s01-arrival/take-1.mp4" in lines[A1]
     assert "failed (permanent)" in lines[A2] and "[bold]refused[/bold] by policy" in lines[A2]
     assert "submitted 42%" in lines[L16] and "task-l16" in lines[L16]
@@ -127,8 +129,10 @@ def test_json_trace_records_have_the_documented_fields(
 ) -> None:
     _progress(writer, manifest)
     document = _json(capsys, str(manifest_path))
-    assert set(document) == {"manifest", "state", "run", "warning", "takes", "totals"}
+    assert set(document) == {"manifest", "state", "run", "running_pid", "warning", "takes",
+                             "totals"}
     assert document["run"] is True and document["warning"] is None
+    assert document["running_pid"] == os.getpid()  # the writer fixture is this process
     assert document["state"] == str(store_path_for(manifest))
     takes = {t["id"]: t for t in document["takes"]}  # type: ignore[union-attr]
     for record in takes.values():
@@ -247,3 +251,14 @@ def test_takes_dropped_from_the_manifest_are_counted_not_listed(
     assert document["totals"]["not_in_manifest"] == 1  # type: ignore[index]
     assert "1 take(s) in the store are no longer in the manifest" in _status(
         capsys, str(manifest_path))[1]
+
+
+def test_after_the_run_ended_no_run_is_said_to_be_going(
+    capsys: pytest.CaptureFixture[str], manifest_path: Path, manifest: Manifest,
+    writer: StateStore,
+) -> None:
+    _progress(writer, manifest)
+    writer.close()
+    code, out, _err = _status(capsys, str(manifest_path))
+    assert code == 0 and "A run is going" not in out and "task-a1" in out
+    assert _json(capsys, str(manifest_path))["running_pid"] is None
