@@ -23,7 +23,6 @@ _CAN_RESET = frozenset(S) - {S.DONE, S.SUBMITTING}
 class Transitions(StoreBase):
     """``mark_*`` methods of :class:`runner.state.StateStore`."""
 
-
     def mark_submitting(
         self, key: str, payload_redacted: Mapping[str, Any], estimated_credits: float | None
     ) -> int:
