@@ -29,6 +29,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiofiles
 import aiohttp
@@ -114,6 +115,55 @@ async def _hash_prefix(part: Path, size: int, digest: hashlib._Hash) -> None:
             left -= len(block)
 
 
+class _Sink:
+    """Writes and hashes chunks in order, overlapping each with the arrival of the next.
+
+    Chunk N is written and hashed (two threads; both release the GIL) while chunk N+1
+    arrives; each step is awaited before the next starts, so the file and the digest see
+    the chunks in order. ``settle`` waits for the last step, also after a failure, so that
+    everything received is on disk for the next attempt to resume from.
+    """
+
+    def __init__(self, f: Any, digest: Any, plan: _Plan, part: Path, *, max_bytes: int,
+                 shown: str) -> None:
+        self.f, self.digest, self.plan, self.part = f, digest, plan, part
+        self.max_bytes, self.shown = max_bytes, shown
+        self.size = plan.offset
+        self._pending: asyncio.Future[Any] | None = None
+
+    async def put(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            raise _too_large(self.part, self.shown, self.size, self.max_bytes)
+        if self.plan.total is not None and self.size > self.plan.total:
+            raise DownloadError(
+                f"result {self.shown} sent more than the {self.plan.total} bytes announced"
+            )
+        await self.settle()
+        self._pending = asyncio.gather(
+            self.f.write(chunk), asyncio.to_thread(self.digest.update, chunk)
+        )
+
+    async def settle(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            await pending
+
+
+def _salvage(content: aiohttp.StreamReader) -> bytes:
+    """The bytes aiohttp had already received when the connection broke.
+
+    aiohttp refuses to hand out buffered data once the stream has an error; keeping it
+    means a retry resumes from exactly what arrived (a line that drops every few MiB still
+    makes progress). This reads a private method, so any surprise yields nothing.
+    """
+    try:
+        data = content._read_nowait(-1)
+    except Exception:
+        return b""
+    return data if isinstance(data, bytes) else b""
+
+
 async def _receive(
     resp: aiohttp.ClientResponse, part: Path, plan: _Plan, *, max_bytes: int, shown: str
 ) -> Downloaded:
@@ -123,23 +173,25 @@ async def _receive(
     digest = hashlib.sha256()
     if plan.offset:
         await _hash_prefix(part, plan.offset, digest)
-    size = plan.offset
     async with aiofiles.open(part, "ab" if plan.offset else "wb") as f:
         if plan.offset:
             await f.truncate(plan.offset)
-        async for chunk in resp.content.iter_chunked(CHUNK_SIZE):
-            size += len(chunk)
-            if size > max_bytes:
-                raise _too_large(part, shown, size, max_bytes)
-            if plan.total is not None and size > plan.total:
-                raise DownloadError(f"result {shown} sent more than the {plan.total} announced")
-            await f.write(chunk)
-            digest.update(chunk)
+        sink = _Sink(f, digest, plan, part, max_bytes=max_bytes, shown=shown)
+        try:
+            async for chunk in resp.content.iter_chunked(CHUNK_SIZE):
+                await sink.put(chunk)
+        except aiohttp.ClientPayloadError:
+            tail = _salvage(resp.content)
+            if tail:
+                await sink.put(tail)
+            raise
+        finally:
+            await sink.settle()
         await f.flush()
         await asyncio.to_thread(os.fsync, f.fileno())
-    if plan.total is not None and size != plan.total:
-        raise DownloadError(f"result {shown} ended at {size} of {plan.total} bytes; retry")
-    return Downloaded(path=part, size=size, sha256=digest.hexdigest())
+    if plan.total is not None and sink.size != plan.total:
+        raise DownloadError(f"result {shown} ended at {sink.size} of {plan.total} bytes; retry")
+    return Downloaded(path=part, size=sink.size, sha256=digest.hexdigest())
 
 
 async def download_to_part(

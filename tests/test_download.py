@@ -1,0 +1,249 @@
+"""Result downloads against real loopback servers: resume, restart, caps, expiry, stalls."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from runner.download import finalize_download
+from runner.errors import DownloadError, DownloadRefused, LinkExpired
+from runner.gateway.client import ClientTimeouts, GatewayClient
+
+KEY = "sk-shotrun-DOWNLOAD-0b7e41"
+DATA = bytes(range(256)) * 4096 * 3  # 3 MiB: several chunks
+SHA = hashlib.sha256(DATA).hexdigest()
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@pytest.fixture
+async def fetch(aiohttp_server: Any, tmp_path: Path) -> AsyncIterator[Any]:
+    """``await fetch(handler, **client_kw)`` -> (client, url, part) with the handler at /v.mp4."""
+    clients: list[GatewayClient] = []
+
+    async def make(handler: Handler, **kw: Any) -> tuple[GatewayClient, str, Path]:
+        app = web.Application()
+        app.router.add_get("/v.mp4", handler)
+        server: TestServer = await aiohttp_server(app)
+        kw.setdefault("timeouts", ClientTimeouts(download_read=5.0))
+        client = GatewayClient(str(server.make_url("/")), None, KEY, **kw)
+        clients.append(client)
+        return client, str(server.make_url("/v.mp4")), tmp_path / "take-1.mp4.part"
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+def _ranged(data: bytes, requests: list[str | None], *, honour_range: bool = True) -> Handler:
+    """Serve ``data``, honouring ``Range: bytes=N-``; record each request's Range header."""
+
+    async def handler(request: web.Request) -> web.Response:
+        wanted = request.headers.get("Range")
+        requests.append(wanted)
+        match = re.fullmatch(r"bytes=(\d+)-", wanted or "")
+        if match and honour_range:
+            start = int(match.group(1))
+            if start >= len(data):
+                return web.Response(status=416, headers={"Content-Range": f"bytes */{len(data)}"})
+            return web.Response(status=206, body=data[start:], headers={
+                "Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"})
+        return web.Response(body=data)
+
+    return handler
+
+
+async def test_download_saves_hashes_and_sizes(fetch: Any) -> None:
+    seen: list[str | None] = []
+    client, url, part = await fetch(_ranged(DATA, seen))
+    saved = await client.download(url, part)
+    assert (saved.path, saved.size, saved.sha256) == (part, len(DATA), SHA)
+    assert part.read_bytes() == DATA
+    assert seen == [None]
+
+
+async def test_resume_after_a_mid_body_drop(fetch: Any) -> None:
+    seen: list[str | None] = []
+    whole = _ranged(DATA, seen)
+
+    async def flaky(request: web.Request) -> web.StreamResponse:
+        if seen:
+            return await whole(request)
+        seen.append(request.headers.get("Range"))
+        resp = web.StreamResponse(headers={"Content-Length": str(len(DATA))})
+        await resp.prepare(request)
+        await resp.write(DATA[: len(DATA) // 2])
+        assert request.transport is not None
+        request.transport.close()  # sends what was written, then the end: the body is short
+        return resp
+
+    client, url, part = await fetch(flaky)
+    with pytest.raises(DownloadError, match="cut off|failed") as info:
+        await client.download(url, part)
+    assert not isinstance(info.value, LinkExpired | DownloadRefused)
+    kept = part.stat().st_size
+    assert kept == len(DATA) // 2  # everything that arrived is kept, to resume from
+    assert part.read_bytes() == DATA[:kept]
+    saved = await client.download(url, part)
+    assert (saved.size, saved.sha256) == (len(DATA), SHA)
+    assert part.read_bytes() == DATA
+    assert seen == [None, f"bytes={kept}-"]
+
+
+async def test_server_ignoring_range_restarts_from_zero(fetch: Any) -> None:
+    seen: list[str | None] = []
+    client, url, part = await fetch(_ranged(DATA, seen, honour_range=False))
+    part.write_bytes(b"stale bytes from another attempt")
+    saved = await client.download(url, part)
+    assert (saved.size, saved.sha256) == (len(DATA), SHA)
+    assert part.read_bytes() == DATA
+    assert seen == ["bytes=32-"]
+
+
+async def test_partial_answer_at_the_wrong_offset_restarts(fetch: Any) -> None:
+    seen: list[str | None] = []
+
+    async def wrong(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Range"))
+        if request.headers.get("Range"):
+            return web.Response(status=206, body=DATA, headers={
+                "Content-Range": f"bytes 0-{len(DATA) - 1}/{len(DATA)}"})
+        return web.Response(body=DATA)
+
+    client, url, part = await fetch(wrong)
+    part.write_bytes(DATA[:1000])
+    saved = await client.download(url, part)
+    assert saved.sha256 == SHA and part.read_bytes() == DATA
+    assert seen == ["bytes=1000-", None]
+
+
+async def test_an_already_complete_part_is_accepted_on_416(fetch: Any) -> None:
+    seen: list[str | None] = []
+    client, url, part = await fetch(_ranged(DATA, seen))
+    part.write_bytes(DATA)
+    saved = await client.download(url, part)
+    assert (saved.size, saved.sha256) == (len(DATA), SHA)
+    assert seen == [f"bytes={len(DATA)}-"]
+
+
+async def test_a_part_longer_than_the_result_restarts(fetch: Any) -> None:
+    seen: list[str | None] = []
+    client, url, part = await fetch(_ranged(DATA, seen))
+    part.write_bytes(DATA + b"extra")
+    saved = await client.download(url, part)
+    assert saved.sha256 == SHA and part.read_bytes() == DATA
+    assert seen == [f"bytes={len(DATA) + 5}-", None]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["announced", "streamed"])
+async def test_results_over_the_cap_are_refused(fetch: Any, chunked: bool) -> None:
+    async def big(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        if chunked:
+            resp.enable_chunked_encoding()
+        else:
+            resp.content_length = len(DATA)
+        await resp.prepare(request)
+        for i in range(0, len(DATA), 256 * 1024):
+            await resp.write(DATA[i : i + 256 * 1024])
+        await resp.write_eof()
+        return resp
+
+    client, url, part = await fetch(big, max_result_bytes=1024 * 1024)
+    with pytest.raises(DownloadRefused, match=r"larger than the cap of 1\.0 MiB"):
+        await client.download(url, part)
+    assert not part.exists()
+
+
+@pytest.mark.parametrize("status", [403, 404, 410])
+async def test_expired_links(fetch: Any, status: int) -> None:
+    async def gone(request: web.Request) -> web.Response:
+        return web.Response(status=status, text="link expired")
+
+    client, url, part = await fetch(gone)
+    with pytest.raises(LinkExpired, match=f"HTTP {status}"):
+        await client.download(url + "?sig=TOKEN123", part)
+
+
+async def test_server_errors_are_retryable_download_errors(fetch: Any) -> None:
+    async def broken(request: web.Request) -> web.Response:
+        return web.Response(status=503)
+
+    client, url, part = await fetch(broken)
+    with pytest.raises(DownloadError, match="HTTP 503") as info:
+        await client.download(url, part)
+    assert type(info.value) is DownloadError
+
+
+async def test_a_stalled_read_fails_and_the_next_call_resumes(fetch: Any) -> None:
+    release = asyncio.Event()
+    seen: list[str | None] = []
+    whole = _ranged(DATA, seen)
+
+    async def stall(request: web.Request) -> web.StreamResponse:
+        if seen:
+            return await whole(request)
+        seen.append(None)
+        resp = web.StreamResponse(headers={"Content-Length": str(len(DATA))})
+        await resp.prepare(request)
+        await resp.write(DATA[:100_000])
+        await release.wait()
+        return resp
+
+    client, url, part = await fetch(stall, timeouts=ClientTimeouts(download_read=0.2))
+    try:
+        with pytest.raises(DownloadError, match="stalled"):
+            await client.download(url, part)
+    finally:
+        release.set()
+    assert part.read_bytes() == DATA[:100_000]
+    assert (await client.download(url, part)).sha256 == SHA
+    assert seen == [None, "bytes=100000-"]
+
+
+async def test_only_http_links_are_followed(fetch: Any) -> None:
+    client, _url, part = await fetch(_ranged(DATA, []))
+    for bad in ("file:///etc/passwd", "ftp://example.com/v.mp4", "not a url"):
+        with pytest.raises(DownloadRefused, match="http or https|URL"):
+            await client.download(bad, part)
+
+
+async def test_redirects_are_limited(fetch: Any) -> None:
+    async def loop(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/v.mp4")
+
+    client, url, part = await fetch(loop)
+    with pytest.raises(DownloadRefused, match="redirect"):
+        await client.download(url, part)
+
+
+async def test_signed_link_tokens_stay_out_of_messages(fetch: Any) -> None:
+    async def broken(request: web.Request) -> web.Response:
+        return web.Response(status=500)
+
+    client, url, part = await fetch(broken)
+    with pytest.raises(DownloadError) as info:
+        await client.download(url + "?token=SIGNED-SECRET", part)
+    assert "SIGNED-SECRET" not in str(info.value)
+
+
+async def test_unwritable_destination_is_a_clear_download_error(fetch: Any) -> None:
+    client, url, part = await fetch(_ranged(DATA, []))
+    with pytest.raises(DownloadError, match="cannot write .*No such file"):
+        await client.download(url, part.parent / "missing" / "x.part")
+
+
+def test_finalize_download_moves_the_part_into_place(tmp_path: Path) -> None:
+    part = tmp_path / "take-1.mp4.part"
+    part.write_bytes(DATA)
+    finalize_download(part, tmp_path / "take-1.mp4")
+    assert not part.exists()
+    assert (tmp_path / "take-1.mp4").read_bytes() == DATA
