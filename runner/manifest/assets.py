@@ -12,6 +12,7 @@ hero image hash it once).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,7 +94,7 @@ class LocalFiles:
         path = Path(written).expanduser()
         if not path.is_absolute():
             path = self.base_dir / path
-        path = Path(*path.parts)  # normalise separators; keep symlinks as written
+        path = Path(os.path.normpath(path))  # fold "..", keep symlinks as written
         shown = f"{written!r}" + ("" if Path(written).is_absolute() else
                                    " (relative to the manifest's folder)")
         try:
@@ -121,7 +122,8 @@ class LocalFiles:
         if mime is None:
             return Checked(None, f"{shown} is not a JPEG, PNG, GIF or WebP image (judged by its "
                                  "content, not its name); convert it to one of these")
-        local = LocalFile(path=path.absolute(), sha256=digest.hexdigest(), size=size, mime=mime)
+        local = LocalFile(path=Path(os.path.abspath(path)), sha256=digest.hexdigest(),
+                          size=size, mime=mime)
         _log.debug("asset_checked", path=str(local.path), size=size, mime=mime)
         return Checked(local, warning=_shape_warning(path))
 
