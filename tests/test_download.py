@@ -86,7 +86,7 @@ async def test_resume_after_a_mid_body_drop(fetch: Any) -> None:
         return resp
 
     client, url, part = await fetch(flaky)
-    with pytest.raises(DownloadError, match="cut off|failed") as info:
+    with pytest.raises(DownloadError, match="was cut off mid-way") as info:
         await client.download(url, part)
     assert not isinstance(info.value, LinkExpired | DownloadRefused)
     kept = part.stat().st_size
@@ -212,7 +212,7 @@ async def test_a_stalled_read_fails_and_the_next_call_resumes(fetch: Any) -> Non
 async def test_only_http_links_are_followed(fetch: Any) -> None:
     client, _url, part = await fetch(_ranged(DATA, []))
     for bad in ("file:///etc/passwd", "ftp://example.com/v.mp4", "not a url"):
-        with pytest.raises(DownloadRefused, match="http or https|URL"):
+        with pytest.raises(DownloadRefused, match=r"http or https|URL"):
             await client.download(bad, part)
 
 
@@ -237,7 +237,7 @@ async def test_signed_link_tokens_stay_out_of_messages(fetch: Any) -> None:
 
 async def test_unwritable_destination_is_a_clear_download_error(fetch: Any) -> None:
     client, url, part = await fetch(_ranged(DATA, []))
-    with pytest.raises(DownloadError, match="cannot write .*No such file"):
+    with pytest.raises(DownloadError, match=r"cannot write .*No such file"):
         await client.download(url, part.parent / "missing" / "x.part")
 
 
