@@ -167,7 +167,8 @@ def format_summary(summary: RunSummary) -> str:
     if summary.ambiguous:
         lines.append(f"ambiguous submissions: {summary.ambiguous} (each may have been billed)")
     if summary.held:
-        lines.append(f"held (ambiguous, not resubmitted): {', '.join(summary.held)}")
+        lines.append(f"held (a creation's answer was lost; not resubmitted, "
+                     f"--retry-failed does it): {', '.join(summary.held)}")
     if summary.in_flight:
         lines.append(f"still at the gateway: {len(summary.in_flight)} (run again to collect "
                      "them)")

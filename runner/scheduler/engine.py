@@ -107,6 +107,10 @@ class Engine:
                 task.cancel()
         return self._stops
 
+    def _halted(self) -> bool:
+        """True once the run must not start anything new at all (Ctrl-C, a refused key)."""
+        return self._stops > 0 or self.ctx.stop_reason is StopReason.AUTH
+
     def _halt(self) -> None:
         """Stop everything now (401): the same as a first Ctrl-C, without the message."""
         for key, task in self._tasks.items():
@@ -147,7 +151,12 @@ class Engine:
         """Move the outputs of takes whose fingerprint changed to the history folder."""
         previous = [plan for plan in self.plans if getattr(plan, "previous", None) is not None]
         for plan in previous:
-            outputs.archive_previous(self.manifest.output_dir, plan.previous)
+            try:
+                outputs.archive_previous(self.manifest.output_dir, plan.previous)
+            except OSError as exc:
+                # Not fatal: the files stay where they are, and are moved aside (or the take
+                # fails with a clear message) when its new output is filed.
+                log.warning("archive_failed", take=plan.key, error=str(exc))
 
     async def _drive(self, take: Take) -> None:
         ctx = self.ctx
@@ -186,14 +195,15 @@ class Engine:
             return
         if action == "hold":
             ctx.finish(take, Phase.HELD, code="ambiguous_submission",
-                       message="held: its creation's answer was lost (--ambiguous=hold)")
+                       message="held: a creation's answer was lost; --retry-failed resubmits "
+                       "it (it may then be billed twice)")
             return
         if action in ("submit", "retry"):
             if not await self._dependencies_ready(take):
                 return
             if not await submit(ctx, take):
                 return
-            if self._stops:  # interrupted while the creation was on the wire: it is saved
+            if self._halted():  # stopped while the creation was on the wire: it is saved
                 return
             action = "poll"
         while action == "poll":
@@ -201,7 +211,7 @@ class Engine:
             if result == COMPLETED:
                 action = "download"
             elif result == RETRY:
-                if not await submit(ctx, take) or self._stops:
+                if not await submit(ctx, take) or self._halted():
                     return
             else:
                 return
