@@ -242,6 +242,14 @@ class _Composer:
         if kind is _SCALAR:
             stack = self.stack
             top = stack[-1] if stack else None
+            if (top is not None and type(top[0]) is MList and event.tag is None
+                    and event.anchor is None):
+                # The common case in a list, inlined: a plain item.
+                start = event.start_mark
+                text = event.value
+                top[0].append(resolve_plain(text) if event.implicit[0] else text)
+                top[0].item_marks.append((start.line + 1, start.column + 1))
+                return
             if top is not None and type(top[0]) is MDict:
                 start = event.start_mark
                 mark = (start.line + 1, start.column + 1)
