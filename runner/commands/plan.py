@@ -6,7 +6,7 @@ estimated credits from ``budget.rates``; then totals against ``budget.max_credit
 
 The run engine adds "done / in flight / changed and why" through the seam :func:`plan_rows`
 and :func:`plan_document`: both take an optional mapping from :attr:`Take.key` to a
-:class:`TakeStatus`; ``render_plan`` shows the status columns whenever one is given.
+:class:`PlanStatus`; ``render_plan`` shows the status columns whenever one is given.
 """
 
 from __future__ import annotations
@@ -39,9 +39,14 @@ from runner.wire import billed_seconds, build_payload, estimate_credits, preview
 
 
 @dataclass(frozen=True, slots=True)
-class TakeStatus:
-    """What the state store knows of a take: ``state`` (done, in flight, new, changed, failed)
-    and, when it will be (re)run, ``reason`` (prompt changed, asset content changed...)."""
+class PlanStatus:
+    """What the state store knows of a take, for the plan's status columns.
+
+    ``state`` is what happens or happened (done, in flight, new, changed, failed: e.g. a
+    ``runner.state.TakePlan``'s action or its record's status) and ``reason`` why it will be
+    (re)run (prompt changed, asset content changed...). Not to be confused with
+    ``runner.state.TakeStatus``, the store's life-cycle enum.
+    """
 
     state: str
     reason: str = ""
@@ -54,7 +59,7 @@ class PlanRow:
     take: Take
     payload: Mapping[str, Any]
     credits: float | None
-    status: TakeStatus | None = None
+    status: PlanStatus | None = None
 
 
 def add_parser(subparsers: Any) -> None:
@@ -71,7 +76,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def plan_rows(manifest: Manifest,
-              statuses: Mapping[str, TakeStatus] | None = None) -> list[PlanRow]:
+              statuses: Mapping[str, PlanStatus] | None = None) -> list[PlanRow]:
     """The plan's rows; ``statuses`` (by take key) come from the state store when there is one."""
     rows: list[PlanRow] = []
     payloads: dict[int, tuple[dict[str, Any], float | None]] = {}
@@ -130,7 +135,7 @@ def totals(manifest: Manifest, rows: Sequence[PlanRow]) -> dict[str, Any]:
 
 
 def plan_document(manifest: Manifest,
-                  statuses: Mapping[str, TakeStatus] | None = None) -> dict[str, Any]:
+                  statuses: Mapping[str, PlanStatus] | None = None) -> dict[str, Any]:
     """The whole plan as JSON-ready data (what ``plan --json`` prints)."""
     rows = plan_rows(manifest, statuses)
     takes = []

@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from runner import cli
-from runner.commands.plan import TakeStatus, plan_document, plan_rows, render_plan
+from runner.commands.plan import PlanStatus, plan_document, plan_rows, render_plan
 from runner.errors import EXIT_OK, EXIT_USAGE
 from runner.manifest import load_manifest, validate_file
 from tests.manifest.conftest import Write
@@ -100,8 +100,8 @@ def test_plan_budget_and_unpriced(write: Write, capsys: pytest.CaptureFixture[st
 
 def test_plan_status_seam(repo_root: Path) -> None:
     manifest = load_manifest(repo_root / "manifests" / "examples" / "takes.yaml")
-    statuses = {"s01-storm/take-1": TakeStatus("done"),
-                "s01-storm/take-2": TakeStatus("changed", "prompt changed")}
+    statuses = {"s01-storm/take-1": PlanStatus("done"),
+                "s01-storm/take-2": PlanStatus("changed", "prompt changed")}
     rows = plan_rows(manifest, statuses)
     assert [r.status for r in rows] == [statuses["s01-storm/take-1"],
                                         statuses["s01-storm/take-2"], None]
