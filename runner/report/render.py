@@ -151,7 +151,8 @@ def _tile(shot: ShotView, take: TakeView) -> str:
     if take.video_src:
         poster = f' poster="{_e(take.poster_src)}"' if take.poster_src else ""
         frame = (
-            f'<video controls preload="metadata" src="{_e(take.video_src)}"{poster}></video>'
+            f'<video controls preload="metadata" src="{_e(take.video_src)}"{poster} '
+            f'aria-label="{_e(take.key)}"></video>'
         )
     else:
         why = "output missing on disk" if take.output_missing else status_label(take.status)

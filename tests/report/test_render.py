@@ -11,6 +11,7 @@ import pytest
 from runner.report import write_report
 from runner.report.render import highlight_prompt, human_seconds, human_size
 from runner.report.static import JS
+from runner.report.view import relative_url
 from tests.report.helpers import XSS_PROMPT, demo_manifest, demo_records
 from tests.report.page import Node, parse
 
@@ -188,3 +189,8 @@ def test_a_verified_output_is_not_decoded_again(tmp_path: Path) -> None:
     # The store's verified figures (the request's size), not the 64x36 test clip decoded.
     assert "2.5 s · 1280×720" in tile.find("dl").text()
     assert "poster" in tile.find("video").attrs
+
+
+def test_relative_urls_are_quoted_per_segment() -> None:
+    assert relative_url(Path("/a/b c/#x?.mp4"), Path("/a")) == "b%20c/%23x%3F.mp4"
+    assert relative_url(Path("/a/x.mp4"), Path("/a/r")) == "../x.mp4"
