@@ -74,6 +74,8 @@ def add_parser(subparsers: Any) -> None:
     faults.add_argument("--reset-rate", type=float, help="fraction of connections reset")
     faults.add_argument("--truncate-rate", type=float, help="fraction of downloads cut short")
     faults.add_argument("--download-rate", type=float, help="download speed, bytes/s")
+    faults.add_argument("--credits", type=float,
+                        help="the account's credits; creations beyond them answer 402")
     faults.add_argument("--seed", type=int, help="seed of the fault dice (replayable runs)")
     parser.set_defaults(func=run)
 
@@ -83,7 +85,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
     data: dict[str, Any] = {}
     for name in ("queue_time", "processing_time", "jitter", "render", "link_ttl", "upload_ttl",
                  "concurrency_cap", "retry_after", "failure_rate", "reset_rate",
-                 "truncate_rate", "download_rate", "seed", "check_images"):
+                 "truncate_rate", "download_rate", "seed", "check_images", "credits"):
         value = getattr(args, name)
         if value is not None:
             data[name] = value

@@ -25,7 +25,7 @@ from runner.emulator.rendering import Renderer, is_loopback_url
 from runner.emulator.responses import ApiError, bad_request
 from runner.emulator.settings import EmulatorSettings
 from runner.emulator.stats import Stats
-from runner.emulator.tasks import TaskBoard
+from runner.emulator.tasks import TaskBoard, credits_for
 from runner.emulator.validation import check_task_id, validate_creation
 from runner.model import MAX_IMAGE_BYTES
 
@@ -161,6 +161,11 @@ async def create_task(request: web.Request) -> web.StreamResponse:
         wait = retry_after_header(settings, core.board.retry_after(now))
         raise ApiError(429, "Too many tasks in flight for this account; retry later.",
                        code="concurrency_limit_exceeded", headers={"Retry-After": wait})
+    if settings.credits is not None:
+        cost = credits_for(creation, settings.rates)
+        if core.stats.credits_reserved + cost > settings.credits + 1e-9:
+            raise ApiError(402, f"Insufficient credits: this task needs {cost:g}.",
+                           code="insufficient_quota")
     if core.faults.chance(settings.reset_rate):
         core.stats.resets += 1
         if core.faults.chance(0.5):  # the task exists, the client will never know its id

@@ -71,9 +71,9 @@ async def run_emulator(
         url_host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
         base_url = f"http://{url_host}:{bound[1]}"
         core.set_base_url(base_url)
-        log.info("emulator_started", base_url=base_url)
+        log.debug("emulator_listening", base_url=base_url)
         yield RunningEmulator(core, base_url)
     finally:
         await core.close()
         await runner.cleanup()
-        log.info("emulator_stopped")
+        log.debug("emulator_stopped")

@@ -64,6 +64,7 @@ class EmulatorSettings:
     upload_ttl: float = UPLOAD_TTL
     retry_after: float | None = None  # Retry-After of 429s; None: computed, whole seconds
     check_images: bool = False  # fail tasks whose images break the documented size rules
+    credits: float | None = None  # the account's credits; creations beyond answer 402
 
     def __post_init__(self) -> None:
         problems = list(self._problems())
@@ -100,6 +101,8 @@ class EmulatorSettings:
             problems.append("link_ttl and upload_ttl must be > 0")
         if self.download_rate is not None and self.download_rate <= 0:
             problems.append("download_rate must be > 0 bytes per second")
+        if self.credits is not None and self.credits < 0:
+            problems.append("credits must be >= 0")
         if self.retry_after is not None and self.retry_after < 0:
             problems.append("retry_after must be >= 0")
         return problems

@@ -17,6 +17,7 @@ class Stats:
 
     creation_requests: int = 0
     accepted_tasks: int = 0
+    credits_reserved: float = 0.0  # summed over accepted tasks (billing starts at creation)
     duplicate_payloads: int = 0
     polls: int = 0
     polls_per_task: Counter[str] = field(default_factory=Counter)
@@ -40,6 +41,7 @@ class Stats:
         return {
             "creation_requests": self.creation_requests,
             "accepted_tasks": self.accepted_tasks,
+            "credits_reserved": round(self.credits_reserved, 4),
             "duplicate_payloads": self.duplicate_payloads,
             "polls": self.polls,
             "polls_per_task": dict(self.polls_per_task),

@@ -172,6 +172,7 @@ class TaskBoard:
         self._tasks[task.task_id] = task
         self._active.add(task.task_id)
         self.stats.accepted_tasks += 1
+        self.stats.credits_reserved += task.credits
         self.stats.max_in_flight = max(self.stats.max_in_flight, self.in_flight(now))
         log.debug("emulator_task_created", task_id=task.task_id, fails=task.fail_code)
         return task

@@ -126,3 +126,15 @@ async def test_the_server_stays_responsive_while_rendering(
         assert (await response.json())["status"] in ("processing", "completed")
     results = await asyncio.gather(*(wait_for_status(http, i) for i in ids))
     assert [r["status"] for r in results] == ["completed"] * 3
+
+
+async def test_running_out_of_credits_answers_402(emulator: RunningEmulator,
+                                                  http: aiohttp.ClientSession) -> None:
+    emulator.update(credits=60.0, queue_time=30.0)
+    await create(http, duration=5)  # 40.5 reserved
+    async with http.post("/v1/videos/generations", json=payload(duration=3)) as response:
+        body = await response.json()  # 24.3 more would pass 60
+    assert response.status == 402
+    assert body["error"]["type"] == "insufficient_quota_error"
+    stats = emulator.stats()
+    assert stats["accepted_tasks"] == 1 and stats["credits_reserved"] == 40.5

@@ -74,7 +74,7 @@ def test_every_setting_has_a_flag() -> None:
         "--error-rate", "502=0.2", "--reset-rate", "0.01", "--truncate-rate", "0.02",
         "--link-ttl", "60", "--download-rate", "1000", "--seed", "9", "--upload-ttl", "10",
         "--retry-after", "0.5", "--rate", "720p=1", "--api-key-env", "EMU_KEY",
-        "--check-images",
+        "--check-images", "--credits", "500",
     ])
     settings = settings_from_args(args, {"EMU_KEY": "sk-from-env"})
     assert settings == EmulatorSettings(
@@ -83,7 +83,7 @@ def test_every_setting_has_a_flag() -> None:
         error_rates={"429": 0.1, "502": 0.2}, reset_rate=0.01, truncate_rate=0.02,
         link_ttl=60, download_rate=1000, seed=9, upload_ttl=10, retry_after=0.5,
         rates={**EmulatorSettings().rates, "720p": 1.0}, api_key="sk-from-env",
-        check_images=True,
+        check_images=True, credits=500.0,
     )
 
 

@@ -119,3 +119,16 @@ async def test_injected_http_errors(emulator: RunningEmulator, http: aiohttp.Cli
     stats = emulator.stats()
     assert stats["accepted_tasks"] == 0 and stats["injected_errors"] == 1
     assert stats["rate_limited"] == (1 if code == "429" else 0)
+
+
+async def test_quota_and_concurrency_errors(emulator: RunningEmulator,
+                                            http: aiohttp.ClientSession) -> None:
+    emulator.update(credits=10.0)
+    status, body, _ = await answer(http, "POST", "/v1/videos/generations", json=payload())
+    assert_golden("error_402_credits", status, body)
+    emulator.update(credits=None, concurrency_cap=1, queue_time=30.0)
+    await create(http)
+    status, body, response = await answer(http, "POST", "/v1/videos/generations",
+                                          json=payload())
+    assert_golden("error_429_concurrency", status, body,
+                  {"Retry-After": response.headers["Retry-After"]})
