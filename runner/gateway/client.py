@@ -289,8 +289,13 @@ class GatewayClient:
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, operation: str) -> bytes:
-    """The body, or MalformedResponse when it exceeds the JSON cap (announced or actual)."""
-    if resp.content_length is not None and resp.content_length > MAX_JSON_BYTES:
+    """The body, at most the JSON cap.
+
+    A 2xx answer larger than the cap (announced or actual) is malformed. An error answer is
+    cut at the cap instead: its status decides what happens, the body only adds detail.
+    """
+    ok = 200 <= resp.status < 300
+    if ok and resp.content_length is not None and resp.content_length > MAX_JSON_BYTES:
         raise MalformedResponse(
             f"{operation}: answer of {resp.content_length} bytes is larger than the "
             f"{MAX_JSON_BYTES} bytes allowed",
@@ -301,10 +306,11 @@ async def _read_capped(resp: aiohttp.ClientResponse, operation: str) -> bytes:
     async for chunk in resp.content.iter_chunked(64 * 1024):
         size += len(chunk)
         if size > MAX_JSON_BYTES:
+            if not ok:
+                break
             raise MalformedResponse(
                 f"{operation}: answer is larger than the {MAX_JSON_BYTES} bytes allowed",
                 status=resp.status,
             )
         chunks.append(chunk)
     return b"".join(chunks)
-

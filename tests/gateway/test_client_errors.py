@@ -200,3 +200,18 @@ async def test_task_answer_with_extra_and_odd_hints_is_accepted(
     server = await serve("POST", "/v1/videos/generations", handler)
     state = await clients(server).create_task({"prompt": "x"})
     assert (state.estimated_time, state.credits_reserved) == (None, None)
+
+
+async def test_huge_error_answer_still_maps_by_status(serve: Serve, clients: Any) -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(status=503)
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        for _ in range(40):
+            await resp.write(b"overloaded " * 6000)
+        await resp.write_eof()
+        return resp
+
+    server = await serve("GET", "/v1/tasks/{task_id}", handler)
+    with pytest.raises(TransientGatewayError, match="HTTP 503"):
+        await clients(server).get_task("t1")
