@@ -91,7 +91,7 @@ def _plan(resp: aiohttp.ClientResponse, offset: int, shown: str) -> _Plan:
         raise _Restart
     if status == 200:
         return _Plan(offset=0, total=resp.content_length)
-    if status == 206 and offset:
+    if status == 206:
         match = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
         if not match or int(match.group(1)) != offset:
             raise _Restart
@@ -229,6 +229,7 @@ async def download_to_part(
                 allow_redirects=max_redirects > 0,
                 max_redirects=max_redirects + 1,
                 read_bufsize=CHUNK_SIZE,
+                auto_decompress=False,  # save exactly the bytes the lengths count
             ) as resp:
                 plan = _plan(resp, offset, shown)
                 if offset and plan.offset == 0:
