@@ -103,3 +103,25 @@ def test_the_emulator_needs_no_key_and_gets_a_fresh_secret_one() -> None:
 def test_the_emulator_uses_the_environment_key_when_there_is_one() -> None:
     config = resolve_config(manifest(), environ={})
     assert read_api_key(config, {"SHOTRUN_API_KEY": "sk-env-0000"}) == "sk-env-0000"
+
+
+async def test_the_built_in_emulator_is_started_with_the_generated_key() -> None:
+    from runner.session import open_session
+
+    m = manifest(emulator={"queue_time": 0.01, "processing_time": 0.01, "render": "cached"})
+    config = resolve_config(m, environ={})
+    key = read_api_key(config, {})
+    async with open_session(m, config, key) as session:
+        assert session.emulator is not None
+        assert session.base_url.startswith("http://127.0.0.1:")
+        state = await session.gateway.create_task(
+            {"model": "kling-o3-reference-to-video", "prompt": "hello", "duration": 3})
+        assert state.task_id
+        assert session.emulator.stats()["accepted_tasks"] == 1
+
+
+def test_bad_emulator_settings_are_a_usage_error_naming_the_manifest() -> None:
+    from runner.session import emulator_settings
+
+    with pytest.raises(UsageError, match=r"api\.emulator.*jitter"):
+        emulator_settings(manifest(emulator={"jitter": 7}), "k" * 20)

@@ -74,14 +74,14 @@ def make_manifest(root: Path, shots: Sequence[Shot], *, max_credits: float | Non
                     takes=takes)
 
 
-def local_png(path: Path) -> LocalFile:
+def local_png(path: Path, colour: tuple[int, int, int] = (200, 80, 40)) -> LocalFile:
     """A small real PNG (the file service checks content), as the manifest would give it."""
     import hashlib
 
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (320, 320), (200, 80, 40)).save(path, format="PNG")
+    Image.new("RGB", (320, 320), colour).save(path, format="PNG")
     data = path.read_bytes()
     return LocalFile(path=path, sha256=hashlib.sha256(data).hexdigest(), size=len(data),
                      mime="image/png")

@@ -375,3 +375,22 @@ async def test_unreadable_status_answers_leave_the_paid_task_with_a_reason(
     assert out.store_records["s01/take-1"].status is TakeStatus.SUBMITTED
     assert created == [1]
     assert "cannot be read" in format_summary(summary)
+
+
+async def test_an_asset_edited_or_removed_after_loading_fails_its_takes_clearly(
+        tmp_path: Path) -> None:
+    edited = local_png(tmp_path / "assets" / "edited.png")
+    removed = local_png(tmp_path / "assets" / "removed.png", (10, 200, 90))
+    manifest = make_manifest(tmp_path, [Shot("a", "@Image1 edited", images=(edited,)),
+                                        Shot("b", "@Image1 removed", images=(removed,)),
+                                        Shot("c", "no image")])
+    edited.path.write_bytes(edited.path.read_bytes() + b"\0")
+    removed.path.unlink()
+    async with run_emulator(fast_emulator()) as emulator:
+        out = await run_engine(manifest, emulator.base_url)
+        stats = emulator.stats()
+    failed = {f.key: f.message for f in out.summary.failed}
+    assert "changed since the manifest was read" in failed["a/take-1"]
+    assert "gone" in failed["b/take-1"]
+    assert out.store_records["c/take-1"].status is TakeStatus.DONE
+    assert stats["accepted_tasks"] == 1 and stats["uploads"] == 0
