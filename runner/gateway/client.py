@@ -202,7 +202,9 @@ class GatewayClient:
         gateway accepted *something*, so the task may exist and be billed.
         """
         try:
-            data = json.dumps(payload, ensure_ascii=False, allow_nan=False).encode("utf-8")
+            data = json.dumps(
+                payload, ensure_ascii=False, allow_nan=False, default=_jsonable
+            ).encode("utf-8")
         except (TypeError, ValueError) as exc:
             raise PermanentGatewayError(f"create task: payload is not JSON ({exc})") from None
         body = await self._exchange(
@@ -216,7 +218,8 @@ class GatewayClient:
         try:
             return parse_task(body, what="create task answer")
         except MalformedResponse as exc:
-            exc.status = 200
+            if exc.status is None:
+                exc.status = 200
             raise
 
     async def get_task(self, task_id: str) -> TaskState:
@@ -286,6 +289,15 @@ class GatewayClient:
             headers=headers,
             max_redirects=self.max_redirects,
         )
+
+
+def _jsonable(value: object) -> object:
+    """JSON for the frozen containers the model uses (read-only mappings, tuples, sets)."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, tuple | list | frozenset | set):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, operation: str) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -173,3 +174,19 @@ async def test_key_goes_only_to_the_configured_origins(
     await client.download(str(gateway.make_url("/own.mp4")), tmp_path / "c.part")
     bearer = f"Bearer {KEY}"
     assert seen == [None, bearer, None, bearer]
+
+
+async def test_frozen_payloads_are_sent_as_json(serve: Serve, clients: Any) -> None:
+    seen: list[Any] = []
+
+    async def create(request: web.Request) -> web.Response:
+        seen.append(await request.json())
+        return web.json_response(TASK)
+
+    server = await serve("POST", "/v1/videos/generations", create)
+    payload = MappingProxyType({"elements": (MappingProxyType({"video_url": "https://v"}),),
+                                "prompt": "ok"})
+    await clients(server).create_task(payload)
+    assert seen == [{"elements": [{"video_url": "https://v"}], "prompt": "ok"}]
+    with pytest.raises(GatewayError, match="not JSON"):
+        await clients(server).create_task({"prompt": object()})
