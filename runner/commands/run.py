@@ -143,14 +143,23 @@ def _out(text: str, *, err: bool = False) -> None:
     print(redact(text), file=sys.stderr if err else sys.stdout, flush=True)
 
 
+PLAN_LINES = 40  # beyond this many takes to do, the plan is shown as counts per reason
+
+
 def print_plan(plans: Sequence[Any], *, stream_err: bool) -> None:
-    """One line per take that has something to do, and why; a count of the rest."""
-    skipped = 0
-    for plan in plans:
-        if plan.action == "skip":
-            skipped += 1
-            continue
-        _out(f"  {plan.key:<40} {plan.action:<8} ({plan.reason})", err=stream_err)
+    """Why each take runs (one line each, or counts per action and reason for long lists)."""
+    todo = [plan for plan in plans if plan.action != "skip"]
+    skipped = len(plans) - len(todo)
+    if len(todo) <= PLAN_LINES:
+        for plan in todo:
+            _out(f"  {plan.key:<40} {plan.action:<8} ({plan.reason})", err=stream_err)
+    else:
+        counts: dict[tuple[str, str], int] = {}
+        for plan in todo:
+            counts[(plan.action, plan.reason)] = counts.get((plan.action, plan.reason), 0) + 1
+        for (action, reason), count in counts.items():
+            _out(f"  {action:<8} ({reason}): {count} take(s)", err=stream_err)
+        _out("  (shotrun plan MANIFEST lists them one by one)", err=stream_err)
     if skipped:
         _out(f"  {skipped} take(s) already done", err=stream_err)
 

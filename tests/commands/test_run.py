@@ -386,3 +386,21 @@ def test_bad_emulator_settings_are_a_usage_error_before_anything_is_written(
     err = capsys.readouterr().err
     assert "jitter" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_long_plan_is_shown_as_counts_per_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    from types import SimpleNamespace
+
+    from runner.commands.run import print_plan
+
+    plans = ([SimpleNamespace(key=f"s{n}/take-1", action="submit", reason="new")
+              for n in range(50)]
+             + [SimpleNamespace(key="x/take-1", action="poll", reason="in flight")]
+             + [SimpleNamespace(key=f"d{n}/take-1", action="skip", reason="done")
+                for n in range(3)])
+    print_plan(plans, stream_err=False)
+    out = capsys.readouterr().out
+    assert "submit   (new): 50 take(s)" in out
+    assert "poll     (in flight): 1 take(s)" in out
+    assert "3 take(s) already done" in out
+    assert "s7/take-1" not in out
