@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import random
 import time
 from email.utils import formatdate
 from typing import Any
@@ -215,3 +217,39 @@ async def test_huge_error_answer_still_maps_by_status(serve: Serve, clients: Any
     server = await serve("GET", "/v1/tasks/{task_id}", handler)
     with pytest.raises(TransientGatewayError, match="HTTP 503"):
         await clients(server).get_task("t1")
+
+
+async def test_random_answers_over_http_only_raise_project_errors(
+    serve: Serve, clients: Any
+) -> None:
+    """Hundreds of random statuses and bodies through a real server: a value or a GatewayError."""
+    rng = random.Random(20261124)
+    pieces = [b"{", b"}", b"[", b"]", b'"id"', b'"status"', b'"completed"', b'"results"', b":",
+              b",", b"null", b"1e999", b'"\\ud800"', b"\xff", b"\x00", b"true", b'"t1"']
+    answers: list[tuple[int, bytes]] = []
+    for _ in range(300):
+        status = rng.choice([200, 200, 200, 201, 204, 301, 400, 401, 402, 404, 429, 500, 599])
+        if rng.random() < 0.5:
+            body = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        else:
+            task = dict(TASK, status=rng.choice(["pending", "completed", "failed", "x", 3]))
+            if rng.random() < 0.5:
+                task["results"] = rng.choice([[], ["u"], "u", [None], [{"url": "v"}]])
+            body = json.dumps(task).encode()
+        answers.append((status, body))
+    queue = iter(answers)
+
+    async def handler(request: web.Request) -> web.Response:
+        status, body = next(queue)
+        return web.Response(status=status, body=body, headers={"Retry-After": "x"})
+
+    server = await serve("GET", "/v1/tasks/{task_id}", handler)
+    client = clients(server, max_redirects=0)
+    outcomes: set[str] = set()
+    for _ in answers:
+        try:
+            await client.get_task("task-unified-1757169743-7cvnl5zw")
+            outcomes.add("ok")
+        except GatewayError as exc:
+            outcomes.add(type(exc).__name__)
+    assert {"ok", "MalformedResponse", "TransientGatewayError"} <= outcomes
