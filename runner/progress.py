@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import TextIO
+from typing import Any, TextIO
 
+import structlog
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.progress_bar import ProgressBar
@@ -259,9 +261,10 @@ class LiveDisplay(ProgressDisplay):
             get_renderable=self._renderable,
             refresh_per_second=refresh_per_second,
             transient=False,
-            redirect_stdout=False,
-            redirect_stderr=False,
+            redirect_stdout=True,
+            redirect_stderr=True,
         )
+        self._saved_logger_factory: Callable[..., Any] | None = None
 
     def _renderable(self) -> RenderableType:
         if self._latest is None:
@@ -270,6 +273,11 @@ class LiveDisplay(ProgressDisplay):
 
     def __enter__(self) -> LiveDisplay:
         self._live.start()
+        # Live swapped sys.stderr for a proxy that prints above the panel; structlog still
+        # holds the real stream, and a warning written there would tear the panel. Point it at
+        # the proxy while the panel is up (restored on exit).
+        self._saved_logger_factory = structlog.get_config()["logger_factory"]
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
         return self
 
     def __call__(self, progress: RunProgress) -> None:
@@ -285,7 +293,12 @@ class LiveDisplay(ProgressDisplay):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._live.stop()  # draws the last snapshot once more and leaves it on screen
+        try:
+            self._live.stop()  # draws the last snapshot once more and leaves it on screen
+        finally:
+            if self._saved_logger_factory is not None:
+                structlog.configure(logger_factory=self._saved_logger_factory)
+                self._saved_logger_factory = None
 
 
 def is_interactive(stream: TextIO) -> bool:

@@ -139,6 +139,17 @@ def test_make_observer_picks_the_display() -> None:
     assert isinstance(make_observer(out, quiet=False, interactive=True), LiveDisplay)
 
 
+def test_live_display_routes_logs_above_the_panel_and_restores_them() -> None:
+    import structlog
+
+    before = structlog.get_config()["logger_factory"]
+    display = LiveDisplay(Console(file=io.StringIO(), force_terminal=True, width=100))
+    with display as observer:
+        assert structlog.get_config()["logger_factory"] is not before
+        observer(snapshot())
+    assert structlog.get_config()["logger_factory"] is before
+
+
 # --- the live panel in a pseudo-terminal -------------------------------------------------------
 
 CHILD = """
@@ -154,9 +165,14 @@ def snap(done, pct):
                        takes=(TakeProgress("s09-pty/take-1", "processing", pct, "task-z"),),
                        durations=(60.0,))
 
-with make_observer(sys.stdout, quiet=False) as observer:
+import structlog
+from runner import log
+log.configure("warning")  # structlog on stderr, as ``shotrun`` sets it up
+
+with make_observer(sys.stderr, quiet=False) as observer:
     observer(snap(1, 30))
     sys.stdin.readline()
+    structlog.get_logger().warning("child_warning_event", take="s09-pty/take-1")
     observer(snap(3, 90))
     sys.stdin.readline()
 print("CHILD-END")
@@ -210,6 +226,7 @@ def test_live_panel_shows_and_updates_in_a_terminal(no_color: bool, repo_root: P
         term.expect(r"s09-pty/take-1.*30%")
         first = len(term.output)
         term.send("next\n")
+        term.expect(r"child_warning_event")  # a log line during the panel: printed above it
         term.expect(r"3/4 done")
         term.expect(r"s09-pty/take-1.*90%")
         update = term.output[first:]
