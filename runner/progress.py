@@ -261,7 +261,7 @@ class LiveDisplay(ProgressDisplay):
             get_renderable=self._renderable,
             refresh_per_second=refresh_per_second,
             transient=False,
-            redirect_stdout=True,
+            redirect_stdout=False,  # stdout may be a file (--json): leave it alone
             redirect_stderr=True,
         )
         self._saved_logger_factory: Callable[..., Any] | None = None
