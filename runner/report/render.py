@@ -163,7 +163,7 @@ def _tile(shot: ShotView, take: TakeView) -> str:
     elif take.progress is not None and take.status in ("submitted", "completed"):
         status_text += f" · {take.progress}%"
     facts = [_fact("status", _e(status_text), "status")]
-    if take.reason and take.reason != "done":
+    if take.reason and take.reason not in ("new", "done"):  # only a reason worth reading
         facts.append(_fact("why", _e(take.reason)))
     if take.task_id:
         facts.append(_fact("task", _e(take.task_id)))
