@@ -194,3 +194,16 @@ def test_a_verified_output_is_not_decoded_again(tmp_path: Path) -> None:
 def test_relative_urls_are_quoted_per_segment() -> None:
     assert relative_url(Path("/a/b c/#x?.mp4"), Path("/a")) == "b%20c/%23x%3F.mp4"
     assert relative_url(Path("/a/x.mp4"), Path("/a/r")) == "../x.mp4"
+
+
+def test_a_take_in_flight_shows_the_gateway_percentage(tmp_path: Path) -> None:
+    manifest = demo_manifest(tmp_path)
+    records = [type(r)(**{**r.__dict__, "status": "submitted", "progress": 40,
+                          "output_path": None, "reason": "prompt changed"})
+               if r.key == "s02-look/take-1" else r for r in demo_records(manifest)]
+    root = parse(write_report(manifest, records).path.read_text(encoding="utf-8"))
+    tile = next(t for t in root.find_all("article") if t.attrs["data-key"] == "s02-look/take-1")
+    assert tile.attrs["data-status"] == "submitted"
+    facts = tile.find("dl").text()
+    assert "submitted · 40%" in facts and "whyprompt changed" in facts
+    assert tile.find_all("video") == []
