@@ -152,6 +152,7 @@ class Session:
     gateway: Gateway
     base_url: str  # the URL actually used (the emulator's loopback address when built in)
     emulator: Any | None = None  # the running emulator handle (``.stats()``), when built in
+    files_url: str = ""  # the file service actually used
 
 
 def emulator_settings(manifest: Manifest, api_key: str) -> Any:
@@ -182,12 +183,14 @@ async def open_session(manifest: Manifest, config: RunConfig,
             log.info("emulator_started", base_url=emulator.base_url)
             client = GatewayClient(emulator.base_url, emulator.files_url, api_key)
             try:
-                yield Session(config, client, emulator.base_url, emulator)
+                yield Session(config, client, emulator.base_url, emulator,
+                              emulator.files_url)
             finally:
                 await client.close()
         return
-    client = GatewayClient(config.base_url, config.files_url or config.base_url, api_key)
+    files_url = config.files_url or config.base_url
+    client = GatewayClient(config.base_url, files_url, api_key)
     try:
-        yield Session(config, client, config.base_url)
+        yield Session(config, client, config.base_url, files_url=files_url)
     finally:
         await client.close()

@@ -207,7 +207,8 @@ async def execute(manifest: Manifest, takes: Sequence[Take], plans: Sequence[Any
                   on_stop: Callable[[int], None] | None = None) -> RunSummary:
     """Open the session, run the engine with signal handling, return the summary."""
     async with open_session(manifest, config, api_key) as session:
-        engine = Engine(manifest, store, session.gateway, plans, settings, observer=observer)
+        engine = Engine(manifest, store, session.gateway, plans, settings, observer=observer,
+                        upload_namespace=session.files_url)
         loop = asyncio.get_running_loop()
 
         def stop() -> None:

@@ -52,11 +52,14 @@ log = structlog.get_logger()
 
 
 class Engine:
-    """Runs ``plans`` (from :meth:`StateStore.sync`) for ``manifest`` through ``gateway``."""
+    """Runs ``plans`` (from :meth:`StateStore.sync`) for ``manifest`` through ``gateway``.
+
+    ``upload_namespace`` is the file service's URL: uploads are remembered per service.
+    """
 
     def __init__(self, manifest: Manifest, store: Any, gateway: Gateway,
                  plans: Sequence[Any], settings: EngineSettings | None = None, *,
-                 observer: Observer | None = None) -> None:
+                 observer: Observer | None = None, upload_namespace: str = "") -> None:
         self.manifest = manifest
         self.store = store
         self.settings = settings or EngineSettings()
@@ -88,7 +91,8 @@ class Engine:
             downloads=DownloadSlots(s.downloads),
             budget=BudgetGuard(s.max_credits, store.credits_committed()),
             uploads=UploadCache(store, gateway, manifest.output_dir / ".shotrun" / "frames",
-                                frame_source=self._frame_source),
+                                frame_source=self._frame_source,
+                                namespace=upload_namespace),
             notify=self._notify,
             halt=self._halt,
         )

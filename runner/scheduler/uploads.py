@@ -40,14 +40,17 @@ class UploadCache:
     """Resolves media to URLs for one run; the store keeps the URLs between runs.
 
     ``store`` is the :class:`runner.state.StateStore` (``get_upload`` / ``put_upload``);
-    ``frame_source`` maps a shot id to the output file its frames come from (None: not done).
+    ``frame_source`` maps a shot id to the output file its frames come from (None: not done);
+    ``namespace`` names the file service (its URL), see :meth:`_key`.
     """
 
     def __init__(self, store: Any, gateway: Gateway, frames_dir: Path, *,
                  frame_source: Callable[[str], Path | None],
+                 namespace: str = "",
                  min_validity: float = MIN_VALIDITY,
                  clock: Callable[[], float] = time.time) -> None:
         self._store = store
+        self._namespace = namespace
         self._gateway = gateway
         self._frames_dir = frames_dir
         self._frame_source = frame_source
@@ -64,8 +67,16 @@ class UploadCache:
             media = await asyncio.to_thread(self._extract_frame, media)
         return await self._upload(media)
 
+    def _key(self, sha256: str) -> str:
+        """The store's key for a content: its hash, scoped to the file service it went to.
+
+        A URL of one file service means nothing to another (a test gateway, the built-in
+        emulator on a fresh port each run, the real gateway): switching services re-uploads.
+        """
+        return f"{sha256}@{self._namespace}" if self._namespace else sha256
+
     async def _upload(self, file: LocalFile) -> str:
-        cached = self._store.get_upload(file.sha256)
+        cached = self._store.get_upload(self._key(file.sha256))
         if cached is not None and (cached.expires_at is None
                                    or cached.expires_at - self._clock() >= self._min_validity):
             return str(cached.url)
@@ -98,7 +109,8 @@ class UploadCache:
                               "run again")
         uploaded = await self._gateway.upload_file(file.path, file.mime)
         expires_at = uploaded.expires_at or (self._clock() + UPLOAD_LIFETIME)
-        self._store.put_upload(file.sha256, uploaded.url, expires_at, file.size, file.mime)
+        self._store.put_upload(self._key(file.sha256), uploaded.url, expires_at, file.size,
+                               file.mime)
         self.uploads += 1
         log.info("asset_uploaded", path=str(file.path), sha256=file.sha256[:12])
         return uploaded

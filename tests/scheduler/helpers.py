@@ -114,7 +114,8 @@ async def run_engine(manifest: Manifest, base_url: str, *, settings: EngineSetti
                 on_progress(engine, progress)
 
         try:
-            engine = Engine(manifest, store, client, plans, settings, observer=observe)
+            engine = Engine(manifest, store, client, plans, settings, observer=observe,
+                            upload_namespace=base_url)
             summary = await engine.run()
         finally:
             await client.close()

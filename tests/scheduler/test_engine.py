@@ -340,9 +340,10 @@ async def test_an_upload_close_to_expiry_is_uploaded_again(tmp_path: Path) -> No
     async with run_emulator(fast_emulator()) as emulator:
         await run_engine(first, emulator.base_url)
         store = StateStore.open(store_path_for(first))
-        cached = store.get_upload(image.sha256)
+        key = f"{image.sha256}@{emulator.base_url}"  # per content and file service
+        cached = store.get_upload(key)
         assert cached is not None
-        store.put_upload(image.sha256, cached.url, time.time() + 600)  # 10 min left
+        store.put_upload(key, cached.url, time.time() + 600)  # 10 min left
         store.close()
         out = await run_engine(second, emulator.base_url)
         assert emulator.stats()["uploads"] == 2
@@ -394,3 +395,15 @@ async def test_an_asset_edited_or_removed_after_loading_fails_its_takes_clearly(
     assert "gone" in failed["b/take-1"]
     assert out.store_records["c/take-1"].status is TakeStatus.DONE
     assert stats["accepted_tasks"] == 1 and stats["uploads"] == 0
+
+
+async def test_uploads_are_remembered_per_file_service(tmp_path: Path) -> None:
+    image = local_png(tmp_path / "assets" / "hero.png")
+    first = make_manifest(tmp_path, [Shot("s1", "@Image1 one", images=(image,))])
+    second = make_manifest(tmp_path, [Shot("s2", "@Image1 two", images=(image,))])
+    async with run_emulator(fast_emulator()) as emulator:
+        await run_engine(first, emulator.base_url)
+    async with run_emulator(fast_emulator()) as other:  # another service: old URLs are void
+        out = await run_engine(second, other.base_url)
+        assert other.stats()["uploads"] == 1
+    assert out.summary.all_done
