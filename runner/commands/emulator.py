@@ -44,39 +44,51 @@ def add_parser(subparsers: Any) -> None:
         "videos. Point a manifest at it with api.base_url set to the printed URL (or use "
         "api.base_url: emulator to start one in-process).",
     )
-    parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    parser.add_argument("--port", type=int, metavar="N", default=0,
+                        help="port (default: a free one)")
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     parser.add_argument("--api-key-env", metavar="NAME",
                         help="require the key held by this environment variable "
                         "(default: accept any bearer key)")
     timing = parser.add_argument_group("timing and rendering")
-    timing.add_argument("--queue-time", type=float, help="seconds pending (default 0.5)")
-    timing.add_argument("--processing-time", type=float, help="seconds processing (default 3)")
-    timing.add_argument("--jitter", type=float, help="spread of both times, fraction 0..1")
+    timing.add_argument("--queue-time", type=float, metavar="S",
+                        help="seconds pending (default 0.5)")
+    timing.add_argument("--processing-time", type=float, metavar="S",
+                        help="seconds processing (default 3)")
+    timing.add_argument("--jitter", type=float, metavar="F",
+                        help="spread of both times, fraction 0..1")
     timing.add_argument("--render", choices=("full", "cached"),
                         help="cached: one clip per size/duration/audio (for benchmarks)")
-    timing.add_argument("--link-ttl", type=float, help="seconds a result link stays valid")
-    timing.add_argument("--upload-ttl", type=float, help="seconds an upload stays (72 h)")
+    timing.add_argument("--link-ttl", type=float, metavar="S",
+                        help="seconds a result link stays valid")
+    timing.add_argument("--upload-ttl", type=float, metavar="S",
+                        help="seconds an upload stays (72 h)")
     timing.add_argument("--check-images", action="store_true", default=None,
                         help="fail tasks whose images are under 300 px or too narrow/wide")
     timing.add_argument("--rate", action="append", metavar="RES=CREDITS",
                         help="credits per second, e.g. 720p=8.1 or audio=2.7 (repeatable)")
     faults = parser.add_argument_group("faults")
-    faults.add_argument("--concurrency-cap", type=int,
+    faults.add_argument("--concurrency-cap", type=int, metavar="N",
                         help="tasks in flight at most; more get 429 with Retry-After")
-    faults.add_argument("--retry-after", type=float, help="Retry-After of 429s in seconds")
-    faults.add_argument("--failure-rate", type=float, help="fraction of tasks that fail")
+    faults.add_argument("--retry-after", type=float, metavar="S",
+                        help="Retry-After of 429s in seconds")
+    faults.add_argument("--failure-rate", type=float, metavar="F",
+                        help="fraction of tasks that fail")
     faults.add_argument("--failure-codes", metavar="CODE[,CODE...]",
                         help="business codes of failed tasks (default service_error)")
     faults.add_argument("--error-rate", action="append", metavar="STATUS=RATE",
                         help="answer this fraction of API requests with 429/500/502/503 "
                         "(repeatable)")
-    faults.add_argument("--reset-rate", type=float, help="fraction of connections reset")
-    faults.add_argument("--truncate-rate", type=float, help="fraction of downloads cut short")
-    faults.add_argument("--download-rate", type=float, help="download speed, bytes/s")
-    faults.add_argument("--credits", type=float,
+    faults.add_argument("--reset-rate", type=float, metavar="F",
+                        help="fraction of connections reset")
+    faults.add_argument("--truncate-rate", type=float, metavar="F",
+                        help="fraction of downloads cut short")
+    faults.add_argument("--download-rate", type=float, metavar="BYTES_PER_S",
+                        help="download speed, bytes/s")
+    faults.add_argument("--credits", type=float, metavar="CREDITS",
                         help="the account's credits; creations beyond them answer 402")
-    faults.add_argument("--seed", type=int, help="seed of the fault dice (replayable runs)")
+    faults.add_argument("--seed", type=int, metavar="N",
+                        help="seed of the fault dice (replayable runs)")
     parser.set_defaults(func=run)
 
 

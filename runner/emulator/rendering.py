@@ -109,15 +109,18 @@ class Renderer:
         except (aiohttp.ClientError, TimeoutError, OSError):
             return None
 
+    async def _maybe_fetch(self, url: str | None) -> bytes | None:
+        return None if url is None else await self.fetch(url)
+
     async def spec_for(self, creation: Creation, label: str, check: bool = False
                        ) -> RenderSpec:
         """The clip a request asks for, with its pictures fetched (and checked)."""
         width, height = frame_size(creation.resolution, creation.aspect_ratio)
         sources: list[bytes | None] = []
         urls = creation.picture_urls()
-        fetched = await asyncio.gather(*(self.fetch(u) for u in urls))
-        start = await self.fetch(creation.start_image_url) if creation.start_image_url else None
-        end = await self.fetch(creation.end_image_url) if creation.end_image_url else None
+        frames = (creation.start_image_url, creation.end_image_url)
+        *fetched, start, end = await asyncio.gather(
+            *(self.fetch(u) for u in urls), *(self._maybe_fetch(u) for u in frames))
         if check:
             named = [*zip(urls, fetched, strict=True), (creation.start_image_url, start),
                      (creation.end_image_url, end)]

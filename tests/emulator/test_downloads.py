@@ -21,7 +21,7 @@ async def completed(http: aiohttp.ClientSession) -> dict[str, Any]:
 async def test_links_expire_with_403_and_a_new_query_gives_a_fresh_one(
     emulator: RunningEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emulator.update(link_ttl=0.3)
+    emulator.update(link_ttl=0.6)
     body = await completed(http)
     link = body["results"][0]
     status = 200

@@ -14,7 +14,7 @@ from tests.emulator.conftest import create, payload, wait_for_status
 async def test_concurrency_cap_answers_429_with_retry_after_until_a_slot_frees(
     emulator: RunningEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emulator.update(concurrency_cap=2, queue_time=0.0, processing_time=0.3)
+    emulator.update(concurrency_cap=2, queue_time=0.0, processing_time=1.0)
     first = await create(http)
     await create(http)
     async with http.post("/v1/videos/generations", json=payload()) as response:
