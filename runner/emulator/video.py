@@ -106,12 +106,20 @@ def _wrap(text: str, width_chars: int, max_lines: int) -> list[str]:
 
 
 def compose(
-    width: int, height: int, shot: Shot, index: int, count: int, label: str
+    width: int, height: int, shot: Shot, index: int, count: int, label: str,
+    tint: bool = False,
 ) -> Image.Image:
-    """The picture of one segment: its image (or a colour), the prompt, a segment label."""
+    """The picture of one segment: its image (or a colour), the prompt, a segment label.
+
+    ``tint`` washes the image with the segment's own colour: a segment that reuses an
+    earlier segment's image must still start with a visible cut.
+    """
+    colour = _colour(f"{index}:{shot.prompt}")
     picture = _open_picture(shot.picture, (width, height))
     if picture is None:
-        picture = Image.new("RGB", (width, height), _colour(f"{index}:{shot.prompt}"))
+        picture = Image.new("RGB", (width, height), colour)
+    elif tint:
+        picture = Image.blend(picture, Image.new("RGB", (width, height), colour), 0.45)
     draw = ImageDraw.Draw(picture, "RGBA")
     short = min(width, height)
     font = _font(max(12, short // 24))
@@ -191,7 +199,9 @@ def render(spec: RenderSpec) -> bytes:
     if spec.width % 2 or spec.height % 2 or not spec.shots:
         raise ValueError("frame size must be even and a clip needs at least one segment")
     pictures = [
-        to_yuv420(compose(spec.width, spec.height, shot, i, len(spec.shots), spec.label))
+        to_yuv420(compose(spec.width, spec.height, shot, i, len(spec.shots), spec.label,
+                          tint=shot.picture is not None
+                          and any(o.picture == shot.picture for o in spec.shots[:i])))
         for i, shot in enumerate(spec.shots)
     ]
     end_planes: Planes | None = None

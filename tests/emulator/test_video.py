@@ -115,3 +115,13 @@ async def test_cached_mode_reuses_one_clip_per_size_duration_and_audio(
     assert first == second and first != other
     assert emulator.stats()["renders"] == 2
     assert probe(other)["frames"] == 96
+
+
+def test_segments_reusing_one_image_still_cut_visibly() -> None:
+    grey = png_bytes(colour=(128, 128, 128))
+    spec = RenderSpec(320, 180, (Shot("same place", 1, grey), Shot("same place", 1, grey),
+                                 Shot("same place", 1, grey)))
+    means = probe(render(spec))["means"]
+    jumps = np.abs(np.diff(means, axis=0)).sum(axis=1)
+    assert sorted(np.argsort(jumps)[-2:] + 1) == [24, 48]
+    assert min(jumps[23], jumps[47]) > 10 * np.median(jumps)
