@@ -1,0 +1,67 @@
+"""Overhead at scale: what shotrun itself costs per take, and how its memory grows.
+
+Instant tasks and one tiny cached clip, so the run is all shotrun: manifest, store
+transitions, HTTP, downloads, verification. ``shotrun run`` is a child process and its CPU
+time (user + system, its threads included) and peak RSS come from ``os.wait4``, so the
+emulator's own work in this process is not counted. Two sizes show the growth: CPU per take
+should stay flat and memory should grow far slower than the take count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import _emu
+from benchmarks.table import format_table, row
+
+CPU_TARGET_MS = 2.0
+RSS_TARGET_MB = 150.0
+
+
+async def _measure(takes: int, root: Path) -> _emu.ChildRun:
+    manifest = _emu.write_manifest(root, takes)
+    async with _emu.emulator(queue_time=0.0, processing_time=0.0) as emu:
+        await _emu.warm_up(emu)
+        return await _emu.run_against(emu, manifest, 32, "--downloads", "8")
+
+
+def _one(takes: int) -> _emu.ChildRun:
+    with tempfile.TemporaryDirectory() as tmp:
+        return asyncio.run(_measure(takes, Path(tmp)))
+
+
+def run(quick: bool) -> list[dict[str, Any]]:
+    """CPU ms per take and peak RSS at a small and a large size, and their growth."""
+    _emu.quiet_logs()
+    small, large = (500, 2_000) if quick else (5_000, 20_000)
+    runs = {n: _one(n) for n in (small, large)}
+    rows = []
+    for n, result in runs.items():
+        per_take = result.cpu / n * 1000
+        rows.append(row(f"overhead: {n} instant takes, runner CPU per take (ms)",
+                        round(per_take, 3), f"<= {CPU_TARGET_MS:g}",
+                        f"{result.cpu:.1f} s CPU in {result.wall:.1f} s wall",
+                        per_take <= CPU_TARGET_MS))
+        rows.append(row(f"overhead: {n} instant takes, runner peak RSS (MB)",
+                        round(result.max_rss_mb, 1),
+                        f"<= {RSS_TARGET_MB:g} at 20,000" if n == large else "informative",
+                        "python + imports ~60 MB",
+                        result.max_rss_mb <= RSS_TARGET_MB if n == large else None))
+    a, b = runs[small], runs[large]
+    cpu_growth = (b.cpu / large) / (a.cpu / small)
+    rss_per_take_kb = (b.max_rss_mb - a.max_rss_mb) * 1024 / (large - small)
+    rows.append(row(f"overhead: CPU per take, {large} vs {small} (ratio)", round(cpu_growth, 2),
+                    "<= 1.2 (linear)", "1.0", cpu_growth <= 1.2))
+    rows.append(row("overhead: RSS growth per extra take (KB)", round(rss_per_take_kb, 2),
+                    "informative", "", None))
+    return rows
+
+
+if __name__ == "__main__":
+    print(format_table(run(quick="--quick" in sys.argv[1:])))

@@ -1,0 +1,84 @@
+"""Resume cost: with every take already done, ``shotrun run`` and ``shotrun status`` are instant.
+
+A user re-runs a finished 20,000-take manifest to check that nothing is left, or asks for
+its status, many times a day; both must answer in well under the time it takes to notice.
+The store is built through the store's own API (sync, then submitting -> submitted -> done
+per take, with a tiny real output file each); only its durability is relaxed while building
+(``PRAGMA synchronous=OFF``) so that building takes seconds, not minutes. The timed commands
+are child processes, timed from spawn to exit (interpreter start and imports included: that
+is what the user waits for).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import _emu
+from benchmarks.table import format_table, row
+from runner.manifest import load_manifest
+from runner.outputs import output_path
+from runner.state import StateStore, store_path_for
+from runner.wire import build_payload, fingerprint_resolver
+
+TINY = b"\x00\x00\x00\x18ftypmp42" + bytes(64)  # a stand-in: done takes are not re-read
+
+
+def build_done_store(manifest_path: Path) -> None:
+    """Record every take of the manifest as done, with its output file in place."""
+    manifest = load_manifest(manifest_path)
+    takes = list(manifest.takes)
+    wire = manifest.api.wire
+    payloads = {t.key: build_payload(t.request, fingerprint_resolver, wire) for t in takes}
+    digest = hashlib.sha256(TINY).hexdigest()
+    with StateStore.open(store_path_for(manifest)) as store:
+        store.conn.execute("PRAGMA synchronous=OFF")  # building a fixture: speed over safety
+        store.sync(takes, payloads)
+        for n, take in enumerate(takes):
+            dest = output_path(manifest.output_dir, take)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(TINY)
+            store.mark_submitting(take.key, payloads[take.key], 24.3)
+            store.mark_submitted(take.key, f"task-bench-{n}", 24.3, 5.0)
+            store.mark_done(take.key, dest, len(TINY), digest, 3.0)
+
+
+async def _time(command: str, manifest: Path, *extra: str) -> _emu.ChildRun:
+    result = await _emu.shotrun(command, manifest, *extra)
+    if result.code != 0:
+        raise RuntimeError(f"shotrun {command} exited {result.code}: {result.stderr[-2000:]}")
+    return result
+
+
+def run(quick: bool) -> list[dict[str, Any]]:
+    """Seconds for ``run`` with nothing to do and for ``status``, on a store of done takes."""
+    _emu.quiet_logs()
+    takes = 5_000 if quick else 20_000
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = _emu.write_manifest(Path(tmp), takes)
+        start = time.perf_counter()
+        build_done_store(manifest)
+        built = time.perf_counter() - start
+        # Nothing to do, so no gateway is contacted; a loopback URL that nothing serves
+        # would make any request fail loudly.
+        again = asyncio.run(_time("run", manifest, "--base-url", "http://127.0.0.1:9"))
+        status = asyncio.run(_time("status", manifest))
+        idle = asyncio.run(_emu.shotrun("--version", manifest))
+    return [
+        row(f"resume: `shotrun run` with {takes} takes done (s)", round(again.wall, 2),
+            "< 2", f"interpreter alone {idle.wall:.2f} s; store built in {built:.0f} s",
+            again.wall < 2.0),
+        row(f"resume: `shotrun status` with {takes} takes done (s)", round(status.wall, 2),
+            "< 1", f"interpreter alone {idle.wall:.2f} s", status.wall < 1.0),
+    ]
+
+
+if __name__ == "__main__":
+    print(format_table(run(quick="--quick" in sys.argv[1:])))
