@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -267,3 +268,21 @@ async def test_encoded_answers_are_saved_as_sent(fetch: Any) -> None:
     client, url, part = await fetch(gzipped)
     saved = await client.download(url, part)
     assert saved.size == part.stat().st_size < len(DATA)  # raw bytes: verify will judge them
+
+
+async def test_a_full_disk_is_a_clear_error_and_keeps_what_was_written(fetch: Any) -> None:
+    """RLIMIT_FSIZE makes writes past 1 MiB fail as a full disk would (EFBIG ~ ENOSPC)."""
+    resource = pytest.importorskip("resource")
+    client, url, part = await fetch(_ranged(DATA, []))
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1024 * 1024, hard))
+    try:
+        with pytest.raises(DownloadError, match=r"cannot write .*\.part: File too large"):
+            await client.download(url, part)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert part.read_bytes() == DATA[: part.stat().st_size]
+    saved = await client.download(url, part)  # space again: the next call finishes the job
+    assert saved.sha256 == SHA
