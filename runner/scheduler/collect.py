@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import math
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -45,8 +46,8 @@ from runner.verify import VideoInfo, verify_video
 
 log = structlog.get_logger()
 
-# What poll() decided: the next step for the take.
-COMPLETED, RETRY, FAILED, LEFT = "completed", "retry", "failed", "left"
+# What poll() and download() decided: the next step for the take.
+COMPLETED, RETRY, FAILED, LEFT, DONE = "completed", "retry", "failed", "left", "done"
 
 
 def _fail(ctx: RunContext, take: Take, kind: str, code: str | None, message: str) -> str:
@@ -160,8 +161,12 @@ def _task_failed(ctx: RunContext, take: Take, attempts: int, code: str | None,
                  message if not retries_left else f"{message} (after {attempts} attempts)")
 
 
-async def download(ctx: RunContext, take: Take) -> bool:
-    """Save the take's result, verified, at its output path; True when the take is done."""
+async def download(ctx: RunContext, take: Take) -> str:
+    """Save the take's result, verified, at its output path.
+
+    Returns DONE, FAILED, LEFT, or RETRY when the task is gone at the gateway and a
+    resubmission is allowed (the take is then failed/transient in the store).
+    """
     key = take.key
     ctx.set_phase(take, Phase.DOWNLOADING)
     record = ctx.store.record(key)
@@ -170,45 +175,48 @@ async def download(ctx: RunContext, take: Take) -> bool:
         return await _download(ctx, take)
 
 
-async def _download(ctx: RunContext, take: Take) -> bool:
+async def _download(ctx: RunContext, take: Take) -> str:
     key = take.key
     dest = ctx.output_path(take)
     part = outputs.part_path(dest)
     if await _adopt_saved(ctx, take, dest, part):
-        return True
+        return DONE
     errors = refreshes = bad_files = 0
     while True:
         record = ctx.store.record(key)
         if record.result_url is None:
-            _fail(ctx, take, "permanent", "no_result", "no result URL is known")
-            return False
+            return _fail(ctx, take, "permanent", "no_result", "no result URL is known")
         ctx.store.mark_downloading(key)
         try:
             saved = await ctx.gateway.download(record.result_url, part)
         except LinkExpired as exc:
             refreshes += 1
             if refreshes > ctx.settings.link_refreshes:
-                _fail(ctx, take, "transient", "link_expired", str(exc))
-                return False
-            if not await _refresh_link(ctx, take, record.task_id):
-                return False
+                return _fail(ctx, take, "transient", "link_expired", str(exc))
+            outcome = await _refresh_link(ctx, take, record)
+            if outcome != COMPLETED:
+                return outcome
             continue
         except DownloadRefused as exc:
-            _fail(ctx, take, "permanent", "download_refused", str(exc))
-            return False
+            return _fail(ctx, take, "permanent", "download_refused", str(exc))
         except (DownloadError, TransientGatewayError, MalformedResponse) as exc:
             errors += 1
             if errors >= ctx.settings.download_attempts:
-                _fail(ctx, take, "transient", "download_failed",
-                      f"downloading the result failed {errors} times: {exc}")
-                return False
+                return _fail(ctx, take, "transient", "download_failed",
+                             f"downloading the result failed {errors} times: {exc}")
+            if errors == ctx.settings.download_attempts // 2 and refreshes == 0:
+                # The link's host keeps failing: ask the task for a fresh link (it may point
+                # elsewhere, or the task may be gone) before using the remaining tries.
+                refreshes += 1
+                outcome = await _refresh_link(ctx, take, record)
+                if outcome != COMPLETED:
+                    return outcome
             delay = ctx.settings.backoff.delay(errors)
             log.info("download_retry", error=str(exc), delay=round(delay, 3))
             await asyncio.sleep(delay)
             continue
         except OSError as exc:  # the local disk: full, read-only, gone
-            _fail(ctx, take, "transient", "disk_error", _disk_message(part, exc))
-            return False
+            return _fail(ctx, take, "transient", "disk_error", _disk_message(part, exc))
         try:
             info = await asyncio.to_thread(_verify, take, saved.path)
         except VerifyError as exc:
@@ -216,15 +224,13 @@ async def _download(ctx: RunContext, take: Take) -> bool:
             bad_files += 1
             log.warning("output_rejected", error=str(exc), tries=bad_files)
             if bad_files > 1:
-                _fail(ctx, take, "permanent", "verify_failed", str(exc))
-                return False
+                return _fail(ctx, take, "permanent", "verify_failed", str(exc))
             continue
         try:
             _file_output(ctx, take, saved.path, dest, saved.size, saved.sha256, info)
         except OSError as exc:
-            _fail(ctx, take, "transient", "disk_error", _disk_message(dest, exc))
-            return False
-        return True
+            return _fail(ctx, take, "transient", "disk_error", _disk_message(dest, exc))
+        return DONE
 
 
 def _disk_message(path: Path, exc: OSError) -> str:
@@ -288,11 +294,12 @@ def _verify(take: Take, path: Path) -> VideoInfo:
                         audio=take.request.generate_audio)
 
 
-async def _refresh_link(ctx: RunContext, take: Take, task_id: str | None) -> bool:
-    """Ask the gateway for a fresh result link; False when the take failed meanwhile."""
+async def _refresh_link(ctx: RunContext, take: Take, record: Any) -> str:
+    """Ask the task for a fresh result link: COMPLETED, or what became of the take."""
+    task_id = record.task_id
     if task_id is None:
-        _fail(ctx, take, "permanent", "link_expired", "the link expired and no task id is known")
-        return False
+        return _fail(ctx, take, "permanent", "link_expired",
+                     "the link expired and no task id is known")
     attempt = 0
     while True:
         try:
@@ -301,25 +308,24 @@ async def _refresh_link(ctx: RunContext, take: Take, task_id: str | None) -> boo
             message = auth_message(exc)
             ctx.stop(StopReason.AUTH, message)
             ctx.halt()
-            _leave(ctx, take, message)
-            return False
+            return _leave(ctx, take, message)
         except PermanentGatewayError as exc:
-            _fail(ctx, take, "permanent", exc.code or "link_expired",
-                  f"the result link expired and the task is gone: {exc.message}")
-            return False
+            # The gateway no longer knows the task (expired, or an emulator restarted): the
+            # same policy as a poll that finds it gone.
+            return _task_failed(ctx, take, record.attempts, "resource_not_found",
+                                f"the result could not be fetched and the gateway no longer "
+                                f"knows task {task_id}: {exc.message}")
         except GatewayError as exc:
             attempt += 1
             if attempt > ctx.settings.backoff.max_attempts:
-                _leave(ctx, take, f"refreshing the result link failed: {exc.message}")
-                return False
+                return _leave(ctx, take, f"refreshing the result link failed: {exc.message}")
             retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
             await asyncio.sleep(ctx.settings.backoff.delay(attempt, retry_after))
             continue
         if state.status != "completed" or not state.results:
-            _fail(ctx, take, "permanent", "link_expired",
-                  f"the result link expired and task {task_id} has no new one")
-            return False
+            return _fail(ctx, take, "permanent", "link_expired",
+                         f"the result link expired and task {task_id} has no new one")
         ctx.store.mark_completed(take.key, state.results[0],
                                  ctx.clock() + ctx.settings.link_lifetime)
         log.info("link_refreshed", task_id=task_id)
-        return True
+        return COMPLETED

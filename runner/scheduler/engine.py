@@ -210,17 +210,22 @@ class Engine:
             if self._halted():  # stopped while the creation was on the wire: it is saved
                 return
             action = "poll"
-        while action == "poll":
-            result = await poll(ctx, take)
-            if result == COMPLETED:
-                action = "download"
-            elif result == RETRY:
-                if not await submit(ctx, take) or self._halted():
-                    return
+        while True:
+            if action == "poll":
+                result = await poll(ctx, take)
+                if result == COMPLETED:
+                    action = "download"
+                    continue
+            elif action == "download":
+                result = await download(ctx, take)
             else:
                 return
-        if action == "download":
-            await download(ctx, take)
+            if result != RETRY:
+                return
+            # The task failed transiently or is gone: a new one, within --retries.
+            if not await submit(ctx, take) or self._halted():
+                return
+            action = "poll"
 
     async def _dependencies_ready(self, take: Take) -> bool:
         """Wait for the shots ``take`` depends on; False (and the take settled) if it can't go."""

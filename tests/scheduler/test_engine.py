@@ -407,3 +407,25 @@ async def test_uploads_are_remembered_per_file_service(tmp_path: Path) -> None:
         out = await run_engine(second, other.base_url)
         assert other.stats()["uploads"] == 1
     assert out.summary.all_done
+
+
+async def test_tasks_unknown_to_the_gateway_are_submitted_again(tmp_path: Path) -> None:
+    """A crash under the built-in emulator: the next run's gateway never heard of the tasks."""
+    manifest = make_manifest(tmp_path, [Shot("polled", "p1"), Shot("fetched", "p2")])
+    store = StateStore.open(store_path_for(manifest))
+    store.sync(manifest.takes)
+    for key in ("polled/take-1", "fetched/take-1"):
+        store.mark_submitting(key, {"prompt": key}, 24.3)
+        store.mark_submitted(key, f"task-unified-1700000000-{key[:6]:0<8}", 24.3, 0.01)
+    store.mark_completed("fetched/take-1", "http://127.0.0.1:1/results/gone.mp4",
+                         time.time() + 3600)
+    store.close()
+    settings = replace(FAST, download_attempts=4)
+    async with run_emulator(fast_emulator()) as emulator:
+        out = await run_engine(manifest, emulator.base_url, settings=settings)
+        stats = emulator.stats()
+    assert out.summary.all_done, out.summary
+    assert stats["accepted_tasks"] == 2
+    for record in out.store_records.values():
+        assert record.attempts == 2
+        decode(Path(record.output_path))
