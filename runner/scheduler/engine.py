@@ -280,7 +280,7 @@ class Engine:
 
     # ------------------------------------------------------------------ reporting
     def _count(self, *phases: Phase) -> int:
-        return sum(1 for phase in self.ctx.phases.values() if phase in phases)
+        return self.ctx.phases.count(*phases)
 
     def progress(self) -> RunProgress:
         """A frozen snapshot of the run now."""

@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from runner import outputs
 from runner.errors import (
     AmbiguousSubmission,
     AuthenticationFailed,
@@ -152,6 +153,7 @@ async def submit(ctx: RunContext, take: Take) -> bool:
                 ctx.budget.release(key, estimate)
                 return _not_started(ctx, take)
             ctx.set_phase(take, Phase.SUBMITTING)
+            _drop_stale_part(ctx, take)
             attempt = ctx.store.mark_submitting(key, redact_value(payload), estimate)
             log.info("take_submitting", attempt=attempt, estimate=estimate)
             ctx.critical.add(key)
@@ -226,6 +228,18 @@ async def submit(ctx: RunContext, take: Take) -> bool:
             if holding:
                 ctx.limiter.release()
         await asyncio.sleep(delay)
+
+
+def _drop_stale_part(ctx: RunContext, take: Take) -> None:
+    """A new task makes a half-downloaded result of an earlier task useless: resuming it
+    with Range would splice two different videos."""
+    try:
+        part = outputs.part_path(ctx.output_path(take))
+        if part.exists():
+            part.unlink()
+            log.info("stale_part_removed", part=str(part))
+    except OSError as exc:
+        log.warning("stale_part_kept", error=str(exc))
 
 
 async def _ambiguous(ctx: RunContext, take: Take, message: str) -> bool:

@@ -420,12 +420,16 @@ async def test_tasks_unknown_to_the_gateway_are_submitted_again(tmp_path: Path) 
     store.mark_completed("fetched/take-1", "http://127.0.0.1:1/results/gone.mp4",
                          time.time() + 3600)
     store.close()
+    stale = tmp_path / "out" / "fetched" / "take-1.mp4.part"  # half of the old task's video
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"\0" * 5000)
     settings = replace(FAST, download_attempts=4)
     async with run_emulator(fast_emulator()) as emulator:
         out = await run_engine(manifest, emulator.base_url, settings=settings)
         stats = emulator.stats()
     assert out.summary.all_done, out.summary
     assert stats["accepted_tasks"] == 2
+    assert stats["downloads"] == 2  # the stale .part was dropped, not spliced and rejected
     for record in out.store_records.values():
         assert record.attempts == 2
         decode(Path(record.output_path))
