@@ -45,6 +45,7 @@ from runner.gateway.urls import checked_url, safe_url_text
 log = structlog.get_logger()
 
 CHUNK_SIZE = 1024 * 1024
+WRITEBACK_STEP = 16 * 1024 * 1024  # start flushing to disk every this many bytes
 _EXPIRED = frozenset({403, 404, 410})
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)")
@@ -129,6 +130,7 @@ class _Sink:
         self.f, self.digest, self.plan, self.part = f, digest, plan, part
         self.max_bytes, self.shown = max_bytes, shown
         self.size = plan.offset
+        self._kicked = plan.offset  # bytes before this offset were handed to writeback
         self._pending: asyncio.Future[Any] | None = None
 
     async def put(self, chunk: bytes) -> None:
@@ -140,14 +142,31 @@ class _Sink:
                 f"result {self.shown} sent more than the {self.plan.total} bytes announced"
             )
         await self.settle()
-        self._pending = asyncio.gather(
-            self.f.write(chunk), asyncio.to_thread(self.digest.update, chunk)
-        )
+        steps = [self.f.write(chunk), asyncio.to_thread(self.digest.update, chunk)]
+        written = self.size - len(chunk)  # everything before this chunk is in the OS now
+        if written - self._kicked >= WRITEBACK_STEP:
+            steps.append(asyncio.to_thread(_start_writeback, self.f.fileno(), self._kicked,
+                                           written - self._kicked))
+            self._kicked = written
+        self._pending = asyncio.gather(*steps)
 
     async def settle(self) -> None:
         pending, self._pending = self._pending, None
         if pending is not None:
             await pending
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing a range to disk now, without waiting for it.
+
+    On Linux, ``POSIX_FADV_DONTNEED`` starts asynchronous writeback of the range's dirty
+    pages; the disk then works while the network does, and the final fsync only has the
+    tail left to flush instead of the whole file. Elsewhere this does nothing.
+    """
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is not None:
+        with contextlib.suppress(OSError):
+            advise(fd, offset, length, os.POSIX_FADV_DONTNEED)
 
 
 def _salvage(content: aiohttp.StreamReader) -> bytes:

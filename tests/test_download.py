@@ -286,3 +286,15 @@ async def test_a_full_disk_is_a_clear_error_and_keeps_what_was_written(fetch: An
     assert part.read_bytes() == DATA[: part.stat().st_size]
     saved = await client.download(url, part)  # space again: the next call finishes the job
     assert saved.sha256 == SHA
+
+
+async def test_early_writeback_keeps_content_and_hash(
+    fetch: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runner.download
+
+    monkeypatch.setattr(runner.download, "WRITEBACK_STEP", 1024 * 1024)  # several kicks
+    client, url, part = await fetch(_ranged(DATA, []))
+    part.write_bytes(DATA[:123_457])  # and a resumed, unaligned start
+    saved = await client.download(url, part)
+    assert saved.sha256 == SHA and part.read_bytes() == DATA
