@@ -128,10 +128,8 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPRequestEntityTooLarge:
         return ApiError(413, f"the request body is larger than {MAX_BODY} bytes").response()
     except web.HTTPException as exc:
-        if exc.status == 405:
-            return ApiError(404, f"no route {request.method} {request.path}").response()
-        if exc.status == 404:
-            return ApiError(404, f"no route {request.method} {request.path}").response()
+        if exc.status in (404, 405):  # 405 is not a documented answer: no such route
+            return ApiError(404, f"no route {request.path}").response()
         raise
     except (asyncio.CancelledError, ConnectionResetError):
         raise
@@ -144,7 +142,7 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
 async def _json_body(request: web.Request) -> Any:
     try:
         return await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # bad JSON, bad UTF-8, absurd nesting
         raise bad_request("the request body is not valid JSON") from None
 
 
