@@ -68,7 +68,8 @@ def add_parser(subparsers: Any) -> None:
                         help="resubmissions of a take whose task failed transiently "
                         "(default 2)")
     parser.add_argument("--retry-failed", action="store_true",
-                        help="also retry takes that failed permanently before")
+                        help="also retry takes that failed permanently before, and resubmit "
+                        "held ambiguous ones (which may then be billed twice)")
     parser.add_argument("--ambiguous", choices=("resubmit", "hold"), default="resubmit",
                         help="a creation whose answer was lost: resubmit once (default; may "
                         "pay twice) or hold it")

@@ -404,3 +404,19 @@ def test_a_long_plan_is_shown_as_counts_per_reason(capsys: pytest.CaptureFixture
     assert "poll     (in flight): 1 take(s)" in out
     assert "3 take(s) already done" in out
     assert "s7/take-1" not in out
+
+
+@pytest.mark.parametrize("flags", [
+    pytest.param(["--retries", "-1"], id="negative-retries"),
+    pytest.param(["--concurrency", "0"], id="zero-concurrency"),
+    pytest.param(["--poll-min", "5", "--poll-max", "1"], id="poll-bounds"),
+    pytest.param(["--ambiguous", "maybe"], id="ambiguous-choice"),
+    pytest.param(["--base-url", "ftp://gateway.example"], id="base-url-scheme"),
+])
+def test_bad_flags_exit_2_without_writing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          flags: list[str]) -> None:
+    manifest = write_manifest(tmp_path, THREE)
+    assert cli.main(["run", str(manifest), *flags]) == 2
+    err = capsys.readouterr().err
+    assert "error" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
