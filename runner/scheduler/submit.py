@@ -207,7 +207,9 @@ async def submit(ctx: RunContext, take: Take) -> bool:
                 ctx.budget.release(key, estimate)
                 _auth_stop(ctx, take, exc)
                 return False
-            except PermanentGatewayError as exc:
+            except (PermanentGatewayError, GatewayError) as exc:
+                # The gateway answered with a refusal (400/403/413, or a status its docs do
+                # not list): no task was created; the take fails with the gateway's words.
                 ctx.budget.release(key, estimate)
                 _fail(ctx, take, "permanent", exc.code, exc.message)
                 return False
