@@ -28,8 +28,8 @@ class TakeProgress:
 class RunProgress:
     """A snapshot of the run, sent to the observer on every state change.
 
-    ``durations`` are the wall times (creation to completion, seconds) of tasks completed in
-    this run, for an ETA; ``in_flight`` counts tasks pending/processing at the gateway.
+    ``durations`` are the wall times (creation to completion, seconds) of the tasks completed
+    most recently in this run (up to 500), for an ETA; ``in_flight`` counts tasks pending/processing at the gateway.
     """
 
     total: int
