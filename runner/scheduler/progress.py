@@ -29,7 +29,8 @@ class RunProgress:
     """A snapshot of the run, sent to the observer on every state change.
 
     ``durations`` are the wall times (creation to completion, seconds) of the tasks completed
-    most recently in this run (up to 500), for an ETA; ``in_flight`` counts tasks pending/processing at the gateway.
+    most recently in this run (up to 500), for an ETA; ``in_flight`` counts tasks
+    pending/processing at the gateway.
     """
 
     total: int
