@@ -53,6 +53,11 @@ async def test_takes_render_end_to_end_into_verified_videos(tmp_path: Path) -> N
     assert not list((tmp_path / "out").rglob("*.part"))
     assert out.progress[-1].done == 4
     assert summary.credits_run > 0
+    # The observer saw the run move: takes at the gateway with their progress, credits.
+    assert any(p.in_flight and p.takes for p in out.progress)
+    assert any(t.task_id for p in out.progress for t in p.takes)
+    assert out.progress[-1].credits_reserved == summary.credits_total
+    assert out.progress[-1].durations and out.progress[0].total == 4
 
 
 async def test_rerun_skips_done_takes_without_asking_the_gateway(tmp_path: Path) -> None:
@@ -211,6 +216,12 @@ async def test_the_budget_stops_submissions_and_says_so(tmp_path: Path) -> None:
     assert stats["accepted_tasks"] == 2
     assert summary.credits_total <= 50
     assert "budget" in (summary.stopped_message or "")
+    # The cap is for the manifest's life: a later run counts what earlier ones reserved.
+    more = replace(settings, max_credits=100)
+    async with run_emulator(fast_emulator()) as emulator:
+        again = await run_engine(manifest, emulator.base_url, settings=more)
+    assert again.summary.all_done and again.summary.done == 2
+    assert 90 < again.summary.credits_total <= 100
 
 
 async def test_the_same_local_image_is_uploaded_once_for_many_takes(tmp_path: Path) -> None:
