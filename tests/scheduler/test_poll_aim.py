@@ -11,7 +11,7 @@ from runner.scheduler.polling import PollPolicy
 
 def _watch(task_time: float, estimate: float, seed: int) -> tuple[int, float]:
     """(polls, delay after the end) for a task whose progress rises linearly to ``task_time``."""
-    policy = PollPolicy(min_interval=0.05, max_interval=30)
+    policy = PollPolicy(min_interval=0.05, max_interval=600)
     rng = random.Random(seed)
     elapsed = policy.first_delay(estimate, rng)
     polls = 1
