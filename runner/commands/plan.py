@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -35,7 +37,15 @@ from runner.model import (
     VideoElement,
 )
 from runner.redact import redact
-from runner.wire import billed_seconds, build_payload, estimate_credits, preview_resolver
+from runner.state import StateStore, store_path_for
+from runner.state.plan import preview
+from runner.wire import (
+    billed_seconds,
+    build_payload,
+    estimate_credits,
+    fingerprint_resolver,
+    preview_resolver,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,19 +180,26 @@ def _short(text: str, limit: int = 60) -> str:
 
 
 def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console) -> None:
-    """The human plan: one table row per take, then totals."""
+    """The human plan: one table row per take, then totals.
+
+    The prompt column is shown only when the terminal is wide enough to read it; ``--json``
+    always has everything.
+    """
     with_status = any(row.status is not None for row in rows)
-    table = Table(title=f"{manifest.name}: {manifest.path}", show_lines=False)
-    for header in ("shot", "take", "size", "s", "audio", "inputs", "prompt", "credits"):
-        table.add_column(header, no_wrap=header != "prompt",
-                         justify="right" if header in ("take", "s", "credits") else "left")
+    wide = console.width >= 120
+    table = Table(title=f"{manifest.name}: {manifest.path}", show_lines=False,
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("take", no_wrap=True)
+    table.add_column("format", no_wrap=True)
+    table.add_column("inputs", no_wrap=True)
+    if wide:
+        table.add_column("prompt", min_width=16, ratio=1, overflow="fold")
+    table.add_column("credits", no_wrap=True, justify="right")
     if with_status:
-        table.add_column("status")
-        table.add_column("why")
+        table.add_column("status", no_wrap=True)
+        table.add_column("why", no_wrap=True)
     for row in rows:
         request = row.take.request
-        prompt = request.prompt if request.prompt is not None else " | ".join(
-            s.prompt for s in request.multi_prompt or ())
         count = {"img": len(request.images), "el": len(request.elements)}
         parts = [f"{v} {k}" for k, v in count.items() if v]
         if request.start_frame is not None:
@@ -190,13 +207,19 @@ def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console) -
                          else f"start<-{request.start_frame.shot_id}")
         if request.end_frame is not None:
             parts.append("end")
-        cells = [row.take.shot_id, str(row.take.take),
-                 f"{request.resolution} {request.aspect_ratio}", str(request.duration),
-                 "yes" if request.generate_audio else "", ", ".join(parts), _short(prompt),
-                 "?" if row.credits is None else f"{row.credits:g}"]
+        audio = " +audio" if request.generate_audio else ""
+        cells = [row.take.key,
+                 f"{request.resolution} {request.aspect_ratio} {request.duration}s{audio}",
+                 ", ".join(parts)]
+        if wide:
+            prompt = request.prompt if request.prompt is not None else " | ".join(
+                s.prompt for s in request.multi_prompt or ())
+            cells.append(_short(prompt))
+        cells.append("?" if row.credits is None else f"{row.credits:g}")
         if with_status:
-            cells += [row.status.state if row.status else "",
-                      row.status.reason if row.status else ""]
+            state = row.status.state if row.status else ""
+            reason = row.status.reason if row.status else ""
+            cells += [state, "" if reason == state else reason]
         table.add_row(*cells)
     console.print(table)
     total = totals(manifest, rows)
@@ -215,12 +238,41 @@ def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console) -
                   markup=False, soft_wrap=True)
 
 
+_STATE_WORDS = {"skip": "done", "poll": "in flight", "download": "in flight",
+                "submit": "will run", "retry": "will retry", "hold": "held",
+                "failed": "failed"}
+
+
+def store_statuses(manifest: Manifest) -> dict[str, PlanStatus] | None:
+    """What a run would do with each take, from the state store (read-only); None if no store.
+
+    The store is read without the writer's lock, so ``plan`` works beside a live run.
+    """
+    path = store_path_for(manifest)
+    if not path.exists():
+        return None
+    with StateStore.open_readonly(path) as store:
+        records = {record.key: record for record in store.records()}
+        stored = store.fingerprints()
+    statuses: dict[str, PlanStatus] = {}
+    for take in manifest.takes:
+        payload = build_payload(take.request, fingerprint_resolver, manifest.api.wire)
+        action, reason = preview(records.get(take.key), stored.get(take.key), take.fingerprint,
+                                 payload)
+        statuses[take.key] = PlanStatus(_STATE_WORDS.get(action, action), reason)
+    return statuses
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the plan of one manifest (problems make it exit 2 through the CLI)."""
     manifest = load_manifest(args.file)
+    statuses = store_statuses(manifest)
     if args.json:
-        print(redact(json.dumps(plan_document(manifest), indent=2, ensure_ascii=False)))
+        document = plan_document(manifest, statuses)
+        print(redact(json.dumps(document, indent=2, ensure_ascii=False)))
         return EXIT_OK
-    console = Console(file=sys.stdout, soft_wrap=False)
-    render_plan(manifest, plan_rows(manifest), console)
+    # Piped output is for reading in full or grepping: never cut it to 80 columns.
+    width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+    console = Console(file=sys.stdout, soft_wrap=False, width=width)
+    render_plan(manifest, plan_rows(manifest, statuses), console)
     return EXIT_OK

@@ -90,3 +90,27 @@ def decide(
             return "retry", "failed before"
         return "failed", "failed before"
     return "submit", record.reason or "new"
+
+
+def preview(
+    record: TakeRecord | None,
+    stored: tuple[str, Mapping[str, Any] | None] | None,
+    fingerprint: str,
+    payload: Mapping[str, Any],
+    *,
+    retry_failed: bool = False,
+    ambiguous: str = "resubmit",
+) -> tuple[str, str]:
+    """(action, reason) a run *would* give a take, without writing anything (``plan``).
+
+    Mirrors ``sync``: a take the store has never seen is new; one whose fingerprint changed
+    is rendered again for the reason :func:`change_reason` finds; otherwise :func:`decide`.
+    """
+    if record is None or stored is None:
+        return "submit", "new"
+    old_fingerprint, old_payload = stored
+    if old_fingerprint != fingerprint:
+        if record.status is TakeStatus.NEW and record.attempts == 0:
+            return "submit", record.reason or "new"
+        return "submit", change_reason(old_payload, payload)
+    return decide(record, retry_failed=retry_failed, ambiguous=ambiguous)

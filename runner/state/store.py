@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -105,6 +106,11 @@ class StateStore(Transitions):
         """Every take's current record, ordered by shot id and take number."""
         rows = self._rows(f"SELECT {RECORD_SELECT} FROM takes ORDER BY shot_id, take")
         return [record_from_row(row) for row in rows]
+
+    def fingerprints(self) -> dict[str, tuple[str, dict[str, Any] | None]]:
+        """Per take key: the stored fingerprint and its payload (for ``plan``'s reasons)."""
+        rows = self._rows("SELECT key, fingerprint, fingerprint_payload FROM takes")
+        return {row[0]: (row[1], None if row[2] is None else json.loads(row[2])) for row in rows}
 
     def history(self, key: str | None = None) -> list[TakeRecord]:
         """Records replaced by a fingerprint change, oldest first."""
