@@ -134,6 +134,13 @@ class Engine:
             if plan.action == "poll":
                 ctx.limiter.adopt()  # already at the gateway: counts against the limit
         for take in self.takes:
+            if self._plan[take.key].action == "skip":
+                # Done before: no task to drive and no snapshot per take (a resumed
+                # 20,000-take run would otherwise spend a second on bookkeeping alone).
+                ctx.outcomes[take.key] = Outcome(Phase.SKIPPED)
+                ctx.phases[take.key] = Phase.SKIPPED
+                self._finished[take.key].set()
+                continue
             self._tasks[take.key] = asyncio.create_task(self._drive(take),
                                                         name=f"take:{take.key}")
         self._notify()
@@ -187,6 +194,8 @@ class Engine:
     async def _steps(self, take: Take, plan: Any) -> None:
         ctx = self.ctx
         action = plan.action
+        if self._halted() and action not in ("skip", "failed", "hold"):
+            return  # stopped before this take's turn: it stays where the store has it
         if action == "skip":
             ctx.finish(take, Phase.SKIPPED)
             return

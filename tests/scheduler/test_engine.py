@@ -444,3 +444,29 @@ async def test_tasks_unknown_to_the_gateway_are_submitted_again(tmp_path: Path) 
     for record in out.store_records.values():
         assert record.attempts == 2
         decode(Path(record.output_path))
+
+
+async def test_a_stop_before_the_run_starts_touches_nothing(tmp_path: Path) -> None:
+    from runner.gateway.client import GatewayClient
+
+    from .helpers import KEY
+
+    manifest = make_manifest(tmp_path, [Shot("a", "in flight"), Shot("b", "new")])
+    store = StateStore.open(store_path_for(manifest))
+    try:
+        store.sync(manifest.takes)
+        store.mark_submitting("a/take-1", {"prompt": "in flight"}, 24.3)
+        store.mark_submitted("a/take-1", "task-unified-1700000000-aaaaaaaa", 24.3, 1.0)
+        plans = store.sync(manifest.takes)
+        async with run_emulator(fast_emulator()) as emulator:
+            client = GatewayClient(emulator.base_url, emulator.base_url, KEY)
+            engine = Engine(manifest, store, client, plans, FAST)
+            engine.request_stop()  # Ctrl-C while the run was still setting up
+            summary = await engine.run()
+            await client.close()
+            stats = emulator.stats()
+    finally:
+        store.close()
+    assert summary.stopped_reason == "interrupted"
+    assert summary.in_flight == ("a/take-1",) and summary.not_started == ("b/take-1",)
+    assert stats["polls"] == 0 and stats["creation_requests"] == 0
