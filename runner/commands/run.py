@@ -31,6 +31,7 @@ from runner.scheduler.engine import Engine
 from runner.scheduler.polling import PollPolicy
 from runner.scheduler.progress import Observer, RunSummary
 from runner.session import (
+    ClientLimits,
     Overrides,
     RunConfig,
     emulator_settings,
@@ -96,8 +97,50 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--task-timeout", type=float, metavar="S", default=6 * 3600.0,
                         help="stop waiting for a task still rendering after S seconds (it is "
                         "left for the next run, never resubmitted; default 6 h)")
+    limits = parser.add_argument_group("network limits")
+    limits.add_argument("--connect-timeout", type=float, metavar="S",
+                        help="longest wait for a connection (default 15)")
+    limits.add_argument("--request-timeout", type=float, metavar="S",
+                        help="longest wait for a whole API exchange, e.g. a gateway that "
+                        "stops answering (default 60)")
+    limits.add_argument("--read-timeout", type=float, metavar="S",
+                        help="longest a result download may go without a byte (default 60; "
+                        "a download has no total limit)")
+    limits.add_argument("--max-result-size", type=_size, metavar="SIZE",
+                        help="refuse results larger than this (bytes, or with K/M/G; "
+                        "default 2G)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(func=run)
+
+
+def _size(text: str) -> int:
+    """``1048576``, ``512K``, ``500M``, ``2G`` -> bytes (binary units)."""
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
+    scale = units.get(text[-1:].upper(), 1)
+    try:
+        value = float(text[:-1] if scale > 1 else text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 500M, 2G)") from None
+    if not value > 0 or value * scale > 2**62:
+        raise argparse.ArgumentTypeError("must be a positive size")
+    return int(value * scale)
+
+
+def client_limits(args: argparse.Namespace) -> ClientLimits:
+    """The gateway client's time and size limits from the flags (bad values: usage error)."""
+    from runner.gateway.timeouts import ClientTimeouts
+
+    given = {name: value for name, value in (("connect", args.connect_timeout),
+                                              ("request", args.request_timeout),
+                                              ("download_read", args.read_timeout))
+             if value is not None}
+    try:
+        timeouts = ClientTimeouts(**given)
+    except ValueError as exc:
+        raise UsageError(f"timeout flags: {exc}") from None
+    if args.max_result_size is None:
+        return ClientLimits(timeouts=timeouts)
+    return ClientLimits(timeouts=timeouts, max_result_bytes=args.max_result_size)
 
 
 def select_takes(manifest: Manifest, only: Sequence[str]) -> list[Take]:
@@ -173,7 +216,8 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(f"failed: {len(summary.failed)}")
         for label, keys in summary.failures_by_reason().items():
             shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
-            lines.append(f"  {label}: {shown}")
+            lines.append(f"  {label}")
+            lines.append(f"    {shown}")
     if summary.ambiguous:
         lines.append(f"ambiguous submissions: {summary.ambiguous} (each may have been billed)")
     if summary.held:
@@ -205,9 +249,10 @@ def exit_code(summary: RunSummary) -> int:
 async def execute(manifest: Manifest, takes: Sequence[Take], plans: Sequence[Any],
                   store: Any, config: RunConfig, api_key: str, settings: EngineSettings,
                   *, observer: Observer | None = None,
-                  on_stop: Callable[[int], None] | None = None) -> RunSummary:
+                  on_stop: Callable[[int], None] | None = None,
+                  limits: ClientLimits | None = None) -> RunSummary:
     """Open the session, run the engine with signal handling, return the summary."""
-    async with open_session(manifest, config, api_key) as session:
+    async with open_session(manifest, config, api_key, limits) as session:
         engine = Engine(manifest, store, session.gateway, plans, settings, observer=observer,
                         upload_namespace=session.files_url)
         loop = asyncio.get_running_loop()
@@ -248,6 +293,7 @@ def run(args: argparse.Namespace) -> int:
     if config.uses_emulator:
         emulator_settings(manifest, api_key)  # a bad api.emulator: exit 2 before any write
     settings = engine_settings(args, config)
+    limits = client_limits(args)
     wire = manifest.api.wire
     payloads = {t.key: build_payload(t.request, fingerprint_resolver, wire) for t in takes}
 
@@ -270,7 +316,8 @@ def run(args: argparse.Namespace) -> int:
 
         with make_observer(sys.stderr, quiet=args.quiet) as observer:  # live progress
             summary = asyncio.run(execute(manifest, takes, plans, store, config, api_key,
-                                          settings, observer=observer, on_stop=on_stop))
+                                          settings, observer=observer, on_stop=on_stop,
+                                          limits=limits))
     finally:
         store.close()
         log.close_run_log()
