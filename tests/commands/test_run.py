@@ -420,3 +420,20 @@ def test_bad_flags_exit_2_without_writing(tmp_path: Path, capsys: pytest.Capture
     err = capsys.readouterr().err
     assert "error" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_failed_takes_exit_1_with_their_reasons(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write_manifest(tmp_path, THREE)
+    manifest.write_text(manifest.read_text().replace(
+        "render: cached", "render: cached, failure_rate: 1.0, "
+        "failure_codes: [content_policy_violation]"))
+    assert cli.main(["run", str(manifest), *FAST_FLAGS]) == 1
+    out = capsys.readouterr().out
+    assert "done: 0/3" in out and "failed: 3" in out
+    assert "content_policy_violation: " in out
+    assert "s01/take-1, s01/take-2, s02/take-1" in out
+    # Permanent failures are not retried by the next run unless asked.
+    assert cli.main(["run", str(manifest), *FAST_FLAGS]) == 1
+    out = capsys.readouterr().out
+    assert "failed   (failed before)" in out and "--retry-failed" in out
