@@ -155,6 +155,14 @@ class Session:
     files_url: str = ""  # the file service actually used
 
 
+@dataclass(frozen=True, slots=True)
+class ClientLimits:
+    """The gateway client's limits (``run``'s network flags); None: the client's defaults."""
+
+    timeouts: Any = None  # a runner.gateway.timeouts.ClientTimeouts
+    max_result_bytes: int = 2 * 1024**3
+
+
 def emulator_settings(manifest: Manifest, api_key: str) -> Any:
     """The emulator's settings from ``api.emulator``, with this run's generated key.
 
@@ -170,10 +178,14 @@ def emulator_settings(manifest: Manifest, api_key: str) -> Any:
 
 
 @asynccontextmanager
-async def open_session(manifest: Manifest, config: RunConfig,
-                       api_key: str) -> AsyncIterator[Session]:
+async def open_session(manifest: Manifest, config: RunConfig, api_key: str,
+                       limits: ClientLimits | None = None) -> AsyncIterator[Session]:
     """Start the emulator if the config says so, and open the gateway client."""
     from runner.gateway.client import GatewayClient
+
+    limits = limits or ClientLimits()
+    options: dict[str, Any] = {"timeouts": limits.timeouts,
+                               "max_result_bytes": limits.max_result_bytes}
 
     if config.uses_emulator:
         from runner.emulator import run_emulator
@@ -181,7 +193,8 @@ async def open_session(manifest: Manifest, config: RunConfig,
         settings = emulator_settings(manifest, api_key)
         async with run_emulator(settings, host="127.0.0.1", port=0) as emulator:
             log.info("emulator_started", base_url=emulator.base_url)
-            client = GatewayClient(emulator.base_url, emulator.files_url, api_key)
+            client = GatewayClient(emulator.base_url, emulator.files_url, api_key,
+                                   **options)
             try:
                 yield Session(config, client, emulator.base_url, emulator,
                               emulator.files_url)
@@ -189,7 +202,7 @@ async def open_session(manifest: Manifest, config: RunConfig,
                 await client.close()
         return
     files_url = config.files_url or config.base_url
-    client = GatewayClient(config.base_url, files_url, api_key)
+    client = GatewayClient(config.base_url, files_url, api_key, **options)
     try:
         yield Session(config, client, config.base_url, files_url=files_url)
     finally:
