@@ -331,7 +331,7 @@ async def test_first_ctrl_c_stops_gracefully_with_exit_130_and_the_next_run_coll
     shots = "".join(f"  - id: s{n}\n    prompt: \"sigint shot {n}\"\n" for n in range(6))
     manifest = write_manifest(tmp_path, shots, api="  concurrency: 2\n")
     env = {**os.environ, "SHOTRUN_API_KEY": KEY}
-    async with run_emulator(fast_emulator(processing_time=1.0)) as emulator:
+    async with run_emulator(fast_emulator(processing_time=0.6)) as emulator:
         args = [sys.executable, "-m", "runner", "run", str(manifest), "--base-url",
                 emulator.base_url, *FAST_FLAGS]
         proc = await asyncio.create_subprocess_exec(
@@ -355,7 +355,7 @@ async def test_a_second_ctrl_c_quits_at_once_and_leaves_a_sound_store(tmp_path: 
     manifest = write_manifest(tmp_path, shots, api="  concurrency: 3\n")
     env = {**os.environ, "SHOTRUN_API_KEY": KEY}
     store_path = tmp_path / "out" / ".shotrun" / "state.sqlite"
-    async with run_emulator(fast_emulator(processing_time=2.0)) as emulator:
+    async with run_emulator(fast_emulator(processing_time=0.6)) as emulator:
         args = [sys.executable, "-m", "runner", "run", str(manifest), "--base-url",
                 emulator.base_url, *FAST_FLAGS]
         proc = await asyncio.create_subprocess_exec(
