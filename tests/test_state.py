@@ -92,13 +92,15 @@ def test_migrations_upgrade_an_older_store_keeping_its_data(
 ) -> None:
     with StateStore.open(path) as store:
         _synced(store)
-    monkeypatch.setattr(state_schema, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(state_schema.MIGRATIONS, 2, ("ALTER TABLE takes ADD COLUMN note TEXT",))
+    nxt = SCHEMA_VERSION + 1
+    monkeypatch.setattr(state_schema, "SCHEMA_VERSION", nxt)
+    monkeypatch.setitem(state_schema.MIGRATIONS, nxt,
+                        ("ALTER TABLE takes ADD COLUMN note TEXT",))
     with pytest.raises(StateError, match="run `shotrun run` once to upgrade"):
         StateStore.open_readonly(path)
     with StateStore.open(path) as store:
         assert store.record("s01/take-1").status is TakeStatus.NEW
-        assert store.conn.execute("SELECT version FROM schema_version").fetchone()[0] == 2
+        assert store.conn.execute("SELECT version FROM schema_version").fetchone()[0] == nxt
         columns = [row[1] for row in store.conn.execute("PRAGMA table_info(takes)")]
         assert "note" in columns
     with StateStore.open_readonly(path) as reader:

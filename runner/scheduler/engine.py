@@ -47,6 +47,8 @@ from runner.scheduler.limits import AimdLimiter, DownloadSlots, TokenBucket
 from runner.scheduler.progress import Observer, RunProgress, RunSummary, TakeFailure
 from runner.scheduler.submit import submit
 from runner.scheduler.uploads import UploadCache
+from runner.state import continuity
+from runner.state.continuity import frame_sources
 
 log = structlog.get_logger()
 
@@ -241,7 +243,13 @@ class Engine:
         if not take.after:
             return True
         ctx = self.ctx
+        frames = frame_sources(take)
         for shot_id in take.after:
+            if shot_id in frames:
+                # A frame comes from one take of the source: its chosen one is enough.
+                if not await self._chosen_ready(take, shot_id):
+                    return False
+                continue
             for source in self._by_shot.get(shot_id, []):
                 event = self._finished.get(source.key)
                 if event is not None:
@@ -268,6 +276,44 @@ class Engine:
                 return False
         return True
 
+    async def _chosen_ready(self, take: Take, shot_id: str) -> bool:
+        """Wait until ``shot_id`` has a chosen take to cut a frame from; False if it never will.
+
+        The picked take when its output is still the picked one; otherwise the
+        lowest-numbered take that renders, so the takes are awaited in order and the first
+        done one decides (the same rule as :func:`runner.state.continuity.choose`).
+        """
+        ctx = self.ctx
+        pick = continuity.picks(ctx.store).get(shot_id)
+        if pick is not None:
+            records = [r for r in ctx.store.records() if r.shot_id == shot_id]
+            chosen = continuity.choose(records, pick)
+            if chosen is not None and chosen.take == pick.take:
+                return True
+        for source in sorted(self._by_shot.get(shot_id, []), key=lambda t: t.take):
+            event = self._finished.get(source.key)
+            if event is not None:
+                await event.wait()
+            if self._done_in_store(source.key):
+                return True
+        sources = self._by_shot.get(shot_id, [])
+        if any(ctx.phases.get(s.key) in (Phase.NOT_STARTED, Phase.LEFT) for s in sources):
+            ctx.finish(take, Phase.NOT_STARTED,
+                       message=f"waits for shot {shot_id}, which did not finish")
+            return False
+        message = (f"its frame comes from shot {shot_id}, which has no rendered take "
+                   f"(it failed or was not run)")
+        ctx.store.mark_failed(take.key, "dependency", "dependency_failed", message)
+        ctx.finish(take, Phase.FAILED, kind="dependency", code="dependency_failed",
+                   message=message)
+        return False
+
+    def _done_in_store(self, key: str) -> bool:
+        try:
+            return bool(self.ctx.store.record(key).status.value == "done")
+        except StateError:  # never recorded: not rendered yet
+            return False
+
     def _settle_unfinished(self, take: Take) -> None:
         """A take cut short by a stop: in flight at the gateway, or never submitted."""
         record = self.store.record(take.key)
@@ -280,12 +326,11 @@ class Engine:
             self.ctx.phases[take.key] = Phase.NOT_STARTED
 
     def _frame_source(self, shot_id: str) -> Path | None:
-        """The output a continuity frame of ``shot_id`` is cut from: its first done take."""
-        done = [r for r in self.store.records()
-                if r.shot_id == shot_id and r.status.value == "done" and r.output_path]
-        if not done:
-            return None
-        return Path(min(done, key=lambda r: r.take).output_path)
+        """The output a continuity frame of ``shot_id`` is cut from: its chosen take (the
+        valid pick, else its first done take)."""
+        records = [r for r in self.store.records() if r.shot_id == shot_id]
+        chosen = continuity.choose(records, continuity.picks(self.store).get(shot_id))
+        return Path(chosen.output_path) if chosen and chosen.output_path else None
 
     # ------------------------------------------------------------------ reporting
     def _count(self, *phases: Phase) -> int:

@@ -37,6 +37,8 @@ from runner.errors import (
 from runner.model import Media, Take
 from runner.redact import redact, redact_value
 from runner.scheduler.context import Phase, RunContext, StopReason
+from runner.state import continuity
+from runner.state.continuity import frame_sources
 from runner.wire import build_payload, estimate_credits
 
 log = structlog.get_logger()
@@ -154,6 +156,7 @@ async def submit(ctx: RunContext, take: Take) -> bool:
                 return _not_started(ctx, take)
             ctx.set_phase(take, Phase.SUBMITTING)
             _drop_stale_part(ctx, take)
+            _record_sources(ctx, take)
             attempt = ctx.store.mark_submitting(key, redact_value(payload), estimate)
             log.info("take_submitting", attempt=attempt, estimate=estimate)
             ctx.critical.add(key)
@@ -230,6 +233,16 @@ async def submit(ctx: RunContext, take: Take) -> bool:
             if holding:
                 ctx.limiter.release()
         await asyncio.sleep(delay)
+
+
+def _record_sources(ctx: RunContext, take: Take) -> None:
+    """Continuity: remember which source outputs this submission's frames were cut from, so
+    that the next sync sees when a source was rendered (or picked) anew."""
+    sources = frame_sources(take)
+    if sources:
+        continuity.record_frame_hashes(
+            ctx.store, take.key,
+            {shot_id: ctx.uploads.source_hashes.get(shot_id, "") for shot_id in sources})
 
 
 def _drop_stale_part(ctx: RunContext, take: Take) -> None:

@@ -58,6 +58,9 @@ class UploadCache:
         self._clock = clock
         self._pending: dict[str, asyncio.Future[str]] = {}
         self.uploads = 0  # uploads this run actually made (the rest came from the cache)
+        # Shot id -> SHA-256 of the output its frames were cut from in this run: what a
+        # dependent take records as its source (runner.state.continuity).
+        self.source_hashes: dict[str, str] = {}
 
     async def resolve(self, media: Media) -> str:
         """The URL to send for ``media`` (uploading or extracting it when needed)."""
@@ -120,6 +123,7 @@ class UploadCache:
         if source is None or not source.is_file():
             raise VerifyError(f"shot {ref.shot_id} has no output to take a frame from")
         source_hash = _sha256_of(source)
+        self.source_hashes[ref.shot_id] = source_hash
         target = self._frames_dir / f"{source_hash[:24]}-{ref.frame}.png"
         if not target.is_file():
             image = extract_frame(source, ref.frame)

@@ -52,6 +52,7 @@ REASONS = (
     "in flight",
     "ambiguous submission",
     "done",
+    "source changed",  # a frame it starts from comes from a source rendered (or picked) anew
 )
 
 

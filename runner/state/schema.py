@@ -22,7 +22,7 @@ from pathlib import Path
 
 from runner.errors import StateError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _TAKE_COLUMNS = """
     key TEXT NOT NULL,
@@ -105,10 +105,23 @@ _V1 = (
         BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""",
 )
 
+# Continuity and takes (issue 8): which source output a dependent take was cut from
+# (``{shot_id: sha256}``, set when it is submitted), and the take the user picked per shot
+# (with the picked output's hash: a pick of a take rendered again no longer holds).
+_V2 = (
+    "ALTER TABLE takes ADD COLUMN frame_hashes TEXT",
+    "ALTER TABLE take_history ADD COLUMN frame_hashes TEXT",
+    """CREATE TABLE picks (
+        shot_id TEXT PRIMARY KEY,
+        take INTEGER NOT NULL,
+        sha256 TEXT,
+        picked_at REAL NOT NULL)""",
+)
+
 Migration = tuple[str, ...] | Callable[[sqlite3.Connection], None]
 
 # version -> what brings a store at version-1 to it. Never edit a released entry: add one.
-MIGRATIONS: dict[int, Migration] = {1: _V1}
+MIGRATIONS: dict[int, Migration] = {1: _V1, 2: _V2}
 
 
 def make_private_dir(directory: Path) -> None:

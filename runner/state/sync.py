@@ -15,6 +15,7 @@ from typing import Any
 
 from runner.model import Take
 from runner.state.base import S, dumps, insert_event
+from runner.state.continuity import stale_dependents
 from runner.state.plan import change_reason, decide
 from runner.state.records import (
     RECORD_COLUMNS,
@@ -83,6 +84,11 @@ def sync_takes(
     )
     if retags:
         conn.executemany("UPDATE takes SET tags = ?, updated_at = ? WHERE key = ?", retags)
+    # Continuity: a done take cut from a source output that is no longer the chosen one.
+    changed_keys = {take.key for take in changed}
+    forced = stale_dependents(conn, takes, existing, changed_keys)
+    changed.extend(take for take in takes
+                   if take.key in forced and take.key not in changed_keys)
     for key, row in existing.items():
         if row[_STATUS_AT] == S.SUBMITTING.value:
             _resume_submitting(conn, key, now)
@@ -90,7 +96,8 @@ def sync_takes(
     previous: dict[str, TakeRecord] = {}
     for take in changed:
         tags = tag_text[take.tags]
-        previous[take.key] = _archive_and_restart(conn, take, tags, payloads.get(take.key), now)
+        previous[take.key] = _archive_and_restart(conn, take, tags, payloads.get(take.key), now,
+                                                  reason=forced.get(take.key))
     # Re-read only what this transaction wrote; everything else is as first selected.
     dirty.extend(item[0] for item in inserts)
     dirty.extend(previous)
@@ -132,7 +139,7 @@ def _refingerprint(
 
 def _archive_and_restart(
     conn: sqlite3.Connection, take: Take, tags: str, payload: Mapping[str, Any] | None,
-    now: float,
+    now: float, *, reason: str | None = None,
 ) -> TakeRecord:
     """Move the take's record to ``take_history`` and start it afresh; return the old one."""
     key = take.key
@@ -140,7 +147,7 @@ def _archive_and_restart(
         f"SELECT {RECORD_SELECT}, fingerprint_payload FROM takes WHERE key = ?", (key,)
     ).fetchone()
     old_payload = old_row[-1]
-    reason = change_reason(
+    reason = reason or change_reason(
         None if old_payload is None else json.loads(old_payload),
         None if payload is None else dict(payload),
     )
