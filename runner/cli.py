@@ -43,8 +43,22 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser, with one subparser per module of :mod:`runner.commands`."""
+def _command_named(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` asks for, when it is one (the global options take no values)."""
+    import runner.commands as commands_pkg
+
+    word = next((arg for arg in argv if not arg.startswith("-")), None)
+    names = {info.name for info in pkgutil.iter_modules(commands_pkg.__path__)}
+    return word if word in names and not word.startswith("_") else None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with one subparser per module of :mod:`runner.commands`.
+
+    ``only`` registers just that command: importing every command's module (PyAV, numpy,
+    aiohttp's server...) cost about half a second per invocation, which ``shotrun status``
+    on a big manifest cannot afford (target: under a second).
+    """
     parser = _Parser(
         prog="shotrun",
         description="Declarative batch runner for Kling O3 reference-to-video shot lists.",
@@ -60,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     import runner.commands as commands_pkg
 
     for info in sorted(pkgutil.iter_modules(commands_pkg.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
+        if info.name.startswith("_") or (only is not None and info.name != only):
             continue
         module = importlib.import_module(f"runner.commands.{info.name}")
         module.add_parser(subparsers)
@@ -122,8 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``shotrun`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
     result: list[int] = []
     with exit_codes(result):
-        parser = build_parser()
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        words = list(sys.argv[1:] if argv is None else argv)
+        parser = build_parser(_command_named(words))
+        args = parser.parse_args(words)
         level = "error" if args.quiet else ("debug" if args.verbose >= 2 else
                                             "info" if args.verbose == 1 else "warning")
         log.configure(level)

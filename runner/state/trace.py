@@ -33,6 +33,7 @@ tags            the shot's tags
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,9 @@ TRACE_FIELDS = (
 def _relative(path: str | None, output_dir: Path | None) -> str | None:
     if path is None or output_dir is None:
         return path
+    prefix = f"{output_dir}/"
+    if os.sep == "/" and path.startswith(prefix) and "/../" not in path:
+        return path[len(prefix):]  # the usual case, without Path objects (20,000 per status)
     try:
         return Path(path).relative_to(output_dir).as_posix()
     except ValueError:
