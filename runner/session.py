@@ -70,7 +70,11 @@ def _check_url(value: str, what: str, *, allow_emulator: bool) -> str:
     if allow_emulator and value == EMULATOR:
         return value
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if parts.username is not None or parts.password is not None:
+        # Never echoed: what sits before the @ may be a secret.
+        raise UsageError(f"{what} must not carry credentials (user:password@); the key "
+                         "comes from the environment variable named by api.api_key_env")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         hint = "`emulator` or " if allow_emulator else ""
         raise UsageError(f"{what} must be {hint}an http(s) URL, got {value!r}")
     return value.rstrip("/")

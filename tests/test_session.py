@@ -69,6 +69,8 @@ def test_emulator_can_be_chosen_by_flag() -> None:
     pytest.param(Overrides(downloads=0), {}, "--downloads", id="downloads"),
     pytest.param(Overrides(submit_rate=-1), {}, "--submit-rate", id="rate"),
     pytest.param(Overrides(max_credits=-5), {}, "--max-credits", id="credits"),
+    pytest.param(Overrides(), {"SHOTRUN_BASE_URL": "https://"}, "SHOTRUN_BASE_URL",
+                 id="env-no-host"),
 ])
 def test_bad_values_are_usage_errors_naming_where(overrides: Overrides, env: dict[str, str],
                                                   expected: str) -> None:
@@ -125,3 +127,11 @@ def test_bad_emulator_settings_are_a_usage_error_naming_the_manifest() -> None:
 
     with pytest.raises(UsageError, match=r"api\.emulator.*jitter"):
         emulator_settings(manifest(emulator={"jitter": 7}), "k" * 20)
+
+
+def test_credentials_in_a_url_are_refused_without_echoing_them() -> None:
+    with pytest.raises(UsageError) as info:
+        resolve_config(manifest(), Overrides(base_url="https://sk-secret-123:x@gw.example"),
+                       environ={})
+    assert "credentials" in str(info.value)
+    assert "sk-secret-123" not in str(info.value)
