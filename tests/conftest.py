@@ -42,3 +42,8 @@ class _CurrentStderr:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--torture", action="store_true", default=False,
+                     help="run the long torture scenarios (also SHOTRUN_TORTURE=1)")

@@ -178,7 +178,10 @@ async def download(ctx: RunContext, take: Take) -> str:
 async def _download(ctx: RunContext, take: Take) -> str:
     key = take.key
     dest = ctx.output_path(take)
-    part = outputs.part_path(dest)
+    try:
+        part = outputs.part_path(dest)
+    except OSError as exc:  # the shot's folder cannot be made: a file in the way, no rights
+        return _fail(ctx, take, "transient", "disk_error", _disk_message(dest.parent, exc))
     if await _adopt_saved(ctx, take, dest, part):
         return DONE
     errors = refreshes = bad_files = 0

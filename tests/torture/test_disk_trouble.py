@@ -1,0 +1,75 @@
+"""Disk trouble: an output folder that cannot be written, a disk that fills up mid-download.
+
+Each time: a clear message (no traceback), the store passes its integrity check, and the next
+run, with the trouble gone, finishes the job without paying again for what was rendered.
+A full disk is simulated with RLIMIT_FSIZE in the ``shotrun`` subprocess (a write past the
+limit fails with EFBIG, as one fails with ENOSPC on a full disk), so it hits the downloads and
+the store alike.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import signal
+import sqlite3
+from pathlib import Path
+
+from runner.emulator import run_emulator
+from tests.torture.harness import Scale, audit, emulator, manifest, run_args, run_cli, store_path
+
+
+def _integrity(root: Path) -> str:
+    with sqlite3.connect(store_path(root)) as conn:
+        result = str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+    conn.close()
+    return result
+
+
+async def test_an_unwritable_shot_folder_fails_its_take_clearly_and_the_next_run_finishes(
+        tmp_path: Path, scale: Scale) -> None:
+    path = manifest(tmp_path, scale.small)
+    blocker = tmp_path / "out" / "s000"  # a file where the shot's folder must go
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("in the way")
+    async with run_emulator(emulator(seed=12)) as emu:
+        args = run_args(path, emu.base_url)
+        code, out, err = await run_cli([*args, "--json"])
+        summary = json.loads(out)
+        assert (code == 1 and [f["key"] for f in summary["failed"]] == ["s000/1"]) or \
+            len(summary["failed"]) == 1, summary
+        message = summary["failed"][0]["message"]
+        assert "s000" in message and "Traceback" not in err, (message, err)
+        assert _integrity(tmp_path) == "ok"
+        paid = emu.stats()["accepted_tasks"]
+        blocker.unlink()
+        code, out, err = await run_cli([*args, "--retry-failed"])
+        again = emu.stats()["accepted_tasks"]
+    assert code == 0, out + err
+    audit(tmp_path, scale.small)
+    assert again - paid <= 1  # only the blocked take, if its result had to be fetched anew
+
+
+def _full_disk(limit: int) -> None:
+    """In the child: writes past ``limit`` bytes per file fail with EFBIG (no SIGXFSZ)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+async def test_a_disk_that_fills_up_mid_download_is_a_clear_error_and_the_next_run_finishes(
+        tmp_path: Path, scale: Scale) -> None:
+    path = manifest(tmp_path, scale.small)
+    async with run_emulator(emulator(seed=13)) as emu:
+        args = run_args(path, emu.base_url)
+        # Cached renders are ~33 KB: the first 16 KB of each download fit, the rest does not.
+        code, out, err = await run_cli(args, preexec=lambda: _full_disk(16 * 1024))
+        assert code != 0, out
+        assert "Traceback" not in out + err, out + err
+        assert "File too large" in out + err or "disk" in (out + err).lower(), out + err
+        if store_path(tmp_path).exists():
+            assert _integrity(tmp_path) == "ok"
+        code, out, err = await run_cli(args)
+        stats = emu.stats()
+    assert code == 0, out + err
+    audit(tmp_path, scale.small)
+    assert stats["accepted_tasks"] == scale.small  # what was paid for was collected, not redone
