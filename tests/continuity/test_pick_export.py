@@ -1,0 +1,160 @@
+"""``shotrun pick`` and ``shotrun export`` through the CLI, on the built-in emulator.
+
+The emulator renders for real (``render: full``) but tiny times; the commands run through
+``cli.main`` like a user's shell would, and their effects are read back from the disk.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from runner import cli
+from runner.state import StateStore, store_path_for
+from runner.state.continuity import frame_hashes, picks
+
+FAST_FLAGS = ["--poll-min", "0.01", "--poll-max", "0.05", "--backoff-base", "0.01",
+              "--backoff-cap", "0.05", "--submit-rate", "0"]
+
+SHOTS = """\
+  - id: s01-walk
+    prompt: "A woman in a red coat walks along the beach"
+    takes: 2
+  - id: s02-turn
+    prompt: "She turns toward the lighthouse"
+    start_frame: {from_shot: s01-walk, frame: last}
+  - id: s03-credits
+    prompt: "Slow pan across the empty beach at dusk"
+    after: [s02-turn]
+"""
+
+
+def write_manifest(root: Path, shots: str = SHOTS) -> Path:
+    path = root / "shots.yaml"
+    path.write_text(
+        "version: 1\nname: continuity\noutput_dir: out\n"
+        "api:\n  base_url: emulator\n"
+        "  emulator: {queue_time: 0.01, processing_time: 0.03, render: full}\n"
+        "defaults: {resolution: 720p, duration: 3}\n"
+        f"shots:\n{shots}",
+        encoding="utf-8",
+    )
+    return path
+
+
+def run(manifest: Path, *extra: str) -> int:
+    return cli.main(["run", str(manifest), *FAST_FLAGS, *extra])
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_pick_changes_the_source_and_export_ships_the_picked_takes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write_manifest(tmp_path)
+    assert run(manifest) == 0
+    out = tmp_path / "out"
+    store_path = store_path_for(out)
+    with StateStore.open_readonly(store_path) as store:
+        before = {r.key: r for r in store.records()}
+        used = frame_hashes(store)
+    # Without a pick, s02 starts from s01's first finished take.
+    assert used["s02-turn/take-1"] == {"s01-walk": before["s01-walk/take-1"].sha256}
+    capsys.readouterr()
+
+    assert cli.main(["pick", str(manifest), "s01-walk", "2"]) == 0
+    said = capsys.readouterr().out
+    assert "picked s01-walk take 2" in said and "s02-turn" in said
+    assert run(manifest) == 0
+    said = capsys.readouterr()
+    assert "source changed" in said.out + said.err
+    with StateStore.open_readonly(store_path) as store:
+        after = {r.key: r for r in store.records()}
+        used = frame_hashes(store)
+        assert picks(store)["s01-walk"].take == 2
+    assert used["s02-turn/take-1"] == {"s01-walk": after["s01-walk/take-2"].sha256}
+    assert after["s02-turn/take-1"].sha256 != before["s02-turn/take-1"].sha256
+    # s03 only runs *after* s02 (no frame of it): it is not rendered again.
+    assert after["s03-credits/take-1"].sha256 == before["s03-credits/take-1"].sha256
+    # A resume with nothing changed keeps the pick and renders nothing.
+    assert run(manifest) == 0
+    said = capsys.readouterr()
+    assert "4 take(s) already done" in said.out + said.err
+
+    target = tmp_path / "cut"
+    assert cli.main(["export", str(manifest), str(target)]) == 0
+    names = sorted(p.name for p in target.iterdir())
+    assert names == ["01-s01-walk.mp4", "02-s02-turn.mp4", "03-s03-credits.mp4", "edit.csv",
+                     "edit.edl"]
+    assert sha(target / "01-s01-walk.mp4") == after["s01-walk/take-2"].sha256
+    assert sha(target / "02-s02-turn.mp4") == after["s02-turn/take-1"].sha256
+    rows = list(csv.DictReader((target / "edit.csv").open()))
+    assert [r["shot_id"] for r in rows] == ["s01-walk", "s02-turn", "s03-credits"]
+    assert [r["take"] for r in rows] == ["2", "1", "1"]
+    assert rows[0]["picked"] == "yes" and rows[1]["picked"] == "no"
+    assert rows[0]["record_in"] == "01:00:00:00" and rows[0]["record_out"] == "01:00:03:00"
+    assert rows[1]["record_in"] == "01:00:03:00" and rows[2]["record_out"] == "01:00:09:00"
+    edl = (target / "edit.edl").read_text()
+    assert edl.startswith("TITLE: continuity\nFCM: NON-DROP FRAME\n")
+    assert ("001  001      V     C        00:00:00:00 00:00:03:00 01:00:00:00 01:00:03:00"
+            in edl)
+    assert "003  003      V     C        00:00:00:00 00:00:03:00 01:00:06:00 01:00:09:00" in edl
+    assert "* FROM CLIP NAME: 02-s02-turn.mp4" in edl
+    assert not [p for p in target.iterdir() if p.name.startswith(".")]
+
+
+def test_export_links_skips_unfinished_shots_or_fails_with_strict(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shots = SHOTS + ('  - id: s04-broken\n    prompt: "refused"\n'
+                     "    extra: {duration: 99}\n")
+    manifest = write_manifest(tmp_path, shots)
+    assert run(manifest) == 1
+    capsys.readouterr()
+    strict = tmp_path / "strict"
+    assert cli.main(["export", str(manifest), str(strict), "--strict"]) == 1
+    assert "s04-broken" in capsys.readouterr().err
+    assert not strict.exists()
+    linked = tmp_path / "linked"
+    assert cli.main(["export", str(manifest), str(linked), "--link"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: no finished take for: s04-broken; skipped" in err
+    clip = linked / "01-s01-walk.mp4"
+    with StateStore.open_readonly(store_path_for(tmp_path / "out")) as store:
+        source = Path(store.record("s01-walk/take-1").output_path or "")
+    assert os.stat(clip).st_ino == os.stat(source).st_ino
+    assert not (linked / "04-s04-broken.mp4").exists()
+    assert "s04" not in (linked / "edit.csv").read_text()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["pick", "{m}", "nope", "1"], "no shot 'nope'"),
+    (["pick", "{m}", "s01-walk", "3"], "has take(s) 1 to 2, not 3"),
+    (["export", "{m}", "{t}/x"], "nothing is rendered yet"),
+    (["pick", "{m}", "s01-walk", "1"], "nothing is rendered yet"),
+], ids=["unknown-shot", "no-such-take", "export-before-run", "pick-before-run"])
+def test_bad_picks_and_exports_are_one_line_usage_errors(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
+        message: str) -> None:
+    manifest = write_manifest(tmp_path)
+    args = [a.format(m=manifest, t=tmp_path) for a in argv]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_picking_an_unfinished_take_says_which_are_finished(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shots = ('  - id: s01\n    prompt: "refused"\n    takes: 2\n'
+             "    extra: {duration: 99}\n")
+    manifest = write_manifest(tmp_path, shots)
+    assert run(manifest) == 1
+    capsys.readouterr()
+    assert cli.main(["pick", str(manifest), "s01", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "s01/take-2 is not a finished take (failed)" in err
+    assert "no take of it is finished yet" in err
