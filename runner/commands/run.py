@@ -39,6 +39,7 @@ from runner.session import (
     read_api_key,
     resolve_config,
 )
+from runner.state.sync import UNSAVED_PAID
 from runner.wire import build_payload, fingerprint_resolver
 
 # Poll bounds: a real gateway renders in minutes; the built-in emulator in seconds.
@@ -206,6 +207,13 @@ def print_plan(plans: Sequence[Any], *, stream_err: bool) -> None:
         _out("  (shotrun plan MANIFEST lists them one by one)", err=stream_err)
     if skipped:
         _out(f"  {skipped} take(s) already done", err=stream_err)
+    for plan in plans:
+        previous = getattr(plan, "previous", None)
+        if previous is not None and previous.status.value in UNSAVED_PAID:
+            task = previous.task_id or "a creation whose answer was lost"
+            _out(f"shotrun: warning: {plan.key} changed while its task ({task}) was "
+                 f"{previous.status.value}: that paid render is abandoned, not collected "
+                 "(its record is kept in the take's history)", err=True)
 
 
 def format_summary(summary: RunSummary) -> str:

@@ -137,6 +137,11 @@ def _refingerprint(
                  {"old": old[0], "new": take.fingerprint, "reason": "new"})
 
 
+# Statuses whose task may have been billed but whose result is not on disk yet.
+UNSAVED_PAID = frozenset({S.SUBMITTED.value, S.COMPLETED.value, S.DOWNLOADING.value,
+                          S.AMBIGUOUS.value, S.HELD.value})
+
+
 def _archive_and_restart(
     conn: sqlite3.Connection, take: Take, tags: str, payload: Mapping[str, Any] | None,
     now: float, *, reason: str | None = None,
@@ -166,6 +171,11 @@ def _archive_and_restart(
     )
     insert_event(conn, now, key, "fingerprint_changed",
                  {"old": old_row["fingerprint"], "new": take.fingerprint, "reason": reason})
+    if old_row["status"] in UNSAVED_PAID:
+        # The gateway may be rendering (or have rendered) the old version, paid for: the run
+        # does not collect it (its record is in take_history); say so, never silently.
+        insert_event(conn, now, key, "paid_task_abandoned",
+                     {"task_id": old_row["task_id"], "status": old_row["status"]})
     return record_from_row(tuple(old_row)[:-1])
 
 
