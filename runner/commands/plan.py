@@ -38,6 +38,7 @@ from runner.model import (
 )
 from runner.redact import redact
 from runner.state import StateStore, store_path_for
+from runner.state.continuity import source_changes
 from runner.state.plan import preview
 from runner.wire import (
     billed_seconds,
@@ -254,12 +255,15 @@ def store_statuses(manifest: Manifest) -> dict[str, PlanStatus] | None:
     with StateStore.open_readonly(path) as store:
         records = {record.key: record for record in store.records()}
         stored = store.fingerprints()
+        changed_sources = source_changes(store, manifest.takes)
     statuses: dict[str, PlanStatus] = {}
     for take in manifest.takes:
         payload = build_payload(take.request, fingerprint_resolver, manifest.api.wire)
         action, reason = preview(records.get(take.key), stored.get(take.key), take.fingerprint,
                                  payload)
         statuses[take.key] = PlanStatus(_STATE_WORDS.get(action, action), reason)
+    for key, reason in changed_sources.items():  # continuity: a source rendered anew
+        statuses[key] = PlanStatus(_STATE_WORDS["submit"], reason)
     return statuses
 
 

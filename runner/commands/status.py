@@ -7,7 +7,9 @@ store holds, with a warning. Exit 0 whenever the store could be read (or no run 
 2 for a manifest whose output folder cannot even be found, or an unreadable store.
 
 ``--json`` prints ``{"manifest", "state", "run", "running_pid", "warning", "takes": [trace
-records], "totals"}``; the trace record's fields are listed in :mod:`runner.state.trace`.
+records], "totals"}``; the trace record's fields are listed in :mod:`runner.state.trace`,
+and each take also has ``chosen`` (the take ``export`` ships and ``from_shot`` frames come
+from), ``picked`` (chosen by ``shotrun pick``) and ``from_shots`` (the shots it starts from).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,8 @@ from runner.errors import EXIT_OK, ManifestError, UsageError
 from runner.model import Manifest
 from runner.redact import redact
 from runner.state import StateStore, store_path_for
+from runner.state.continuity import Pick, choose, frame_sources, picks
+from runner.state.records import TakeRecord
 from runner.state.schema import writer_pid
 from runner.state.trace import new_trace_record, trace_record, trace_totals
 
@@ -99,6 +103,7 @@ def gather(manifest_path: Path, only: Sequence[str] = ()) -> dict[str, Any]:
     manifest, output_dir, warning = _load(manifest_path)
     store_path = store_path_for(output_dir)
     records: dict[str, dict[str, Any]] = {}
+    chosen: dict[str, tuple[int, bool]] = {}
     life: dict[str, Any] = {"credits_committed": 0.0, "ambiguous_submissions": 0}
     ran = store_path.is_file()
     if ran:
@@ -111,6 +116,7 @@ def gather(manifest_path: Path, only: Sequence[str] = ()) -> dict[str, Any]:
                     stale.add(record.key)
             totals = store.totals()
             life = {key: totals[key] for key in life}
+            chosen = chosen_takes(store.records(), picks(store), fingerprints or None)
         for key in stale:
             records[key]["reason"] = STALE
     base_ids: dict[str, str] = {}
@@ -132,6 +138,7 @@ def gather(manifest_path: Path, only: Sequence[str] = ()) -> dict[str, Any]:
             raise UsageError(f"--only {unknown[0]}: no shot id or tag of {manifest_path} "
                              "matches it")
     rows = [row for row in rows if _selected(row, base_ids, only)]
+    _mark_chosen(rows, chosen, manifest)
     totals = {**trace_totals(rows), **life,
               "max_credits": manifest.budget.max_credits if manifest else None,
               "not_in_manifest": dropped}
@@ -144,6 +151,35 @@ def gather(manifest_path: Path, only: Sequence[str] = ()) -> dict[str, Any]:
         "takes": rows,
         "totals": totals,
     }
+
+
+def chosen_takes(records: Iterable[TakeRecord], chosen_picks: Mapping[str, Pick],
+                 fingerprints: Mapping[str, str] | None) -> dict[str, tuple[int, bool]]:
+    """Per shot, its chosen take (what export ships and from_shot cuts from) and whether the
+    user picked it; records of another fingerprint than the manifest's do not count."""
+    by_shot: dict[str, list[TakeRecord]] = {}
+    for record in records:
+        if fingerprints is None or fingerprints.get(record.key) == record.fingerprint:
+            by_shot.setdefault(record.shot_id, []).append(record)
+    found: dict[str, tuple[int, bool]] = {}
+    for shot_id, shot_records in by_shot.items():
+        pick = chosen_picks.get(shot_id)
+        best = choose(shot_records, pick)
+        if best is not None:
+            found[shot_id] = (best.take, pick is not None and pick.take == best.take)
+    return found
+
+
+def _mark_chosen(rows: Sequence[dict[str, Any]], chosen: Mapping[str, tuple[int, bool]],
+                 manifest: Manifest | None) -> None:
+    """Add ``chosen``, ``picked`` and ``from_shots`` (continuity sources) to each row."""
+    sources = ({take.key: list(frame_sources(take)) for take in manifest.takes}
+               if manifest is not None else {})
+    for row in rows:
+        take, picked = chosen.get(row["shot"], (0, False))
+        row["chosen"] = take == row["take"]
+        row["picked"] = row["chosen"] and picked
+        row["from_shots"] = sources.get(row["id"], [])
 
 
 def _money(value: float | None) -> str:
@@ -165,6 +201,8 @@ def _cells(row: dict[str, Any]) -> tuple[str, ...]:
         status = f"submitted {row['progress']}%"
     if row["reason"] == STALE:
         status += ", changed since"
+    if row.get("picked"):
+        status += ", picked"
     return (row["id"], status, row["task_id"] or "-", str(row["attempts"]),
             _money(row["credits"]), row["output"] or "-", redact(row["error"] or ""))
 

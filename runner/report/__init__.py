@@ -8,7 +8,7 @@ same fields as ``shotrun status --json``) for spreadsheets.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,11 +54,13 @@ def report_path(manifest: Manifest) -> Path:
 
 
 def write_report(
-    manifest: Manifest, records: Iterable[RecordLike], *, path: Path | None = None
+    manifest: Manifest, records: Iterable[RecordLike], *, path: Path | None = None,
+    picks: Mapping[str, tuple[int, str | None]] | None = None,
 ) -> WrittenReport:
-    """Write the report of ``manifest`` (at ``path``, default ``<output_dir>/report.html``)."""
+    """Write the report of ``manifest`` (at ``path``, default ``<output_dir>/report.html``);
+    ``picks`` (shot id -> picked take and its output's SHA-256) marks the picked tiles."""
     target = path or report_path(manifest)
-    data = collect(manifest, records, page_dir=target.parent)
+    data = collect(manifest, records, picks=picks, page_dir=target.parent)
     write_atomic(target, render_html(data).encode("utf-8"))
     totals = data.totals()
     log.info("report_written", path=str(target), shots=len(data.shots), takes=totals.takes)

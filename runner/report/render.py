@@ -183,11 +183,17 @@ def _tile(shot: ShotView, take: TakeView) -> str:
     if take.error or take.error_code:
         text = ": ".join(part for part in (take.error_code, take.error) if part)
         facts.append(_fact("error", _e(text), "error"))
+    chosen = " chosen" if take.chosen else ""
+    chosen += " picked" if take.picked else ""
+    badge = ('<span class="badge picked" title="chosen with shotrun pick">picked</span>'
+             if take.picked else
+             '<span class="badge" title="the first finished take: export ships it">chosen'
+             '</span>' if take.chosen else "")
     return (
-        f'<article class="tile s-{status}" data-status="{_e(take.status)}" '
+        f'<article class="tile s-{status}{chosen}" data-status="{_e(take.status)}" '
         f'data-key="{_e(take.key)}" id="take-{_e(take.key)}">'
         f'<div class="frame {ratio}">{frame}</div>'
-        f'<h3 class="take-no">take {take.take}</h3>'
+        f'<h3 class="take-no">take {take.take}{badge}</h3>'
         f'<dl class="facts">{"".join(facts)}</dl></article>'
     )
 
@@ -206,10 +212,18 @@ def _shot(shot: ShotView) -> str:
     inputs = "".join(_input(item) for item in shot.inputs)
     inputs_html = f'<div class="inputs">{inputs}</div>' if inputs else ""
     tiles = "".join(_tile(shot, take) for take in shot.takes)
+    links = []
+    if shot.from_shots:
+        links.append("starts from " + ", ".join(
+            f'<a href="#shot-{_e(s)}">{_e(s)}</a>' for s in shot.from_shots))
+    if shot.feeds:
+        links.append("feeds " + ", ".join(
+            f'<a href="#shot-{_e(s)}">{_e(s)}</a>' for s in shot.feeds))
+    chain = f'<div class="chain">{" · ".join(links)}</div>' if links else ""
     return (
         f'<section class="shot" id="shot-{_e(shot.shot_id)}" data-tags="'
         f'{_e(json.dumps(list(shot.tags)))}"><h2>{_e(shot.shot_id)}</h2>'
-        f'<div class="chips">{chip_html}</div>{"".join(prompts)}{inputs_html}'
+        f'<div class="chips">{chip_html}</div>{chain}{"".join(prompts)}{inputs_html}'
         f'<div class="takes">{tiles}</div></section>'
     )
 

@@ -70,6 +70,12 @@ margin:0}
 .facts dd{margin:0;overflow-wrap:anywhere}
 .status{font-weight:600}
 .take-no{font-size:12px;margin:8px 10px 0;color:var(--dim);font-weight:600}
+.badge{font-size:10px;border-radius:8px;padding:0 6px;margin-left:6px;border:1px solid var(--ok);
+color:var(--ok);font-weight:600}
+.badge.picked{background:var(--ok);color:#111}
+.tile.picked{outline:2px solid var(--ok)}
+.chain{font-size:12px;color:var(--dim);margin:2px 0 6px}
+.chain a{color:var(--text)}
 .s-done .status{color:var(--ok)}.s-failed .status{color:var(--bad)}
 .s-ambiguous .status,.s-held .status{color:var(--warn)}
 .error{color:#ffb4ad;white-space:pre-wrap}

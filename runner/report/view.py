@@ -14,7 +14,7 @@ import hashlib
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
@@ -119,6 +119,8 @@ class TakeView:
     failure_kind: str | None = None
     progress: int | None = None  # the gateway's percentage while in flight
     reason: str | None = None  # why this render happens (new, prompt changed, ...)
+    chosen: bool = False  # the take export ships and from_shot frames come from
+    picked: bool = False  # chosen by ``shotrun pick`` (not by default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +136,8 @@ class ShotView:
     duration: int
     generate_audio: bool
     takes: tuple[TakeView, ...]
+    from_shots: tuple[str, ...] = ()  # continuity: the shots whose frames it starts from
+    feeds: tuple[str, ...] = ()  # the shots that start from a frame of this one
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,10 +302,38 @@ def _prompts(take: Take) -> tuple[tuple[str, int | None], ...]:
     return ((request.prompt or "", None),)
 
 
+def _chosen(views: Sequence[TakeView], pick: tuple[int, str | None] | None) -> tuple[int, bool]:
+    """(take number, picked) of a shot's chosen take; take 0 when none is finished.
+
+    The same rule as :func:`runner.state.continuity.choose`: the pick while its take is done
+    with the output that was picked, else the lowest-numbered done take.
+    """
+    done = [view for view in views if view.status == "done" and view.video_src]
+    if pick is not None:
+        for view in done:
+            if view.take == pick[0] and (pick[1] is None or view.sha256 == pick[1]):
+                return view.take, True
+    return (done[0].take, False) if done else (0, False)
+
+
+def _frame_sources(take: Take) -> tuple[str, ...]:
+    request = take.request
+    media: list[Media | None] = [request.start_frame, request.end_frame, *request.images]
+    for element in request.elements:
+        if isinstance(element, ImageElement):
+            media += [element.frontal, *element.references]
+    found: list[str] = []
+    for item in media:
+        if isinstance(item, FrameRef) and item.shot_id not in found:
+            found.append(item.shot_id)
+    return tuple(found)
+
+
 def collect(
     manifest: Manifest,
     records: Iterable[RecordLike],
     *,
+    picks: Mapping[str, tuple[int, str | None]] | None = None,
     page_dir: Path | None = None,
     posters_dir: Path | None = None,
     now: dt.datetime | None = None,
@@ -309,7 +341,9 @@ def collect(
     """Gather the report of ``manifest`` from its state ``records`` and its outputs on disk.
 
     A record belongs to a take when shot, take number and fingerprint all match: after a shot is
-    edited its old output is not shown as the new take's result.
+    edited its old output is not shown as the new take's result. ``picks`` (shot id -> take
+    number and the picked output's SHA-256) marks the chosen takes; chains come from the
+    manifest's ``from_shot`` frames.
     """
     page_dir = page_dir or manifest.output_dir
     posters_dir = posters_dir or manifest.output_dir / ".shotrun" / "posters"
@@ -320,6 +354,11 @@ def collect(
     shots: dict[str, list[Take]] = {}
     for take in manifest.takes:
         shots.setdefault(take.shot_id, []).append(take)
+    sources = {shot_id: _frame_sources(takes[0]) for shot_id, takes in shots.items()}
+    feeds: dict[str, list[str]] = {}
+    for shot_id, found in sources.items():
+        for source in found:
+            feeds.setdefault(source, []).append(shot_id)
     views: list[ShotView] = []
     for shot_id, takes in shots.items():
         first = takes[0]
@@ -328,6 +367,9 @@ def collect(
             collector.take_view(take, by_take.get((take.shot_id, take.take, take.fingerprint)))
             for take in sorted(takes, key=lambda t: t.take)
         ]
+        chosen, picked = _chosen(take_views, (picks or {}).get(shot_id))
+        take_views = [replace(view, chosen=True, picked=picked) if view.take == chosen
+                      else view for view in take_views]
         views.append(
             ShotView(
                 shot_id=shot_id,
@@ -339,6 +381,8 @@ def collect(
                 duration=request.duration,
                 generate_audio=request.generate_audio,
                 takes=tuple(take_views),
+                from_shots=sources[shot_id],
+                feeds=tuple(feeds.get(shot_id, ())),
             )
         )
     stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")

@@ -25,7 +25,13 @@ from typing import Any
 
 from runner.model import FrameRef, ImageElement, Take
 from runner.state.base import StoreBase
-from runner.state.records import TakeRecord, TakeStatus, record_from_row
+from runner.state.records import (
+    RECORD_COLUMNS,
+    RECORD_SELECT,
+    TakeRecord,
+    TakeStatus,
+    record_from_row,
+)
 
 SOURCE_CHANGED = "source changed"
 
@@ -160,3 +166,14 @@ def stale_dependents(
                     changed = True
                     break
     return stale
+
+
+def source_changes(store: StoreBase, takes: Sequence[Take]) -> dict[str, str]:
+    """What :func:`stale_dependents` would find if ``takes`` were synced now (for ``plan``);
+    read-only, so it works beside a live run."""
+    with store._read() as conn:
+        rows = {row[0]: tuple(row)
+                for row in conn.execute(f"SELECT {RECORD_SELECT} FROM takes")}
+        at = RECORD_COLUMNS.index("fingerprint")
+        changing = [t.key for t in takes if t.key in rows and rows[t.key][at] != t.fingerprint]
+        return stale_dependents(conn, takes, rows, changing)

@@ -25,9 +25,13 @@ attempts        creation requests that may have reached the gateway
 failure_kind    permanent, transient, budget, auth, quota, dependency (when failed)
 error_code      the gateway's code of the last error, or null
 reason          why this render happens: new, prompt changed, asset content changed,
-                settings changed
+                settings changed, source changed
 progress        the gateway's progress percentage, or null
 tags            the shot's tags
+chosen          true for the take ``export`` ships and ``from_shot`` frames are cut from
+                (the picked take, else the shot's first finished take)
+picked          true when that take was chosen with ``shotrun pick``
+from_shots      the shots whose output frames this take starts from (continuity)
 =============== =====================================================================
 """
 
@@ -45,6 +49,7 @@ TRACE_FIELDS = (
     "id", "shot", "take", "status", "task_id", "submitted", "completed", "downloaded",
     "wall_seconds", "polls", "credits", "output", "sha256", "error",
     "attempts", "failure_kind", "error_code", "reason", "progress", "tags",
+    "chosen", "picked", "from_shots",
 )
 
 
@@ -89,6 +94,9 @@ def trace_record(record: TakeRecord, output_dir: Path | None = None) -> dict[str
         "reason": record.reason,
         "progress": record.progress,
         "tags": list(record.tags),
+        "chosen": False,  # known per shot, not per record: ``status`` fills these three in
+        "picked": False,
+        "from_shots": [],
     }
 
 
@@ -96,7 +104,8 @@ def new_trace_record(key: str, shot_id: str, take: int, tags: Iterable[str]) -> 
     """The trace record of a take the store has never seen (no run has covered it yet)."""
     empty: dict[str, Any] = dict.fromkeys(TRACE_FIELDS)
     empty.update(id=key, shot=shot_id, take=take, status=TakeStatus.NEW.value, polls=0,
-                 attempts=0, reason="new", tags=list(tags))
+                 attempts=0, reason="new", tags=list(tags), chosen=False, picked=False,
+                 from_shots=[])
     return empty
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -70,6 +72,21 @@ def test_pick_changes_the_source_and_export_ships_the_picked_takes(
     assert cli.main(["pick", str(manifest), "s01-walk", "2"]) == 0
     said = capsys.readouterr().out
     assert "picked s01-walk take 2" in said and "s02-turn" in said
+    # plan says, before anything is sent, that the chain re-renders and why.
+    assert cli.main(["plan", str(manifest), "--json"]) == 0
+    planned = {t["key"]: t["status"] for t in json.loads(capsys.readouterr().out)["takes"]}
+    assert planned["s02-turn/take-1"] == {"state": "will run", "reason": "source changed"}
+    assert planned["s01-walk/take-2"]["state"] == "done"
+    assert planned["s03-credits/take-1"]["state"] == "done"
+    # status marks the pick, and which take each shot's frame comes from.
+    assert cli.main(["status", str(manifest), "--json"]) == 0
+    rows = {t["id"]: t for t in json.loads(capsys.readouterr().out)["takes"]}
+    assert rows["s01-walk/take-2"]["picked"] and rows["s01-walk/take-2"]["chosen"]
+    assert not rows["s01-walk/take-1"]["chosen"] and not rows["s01-walk/take-1"]["picked"]
+    assert rows["s02-turn/take-1"]["chosen"] and not rows["s02-turn/take-1"]["picked"]
+    assert rows["s02-turn/take-1"]["from_shots"] == ["s01-walk"]
+    assert cli.main(["status", str(manifest)]) == 0
+    assert "done, picked" in capsys.readouterr().out
     assert run(manifest) == 0
     said = capsys.readouterr()
     assert "source changed" in said.out + said.err
@@ -85,6 +102,20 @@ def test_pick_changes_the_source_and_export_ships_the_picked_takes(
     assert run(manifest) == 0
     said = capsys.readouterr()
     assert "4 take(s) already done" in said.out + said.err
+
+    # The report marks the picked tile and shows which shot feeds which.
+    assert cli.main(["report", str(manifest)]) == 0
+    capsys.readouterr()
+    html = (out / "report.html").read_text()
+    tile = re.search(r'<article class="tile s-done chosen picked"[^>]*data-key="([^"]+)"', html)
+    assert tile is not None and tile.group(1) == "s01-walk/take-2"
+    assert html.count("chosen picked\"") == 1
+    assert re.search(r'data-key="s01-walk/take-1"', html)
+    assert re.search(r'class="tile s-done chosen"[^>]*data-key="s02-turn/take-1"', html)
+    s01 = html[html.index('id="shot-s01-walk"'):html.index('id="shot-s02-turn"')]
+    s02 = html[html.index('id="shot-s02-turn"'):html.index('id="shot-s03-credits"')]
+    assert 'feeds <a href="#shot-s02-turn">s02-turn</a>' in s01
+    assert 'starts from <a href="#shot-s01-walk">s01-walk</a>' in s02
 
     target = tmp_path / "cut"
     assert cli.main(["export", str(manifest), str(target)]) == 0
