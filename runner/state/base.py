@@ -98,7 +98,9 @@ class StoreBase:
                     raise sqlite3.DatabaseError(check)
             except sqlite3.OperationalError as exc:
                 conn.close()
-                raise StateError(f"state store {path} cannot be used: {exc}") from exc
+                raise StateError(
+                    f"state store {path} cannot be used: {schema.sqlite_problem(exc)}"
+                ) from exc
             except sqlite3.DatabaseError as exc:
                 conn.close()
                 raise StateError(
@@ -179,10 +181,15 @@ class StoreBase:
                     yield conn
                     conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    # sqlite may have rolled back already (a full disk, an I/O error): a
+                    # second ROLLBACK would fail and hide the real error.
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
-                raise StateError(f"state store {self.path}: {exc}") from exc
+                raise StateError(
+                    f"state store {self.path}: {schema.sqlite_problem(exc)}"
+                ) from exc
             finally:
                 if not durable:
                     conn.execute("PRAGMA synchronous=FULL")

@@ -141,6 +141,21 @@ def create_private_file(path: Path) -> None:
         os.close(fd)
 
 
+DISK_TROUBLE = ("SQLITE_IOERR", "SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN")
+
+
+def sqlite_problem(exc: sqlite3.Error) -> str:
+    """The sqlite error, plus what to do when the disk is at fault (full, read-only, gone).
+
+    sqlite reports a full disk (or a file-size limit) as a bare "disk I/O error"; without
+    the hint the user cannot tell it from a damaged store.
+    """
+    name = str(getattr(exc, "sqlite_errorname", "") or "")
+    if name.startswith(DISK_TROUBLE):
+        return f"{exc} (is the disk full or read-only? free some space and run again)"
+    return str(exc)
+
+
 def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
     """An autocommit connection (transactions are explicit) with rows by column name."""
     try:
@@ -161,7 +176,7 @@ def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
             conn.execute("PRAGMA synchronous=FULL")
         return conn
     except sqlite3.Error as exc:
-        raise StateError(f"state store {path} cannot be opened: {exc}") from exc
+        raise StateError(f"state store {path} cannot be opened: {sqlite_problem(exc)}") from exc
 
 
 def stored_version(conn: sqlite3.Connection) -> int:
@@ -204,7 +219,8 @@ def migrate(conn: sqlite3.Connection, path: Path) -> int:
             conn.execute("INSERT INTO schema_version (version) VALUES (?)", (target,))
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # sqlite may have rolled back itself (a full disk)
+                conn.execute("ROLLBACK")
             raise
         version = target
     return version

@@ -56,20 +56,23 @@ def _full_disk(limit: int) -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
 
-async def test_a_disk_that_fills_up_mid_download_is_a_clear_error_and_the_next_run_finishes(
+async def test_a_disk_that_fills_up_is_a_clear_error_the_store_survives_and_the_next_run_finishes(
         tmp_path: Path, scale: Scale) -> None:
     path = manifest(tmp_path, scale.small)
+    limits = [5_000, 16 * 1024, 40 * 1024, 64 * 1024] * (3 if scale.long else 1)
     async with run_emulator(emulator(seed=13)) as emu:
         args = run_args(path, emu.base_url)
-        # Cached renders are ~33 KB: the first 16 KB of each download fit, the rest does not.
-        code, out, err = await run_cli(args, preexec=lambda: _full_disk(16 * 1024))
-        assert code != 0, out
-        assert "Traceback" not in out + err, out + err
-        assert "File too large" in out + err or "disk" in (out + err).lower(), out + err
-        if store_path(tmp_path).exists():
-            assert _integrity(tmp_path) == "ok"
+        for limit in limits:  # each run gets a little further before the disk is "full"
+            code, out, err = await run_cli(args, preexec=lambda limit=limit: _full_disk(limit))
+            if code == 0:
+                break
+            # The real cause, not a rollback failure hiding it (a defect this test found).
+            assert "is the disk full" in err or "File too large" in out + err, out + err
+            assert "Traceback" not in out + err and "cannot rollback" not in err, err
+            if store_path(tmp_path).exists():
+                assert _integrity(tmp_path) == "ok"
         code, out, err = await run_cli(args)
         stats = emu.stats()
     assert code == 0, out + err
-    audit(tmp_path, scale.small)
-    assert stats["accepted_tasks"] == scale.small  # what was paid for was collected, not redone
+    result = audit(tmp_path, scale.small)
+    assert stats["accepted_tasks"] - scale.small <= result.ambiguous  # paid once
