@@ -5,9 +5,11 @@ the gateway (which no documentation states, so it is *found* by meeting 429s), t
 request rate, and the local machine's bandwidth and disk.
 
 - :class:`AimdLimiter` bounds the tasks pending/processing at the gateway. It starts at
-  ``api.concurrency``, halves on every 429 (multiplicative decrease) and grows by one after a
+  ``api.concurrency``, halves on a 429 (multiplicative decrease) and grows by one after a
   window of successes (additive increase), never below 1 nor above where it started: a run
-  finds the real limit without hammering, like TCP congestion control.
+  finds the real limit without hammering, like TCP congestion control. A 429 that answers
+  such a +1 probe steps back by one instead (the limit below was fine), and the next probe
+  waits twice as long: at a cap of 8 the limit stays at 8, not swinging between 4 and 9.
 - :class:`TokenBucket` spaces creation requests to ``api.submit_rate`` per second.
 - :class:`DownloadSlots` bounds downloads at once (``api.downloads``), earliest link expiry
   first.
@@ -49,6 +51,8 @@ class AimdLimiter:
         self._in_flight = 0
         self._successes = 0
         self._epoch = 0
+        self._probed = False  # the limit was raised since the last decrease
+        self._patience = 1  # windows per +1; doubles after each probe the gateway refused
         self._waiters: deque[asyncio.Future[None]] = deque()
 
     @property
@@ -94,7 +98,7 @@ class AimdLimiter:
         return self._epoch
 
     def on_rate_limited(self, epoch: int | None = None) -> None:
-        """A 429: halve the limit (never below 1) and restart the success window.
+        """A 429: halve the limit (never below 1; one step back after a probe), restart the window.
 
         Several requests sent at the old limit meet their 429s together; like TCP, the limit
         is halved once for them all: a 429 for a request sent before the last decrease
@@ -103,7 +107,15 @@ class AimdLimiter:
         if epoch is not None and epoch != self._epoch:
             return
         before = self._limit
-        self._limit = max(1, self._limit // 2)
+        if self._probed:
+            # The limit below this one was fine a moment ago: the 429 answers the probe, so
+            # step back to it (halving here made a known cap of 8 swing between 4 and 9) and
+            # probe less often from now on.
+            self._limit = max(1, self._limit - 1)
+            self._patience = min(self._patience * 2, 64)
+        else:
+            self._limit = max(1, self._limit // 2)
+        self._probed = False
         self._successes = 0
         self._epoch += 1
         if self._limit != before:
@@ -112,9 +124,10 @@ class AimdLimiter:
     def on_success(self) -> None:
         """A creation was accepted: after a window of them, allow one more in flight."""
         self._successes += 1
-        window = self._window or self._limit
+        window = (self._window or self._limit) * self._patience
         if self._successes >= window and self._limit < self._maximum:
             self._limit += 1
+            self._probed = True
             self._successes = 0
             log.info("concurrency_increased", limit=self._limit)
             self._wake()

@@ -95,7 +95,7 @@ def test_poll_delays_respect_bounds_with_spread(elapsed: float, estimate: float 
 
 
 def test_polls_of_many_tasks_are_spread() -> None:
-    policy = PollPolicy(min_interval=1, max_interval=60, spread=0.2)
+    policy = PollPolicy(min_interval=1, max_interval=60, first_fraction=0.9, spread=0.2)
     rng = random.Random(5)
     firsts = {round(policy.first_delay(30, rng), 6) for _ in range(100)}
     assert len(firsts) > 90

@@ -1,4 +1,4 @@
-"""The default poll policy aims just after the predicted end: few polls, little delay."""
+"""The default poll policy looks at 3/4 of the estimate, then just after the predicted end."""
 
 from __future__ import annotations
 
@@ -23,10 +23,19 @@ def _watch(task_time: float, estimate: float, seed: int) -> tuple[int, float]:
 
 
 @pytest.mark.parametrize("seed", range(50))
-def test_a_right_estimate_costs_one_poll_and_a_few_percent_of_delay(seed: int) -> None:
+def test_a_right_estimate_costs_two_polls_and_a_few_percent_of_delay(seed: int) -> None:
     polls, delay = _watch(120.0, 120.0, seed)
-    assert polls == 1
+    assert polls == 2
     assert delay <= 0.07 * 120
+
+
+@pytest.mark.parametrize("seed", range(50))
+@pytest.mark.parametrize("task_time", [90.0, 105.0, 150.0, 180.0])
+def test_tasks_shorter_or_longer_than_the_estimate_are_seen_soon(seed: int, task_time: float
+                                                                 ) -> None:
+    polls, delay = _watch(task_time, 120.0, seed)
+    assert polls <= 3
+    assert delay <= 0.07 * task_time
 
 
 @pytest.mark.parametrize("seed", range(50))
