@@ -1,17 +1,21 @@
 """Overhead at scale: what shotrun itself costs per take, and how its memory grows.
 
 Instant tasks and one tiny cached clip, so the run is all shotrun: manifest, store
-transitions, HTTP, downloads, verification. ``shotrun run`` is a child process and its CPU
-time (user + system, its threads included) and peak RSS come from ``os.wait4``, so the
-emulator's own work in this process is not counted. Two sizes show the growth: CPU per take
-should stay flat and memory should grow far slower than the take count.
+transitions, HTTP, downloads, verification. Every output is decoded (first and last frames;
+the emulator's clips have a single keyframe, so the whole clip), and a row shows that share.
+``shotrun run`` is a child process and its CPU time (user + system, its threads included)
+and peak RSS come from ``os.wait4``, so the emulator's own work in this process is not
+counted. Two sizes show the growth: CPU per take should stay flat and memory should grow
+far slower than the take count.
 """
 
 from __future__ import annotations
 
 import asyncio
+import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import _emu
 from benchmarks.table import format_table, row
+from runner.verify import verify_video
 
 CPU_TARGET_MS = 2.0
 RSS_TARGET_MB = 150.0
@@ -31,23 +36,38 @@ async def _measure(takes: int, root: Path) -> _emu.ChildRun:
         return await _emu.run_against(emu, manifest, 32, "--downloads", "8")
 
 
-def _one(takes: int) -> _emu.ChildRun:
+def _verify_ms(video: Path) -> float:
+    """CPU ms the decode check of one output costs (median of 5), measured in this process."""
+    times = []
+    for _ in range(5):
+        start = time.process_time()
+        verify_video(video, duration=3, width=1280, height=720)
+        times.append((time.process_time() - start) * 1000)
+    return statistics.median(times)
+
+
+def _one(takes: int) -> tuple[_emu.ChildRun, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        return asyncio.run(_measure(takes, Path(tmp)))
+        result = asyncio.run(_measure(takes, Path(tmp)))
+        return result, _verify_ms(next((Path(tmp) / "out").glob("*/take-1.mp4")))
 
 
 def run(quick: bool) -> list[dict[str, Any]]:
     """CPU ms per take and peak RSS at a small and a large size, and their growth."""
     _emu.quiet_logs()
     small, large = (500, 2_000) if quick else (5_000, 20_000)
-    runs = {n: _one(n) for n in (small, large)}
+    measured = {n: _one(n) for n in (small, large)}
+    runs = {n: result for n, (result, _) in measured.items()}
     rows = []
-    for n, result in runs.items():
+    for n, (result, verify_ms) in measured.items():
         per_take = result.cpu / n * 1000
         rows.append(row(f"overhead: {n} instant takes, runner CPU per take (ms)",
                         round(per_take, 3), f"<= {CPU_TARGET_MS:g}",
                         f"{result.cpu:.1f} s CPU in {result.wall:.1f} s wall",
                         per_take <= CPU_TARGET_MS))
+        rows.append(row(f"overhead: {n} takes, of which decoding to verify (ms per take)",
+                        round(verify_ms, 2), "informative",
+                        f"the rest: {per_take - verify_ms:.1f} ms", None))
         rows.append(row(f"overhead: {n} instant takes, runner peak RSS (MB)",
                         round(result.max_rss_mb, 1),
                         f"<= {RSS_TARGET_MB:g} at 20,000" if n == large else "informative",
