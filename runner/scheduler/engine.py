@@ -79,6 +79,7 @@ class Engine:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._finished: dict[str, asyncio.Event] = {}
         self._stops = 0
+        self._fatal: StateError | None = None
         self._notifying = False
         self._started_at = time.time()
         self._wall_start = time.monotonic()
@@ -125,7 +126,11 @@ class Engine:
 
     # ------------------------------------------------------------------ running
     async def run(self) -> RunSummary:
-        """Drive every take to the end of this run and return the summary."""
+        """Drive every take to the end of this run and return the summary.
+
+        Raises :class:`~runner.errors.StateError` when the store stops accepting writes: the
+        run stops at once (each take stays where its last committed transition left it).
+        """
         ctx = self.ctx
         self._archive_previous()
         for take in self.takes:
@@ -152,6 +157,8 @@ class Engine:
             for task in self._tasks.values():
                 if not task.done():
                     task.cancel()
+        if self._fatal is not None:
+            raise self._fatal
         for take in self.takes:
             if ctx.phases.get(take.key) not in TERMINAL:
                 self._settle_unfinished(take)
@@ -180,14 +187,29 @@ class Engine:
             except asyncio.CancelledError:
                 self._settle_unfinished(take)
                 raise
+            except StateError as exc:
+                # The store cannot record (disk full, read-only, gone): nothing may move on
+                # without its transition committed, so the whole run stops now and
+                # :meth:`run` raises this error for the command to report in one line.
+                if self._fatal is None:
+                    self._fatal = exc
+                    log.error("run_stopped_store_failed", error=redact(str(exc)))
+                    self._stops = max(self._stops, 1)
+                    ctx.stop(StopReason.INTERRUPTED, redact(str(exc)))
+                    for task in self._tasks.values():
+                        if task is not asyncio.current_task():
+                            task.cancel()
             except Exception as exc:
                 # A defect must not take the other takes down; the store keeps the take
-                # where it was, so the next run picks it up.
-                # Logged as redacted text, never with locals: a frame may hold the key.
-                log.error("take_crashed", error=redact(f"{type(exc).__name__}: {exc}"),
+                # where it was, so the next run picks it up. The traceback goes to the run
+                # log only (debug level), redacted and without locals: a frame may hold the
+                # key, and a console shows no tracebacks.
+                what = redact(f"{type(exc).__name__}: {exc}")
+                log.error("take_crashed", error=what)
+                log.debug("take_crash_traceback",
                           traceback=redact("".join(traceback.format_exception(exc))))
                 ctx.finish(take, Phase.FAILED, kind="internal", code="internal_error",
-                           message=redact(f"{type(exc).__name__}: {exc}"))
+                           message=what)
             finally:
                 if ctx.phases.get(take.key) not in TERMINAL:
                     self._settle_unfinished(take)
@@ -279,9 +301,9 @@ class Engine:
     async def _chosen_ready(self, take: Take, shot_id: str) -> bool:
         """Wait until ``shot_id`` has a chosen take to cut a frame from; False if it never will.
 
-        The picked take when its output is still the picked one; otherwise the
-        lowest-numbered take that renders, so the takes are awaited in order and the first
-        done one decides (the same rule as :func:`runner.state.continuity.choose`).
+        The picked take when its output is still the picked one; otherwise the take that
+        finishes first (the rule of :func:`runner.state.continuity.choose`): a dependent
+        goes as soon as any take of its source is done, never waiting for the slowest.
         """
         ctx = self.ctx
         pick = continuity.picks(ctx.store).get(shot_id)
@@ -290,13 +312,21 @@ class Engine:
             chosen = continuity.choose(records, pick)
             if chosen is not None and chosen.take == pick.take:
                 return True
-        for source in sorted(self._by_shot.get(shot_id, []), key=lambda t: t.take):
-            event = self._finished.get(source.key)
-            if event is not None:
-                await event.wait()
-            if self._done_in_store(source.key):
-                return True
         sources = self._by_shot.get(shot_id, [])
+        waiting = {asyncio.ensure_future(event.wait()): key for key, event in
+                   ((s.key, self._finished.get(s.key)) for s in sources) if event is not None}
+        try:
+            if any(self._done_in_store(s.key) for s in sources
+                   if self._finished.get(s.key) is None or self._finished[s.key].is_set()):
+                return True
+            while waiting:
+                finished, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                for future in finished:
+                    if self._done_in_store(waiting.pop(future)):
+                        return True
+        finally:
+            for future in waiting:
+                future.cancel()
         if any(ctx.phases.get(s.key) in (Phase.NOT_STARTED, Phase.LEFT) for s in sources):
             ctx.finish(take, Phase.NOT_STARTED,
                        message=f"waits for shot {shot_id}, which did not finish")
@@ -316,8 +346,10 @@ class Engine:
 
     def _settle_unfinished(self, take: Take) -> None:
         """A take cut short by a stop: in flight at the gateway, or never submitted."""
-        record = self.store.record(take.key)
-        status = record.status.value
+        try:
+            status = self.store.record(take.key).status.value
+        except StateError:  # the store itself failed: say nothing more than we know
+            status = "unknown"
         if status in ("submitted", "completed", "downloading", "submitting"):
             self.ctx.outcomes[take.key] = Outcome(Phase.LEFT, message=self.ctx.stop_message)
             self.ctx.phases[take.key] = Phase.LEFT

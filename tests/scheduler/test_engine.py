@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from runner.commands.run import format_summary
@@ -470,3 +471,25 @@ async def test_a_stop_before_the_run_starts_touches_nothing(tmp_path: Path) -> N
     assert summary.stopped_reason == "interrupted"
     assert summary.in_flight == ("a/take-1",) and summary.not_started == ("b/take-1",)
     assert stats["polls"] == 0 and stats["creation_requests"] == 0
+
+
+async def test_a_store_that_stops_writing_stops_the_whole_run(tmp_path: Path) -> None:
+    from runner.errors import StateError
+
+    manifest = make_manifest(tmp_path, [Shot(f"s{n}", f"store {n}") for n in range(8)])
+    settings = replace(FAST, concurrency=2)
+    broken: list[int] = []
+
+    def break_store(engine: Engine, progress: RunProgress) -> None:
+        if progress.in_flight and not broken:
+            broken.append(1)
+            engine.store.close()  # from now on every write fails, like a full disk
+
+    async with run_emulator(fast_emulator(processing_time=0.2)) as emulator:
+        with pytest.raises(StateError, match="closed") as info:
+            await run_engine(manifest, emulator.base_url, settings=settings,
+                             on_progress=break_store)
+        created = emulator.stats()["accepted_tasks"]
+    assert any(frame.name == "run" and "engine" in str(frame.path)
+               for frame in info.traceback)  # raised by Engine.run, not afterwards
+    assert broken and created <= 2  # nothing was sent once nothing could be recorded
