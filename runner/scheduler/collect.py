@@ -77,7 +77,10 @@ async def _poll(ctx: RunContext, take: Take) -> str:
     task_id = record.task_id
     assert task_id is not None, f"{key}: polled without a task id"
     policy = ctx.settings.polling
-    started = record.submitted_at or ctx.clock()
+    # From when the creation was sent: the task's clock at the gateway starts there, and a
+    # wait computed from the reported progress must not fall short by the request's round
+    # trip (it made one poll in fifty come early and cost a third poll).
+    started = record.submitting_at or record.submitted_at or ctx.clock()
     estimate = record.estimated_time
     elapsed = ctx.clock() - started
     delay = policy.first_delay(estimate) - elapsed
