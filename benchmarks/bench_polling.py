@@ -55,7 +55,7 @@ def _case(label: str, takes: int, task_time: float, factor: float, poll_target: 
 def run(quick: bool) -> list[dict[str, Any]]:
     """Polls per take and detection delay with an accurate and a 3x-too-low estimate."""
     _emu.quiet_logs()
-    takes, task_time = (24, 1.0) if quick else (64, 2.0)
+    takes, task_time = (16, 1.0) if quick else (64, 2.0)
     label = f"N={takes} T={task_time:g}s"
     return [
         *_case(f"{label} estimate accurate", takes, task_time, 1.0, 2.0),

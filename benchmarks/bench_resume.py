@@ -61,7 +61,7 @@ async def _time(command: str, manifest: Path, *extra: str) -> _emu.ChildRun:
 def run(quick: bool) -> list[dict[str, Any]]:
     """Seconds for ``run`` with nothing to do and for ``status``, on a store of done takes."""
     _emu.quiet_logs()
-    takes = 5_000 if quick else 20_000
+    takes = 2_000 if quick else 20_000
     shots = takes // TAKES_PER_SHOT
     with tempfile.TemporaryDirectory() as tmp:
         manifest = _emu.write_manifest(Path(tmp), takes, takes_per_shot=TAKES_PER_SHOT)

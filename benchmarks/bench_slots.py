@@ -54,7 +54,7 @@ def _case(name: str, takes: int, task_time: float, jitter: float, concurrency: i
 def run(quick: bool) -> list[dict[str, Any]]:
     """Makespan over the ideal for a fixed, a jittered and an unknown cap."""
     _emu.quiet_logs()
-    takes, task_time = (48, 1.0) if quick else (200, 2.0)
+    takes, task_time = (32, 1.0) if quick else (200, 2.0)
     label = f"N={takes} C={CAP} T={task_time:g}s"
     return [
         _case(f"{label}, cap known", takes, task_time, 0.0, CAP, 1.05),
