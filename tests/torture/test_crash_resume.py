@@ -23,9 +23,9 @@ from tests.torture.harness import (
     audit,
     emulator,
     env,
+    finish,
     manifest,
     run_args,
-    run_cli,
     store_path,
 )
 
@@ -79,7 +79,11 @@ async def test_sigkill_at_random_moments_then_resume_finishes_everything_and_pay
     kills: dict[str, int] = {}
     # Slow enough that a run does not finish between two moments; cached renders keep the
     # download small.
-    settings = emulator(processing_time=0.4, queue_time=0.05, download_rate=300_000, seed=3)
+    # The long run also has a flaky gateway: kills land in the middle of retries too.
+    chaos = ({"error_rates": {"500": 0.05, "503": 0.05, "429": 0.05}, "reset_rate": 0.03,
+              "truncate_rate": 0.03} if scale.long else {})
+    settings = emulator(processing_time=0.4, queue_time=0.05, download_rate=300_000, seed=3,
+                        **chaos)
     async with run_emulator(settings) as emu:
         args = run_args(path, emu.base_url, "--concurrency", "3")
         finished = False
@@ -102,7 +106,7 @@ async def test_sigkill_at_random_moments_then_resume_finishes_everything_and_pay
                 break
         # A take whose creation was cut twice is held, never resubmitted in a loop;
         # --retry-failed is the user's explicit "resubmit it".
-        code, out, _ = await run_cli([*args, "--json", "--retry-failed"])
+        code, out, _ = await finish([*args, "--json"])
         stats = emu.stats()
     assert code == 0, out
     result = audit(tmp_path, count)

@@ -42,7 +42,8 @@ def assert_no_key(root: Path, *texts: str) -> None:
     needles = (KEY.encode(), KEY[12:].encode())
     for text in texts:
         assert KEY not in text and KEY[12:] not in text
-    for path in _everything_written(root):
+    crash_logs = Path(os.environ["XDG_CACHE_HOME"]) / "shotrun"  # isolated per test
+    for path in _everything_written(root) + _everything_written(crash_logs):
         data = path.read_bytes()
         assert not any(n in data for n in needles), f"the API key leaked into {path}"
 
@@ -213,6 +214,9 @@ async def test_tls_verification_is_on_and_the_usual_switches_do_not_turn_it_off(
             await server.close()
     assert code == 1 and accepted == 0, out
     assert "certificate" in (out + err).lower() and "Traceback" not in err, out + err
+    # No switch to turn it off exists either.
+    _, help_text, _ = await run_cli([*run_args(path, base)[:3], "run", "--help"])
+    assert not any(word in help_text.lower() for word in ("insecure", "verify", "no-tls"))
 
 
 async def test_store_and_logs_are_private_and_outputs_follow_the_umask(tmp_path: Path) -> None:
@@ -230,3 +234,18 @@ async def test_store_and_logs_are_private_and_outputs_follow_the_umask(tmp_path:
     video = tmp_path / "out" / "s000" / "take-1.mp4"
     assert stat.S_IMODE(video.stat().st_mode) == 0o640
     assert stat.S_IMODE(video.parent.stat().st_mode) == 0o750
+
+
+def test_a_crash_log_is_private_and_carries_no_key(tmp_path: Path) -> None:
+    from runner import cli
+    from runner.redact import register_secret
+
+    register_secret(KEY)
+    try:
+        raise RuntimeError(f"boom while sending Authorization: Bearer {KEY}")
+    except RuntimeError as exc:
+        written = cli.write_crash_log(exc)
+    assert written is not None
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600
+    assert "boom while sending" in written.read_text()
+    assert_no_key(tmp_path)

@@ -123,3 +123,35 @@ async def test_a_gateway_slower_than_usual_but_within_the_limit_is_waited_for(
     assert json.loads(out)["ambiguous"] == 0
     assert stats["accepted_tasks"] == scale.small
     audit(tmp_path, scale.small)
+
+
+async def test_a_gateway_that_goes_silent_after_accepting_is_left_for_the_next_run(
+        tmp_path: Path, scale: Scale) -> None:
+    """Tasks accepted, then every status check hangs: the run stops waiting after the task
+    timeout (a setting) instead of hanging, and the next run collects the paid tasks."""
+    forever = asyncio.Event()
+
+    async def silent_after_create(request: web.Request,
+                                  body: bytes) -> web.StreamResponse | None:
+        if request.method == "GET":
+            await forever.wait()
+        return None
+
+    path = manifest(tmp_path, scale.small)
+    async with run_emulator(emulator(seed=9)) as emu:
+        front = await serve(relay(emu.base_url, silent_after_create))
+        try:
+            code, out, err = await run_cli(
+                run_args(path, url_of(front), "--json", "--request-timeout", "0.15",
+                         "--task-timeout", "2"), timeout=120)
+        finally:
+            forever.set()
+            await front.close()
+        summary = json.loads(out)
+        assert code == 1 and len(summary["in_flight"]) == scale.small, summary
+        assert "Traceback" not in err
+        code, out, err = await run_cli(run_args(path, emu.base_url))
+        stats = emu.stats()
+    assert code == 0, out + err
+    audit(tmp_path, scale.small)
+    assert stats["accepted_tasks"] == scale.small  # collected, never paid twice
