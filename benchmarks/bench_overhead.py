@@ -55,7 +55,7 @@ def _one(takes: int) -> tuple[_emu.ChildRun, float]:
 def run(quick: bool) -> list[dict[str, Any]]:
     """CPU ms per take and peak RSS at a small and a large size, and their growth."""
     _emu.quiet_logs()
-    small, large = (100, 400) if quick else (5_000, 20_000)
+    small, large = (50, 200) if quick else (5_000, 20_000)
     measured = {n: _one(n) for n in (small, large)}
     runs = {n: result for n, (result, _) in measured.items()}
     rows = []
