@@ -207,7 +207,8 @@ def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console) -
             parts.append("start" if not isinstance(request.start_frame, FrameRef)
                          else f"start<-{request.start_frame.shot_id}")
         if request.end_frame is not None:
-            parts.append("end")
+            parts.append("end" if not isinstance(request.end_frame, FrameRef)
+                         else f"end<-{request.end_frame.shot_id}")
         audio = " +audio" if request.generate_audio else ""
         cells = [row.take.key,
                  f"{request.resolution} {request.aspect_ratio} {request.duration}s{audio}",

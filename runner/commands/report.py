@@ -51,19 +51,20 @@ def run(args: argparse.Namespace) -> int:
     from runner.report import write_report
     from runner.report.trace import write_trace_csv
     from runner.state import StateStore, TakeRecord, store_path_for
-    from runner.state.continuity import picks
+    from runner.state.continuity import chosen_takes, picks
 
     manifest = load_manifest(args.manifest)  # ManifestError -> exit 2
     store_path = store_path_for(manifest)
     records: list[TakeRecord] = []
-    chosen: dict[str, tuple[int, str | None]] = {}
+    chosen: dict[str, tuple[int, bool]] = {}
     if store_path.is_file():
         with StateStore.open_readonly(store_path) as store:  # StateError -> exit 2
             records = store.records()
-            chosen = {shot: (pick.take, pick.sha256) for shot, pick in picks(store).items()}
+            fingerprints = {take.key: take.fingerprint for take in manifest.takes}
+            chosen = chosen_takes(records, picks(store), fingerprints)
     else:
         _say(f"shotrun: no run of {manifest.path} yet: every take is shown as new", err=True)
-    written = write_report(manifest, records, picks=chosen)
+    written = write_report(manifest, records, chosen=chosen)
     path = written.path
     _say(f"shotrun: report of {written.describe()}: {path}")
     if args.csv is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,7 @@ from runner.errors import EXIT_OK, ManifestError, UsageError
 from runner.model import Manifest
 from runner.redact import redact
 from runner.state import StateStore, store_path_for
-from runner.state.continuity import Pick, choose, frame_sources, picks
-from runner.state.records import TakeRecord
+from runner.state.continuity import chosen_takes, frame_sources, picks
 from runner.state.schema import writer_pid
 from runner.state.trace import new_trace_record, trace_record, trace_totals
 
@@ -151,23 +150,6 @@ def gather(manifest_path: Path, only: Sequence[str] = ()) -> dict[str, Any]:
         "takes": rows,
         "totals": totals,
     }
-
-
-def chosen_takes(records: Iterable[TakeRecord], chosen_picks: Mapping[str, Pick],
-                 fingerprints: Mapping[str, str] | None) -> dict[str, tuple[int, bool]]:
-    """Per shot, its chosen take (what export ships and from_shot cuts from) and whether the
-    user picked it; records of another fingerprint than the manifest's do not count."""
-    by_shot: dict[str, list[TakeRecord]] = {}
-    for record in records:
-        if fingerprints is None or fingerprints.get(record.key) == record.fingerprint:
-            by_shot.setdefault(record.shot_id, []).append(record)
-    found: dict[str, tuple[int, bool]] = {}
-    for shot_id, shot_records in by_shot.items():
-        pick = chosen_picks.get(shot_id)
-        best = choose(shot_records, pick)
-        if best is not None:
-            found[shot_id] = (best.take, pick is not None and pick.take == best.take)
-    return found
 
 
 def _mark_chosen(rows: Sequence[dict[str, Any]], chosen: Mapping[str, tuple[int, bool]],

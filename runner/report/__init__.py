@@ -55,12 +55,12 @@ def report_path(manifest: Manifest) -> Path:
 
 def write_report(
     manifest: Manifest, records: Iterable[RecordLike], *, path: Path | None = None,
-    picks: Mapping[str, tuple[int, str | None]] | None = None,
+    chosen: Mapping[str, tuple[int, bool]] | None = None,
 ) -> WrittenReport:
     """Write the report of ``manifest`` (at ``path``, default ``<output_dir>/report.html``);
-    ``picks`` (shot id -> picked take and its output's SHA-256) marks the picked tiles."""
+    ``chosen`` (shot id -> chosen take, picked or not) marks the chosen tiles."""
     target = path or report_path(manifest)
-    data = collect(manifest, records, picks=picks, page_dir=target.parent)
+    data = collect(manifest, records, chosen=chosen, page_dir=target.parent)
     write_atomic(target, render_html(data).encode("utf-8"))
     totals = data.totals()
     log.info("report_written", path=str(target), shots=len(data.shots), takes=totals.takes)

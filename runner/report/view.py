@@ -302,20 +302,6 @@ def _prompts(take: Take) -> tuple[tuple[str, int | None], ...]:
     return ((request.prompt or "", None),)
 
 
-def _chosen(views: Sequence[TakeView], pick: tuple[int, str | None] | None) -> tuple[int, bool]:
-    """(take number, picked) of a shot's chosen take; take 0 when none is finished.
-
-    The same rule as :func:`runner.state.continuity.choose`: the pick while its take is done
-    with the output that was picked, else the lowest-numbered done take.
-    """
-    done = [view for view in views if view.status == "done" and view.video_src]
-    if pick is not None:
-        for view in done:
-            if view.take == pick[0] and (pick[1] is None or view.sha256 == pick[1]):
-                return view.take, True
-    return (done[0].take, False) if done else (0, False)
-
-
 def _frame_sources(take: Take) -> tuple[str, ...]:
     request = take.request
     media: list[Media | None] = [request.start_frame, request.end_frame, *request.images]
@@ -333,7 +319,7 @@ def collect(
     manifest: Manifest,
     records: Iterable[RecordLike],
     *,
-    picks: Mapping[str, tuple[int, str | None]] | None = None,
+    chosen: Mapping[str, tuple[int, bool]] | None = None,
     page_dir: Path | None = None,
     posters_dir: Path | None = None,
     now: dt.datetime | None = None,
@@ -341,8 +327,9 @@ def collect(
     """Gather the report of ``manifest`` from its state ``records`` and its outputs on disk.
 
     A record belongs to a take when shot, take number and fingerprint all match: after a shot is
-    edited its old output is not shown as the new take's result. ``picks`` (shot id -> take
-    number and the picked output's SHA-256) marks the chosen takes; chains come from the
+    edited its old output is not shown as the new take's result. ``chosen`` (shot id -> the
+    chosen take's number and whether it was picked, from
+    :func:`runner.state.continuity.chosen_takes`) marks tiles; chains come from the
     manifest's ``from_shot`` frames.
     """
     page_dir = page_dir or manifest.output_dir
@@ -367,9 +354,10 @@ def collect(
             collector.take_view(take, by_take.get((take.shot_id, take.take, take.fingerprint)))
             for take in sorted(takes, key=lambda t: t.take)
         ]
-        chosen, picked = _chosen(take_views, (picks or {}).get(shot_id))
-        take_views = [replace(view, chosen=True, picked=picked) if view.take == chosen
-                      else view for view in take_views]
+        number, picked = (chosen or {}).get(shot_id, (0, False))
+        take_views = [replace(view, chosen=True, picked=picked)
+                      if view.take == number and view.status == "done" else view
+                      for view in take_views]
         views.append(
             ShotView(
                 shot_id=shot_id,

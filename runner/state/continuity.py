@@ -12,7 +12,9 @@ on down the chain. Takes in flight are never touched here (a task id is never re
 only *done* takes can become stale.
 
 The chosen take of a shot is the one the user picked (``shotrun pick``), as long as that
-take's output is still the one that was picked, else the lowest-numbered done take.
+take's output is still the one that was picked, else the take that finished first (by
+download time; the lowest number on a tie). "First finished" rather than "take 1" keeps the
+choice stable: retrying a failed take 1 later does not move its dependents' source.
 """
 
 from __future__ import annotations
@@ -62,19 +64,39 @@ def frame_sources(take: Take) -> tuple[str, ...]:
 
 
 def choose(records: Iterable[TakeRecord], pick: Pick | None) -> TakeRecord | None:
-    """The chosen take among one shot's ``records``: the valid pick, else the first done one.
+    """The chosen take among one shot's ``records``: the valid pick, else the first finished.
 
     A pick holds while its take is done with the very output that was picked; a take rendered
     again since (another fingerprint) falls back to the default rather than silently
     choosing a video the user never saw.
     """
     done = sorted((r for r in records if r.status is TakeStatus.DONE and r.output_path),
-                  key=lambda r: r.take)
+                  key=lambda r: (r.downloaded_at or float("inf"), r.take))
     if pick is not None:
         for record in done:
             if record.take == pick.take and (pick.sha256 is None or record.sha256 == pick.sha256):
                 return record
     return done[0] if done else None
+
+
+def chosen_takes(records: Iterable[TakeRecord], chosen_picks: Mapping[str, Pick],
+                 fingerprints: Mapping[str, str] | None = None) -> dict[str, tuple[int, bool]]:
+    """Per shot, its chosen take number and whether the user picked it (status, report).
+
+    With ``fingerprints`` (take key -> the manifest's fingerprint), records of an older
+    version of a take do not count.
+    """
+    by_shot: dict[str, list[TakeRecord]] = {}
+    for record in records:
+        if fingerprints is None or fingerprints.get(record.key) == record.fingerprint:
+            by_shot.setdefault(record.shot_id, []).append(record)
+    found: dict[str, tuple[int, bool]] = {}
+    for shot_id, shot_records in by_shot.items():
+        pick = chosen_picks.get(shot_id)
+        best = choose(shot_records, pick)
+        if best is not None:
+            found[shot_id] = (best.take, pick is not None and pick.take == best.take)
+    return found
 
 
 # ----------------------------------------------------------------------------- store access

@@ -18,7 +18,7 @@ from PIL import Image
 from runner.emulator import EmulatorSettings
 from runner.gateway.client import GatewayClient
 from runner.model import ApiConfig, Budget, FrameRef, LocalFile, Manifest, Media, Take, TakeRequest
-from runner.scheduler.context import EngineSettings
+from runner.scheduler.context import EngineSettings, Phase
 from runner.scheduler.engine import Engine
 from runner.scheduler.progress import RunSummary
 from runner.state import StateStore, TakePlan, TakeRecord, store_path_for
@@ -128,3 +128,32 @@ def middle(frame: Frame) -> Frame:
 def difference(a: Frame, b: Frame) -> float:
     """Mean absolute difference of the middle bands, 0-255."""
     return float(np.abs(middle(a).astype(np.int16) - middle(b).astype(np.int16)).mean())
+
+
+async def run_until(manifest: Manifest, base_url: str, stop_when: str,
+                    settings: EngineSettings = FAST) -> Ran:
+    """Like :func:`run_once`, but Ctrl-C (a graceful stop) as soon as take ``stop_when`` is
+    at the gateway: it keeps rendering there, for the next run to collect."""
+    store = StateStore.open(store_path_for(manifest))
+    try:
+        payloads = {t.key: build_payload(t.request, fingerprint_resolver)
+                    for t in manifest.takes}
+        plans = store.sync(manifest.takes, payloads)
+        client = GatewayClient(base_url, base_url, KEY)
+        engine: Engine | None = None
+
+        def observe(_progress: Any) -> None:
+            if engine is not None and engine._stops == 0 and \
+                    engine.ctx.phases.get(stop_when) is Phase.IN_FLIGHT:
+                engine.request_stop()
+
+        try:
+            engine = Engine(manifest, store, client, plans, settings, observer=observe,
+                            upload_namespace=base_url)
+            summary = await engine.run()
+        finally:
+            await client.close()
+        records = {r.key: r for r in store.records()}
+    finally:
+        store.close()
+    return Ran(summary, {p.key: p for p in plans}, records)

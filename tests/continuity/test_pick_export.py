@@ -17,7 +17,7 @@ import pytest
 
 from runner import cli
 from runner.state import StateStore, store_path_for
-from runner.state.continuity import frame_hashes, picks
+from runner.state.continuity import choose, frame_hashes, picks
 
 FAST_FLAGS = ["--poll-min", "0.01", "--poll-max", "0.05", "--backoff-base", "0.01",
               "--backoff-cap", "0.05", "--submit-rate", "0"]
@@ -65,24 +65,28 @@ def test_pick_changes_the_source_and_export_ships_the_picked_takes(
     with StateStore.open_readonly(store_path) as store:
         before = {r.key: r for r in store.records()}
         used = frame_hashes(store)
-    # Without a pick, s02 starts from s01's first finished take.
-    assert used["s02-turn/take-1"] == {"s01-walk": before["s01-walk/take-1"].sha256}
+    # Without a pick, s02 starts from s01's first finished take; pick the other one.
+    default = choose([before["s01-walk/take-1"], before["s01-walk/take-2"]], None)
+    assert default is not None
+    first, other = default.take, 3 - default.take
+    assert used["s02-turn/take-1"] == {"s01-walk": before[f"s01-walk/take-{first}"].sha256}
     capsys.readouterr()
 
-    assert cli.main(["pick", str(manifest), "s01-walk", "2"]) == 0
+    assert cli.main(["pick", str(manifest), "s01-walk", str(other)]) == 0
     said = capsys.readouterr().out
-    assert "picked s01-walk take 2" in said and "s02-turn" in said
+    assert f"picked s01-walk take {other}" in said and "s02-turn" in said
     # plan says, before anything is sent, that the chain re-renders and why.
     assert cli.main(["plan", str(manifest), "--json"]) == 0
     planned = {t["key"]: t["status"] for t in json.loads(capsys.readouterr().out)["takes"]}
     assert planned["s02-turn/take-1"] == {"state": "will run", "reason": "source changed"}
-    assert planned["s01-walk/take-2"]["state"] == "done"
+    assert planned[f"s01-walk/take-{other}"]["state"] == "done"
     assert planned["s03-credits/take-1"]["state"] == "done"
     # status marks the pick, and which take each shot's frame comes from.
     assert cli.main(["status", str(manifest), "--json"]) == 0
     rows = {t["id"]: t for t in json.loads(capsys.readouterr().out)["takes"]}
-    assert rows["s01-walk/take-2"]["picked"] and rows["s01-walk/take-2"]["chosen"]
-    assert not rows["s01-walk/take-1"]["chosen"] and not rows["s01-walk/take-1"]["picked"]
+    mine, theirs = rows[f"s01-walk/take-{other}"], rows[f"s01-walk/take-{first}"]
+    assert mine["picked"] and mine["chosen"]
+    assert not theirs["chosen"] and not theirs["picked"]
     assert rows["s02-turn/take-1"]["chosen"] and not rows["s02-turn/take-1"]["picked"]
     assert rows["s02-turn/take-1"]["from_shots"] == ["s01-walk"]
     assert cli.main(["status", str(manifest)]) == 0
@@ -93,8 +97,8 @@ def test_pick_changes_the_source_and_export_ships_the_picked_takes(
     with StateStore.open_readonly(store_path) as store:
         after = {r.key: r for r in store.records()}
         used = frame_hashes(store)
-        assert picks(store)["s01-walk"].take == 2
-    assert used["s02-turn/take-1"] == {"s01-walk": after["s01-walk/take-2"].sha256}
+        assert picks(store)["s01-walk"].take == other
+    assert used["s02-turn/take-1"] == {"s01-walk": after[f"s01-walk/take-{other}"].sha256}
     assert after["s02-turn/take-1"].sha256 != before["s02-turn/take-1"].sha256
     # s03 only runs *after* s02 (no frame of it): it is not rendered again.
     assert after["s03-credits/take-1"].sha256 == before["s03-credits/take-1"].sha256
@@ -108,9 +112,9 @@ def test_pick_changes_the_source_and_export_ships_the_picked_takes(
     capsys.readouterr()
     html = (out / "report.html").read_text()
     tile = re.search(r'<article class="tile s-done chosen picked"[^>]*data-key="([^"]+)"', html)
-    assert tile is not None and tile.group(1) == "s01-walk/take-2"
+    assert tile is not None and tile.group(1) == f"s01-walk/take-{other}"
     assert html.count("chosen picked\"") == 1
-    assert re.search(r'data-key="s01-walk/take-1"', html)
+    assert f'class="tile s-done" data-status="done" data-key="s01-walk/take-{first}"' in html
     assert re.search(r'class="tile s-done chosen"[^>]*data-key="s02-turn/take-1"', html)
     s01 = html[html.index('id="shot-s01-walk"'):html.index('id="shot-s02-turn"')]
     s02 = html[html.index('id="shot-s02-turn"'):html.index('id="shot-s03-credits"')]
@@ -122,11 +126,11 @@ def test_pick_changes_the_source_and_export_ships_the_picked_takes(
     names = sorted(p.name for p in target.iterdir())
     assert names == ["01-s01-walk.mp4", "02-s02-turn.mp4", "03-s03-credits.mp4", "edit.csv",
                      "edit.edl"]
-    assert sha(target / "01-s01-walk.mp4") == after["s01-walk/take-2"].sha256
+    assert sha(target / "01-s01-walk.mp4") == after[f"s01-walk/take-{other}"].sha256
     assert sha(target / "02-s02-turn.mp4") == after["s02-turn/take-1"].sha256
     rows = list(csv.DictReader((target / "edit.csv").open()))
     assert [r["shot_id"] for r in rows] == ["s01-walk", "s02-turn", "s03-credits"]
-    assert [r["take"] for r in rows] == ["2", "1", "1"]
+    assert [r["take"] for r in rows] == [str(other), "1", "1"]
     assert rows[0]["picked"] == "yes" and rows[1]["picked"] == "no"
     assert rows[0]["record_in"] == "01:00:00:00" and rows[0]["record_out"] == "01:00:03:00"
     assert rows[1]["record_in"] == "01:00:03:00" and rows[2]["record_out"] == "01:00:09:00"
@@ -156,7 +160,8 @@ def test_export_links_skips_unfinished_shots_or_fails_with_strict(
     assert "warning: no finished take for: s04-broken; skipped" in err
     clip = linked / "01-s01-walk.mp4"
     with StateStore.open_readonly(store_path_for(tmp_path / "out")) as store:
-        source = Path(store.record("s01-walk/take-1").output_path or "")
+        chosen = choose([r for r in store.records() if r.shot_id == "s01-walk"], None)
+        source = Path(chosen.output_path if chosen else "")
     assert os.stat(clip).st_ino == os.stat(source).st_ino
     assert not (linked / "04-s04-broken.mp4").exists()
     assert "s04" not in (linked / "edit.csv").read_text()

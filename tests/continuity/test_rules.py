@@ -1,0 +1,49 @@
+"""The rules of continuity and takes as pure functions: which take is chosen, timecodes."""
+
+from __future__ import annotations
+
+from runner.export import edit_edl, timecode
+from runner.state import TakeRecord, TakeStatus
+from runner.state.continuity import Pick, choose
+
+
+def record(take: int, status: TakeStatus = TakeStatus.DONE, *, at: float | None = None,
+           sha: str | None = None) -> TakeRecord:
+    done = status is TakeStatus.DONE
+    return TakeRecord(
+        key=f"s01/take-{take}", shot_id="s01", take=take, status=status, failure_kind=None,
+        task_id=f"task-{take}", attempts=1, fingerprint="f", credits_estimated=None,
+        credits_reserved=None, output_path=f"/out/s01/take-{take}.mp4" if done else None,
+        size=None, sha256=sha or f"sha-{take}", last_error_code=None, last_error=None,
+        polls=0, submitted_at=None, completed_at=None,
+        downloaded_at=at if at is not None else (100.0 + take if done else None),
+        link_expires_at=None, result_url=None, gateway_status=None, progress=None, tags=(),
+        updated_at=0.0)
+
+
+def test_the_first_finished_take_is_chosen_not_the_lowest_number() -> None:
+    takes = [record(1, at=50.0), record(2, at=10.0), record(3, TakeStatus.FAILED)]
+    chosen = choose(takes, None)
+    assert chosen is not None and chosen.take == 2
+    assert choose([record(1, TakeStatus.FAILED)], None) is None
+
+
+def test_a_pick_holds_only_while_its_output_is_the_one_picked() -> None:
+    takes = [record(1), record(2)]
+    kept = choose(takes, Pick("s01", 2, "sha-2", 0.0))
+    assert kept is not None and kept.take == 2
+    rerendered = choose(takes, Pick("s01", 2, "an-older-output", 0.0))
+    assert rerendered is not None and rerendered.take == 1
+    unfinished = choose([record(1), record(2, TakeStatus.SUBMITTED)], Pick("s01", 2, None, 0.0))
+    assert unfinished is not None and unfinished.take == 1
+
+
+def test_timecodes_are_24_fps_non_drop() -> None:
+    assert timecode(0) == "00:00:00:00"
+    assert timecode(23) == "00:00:00:23"
+    assert timecode(24) == "00:00:01:00"
+    assert timecode(3600 * 24 + 24 * 61 + 5) == "01:01:01:05"
+
+
+def test_an_empty_edl_is_still_a_valid_header() -> None:
+    assert edit_edl("t", []).startswith("TITLE: t\nFCM: NON-DROP FRAME\n")
