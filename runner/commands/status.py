@@ -29,7 +29,7 @@ from runner.errors import EXIT_OK, ManifestError, UsageError
 from runner.model import Manifest
 from runner.redact import redact
 from runner.state import StateStore, store_path_for
-from runner.state.continuity import chosen_takes, frame_sources, picks
+from runner.state.continuity import chosen_takes, frame_sources, picks, source_changes
 from runner.state.schema import writer_pid
 from runner.state.trace import new_trace_record, trace_record, trace_totals
 
@@ -116,6 +116,8 @@ def gather(manifest_path: Path, only: Sequence[str] = ()) -> dict[str, Any]:
             totals = store.totals()
             life = {key: totals[key] for key in life}
             chosen = chosen_takes(store.records(), picks(store), fingerprints or None)
+            if manifest is not None:  # continuity: its source was rendered or picked anew
+                stale.update(source_changes(store, manifest.takes))
         for key in stale:
             records[key]["reason"] = STALE
     base_ids: dict[str, str] = {}

@@ -193,6 +193,8 @@ def stale_dependents(
 def source_changes(store: StoreBase, takes: Sequence[Take]) -> dict[str, str]:
     """What :func:`stale_dependents` would find if ``takes`` were synced now (for ``plan``);
     read-only, so it works beside a live run."""
+    if not any(frame_sources(take) for take in takes):
+        return {}  # no chains: no need to read every record (status of 20,000 takes)
     with store._read() as conn:
         rows = {row[0]: tuple(row)
                 for row in conn.execute(f"SELECT {RECORD_SELECT} FROM takes")}

@@ -89,6 +89,8 @@ def test_pick_changes_the_source_and_export_ships_the_picked_takes(
     assert not theirs["chosen"] and not theirs["picked"]
     assert rows["s02-turn/take-1"]["chosen"] and not rows["s02-turn/take-1"]["picked"]
     assert rows["s02-turn/take-1"]["from_shots"] == ["s01-walk"]
+    assert rows["s02-turn/take-1"]["reason"].startswith("changed since")
+    assert rows["s03-credits/take-1"]["reason"] != rows["s02-turn/take-1"]["reason"]
     assert cli.main(["status", str(manifest)]) == 0
     assert "done, picked" in capsys.readouterr().out
     assert run(manifest) == 0
