@@ -131,3 +131,15 @@ async def test_independent_shots_run_beside_a_waiting_chain(tmp_path: Path) -> N
               and r.submitted_at is not None and s01.submitted_at <= r.submitted_at
               <= s02.submitted_at]
     assert beside
+
+
+async def test_a_frame_used_by_several_shots_is_cut_and_uploaded_once(tmp_path: Path) -> None:
+    shots = [Shot("s01", "a lighthouse at dawn"),
+             *(Shot(f"s02{n}", f"a reaction shot {n}", start=from_shot("s01")) for n in "abc")]
+    manifest = manifest_of(tmp_path, shots)
+    async with run_emulator(full_emulator()) as emulator:
+        ran = await run_once(manifest, emulator.base_url)
+        stats = emulator.stats()
+    assert ran.summary.all_done and ran.summary.done == 4
+    assert stats["uploads"] == 1
+    assert len(list((tmp_path / "out" / ".shotrun" / "frames").glob("*.png"))) == 1
