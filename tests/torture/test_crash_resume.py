@@ -4,13 +4,15 @@ The moments are picked from real progress signals, never from a clock: a creatio
 reaching the emulator (the answer may be lost: an ambiguous submission), the store's WAL
 growing (a transaction being written), a ``.part`` file present (a download under way), a
 new ``.mp4`` appearing (the rename just happened, the store may not know yet), a take turning
-done, a poll. Afterwards the audit must hold and the gateway must not have been paid for
-more duplicate creations than the store admits as ambiguous.
+done, a poll (``SHOTRUN_TORTURE_SEED`` picks another sequence). Afterwards the audit must
+hold and the gateway must not have been paid for more duplicate creations than the store
+admits as ambiguous.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import signal
 from collections.abc import Callable
@@ -75,7 +77,7 @@ async def test_sigkill_at_random_moments_then_resume_finishes_everything_and_pay
         tmp_path: Path, scale: Scale) -> None:
     count = scale.takes
     path = manifest(tmp_path, count, api="  concurrency: 3\n")
-    rng = random.Random(20261124)
+    rng = random.Random(int(os.environ.get("SHOTRUN_TORTURE_SEED", "20261124")))
     kills: dict[str, int] = {}
     # Slow enough that a run does not finish between two moments; cached renders keep the
     # download small.

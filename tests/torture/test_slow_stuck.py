@@ -11,6 +11,7 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 
 from runner.emulator import run_emulator
@@ -155,3 +156,14 @@ async def test_a_gateway_that_goes_silent_after_accepting_is_left_for_the_next_r
     assert code == 0, out + err
     audit(tmp_path, scale.small)
     assert stats["accepted_tasks"] == scale.small  # collected, never paid twice
+
+
+@pytest.mark.parametrize("flags", [["--read-timeout", "0"], ["--request-timeout", "-1"],
+                                   ["--connect-timeout", "nan"], ["--max-result-size", "lots"]])
+async def test_bad_limits_are_a_usage_error_before_anything_is_written(
+        tmp_path: Path, flags: list[str]) -> None:
+    path = manifest(tmp_path, 1)
+    code, _, err = await run_cli(run_args(path, "emulator", *flags))
+    assert code == 2 and "Traceback" not in err, err
+    assert flags[0] in err or "timeout" in err, err
+    assert not (tmp_path / "out").exists()
