@@ -109,7 +109,7 @@ async def shotrun(command: str, manifest: Path, *extra: str) -> ChildRun:
 async def run_against(emu: RunningEmulator, manifest: Path, concurrency: int,
                       *extra: str) -> ChildRun:
     """``shotrun run`` of ``manifest`` against ``emu``; a failed run raises with its stderr."""
-    result = await shotrun("run", manifest, "--base-url", emu.base_url,
+    result = await shotrun("run", manifest, "--base-url", emu.base_url, "--no-report",
                            "--concurrency", str(concurrency), *POLL_FLAGS, *extra)
     if result.code != 0:
         raise RuntimeError(f"shotrun run exited {result.code}: {result.stderr[-2000:]}")

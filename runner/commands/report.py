@@ -15,10 +15,15 @@ import argparse
 import sys
 import webbrowser
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.errors import EXIT_OK
 from runner.redact import redact
+
+if TYPE_CHECKING:  # imported lazily at run time: the CLI loads only the command it runs
+    from runner.model import Manifest
+    from runner.report import WrittenReport
+    from runner.state import StateStore
 
 DEFAULT_CSV = "trace.csv"
 _DEFAULT = ""  # ``--csv`` given without a path
@@ -44,27 +49,33 @@ def _say(text: str, *, err: bool = False) -> None:
     print(redact(text), file=sys.stderr if err else sys.stdout, flush=True)
 
 
+def report_from_store(manifest: Manifest, store: StateStore) -> WrittenReport:
+    """Write ``report.html`` from an open store (``shotrun report``, and the end of a run)."""
+    from runner.report import write_report
+    from runner.state.continuity import chosen_takes, picks
+
+    records = store.records()
+    fingerprints = {take.key: take.fingerprint for take in manifest.takes}
+    return write_report(manifest, records,
+                        chosen=chosen_takes(records, picks(store), fingerprints))
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``shotrun report``."""
     from runner.commands.status import gather
     from runner.manifest import load_manifest
     from runner.report import write_report
     from runner.report.trace import write_trace_csv
-    from runner.state import StateStore, TakeRecord, store_path_for
-    from runner.state.continuity import chosen_takes, picks
+    from runner.state import StateStore, store_path_for
 
     manifest = load_manifest(args.manifest)  # ManifestError -> exit 2
     store_path = store_path_for(manifest)
-    records: list[TakeRecord] = []
-    chosen: dict[str, tuple[int, bool]] = {}
     if store_path.is_file():
         with StateStore.open_readonly(store_path) as store:  # StateError -> exit 2
-            records = store.records()
-            fingerprints = {take.key: take.fingerprint for take in manifest.takes}
-            chosen = chosen_takes(records, picks(store), fingerprints)
+            written = report_from_store(manifest, store)
     else:
         _say(f"shotrun: no run of {manifest.path} yet: every take is shown as new", err=True)
-    written = write_report(manifest, records, chosen=chosen)
+        written = write_report(manifest, [], chosen={})
     path = written.path
     _say(f"shotrun: report of {written.describe()}: {path}")
     if args.csv is not None:

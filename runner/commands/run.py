@@ -18,10 +18,12 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import structlog
 
 from runner import log
-from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ShotrunError, UsageError
 from runner.model import Manifest, Take
 from runner.progress import make_observer
 from runner.redact import redact
@@ -41,6 +43,9 @@ from runner.session import (
 )
 from runner.state.sync import UNSAVED_PAID
 from runner.wire import build_payload, fingerprint_resolver
+
+if TYPE_CHECKING:
+    from runner.state import StateStore
 
 # Poll bounds: a real gateway renders in minutes; the built-in emulator in seconds.
 REAL_POLLING = PollPolicy(min_interval=2.0, max_interval=30.0)
@@ -111,6 +116,8 @@ def add_parser(subparsers: Any) -> None:
                         help="refuse results larger than this (bytes, or with K/M/G; "
                         "default 2G)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--no-report", action="store_true",
+                        help="do not refresh <output_dir>/report.html at the end")
     parser.set_defaults(func=run)
 
 
@@ -284,6 +291,17 @@ async def execute(manifest: Manifest, takes: Sequence[Take], plans: Sequence[Any
                 loop.remove_signal_handler(signum)
 
 
+def end_of_run_report(manifest: Manifest, store: StateStore) -> Path | None:
+    """Refresh ``report.html`` so the summary can say where to look; never fails the run."""
+    from runner.commands.report import report_from_store
+
+    try:
+        return report_from_store(manifest, store).path
+    except (OSError, ShotrunError) as exc:
+        structlog.get_logger().warning("report_not_written", error=str(exc))
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``shotrun run``."""
     from runner.manifest import load_manifest
@@ -326,13 +344,18 @@ def run(args: argparse.Namespace) -> int:
             summary = asyncio.run(execute(manifest, takes, plans, store, config, api_key,
                                           settings, observer=observer, on_stop=on_stop,
                                           limits=limits))
+        report = None if args.no_report else end_of_run_report(manifest, store)
     finally:
         store.close()
         log.close_run_log()
     if args.json:
-        _out(json.dumps(summary.to_json(), indent=2))
+        document = summary.to_json()
+        document["report"] = None if report is None else str(report)
+        _out(json.dumps(document, indent=2))
     else:
         _out(format_summary(summary))
+        if report is not None:
+            _out(f"report: {report}")
     if summary.stopped_reason == "auth":
         _out(f"shotrun: the API key comes from the environment variable {config.api_key_env} "
              f"(api.api_key_env); set it to a valid key and run again", err=True)
