@@ -76,7 +76,9 @@ def make_poster(
         image = image.resize((POSTER_WIDTH, height), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=80, optimize=True)
-    write_atomic(target, buffer.getvalue())
+    # Posters live under .shotrun/, which holds only the user's private files.
+    posters_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    atomic_write_bytes(target, buffer.getvalue(), mode=0o600)
     return target
 
 

@@ -127,7 +127,7 @@ class UploadCache:
         target = self._frames_dir / f"{source_hash[:24]}-{ref.frame}.png"
         if not target.is_file():
             image = extract_frame(source, ref.frame)
-            self._frames_dir.mkdir(parents=True, exist_ok=True)
+            self._frames_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self._frames_dir, suffix=".png.tmp")
             try:
                 with os.fdopen(fd, "wb") as handle:

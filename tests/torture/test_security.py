@@ -227,8 +227,10 @@ async def test_store_and_logs_are_private_and_outputs_follow_the_umask(tmp_path:
     assert code == 0, out + err
     audit(tmp_path, 1)
     private = tmp_path / "out" / ".shotrun"
-    for item in private.iterdir():
-        assert stat.S_IMODE(item.stat().st_mode) == 0o600, item
+    assert any(private.iterdir())
+    for item in private.rglob("*"):  # the store, logs, posters and frames: the user's only
+        expected = 0o700 if item.is_dir() else 0o600
+        assert stat.S_IMODE(item.stat().st_mode) == expected, item
     assert stat.S_IMODE(private.stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o750
     video = tmp_path / "out" / "s000" / "take-1.mp4"
