@@ -17,24 +17,12 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from runner.emulator.responses import ApiError, bad_request, new_token
+from runner.imagetypes import sniff_mime
 from runner.model import MAX_IMAGE_BYTES
 
-ACCEPTED_MIMES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp"}
 DEFAULT_UPLOAD_PATH = "images"
 
-
-def sniff_mime(data: bytes) -> str | None:
-    """The image type of ``data`` from its magic bytes; None for anything else."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 def decode_base64(value: Any) -> bytes:

@@ -20,6 +20,7 @@ from pathlib import Path
 import structlog
 from PIL import Image, UnidentifiedImageError
 
+from runner.imagetypes import sniff_mime
 from runner.model import MAX_IMAGE_BYTES, LocalFile
 
 MIN_SIDE = 300
@@ -27,18 +28,6 @@ MAX_ASPECT = 2.5
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _log = structlog.get_logger()
 
-
-def sniff_mime(head: bytes) -> str | None:
-    """The image type of a file from its first bytes; None when it is not one we accept."""
-    if head.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 def is_url(text: str) -> bool:
