@@ -16,14 +16,13 @@ import numpy.typing as npt
 from PIL import Image
 
 from runner.emulator import EmulatorSettings
-from runner.gateway.client import GatewayClient
 from runner.model import ApiConfig, Budget, FrameRef, LocalFile, Manifest, Media, Take, TakeRequest
 from runner.scheduler.context import EngineSettings, Phase
 from runner.scheduler.engine import Engine
 from runner.scheduler.progress import RunSummary
-from runner.state import StateStore, TakePlan, TakeRecord, store_path_for
-from runner.wire import build_payload, fingerprint, fingerprint_resolver
-from tests.scheduler.helpers import FAST, KEY, fast_emulator
+from runner.state import TakePlan, TakeRecord
+from runner.wire import fingerprint
+from tests.scheduler.helpers import FAST, fast_emulator, run_engine
 
 Frame = npt.NDArray[np.uint8]
 
@@ -95,22 +94,8 @@ class Ran:
 async def run_once(manifest: Manifest, base_url: str,
                    settings: EngineSettings = FAST) -> Ran:
     """Sync and run the whole manifest once, as ``shotrun run`` does."""
-    store = StateStore.open(store_path_for(manifest))
-    try:
-        payloads = {t.key: build_payload(t.request, fingerprint_resolver)
-                    for t in manifest.takes}
-        plans = store.sync(manifest.takes, payloads)
-        client = GatewayClient(base_url, base_url, KEY)
-        try:
-            engine = Engine(manifest, store, client, plans, settings,
-                            upload_namespace=base_url)
-            summary = await engine.run()
-        finally:
-            await client.close()
-        records = {r.key: r for r in store.records()}
-    finally:
-        store.close()
-    return Ran(summary, {p.key: p for p in plans}, records)
+    outcome = await run_engine(manifest, base_url, settings=settings)
+    return Ran(outcome.summary, outcome.plans, outcome.store_records)
 
 
 def frames(path: Path) -> list[Frame]:
@@ -134,26 +119,10 @@ async def run_until(manifest: Manifest, base_url: str, stop_when: str,
                     settings: EngineSettings = FAST) -> Ran:
     """Like :func:`run_once`, but Ctrl-C (a graceful stop) as soon as take ``stop_when`` is
     at the gateway: it keeps rendering there, for the next run to collect."""
-    store = StateStore.open(store_path_for(manifest))
-    try:
-        payloads = {t.key: build_payload(t.request, fingerprint_resolver)
-                    for t in manifest.takes}
-        plans = store.sync(manifest.takes, payloads)
-        client = GatewayClient(base_url, base_url, KEY)
-        engine: Engine | None = None
 
-        def observe(_progress: Any) -> None:
-            if engine is not None and engine._stops == 0 and \
-                    engine.ctx.phases.get(stop_when) is Phase.IN_FLIGHT:
-                engine.request_stop()
+    def stop(engine: Engine, _progress: Any) -> None:
+        if engine._stops == 0 and engine.ctx.phases.get(stop_when) is Phase.IN_FLIGHT:
+            engine.request_stop()
 
-        try:
-            engine = Engine(manifest, store, client, plans, settings, observer=observe,
-                            upload_namespace=base_url)
-            summary = await engine.run()
-        finally:
-            await client.close()
-        records = {r.key: r for r in store.records()}
-    finally:
-        store.close()
-    return Ran(summary, {p.key: p for p in plans}, records)
+    outcome = await run_engine(manifest, base_url, settings=settings, on_progress=stop)
+    return Ran(outcome.summary, outcome.plans, outcome.store_records)

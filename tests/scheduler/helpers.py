@@ -92,6 +92,7 @@ class Outcome:
     summary: RunSummary
     store_records: dict[str, Any]
     progress: list[RunProgress]
+    plans: dict[str, Any] = field(default_factory=dict)  # TakePlan per key, as sync made them
 
 
 async def run_engine(manifest: Manifest, base_url: str, *, settings: EngineSettings = FAST,
@@ -122,7 +123,7 @@ async def run_engine(manifest: Manifest, base_url: str, *, settings: EngineSetti
         records = {r.key: r for r in store.records()}
     finally:
         store.close()
-    return Outcome(summary, records, seen)
+    return Outcome(summary, records, seen, {plan.key: plan for plan in plans})
 
 
 def decode(path: Path) -> tuple[float, int, int]:
