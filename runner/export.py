@@ -15,7 +15,6 @@ so a render edited or damaged on disk since it was verified is refused, not expo
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import os
 import shutil
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import structlog
 
-from runner.fsutil import atomic_write_text, fsync_dir, fsync_file
+from runner.fsutil import atomic_write_text, fsync_dir, fsync_file, hash_file
 from runner.model import Manifest, Take
 from runner.state.continuity import Pick, choose
 from runner.state.records import TakeRecord
@@ -139,20 +138,13 @@ def edit_edl(title: str, clips: Sequence[Clip]) -> str:
     return "\n".join(lines)
 
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def place(clip: Clip, folder: Path, *, link: bool) -> None:
     """Put ``clip`` at ``folder/clip.name`` atomically (copy, or hard link with ``link``)."""
     if not clip.source.is_file():
         raise ExportError(f"{clip.shot_id}: take {clip.take}'s output {clip.source} is "
                           "missing; run the manifest again to render it")
-    if _sha256_of(clip.source) != clip.sha256:
+    if hash_file(clip.source)[0] != clip.sha256:
         raise ExportError(f"{clip.shot_id}: {clip.source} changed on disk since it was "
                           "verified; run the manifest again or restore the file")
     target = folder / clip.name

@@ -12,6 +12,7 @@ Temporary files are created with mode ``0o666`` filtered by the user's umask (wh
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -87,3 +88,14 @@ def replace_durably(source: Path, dest: Path) -> None:
     fsync_file(source)
     os.replace(source, dest)
     fsync_dir(Path(dest).parent)
+
+
+def hash_file(path: Path) -> tuple[str, int]:
+    """(SHA-256 hex, size in bytes) of the file at ``path``, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size

@@ -15,7 +15,6 @@ downloaded once more, then reported.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import math
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from runner.errors import (
     TransientGatewayError,
     VerifyError,
 )
+from runner.fsutil import hash_file
 from runner.gateway.types import TaskState
 from runner.model import Take
 from runner.scheduler.context import Phase, RunContext, StopReason
@@ -274,7 +274,7 @@ async def _adopt_saved(ctx: RunContext, take: Take, dest: Path, part: Path) -> b
         return False
     try:
         info = await asyncio.to_thread(_verify, take, dest)
-        sha256, size = await asyncio.to_thread(_hash_file, dest)
+        sha256, size = await asyncio.to_thread(hash_file, dest)
     except (VerifyError, OSError) as exc:
         log.info("saved_output_not_adopted", error=str(exc))
         return False
@@ -283,15 +283,6 @@ async def _adopt_saved(ctx: RunContext, take: Take, dest: Path, part: Path) -> b
     log.info("saved_output_adopted", output=str(dest))
     return True
 
-
-def _hash_file(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
 
 
 def _verify(take: Take, path: Path) -> VideoInfo:

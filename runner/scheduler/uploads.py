@@ -15,7 +15,6 @@ source makes a new frame) and uploaded like any local file.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import tempfile
 import time
@@ -26,6 +25,7 @@ from typing import Any
 import structlog
 
 from runner.errors import VerifyError
+from runner.fsutil import hash_file
 from runner.gateway.types import Gateway, UploadedFile
 from runner.model import FrameRef, LocalFile, Media
 from runner.verify import extract_frame
@@ -106,7 +106,7 @@ class UploadCache:
         if not file.path.is_file():
             raise FileNotFoundError(f"{file.path}: the asset is gone; restore it or edit the "
                                     "manifest")
-        actual = await asyncio.to_thread(_sha256_of, file.path)
+        actual, _size = await asyncio.to_thread(hash_file, file.path)
         if actual != file.sha256:
             raise VerifyError(f"{file.path}: the file changed since the manifest was read; "
                               "run again")
@@ -122,7 +122,7 @@ class UploadCache:
         source = self._frame_source(ref.shot_id)
         if source is None or not source.is_file():
             raise VerifyError(f"shot {ref.shot_id} has no output to take a frame from")
-        source_hash = _sha256_of(source)
+        source_hash = hash_file(source)[0]
         self.source_hashes[ref.shot_id] = source_hash
         target = self._frames_dir / f"{source_hash[:24]}-{ref.frame}.png"
         if not target.is_file():
@@ -138,13 +138,6 @@ class UploadCache:
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
-        return LocalFile(path=target, sha256=_sha256_of(target), size=target.stat().st_size,
+        return LocalFile(path=target, sha256=hash_file(target)[0], size=target.stat().st_size,
                          mime="image/png")
 
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
