@@ -87,7 +87,10 @@ def output_path(output_dir: Path, take: _TakeLike) -> Path:
     """``<output_dir>/<shot-id>/take-<n>.mp4`` for a :class:`Take` or a :class:`TakeRecord`."""
     if isinstance(take.take, bool) or not isinstance(take.take, int) or take.take < 1:
         raise OutputPathError(f"take number {take.take!r} of {take.shot_id!r} is not positive")
-    return inside(output_dir, shot_dir(output_dir, take.shot_id) / f"take-{take.take}.mp4")
+    # One containment check of the whole path covers its folder too (a shot folder that is a
+    # symlink out of the tree takes the file out with it): half the realpath walks of two.
+    folder = Path(output_dir) / safe_name(take.shot_id, "shot id")
+    return inside(output_dir, folder / f"take-{take.take}.mp4")
 
 
 def sidecar_path(video: Path) -> Path:

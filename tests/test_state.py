@@ -180,7 +180,8 @@ def test_the_happy_path_commits_each_step_with_an_event(store: StateStore) -> No
     store.mark_progress(key, "processing", 40)
     store.mark_progress(key, "processing", 60)
     store.record_poll(key)
-    store.record_poll(key)
+    store.mark_progress(key, "processing", 80, polled=True)
+    assert store.record(key).progress == 80
     store.mark_completed(key, "https://cdn/v.mp4", link_expires_at=2_000_000_000.0)
     store.mark_downloading(key)
     store.mark_done(key, "s01/take-1.mp4", size=1234, sha256="ab" * 32, verified_duration=5.0)

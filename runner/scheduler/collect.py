@@ -118,8 +118,7 @@ async def _poll(ctx: RunContext, take: Take) -> str:
             log.info("poll_retry", error=exc.message, delay=round(delay, 3))
             continue
         errors = 0
-        ctx.store.record_poll(key)
-        ctx.store.mark_progress(key, state.status, state.progress)
+        ctx.store.mark_progress(key, state.status, state.progress, polled=True)
         ctx.gateway_progress[key] = TakeProgress(key, state.status, state.progress, task_id)
         ctx.notify()
         if state.status == "completed":

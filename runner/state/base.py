@@ -3,9 +3,11 @@
 Every method that changes something is one transaction that also appends a row to the
 append-only ``events`` table, and it has committed (fsynced, ``synchronous=FULL``) when it
 returns: the scheduler may act on a transition the moment the call is over, and a ``kill -9``
-one instruction later cannot take it back. The only exceptions are the cosmetic counters
-(``mark_progress``, ``record_poll``), committed with ``synchronous=NORMAL`` (visible to readers
-at once, durable with the next real commit).
+one instruction later cannot take it back. The exceptions are what the gateway can tell again:
+the cosmetic counters (``mark_progress``, ``record_poll``) and the completion and download start
+(``mark_completed``, ``mark_downloading``: lost, the next run polls the task once more). They
+are committed with ``synchronous=NORMAL``: visible to readers at once, durable with the next
+real commit, and never reordered with it (one WAL, synced in order).
 
 sqlite3 errors are translated into :class:`runner.errors.StateError` here, at the boundary.
 """

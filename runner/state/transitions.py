@@ -92,8 +92,14 @@ class Transitions(StoreBase):
         self._move(key, frozenset({S.AMBIGUOUS, S.SUBMITTING, S.HELD}), S.HELD, "take_held",
                    {}, {})
 
-    def mark_progress(self, key: str, gateway_status: str, progress: int | None) -> None:
-        """The gateway's status word and percentage (cheap: see the module docstring)."""
+    def mark_progress(
+        self, key: str, gateway_status: str, progress: int | None, *, polled: bool = False
+    ) -> None:
+        """The gateway's status word and percentage (cheap: see the module docstring).
+
+        ``polled=True`` also counts the status query that brought them (what
+        :meth:`record_poll` does), in the same transaction: one commit per poll, not two.
+        """
         with self._write(durable=False) as conn:
             row = conn.execute(
                 "SELECT gateway_status FROM takes WHERE key = ?", (key,)
@@ -101,9 +107,9 @@ class Transitions(StoreBase):
             if row is None:
                 raise UnknownTake(f"take {key} is not in the state store {self.path}")
             conn.execute(
-                "UPDATE takes SET gateway_status = ?, progress = ?, updated_at = ?"
-                " WHERE key = ?",
-                (gateway_status, progress, self._clock(), key),
+                "UPDATE takes SET gateway_status = ?, progress = ?, updated_at = ?,"
+                " polls = polls + ? WHERE key = ?",
+                (gateway_status, progress, self._clock(), int(polled), key),
             )
             if row[0] != gateway_status:
                 self._event(conn, key, "take_progress", gateway_status=gateway_status,
@@ -121,7 +127,13 @@ class Transitions(StoreBase):
     def mark_completed(
         self, key: str, result_url: str, link_expires_at: float | None = None
     ) -> None:
-        """The gateway finished it: the result URL is known (also a refreshed link)."""
+        """The gateway finished it: the result URL is known (also a refreshed link).
+
+        Not fsynced on its own (``synchronous=NORMAL``): a crash that loses it leaves the take
+        ``submitted``, and the next run asks the gateway again, which answers the same URL.
+        The ``mark_done`` that follows a download is a full commit, and a WAL sync covers
+        every commit before it, so the order on disk is never broken.
+        """
         self._move(
             key,
             frozenset({S.SUBMITTED, S.COMPLETED, S.DOWNLOADING, S.FAILED}),
@@ -130,12 +142,13 @@ class Transitions(StoreBase):
              "gateway_status": "completed", "progress": 100, "failure_kind": None},
             {"link_expires_at": link_expires_at},
             sql_sets="completed_at = COALESCE(completed_at, ?)", sql_params=(self._clock(),),
+            durable=False,
         )
 
     def mark_downloading(self, key: str) -> None:
-        """A download into the take's ``.part`` file starts."""
+        """A download into the take's ``.part`` file starts (not fsynced: see mark_completed)."""
         self._move(key, frozenset({S.COMPLETED, S.DOWNLOADING, S.FAILED}), S.DOWNLOADING,
-                   "take_downloading", {}, {})
+                   "take_downloading", {}, {}, durable=False)
 
     def mark_failed(self, key: str, kind: str, code: str | None, message: str) -> None:
         """The take failed; ``kind`` is a :class:`FailureKind` value.
