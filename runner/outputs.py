@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import stat
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -70,10 +71,31 @@ def safe_name(name: str, what: str = "name") -> str:
 
 
 def inside(output_dir: Path, path: Path) -> Path:
-    """``path`` when it resolves (following symlinks) inside ``output_dir``."""
-    root = Path(output_dir).resolve()
+    """``path`` when it resolves (following symlinks) inside ``output_dir``.
+
+    Called several times per take, so the common case is cheap: a path lexically under
+    the output folder whose components below it are no symlinks (one ``lstat`` each) is
+    inside. Only a symlink below the folder, or a path that is not lexically under it,
+    pays for resolving both in full (a ``realpath`` walks every component from ``/``).
+    """
+    root = os.path.abspath(output_dir)
+    target = os.path.abspath(path)
+    rel = os.path.relpath(target, root)
+    lexical = ".." not in Path(path).parts  # "link/.." is not where it looks: resolve
+    if lexical and rel != ".." and not rel.startswith(".." + os.sep):
+        current = root
+        for part in () if rel == "." else rel.split(os.sep):
+            current = os.path.join(current, part)
+            try:
+                if stat.S_ISLNK(os.lstat(current).st_mode):
+                    break
+            except OSError:  # not there yet: nothing below can be a symlink
+                return path
+        else:
+            return path
+    real_root = Path(output_dir).resolve()
     resolved = Path(path).resolve()
-    if resolved != root and not resolved.is_relative_to(root):
+    if resolved != real_root and not resolved.is_relative_to(real_root):
         raise OutputPathError(f"{path} is outside the output directory {output_dir}")
     return path
 

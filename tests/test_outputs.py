@@ -160,6 +160,40 @@ def test_a_symlinked_shot_folder_cannot_lead_outside(out: Path, tmp_path: Path) 
         outputs.output_path(out, make_take("s01"))
 
 
+def test_a_symlinked_video_cannot_lead_outside(out: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere.mp4"
+    elsewhere.write_bytes(b"x")
+    (out / "s01").mkdir(parents=True)
+    (out / "s01" / "take-1.mp4").symlink_to(elsewhere)
+    with pytest.raises(OutputPathError, match="outside the output directory"):
+        outputs.output_path(out, make_take("s01"))
+
+
+def test_dot_dot_through_a_symlink_is_judged_by_where_it_resolves(
+    out: Path, tmp_path: Path
+) -> None:
+    deep = tmp_path / "far" / "away"
+    deep.mkdir(parents=True)
+    out.mkdir()
+    (out / "link").symlink_to(deep)
+    # Lexically out/x.mp4; really tmp/far/x.mp4.
+    with pytest.raises(OutputPathError, match="outside the output directory"):
+        outputs.inside(out, out / "link" / ".." / "x.mp4")
+    with pytest.raises(OutputPathError, match="outside the output directory"):
+        outputs.inside(out, out / ".." / "x.mp4")
+
+
+def test_paths_inside_are_accepted_with_or_without_symlinks(out: Path) -> None:
+    (out / "real").mkdir(parents=True)
+    (out / "alias").symlink_to(out / "real")
+    assert outputs.inside(out, out / "alias" / "take-1.mp4") == out / "alias" / "take-1.mp4"
+    assert outputs.inside(out, out / "not-yet" / "take-1.mp4") == out / "not-yet" / "take-1.mp4"
+    assert outputs.inside(out, out) == out
+    root_link = out.parent / "out-link"
+    root_link.symlink_to(out)
+    assert outputs.inside(root_link, root_link / "s01" / "take-1.mp4")
+
+
 def test_bad_take_numbers_are_refused(out: Path) -> None:
     take = dataclasses.replace(make_take(), take=0)
     with pytest.raises(OutputPathError, match="not positive"):
