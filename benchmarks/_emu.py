@@ -77,12 +77,14 @@ class ChildRun:
     max_rss_mb: float
     stdout: str
     stderr: str
+    spawned_at: float = 0.0  # wall clock (time.time()) when the process was started
 
 
 def _child(argv: Sequence[str], env: dict[str, str]) -> ChildRun:
     # Output goes to files, not pipes: Popen.communicate() would reap the child itself and
     # its resource usage would be lost; os.wait4 reaps it and returns that usage.
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        spawned_at = time.time()
         start = time.perf_counter()
         proc = subprocess.Popen(list(argv), env=env, stdout=out, stderr=err, cwd=ROOT)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -92,7 +94,7 @@ def _child(argv: Sequence[str], env: dict[str, str]) -> ChildRun:
         err.seek(0)
         return ChildRun(proc.returncode, wall, usage.ru_utime + usage.ru_stime,
                         usage.ru_maxrss / 1024, out.read().decode(errors="replace"),
-                        err.read().decode(errors="replace"))
+                        err.read().decode(errors="replace"), spawned_at)
 
 
 def shotrun_argv(command: str, manifest: Path, *extra: str) -> list[str]:
@@ -182,19 +184,3 @@ def take_timings(emu: RunningEmulator, manifest: Path) -> list[TakeTiming]:
                                   int(polls.get(r["task_id"], 0))))
     return timings
 
-
-def lie_about_estimates(emu: RunningEmulator, factor: float) -> None:
-    """Make the emulator report ``estimated_time`` times ``factor`` (3x too low: 1/3).
-
-    The emulator has no setting for a wrong estimate, so its task board is wrapped here (the
-    ``core`` handle exists for white-box use); the tasks' real timings are untouched.
-    """
-    board = emu.core.board
-    create = board.create
-
-    def lying_create(*args: Any, **kwargs: Any) -> Any:
-        task = create(*args, **kwargs)
-        task.estimated *= factor
-        return task
-
-    board.create = lying_create  # type: ignore[method-assign]

@@ -28,10 +28,8 @@ async def _measure(takes: int, task_time: float, factor: float, root: Path
                    ) -> list[_emu.TakeTiming]:
     manifest = _emu.write_manifest(root, takes)
     async with _emu.emulator(queue_time=0.0, processing_time=task_time,
-                             concurrency_cap=CAP) as emu:
+                             concurrency_cap=CAP, estimate_factor=factor) as emu:
         await _emu.warm_up(emu)
-        if factor != 1.0:
-            _emu.lie_about_estimates(emu, factor)
         await _emu.run_against(emu, manifest, CAP)
         return _emu.take_timings(emu, manifest)
 

@@ -57,6 +57,9 @@ def add_parser(subparsers: Any) -> None:
                         help="seconds processing (default 3)")
     timing.add_argument("--jitter", type=float, metavar="F",
                         help="spread of both times, fraction 0..1")
+    timing.add_argument("--estimate-factor", type=float, metavar="F",
+                        help="scale the estimated_time tasks report, not how long they take "
+                        "(e.g. 0.33 for a hint 3x too low; default 1)")
     timing.add_argument("--render", choices=("full", "cached"),
                         help="cached: one clip per size/duration/audio (for benchmarks)")
     timing.add_argument("--link-ttl", type=float, metavar="S",
@@ -95,9 +98,10 @@ def add_parser(subparsers: Any) -> None:
 def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> EmulatorSettings:
     """The settings the flags ask for; bad values raise :class:`UsageError`."""
     data: dict[str, Any] = {}
-    for name in ("queue_time", "processing_time", "jitter", "render", "link_ttl", "upload_ttl",
-                 "concurrency_cap", "retry_after", "failure_rate", "reset_rate",
-                 "truncate_rate", "download_rate", "seed", "check_images", "credits"):
+    for name in ("queue_time", "processing_time", "jitter", "estimate_factor", "render",
+                 "link_ttl", "upload_ttl", "concurrency_cap", "retry_after", "failure_rate",
+                 "reset_rate", "truncate_rate", "download_rate", "seed", "check_images",
+                 "credits"):
         value = getattr(args, name)
         if value is not None:
             data[name] = value

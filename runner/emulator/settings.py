@@ -9,6 +9,7 @@ fields here, and :meth:`EmulatorSettings.from_mapping` is the single place that 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -37,7 +38,9 @@ class EmulatorSettings:
     """The emulator's behaviour. Times are seconds, rates are probabilities in 0..1.
 
     ``queue_time``/``processing_time`` are what a task spends pending/processing (each
-    stretched or shrunk by up to ``jitter`` as a fraction). ``concurrency_cap`` bounds the
+    stretched or shrunk by up to ``jitter`` as a fraction). ``estimate_factor`` scales the
+    ``estimated_time`` a task reports (not its real timing), to play a gateway whose hint is
+    wrong: 1/3 reports a third of the planned time. ``concurrency_cap`` bounds the
     tasks pending or processing at once; creations beyond it get 429 with ``Retry-After``.
     ``error_rates`` gives, per HTTP status ("429", "500", "502", "503"), the probability that
     an API request is answered with that error instead. ``reset_rate`` aborts connections
@@ -49,6 +52,7 @@ class EmulatorSettings:
     queue_time: float = 0.5
     processing_time: float = 3.0
     jitter: float = 0.0
+    estimate_factor: float = 1.0
     render: str = "full"
     concurrency_cap: int | None = None
     failure_rate: float = 0.0
@@ -80,6 +84,8 @@ class EmulatorSettings:
         for name in ("queue_time", "processing_time"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0")
+        if not 0.0 < self.estimate_factor < math.inf:
+            problems.append("estimate_factor must be > 0 (1 reports the planned time)")
         for name in ("jitter", "failure_rate", "reset_rate", "truncate_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 problems.append(f"{name} must be between 0 and 1")

@@ -157,7 +157,10 @@ class TaskBoard:
         task = Task(
             task_id=new_task_id(created), created=created, creation=creation, started=now,
             queue=jittered(settings.queue_time), processing=jittered(settings.processing_time),
-            estimated=settings.queue_time + settings.processing_time,
+            # The hint, planned rather than jittered (a gateway cannot know the draw), and
+            # wrong by ``estimate_factor`` when a test asks it to be.
+            estimated=(settings.queue_time + settings.processing_time)
+            * settings.estimate_factor,
             credits=credits_for(creation, settings.rates),
         )
         if settings.failure_rate and rng.random() < settings.failure_rate:

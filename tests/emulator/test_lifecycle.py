@@ -64,6 +64,23 @@ async def test_estimated_time_and_credits_tell_the_truth(
     assert four_k["usage"]["credits_reserved"] == round(3 * 16.2, 4)  # 4k: audio not extra
 
 
+async def test_estimate_factor_scales_the_reported_estimate_only(
+    emulator: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
+    emulator.update(queue_time=2, processing_time=58, estimate_factor=1 / 3)
+    low = await create(http)
+    assert low["task_info"]["estimated_time"] == 20  # a hint 3x too low
+    task = emulator.core.board.get(low["id"])
+    assert task is not None and (task.queue, task.processing) == (2, 58)  # real plan kept
+    # 1000x too high: the task still finishes on its own clock, within the bounded polling
+    # (a task that really took the 150 s it claims would exhaust it), and keeps its claim.
+    emulator.update(queue_time=0.05, processing_time=0.1, estimate_factor=1000)
+    high = await create(http)
+    assert high["task_info"]["estimated_time"] == 150
+    done = await wait_for_status(http, high["id"])
+    assert done["status"] == "completed" and done["task_info"]["estimated_time"] == 150
+
+
 async def test_rates_are_configurable(
     emulator: RunningEmulator, http: aiohttp.ClientSession
 ) -> None:

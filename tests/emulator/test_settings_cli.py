@@ -50,8 +50,12 @@ def test_from_mapping_takes_manifest_keys_and_turns_lists_into_tuples() -> None:
      ({"failure_codes": ["oops"]}, "failure_codes"),
      ({"error_rates": {"418": 0.5}}, "error_rates keys"),
      ({"concurrency_cap": 0}, "concurrency_cap"),
+     ({"estimate_factor": 0}, "estimate_factor must be > 0"),
+     ({"estimate_factor": -1.5}, "estimate_factor must be > 0"),
+     ({"estimate_factor": float("nan")}, "estimate_factor must be > 0"),
      ({"queue_time": "soon"}, "invalid emulator settings")],
-    ids=["typo", "rate", "render", "code", "status", "cap", "type"],
+    ids=["typo", "rate", "render", "code", "status", "cap", "estimate-zero",
+         "estimate-negative", "estimate-nan", "type"],
 )
 def test_from_mapping_refuses_bad_settings_with_the_key(data: dict[str, Any], fragment: str
                                                         ) -> None:
@@ -74,7 +78,7 @@ def test_every_setting_has_a_flag() -> None:
         "--error-rate", "502=0.2", "--reset-rate", "0.01", "--truncate-rate", "0.02",
         "--link-ttl", "60", "--download-rate", "1000", "--seed", "9", "--upload-ttl", "10",
         "--retry-after", "0.5", "--rate", "720p=1", "--api-key-env", "EMU_KEY",
-        "--check-images", "--credits", "500",
+        "--check-images", "--credits", "500", "--estimate-factor", "0.5",
     ])
     settings = settings_from_args(args, {"EMU_KEY": "sk-from-env"})
     assert settings == EmulatorSettings(
@@ -83,7 +87,7 @@ def test_every_setting_has_a_flag() -> None:
         error_rates={"429": 0.1, "502": 0.2}, reset_rate=0.01, truncate_rate=0.02,
         link_ttl=60, download_rate=1000, seed=9, upload_ttl=10, retry_after=0.5,
         rates={**EmulatorSettings().rates, "720p": 1.0}, api_key="sk-from-env",
-        check_images=True, credits=500.0,
+        check_images=True, credits=500.0, estimate_factor=0.5,
     )
 
 
@@ -93,8 +97,9 @@ def test_every_setting_has_a_flag() -> None:
      (["--failure-rate", "3"], "failure_rate must be between 0 and 1"),
      (["--error-rate", "429"], "--error-rate expects KEY=NUMBER"),
      (["--api-key-env", "SHOTRUN_TEST_UNSET_VAR"], "SHOTRUN_TEST_UNSET_VAR is not set"),
-     (["--port", "70000"], "between 0 and 65535")],
-    ids=["public-host", "bad-rate", "bad-pair", "unset-key", "bad-port"],
+     (["--port", "70000"], "between 0 and 65535"),
+     (["--estimate-factor", "0"], "estimate_factor must be > 0")],
+    ids=["public-host", "bad-rate", "bad-pair", "unset-key", "bad-port", "bad-estimate"],
 )
 def test_bad_flags_are_usage_errors(capsys: pytest.CaptureFixture[str], argv: list[str],
                                     fragment: str) -> None:
