@@ -49,14 +49,23 @@ def _say(text: str, *, err: bool = False) -> None:
     print(redact(text), file=sys.stderr if err else sys.stdout, flush=True)
 
 
-def report_from_store(manifest: Manifest, store: StateStore) -> WrittenReport:
-    """Write ``report.html`` from an open store (``shotrun report``, and the end of a run)."""
-    from runner.report import write_report
+def report_from_store(manifest: Manifest, store: StateStore, *,
+                      force: bool = False) -> WrittenReport:
+    """Write ``report.html`` from an open store (``shotrun report``, and the end of a run).
+
+    Without ``force`` (the end of a run), a page that already shows this manifest and this
+    state of the store is left as it is: a run that had nothing to do does not spend seconds
+    remaking a 20,000-take page identical but for its "generated" time.
+    """
+    from runner.report import WrittenReport, is_current, page_state, report_path, write_report
     from runner.state.continuity import chosen_takes, picks
 
+    state = page_state(manifest, store.stamp())  # before reading: a later change shows
+    if not force and is_current(manifest, state):
+        return WrittenReport(report_path(manifest), None)
     records = store.records()
     fingerprints = {take.key: take.fingerprint for take in manifest.takes}
-    return write_report(manifest, records,
+    return write_report(manifest, records, state=state,
                         chosen=chosen_takes(records, picks(store), fingerprints))
 
 
@@ -72,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     store_path = store_path_for(manifest)
     if store_path.is_file():
         with StateStore.open_readonly(store_path) as store:  # StateError -> exit 2
-            written = report_from_store(manifest, store)
+            written = report_from_store(manifest, store, force=True)
     else:
         _say(f"shotrun: no run of {manifest.path} yet: every take is shown as new", err=True)
         written = write_report(manifest, [], chosen={})

@@ -19,19 +19,19 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
+from runner.bulk import paused_gc
 from runner.errors import EXIT_OK, ManifestError, UsageError
 from runner.model import Manifest
 from runner.redact import redact
 from runner.state import StateStore, store_path_for
 from runner.state.continuity import chosen_takes, frame_sources, picks, source_changes
 from runner.state.schema import writer_pid
-from runner.state.trace import new_trace_record, trace_record, trace_totals
+from runner.state.trace import new_trace_record, read_traces, trace_totals
+
+if TYPE_CHECKING:  # rich costs a tenth of a second to import: only small tables use it
+    from rich.table import Table
 
 _STYLE = {
     "done": "green", "failed": "red", "ambiguous": "magenta", "held": "magenta",
@@ -99,6 +99,11 @@ def _selected(record: dict[str, Any], base_ids: dict[str, str], only: Sequence[s
 
 def gather(manifest_path: Path, only: Sequence[str] = ()) -> dict[str, Any]:
     """Everything ``status`` shows, as the JSON document ``--json`` prints."""
+    with paused_gc():  # 20,000 records and trace records, nothing cyclic: see runner.bulk
+        return _gather(manifest_path, only)
+
+
+def _gather(manifest_path: Path, only: Sequence[str]) -> dict[str, Any]:
     manifest, output_dir, warning = _load(manifest_path)
     store_path = store_path_for(output_dir)
     records: dict[str, dict[str, Any]] = {}
@@ -109,13 +114,14 @@ def gather(manifest_path: Path, only: Sequence[str] = ()) -> dict[str, Any]:
         with StateStore.open_readonly(store_path) as store:
             stale = set()
             fingerprints = {t.key: t.fingerprint for t in manifest.takes} if manifest else {}
-            for record in store.records():
-                records[record.key] = trace_record(record, output_dir)
-                if record.key in fingerprints and fingerprints[record.key] != record.fingerprint:
+            traces, stored = read_traces(store, output_dir)  # one read for both
+            for trace, record in zip(traces, stored, strict=True):
+                records[record.key] = trace
+                if fingerprints.get(record.key, record.fingerprint) != record.fingerprint:
                     stale.add(record.key)
             totals = store.totals()
             life = {key: totals[key] for key in life}
-            chosen = chosen_takes(store.records(), picks(store), fingerprints or None)
+            chosen = chosen_takes(stored, picks(store), fingerprints or None)
             if manifest is not None:  # continuity: its source was rendered or picked anew
                 stale.update(source_changes(store, manifest.takes))
         for key in stale:
@@ -124,11 +130,12 @@ def gather(manifest_path: Path, only: Sequence[str] = ()) -> dict[str, Any]:
     dropped = 0
     if manifest is not None:
         rows = []
-        dropped = len(set(records) - {take.key for take in manifest.takes})
         for take in manifest.takes:
             base_ids[take.shot_id] = take.base_shot_id or take.shot_id
-            rows.append(records.get(take.key)
-                        or new_trace_record(take.key, take.shot_id, take.take, take.tags))
+            found = records.pop(take.key, None)
+            rows.append(found if found is not None
+                        else new_trace_record(take.key, take.shot_id, take.take, take.tags))
+        dropped = len(records)  # what is left is no longer in the manifest
     else:
         rows = list(records.values())
     if only:
@@ -185,13 +192,19 @@ def _cells(row: dict[str, Any]) -> tuple[str, ...]:
         status = f"submitted {row['progress']}%"
     if row["reason"] == STALE:
         status += ", changed since"
-    if row.get("picked"):
+    if row["picked"]:
         status += ", picked"
+    credits = row["credits"]
+    error = row["error"]
     return (row["id"], status, row["task_id"] or "-", str(row["attempts"]),
-            _money(row["credits"]), row["output"] or "-", redact(row["error"] or ""))
+            "-" if credits is None else f"{credits:g}", row["output"] or "-",
+            redact(error) if error else "")
 
 
 def _table(rows: Sequence[dict[str, Any]]) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(show_edge=False, pad_edge=False, expand=False)
     for column in _COLUMNS[:-1]:
         table.add_column(column, no_wrap=True)
@@ -209,11 +222,12 @@ def _table(rows: Sequence[dict[str, Any]]) -> Table:
 
 def _plain(rows: Sequence[dict[str, Any]]) -> str:
     """The same columns as :func:`_table`, as aligned plain lines (for thousands of takes)."""
-    lines = [_COLUMNS, *(_cells(row) for row in rows)]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(_COLUMNS) - 1)]
-    return "\n".join(
-        "  ".join([*(cell.ljust(w) for cell, w in zip(line, widths, strict=False)), line[-1]])
-        .rstrip() for line in lines)
+    lines = [_COLUMNS, *map(_cells, rows)]
+    widths = [max(map(len, column)) for column in zip(*lines, strict=True)][:-1]
+    # One format string for every line: the last column is not padded, then the line is
+    # right-stripped (a row with no error ends without trailing spaces).
+    template = "  ".join([*(f"{{:<{width}}}" for width in widths), "{}"])
+    return "\n".join([template.format(*line).rstrip() for line in lines])
 
 
 def _summary(totals: dict[str, Any]) -> str:
@@ -239,20 +253,30 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(redact(json.dumps(document, indent=2, ensure_ascii=False)))
         return EXIT_OK
-    # A pipe or a file gets wide lines rather than ids folded over three rows.
-    console = Console(file=sys.stdout, highlight=False,
-                      width=None if sys.stdout.isatty() else 160)
+    lines: list[str] = []
     if not document["run"]:
-        console.print(Text(
-            f"No run yet: {document['state']} does not exist. "
-            f"Start one with: shotrun run {args.manifest}"
-        ), soft_wrap=True)
+        lines.append(f"No run yet: {document['state']} does not exist. "
+                     f"Start one with: shotrun run {args.manifest}")
     if document["running_pid"]:
-        console.print(Text(f"A run is going (pid {document['running_pid']}): this is a "
-                           "snapshot; run status again to see it move on."), soft_wrap=True)
+        lines.append(f"A run is going (pid {document['running_pid']}): this is a snapshot; "
+                     "run status again to see it move on.")
     if len(document["takes"]) > PLAIN_ABOVE:
-        print(redact(_plain(document["takes"])))
+        lines.append(redact(_plain(document["takes"])))
     elif document["takes"]:
+        from rich.console import Console
+
+        # A pipe or a file gets wide lines rather than ids folded over three rows.
+        console = Console(file=sys.stdout, highlight=False,
+                          width=None if sys.stdout.isatty() else 160)
+        _print_lines(lines)
+        lines = []
         console.print(_table(document["takes"]))
-    console.print(Text(_summary(document["totals"])), soft_wrap=True)
+    lines.append(_summary(document["totals"]))
+    _print_lines(lines)
     return EXIT_OK
+
+
+def _print_lines(lines: Sequence[str]) -> None:
+    if lines:
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()

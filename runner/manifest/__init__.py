@@ -13,11 +13,11 @@ Public API: :func:`load_manifest` and :func:`validate_file`.
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 
 import structlog
 
+from runner.bulk import paused_gc
 from runner.errors import ManifestError, Problem
 from runner.manifest.assets import LocalFiles
 from runner.manifest.context import Context, get_str
@@ -100,13 +100,8 @@ def _analyse_paused(path: Path | str) -> tuple[list[Problem], Manifest | None]:
     would keep rescanning them all for nothing (10,000 shots took 3x longer with it on).
     Nothing built here forms a reference cycle that needs it.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_gc():
         return _analyse(path)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def validate_file(path: Path | str) -> list[Problem]:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-from PIL import Image, UnidentifiedImageError
 
 from runner.imagetypes import sniff_mime
 from runner.model import MAX_IMAGE_BYTES, LocalFile
@@ -119,6 +118,8 @@ class LocalFiles:
 
 def _shape_warning(path: Path) -> str | None:
     """A warning when the image's size is outside what the gateway documents (header only)."""
+    from PIL import Image, UnidentifiedImageError  # only manifests with local images need it
+
     try:
         with Image.open(path) as image:
             width, height = image.size

@@ -17,10 +17,7 @@ import re
 from collections.abc import Iterable
 from functools import cache
 from importlib import resources
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from runner.errors import Location, Problem
 from runner.manifest.fastcheck import Check, compile_schema
@@ -34,6 +31,10 @@ from runner.manifest.nodes import (
     show,
 )
 from runner.manifest.secrets import KEY_FIELD_NAMES, key_env, key_field_message
+
+if TYPE_CHECKING:  # jsonschema takes a tenth of a second to import; a valid file never needs it
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 _TYPE_WORDS = {
     "string": "a string",
@@ -90,7 +91,12 @@ def dereferenced() -> dict[str, Any]:
 
 @cache
 def validator() -> Draft202012Validator:
-    """A jsonschema validator for the dereferenced schema (built once per process)."""
+    """A jsonschema validator for the dereferenced schema (built once per process).
+
+    Only a manifest the compiled check refuses gets here, to word its problems.
+    """
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(dereferenced())
 
 

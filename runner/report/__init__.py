@@ -4,19 +4,26 @@
 ``<output_dir>/report.html`` atomically, with poster frames under
 ``<output_dir>/.shotrun/posters/``. ``write_trace_csv`` writes the per-take trace records (the
 same fields as ``shotrun status --json``) for spreadsheets.
+
+The page carries a digest of what it shows (:func:`page_state`: the manifest and the store's
+:meth:`~runner.state.StateStore.stamp`). Making the page costs seconds for 20,000 takes
+(a stat, a poster and a tile each), so the end of a run that changed nothing leaves a page
+with the same digest alone (:func:`is_current`); ``shotrun report`` always writes it.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import structlog
 
+from runner import __version__
 from runner.model import Manifest
 from runner.report.media import write_atomic
-from runner.report.render import render_html
+from runner.report.render import render_html, state_of_page
 from runner.report.view import RecordLike, ReportData, Totals, collect
 
 log = structlog.get_logger()
@@ -28,6 +35,8 @@ __all__ = [
     "ReportData",
     "WrittenReport",
     "collect",
+    "is_current",
+    "page_state",
     "render_html",
     "report_path",
     "write_report",
@@ -39,10 +48,12 @@ class WrittenReport:
     """Where the report went and the figures at its top (for the command's one-line answer)."""
 
     path: Path
-    totals: Totals
+    totals: Totals | None  # None: the page already showed this state and was left alone
 
     def describe(self) -> str:
         """``12 take(s): 9 done, 2 failed, 1 new``."""
+        if self.totals is None:
+            return "the same takes as before (unchanged)"
         counts = ", ".join(f"{n} {status.replace('_', ' ')}"
                            for status, n in sorted(self.totals.by_status.items()))
         return f"{self.totals.takes} take(s)" + (f": {counts}" if counts else "")
@@ -53,14 +64,52 @@ def report_path(manifest: Manifest) -> Path:
     return manifest.output_dir / REPORT_NAME
 
 
+# Bump when the page changes shape, so that pages made by an older shotrun are remade.
+PAGE_FORMAT = 1
+_HEAD_BYTES = 4096  # the state digest is in the page's first few hundred bytes
+
+
+def page_state(manifest: Manifest, store_stamp: str) -> str:
+    """A digest of everything the page shows: the manifest and the store's state.
+
+    The manifest's text covers titles, prompts, tags and file names; the takes' fingerprints
+    cover the content of its local files; ``store_stamp`` (:meth:`StateStore.stamp`) the
+    records and picks. What it does not see: an output deleted by hand since (the store says
+    the take is done; ``shotrun report`` rewrites the page).
+    """
+    digest = hashlib.sha256(f"{PAGE_FORMAT}\0{__version__}\0{manifest.path}\0"
+                            f"{manifest.output_dir}\0{store_stamp}\0".encode())
+    try:
+        digest.update(manifest.path.read_bytes())
+    except OSError:
+        digest.update(b"\0unreadable")
+    digest.update("".join(f"{take.key}\0{take.fingerprint}\0" for take in manifest.takes)
+                  .encode())
+    return digest.hexdigest()[:32]
+
+
+def is_current(manifest: Manifest, state: str, path: Path | None = None) -> bool:
+    """True when the page at ``path`` (default: the manifest's) was written for ``state``."""
+    target = path or report_path(manifest)
+    try:
+        with target.open("rb") as handle:
+            head = handle.read(_HEAD_BYTES).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return state_of_page(head) == state
+
+
 def write_report(
     manifest: Manifest, records: Iterable[RecordLike], *, path: Path | None = None,
-    chosen: Mapping[str, tuple[int, bool]] | None = None,
+    chosen: Mapping[str, tuple[int, bool]] | None = None, state: str = "",
 ) -> WrittenReport:
     """Write the report of ``manifest`` (at ``path``, default ``<output_dir>/report.html``);
-    ``chosen`` (shot id -> chosen take, picked or not) marks the chosen tiles."""
+    ``chosen`` (shot id -> chosen take, picked or not) marks the chosen tiles; ``state``
+    (:func:`page_state`) is written into the page for :func:`is_current`."""
     target = path or report_path(manifest)
     data = collect(manifest, records, chosen=chosen, page_dir=target.parent)
+    if state:
+        data = replace(data, state=state)
     write_atomic(target, render_html(data).encode("utf-8"))
     totals = data.totals()
     log.info("report_written", path=str(target), shots=len(data.shots), takes=totals.takes)

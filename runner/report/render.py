@@ -235,6 +235,24 @@ def _thumb_css(data: ReportData) -> str:
     )
 
 
+STATE_META = "shotrun-state"
+_STATE = re.compile(rf'<meta name="{STATE_META}" content="([0-9a-f]+)">')
+
+
+def _state_meta(state: str) -> str:
+    # Hex digits only (made by us), near the top: a reader finds it in the first few bytes.
+    return f'<meta name="{STATE_META}" content="{state}">' if _STATE_HEX.fullmatch(state) else ""
+
+
+_STATE_HEX = re.compile(r"[0-9a-f]{8,64}")
+
+
+def state_of_page(head: str) -> str | None:
+    """The state digest a page was written with (from its first bytes), if it has one."""
+    match = _STATE.search(head)
+    return match.group(1) if match else None
+
+
 def render_html(data: ReportData) -> str:
     """The whole page."""
     csp = (
@@ -248,6 +266,7 @@ def render_html(data: ReportData) -> str:
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
+        f"{_state_meta(data.state)}"
         f'<meta http-equiv="Content-Security-Policy" content="{_e(csp)}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="generator" content="shotrun">'

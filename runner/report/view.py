@@ -160,6 +160,7 @@ class ReportData:
     generated_at: str
     shots: tuple[ShotView, ...]
     thumbs: Mapping[str, str] = field(default_factory=dict)  # id -> data: URI
+    state: str = ""  # what the page shows, digested (see runner.report.page_state)
 
     def totals(self) -> Totals:
         takes = [take for shot in self.shots for take in shot.takes]

@@ -218,6 +218,18 @@ class StoreBase:
             except sqlite3.Error as exc:
                 raise StateError(f"state store {self.path}: {exc}") from exc
 
+    def _tuples(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """:meth:`_rows` as plain tuples: several times cheaper than ``sqlite3.Row`` when a
+        caller reads every column of 20,000 rows by position anyway."""
+        with self._mutex:
+            try:
+                cursor = self.conn.cursor()
+                cursor.row_factory = None
+                rows: list[tuple[Any, ...]] = cursor.execute(sql, params).fetchall()
+                return rows
+            except sqlite3.Error as exc:
+                raise StateError(f"state store {self.path}: {exc}") from exc
+
     def _event(
         self, conn: sqlite3.Connection, key: str | None, event: str, **details: Any
     ) -> None:

@@ -23,7 +23,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from runner.model import FrameRef, ImageElement, Take
 from runner.state.base import StoreBase
@@ -63,7 +63,32 @@ def frame_sources(take: Take) -> tuple[str, ...]:
     return tuple(found)
 
 
-def choose(records: Iterable[TakeRecord], pick: Pick | None) -> TakeRecord | None:
+class Choosable(Protocol):
+    """What choosing reads of a take: a :class:`TakeRecord`, or the lighter
+    :class:`runner.state.trace.Finished` that ``status`` reads for 20,000 takes."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def shot_id(self) -> str: ...
+    @property
+    def take(self) -> int: ...
+    @property
+    def status(self) -> TakeStatus: ...
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def output_path(self) -> str | None: ...
+    @property
+    def downloaded_at(self) -> float | None: ...
+    @property
+    def sha256(self) -> str | None: ...
+
+
+R = TypeVar("R", bound=Choosable)
+
+
+def choose(records: Iterable[R], pick: Pick | None) -> R | None:
     """The chosen take among one shot's ``records``: the valid pick, else the first finished.
 
     A pick holds while its take is done with the very output that was picked; a take rendered
@@ -79,14 +104,14 @@ def choose(records: Iterable[TakeRecord], pick: Pick | None) -> TakeRecord | Non
     return done[0] if done else None
 
 
-def chosen_takes(records: Iterable[TakeRecord], chosen_picks: Mapping[str, Pick],
+def chosen_takes(records: Iterable[Choosable], chosen_picks: Mapping[str, Pick],
                  fingerprints: Mapping[str, str] | None = None) -> dict[str, tuple[int, bool]]:
     """Per shot, its chosen take number and whether the user picked it (status, report).
 
     With ``fingerprints`` (take key -> the manifest's fingerprint), records of an older
     version of a take do not count.
     """
-    by_shot: dict[str, list[TakeRecord]] = {}
+    by_shot: dict[str, list[Choosable]] = {}
     for record in records:
         if fingerprints is None or fingerprints.get(record.key) == record.fingerprint:
             by_shot.setdefault(record.shot_id, []).append(record)

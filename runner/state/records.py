@@ -162,11 +162,11 @@ RECORD_COLUMNS = (
 RECORD_SELECT = ", ".join(RECORD_COLUMNS)
 _STATUS_INDEX = RECORD_COLUMNS.index("status")
 _TAGS_INDEX = RECORD_COLUMNS.index("tags")
-_STATUSES = {status.value: status for status in TakeStatus}
+STATUSES = {status.value: status for status in TakeStatus}  # stored text -> status
 _tags_cache: dict[str, tuple[str, ...]] = {}
 
 
-def _tags(text: str) -> tuple[str, ...]:
+def parse_tags(text: str) -> tuple[str, ...]:
     """Parsed tags, memoised: a manifest has few distinct tag lists and many takes."""
     tags = _tags_cache.get(text)
     if tags is None:
@@ -179,8 +179,8 @@ def _tags(text: str) -> tuple[str, ...]:
 def record_from_row(row: Sequence[Any]) -> TakeRecord:
     """A :class:`TakeRecord` from a row selected with :data:`RECORD_SELECT`."""
     values = list(row)
-    values[_STATUS_INDEX] = _STATUSES[values[_STATUS_INDEX]]
-    values[_TAGS_INDEX] = _tags(values[_TAGS_INDEX])
+    values[_STATUS_INDEX] = STATUSES[values[_STATUS_INDEX]]
+    values[_TAGS_INDEX] = parse_tags(values[_TAGS_INDEX])
     return TakeRecord(*values)
 
 

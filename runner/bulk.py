@@ -1,0 +1,28 @@
+"""Bulk work on tens of thousands of small objects, with the cyclic garbage collector paused.
+
+Loading a 20,000-take manifest, reading 20,000 records or building 20,000 trace records
+creates hundreds of thousands of objects and frees none of them. Every 700 allocations the
+collector runs, and every so often it rescans *everything* alive: with a big manifest in
+memory, that made reading the store two to three times slower than the reading itself.
+None of these objects form reference cycles that need the collector, so it is paused for
+the duration and resumed (as it was) afterwards; memory freed by reference counting is
+freed as usual.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector inside the block (nesting is fine)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
