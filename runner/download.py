@@ -3,8 +3,9 @@
 Result links live 24 hours and overnight connections break, so a download must survive being
 cut anywhere and carry on from where it stopped:
 
-* the body is streamed to ``<dest>.part`` in large chunks and hashed (SHA-256) in the same
-  loop; when a ``.part`` already exists, its bytes are hashed first and the rest is asked for
+* the body is streamed to ``<dest>.part`` and hashed (SHA-256) on the way, by two threads that
+  work while the loop receives (:mod:`runner.spool`); when a ``.part`` already exists, its
+  bytes are hashed first and the rest is asked for
   with ``Range: bytes=N-``. A ``206`` must start exactly at ``N``; a ``200`` means the server
   ignores ranges, so the file restarts from zero; a ``416`` whose total equals ``N`` means the
   ``.part`` was already complete;
@@ -24,14 +25,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import aiofiles
 import aiohttp
 import structlog
 from yarl import URL
@@ -41,11 +39,12 @@ from runner.fsutil import replace_durably
 from runner.gateway.translate import describe
 from runner.gateway.types import Downloaded
 from runner.gateway.urls import checked_url, safe_url_text
+from runner.spool import Spool
 
 log = structlog.get_logger()
 
-CHUNK_SIZE = 1024 * 1024
-WRITEBACK_STEP = 16 * 1024 * 1024  # start flushing to disk every this many bytes
+BATCH_BYTES = 1024 * 1024  # received bytes handed to the writer and hasher threads at once
+READ_BUFSIZE = 4 * 1024 * 1024  # aiohttp buffers up to twice this before pausing the socket
 _EXPIRED = frozenset({403, 404, 410})
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)")
@@ -104,69 +103,16 @@ def _plan(resp: aiohttp.ClientResponse, offset: int, shown: str) -> _Plan:
     raise DownloadError(f"result {shown} answered HTTP {status}, retry later")
 
 
-async def _hash_prefix(part: Path, size: int, digest: hashlib._Hash) -> None:
+def _hash_prefix(part: Path, size: int, digest: hashlib._Hash) -> None:
     """Feed the first ``size`` bytes of ``part`` (kept from an earlier attempt) to ``digest``."""
     left = size
-    async with aiofiles.open(part, "rb") as f:
+    with part.open("rb") as f:
         while left:
-            block = await f.read(min(CHUNK_SIZE, left))
+            block = f.read(min(BATCH_BYTES, left))
             if not block:
                 raise DownloadError(f"{part} shrank while being resumed")
             digest.update(block)
             left -= len(block)
-
-
-class _Sink:
-    """Writes and hashes chunks in order, overlapping each with the arrival of the next.
-
-    Chunk N is written and hashed (two threads; both release the GIL) while chunk N+1
-    arrives; each step is awaited before the next starts, so the file and the digest see
-    the chunks in order. ``settle`` waits for the last step, also after a failure, so that
-    everything received is on disk for the next attempt to resume from.
-    """
-
-    def __init__(self, f: Any, digest: Any, plan: _Plan, part: Path, *, max_bytes: int,
-                 shown: str) -> None:
-        self.f, self.digest, self.plan, self.part = f, digest, plan, part
-        self.max_bytes, self.shown = max_bytes, shown
-        self.size = plan.offset
-        self._kicked = plan.offset  # bytes before this offset were handed to writeback
-        self._pending: asyncio.Future[Any] | None = None
-
-    async def put(self, chunk: bytes) -> None:
-        self.size += len(chunk)
-        if self.size > self.max_bytes:
-            raise _too_large(self.part, self.shown, self.size, self.max_bytes)
-        if self.plan.total is not None and self.size > self.plan.total:
-            raise DownloadError(
-                f"result {self.shown} sent more than the {self.plan.total} bytes announced"
-            )
-        await self.settle()
-        steps = [self.f.write(chunk), asyncio.to_thread(self.digest.update, chunk)]
-        written = self.size - len(chunk)  # everything before this chunk is in the OS now
-        if written - self._kicked >= WRITEBACK_STEP:
-            steps.append(asyncio.to_thread(_start_writeback, self.f.fileno(), self._kicked,
-                                           written - self._kicked))
-            self._kicked = written
-        self._pending = asyncio.gather(*steps)
-
-    async def settle(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            await pending
-
-
-def _start_writeback(fd: int, offset: int, length: int) -> None:
-    """Ask the kernel to start writing a range to disk now, without waiting for it.
-
-    On Linux, ``POSIX_FADV_DONTNEED`` starts asynchronous writeback of the range's dirty
-    pages; the disk then works while the network does, and the final fsync only has the
-    tail left to flush instead of the whole file. Elsewhere this does nothing.
-    """
-    advise = getattr(os, "posix_fadvise", None)
-    if advise is not None:
-        with contextlib.suppress(OSError):
-            advise(fd, offset, length, os.POSIX_FADV_DONTNEED)
 
 
 def _salvage(content: aiohttp.StreamReader) -> bytes:
@@ -186,31 +132,52 @@ def _salvage(content: aiohttp.StreamReader) -> bytes:
 async def _receive(
     resp: aiohttp.ClientResponse, part: Path, plan: _Plan, *, max_bytes: int, shown: str
 ) -> Downloaded:
-    """Stream the body into ``part`` from ``plan.offset``, hashing as it goes."""
+    """Stream the body into ``part`` from ``plan.offset``, hashing as it goes.
+
+    The loop only receives: buffers are taken as aiohttp hands them over (no joining copy),
+    checked against the cap and the announced length, and passed in batches of about
+    :data:`BATCH_BYTES` to a :class:`~runner.spool.Spool`, whose threads write and hash them
+    while the next batch arrives. Whatever arrived before a failure (a stall, a cut) is
+    still written, so the next attempt resumes from exactly there.
+    """
     if plan.total is not None and plan.total > max_bytes:
         raise _too_large(part, shown, plan.total, max_bytes)
     digest = hashlib.sha256()
     if plan.offset:
-        await _hash_prefix(part, plan.offset, digest)
-    async with aiofiles.open(part, "ab" if plan.offset else "wb") as f:
-        if plan.offset:
-            await f.truncate(plan.offset)
-        sink = _Sink(f, digest, plan, part, max_bytes=max_bytes, shown=shown)
+        await asyncio.to_thread(_hash_prefix, part, plan.offset, digest)
+    size = plan.offset
+    batch: list[bytes] = []
+    batched = 0
+
+    def take(chunk: bytes) -> None:
+        nonlocal size, batched
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(part, shown, size, max_bytes)
+        if plan.total is not None and size > plan.total:
+            raise DownloadError(f"result {shown} sent more than the {plan.total} bytes announced")
+        batch.append(chunk)
+        batched += len(chunk)
+
+    async with Spool.open(part, plan.offset, digest) as spool:
         try:
-            async for chunk in resp.content.iter_chunked(CHUNK_SIZE):
-                await sink.put(chunk)
+            async for chunk, _end_of_http_chunk in resp.content.iter_chunks():
+                if chunk:
+                    take(chunk)
+                    if batched >= BATCH_BYTES:
+                        await spool.submit(batch)
+                        batch, batched = [], 0
         except aiohttp.ClientPayloadError:
             tail = _salvage(resp.content)
             if tail:
-                await sink.put(tail)
+                take(tail)
             raise
         finally:
-            await sink.settle()
-        await f.flush()
-        await asyncio.to_thread(os.fsync, f.fileno())
-    if plan.total is not None and sink.size != plan.total:
-        raise DownloadError(f"result {shown} ended at {sink.size} of {plan.total} bytes; retry")
-    return Downloaded(path=part, size=sink.size, sha256=digest.hexdigest())
+            await spool.submit(batch)  # checked bytes only: also kept after a failure
+        await spool.finish()
+    if plan.total is not None and size != plan.total:
+        raise DownloadError(f"result {shown} ended at {size} of {plan.total} bytes; retry")
+    return Downloaded(path=part, size=size, sha256=digest.hexdigest())
 
 
 async def download_to_part(
@@ -247,7 +214,7 @@ async def download_to_part(
                 timeout=timeout,
                 allow_redirects=max_redirects > 0,
                 max_redirects=max_redirects + 1,
-                read_bufsize=CHUNK_SIZE,
+                read_bufsize=READ_BUFSIZE,
                 auto_decompress=False,  # save exactly the bytes the lengths count
             ) as resp:
                 plan = _plan(resp, offset, shown)

@@ -291,10 +291,50 @@ async def test_a_full_disk_is_a_clear_error_and_keeps_what_was_written(fetch: An
 async def test_early_writeback_keeps_content_and_hash(
     fetch: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import runner.download
+    import runner.spool
 
-    monkeypatch.setattr(runner.download, "WRITEBACK_STEP", 1024 * 1024)  # several kicks
+    monkeypatch.setattr(runner.spool, "WRITEBACK_STEP", 1024 * 1024)  # several kicks
     client, url, part = await fetch(_ranged(DATA, []))
     part.write_bytes(DATA[:123_457])  # and a resumed, unaligned start
     saved = await client.download(url, part)
     assert saved.sha256 == SHA and part.read_bytes() == DATA
+
+
+async def test_a_chunked_answer_in_small_pieces_arrives_whole(fetch: Any) -> None:
+    """HTTP chunk boundaries (empty end-of-chunk markers) and odd piece sizes change nothing."""
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        step = 7919
+        for i in range(0, len(DATA), step):
+            await resp.write(DATA[i : i + step])
+        await resp.write_eof()
+        return resp
+
+    client, url, part = await fetch(trickle)
+    saved = await client.download(url, part)
+    assert (saved.size, saved.sha256) == (len(DATA), SHA)
+    assert part.read_bytes() == DATA
+
+
+async def test_the_emulator_serves_a_result_whole_and_resumable(tmp_path: Path) -> None:
+    """The emulator's large unthrottled writes keep ranges and lengths exact."""
+    from aiohttp.test_utils import TestServer as Server
+
+    from runner.emulator.downloads import serve_bytes
+
+    data = bytes(range(256)) * 4096 * 5 + b"tail"  # 5 MiB and a bit: several 1 MiB writes
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await serve_bytes(request, data, "video/mp4")
+
+    app = web.Application()
+    app.router.add_get("/v.mp4", handler)
+    async with Server(app) as server, GatewayClient(str(server.make_url("/")), None, KEY) as c:
+        part = tmp_path / "v.mp4.part"
+        part.write_bytes(data[:1_234_567])
+        saved = await c.download(str(server.make_url("/v.mp4")), part)
+    assert saved.sha256 == hashlib.sha256(data).hexdigest()
+    assert part.read_bytes() == data
