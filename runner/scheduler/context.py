@@ -99,7 +99,9 @@ class EngineSettings:
     run (never resubmitted: it is paid), ``malformed_limit`` the same for answers that cannot be
     read; ``task_timeout``: how long a task may stay pending or
     processing before this run stops waiting for it (it too is left for the next run), so that
-    a stuck gateway cannot hold a run forever. None waits without limit.
+    a stuck gateway cannot hold a run forever. None waits without limit. ``window``: takes
+    with a coroutine at once (None: :func:`runner.scheduler.window.window_size`, enough to
+    keep every in-flight slot and download slot busy).
     """
 
     concurrency: int = 4
@@ -117,11 +119,12 @@ class EngineSettings:
     malformed_limit: int = 5
     task_timeout: float | None = 6 * 3600.0
     link_lifetime: float = LINK_LIFETIME
+    window: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
-    """A take's final word in this run, for the summary."""
+    """A take's final word in this run, for the summary (none is kept for a rendered take)."""
 
     phase: Phase
     kind: str | None = None
@@ -145,7 +148,7 @@ class RunContext:
     notify: Callable[[], None]
     clock: Callable[[], float] = time.time
     phases: PhaseBook = field(default_factory=PhaseBook)
-    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    outcomes: dict[str, Outcome] = field(default_factory=dict)  # takes that did not render
     gateway_progress: dict[str, TakeProgress] = field(default_factory=dict)
     durations: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_DURATIONS))
     ambiguous_seen: int = 0
@@ -168,7 +171,10 @@ class RunContext:
     def finish(self, take: Take, phase: Phase, *, kind: str | None = None,
                code: str | None = None, message: str | None = None) -> None:
         """Record the take's outcome for this run (the store already has its status)."""
-        self.outcomes[take.key] = Outcome(phase, kind, code, message)
+        if phase is Phase.DONE:
+            self.outcomes.pop(take.key, None)  # says nothing the phase does not: not kept
+        else:
+            self.outcomes[take.key] = Outcome(phase, kind, code, message)
         self.set_phase(take, phase)
 
     def stop(self, reason: StopReason, message: str) -> None:

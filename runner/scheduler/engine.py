@@ -3,7 +3,10 @@
 One asyncio task per take walks it through its steps (:mod:`~runner.scheduler.submit`, then
 :mod:`~runner.scheduler.collect`); the shared limits (in-flight AIMD, creation pace,
 download slots) and the budget decide who goes when. A take per task keeps each take's story
-readable top to bottom, and a few hundred idle coroutines cost nothing.
+readable top to bottom. Only a window of takes has a task at a time
+(:mod:`~runner.scheduler.window`): a 20,000-take run holds a few dozen coroutines, not
+20,000, and a finished take keeps nothing but its phase (and its outcome if it did not
+render).
 
 Shutdown, in two steps because a creation on the wire is the one moment a crash can cost
 money: the first :meth:`Engine.request_stop` stops new submissions and cancels every take
@@ -47,6 +50,7 @@ from runner.scheduler.limits import AimdLimiter, DownloadSlots, TokenBucket
 from runner.scheduler.progress import Observer, RunProgress, RunSummary, TakeFailure
 from runner.scheduler.submit import submit
 from runner.scheduler.uploads import UploadCache
+from runner.scheduler.window import TakeWindow, window_size
 from runner.state import continuity
 from runner.state.continuity import frame_sources
 
@@ -69,15 +73,27 @@ class Engine:
         self.plans = list(plans)
         by_key = {take.key: take for take in manifest.takes}
         self.takes: list[Take] = [by_key[plan.key] for plan in self.plans]
+        del by_key
         self._plan = {plan.key: plan for plan in self.plans}
+        # Only the shots something depends on: one list per shot of a 20,000-shot manifest
+        # would cost megabytes for nothing.
+        sources = {shot_id for take in manifest.takes for shot_id in take.after}
         self._by_shot: dict[str, list[Take]] = {}
         for take in manifest.takes:
-            self._by_shot.setdefault(take.shot_id, []).append(take)
+            if take.shot_id in sources:
+                self._by_shot.setdefault(take.shot_id, []).append(take)
         # Creations whose answer an earlier run lost: counted in this run's summary too.
         self._ambiguous_found = sum(1 for plan in self.plans
                                     if plan.reason == "ambiguous submission")
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._finished: dict[str, asyncio.Event] = {}
+        # Events only for takes someone waits for, made when the wait starts.
+        self._waiters: dict[str, asyncio.Event] = {}
+        self.window = TakeWindow(
+            self.settings.window or window_size(self.settings.concurrency,
+                                                self.settings.downloads),
+            blockers=lambda index: self._blockers(self.takes[index]),
+            spawn=lambda index: asyncio.create_task(self._drive(self.takes[index]),
+                                                    name=f"take:{self.takes[index].key}"),
+            halted=self._halted)
         self._stops = 0
         self._fatal: StateError | None = None
         self._notifying = False
@@ -109,9 +125,8 @@ class Engine:
         self._stops += 1
         self.ctx.stop(StopReason.INTERRUPTED, "interrupted: tasks in flight keep rendering at "
                       "the gateway; run again to collect them")
-        for key, task in self._tasks.items():
-            if self._stops > 1 or key not in self.ctx.critical:
-                task.cancel()
+        critical = self.ctx.critical
+        self.window.cancel(lambda index: self._stops == 1 and self.takes[index].key in critical)
         return self._stops
 
     def _halted(self) -> bool:
@@ -120,9 +135,8 @@ class Engine:
 
     def _halt(self) -> None:
         """Stop everything now (401): the same as a first Ctrl-C, without the message."""
-        for key, task in self._tasks.items():
-            if key not in self.ctx.critical and task is not asyncio.current_task():
-                task.cancel()
+        critical = self.ctx.critical
+        self.window.cancel(lambda index: self.takes[index].key in critical)
 
     # ------------------------------------------------------------------ running
     async def run(self) -> RunSummary:
@@ -133,30 +147,25 @@ class Engine:
         """
         ctx = self.ctx
         self._archive_previous()
-        for take in self.takes:
-            self._finished[take.key] = asyncio.Event()
-            ctx.phases[take.key] = Phase.QUEUED
-        for take in self.takes:
-            plan = self._plan[take.key]
+        for plan in self.plans:  # the plan's key string: one copy per take in every table
+            ctx.phases[plan.key] = Phase.QUEUED
             if plan.action == "poll":
                 ctx.limiter.adopt()  # already at the gateway: counts against the limit
-        for take in self.takes:
-            if self._plan[take.key].action == "skip":
-                # Done before: no task to drive and no snapshot per take (a resumed
+        for index, take in enumerate(self.takes):
+            action = self._plan[take.key].action
+            if action in ("skip", "failed", "hold"):
+                # Settled before this run: no task and no snapshot per take (a resumed
                 # 20,000-take run would otherwise spend a second on bookkeeping alone).
-                ctx.outcomes[take.key] = Outcome(Phase.SKIPPED)
-                ctx.phases[take.key] = Phase.SKIPPED
-                self._finished[take.key].set()
-                continue
-            self._tasks[take.key] = asyncio.create_task(self._drive(take),
-                                                        name=f"take:{take.key}")
+                self._settle_before(take, action)
+            else:
+                # At the gateway already (holding adopted slots) first, then in plan order.
+                self.window.add(0 if action in ("poll", "download") else 1, index)
         self._notify()
+        self.window.admit()
         try:
-            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            await self.window.idle.wait()
         finally:
-            for task in self._tasks.values():
-                if not task.done():
-                    task.cancel()
+            self.window.cancel()
         if self._fatal is not None:
             raise self._fatal
         for take in self.takes:
@@ -196,9 +205,7 @@ class Engine:
                     log.error("run_stopped_store_failed", error=redact(str(exc)))
                     self._stops = max(self._stops, 1)
                     ctx.stop(StopReason.INTERRUPTED, redact(str(exc)))
-                    for task in self._tasks.values():
-                        if task is not asyncio.current_task():
-                            task.cancel()
+                    self.window.cancel()
             except Exception as exc:
                 # A defect must not take the other takes down; the store keeps the take
                 # where it was, so the next run picks it up. The traceback goes to the run
@@ -213,28 +220,52 @@ class Engine:
             finally:
                 if ctx.phases.get(take.key) not in TERMINAL:
                     self._settle_unfinished(take)
-                self._finished[take.key].set()
+                self._finished(take.key)
+
+    def _settle_before(self, take: Take, action: str) -> None:
+        """A take this run has nothing to do for: done, failed or held before."""
+        ctx = self.ctx
+        key = take.key
+        if action == "skip":
+            ctx.phases[key] = Phase.SKIPPED  # an outcome says nothing more: none is kept
+        elif action == "failed":
+            record = self._plan[key].record
+            ctx.outcomes[key] = Outcome(Phase.FAILED, record.failure_kind,
+                                        record.last_error_code,
+                                        (record.last_error or "failed before") +
+                                        " (use --retry-failed to try again)")
+            ctx.phases[key] = Phase.FAILED
+        else:
+            ctx.outcomes[key] = Outcome(Phase.HELD, None, "ambiguous_submission",
+                                        "held: a creation's answer was lost; --retry-failed "
+                                        "resubmits it (it may then be billed twice)")
+            ctx.phases[key] = Phase.HELD
+        self._finished(key)
+
+    def _finished(self, key: str) -> None:
+        """``key`` has its outcome for this run: wake what waits for it."""
+        event = self._waiters.pop(key, None)
+        if event is not None:
+            event.set()
+        self.window.finished(key)
+
+    def _is_finished(self, key: str) -> bool:
+        return self.ctx.phases.get(key) in TERMINAL
+
+    async def _wait_finished(self, key: str) -> None:
+        """Until the take ``key`` of this run has its outcome."""
+        if self._is_finished(key):
+            return
+        event = self._waiters.get(key)
+        if event is None:
+            event = self._waiters[key] = asyncio.Event()
+        await event.wait()
 
     async def _steps(self, take: Take, plan: Any) -> None:
         ctx = self.ctx
         action = plan.action
-        if self._halted() and action not in ("skip", "failed", "hold"):
+        if self._halted():
             return  # stopped before this take's turn: it stays where the store has it
-        if action == "skip":
-            ctx.finish(take, Phase.SKIPPED)
-            return
-        if action == "failed":
-            record = plan.record
-            ctx.finish(take, Phase.FAILED, kind=record.failure_kind,
-                       code=record.last_error_code,
-                       message=(record.last_error or "failed before") +
-                       " (use --retry-failed to try again)")
-            return
-        if action == "hold":
-            ctx.finish(take, Phase.HELD, code="ambiguous_submission",
-                       message="held: a creation's answer was lost; --retry-failed resubmits "
-                       "it (it may then be billed twice)")
-            return
         if action in ("submit", "retry"):
             if not await self._dependencies_ready(take):
                 return
@@ -273,9 +304,9 @@ class Engine:
                     return False
                 continue
             for source in self._by_shot.get(shot_id, []):
-                event = self._finished.get(source.key)
-                if event is not None:
-                    await event.wait()
+                in_run = source.key in self._plan
+                if in_run:
+                    await self._wait_finished(source.key)
                     phase = ctx.phases.get(source.key)
                     ok = phase in (Phase.DONE, Phase.SKIPPED)
                 else:
@@ -290,7 +321,7 @@ class Engine:
                                message=f"waits for {source.key}, which did not finish")
                     return False
                 message = (f"waits for shot {shot_id}, whose {source.key} did not render"
-                           if event is not None else
+                           if in_run else
                            f"waits for shot {shot_id}, which is not done and not in this run")
                 ctx.store.mark_failed(take.key, "dependency", "dependency_failed", message)
                 ctx.finish(take, Phase.FAILED, kind="dependency", code="dependency_failed",
@@ -306,18 +337,13 @@ class Engine:
         goes as soon as any take of its source is done, never waiting for the slowest.
         """
         ctx = self.ctx
-        pick = continuity.picks(ctx.store).get(shot_id)
-        if pick is not None:
-            records = [r for r in ctx.store.records() if r.shot_id == shot_id]
-            chosen = continuity.choose(records, pick)
-            if chosen is not None and chosen.take == pick.take:
-                return True
+        if self._pick_ready(shot_id):
+            return True
         sources = self._by_shot.get(shot_id, [])
-        waiting = {asyncio.ensure_future(event.wait()): key for key, event in
-                   ((s.key, self._finished.get(s.key)) for s in sources) if event is not None}
+        waiting = {asyncio.ensure_future(self._wait_finished(s.key)): s.key for s in sources
+                   if s.key in self._plan and not self._is_finished(s.key)}
         try:
-            if any(self._done_in_store(s.key) for s in sources
-                   if self._finished.get(s.key) is None or self._finished[s.key].is_set()):
+            if self._source_done(sources):
                 return True
             while waiting:
                 finished, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
@@ -337,6 +363,47 @@ class Engine:
         ctx.finish(take, Phase.FAILED, kind="dependency", code="dependency_failed",
                    message=message)
         return False
+
+    def _pick_ready(self, shot_id: str) -> bool:
+        """True when ``shot_id`` has a picked take whose output is still the picked one."""
+        pick = continuity.picks(self.ctx.store).get(shot_id)
+        if pick is None:
+            return False
+        records = [r for r in self.ctx.store.records() if r.shot_id == shot_id]
+        chosen = continuity.choose(records, pick)
+        return chosen is not None and chosen.take == pick.take
+
+    def _source_done(self, sources: Sequence[Take]) -> bool:
+        """True when a take of ``sources`` that is not still running here is done."""
+        return any(self._done_in_store(s.key) for s in sources
+                   if s.key not in self._plan or self._is_finished(s.key))
+
+    def _blockers(self, take: Take) -> tuple[str, ...]:
+        """The unfinished takes of this run ``take`` would wait for now (empty: none).
+
+        Mirrors :meth:`_dependencies_ready` without waiting: a take whose wait would end at
+        once (its sources are done, or one failed and it fails too) is not blocked; one that
+        waits for a frame waits for any of its source's takes, so it is blocked by them all.
+        """
+        if not take.after:
+            return ()
+        frames = frame_sources(take)
+        for shot_id in take.after:
+            sources = self._by_shot.get(shot_id, [])
+            if shot_id in frames:
+                if self._pick_ready(shot_id) or self._source_done(sources):
+                    continue
+                return tuple(s.key for s in sources
+                             if s.key in self._plan and not self._is_finished(s.key))
+            for source in sources:
+                if source.key in self._plan:
+                    if not self._is_finished(source.key):
+                        return (source.key,)
+                    if self.ctx.phases.get(source.key) not in (Phase.DONE, Phase.SKIPPED):
+                        return ()  # it fails (or is not started) at once
+                elif not self._done_in_store(source.key):
+                    return ()
+        return ()
 
     def _done_in_store(self, key: str) -> bool:
         try:
