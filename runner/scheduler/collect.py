@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,13 +66,21 @@ def _leave(ctx: RunContext, take: Take, message: str) -> str:
 
 async def poll(ctx: RunContext, take: Take) -> str:
     """Query the take's task until it completes or fails; always gives the slot back."""
+    held = True
+
+    def free() -> None:
+        nonlocal held
+        if held:
+            held = False
+            ctx.limiter.release()
+
     try:
-        return await _poll(ctx, take)
+        return await _poll(ctx, take, free)
     finally:
-        ctx.limiter.release()
+        free()
 
 
-async def _poll(ctx: RunContext, take: Take) -> str:
+async def _poll(ctx: RunContext, take: Take, free: Callable[[], None]) -> str:
     key = take.key
     record = ctx.store.record(key)
     task_id = record.task_id
@@ -81,6 +90,8 @@ async def _poll(ctx: RunContext, take: Take) -> str:
     # wait computed from the reported progress must not fall short by the request's round
     # trip (it made one poll in fifty come early and cost a third poll).
     started = record.submitting_at or record.submitted_at or ctx.clock()
+    # The gateway's clock for the task started somewhere in the creation's round trip.
+    trip = max(0.0, record.submitted_at - started) if record.submitted_at else 0.0
     estimate = record.estimated_time
     elapsed = ctx.clock() - started
     delay = policy.first_delay(estimate) - elapsed
@@ -91,6 +102,7 @@ async def _poll(ctx: RunContext, take: Take) -> str:
     ctx.set_phase(take, Phase.IN_FLIGHT)
     while True:
         await asyncio.sleep(max(0.0, delay))
+        asked = ctx.clock()  # the progress answered is as of (just after) this moment
         try:
             state = await ctx.gateway.get_task(task_id)
         except AuthenticationFailed as exc:
@@ -118,6 +130,11 @@ async def _poll(ctx: RunContext, take: Take) -> str:
             log.info("poll_retry", error=exc.message, delay=round(delay, 3))
             continue
         errors = 0
+        if state.status in ("completed", "failed"):
+            # The task left the gateway: its slot is free there now, so the next creation
+            # goes before this take's commits (a crash in between only means asking again).
+            free()
+            await asyncio.sleep(0)
         ctx.store.mark_progress(key, state.status, state.progress, polled=True)
         ctx.gateway_progress[key] = TakeProgress(key, state.status, state.progress, task_id)
         ctx.notify()
@@ -126,13 +143,16 @@ async def _poll(ctx: RunContext, take: Take) -> str:
         if state.status == "failed":
             return _task_failed(ctx, take, record.attempts, state.error_code,
                                 state.error_message or "the task failed")
-        elapsed = ctx.clock() - started
+        elapsed = asked - started
         timeout = ctx.settings.task_timeout
         waited = ctx.clock() - watching_since
         if timeout is not None and waited > timeout:
             return _leave(ctx, take, f"still {state.status} after {waited:.0f} s of waiting "
                                      f"(--task-timeout {timeout:g}); the next run checks again")
-        delay = policy.next_delay(elapsed, estimate or state.estimated_time, state.progress)
+        # Counted from the ask, not from now: the answer's trip and the commits above are
+        # already part of the wait (else every look came late by them).
+        delay = policy.next_delay(elapsed, estimate or state.estimated_time, state.progress,
+                                  trip=trip) - (ctx.clock() - asked)
 
 
 def _completed(ctx: RunContext, take: Take, state: TaskState, started: float) -> str:
