@@ -7,6 +7,11 @@ memory, that made reading the store two to three times slower than the reading i
 None of these objects form reference cycles that need the collector, so it is paused for
 the duration and resumed (as it was) afterwards; memory freed by reference counting is
 freed as usual.
+
+A ``shotrun`` process keeps what it built in bulk until it exits, so its entry point also
+asks (:func:`freeze_after_bulk`) that such objects be moved out of the collector's sight
+when the block ends (``gc.freeze``): otherwise the next collections would still walk all of
+them once per generation. Library callers (tests, other programs) are left as they are.
 """
 
 from __future__ import annotations
@@ -14,6 +19,14 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+_freeze = False
+
+
+def freeze_after_bulk(enabled: bool = True) -> None:
+    """In this process, freeze what exists at the end of each bulk block (see above)."""
+    global _freeze
+    _freeze = enabled
 
 
 @contextmanager
@@ -25,4 +38,6 @@ def paused_gc() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            if _freeze:
+                gc.freeze()
             gc.enable()

@@ -55,9 +55,9 @@ def _command_named(argv: Sequence[str]) -> str | None:
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser, with one subparser per module of :mod:`runner.commands`.
 
-    ``only`` registers just that command: importing every command's module (PyAV, numpy,
-    aiohttp's server...) cost about half a second per invocation, which ``shotrun status``
-    on a big manifest cannot afford (target: under a second).
+    ``only`` registers just that command (none for ``""``): importing every command's module
+    (PyAV, numpy, aiohttp's server...) cost about half a second per invocation, which
+    ``shotrun status`` on a big manifest cannot afford (target: under a second).
     """
     parser = _Parser(
         prog="shotrun",
@@ -137,7 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     result: list[int] = []
     with exit_codes(result):
         words = list(sys.argv[1:] if argv is None else argv)
-        parser = build_parser(_command_named(words))
+        only = _command_named(words)
+        if only is None and "--version" in words:
+            only = ""  # no command module is needed to print the version
+        parser = build_parser(only)
         args = parser.parse_args(words)
         level = "error" if args.quiet else ("debug" if args.verbose >= 2 else
                                             "info" if args.verbose == 1 else "warning")
@@ -151,5 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def console_main() -> None:
-    """Entry point of the ``shotrun`` console script."""
+    """Entry point of the ``shotrun`` console script (and ``python -m runner``)."""
+    from runner.bulk import freeze_after_bulk
+
+    freeze_after_bulk()  # this process keeps its manifest and records until it exits
     sys.exit(main())

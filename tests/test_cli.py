@@ -39,3 +39,35 @@ def test_unexpected_error_writes_redacted_crash_log(
     assert "RuntimeError" in text
     assert "sk-very-secret-key-123" not in text
     assert log_path.stat().st_mode & 0o777 == 0o600
+
+
+def test_version_loads_no_command_module() -> None:
+    """``--version`` answers without importing any command (PyAV, aiohttp... are not needed)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom runner import cli\ntry:\n    cli.main(['--version'])\n"
+            "except SystemExit as exc:\n    assert exc.code in (0, None)\n"
+            "print(sorted(m for m in sys.modules if m.startswith('runner.commands.')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.splitlines() == ["shotrun 0.1.0", "[]"]
+
+
+def test_status_of_a_valid_manifest_imports_no_heavy_module(tmp_path: Path) -> None:
+    """A valid manifest's status (plain lines above 500 takes) needs none of the heavy modules."""
+    import subprocess
+    import sys
+
+    lines = ["version: 1\nname: many\noutput_dir: out\nshots:\n"]
+    lines += [f"  - {{id: s{n:04d}, prompt: shot {n}}}\n" for n in range(501)]
+    manifest = tmp_path / "shots.yaml"
+    manifest.write_text("".join(lines), encoding="utf-8")
+    code = ("import sys\nfrom runner import cli\ncode = cli.main(['status', sys.argv[1]])\n"
+            "heavy = [m for m in ('jsonschema', 'PIL.Image', 'aiohttp', 'av', 'numpy')\n"
+            "         if m in sys.modules]\n"
+            "print('heavy:', heavy, 'code:', code, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code, str(manifest)], capture_output=True,
+                          text=True, check=True)
+    assert "heavy: [] code: 0" in done.stderr
+    assert "s0500/take-1" in done.stdout

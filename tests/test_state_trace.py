@@ -93,3 +93,16 @@ def test_paused_gc_restores_the_collector_as_it_was() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_only_a_shotrun_process_freezes_what_it_built_in_bulk() -> None:
+    import subprocess
+    import sys
+
+    code = ("import gc, sys\nfrom runner import bulk\nif sys.argv[1] == 'cli':\n"
+            "    bulk.freeze_after_bulk()\nwith bulk.paused_gc():\n"
+            "    kept = [[n] for n in range(1000)]\nprint(gc.get_freeze_count() >= 1000)")
+    for mode, frozen in (("cli", "True"), ("library", "False")):
+        done = subprocess.run([sys.executable, "-c", code, mode], capture_output=True,
+                              text=True, check=True)
+        assert done.stdout.strip() == frozen
