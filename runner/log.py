@@ -6,16 +6,40 @@ shot/take context (``structlog.contextvars.bound_contextvars``).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
 from collections.abc import MutableMapping
 from pathlib import Path
-from typing import Any, TextIO
-
-import structlog
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TextIO
 
 from runner.redact import redact, redact_value
+
+
+def _import_without_rich(name: str) -> ModuleType:
+    """Import ``name`` (structlog) while rich looks absent, unless rich is loaded already.
+
+    structlog imports rich, and through it attrs, when they are installed, only to draw
+    coloured tracebacks; shotrun's console lines are plain (``plain_traceback`` below) and
+    the commands that draw with rich import it themselves. Every command paid a tenth of a
+    second for it: a sixth of ``shotrun status`` on 20,000 takes.
+    """
+    hide = "rich" not in sys.modules
+    if hide:
+        sys.modules["rich"] = None  # type: ignore[assignment]  # makes `import rich` fail
+    try:
+        return importlib.import_module(name)
+    finally:
+        if hide:
+            del sys.modules["rich"]
+
+
+if TYPE_CHECKING:
+    import structlog
+else:
+    structlog = _import_without_rich("structlog")
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}
@@ -78,7 +102,8 @@ def configure(level: str = "warning", stream: TextIO | None = None) -> None:
             redact_processor,
             _JsonFileProcessor(),
             _ConsoleLevelFilter(_LEVELS[level]),
-            structlog.dev.ConsoleRenderer(colors=False),
+            structlog.dev.ConsoleRenderer(colors=False,
+                                          exception_formatter=structlog.dev.plain_traceback),
         ],
         logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
         cache_logger_on_first_use=False,

@@ -64,8 +64,8 @@ def test_status_of_a_valid_manifest_imports_no_heavy_module(tmp_path: Path) -> N
     manifest = tmp_path / "shots.yaml"
     manifest.write_text("".join(lines), encoding="utf-8")
     code = ("import sys\nfrom runner import cli\ncode = cli.main(['status', sys.argv[1]])\n"
-            "heavy = [m for m in ('jsonschema', 'PIL.Image', 'aiohttp', 'av', 'numpy')\n"
-            "         if m in sys.modules]\n"
+            "heavy = [m for m in ('jsonschema', 'PIL.Image', 'aiohttp', 'av', 'numpy',\n"
+            "                     'rich', 'attr') if m in sys.modules]\n"
             "print('heavy:', heavy, 'code:', code, file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", code, str(manifest)], capture_output=True,
                           text=True, check=True)

@@ -106,3 +106,31 @@ def test_only_a_shotrun_process_freezes_what_it_built_in_bulk() -> None:
         done = subprocess.run([sys.executable, "-c", code, mode], capture_output=True,
                               text=True, check=True)
         assert done.stdout.strip() == frozen
+
+
+def test_shot_records_are_that_shots_records_by_take(store: StateStore) -> None:
+    assert [r.key for r in store.shot_records("s01")] == ["s01/take-1", "s01/take-2",
+                                                           "s01/take-10"]
+    assert store.shot_records("s01") == [r for r in store.records() if r.shot_id == "s01"]
+    assert store.shot_records("nope") == []
+
+
+def test_fingerprint_payloads_are_built_on_demand_and_equal_the_eager_ones(
+        tmp_path: Path) -> None:
+    from runner.wire import FingerprintPayloads
+
+    takes = [make_take("s01", 1), make_take("s01", 2, prompt="other"), make_take("s02", 1)]
+    lazy = FingerprintPayloads(takes, {"images": "refs"})
+    assert len(lazy) == 3 and list(lazy) == [t.key for t in takes]
+    assert lazy._built == {}
+    assert dict(lazy) == {t.key: payloads([t])[t.key] for t in takes}
+    with pytest.raises(KeyError):
+        lazy["s09/take-1"]
+    # sync reads only what it needs: none for takes it already knows unchanged.
+    with StateStore.open(store_path_for(tmp_path / "renders")) as opened:
+        first = opened.sync(takes, FingerprintPayloads(takes))
+        again = FingerprintPayloads(takes)
+        second = opened.sync(takes, again)
+        assert again._built == {}
+        assert [p.action for p in first] == [p.action for p in second] == ["submit"] * 3
+        assert [r.payload for r in opened.records()] == [None] * 3  # nothing attempted yet

@@ -115,6 +115,16 @@ class StateStore(Transitions):
             rows.sort(key=_SHOT_AND_TAKE)  # in Python: sqlite sorted whole rows in a b-tree
             return [record_from_row(row) for row in rows]
 
+    def shot_records(self, shot_id: str) -> list[TakeRecord]:
+        """One shot's current records, by take number.
+
+        For whoever needs one shot (choosing a continuity source as a run goes): filtering
+        :meth:`records` built 20,000 records, a fifth of a second, each time.
+        """
+        rows = self._tuples(f"SELECT {RECORD_SELECT} FROM takes WHERE shot_id = ? ORDER BY take",
+                            (shot_id,))
+        return [record_from_row(row) for row in rows]
+
     def fingerprints(self) -> dict[str, tuple[str, dict[str, Any] | None]]:
         """Per take key: the stored fingerprint and its payload (for ``plan``'s reasons)."""
         rows = self._rows("SELECT key, fingerprint, fingerprint_payload FROM takes")
