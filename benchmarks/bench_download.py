@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,24 +84,48 @@ def _make_file(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-async def _shotrun_download(url: str, part: Path) -> tuple[float, str]:
+def _cpu(who: int) -> float:
+    """User + system CPU seconds so far of this process (all threads) or its reaped children."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _shotrun_download(url: str, part: Path) -> tuple[float, float, str]:
+    """Wall seconds and CPU seconds of one download (session set-up excluded), and its hash."""
     async with GatewayClient(url.rsplit("/", 1)[0], None, _emu.KEY) as client:
+        cpu = _cpu(resource.RUSAGE_SELF)
         start = time.perf_counter()
         saved = await client.download(url, part)
-        return time.perf_counter() - start, saved.sha256
+        return time.perf_counter() - start, _cpu(resource.RUSAGE_SELF) - cpu, saved.sha256
 
 
-def _curl(curl: str, url: str, dest: Path) -> tuple[float, float]:
-    """Seconds for ``curl -o dest``, and seconds for the fsync of ``dest`` after it."""
+def _curl(curl: str, url: str, dest: Path) -> tuple[float, float, float]:
+    """Seconds for ``curl -o dest``, its CPU seconds, and seconds for an fsync of ``dest``.
+
+    The server is a child too, but it is reaped only at the end, so the children's CPU
+    counted around ``curl`` is curl's alone.
+    """
+    cpu = _cpu(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run([curl, "-s", "-f", "-o", str(dest), url], check=True)
     done = time.perf_counter()
+    cpu = _cpu(resource.RUSAGE_CHILDREN) - cpu
     fd = os.open(dest, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-    return done - start, time.perf_counter() - done
+    return done - start, cpu, time.perf_counter() - done
+
+
+def _hash_cpu() -> float:
+    """CPU seconds per byte of SHA-256 alone here: the part of shotrun's cost curl has not."""
+    block = os.urandom(MIB)
+    digest = hashlib.sha256()
+    start = time.thread_time()
+    for _ in range(256):
+        digest.update(block)
+    return (time.thread_time() - start) / (256 * MIB)
 
 
 def _tmpfs() -> str | None:
@@ -108,27 +134,37 @@ def _tmpfs() -> str | None:
     return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
-def _rounds(url: str, size: int, expected: str, where: Path, curl: str | None
-            ) -> tuple[list[float], list[float], list[float]]:
-    """Bytes/s of shotrun, of curl, of curl + fsync, over alternated rounds into ``where``."""
-    ours: list[float] = []
-    theirs: list[float] = []
-    synced: list[float] = []
+@dataclass
+class _Rounds:
+    """Bytes/s of each side per round, and CPU seconds per byte of shotrun and curl."""
+
+    ours: list[float] = field(default_factory=list)
+    theirs: list[float] = field(default_factory=list)
+    synced: list[float] = field(default_factory=list)  # curl, then an fsync of its file
+    ours_cpu: list[float] = field(default_factory=list)
+    theirs_cpu: list[float] = field(default_factory=list)
+
+
+def _rounds(url: str, size: int, expected: str, where: Path, curl: str | None) -> _Rounds:
+    """Alternated rounds (who goes first alternates too) of shotrun and curl into ``where``."""
+    out = _Rounds()
 
     def shotrun(n: int) -> None:
         part = where / f"ours-{n}.part"
-        seconds, sha = asyncio.run(_shotrun_download(url, part))
+        seconds, cpu, sha = asyncio.run(_shotrun_download(url, part))
         part.unlink()
         if sha != expected:
             raise RuntimeError("shotrun's SHA-256 of the download is wrong")
-        ours.append(size / seconds)
+        out.ours.append(size / seconds)
+        out.ours_cpu.append(cpu / size)
 
     def peer(n: int, curl: str) -> None:
         dest = where / f"curl-{n}.bin"
-        transfer, fsync = _curl(curl, url, dest)
+        transfer, cpu, fsync = _curl(curl, url, dest)
         dest.unlink()
-        theirs.append(size / transfer)
-        synced.append(size / (transfer + fsync))
+        out.theirs.append(size / transfer)
+        out.synced.append(size / (transfer + fsync))
+        out.theirs_cpu.append(cpu / size)
 
     for n in range(ROUNDS):
         if curl and n % 2:
@@ -136,11 +172,15 @@ def _rounds(url: str, size: int, expected: str, where: Path, curl: str | None
         shotrun(n)
         if curl and not n % 2:
             peer(n, curl)
-    return ours, theirs, synced
+    return out
 
 
 def _rates(rates: list[float]) -> str:
     return "rounds " + ", ".join(f"{r / MIB:.0f}" for r in rates)
+
+
+def _per_gib(per_byte: list[float]) -> float:
+    return round(statistics.median(per_byte) * 1024 * MIB, 2)
 
 
 def _median(rates: list[float]) -> float:
@@ -170,7 +210,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
             server.terminate()
             server.wait()
     where = "tmpfs" if _tmpfs() else "temp dir (no tmpfs here)"
-    ours, theirs, _synced = in_ram
+    ours, theirs = in_ram.ours, in_ram.theirs
     rows.append(row(f"{label} to {where}: shotrun, SHA-256 (MiB/s)", round(_median(ours)),
                     "informative", _rates(ours)))
     if theirs:
@@ -183,7 +223,14 @@ def run(quick: bool) -> list[dict[str, Any]]:
     else:
         rows.append(row(f"{label}: shotrun / curl", "n/a", f">= {TARGET:g}", "curl not found",
                         None))
-    ours, theirs, synced = on_disk
+    rows.append(row(f"{label} to {where}: CPU s per GiB, shotrun", _per_gib(in_ram.ours_cpu),
+                    "informative", "all threads: receive, SHA-256, write"))
+    if in_ram.theirs_cpu:
+        rows.append(row(f"{label} to {where}: CPU s per GiB, curl", _per_gib(in_ram.theirs_cpu),
+                        "peer", "receive, write"))
+    rows.append(row("SHA-256 alone: CPU s per GiB", _per_gib([_hash_cpu()]), "informative",
+                    "the floor of what shotrun adds"))
+    ours, theirs, synced = on_disk.ours, on_disk.theirs, on_disk.synced
     rows.append(row(f"{label} to disk: shotrun, SHA-256 + fsync (MiB/s)", round(_median(ours)),
                     "informative", _rates(ours)))
     if theirs:
