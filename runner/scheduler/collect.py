@@ -103,7 +103,6 @@ async def _poll(ctx: RunContext, take: Take, free: Callable[[], None]) -> str:
     ctx.set_phase(take, Phase.IN_FLIGHT)
     while True:
         await asyncio.sleep(max(0.0, delay))
-        asked = ctx.clock()  # the progress answered is as of (just after) this moment
         try:
             state = await ctx.gateway.get_task(task_id)
         except AuthenticationFailed as exc:
@@ -131,6 +130,9 @@ async def _poll(ctx: RunContext, take: Take, free: Callable[[], None]) -> str:
             log.info("poll_retry", error=exc.message, delay=round(delay, 3))
             continue
         errors = 0
+        # The progress was measured before this moment: an age taken now is never less than
+        # the gateway's, so a wait computed from it never comes early.
+        answered = ctx.clock()
         if state.status in ("completed", "failed"):
             # The task left the gateway: its slot is free there now, so the next creation
             # goes before this take's commits (a crash in between only means asking again).
@@ -144,16 +146,16 @@ async def _poll(ctx: RunContext, take: Take, free: Callable[[], None]) -> str:
         if state.status == "failed":
             return _task_failed(ctx, take, record.attempts, state.error_code,
                                 state.error_message or "the task failed")
-        elapsed = asked - started
+        elapsed = answered - started
         timeout = ctx.settings.task_timeout
         waited = ctx.clock() - watching_since
         if timeout is not None and waited > timeout:
             return _leave(ctx, take, f"still {state.status} after {waited:.0f} s of waiting "
                                      f"(--task-timeout {timeout:g}); the next run checks again")
-        # Counted from the ask, not from now: the answer's trip and the commits above are
-        # already part of the wait (else every look came late by them).
+        # Counted from the answer, not from now: the commits above are already part of the
+        # wait (else every look came late by them).
         delay = policy.next_delay(elapsed, estimate or state.estimated_time, state.progress,
-                                  trip=trip) - (ctx.clock() - asked)
+                                  trip=trip) - (ctx.clock() - answered)
 
 
 def _completed(ctx: RunContext, take: Take, state: TaskState, started: float) -> str:

@@ -25,8 +25,9 @@ class PollPolicy:
     ``first_fraction`` scales the estimated time for the first check: three quarters of it,
     so that a task finishing before its estimate is seen soon, and the progress it reports by
     then says when it will end. Later checks wait ``remaining_fraction`` of the remaining time
-    (by the reported progress when there is one, else by the estimate), aiming a little *after* the
-    predicted end with a small spread (1.04 x (1 - 0.03) > 1): a check that comes early costs
+    (by the reported progress when there is one, sharpened by the estimate when the two agree;
+    else by the estimate), aiming a little *after* the predicted end with a small spread
+    (1.04 x (1 - 0.03) > 1): a check that comes early costs
     a whole extra request, one that comes late only those few percent of delay, and
     ``max_interval`` bounds what a misleading progress can cost. ``benchmarks/bench_polling.py``
     measured 2 polls per take with a right estimate or one 3x too low (against 2.4 and 3.7 when
@@ -70,9 +71,10 @@ class PollPolicy:
                    rng: random.Random | None = None, *, trip: float = 0.0) -> float:
         """Seconds until the next check of a task ``elapsed`` seconds after its creation.
 
-        ``elapsed`` runs from when the creation request was sent to when the status query
-        that reported ``progress`` was sent; ``trip`` is how long the creation's answer took
-        to come back (the gateway's clock for the task started somewhere in it).
+        ``elapsed`` runs from when the creation request was sent to when the answer that
+        reported ``progress`` arrived (so it is never less than the task's age at the
+        gateway); ``trip`` is how long the creation's answer took to come back (the gateway's
+        clock for the task started somewhere in it).
 
         Before the estimate, the wait is a share of the remaining time (the progress's guess
         when the gateway reports progress, since it measures this very task; else the
