@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +45,7 @@ log = structlog.get_logger()
 
 BATCH_BYTES = 1024 * 1024  # received bytes handed to the writer and hasher threads at once
 READ_BUFSIZE = 4 * 1024 * 1024  # aiohttp buffers up to twice this before pausing the socket
+SOCKET_READ = 1024 * 1024  # bytes per recv() while a body streams (asyncio's default: 256 KiB)
 _EXPIRED = frozenset({403, 404, 410})
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)")
@@ -115,6 +116,28 @@ def _hash_prefix(part: Path, size: int, digest: hashlib._Hash) -> None:
             left -= len(block)
 
 
+@contextlib.contextmanager
+def _larger_reads(resp: aiohttp.ClientResponse) -> Iterator[None]:
+    """Let the event loop read up to :data:`SOCKET_READ` per ``recv`` while the body streams.
+
+    Four times fewer reads, parser calls and buffers for the loop to handle: about a tenth
+    less CPU per GiB. ``max_size`` is how CPython's selector transport sizes its reads; any
+    other transport (uvloop, a closed connection) is left alone. The pooled connection gets
+    its old size back afterwards, for the small API answers that follow on it.
+    """
+    connection = resp.connection
+    transport = connection.transport if connection is not None else None
+    previous = getattr(transport, "max_size", None)
+    if transport is None or not isinstance(previous, int) or previous >= SOCKET_READ:
+        yield
+        return
+    transport.max_size = SOCKET_READ  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        transport.max_size = previous  # type: ignore[attr-defined]
+
+
 def _salvage(content: aiohttp.StreamReader) -> bytes:
     """The bytes aiohttp had already received when the connection broke.
 
@@ -161,12 +184,13 @@ async def _receive(
 
     async with Spool.open(part, plan.offset, digest) as spool:
         try:
-            async for chunk, _end_of_http_chunk in resp.content.iter_chunks():
-                if chunk:
-                    take(chunk)
-                    if batched >= BATCH_BYTES:
-                        await spool.submit(batch)
-                        batch, batched = [], 0
+            with _larger_reads(resp):
+                async for chunk, _end_of_http_chunk in resp.content.iter_chunks():
+                    if chunk:
+                        take(chunk)
+                        if batched >= BATCH_BYTES:
+                            await spool.submit(batch)
+                            batch, batched = [], 0
         except aiohttp.ClientPayloadError:
             tail = _salvage(resp.content)
             if tail:

@@ -338,3 +338,22 @@ async def test_the_emulator_serves_a_result_whole_and_resumable(tmp_path: Path) 
         saved = await c.download(str(server.make_url("/v.mp4")), part)
     assert saved.sha256 == hashlib.sha256(data).hexdigest()
     assert part.read_bytes() == data
+
+
+async def test_larger_socket_reads_last_only_as_long_as_the_body(aiohttp_server: Any) -> None:
+    """The pooled connection reads with asyncio's usual size again for the API calls after."""
+    import aiohttp
+
+    from runner.download import SOCKET_READ, _larger_reads
+
+    app = web.Application()
+    app.router.add_get("/v.mp4", _ranged(DATA, []))
+    server = await aiohttp_server(app)
+    async with aiohttp.ClientSession() as session, session.get(server.make_url("/v.mp4")) as resp:
+        assert resp.connection is not None and resp.connection.transport is not None
+        transport = resp.connection.transport
+        usual = transport.max_size  # type: ignore[attr-defined]
+        with _larger_reads(resp):
+            assert transport.max_size == SOCKET_READ  # type: ignore[attr-defined]
+            assert await resp.read() == DATA
+        assert transport.max_size == usual < SOCKET_READ  # type: ignore[attr-defined]
