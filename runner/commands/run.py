@@ -270,6 +270,7 @@ async def execute(manifest: Manifest, takes: Sequence[Take], plans: Sequence[Any
     async with open_session(manifest, config, api_key, limits) as session:
         engine = Engine(manifest, store, session.gateway, plans, settings, observer=observer,
                         upload_namespace=session.files_url)
+        del plans  # a store record per take: the engine kept what it needs of them
         loop = asyncio.get_running_loop()
 
         def stop() -> None:
@@ -342,9 +343,10 @@ def run(args: argparse.Namespace) -> int:
                 _out("shotrun: quitting now; the state store is consistent", err=True)
 
         with make_observer(sys.stderr, quiet=args.quiet) as observer:  # live progress
-            summary = asyncio.run(execute(manifest, takes, plans, store, config, api_key,
-                                          settings, observer=observer, on_stop=on_stop,
-                                          limits=limits))
+            job = execute(manifest, takes, plans, store, config, api_key, settings,
+                          observer=observer, on_stop=on_stop, limits=limits)
+            del plans  # only the run holds them now, and it lets them go once started
+            summary = asyncio.run(job)
         report = None if args.no_report else end_of_run_report(manifest, store)
     finally:
         store.close()

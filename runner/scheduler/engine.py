@@ -23,6 +23,7 @@ on to finish *in this run* (or to be done already); a failed source fails it wit
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import traceback
 from collections.abc import Sequence
@@ -70,11 +71,18 @@ class Engine:
         self.store = store
         self.settings = settings or EngineSettings()
         self.observer = observer
-        self.plans = list(plans)
+        # Plans carry each take's whole store record: the engine keeps what it needs of them
+        # (the action, and the records of takes failed before) and not the plans, which
+        # were half of a 20,000-take run's Python objects. The keys of ``phases`` are the
+        # takes of this run.
         by_key = {take.key: take for take in manifest.takes}
-        self.takes: list[Take] = [by_key[plan.key] for plan in self.plans]
+        self.takes: list[Take] = [by_key[plan.key] for plan in plans]
         del by_key
-        self._plan = {plan.key: plan for plan in self.plans}
+        self._actions: list[str] = [sys.intern(plan.action) for plan in plans]
+        self._failed_before = {plan.key: plan.record for plan in plans
+                               if plan.action == "failed"}
+        self._previous = [(plan.key, plan.previous) for plan in plans
+                          if getattr(plan, "previous", None) is not None]
         # Only the shots something depends on: one list per shot of a 20,000-shot manifest
         # would cost megabytes for nothing.
         sources = {shot_id for take in manifest.takes for shot_id in take.after}
@@ -83,7 +91,7 @@ class Engine:
             if take.shot_id in sources:
                 self._by_shot.setdefault(take.shot_id, []).append(take)
         # Creations whose answer an earlier run lost: counted in this run's summary too.
-        self._ambiguous_found = sum(1 for plan in self.plans
+        self._ambiguous_found = sum(1 for plan in plans
                                     if plan.reason == "ambiguous submission")
         # Events only for takes someone waits for, made when the wait starts.
         self._waiters: dict[str, asyncio.Event] = {}
@@ -91,8 +99,9 @@ class Engine:
             self.settings.window or window_size(self.settings.concurrency,
                                                 self.settings.downloads),
             blockers=lambda index: self._blockers(self.takes[index]),
-            spawn=lambda index: asyncio.create_task(self._drive(self.takes[index]),
-                                                    name=f"take:{self.takes[index].key}"),
+            spawn=lambda index: asyncio.create_task(
+                self._drive(self.takes[index], self._actions[index]),
+                name=f"take:{self.takes[index].key}"),
             halted=self._halted)
         self._stops = 0
         self._fatal: StateError | None = None
@@ -115,6 +124,8 @@ class Engine:
             notify=self._notify,
             halt=self._halt,
         )
+        for plan in plans:  # the plan's key string: one copy per take in every table
+            self.ctx.phases[plan.key] = Phase.QUEUED
 
     # ------------------------------------------------------------------ control
     def request_stop(self) -> int:
@@ -147,12 +158,10 @@ class Engine:
         """
         ctx = self.ctx
         self._archive_previous()
-        for plan in self.plans:  # the plan's key string: one copy per take in every table
-            ctx.phases[plan.key] = Phase.QUEUED
-            if plan.action == "poll":
-                ctx.limiter.adopt()  # already at the gateway: counts against the limit
         for index, take in enumerate(self.takes):
-            action = self._plan[take.key].action
+            action = self._actions[index]
+            if action == "poll":
+                ctx.limiter.adopt()  # already at the gateway: counts against the limit
             if action in ("skip", "failed", "hold"):
                 # Settled before this run: no task and no snapshot per take (a resumed
                 # 20,000-take run would otherwise spend a second on bookkeeping alone).
@@ -178,21 +187,20 @@ class Engine:
 
     def _archive_previous(self) -> None:
         """Move the outputs of takes whose fingerprint changed to the history folder."""
-        previous = [plan for plan in self.plans if getattr(plan, "previous", None) is not None]
-        for plan in previous:
+        previous, self._previous = self._previous, []
+        for key, record in previous:
             try:
-                outputs.archive_previous(self.manifest.output_dir, plan.previous)
+                outputs.archive_previous(self.manifest.output_dir, record)
             except OSError as exc:
                 # Not fatal: the files stay where they are, and are moved aside (or the take
                 # fails with a clear message) when its new output is filed.
-                log.warning("archive_failed", take=plan.key, error=str(exc))
+                log.warning("archive_failed", take=key, error=str(exc))
 
-    async def _drive(self, take: Take) -> None:
+    async def _drive(self, take: Take, action: str) -> None:
         ctx = self.ctx
-        plan = self._plan[take.key]
         with structlog.contextvars.bound_contextvars(shot=take.shot_id, take=take.take):
             try:
-                await self._steps(take, plan)
+                await self._steps(take, action)
             except asyncio.CancelledError:
                 self._settle_unfinished(take)
                 raise
@@ -229,7 +237,7 @@ class Engine:
         if action == "skip":
             ctx.phases[key] = Phase.SKIPPED  # an outcome says nothing more: none is kept
         elif action == "failed":
-            record = self._plan[key].record
+            record = self._failed_before.pop(key)
             ctx.outcomes[key] = Outcome(Phase.FAILED, record.failure_kind,
                                         record.last_error_code,
                                         (record.last_error or "failed before") +
@@ -261,9 +269,8 @@ class Engine:
             event = self._waiters[key] = asyncio.Event()
         await event.wait()
 
-    async def _steps(self, take: Take, plan: Any) -> None:
+    async def _steps(self, take: Take, action: str) -> None:
         ctx = self.ctx
-        action = plan.action
         if self._halted():
             return  # stopped before this take's turn: it stays where the store has it
         if action in ("submit", "retry"):
@@ -304,7 +311,7 @@ class Engine:
                     return False
                 continue
             for source in self._by_shot.get(shot_id, []):
-                in_run = source.key in self._plan
+                in_run = source.key in self.ctx.phases
                 if in_run:
                     await self._wait_finished(source.key)
                     phase = ctx.phases.get(source.key)
@@ -341,7 +348,7 @@ class Engine:
             return True
         sources = self._by_shot.get(shot_id, [])
         waiting = {asyncio.ensure_future(self._wait_finished(s.key)): s.key for s in sources
-                   if s.key in self._plan and not self._is_finished(s.key)}
+                   if s.key in self.ctx.phases and not self._is_finished(s.key)}
         try:
             if self._source_done(sources):
                 return True
@@ -376,7 +383,7 @@ class Engine:
     def _source_done(self, sources: Sequence[Take]) -> bool:
         """True when a take of ``sources`` that is not still running here is done."""
         return any(self._done_in_store(s.key) for s in sources
-                   if s.key not in self._plan or self._is_finished(s.key))
+                   if s.key not in self.ctx.phases or self._is_finished(s.key))
 
     def _blockers(self, take: Take) -> tuple[str, ...]:
         """The unfinished takes of this run ``take`` would wait for now (empty: none).
@@ -394,9 +401,9 @@ class Engine:
                 if self._pick_ready(shot_id) or self._source_done(sources):
                     continue
                 return tuple(s.key for s in sources
-                             if s.key in self._plan and not self._is_finished(s.key))
+                             if s.key in self.ctx.phases and not self._is_finished(s.key))
             for source in sources:
-                if source.key in self._plan:
+                if source.key in self.ctx.phases:
                     if not self._is_finished(source.key):
                         return (source.key,)
                     if self.ctx.phases.get(source.key) not in (Phase.DONE, Phase.SKIPPED):
