@@ -8,10 +8,12 @@ None of these objects form reference cycles that need the collector, so it is pa
 the duration and resumed (as it was) afterwards; memory freed by reference counting is
 freed as usual.
 
-A ``shotrun`` process keeps what it built in bulk until it exits, so its entry point also
-asks (:func:`freeze_after_bulk`) that such objects be moved out of the collector's sight
-when the block ends (``gc.freeze``): otherwise the next collections would still walk all of
-them once per generation. Library callers (tests, other programs) are left as they are.
+A ``shotrun`` process keeps what it built in bulk until it exits, so its entry point marks
+it (:func:`mark_command_process`) and such objects are then moved out of the collector's
+sight when the block ends (``gc.freeze``): otherwise the next collections would still walk
+all of them once per generation. The same mark lets it use the manifest cache
+(:mod:`runner.manifest.cache`). Library callers (tests, benchmarks, other programs) are left
+as they are.
 """
 
 from __future__ import annotations
@@ -20,13 +22,18 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-_freeze = False
+_command = False
 
 
-def freeze_after_bulk(enabled: bool = True) -> None:
-    """In this process, freeze what exists at the end of each bulk block (see above)."""
-    global _freeze
-    _freeze = enabled
+def mark_command_process(enabled: bool = True) -> None:
+    """This process runs one shotrun command, then exits (the console entry point says so)."""
+    global _command
+    _command = enabled
+
+
+def is_command_process() -> bool:
+    """True in a process marked by :func:`mark_command_process`."""
+    return _command
 
 
 @contextmanager
@@ -38,6 +45,6 @@ def paused_gc() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
-            if _freeze:
+            if _command:
                 gc.freeze()
             gc.enable()

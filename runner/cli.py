@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def console_main() -> None:
     """Entry point of the ``shotrun`` console script (and ``python -m runner``)."""
-    from runner.bulk import freeze_after_bulk
+    from runner.bulk import mark_command_process
 
-    freeze_after_bulk()  # this process keeps its manifest and records until it exits
+    mark_command_process()  # keeps what it loads until it exits: see runner.bulk
     sys.exit(main())

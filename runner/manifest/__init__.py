@@ -13,12 +13,14 @@ Public API: :func:`load_manifest` and :func:`validate_file`.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import structlog
 
-from runner.bulk import paused_gc
+from runner.bulk import is_command_process, paused_gc
 from runner.errors import ManifestError, Problem
+from runner.manifest import cache
 from runner.manifest.assets import LocalFiles
 from runner.manifest.context import Context, get_str
 from runner.manifest.expand import expand_shots
@@ -114,9 +116,25 @@ def load_manifest(path: Path | str) -> Manifest:
     """Load, check and expand the manifest at ``path``.
 
     Raises :class:`~runner.errors.ManifestError` holding every problem (both passes, with the
-    warnings) when there is any error; otherwise warnings are in ``Manifest.warnings``.
+    warnings) when there is any error; otherwise warnings are in ``Manifest.warnings``. A big
+    manifest loaded before by a ``shotrun`` command, with nothing it depends on changed since,
+    comes from :mod:`.cache` in a ``shotrun`` command.
     """
+    text: bytes | None = None
+    if is_command_process():  # library callers (tests, benchmarks) always load for real
+        try:
+            text = Path(path).read_bytes()
+        except OSError:
+            text = None  # the load says what is wrong
+    if text is not None:
+        with paused_gc():  # unpickling builds as many objects as loading: see runner.bulk
+            cached = cache.read(path, text)
+        if cached is not None:
+            return cached
+    started = time.time()
     problems, manifest = _analyse_paused(path)
     if manifest is None:
         raise ManifestError(problems)
+    if text is not None:
+        cache.write(path, text, manifest, started=started)
     return manifest

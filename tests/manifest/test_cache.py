@@ -1,0 +1,136 @@
+"""The cache of big loaded manifests: used only when nothing the load read has changed."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import runner.manifest as manifest_package
+from runner import bulk
+from runner.errors import ManifestError
+from runner.manifest import cache, load_manifest
+from runner.model import Manifest
+
+MANIFEST = """\
+version: 1
+name: cached
+output_dir: out
+assets:
+  coast: coast.png
+defaults: {{resolution: 720p, duration: 3}}
+shots:
+  - id: s01
+    prompt: "the coast of @coast{suffix}"
+    images: [coast]
+    takes: 2
+    tags: [act1]
+  - id: s02
+    prompt: "waves on rocks"
+    matrix: {{aspect_ratio: ["16:9", "9:16"]}}
+"""
+
+
+@pytest.fixture
+def manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(bulk, "_command", True)  # as in a shotrun command process
+    monkeypatch.setattr(cache, "MIN_TAKES", 1)
+    monkeypatch.setattr(cache, "SETTLE_SECONDS", -3600.0)  # files made just now count too
+    Image.new("RGB", (400, 400), (10, 120, 200)).save(tmp_path / "coast.png")
+    path = tmp_path / "shots.yaml"
+    path.write_text(MANIFEST.format(suffix=""), encoding="utf-8")
+    return path
+
+
+def _no_loading(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(path: object) -> object:
+        raise AssertionError("the manifest was loaded, not read from the cache")
+
+    monkeypatch.setattr(manifest_package, "_analyse_paused", refuse)
+
+
+def _entries() -> list[Path]:
+    return sorted(cache._cache_dir().glob("*.pickle"))
+
+
+def test_a_second_load_comes_from_the_cache_equal_and_private(
+        manifest: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = load_manifest(manifest)
+    (entry,) = _entries()
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o600
+    assert stat.S_IMODE(entry.parent.stat().st_mode) == 0o700
+    _no_loading(monkeypatch)
+    again = load_manifest(manifest)
+    assert isinstance(again, Manifest) and again == first
+    assert [t.fingerprint for t in again.takes] == [t.fingerprint for t in first.takes]
+    assert again.api.wire == first.api.wire and again.takes[0].location == first.takes[0].location
+
+
+def test_an_edited_manifest_is_loaded_afresh(manifest: Path) -> None:
+    first = load_manifest(manifest)
+    manifest.write_text(MANIFEST.format(suffix=" at dusk"), encoding="utf-8")
+    again = load_manifest(manifest)
+    assert again.takes[0].fingerprint != first.takes[0].fingerprint
+    assert "dusk" in (again.takes[0].request.prompt or "")
+
+
+def test_an_edited_image_is_hashed_afresh(manifest: Path) -> None:
+    first = load_manifest(manifest)
+    Image.new("RGB", (400, 400), (200, 20, 20)).save(manifest.parent / "coast.png")
+    again = load_manifest(manifest)
+    assert again.takes[0].fingerprint != first.takes[0].fingerprint
+
+
+def test_a_manifest_that_no_longer_loads_is_refused_not_served(manifest: Path) -> None:
+    load_manifest(manifest)
+    (manifest.parent / "coast.png").unlink()
+    with pytest.raises(ManifestError, match=r"coast\.png"):
+        load_manifest(manifest)
+
+
+def test_the_path_as_written_is_part_of_the_key(
+        manifest: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    load_manifest(manifest)
+    monkeypatch.chdir(manifest.parent)
+    relative = load_manifest("shots.yaml")  # another spelling: loaded, locations say so
+    assert relative.takes[0].location is not None
+    assert relative.takes[0].location.file == "shots.yaml"
+
+
+def test_damaged_entries_and_small_or_warned_manifests(
+        manifest: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = load_manifest(manifest)
+    (entry,) = _entries()
+    entry.write_bytes(b"not a pickle")
+    assert load_manifest(manifest) == first  # a damaged entry is a normal load (and rewritten)
+    # Too small: nothing stored.
+    entry.unlink()
+    monkeypatch.setattr(cache, "MIN_TAKES", 10_000)
+    load_manifest(manifest)
+    assert _entries() == []
+    # A warning (a tiny image) is reported by a real load every time: nothing stored.
+    monkeypatch.setattr(cache, "MIN_TAKES", 1)
+    Image.new("RGB", (100, 100), (0, 0, 0)).save(manifest.parent / "coast.png")
+    assert load_manifest(manifest).warnings
+    assert _entries() == []
+
+
+def test_a_file_changed_right_before_the_load_is_not_trusted(
+        manifest: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache, "SETTLE_SECONDS", 2.0)
+    os.utime(manifest.parent / "coast.png")  # ctime: now
+    load_manifest(manifest)
+    assert _entries() == []
+
+
+def test_library_callers_always_load_for_real(
+        manifest: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    load_manifest(manifest)
+    assert _entries()
+    monkeypatch.setattr(bulk, "_command", False)  # a test, a benchmark, another program
+    _no_loading(monkeypatch)
+    with pytest.raises(AssertionError, match="was loaded"):
+        load_manifest(manifest)
