@@ -189,8 +189,10 @@ async def _receive(
                     if chunk:
                         take(chunk)
                         if batched >= BATCH_BYTES:
-                            await spool.submit(batch)
-                            batch, batched = [], 0
+                            # Emptied first: a batch handed over must not be handed over
+                            # again by the ``finally`` below if this await is interrupted.
+                            full, batch, batched = batch, [], 0
+                            await spool.submit(full)
         except aiohttp.ClientPayloadError:
             tail = _salvage(resp.content)
             if tail:
