@@ -164,13 +164,16 @@ def _gather(manifest_path: Path, only: Sequence[str]) -> dict[str, Any]:
 def _mark_chosen(rows: Sequence[dict[str, Any]], chosen: Mapping[str, tuple[int, bool]],
                  manifest: Manifest | None) -> None:
     """Add ``chosen``, ``picked`` and ``from_shots`` (continuity sources) to each row."""
-    sources = ({take.key: list(frame_sources(take)) for take in manifest.takes}
-               if manifest is not None else {})
+    sources: dict[str, tuple[str, ...]] = {}
+    if manifest is not None:
+        for one in manifest.takes:  # a shot's takes share one request: once per shot
+            if one.shot_id not in sources:
+                sources[one.shot_id] = frame_sources(one)
     for row in rows:
         take, picked = chosen.get(row["shot"], (0, False))
         row["chosen"] = take == row["take"]
         row["picked"] = row["chosen"] and picked
-        row["from_shots"] = sources.get(row["id"], [])
+        row["from_shots"] = list(sources.get(row["shot"], ()))
 
 
 def _money(value: float | None) -> str:
