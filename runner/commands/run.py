@@ -42,7 +42,7 @@ from runner.session import (
     resolve_config,
 )
 from runner.state.sync import UNSAVED_PAID
-from runner.wire import build_payload, fingerprint_resolver
+from runner.wire import FingerprintPayloads
 
 if TYPE_CHECKING:
     from runner.state import StateStore
@@ -322,7 +322,7 @@ def run(args: argparse.Namespace) -> int:
     settings = engine_settings(args, config)
     limits = client_limits(args)
     wire = manifest.api.wire
-    payloads = {t.key: build_payload(t.request, fingerprint_resolver, wire) for t in takes}
+    payloads = FingerprintPayloads(takes, wire)  # built as sync asks: none on a no-op resume
 
     store = StateStore.open(store_path_for(manifest))
     log.open_run_log(manifest.output_dir / ".shotrun" / "run.log")

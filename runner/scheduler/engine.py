@@ -376,7 +376,7 @@ class Engine:
         pick = continuity.picks(self.ctx.store).get(shot_id)
         if pick is None:
             return False
-        records = [r for r in self.ctx.store.records() if r.shot_id == shot_id]
+        records = self.ctx.store.shot_records(shot_id)
         chosen = continuity.choose(records, pick)
         return chosen is not None and chosen.take == pick.take
 
@@ -434,7 +434,7 @@ class Engine:
     def _frame_source(self, shot_id: str) -> Path | None:
         """The output a continuity frame of ``shot_id`` is cut from: its chosen take (the
         valid pick, else its first done take)."""
-        records = [r for r in self.store.records() if r.shot_id == shot_id]
+        records = self.store.shot_records(shot_id)
         chosen = continuity.choose(records, continuity.picks(self.store).get(shot_id))
         return Path(chosen.output_path) if chosen and chosen.output_path else None
 
