@@ -163,6 +163,7 @@ class TakeTiming:
     download_start: float  # store event take_downloading
     downloaded: float  # store: downloaded_at
     polls: int  # status queries the emulator answered for the task
+    started: float = 0.0  # the emulator accepted the task (its clock, as wall clock)
 
 
 def take_timings(emu: RunningEmulator, manifest: Path) -> list[TakeTiming]:
@@ -181,6 +182,6 @@ def take_timings(emu: RunningEmulator, manifest: Path) -> list[TakeTiming]:
         finished = task.started + task.queue + task.processing + offset
         timings.append(TakeTiming(r["key"], r["submitting_at"], finished, r["completed_at"],
                                   starts.get(r["key"], r["completed_at"]), r["downloaded_at"],
-                                  int(polls.get(r["task_id"], 0))))
+                                  int(polls.get(r["task_id"], 0)), task.started + offset))
     return timings
 
