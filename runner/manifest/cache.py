@@ -15,7 +15,8 @@ An entry is used only when *everything* the load read is unchanged, compared exa
 
 Only ``shotrun`` command processes use it (:func:`runner.bulk.is_command_process`): tests and
 benchmarks that call :func:`runner.manifest.load_manifest` measure and check real loads.
-Only manifests that loaded without a single warning or error are stored (a secret found in
+At most :data:`MAX_ENTRIES` entries are kept. Only manifests that loaded without a single
+warning or error are stored (a secret found in
 the file, an odd image size... are reported afresh by a real load), and only big ones
 (:data:`MIN_TAKES`): a small manifest loads in milliseconds anyway. Anything wrong with an
 entry (unreadable, damaged, another version) means a normal load, never an error.
@@ -45,6 +46,7 @@ _log = structlog.get_logger()
 
 FORMAT = 1
 MIN_TAKES = 2000
+MAX_ENTRIES = 16  # the most recently written are kept; older ones are removed
 SETTLE_SECONDS = 2.0  # a file changed this close to a load is not trusted to the cache
 # The code a manifest's takes depend on: the whole manifest package and what it calls.
 _CODE = ("manifest", "model.py", "wire.py", "errors.py", "imagetypes.py", "redact.py")
@@ -134,6 +136,15 @@ def read(path: Path | str, text: bytes) -> Manifest | None:
     return manifest
 
 
+def _prune(folder: Path) -> None:
+    """Keep the :data:`MAX_ENTRIES` newest entries (manifests in temporary folders, moved or
+    deleted ones would otherwise pile up)."""
+    entries = sorted(folder.glob("*.pickle"), key=lambda entry: entry.stat().st_mtime_ns,
+                     reverse=True)
+    for old in entries[MAX_ENTRIES:]:
+        old.unlink(missing_ok=True)
+
+
 def write(path: Path | str, text: bytes, manifest: Manifest, *, started: float) -> None:
     """Store ``manifest``, loaded from ``text`` from a load that began at ``started`` (epoch
     seconds), for the next load of ``path`` (big, warning-free ones only).
@@ -156,5 +167,6 @@ def write(path: Path | str, text: bytes, manifest: Manifest, *, started: float) 
         target = _entry(path)
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         atomic_write_bytes(target, buffer.getvalue(), mode=0o600)
+        _prune(target.parent)
     except (OSError, pickle.PicklingError) as exc:
         _log.debug("manifest_cache_not_written", error=str(exc))

@@ -134,3 +134,17 @@ def test_library_callers_always_load_for_real(
     _no_loading(monkeypatch)
     with pytest.raises(AssertionError, match="was loaded"):
         load_manifest(manifest)
+
+
+def test_only_the_newest_entries_are_kept(
+        manifest: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(cache, "MAX_ENTRIES", 2)
+    copies = []
+    for n in range(3):
+        copy = tmp_path / f"copy{n}.yaml"
+        copy.write_text(manifest.read_text(encoding="utf-8"), encoding="utf-8")
+        load_manifest(copy)
+        copies.append(copy)
+        entry = cache._entry(copy)
+        os.utime(entry, ns=(n * 10**9, n * 10**9))  # written in this order
+    assert _entries() == sorted([cache._entry(copies[1]), cache._entry(copies[2])])
