@@ -182,6 +182,7 @@ async def _receive(
         batch.append(chunk)
         batched += len(chunk)
 
+    received = False
     async with Spool.open(part, plan.offset, digest) as spool:
         try:
             with _larger_reads(resp):
@@ -193,14 +194,17 @@ async def _receive(
                             # again by the ``finally`` below if this await is interrupted.
                             full, batch, batched = batch, [], 0
                             await spool.submit(full)
+            received = True
         except aiohttp.ClientPayloadError:
             tail = _salvage(resp.content)
             if tail:
                 take(tail)
             raise
         finally:
-            await spool.submit(batch)  # checked bytes only: also kept after a failure
-        await spool.finish()
+            if not received:
+                await spool.submit(batch)  # checked bytes only: also kept after a failure
+        last, batch = batch, []
+        await spool.finish(last)
     if plan.total is not None and size != plan.total:
         raise DownloadError(f"result {shown} ended at {size} of {plan.total} bytes; retry")
     return Downloaded(path=part, size=size, sha256=digest.hexdigest())

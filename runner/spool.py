@@ -111,8 +111,12 @@ class Spool:
                  writeback_step: int) -> None:
         self._digest = digest
         self._writer_state = _Writer(fd, offset, writeback_step)
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="shotrun-write")
-        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="shotrun-hash")
+        # Started with the first batch that is not the last: a body that arrives in one
+        # batch (most results are a few MB) is written, hashed, fsynced and closed by one
+        # job on the default pool instead of starting two threads for it.
+        self._writer: ThreadPoolExecutor | None = None
+        self._hasher: ThreadPoolExecutor | None = None
+        self._handed_over = False  # the one-job path owns (and closes) the descriptor
         self._depth = depth
         self._inflight: deque[asyncio.Future[None]] = deque()
 
@@ -142,10 +146,10 @@ class Spool:
         """Queue ``batch`` for writing and hashing; wait while too many are in flight."""
         if not batch:
             return
+        writer, hasher = self._pools()
         loop = asyncio.get_running_loop()
-        self._inflight.append(loop.run_in_executor(self._writer, self._writer_state.write,
-                                                   batch))
-        self._inflight.append(loop.run_in_executor(self._hasher, _hash, self._digest, batch))
+        self._inflight.append(loop.run_in_executor(writer, self._writer_state.write, batch))
+        self._inflight.append(loop.run_in_executor(hasher, _hash, self._digest, batch))
         while len(self._inflight) > 2 * self._depth:
             await self._inflight.popleft()
 
@@ -159,11 +163,31 @@ class Spool:
             if isinstance(result, BaseException):
                 raise result
 
-    async def finish(self) -> None:
-        """Everything written, hashed and fsynced (the caller then reads the digest)."""
+    def _pools(self) -> tuple[ThreadPoolExecutor, ThreadPoolExecutor]:
+        if self._writer is None or self._hasher is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="shotrun-write")
+            self._hasher = ThreadPoolExecutor(1, thread_name_prefix="shotrun-hash")
+        return self._writer, self._hasher
+
+    async def finish(self, last: Sequence[bytes] = ()) -> None:
+        """``last`` and everything before it written, hashed and fsynced; then the caller
+        reads the digest."""
+        if self._writer is None:
+            self._handed_over = True
+            await asyncio.to_thread(self._all_at_once, list(last))
+            return
+        await self.submit(last)
         await self.settle()
         await asyncio.get_running_loop().run_in_executor(self._writer,
                                                          self._writer_state.fsync)
+
+    def _all_at_once(self, batch: Sequence[bytes]) -> None:
+        try:
+            self._writer_state.write(batch)
+            _hash(self._digest, batch)
+            self._writer_state.fsync()
+        finally:
+            self._writer_state.close()
 
     async def close(self) -> None:
         """Wait for the work in flight (not raising: the caller is already leaving) and close.
@@ -171,6 +195,10 @@ class Spool:
         The close is queued behind every write, so the descriptor outlives them even if
         this coroutine is cancelled while waiting.
         """
+        if self._writer is None or self._hasher is None:
+            if not self._handed_over:  # no thread ever touched the descriptor
+                self._writer_state.close()
+            return
         closed = asyncio.get_running_loop().run_in_executor(self._writer,
                                                             self._writer_state.close)
         self._writer.shutdown(wait=False)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -89,3 +91,27 @@ async def test_leaving_early_still_writes_what_was_submitted(tmp_path: Path) -> 
             await spool.submit(pieces)
             raise RuntimeError("stop")
     assert part.read_bytes() == b"".join(pieces)
+
+
+async def test_a_body_in_one_batch_is_written_by_one_job_without_threads_of_its_own(
+    tmp_path: Path,
+) -> None:
+    part = tmp_path / "a.part"
+    pieces = _pieces(5, 4)
+    digest = hashlib.sha256()
+    async with Spool.open(part, 0, digest) as spool:
+        await spool.finish(pieces)
+        names = [thread.name for thread in threading.enumerate()]
+    whole = b"".join(pieces)
+    assert part.read_bytes() == whole
+    assert digest.hexdigest() == hashlib.sha256(whole).hexdigest()
+    assert not [name for name in names if name.startswith(("shotrun-write", "shotrun-hash"))]
+
+
+async def test_a_spool_left_before_anything_was_written_closes_its_file(tmp_path: Path) -> None:
+    part = tmp_path / "a.part"
+    before = len(os.listdir("/proc/self/fd"))
+    async with Spool.open(part, 0, hashlib.sha256()):
+        assert len(os.listdir("/proc/self/fd")) == before + 1
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert part.read_bytes() == b""
