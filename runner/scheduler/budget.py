@@ -33,11 +33,23 @@ class BudgetGuard:
     committed: float = 0.0
     _reserved: dict[str, float] = field(default_factory=dict)
     exhausted: bool = False
+    # Kept in step with _reserved: the progress display asks for the total on every state
+    # change, and summing 20,000 reservations each time made a long run quadratic.
+    _sum: float = 0.0
 
     @property
     def reserved(self) -> float:
         """Credits reserved by this run so far (estimates and gateway figures)."""
-        return sum(self._reserved.values())
+        return self._sum
+
+    def _put(self, key: str, credits: float) -> None:
+        self._sum += credits - self._reserved.get(key, 0.0)
+        self._reserved[key] = credits
+
+    def _drop(self, key: str) -> None:
+        self._sum -= self._reserved.pop(key, 0.0)
+        if not self._reserved:
+            self._sum = 0.0  # no rounding residue once nothing is reserved
 
     @property
     def total(self) -> float:
@@ -65,7 +77,7 @@ class BudgetGuard:
             log.warning("budget_exhausted", take=key, estimate=cost,
                         reserved=round(self.total, 4), max_credits=self.max_credits)
             return False
-        self._reserved[key] = self._reserved.get(key, 0.0) + cost
+        self._put(key, self._reserved.get(key, 0.0) + cost)
         return True
 
     def correct(self, key: str, estimate: float | None, actual: float | None) -> None:
@@ -73,12 +85,12 @@ class BudgetGuard:
         if actual is None:
             return
         current = self._reserved.get(key, 0.0)
-        self._reserved[key] = max(0.0, current - (estimate or 0.0)) + actual
+        self._put(key, max(0.0, current - (estimate or 0.0)) + actual)
 
     def release(self, key: str, estimate: float | None) -> None:
         """Give back ``estimate`` for ``key``: the creation certainly did not happen."""
         current = self._reserved.get(key, 0.0) - (estimate or 0.0)
         if current <= 1e-9:
-            self._reserved.pop(key, None)
+            self._drop(key)
         else:
-            self._reserved[key] = current
+            self._put(key, current)

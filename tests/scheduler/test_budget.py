@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from runner.scheduler.budget import BudgetGuard
 
@@ -54,3 +56,30 @@ def test_unknown_estimate_reserves_nothing_until_the_gateway_says() -> None:
     assert guard.try_reserve("a/take-1", None)
     guard.correct("a/take-1", None, 8)
     assert guard.total == pytest.approx(8)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["reserve", "correct", "release"]),
+                          st.integers(0, 5), st.floats(0, 500), st.floats(0, 500)),
+                max_size=60))
+def test_the_running_total_matches_every_reservation_added_up(
+    steps: list[tuple[str, int, float, float]],
+) -> None:
+    guard = BudgetGuard(max_credits=None)
+    model: dict[str, float] = {}
+    for action, n, estimate, actual in steps:
+        key = f"s{n}/take-1"
+        if action == "reserve":
+            guard.try_reserve(key, estimate)
+            model[key] = model.get(key, 0.0) + estimate
+        elif action == "correct":
+            guard.correct(key, estimate, actual)
+            model[key] = max(0.0, model.get(key, 0.0) - estimate) + actual
+        else:
+            guard.release(key, estimate)
+            left = model.get(key, 0.0) - estimate
+            if left <= 1e-9:
+                model.pop(key, None)
+            else:
+                model[key] = left
+        assert guard.reserved == pytest.approx(sum(model.values()), abs=1e-6)
+        assert guard.total == pytest.approx(sum(model.values()), abs=1e-6)
