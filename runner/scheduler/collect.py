@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -248,17 +249,35 @@ async def _download(ctx: RunContext, take: Take) -> str:
         try:
             info = await _verified(take, saved.path)
         except VerifyError as exc:
-            saved.path.unlink(missing_ok=True)
             bad_files += 1
             log.warning("output_rejected", error=str(exc), tries=bad_files)
             if bad_files > 1:
-                return _fail(ctx, take, "permanent", "verify_failed", str(exc))
+                return _fail(ctx, take, "permanent", "verify_failed",
+                             f"{exc}{_keep_rejected(saved.path, dest)}")
+            saved.path.unlink(missing_ok=True)  # maybe damaged on the way: fetch it again
             continue
         try:
             _file_output(ctx, take, saved.path, dest, saved.size, saved.sha256, info)
         except OSError as exc:
             return _fail(ctx, take, "transient", "disk_error", _disk_message(dest, exc))
         return DONE
+
+
+def _keep_rejected(part: Path, dest: Path) -> str:
+    """Keep a paid result that failed its check twice as ``take-<n>.rejected.mp4``.
+
+    The same bytes twice means the gateway made them so; they were paid for, and the check
+    may be stricter than the user's player. Never counted as the take's output. Returns the
+    message's tail naming the kept file ("" when it could not be kept).
+    """
+    kept = dest.with_name(f"{dest.stem}.rejected{dest.suffix}")
+    try:
+        os.replace(part, kept)
+    except OSError as exc:
+        log.warning("rejected_output_not_kept", error=str(exc))
+        part.unlink(missing_ok=True)
+        return ""
+    return f"; the file is kept as {kept.name} for you to inspect"
 
 
 def _disk_message(path: Path, exc: OSError) -> str:

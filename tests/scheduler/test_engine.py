@@ -493,3 +493,40 @@ async def test_a_store_that_stops_writing_stops_the_whole_run(tmp_path: Path) ->
     assert any(frame.name == "run" and "engine" in str(frame.path)
                for frame in info.traceback)  # raised by Engine.run, not afterwards
     assert broken and created <= 2  # nothing was sent once nothing could be recorded
+
+
+async def test_a_result_that_fails_its_check_twice_fails_the_take_and_is_kept_aside(
+        tmp_path: Path, aiohttp_server: Any) -> None:
+    """The gateway serves the same non-video bytes twice: paid for, so kept, never 'done'."""
+    created: list[int] = []
+    fetched: list[int] = []
+    body = b"<html>not a video</html>" * 40
+
+    async def create(request: web.Request) -> web.Response:
+        created.append(1)
+        return web.json_response({"id": "task-1", "status": "pending", "progress": 0,
+                                  "task_info": {"estimated_time": 0.01}})
+
+    async def query(request: web.Request) -> web.Response:
+        url = str(request.url.with_path("/files/v.mp4").with_query(None))
+        return web.json_response({"id": "task-1", "status": "completed", "progress": 100,
+                                  "results": [url]})
+
+    async def result(request: web.Request) -> web.Response:
+        fetched.append(1)
+        return web.Response(body=body, content_type="video/mp4")
+
+    app = web.Application()
+    app.router.add_post("/v1/videos/generations", create)
+    app.router.add_get("/v1/tasks/{task_id}", query)
+    app.router.add_get("/files/v.mp4", result)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    manifest = make_manifest(tmp_path, [Shot("s01", "bad bytes")])
+    out = await run_engine(manifest, str(server.make_url("")).rstrip("/"))
+    record = out.store_records["s01/take-1"]
+    assert record.status is TakeStatus.FAILED and record.last_error_code == "verify_failed"
+    assert "kept as take-1.rejected.mp4" in (record.last_error or "")
+    shot = manifest.output_dir / "s01"
+    assert (shot / "take-1.rejected.mp4").read_bytes() == body
+    assert not (shot / "take-1.mp4").exists() and not (shot / "take-1.mp4.part").exists()
+    assert created == [1] and fetched == [1, 1]
