@@ -80,11 +80,12 @@ def inside(output_dir: Path, path: Path) -> Path:
     """
     root = os.path.abspath(output_dir)
     target = os.path.abspath(path)
-    rel = os.path.relpath(target, root)
+    prefix = root if root.endswith(os.sep) else root + os.sep
     lexical = ".." not in Path(path).parts  # "link/.." is not where it looks: resolve
-    if lexical and rel != ".." and not rel.startswith(".." + os.sep):
+    if lexical and (target == root or target.startswith(prefix)):
+        rel = target[len(prefix):] if target != root else ""
         current = root
-        for part in () if rel == "." else rel.split(os.sep):
+        for part in rel.split(os.sep) if rel else ():
             current = os.path.join(current, part)
             try:
                 if stat.S_ISLNK(os.lstat(current).st_mode):
@@ -259,6 +260,18 @@ def sidecar_data(
     return redacted
 
 
+def _readable_json(data: Mapping[str, Any]) -> str:
+    """One top-level field per line, each value compact.
+
+    As easy to read and diff as ``indent=2`` for a sidecar's flat fields, but written by the
+    C encoder: ``json.dumps`` with an indent falls back to pure Python, which cost a third
+    of a millisecond per take.
+    """
+    fields = ",\n".join(f"  {json.dumps(str(key), ensure_ascii=False)}: "
+                        f"{json.dumps(value, ensure_ascii=False)}" for key, value in data.items())
+    return "{\n" + fields + "\n}\n" if fields else "{}\n"
+
+
 def write_sidecar(
     manifest: Manifest | None,
     take: Take,
@@ -278,5 +291,5 @@ def write_sidecar(
     if extra:
         data.update(redact_value(dict(extra)))
     path = sidecar_path(video)
-    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(path, _readable_json(data))
     return path

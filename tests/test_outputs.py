@@ -66,7 +66,9 @@ def test_sidecar_tells_where_an_output_came_from(out: Path, store: StateStore) -
     register_secret("sk-live-abcdef123456")
     take = make_take(prompt="the coast, key sk-live-abcdef123456")
     video = _render(out, store, take, b"video-1")
-    data = json.loads(outputs.sidecar_path(video).read_text())
+    text = outputs.sidecar_path(video).read_text()
+    data = json.loads(text)
+    assert text.count("\n") == len(data) + 2  # one field per line, for reading and diffing
     assert data["id"] == "s01/take-1"
     assert (data["shot"], data["take"], data["manifest"]) == ("s01", 1, "demo")
     assert data["fingerprint"] == take.fingerprint
