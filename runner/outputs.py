@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import stat
 import time
@@ -211,12 +212,35 @@ def sidecar_fingerprint(video: Path) -> str | None:
     return value if isinstance(value, str) else None
 
 
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+_SECONDS = tuple(f"{second:02d}Z" for second in range(60))
+_minutes: dict[int, str] = {}
+
+
 def iso_time(epoch: float | None) -> str | None:
-    """Epoch seconds as ISO 8601 UTC (``2026-11-24T09:30:00Z``), None stays None."""
+    """Epoch seconds as ISO 8601 UTC (``2026-11-24T09:30:00Z``), None stays None.
+
+    The text of ``datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")``, several
+    times faster: ``status`` formats three times per take (60,000 for 20,000 takes), and a
+    datetime per call was a tenth of its time. Everything up to the minute is memoised (a
+    run's takes finish within the same minutes); seconds are rounded the way
+    ``datetime.fromtimestamp`` rounds (to the microsecond, half to even), so the text is the
+    same to the character.
+    """
     if epoch is None:
         return None
-    moment = dt.datetime.fromtimestamp(epoch, dt.UTC)
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+    seconds = math.floor(epoch)
+    if round((epoch - seconds) * 1_000_000) >= 1_000_000:
+        seconds += 1
+    minute, second = divmod(seconds, 60)
+    head = _minutes.get(minute)
+    if head is None:
+        if len(_minutes) > 100_000:
+            _minutes.clear()
+        day, rest = divmod(minute, 1440)
+        date = dt.date.fromordinal(_EPOCH_ORDINAL + day).isoformat()
+        head = _minutes[minute] = f"{date}T{rest // 60:02d}:{rest % 60:02d}:"
+    return head + _SECONDS[second]
 
 
 def sidecar_data(
