@@ -23,7 +23,8 @@ is opened with PyAV and checked against what was asked:
 
 Why not decode everything: verification ran for every output and decoding a whole clip (the
 emulator's have a single keyframe, a real 5 s clip a few) cost 25-35 ms CPU per 3 s 720p clip,
-most of the runner's CPU per take; reading the packets and decoding two frames costs ~3 ms.
+most of the runner's CPU per take; reading the packets and decoding two frames cost ~3 ms, and
+~1.6 ms since opening decodes nothing and decoders are kept between files (see _decoder_for).
 What that leaves unchecked: garbage inside a non-key frame, or inside a keyframe between the
 first and the last (a full decode would have met it). The keyframes are the index's (``stss``) as
 well as the packet flags: libav clears a packet's key flag when its data does not parse, and
@@ -41,6 +42,8 @@ from __future__ import annotations
 import io
 import math
 import struct
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,7 +59,11 @@ log = structlog.get_logger()
 _TAIL_SECONDS = 2.0  # extract_frame("last"): seek this far before the end, decode to the end
 _POSTER_WIDTH = 320
 _MP4_FORMATS = frozenset({"mov", "mp4"})  # libav's demuxer names whose files are box lists
-_LEAN_OPEN = {"probesize": "32"}  # bytes: the least libav takes (see probe() for why)
+# Opening an MP4/MOV reads the fewest bytes libav takes ("probesize") and decodes nothing
+# ("skip_frame"): the index already has every stream fact, and probe() decodes the frames it
+# checks itself. Without these, libav decodes the first picture to learn its pixel format:
+# 2 of the 2.5 ms an open of a 720p clip costs. See probe() for why.
+_LEAN_OPEN = {"probesize": "32", "skip_frame": "all"}
 # Top-level boxes of ISO BMFF (ISO/IEC 14496-12) and QuickTime; anything else after the last
 # of them is left to libav rather than read as a box size.
 _TOP_LEVEL_BOXES = frozenset(
@@ -210,16 +217,65 @@ def _box_cut(path: Path, size: int) -> str | None:
     return "" if offset else None
 
 
-def _decode_ends(name: str, stream: Any, scan: _Scan) -> tuple[int, int]:
-    """Decode the first keyframe and the last one (once when they are the same): the size of
-    the decoded picture."""
-    context = stream.codec_context
+# Decoders kept open between files, per thread (PyAV contexts are not thread-safe) and per
+# (codec, extradata): opening one and letting it go costs more than decoding a 720p keyframe,
+# and its picture buffers (1.4 MB each, above glibc's mmap threshold) were mapped, faulted in
+# and unmapped file after file: 600 page faults and half of the check's CPU. A decoder is
+# drained and flushed after each file, and dropped after any error, so no state crosses from
+# one file to the next. Only codecs whose whole set-up is their extradata (avcC, hvcC) are
+# kept; the others decode with the stream's own context, as before.
+_REUSABLE_CODECS = frozenset({"h264", "hevc"})
+_KEPT_DECODERS = 4  # per thread: the outputs of one run share one or two set-ups
+_decoders = threading.local()
+
+
+def _kept_decoders() -> OrderedDict[tuple[str, bytes], Any]:
+    kept: OrderedDict[tuple[str, bytes], Any] | None = getattr(_decoders, "kept", None)
+    if kept is None:
+        kept = _decoders.kept = OrderedDict()
+    return kept
+
+
+def _configure(context: Any) -> Any:
     context.thread_count = 1  # two frames: a thread pool would cost more than it saves
     # A decoder conceals damage by default (garbage in the back of a keyframe's slice data
     # decodes as a smeared picture); "explode" makes it an error, as the check wants.
     context.options = {"err_detect": "+explode"}
+    return context
+
+
+def _decoder_for(stream: Any) -> tuple[Any, tuple[str, bytes] | None]:
+    """A decoder for ``stream`` and the key it is kept under (None: not kept)."""
+    own = stream.codec_context
+    name = str(own.name)
+    if name not in _REUSABLE_CODECS or not own.extradata:
+        return _configure(own), None
+    key = (name, bytes(own.extradata))
+    kept = _kept_decoders()
+    context = kept.pop(key, None)
+    if context is None:
+        context = _configure(av.CodecContext.create(name, "r"))
+        context.extradata = key[1]
+    return context, key
+
+
+def _keep(context: Any, key: tuple[str, bytes] | None) -> None:
+    """Flush a decoder that decoded cleanly and keep it for the next file."""
+    if key is None:
+        return
+    context.flush_buffers()
+    kept = _kept_decoders()
+    kept[key] = context
+    while len(kept) > _KEPT_DECODERS:
+        kept.popitem(last=False)
+
+
+def _decode_ends(name: str, stream: Any, scan: _Scan) -> tuple[int, int]:
+    """Decode the first keyframe and the last one (once when they are the same): the size of
+    the decoded picture."""
     if scan.first_key is None:
         raise VerifyError(f"{name}: no video frame decodes")
+    context, key = _decoder_for(stream)
     same = scan.last_key is scan.first_key
     try:
         frames = list(context.decode(scan.first_key))
@@ -233,6 +289,7 @@ def _decode_ends(name: str, stream: Any, scan: _Scan) -> tuple[int, int]:
             frames += context.decode(None)
         except _av_errors() as exc:
             raise VerifyError(f"{name}: the last frames do not decode ({_why(exc)})") from None
+    _keep(context, key)
     if not frames:
         raise VerifyError(f"{name}: no video frame decodes")
     if len(frames) < (1 if same else 2):

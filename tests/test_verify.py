@@ -376,3 +376,44 @@ def test_single_keyframe_of_garbage_fails(streamed_clip: Path) -> None:
     key = _video_packets(streamed_clip)[0]
     with pytest.raises(VerifyError, match="does not decode"):
         _verify_720p(_damage(streamed_clip, key, 0.5, "noise"))
+
+
+# ---------------------------------------------------------------- decoders kept between files
+def test_a_kept_decoder_carries_nothing_from_a_damaged_file(
+    three_keyframes: tuple[Path, list[tuple[int, int, bool]]],
+) -> None:
+    """The decoder kept after the good file meets garbage, is dropped, and the good file (and
+    its damaged twin again) are judged afresh: no error and no picture crosses files."""
+    path, keys = three_keyframes
+    damaged = _damage(path, keys[-1], 0.7, "noise")
+    for _ in range(2):
+        with pytest.raises(VerifyError, match="the last frames do not decode"):
+            verify_video(damaged, duration=3, width=320, height=180)
+        assert verify_video(path, duration=3, width=320, height=180).width == 320
+
+
+def test_files_of_different_set_ups_alternate(tmp_path: Path) -> None:
+    """Each size has its own extradata and so its own kept decoder: a decoder kept for one
+    would report the other's size, or fail on its packets."""
+    small = make_video(tmp_path / "small.mp4", 1, 320, 180)
+    large = make_video(tmp_path / "large.mp4", 1, 640, 360, faststart=True)
+    for _ in range(3):
+        assert (probe(small).width, probe(small).height) == (320, 180)
+        assert (probe(large).width, probe(large).height) == (640, 360)
+    with pytest.raises(VerifyError, match="size 640x360, expected 320x180"):
+        verify_video(large, duration=1, width=320, height=180)
+
+
+def test_threads_verify_side_by_side(clip: Path, tmp_path: Path) -> None:
+    """Decoders are kept per thread (a PyAV context is not thread-safe): four threads checking
+    files at once all get the right answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    other = make_video(tmp_path / "other.mp4", 2, 640, 360)
+    jobs = [(clip, 5, 320, 180), (other, 2, 640, 360)] * 20
+    with ThreadPoolExecutor(4) as pool:
+        infos = list(pool.map(
+            lambda job: verify_video(job[0], duration=job[1], width=job[2], height=job[3]),
+            jobs,
+        ))
+    assert [(info.width, info.height) for info in infos] == [job[2:] for job in jobs]
