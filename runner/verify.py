@@ -24,7 +24,7 @@ is opened with PyAV and checked against what was asked:
 Why not decode everything: verification ran for every output and decoding a whole clip (the
 emulator's have a single keyframe, a real 5 s clip a few) cost 25-35 ms CPU per 3 s 720p clip,
 most of the runner's CPU per take; reading the packets and decoding two frames cost ~3 ms, and
-~1.6 ms since opening decodes nothing and decoders are kept between files (see _decoder_for).
+~2 ms since opening decodes nothing and decoders are kept between files (see _decoder_for).
 What that leaves unchecked: garbage inside a non-key frame, or inside a keyframe between the
 first and the last (a full decode would have met it). The keyframes are the index's (``stss``) as
 well as the packet flags: libav clears a packet's key flag when its data does not parse, and
