@@ -79,6 +79,7 @@ class ChildRun:
     stdout: str
     stderr: str
     spawned_at: float = 0.0  # wall clock (time.time()) when the process was started
+    system: float = 0.0  # of ``cpu``, the seconds spent in the kernel on the child's behalf
 
 
 # The child is started by a small launcher process, which reports the child's usage: a
@@ -96,7 +97,8 @@ wall = time.perf_counter() - start
 code = os.waitstatus_to_exitcode(status)
 with open(sys.argv[1], "w") as out:
     json.dump({"code": code, "wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
-               "max_rss_kb": usage.ru_maxrss, "spawned_at": spawned_at}, out)
+               "max_rss_kb": usage.ru_maxrss, "spawned_at": spawned_at,
+               "system": usage.ru_stime}, out)
 """
 
 
@@ -112,7 +114,8 @@ def _child(argv: Sequence[str], env: dict[str, str]) -> ChildRun:
         err.seek(0)
         return ChildRun(usage["code"], usage["wall"], usage["cpu"], usage["max_rss_kb"] / 1024,
                         out.read().decode(errors="replace"),
-                        err.read().decode(errors="replace"), usage["spawned_at"])
+                        err.read().decode(errors="replace"), usage["spawned_at"],
+                        usage["system"])
 
 
 def shotrun_argv(command: str, manifest: Path, *extra: str) -> list[str]:
