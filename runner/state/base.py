@@ -1,4 +1,4 @@
-"""The store's plumbing: opening (writer or reader), transactions, events, checked moves.
+"""The store's plumbing: opening (writer or reader), transactions, events.
 
 Every method that changes something is one transaction that also appends a row to the
 append-only ``events`` table, and it has committed (fsynced, ``synchronous=FULL``) when it
@@ -29,7 +29,7 @@ import structlog
 from runner.errors import StateError
 from runner.redact import redact_value
 from runner.state import schema
-from runner.state.records import TakeStatus
+from runner.state.records import STATUSES, TakeStatus
 
 log = structlog.get_logger()
 S = TakeStatus
@@ -39,10 +39,12 @@ def insert_event(
     conn: sqlite3.Connection, at: float, key: str | None, event: str, details: Mapping[str, Any]
 ) -> None:
     """Append one row to the event log (secrets redacted, as everywhere)."""
-    conn.execute(
-        "INSERT INTO events (at, key, event, details) VALUES (?, ?, ?, ?)",
-        (at, key, event, dumps(redact_value(dict(details)))),
-    )
+    if type(details) is not dict:
+        details = dict(details)  # redact_value redacts inside dicts (and copies them)
+    conn.execute(_INSERT_EVENT, (at, key, event, dumps(redact_value(details))))
+
+
+_INSERT_EVENT = "INSERT INTO events (at, key, event, details) VALUES (?, ?, ?, ?)"
 
 
 class UnknownTake(StateError, KeyError):
@@ -52,9 +54,65 @@ class UnknownTake(StateError, KeyError):
         return str(self.args[0]) if self.args else "unknown take"
 
 
+# One encoder for every row: ``json.dumps`` with options builds a new one per call.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(value: Any) -> str:
     """Canonical compact JSON, as stored in the database."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(value)
+
+
+class WriteTransaction:
+    """The context of :meth:`StoreBase._write`: the store's lock held, ``BEGIN IMMEDIATE`` on
+    entry, ``COMMIT`` on a clean exit, ``ROLLBACK`` on any exception; sqlite errors become
+    :class:`StateError`. A class rather than a generator: seven of them per take."""
+
+    __slots__ = ("_conn", "_durable", "_store")
+
+    def __init__(self, store: StoreBase, durable: bool) -> None:
+        self._store = store
+        self._durable = durable
+
+    def __enter__(self) -> sqlite3.Connection:
+        store = self._store
+        store._mutex.acquire()
+        try:
+            conn = self._conn = store.conn
+            store._synchronous(conn, self._durable)
+            conn.execute("BEGIN IMMEDIATE")
+        except BaseException as exc:
+            store._mutex.release()
+            if isinstance(exc, sqlite3.Error):
+                raise store._problem(exc) from exc
+            raise
+        return conn
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        store, conn = self._store, self._conn
+        try:
+            if exc is None:
+                try:
+                    conn.execute("COMMIT")
+                    return
+                except BaseException as error:  # rolled back, then raised
+                    exc = error
+            # sqlite may have rolled back already (a full disk, an I/O error): a second
+            # ROLLBACK would fail and hide the real error.
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error as error:
+                raise store._problem(error) from error
+            if isinstance(exc, sqlite3.Error):
+                raise store._problem(exc) from exc
+            if exc_type is None:  # the COMMIT was interrupted (KeyboardInterrupt...)
+                raise exc
+        finally:
+            store._mutex.release()
 
 
 class StoreBase:
@@ -75,6 +133,7 @@ class StoreBase:
         self._lock = lock
         self._clock = clock
         self._mutex = threading.RLock()  # callers may use asyncio.to_thread
+        self._durable_mode = True  # schema.connect sets synchronous=FULL
 
     # ----------------------------------------------------------------- life cycle
     @classmethod
@@ -168,33 +227,26 @@ class StoreBase:
             raise StateError(f"state store {self.path} is closed")
         return self._conn
 
-    @contextmanager
-    def _write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, durable: bool = True) -> WriteTransaction:
         """One write transaction, committed on exit (rolled back on any exception)."""
         if self.readonly:
             raise StateError(f"state store {self.path} is open read-only")
-        with self._mutex:
-            conn = self.conn
-            if not durable:
-                conn.execute("PRAGMA synchronous=NORMAL")
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                    conn.execute("COMMIT")
-                except BaseException:
-                    # sqlite may have rolled back already (a full disk, an I/O error): a
-                    # second ROLLBACK would fail and hide the real error.
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise StateError(
-                    f"state store {self.path}: {schema.sqlite_problem(exc)}"
-                ) from exc
-            finally:
-                if not durable:
-                    conn.execute("PRAGMA synchronous=FULL")
+        return WriteTransaction(self, durable)
+
+    def _synchronous(self, conn: sqlite3.Connection, durable: bool) -> None:
+        """``synchronous=FULL`` for a durable commit, ``NORMAL`` for a cheap one.
+
+        The setting stays until the next commit that needs the other one: a run alternates
+        less often than it commits, and the PRAGMA (it cannot be set inside a transaction)
+        cost as much as the statements of a transition.
+        """
+        if self._durable_mode is not durable:
+            conn.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL")
+            self._durable_mode = durable
+
+    def _problem(self, exc: sqlite3.Error) -> StateError:
+        """An sqlite error as the store reports it (with what to do when the disk is at fault)."""
+        return StateError(f"state store {self.path}: {schema.sqlite_problem(exc)}")
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -239,65 +291,9 @@ class StoreBase:
         row = conn.execute("SELECT status FROM takes WHERE key = ?", (key,)).fetchone()
         if row is None:
             raise UnknownTake(f"take {key} is not in the state store {self.path}")
-        return TakeStatus(row[0])
+        return STATUSES[row[0]]
 
-    def _move(
-        self,
-        key: str,
-        allowed: frozenset[TakeStatus],
-        to: TakeStatus | None,
-        event: str,
-        sets: Mapping[str, Any],
-        details: Mapping[str, Any],
-        *,
-        sql_sets: str = "",
-        sql_params: tuple[Any, ...] = (),
-        durable: bool = True,
-    ) -> TakeStatus:
-        """Check the transition, update the take, log the event; return the old status."""
-        with self._write(durable=durable) as conn:
-            old = self._status_of(conn, key)
-            if old not in allowed:
-                target = to.value if to else event
-                raise StateError(f"take {key}: cannot go from {old.value} to {target}")
-            values = dict(sets)
-            if to is not None:
-                values["status"] = to.value
-            values["updated_at"] = self._clock()
-            assignments = ", ".join(f"{name} = ?" for name in values)
-            if sql_sets:
-                assignments += ", " + sql_sets
-            conn.execute(
-                f"UPDATE takes SET {assignments} WHERE key = ?",
-                (*values.values(), *sql_params, key),
-            )
-            self._event(conn, key, event, **details)
-            self._after_move(conn, key, old, to, values)
-        return old
-
-    def _after_move(
-        self, conn: sqlite3.Connection, key: str, old: TakeStatus, to: TakeStatus | None,
-        values: Mapping[str, Any],
-    ) -> None:
-        """Keep the ``attempts`` ledger (the budget's source of truth) in step."""
-        outcome = {
-            S.SUBMITTED: "submitted",
-            S.AMBIGUOUS: "ambiguous",
-            S.FAILED: "refused" if old is S.SUBMITTING else None,
-            S.NEW: "not_sent" if old is S.SUBMITTING else None,
-        }.get(to) if to is not None else None
-        if outcome is None:
-            if to is S.FAILED:
-                conn.execute(
-                    "UPDATE attempts SET error_code = ?, error = ?, ended_at = ?"
-                    " WHERE id = (SELECT MAX(id) FROM attempts WHERE key = ?)",
-                    (values.get("last_error_code"), values.get("last_error"), self._clock(), key),
-                )
-            return
-        conn.execute(
-            "UPDATE attempts SET outcome = ?, task_id = COALESCE(?, task_id),"
-            " credits_reserved = COALESCE(?, credits_reserved), error_code = ?, error = ?,"
-            " ended_at = ? WHERE id = (SELECT MAX(id) FROM attempts WHERE key = ?)",
-            (outcome, values.get("task_id"), values.get("credits_reserved"),
-             values.get("last_error_code"), values.get("last_error"), self._clock(), key),
-        )
+    def _refused(self, conn: sqlite3.Connection, key: str, target: str) -> StateError:
+        """Why a move that changed no row was refused: an unknown take, or a forbidden move."""
+        old = self._status_of(conn, key)
+        return StateError(f"take {key}: cannot go from {old.value} to {target}")

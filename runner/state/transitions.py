@@ -7,17 +7,40 @@ silently paying twice. The ``attempts`` table is kept in step: it is the budget'
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from runner.errors import StateError
 from runner.redact import redact, redact_value
-from runner.state.base import S, StoreBase, UnknownTake, dumps
-from runner.state.records import FailureKind
+from runner.state.base import S, StoreBase, UnknownTake, dumps, insert_event
+from runner.state.records import STATUSES, FailureKind, TakeStatus
 
 _ANY_BUT_DONE = frozenset(S) - {S.DONE}
 _CAN_RESET = frozenset(S) - {S.DONE, S.SUBMITTING}
+_CAN_SUBMIT = frozenset({S.NEW, S.FAILED, S.AMBIGUOUS, S.HELD})
+_CAN_GET_TASK = frozenset({S.SUBMITTING, S.AMBIGUOUS, S.HELD})
+_CAN_HOLD = frozenset({S.AMBIGUOUS, S.SUBMITTING, S.HELD})
+_JUST_SUBMITTING = frozenset({S.SUBMITTING})
+_CAN_COMPLETE = frozenset({S.SUBMITTED, S.COMPLETED, S.DOWNLOADING, S.FAILED})
+_CAN_DOWNLOAD = frozenset({S.COMPLETED, S.DOWNLOADING, S.FAILED})
+_CAN_FINISH = _CAN_COMPLETE
+_SUBMITTING_SQL = (
+    "UPDATE takes SET status = 'submitting', attempts = ?, payload = ?,"
+    " credits_estimated = ?, credits_reserved = NULL, task_id = NULL,"
+    " result_url = NULL, link_expires_at = NULL, gateway_status = NULL,"
+    " progress = NULL, failure_kind = NULL, submitting_at = ?, submitted_at = NULL,"
+    " completed_at = NULL, updated_at = ? WHERE key = ?"
+)
+_ATTEMPT_SQL = (
+    "INSERT INTO attempts (key, attempt, fingerprint, outcome, credits_estimated,"
+    " started_at) VALUES (?, ?, ?, 'submitting', ?, ?)"
+)
+_PROGRESS_SQL = (
+    "UPDATE takes SET gateway_status = ?, progress = ?, updated_at = ?,"
+    " polls = polls + ? WHERE key = ?"
+)
 
 
 class Transitions(StoreBase):
@@ -27,32 +50,21 @@ class Transitions(StoreBase):
         self, key: str, payload_redacted: Mapping[str, Any], estimated_credits: float | None
     ) -> int:
         """Commit the intent to create, *before* sending; return the attempt number."""
-        allowed = frozenset({S.NEW, S.FAILED, S.AMBIGUOUS, S.HELD})
         now = self._clock()
         with self._write() as conn:
-            old = self._status_of(conn, key)
-            if old not in allowed:
-                raise StateError(f"take {key}: cannot go from {old.value} to submitting")
             row = conn.execute(
-                "SELECT attempts, fingerprint FROM takes WHERE key = ?", (key,)
+                "SELECT status, attempts, fingerprint FROM takes WHERE key = ?", (key,)
             ).fetchone()
-            attempt = int(row["attempts"]) + 1
-            conn.execute(
-                "UPDATE takes SET status = 'submitting', attempts = ?, payload = ?,"
-                " credits_estimated = ?, credits_reserved = NULL, task_id = NULL,"
-                " result_url = NULL, link_expires_at = NULL, gateway_status = NULL,"
-                " progress = NULL, failure_kind = NULL, submitting_at = ?, submitted_at = NULL,"
-                " completed_at = NULL, updated_at = ? WHERE key = ?",
-                (attempt, dumps(redact_value(dict(payload_redacted))), estimated_credits,
-                 now, now, key),
-            )
-            conn.execute(
-                "INSERT INTO attempts (key, attempt, fingerprint, outcome, credits_estimated,"
-                " started_at) VALUES (?, ?, ?, 'submitting', ?, ?)",
-                (key, attempt, row["fingerprint"], estimated_credits, now),
-            )
-            self._event(conn, key, "take_submitting", attempt=attempt,
-                        estimated_credits=estimated_credits)
+            if row is None:
+                raise UnknownTake(f"take {key} is not in the state store {self.path}")
+            if STATUSES[row[0]] not in _CAN_SUBMIT:
+                raise StateError(f"take {key}: cannot go from {row[0]} to submitting")
+            attempt = int(row[1]) + 1
+            payload = dumps(redact_value(dict(payload_redacted)))
+            conn.execute(_SUBMITTING_SQL, (attempt, payload, estimated_credits, now, now, key))
+            conn.execute(_ATTEMPT_SQL, (key, attempt, row[2], estimated_credits, now))
+            insert_event(conn, self._clock(), key, "take_submitting",
+                         {"attempt": attempt, "estimated_credits": estimated_credits})
         return attempt
 
     def mark_submitted(
@@ -61,7 +73,7 @@ class Transitions(StoreBase):
     ) -> None:
         """Commit the task id the moment it arrives."""
         self._move(
-            key, frozenset({S.SUBMITTING, S.AMBIGUOUS, S.HELD}), S.SUBMITTED, "take_submitted",
+            key, _CAN_GET_TASK, S.SUBMITTED, "take_submitted",
             {"task_id": task_id, "credits_reserved": credits_reserved,
              "estimated_time": estimated_time, "submitted_at": self._clock(),
              "gateway_status": "pending", "progress": 0, "last_error_code": None,
@@ -74,7 +86,7 @@ class Transitions(StoreBase):
         """The creation request certainly never reached the gateway (e.g. refused to connect,
         429): back to ``new``; the attempt is not counted nor charged to the budget."""
         self._move(
-            key, frozenset({S.SUBMITTING}), S.NEW, "take_not_sent",
+            key, _JUST_SUBMITTING, S.NEW, "take_not_sent",
             {"last_error": redact(message)}, {"message": message},
             sql_sets="attempts = attempts - 1",
         )
@@ -82,15 +94,14 @@ class Transitions(StoreBase):
     def mark_ambiguous(self, key: str, message: str) -> None:
         """The creation was sent but its answer was lost: it may be rendering, and billed."""
         self._move(
-            key, frozenset({S.SUBMITTING}), S.AMBIGUOUS, "take_ambiguous",
+            key, _JUST_SUBMITTING, S.AMBIGUOUS, "take_ambiguous",
             {"last_error_code": "ambiguous_submission", "last_error": redact(message)},
             {"message": message}, sql_sets="ambiguous_attempts = ambiguous_attempts + 1",
         )
 
     def mark_held(self, key: str) -> None:
         """Keep an ambiguous take aside instead of resubmitting it."""
-        self._move(key, frozenset({S.AMBIGUOUS, S.SUBMITTING, S.HELD}), S.HELD, "take_held",
-                   {}, {})
+        self._move(key, _CAN_HOLD, S.HELD, "take_held", {}, {})
 
     def mark_progress(
         self, key: str, gateway_status: str, progress: int | None, *, polled: bool = False
@@ -106,14 +117,10 @@ class Transitions(StoreBase):
             ).fetchone()
             if row is None:
                 raise UnknownTake(f"take {key} is not in the state store {self.path}")
-            conn.execute(
-                "UPDATE takes SET gateway_status = ?, progress = ?, updated_at = ?,"
-                " polls = polls + ? WHERE key = ?",
-                (gateway_status, progress, self._clock(), int(polled), key),
-            )
+            conn.execute(_PROGRESS_SQL, (gateway_status, progress, self._clock(), int(polled), key))
             if row[0] != gateway_status:
-                self._event(conn, key, "take_progress", gateway_status=gateway_status,
-                            progress=progress)
+                insert_event(conn, self._clock(), key, "take_progress",
+                             {"gateway_status": gateway_status, "progress": progress})
 
     def record_poll(self, key: str, count: int = 1) -> None:
         """Count a status query of the take's task (for the trace)."""
@@ -135,9 +142,7 @@ class Transitions(StoreBase):
         every commit before it, so the order on disk is never broken.
         """
         self._move(
-            key,
-            frozenset({S.SUBMITTED, S.COMPLETED, S.DOWNLOADING, S.FAILED}),
-            S.COMPLETED, "take_completed",
+            key, _CAN_COMPLETE, S.COMPLETED, "take_completed",
             {"result_url": result_url, "link_expires_at": link_expires_at,
              "gateway_status": "completed", "progress": 100, "failure_kind": None},
             {"link_expires_at": link_expires_at},
@@ -147,8 +152,8 @@ class Transitions(StoreBase):
 
     def mark_downloading(self, key: str) -> None:
         """A download into the take's ``.part`` file starts (not fsynced: see mark_completed)."""
-        self._move(key, frozenset({S.COMPLETED, S.DOWNLOADING, S.FAILED}), S.DOWNLOADING,
-                   "take_downloading", {}, {}, durable=False)
+        self._move(key, _CAN_DOWNLOAD, S.DOWNLOADING, "take_downloading", {}, {},
+                   durable=False)
 
     def mark_failed(self, key: str, kind: str, code: str | None, message: str) -> None:
         """The take failed; ``kind`` is a :class:`FailureKind` value.
@@ -169,8 +174,7 @@ class Transitions(StoreBase):
     ) -> None:
         """Downloaded, verified and in place: nothing more to do for this fingerprint."""
         self._move(
-            key, frozenset({S.SUBMITTED, S.COMPLETED, S.DOWNLOADING, S.FAILED}), S.DONE,
-            "take_done",
+            key, _CAN_FINISH, S.DONE, "take_done",
             {"output_path": str(output_path), "size": size, "sha256": sha256,
              "verified_duration": verified_duration, "downloaded_at": self._clock(),
              "failure_kind": None, "last_error_code": None, "last_error": None},
@@ -187,3 +191,94 @@ class Transitions(StoreBase):
              "credits_reserved": None},
             {},
         )
+
+    # ----------------------------------------------------------------- the checked move
+    def _move(
+        self,
+        key: str,
+        allowed: frozenset[TakeStatus],
+        to: TakeStatus | None,
+        event: str,
+        sets: Mapping[str, Any],
+        details: Mapping[str, Any],
+        *,
+        sql_sets: str = "",
+        sql_params: tuple[Any, ...] = (),
+        durable: bool = True,
+    ) -> None:
+        """Check the transition, update the take, log the event.
+
+        The check is the UPDATE's own ``WHERE key = ? AND status IN (...)``: one statement
+        where there were two, the status read only when no row changed (to tell an unknown
+        take from a forbidden move) or when the ledger needs the status being left.
+        """
+        values = dict(sets)
+        if to is not None:
+            values["status"] = to.value
+        values["updated_at"] = self._clock()
+        sql = _move_sql(tuple(values), sql_sets, allowed)
+        params = (*values.values(), *sql_params, key)
+        with self._write(durable=durable) as conn:
+            old: TakeStatus | None = None
+            if to is S.FAILED or to is S.NEW:  # the ledger's outcome depends on the old status
+                old = self._status_of(conn, key)
+                if old not in allowed:
+                    raise StateError(f"take {key}: cannot go from {old.value} to {to.value}")
+                conn.execute(sql, params)
+            elif conn.execute(sql, params).rowcount != 1:
+                raise self._refused(conn, key, to.value if to else event)
+            insert_event(conn, self._clock(), key, event, details)
+            self._after_move(conn, key, old, to, values)
+
+    def _after_move(
+        self, conn: sqlite3.Connection, key: str, old: TakeStatus | None,
+        to: TakeStatus | None, values: Mapping[str, Any],
+    ) -> None:
+        """Keep the ``attempts`` ledger (the budget's source of truth) in step.
+
+        ``old`` is known when ``to`` is failed or new (:meth:`_move` reads it then).
+        """
+        if to is S.SUBMITTED:
+            outcome: str | None = "submitted"
+        elif to is S.AMBIGUOUS:
+            outcome = "ambiguous"
+        elif to is S.FAILED or to is S.NEW:
+            outcome = None
+            if old is S.SUBMITTING:
+                outcome = "refused" if to is S.FAILED else "not_sent"
+        else:
+            return
+        if outcome is None:
+            if to is S.FAILED:
+                conn.execute(
+                    "UPDATE attempts SET error_code = ?, error = ?, ended_at = ?"
+                    " WHERE id = (SELECT MAX(id) FROM attempts WHERE key = ?)",
+                    (values.get("last_error_code"), values.get("last_error"), self._clock(), key),
+                )
+            return
+        conn.execute(
+            "UPDATE attempts SET outcome = ?, task_id = COALESCE(?, task_id),"
+            " credits_reserved = COALESCE(?, credits_reserved), error_code = ?, error = ?,"
+            " ended_at = ? WHERE id = (SELECT MAX(id) FROM attempts WHERE key = ?)",
+            (outcome, values.get("task_id"), values.get("credits_reserved"),
+             values.get("last_error_code"), values.get("last_error"), self._clock(), key),
+        )
+
+
+_move_sql_cache: dict[tuple[tuple[str, ...], str, frozenset[TakeStatus]], str] = {}
+
+
+def _move_sql(names: tuple[str, ...], sql_sets: str, allowed: frozenset[TakeStatus]) -> str:
+    """The checked UPDATE of a move, built once per shape (a dozen shapes in all)."""
+    key = (names, sql_sets, allowed)
+    sql = _move_sql_cache.get(key)
+    if sql is None:
+        assignments = ", ".join(f"{name} = ?" for name in names)
+        if sql_sets:
+            assignments += ", " + sql_sets
+        # OR, not IN: sqlite builds a throw-away index for an IN list of several values,
+        # which made the UPDATE cost more than the SELECT it replaces.
+        statuses = " OR ".join(f"status = '{status.value}'" for status in sorted(allowed))
+        sql = f"UPDATE takes SET {assignments} WHERE key = ? AND ({statuses})"
+        _move_sql_cache[key] = sql
+    return sql
