@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter, deque
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -57,14 +57,16 @@ TERMINAL = frozenset({Phase.DONE, Phase.SKIPPED, Phase.FAILED, Phase.HELD, Phase
 class PhaseBook(dict[str, "Phase"]):
     """Each take's phase, with a running count per phase.
 
-    The observer gets a progress snapshot on every state change, about seven per take; counting
-    phases by walking every take made a 20,000-take run quadratic (minutes of CPU). Item
-    assignment keeps :attr:`counts` exact; nothing else in the run removes or bulk-updates.
+    The observer gets progress snapshots as the run moves, a few per take; counting phases by
+    walking every take made a 20,000-take run quadratic (minutes of CPU). Item assignment keeps
+    :attr:`counts` exact; nothing else in the run removes or bulk-updates. ``counts`` is a
+    plain dict holding every phase (zero included), so reading one is a dict lookup: a
+    ``Counter`` answers a missing phase through a Python-level ``__missing__``.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.counts: Counter[Phase] = Counter()
+        self.counts: dict[Phase, int] = dict.fromkeys(Phase, 0)
 
     def __setitem__(self, key: str, phase: Phase) -> None:
         old = self.get(key)
@@ -75,7 +77,32 @@ class PhaseBook(dict[str, "Phase"]):
 
     def count(self, *phases: Phase) -> int:
         """Takes in any of ``phases`` now."""
-        return sum(self.counts[phase] for phase in phases)
+        counts = self.counts
+        if len(phases) == 1:
+            return counts[phases[0]]
+        return sum([counts[phase] for phase in phases])
+
+
+class Durations(deque[float]):
+    """The recent task times, with a :attr:`version` that changes on every append.
+
+    A snapshot hands the observer a tuple of up to 500 of them; copying it for every snapshot
+    was most of a snapshot's cost, so the engine copies again only when the version moved.
+    The run only appends (``extend`` moves the version too; nothing removes).
+    """
+
+    def __init__(self, iterable: Iterable[float] = (),
+                 maxlen: int | None = RECENT_DURATIONS) -> None:
+        super().__init__(iterable, maxlen)  # deque's own signature: copy() calls it so
+        self.version = 0
+
+    def append(self, value: float, /) -> None:
+        self.version += 1
+        super().append(value)
+
+    def extend(self, values: Iterable[float], /) -> None:
+        self.version += 1
+        super().extend(values)
 
 
 class StopReason(StrEnum):
@@ -150,7 +177,7 @@ class RunContext:
     phases: PhaseBook = field(default_factory=PhaseBook)
     outcomes: dict[str, Outcome] = field(default_factory=dict)  # takes that did not render
     gateway_progress: dict[str, TakeProgress] = field(default_factory=dict)
-    durations: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_DURATIONS))
+    durations: Durations = field(default_factory=Durations)
     ambiguous_seen: int = 0
     downloaded: int = 0
     stop_reason: StopReason | None = None

@@ -106,6 +106,12 @@ class Engine:
         self._stops = 0
         self._fatal: StateError | None = None
         self._notifying = False
+        # Progress snapshots: one per loop turn while running (see _notify); the durations
+        # tuple of the last one, reused until a task completes.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._snapshot_due = False
+        self._durations_version = -1
+        self._durations: tuple[float, ...] = ()
         self._started_at = time.time()
         self._wall_start = time.monotonic()
         s = self.settings
@@ -169,17 +175,22 @@ class Engine:
             else:
                 # At the gateway already (holding adopted slots) first, then in plan order.
                 self.window.add(0 if action in ("poll", "download") else 1, index)
-        self._notify()
+        self._notify()  # the first snapshot, at once
+        self._loop = asyncio.get_running_loop()
         self.window.admit()
         try:
             await self.window.idle.wait()
         finally:
             self.window.cancel()
+            self._loop = None  # from here on, snapshots go out at once
+            if self._snapshot_due:
+                self._flush()
         if self._fatal is not None:
             raise self._fatal
         for take in self.takes:
             if ctx.phases.get(take.key) not in TERMINAL:
                 self._settle_unfinished(take)
+        self._notify()  # the last snapshot: the run's final state, to the take
         summary = self._summary()
         log.info("run_finished", done=summary.done, failed=len(summary.failed),
                  stopped=summary.stopped_reason)
@@ -445,27 +456,58 @@ class Engine:
     def progress(self) -> RunProgress:
         """A frozen snapshot of the run now."""
         ctx = self.ctx
+        counts = ctx.phases.counts
+        durations = ctx.durations
+        if self._durations_version != durations.version:
+            # Up to 500 floats: copied when a task completed since the last snapshot only.
+            self._durations_version = durations.version
+            self._durations = tuple(durations)
         return RunProgress(
             total=len(self.takes),
-            done=self._count(Phase.DONE, Phase.SKIPPED),
-            failed=self._count(Phase.FAILED),
-            in_flight=self._count(Phase.IN_FLIGHT),
-            queued=self._count(Phase.QUEUED),
-            downloading=self._count(Phase.DOWNLOADING),
-            submitting=self._count(Phase.SUBMITTING),
+            done=counts[Phase.DONE] + counts[Phase.SKIPPED],
+            failed=counts[Phase.FAILED],
+            in_flight=counts[Phase.IN_FLIGHT],
+            queued=counts[Phase.QUEUED],
+            downloading=counts[Phase.DOWNLOADING],
+            submitting=counts[Phase.SUBMITTING],
             ambiguous=ctx.ambiguous_seen + self._ambiguous_found,
-            held=self._count(Phase.HELD),
+            held=counts[Phase.HELD],
             credits_reserved=ctx.budget.total,
             max_credits=ctx.budget.max_credits,
             started_at=self._started_at,
             concurrency_limit=ctx.limiter.limit,
             takes=tuple(ctx.gateway_progress.values()),
-            durations=tuple(ctx.durations),
+            durations=self._durations,
             stopping=ctx.stop_message,
         )
 
     def _notify(self) -> None:
-        # Not re-entered: an observer that stops the run causes a state change itself.
+        """Something changed: the observer gets a snapshot at the end of this loop turn.
+
+        A take changes phase about seven times, and many takes move in one turn of the event
+        loop; a snapshot per change cost more than the changes. While :meth:`run` runs, changes
+        only mark the snapshot due and one callback (``call_soon``) hands out a single one
+        for all of them: the observer sees every state that lasts past a turn, a moment later,
+        never a half-made one. Outside a run (no loop yet) the snapshot goes out at once.
+        """
+        if self.observer is None or self._snapshot_due:
+            return
+        loop = self._loop
+        if loop is None:
+            self._deliver()
+            return
+        self._snapshot_due = True
+        loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """The loop callback of :meth:`_notify` (a no-op once the run delivered it itself)."""
+        if self._snapshot_due:
+            self._snapshot_due = False
+            self._deliver()
+
+    def _deliver(self) -> None:
+        # Not re-entered: an observer that stops the run causes a state change itself (with a
+        # loop, that change is delivered on the next turn).
         if self.observer is None or self._notifying:
             return
         self._notifying = True
