@@ -2,38 +2,96 @@
 
 Secrets are registered once, when the key is read from the environment; every log line,
 exception message, sidecar and report passes through :func:`redact` on its way out.
+
+Everything written passes through here (a run redacts tens of thousands of values), so the
+common cases are short: a number, ``None`` or a bool cannot hold a secret and is returned
+without a look, and the secrets are kept as a tuple (longest first, so a secret that contains
+another is replaced whole).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 REDACTED = "[REDACTED]"
 _secrets: set[str] = set()
+_needles: tuple[str, ...] = ()  # the secrets, longest first
+_json_needles: tuple[str, ...] = ()  # and, before them, each as JSON writes it in a string
+_PLAIN = frozenset({int, float, bool, type(None)})  # exact types: no text inside
 
 
 def register_secret(value: str | None) -> None:
     """Remember ``value`` as a secret (ignored when empty or too short to be a key)."""
     if value and len(value) >= 4:
         _secrets.add(value)
+        _refresh()
 
 
 def forget_secrets() -> None:
     """Forget every registered secret (for tests)."""
     _secrets.clear()
+    _refresh()
+
+
+def _refresh() -> None:
+    global _needles, _json_needles
+    _needles = tuple(sorted(_secrets, key=len, reverse=True))
+    # ``json.dumps`` (ASCII only, the default) writes a quote, a backslash, a control or a
+    # non-ASCII character of a string as an escape: a secret holding one is not found in a
+    # JSON text as it is, only as its escaped form.
+    escaped = (json.dumps(secret)[1:-1] for secret in _needles)
+    _json_needles = tuple(e for e in escaped if e not in _secrets) + _needles
 
 
 def redact(text: str) -> str:
     """``text`` with every registered secret replaced by ``[REDACTED]``."""
-    for secret in _secrets:
+    for secret in _needles:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def redact_json(text: str) -> str:
+    """:func:`redact` for a text made by ``json.dumps``: escaped forms of secrets go too."""
+    for secret in _json_needles:
         if secret in text:
             text = text.replace(secret, REDACTED)
     return text
 
 
 def redact_value(value: Any) -> Any:
-    """Redact strings inside nested dicts, lists and tuples; other values as they are."""
-    if isinstance(value, str):
+    """Redact strings inside nested dicts, lists and tuples; other values as they are.
+
+    Containers are always copied (callers may change what they get back).
+    """
+    kind = type(value)
+    if kind is str:
+        for secret in _needles:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        return value
+    if kind in _PLAIN:
+        return value
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            kind = type(item)
+            if kind is str:
+                for secret in _needles:
+                    if secret in item:
+                        item = item.replace(secret, REDACTED)
+            elif kind not in _PLAIN:
+                item = redact_value(item)
+            if type(key) is str:
+                for secret in _needles:
+                    if secret in key:
+                        key = key.replace(secret, REDACTED)
+            else:
+                key = redact_value(key)
+            out[key] = item
+        return out
+    if isinstance(value, str):  # a str subclass (an enum member): its text
         return redact(value)
     if isinstance(value, dict):
         return {redact_value(k): redact_value(v) for k, v in value.items()}
