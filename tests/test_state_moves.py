@@ -8,6 +8,7 @@ move that cannot be told again, and no secret in an event's details.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ import pytest
 
 from runner.errors import StateError
 from runner.redact import forget_secrets, register_secret
-from runner.state import StateStore, UnknownTake, store_path_for
+from runner.state import StateStore, TakeStatus, UnknownTake, store_path_for
 from tests.state_helpers import make_take, payloads
 
 KEY = "s01/take-1"
@@ -168,3 +169,17 @@ def test_a_readonly_store_refuses_a_move_and_a_failed_statement_rolls_back(
     assert not store.conn.in_transaction
     MOVES["submitting"](store, KEY)  # the store is usable after the error
     assert isinstance(store.conn, sqlite3.Connection)
+
+
+def test_a_record_read_back_is_a_frozen_snapshot_equal_to_one_built_by_hand(
+    store: StateStore,
+) -> None:
+    MOVES["submitting"](store, KEY)
+    record = store.record(KEY)
+    assert record == dataclasses.replace(record)  # built by __init__: the same value
+    assert hash(record) == hash(dataclasses.replace(record))
+    assert record.status is TakeStatus.SUBMITTING and record.tags == ()
+    assert record.payload == {"p": 1}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.status = TakeStatus.DONE  # type: ignore[misc]
+    assert store.record(KEY) is not record and store.record(KEY) == record
