@@ -276,6 +276,14 @@ def _transport(exc: BaseException, shown: str) -> DownloadError:
     return DownloadError(f"download of {shown} {what}; retry resumes it ({describe(exc)})")
 
 
-def finalize_download(part: Path, dest: Path) -> None:
-    """Make a finished ``.part`` the output: fsync, ``os.replace``, fsync the directory."""
-    replace_durably(part, dest)
+def finalize_download(part: Path, dest: Path, *, part_synced: bool = False,
+                      sync_dir: bool = True) -> None:
+    """Make a finished ``.part`` the output: fsync, ``os.replace``, fsync the directory.
+
+    ``part_synced``: the ``.part`` is a :class:`~runner.gateway.types.Downloaded`'s, which its
+    writer fsynced before returning (:meth:`Spool.finish <runner.spool.Spool.finish>`, off the
+    event loop); a second flush would only cost the loop a system call. ``sync_dir=False``:
+    the caller flushes the folder once for this rename and the sidecar's beside it (see
+    :mod:`runner.fsutil`), before the take is marked done.
+    """
+    replace_durably(part, dest, source_synced=part_synced, sync_dir=sync_dir)

@@ -24,6 +24,8 @@ import os
 import stat
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -132,6 +134,64 @@ def part_path(video: Path) -> Path:
     return video.with_name(video.name + ".part")
 
 
+@dataclass(frozen=True, slots=True)
+class TakeFiles:
+    """One take's files, built by :func:`take_files` (so its paths are checked)."""
+
+    video: Path  # <output_dir>/<shot-id>/take-<n>.mp4
+    part: Path  # take-<n>.mp4.part: the download in progress
+    sidecar: Path  # take-<n>.json
+
+    @property
+    def folder(self) -> Path:
+        """The shot's folder, where all three live."""
+        return self.video.parent
+
+
+def take_files(output_dir: Path, take: _TakeLike) -> TakeFiles:
+    """The video, ``.part`` and sidecar paths of ``take``, checked as :func:`output_path` does.
+
+    Nothing is created on disk (compare :func:`part_path`).
+    """
+    video = output_path(output_dir, take)
+    return TakeFiles(video, video.with_name(video.name + ".part"), sidecar_path(video))
+
+
+class RunFiles:
+    """A run's output paths: each take's computed and checked once, each folder made once.
+
+    A run asked for a take's paths three or four times (submit, download, archive, sidecar),
+    each time building them anew and walking them for symlinks: a tenth of the run's own CPU
+    per take. A take's destination cannot change during a run, and the folders below the
+    output directory are shotrun's own, so the answer of the first check holds for the run:
+    :func:`take_files` still refuses names that escape and symlinks that lead outside, once.
+    """
+
+    def __init__(self, output_dir: Path) -> None:
+        self.output_dir = Path(output_dir)
+        self._takes: dict[tuple[str, int], TakeFiles] = {}
+        self._made: set[Path] = set()
+
+    def of(self, take: _TakeLike) -> TakeFiles:
+        """``take``'s files (:class:`OutputPathError` for a name that would escape)."""
+        key = (take.shot_id, take.take)
+        files = self._takes.get(key)
+        if files is None:
+            files = self._takes[key] = take_files(self.output_dir, take)
+        return files
+
+    def make_folder(self, files: TakeFiles) -> None:
+        """Create the shot's folder, which a download opens its ``.part`` in next.
+
+        Once per folder and run: takes of one shot share it. ``OSError`` when it cannot be
+        made (a file in the way, no rights); it is tried again next time.
+        """
+        folder = files.folder
+        if folder not in self._made:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._made.add(folder)
+
+
 def _free_history_dir(base: Path, fingerprint: str, names: list[str]) -> Path:
     """``history/<fp12>``, or ``<fp12>-2``… when it already holds a file of these names.
 
@@ -179,16 +239,22 @@ def archive_previous(output_dir: Path, previous: TakeRecord) -> Path | None:
     return _move_aside(output_dir, video, previous.fingerprint, "fingerprint changed")
 
 
-def archive_stale(output_dir: Path, take: Take) -> Path | None:
+def archive_stale(output_dir: Path, take: Take, files: TakeFiles | None = None) -> Path | None:
     """Before saving ``take``'s output: move aside files at its path left by another fingerprint.
 
     Covers a run that died between recording a fingerprint change and moving the old files.
     Files of the same fingerprint (an earlier attempt of this very render) stay in place.
+    ``files``: the take's paths when the caller has them (:meth:`RunFiles.of`). With no
+    sidecar and no video there is nothing to move: two ``stat`` calls answer it, and the
+    sidecar is read only when there is one.
     """
-    video = output_path(output_dir, take)
-    owner = sidecar_fingerprint(video)
+    video = (files or take_files(output_dir, take)).video
+    if os.path.exists(sidecar_path(video) if files is None else files.sidecar):
+        owner = sidecar_fingerprint(video)
+    else:
+        owner = None
     if owner is None:
-        if not video.exists():
+        if not os.path.exists(video):
             return None
         owner = "unknown"
     if owner == take.fingerprint:
@@ -284,6 +350,25 @@ def sidecar_data(
     return redacted
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _json_value(value: Any) -> str:
+    """``json.dumps(value, ensure_ascii=False)``, without building an encoder for each value.
+
+    ``json.dumps`` with an option makes a new ``JSONEncoder`` per call; a sidecar has about
+    twenty values, most of them strings, whole numbers or null, written here directly.
+    """
+    kind = type(value)
+    if kind is str:
+        return encode_basestring(value)
+    if kind is int:
+        return int.__repr__(value)
+    if value is None:
+        return "null"
+    return _ENCODE(value)
+
+
 def _readable_json(data: Mapping[str, Any]) -> str:
     """One top-level field per line, each value compact.
 
@@ -291,8 +376,8 @@ def _readable_json(data: Mapping[str, Any]) -> str:
     C encoder: ``json.dumps`` with an indent falls back to pure Python, which cost a third
     of a millisecond per take.
     """
-    fields = ",\n".join(f"  {json.dumps(str(key), ensure_ascii=False)}: "
-                        f"{json.dumps(value, ensure_ascii=False)}" for key, value in data.items())
+    fields = ",\n".join(f"  {encode_basestring(str(key))}: {_json_value(value)}"
+                        for key, value in data.items())
     return "{\n" + fields + "\n}\n" if fields else "{}\n"
 
 
@@ -317,3 +402,25 @@ def write_sidecar(
     path = sidecar_path(video)
     atomic_write_text(path, _readable_json(data))
     return path
+
+
+def write_take_sidecar(
+    files: TakeFiles,
+    manifest: Manifest,
+    take: Take,
+    record: TakeRecord,
+    *,
+    sha256: str,
+    size: int,
+    verified_duration: float | None,
+) -> Path:
+    """:func:`write_sidecar` for a run, whose ``files`` are checked already; no folder flush.
+
+    The rename is durable only after the caller's :func:`~runner.fsutil.fsync_dir` of
+    ``files.folder``, which it does once for the sidecar and the video beside it, before
+    the take is marked done.
+    """
+    data = sidecar_data(manifest, take, record, files.video, sha256=sha256, size=size,
+                        verified_duration=verified_duration)
+    atomic_write_text(files.sidecar, _readable_json(data), sync_dir=False)
+    return files.sidecar

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,39 @@ def test_replace_durably_moves_the_file(tmp_path: Path) -> None:
     replace_durably(part, tmp_path / "take-1.mp4")
     assert not part.exists()
     assert (tmp_path / "take-1.mp4").read_bytes() == b"video"
+
+
+def _fsynced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of what ``os.fsync`` flushes from now on (the flushes still happen)."""
+    seen: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        real(fd)
+        seen.append(os.readlink(f"/proc/self/fd/{fd}"))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return seen
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="names fds via /proc")
+def test_the_folder_flush_can_be_left_to_the_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = str(tmp_path.resolve())
+    seen = _fsynced(monkeypatch)
+    atomic_write_text(tmp_path / "a.json", "{}")
+    assert len(seen) == 2 and seen[0].startswith(folder + "/.a.json.") and seen[1] == folder
+    seen.clear()
+    atomic_write_text(tmp_path / "b.json", "{}", sync_dir=False)
+    assert len(seen) == 1 and seen[0].startswith(folder + "/.b.json.")
+    assert (tmp_path / "b.json").read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]
+    seen.clear()
+    (tmp_path / "c.part").write_bytes(b"video")
+    replace_durably(tmp_path / "c.part", tmp_path / "c.mp4")
+    assert seen == [folder + "/c.part", folder]
+    seen.clear()
+    (tmp_path / "d.part").write_bytes(b"video")
+    replace_durably(tmp_path / "d.part", tmp_path / "d.mp4", source_synced=True, sync_dir=False)
+    assert seen == [] and (tmp_path / "d.mp4").read_bytes() == b"video"

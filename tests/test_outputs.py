@@ -14,7 +14,7 @@ from runner import outputs
 from runner.model import ApiConfig, Budget, Manifest, Take
 from runner.outputs import OutputPathError
 from runner.redact import register_secret
-from runner.state import StateStore, TakeRecord, store_path_for
+from runner.state import StateStore, TakeRecord, TakeStatus, store_path_for
 from tests.state_helpers import make_take, payloads
 
 
@@ -234,3 +234,84 @@ def test_takes_of_one_shot_share_their_history_folder(out: Path, store: StateSto
     folder = history / first[0].fingerprint[:12]
     assert (folder / "take-1.mp4").read_bytes() == b"dawn-1"
     assert (folder / "take-2.mp4").read_bytes() == b"dawn-2"
+
+
+def test_a_runs_take_files_are_checked_built_once_and_create_nothing(
+    out: Path, tmp_path: Path
+) -> None:
+    files = outputs.RunFiles(out)
+    take = make_take("s01", 2)
+    paths = files.of(take)
+    assert (paths.video, paths.part, paths.sidecar, paths.folder) == (
+        out / "s01" / "take-2.mp4", out / "s01" / "take-2.mp4.part",
+        out / "s01" / "take-2.json", out / "s01")
+    assert paths == outputs.take_files(out, take)
+    assert files.of(take) is paths  # the second ask is a lookup
+    assert not out.exists()
+    files.make_folder(paths)
+    assert paths.folder.is_dir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (out / "s02").symlink_to(elsewhere)
+    with pytest.raises(OutputPathError, match="outside the output directory"):
+        files.of(make_take("s02"))
+    with pytest.raises(OutputPathError, match="cannot be used as a file name"):
+        files.of(make_take("../s03"))
+
+
+def test_a_shot_folder_that_cannot_be_made_is_tried_again(out: Path) -> None:
+    files = outputs.RunFiles(out)
+    paths = files.of(make_take("s01"))
+    out.mkdir()
+    (out / "s01").write_text("in the way")
+    with pytest.raises(OSError):
+        files.make_folder(paths)
+    (out / "s01").unlink()
+    files.make_folder(paths)
+    assert paths.folder.is_dir()
+
+
+def test_archive_stale_with_a_runs_files(out: Path, store: StateStore) -> None:
+    first = make_take(prompt="dawn")
+    files = outputs.RunFiles(out)
+    assert outputs.archive_stale(out, first, files.of(first)) is None  # nothing there yet
+    assert not (out / "s01").exists()
+    video = _render(out, store, first, b"dawn-video")
+    second = make_take(prompt="dusk")
+    assert outputs.archive_stale(out, first, files.of(first)) is None
+    video.unlink()  # a sidecar alone, of another fingerprint, still moves aside
+    target = outputs.archive_stale(out, second, files.of(second))
+    assert target is not None and sorted(p.name for p in target.iterdir()) == ["take-1.json"]
+    assert not outputs.sidecar_path(video).exists()
+
+
+def test_sidecar_lines_are_what_json_dumps_writes_per_field() -> None:
+    data = {"text": "caf\u00e9 \"q\" \\ \n\t\x01 \u2603", "int": 7, "neg": -3, "float": 24.3,
+            "whole": 3.0, "nan": float("nan"), "yes": True, "no": False, "none": None,
+            "list": ["a", 1, None], "empty": [], "nested": {"k": [1.5, {"x": "y"}]},
+            "enum": TakeStatus.DONE, "big": 2**70}
+    text = outputs._readable_json(data)
+    expected = "{\n" + ",\n".join(
+        f"  {json.dumps(key, ensure_ascii=False)}: {json.dumps(value, ensure_ascii=False)}"
+        for key, value in data.items()) + "\n}\n"
+    assert text == expected
+    assert outputs._readable_json({}) == "{}\n"
+
+
+def test_a_runs_sidecar_matches_the_public_writer(out: Path, store: StateStore) -> None:
+    register_secret("sk-live-abcdef123456")
+    take = make_take(prompt="the coast, key sk-live-abcdef123456")
+    video = _render(out, store, take, b"video-1")
+    public = json.loads(outputs.sidecar_path(video).read_text())
+    files = outputs.RunFiles(out).of(take)
+    written = outputs.write_take_sidecar(files, _manifest(out, take), take,
+                                         store.record(take.key), sha256="ee" * 32, size=7,
+                                         verified_duration=5.0)
+    assert written == outputs.sidecar_path(video)
+    text = written.read_text()
+    ours = json.loads(text)
+    assert text.count("\n") == len(ours) + 2
+    assert "sk-live-abcdef123456" not in text
+    public.pop("downloaded"), ours.pop("downloaded")
+    assert ours == public
+    assert not list(video.parent.glob(".*.tmp"))

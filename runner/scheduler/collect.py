@@ -39,7 +39,7 @@ from runner.errors import (
     TransientGatewayError,
     VerifyError,
 )
-from runner.fsutil import hash_file
+from runner.fsutil import fsync_dir, hash_file
 from runner.gateway.types import TaskState
 from runner.model import Take
 from runner.scheduler.context import Phase, RunContext, StopReason
@@ -203,11 +203,12 @@ async def download(ctx: RunContext, take: Take) -> str:
 
 async def _download(ctx: RunContext, take: Take) -> str:
     key = take.key
-    dest = ctx.output_path(take)
+    files = ctx.files.of(take)
+    dest, part = files.video, files.part
     try:
-        part = outputs.part_path(dest)
+        ctx.files.make_folder(files)
     except OSError as exc:  # the shot's folder cannot be made: a file in the way, no rights
-        return _fail(ctx, take, "transient", "disk_error", _disk_message(dest.parent, exc))
+        return _fail(ctx, take, "transient", "disk_error", _disk_message(files.folder, exc))
     if await _adopt_saved(ctx, take, dest, part):
         return DONE
     errors = refreshes = bad_files = 0
@@ -291,16 +292,23 @@ def _file_output(ctx: RunContext, take: Take, part: Path | None, dest: Path, siz
     """Put a verified video in place and commit ``done``.
 
     Order matters for a crash at any instant: files of another fingerprint are moved aside,
-    the sidecar (naming this fingerprint) is written, the ``.part`` is renamed atomically,
-    and only then is the take marked done; a run that dies in between finds either the
-    ``.part`` to finish or the video with its sidecar to adopt (:func:`_adopt_saved`).
+    the sidecar (naming this fingerprint) is written and fsynced, the fsynced ``.part`` is
+    renamed atomically, one flush of the folder makes both renames durable, and only then is
+    the take marked done; a run that dies in between finds either the ``.part`` to finish or
+    the video with its sidecar to adopt (:func:`_adopt_saved`). Should a power cut keep the
+    video's rename but lose the sidecar's (the journal keeps them in order on common
+    filesystems), the next run downloads the result again and moves the unnamed video to
+    ``history/unknown``: nothing is lost or overwritten.
     """
     duration = info.duration
-    outputs.archive_stale(ctx.manifest.output_dir, take)
-    outputs.write_sidecar(ctx.manifest, take, ctx.store.record(take.key), dest,
-                          sha256=sha256, size=size, verified_duration=duration)
+    files = ctx.files.of(take)
+    outputs.archive_stale(ctx.manifest.output_dir, take, files)
+    outputs.write_take_sidecar(files, ctx.manifest, take, ctx.store.record(take.key),
+                               sha256=sha256, size=size, verified_duration=duration)
     if part is not None:
-        finalize_download(part, dest)
+        # A Downloaded's file is fsynced by its writer (the Gateway protocol says so).
+        finalize_download(part, dest, part_synced=True, sync_dir=False)
+    fsync_dir(files.folder)
     ctx.store.mark_done(take.key, dest, size, sha256, duration)
     ctx.downloaded += 1
     log.info("take_done", output=str(dest), size=size)
@@ -309,7 +317,7 @@ def _file_output(ctx: RunContext, take: Take, part: Path | None, dest: Path, siz
 
 async def _adopt_saved(ctx: RunContext, take: Take, dest: Path, part: Path) -> bool:
     """A run that died after the rename but before ``done``: verify the file and adopt it."""
-    if part.exists() or not dest.is_file():
+    if not os.path.isfile(dest) or os.path.exists(part):
         return False
     if outputs.sidecar_fingerprint(dest) != take.fingerprint:
         return False

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -213,6 +214,11 @@ class RunContext:
         self.stop_submitting.set()
         self.notify()
 
+    @cached_property
+    def files(self) -> outputs.RunFiles:
+        """The run's output paths, each take's built and checked once (a ``RunFiles``)."""
+        return outputs.RunFiles(self.manifest.output_dir)
+
     def output_path(self, take: Take) -> Path:
         """Where the take's video goes: ``<output_dir>/<shot-id>/take-<n>.mp4``."""
-        return outputs.output_path(self.manifest.output_dir, take)
+        return self.files.of(take).video

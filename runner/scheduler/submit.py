@@ -16,12 +16,12 @@ Error policy (gateway-api.md, "Errors"):
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Mapping
 from typing import Any
 
 import structlog
 
-from runner import outputs
 from runner.errors import (
     AmbiguousSubmission,
     AuthenticationFailed,
@@ -249,12 +249,14 @@ def _drop_stale_part(ctx: RunContext, take: Take) -> None:
     """A new task makes a half-downloaded result of an earlier task useless: resuming it
     with Range would splice two different videos."""
     try:
-        part = outputs.part_path(ctx.output_path(take))
-        if part.exists():
-            part.unlink()
-            log.info("stale_part_removed", part=str(part))
+        part = ctx.files.of(take).part
+        os.unlink(part)  # one system call; a stat first would be two when there is one
+    except FileNotFoundError:  # the usual case
+        return
     except OSError as exc:
         log.warning("stale_part_kept", error=str(exc))
+        return
+    log.info("stale_part_removed", part=str(part))
 
 
 async def _ambiguous(ctx: RunContext, take: Take, message: str) -> bool:
