@@ -13,6 +13,7 @@ import json.encoder
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
@@ -61,29 +62,28 @@ def _redact_line(_logger: Any, _method: str, line: Any) -> Any:
     return redact(line) if isinstance(line, str) else line
 
 
-_minutes: dict[int, str] = {}  # minute since the epoch -> "2026-11-24T09:30:"
+_second: tuple[int, str] = (-1, "")  # the last second stamped and its text
 
 
 def iso_timestamp(ns: int) -> str:
     """``ns`` (nanoseconds since the epoch) as structlog's ISO UTC stamp writes it.
 
     The text of ``datetime.now(timezone.utc).isoformat()`` with ``+00:00`` as ``Z``
-    (microseconds, and none when they are zero), without a datetime per event: the date and
-    time up to the minute are memoised, a run's events fall in a few minutes.
+    (microseconds, and none when they are zero), without a datetime per event: the text up
+    to the second is kept for the next event, most fall in the same second.
     """
-    micros = ns // 1000
-    seconds, micro = divmod(micros, 1_000_000)
-    minute, second = divmod(seconds, 60)
-    head = _minutes.get(minute)
-    if head is None:
-        if len(_minutes) > 10_000:
-            _minutes.clear()
+    global _second
+    seconds, micro = divmod(ns // 1000, 1_000_000)
+    last, head = _second
+    if last != seconds:
+        minute, second = divmod(seconds, 60)
         day, rest = divmod(minute, 1440)
         date = _dt.date.fromordinal(_EPOCH_ORDINAL + day).isoformat()
-        head = _minutes[minute] = f"{date}T{rest // 60:02d}:{rest % 60:02d}:"
+        head = f"{date}T{rest // 60:02d}:{rest % 60:02d}:{second:02d}"
+        _second = (seconds, head)
     if micro:
-        return f"{head}{second:02d}.{micro:06d}Z"
-    return f"{head}{second:02d}Z"
+        return f"{head}.{micro:06d}Z"
+    return head + "Z"
 
 
 _EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
@@ -97,6 +97,28 @@ def add_timestamp(
     return event_dict
 
 
+_bound: dict[str, Any] | None = getattr(structlog.contextvars, "_CONTEXT_VARS", None)
+_PREFIX_LEN = len(getattr(structlog.contextvars, "STRUCTLOG_KEY_PREFIX", "structlog_"))
+
+
+def merge_contextvars(
+    logger: Any, method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog's ``merge_contextvars``, reading only the variables structlog made.
+
+    structlog's own copies the whole context and walks every variable in it (asyncio's and
+    aiohttp's too) to find its own by name; it keeps them in a dict, read here (a private
+    name: should a structlog release drop it, its own processor is used, the same result).
+    """
+    if _bound is None:
+        return structlog.contextvars.merge_contextvars(logger, method, event_dict)
+    for name, var in tuple(_bound.items()):
+        value = var.get()
+        if value is not Ellipsis:
+            event_dict.setdefault(name[_PREFIX_LEN:], value)
+    return event_dict
+
+
 def open_private(path: Path) -> TextIO:
     """Open ``path`` for appending, created with mode 0600 (logs may name the user's files)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,7 +126,7 @@ def open_private(path: Path) -> TextIO:
     return os.fdopen(fd, "a", encoding="utf-8", buffering=1)
 
 
-_json_sink: TextIO | None = None
+_json_fd: int | None = None  # the open run log (appended to with os.write: see _append)
 
 
 def _json_fallback(obj: Any) -> Any:
@@ -149,10 +171,24 @@ class _JsonFileProcessor:
     def __call__(
         self, logger: Any, method: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
-        sink = _json_sink
-        if sink is not None:
-            sink.write(redact_json(self._encode(event_dict)) + "\n")
+        fd = _json_fd
+        if fd is not None:
+            _append(fd, (redact_json(self._encode(event_dict)) + "\n").encode())
         return event_dict
+
+
+def _append(fd: int, data: bytes) -> None:
+    """Write ``data`` (one line) to the end of the run log, now.
+
+    One ``os.write`` to a file opened with ``O_APPEND``: the line is in the file as soon as
+    the event is logged (as a line-buffered text file did, at twice the cost), and a line
+    from another thread is never interleaved with it. A short write (a full disk) goes on
+    with the rest, and an error is raised as the text file raised it.
+    """
+    written = os.write(fd, data)
+    while written < len(data):
+        data = data[written:]
+        written = os.write(fd, data)
 
 
 class _ConsoleLevelFilter:
@@ -169,43 +205,79 @@ class _ConsoleLevelFilter:
         return event_dict
 
 
+class _Console:
+    """structlog's console end: each rendered line to the stream the console is now.
+
+    The stream can change while loggers are cached (``shotrun run``'s live panel puts a
+    proxy in place of stderr; tests swap stderr): :func:`redirect_console` changes it for
+    every logger at once.
+    """
+
+    def __init__(self) -> None:
+        self.stream: TextIO = sys.stderr
+        self._lock = threading.Lock()
+
+    def msg(self, message: str) -> None:
+        with self._lock:
+            print(message, file=self.stream, flush=True)
+
+    log = debug = info = warn = warning = err = error = critical = exception = fatal = msg
+
+
+_console = _Console()
+# The processor chain, one list for the life of the process: loggers are cached on first use
+# and keep the list they found, so configure() changes it in place (structlog's own
+# ``capture_logs`` does the same).
+_processors: list[Any] = []
+
+
+def _console_factory(*_args: Any) -> _Console:
+    return _console
+
+
 def configure(level: str = "warning", stream: TextIO | None = None) -> None:
     """Configure structlog for this process; the console shows ``level`` and above.
 
     Most events go to ``run.log`` only: the chain does what the JSON line needs first, and
     the console's work (structured redaction, rendering, redacting the line) only for the
-    events the filter lets through.
+    events the filter lets through. Loggers are cached on first use (structlog otherwise
+    builds a bound logger for every event); what may change later (the level, the console
+    stream) is changed in place. Change the console's stream with :func:`redirect_console`,
+    not with ``structlog.configure``.
     """
-    console = structlog.PrintLogger(file=stream or sys.stderr)
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            add_timestamp,
-            _JsonFileProcessor(),
-            _ConsoleLevelFilter(_LEVELS[level]),
-            redact_processor,
-            structlog.dev.ConsoleRenderer(colors=False,
-                                          exception_formatter=structlog.dev.plain_traceback),
-            _redact_line,
-        ],
-        # One console logger for every event (the factory made one per event: structlog
-        # binds afresh per call while loggers are not cached).
-        logger_factory=lambda *_args: console,
-        cache_logger_on_first_use=False,
-    )
+    _console.stream = stream or sys.stderr
+    _processors[:] = [
+        merge_contextvars,
+        structlog.processors.add_log_level,
+        add_timestamp,
+        _JsonFileProcessor(),
+        _ConsoleLevelFilter(_LEVELS[level]),
+        redact_processor,
+        structlog.dev.ConsoleRenderer(colors=False,
+                                      exception_formatter=structlog.dev.plain_traceback),
+        _redact_line,
+    ]
+    structlog.configure(processors=_processors, logger_factory=_console_factory,
+                        cache_logger_on_first_use=True)
+
+
+def redirect_console(stream: TextIO) -> TextIO:
+    """Send console lines to ``stream`` from now on; returns the stream they went to."""
+    previous, _console.stream = _console.stream, stream
+    return previous
 
 
 def open_run_log(path: Path) -> None:
     """From now on, append every event as JSON to ``path`` (mode 0600) as well."""
-    global _json_sink
+    global _json_fd
     close_run_log()
-    _json_sink = open_private(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _json_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
 
 def close_run_log() -> None:
     """Stop writing JSON lines to the run log."""
-    global _json_sink
-    if _json_sink is not None:
-        _json_sink.close()
-        _json_sink = None
+    global _json_fd
+    fd, _json_fd = _json_fd, None
+    if fd is not None:
+        os.close(fd)

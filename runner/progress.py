@@ -23,15 +23,15 @@ import sys
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, TextIO
+from typing import TextIO
 
-import structlog
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from runner import log
 from runner.scheduler.progress import RunProgress, TakeProgress
 
 MAX_ROWS = 8  # takes shown in the in-flight table; the rest are counted
@@ -264,7 +264,7 @@ class LiveDisplay(ProgressDisplay):
             redirect_stdout=False,  # stdout may be a file (--json): leave it alone
             redirect_stderr=True,
         )
-        self._saved_logger_factory: Callable[..., Any] | None = None
+        self._saved_console: TextIO | None = None
 
     def _renderable(self) -> RenderableType:
         if self._latest is None:
@@ -273,11 +273,10 @@ class LiveDisplay(ProgressDisplay):
 
     def __enter__(self) -> LiveDisplay:
         self._live.start()
-        # Live swapped sys.stderr for a proxy that prints above the panel; structlog still
-        # holds the real stream, and a warning written there would tear the panel. Point it at
-        # the proxy while the panel is up (restored on exit).
-        self._saved_logger_factory = structlog.get_config()["logger_factory"]
-        structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
+        # Live swapped sys.stderr for a proxy that prints above the panel; the log's console
+        # still holds the real stream, and a warning written there would tear the panel. Point
+        # it at the proxy while the panel is up (restored on exit).
+        self._saved_console = log.redirect_console(sys.stderr)
         return self
 
     def __call__(self, progress: RunProgress) -> None:
@@ -296,9 +295,9 @@ class LiveDisplay(ProgressDisplay):
         try:
             self._live.stop()  # draws the last snapshot once more and leaves it on screen
         finally:
-            if self._saved_logger_factory is not None:
-                structlog.configure(logger_factory=self._saved_logger_factory)
-                self._saved_logger_factory = None
+            if self._saved_console is not None:
+                log.redirect_console(self._saved_console)
+                self._saved_console = None
 
 
 def is_interactive(stream: TextIO) -> bool:

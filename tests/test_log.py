@@ -152,3 +152,18 @@ def test_a_secret_inside_another_is_replaced_whole() -> None:
     register_secret("abcd")
     register_secret("xxabcdxx")
     assert redact_value("1 xxabcdxx 2 abcd") == f"1 {REDACTED} 2 {REDACTED}"
+
+
+def test_a_cached_logger_follows_a_new_level_and_stream(tmp_path: Path) -> None:
+    logger = structlog.get_logger()
+    first = io.StringIO()
+    log.configure("error", stream=first)
+    logger.warning("hidden_at_error")  # the logger is built and cached here
+    second = io.StringIO()
+    log.configure("debug", stream=second)
+    logger.debug("shown_at_debug")
+    assert first.getvalue() == "" and "shown_at_debug" in second.getvalue()
+    third = io.StringIO()
+    assert log.redirect_console(third) is second
+    logger.info("to_the_third")
+    assert "to_the_third" in third.getvalue() and "to_the_third" not in second.getvalue()

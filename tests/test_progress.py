@@ -142,12 +142,22 @@ def test_make_observer_picks_the_display() -> None:
 def test_live_display_routes_logs_above_the_panel_and_restores_them() -> None:
     import structlog
 
-    before = structlog.get_config()["logger_factory"]
-    display = LiveDisplay(Console(file=io.StringIO(), force_terminal=True, width=100))
+    from runner import log
+
+    console_before = io.StringIO()
+    log.configure("warning", stream=console_before)
+    logger = structlog.get_logger()
+    logger.warning("before_the_panel")  # the logger is cached from here on
+    screen = io.StringIO()
+    display = LiveDisplay(Console(file=screen, force_terminal=True, width=100))
     with display as observer:
-        assert structlog.get_config()["logger_factory"] is not before
         observer(snapshot())
-    assert structlog.get_config()["logger_factory"] is before
+        logger.warning("while_the_panel_is_up")
+    logger.warning("after_the_panel")
+    assert "while_the_panel_is_up" in screen.getvalue()  # printed above the panel
+    shown = console_before.getvalue()
+    assert "before_the_panel" in shown and "after_the_panel" in shown
+    assert "while_the_panel_is_up" not in shown
 
 
 # --- the live panel in a pseudo-terminal -------------------------------------------------------
