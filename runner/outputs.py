@@ -82,9 +82,12 @@ def inside(output_dir: Path, path: Path) -> Path:
     pays for resolving both in full (a ``realpath`` walks every component from ``/``).
     """
     root = os.path.abspath(output_dir)
-    target = os.path.abspath(path)
+    text = os.fspath(path)
+    target = os.path.abspath(text)
     prefix = root if root.endswith(os.sep) else root + os.sep
-    lexical = ".." not in Path(path).parts  # "link/.." is not where it looks: resolve
+    # "link/.." is not where it looks: resolve. (The components as ``Path.parts`` has them,
+    # without building a Path.)
+    lexical = ".." not in (text.replace(os.altsep, os.sep) if os.altsep else text).split(os.sep)
     if lexical and (target == root or target.startswith(prefix)):
         rel = target[len(prefix):] if target != root else ""
         current = root
@@ -115,8 +118,8 @@ def output_path(output_dir: Path, take: _TakeLike) -> Path:
         raise OutputPathError(f"take number {take.take!r} of {take.shot_id!r} is not positive")
     # One containment check of the whole path covers its folder too (a shot folder that is a
     # symlink out of the tree takes the file out with it): half the realpath walks of two.
-    folder = Path(output_dir) / safe_name(take.shot_id, "shot id")
-    return inside(output_dir, folder / f"take-{take.take}.mp4")
+    video = Path(output_dir, safe_name(take.shot_id, "shot id"), f"take-{take.take}.mp4")
+    return inside(output_dir, video)
 
 
 def sidecar_path(video: Path) -> Path:
@@ -364,6 +367,8 @@ def _json_value(value: Any) -> str:
         return encode_basestring(value)
     if kind is int:
         return int.__repr__(value)
+    if kind is float and value - value == 0.0:  # finite (NaN and infinities are not)
+        return float.__repr__(value)
     if value is None:
         return "null"
     return _ENCODE(value)

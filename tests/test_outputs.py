@@ -287,7 +287,8 @@ def test_archive_stale_with_a_runs_files(out: Path, store: StateStore) -> None:
 
 def test_sidecar_lines_are_what_json_dumps_writes_per_field() -> None:
     data = {"text": "caf\u00e9 \"q\" \\ \n\t\x01 \u2603", "int": 7, "neg": -3, "float": 24.3,
-            "whole": 3.0, "nan": float("nan"), "yes": True, "no": False, "none": None,
+            "whole": 3.0, "nan": float("nan"), "inf": float("-inf"), "zero": -0.0,
+            "tiny": 1e-7, "huge": 1e300, "yes": True, "no": False, "none": None,
             "list": ["a", 1, None], "empty": [], "nested": {"k": [1.5, {"x": "y"}]},
             "enum": TakeStatus.DONE, "big": 2**70}
     text = outputs._readable_json(data)
@@ -315,3 +316,13 @@ def test_a_runs_sidecar_matches_the_public_writer(out: Path, store: StateStore) 
     public.pop("downloaded"), ours.pop("downloaded")
     assert ours == public
     assert not list(video.parent.glob(".*.tmp"))
+
+
+def test_dot_dot_anywhere_in_the_path_is_resolved_before_it_is_trusted(
+    out: Path, tmp_path: Path
+) -> None:
+    (out / "a").mkdir(parents=True)
+    back_in = out / "a" / ".." / "a" / "x.mp4"
+    assert outputs.inside(out, back_in) == back_in
+    with pytest.raises(OutputPathError, match="outside the output directory"):
+        outputs.inside(out, Path(f"{out}/a/../../x.mp4"))
