@@ -157,7 +157,8 @@ def take_files(output_dir: Path, take: _TakeLike) -> TakeFiles:
     Nothing is created on disk (compare :func:`part_path`).
     """
     video = output_path(output_dir, take)
-    return TakeFiles(video, video.with_name(video.name + ".part"), sidecar_path(video))
+    return TakeFiles(video, video.with_name(f"take-{take.take}.mp4.part"),
+                     video.with_name(f"take-{take.take}.json"))
 
 
 class RunFiles:
@@ -342,7 +343,7 @@ def sidecar_data(
         "submitted": iso_time(record.submitted_at),
         "completed": iso_time(record.completed_at),
         "downloaded": iso_time(downloaded_at if downloaded_at is not None else time.time()),
-        "output": Path(video).name,
+        "output": (video if isinstance(video, Path) else Path(video)).name,
         "sha256": sha256 if sha256 is not None else record.sha256,
         "size": size if size is not None else record.size,
         "verified_duration": (
