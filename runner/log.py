@@ -6,7 +6,6 @@ shot/take context (``structlog.contextvars.bound_contextvars``).
 
 from __future__ import annotations
 
-import datetime as _dt
 import importlib
 import json
 import json.encoder
@@ -20,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TextIO
 
+from runner.isotime import iso_timestamp
 from runner.redact import redact, redact_json, redact_value
 
 
@@ -62,33 +62,6 @@ def _redact_line(_logger: Any, _method: str, line: Any) -> Any:
     return redact(line) if isinstance(line, str) else line
 
 
-_second: tuple[int, str] = (-1, "")  # the last second stamped and its text
-
-
-def iso_timestamp(ns: int) -> str:
-    """``ns`` (nanoseconds since the epoch) as structlog's ISO UTC stamp writes it.
-
-    The text of ``datetime.now(timezone.utc).isoformat()`` with ``+00:00`` as ``Z``
-    (microseconds, and none when they are zero), without a datetime per event: the text up
-    to the second is kept for the next event, most fall in the same second.
-    """
-    global _second
-    seconds, micro = divmod(ns // 1000, 1_000_000)
-    last, head = _second
-    if last != seconds:
-        minute, second = divmod(seconds, 60)
-        day, rest = divmod(minute, 1440)
-        date = _dt.date.fromordinal(_EPOCH_ORDINAL + day).isoformat()
-        head = f"{date}T{rest // 60:02d}:{rest % 60:02d}:{second:02d}"
-        _second = (seconds, head)
-    if micro:
-        return f"{head}.{micro:06d}Z"
-    return head + "Z"
-
-
-_EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
-
-
 def add_timestamp(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
@@ -117,13 +90,6 @@ def merge_contextvars(
         if value is not Ellipsis:
             event_dict.setdefault(name[_PREFIX_LEN:], value)
     return event_dict
-
-
-def open_private(path: Path) -> TextIO:
-    """Open ``path`` for appending, created with mode 0600 (logs may name the user's files)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    return os.fdopen(fd, "a", encoding="utf-8", buffering=1)
 
 
 _json_fd: int | None = None  # the open run log (appended to with os.write: see _append)

@@ -17,9 +17,7 @@ so a hostile manifest or gateway cannot make shotrun write elsewhere.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import math
 import os
 import stat
 import time
@@ -33,6 +31,7 @@ import structlog
 
 from runner.errors import ShotrunError
 from runner.fsutil import atomic_write_text, fsync_dir
+from runner.isotime import iso_time
 from runner.model import Manifest, Take
 from runner.redact import redact_value
 from runner.state.records import TakeRecord
@@ -134,6 +133,10 @@ def part_path(video: Path) -> Path:
     """
     video = Path(video)
     video.parent.mkdir(parents=True, exist_ok=True)
+    return _part_of(video)
+
+
+def _part_of(video: Path) -> Path:
     return video.with_name(video.name + ".part")
 
 
@@ -157,8 +160,7 @@ def take_files(output_dir: Path, take: _TakeLike) -> TakeFiles:
     Nothing is created on disk (compare :func:`part_path`).
     """
     video = output_path(output_dir, take)
-    return TakeFiles(video, video.with_name(f"take-{take.take}.mp4.part"),
-                     video.with_name(f"take-{take.take}.json"))
+    return TakeFiles(video, _part_of(video), sidecar_path(video))
 
 
 class RunFiles:
@@ -280,37 +282,6 @@ def sidecar_fingerprint(video: Path) -> str | None:
     data = read_sidecar(video)
     value = data.get("fingerprint") if data else None
     return value if isinstance(value, str) else None
-
-
-_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
-_SECONDS = tuple(f"{second:02d}Z" for second in range(60))
-_minutes: dict[int, str] = {}
-
-
-def iso_time(epoch: float | None) -> str | None:
-    """Epoch seconds as ISO 8601 UTC (``2026-11-24T09:30:00Z``), None stays None.
-
-    The text of ``datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")``, several
-    times faster: ``status`` formats three times per take (60,000 for 20,000 takes), and a
-    datetime per call was a tenth of its time. Everything up to the minute is memoised (a
-    run's takes finish within the same minutes); seconds are rounded the way
-    ``datetime.fromtimestamp`` rounds (to the microsecond, half to even), so the text is the
-    same to the character.
-    """
-    if epoch is None:
-        return None
-    seconds = math.floor(epoch)
-    if round((epoch - seconds) * 1_000_000) >= 1_000_000:
-        seconds += 1
-    minute, second = divmod(seconds, 60)
-    head = _minutes.get(minute)
-    if head is None:
-        if len(_minutes) > 100_000:
-            _minutes.clear()
-        day, rest = divmod(minute, 1440)
-        date = dt.date.fromordinal(_EPOCH_ORDINAL + day).isoformat()
-        head = _minutes[minute] = f"{date}T{rest // 60:02d}:{rest % 60:02d}:"
-    return head + _SECONDS[second]
 
 
 def sidecar_data(

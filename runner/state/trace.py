@@ -42,7 +42,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from runner.outputs import iso_time
+from runner.isotime import iso_time
 from runner.state.base import StoreBase
 from runner.state.records import STATUSES, TakeRecord, TakeStatus, parse_tags
 
