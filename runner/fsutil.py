@@ -43,6 +43,35 @@ def fsync_dir(directory: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+def make_dirs(directory: str | os.PathLike[str], mode: int = 0o777) -> bool:
+    """``mkdir -p`` whose new folders survive a power cut; True when it created one.
+
+    A file renamed into a folder and flushed there is still lost with the folder if the
+    folder's own entry in *its* parent never reached the disk: a take marked done whose shot
+    folder vanished. So each folder created here (the missing ancestors too) is flushed into
+    its parent before this returns. Folders that exist cost one ``stat``. A file in the way
+    raises ``FileExistsError``, as ``Path.mkdir(parents=True, exist_ok=True)`` does; ``mode``
+    applies to the folders created (filtered by the umask).
+    """
+    path = os.fspath(directory)
+    missing: list[str] = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if not parent or parent == path:
+            break
+        path = parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, mode)
+        except FileExistsError:
+            if not os.path.isdir(folder):
+                raise
+            continue  # made by someone else meanwhile: theirs to flush
+        fsync_dir(os.path.dirname(folder) or os.curdir)
+    return bool(missing)
+
+
 def fsync_file(path: str | os.PathLike[str]) -> None:
     """Flush a file's content to disk."""
     fd = os.open(path, os.O_RDONLY)

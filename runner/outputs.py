@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import structlog
 
 from runner.errors import ShotrunError
-from runner.fsutil import atomic_write_text, fsync_dir
+from runner.fsutil import atomic_write_text, fsync_dir, make_dirs
 from runner.isotime import iso_time
 from runner.model import Manifest, Take
 from runner.redact import redact_value
@@ -132,7 +132,7 @@ def part_path(video: Path) -> Path:
     Creates the shot's folder, because the download opens this file next.
     """
     video = Path(video)
-    video.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(video.parent)
     return _part_of(video)
 
 
@@ -194,7 +194,7 @@ class RunFiles:
         """
         folder = files.folder
         if folder not in self._made:
-            folder.mkdir(parents=True, exist_ok=True)
+            make_dirs(folder)  # its entry durable before any take in it is marked done
             self._made.add(folder)
 
 
@@ -221,7 +221,7 @@ def _move_aside(output_dir: Path, video: Path, fingerprint: str, reason: str) ->
         return None
     names = [video.name, sidecar_path(video).name, video.name + ".part"]
     target = _free_history_dir(video.parent / HISTORY_DIR, fingerprint, names)
-    inside(output_dir, target).mkdir(parents=True, exist_ok=True)
+    make_dirs(inside(output_dir, target))
     for file in files:
         os.rename(file, target / file.name)  # same filesystem: atomic, never a copy
     fsync_dir(target)

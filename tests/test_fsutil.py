@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.fsutil import atomic_write_bytes, atomic_write_text, replace_durably
+from runner.fsutil import atomic_write_bytes, atomic_write_text, make_dirs, replace_durably
 
 
 def test_atomic_write_replaces_content_and_leaves_no_temp(tmp_path: Path) -> None:
@@ -87,3 +87,33 @@ def test_the_folder_flush_can_be_left_to_the_caller(
     (tmp_path / "d.part").write_bytes(b"video")
     replace_durably(tmp_path / "d.part", tmp_path / "d.mp4", source_synced=True, sync_dir=False)
     assert seen == [] and (tmp_path / "d.mp4").read_bytes() == b"video"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="names fds via /proc")
+def test_make_dirs_flushes_each_new_folder_into_its_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path.resolve()
+    seen = _fsynced(monkeypatch)
+    assert make_dirs(root / "out" / "s01" / "history") is True
+    assert (root / "out" / "s01" / "history").is_dir()
+    # Outermost first: a folder's entry is flushed once the folder exists.
+    assert seen == [str(root), str(root / "out"), str(root / "out" / "s01")]
+    seen.clear()
+    assert make_dirs(root / "out" / "s01") is False  # there already: nothing to flush
+    assert make_dirs(root / "out" / "s02") is True
+    assert seen == [str(root / "out")]
+
+
+def test_make_dirs_refuses_a_file_in_the_way_and_applies_its_mode(tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("in the way")
+    for wanted in (tmp_path / "blocker", tmp_path / "blocker" / "below"):
+        with pytest.raises(FileExistsError) as caught:
+            make_dirs(wanted)
+        assert caught.value.filename == str(tmp_path / "blocker")  # the message names it
+    old = os.umask(0o022)
+    try:
+        make_dirs(tmp_path / "private", mode=0o700)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "private").stat().st_mode) == 0o700

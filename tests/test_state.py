@@ -48,6 +48,26 @@ def _synced(store: StateStore, *takes_: object) -> None:
 
 
 # ------------------------------------------------------------------ the file itself
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="names fds via /proc")
+def test_the_new_store_folder_is_flushed_into_its_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path.resolve()
+    seen: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        real(fd)
+        seen.append(os.readlink(f"/proc/self/fd/{fd}"))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with StateStore.open(root / "out" / ".shotrun" / "state.sqlite"):
+        pass
+    # sqlite flushes the files inside; the folders holding them are shotrun's to flush.
+    assert str(root) in seen and str(root / "out") in seen
+    assert stat.S_IMODE((root / "out" / ".shotrun").stat().st_mode) == 0o700
+
+
 def test_store_is_private_wal_and_versioned(path: Path, store: StateStore) -> None:
     assert path == path.parent.parent / ".shotrun" / "state.sqlite"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runner.errors import StateError
+from runner.fsutil import make_dirs
 
 SCHEMA_VERSION = 2
 
@@ -127,9 +128,10 @@ MIGRATIONS: dict[int, Migration] = {1: _V1, 2: _V2}
 def make_private_dir(directory: Path) -> None:
     """Create ``directory`` (and parents); the last level, when created here, gets mode 0700."""
     if not directory.exists():
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            directory.mkdir(mode=0o700)
+        # Each new folder is flushed into its parent: the store's files are fsynced by
+        # sqlite, which is of no use if the folder holding them is lost in a power cut.
+        make_dirs(directory.parent)
+        make_dirs(directory, mode=0o700)
 
 
 def create_private_file(path: Path) -> None:

@@ -75,6 +75,10 @@ async def test_video_and_sidecar_are_durable_before_the_take_is_done(
         # Both renames flushed by a flush of their folder after the later one.
         assert sidecar_moved < video_moved  # the sidecar names the video before it appears
         assert ("fsync", folder_of[take.key]) in before[video_moved:]
+        # The shot folder, new in this run, is itself flushed into the output folder (and
+        # that one into its parent) before anything in it counts as done.
+        assert ("fsync", str((tmp_path / "out").resolve())) in before
+        assert ("fsync", str(tmp_path.resolve())) in before
 
 
 async def test_a_half_download_of_an_earlier_task_is_not_resumed(tmp_path: Path) -> None:
