@@ -5,7 +5,8 @@ Each module in :mod:`runner.commands` is one subcommand and defines
 Commands are discovered, so adding one is adding a module.
 
 Exit codes (also in the README): 0 all done, 1 some takes failed, 2 invalid manifest or usage,
-3 unexpected error (the crash log's path is printed), 130 interrupted.
+3 unexpected error (the crash log's path is printed), 4 the state store stopped recording
+mid-way (disk full, read-only, gone), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from runner.errors import (
     EXIT_CRASH,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_STORE,
     EXIT_USAGE,
     ManifestError,
     ShotrunError,
     StateError,
+    StoreWriteFailed,
     UsageError,
 )
 from runner.redact import redact
@@ -63,7 +66,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="shotrun",
         description="Declarative batch runner for Kling O3 reference-to-video shot lists.",
         epilog="Exit codes: 0 done, 1 some takes failed, 2 invalid manifest or usage, "
-        "3 unexpected error, 130 interrupted.",
+        "3 unexpected error, 4 the state store could not record (disk full?), 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"shotrun {__version__}")
     verbosity = parser.add_mutually_exclusive_group()
@@ -115,6 +118,9 @@ def exit_codes(result: list[int]) -> Iterator[None]:
         for problem in exc.problems:
             _eprint(str(problem))
         result.append(EXIT_USAGE)
+    except StoreWriteFailed as exc:  # before StateError: under way, not "nothing was sent"
+        _eprint(f"shotrun: error: {exc}; stopped here, every step recorded before is kept")
+        result.append(EXIT_STORE)
     except (UsageError, StateError) as exc:
         _eprint(f"shotrun: error: {exc}")
         result.append(EXIT_USAGE)

@@ -7,7 +7,8 @@ boundary where they happen, so that the scheduler and the CLI reason about *what
     ShotrunError
     ├── UsageError                      bad command line                      -> exit 2
     ├── ManifestError                   invalid manifest (holds every Problem) -> exit 2
-    ├── StateError                      the state store cannot be used
+    ├── StateError                      the state store cannot be used (opening it: exit 2)
+    │   └── StoreWriteFailed            it stopped recording mid-way (disk full...) -> exit 4
     ├── GatewayError                    anything the gateway (or the way to it) said
     │   ├── TransientGatewayError       retry later with backoff
     │   │   ├── RateLimited             429: back off, honour retry_after, lower the pace
@@ -35,6 +36,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CRASH = 3
+EXIT_STORE = 4
 EXIT_INTERRUPTED = 130
 
 # Business codes of failed tasks (gateway-api.md, "Query a task").
@@ -113,6 +115,16 @@ class ManifestError(ShotrunError, ValueError):
 
 class StateError(ShotrunError):
     """The state store is unusable (locked by another run, newer schema, corrupt)."""
+
+
+class StoreWriteFailed(StateError):
+    """The store could not record a step of a command under way (disk full, read-only, gone).
+
+    Its own type because what it means differs from a store that cannot be opened (exit 2,
+    nothing sent, nothing written): by now things may have been submitted, paid and saved.
+    Every step committed before is kept, so the next run, once the disk is fixed, continues
+    from there (exit 4).
+    """
 
 
 class GatewayError(ShotrunError):

@@ -5,8 +5,10 @@ exits 2 before anything is sent or written), resolves the settings and the key, 
 store, says per take why it runs, hands the plan to the engine, and prints the summary.
 
 Exit codes: 0 every take done, 1 some failed (or were not rendered: budget, quota, a refused
-key), 2 invalid manifest or usage, 130 interrupted. Ctrl-C once stops gracefully (tasks in
-flight keep rendering at the gateway; the next run collects them); twice exits at once.
+key), 2 invalid manifest or usage, 4 the state store stopped recording mid-way (disk full,
+read-only, gone: the run stops at once, without a summary), 130 interrupted. Ctrl-C once stops
+gracefully (tasks in flight keep rendering at the gateway; the next run collects them); twice
+exits at once.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def add_parser(subparsers: Any) -> None:
         "run", help="render every take of a manifest (resumable)",
         description="Render every take of MANIFEST through the gateway, resuming where an "
         "earlier run stopped. Exit 0 all done, 1 some failed, 2 invalid manifest or usage, "
-        "130 interrupted.",
+        "4 the state store could not record (disk full?), 130 interrupted.",
     )
     parser.add_argument("manifest", type=Path, metavar="MANIFEST")
     parser.add_argument("--only", action="append", default=[], metavar="ID|TAG",

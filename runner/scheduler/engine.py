@@ -33,7 +33,7 @@ from typing import Any
 import structlog
 
 from runner import outputs
-from runner.errors import StateError
+from runner.errors import StateError, StoreWriteFailed
 from runner.gateway.types import Gateway
 from runner.model import Manifest, Take, frozen_mapping
 from runner.redact import redact
@@ -159,8 +159,8 @@ class Engine:
     async def run(self) -> RunSummary:
         """Drive every take to the end of this run and return the summary.
 
-        Raises :class:`~runner.errors.StateError` when the store stops accepting writes: the
-        run stops at once (each take stays where its last committed transition left it).
+        Raises :class:`~runner.errors.StoreWriteFailed` when the store stops accepting writes:
+        the run stops at once (each take stays where its last committed transition left it).
         """
         ctx = self.ctx
         self._archive_previous()
@@ -185,8 +185,14 @@ class Engine:
             self._loop = None  # from here on, snapshots go out at once
             if self._snapshot_due:
                 self._flush()
-        if self._fatal is not None:
-            raise self._fatal
+        fatal = self._fatal
+        if isinstance(fatal, StoreWriteFailed):
+            raise fatal
+        if fatal is not None:
+            # A read or a refused move stopped the run: still "stopped mid-way, what was
+            # recorded is kept" (exit 4), never "nothing was sent" as a store that cannot
+            # be opened says (exit 2). The message is the one already logged.
+            raise StoreWriteFailed(redact(str(fatal))) from fatal
         for take in self.takes:
             if ctx.phases.get(take.key) not in TERMINAL:
                 self._settle_unfinished(take)

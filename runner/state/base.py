@@ -9,7 +9,8 @@ the cosmetic counters (``mark_progress``, ``record_poll``) and the completion an
 are committed with ``synchronous=NORMAL``: visible to readers at once, durable with the next
 real commit, and never reordered with it (one WAL, synced in order).
 
-sqlite3 errors are translated into :class:`runner.errors.StateError` here, at the boundary.
+sqlite3 errors are translated into :class:`runner.errors.StateError` here, at the boundary;
+those of a write transaction into its subclass :class:`runner.errors.StoreWriteFailed`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any, Self
 
 import structlog
 
-from runner.errors import StateError
+from runner.errors import StateError, StoreWriteFailed
 from runner.redact import redact_value
 from runner.state import schema
 from runner.state.records import STATUSES, TakeStatus
@@ -66,7 +67,7 @@ def dumps(value: Any) -> str:
 class WriteTransaction:
     """The context of :meth:`StoreBase._write`: the store's lock held, ``BEGIN IMMEDIATE`` on
     entry, ``COMMIT`` on a clean exit, ``ROLLBACK`` on any exception; sqlite errors become
-    :class:`StateError`. A class rather than a generator: seven of them per take."""
+    :class:`StoreWriteFailed`. A class rather than a generator: seven of them per take."""
 
     __slots__ = ("_conn", "_durable", "_store")
 
@@ -244,9 +245,10 @@ class StoreBase:
             conn.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL")
             self._durable_mode = durable
 
-    def _problem(self, exc: sqlite3.Error) -> StateError:
-        """An sqlite error as the store reports it (with what to do when the disk is at fault)."""
-        return StateError(f"state store {self.path}: {schema.sqlite_problem(exc)}")
+    def _problem(self, exc: sqlite3.Error) -> StoreWriteFailed:
+        """A write that failed, as the store reports it (with what to do when the disk is at
+        fault): its own type, because the command had got under way (exit 4, not 2)."""
+        return StoreWriteFailed(f"state store {self.path}: {schema.sqlite_problem(exc)}")
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
