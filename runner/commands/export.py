@@ -48,8 +48,10 @@ def _err(text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``shotrun export``."""
     from runner.manifest import load_manifest
+    from runner.manifest.outdir import check_output_dir
 
     manifest = load_manifest(args.manifest)
+    check_output_dir(manifest)
     path = store_path_for(manifest)
     if not path.is_file():
         raise UsageError(f"nothing is rendered yet for {args.manifest}: run it first "

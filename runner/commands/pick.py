@@ -39,8 +39,10 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``shotrun pick``."""
     from runner.manifest import load_manifest
+    from runner.manifest.outdir import check_output_dir
 
     manifest = load_manifest(args.manifest)
+    check_output_dir(manifest)
     takes = [t for t in manifest.takes if t.shot_id == args.shot]
     if not takes:
         shots = sorted({t.shot_id for t in manifest.takes})

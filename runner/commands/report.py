@@ -73,11 +73,13 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``shotrun report``."""
     from runner.commands.status import gather
     from runner.manifest import load_manifest
+    from runner.manifest.outdir import check_output_dir
     from runner.report import write_report
     from runner.report.trace import write_trace_csv
     from runner.state import StateStore, store_path_for
 
     manifest = load_manifest(args.manifest)  # ManifestError -> exit 2
+    check_output_dir(manifest)
     store_path = store_path_for(manifest)
     if store_path.is_file():
         with StateStore.open_readonly(store_path) as store:  # StateError -> exit 2

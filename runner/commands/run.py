@@ -308,9 +308,11 @@ def end_of_run_report(manifest: Manifest, store: StateStore) -> Path | None:
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``shotrun run``."""
     from runner.manifest import load_manifest
+    from runner.manifest.outdir import check_output_dir
     from runner.state import StateStore, store_path_for
 
     manifest = load_manifest(args.manifest)  # ManifestError -> exit 2, nothing written
+    check_output_dir(manifest)  # a file where the folder goes: exit 2, nothing sent
     for warning in manifest.warnings:
         _out(str(warning), err=True)
     takes = select_takes(manifest, args.only)

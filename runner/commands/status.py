@@ -79,6 +79,7 @@ def _fallback_output_dir(path: Path, error: ManifestError) -> Path:
 def _load(path: Path) -> tuple[Manifest | None, Path, str | None]:
     """(manifest or None, output folder, warning)."""
     from runner.manifest import load_manifest
+    from runner.manifest.outdir import check_output_dir
 
     try:
         manifest = load_manifest(path)
@@ -87,6 +88,7 @@ def _load(path: Path) -> tuple[Manifest | None, Path, str | None]:
         warning = (f"warning: {path} does not load any more ({exc}); showing what the state "
                    "store holds")
         return None, output_dir, warning
+    check_output_dir(manifest)  # else a file there would read as "no run yet"
     return manifest, manifest.output_dir, None
 
 
