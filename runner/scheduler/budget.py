@@ -8,6 +8,11 @@ wrong rate table corrects itself after the first task. A creation that certainly
 happen (refused with 4xx, 429) gives its reservation back; an ambiguous one keeps it, since it
 may have been billed.
 
+A take reserves when its turn at the creation pace has come, in the same step (no ``await``)
+as its intent is committed and its request leaves: no reservation ever waits. "Reserved" is
+thus what was sent (or is on the wire), so a take that fits is never dropped because a later
+one did not, and a take stopped while it waited (Ctrl-C) has nothing to give back.
+
 When the next take would go over the cap, nothing more is submitted: skipping it to squeeze
 in a cheaper one would make the order of a shot list depend on prices, which surprises people.
 """

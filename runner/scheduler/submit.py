@@ -1,4 +1,4 @@
-"""One take's creation: media to URLs, budget, pace, intent committed, request, task id committed.
+"""One take's creation: media to URLs, pace, budget, intent committed, request, task id committed.
 
 The order is the whole point (product.md, "lessons"): the intent is committed to the store
 *before* the request leaves, and the task id the moment it arrives, with no ``await`` in
@@ -140,24 +140,26 @@ async def submit(ctx: RunContext, take: Take) -> bool:
             payload = await _prepare(ctx, take)
             if payload is None:
                 return False
+            # The pace first, the budget after it: a take reserves its credits only when
+            # it is sent in the same step, so no reservation ever waits. One that waited
+            # here was dropped when a later take met the cap (and a budget with room for
+            # two takes rendered one), and kept its credits when Ctrl-C cancelled the wait.
+            await ctx.bucket.acquire()
             if ctx.stop_submitting.is_set():
                 return _not_started(ctx, take)
             if not ctx.budget.try_reserve(key, estimate):
-                total = ctx.budget.total
-                ctx.stop(StopReason.BUDGET,
-                         f"budget reached: {total:.1f} of {ctx.budget.max_credits:g} credits "
-                         f"reserved and the next take ({key}, about {estimate or 0:.1f} "
-                         f"credits) would exceed it; raise budget.max_credits or --max-credits "
-                         f"to render the rest")
+                _budget_stop(ctx, key, estimate)
                 return _not_started(ctx, take)
-            await ctx.bucket.acquire()
-            if ctx.stop_submitting.is_set():
+            # No await from the reservation to the request: what is reserved is what is
+            # sent, and whatever stops it before then gives the credits back.
+            try:
+                ctx.set_phase(take, Phase.SUBMITTING)
+                _drop_stale_part(ctx, take)
+                _record_sources(ctx, take)
+                attempt = ctx.store.mark_submitting(key, redact_value(payload), estimate)
+            except BaseException:
                 ctx.budget.release(key, estimate)
-                return _not_started(ctx, take)
-            ctx.set_phase(take, Phase.SUBMITTING)
-            _drop_stale_part(ctx, take)
-            _record_sources(ctx, take)
-            attempt = ctx.store.mark_submitting(key, redact_value(payload), estimate)
+                raise
             log.info("take_submitting", attempt=attempt, estimate=estimate)
             ctx.critical.add(key)
             epoch = ctx.limiter.epoch
@@ -233,6 +235,14 @@ async def submit(ctx: RunContext, take: Take) -> bool:
             if holding:
                 ctx.limiter.release()
         await asyncio.sleep(delay)
+
+
+def _budget_stop(ctx: RunContext, key: str, estimate: float | None) -> None:
+    """The next take does not fit: no more submissions (those sent are collected)."""
+    ctx.stop(StopReason.BUDGET,
+             f"budget reached: {ctx.budget.total:.1f} of {ctx.budget.max_credits:g} credits "
+             f"reserved and the next take ({key}, about {estimate or 0:.1f} credits) would "
+             f"exceed it; raise budget.max_credits or --max-credits to render the rest")
 
 
 def _record_sources(ctx: RunContext, take: Take) -> None:
