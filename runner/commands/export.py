@@ -69,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         export(manifest, selection, args.dir, link=args.link)
     except ExportError as exc:
         raise UsageError(str(exc)) from None
+    if args.quiet:  # -q: warnings and errors only
+        return EXIT_OK
     for clip in selection.clips:
         mark = " (picked)" if clip.picked else ""
         print(redact(f"{clip.name}  <- {clip.shot_id} take {clip.take}{mark}"))

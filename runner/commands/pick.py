@@ -73,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{key} is not a finished take ({state}); {hint}")
         set_pick(store, args.shot, args.take, record.sha256)
     dependents = sorted({t.shot_id for t in manifest.takes if args.shot in frame_sources(t)})
+    if args.quiet:  # -q: errors only
+        return EXIT_OK
     print(redact(f"picked {args.shot} take {args.take}"))
     if dependents:
         print(redact(f"shots that start from it re-render on the next run if their source "

@@ -85,14 +85,18 @@ def run(args: argparse.Namespace) -> int:
         with StateStore.open_readonly(store_path) as store:  # StateError -> exit 2
             written = report_from_store(manifest, store, force=True)
     else:
-        _say(f"shotrun: no run of {manifest.path} yet: every take is shown as new", err=True)
+        if not args.quiet:
+            _say(f"shotrun: no run of {manifest.path} yet: every take is shown as new",
+                 err=True)
         written = write_report(manifest, [], chosen={})
     path = written.path
-    _say(f"shotrun: report of {written.describe()}: {path}")
+    if not args.quiet:  # -q: errors only; the exit code says it is written
+        _say(f"shotrun: report of {written.describe()}: {path}")
     if args.csv is not None:
         csv_path = Path(args.csv) if args.csv else manifest.output_dir / DEFAULT_CSV
         write_trace_csv(gather(args.manifest)["takes"], csv_path)  # = status --json records
-        _say(f"shotrun: trace: {csv_path}")
+        if not args.quiet:
+            _say(f"shotrun: trace: {csv_path}")
     if args.open and not webbrowser.open(path.resolve().as_uri()):
         _say(f"shotrun: no web browser could be started; open {path.resolve().as_uri()}",
              err=True)

@@ -200,8 +200,21 @@ def _out(text: str, *, err: bool = False) -> None:
 PLAN_LINES = 40  # beyond this many takes to do, the plan is shown as counts per reason
 
 
-def print_plan(plans: Sequence[Any], *, stream_err: bool) -> None:
-    """Why each take runs (one line each, or counts per action and reason for long lists)."""
+def print_plan(plans: Sequence[Any], *, stream_err: bool, quiet: bool = False) -> None:
+    """Why each take runs, then the warnings; ``quiet`` (``-q``) keeps only the warnings."""
+    if not quiet:
+        _print_todo(plans, stream_err=stream_err)
+    for plan in plans:
+        previous = getattr(plan, "previous", None)
+        if previous is not None and previous.status.value in UNSAVED_PAID:
+            task = previous.task_id or "a creation whose answer was lost"
+            _out(f"shotrun: warning: {plan.key} changed while its task ({task}) was "
+                 f"{previous.status.value}: that paid render is abandoned, not collected "
+                 "(its record is kept in the take's history)", err=True)
+
+
+def _print_todo(plans: Sequence[Any], *, stream_err: bool) -> None:
+    """One line per take to do, or counts per action and reason for long lists."""
     todo = [plan for plan in plans if plan.action != "skip"]
     skipped = len(plans) - len(todo)
     if len(todo) <= PLAN_LINES:
@@ -216,13 +229,6 @@ def print_plan(plans: Sequence[Any], *, stream_err: bool) -> None:
         _out("  (shotrun plan MANIFEST lists them one by one)", err=stream_err)
     if skipped:
         _out(f"  {skipped} take(s) already done", err=stream_err)
-    for plan in plans:
-        previous = getattr(plan, "previous", None)
-        if previous is not None and previous.status.value in UNSAVED_PAID:
-            task = previous.task_id or "a creation whose answer was lost"
-            _out(f"shotrun: warning: {plan.key} changed while its task ({task}) was "
-                 f"{previous.status.value}: that paid render is abandoned, not collected "
-                 "(its record is kept in the take's history)", err=True)
 
 
 def format_summary(summary: RunSummary) -> str:
@@ -335,8 +341,9 @@ def run(args: argparse.Namespace) -> int:
                            ambiguous=args.ambiguous)
         del payloads  # in the store now; not kept for the whole run (megabytes at 20,000)
         where = "the built-in emulator" if config.uses_emulator else config.base_url
-        _out(f"shotrun: {manifest.name}: {len(plans)} take(s) via {where}", err=args.json)
-        print_plan(plans, stream_err=args.json)
+        if not args.quiet:  # -q: errors and warnings only (print_plan warns regardless)
+            _out(f"shotrun: {manifest.name}: {len(plans)} take(s) via {where}", err=args.json)
+        print_plan(plans, stream_err=args.json, quiet=args.quiet)
 
         def on_stop(count: int) -> None:
             if count == 1:
@@ -359,9 +366,10 @@ def run(args: argparse.Namespace) -> int:
         document = summary.to_json()
         document["report"] = None if report is None else str(report)
         _out(json.dumps(document, indent=2))
-    else:
-        _out(format_summary(summary))
-        if report is not None:
+    elif not args.quiet or exit_code(summary) != EXIT_OK:
+        # -q: nothing when all is done (the exit code says so); what went wrong otherwise.
+        _out(format_summary(summary), err=args.quiet)
+        if report is not None and not args.quiet:
             _out(f"report: {report}")
     if summary.stopped_reason == "auth":
         _out(f"shotrun: the API key comes from the environment variable {config.api_key_env} "

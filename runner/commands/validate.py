@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             for problem in problems:
                 print(redact(str(problem)))
-            if errors == 0:
+            if errors == 0 and not args.quiet:  # -q: only the problems
                 warned = f" ({len(problems)} warning{'s' if len(problems) != 1 else ''})" \
                     if problems else ""
                 print(redact(f"{file}: valid{warned}"))

@@ -6,6 +6,7 @@ chosen take in ``status``, stale clips left in an export folder.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,42 @@ def test_an_output_dir_below_a_file_names_the_file(
     err = capsys.readouterr().err
     assert "output_dir: 'f/out' cannot be a folder: 'f' is a file" in err
     assert err.count("\n") == 1
+
+
+def test_quiet_run_prints_nothing_when_all_is_done_and_json_still_prints(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write_manifest(tmp_path, THREE)
+    assert cli.main(["-q", "run", str(manifest), *FAST_FLAGS]) == 0
+    assert capsys.readouterr() == ("", "")
+    assert (tmp_path / "out" / "s02" / "take-1.mp4").is_file()
+    assert cli.main(["-q", "run", str(manifest), "--json", *FAST_FLAGS]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["all_done"] is True and captured.err == ""
+
+
+def test_quiet_run_that_fails_says_what_went_wrong_on_stderr(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write_manifest(tmp_path, THREE, api="  concurrency: 1\n")
+    assert cli.main(["-q", "run", str(manifest), "--max-credits", "30", *FAST_FLAGS]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "budget reached" in captured.err and "not submitted: 2" in captured.err
+    assert "submit" not in captured.err.split("done:")[0]  # no plan lines
+
+
+def test_quiet_report_export_pick_and_validate_print_nothing_on_success(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write_manifest(tmp_path, THREE)
+    assert cli.main(["-q", "validate", str(manifest)]) == 0
+    assert cli.main(["-q", "report", str(manifest)]) == 0  # before any run: a note, quieted
+    assert capsys.readouterr() == ("", "")
+    assert cli.main(["run", str(manifest), *FAST_FLAGS]) == 0
+    capsys.readouterr()
+    assert cli.main(["-q", "report", str(manifest), "--csv", str(tmp_path / "t.csv")]) == 0
+    assert cli.main(["-q", "export", str(manifest), str(tmp_path / "edit")]) == 0
+    assert cli.main(["-q", "pick", str(manifest), "s01", "2"]) == 0
+    assert capsys.readouterr() == ("", "")
+    assert (tmp_path / "t.csv").is_file() and (tmp_path / "edit" / "edit.csv").is_file()
+    # status's table is what was asked for: -q does not hide it.
+    assert cli.main(["-q", "status", str(manifest)]) == 0
+    assert "s01/take-2" in capsys.readouterr().out
