@@ -6,7 +6,9 @@ estimated credits from ``budget.rates``; then totals against ``budget.max_credit
 
 The run engine adds "done / in flight / changed and why" through the seam :func:`plan_rows`
 and :func:`plan_document`: both take an optional mapping from :attr:`Take.key` to a
-:class:`PlanStatus`; ``render_plan`` shows the status columns whenever one is given.
+:class:`PlanStatus`; ``render_plan`` shows the status columns whenever one is given. With a
+state store, the totals split what a run would send (and pay) from what is done or in flight,
+and judge the cap against what the manifest already spent (:mod:`runner.outlook`).
 """
 
 from __future__ import annotations
@@ -36,31 +38,16 @@ from runner.model import (
     TakeRequest,
     VideoElement,
 )
+from runner.outlook import Outlook, PlanStatus, outlook, read_store
 from runner.redact import redact
-from runner.state import StateStore, store_path_for
-from runner.state.continuity import source_changes
-from runner.state.plan import preview
 from runner.wire import (
     billed_seconds,
     build_payload,
     estimate_credits,
-    fingerprint_resolver,
     preview_resolver,
 )
 
-
-@dataclass(frozen=True, slots=True)
-class PlanStatus:
-    """What the state store knows of a take, for the plan's status columns.
-
-    ``state`` is what happens or happened (done, in flight, new, changed, failed: e.g. a
-    ``runner.state.TakePlan``'s action or its record's status) and ``reason`` why it will be
-    (re)run (prompt changed, asset content changed...). Not to be confused with
-    ``runner.state.TakeStatus``, the store's life-cycle enum.
-    """
-
-    state: str
-    reason: str = ""
+__all__ = ["PlanRow", "PlanStatus", "plan_document", "plan_rows", "render_plan", "totals"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +116,18 @@ def inputs(request: TakeRequest) -> dict[str, Any]:
     return found
 
 
-def totals(manifest: Manifest, rows: Sequence[PlanRow]) -> dict[str, Any]:
-    """Counts, seconds and credits of the whole plan, against the budget."""
+def run_outlook(manifest: Manifest, rows: Sequence[PlanRow], spent: float = 0.0) -> Outlook:
+    """What a run of ``rows`` would send and spend, after ``spent`` credits (the store's)."""
+    return outlook(manifest, ((row.status, row.credits, billed_seconds(row.take.request))
+                              for row in rows), spent)
+
+
+def totals(manifest: Manifest, rows: Sequence[PlanRow], spent: float = 0.0) -> dict[str, Any]:
+    """Counts, seconds and credits of every take of the plan, done or not.
+
+    ``within_budget`` is the run's own test: what the manifest spent (``spent``) plus the
+    estimates of the takes a run would send, against the cap; without a store, every take.
+    """
     credits = sum(row.credits for row in rows if row.credits is not None)
     unpriced = sum(1 for row in rows if row.credits is None)
     cap = manifest.budget.max_credits
@@ -141,13 +138,19 @@ def totals(manifest: Manifest, rows: Sequence[PlanRow]) -> dict[str, Any]:
         "credits": round(credits, 4),
         "unpriced_takes": unpriced,
         "max_credits": cap,
-        "within_budget": cap is None or credits <= cap,
+        "within_budget": run_outlook(manifest, rows, spent).within_budget,
     }
 
 
 def plan_document(manifest: Manifest,
-                  statuses: Mapping[str, PlanStatus] | None = None) -> dict[str, Any]:
-    """The whole plan as JSON-ready data (what ``plan --json`` prints)."""
+                  statuses: Mapping[str, PlanStatus] | None = None, *,
+                  spent: float = 0.0) -> dict[str, Any]:
+    """The whole plan as JSON-ready data (what ``plan --json`` prints).
+
+    ``totals`` counts every take; ``this_run`` what a run would send now (``will_run``), what
+    it leaves (``already_done``, ``in_flight``, ``not_run``), the credits the store says were
+    spent and the budget judged on spent plus to run.
+    """
     rows = plan_rows(manifest, statuses)
     takes = []
     for row in rows:
@@ -170,7 +173,8 @@ def plan_document(manifest: Manifest,
         "budget": {"max_credits": manifest.budget.max_credits,
                    "rates": dict(manifest.budget.rates)},
         "takes": takes,
-        "totals": totals(manifest, rows),
+        "totals": totals(manifest, rows, spent),
+        "this_run": run_outlook(manifest, rows, spent).to_json(),
         "warnings": [problem_json(p) for p in manifest.warnings],
     }
 
@@ -180,11 +184,13 @@ def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console) -> None:
+def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console, *,
+                spent: float = 0.0) -> None:
     """The human plan: one table row per take, then totals.
 
     The prompt column is shown only when the terminal is wide enough to read it; ``--json``
-    always has everything.
+    always has everything. With statuses (a store), the totals say what a run would send
+    and what it leaves, and judge the cap after the ``spent`` credits.
     """
     with_status = any(row.status is not None for row in rows)
     wide = console.width >= 120
@@ -224,60 +230,75 @@ def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console) -
             cells += [state, "" if reason == state else reason]
         table.add_row(*cells)
     console.print(table)
-    total = totals(manifest, rows)
-    budget = ("no cap" if total["max_credits"] is None else
-              f"cap {total['max_credits']:g}, " +
-              ("within budget" if total["within_budget"] else "OVER BUDGET"))
-    count = total["unpriced_takes"]
-    unpriced = (f", {count} take{'s' if count != 1 else ''} without a rate (set budget.rates)"
-                if count else "")
-    console.print(f"{total['takes']} takes of {total['shots']} shots, {total['seconds']} s of "
-                  f"video, about {total['credits']:g} credits ({budget}){unpriced}.",
-                  highlight=False, soft_wrap=True)
+    for line in _total_lines(manifest, rows, spent, with_status):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     for warning in manifest.warnings:
         console.print(redact(str(warning)), highlight=False, markup=False, soft_wrap=True)
     console.print(f"Output: {manifest.output_dir}. Nothing was sent.", highlight=False,
                   markup=False, soft_wrap=True)
 
 
-_STATE_WORDS = {"skip": "done", "poll": "in flight", "download": "in flight",
-                "submit": "will run", "retry": "will retry", "hold": "held",
-                "failed": "failed"}
+def _takes(count: int) -> str:
+    return f"{count} take{'s' if count != 1 else ''}"
+
+
+def _total_lines(manifest: Manifest, rows: Sequence[PlanRow], spent: float,
+                 with_status: bool) -> list[str]:
+    """The totals under the table: one line without a store, else what a run would do."""
+    total = totals(manifest, rows, spent)
+    cap = total["max_credits"]
+    count = total["unpriced_takes"]
+    unpriced = f", {_takes(count)} without a rate (set budget.rates)" if count else ""
+    if not with_status:  # no store: every take runs, nothing was spent
+        budget = ("no cap" if cap is None else
+                  f"cap {cap:g}, " + ("within budget" if total["within_budget"] else
+                                      "OVER BUDGET"))
+        return [f"{total['takes']} takes of {total['shots']} shots, {total['seconds']} s of "
+                f"video, about {total['credits']:g} credits ({budget}){unpriced}."]
+    found = run_outlook(manifest, rows, spent)
+    count = found.run_unpriced
+    unpriced = f", {_takes(count)} without a rate (set budget.rates)" if count else ""
+    lines = [f"{total['takes']} takes of {total['shots']} shots.",
+             f"will run: {_takes(found.counts['run'])}, {found.run_seconds} s of video, about "
+             f"{found.run_credits:g} credits{unpriced}.",
+             f"already done: {_takes(found.counts['done'])} "
+             f"({found.spent:g} credits spent so far, all runs)."]
+    if found.counts["in_flight"]:
+        lines.append(f"in flight: {_takes(found.counts['in_flight'])} (already paid; a run "
+                     "collects them).")
+    if found.counts["not_run"]:
+        lines.append(f"not run: {_takes(found.counts['not_run'])} (held or failed; "
+                     "`shotrun run --retry-failed` sends them).")
+    head = f"budget: {found.spent:g} spent + about {found.run_credits:g} to run = " \
+           f"{found.after_run:g}"
+    if cap is None:
+        lines.append(f"{head} (no cap).")
+    elif found.within_budget:
+        lines.append(f"{head} (cap {cap:g}, within budget).")
+    else:
+        lines.append(f"{head} (cap {cap:g}, OVER BUDGET: a run stops submitting at the cap, "
+                     f"after about {found.fits} of {_takes(found.counts['run'])}).")
+    return lines
 
 
 def store_statuses(manifest: Manifest) -> dict[str, PlanStatus] | None:
-    """What a run would do with each take, from the state store (read-only); None if no store.
-
-    The store is read without the writer's lock, so ``plan`` works beside a live run.
-    """
-    path = store_path_for(manifest)
-    if not path.exists():
-        return None
-    with StateStore.open_readonly(path) as store:
-        records = {record.key: record for record in store.records()}
-        stored = store.fingerprints()
-        changed_sources = source_changes(store, manifest.takes)
-    statuses: dict[str, PlanStatus] = {}
-    for take in manifest.takes:
-        payload = build_payload(take.request, fingerprint_resolver, manifest.api.wire)
-        action, reason = preview(records.get(take.key), stored.get(take.key), take.fingerprint,
-                                 payload)
-        statuses[take.key] = PlanStatus(_STATE_WORDS.get(action, action), reason)
-    for key, reason in changed_sources.items():  # continuity: a source rendered anew
-        statuses[key] = PlanStatus(_STATE_WORDS["submit"], reason)
-    return statuses
+    """What a run would do with each take, from the state store (read-only); None if no store."""
+    view = read_store(manifest)
+    return None if view is None else view.statuses
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the plan of one manifest (problems make it exit 2 through the CLI)."""
     manifest = load_manifest(args.file)
-    statuses = store_statuses(manifest)
+    view = read_store(manifest)
+    statuses = None if view is None else view.statuses
+    spent = 0.0 if view is None else view.spent
     if args.json:
-        document = plan_document(manifest, statuses)
+        document = plan_document(manifest, statuses, spent=spent)
         print(redact(json.dumps(document, indent=2, ensure_ascii=False)))
         return EXIT_OK
     # Piped output is for reading in full or grepping: never cut it to 80 columns.
     width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
     console = Console(file=sys.stdout, soft_wrap=False, width=width)
-    render_plan(manifest, plan_rows(manifest, statuses), console)
+    render_plan(manifest, plan_rows(manifest, statuses), console, spent=spent)
     return EXIT_OK

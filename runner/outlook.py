@@ -1,0 +1,165 @@
+"""What a run of a manifest would do, read from the state store without writing (``plan``).
+
+``plan`` is the dry run people read before paying, so it must answer the questions a run
+answers only once it has started: which takes it sends again and why, which takes it leaves
+alone, what the manifest has already spent, whether what remains fits under the cap, and which
+paid renders still at the gateway a new render would replace. Each answer mirrors the code the
+run uses rather than restating it: :func:`runner.state.plan.preview` for the action,
+:meth:`runner.state.StateStore.credits_committed` for the ledger the run's
+:class:`runner.scheduler.budget.BudgetGuard` starts from, and the guard's own test
+(``committed + reserved + next > cap``) for the budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner.model import Manifest
+from runner.state import StateStore, store_path_for
+from runner.state.continuity import source_changes
+from runner.state.plan import preview
+from runner.wire import build_payload, fingerprint_resolver
+
+
+@dataclass(frozen=True, slots=True)
+class PlanStatus:
+    """What the state store knows of a take, for the plan's status columns.
+
+    ``state`` is what happens or happened (done, in flight, new, changed, failed: e.g. a
+    ``runner.state.TakePlan``'s action or its record's status) and ``reason`` why it will be
+    (re)run (prompt changed, asset content changed...). ``action`` is the run's own word
+    (skip, poll, download, submit, retry, hold, failed) when known: the totals count by it.
+    Not to be confused with ``runner.state.TakeStatus``, the store's life-cycle enum.
+    """
+
+    state: str
+    reason: str = ""
+    action: str = ""
+
+
+# The run's action -> the word the plan shows.
+STATE_WORDS = {"skip": "done", "poll": "in flight", "download": "in flight",
+               "submit": "will run", "retry": "will retry", "hold": "held",
+               "failed": "failed"}
+# Buckets of the totals, by action, then (for statuses given without one) by word.
+_BY_ACTION = {"skip": "done", "poll": "in_flight", "download": "in_flight", "submit": "run",
+              "retry": "run", "hold": "not_run", "failed": "not_run"}
+_BY_WORD = {"done": "done", "in flight": "in_flight", "held": "not_run", "failed": "not_run"}
+
+
+def bucket(status: PlanStatus | None) -> str:
+    """``run``, ``done``, ``in_flight`` or ``not_run``: what a run does with the take's cost.
+
+    Without a status (no store) every take runs. Held and failed takes are left as they are
+    by a plain ``shotrun run`` (no ``--retry-failed``), so they cost nothing.
+    """
+    if status is None:
+        return "run"
+    if status.action:
+        return _BY_ACTION.get(status.action, "run")
+    return _BY_WORD.get(status.state, "run")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreView:
+    """What ``plan`` reads from an existing store: per-take statuses and credits spent."""
+
+    statuses: dict[str, PlanStatus]
+    spent: float  # StateStore.credits_committed: what the run's BudgetGuard starts from
+
+
+def read_store(manifest: Manifest) -> StoreView | None:
+    """What a run would do with each take, from the state store (read-only); None if no store.
+
+    The store is read without the writer's lock, so ``plan`` works beside a live run.
+    """
+    path = store_path_for(manifest)
+    if not path.exists():
+        return None
+    with StateStore.open_readonly(path) as store:
+        records = {record.key: record for record in store.records()}
+        stored = store.fingerprints()
+        changed_sources = source_changes(store, manifest.takes)
+        spent = store.credits_committed()
+    statuses: dict[str, PlanStatus] = {}
+    for take in manifest.takes:
+        record = records.get(take.key)
+        payload = build_payload(take.request, fingerprint_resolver, manifest.api.wire)
+        action, reason = preview(record, stored.get(take.key), take.fingerprint, payload)
+        statuses[take.key] = PlanStatus(STATE_WORDS.get(action, action), reason, action)
+    for key, reason in changed_sources.items():  # continuity: a source rendered anew
+        statuses[key] = PlanStatus(STATE_WORDS["submit"], reason, "submit")
+    return StoreView(statuses, spent)
+
+
+@dataclass
+class Outlook:
+    """The totals of a plan split by what a run does, and the budget judged as the run does.
+
+    ``spent`` is the manifest's whole-life ledger; the takes to run add their estimates in
+    order, as the run's guard reserves them, and the run stops submitting at the first that
+    would pass the cap: ``fits`` counts the takes before it.
+    """
+
+    max_credits: float | None
+    spent: float = 0.0
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"run": 0, "done": 0, "in_flight": 0, "not_run": 0})
+    run_seconds: int = 0
+    run_credits: float = 0.0
+    run_unpriced: int = 0
+    fits: int = 0
+    _stopped: bool = False
+
+    def add(self, status: PlanStatus | None, credits: float | None, seconds: int) -> None:
+        """Count one take (in the order a run would reach it)."""
+        where = bucket(status)
+        self.counts[where] += 1
+        if where != "run":
+            return
+        self.run_seconds += seconds
+        self.run_unpriced += credits is None
+        cost = credits or 0.0  # BudgetGuard.try_reserve: an unknown estimate reserves nothing
+        if not self._stopped and (self.max_credits is None or
+                                  self.after_run + cost <= self.max_credits + 1e-9):
+            self.fits += 1
+        else:
+            self._stopped = True
+        self.run_credits += cost
+
+    @property
+    def after_run(self) -> float:
+        """Spent so far plus the estimate of every take to run."""
+        return self.spent + self.run_credits
+
+    @property
+    def within_budget(self) -> bool:
+        """True when every take to run fits under the cap, after what was already spent."""
+        return self.max_credits is None or self.after_run <= self.max_credits + 1e-9
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``this_run`` object of ``plan --json``."""
+        return {
+            "will_run": {"takes": self.counts["run"], "seconds": self.run_seconds,
+                         "credits": round(self.run_credits, 4),
+                         "unpriced_takes": self.run_unpriced},
+            "already_done": {"takes": self.counts["done"]},
+            "in_flight": {"takes": self.counts["in_flight"]},
+            "not_run": {"takes": self.counts["not_run"]},
+            "credits_spent": round(self.spent, 4),
+            "credits_after_run": round(self.after_run, 4),
+            "max_credits": self.max_credits,
+            "within_budget": self.within_budget,
+            "takes_within_cap": self.fits,
+        }
+
+
+def outlook(manifest: Manifest, rows: Iterable[tuple[PlanStatus | None, float | None, int]],
+            spent: float = 0.0) -> Outlook:
+    """The :class:`Outlook` of (status, credits, billed seconds) rows in run order."""
+    found = Outlook(manifest.budget.max_credits, spent)
+    for status, credits, seconds in rows:
+        found.add(status, credits, seconds)
+    return found
