@@ -43,7 +43,10 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so ``main`` stays in charge of exit codes."""
 
     def error(self, message: str) -> Any:
-        raise UsageError(f"{self.prog}: {message}")
+        # "shotrun: error: " is added by ``exit_codes``: name only the command after it.
+        command = self.prog.removeprefix("shotrun").strip()
+        hint = f"; see `{self.prog} --help`"
+        raise UsageError(f"{command}: {message}{hint}" if command else f"{message}{hint}")
 
 
 def _command_named(argv: Sequence[str]) -> str | None:
@@ -69,10 +72,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         "3 unexpected error, 4 the state store could not record (disk full?), 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"shotrun {__version__}")
-    verbosity = parser.add_mutually_exclusive_group()
-    verbosity.add_argument("-v", "--verbose", action="count", default=0,
-                           help="log more (-v info, -vv debug) on stderr")
-    verbosity.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    _add_verbosity(parser, default_verbose=0, default_quiet=False)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     import runner.commands as commands_pkg
 
@@ -81,7 +81,23 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             continue
         module = importlib.import_module(f"runner.commands.{info.name}")
         module.add_parser(subparsers)
+    for command in subparsers.choices.values():
+        # `shotrun validate x.yaml -v` as well as `shotrun -v validate x.yaml`, as git, gh
+        # and docker users expect. SUPPRESS: a subcommand not given the flag leaves the value
+        # set before the command alone (argparse copies every sub-namespace attribute over).
+        _add_verbosity(command, default_verbose=argparse.SUPPRESS,
+                       default_quiet=argparse.SUPPRESS)
     return parser
+
+
+def _add_verbosity(parser: argparse.ArgumentParser, *, default_verbose: Any,
+                   default_quiet: Any) -> None:
+    """``-v``/``-vv`` and ``-q``, on the main parser and (again) on every command's."""
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="count", default=default_verbose,
+                           help="log more (-v info, -vv debug) on stderr")
+    verbosity.add_argument("-q", "--quiet", action="store_true", default=default_quiet,
+                           help="print only errors and warnings")
 
 
 def _crash_log_dir() -> Path:

@@ -1,10 +1,10 @@
-"""``shotrun report MANIFEST [--open] [--csv [PATH]]``: the contact sheet of a manifest's takes.
+"""``shotrun report MANIFEST [--open] [--csv | --csv-file PATH]``: the contact sheet of the takes.
 
 Writes ``<output_dir>/report.html`` (one self-contained page: every take playable, with its
 prompt, inputs, status and figures) from the state store, read-only, so it can be made while a
 run is still going. ``--csv`` also writes the per-take trace (the fields of ``shotrun status
---json``) to ``<output_dir>/trace.csv`` or PATH; put it after MANIFEST, or give PATH, since
-argparse would otherwise take the manifest for the CSV's path.
+--json``) to ``<output_dir>/trace.csv``, ``--csv-file PATH`` to PATH. (``--csv`` once took an
+optional PATH, and so swallowed a MANIFEST written after it: it is a plain flag now.)
 
 Exit codes: 0 written, 2 invalid manifest, unreadable state store or usage.
 """
@@ -26,7 +26,6 @@ if TYPE_CHECKING:  # imported lazily at run time: the CLI loads only the command
     from runner.state import StateStore
 
 DEFAULT_CSV = "trace.csv"
-_DEFAULT = ""  # ``--csv`` given without a path
 
 
 def add_parser(subparsers: Any) -> None:
@@ -39,9 +38,11 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("manifest", type=Path, metavar="MANIFEST")
     parser.add_argument("--open", action="store_true", help="open the report in a web browser")
-    parser.add_argument("--csv", nargs="?", const=_DEFAULT, default=None, metavar="PATH",
-                        help=f"also write the per-take trace as CSV (default "
-                        f"<output_dir>/{DEFAULT_CSV})")
+    csv = parser.add_mutually_exclusive_group()
+    csv.add_argument("--csv", action="store_true",
+                     help=f"also write the per-take trace as CSV, to <output_dir>/{DEFAULT_CSV}")
+    csv.add_argument("--csv-file", type=Path, metavar="PATH",
+                     help="also write the per-take trace as CSV, to PATH")
     parser.set_defaults(func=run)
 
 
@@ -92,8 +93,8 @@ def run(args: argparse.Namespace) -> int:
     path = written.path
     if not args.quiet:  # -q: errors only; the exit code says it is written
         _say(f"shotrun: report of {written.describe()}: {path}")
-    if args.csv is not None:
-        csv_path = Path(args.csv) if args.csv else manifest.output_dir / DEFAULT_CSV
+    if args.csv or args.csv_file is not None:
+        csv_path = args.csv_file or manifest.output_dir / DEFAULT_CSV
         write_trace_csv(gather(args.manifest)["takes"], csv_path)  # = status --json records
         if not args.quiet:
             _say(f"shotrun: trace: {csv_path}")

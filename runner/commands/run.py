@@ -55,7 +55,10 @@ EMULATOR_POLLING = PollPolicy(min_interval=0.1, max_interval=2.0, default_estima
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError("must not be negative")
     return value

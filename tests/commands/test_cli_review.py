@@ -76,7 +76,7 @@ def test_quiet_report_export_pick_and_validate_print_nothing_on_success(
     assert capsys.readouterr() == ("", "")
     assert cli.main(["run", str(manifest), *FAST_FLAGS]) == 0
     capsys.readouterr()
-    assert cli.main(["-q", "report", str(manifest), "--csv", str(tmp_path / "t.csv")]) == 0
+    assert cli.main(["-q", "report", str(manifest), "--csv-file", str(tmp_path / "t.csv")]) == 0
     assert cli.main(["-q", "export", str(manifest), str(tmp_path / "edit")]) == 0
     assert cli.main(["-q", "pick", str(manifest), "s01", "2"]) == 0
     assert capsys.readouterr() == ("", "")
@@ -84,3 +84,44 @@ def test_quiet_report_export_pick_and_validate_print_nothing_on_success(
     # status's table is what was asked for: -q does not hide it.
     assert cli.main(["-q", "status", str(manifest)]) == 0
     assert "s01/take-2" in capsys.readouterr().out
+
+
+def test_csv_before_the_manifest_does_not_swallow_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write_manifest(tmp_path, THREE)
+    assert cli.main(["report", "--csv", str(manifest)]) == 0
+    assert (tmp_path / "out" / "trace.csv").is_file()
+    assert f"trace: {tmp_path / 'out' / 'trace.csv'}" in capsys.readouterr().out
+    assert cli.main(["report", "--csv", "--csv-file", "x.csv", str(manifest)]) == 2
+    assert "not allowed with" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["validate", "M", "-v"], ["validate", "-q", "M"],
+                                  ["-q", "validate", "M"], ["validate", "M", "-vv"]])
+def test_global_flags_work_after_the_command(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    manifest = write_manifest(tmp_path, THREE)
+    words = [str(manifest) if word == "M" else word for word in argv]
+    assert cli.main(words) == 0
+    out = capsys.readouterr().out
+    assert ("valid" in out) == ("-q" not in argv)
+    args = cli.build_parser().parse_args(words)
+    assert args.quiet == ("-q" in argv)
+    assert args.verbose == (2 if "-vv" in argv else 1 if "-v" in argv else 0)
+
+
+def test_a_flag_before_the_command_is_kept_when_the_command_has_none(tmp_path: Path) -> None:
+    args = cli.build_parser().parse_args(["-vv", "run", "x.yaml"])
+    assert args.verbose == 2 and args.quiet is False
+
+
+def test_a_usage_error_has_one_prefix_and_names_the_help(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["run", "x.yaml", "--retries", "x"]) == 2
+    assert capsys.readouterr().err == (
+        "shotrun: error: run: argument --retries: not a whole number: 'x'; see "
+        "`shotrun run --help`\n")
+    assert cli.main(["nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("shotrun: error: argument COMMAND: invalid choice: 'nope'")
+    assert err.count("shotrun") == 2  # the prefix and `shotrun --help`

@@ -76,7 +76,7 @@ def test_csv_goes_to_the_output_dir_or_where_asked(manifest: Path) -> None:
     with default.open(newline="", encoding="utf-8") as handle:
         assert next(csv.reader(handle))[:4] == ["id", "shot", "take", "status"]
     elsewhere = manifest.parent / "out" / "t.csv"
-    assert main(["report", str(manifest), "--csv", str(elsewhere)]) == 0
+    assert main(["report", "--csv-file", str(elsewhere), str(manifest)]) == 0
     assert elsewhere.read_text(encoding="utf-8") == default.read_text(encoding="utf-8")
 
 
