@@ -5,6 +5,7 @@ answers only once it has started: which takes it sends again and why, which take
 alone, what the manifest has already spent, whether what remains fits under the cap, and which
 paid renders still at the gateway a new render would replace. Each answer mirrors the code the
 run uses rather than restating it: :func:`runner.state.plan.preview` for the action,
+:data:`runner.state.sync.UNSAVED_PAID` for an abandoned task,
 :meth:`runner.state.StateStore.credits_committed` for the ledger the run's
 :class:`runner.scheduler.budget.BudgetGuard` starts from, and the guard's own test
 (``committed + reserved + next > cap``) for the budget.
@@ -12,15 +13,24 @@ run uses rather than restating it: :func:`runner.state.plan.preview` for the act
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from runner.model import Manifest
-from runner.state import StateStore, store_path_for
+from runner.state import StateStore, TakeRecord, TakeStatus, store_path_for
 from runner.state.continuity import source_changes
 from runner.state.plan import preview
+from runner.state.sync import UNSAVED_PAID
 from runner.wire import build_payload, fingerprint_resolver
+
+
+@dataclass(frozen=True, slots=True)
+class Abandoned:
+    """A task a run would stop following because its take changed: it may have been paid."""
+
+    task_id: str | None
+    status: str  # the record's status when the run replaces it (submitted, ambiguous...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +41,14 @@ class PlanStatus:
     ``runner.state.TakePlan``'s action or its record's status) and ``reason`` why it will be
     (re)run (prompt changed, asset content changed...). ``action`` is the run's own word
     (skip, poll, download, submit, retry, hold, failed) when known: the totals count by it.
-    Not to be confused with ``runner.state.TakeStatus``, the store's life-cycle enum.
+    ``abandons`` is set when running the take again leaves a paid task uncollected. Not to be
+    confused with ``runner.state.TakeStatus``, the store's life-cycle enum.
     """
 
     state: str
     reason: str = ""
     action: str = ""
+    abandons: Abandoned | None = None
 
 
 # The run's action -> the word the plan shows.
@@ -60,6 +72,32 @@ def bucket(status: PlanStatus | None) -> str:
     if status.action:
         return _BY_ACTION.get(status.action, "run")
     return _BY_WORD.get(status.state, "run")
+
+
+def abandoned_task(record: TakeRecord) -> Abandoned | None:
+    """The paid task a new render of ``record``'s take leaves behind, if any.
+
+    Mirrors ``sync``: a record still ``submitting`` is first found ambiguous (its answer was
+    lost), then archived; a record in :data:`UNSAVED_PAID` may have been billed and is not
+    collected once its take changed.
+    """
+    status = record.status
+    if status is TakeStatus.SUBMITTING:
+        status = TakeStatus.AMBIGUOUS
+    if status.value not in UNSAVED_PAID:
+        return None
+    return Abandoned(record.task_id, status.value)
+
+
+def abandon_warning(key: str, abandoned: Abandoned, *, planned: bool = False) -> str:
+    """The one warning for a paid render left uncollected: ``run`` says it happened, ``plan``
+    that a run would do it (``planned``). Without the "shotrun: warning:" head."""
+    task = abandoned.task_id or "a creation whose answer was lost"
+    fate = ("a run would abandon that paid render, not collect it (its record would be kept"
+            " in the take's history)" if planned else
+            "that paid render is abandoned, not collected (its record is kept in the take's"
+            " history)")
+    return f"{key} changed while its task ({task}) was {abandoned.status}: {fate}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +125,18 @@ def read_store(manifest: Manifest) -> StoreView | None:
     for take in manifest.takes:
         record = records.get(take.key)
         payload = build_payload(take.request, fingerprint_resolver, manifest.api.wire)
-        action, reason = preview(record, stored.get(take.key), take.fingerprint, payload)
-        statuses[take.key] = PlanStatus(STATE_WORDS.get(action, action), reason, action)
+        old = stored.get(take.key)
+        action, reason = preview(record, old, take.fingerprint, payload)
+        abandons = None
+        if record is not None and old is not None and old[0] != take.fingerprint and not (
+                record.status is TakeStatus.NEW and record.attempts == 0):
+            abandons = abandoned_task(record)  # sync archives this record
+        statuses[take.key] = PlanStatus(STATE_WORDS.get(action, action), reason, action,
+                                        abandons)
     for key, reason in changed_sources.items():  # continuity: a source rendered anew
-        statuses[key] = PlanStatus(STATE_WORDS["submit"], reason, "submit")
+        record = records.get(key)
+        statuses[key] = PlanStatus(STATE_WORDS["submit"], reason, "submit",
+                                   None if record is None else abandoned_task(record))
     return StoreView(statuses, spent)
 
 
@@ -139,7 +185,7 @@ class Outlook:
         """True when every take to run fits under the cap, after what was already spent."""
         return self.max_credits is None or self.after_run <= self.max_credits + 1e-9
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, abandoned: Iterable[tuple[str, Abandoned]] = ()) -> dict[str, Any]:
         """The ``this_run`` object of ``plan --json``."""
         return {
             "will_run": {"takes": self.counts["run"], "seconds": self.run_seconds,
@@ -153,6 +199,11 @@ class Outlook:
             "max_credits": self.max_credits,
             "within_budget": self.within_budget,
             "takes_within_cap": self.fits,
+            "abandoned_tasks": [
+                {"key": key, "task_id": item.task_id, "status": item.status,
+                 "message": abandon_warning(key, item, planned=True)}
+                for key, item in abandoned
+            ],
         }
 
 
@@ -162,4 +213,17 @@ def outlook(manifest: Manifest, rows: Iterable[tuple[PlanStatus | None, float | 
     found = Outlook(manifest.budget.max_credits, spent)
     for status, credits, seconds in rows:
         found.add(status, credits, seconds)
+    return found
+
+
+def abandoned_of(statuses: Mapping[str, PlanStatus] | None,
+                 keys: Iterable[str]) -> list[tuple[str, Abandoned]]:
+    """(key, task) for each of ``keys`` whose new render leaves a paid task behind."""
+    if statuses is None:
+        return []
+    found = []
+    for key in keys:
+        status = statuses.get(key)
+        if status is not None and status.abandons is not None:
+            found.append((key, status.abandons))
     return found

@@ -38,7 +38,14 @@ from runner.model import (
     TakeRequest,
     VideoElement,
 )
-from runner.outlook import Outlook, PlanStatus, outlook, read_store
+from runner.outlook import (
+    Outlook,
+    PlanStatus,
+    abandon_warning,
+    abandoned_of,
+    outlook,
+    read_store,
+)
 from runner.redact import redact
 from runner.wire import (
     billed_seconds,
@@ -163,6 +170,9 @@ def plan_document(manifest: Manifest,
         }
         if row.status is not None:
             item["status"] = {"state": row.status.state, "reason": row.status.reason}
+            if row.status.abandons is not None:
+                item["status"]["abandons"] = {"task_id": row.status.abandons.task_id,
+                                              "status": row.status.abandons.status}
         takes.append(item)
     api = manifest.api
     return {
@@ -174,7 +184,8 @@ def plan_document(manifest: Manifest,
                    "rates": dict(manifest.budget.rates)},
         "takes": takes,
         "totals": totals(manifest, rows, spent),
-        "this_run": run_outlook(manifest, rows, spent).to_json(),
+        "this_run": run_outlook(manifest, rows, spent).to_json(
+            abandoned_of(statuses, (row.take.key for row in rows))),
         "warnings": [problem_json(p) for p in manifest.warnings],
     }
 
@@ -232,6 +243,11 @@ def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console, *
     console.print(table)
     for line in _total_lines(manifest, rows, spent, with_status):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
+    for row in rows:  # the warning `run` prints once it has decided, before it decides
+        if row.status is not None and row.status.abandons is not None:
+            text = abandon_warning(row.take.key, row.status.abandons, planned=True)
+            console.print(redact(f"warning: {text}"), highlight=False, markup=False,
+                          soft_wrap=True)
     for warning in manifest.warnings:
         console.print(redact(str(warning)), highlight=False, markup=False, soft_wrap=True)
     console.print(f"Output: {manifest.output_dir}. Nothing was sent.", highlight=False,
