@@ -76,25 +76,54 @@ def format_credits(progress: RunProgress) -> str:
     return f"{used}/{cap}"
 
 
+def unfinished(progress: RunProgress) -> int:
+    """Takes neither finished nor under way: after a stop, left for the next run.
+
+    Once a stopped run has settled, the engine no longer counts the tasks it leaves at the
+    gateway as "in flight" (nor the takes it never submitted as "queued"): a line saying "0 in
+    flight" would contradict the summary's "still at the gateway: 2". These takes are counted
+    here instead, as what they are to the user: work the next run picks up.
+    """
+    under_way = progress.in_flight + progress.queued + progress.downloading + progress.submitting
+    return max(progress.total - progress.done - progress.failed - progress.held - under_way, 0)
+
+
+def settled(progress: RunProgress) -> bool:
+    """True once a stopped run has nothing under way any more (the summary comes next)."""
+    under_way = progress.in_flight + progress.queued + progress.downloading + progress.submitting
+    return progress.stopping is not None and under_way == 0
+
+
+def stop_head(progress: RunProgress) -> str:
+    """Why submitting stopped, in a few words (the summary and the stop notice say the rest).
+
+    The full message ("interrupted: tasks in flight keep rendering at the gateway; run again
+    to collect them") is printed when the stop happens and in the summary; repeating it in
+    every progress line made one Ctrl-C print it four times.
+    """
+    return (progress.stopping or "").split(": ", 1)[0]
+
+
 def summary_line(progress: RunProgress, now: float) -> str:
     """The one-line summary of plain mode (also the headline of the live panel)."""
-    parts = [
-        f"{progress.done}/{progress.total} done",
-        f"{progress.failed} failed",
-        f"{progress.in_flight} in flight",
-        f"{progress.queued} queued",
-        f"{progress.downloading} downloading",
-    ]
+    parts = [f"{progress.done}/{progress.total} done", f"{progress.failed} failed"]
+    if not settled(progress):
+        parts += [f"{progress.in_flight} in flight", f"{progress.queued} queued",
+                  f"{progress.downloading} downloading"]
     if progress.submitting:
         parts.append(f"{progress.submitting} submitting")
     if progress.ambiguous or progress.held:
         parts.append(f"{progress.ambiguous} ambiguous, {progress.held} held")
+    left = unfinished(progress)
+    if left:
+        parts.append(f"{left} left for the next run")
     parts.append(f"credits {format_credits(progress)}")
     parts.append(f"elapsed {format_duration(now - progress.started_at)}")
-    parts.append(f"ETA {format_duration(estimate_eta(progress))}")
+    if not settled(progress):
+        parts.append(f"ETA {format_duration(estimate_eta(progress))}")
     line = "shotrun: " + ", ".join(parts)
     if progress.stopping:
-        line += f" (not submitting more: {progress.stopping})"
+        line += f" (not submitting more: {stop_head(progress)})"
     return line
 
 
@@ -218,7 +247,7 @@ def render_progress(progress: RunProgress, now: float) -> RenderableType:
     else:
         head.add_row(Text("credits", style="bold"), Text(format_credits(progress) + " reserved"),
                      Text(""))
-    counts = Text.assemble(
+    counts = Text() if settled(progress) else Text.assemble(
         (f"{progress.in_flight}", "bold cyan"), f" in flight (limit {progress.concurrency_limit})",
         "  ", (f"{progress.queued}", "bold"), " queued",
         "  ", (f"{progress.downloading}", "bold"), " downloading",
@@ -226,13 +255,16 @@ def render_progress(progress: RunProgress, now: float) -> RenderableType:
     )
     if progress.ambiguous or progress.held:
         counts.append(f"  {progress.ambiguous} ambiguous, {progress.held} held", style="yellow")
-    timing = Text.assemble(
-        "elapsed ", (format_duration(now - progress.started_at), "bold"),
-        "  ETA ", (format_duration(estimate_eta(progress)), "bold"),
-    )
+    left = unfinished(progress)
+    if left:
+        counts.append(f"  {left} left for the next run", style="bold yellow")
+    timing = Text.assemble("elapsed ", (format_duration(now - progress.started_at), "bold"))
+    if not settled(progress):
+        timing.append_text(Text.assemble(
+            "  ETA ", (format_duration(estimate_eta(progress)), "bold")))
     parts: list[RenderableType] = [head, counts, timing]
     if progress.stopping:
-        parts.append(Text(f"not submitting more: {progress.stopping}", style="bold yellow"))
+        parts.append(Text(f"not submitting more: {stop_head(progress)}", style="bold yellow"))
     if progress.takes:
         shown = progress.takes[:MAX_ROWS]
         parts.append(_take_table(shown, len(progress.takes) - len(shown)))

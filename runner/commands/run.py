@@ -260,7 +260,9 @@ def format_summary(summary: RunSummary) -> str:
     lines.append(f"credits: {summary.credits_run:.1f} this run, "
                  f"{summary.credits_total:.1f}{cap} in total")
     lines.append(f"wall time: {summary.wall_time:.1f} s")
-    if summary.stopped_message:
+    if summary.stopped_reason == "interrupted":
+        lines.append("stopped: interrupted")  # what it means was said at Ctrl-C and above
+    elif summary.stopped_message:
         lines.append(f"stopped: {summary.stopped_message}")
     return "\n".join(lines)
 

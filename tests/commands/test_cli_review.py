@@ -6,13 +6,29 @@ chosen take in ``status``, stale clips left in an export folder.
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
+import os
+import signal
+import sys
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from runner import cli
-from tests.commands.test_run import FAST_FLAGS, THREE, write_manifest
+from runner.emulator import run_emulator
+from runner.progress import render_progress, summary_line
+from runner.scheduler.progress import RunProgress
+from tests.commands.test_run import (
+    FAST_FLAGS,
+    KEY,
+    THREE,
+    fast_emulator,
+    wait_for,
+    write_manifest,
+)
 
 
 @pytest.mark.parametrize("command", [["run"], ["report"], ["status"], ["export", "DIR"],
@@ -125,3 +141,48 @@ def test_a_usage_error_has_one_prefix_and_names_the_help(
     err = capsys.readouterr().err
     assert err.startswith("shotrun: error: argument COMMAND: invalid choice: 'nope'")
     assert err.count("shotrun") == 2  # the prefix and `shotrun --help`
+
+
+def _stopped(**changes: int) -> RunProgress:
+    fields = {"total": 6, "done": 0, "failed": 0, "in_flight": 0, "queued": 0,
+              "downloading": 0, "submitting": 0, "ambiguous": 0, "held": 0}
+    fields.update(changes)
+    return RunProgress(**fields, credits_reserved=48.6, max_credits=None, started_at=0.0,
+                       concurrency_limit=2, stopping="interrupted: tasks in flight keep "
+                       "rendering at the gateway; run again to collect them")
+
+
+def test_a_settled_stopped_run_shows_what_is_left_not_zero_in_flight() -> None:
+    line = summary_line(_stopped(done=1), now=3.0)
+    assert line == ("shotrun: 1/6 done, 0 failed, 5 left for the next run, credits 48.6, "
+                    "elapsed 3s (not submitting more: interrupted)")
+    # While tasks are still at the gateway, they are counted as in flight.
+    assert "2 in flight" in summary_line(_stopped(in_flight=2), now=3.0)
+    console = Console(file=io.StringIO(), width=120, color_system=None)
+    console.print(render_progress(_stopped(done=1), now=3.0))
+    panel = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "5 left for the next run" in panel and "in flight" not in panel
+    assert "keep rendering" not in panel
+
+
+async def test_one_ctrl_c_says_it_once_and_the_last_line_agrees_with_the_summary(
+        tmp_path: Path) -> None:
+    shots = "".join(f"  - id: s{n}\n    prompt: \"review sigint {n}\"\n" for n in range(6))
+    manifest = write_manifest(tmp_path, shots, api="  concurrency: 2\n")
+    env = {**os.environ, "SHOTRUN_API_KEY": KEY}
+    async with run_emulator(fast_emulator(processing_time=0.6)) as emulator:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "runner", "run", str(manifest), "--base-url",
+            emulator.base_url, *FAST_FLAGS, env=env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        assert await wait_for(lambda: emulator.stats()["accepted_tasks"] >= 2, proc)
+        proc.send_signal(signal.SIGINT)
+        out_bytes, err_bytes = await proc.communicate()
+    out, err = out_bytes.decode(), err_bytes.decode()
+    assert proc.returncode == 130, err
+    assert "still at the gateway: 2" in out and "stopped: interrupted\n" in out
+    assert "keep rendering" not in out
+    shown = [line for line in err.splitlines() if line.startswith("shotrun:")]
+    assert sum("keep rendering" in line for line in shown) == 1  # the notice at Ctrl-C
+    done = int(out.split("done: ", 1)[1].split("/", 1)[0])
+    assert "in flight" not in shown[-1] and f"{6 - done} left for the next run" in shown[-1]
