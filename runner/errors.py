@@ -13,6 +13,7 @@ boundary where they happen, so that the scheduler and the CLI reason about *what
     │   ├── TransientGatewayError       retry later with backoff
     │   │   ├── RateLimited             429: back off, honour retry_after, lower the pace
     │   │   └── ConnectionFailed        reset, refused, timeout before a request was sent
+    │   │       └── GatewayUnreachable  the configured URL never reached the gateway this run
     │   ├── PermanentGatewayError       fix the request; never retried as is
     │   ├── AuthenticationFailed        401: stop the whole run
     │   ├── QuotaExhausted              402 / quota_exceeded: stop submitting
@@ -171,6 +172,25 @@ class ConnectionFailed(TransientGatewayError, OSError):
     def __init__(self, message: str, *, maybe_sent: bool = True, **kw: object) -> None:
         GatewayError.__init__(self, message, **kw)  # type: ignore[arg-type]
         self.maybe_sent = maybe_sent
+
+
+class GatewayUnreachable(ConnectionFailed):
+    """The configured URL has not reached the gateway once in this run: nothing answered
+    (refused, unknown name, no route, connect timeout) or something that is not the gateway
+    did (an HTML page, a 404 on the creation endpoint).
+
+    Its own type because the right reaction differs from a blip in the middle of a run: a
+    wrong ``api.base_url`` never heals, so the run stops within seconds and says which URL it
+    tried, instead of riding out minutes of backoff. Nothing reached the gateway
+    (``maybe_sent`` is False). ``url`` is safe to show (no query string); ``retry`` is False
+    when waiting cannot help (something else answered), True for a refused connection,
+    which a gateway being restarted also gives.
+    """
+
+    def __init__(self, message: str, *, url: str, retry: bool = True, **kw: object) -> None:
+        super().__init__(message, maybe_sent=False, **kw)
+        self.url = url
+        self.retry = retry
 
 
 class PermanentGatewayError(GatewayError):

@@ -13,6 +13,11 @@ Security properties, each tested:
 * only ``http``/``https`` URLs are followed, redirects are limited, JSON answers are capped
   at :data:`runner.gateway.parse.MAX_JSON_BYTES` and results at ``max_result_bytes``.
 
+First contact: until an origin has answered like the gateway, a failure to connect or an
+answer that is plainly someone else's raises :class:`~runner.errors.GatewayUnreachable`
+naming the URL and the setting to check (:mod:`runner.gateway.reach`); afterwards the same
+outcomes keep the meaning gateway-api.md gives them.
+
 Lifecycle: the session is created on first use (inside the running loop); after
 :meth:`close` every call raises ``RuntimeError``. ``async with GatewayClient(...)`` closes it.
 """
@@ -37,6 +42,7 @@ from runner import __version__ as _version
 from runner.download import download_to_part
 from runner.errors import GatewayError, MalformedResponse, PermanentGatewayError
 from runner.gateway.parse import MAX_JSON_BYTES, parse_task, parse_upload
+from runner.gateway.reach import Reach, connect_failure, foreign_answer
 from runner.gateway.timeouts import ClientTimeouts
 from runner.gateway.translate import http_error, transport_error
 from runner.gateway.types import Downloaded, TaskState, UploadedFile
@@ -104,6 +110,7 @@ class GatewayClient:
         self._connection_limit = connection_limit
         self._session: aiohttp.ClientSession | None = None
         self._state = _State.UNOPENED
+        self._reach = Reach()
 
     def __repr__(self) -> str:
         return f"GatewayClient({safe_url_text(self._base)!r}, state={self._state.value})"
@@ -177,6 +184,7 @@ class GatewayClient:
             ) as resp:
                 body = await _read_capped(resp, operation)
                 log.debug("gateway_answered", operation=operation, status=resp.status)
+                self._check_first_answer(url, resp, body)
                 if 200 <= resp.status < 300:
                     return body
                 raise http_error(
@@ -189,11 +197,46 @@ class GatewayClient:
         except GatewayError:
             raise
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            unreached = None if self._reach.reached(url) else connect_failure(
+                exc, base=self._configured(url), connect_timeout=self.timeouts.connect,
+                **self._names(url))
+            if unreached is not None:
+                log.debug("gateway_unreached", operation=operation, error=unreached.message)
+                raise unreached from None
             error = transport_error(
                 exc, operation=operation, sent=flags["sent"], creating=creating
             )
             log.debug("gateway_transport_error", operation=operation, error=str(error))
             raise error from None
+
+    def _configured(self, url: URL) -> URL:
+        """The configured URL that ``url`` was built from (the one the user can fix)."""
+        return self._base if url.origin() == self._base.origin() else self._files
+
+    def _names(self, url: URL) -> dict[str, str]:
+        """How a message names the service at ``url`` and the setting that chose it."""
+        if url.origin() == self._base.origin():
+            return {"what": "the gateway", "setting": "api.base_url", "flag": "--base-url"}
+        return {"what": "the file service", "setting": "api.files_url", "flag": "--files-url"}
+
+    def _check_first_answer(
+        self, url: URL, resp: aiohttp.ClientResponse, body: bytes
+    ) -> None:
+        """Until an origin has answered like the gateway, make sure this answer does.
+
+        Raises GatewayUnreachable for an answer that is plainly someone else's (see
+        :func:`runner.gateway.reach.foreign_answer`); otherwise the origin counts as reached
+        and every later outcome keeps the gateway's error semantics.
+        """
+        if self._reach.reached(url):
+            return
+        names = self._names(url)
+        foreign = foreign_answer(resp.status, body, resp.content_type, url=url,
+                                 what=names["what"], setting=names["setting"])
+        if foreign is not None:
+            log.debug("gateway_foreign_answer", status=resp.status, error=foreign.message)
+            raise foreign
+        self._reach.mark(url)
 
     async def create_task(self, payload: Mapping[str, Any]) -> TaskState:
         """POST the creation; a lost answer after sending raises AmbiguousSubmission.

@@ -32,6 +32,7 @@ from runner.errors import (
     DownloadError,
     DownloadRefused,
     GatewayError,
+    GatewayUnreachable,
     LinkExpired,
     MalformedResponse,
     PermanentGatewayError,
@@ -43,6 +44,7 @@ from runner.fsutil import fsync_dir, hash_file
 from runner.gateway.types import TaskState
 from runner.model import Take
 from runner.scheduler.context import Phase, RunContext, StopReason
+from runner.scheduler.firstcontact import stop_unreached, unreached
 from runner.scheduler.progress import TakeProgress
 from runner.scheduler.submit import auth_message, quota_message
 from runner.verify import VideoInfo, verify_video
@@ -99,7 +101,7 @@ async def _poll(ctx: RunContext, take: Take, free: Callable[[], None]) -> str:
     delay = policy.first_delay(estimate) - elapsed
     if delay <= 0:  # resumed, or late: ask soon, spread over the first interval
         delay = policy.next_delay(elapsed, estimate, record.progress or 0)
-    errors = malformed = 0
+    errors = malformed = unreachable = 0
     watching_since = ctx.clock()
     ctx.set_phase(take, Phase.IN_FLIGHT)
     while True:
@@ -111,6 +113,16 @@ async def _poll(ctx: RunContext, take: Take, free: Callable[[], None]) -> str:
             ctx.stop(StopReason.AUTH, message)
             ctx.halt()
             return _leave(ctx, take, message)
+        except GatewayUnreachable as exc:
+            # Never reached in this run (a wrong URL?): the task is paid and stays where it
+            # is, for the next run to collect; a few quick tries, then the run stops.
+            unreachable += 1
+            wait = unreached(ctx, exc, unreachable)
+            if wait is None:
+                stop_unreached(ctx, exc)
+                return _leave(ctx, take, exc.message)
+            delay = wait
+            continue
         except PermanentGatewayError as exc:
             # 400/404: the task id is unknown or expired at the gateway.
             return _task_failed(ctx, take, record.attempts, exc.code or "resource_not_found",
@@ -366,6 +378,14 @@ async def _refresh_link(ctx: RunContext, take: Take, record: Any) -> str:
             ctx.stop(StopReason.AUTH, message)
             ctx.halt()
             return _leave(ctx, take, message)
+        except GatewayUnreachable as exc:
+            attempt += 1
+            wait = unreached(ctx, exc, attempt)
+            if wait is None:
+                stop_unreached(ctx, exc)
+                return _leave(ctx, take, exc.message)
+            await asyncio.sleep(wait)
+            continue
         except PermanentGatewayError as exc:
             # The gateway no longer knows the task (expired, or an emulator restarted): the
             # same policy as a poll that finds it gone.

@@ -112,6 +112,7 @@ class StopReason(StrEnum):
     BUDGET = "budget"
     QUOTA = "quota"
     AUTH = "auth"
+    UNREACHABLE = "unreachable"  # the gateway never answered in this run (firstcontact.py)
     INTERRUPTED = "interrupted"
 
 

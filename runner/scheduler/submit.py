@@ -27,6 +27,7 @@ from runner.errors import (
     AuthenticationFailed,
     ConnectionFailed,
     GatewayError,
+    GatewayUnreachable,
     MalformedResponse,
     PermanentGatewayError,
     QuotaExhausted,
@@ -37,6 +38,7 @@ from runner.errors import (
 from runner.model import Media, Take
 from runner.redact import redact, redact_value
 from runner.scheduler.context import Phase, RunContext, StopReason
+from runner.scheduler.firstcontact import stop_unreached, unreached
 from runner.state import continuity
 from runner.state.continuity import frame_sources
 from runner.wire import build_payload, estimate_credits
@@ -75,6 +77,11 @@ async def _prepare(ctx: RunContext, take: Take) -> dict[str, Any] | None:
         except AuthenticationFailed as exc:
             _auth_stop(ctx, take, exc)
             return None
+        except GatewayUnreachable as exc:
+            attempt += 1
+            if (wait := _unreached(ctx, take, exc, attempt)) is None:
+                return None
+            await asyncio.sleep(wait)
         except (TransientGatewayError, MalformedResponse) as exc:
             if attempt >= ctx.settings.backoff.max_attempts:
                 _fail(ctx, take, "transient", exc.code or "upload_failed",
@@ -124,7 +131,7 @@ async def submit(ctx: RunContext, take: Take) -> bool:
     key = take.key
     rates: Mapping[str, float] = ctx.manifest.budget.rates
     estimate = estimate_credits(take.request, rates)
-    transient = 0
+    transient = unreachable = 0
     limited = 0
     while True:
         if ctx.stop_submitting.is_set():
@@ -181,6 +188,13 @@ async def submit(ctx: RunContext, take: Take) -> bool:
                 if await _ambiguous(ctx, take, exc.message):
                     continue
                 return False
+            except GatewayUnreachable as exc:  # never reached in this run: firstcontact.py
+                ctx.store.mark_not_sent(key, exc.message)
+                ctx.budget.release(key, estimate)
+                unreachable += 1
+                if (wait := _unreached(ctx, take, exc, unreachable)) is None:
+                    return False
+                delay = wait
             except ConnectionFailed as exc:
                 if exc.maybe_sent:
                     if await _ambiguous(ctx, take, exc.message):
@@ -243,6 +257,16 @@ def _budget_stop(ctx: RunContext, key: str, estimate: float | None) -> None:
              f"budget reached: {ctx.budget.total:.1f} of {ctx.budget.max_credits:g} credits "
              f"reserved and the next take ({key}, about {estimate or 0:.1f} credits) would "
              f"exceed it; raise budget.max_credits or --max-credits to render the rest")
+
+
+def _unreached(ctx: RunContext, take: Take, exc: GatewayUnreachable,
+               failures: int) -> float | None:
+    """A quick retry's delay, or None once the run is stopped and the take not started."""
+    wait = unreached(ctx, exc, failures)
+    if wait is None:
+        stop_unreached(ctx, exc)
+        _not_started(ctx, take)
+    return wait
 
 
 def _record_sources(ctx: RunContext, take: Take) -> None:

@@ -18,7 +18,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from runner.errors import AmbiguousSubmission, ConnectionFailed, GatewayError, PermanentGatewayError
+from runner.errors import (
+    AmbiguousSubmission,
+    ConnectionFailed,
+    GatewayError,
+    GatewayUnreachable,
+    PermanentGatewayError,
+)
 from runner.gateway.client import ClientTimeouts, GatewayClient
 
 from .conftest import KEY, TASK, Serve, assert_no_key
@@ -95,9 +101,11 @@ async def test_refused_connection_is_certainly_not_sent(refusing_port: int, tmp_
     async with GatewayClient(base, None, KEY) as client:
         for call in (client.create_task({"prompt": "x"}), client.get_task("task-1"),
                      client.upload_file(_png(tmp_path), "image/png")):
-            with pytest.raises(ConnectionFailed, match="nothing was sent") as info:
+            with pytest.raises(GatewayUnreachable) as info:
                 await call
-            assert info.value.maybe_sent is False
+            assert str(info.value) == (f"cannot connect to the gateway at {base} (connection "
+                                       "refused): check api.base_url or --base-url")
+            assert info.value.maybe_sent is False and isinstance(info.value, ConnectionFailed)
             assert not isinstance(info.value, AmbiguousSubmission)
             assert_no_key(info.value)
 

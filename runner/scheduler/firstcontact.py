@@ -1,0 +1,54 @@
+"""What a run does when the gateway has never been reached: retry quickly, then stop.
+
+The gateway client raises :class:`~runner.errors.GatewayUnreachable` only while the
+configured URL has not answered like the gateway once in this run (see
+:mod:`runner.gateway.reach`). Then the patient policy for connection trouble (up to
+``backoff.max_attempts`` retries with delays growing to ``backoff.cap``: more than a minute
+by default) is the wrong one: a wrong ``api.base_url`` never heals, and a user who mistyped a
+port deserves to hear it in seconds, like curl or gh would say it. So:
+
+* a refused connection (or unknown name, no route, connect timeout) is retried at most
+  ``min(--retries, QUICK_RETRIES)`` times, each after a delay of at most ``QUICK_DELAY_CAP``
+  seconds (a gateway being restarted as the run starts gets its chance);
+* an answer that is plainly not the gateway's is not retried at all;
+* then the run stops submitting and halts (StopReason.UNREACHABLE): the take is "not
+  submitted" in the summary and ``new`` in the store (nothing was sent, nothing paid), so
+  the next run, with the URL fixed, picks it up; the stop message is the error's one line.
+
+Once the gateway has answered, a refused connection is an ordinary ConnectionFailed and
+keeps the patient policy: an overnight run rides out a blip.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from runner.errors import GatewayUnreachable
+from runner.scheduler.context import RunContext, StopReason
+
+log = structlog.get_logger()
+
+QUICK_RETRIES = 2  # at most, and never more than --retries
+QUICK_DELAY_CAP = 1.0  # seconds before a quick retry, at most
+
+
+def quick_retries(ctx: RunContext) -> int:
+    """How many times a first contact that failed to connect is tried again."""
+    return max(0, min(ctx.settings.retries, QUICK_RETRIES))
+
+
+def unreached(ctx: RunContext, exc: GatewayUnreachable, failures: int) -> float | None:
+    """After the ``failures``-th GatewayUnreachable of one step: the delay before trying
+    again, or None when the run must stop (the caller then calls :func:`stop_unreached`)."""
+    if ctx.stop_submitting.is_set() or not exc.retry or failures > quick_retries(ctx):
+        return None
+    delay = min(ctx.settings.backoff.delay(failures - 1), QUICK_DELAY_CAP)
+    log.info("gateway_unreached_retry", error=exc.message, failures=failures,
+             delay=round(delay, 3))
+    return delay
+
+
+def stop_unreached(ctx: RunContext, exc: GatewayUnreachable) -> None:
+    """Stop the run because the gateway cannot be reached (the caller settles its take)."""
+    ctx.stop(StopReason.UNREACHABLE, exc.message)
+    ctx.halt()
