@@ -73,10 +73,15 @@ def add_parser(subparsers: Any) -> None:
         "plan",
         help="show the takes, wire payloads and estimated credits (no network)",
         description="Expand the manifest and show every take with its resolved inputs, the "
-        "payload that would be sent, and estimated credits. Sends nothing.",
+        "payload that would be sent (--payloads, or --json), and estimated credits; after a "
+        "run, what a new run would do with each take and why, what was spent, and the budget "
+        "left. Sends nothing.",
     )
     parser.add_argument("file", metavar="FILE", help="manifest file (YAML)")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    parser.add_argument("--payloads", action="store_true",
+                        help="also print each take's wire payload (compact JSON; local files "
+                        "shown as <upload PATH>)")
     parser.set_defaults(func=run)
 
 
@@ -196,12 +201,15 @@ def _short(text: str, limit: int = 60) -> str:
 
 
 def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console, *,
-                spent: float = 0.0) -> None:
-    """The human plan: one table row per take, then totals.
+                spent: float = 0.0, payloads: bool = False) -> None:
+    """The human plan: one table row per take, then (``payloads``) each take's wire payload,
+    then totals.
 
     The prompt column is shown only when the terminal is wide enough to read it; ``--json``
     always has everything. With statuses (a store), the totals say what a run would send
-    and what it leaves, and judge the cap after the ``spent`` credits.
+    and what it leaves, and judge the cap after the ``spent`` credits. Payloads are one
+    compact JSON line per take under its key, never cut: they are for reading in full or
+    copying, and a table cell would fold or clip them.
     """
     with_status = any(row.status is not None for row in rows)
     wide = console.width >= 120
@@ -241,6 +249,8 @@ def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console, *
             cells += [state, "" if reason == state else reason]
         table.add_row(*cells)
     console.print(table)
+    if payloads:
+        _print_payloads(rows, console)
     for line in _total_lines(manifest, rows, spent, with_status):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     for row in rows:  # the warning `run` prints once it has decided, before it decides
@@ -252,6 +262,16 @@ def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console, *
         console.print(redact(str(warning)), highlight=False, markup=False, soft_wrap=True)
     console.print(f"Output: {manifest.output_dir}. Nothing was sent.", highlight=False,
                   markup=False, soft_wrap=True)
+
+
+def _print_payloads(rows: Sequence[PlanRow], console: Console) -> None:
+    console.print("Payloads (<upload PATH>: uploaded first; <frame ...>: cut from another "
+                  "take's output):", highlight=False, markup=False, soft_wrap=True)
+    for row in rows:
+        text = json.dumps(row.payload, ensure_ascii=False, separators=(",", ":"))
+        console.print(f"  {row.take.key}\n    {redact(text)}", highlight=False, markup=False,
+                      soft_wrap=True)
+    console.print()
 
 
 def _takes(count: int) -> str:
@@ -316,5 +336,6 @@ def run(args: argparse.Namespace) -> int:
     # Piped output is for reading in full or grepping: never cut it to 80 columns.
     width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
     console = Console(file=sys.stdout, soft_wrap=False, width=width)
-    render_plan(manifest, plan_rows(manifest, statuses), console, spent=spent)
+    render_plan(manifest, plan_rows(manifest, statuses), console, spent=spent,
+                payloads=args.payloads)
     return EXIT_OK
