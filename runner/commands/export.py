@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from runner.commands._words import count
 from runner.errors import EXIT_FAILED, EXIT_OK, UsageError
 from runner.export import ExportError, export, select
 from runner.redact import redact
@@ -61,10 +62,10 @@ def run(args: argparse.Namespace) -> int:
     if selection.missing:
         listed = ", ".join(selection.missing)
         if args.strict:
-            _err(f"shotrun export: no finished take for: {listed}; nothing exported "
+            _err(f"shotrun: error: no finished take for: {listed}; nothing exported "
                  "(render them, or drop --strict to skip them)")
             return EXIT_FAILED
-        _err(f"warning: no finished take for: {listed}; skipped")
+        _err(f"shotrun: warning: no finished take for: {listed}; skipped")
     try:
         export(manifest, selection, args.dir, link=args.link)
     except ExportError as exc:
@@ -74,5 +75,5 @@ def run(args: argparse.Namespace) -> int:
     for clip in selection.clips:
         mark = " (picked)" if clip.picked else ""
         print(redact(f"{clip.name}  <- {clip.shot_id} take {clip.take}{mark}"))
-    print(redact(f"{len(selection.clips)} clip(s) and edit.csv, edit.edl in {args.dir}"))
+    print(redact(f"{count(len(selection.clips), 'clip')} and edit.csv, edit.edl in {args.dir}"))
     return EXIT_OK

@@ -49,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
         listed = ", ".join(shots[:10]) + (" ..." if len(shots) > 10 else "")
         raise UsageError(f"{args.manifest}: no shot {args.shot!r} (shots: {listed})")
     if not any(t.take == args.take for t in takes):
-        raise UsageError(f"{args.manifest}: shot {args.shot} has take(s) 1 to {len(takes)}, "
-                         f"not {args.take}")
+        has = "only take 1" if len(takes) == 1 else f"takes 1 to {len(takes)}"
+        raise UsageError(f"{args.manifest}: shot {args.shot} has {has}, not {args.take}")
     path = store_path_for(manifest)
     if not path.is_file():
         raise UsageError(f"nothing is rendered yet for {args.manifest}: run it first "

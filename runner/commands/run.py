@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from runner import log
+from runner.commands._words import count as counted
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ShotrunError, UsageError
 from runner.model import Manifest, Take
 from runner.progress import make_observer
@@ -228,10 +229,10 @@ def _print_todo(plans: Sequence[Any], *, stream_err: bool) -> None:
         for plan in todo:
             counts[(plan.action, plan.reason)] = counts.get((plan.action, plan.reason), 0) + 1
         for (action, reason), count in counts.items():
-            _out(f"  {action:<8} ({reason}): {count} take(s)", err=stream_err)
+            _out(f"  {action:<8} ({reason}): {counted(count, 'take')}", err=stream_err)
         _out("  (shotrun plan MANIFEST lists them one by one)", err=stream_err)
     if skipped:
-        _out(f"  {skipped} take(s) already done", err=stream_err)
+        _out(f"  {counted(skipped, 'take')} already done", err=stream_err)
 
 
 def format_summary(summary: RunSummary) -> str:
@@ -347,7 +348,8 @@ def run(args: argparse.Namespace) -> int:
         del payloads  # in the store now; not kept for the whole run (megabytes at 20,000)
         where = "the built-in emulator" if config.uses_emulator else config.base_url
         if not args.quiet:  # -q: errors and warnings only (print_plan warns regardless)
-            _out(f"shotrun: {manifest.name}: {len(plans)} take(s) via {where}", err=args.json)
+            _out(f"shotrun: {manifest.name}: {counted(len(plans), 'take')} via {where}",
+                 err=args.json)
         print_plan(plans, stream_err=args.json, quiet=args.quiet)
 
         def on_stop(count: int) -> None:

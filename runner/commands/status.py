@@ -4,7 +4,8 @@ It opens the state store read-only, so it works beside a live run (WAL readers n
 writer, and no lock is taken) and answers within the moment. It still answers when the
 manifest no longer loads (edited into an invalid state mid-run): it then shows every take the
 store holds, with a warning. Exit 0 whenever the store could be read (or no run happened yet);
-2 for a manifest whose output folder cannot even be found, or an unreadable store.
+2 for a manifest that does not load and never ran (nothing to show), whose output folder
+cannot even be found or is a file, or an unreadable store.
 
 ``--json`` prints ``{"manifest", "state", "run", "running_pid", "warning", "takes": [trace
 records], "totals"}``; the trace record's fields are listed in :mod:`runner.state.trace`,
@@ -22,7 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.bulk import paused_gc
-from runner.errors import EXIT_OK, ManifestError, UsageError
+from runner.commands._words import count, plural
+from runner.errors import EXIT_OK, Location, ManifestError, Problem, UsageError
 from runner.model import Manifest
 from runner.redact import redact
 from runner.state import StateStore, store_path_for
@@ -85,8 +87,12 @@ def _load(path: Path) -> tuple[Manifest | None, Path, str | None]:
         manifest = load_manifest(path)
     except ManifestError as exc:
         output_dir = _fallback_output_dir(path, exc)
-        warning = (f"warning: {path} does not load any more ({exc}); showing what the state "
-                   "store holds")
+        if not store_path_for(output_dir).is_file():  # invalid, and never ran: nothing to show
+            raise ManifestError([*exc.problems, Problem(
+                Location(str(path)), "", "does not load and has never run, so there is no "
+                "status to show; fix the problems above (shotrun validate FILE)")]) from None
+        warning = (f"shotrun: warning: {path} does not load any more ({exc}); showing what "
+                   "the state store holds")
         return None, output_dir, warning
     check_output_dir(manifest)  # else a file there would read as "no run yet"
     return manifest, manifest.output_dir, None
@@ -239,14 +245,16 @@ def _summary(totals: dict[str, Any]) -> str:
     order = ("done", "submitted", "completed", "downloading", "submitting", "ambiguous", "held",
              "failed", "new")
     parts = [f"{totals[name]} {name}" for name in order if totals.get(name)]
-    line = f"{totals['takes']} takes: " + (", ".join(parts) or "none")
+    line = f"{count(totals['takes'], 'take')}: " + (", ".join(parts) or "none")
     if totals["ambiguous_submissions"]:
-        line += f"; {totals['ambiguous_submissions']} ambiguous submission(s)"
+        line += f"; {count(totals['ambiguous_submissions'], 'ambiguous submission')}"
     budget = totals["max_credits"]
     line += f"; {_money(totals['credits_committed'])} credits committed"
     line += f" of {_money(budget)}" if budget is not None else ""
     if totals["not_in_manifest"]:
-        line += f"; {totals['not_in_manifest']} take(s) in the store are no longer in the manifest"
+        gone = totals["not_in_manifest"]
+        line += (f"; {count(gone, 'take')} in the store {plural(gone, 'is')} no longer in the "
+                 "manifest")
     return line
 
 

@@ -51,12 +51,13 @@ class WrittenReport:
     totals: Totals | None  # None: the page already showed this state and was left alone
 
     def describe(self) -> str:
-        """``12 take(s): 9 done, 2 failed, 1 new``."""
+        """``12 takes: 9 done, 2 failed, 1 new``."""
         if self.totals is None:
             return "the same takes as before (unchanged)"
         counts = ", ".join(f"{n} {status.replace('_', ' ')}"
                            for status, n in sorted(self.totals.by_status.items()))
-        return f"{self.totals.takes} take(s)" + (f": {counts}" if counts else "")
+        takes = self.totals.takes
+        return f"{takes} take{'' if takes == 1 else 's'}" + (f": {counts}" if counts else "")
 
 
 def report_path(manifest: Manifest) -> Path:

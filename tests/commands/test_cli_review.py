@@ -186,3 +186,48 @@ async def test_one_ctrl_c_says_it_once_and_the_last_line_agrees_with_the_summary
     assert sum("keep rendering" in line for line in shown) == 1  # the notice at Ctrl-C
     done = int(out.split("done: ", 1)[1].split("/", 1)[0])
     assert "in flight" not in shown[-1] and f"{6 - done} left for the next run" in shown[-1]
+
+
+ONE = "  - id: s01\n    prompt: \"a single shot\"\n"
+
+
+def test_one_take_is_singular_in_run_status_report_and_export(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write_manifest(tmp_path, ONE)
+    assert cli.main(["status", str(manifest)]) == 0
+    assert "1 take: 1 new" in capsys.readouterr().out
+    assert cli.main(["run", str(manifest), *FAST_FLAGS]) == 0
+    assert "demo: 1 take via" in capsys.readouterr().out
+    assert cli.main(["run", str(manifest), *FAST_FLAGS]) == 0
+    assert "  1 take already done" in capsys.readouterr().out
+    assert cli.main(["report", str(manifest)]) == 0
+    assert "report of 1 take: 1 done" in capsys.readouterr().out
+    assert cli.main(["export", str(manifest), str(tmp_path / "cut")]) == 0
+    assert "1 clip and edit.csv" in capsys.readouterr().out
+    assert cli.main(["pick", str(manifest), "s01", "2"]) == 2
+    assert "shot s01 has only take 1, not 2" in capsys.readouterr().err
+
+
+def test_export_warnings_and_errors_carry_the_shotrun_prefix(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write_manifest(tmp_path, THREE)
+    assert cli.main(["run", str(manifest), "--only", "s02", *FAST_FLAGS]) == 0
+    capsys.readouterr()
+    assert cli.main(["export", str(manifest), str(tmp_path / "cut")]) == 0
+    assert capsys.readouterr().err.startswith(
+        "shotrun: warning: no finished take for: s01; skipped")
+    assert cli.main(["export", str(manifest), str(tmp_path / "cut2"), "--strict"]) == 1
+    assert capsys.readouterr().err.startswith("shotrun: error: no finished take for: s01;")
+
+
+def test_status_of_an_invalid_manifest_that_never_ran_is_exit_2_and_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write_manifest(tmp_path, "  - id: s01\n    prompt: x\n    duration: 99\n")
+    assert cli.main(["status", str(manifest)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "does not load any more" not in captured.err
+    assert "duration" in captured.err
+    assert captured.err.strip().splitlines()[-1] == (
+        f"{manifest}: does not load and has never run, so there is no status to show; fix the "
+        "problems above (shotrun validate FILE)")
+    assert not (tmp_path / "out").exists()

@@ -92,7 +92,7 @@ def test_demo_manifest_runs_end_to_end_on_the_built_in_emulator(
     assert "take_done" in events and "take_submitted" in events
     # A second run has nothing to do and says so.
     assert cli.main(["run", str(manifest), *FAST_FLAGS]) == 0
-    assert "3 take(s) already done" in capsys.readouterr().out
+    assert "3 takes already done" in capsys.readouterr().out
 
 
 def test_invalid_manifest_exits_2_and_writes_nothing(
@@ -400,9 +400,9 @@ def test_a_long_plan_is_shown_as_counts_per_reason(capsys: pytest.CaptureFixture
                 for n in range(3)])
     print_plan(plans, stream_err=False)
     out = capsys.readouterr().out
-    assert "submit   (new): 50 take(s)" in out
-    assert "poll     (in flight): 1 take(s)" in out
-    assert "3 take(s) already done" in out
+    assert "submit   (new): 50 takes" in out
+    assert "poll     (in flight): 1 take" in out
+    assert "3 takes already done" in out
     assert "s7/take-1" not in out
 
 

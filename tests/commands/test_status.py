@@ -249,7 +249,7 @@ def test_takes_dropped_from_the_manifest_are_counted_not_listed(
     document = _json(capsys, str(manifest_path))
     assert [t["id"] for t in document["takes"]] == [A1, L16, L9]  # type: ignore[union-attr]
     assert document["totals"]["not_in_manifest"] == 1  # type: ignore[index]
-    assert "1 take(s) in the store are no longer in the manifest" in _status(
+    assert "1 take in the store is no longer in the manifest" in _status(
         capsys, str(manifest_path))[1]
 
 

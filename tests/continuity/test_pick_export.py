@@ -107,7 +107,7 @@ def test_pick_changes_the_source_and_export_ships_the_picked_takes(
     # A resume with nothing changed keeps the pick and renders nothing.
     assert run(manifest) == 0
     said = capsys.readouterr()
-    assert "4 take(s) already done" in said.out + said.err
+    assert "4 takes already done" in said.out + said.err
 
     # The report marks the picked tile and shows which shot feeds which.
     assert cli.main(["report", str(manifest)]) == 0
@@ -171,7 +171,7 @@ def test_export_links_skips_unfinished_shots_or_fails_with_strict(
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["pick", "{m}", "nope", "1"], "no shot 'nope'"),
-    (["pick", "{m}", "s01-walk", "3"], "has take(s) 1 to 2, not 3"),
+    (["pick", "{m}", "s01-walk", "3"], "has takes 1 to 2, not 3"),
     (["export", "{m}", "{t}/x"], "nothing is rendered yet"),
     (["pick", "{m}", "s01-walk", "1"], "nothing is rendered yet"),
 ], ids=["unknown-shot", "no-such-take", "export-before-run", "pick-before-run"])

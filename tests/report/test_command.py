@@ -56,7 +56,7 @@ def test_report_before_any_run_shows_every_take_as_new(
     assert main(["report", str(manifest)]) == 0
     out, err = capsys.readouterr()
     report = manifest.parent / "renders" / "report.html"
-    assert f"report of 3 take(s): 3 new: {report}" in out
+    assert f"report of 3 takes: 3 new: {report}" in out
     assert "no run of" in err
     root = parse(report.read_text(encoding="utf-8"))
     tiles = root.find_all("article", "tile")

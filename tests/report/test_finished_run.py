@@ -56,7 +56,7 @@ def finished(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     manifest.write_text(MANIFEST, encoding="utf-8")
     assert main(["--quiet", "run", str(manifest)]) == 0, capsys.readouterr()
     assert main(["report", str(manifest), "--csv"]) == 0
-    assert "report of 3 take(s): 3 done" in capsys.readouterr().out
+    assert "report of 3 takes: 3 done" in capsys.readouterr().out
     return manifest
 
 

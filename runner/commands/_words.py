@@ -1,0 +1,20 @@
+"""Counted nouns for the commands' messages: "1 take", "3 takes", never "1 takes" nor "take(s)".
+
+A module whose name starts with ``_`` is not a command (see :mod:`runner.cli`).
+"""
+
+from __future__ import annotations
+
+_IRREGULAR = {"is": "are", "was": "were", "has": "have"}
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``word`` for one, else ``many`` (default: ``word`` + "s", or the verb's plural)."""
+    if count == 1:
+        return word
+    return many if many is not None else _IRREGULAR.get(word, word + "s")
+
+
+def count(number: int, word: str, many: str | None = None) -> str:
+    """``"1 take"``, ``"2 takes"``, ``"0 takes"``; ``many`` for an irregular plural."""
+    return f"{number} {plural(number, word, many)}"
