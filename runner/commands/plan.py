@@ -79,6 +79,9 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("file", metavar="FILE", help="manifest file (YAML)")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    parser.add_argument("--only", action="append", default=[], metavar="ID|TAG",
+                        help="only these shots (id, id before matrix expansion, take id or "
+                        "tag), as `run --only` selects them; repeatable")
     parser.add_argument("--payloads", action="store_true",
                         help="also print each take's wire payload (compact JSON; local files "
                         "shown as <upload PATH>)")
@@ -86,11 +89,13 @@ def add_parser(subparsers: Any) -> None:
 
 
 def plan_rows(manifest: Manifest,
-              statuses: Mapping[str, PlanStatus] | None = None) -> list[PlanRow]:
-    """The plan's rows; ``statuses`` (by take key) come from the state store when there is one."""
+              statuses: Mapping[str, PlanStatus] | None = None,
+              takes: Sequence[Take] | None = None) -> list[PlanRow]:
+    """The plan's rows, of ``takes`` (default: all the manifest's); ``statuses`` (by take key)
+    come from the state store when there is one."""
     rows: list[PlanRow] = []
     payloads: dict[int, tuple[dict[str, Any], float | None]] = {}
-    for take in manifest.takes:
+    for take in manifest.takes if takes is None else takes:
         found = payloads.get(id(take.request))  # the takes of a shot share one request
         if found is None:
             found = (build_payload(take.request, preview_resolver, manifest.api.wire),
@@ -156,15 +161,16 @@ def totals(manifest: Manifest, rows: Sequence[PlanRow], spent: float = 0.0) -> d
 
 def plan_document(manifest: Manifest,
                   statuses: Mapping[str, PlanStatus] | None = None, *,
-                  spent: float = 0.0) -> dict[str, Any]:
+                  spent: float = 0.0, takes: Sequence[Take] | None = None) -> dict[str, Any]:
     """The whole plan as JSON-ready data (what ``plan --json`` prints).
 
     ``totals`` counts every take; ``this_run`` what a run would send now (``will_run``), what
     it leaves (``already_done``, ``in_flight``, ``not_run``), the credits the store says were
-    spent and the budget judged on spent plus to run.
+    spent and the budget judged on spent plus to run. ``takes`` limits the plan to a
+    selection (``--only``); the credits spent stay the manifest's whole life, as the cap's.
     """
-    rows = plan_rows(manifest, statuses)
-    takes = []
+    rows = plan_rows(manifest, statuses, takes)
+    items = []
     for row in rows:
         take = row.take
         item: dict[str, Any] = {
@@ -178,7 +184,7 @@ def plan_document(manifest: Manifest,
             if row.status.abandons is not None:
                 item["status"]["abandons"] = {"task_id": row.status.abandons.task_id,
                                               "status": row.status.abandons.status}
-        takes.append(item)
+        items.append(item)
     api = manifest.api
     return {
         "manifest": str(manifest.path), "name": manifest.name,
@@ -187,7 +193,7 @@ def plan_document(manifest: Manifest,
                 "api_key_env": api.api_key_env, "wire": dict(api.wire)},
         "budget": {"max_credits": manifest.budget.max_credits,
                    "rates": dict(manifest.budget.rates)},
-        "takes": takes,
+        "takes": items,
         "totals": totals(manifest, rows, spent),
         "this_run": run_outlook(manifest, rows, spent).to_json(
             abandoned_of(statuses, (row.take.key for row in rows))),
@@ -326,16 +332,23 @@ def store_statuses(manifest: Manifest) -> dict[str, PlanStatus] | None:
 def run(args: argparse.Namespace) -> int:
     """Print the plan of one manifest (problems make it exit 2 through the CLI)."""
     manifest = load_manifest(args.file)
+    takes: list[Take] | None = None
+    if args.only:
+        # run's own selection, so that `plan --only X` shows what `run --only X` does; only
+        # imported when asked for: the run command's module costs a fifth of a second.
+        from runner.commands.run import select_takes
+
+        takes = select_takes(manifest, args.only)
     view = read_store(manifest)
     statuses = None if view is None else view.statuses
     spent = 0.0 if view is None else view.spent
     if args.json:
-        document = plan_document(manifest, statuses, spent=spent)
+        document = plan_document(manifest, statuses, spent=spent, takes=takes)
         print(redact(json.dumps(document, indent=2, ensure_ascii=False)))
         return EXIT_OK
     # Piped output is for reading in full or grepping: never cut it to 80 columns.
     width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
     console = Console(file=sys.stdout, soft_wrap=False, width=width)
-    render_plan(manifest, plan_rows(manifest, statuses), console, spent=spent,
+    render_plan(manifest, plan_rows(manifest, statuses, takes), console, spent=spent,
                 payloads=args.payloads)
     return EXIT_OK

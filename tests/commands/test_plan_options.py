@@ -51,3 +51,36 @@ def _help(capsys: pytest.CaptureFixture[str]) -> str:
     with pytest.raises(SystemExit):
         cli.main(["plan", "--help"])
     return capsys.readouterr().out
+
+
+def _keys(capsys: pytest.CaptureFixture[str], command: str, manifest: Path,
+          *only: str) -> list[str]:
+    capsys.readouterr()
+    assert cli.main([command, str(manifest), "--json",
+                     *(arg for o in only for arg in ("--only", o))]) == 0
+    document = json.loads(capsys.readouterr().out)
+    return [take["key" if command == "plan" else "id"] for take in document["takes"]]
+
+
+@pytest.mark.parametrize("only", [("s01",), ("act2",), ("s01/take-2",), ("s02", "act1")])
+def test_plan_only_selects_the_takes_run_and_status_select(
+        only: tuple[str, ...], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write_manifest(tmp_path, THREE)
+    assert cli.main(["run", str(manifest), *FAST_FLAGS, "--no-report", "--only", "act2"]) == 0
+    assert _keys(capsys, "plan", manifest, *only) == _keys(capsys, "status", manifest, *only)
+
+
+def test_plan_only_totals_and_unknown_selector(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write_manifest(tmp_path, THREE)
+    assert cli.main(["run", str(manifest), *FAST_FLAGS, "--no-report", "--only", "act2"]) == 0
+    out = _out(capsys, str(manifest), "--only", "s02")
+    assert "s02/take-1" in out and "s01/take-1" not in out
+    assert "will run: 0 takes" in out and "already done: 1 take " in out
+    out = _out(capsys, str(manifest), "--only", "act1")
+    assert "will run: 2 takes" in out and "s02/take-1" not in out
+
+    capsys.readouterr()
+    assert cli.main(["plan", str(manifest), "--only", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "--only nope: no shot id or tag of" in err and "Traceback" not in err
