@@ -204,7 +204,9 @@ def _cells(row: dict[str, Any]) -> tuple[str, ...]:
     if row["reason"] == STALE:
         status += ", changed since"
     if row["picked"]:
-        status += ", picked"
+        status += ", picked"  # chosen with `shotrun pick`
+    elif row["chosen"]:
+        status += ", chosen"  # the first finished: what export ships until a pick
     credits = row["credits"]
     error = row["error"]
     return (row["id"], status, row["task_id"] or "-", str(row["attempts"]),
