@@ -172,14 +172,34 @@ def place(clip: Clip, folder: Path, *, link: bool) -> None:
              link=link)
 
 
+EDIT_LISTS = ("edit.csv", "edit.edl")
+
+
+def others(folder: Path, selection: Selection) -> list[str]:
+    """Names in ``folder`` that this export does not write (sorted; hidden files left out).
+
+    An export into a folder used before leaves the clips of shots since renamed or dropped
+    (``01-s01-arrival.mp4`` beside the new ``01-s01.mp4``) while the edit lists name only the
+    new ones. They are the user's files, never deleted: the command warns about them.
+    """
+    try:
+        names = [entry.name for entry in os.scandir(folder)]
+    except OSError:
+        return []  # no folder yet (or unreadable: writing it says what is wrong)
+    ours = {clip.name for clip in selection.clips} | set(EDIT_LISTS)
+    return sorted(name for name in names if name not in ours and not name.startswith("."))
+
+
 def export(manifest: Manifest, selection: Selection, folder: Path, *, link: bool) -> None:
     """Write every clip of ``selection`` and the edit lists (``edit.csv``, ``edit.edl``)."""
+    if folder.exists() and not folder.is_dir():
+        raise ExportError(f"{folder} is a file, not a folder; choose a folder to export into")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"cannot create the export folder {folder}: {exc.strerror}") from None
     for clip in selection.clips:
         place(clip, folder, link=link)
-    atomic_write_text(folder / "edit.csv", edit_csv(selection.clips))
-    atomic_write_text(folder / "edit.edl", edit_edl(manifest.name, selection.clips))
+    atomic_write_text(folder / EDIT_LISTS[0], edit_csv(selection.clips))
+    atomic_write_text(folder / EDIT_LISTS[1], edit_edl(manifest.name, selection.clips))
     fsync_dir(folder)

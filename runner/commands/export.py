@@ -6,8 +6,10 @@ the first finished - into DIR as ``<nn>-<shot-id>.mp4`` in manifest order, and w
 order. Reads the store read-only: it works beside a running render.
 
 A shot with no finished take is skipped with a warning (its number is left out), or, with
-``--strict``, nothing is exported and the command exits 1. Exit 0 on success, 2 on usage
-errors (no run yet, an unwritable folder, ``--link`` across file systems).
+``--strict``, nothing is exported and the command exits 1. Files already in DIR that this
+export does not write (clips of shots since renamed, say) are left alone, with a warning that
+counts them. Exit 0 on success, 2 on usage errors (no run yet, an unwritable folder or a file
+named DIR, ``--link`` across file systems).
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from runner.commands._words import count
+from runner.commands._words import count, plural
 from runner.errors import EXIT_FAILED, EXIT_OK, UsageError
-from runner.export import ExportError, export, select
+from runner.export import ExportError, export, others, select
 from runner.redact import redact
 from runner.state import StateStore, store_path_for
 from runner.state.continuity import picks
@@ -70,6 +72,13 @@ def run(args: argparse.Namespace) -> int:
         export(manifest, selection, args.dir, link=args.link)
     except ExportError as exc:
         raise UsageError(str(exc)) from None
+    stale = others(args.dir, selection)
+    if stale:  # the user's files: named, never deleted
+        shown = ", ".join(stale[:3]) + (f" and {len(stale) - 3} more" if len(stale) > 3 else "")
+        _err(f"shotrun: warning: {args.dir} also holds {count(len(stale), 'file')} that "
+             f"{plural(len(stale), 'is')} not part of this export ({shown}); edit.csv and "
+             "edit.edl list only the clips written now: remove them, or export into an "
+             "empty folder")
     if args.quiet:  # -q: warnings and errors only
         return EXIT_OK
     for clip in selection.clips:

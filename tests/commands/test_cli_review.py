@@ -231,3 +231,71 @@ def test_status_of_an_invalid_manifest_that_never_ran_is_exit_2_and_says_so(
         f"{manifest}: does not load and has never run, so there is no status to show; fix the "
         "problems above (shotrun validate FILE)")
     assert not (tmp_path / "out").exists()
+
+
+def _status_cells(capsys: pytest.CaptureFixture[str], manifest: Path) -> dict[str, str]:
+    assert cli.main(["status", str(manifest)]) == 0
+    cells: dict[str, str] = {}
+    for line in capsys.readouterr().out.splitlines():
+        parts = [part.strip() for part in line.split("│")]
+        if len(parts) > 2 and "/take-" in parts[0]:
+            cells[parts[0]] = parts[1]
+    return cells
+
+
+def test_status_marks_the_chosen_take_before_and_after_a_pick(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write_manifest(tmp_path, THREE)
+    assert cli.main(["run", str(manifest), *FAST_FLAGS]) == 0
+    capsys.readouterr()
+    assert cli.main(["status", str(manifest), "--json"]) == 0
+    chosen = {t["id"] for t in json.loads(capsys.readouterr().out)["takes"] if t["chosen"]}
+    assert len(chosen) == 2 and "s02/take-1" in chosen
+    first = next(key for key in chosen if key.startswith("s01/"))
+    other = "s01/take-2" if first == "s01/take-1" else "s01/take-1"
+    cells = _status_cells(capsys, manifest)
+    assert cells == {first: "done, chosen", other: "done", "s02/take-1": "done, chosen"}
+    assert cli.main(["pick", str(manifest), "s01", other[-1]]) == 0
+    capsys.readouterr()
+    cells = _status_cells(capsys, manifest)
+    assert cells == {first: "done", other: "done, picked", "s02/take-1": "done, chosen"}
+
+
+def test_export_into_a_used_folder_warns_about_files_it_does_not_write(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write_manifest(tmp_path, THREE)
+    assert cli.main(["run", str(manifest), *FAST_FLAGS]) == 0
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / "01-s01-arrival.mp4").write_bytes(b"old clip")
+    (cut / "notes.txt").write_text("mine\n", encoding="utf-8")
+    (cut / ".DS_Store").write_bytes(b"")
+    capsys.readouterr()
+    assert cli.main(["-q", "export", str(manifest), str(cut)]) == 0
+    assert capsys.readouterr().err == (
+        f"shotrun: warning: {cut} also holds 2 files that are not part of this export "
+        "(01-s01-arrival.mp4, notes.txt); edit.csv and edit.edl list only the clips written "
+        "now: remove them, or export into an empty folder\n")
+    assert (cut / "01-s01-arrival.mp4").read_bytes() == b"old clip"  # never deleted
+    assert (cut / "01-s01.mp4").is_file() and (cut / "02-s02.mp4").is_file()
+    # Exporting again into the same folder: only the stranger files are counted.
+    assert cli.main(["export", str(manifest), str(cut)]) == 0
+    assert "also holds 2 files" in capsys.readouterr().err
+    (cut / "notes.txt").unlink()
+    assert cli.main(["export", str(manifest), str(cut)]) == 0
+    assert "also holds 1 file that is not part" in capsys.readouterr().err
+    (cut / "01-s01-arrival.mp4").unlink()
+    assert cli.main(["export", str(manifest), str(cut)]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_export_into_a_file_is_one_line_and_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write_manifest(tmp_path, THREE)
+    assert cli.main(["run", str(manifest), *FAST_FLAGS]) == 0
+    (tmp_path / "cut").write_text("x", encoding="utf-8")
+    capsys.readouterr()
+    assert cli.main(["export", str(manifest), str(tmp_path / "cut")]) == 2
+    assert capsys.readouterr().err == (
+        f"shotrun: error: {tmp_path / 'cut'} is a file, not a folder; choose a folder to "
+        "export into\n")
