@@ -139,11 +139,13 @@ def run_outlook(manifest: Manifest, rows: Sequence[PlanRow], spent: float = 0.0)
                               for row in rows), spent)
 
 
-def totals(manifest: Manifest, rows: Sequence[PlanRow], spent: float = 0.0) -> dict[str, Any]:
+def totals(manifest: Manifest, rows: Sequence[PlanRow], spent: float = 0.0, *,
+           found: Outlook | None = None) -> dict[str, Any]:
     """Counts, seconds and credits of every take of the plan, done or not.
 
     ``within_budget`` is the run's own test: what the manifest spent (``spent``) plus the
     estimates of the takes a run would send, against the cap; without a store, every take.
+    ``found`` is that outlook when the caller has it already, so the rows are walked once.
     """
     credits = sum(row.credits for row in rows if row.credits is not None)
     unpriced = sum(1 for row in rows if row.credits is None)
@@ -155,7 +157,7 @@ def totals(manifest: Manifest, rows: Sequence[PlanRow], spent: float = 0.0) -> d
         "credits": round(credits, 4),
         "unpriced_takes": unpriced,
         "max_credits": cap,
-        "within_budget": run_outlook(manifest, rows, spent).within_budget,
+        "within_budget": (found or run_outlook(manifest, rows, spent)).within_budget,
     }
 
 
@@ -186,6 +188,7 @@ def plan_document(manifest: Manifest,
                                               "status": row.status.abandons.status}
         items.append(item)
     api = manifest.api
+    found = run_outlook(manifest, rows, spent)
     return {
         "manifest": str(manifest.path), "name": manifest.name,
         "output_dir": str(manifest.output_dir),
@@ -194,8 +197,8 @@ def plan_document(manifest: Manifest,
         "budget": {"max_credits": manifest.budget.max_credits,
                    "rates": dict(manifest.budget.rates)},
         "takes": items,
-        "totals": totals(manifest, rows, spent),
-        "this_run": run_outlook(manifest, rows, spent).to_json(
+        "totals": totals(manifest, rows, spent, found=found),
+        "this_run": found.to_json(
             abandoned_of(statuses, (row.take.key for row in rows))),
         "warnings": [problem_json(p) for p in manifest.warnings],
     }
@@ -287,7 +290,8 @@ def _takes(count: int) -> str:
 def _total_lines(manifest: Manifest, rows: Sequence[PlanRow], spent: float,
                  with_status: bool) -> list[str]:
     """The totals under the table: one line without a store, else what a run would do."""
-    total = totals(manifest, rows, spent)
+    found = run_outlook(manifest, rows, spent)
+    total = totals(manifest, rows, spent, found=found)
     cap = total["max_credits"]
     count = total["unpriced_takes"]
     unpriced = f", {_takes(count)} without a rate (set budget.rates)" if count else ""
@@ -297,7 +301,6 @@ def _total_lines(manifest: Manifest, rows: Sequence[PlanRow], spent: float,
                                       "OVER BUDGET"))
         return [f"{total['takes']} takes of {total['shots']} shots, {total['seconds']} s of "
                 f"video, about {total['credits']:g} credits ({budget}){unpriced}."]
-    found = run_outlook(manifest, rows, spent)
     count = found.run_unpriced
     unpriced = f", {_takes(count)} without a rate (set budget.rates)" if count else ""
     lines = [f"{total['takes']} takes of {total['shots']} shots.",
