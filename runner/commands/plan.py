@@ -25,6 +25,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from runner.commands._words import count as counted
 from runner.commands.validate import problem_json
 from runner.errors import EXIT_OK
 from runner.manifest import load_manifest
@@ -283,10 +284,6 @@ def _print_payloads(rows: Sequence[PlanRow], console: Console) -> None:
     console.print()
 
 
-def _takes(count: int) -> str:
-    return f"{count} take{'s' if count != 1 else ''}"
-
-
 def _total_lines(manifest: Manifest, rows: Sequence[PlanRow], spent: float,
                  with_status: bool) -> list[str]:
     """The totals under the table: one line without a store, else what a run would do."""
@@ -294,25 +291,26 @@ def _total_lines(manifest: Manifest, rows: Sequence[PlanRow], spent: float,
     total = totals(manifest, rows, spent, found=found)
     cap = total["max_credits"]
     count = total["unpriced_takes"]
-    unpriced = f", {_takes(count)} without a rate (set budget.rates)" if count else ""
+    unpriced = f", {counted(count, 'take')} without a rate (set budget.rates)" if count else ""
     if not with_status:  # no store: every take runs, nothing was spent
         budget = ("no cap" if cap is None else
                   f"cap {cap:g}, " + ("within budget" if total["within_budget"] else
                                       "OVER BUDGET"))
-        return [f"{total['takes']} takes of {total['shots']} shots, {total['seconds']} s of "
-                f"video, about {total['credits']:g} credits ({budget}){unpriced}."]
+        return [f"{counted(total['takes'], 'take')} of {counted(total['shots'], 'shot')}, "
+                f"{total['seconds']} s of video, about {total['credits']:g} credits "
+                f"({budget}){unpriced}."]
     count = found.run_unpriced
-    unpriced = f", {_takes(count)} without a rate (set budget.rates)" if count else ""
-    lines = [f"{total['takes']} takes of {total['shots']} shots.",
-             f"will run: {_takes(found.counts['run'])}, {found.run_seconds} s of video, about "
-             f"{found.run_credits:g} credits{unpriced}.",
-             f"already done: {_takes(found.counts['done'])} "
+    unpriced = f", {counted(count, 'take')} without a rate (set budget.rates)" if count else ""
+    lines = [f"{counted(total['takes'], 'take')} of {counted(total['shots'], 'shot')}.",
+             f"will run: {counted(found.counts['run'], 'take')}, {found.run_seconds} s of "
+             f"video, about {found.run_credits:g} credits{unpriced}.",
+             f"already done: {counted(found.counts['done'], 'take')} "
              f"({found.spent:g} credits spent so far, all runs)."]
     if found.counts["in_flight"]:
-        lines.append(f"in flight: {_takes(found.counts['in_flight'])} (already paid; a run "
-                     "collects them).")
+        lines.append(f"in flight: {counted(found.counts['in_flight'], 'take')} (already "
+                     "paid; a run collects them).")
     if found.counts["not_run"]:
-        lines.append(f"not run: {_takes(found.counts['not_run'])} (held or failed; "
+        lines.append(f"not run: {counted(found.counts['not_run'], 'take')} (held or failed; "
                      "`shotrun run --retry-failed` sends them).")
     head = f"budget: {found.spent:g} spent + about {found.run_credits:g} to run = " \
            f"{found.after_run:g}"
@@ -322,7 +320,7 @@ def _total_lines(manifest: Manifest, rows: Sequence[PlanRow], spent: float,
         lines.append(f"{head} (cap {cap:g}, within budget).")
     else:
         lines.append(f"{head} (cap {cap:g}, OVER BUDGET: a run stops submitting at the cap, "
-                     f"after about {found.fits} of {_takes(found.counts['run'])}).")
+                     f"after about {found.fits} of {counted(found.counts['run'], 'take')}).")
     return lines
 
 

@@ -28,6 +28,7 @@ from runner import log
 from runner.commands._words import count as counted
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ShotrunError, UsageError
 from runner.model import Manifest, Take
+from runner.outlook import abandon_warning, abandoned_task
 from runner.progress import make_observer
 from runner.redact import redact
 from runner.scheduler.backoff import BackoffPolicy
@@ -44,7 +45,6 @@ from runner.session import (
     read_api_key,
     resolve_config,
 )
-from runner.state.sync import UNSAVED_PAID
 from runner.wire import FingerprintPayloads
 
 if TYPE_CHECKING:
@@ -210,11 +210,9 @@ def print_plan(plans: Sequence[Any], *, stream_err: bool, quiet: bool = False) -
         _print_todo(plans, stream_err=stream_err)
     for plan in plans:
         previous = getattr(plan, "previous", None)
-        if previous is not None and previous.status.value in UNSAVED_PAID:
-            task = previous.task_id or "a creation whose answer was lost"
-            _out(f"shotrun: warning: {plan.key} changed while its task ({task}) was "
-                 f"{previous.status.value}: that paid render is abandoned, not collected "
-                 "(its record is kept in the take's history)", err=True)
+        abandoned = abandoned_task(previous) if previous is not None else None
+        if abandoned is not None:  # plan warned of it in the same words (runner.outlook)
+            _out(f"shotrun: warning: {abandon_warning(plan.key, abandoned)}", err=True)
 
 
 def _print_todo(plans: Sequence[Any], *, stream_err: bool) -> None:
@@ -352,11 +350,17 @@ def run(args: argparse.Namespace) -> int:
                  err=args.json)
         print_plan(plans, stream_err=args.json, quiet=args.quiet)
 
+        # The built-in emulator lives in this process: its tasks end with the run, and the
+        # next run's emulator does not know them (it submits those takes again; its credits
+        # are not real). Saying they "keep rendering" would be false there.
+        fate = ("the built-in emulator stops with this run, so the next run submits its tasks "
+                "in flight again" if config.uses_emulator else
+                "tasks in flight keep rendering at the gateway and the next run collects them")
+
         def on_stop(count: int) -> None:
             if count == 1:
-                _out("\nshotrun: stopping: no new submissions; tasks in flight keep rendering "
-                     "at the gateway and the next run collects them (Ctrl-C again to quit at "
-                     "once)", err=True)
+                _out(f"\nshotrun: stopping: no new submissions; {fate} (Ctrl-C again to quit "
+                     "at once)", err=True)
             else:
                 _out("shotrun: quitting now; the state store is consistent", err=True)
 

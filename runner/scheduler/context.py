@@ -211,7 +211,9 @@ class RunContext:
         if self.stop_reason is None:
             self.stop_reason = reason
             self.stop_message = message
-            log.warning("submissions_stopped", reason=reason.value, message=message)
+            # Info, not warning: the command prints the reason itself (progress line and
+            # summary); a console warning too said the same thing twice. run.log keeps it.
+            log.info("submissions_stopped", reason=reason.value, message=message)
         self.stop_submitting.set()
         self.notify()
 

@@ -184,6 +184,7 @@ async def test_one_ctrl_c_says_it_once_and_the_last_line_agrees_with_the_summary
     assert "keep rendering" not in out
     shown = [line for line in err.splitlines() if line.startswith("shotrun:")]
     assert sum("keep rendering" in line for line in shown) == 1  # the notice at Ctrl-C
+    assert "submissions_stopped" not in err  # no console log line repeats the reason
     done = int(out.split("done: ", 1)[1].split("/", 1)[0])
     assert "in flight" not in shown[-1] and f"{6 - done} left for the next run" in shown[-1]
 

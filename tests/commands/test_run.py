@@ -437,3 +437,30 @@ def test_failed_takes_exit_1_with_their_reasons(
     assert cli.main(["run", str(manifest), *FAST_FLAGS]) == 1
     out = capsys.readouterr().out
     assert "failed   (failed before)" in out and "--retry-failed" in out
+
+
+async def test_ctrl_c_with_the_built_in_emulator_does_not_promise_its_tasks_keep_rendering(
+        tmp_path: Path) -> None:
+    # The in-process emulator ends with the run: "tasks keep rendering at the gateway"
+    # would be false there, and the next run (a new emulator) submits them again.
+    shots = "".join(f"  - id: s{n}\n    prompt: \"built-in sigint {n}\"\n" for n in range(4))
+    manifest = write_manifest(
+        tmp_path, shots, api="  concurrency: 2\n  emulator: {queue_time: 0, "
+                             "processing_time: 60, render: cached}\n")
+    text = manifest.read_text(encoding="utf-8")
+    manifest.write_text(text.replace(
+        "  emulator: {queue_time: 0.01, processing_time: 0.03, render: cached}\n", "", 1),
+        encoding="utf-8")
+    store_path = tmp_path / "out" / ".shotrun" / "state.sqlite"
+    env = {**os.environ, "SHOTRUN_API_KEY": KEY}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "runner", "run", str(manifest), *FAST_FLAGS, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    submitted = lambda: store_path.exists() and sum(  # noqa: E731
+        1 for _, status in store_rows(store_path) if status == "submitted") >= 2
+    assert await wait_for(submitted, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = await proc.communicate()
+    assert proc.returncode == 130, err
+    assert b"the built-in emulator stops with this run" in err
+    assert b"keep rendering" not in err
