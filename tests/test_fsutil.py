@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from runner.fsutil import atomic_write_bytes, atomic_write_text, make_dirs, replace_durably
+from tests.fsync_probe import record_fsyncs
 
 
 def test_atomic_write_replaces_content_and_leaves_no_temp(tmp_path: Path) -> None:
@@ -53,25 +54,12 @@ def test_replace_durably_moves_the_file(tmp_path: Path) -> None:
     assert (tmp_path / "take-1.mp4").read_bytes() == b"video"
 
 
-def _fsynced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Names of what ``os.fsync`` flushes from now on (the flushes still happen)."""
-    seen: list[str] = []
-    real = os.fsync
-
-    def fsync(fd: int) -> None:
-        real(fd)
-        seen.append(os.readlink(f"/proc/self/fd/{fd}"))
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    return seen
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="names fds via /proc")
 def test_the_folder_flush_can_be_left_to_the_caller(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = str(tmp_path.resolve())
-    seen = _fsynced(monkeypatch)
+    seen = record_fsyncs(monkeypatch)
     atomic_write_text(tmp_path / "a.json", "{}")
     assert len(seen) == 2 and seen[0].startswith(folder + "/.a.json.") and seen[1] == folder
     seen.clear()
@@ -94,7 +82,7 @@ def test_make_dirs_flushes_each_new_folder_into_its_parent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = tmp_path.resolve()
-    seen = _fsynced(monkeypatch)
+    seen = record_fsyncs(monkeypatch)
     assert make_dirs(root / "out" / "s01" / "history") is True
     assert (root / "out" / "s01" / "history").is_dir()
     # Outermost first: a folder's entry is flushed once the folder exists.

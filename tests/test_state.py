@@ -28,6 +28,7 @@ from runner.state import (
 )
 from runner.state import schema as state_schema
 from runner.state.records import RECORD_COLUMNS
+from tests.fsync_probe import record_fsyncs
 from tests.state_helpers import make_take, payloads
 
 
@@ -53,14 +54,7 @@ def test_the_new_store_folder_is_flushed_into_its_parent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = tmp_path.resolve()
-    seen: list[str] = []
-    real = os.fsync
-
-    def fsync(fd: int) -> None:
-        real(fd)
-        seen.append(os.readlink(f"/proc/self/fd/{fd}"))
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    seen = record_fsyncs(monkeypatch)
     with StateStore.open(root / "out" / ".shotrun" / "state.sqlite"):
         pass
     # sqlite flushes the files inside; the folders holding them are shotrun's to flush.

@@ -44,7 +44,7 @@ from runner.fsutil import fsync_dir, hash_file
 from runner.gateway.types import TaskState
 from runner.model import Take
 from runner.scheduler.context import Phase, RunContext, StopReason
-from runner.scheduler.firstcontact import stop_unreached, unreached
+from runner.scheduler.firstcontact import retry_or_stop
 from runner.scheduler.progress import TakeProgress
 from runner.scheduler.submit import auth_message, quota_message
 from runner.verify import VideoInfo, verify_video
@@ -117,9 +117,7 @@ async def _poll(ctx: RunContext, take: Take, free: Callable[[], None]) -> str:
             # Never reached in this run (a wrong URL?): the task is paid and stays where it
             # is, for the next run to collect; a few quick tries, then the run stops.
             unreachable += 1
-            wait = unreached(ctx, exc, unreachable)
-            if wait is None:
-                stop_unreached(ctx, exc)
+            if (wait := retry_or_stop(ctx, exc, unreachable)) is None:
                 return _leave(ctx, take, exc.message)
             delay = wait
             continue
@@ -380,9 +378,7 @@ async def _refresh_link(ctx: RunContext, take: Take, record: Any) -> str:
             return _leave(ctx, take, message)
         except GatewayUnreachable as exc:
             attempt += 1
-            wait = unreached(ctx, exc, attempt)
-            if wait is None:
-                stop_unreached(ctx, exc)
+            if (wait := retry_or_stop(ctx, exc, attempt)) is None:
                 return _leave(ctx, take, exc.message)
             await asyncio.sleep(wait)
             continue

@@ -37,18 +37,15 @@ def quick_retries(ctx: RunContext) -> int:
     return max(0, min(ctx.settings.retries, QUICK_RETRIES))
 
 
-def unreached(ctx: RunContext, exc: GatewayUnreachable, failures: int) -> float | None:
+def retry_or_stop(ctx: RunContext, exc: GatewayUnreachable, failures: int) -> float | None:
     """After the ``failures``-th GatewayUnreachable of one step: the delay before trying
-    again, or None when the run must stop (the caller then calls :func:`stop_unreached`)."""
+    again, or None once the run is stopped (StopReason.UNREACHABLE, halted); the caller then
+    leaves its take where it is."""
     if ctx.stop_submitting.is_set() or not exc.retry or failures > quick_retries(ctx):
+        ctx.stop(StopReason.UNREACHABLE, exc.message)
+        ctx.halt()
         return None
     delay = min(ctx.settings.backoff.delay(failures - 1), QUICK_DELAY_CAP)
     log.info("gateway_unreached_retry", error=exc.message, failures=failures,
              delay=round(delay, 3))
     return delay
-
-
-def stop_unreached(ctx: RunContext, exc: GatewayUnreachable) -> None:
-    """Stop the run because the gateway cannot be reached (the caller settles its take)."""
-    ctx.stop(StopReason.UNREACHABLE, exc.message)
-    ctx.halt()

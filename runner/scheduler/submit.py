@@ -38,7 +38,7 @@ from runner.errors import (
 from runner.model import Media, Take
 from runner.redact import redact, redact_value
 from runner.scheduler.context import Phase, RunContext, StopReason
-from runner.scheduler.firstcontact import stop_unreached, unreached
+from runner.scheduler.firstcontact import retry_or_stop
 from runner.state import continuity
 from runner.state.continuity import frame_sources
 from runner.wire import build_payload, estimate_credits
@@ -262,9 +262,8 @@ def _budget_stop(ctx: RunContext, key: str, estimate: float | None) -> None:
 def _unreached(ctx: RunContext, take: Take, exc: GatewayUnreachable,
                failures: int) -> float | None:
     """A quick retry's delay, or None once the run is stopped and the take not started."""
-    wait = unreached(ctx, exc, failures)
+    wait = retry_or_stop(ctx, exc, failures)
     if wait is None:
-        stop_unreached(ctx, exc)
         _not_started(ctx, take)
     return wait
 
