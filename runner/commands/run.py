@@ -233,6 +233,10 @@ def _print_todo(plans: Sequence[Any], *, stream_err: bool) -> None:
         _out(f"  {counted(skipped, 'take')} already done", err=stream_err)
 
 
+def _first_five(keys: Sequence[str]) -> str:
+    return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+
+
 def format_summary(summary: RunSummary) -> str:
     """The human summary printed at the end of a run."""
     lines = [f"done: {summary.done + summary.skipped}/{summary.total}"
@@ -240,11 +244,15 @@ def format_summary(summary: RunSummary) -> str:
     if summary.failed:
         lines.append(f"failed: {len(summary.failed)}")
         for label, keys in summary.failures_by_reason().items():
-            shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
             lines.append(f"  {label}")
-            lines.append(f"    {shown}")
+            lines.append(f"    {_first_five(keys)}")
     if summary.ambiguous:
         lines.append(f"ambiguous submissions: {summary.ambiguous} (each may have been billed)")
+    if summary.resubmitted_unknown:
+        again = summary.resubmitted_unknown
+        lines.append(f"submitted again, the gateway no longer knew their task: "
+                     f"{counted(len(again), 'take')} (the lost task may have been billed too)")
+        lines.append(f"    {_first_five(again)}")
     if summary.held:
         lines.append(f"held (a creation's answer was lost; not resubmitted, "
                      f"--retry-failed does it): {', '.join(summary.held)}")

@@ -124,7 +124,8 @@ async def _poll(ctx: RunContext, take: Take, free: Callable[[], None]) -> str:
         except PermanentGatewayError as exc:
             # 400/404: the task id is unknown or expired at the gateway.
             return _task_failed(ctx, take, record.attempts, exc.code or "resource_not_found",
-                                f"the gateway no longer knows task {task_id}: {exc.message}")
+                                f"the gateway no longer knows task {task_id}: {exc.message}",
+                                unknown=True)
         except (TransientGatewayError, MalformedResponse, GatewayError) as exc:
             errors += 1
             malformed = malformed + 1 if isinstance(exc, MalformedResponse) else 0
@@ -181,7 +182,12 @@ def _completed(ctx: RunContext, take: Take, state: TaskState, started: float) ->
 
 
 def _task_failed(ctx: RunContext, take: Take, attempts: int, code: str | None,
-                 message: str) -> str:
+                 message: str, *, unknown: bool = False) -> str:
+    """Fail the take, or send it again (RETRY) within ``--retries`` when the cause may pass.
+
+    ``unknown``: the gateway no longer knows the task. Sending the take again pays for a new
+    task while the lost one may have been billed too, so such takes are named in the summary.
+    """
     if code == "quota_exceeded":
         ctx.stop(StopReason.QUOTA, quota_message(GatewayError(message, code=code)))
         return _fail(ctx, take, "quota", code, message)
@@ -192,6 +198,8 @@ def _task_failed(ctx: RunContext, take: Take, attempts: int, code: str | None,
     if retries_left and not ctx.stop_submitting.is_set():
         ctx.store.mark_failed(take.key, "transient", code, message)
         log.info("take_retry", code=code, message=message, attempt=attempts)
+        if unknown:
+            ctx.resubmitted_unknown.append(take.key)
         return RETRY
     return _fail(ctx, take, "transient", code,
                  message if not retries_left else f"{message} (after {attempts} attempts)")
@@ -387,7 +395,7 @@ async def _refresh_link(ctx: RunContext, take: Take, record: Any) -> str:
             # same policy as a poll that finds it gone.
             return _task_failed(ctx, take, record.attempts, "resource_not_found",
                                 f"the result could not be fetched and the gateway no longer "
-                                f"knows task {task_id}: {exc.message}")
+                                f"knows task {task_id}: {exc.message}", unknown=True)
         except GatewayError as exc:
             attempt += 1
             if attempt > ctx.settings.backoff.max_attempts:

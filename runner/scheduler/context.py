@@ -181,6 +181,9 @@ class RunContext:
     gateway_progress: dict[str, TakeProgress] = field(default_factory=dict)
     durations: Durations = field(default_factory=Durations)
     ambiguous_seen: int = 0
+    # Takes sent again because the gateway no longer knew their task: the lost task may
+    # have been billed too, so the summary names them.
+    resubmitted_unknown: list[str] = field(default_factory=list)
     downloaded: int = 0
     stop_reason: StopReason | None = None
     stop_message: str | None = None

@@ -552,6 +552,7 @@ class Engine:
             stopped_reason=ctx.stop_reason.value if ctx.stop_reason else None,
             stopped_message=ctx.stop_message,
             downloaded=ctx.downloaded,
+            resubmitted_unknown=tuple(dict.fromkeys(ctx.resubmitted_unknown)),
             left_reasons=frozen_mapping({
                 k: ctx.outcomes[k].message or "" for k in having(Phase.LEFT)
                 if k in ctx.outcomes and ctx.outcomes[k].message

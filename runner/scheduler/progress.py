@@ -90,6 +90,8 @@ class RunSummary:
     # Why takes were left at the gateway, when it is not simply the stop (a stuck task,
     # status queries that keep failing): key -> message.
     left_reasons: Mapping[str, str] = field(default_factory=frozen_mapping)
+    # Sent again because the gateway no longer knew their task (the lost one may be billed).
+    resubmitted_unknown: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=frozen_mapping)
 
     @property
@@ -121,6 +123,7 @@ class RunSummary:
             "not_started": list(self.not_started),
             "in_flight": list(self.in_flight),
             "left_reasons": dict(self.left_reasons),
+            "resubmitted_unknown": list(self.resubmitted_unknown),
             "credits": {"run": round(self.credits_run, 4),
                         "total": round(self.credits_total, 4),
                         "max": self.max_credits},

@@ -25,7 +25,9 @@ from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
 from runner import cli
+from runner.commands.run import format_summary
 from runner.emulator import EmulatorSettings, run_emulator
+from runner.scheduler.progress import RunSummary
 
 KEY = "sk-test-run-command-0123456789"
 FAST_FLAGS = ["--poll-min", "0.01", "--poll-max", "0.05", "--backoff-base", "0.01",
@@ -464,3 +466,22 @@ async def test_ctrl_c_with_the_built_in_emulator_does_not_promise_its_tasks_keep
     assert proc.returncode == 130, err
     assert b"the built-in emulator stops with this run" in err
     assert b"keep rendering" not in err
+    sent = sorted(key for key, status in store_rows(store_path) if status == "submitted")
+    # The next run's emulator does not know those tasks: they are sent again, and the summary
+    # names them (on a real gateway the lost task may have been billed too).
+    manifest.write_text(manifest.read_text(encoding="utf-8").replace(
+        "processing_time: 60", "processing_time: 0.02"), encoding="utf-8")
+    again = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "runner", "run", str(manifest), "--json", *FAST_FLAGS, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await again.communicate()
+    assert again.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["all_done"] and sorted(summary["resubmitted_unknown"]) == sent
+    text = format_summary(RunSummary(
+        total=4, done=4, skipped=0, failed=(), ambiguous=0, held=(), not_started=(),
+        in_flight=(), credits_run=0.0, credits_total=0.0, max_credits=None, wall_time=1.0,
+        resubmitted_unknown=tuple(summary["resubmitted_unknown"])))
+    assert (f"submitted again, the gateway no longer knew their task: {len(sent)} takes "
+            "(the lost task may have been billed too)") in text
+    assert ", ".join(summary["resubmitted_unknown"]) in text
