@@ -79,7 +79,8 @@ def add_parser(subparsers: Any) -> None:
                         "repeatable")
     parser.add_argument("--retries", type=_positive_int, default=2, metavar="N",
                         help="resubmissions of a take whose task failed transiently "
-                        "(default 2)")
+                        "(default 2); also caps the quick retries (at most 2) when the "
+                        "gateway has not answered once yet")
     parser.add_argument("--retry-failed", action="store_true",
                         help="also retry takes that failed permanently before, and resubmit "
                         "held ambiguous ones (which may then be billed twice)")
