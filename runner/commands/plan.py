@@ -48,6 +48,7 @@ from runner.outlook import (
     read_store,
 )
 from runner.redact import redact
+from runner.selection import select_takes
 from runner.wire import (
     billed_seconds,
     build_payload,
@@ -334,11 +335,7 @@ def run(args: argparse.Namespace) -> int:
     """Print the plan of one manifest (problems make it exit 2 through the CLI)."""
     manifest = load_manifest(args.file)
     takes: list[Take] | None = None
-    if args.only:
-        # run's own selection, so that `plan --only X` shows what `run --only X` does; only
-        # imported when asked for: the run command's module costs a fifth of a second.
-        from runner.commands.run import select_takes
-
+    if args.only:  # run's own selection: `plan --only X` shows what `run --only X` does
         takes = select_takes(manifest, args.only)
     view = read_store(manifest)
     statuses = None if view is None else view.statuses

@@ -36,6 +36,7 @@ from runner.scheduler.context import EngineSettings
 from runner.scheduler.engine import Engine
 from runner.scheduler.polling import PollPolicy
 from runner.scheduler.progress import Observer, RunSummary
+from runner.selection import select_takes
 from runner.session import (
     ClientLimits,
     Overrides,
@@ -156,22 +157,6 @@ def client_limits(args: argparse.Namespace) -> ClientLimits:
     if args.max_result_size is None:
         return ClientLimits(timeouts=timeouts)
     return ClientLimits(timeouts=timeouts, max_result_bytes=args.max_result_size)
-
-
-def select_takes(manifest: Manifest, only: Sequence[str]) -> list[Take]:
-    """The takes ``--only`` asks for (all without it); an unknown selector is a usage error."""
-    if not only:
-        return list(manifest.takes)
-    chosen: list[Take] = []
-    for selector in only:
-        matched = [t for t in manifest.takes
-                   if selector in (t.shot_id, t.base_shot_id, t.key) or selector in t.tags]
-        if not matched:
-            raise UsageError(f"--only {selector}: no shot id or tag of {manifest.path} "
-                             f"matches it")
-        chosen.extend(t for t in matched if t not in chosen)
-    order = {take.key: n for n, take in enumerate(manifest.takes)}
-    return sorted(chosen, key=lambda t: order[t.key])
 
 
 def engine_settings(args: argparse.Namespace, config: RunConfig) -> EngineSettings:

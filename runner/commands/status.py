@@ -27,6 +27,7 @@ from runner.commands._words import count, plural
 from runner.errors import EXIT_OK, Location, ManifestError, Problem, UsageError
 from runner.model import Manifest
 from runner.redact import redact
+from runner.selection import names_take
 from runner.state import StateStore, store_path_for
 from runner.state.continuity import chosen_takes, frame_sources, picks, source_changes
 from runner.state.schema import writer_pid
@@ -101,8 +102,8 @@ def _load(path: Path) -> tuple[Manifest | None, Path, str | None]:
 def _selected(record: dict[str, Any], base_ids: dict[str, str], only: Sequence[str]) -> bool:
     if not only:
         return True
-    names = {record["id"], record["shot"], base_ids.get(record["shot"], record["shot"])}
-    return any(selector in names or selector in record["tags"] for selector in only)
+    names = (record["id"], record["shot"], base_ids.get(record["shot"], record["shot"]))
+    return any(names_take(selector, names, record["tags"]) for selector in only)
 
 
 def gather(manifest_path: Path, only: Sequence[str] = ()) -> dict[str, Any]:
