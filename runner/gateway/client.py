@@ -232,7 +232,8 @@ class GatewayClient:
             return
         names = self._names(url)
         foreign = foreign_answer(resp.status, body, resp.content_type, url=url,
-                                 what=names["what"], setting=names["setting"])
+                                 what=names["what"], setting=names["setting"],
+                                 flag=names["flag"])
         if foreign is not None:
             log.debug("gateway_foreign_answer", status=resp.status, error=foreign.message)
             raise foreign

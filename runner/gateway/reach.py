@@ -125,7 +125,8 @@ def _kind(body: bytes, content_type: str, parsed: object) -> str:
 
 
 def foreign_answer(
-    status: int, body: bytes, content_type: str, *, url: URL, what: str, setting: str
+    status: int, body: bytes, content_type: str, *, url: URL, what: str, setting: str,
+    flag: str,
 ) -> GatewayUnreachable | None:
     """The error for a first answer that is plainly not ``what``'s, or None if it may be.
 
@@ -154,6 +155,6 @@ def foreign_answer(
     shown = safe_url_text(url)
     return GatewayUnreachable(
         f"{shown} answered HTTP {status} with {_kind(body, content_type, parsed)}: "
-        f"is {setting} {what}?",
+        f"is {setting} (or {flag}) {what}?",
         url=shown, retry=False, code="not_the_gateway", status=status,
     )

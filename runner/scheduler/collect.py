@@ -63,7 +63,9 @@ def _fail(ctx: RunContext, take: Take, kind: str, code: str | None, message: str
 
 
 def _leave(ctx: RunContext, take: Take, message: str) -> str:
-    log.warning("take_left_in_flight", message=message)
+    # Info: the summary lists what was left at the gateway and why; a console warning too
+    # repeated it line for line (run.log keeps it).
+    log.info("take_left_in_flight", message=message)
     ctx.finish(take, Phase.LEFT, message=message)
     return LEFT
 
@@ -101,7 +103,7 @@ async def _poll(ctx: RunContext, take: Take, free: Callable[[], None]) -> str:
     delay = policy.first_delay(estimate) - elapsed
     if delay <= 0:  # resumed, or late: ask soon, spread over the first interval
         delay = policy.next_delay(elapsed, estimate, record.progress or 0)
-    errors = malformed = unreachable = 0
+    errors = malformed = 0
     watching_since = ctx.clock()
     ctx.set_phase(take, Phase.IN_FLIGHT)
     while True:
@@ -116,8 +118,7 @@ async def _poll(ctx: RunContext, take: Take, free: Callable[[], None]) -> str:
         except GatewayUnreachable as exc:
             # Never reached in this run (a wrong URL?): the task is paid and stays where it
             # is, for the next run to collect; a few quick tries, then the run stops.
-            unreachable += 1
-            if (wait := retry_or_stop(ctx, exc, unreachable)) is None:
+            if (wait := retry_or_stop(ctx, exc)) is None:
                 return _leave(ctx, take, exc.message)
             delay = wait
             continue
@@ -385,8 +386,7 @@ async def _refresh_link(ctx: RunContext, take: Take, record: Any) -> str:
             ctx.halt()
             return _leave(ctx, take, message)
         except GatewayUnreachable as exc:
-            attempt += 1
-            if (wait := retry_or_stop(ctx, exc, attempt)) is None:
+            if (wait := retry_or_stop(ctx, exc)) is None:
                 return _leave(ctx, take, exc.message)
             await asyncio.sleep(wait)
             continue

@@ -181,6 +181,7 @@ class RunContext:
     gateway_progress: dict[str, TakeProgress] = field(default_factory=dict)
     durations: Durations = field(default_factory=Durations)
     ambiguous_seen: int = 0
+    unreached_failures: int = 0  # connections the never-reached gateway refused, run-wide
     # Takes sent again because the gateway no longer knew their task: the lost task may
     # have been billed too, so the summary names them.
     resubmitted_unknown: list[str] = field(default_factory=list)

@@ -78,8 +78,7 @@ async def _prepare(ctx: RunContext, take: Take) -> dict[str, Any] | None:
             _auth_stop(ctx, take, exc)
             return None
         except GatewayUnreachable as exc:
-            attempt += 1
-            if (wait := _unreached(ctx, take, exc, attempt)) is None:
+            if (wait := _unreached(ctx, take, exc)) is None:
                 return None
             await asyncio.sleep(wait)
         except (TransientGatewayError, MalformedResponse) as exc:
@@ -131,7 +130,7 @@ async def submit(ctx: RunContext, take: Take) -> bool:
     key = take.key
     rates: Mapping[str, float] = ctx.manifest.budget.rates
     estimate = estimate_credits(take.request, rates)
-    transient = unreachable = 0
+    transient = 0
     limited = 0
     while True:
         if ctx.stop_submitting.is_set():
@@ -191,8 +190,7 @@ async def submit(ctx: RunContext, take: Take) -> bool:
             except GatewayUnreachable as exc:  # never reached in this run: firstcontact.py
                 ctx.store.mark_not_sent(key, exc.message)
                 ctx.budget.release(key, estimate)
-                unreachable += 1
-                if (wait := _unreached(ctx, take, exc, unreachable)) is None:
+                if (wait := _unreached(ctx, take, exc)) is None:
                     return False
                 delay = wait
             except ConnectionFailed as exc:
@@ -259,10 +257,9 @@ def _budget_stop(ctx: RunContext, key: str, estimate: float | None) -> None:
              f"exceed it; raise budget.max_credits or --max-credits to render the rest")
 
 
-def _unreached(ctx: RunContext, take: Take, exc: GatewayUnreachable,
-               failures: int) -> float | None:
+def _unreached(ctx: RunContext, take: Take, exc: GatewayUnreachable) -> float | None:
     """A quick retry's delay, or None once the run is stopped and the take not started."""
-    wait = retry_or_stop(ctx, exc, failures)
+    wait = retry_or_stop(ctx, exc)
     if wait is None:
         _not_started(ctx, take)
     return wait

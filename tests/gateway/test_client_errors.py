@@ -82,7 +82,7 @@ async def test_http_errors_map_to_the_project_errors(
         # with one path segment too many), said with the URL (runner.gateway.reach).
         assert type(exc) is GatewayUnreachable and exc.retry is False
         assert "/v1/videos/generations answered HTTP 404" in str(exc)
-        assert "is api.base_url the gateway?" in str(exc)
+        assert "is api.base_url (or --base-url) the gateway?" in str(exc)
         return
     assert type(exc) is expected
     assert exc.status == status

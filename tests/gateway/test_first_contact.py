@@ -86,7 +86,7 @@ async def test_a_first_answer_that_is_not_the_gateways_names_the_url(
     exc = info.value
     url = str(server.make_url("/v1/videos/generations"))
     assert str(exc).startswith(f"{url} answered HTTP {status} with {kind}")
-    assert str(exc).endswith(": is api.base_url the gateway?")
+    assert str(exc).endswith(": is api.base_url (or --base-url) the gateway?")
     assert exc.retry is False and exc.maybe_sent is False and exc.status == status
     assert_no_key(exc)
 
