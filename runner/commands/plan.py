@@ -29,6 +29,7 @@ from runner.commands._words import count as counted
 from runner.commands.validate import problem_json
 from runner.errors import EXIT_OK
 from runner.manifest import load_manifest
+from runner.manifest.outdir import check_output_dir
 from runner.model import (
     FrameRef,
     ImageElement,
@@ -334,6 +335,7 @@ def store_statuses(manifest: Manifest) -> dict[str, PlanStatus] | None:
 def run(args: argparse.Namespace) -> int:
     """Print the plan of one manifest (problems make it exit 2 through the CLI)."""
     manifest = load_manifest(args.file)
+    check_output_dir(manifest)  # as run would refuse it: a plan must not promise a run
     takes: list[Take] | None = None
     if args.only:  # run's own selection: `plan --only X` shows what `run --only X` does
         takes = select_takes(manifest, args.only)

@@ -17,7 +17,7 @@ import webbrowser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import EXIT_OK
+from runner.errors import EXIT_OK, ShotrunError, UsageError
 from runner.redact import redact
 
 if TYPE_CHECKING:  # imported lazily at run time: the CLI loads only the command it runs
@@ -70,6 +70,18 @@ def report_from_store(manifest: Manifest, store: StateStore, *,
                         chosen=chosen_takes(records, picks(store), fingerprints))
 
 
+def _check_csv_path(path: Path) -> None:
+    """A CSV path that cannot be a file (a folder, or below a file) is a usage error."""
+    if path.is_dir():
+        raise UsageError(f"--csv-file {path}: is a folder; give a file path such as "
+                         f"{path / DEFAULT_CSV}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"--csv-file {path}: {parent} is a file, not a folder")
+            return
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``shotrun report``."""
     from runner.commands.status import gather
@@ -81,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
 
     manifest = load_manifest(args.manifest)  # ManifestError -> exit 2
     check_output_dir(manifest)
+    csv_path = None
+    if args.csv or args.csv_file is not None:
+        csv_path = args.csv_file or manifest.output_dir / DEFAULT_CSV
+        _check_csv_path(csv_path)  # before anything is written
     store_path = store_path_for(manifest)
     if store_path.is_file():
         with StateStore.open_readonly(store_path) as store:  # StateError -> exit 2
@@ -93,9 +109,13 @@ def run(args: argparse.Namespace) -> int:
     path = written.path
     if not args.quiet:  # -q: errors only; the exit code says it is written
         _say(f"shotrun: report of {written.describe()}: {path}")
-    if args.csv or args.csv_file is not None:
-        csv_path = args.csv_file or manifest.output_dir / DEFAULT_CSV
-        write_trace_csv(gather(args.manifest)["takes"], csv_path)  # = status --json records
+    if csv_path is not None:
+        try:
+            write_trace_csv(gather(args.manifest)["takes"], csv_path)  # = status --json's
+        except OSError as exc:
+            raise ShotrunError(f"cannot write the trace CSV {csv_path}: "
+                               f"{exc.strerror or exc}; the report is written, give "
+                               "--csv-file a path you can write") from None
         if not args.quiet:
             _say(f"shotrun: trace: {csv_path}")
     if args.open and not webbrowser.open(path.resolve().as_uri()):

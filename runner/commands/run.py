@@ -223,8 +223,9 @@ def _first_five(keys: Sequence[str]) -> str:
     return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
 
 
-def format_summary(summary: RunSummary) -> str:
-    """The human summary printed at the end of a run."""
+def format_summary(summary: RunSummary, *, built_in: bool = False) -> str:
+    """The human summary printed at the end of a run (``built_in``: the gateway was the
+    built-in emulator, whose tasks end with the run)."""
     lines = [f"done: {summary.done + summary.skipped}/{summary.total}"
              + (f" ({summary.skipped} from earlier runs)" if summary.skipped else "")]
     if summary.failed:
@@ -242,7 +243,10 @@ def format_summary(summary: RunSummary) -> str:
     if summary.held:
         lines.append(f"held (a creation's answer was lost; not resubmitted, "
                      f"--retry-failed does it): {', '.join(summary.held)}")
-    if summary.in_flight:
+    if summary.in_flight and built_in:
+        lines.append(f"left at the built-in emulator: {len(summary.in_flight)} (it stopped "
+                     "with this run: the next run submits them again)")
+    elif summary.in_flight:
         lines.append(f"still at the gateway: {len(summary.in_flight)} (run again to collect "
                      "them)")
         for key, reason in summary.left_reasons.items():
@@ -373,7 +377,7 @@ def run(args: argparse.Namespace) -> int:
         _out(json.dumps(document, indent=2))
     elif not args.quiet or exit_code(summary) != EXIT_OK:
         # -q: nothing when all is done (the exit code says so); what went wrong otherwise.
-        _out(format_summary(summary), err=args.quiet)
+        _out(format_summary(summary, built_in=config.uses_emulator), err=args.quiet)
         if report is not None and not args.quiet:
             _out(f"report: {report}")
     if summary.stopped_reason == "auth":

@@ -79,7 +79,8 @@ class BudgetGuard:
         cost = estimate or 0.0
         if self.max_credits is not None and self.total + cost > self.max_credits + 1e-9:
             self.exhausted = True
-            log.warning("budget_exhausted", take=key, estimate=cost,
+            # Info: the run's stop line says it to the user (run.log keeps this one).
+            log.info("budget_exhausted", take=key, estimate=cost,
                         reserved=round(self.total, 4), max_credits=self.max_credits)
             return False
         self._put(key, self._reserved.get(key, 0.0) + cost)

@@ -531,6 +531,7 @@ class Engine:
         def having(phase: Phase) -> tuple[str, ...]:
             return tuple(k for k in keys if ctx.phases.get(k) is phase)
 
+        again = set(ctx.resubmitted_unknown)
         failures = tuple(
             TakeFailure(k, ctx.outcomes[k].kind or "unknown", ctx.outcomes[k].code,
                         ctx.outcomes[k].message or "failed")
@@ -552,7 +553,7 @@ class Engine:
             stopped_reason=ctx.stop_reason.value if ctx.stop_reason else None,
             stopped_message=ctx.stop_message,
             downloaded=ctx.downloaded,
-            resubmitted_unknown=tuple(dict.fromkeys(ctx.resubmitted_unknown)),
+            resubmitted_unknown=tuple(k for k in keys if k in again),  # manifest order
             left_reasons=frozen_mapping({
                 k: ctx.outcomes[k].message or "" for k in having(Phase.LEFT)
                 if k in ctx.outcomes and ctx.outcomes[k].message

@@ -32,7 +32,7 @@ from tests.commands.test_run import (
 
 
 @pytest.mark.parametrize("command", [["run"], ["report"], ["status"], ["export", "DIR"],
-                                     ["pick", "s01", "1"]])
+                                     ["pick", "s01", "1"], ["plan"]])
 def test_an_output_dir_that_is_a_file_is_one_located_line_and_exit_2(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
     manifest = write_manifest(tmp_path, THREE)

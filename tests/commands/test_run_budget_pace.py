@@ -43,8 +43,9 @@ def test_two_takes_that_fit_the_budget_are_both_rendered_at_a_slow_pace(
     manifest.write_text(MANIFEST, encoding="utf-8")
     # 10 creations a second: every take has its in-flight slot at once and waits for the pace.
     code = cli.main(["run", str(manifest), "--submit-rate", "10", *FAST_FLAGS])
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert code == 1, out  # stopped by the budget, with takes left
+    assert "budget_exhausted" not in err  # the stop line says it; no log line repeats it
     assert "done: 2/4" in out, out
     assert "not submitted: 2" in out, out
     assert "credits: 81.0 this run, 81.0 of 100 in total" in out, out

@@ -80,6 +80,21 @@ def test_csv_goes_to_the_output_dir_or_where_asked(manifest: Path) -> None:
     assert elsewhere.read_text(encoding="utf-8") == default.read_text(encoding="utf-8")
 
 
+def test_a_csv_path_that_cannot_be_a_file_is_one_line_and_nothing_is_written(
+    manifest: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = manifest.parent / "a-folder"
+    folder.mkdir()
+    blocker = manifest.parent / "a-file"
+    blocker.write_text("in the way", encoding="utf-8")
+    report = manifest.parent / "renders" / "report.html"
+    for where, said in ((folder, "is a folder"), (blocker / "t.csv", "is a file, not a folder")):
+        assert main(["report", str(manifest), "--csv-file", str(where)]) == 2
+        err = capsys.readouterr().err
+        assert said in err and str(where) in err and "Traceback" not in err, err
+        assert not report.exists()  # checked before anything is written
+
+
 def test_invalid_manifest_exits_2_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
