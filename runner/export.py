@@ -24,7 +24,7 @@ from pathlib import Path
 
 import structlog
 
-from runner.fsutil import atomic_write_text, fsync_dir, fsync_file, hash_file
+from runner.fsutil import atomic_write_text, blocking_file, fsync_dir, fsync_file, hash_file
 from runner.model import Manifest, Take
 from runner.state.continuity import Pick, choose
 from runner.state.records import TakeRecord
@@ -192,8 +192,9 @@ def others(folder: Path, selection: Selection) -> list[str]:
 
 def export(manifest: Manifest, selection: Selection, folder: Path, *, link: bool) -> None:
     """Write every clip of ``selection`` and the edit lists (``edit.csv``, ``edit.edl``)."""
-    if folder.exists() and not folder.is_dir():
-        raise ExportError(f"{folder} is a file, not a folder; choose a folder to export into")
+    blocking = blocking_file(folder)
+    if blocking is not None:
+        raise ExportError(f"{blocking} is a file, not a folder; choose a folder to export into")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -72,6 +72,24 @@ def make_dirs(directory: str | os.PathLike[str], mode: int = 0o777) -> bool:
     return bool(missing)
 
 
+def blocking_file(folder: Path) -> Path | None:
+    """The existing non-folder at ``folder`` or above it (the first that exists), if any:
+    what stops ``folder`` from being made. None when the nearest existing one is a folder
+    (or cannot be examined: the command's own open then says what is wrong)."""
+    current = folder
+    while True:
+        try:
+            if os.path.isdir(current):
+                return None
+            if os.path.lexists(current):
+                return current
+        except OSError:
+            return None
+        if current.parent == current:
+            return None
+        current = current.parent
+
+
 def fsync_file(path: str | os.PathLike[str]) -> None:
     """Flush a file's content to disk."""
     fd = os.open(path, os.O_RDONLY)

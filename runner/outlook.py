@@ -8,7 +8,7 @@ run uses rather than restating it: :func:`runner.state.plan.preview` for the act
 :data:`runner.state.sync.UNSAVED_PAID` for an abandoned task,
 :meth:`runner.state.StateStore.credits_committed` for the ledger the run's
 :class:`runner.scheduler.budget.BudgetGuard` starts from, and the guard's own test
-(``committed + reserved + next > cap``) for the budget.
+(:meth:`~runner.scheduler.budget.BudgetGuard.try_reserve`, called) for the budget.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner.model import Manifest
+from runner.scheduler.budget import BudgetGuard
 from runner.state import StateStore, TakeRecord, TakeStatus, store_path_for
 from runner.state.continuity import source_changes
 from runner.state.plan import preview
@@ -157,7 +158,11 @@ class Outlook:
     run_credits: float = 0.0
     run_unpriced: int = 0
     fits: int = 0
-    _stopped: bool = False
+    # The run's own guard, fed the takes in run order: the first it refuses stops the count.
+    _guard: BudgetGuard = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._guard = BudgetGuard(self.max_credits, committed=self.spent)
 
     def add(self, status: PlanStatus | None, credits: float | None, seconds: int) -> None:
         """Count one take (in the order a run would reach it)."""
@@ -167,13 +172,9 @@ class Outlook:
             return
         self.run_seconds += seconds
         self.run_unpriced += credits is None
-        cost = credits or 0.0  # BudgetGuard.try_reserve: an unknown estimate reserves nothing
-        if not self._stopped and (self.max_credits is None or
-                                  self.after_run + cost <= self.max_credits + 1e-9):
+        if self._guard.try_reserve(str(self.counts["run"]), credits):
             self.fits += 1
-        else:
-            self._stopped = True
-        self.run_credits += cost
+        self.run_credits += credits or 0.0  # an unknown estimate reserves nothing
 
     @property
     def after_run(self) -> float:

@@ -84,14 +84,17 @@ def unfinished(progress: RunProgress) -> int:
     flight" would contradict the summary's "still at the gateway: 2". These takes are counted
     here instead, as what they are to the user: work the next run picks up.
     """
-    under_way = progress.in_flight + progress.queued + progress.downloading + progress.submitting
-    return max(progress.total - progress.done - progress.failed - progress.held - under_way, 0)
+    return max(progress.total - progress.done - progress.failed - progress.held
+               - _under_way(progress), 0)
+
+
+def _under_way(progress: RunProgress) -> int:
+    return progress.in_flight + progress.queued + progress.downloading + progress.submitting
 
 
 def settled(progress: RunProgress) -> bool:
     """True once a stopped run has nothing under way any more (the summary comes next)."""
-    under_way = progress.in_flight + progress.queued + progress.downloading + progress.submitting
-    return progress.stopping is not None and under_way == 0
+    return progress.stopping is not None and _under_way(progress) == 0
 
 
 def stop_head(progress: RunProgress) -> str:

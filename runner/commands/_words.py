@@ -5,6 +5,8 @@ A module whose name starts with ``_`` is not a command (see :mod:`runner.cli`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 _IRREGULAR = {"is": "are", "was": "were", "has": "have"}
 
 
@@ -18,3 +20,9 @@ def plural(count: int, word: str, many: str | None = None) -> str:
 def count(number: int, word: str, many: str | None = None) -> str:
     """``"1 take"``, ``"2 takes"``, ``"0 takes"``; ``many`` for an irregular plural."""
     return f"{number} {plural(number, word, many)}"
+
+
+def listed(items: Sequence[str], most: int) -> str:
+    """The first ``most`` of ``items``, comma-separated, then "and N more" for the rest."""
+    shown = ", ".join(items[:most])
+    return shown + (f" and {len(items) - most} more" if len(items) > most else "")

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from runner.commands._words import count, plural
+from runner.commands._words import count, listed, plural
 from runner.errors import EXIT_FAILED, EXIT_OK, UsageError
 from runner.export import ExportError, export, others, select
 from runner.redact import redact
@@ -62,23 +62,22 @@ def run(args: argparse.Namespace) -> int:
     with StateStore.open_readonly(path) as store:
         selection = select(manifest, store.records(), picks(store))
     if selection.missing:
-        listed = ", ".join(selection.missing)
+        missing = ", ".join(selection.missing)
         if args.strict:
-            _err(f"shotrun: error: no finished take for: {listed}; nothing exported "
+            _err(f"shotrun: error: no finished take for: {missing}; nothing exported "
                  "(render them, or drop --strict to skip them)")
             return EXIT_FAILED
-        _err(f"shotrun: warning: no finished take for: {listed}; skipped")
+        _err(f"shotrun: warning: no finished take for: {missing}; skipped")
     try:
         export(manifest, selection, args.dir, link=args.link)
     except ExportError as exc:
         raise UsageError(str(exc)) from None
     stale = others(args.dir, selection)
     if stale:  # the user's files: named, never deleted
-        shown = ", ".join(stale[:3]) + (f" and {len(stale) - 3} more" if len(stale) > 3 else "")
         _err(f"shotrun: warning: {args.dir} also holds {count(len(stale), 'file')} that "
-             f"{plural(len(stale), 'is')} not part of this export ({shown}); edit.csv and "
-             "edit.edl list only the clips written now: remove them, or export into an "
-             "empty folder")
+             f"{plural(len(stale), 'is')} not part of this export ({listed(stale, 3)}); "
+             "edit.csv and edit.edl list only the clips written now: remove them, or export "
+             "into an empty folder")
     if args.quiet:  # -q: warnings and errors only
         return EXIT_OK
     for clip in selection.clips:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import EXIT_OK, ShotrunError, UsageError
+from runner.fsutil import blocking_file
 from runner.redact import redact
 
 if TYPE_CHECKING:  # imported lazily at run time: the CLI loads only the command it runs
@@ -75,11 +76,9 @@ def _check_csv_path(path: Path) -> None:
     if path.is_dir():
         raise UsageError(f"--csv-file {path}: is a folder; give a file path such as "
                          f"{path / DEFAULT_CSV}")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UsageError(f"--csv-file {path}: {parent} is a file, not a folder")
-            return
+    blocking = blocking_file(path.parent)
+    if blocking is not None:
+        raise UsageError(f"--csv-file {path}: {blocking} is a file, not a folder")
 
 
 def run(args: argparse.Namespace) -> int:

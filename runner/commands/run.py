@@ -26,6 +26,7 @@ import structlog
 
 from runner import log
 from runner.commands._words import count as counted
+from runner.commands._words import listed
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ShotrunError, UsageError
 from runner.model import Manifest, Take
 from runner.outlook import abandon_warning, abandoned_task
@@ -219,10 +220,6 @@ def _print_todo(plans: Sequence[Any], *, stream_err: bool) -> None:
         _out(f"  {counted(skipped, 'take')} already done", err=stream_err)
 
 
-def _first_five(keys: Sequence[str]) -> str:
-    return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
-
-
 def format_summary(summary: RunSummary, *, built_in: bool = False) -> str:
     """The human summary printed at the end of a run (``built_in``: the gateway was the
     built-in emulator, whose tasks end with the run)."""
@@ -232,14 +229,14 @@ def format_summary(summary: RunSummary, *, built_in: bool = False) -> str:
         lines.append(f"failed: {len(summary.failed)}")
         for label, keys in summary.failures_by_reason().items():
             lines.append(f"  {label}")
-            lines.append(f"    {_first_five(keys)}")
+            lines.append(f"    {listed(keys, 5)}")
     if summary.ambiguous:
         lines.append(f"ambiguous submissions: {summary.ambiguous} (each may have been billed)")
     if summary.resubmitted_unknown:
         again = summary.resubmitted_unknown
         lines.append(f"submitted again, the gateway no longer knew their task: "
                      f"{counted(len(again), 'take')} (the lost task may have been billed too)")
-        lines.append(f"    {_first_five(again)}")
+        lines.append(f"    {listed(again, 5)}")
     if summary.held:
         lines.append(f"held (a creation's answer was lost; not resubmitted, "
                      f"--retry-failed does it): {', '.join(summary.held)}")

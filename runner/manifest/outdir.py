@@ -11,26 +11,10 @@ and the load cache stay pure), and answered with one located line, as a manifest
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from runner.errors import Location, ManifestError, Problem
+from runner.fsutil import blocking_file
 from runner.model import Manifest
-
-
-def _blocking_file(folder: Path) -> Path | None:
-    """The existing non-folder at ``folder`` or above it (the first that exists), if any."""
-    current = folder
-    while True:
-        try:
-            if os.path.isdir(current):
-                return None
-            if os.path.lexists(current):
-                return current
-        except OSError:  # unreadable: the command's own open says what is wrong
-            return None
-        if current.parent == current:
-            return None
-        current = current.parent
 
 
 def _location(manifest: Manifest) -> Location:
@@ -52,7 +36,7 @@ def _location(manifest: Manifest) -> Location:
 def output_dir_problem(manifest: Manifest) -> Problem | None:
     """The problem with ``manifest.output_dir`` as a folder to write into, or None."""
     folder = manifest.output_dir
-    blocking = _blocking_file(folder)
+    blocking = blocking_file(folder)
     if blocking is None:
         return None
     shown = os.path.relpath(folder, manifest.path.parent)

@@ -81,7 +81,7 @@ class BudgetGuard:
             self.exhausted = True
             # Info: the run's stop line says it to the user (run.log keeps this one).
             log.info("budget_exhausted", take=key, estimate=cost,
-                        reserved=round(self.total, 4), max_credits=self.max_credits)
+                     reserved=round(self.total, 4), max_credits=self.max_credits)
             return False
         self._put(key, self._reserved.get(key, 0.0) + cost)
         return True
