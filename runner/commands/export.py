@@ -19,12 +19,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from runner.commands._words import count, listed, plural
 from runner.errors import EXIT_FAILED, EXIT_OK, UsageError
 from runner.export import ExportError, export, others, select
 from runner.redact import redact
 from runner.state import StateStore, store_path_for
 from runner.state.continuity import picks
+from runner.words import count, listed, plural
 
 
 def add_parser(subparsers: Any) -> None:

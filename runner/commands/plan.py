@@ -25,7 +25,6 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from runner.commands._words import count as counted
 from runner.commands.validate import problem_json
 from runner.errors import EXIT_OK
 from runner.manifest import load_manifest
@@ -56,6 +55,7 @@ from runner.wire import (
     estimate_credits,
     preview_resolver,
 )
+from runner.words import count as counted
 
 __all__ = ["PlanRow", "PlanStatus", "plan_document", "plan_rows", "render_plan", "totals"]
 

@@ -25,8 +25,6 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from runner import log
-from runner.commands._words import count as counted
-from runner.commands._words import listed
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ShotrunError, UsageError
 from runner.model import Manifest, Take
 from runner.outlook import abandon_warning, abandoned_task
@@ -48,6 +46,8 @@ from runner.session import (
     resolve_config,
 )
 from runner.wire import FingerprintPayloads
+from runner.words import count as counted
+from runner.words import listed
 
 if TYPE_CHECKING:
     from runner.state import StateStore

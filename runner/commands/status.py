@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.bulk import paused_gc
-from runner.commands._words import count, plural
 from runner.errors import EXIT_OK, Location, ManifestError, Problem, UsageError
 from runner.model import Manifest
 from runner.redact import redact
@@ -32,6 +31,7 @@ from runner.state import StateStore, store_path_for
 from runner.state.continuity import chosen_takes, frame_sources, picks, source_changes
 from runner.state.schema import writer_pid
 from runner.state.trace import new_trace_record, read_traces, trace_totals
+from runner.words import count, plural
 
 if TYPE_CHECKING:  # rich costs a tenth of a second to import: only small tables use it
     from rich.table import Table

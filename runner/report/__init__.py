@@ -25,6 +25,7 @@ from runner.model import Manifest
 from runner.report.media import write_atomic
 from runner.report.render import render_html, state_of_page
 from runner.report.view import RecordLike, ReportData, Totals, collect
+from runner.words import count
 
 log = structlog.get_logger()
 
@@ -56,8 +57,7 @@ class WrittenReport:
             return "the same takes as before (unchanged)"
         counts = ", ".join(f"{n} {status.replace('_', ' ')}"
                            for status, n in sorted(self.totals.by_status.items()))
-        takes = self.totals.takes
-        return f"{takes} take{'' if takes == 1 else 's'}" + (f": {counts}" if counts else "")
+        return count(self.totals.takes, "take") + (f": {counts}" if counts else "")
 
 
 def report_path(manifest: Manifest) -> Path:

@@ -1,6 +1,7 @@
-"""Counted nouns for the commands' messages: "1 take", "3 takes", never "1 takes" nor "take(s)".
+"""Counted nouns for messages: "1 take", "3 takes", never "1 takes" nor "take(s)".
 
-A module whose name starts with ``_`` is not a command (see :mod:`runner.cli`).
+Outside :mod:`runner.commands` so that the report and the commands share it (every module
+there is a command).
 """
 
 from __future__ import annotations
