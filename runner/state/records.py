@@ -94,6 +94,18 @@ class TakeRecord:
     ambiguous_attempts: int = 0  # creations of this fingerprint whose answer was lost
     payload_json: str | None = None  # the redacted wire payload of the last attempt, as JSON
     created_at: float | None = None
+    video_json: str | None = None  # what the output really is (VideoFacts.as_dict()), as JSON
+
+    @property
+    def video(self) -> dict[str, Any] | None:
+        """The done output's observed facts: width, height, fps, codec, audio_codec, ...
+
+        Recorded, not enforced (issue 14): the gateway documents no pixel size, so the size a
+        take was rendered at is shown beside the size shotrun expected, never a reason to pay
+        again. None for a take not verified yet (or verified before schema 3).
+        """
+        value = _loads(self.video_json)
+        return value if isinstance(value, dict) else None
 
     @property
     def payload(self) -> dict[str, Any] | None:
@@ -158,7 +170,7 @@ RECORD_COLUMNS = (
     "last_error_code", "last_error", "polls", "submitted_at", "completed_at", "downloaded_at",
     "link_expires_at", "result_url", "gateway_status", "progress", "tags", "updated_at",
     "reason", "submitting_at", "estimated_time", "verified_duration", "ambiguous_attempts",
-    "payload", "created_at",
+    "payload", "created_at", "video",
 )
 RECORD_SELECT = ", ".join(RECORD_COLUMNS)
 _STATUS_INDEX = RECORD_COLUMNS.index("status")

@@ -23,7 +23,7 @@ from pathlib import Path
 from runner.errors import StateError
 from runner.fsutil import make_dirs
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _TAKE_COLUMNS = """
     key TEXT NOT NULL,
@@ -119,10 +119,24 @@ _V2 = (
         picked_at REAL NOT NULL)""",
 )
 
+# What the output really is (issue 14): the decoded size, frame rate and codecs of a done
+# take's video, as JSON, so that a gateway rendering other sizes than shotrun's nominal ones is
+# recorded and reported, not refused; and a reviewer's note per take (issue 16), kept with the
+# hash of the output it was written about.
+_V3 = (
+    "ALTER TABLE takes ADD COLUMN video TEXT",
+    "ALTER TABLE take_history ADD COLUMN video TEXT",
+    """CREATE TABLE notes (
+        key TEXT PRIMARY KEY,
+        text TEXT NOT NULL,
+        sha256 TEXT,
+        noted_at REAL NOT NULL)""",
+)
+
 Migration = tuple[str, ...] | Callable[[sqlite3.Connection], None]
 
 # version -> what brings a store at version-1 to it. Never edit a released entry: add one.
-MIGRATIONS: dict[int, Migration] = {1: _V1, 2: _V2}
+MIGRATIONS: dict[int, Migration] = {1: _V1, 2: _V2, 3: _V3}
 
 
 def make_private_dir(directory: Path) -> None:
