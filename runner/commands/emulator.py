@@ -70,6 +70,12 @@ def add_parser(subparsers: Any) -> None:
                         help="fail tasks whose images are under 300 px or too narrow/wide")
     timing.add_argument("--rate", action="append", metavar="RES=CREDITS",
                         help="credits per second, e.g. 720p=8.1 or audio=2.7 (repeatable)")
+    rough = parser.add_argument_group("a gateway unlike the one shotrun expects")
+    rough.add_argument("--output-scale", type=float, metavar="F",
+                       help="render videos at this fraction of the nominal size "
+                       "(0.125: 160x90 for 720p 16:9; default 1)")
+    rough.add_argument("--progress", choices=("linear", "none"),
+                       help="none: task bodies carry no progress field (default linear)")
     faults = parser.add_argument_group("faults")
     faults.add_argument("--concurrency-cap", type=int, metavar="N",
                         help="tasks in flight at most; more get 429 with Retry-After")
@@ -101,7 +107,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
     for name in ("queue_time", "processing_time", "jitter", "estimate_factor", "render",
                  "link_ttl", "upload_ttl", "concurrency_cap", "retry_after", "failure_rate",
                  "reset_rate", "truncate_rate", "download_rate", "seed", "check_images",
-                 "credits"):
+                 "credits", "output_scale", "progress"):
         value = getattr(args, name)
         if value is not None:
             data[name] = value

@@ -171,7 +171,8 @@ async def create_task(request: web.Request) -> web.StreamResponse:
         abort_connection(request)
         return web.Response(status=500)
     task = core.board.create(creation, body, settings, core.faults.rng, now)
-    return web.json_response(core.board.describe(task, now, settings.link_ttl))
+    return web.json_response(core.board.describe(task, now, settings.link_ttl,
+                                                  with_progress=settings.progress != "none"))
 
 
 async def get_task(request: web.Request) -> web.StreamResponse:
@@ -182,7 +183,9 @@ async def get_task(request: web.Request) -> web.StreamResponse:
     task = core.board.get(task_id)
     if task is None:
         raise ApiError(404, f"task {task_id} not found", code="task_not_found")
-    return web.json_response(core.board.describe(task, core.now(), core.settings.link_ttl))
+    settings = core.settings
+    return web.json_response(core.board.describe(task, core.now(), settings.link_ttl,
+                                                  with_progress=settings.progress != "none"))
 
 
 async def get_result(request: web.Request) -> web.StreamResponse:

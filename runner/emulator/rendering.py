@@ -73,6 +73,15 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
+def output_size(creation: Creation, scale: float = 1.0) -> tuple[int, int]:
+    """The emulator's output size: the nominal one, times ``output_scale`` when a test plays
+    a gateway that renders other sizes, each side even (H.264's 4:2:0 needs it) and >= 16."""
+    width, height = frame_size(creation.resolution, creation.aspect_ratio)
+    if scale == 1.0:
+        return width, height
+    return (max(16, 2 * round(width * scale / 2)), max(16, 2 * round(height * scale / 2)))
+
+
 class Renderer:
     """Makes the video of a task; owns the render thread pool and the ``cached`` clips."""
 
@@ -112,10 +121,10 @@ class Renderer:
     async def _maybe_fetch(self, url: str | None) -> bytes | None:
         return None if url is None else await self.fetch(url)
 
-    async def spec_for(self, creation: Creation, label: str, check: bool = False
-                       ) -> RenderSpec:
+    async def spec_for(self, creation: Creation, label: str, check: bool = False,
+                       scale: float = 1.0) -> RenderSpec:
         """The clip a request asks for, with its pictures fetched (and checked)."""
-        width, height = frame_size(creation.resolution, creation.aspect_ratio)
+        width, height = output_size(creation, scale)
         sources: list[bytes | None] = []
         urls = creation.picture_urls()
         frames = (creation.start_image_url, creation.end_image_url)
@@ -147,15 +156,15 @@ class Renderer:
         return RenderSpec(width, height, shots, creation.generate_audio, end_picture, label)
 
     async def render(self, creation: Creation, label: str, cached: bool,
-                     on_rendered: Callable[[float], None], check_images: bool = False
-                     ) -> bytes:
+                     on_rendered: Callable[[float], None], check_images: bool = False,
+                     scale: float = 1.0) -> bytes:
         """The MP4 bytes for ``creation``; ``on_rendered(seconds)`` after each real render.
 
         Raises :class:`ImageRejected` when ``check_images`` and an image breaks the rules.
         """
         if cached:
-            return await self._cached(creation, on_rendered)
-        spec = await self.spec_for(creation, label, check_images)
+            return await self._cached(creation, on_rendered, scale)
+        spec = await self.spec_for(creation, label, check_images, scale)
         return await self._run(spec, on_rendered)
 
     async def _run(self, spec: RenderSpec, on_rendered: Callable[[float], None]) -> bytes:
@@ -167,8 +176,9 @@ class Renderer:
                   duration=spec.duration, size=len(data))
         return data
 
-    async def _cached(self, creation: Creation, on_rendered: Callable[[float], None]) -> bytes:
-        width, height = frame_size(creation.resolution, creation.aspect_ratio)
+    async def _cached(self, creation: Creation, on_rendered: Callable[[float], None],
+                      scale: float = 1.0) -> bytes:
+        width, height = output_size(creation, scale)
         durations = tuple(seconds for _, seconds in creation.segments)
         key = (width, height, durations, creation.generate_audio)
         future = self._cache.get(key)

@@ -19,6 +19,7 @@ from runner.errors import ALL_TASK_CODES
 
 ERROR_STATUSES = ("429", "500", "502", "503")
 RENDER_MODES = ("full", "cached")
+PROGRESS_MODES = ("linear", "none")
 DEFAULT_EMULATOR_RATES: Mapping[str, float] = MappingProxyType(
     {"720p": 8.1, "1080p": 10.8, "4k": 16.2, "audio": 2.7}
 )
@@ -47,6 +48,13 @@ class EmulatorSettings:
     without an answer; ``truncate_rate`` cuts downloads short; ``download_rate`` throttles
     them (bytes per second). ``api_key`` None accepts any bearer key (the header is still
     required).
+
+    Roughness of a gateway shotrun has not met (issue 14): ``estimated_time`` is always a
+    whole number of seconds, rounded as a real gateway's ``300`` is, so a sub-second test
+    task may report 0; ``output_scale`` renders videos at that fraction of the nominal size
+    of their resolution (0.125: 160x90 for 720p 16:9; the gateway documents no pixel size);
+    ``progress: none`` leaves ``progress`` out of every task body, as a gateway that never
+    reports it does.
     """
 
     queue_time: float = 0.5
@@ -69,6 +77,8 @@ class EmulatorSettings:
     retry_after: float | None = None  # Retry-After of 429s; None: computed, whole seconds
     check_images: bool = False  # fail tasks whose images break the documented size rules
     credits: float | None = None  # the account's credits; creations beyond answer 402
+    output_scale: float = 1.0  # videos at this fraction of the nominal size (both sides)
+    progress: str = "linear"  # "none": task bodies carry no progress field at all
 
     def __post_init__(self) -> None:
         problems = list(self._problems())
@@ -89,6 +99,10 @@ class EmulatorSettings:
         for name in ("jitter", "failure_rate", "reset_rate", "truncate_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 problems.append(f"{name} must be between 0 and 1")
+        if not 0.0 < self.output_scale <= 4.0:
+            problems.append("output_scale must be > 0 and at most 4 (1 renders nominal sizes)")
+        if self.progress not in PROGRESS_MODES:
+            problems.append(f"progress must be one of {', '.join(PROGRESS_MODES)}")
         if self.render not in RENDER_MODES:
             problems.append(f"render must be one of {', '.join(RENDER_MODES)}")
         if self.concurrency_cap is not None and self.concurrency_cap < 1:

@@ -77,6 +77,7 @@ class Task:
     video: bytes | None = None
     render_failed: bool = False
     link: tuple[str, float] | None = None  # (token, expiry on the loop clock)
+    scale: float = 1.0  # the output's size as a fraction of the nominal one
     job: asyncio.Task[None] | None = None
 
     def status(self, now: float) -> tuple[str, int]:
@@ -157,11 +158,13 @@ class TaskBoard:
         task = Task(
             task_id=new_task_id(created), created=created, creation=creation, started=now,
             queue=jittered(settings.queue_time), processing=jittered(settings.processing_time),
-            # The hint, planned rather than jittered (a gateway cannot know the draw), and
-            # wrong by ``estimate_factor`` when a test asks it to be.
-            estimated=(settings.queue_time + settings.processing_time)
-            * settings.estimate_factor,
-            credits=credits_for(creation, settings.rates),
+            # The hint, planned rather than jittered (a gateway cannot know the draw), wrong
+            # by ``estimate_factor`` when a test asks it to be, and in whole seconds as the
+            # documented gateway gives it (``300``): a client tuned on sharper hints than a
+            # real gateway gives would be tuned on a flattering emulator.
+            estimated=float(round((settings.queue_time + settings.processing_time)
+                                  * settings.estimate_factor)),
+            credits=credits_for(creation, settings.rates), scale=settings.output_scale,
         )
         if settings.failure_rate and rng.random() < settings.failure_rate:
             task.fail_code = rng.choice(settings.failure_codes)
@@ -190,7 +193,7 @@ class TaskBoard:
             # still queued when the emulator stops costs no CPU.
             await asyncio.sleep(task.queue)
             task.video = await self.renderer.render(task.creation, task.task_id, cached,
-                                                    rendered, check_images)
+                                                    rendered, check_images, task.scale)
         except asyncio.CancelledError:
             raise
         except ImageRejected as exc:
@@ -225,8 +228,10 @@ class TaskBoard:
             return "invalid"
         return "ok" if now < entry[1] else "expired"
 
-    def describe(self, task: Task, now: float, ttl: float) -> dict[str, Any]:
-        """The documented creation/query body of ``task`` at ``now``."""
+    def describe(self, task: Task, now: float, ttl: float, *, with_progress: bool = True
+                 ) -> dict[str, Any]:
+        """The documented creation/query body of ``task`` at ``now`` (without ``progress``
+        when the emulator plays a gateway that never reports it)."""
         status, progress = task.status(now)
         body: dict[str, Any] = {
             "created": task.created,
@@ -247,6 +252,8 @@ class TaskBoard:
                 "user_group": "default",
             },
         }
+        if not with_progress:
+            del body["progress"]
         if status == "completed":
             body["results"] = [self.link_for(task, now, ttl)]
         elif status == "failed":

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import io
 import struct
+import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
@@ -21,7 +22,18 @@ from runner.model import MODEL_ID
 
 KEY = "sk-emulator-test-key"
 FAST = EmulatorSettings(queue_time=0.05, processing_time=0.1, api_key=KEY, seed=7)
-POLL_LIMIT = 2000  # bounded loops: a broken emulator fails the test instead of hanging it
+POLL_SECONDS = 60.0  # bounded loops: a broken emulator fails the test instead of hanging it
+
+
+def polls(seconds: float = POLL_SECONDS) -> Iterator[int]:
+    """Loop counts until a deadline: a bound by time, not by count, since a loaded machine
+    (CI beside other work) renders slower while loopback answers just as fast (a bound of
+    2,000 queries ran out before a 0.4 s task had rendered)."""
+    deadline = time.monotonic() + seconds
+    count = 0
+    while time.monotonic() < deadline:
+        yield count
+        count += 1
 
 
 def payload(**changes: Any) -> dict[str, Any]:
@@ -82,7 +94,7 @@ async def wait_for_status(http: aiohttp.ClientSession, task_id: str,
                           statuses: tuple[str, ...] = ("completed", "failed")
                           ) -> dict[str, Any]:
     """Poll the task until its status is one of ``statuses`` (bounded)."""
-    for _ in range(POLL_LIMIT):
+    for _ in polls():
         async with http.get(f"/v1/tasks/{task_id}") as response:
             body: dict[str, Any] = await response.json()
             assert response.status == 200, body

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from runner.emulator import RunningEmulator
-from tests.emulator.conftest import POLL_LIMIT, create, fetch, wait_for_status
+from tests.emulator.conftest import create, fetch, polls, wait_for_status
 
 
 async def completed(http: aiohttp.ClientSession) -> dict[str, Any]:
@@ -25,7 +25,7 @@ async def test_links_expire_with_403_and_a_new_query_gives_a_fresh_one(
     body = await completed(http)
     link = body["results"][0]
     status = 200
-    for _ in range(POLL_LIMIT):  # poll the link itself until it expires
+    for _ in polls():  # poll the link itself until it expires
         async with http.get(link, headers={"Range": "bytes=0-0"}) as response:
             status = response.status
             error = await response.json() if status == 403 else None
@@ -156,7 +156,7 @@ async def test_a_client_leaving_mid_download_is_not_a_server_error(
     async with http.get(link) as response:
         await response.content.readexactly(1024)
         response.close()  # hang up with most of the body unsent
-    for _ in range(POLL_LIMIT):  # until the server has noticed and ended the transfer
+    for _ in polls():  # until the server has noticed and ended the transfer
         if emulator.stats()["downloads_active"] == 0:
             break
         await asyncio.sleep(0.01)

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from runner.emulator import RunningEmulator
-from tests.emulator.conftest import POLL_LIMIT, create, fetch, png_bytes, wait_for_status
+from tests.emulator.conftest import create, fetch, png_bytes, polls, wait_for_status
 
 
 async def test_task_goes_pending_processing_completed_with_rising_progress(
@@ -20,7 +20,7 @@ async def test_task_goes_pending_processing_completed_with_rising_progress(
     assert (created["status"], created["progress"]) == ("pending", 0)
     assert created["task_info"]["can_cancel"] is True
     seen: list[tuple[str, int]] = []
-    for _ in range(POLL_LIMIT):
+    for _ in polls():
         async with http.get(f"/v1/tasks/{created['id']}") as response:
             body = await response.json()
         seen.append((body["status"], body["progress"]))
@@ -79,6 +79,35 @@ async def test_estimate_factor_scales_the_reported_estimate_only(
     assert high["task_info"]["estimated_time"] == 150
     done = await wait_for_status(http, high["id"])
     assert done["status"] == "completed" and done["task_info"]["estimated_time"] == 150
+
+
+async def test_estimated_time_is_whole_seconds_as_documented(
+    emulator: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
+    # The documented example is `300`: a sub-second test task reports 0, a 2.6 s one 3.
+    emulator.update(queue_time=0.05, processing_time=0.1)
+    quick = await create(http)
+    assert quick["task_info"]["estimated_time"] == 0
+    assert isinstance(quick["task_info"]["estimated_time"], int)
+    emulator.update(queue_time=0.3, processing_time=2.3)
+    assert (await create(http))["task_info"]["estimated_time"] == 3
+
+
+async def test_progress_none_leaves_the_field_out_of_every_body(
+    emulator: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
+    emulator.update(queue_time=0.05, processing_time=0.2, progress="none")
+    created = await create(http)
+    assert "progress" not in created and created["status"] == "pending"
+    seen = []
+    for _ in polls():
+        async with http.get(f"/v1/tasks/{created['id']}") as response:
+            body = await response.json()
+        seen.append(body["status"])
+        assert "progress" not in body, body
+        if body["status"] == "completed":
+            break
+    assert seen[-1] == "completed" and body["results"]
 
 
 async def test_rates_are_configurable(

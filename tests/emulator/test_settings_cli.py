@@ -53,9 +53,11 @@ def test_from_mapping_takes_manifest_keys_and_turns_lists_into_tuples() -> None:
      ({"estimate_factor": 0}, "estimate_factor must be > 0"),
      ({"estimate_factor": -1.5}, "estimate_factor must be > 0"),
      ({"estimate_factor": float("nan")}, "estimate_factor must be > 0"),
-     ({"queue_time": "soon"}, "invalid emulator settings")],
+     ({"queue_time": "soon"}, "invalid emulator settings"),
+     ({"output_scale": 0}, "output_scale must be > 0"),
+     ({"progress": "sometimes"}, "progress must be one of linear, none")],
     ids=["typo", "rate", "render", "code", "status", "cap", "estimate-zero",
-         "estimate-negative", "estimate-nan", "type"],
+         "estimate-negative", "estimate-nan", "type", "scale-zero", "progress"],
 )
 def test_from_mapping_refuses_bad_settings_with_the_key(data: dict[str, Any], fragment: str
                                                         ) -> None:

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 from PIL import Image
 
 from runner.emulator import RunningEmulator
-from tests.emulator.conftest import POLL_LIMIT, fetch, jpeg_bytes, png_bytes
+from tests.emulator.conftest import fetch, jpeg_bytes, png_bytes, polls
 
 
 def image(fmt: str) -> bytes:
@@ -129,7 +129,7 @@ async def test_uploads_expire(emulator: RunningEmulator, http: aiohttp.ClientSes
     encoded = base64.b64encode(png_bytes()).decode()
     status, body = await post(http, "base64", json={"base64_data": encoded})
     url = body["data"]["file_url"]
-    for _ in range(POLL_LIMIT):  # poll the file itself until it is gone
+    for _ in polls():  # poll the file itself until it is gone
         status, _ = await fetch(http, url)
         if status != 200:
             break

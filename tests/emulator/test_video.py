@@ -61,6 +61,21 @@ async def test_video_has_exact_size_duration_rate_and_audio(
     assert facts["audio"] is audio
 
 
+@pytest.mark.parametrize(
+    ("render", "aspect_ratio", "scale", "size"),
+    [("full", "16:9", 0.125, (160, 90)), ("full", "9:16", 0.75, (540, 960)),
+     ("cached", "1:1", 0.5, (360, 360))],
+    ids=["eighth-landscape", "three-quarters-portrait", "cached-half-square"],
+)
+async def test_output_scale_renders_other_sizes_than_the_nominal_ones(
+    emulator: RunningEmulator, http: aiohttp.ClientSession, render: str, aspect_ratio: str,
+    scale: float, size: tuple[int, int],
+) -> None:
+    emulator.update(output_scale=scale, render=render)
+    facts = probe(await rendered(http, aspect_ratio=aspect_ratio, duration=3))
+    assert facts["size"] == size and facts["duration"] == pytest.approx(3)
+
+
 async def test_each_multi_prompt_segment_starts_with_a_visible_cut(
     http: aiohttp.ClientSession
 ) -> None:

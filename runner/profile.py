@@ -1,0 +1,128 @@
+"""What ``shotrun probe`` learnt about a gateway, kept for ``plan`` and ``run`` to use.
+
+The gateway's documentation never states the pixel size of an output, its frame rate or how
+exact ``estimated_time`` is; shotrun's nominal sizes (:func:`runner.model.frame_size`) are a
+reading of other listings of the same model. ``shotrun probe --spend`` renders one cheapest
+task and writes what it saw to ``<output_dir>/.shotrun/gateway-profile.json``; from then on the
+size a take is expected to have is the *observed* one where the profile has it, and the
+nominal one otherwise, and commands say which they used (:func:`expected_size`).
+
+The profile is a hint, never a gate: a profile that cannot be read is ignored with a warning
+(the nominal sizes stand), and what it says is only ever compared with, not enforced beyond
+``verify.size``'s own rule.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from runner.fsutil import atomic_write_text
+from runner.model import frame_size
+from runner.state import STATE_DIR
+
+log = structlog.get_logger()
+
+PROFILE_FILE = "gateway-profile.json"
+PROFILE_VERSION = 1
+
+
+def size_key(resolution: str, aspect_ratio: str) -> str:
+    """The profile's key for one (resolution, aspect ratio): ``"720p 16:9"``."""
+    return f"{resolution} {aspect_ratio}"
+
+
+@dataclass(frozen=True)
+class GatewayProfile:
+    """A gateway as one probe saw it.
+
+    ``sizes`` maps :func:`size_key` to the (width, height) an output of that resolution and
+    aspect ratio really had. ``details`` keeps everything else the probe recorded (the task
+    body's fields and types, timings, link expiry, codecs), for ``probe --json`` and humans.
+    """
+
+    base_url: str  # as safe text (no credentials)
+    probed_at: str  # ISO 8601 UTC
+    sizes: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The profile as written to disk."""
+        return {
+            "version": PROFILE_VERSION,
+            "base_url": self.base_url,
+            "probed_at": self.probed_at,
+            "sizes": {key: list(size) for key, size in sorted(self.sizes.items())},
+            "details": dict(self.details),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GatewayProfile:
+        """A profile from :meth:`as_dict`'s shape; ValueError when it is not that shape."""
+        if data.get("version") != PROFILE_VERSION:
+            raise ValueError(f"version {data.get('version')!r}, expected {PROFILE_VERSION}")
+        sizes: dict[str, tuple[int, int]] = {}
+        for key, value in dict(data.get("sizes") or {}).items():
+            if (not isinstance(value, list) or len(value) != 2
+                    or not all(isinstance(v, int) and v > 0 for v in value)):
+                raise ValueError(f"sizes[{key!r}] is not [width, height]")
+            sizes[str(key)] = (value[0], value[1])
+        return cls(base_url=str(data.get("base_url", "")),
+                   probed_at=str(data.get("probed_at", "")), sizes=sizes,
+                   details=dict(data.get("details") or {}))
+
+
+def profile_path(output_dir: Path) -> Path:
+    """``<output_dir>/.shotrun/gateway-profile.json``."""
+    return Path(output_dir) / STATE_DIR / PROFILE_FILE
+
+
+def load_profile(output_dir: Path) -> GatewayProfile | None:
+    """The saved profile, or None when there is none or it cannot be read (logged)."""
+    path = profile_path(output_dir)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        log.warning("gateway_profile_unreadable", path=str(path), error=str(exc))
+        return None
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        return GatewayProfile.from_dict(data)
+    except ValueError as exc:
+        log.warning("gateway_profile_unreadable", path=str(path),
+                    error=f"{exc}; the nominal sizes are used (run `shotrun probe` again)")
+        return None
+
+
+def save_profile(output_dir: Path, profile: GatewayProfile) -> Path:
+    """Write the profile atomically (mode 0600, like the store beside it); its path."""
+    path = profile_path(output_dir)
+    from runner.state.schema import make_private_dir
+
+    make_private_dir(path.parent)
+    atomic_write_text(path, json.dumps(profile.as_dict(), indent=2, sort_keys=True) + "\n",
+                      mode=0o600)
+    return path
+
+
+def expected_size(resolution: str, aspect_ratio: str, profile: GatewayProfile | None
+                  ) -> tuple[tuple[int, int], str]:
+    """The size an output should have and where that belief comes from.
+
+    ``("observed", ...)`` when the profile saw this resolution and aspect ratio, else the
+    nominal size (``"nominal"``).
+    """
+    if profile is not None:
+        seen = profile.sizes.get(size_key(resolution, aspect_ratio))
+        if seen is not None:
+            return seen, "observed"
+    return frame_size(resolution, aspect_ratio), "nominal"
