@@ -180,6 +180,26 @@ class Budget:
     rates: Mapping[str, float] = field(default_factory=lambda: DEFAULT_RATES)
 
 
+SIZE_POLICIES = ("warn", "strict", "off")
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyPolicy:
+    """How strictly an output is held to what the gateway never documented (issue 14).
+
+    Integrity, duration and orientation are always checked: a file cut short or of the wrong
+    shape is unusable. The pixel size is not documented, so by default (``warn``) a size other
+    than the expected one is recorded and shown, not refused: a paid take is never thrown away
+    over an assumption. ``strict`` refuses it (the behaviour before); ``off`` records it only.
+    """
+
+    size: str = "warn"
+
+    def __post_init__(self) -> None:
+        if self.size not in SIZE_POLICIES:
+            raise ValueError(f"verify.size must be one of {', '.join(SIZE_POLICIES)}")
+
+
 @dataclass(frozen=True, slots=True)
 class Manifest:
     """A validated, expanded manifest: the only thing the run engine reads."""
@@ -191,3 +211,4 @@ class Manifest:
     budget: Budget
     takes: tuple[Take, ...]
     warnings: tuple[Any, ...] = ()  # runner.errors.Problem with severity "warning"
+    verify: VerifyPolicy = field(default_factory=VerifyPolicy)

@@ -294,8 +294,13 @@ def sidecar_data(
     size: int | None = None,
     verified_duration: float | None = None,
     downloaded_at: float | None = None,
+    facts: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What a sidecar says about one output (secrets redacted, like everything written)."""
+    """What a sidecar says about one output (secrets redacted, like everything written).
+
+    ``facts``: the file's observed facts (size, rate, codecs, the size expected and any
+    warning), :func:`runner.observed.video_facts`.
+    """
     data: dict[str, Any] = {
         "sidecar_version": SIDECAR_VERSION,
         "manifest": manifest.name if manifest is not None else None,
@@ -320,6 +325,7 @@ def sidecar_data(
         "verified_duration": (
             verified_duration if verified_duration is not None else record.verified_duration
         ),
+        "video": dict(facts) if facts is not None else record.video,
     }
     redacted: dict[str, Any] = redact_value(data)
     return redacted
@@ -390,6 +396,7 @@ def write_take_sidecar(
     sha256: str,
     size: int,
     verified_duration: float | None,
+    facts: Mapping[str, Any] | None = None,
 ) -> Path:
     """:func:`write_sidecar` for a run, whose ``files`` are checked already; no folder flush.
 
@@ -398,6 +405,6 @@ def write_take_sidecar(
     the take is marked done.
     """
     data = sidecar_data(manifest, take, record, files.video, sha256=sha256, size=size,
-                        verified_duration=verified_duration)
+                        verified_duration=verified_duration, facts=facts)
     atomic_write_text(files.sidecar, _readable_json(data), sync_dir=False)
     return files.sidecar

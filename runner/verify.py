@@ -7,7 +7,11 @@ is opened with PyAV and checked against what was asked:
 * it opens as a media file with a video stream;
 * its duration (container, else stream, else where its frames end) is within ``tolerance``
   seconds of the requested duration;
-* its video (the decoded first picture) has exactly the requested width and height;
+* its picture (the decoded first frame) has the orientation the request's size has
+  (landscape, portrait or square, within :data:`SQUARE_TOLERANCE`); with ``size="strict"``
+  exactly the requested width and height. The gateway documents no pixel size, so by default
+  a caller only *observes* the size (:mod:`runner.observed`): a file of another size is still
+  a usable video of the shape asked for;
 * ``audio=True`` requires an audio stream (``False``/``None`` accept either: a silent track
   on a video that was asked without sound is not worth discarding a paid result);
 * it is not cut short: every packet of the video stream is read (demuxed, not decoded) and
@@ -56,6 +60,7 @@ from runner.errors import VerifyError
 
 log = structlog.get_logger()
 
+SQUARE_TOLERANCE = 0.04  # |width/height - 1| up to this is square: "within a few percent"
 _TAIL_SECONDS = 2.0  # extract_frame("last"): seek this far before the end, decode to the end
 _POSTER_WIDTH = 320
 _MP4_FORMATS = frozenset({"mov", "mp4"})  # libav's demuxer names whose files are box lists
@@ -86,6 +91,7 @@ class VideoInfo:
     video_duration: float  # seconds the video stream's index says its frames cover
     frame_step: float  # seconds per frame (0 when the rate is unknown)
     cut: str = ""  # where the file's data stops early ("" when nothing shows it cut)
+    audio_codec: str | None = None  # the first audio stream's codec, None without sound
 
     @property
     def missing_tail(self) -> float:
@@ -350,9 +356,18 @@ def probe(path: Path) -> VideoInfo:
             video_duration=_stream_duration(stream) or duration,
             frame_step=step,
             cut=cut,
+            audio_codec=(str(container.streams.audio[0].codec_context.name)
+                         if container.streams.audio else None),
         )
     finally:
         container.close()
+
+
+def orientation(width: int, height: int) -> str:
+    """``landscape``, ``portrait`` or ``square`` (within :data:`SQUARE_TOLERANCE`)."""
+    if abs(width / height - 1) <= SQUARE_TOLERANCE:
+        return "square"
+    return "landscape" if width > height else "portrait"
 
 
 def verify_video(
@@ -363,8 +378,13 @@ def verify_video(
     height: int,
     audio: bool | None = None,
     tolerance: float = 0.25,
+    size: str = "strict",
 ) -> VideoInfo:
-    """Check ``path`` against the request; VerifyError names the first mismatch."""
+    """Check ``path`` against the request; VerifyError names the first mismatch.
+
+    ``size="strict"`` refuses any other pixel size than ``width`` x ``height``; ``"observe"``
+    only refuses another orientation (the caller records and reports the size).
+    """
     path = Path(path)
     info = probe(path)
     name = path.name
@@ -381,9 +401,14 @@ def verify_video(
             f"{name}: frames stop at {info.last_frame_end:.3g} s of {info.video_duration:.3g} s "
             "(the file is cut short)"
         )
-    if (info.width, info.height) != (width, height):
+    shape, wanted = orientation(info.width, info.height), orientation(width, height)
+    if shape != wanted:
+        raise VerifyError(f"{name}: size {info.width}x{info.height} is {shape}, expected "
+                          f"{wanted} like {width}x{height}")
+    if size == "strict" and (info.width, info.height) != (width, height):
         raise VerifyError(
-            f"{name}: size {info.width}x{info.height}, expected {width}x{height}"
+            f"{name}: size {info.width}x{info.height}, expected {width}x{height} "
+            "(verify.size is strict)"
         )
     if audio and not info.has_audio:
         raise VerifyError(f"{name}: has no audio track, but audio was requested")

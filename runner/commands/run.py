@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import signal
 import sys
@@ -26,7 +27,7 @@ import structlog
 
 from runner import log
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ShotrunError, UsageError
-from runner.model import Manifest, Take
+from runner.model import SIZE_POLICIES, Manifest, Take, VerifyPolicy
 from runner.outlook import abandon_warning, abandoned_task
 from runner.progress import make_observer
 from runner.redact import redact
@@ -124,6 +125,10 @@ def add_parser(subparsers: Any) -> None:
     limits.add_argument("--max-result-size", type=_size, metavar="SIZE",
                         help="refuse results larger than this (bytes, or with K/M/G; "
                         "default 2G)")
+    parser.add_argument("--verify-size", choices=SIZE_POLICIES, metavar="warn|strict|off",
+                        help="a video of another pixel size than expected: warn (the "
+                        "manifest's verify.size, default warn: done, with a warning), strict "
+                        "(fail the take) or off (record only)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--no-report", action="store_true",
                         help="do not refresh <output_dir>/report.html at the end")
@@ -225,6 +230,9 @@ def format_summary(summary: RunSummary, *, built_in: bool = False) -> str:
     built-in emulator, whose tasks end with the run)."""
     lines = [f"done: {summary.done + summary.skipped}/{summary.total}"
              + (f" ({summary.skipped} from earlier runs)" if summary.skipped else "")]
+    for warning, count in summary.size_warnings:
+        lines.append(f"warning: done at another size than expected: {counted(count, 'take')}, "
+                     f"{warning} (recorded; `verify: {{size: strict}}` would fail them)")
     if summary.failed:
         lines.append(f"failed: {len(summary.failed)}")
         for label, keys in summary.failures_by_reason().items():
@@ -318,6 +326,8 @@ def run(args: argparse.Namespace) -> int:
 
     manifest = load_manifest(args.manifest)  # ManifestError -> exit 2, nothing written
     check_output_dir(manifest)  # a file where the folder goes: exit 2, nothing sent
+    if args.verify_size is not None:  # the flag over the manifest's verify.size
+        manifest = dataclasses.replace(manifest, verify=VerifyPolicy(size=args.verify_size))
     for warning in manifest.warnings:
         _out(str(warning), err=True)
     takes = select_takes(manifest, args.only)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from runner.bulk import paused_gc
 from runner.errors import EXIT_OK, Location, ManifestError, Problem, UsageError
 from runner.model import Manifest
+from runner.observed import distinct_size_warnings
 from runner.redact import redact
 from runner.selection import names_take
 from runner.state import StateStore, store_path_for
@@ -208,6 +209,8 @@ def _cells(row: dict[str, Any]) -> tuple[str, ...]:
         status += ", picked"  # chosen with `shotrun pick`
     elif row["chosen"]:
         status += ", chosen"  # the first finished: what export ships until a pick
+    if row.get("size_warning") and row["status"] == "done":
+        status += f", {row['size_warning']}"  # recorded, not refused (runner.observed)
     credits = row["credits"]
     error = row["error"]
     return (row["id"], status, row["task_id"] or "-", str(row["attempts"]),
@@ -288,6 +291,9 @@ def run(args: argparse.Namespace) -> int:
         lines = []
         console.print(_table(document["takes"]))
     lines.append(_summary(document["totals"]))
+    for warning, takes in distinct_size_warnings(
+            row for row in document["takes"] if row["status"] == "done"):
+        lines.append(f"warning: {count(takes, 'take')} done at {warning}")
     _print_lines(lines)
     return EXIT_OK
 

@@ -35,6 +35,7 @@ from runner.manifest.rules import (
     check_wire,
     output_dir,
     variables,
+    verify_policy,
 )
 from runner.manifest.schema import check as schema_check
 from runner.manifest.secrets import check_secrets, secret_paths
@@ -89,6 +90,7 @@ def _analyse(path: Path | str) -> tuple[list[Problem], Manifest | None]:
         api=api,
         budget=budget(ctx),
         takes=tuple(takes),
+        verify=verify_policy(ctx),
         warnings=tuple(p for p in problems if p.severity == "warning"),
     )
     _log.debug("manifest_expanded", file=file, shots=len(specs), takes=len(takes))

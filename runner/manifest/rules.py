@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from runner.manifest.context import Context, get_int, get_map, get_number, get_str, plain
-from runner.model import DEFAULT_RATES, MODEL_ID, ApiConfig, Budget, frozen_mapping
+from runner.model import (
+    DEFAULT_RATES,
+    MODEL_ID,
+    SIZE_POLICIES,
+    ApiConfig,
+    Budget,
+    VerifyPolicy,
+    frozen_mapping,
+)
 from runner.wire import ELEMENT_FIELDS, LOGICAL_TO_WIRE, TOP_LEVEL_FIELDS
 
 
@@ -110,6 +118,13 @@ def budget(ctx: Context) -> Budget:
             rates[key] = float(value)
     cap = get_number(data, "max_credits") if ctx.ok(("budget", "max_credits")) else None
     return Budget(max_credits=cap, rates=frozen_mapping(rates))
+
+
+def verify_policy(ctx: Context) -> VerifyPolicy:
+    """The ``verify`` section (its values are checked by the schema; a bad one is located)."""
+    data = get_map(ctx.root, "verify")
+    size = get_str(data, "size") if ctx.ok(("verify", "size")) else None
+    return VerifyPolicy(size=size) if size in SIZE_POLICIES else VerifyPolicy()
 
 
 def output_dir(ctx: Context, name: str) -> Path:

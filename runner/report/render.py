@@ -169,7 +169,12 @@ def _tile(shot: ShotView, take: TakeView) -> str:
         facts.append(_fact("task", _e(take.task_id)))
     if take.duration is not None or take.width:
         size = f" · {take.width}×{take.height}" if take.width else ""
-        facts.append(_fact("duration", _e(human_seconds(take.duration) + size)))
+        rate = f" · {take.fps:g} fps" if take.fps else ""
+        facts.append(_fact("duration", _e(human_seconds(take.duration) + size + rate)))
+    if take.codec:
+        facts.append(_fact("codec", _e(take.codec)))
+    if take.size_warning:  # recorded, not refused: the gateway documents no pixel size
+        facts.append(_fact("warning", _e(f"size {take.size_warning}"), "warn"))
     if take.size is not None:
         facts.append(_fact("size", _e(human_size(take.size))))
     if take.credits is not None:

@@ -78,6 +78,7 @@ color:var(--ok);font-weight:600}
 .chain a{color:var(--text)}
 .s-done .status{color:var(--ok)}.s-failed .status{color:var(--bad)}
 .s-ambiguous .status,.s-held .status{color:var(--warn)}
+dd.warn{color:var(--warn)}
 .error{color:#ffb4ad;white-space:pre-wrap}
 .empty{color:var(--dim);padding:30px 0}
 """

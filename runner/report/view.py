@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from runner.model import (
@@ -80,6 +80,8 @@ class RecordLike(Protocol):
     def reason(self) -> str | None: ...
     @property
     def verified_duration(self) -> float | None: ...
+    @property
+    def video(self) -> dict[str, Any] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,9 @@ class TakeView:
     duration: float | None = None  # decoded from the output
     width: int | None = None
     height: int | None = None
+    fps: float | None = None
+    codec: str | None = None  # "h264", with the audio codec: "h264 + aac"
+    size_warning: str | None = None  # "960x540 where 1280x720 was expected"
     wall_seconds: float | None = None
     polls: int = 0
     error_code: str | None = None
@@ -249,6 +254,7 @@ class _Collector:
             return TakeView(key=take.key, take=take.take, status=NOT_RUN)
         video_src = poster_src = None
         duration = width = height = None
+        observed = record.video or {}
         missing = False
         if record.output_path:
             output = Path(record.output_path)
@@ -256,10 +262,10 @@ class _Collector:
                 output = self.manifest.output_dir / output
             if output.is_file():
                 video_src = relative_url(output, self.page_dir)
-                if record.verified_duration is not None:
-                    # Verified at download against the request: no need to decode it again.
+                if record.verified_duration is not None and observed.get("width"):
+                    # Verified at download, its facts recorded: no need to decode it again.
                     duration = record.verified_duration
-                    width, height = take.request.size
+                    width, height = observed["width"], observed["height"]
                 else:
                     facts = probe_video(output)
                     duration, width, height = facts.duration, facts.width, facts.height
@@ -283,6 +289,10 @@ class _Collector:
             duration=duration,
             width=width,
             height=height,
+            fps=observed.get("fps"),
+            codec=" + ".join(c for c in (observed.get("codec"), observed.get("audio_codec"))
+                             if c) or None,
+            size_warning=observed.get("size_warning") if record.status == "done" else None,
             wall_seconds=wall_seconds(record),
             polls=record.polls,
             error_code=record.last_error_code,

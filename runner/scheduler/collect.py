@@ -47,7 +47,7 @@ from runner.scheduler.context import Phase, RunContext, StopReason
 from runner.scheduler.firstcontact import retry_or_stop
 from runner.scheduler.progress import TakeProgress
 from runner.scheduler.submit import auth_message, quota_message
-from runner.verify import VideoInfo, verify_video
+from runner.verify import VideoInfo
 
 log = structlog.get_logger()
 
@@ -267,7 +267,7 @@ async def _download(ctx: RunContext, take: Take) -> str:
         except OSError as exc:  # the local disk: full, read-only, gone
             return _fail(ctx, take, "transient", "disk_error", _disk_message(part, exc))
         try:
-            info = await _verified(take, saved.path)
+            info, facts = await _verified(ctx, take, saved.path)
         except VerifyError as exc:
             bad_files += 1
             log.warning("output_rejected", error=str(exc), tries=bad_files)
@@ -277,7 +277,7 @@ async def _download(ctx: RunContext, take: Take) -> str:
             saved.path.unlink(missing_ok=True)  # maybe damaged on the way: fetch it again
             continue
         try:
-            _file_output(ctx, take, saved.path, dest, saved.size, saved.sha256, info)
+            _file_output(ctx, take, saved.path, dest, saved.size, saved.sha256, info, facts)
         except OSError as exc:
             return _fail(ctx, take, "transient", "disk_error", _disk_message(dest, exc))
         return DONE
@@ -307,7 +307,7 @@ def _disk_message(path: Path, exc: OSError) -> str:
 
 
 def _file_output(ctx: RunContext, take: Take, part: Path | None, dest: Path, size: int,
-                 sha256: str, info: VideoInfo) -> None:
+                 sha256: str, info: VideoInfo, facts: dict[str, Any]) -> None:
     """Put a verified video in place and commit ``done``.
 
     Order matters for a crash at any instant: files of another fingerprint are moved aside,
@@ -323,13 +323,21 @@ def _file_output(ctx: RunContext, take: Take, part: Path | None, dest: Path, siz
     files = ctx.files.of(take)
     outputs.archive_stale(ctx.manifest.output_dir, take, files)
     outputs.write_take_sidecar(files, ctx.manifest, take, ctx.store.record(take.key),
-                               sha256=sha256, size=size, verified_duration=duration)
+                               sha256=sha256, size=size, verified_duration=duration,
+                               facts=facts)
     if part is not None:
         # A Downloaded's file is fsynced by its writer (the Gateway protocol says so).
         finalize_download(part, dest, part_synced=True, sync_dir=False)
     fsync_dir(files.folder)
-    ctx.store.mark_done(take.key, dest, size, sha256, duration)
+    ctx.store.mark_done(take.key, dest, size, sha256, duration, video=facts)
     ctx.downloaded += 1
+    if facts["size_warning"]:
+        # Info: the summary says each distinct size once; a console line per take would
+        # repeat it 22 times for 22 takes.
+        warning = facts["size_warning"]
+        ctx.size_warnings[warning] = ctx.size_warnings.get(warning, 0) + 1
+        log.info("output_size_unexpected", size_warning=facts["size_warning"],
+                 expected_from=facts["expected_from"])
     log.info("take_done", output=str(dest), size=size)
     ctx.finish(take, Phase.DONE)
 
@@ -341,13 +349,13 @@ async def _adopt_saved(ctx: RunContext, take: Take, dest: Path, part: Path) -> b
     if outputs.sidecar_fingerprint(dest) != take.fingerprint:
         return False
     try:
-        info = await _verified(take, dest)
+        info, facts = await _verified(ctx, take, dest)
         sha256, size = await asyncio.to_thread(hash_file, dest)
     except (VerifyError, OSError) as exc:
         log.info("saved_output_not_adopted", error=str(exc))
         return False
     ctx.store.mark_downloading(take.key)
-    _file_output(ctx, take, None, dest, size, sha256, info)
+    _file_output(ctx, take, None, dest, size, sha256, info, facts)
     log.info("saved_output_adopted", output=str(dest))
     return True
 
@@ -360,14 +368,11 @@ async def _adopt_saved(ctx: RunContext, take: Take, dest: Path, part: Path) -> b
 _DECODER = ThreadPoolExecutor(1, thread_name_prefix="shotrun-verify")
 
 
-async def _verified(take: Take, path: Path) -> VideoInfo:
-    return await asyncio.get_running_loop().run_in_executor(_DECODER, _verify, take, path)
-
-
-def _verify(take: Take, path: Path) -> VideoInfo:
-    width, height = take.request.size
-    return verify_video(path, duration=take.request.duration, width=width, height=height,
-                        audio=take.request.generate_audio)
+async def _verified(ctx: RunContext, take: Take, path: Path
+                    ) -> tuple[VideoInfo, dict[str, Any]]:
+    """The file checked by the run's rule (:mod:`runner.observed`), and its facts."""
+    return await asyncio.get_running_loop().run_in_executor(
+        _DECODER, ctx.expectations.check, path, take.request)
 
 
 async def _refresh_link(ctx: RunContext, take: Take, record: Any) -> str:

@@ -23,6 +23,8 @@ import structlog
 from runner import outputs
 from runner.gateway.types import Gateway
 from runner.model import Manifest, Take
+from runner.observed import OutputExpectations
+from runner.profile import load_profile
 from runner.scheduler.backoff import BackoffPolicy
 from runner.scheduler.budget import BudgetGuard
 from runner.scheduler.limits import AimdLimiter, DownloadSlots, TokenBucket
@@ -186,6 +188,8 @@ class RunContext:
     # have been billed too, so the summary names them.
     resubmitted_unknown: list[str] = field(default_factory=list)
     downloaded: int = 0
+    # Takes done in this run at another size than expected: warning text -> how many.
+    size_warnings: dict[str, int] = field(default_factory=dict)
     stop_reason: StopReason | None = None
     stop_message: str | None = None
     stop_submitting: asyncio.Event = field(default_factory=asyncio.Event)
@@ -220,6 +224,11 @@ class RunContext:
             log.info("submissions_stopped", reason=reason.value, message=message)
         self.stop_submitting.set()
         self.notify()
+
+    @cached_property
+    def expectations(self) -> OutputExpectations:
+        """How this run checks outputs: the manifest's ``verify`` and the gateway profile."""
+        return OutputExpectations(self.manifest.verify, load_profile(self.manifest.output_dir))
 
     @cached_property
     def files(self) -> outputs.RunFiles:

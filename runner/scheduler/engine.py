@@ -36,6 +36,7 @@ from runner import outputs
 from runner.errors import StateError, StoreWriteFailed
 from runner.gateway.types import Gateway
 from runner.model import Manifest, Take, frozen_mapping
+from runner.observed import ranked
 from runner.redact import redact
 from runner.scheduler.budget import BudgetGuard
 from runner.scheduler.collect import COMPLETED, RETRY, download, poll
@@ -554,6 +555,7 @@ class Engine:
             stopped_message=ctx.stop_message,
             downloaded=ctx.downloaded,
             resubmitted_unknown=tuple(k for k in keys if k in again),  # manifest order
+            size_warnings=tuple(ranked(ctx.size_warnings)),
             left_reasons=frozen_mapping({
                 k: ctx.outcomes[k].message or "" for k in having(Phase.LEFT)
                 if k in ctx.outcomes and ctx.outcomes[k].message

@@ -92,6 +92,8 @@ class RunSummary:
     left_reasons: Mapping[str, str] = field(default_factory=frozen_mapping)
     # Sent again because the gateway no longer knew their task (the lost one may be billed).
     resubmitted_unknown: tuple[str, ...] = ()
+    # Done at another size than expected (verify.size warn): (warning, takes), each once.
+    size_warnings: tuple[tuple[str, int], ...] = ()
     extra: Mapping[str, Any] = field(default_factory=frozen_mapping)
 
     @property
@@ -124,6 +126,8 @@ class RunSummary:
             "in_flight": list(self.in_flight),
             "left_reasons": dict(self.left_reasons),
             "resubmitted_unknown": list(self.resubmitted_unknown),
+            "size_warnings": [{"warning": text, "takes": count}
+                              for text, count in self.size_warnings],
             "credits": {"run": round(self.credits_run, 4),
                         "total": round(self.credits_total, 4),
                         "max": self.max_credits},

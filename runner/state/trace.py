@@ -32,17 +32,25 @@ chosen          true for the take ``export`` ships and ``from_shot`` frames are 
                 (the picked take, else the shot's first finished take)
 picked          true when that take was chosen with ``shotrun pick``
 from_shots      the shots whose output frames this take starts from (continuity)
+width, height   the done video's pixel size as decoded, or null
+fps             its frame rate, or null
+codec           its video codec (e.g. h264), or null
+audio_codec     its audio codec (e.g. aac), null without sound or until done
+size_warning    "960x540 where 1280x720 was expected" when the size is not the expected
+                one (nominal, or observed by ``shotrun probe``), else null
 =============== =====================================================================
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from runner.isotime import iso_time
+from runner.observed import trace_fields
 from runner.state.base import StoreBase
 from runner.state.records import STATUSES, TakeRecord, TakeStatus, parse_tags
 
@@ -51,6 +59,7 @@ TRACE_FIELDS = (
     "wall_seconds", "polls", "credits", "output", "sha256", "error",
     "attempts", "failure_kind", "error_code", "reason", "progress", "tags",
     "chosen", "picked", "from_shots",
+    "width", "height", "fps", "codec", "audio_codec", "size_warning",
 )
 # The columns of ``takes`` a trace record is made of, in the order :func:`_trace` reads them
 # (the last one, the fingerprint, only says which version of the take a record is).
@@ -58,7 +67,7 @@ TRACE_COLUMNS = (
     "key", "shot_id", "take", "status", "task_id", "submitted_at", "completed_at",
     "downloaded_at", "polls", "credits_reserved", "credits_estimated", "output_path",
     "sha256", "last_error", "attempts", "failure_kind", "last_error_code", "reason",
-    "progress", "tags", "fingerprint",
+    "progress", "tags", "fingerprint", "video",
 )
 _TRACE_SELECT = f"SELECT {', '.join(TRACE_COLUMNS)} FROM takes"
 
@@ -77,8 +86,10 @@ def _relative(path: str | None, output_dir: Path | None) -> str | None:
             return path
 
 
-def _trace(row: Sequence[Any], output_dir: Path | None) -> dict[str, Any]:
-    """The trace record of one row in :data:`TRACE_COLUMNS` order (tags still JSON text)."""
+def _trace(row: Sequence[Any], output_dir: Path | None,
+           video: str | None = None) -> dict[str, Any]:
+    """The trace record of one row in :data:`TRACE_COLUMNS` order (tags still JSON text);
+    ``video`` is the row's ``video`` column (JSON text)."""
     (key, shot_id, take, status, task_id, submitted, completed, downloaded, polls, reserved,
      estimated, output, sha256, error, attempts, failure_kind, error_code, reason, progress,
      tags) = row[:20]
@@ -108,13 +119,14 @@ def _trace(row: Sequence[Any], output_dir: Path | None) -> dict[str, Any]:
         "chosen": False,  # known per shot, not per record: ``status`` fills these three in
         "picked": False,
         "from_shots": [],
+        **trace_fields(json.loads(video) if video else None),
     }
 
 
 def trace_record(record: TakeRecord, output_dir: Path | None = None) -> dict[str, Any]:
     """The trace record of one take, fields in :data:`TRACE_FIELDS` order."""
     row = tuple(getattr(record, name) for name in TRACE_COLUMNS[:19])
-    trace = _trace((*row, "[]"), output_dir)
+    trace = _trace((*row, "[]"), output_dir, record.video_json)
     trace["status"] = str(record.status)  # the plain value of the StrEnum
     trace["tags"] = list(record.tags)
     return trace
@@ -143,7 +155,7 @@ def read_traces(store: StoreBase,
     """
     rows = store._tuples(_TRACE_SELECT)
     rows.sort(key=lambda row: (row[1], row[2]))
-    traces = [_trace(row, output_dir) for row in rows]
+    traces = [_trace(row, output_dir, row[21]) for row in rows]
     finished = [Finished(row[0], row[1], row[2], STATUSES[row[3]], row[20], row[11], row[7],
                          row[12]) for row in rows]
     return traces, finished

@@ -7,6 +7,7 @@ silently paying twice. The ``attempts`` table is kept in step: it is the budget'
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
@@ -170,13 +171,17 @@ class Transitions(StoreBase):
 
     def mark_done(
         self, key: str, output_path: str | Path, size: int, sha256: str,
-        verified_duration: float | None = None,
+        verified_duration: float | None = None, *, video: Mapping[str, Any] | None = None,
     ) -> None:
-        """Downloaded, verified and in place: nothing more to do for this fingerprint."""
+        """Downloaded, verified and in place: nothing more to do for this fingerprint.
+
+        ``video``: what the file really is (:func:`runner.observed.video_facts`).
+        """
         self._move(
             key, _CAN_FINISH, S.DONE, "take_done",
             {"output_path": str(output_path), "size": size, "sha256": sha256,
              "verified_duration": verified_duration, "downloaded_at": self._clock(),
+             "video": None if video is None else json.dumps(dict(video), sort_keys=True),
              "failure_kind": None, "last_error_code": None, "last_error": None},
             {"output_path": str(output_path), "size": size, "sha256": sha256,
              "verified_duration": verified_duration},

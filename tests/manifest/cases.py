@@ -18,6 +18,8 @@ RULE_CASES: list[tuple[str, str]] = [
     ("unknown_key_near_miss", HEAD + "shots:\n  - id: a\n    prompt: p\n    resolutoin: 720p\n"),
     ("duplicate_key", HEAD + "shots:\n  - id: a\n    prompt: p\n    prompt: q\n"),
     ("wrong_type_shots", HEAD + "shots: {id: a}\n"),
+    ("verify_size_unknown", HEAD + "verify: {size: lenient}\nshots:\n  - {id: a, prompt: p}\n"),
+    ("verify_unknown_key", HEAD + "verify: {sise: warn}\nshots:\n  - {id: a, prompt: p}\n"),
     # -- ids ---------------------------------------------------------------------------------
     ("shot_id_pattern", HEAD + "shots:\n  - {id: -bad id, prompt: p}\n"),
     ("shot_id_missing", HEAD + "shots:\n  - {prompt: p}\n"),

@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -88,6 +89,7 @@ class FakeRecord:
     progress: int | None = None
     reason: str | None = None
     verified_duration: float | None = None
+    video: dict[str, Any] | None = None
 
 
 def fp(shot_id: str, take: int) -> str:

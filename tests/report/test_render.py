@@ -180,15 +180,31 @@ def test_human_seconds(seconds: float | None, text: str) -> None:
     assert human_seconds(seconds) == text
 
 
-def test_a_verified_output_is_not_decoded_again(tmp_path: Path) -> None:
+def test_a_verified_output_shows_its_recorded_facts_without_decoding_again(tmp_path: Path
+                                                                          ) -> None:
+    manifest = demo_manifest(tmp_path)
+    facts = {"width": 960, "height": 540, "fps": 24.0, "codec": "h264", "audio_codec": "aac",
+             "size_warning": "960x540 where 1280x720 was expected"}
+    records = [type(r)(**{**r.__dict__, "verified_duration": 2.5, "video": facts})
+               if r.status == "done" else r for r in demo_records(manifest)]
+    root = parse(write_report(manifest, records).path.read_text(encoding="utf-8"))
+    tile = next(t for t in root.find_all("article") if t.attrs["data-key"] == "s01-arrival/take-1")
+    # The store's recorded figures (the size the file really has), not the 64x36 test clip
+    # decoded again, and not the size the request's resolution suggests.
+    text = tile.find("dl").text()
+    assert "2.5 s · 960×540 · 24 fps" in text and "h264 + aac" in text
+    assert "size 960x540 where 1280x720 was expected" in text
+    assert "poster" in tile.find("video").attrs
+
+
+def test_an_output_verified_before_its_facts_were_recorded_is_decoded(tmp_path: Path) -> None:
     manifest = demo_manifest(tmp_path)
     records = [type(r)(**{**r.__dict__, "verified_duration": 2.5})
                if r.status == "done" else r for r in demo_records(manifest)]
     root = parse(write_report(manifest, records).path.read_text(encoding="utf-8"))
     tile = next(t for t in root.find_all("article") if t.attrs["data-key"] == "s01-arrival/take-1")
-    # The store's verified figures (the request's size), not the 64x36 test clip decoded.
-    assert "2.5 s · 1280×720" in tile.find("dl").text()
-    assert "poster" in tile.find("video").attrs
+    assert "64×36" in tile.find("dl").text()  # what the file is, never assumed
+    assert "warning" not in tile.find("dl").text()
 
 
 def test_relative_urls_are_quoted_per_segment() -> None:
