@@ -15,7 +15,7 @@ from PIL import Image
 
 from runner.emulator.video import plain_spec, render
 from runner.errors import VerifyError
-from runner.verify import VideoInfo, extract_frame, poster_png, probe, verify_video
+from runner.verify import VideoInfo, extract_frame, orientation, poster_png, probe, verify_video
 
 FPS = 24
 
@@ -79,6 +79,45 @@ def test_mismatches_are_named(clip: Path, kwargs: dict[str, object], message: st
     want: dict[str, object] = {"duration": 5, "width": 320, "height": 180, **kwargs}
     with pytest.raises(VerifyError, match=message):
         verify_video(clip, **want)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("width", "height"), [(1280, 720), (160, 90), (400, 180), (330, 180)],
+    ids=["nominal-720p", "an-eighth", "wider-landscape", "a-little-wider"],
+)
+def test_observing_the_size_accepts_any_landscape_for_a_landscape_request(
+        clip: Path, width: int, height: int) -> None:
+    info = verify_video(clip, duration=5, width=width, height=height, size="observe")
+    assert (info.width, info.height) == (320, 180)  # what the file is, for the record
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "message"),
+    [(720, 1280, "size 320x180 is landscape, expected portrait like 720x1280"),
+     (720, 720, "size 320x180 is landscape, expected square like 720x720")],
+    ids=["portrait-asked", "square-asked"],
+)
+def test_another_orientation_fails_whatever_the_size_rule(
+        clip: Path, width: int, height: int, message: str) -> None:
+    for rule in ("observe", "strict"):
+        with pytest.raises(VerifyError, match=message):
+            verify_video(clip, duration=5, width=width, height=height, size=rule)
+
+
+def test_square_is_within_a_few_percent(tmp_path: Path) -> None:
+    nearly = make_video(tmp_path / "nearly.mp4", 3, width=242, height=240)
+    verify_video(nearly, duration=3, width=720, height=720, size="observe")
+    assert orientation(242, 240) == "square" and orientation(260, 240) == "landscape"
+    assert orientation(240, 260) == "portrait"
+    with pytest.raises(VerifyError, match="is square, expected landscape"):
+        verify_video(nearly, duration=3, width=1280, height=720, size="observe")
+
+
+def test_probe_records_the_audio_codec(tmp_path: Path) -> None:
+    with_sound = make_video(tmp_path / "a.mp4", 3, audio=True)
+    clip = make_video(tmp_path / "b.mp4", 3)
+    assert verify_video(with_sound, duration=3, width=320, height=180).audio_codec == "aac"
+    assert verify_video(clip, duration=3, width=320, height=180).audio_codec is None
 
 
 def test_tolerance_is_a_setting(clip: Path) -> None:

@@ -47,6 +47,7 @@ from runner.scheduler.context import Phase, RunContext, StopReason
 from runner.scheduler.firstcontact import retry_or_stop
 from runner.scheduler.progress import TakeProgress
 from runner.scheduler.submit import auth_message, quota_message
+from runner.state.records import TakeStatus
 from runner.verify import VideoInfo
 
 log = structlog.get_logger()
@@ -230,6 +231,9 @@ async def _download(ctx: RunContext, take: Take) -> str:
         return _fail(ctx, take, "transient", "disk_error", _disk_message(files.folder, exc))
     if await _adopt_saved(ctx, take, dest, part):
         return DONE
+    rechecked = await recheck_rejected(ctx, take)
+    if rechecked is not None:
+        return rechecked
     errors = refreshes = bad_files = 0
     while True:
         record = ctx.store.record(key)
@@ -283,6 +287,51 @@ async def _download(ctx: RunContext, take: Take) -> str:
         return DONE
 
 
+def rejected_path(dest: Path) -> Path:
+    """``take-<n>.rejected.mp4``: where a paid result that failed its check is kept."""
+    return dest.with_name(f"{dest.stem}.rejected{dest.suffix}")
+
+
+def can_recheck(record: Any, dest: Path) -> bool:
+    """A take failed by its check whose paid file is still kept beside it: the next run
+    checks that file again under the rules in force then (:func:`_recheck_rejected`)."""
+    return (record.status is TakeStatus.FAILED and record.last_error_code == "verify_failed"
+            and os.path.isfile(rejected_path(dest)))
+
+
+async def recheck_rejected(ctx: RunContext, take: Take, *, fail: bool = True) -> str | None:
+    """Check a kept rejected file again; DONE or FAILED, None when there is none to check
+    (or, with ``fail=False``, when it still fails: the caller then pays for a new task).
+
+    A take failed under an assumption that no longer holds (a size shotrun expected before
+    ``verify.size`` was ``warn``, or before ``shotrun probe`` said what this gateway renders)
+    is then done from the file it already paid for: nothing is downloaded or paid again.
+    """
+    dest = ctx.files.of(take).video
+    record = ctx.store.record(take.key)
+    if not can_recheck(record, dest):
+        return None
+    kept = rejected_path(dest)
+    try:
+        info, facts = await _verified(ctx, take, kept)
+        sha256, size = await asyncio.to_thread(hash_file, kept)
+    except VerifyError as exc:
+        if not fail:
+            log.info("rejected_output_still_fails", error=str(exc))
+            return None
+        return _fail(ctx, take, "permanent", "verify_failed",
+                     f"{exc}; the file is kept as {kept.name} for you to inspect")
+    except OSError as exc:
+        return _fail(ctx, take, "transient", "disk_error", _disk_message(kept, exc))
+    ctx.store.mark_downloading(take.key)
+    try:
+        _file_output(ctx, take, kept, dest, size, sha256, info, facts)
+    except OSError as exc:
+        return _fail(ctx, take, "transient", "disk_error", _disk_message(dest, exc))
+    log.info("rejected_output_adopted", output=str(dest), file=kept.name)
+    return DONE
+
+
 def _keep_rejected(part: Path, dest: Path) -> str:
     """Keep a paid result that failed its check twice as ``take-<n>.rejected.mp4``.
 
@@ -290,7 +339,7 @@ def _keep_rejected(part: Path, dest: Path) -> str:
     may be stricter than the user's player. Never counted as the take's output. Returns the
     message's tail naming the kept file ("" when it could not be kept).
     """
-    kept = dest.with_name(f"{dest.stem}.rejected{dest.suffix}")
+    kept = rejected_path(dest)
     try:
         os.replace(part, kept)
     except OSError as exc:

@@ -39,7 +39,15 @@ from runner.model import Manifest, Take, frozen_mapping
 from runner.observed import ranked
 from runner.redact import redact
 from runner.scheduler.budget import BudgetGuard
-from runner.scheduler.collect import COMPLETED, RETRY, download, poll
+from runner.scheduler.collect import (
+    COMPLETED,
+    DONE,
+    RETRY,
+    can_recheck,
+    download,
+    poll,
+    recheck_rejected,
+)
 from runner.scheduler.context import (
     TERMINAL,
     EngineSettings,
@@ -167,6 +175,12 @@ class Engine:
         self._archive_previous()
         for index, take in enumerate(self.takes):
             action = self._actions[index]
+            if action == "failed" and can_recheck(self._failed_before[take.key],
+                                                  ctx.files.of(take).video):
+                # Failed its check, its paid file kept: checked again under today's rules
+                # (a size rule relaxed, a gateway profile learnt) instead of staying failed.
+                del self._failed_before[take.key]
+                action = self._actions[index] = "download"
             if action == "poll":
                 ctx.limiter.adopt()  # already at the gateway: counts against the limit
             if action in ("skip", "failed", "hold"):
@@ -291,6 +305,10 @@ class Engine:
         ctx = self.ctx
         if self._halted():
             return  # stopped before this take's turn: it stays where the store has it
+        # --retry-failed on a take whose paid file failed its check: that file first; a new
+        # task is paid for only when it still fails.
+        if action == "retry" and await recheck_rejected(ctx, take, fail=False) == DONE:
+            return
         if action in ("submit", "retry"):
             if not await self._dependencies_ready(take):
                 return
