@@ -36,13 +36,13 @@ SHOTS = """\
 """
 
 
-def write_manifest(root: Path, shots: str = SHOTS) -> Path:
+def write_manifest(root: Path, shots: str = SHOTS, *, assets: str = "") -> Path:
     path = root / "shots.yaml"
     path.write_text(
         "version: 1\nname: continuity\noutput_dir: out\n"
         "api:\n  base_url: emulator\n"
         "  emulator: {queue_time: 0.01, processing_time: 0.03, render: full}\n"
-        "defaults: {resolution: 720p, duration: 3}\n"
+        f"{assets}defaults: {{resolution: 720p, duration: 3}}\n"
         f"shots:\n{shots}",
         encoding="utf-8",
     )

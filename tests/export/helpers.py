@@ -16,30 +16,18 @@ import av
 import opentimelineio as otio
 from PIL import Image
 
-from runner import cli
-from tests.continuity.test_pick_export import FAST_FLAGS
+from tests.continuity import test_pick_export as continuity
+from tests.continuity.test_pick_export import run, sha
 
 RATE = 24  # the emulator's videos are 24 fps
+__all__ = ["RATE", "Placed", "expected_places", "frame_count", "plain", "read_back", "run",
+           "sha", "write_manifest"]
 
 
-def write_manifest(root: Path, shots: str, *, api: str = "") -> Path:
+def write_manifest(root: Path, shots: str) -> Path:
     """A manifest on the built-in emulator (real H.264 videos, tiny times) with an image."""
     Image.new("RGB", (1280, 720), (30, 120, 200)).save(root / "coast.png")
-    path = root / "shots.yaml"
-    path.write_text(
-        "version: 1\nname: edit-test\noutput_dir: out\n"
-        f"api:\n  base_url: emulator\n{api}"
-        "  emulator: {queue_time: 0.01, processing_time: 0.03, render: full}\n"
-        "assets: {coast: coast.png}\n"
-        "defaults: {resolution: 720p, duration: 3}\n"
-        f"shots:\n{shots}",
-        encoding="utf-8",
-    )
-    return path
-
-
-def run(manifest: Path, *extra: str) -> int:
-    return cli.main(["run", str(manifest), *FAST_FLAGS, *extra])
+    return continuity.write_manifest(root, shots, assets="assets: {coast: coast.png}\n")
 
 
 def plain(value: Any) -> Any:
