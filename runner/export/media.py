@@ -37,7 +37,7 @@ class Clip:
         return self.frames / self.rate
 
 
-def _rate(value: float | None) -> float | None:
+def standard_rate(value: float | None) -> float | None:
     """A probed rate, rounded so that 24.000000001 from a time base is 24 (and 23.976 stays
     24000/1001, what an NLE calls 23.976)."""
     if not value or value <= 0:
@@ -67,7 +67,7 @@ def measure(chosen: Chosen) -> Clip:
         info = probe(source)
     except VerifyError as exc:
         raise ExportError(f"{chosen.shot_id}: {exc}") from None
-    rate = _rate(info.fps)
+    rate = standard_rate(info.fps)
     if rate is None:
         raise ExportError(f"{what} has no frame rate; it cannot be placed on a timeline")
     frames = max(1, round(info.video_duration * rate))
