@@ -96,12 +96,12 @@ def run(args: argparse.Namespace) -> int:
     except ExportError as exc:
         raise UsageError(str(exc)) from None
     lists = sorted(done.lists)
-    stale = others(args.dir, selection)
+    stale = others(args.dir, selection, lists)
     if stale:  # the user's files: named, never deleted
         _err(f"shotrun: warning: {args.dir} also holds {count(len(stale), 'file')} that "
              f"{plural(len(stale), 'is')} not part of this export ({listed(stale, 3)}); "
-             f"{_names(lists)} list only the clips written now: remove them, or export "
-             "into an empty folder")
+             f"{_names(lists)} {plural(len(lists), 'lists', 'list')} only the clips written "
+             "now: remove them, or export into an empty folder")
     if args.quiet:  # -q: warnings and errors only
         return EXIT_OK
     for clip in done.clips:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
 from runner.export import timeline as otio_timeline
-from runner.export.formats import EDIT_LISTS, Format, edit_csv
+from runner.export.formats import Format, edit_csv
 from runner.export.media import Clip, measure, timeline_rate
 from runner.export.select import ExportError, Missing, Selection
 from runner.fsutil import atomic_write_text, blocking_file, fsync_dir, fsync_file
@@ -63,18 +63,20 @@ def place(clip: Clip, folder: Path, *, link: bool) -> None:
              file=str(target), link=link)
 
 
-def others(folder: Path, selection: Selection) -> list[str]:
+def others(folder: Path, selection: Selection, lists: Collection[str]) -> list[str]:
     """Names in ``folder`` that this export does not write (sorted; hidden files left out).
 
     An export into a folder used before leaves the clips of shots since renamed or dropped
-    (``01-s01-arrival.mp4`` beside the new ``01-s01.mp4``) while the edit lists name only the
-    new ones. They are the user's files, never deleted: the command warns about them.
+    (``01-s01-arrival.mp4`` beside the new ``01-s01.mp4``), and the edit lists of formats not
+    asked for this time, while the edit lists written now name only the new clips. They are
+    the user's files, never deleted: the command warns about them. ``lists``: the names of
+    the edit lists written now.
     """
     try:
         names = [entry.name for entry in os.scandir(folder)]
     except OSError:
         return []  # no folder yet (or unreadable: writing it says what is wrong)
-    ours = {chosen.name for chosen in selection.chosen} | EDIT_LISTS
+    ours = {chosen.name for chosen in selection.chosen} | set(lists)
     return sorted(name for name in names if name not in ours and not name.startswith("."))
 
 

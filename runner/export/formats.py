@@ -43,7 +43,6 @@ FORMATS = (
 )
 BY_NAME = {fmt.name: fmt for fmt in FORMATS}
 ALWAYS = ("otio", "edl", "csv")  # written by default, installed or not (then: an error)
-EDIT_LISTS = frozenset(fmt.file for fmt in FORMATS)  # every name an export may write
 
 
 def _installed(fmt: Format, adapters: frozenset[str]) -> bool:

@@ -52,8 +52,13 @@ def test_format_writes_only_the_edit_lists_asked_for(
     assert "2 clips and edit.csv and edit.edl in" in capsys.readouterr().out
     _timeline, clips = read_back(cut / "edit.edl")
     assert [clip.name for clip in clips] == ["01-s01.mp4", "02-s02.mp4"]
+    # Another format into the same folder: the lists not written now are the user's to drop.
     assert cli.main(["export", str(rendered), str(cut), "--format", "otio"]) == 0
     assert (cut / "edit.otio").is_file() and not (cut / "edit.xml").exists()
+    assert capsys.readouterr().err == (
+        f"shotrun: warning: {cut} also holds 2 files that are not part of this export "
+        "(edit.csv, edit.edl); edit.otio lists only the clips written now: remove them, or "
+        "export into an empty folder\n")
 
 
 @pytest.mark.parametrize(("value", "message"), [
