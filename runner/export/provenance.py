@@ -5,8 +5,8 @@ which shot and take it is, whether someone picked it, the prompt that made it (a
 ``@name`` references became ``@Image1``/``@Element1``), the fingerprint that identifies the
 render, the gateway's task id, what it cost, the SHA-256 of the file, its tags and the
 outputs of other shots it was cut from. OTIO keeps this in the ``.otio`` as it is; the FCP XML
-carries the main facts as logging info (Scene, Shot/Take, Description, Log Note), which
-Premiere and Resolve show in their bins.
+carries the main facts as FCP 7 logging info (scene, shot/take, description, log note),
+which NLEs that read it show in their bins.
 
 Everything passes through :func:`runner.redact.redact_value`: the prompt is the manifest's
 text, and the key never leaves shotrun, even when a prompt somehow holds it.
