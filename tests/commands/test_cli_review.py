@@ -275,8 +275,8 @@ def test_export_into_a_used_folder_warns_about_files_it_does_not_write(
     assert cli.main(["-q", "export", str(manifest), str(cut)]) == 0
     assert capsys.readouterr().err == (
         f"shotrun: warning: {cut} also holds 2 files that are not part of this export "
-        "(01-s01-arrival.mp4, notes.txt); edit.csv and edit.edl list only the clips written "
-        "now: remove them, or export into an empty folder\n")
+        "(01-s01-arrival.mp4, notes.txt); edit.csv, edit.edl, edit.otio and edit.xml list only "
+        "the clips written now: remove them, or export into an empty folder\n")
     assert (cut / "01-s01-arrival.mp4").read_bytes() == b"old clip"  # never deleted
     assert (cut / "01-s01.mp4").is_file() and (cut / "02-s02.mp4").is_file()
     # Exporting again into the same folder: only the stranger files are counted.

@@ -13,6 +13,7 @@ import os
 import re
 from pathlib import Path
 
+import opentimelineio as otio
 import pytest
 
 from runner import cli
@@ -35,13 +36,13 @@ SHOTS = """\
 """
 
 
-def write_manifest(root: Path, shots: str = SHOTS) -> Path:
+def write_manifest(root: Path, shots: str = SHOTS, *, assets: str = "") -> Path:
     path = root / "shots.yaml"
     path.write_text(
         "version: 1\nname: continuity\noutput_dir: out\n"
         "api:\n  base_url: emulator\n"
         "  emulator: {queue_time: 0.01, processing_time: 0.03, render: full}\n"
-        "defaults: {resolution: 720p, duration: 3}\n"
+        f"{assets}defaults: {{resolution: 720p, duration: 3}}\n"
         f"shots:\n{shots}",
         encoding="utf-8",
     )
@@ -127,7 +128,7 @@ def test_pick_changes_the_source_and_export_ships_the_picked_takes(
     assert cli.main(["export", str(manifest), str(target)]) == 0
     names = sorted(p.name for p in target.iterdir())
     assert names == ["01-s01-walk.mp4", "02-s02-turn.mp4", "03-s03-credits.mp4", "edit.csv",
-                     "edit.edl"]
+                     "edit.edl", "edit.otio", "edit.xml"]
     assert sha(target / "01-s01-walk.mp4") == after[f"s01-walk/take-{other}"].sha256
     assert sha(target / "02-s02-turn.mp4") == after["s02-turn/take-1"].sha256
     rows = list(csv.DictReader((target / "edit.csv").open()))
@@ -137,11 +138,23 @@ def test_pick_changes_the_source_and_export_ships_the_picked_takes(
     assert rows[0]["record_in"] == "01:00:00:00" and rows[0]["record_out"] == "01:00:03:00"
     assert rows[1]["record_in"] == "01:00:03:00" and rows[2]["record_out"] == "01:00:09:00"
     edl = (target / "edit.edl").read_text()
-    assert edl.startswith("TITLE: continuity\nFCM: NON-DROP FRAME\n")
-    assert ("001  001      V     C        00:00:00:00 00:00:03:00 01:00:00:00 01:00:03:00"
+    assert edl.startswith("TITLE: continuity\n")
+    assert ("001  S01WALK  V     C        00:00:00:00 00:00:03:00 01:00:00:00 01:00:03:00"
             in edl)
-    assert "003  003      V     C        00:00:00:00 00:00:03:00 01:00:06:00 01:00:09:00" in edl
-    assert "* FROM CLIP NAME: 02-s02-turn.mp4" in edl
+    assert "003  S03CREDI V     C        00:00:00:00 00:00:03:00 01:00:06:00 01:00:09:00" in edl
+    assert "* FROM CLIP NAME:  02-s02-turn.mp4" in edl
+    # The .otio lists the picked take, with its provenance, as the store has it.
+    timeline = otio.adapters.read_from_file(str(target / "edit.otio"))
+    first_clip = next(iter(timeline.find_clips()))
+    meta = first_clip.metadata["shotrun"]
+    picked_record = after[f"s01-walk/take-{other}"]
+    assert (meta["shot"], meta["take"], meta["picked"], meta["chosen"]) == (
+        "s01-walk", other, True, True)
+    assert meta["sha256"] == picked_record.sha256 and meta["task_id"] == picked_record.task_id
+    s02_meta = list(timeline.find_clips())[1].metadata["shotrun"]
+    assert s02_meta["picked"] is False
+    assert [dict(link) for link in s02_meta["from_shot"]] == [
+        {"shot": "s01-walk", "sha256": picked_record.sha256}]
     assert not [p for p in target.iterdir() if p.name.startswith(".")]
 
 
@@ -159,7 +172,8 @@ def test_export_links_skips_unfinished_shots_or_fails_with_strict(
     linked = tmp_path / "linked"
     assert cli.main(["export", str(manifest), str(linked), "--link"]) == 0
     err = capsys.readouterr().err
-    assert "warning: no finished take for: s04-broken; skipped" in err
+    assert ("warning: no finished take for: s04-broken; skipped, left as a gap on the timeline"
+            in err)
     clip = linked / "01-s01-walk.mp4"
     with StateStore.open_readonly(store_path_for(tmp_path / "out")) as store:
         chosen = choose([r for r in store.records() if r.shot_id == "s01-walk"], None)

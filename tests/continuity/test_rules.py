@@ -1,8 +1,8 @@
-"""The rules of continuity and takes as pure functions: which take is chosen, timecodes."""
+"""The rules of continuity and takes as pure functions: which take is chosen, reel names."""
 
 from __future__ import annotations
 
-from runner.export import edit_edl, timecode
+from runner.export.timeline import reel_names, timecode
 from runner.state import TakeRecord, TakeStatus
 from runner.state.continuity import Pick, choose
 
@@ -38,12 +38,24 @@ def test_a_pick_holds_only_while_its_output_is_the_one_picked() -> None:
     assert unfinished is not None and unfinished.take == 1
 
 
-def test_timecodes_are_24_fps_non_drop() -> None:
-    assert timecode(0) == "00:00:00:00"
-    assert timecode(23) == "00:00:00:23"
-    assert timecode(24) == "00:00:01:00"
-    assert timecode(3600 * 24 + 24 * 61 + 5) == "01:01:01:05"
+def test_timecodes_are_non_drop_at_whole_rates() -> None:
+    assert timecode(0, 24) == "00:00:00:00"
+    assert timecode(23, 24) == "00:00:00:23"
+    assert timecode(24, 24) == "00:00:01:00"
+    assert timecode(3600 * 24 + 24 * 61 + 5, 24) == "01:01:01:05"
+    assert timecode(3600 * 25 + 24, 25) == "01:00:00:24"
 
 
-def test_an_empty_edl_is_still_a_valid_header() -> None:
-    assert edit_edl("t", []).startswith("TITLE: t\nFCM: NON-DROP FRAME\n")
+def test_reel_names_are_cmx_3600_reels_unique_and_recognisable() -> None:
+    ids = ["s01-walk", "s01-walk.9x16", "s01-walk.16x9", "bl", "a_very_long_shot_name", "..x"]
+    reels = reel_names(ids)
+    assert reels[0] == "S01WALK"
+    assert reels[1] == "S01WALK9" and reels[2] == "S01WALK1"  # cut to 8, made unique
+    assert reels[3] == "BL2"  # BL means black to an EDL reader
+    assert reels[4] == "AVERYLON"
+    assert reels[5] == "X"
+    assert len(set(reels)) == len(reels)
+    assert all(len(r) <= 8 and r.isalnum() and r == r.upper() for r in reels)
+    many = reel_names([f"shot-{n}" for n in range(300)] + ["shot-1"] * 20)
+    assert len(set(many)) == 320 and all(len(r) <= 8 for r in many)
+
