@@ -47,6 +47,7 @@ from runner.outlook import (
     outlook,
     read_store,
 )
+from runner.profile import describe_expectations, load_profile, profile_json
 from runner.redact import redact
 from runner.selection import select_takes
 from runner.wire import (
@@ -204,6 +205,8 @@ def plan_document(manifest: Manifest,
         "this_run": found.to_json(
             abandoned_of(statuses, (row.take.key for row in rows))),
         "warnings": [problem_json(p) for p in manifest.warnings],
+        "profile": profile_json(load_profile(manifest.output_dir), manifest.output_dir,
+                                (row.take for row in rows)),
     }
 
 
@@ -272,6 +275,8 @@ def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console, *
                           soft_wrap=True)
     for warning in manifest.warnings:
         console.print(redact(str(warning)), highlight=False, markup=False, soft_wrap=True)
+    line = describe_expectations(load_profile(manifest.output_dir), [row.take for row in rows])
+    console.print(line, highlight=False, markup=False, soft_wrap=True)
     console.print(f"Output: {manifest.output_dir}. Nothing was sent.", highlight=False,
                   markup=False, soft_wrap=True)
 

@@ -28,6 +28,7 @@ from runner import log
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ShotrunError, UsageError
 from runner.model import Manifest, Take
 from runner.outlook import abandon_warning, abandoned_task
+from runner.profile import describe_expectations, load_profile
 from runner.progress import make_observer
 from runner.redact import redact
 from runner.scheduler.backoff import BackoffPolicy
@@ -112,6 +113,16 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--task-timeout", type=float, metavar="S", default=6 * 3600.0,
                         help="stop waiting for a task still rendering after S seconds (it is "
                         "left for the next run, never resubmitted; default 6 h)")
+    add_network_limits(parser)
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--no-report", action="store_true",
+                        help="do not refresh <output_dir>/report.html at the end")
+    parser.set_defaults(func=run)
+
+
+def add_network_limits(parser: argparse.ArgumentParser) -> None:
+    """The client's time and size flags, read back by :func:`client_limits` (``run`` and
+    ``probe`` share them)."""
     limits = parser.add_argument_group("network limits")
     limits.add_argument("--connect-timeout", type=float, metavar="S",
                         help="longest wait for a connection (default 15)")
@@ -124,10 +135,6 @@ def add_parser(subparsers: Any) -> None:
     limits.add_argument("--max-result-size", type=_size, metavar="SIZE",
                         help="refuse results larger than this (bytes, or with K/M/G; "
                         "default 2G)")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-    parser.add_argument("--no-report", action="store_true",
-                        help="do not refresh <output_dir>/report.html at the end")
-    parser.set_defaults(func=run)
 
 
 def _size(text: str) -> int:
@@ -342,6 +349,8 @@ def run(args: argparse.Namespace) -> int:
         where = "the built-in emulator" if config.uses_emulator else config.base_url
         if not args.quiet:  # -q: errors and warnings only (print_plan warns regardless)
             _out(f"shotrun: {manifest.name}: {counted(len(plans), 'take')} via {where}",
+                 err=args.json)
+            _out(f"  {describe_expectations(load_profile(manifest.output_dir), takes)}",
                  err=args.json)
         print_plan(plans, stream_err=args.json, quiet=args.quiet)
 
