@@ -100,7 +100,7 @@ async def _probe(manifest: Manifest, config: RunConfig, api_key: str, limits: Cl
         try:
             found.checks = await run_checks(session.gateway, manifest,
                                             submit_rate=config.submit_rate)
-            if text and not args.quiet:
+            if text:  # what was asked for: printed with -q too, as status is
                 for line in report.check_lines(found.checks, shown):
                     _out(line)
             if args.spend and not found.checks.created:

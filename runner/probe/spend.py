@@ -292,8 +292,9 @@ class Following:
 
 async def create_once(gateway: GatewayClient, manifest: Manifest, *, base_url: str,
                       built_in: bool, clock: Callable[[], float] = time.time
-                      ) -> tuple[Spent, float, float]:
-    """The one creation (or the task an earlier probe created): (spent, sent, answered).
+                      ) -> tuple[Spent, float | None, float | None]:
+    """The one creation (or the task an earlier probe created): (spent, sent, answered);
+    the times are None for an earlier probe's task whose sending time was not recorded.
 
     Raises :class:`ProbeStopped` when an earlier creation's answer was lost, and whatever
     the creation raised (nothing created: the intent is cleared; ambiguous: it stays).
@@ -304,7 +305,8 @@ async def create_once(gateway: GatewayClient, manifest: Manifest, *, base_url: s
     earlier = None if built_in else intent.read()  # the emulator's tasks ended with it
     if earlier is not None and earlier.get("base_url") == base_url:
         if earlier.get("state") == "created" and isinstance(earlier.get("task_id"), str):
-            sent = float(earlier.get("sent_at") or clock())
+            when = earlier.get("sent_at")
+            sent = float(when) if isinstance(when, int | float) and when > 0 else None
             spent = Spent(str(earlier["task_id"]), payload, estimate, resumed=True)
             log.info("probe_task_resumed", task_id=spent.task_id)
             return spent, sent, sent
@@ -356,18 +358,26 @@ def _saw(spent: Spent, state: TaskState, body: Mapping[str, Any]) -> None:
                 spent.progress.append(value)
 
 
-async def follow(gateway: GatewayClient, spent: Spent, sent: float, answered: float,
-                 how: Following) -> TaskState | None:
-    """Poll until the task ends (its last state), or None when ``task_timeout`` passed."""
+async def follow(gateway: GatewayClient, spent: Spent, sent: float | None,
+                 answered: float | None, how: Following) -> TaskState | None:
+    """Poll until the task ends (its last state), or None when ``task_timeout`` passed.
+
+    An earlier probe's task (``spent.resumed``) is asked about at once: it may have ended
+    long ago. Its real time is known only when the earlier probe recorded when it sent it.
+    """
     clock = how.clock
     estimate = spent.estimated_time
     if estimate is not None:  # whole seconds: a 0 is "under a second", not "no hint"
         estimate = max(estimate, how.polling.min_interval)
-    await asyncio.sleep(how.polling.first_delay(estimate))
+    started = clock()
+    if not spent.resumed:
+        await asyncio.sleep(how.polling.first_delay(estimate))
+    origin = started if sent is None else sent
+    trip = 0.0 if sent is None or answered is None else answered - sent
     before = answered  # the latest moment the task was seen unfinished
     failures = 0
     while True:
-        if clock() - sent > how.task_timeout:
+        if clock() - started > how.task_timeout:
             spent.status = "timeout"
             return None
         try:
@@ -385,15 +395,16 @@ async def follow(gateway: GatewayClient, spent: Spent, sent: float, answered: fl
         spent.query_bodies.append(body)
         _saw(spent, state, body)
         if state.status in ("completed", "failed"):
-            spent.time_low = max(0.0, before - answered)
-            spent.time_high = now - sent
+            if sent is not None and answered is not None and before is not None:
+                spent.time_low = max(0.0, before - answered)
+                spent.time_high = now - sent
             if state.status == "failed":
                 spent.error = redact(f"{state.error_code or 'no code'}: "
                                      f"{state.error_message or 'no message'}")
             return state
         before = now
         await asyncio.sleep(how.polling.next_delay(
-            now - sent, estimate, state.progress, trip=answered - sent))
+            now - origin, estimate, state.progress, trip=trip))
 
 
 async def collect(gateway: GatewayClient, spent: Spent, state: TaskState, output_dir: Path,
