@@ -36,15 +36,7 @@ from runner.errors import EXIT_FAILED, EXIT_OK, AuthenticationFailed, UsageError
 from runner.gateway.urls import safe_url_text
 from runner.model import Manifest
 from runner.redact import redact
-from runner.session import (
-    ClientLimits,
-    Overrides,
-    RunConfig,
-    emulator_settings,
-    open_session,
-    read_api_key,
-    resolve_config,
-)
+from runner.session import ClientLimits, Overrides, RunConfig, open_session, prepare
 
 
 def add_parser(subparsers: Any) -> None:
@@ -146,11 +138,8 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(manifest)
     if not args.task_timeout > 0:
         raise UsageError("--task-timeout must be a positive number of seconds")
-    config = resolve_config(manifest, Overrides(base_url=args.base_url,
-                                                files_url=args.files_url))
-    api_key = read_api_key(config)
-    if config.uses_emulator:
-        emulator_settings(manifest, api_key)  # a bad api.emulator: exit 2 before sending
+    config, api_key = prepare(manifest, Overrides(base_url=args.base_url,
+                                                  files_url=args.files_url))
     limits = client_limits(args)
     shown = "the built-in emulator" if config.uses_emulator else safe_url_text(config.base_url)
     if not args.json and not args.quiet:

@@ -37,15 +37,7 @@ from runner.scheduler.engine import Engine
 from runner.scheduler.polling import PollPolicy
 from runner.scheduler.progress import Observer, RunSummary
 from runner.selection import select_takes
-from runner.session import (
-    ClientLimits,
-    Overrides,
-    RunConfig,
-    emulator_settings,
-    open_session,
-    read_api_key,
-    resolve_config,
-)
+from runner.session import ClientLimits, Overrides, RunConfig, open_session, prepare
 from runner.wire import FingerprintPayloads
 from runner.words import count as counted
 from runner.words import listed
@@ -331,10 +323,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = Overrides(base_url=args.base_url, files_url=args.files_url,
                           concurrency=args.concurrency, submit_rate=args.submit_rate,
                           downloads=args.downloads, max_credits=args.max_credits)
-    config = resolve_config(manifest, overrides)
-    api_key = read_api_key(config)
-    if config.uses_emulator:
-        emulator_settings(manifest, api_key)  # a bad api.emulator: exit 2 before any write
+    config, api_key = prepare(manifest, overrides)  # bad settings: exit 2 before any write
     settings = engine_settings(args, config)
     limits = client_limits(args)
     wire = manifest.api.wire

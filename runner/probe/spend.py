@@ -46,6 +46,7 @@ from runner.gateway.parse import parse_epoch
 from runner.gateway.types import TaskState
 from runner.gateway.urls import safe_url_text
 from runner.isotime import iso_time
+from runner.manifest.nodes import kind
 from runner.model import Manifest, TakeRequest
 from runner.probe.checks import NEUTRAL_PROMPT
 from runner.redact import redact, redact_value
@@ -135,21 +136,13 @@ class ProbeStopped(GatewayError):
     """The paid probe cannot go on safely (an earlier creation's answer was lost)."""
 
 
+_JSON_NAMES = {"mapping": "object", "list": "array"}
+
+
 def json_type(value: Any) -> str:
-    """The JSON type name of a decoded value."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
+    """The JSON type name of a decoded value (``object``, ``integer``, ...)."""
+    word = kind(value).rsplit(" ", 1)[-1]  # the manifest's words: "a mapping", "an integer"
+    return _JSON_NAMES.get(word, word)
 
 
 def _walk(value: Any, path: str, into: dict[str, set[str]]) -> None:
