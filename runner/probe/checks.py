@@ -59,9 +59,13 @@ PROBE_IMAGE_URL = "https://example.com/shotrun-probe.png"
 PROBE_CALLBACK_URL = "https://example.com/shotrun-probe-callback"
 INVALID_DURATION = 0
 IN_BASE = ("model", "prompt", "duration")  # the fields every probe body carries
+# How gateways word "no such field" (Go's encoding/json, pydantic, OpenAI, JSON Schema...):
+# words about a *name*, so that "unexpected value" of a known field does not count.
+_NAME = r"(?:field|param(?:eter)?|key|propert(?:y|ies)|argument|input|name)s?"
 _UNKNOWN_WORDS = re.compile(
-    r"unknown|unrecogni[sz]ed|not (?:allowed|permitted|supported|expected)|unexpected|"
-    r"extra (?:field|input|param)|additional propert|no such field|invalid field name",
+    rf"(?:unknown|unrecogni[sz]ed|unexpected|unsupported|extra|additional)\s+(?:request\s+)?"
+    rf"{_NAME}\b|\b{_NAME}\b[^.;]*\bnot (?:allowed|permitted|supported|recogni[sz]ed|expected)"
+    r"|no such field",
     re.IGNORECASE,
 )
 _TRANSIENT_TRIES = 4  # a 429 or a 5xx on a refused creation: asked again (it costs nothing)
@@ -254,7 +258,9 @@ def _names_unknown(answer: Answer, name: str, calibration: Answer | None) -> boo
     if calibration is not None and calibration.param == UNKNOWN_FIELD and \
             _template(answer, name) == _template(calibration, UNKNOWN_FIELD):
         return True
-    return bool(_UNKNOWN_WORDS.search(answer.message.replace(name, "")))
+    # The name itself left out, as a whole word: a field called "extra_key" is no evidence.
+    words = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", "", answer.message)
+    return bool(_UNKNOWN_WORDS.search(words))
 
 
 def judge(name: str, wire: str, answer: Answer, *, duration: str | None,

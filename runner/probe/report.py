@@ -8,6 +8,7 @@ task, timing, progress, link, video). The profile (:mod:`runner.profile`) keeps 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -168,14 +169,8 @@ def build_profile(spent: Spent, base_url: str, checks: Checks | None) -> Gateway
     }
     if checks is not None:
         details["fields"] = [item.as_json() for item in checks.fields]
-    return GatewayProfile(base_url=base_url, probed_at=iso_time(_now()) or "",
+    return GatewayProfile(base_url=base_url, probed_at=iso_time(time.time()) or "",
                           sizes={key: observed, **derived}, details=redact_value(details))
-
-
-def _now() -> float:
-    import time
-
-    return time.time()
 
 
 def document(manifest: Manifest, shown_url: str, built_in: bool, checks: Checks | None,

@@ -368,6 +368,16 @@ def test_judging_a_field_needs_the_calibration_to_be_certain() -> None:
         UNSURE
     assert judge("image_urls", "image_urls", value, names_first=True, **kw)[0] == UNSURE
     assert judge("x", "x", Answer(None), names_first=True, **kw)[0] == UNSURE
+    # Other gateways' words for an unknown name refuse it even without a calibration...
+    for words in ('json: unknown field "x"', "Extra inputs are not permitted",
+                  "Unrecognized request argument supplied: x",
+                  "additional properties are not allowed ('x' was unexpected)"):
+        answer = Answer(400, None, "x", words)
+        assert judge("x", "x", answer, duration="duration", calibration=None,
+                     names_first=False)[0] == REFUSED, words
+    # ...but words about a value do not.
+    answer = Answer(400, None, "x", "unexpected value for x: expected a list")
+    assert judge("x", "x", answer, names_first=True, **kw)[0] == UNSURE
     created = Answer(200, task_id="t-1", created=True)
     assert "CREATED" in judge("x", "x", created, names_first=True, **kw)[1]
 
