@@ -73,6 +73,9 @@ _TRANSIENT_TRIES = 4  # a 429 or a 5xx on a refused creation: asked again (it co
 NAMES_FIRST_WHY = ("the gateway went on to judge the duration, and it names an unknown field "
                    "before that")
 
+NAMES_LATER_WHY = ("the answer is about the invalid duration, and this gateway does not name "
+                   "an unknown field before it (or ignores unknown fields)")
+
 # Verdicts.
 ACCEPTED = "accepted"
 REFUSED = "refused"
@@ -279,8 +282,7 @@ def judge(name: str, wire: str, answer: Answer, *, duration: str | None,
     if answer.status == 400 and duration is not None and answer.param == duration:
         if names_first:
             return ACCEPTED, NAMES_FIRST_WHY
-        return UNSURE, ("the answer is about the invalid duration, and this gateway does not "
-                        "name an unknown field before it (or ignores unknown fields)")
+        return UNSURE, NAMES_LATER_WHY
     what = f"HTTP {answer.status}" + (f" about '{answer.param}'" if answer.param else "")
     return UNSURE, f"the answer ({what}) says nothing about this field"
 

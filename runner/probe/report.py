@@ -18,6 +18,7 @@ from runner.probe.checks import (
     INVALID_DURATION,
     LEFT_OUT,
     NAMES_FIRST_WHY,
+    NAMES_LATER_WHY,
     Checks,
     summary_counts,
 )
@@ -25,6 +26,7 @@ from runner.probe.spend import SPEND_ASPECT, SPEND_RESOLUTION, SPEND_SECONDS, Sp
 from runner.profile import GatewayProfile, derived_sizes, size_key
 from runner.redact import redact_value
 
+ORDER_REASONS = (NAMES_FIRST_WHY, NAMES_LATER_WHY)  # said once, on the validation-order line
 ASSUMED = ("a creation the gateway refuses as invalid (HTTP 400) creates no task and costs "
            "nothing: that is the documented gateway (billing starts when a task is created). "
            "A gateway that bills refusals, or reads a duration of 0 as its default, would "
@@ -84,7 +86,7 @@ def check_lines(checks: Checks, shown_url: str) -> list[str]:
         source = " [api.wire]" if item.source == "api.wire" else (
             " [shot extra]" if item.source == "extra" else "")
         # The validation-order line explains the common verdict once, for every field.
-        why = "" if item.verdict == LEFT_OUT or item.why == NAMES_FIRST_WHY else \
+        why = "" if item.verdict == LEFT_OUT or item.why in ORDER_REASONS else \
             f": {item.why}"
         lines.append(f"  {item.name:<{width}} {item.verdict}{sent_as}{source}{why}")
     if checks.not_checked:
