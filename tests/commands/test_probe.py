@@ -111,6 +111,9 @@ async def test_without_spend_creations_are_sent_but_none_is_accepted(
     assert found["not_checked"] == ["frontal_image_url", "reference_image_urls", "video_url"]
     assert found["profile"] is None and load_profile(tmp_path / "out") is None
     no_key_anywhere(tmp_path, out, err)
+    assert cli.main(["plan", str(manifest), "--json"]) == 0
+    profile = json.loads(capsys.readouterr().out)["profile"]
+    assert profile["path"] is None and "run `shotrun probe --spend`" in profile["line"]
 
 
 async def test_spend_creates_exactly_one_task_and_the_next_plan_uses_its_size(
@@ -313,6 +316,27 @@ async def test_another_validation_order_is_could_not_tell_and_a_lost_answer_is_n
     verdicts = {item["field"]: item["verdict"] for item in found["fields"]}
     assert verdicts.pop("duration") == ACCEPTED
     assert set(verdicts.values()) == {UNSURE}
+
+
+async def test_a_gateway_that_accepts_a_body_invalid_on_purpose_gets_nothing_more(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOTRUN_API_KEY", KEY)
+    manifest = write_manifest(tmp_path)
+    created: list[dict[str, Any]] = []
+
+    async def lenient(request: web.Request) -> web.StreamResponse:
+        created.append(await request.json())
+        return web.json_response({"id": f"task-lenient-{len(created)}", "status": "pending",
+                                  "progress": 0})
+
+    async with serving(lenient) as url:
+        code = await main_in_thread(["probe", str(manifest), "--spend", "--base-url", url])
+    assert code == 1
+    assert len(created) == 1 and created[0]["duration"] == 0  # and no paid creation after it
+    out = capsys.readouterr().out
+    assert "the gateway CREATED a task from a body invalid on purpose (task-lenient-1)" in out
+    assert "spend:" not in out
 
 
 async def test_a_task_created_by_an_earlier_probe_is_followed_not_created_again(
