@@ -83,7 +83,7 @@ async def _probe(manifest: Manifest, config: RunConfig, api_key: str, limits: Cl
                  args: argparse.Namespace, shown: str) -> _Found:
     from runner.probe import report
     from runner.probe.checks import run_checks
-    from runner.probe.spend import Following, collect, create_once, follow, spend_estimate
+    from runner.probe.spend import Following, spend_estimate, spend_once
     from runner.profile import save_profile
 
     found = _Found()
@@ -100,15 +100,12 @@ async def _probe(manifest: Manifest, config: RunConfig, api_key: str, limits: Cl
                 how = Following(EMULATOR_POLLING if config.uses_emulator else REAL_POLLING,
                                 task_timeout=args.task_timeout)
                 gateway: Any = session.gateway  # the real client: raw bodies and headers
-                spent, sent, answered = await create_once(
-                    gateway, manifest, base_url=_label(config), built_in=config.uses_emulator)
-                found.spent = spent
-                state = await follow(gateway, spent, sent, answered, how)
-                if state is not None and state.status == "completed":
-                    await collect(gateway, spent, state, manifest.output_dir, how)
-                    profile = report.build_profile(spent, _label(config), found.checks)
-                    if profile is not None:
-                        found.profile = str(save_profile(manifest.output_dir, profile))
+                found.spent = spent = await spend_once(
+                    gateway, manifest, base_url=_label(config),
+                    built_in=config.uses_emulator, how=how)
+                profile = report.build_profile(spent, _label(config), found.checks)
+                if profile is not None:
+                    found.profile = str(save_profile(manifest.output_dir, profile))
                 if text:
                     for line in report.spend_lines(spent):
                         _out(line)

@@ -37,6 +37,7 @@ from runner.errors import (
     GatewayError,
     LinkExpired,
     MalformedResponse,
+    PermanentGatewayError,
     RateLimited,
     TransientGatewayError,
 )
@@ -296,7 +297,10 @@ async def create_once(gateway: GatewayClient, manifest: Manifest, *, base_url: s
     payload = spend_payload(manifest)
     estimate = spend_estimate(manifest)
     earlier = None if built_in else intent.read()  # the emulator's tasks ended with it
-    if earlier is not None and earlier.get("base_url") == base_url:
+    if earlier is not None and earlier.get("base_url") != base_url:
+        log.warning("probe_intent_replaced", earlier=earlier.get("base_url"),
+                    task_id=earlier.get("task_id"), state=earlier.get("state"))
+    elif earlier is not None:
         if earlier.get("state") == "created" and isinstance(earlier.get("task_id"), str):
             when = earlier.get("sent_at")
             sent = float(when) if isinstance(when, int | float) and when > 0 else None
@@ -430,3 +434,28 @@ async def collect(gateway: GatewayClient, spent: Spent, state: TaskState, output
     spent.kept = dest
     spent.video = await asyncio.to_thread(video_facts, dest)
     Intent(output_dir).clear()  # the task is collected: a next probe may spend again
+
+
+async def spend_once(gateway: GatewayClient, manifest: Manifest, *, base_url: str,
+                     built_in: bool, how: Following) -> Spent:
+    """Create (or resume) the one paid task, follow it, collect its video.
+
+    The intent is cleared once the task has ended (collected, or failed) or the gateway no
+    longer knows it; it stays while the task may still be rendering (a timeout, Ctrl-C, a
+    download that failed), so that the next probe follows it instead of paying again.
+    """
+    spent, sent, answered = await create_once(gateway, manifest, base_url=base_url,
+                                              built_in=built_in, clock=how.clock)
+    intent = Intent(manifest.output_dir)
+    try:
+        state = await follow(gateway, spent, sent, answered, how)
+    except PermanentGatewayError as exc:  # 404 / resource_not_found: nothing to follow
+        intent.clear()
+        raise PermanentGatewayError(f"{exc.message}; the probe's record of it was removed: "
+                                    "`shotrun probe --spend` again creates a new task",
+                                    code=exc.code, status=exc.status) from None
+    if state is not None and state.status == "completed":
+        await collect(gateway, spent, state, manifest.output_dir, how)
+    elif state is not None:
+        intent.clear()  # failed: it ended, and the report says why
+    return spent

@@ -415,3 +415,31 @@ def test_derived_sizes_and_the_expectation_line() -> None:
     profile = GatewayProfile("https://gw.example", "2026-12-03T08:00:00Z",
                              {"720p 16:9": (160, 90)})
     assert describe_expectations(profile, []) == "expected sizes: nominal (no takes)"
+
+
+async def test_a_failed_task_is_reported_and_an_unknown_earlier_task_is_let_go(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOTRUN_API_KEY", KEY)
+    manifest = write_manifest(tmp_path)
+    intent = tmp_path / "out" / ".shotrun" / "probe" / "intent.json"
+    failing = fast_emulator(failure_rate=1.0, failure_codes=("content_policy_violation",))
+    code, stats = await probe_at(failing, manifest, "--spend")
+    assert code == 1 and stats["accepted_tasks"] == 1
+    out = capsys.readouterr().out
+    assert "failed: content_policy_violation" in out and "video:" not in out
+    assert not intent.exists() and load_profile(tmp_path / "out") is None
+
+    async with run_emulator(fast_emulator()) as emulator:
+        intent.write_text(json.dumps({"state": "created", "base_url": emulator.base_url,
+                                      "task_id": "task-unified-1700000000-gone0000",
+                                      "sent_at": 1}))
+        code = await main_in_thread(["probe", str(manifest), "--spend",
+                                     "--base-url", emulator.base_url])
+        assert code == 1 and emulator.stats()["accepted_tasks"] == 0
+        line = one_line(capsys.readouterr().err)
+        assert "task-unified-1700000000-gone0000" in line and "record of it was removed" in line
+        assert not intent.exists()
+        code = await main_in_thread(["probe", str(manifest), "--spend",
+                                     "--base-url", emulator.base_url])
+        assert code == 0 and emulator.stats()["accepted_tasks"] == 1
