@@ -24,7 +24,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.commands.run import (
     EMULATOR_POLLING,
@@ -37,6 +37,10 @@ from runner.gateway.urls import safe_url_text
 from runner.model import Manifest
 from runner.redact import redact
 from runner.session import ClientLimits, Overrides, RunConfig, open_session, prepare
+
+if TYPE_CHECKING:  # imported when the command runs: `shotrun --help` stays light
+    from runner.probe.checks import Checks
+    from runner.probe.spend import Spent
 
 
 def add_parser(subparsers: Any) -> None:
@@ -73,14 +77,15 @@ def _out(text: str, *, err: bool = False) -> None:
 class _Found:
     """What the probe found, for the report."""
 
-    checks: Any = None
-    spent: Any = None
+    checks: Checks | None = None
+    spent: Spent | None = None
     profile: str | None = None
     emulator: dict[str, Any] | None = None
 
 
 async def _probe(manifest: Manifest, config: RunConfig, api_key: str, limits: ClientLimits,
                  args: argparse.Namespace, shown: str) -> _Found:
+    from runner.gateway.client import GatewayClient
     from runner.probe import report
     from runner.probe.checks import run_checks
     from runner.probe.spend import Following, spend_estimate, spend_once
@@ -99,7 +104,8 @@ async def _probe(manifest: Manifest, config: RunConfig, api_key: str, limits: Cl
                 _out(report.estimate_line(manifest, spend_estimate(manifest)), err=args.json)
                 how = Following(EMULATOR_POLLING if config.uses_emulator else REAL_POLLING,
                                 task_timeout=args.task_timeout)
-                gateway: Any = session.gateway  # the real client: raw bodies and headers
+                gateway = session.gateway  # the real client: raw bodies and headers
+                assert isinstance(gateway, GatewayClient)
                 found.spent = spent = await spend_once(
                     gateway, manifest, base_url=_label(config),
                     built_in=config.uses_emulator, how=how)
