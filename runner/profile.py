@@ -163,13 +163,11 @@ def expectations(profile: GatewayProfile | None, takes: Iterable[Take]
     """Per size key of ``takes``: the expected ``size`` and its ``source``: ``observed``,
     ``derived`` (from an observed one, see :func:`derived_sizes`) or ``nominal``."""
     derived = set(profile.details.get("derived_sizes", ())) if profile is not None else set()
+    formats = {(take.request.resolution, take.request.aspect_ratio) for take in takes}
     found: dict[str, dict[str, Any]] = {}
-    for take in takes:
-        key = size_key(take.request.resolution, take.request.aspect_ratio)
-        if key in found:
-            continue
-        size, source = expected_size(take.request.resolution, take.request.aspect_ratio,
-                                     profile)
+    for resolution, aspect in formats:
+        key = size_key(resolution, aspect)
+        size, source = expected_size(resolution, aspect, profile)
         if source == "observed" and key in derived:
             source = "derived"
         found[key] = {"size": list(size), "source": source}
