@@ -47,6 +47,7 @@ BATCH_BYTES = 1024 * 1024  # received bytes handed to the writer and hasher thre
 READ_BUFSIZE = 4 * 1024 * 1024  # aiohttp buffers up to twice this before pausing the socket
 SOCKET_READ = 1024 * 1024  # bytes per recv() while a body streams (asyncio's default: 256 KiB)
 _EXPIRED = frozenset({403, 404, 410})
+_PRIVATE_HEADERS = frozenset({"set-cookie", "set-cookie2"})  # never kept with a result
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)")
 
@@ -207,7 +208,9 @@ async def _receive(
         await spool.finish(last)
     if plan.total is not None and size != plan.total:
         raise DownloadError(f"result {shown} ended at {size} of {plan.total} bytes; retry")
-    return Downloaded(path=part, size=size, sha256=digest.hexdigest())
+    kept = {name: value for name, value in resp.headers.items()
+            if name.lower() not in _PRIVATE_HEADERS}
+    return Downloaded(path=part, size=size, sha256=digest.hexdigest(), headers=kept)
 
 
 async def download_to_part(

@@ -15,7 +15,7 @@ The profile is a hint, never a gate: a profile that cannot be read is ignored wi
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 
 from runner.fsutil import atomic_write_text
-from runner.model import frame_size
+from runner.model import ASPECT_RATIOS, Take, frame_size
 from runner.state import STATE_DIR
 
 log = structlog.get_logger()
@@ -114,6 +114,37 @@ def save_profile(output_dir: Path, profile: GatewayProfile) -> Path:
     return path
 
 
+def gateway_label(base_url: str, uses_emulator: bool) -> str:
+    """How a profile names the gateway it was observed on: ``emulator`` for the built-in one
+    (its port changes every run), else the URL without query or fragment."""
+    if uses_emulator:
+        return "emulator"
+    from runner.gateway.urls import safe_url_text
+
+    return safe_url_text(base_url)
+
+
+@dataclass(frozen=True)
+class ProfileChoice:
+    """The profile a command uses for this gateway, or why it uses none."""
+
+    profile: GatewayProfile | None
+    other_gateway: str | None = None  # a profile exists, observed on this other gateway
+
+
+def profile_for(output_dir: Path, gateway: str | None) -> ProfileChoice:
+    """The saved profile when it was observed on ``gateway`` (a :func:`gateway_label`).
+
+    A profile learnt on the built-in emulator must not set what a real gateway's outputs are
+    expected to be (nor one gateway's for another's): it is then left out, and the commands
+    say so. ``gateway`` None: whatever the profile's gateway (a caller that cannot tell).
+    """
+    profile = load_profile(output_dir)
+    if profile is None or gateway is None or profile.base_url == gateway:
+        return ProfileChoice(profile)
+    return ProfileChoice(None, other_gateway=profile.base_url)
+
+
 def expected_size(resolution: str, aspect_ratio: str, profile: GatewayProfile | None
                   ) -> tuple[tuple[int, int], str]:
     """The size an output should have and where that belief comes from.
@@ -126,3 +157,97 @@ def expected_size(resolution: str, aspect_ratio: str, profile: GatewayProfile | 
         if seen is not None:
             return seen, "observed"
     return frame_size(resolution, aspect_ratio), "nominal"
+
+
+def derived_sizes(observed_key: str, observed: tuple[int, int]) -> dict[str, tuple[int, int]]:
+    """The other aspect ratios of ``observed_key``'s resolution, scaled as it was.
+
+    One paid probe sees one (resolution, aspect ratio); the same gateway most likely scales
+    its other aspect ratios alike (long and short side each by what was seen), so those are
+    derived rather than left nominal, and marked as derived in ``details``. Sides are rounded
+    to even numbers, as H.264's 4:2:0 sampling needs and encoders do.
+    """
+    resolution, aspect = observed_key.split(" ", 1)
+    nominal = frame_size(resolution, aspect)
+    long_side = max(nominal)
+    long_scale = max(observed) / long_side
+    short_scale = min(observed) / min(nominal)
+
+    def scaled(side: int) -> int:
+        factor = long_scale if side == long_side else short_scale
+        return max(2, 2 * round(side * factor / 2))
+
+    found: dict[str, tuple[int, int]] = {}
+    for other in ASPECT_RATIOS:
+        if other != aspect:
+            width, height = frame_size(resolution, other)
+            found[size_key(resolution, other)] = (scaled(width), scaled(height))
+    return found
+
+
+def _day(stamp: str) -> str:
+    return stamp[:10] if len(stamp) >= 10 else (stamp or "an unknown date")
+
+
+def expectations(profile: GatewayProfile | None, takes: Iterable[Take]
+                 ) -> dict[str, dict[str, Any]]:
+    """Per size key of ``takes``: the expected ``size`` and its ``source``: ``observed``,
+    ``derived`` (from an observed one, see :func:`derived_sizes`) or ``nominal``."""
+    derived = set(profile.details.get("derived_sizes", ())) if profile is not None else set()
+    formats = {(take.request.resolution, take.request.aspect_ratio) for take in takes}
+    found: dict[str, dict[str, Any]] = {}
+    for resolution, aspect in formats:
+        key = size_key(resolution, aspect)
+        size, source = expected_size(resolution, aspect, profile)
+        if source == "observed" and key in derived:
+            source = "derived"
+        found[key] = {"size": list(size), "source": source}
+    return dict(sorted(found.items()))
+
+
+def describe_expectations(profile: GatewayProfile | None, takes: Iterable[Take],
+                          other_gateway: str | None = None) -> str:
+    """The one line ``plan`` and ``run`` print: which output sizes they expect, and why.
+
+    A user about to spend a night's credits should see whether the sizes outputs are held to
+    were seen on this gateway or are shotrun's reading of other listings of the model.
+    ``other_gateway``: a profile exists but was observed on that other gateway.
+    """
+    if profile is None and other_gateway is not None:
+        where = "the built-in emulator" if other_gateway == "emulator" else other_gateway
+        return (f"expected sizes: nominal (the gateway profile was observed on {where}, not "
+                "this gateway: run `shotrun probe --spend` against this one)")
+    if profile is None:
+        return "expected sizes: nominal (no gateway profile: run `shotrun probe --spend`)"
+    found = expectations(profile, takes)
+    by_source: dict[str, list[str]] = {"observed": [], "derived": [], "nominal": []}
+    for key, item in found.items():
+        by_source[item["source"]].append(key)
+    where = "the built-in emulator" if profile.base_url == "emulator" else profile.base_url
+    parts: list[str] = []
+    if by_source["observed"]:
+        parts.append(f"observed by `shotrun probe` of {where} on {_day(profile.probed_at)} "
+                     f"for {', '.join(by_source['observed'])}")
+    if by_source["derived"]:
+        head = "" if parts else (f"from `shotrun probe` of {where} on "
+                                 f"{_day(profile.probed_at)}, ")
+        parts.append(f"{head}derived from what it observed for "
+                     f"{', '.join(by_source['derived'])}")
+    if by_source["nominal"]:
+        rest = "for the rest" if parts else "(the gateway profile has none of these)"
+        parts.append(f"nominal {rest} ({', '.join(by_source['nominal'])})")
+    return "expected sizes: " + ("; ".join(parts) if parts else "nominal (no takes)")
+
+
+def profile_json(profile: GatewayProfile | None, output_dir: Path,
+                 takes: Iterable[Take], other_gateway: str | None = None) -> dict[str, Any]:
+    """What ``plan --json`` says of the profile: where, when, and the size of each format."""
+    take_list = list(takes)
+    return {
+        "other_gateway": other_gateway,
+        "path": str(profile_path(output_dir)) if profile is not None else None,
+        "base_url": profile.base_url if profile is not None else None,
+        "probed_at": profile.probed_at if profile is not None else None,
+        "expected_sizes": expectations(profile, take_list),
+        "line": describe_expectations(profile, take_list, other_gateway),
+    }

@@ -181,6 +181,20 @@ def emulator_settings(manifest: Manifest, api_key: str) -> Any:
         raise UsageError(f"{manifest.path}: api.emulator: {exc}") from None
 
 
+def prepare(manifest: Manifest, overrides: Overrides | None = None
+            ) -> tuple[RunConfig, str]:
+    """The settings and the key of a command that talks to the gateway (``run``, ``probe``).
+
+    Everything that can be wrong with them (a bad URL, no key, a bad ``api.emulator``) is a
+    usage error raised here, before anything is sent or written.
+    """
+    config = resolve_config(manifest, overrides)
+    api_key = read_api_key(config)
+    if config.uses_emulator:
+        emulator_settings(manifest, api_key)
+    return config, api_key
+
+
 @asynccontextmanager
 async def open_session(manifest: Manifest, config: RunConfig, api_key: str,
                        limits: ClientLimits | None = None) -> AsyncIterator[Session]:

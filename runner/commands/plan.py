@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from runner.commands.validate import problem_json
-from runner.errors import EXIT_OK
+from runner.errors import EXIT_OK, UsageError
 from runner.manifest import load_manifest
 from runner.manifest.outdir import check_output_dir
 from runner.model import (
@@ -46,6 +46,13 @@ from runner.outlook import (
     abandoned_of,
     outlook,
     read_store,
+)
+from runner.profile import (
+    ProfileChoice,
+    describe_expectations,
+    gateway_label,
+    profile_for,
+    profile_json,
 )
 from runner.redact import redact
 from runner.selection import select_takes
@@ -204,7 +211,25 @@ def plan_document(manifest: Manifest,
         "this_run": found.to_json(
             abandoned_of(statuses, (row.take.key for row in rows))),
         "warnings": [problem_json(p) for p in manifest.warnings],
+        "profile": _profile_json(manifest, [row.take for row in rows]),
     }
+
+
+def _profile(manifest: Manifest) -> ProfileChoice:
+    """The gateway profile a run of this manifest would use (flags aside: plan has none)."""
+    from runner.session import resolve_config
+
+    try:
+        config = resolve_config(manifest)
+    except UsageError:
+        return profile_for(manifest.output_dir, None)  # run will say what is wrong
+    return profile_for(manifest.output_dir, gateway_label(config.base_url,
+                                                          config.uses_emulator))
+
+
+def _profile_json(manifest: Manifest, takes: list[Take]) -> dict[str, Any]:
+    chosen = _profile(manifest)
+    return profile_json(chosen.profile, manifest.output_dir, takes, chosen.other_gateway)
 
 
 def _short(text: str, limit: int = 60) -> str:
@@ -272,6 +297,10 @@ def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console, *
                           soft_wrap=True)
     for warning in manifest.warnings:
         console.print(redact(str(warning)), highlight=False, markup=False, soft_wrap=True)
+    chosen = _profile(manifest)
+    line = describe_expectations(chosen.profile, [row.take for row in rows],
+                                 chosen.other_gateway)
+    console.print(line, highlight=False, markup=False, soft_wrap=True)
     console.print(f"Output: {manifest.output_dir}. Nothing was sent.", highlight=False,
                   markup=False, soft_wrap=True)
 

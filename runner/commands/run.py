@@ -28,7 +28,9 @@ import structlog
 from runner import log
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ShotrunError, UsageError
 from runner.model import SIZE_POLICIES, Manifest, Take, VerifyPolicy
+from runner.observed import OutputExpectations
 from runner.outlook import abandon_warning, abandoned_task
+from runner.profile import describe_expectations, gateway_label, profile_for
 from runner.progress import make_observer
 from runner.redact import redact
 from runner.scheduler.backoff import BackoffPolicy
@@ -37,15 +39,7 @@ from runner.scheduler.engine import Engine
 from runner.scheduler.polling import PollPolicy
 from runner.scheduler.progress import Observer, RunSummary
 from runner.selection import select_takes
-from runner.session import (
-    ClientLimits,
-    Overrides,
-    RunConfig,
-    emulator_settings,
-    open_session,
-    read_api_key,
-    resolve_config,
-)
+from runner.session import ClientLimits, Overrides, RunConfig, open_session, prepare
 from runner.wire import FingerprintPayloads
 from runner.words import count as counted
 from runner.words import listed
@@ -113,6 +107,20 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--task-timeout", type=float, metavar="S", default=6 * 3600.0,
                         help="stop waiting for a task still rendering after S seconds (it is "
                         "left for the next run, never resubmitted; default 6 h)")
+    add_network_limits(parser)
+    parser.add_argument("--verify-size", choices=SIZE_POLICIES, metavar="warn|strict|off",
+                        help="a video of another pixel size than expected: warn (the "
+                        "manifest's verify.size, default warn: done, with a warning), strict "
+                        "(fail the take) or off (record only)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--no-report", action="store_true",
+                        help="do not refresh <output_dir>/report.html at the end")
+    parser.set_defaults(func=run)
+
+
+def add_network_limits(parser: argparse.ArgumentParser) -> None:
+    """The client's time and size flags, read back by :func:`client_limits` (``run`` and
+    ``probe`` share them)."""
     limits = parser.add_argument_group("network limits")
     limits.add_argument("--connect-timeout", type=float, metavar="S",
                         help="longest wait for a connection (default 15)")
@@ -125,14 +133,6 @@ def add_parser(subparsers: Any) -> None:
     limits.add_argument("--max-result-size", type=_size, metavar="SIZE",
                         help="refuse results larger than this (bytes, or with K/M/G; "
                         "default 2G)")
-    parser.add_argument("--verify-size", choices=SIZE_POLICIES, metavar="warn|strict|off",
-                        help="a video of another pixel size than expected: warn (the "
-                        "manifest's verify.size, default warn: done, with a warning), strict "
-                        "(fail the take) or off (record only)")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-    parser.add_argument("--no-report", action="store_true",
-                        help="do not refresh <output_dir>/report.html at the end")
-    parser.set_defaults(func=run)
 
 
 def _size(text: str) -> int:
@@ -280,11 +280,12 @@ async def execute(manifest: Manifest, takes: Sequence[Take], plans: Sequence[Any
                   store: Any, config: RunConfig, api_key: str, settings: EngineSettings,
                   *, observer: Observer | None = None,
                   on_stop: Callable[[int], None] | None = None,
-                  limits: ClientLimits | None = None) -> RunSummary:
+                  limits: ClientLimits | None = None,
+                  expectations: OutputExpectations | None = None) -> RunSummary:
     """Open the session, run the engine with signal handling, return the summary."""
     async with open_session(manifest, config, api_key, limits) as session:
         engine = Engine(manifest, store, session.gateway, plans, settings, observer=observer,
-                        upload_namespace=session.files_url)
+                        upload_namespace=session.files_url, expectations=expectations)
         del plans  # a store record per take: the engine kept what it needs of them
         loop = asyncio.get_running_loop()
 
@@ -334,10 +335,12 @@ def run(args: argparse.Namespace) -> int:
     overrides = Overrides(base_url=args.base_url, files_url=args.files_url,
                           concurrency=args.concurrency, submit_rate=args.submit_rate,
                           downloads=args.downloads, max_credits=args.max_credits)
-    config = resolve_config(manifest, overrides)
-    api_key = read_api_key(config)
-    if config.uses_emulator:
-        emulator_settings(manifest, api_key)  # a bad api.emulator: exit 2 before any write
+    config, api_key = prepare(manifest, overrides)  # bad settings: exit 2 before any write
+    # What outputs are held to: the manifest's verify rule, and the sizes `shotrun probe`
+    # observed on this very gateway (a profile of another one is left out, and said so).
+    chosen = profile_for(manifest.output_dir, gateway_label(config.base_url,
+                                                            config.uses_emulator))
+    expectations = OutputExpectations(manifest.verify, chosen.profile)
     settings = engine_settings(args, config)
     limits = client_limits(args)
     wire = manifest.api.wire
@@ -352,6 +355,8 @@ def run(args: argparse.Namespace) -> int:
         where = "the built-in emulator" if config.uses_emulator else config.base_url
         if not args.quiet:  # -q: errors and warnings only (print_plan warns regardless)
             _out(f"shotrun: {manifest.name}: {counted(len(plans), 'take')} via {where}",
+                 err=args.json)
+            _out(f"  {describe_expectations(chosen.profile, takes, chosen.other_gateway)}",
                  err=args.json)
         print_plan(plans, stream_err=args.json, quiet=args.quiet)
 
@@ -371,7 +376,8 @@ def run(args: argparse.Namespace) -> int:
 
         with make_observer(sys.stderr, quiet=args.quiet) as observer:  # live progress
             job = execute(manifest, takes, plans, store, config, api_key, settings,
-                          observer=observer, on_stop=on_stop, limits=limits)
+                          observer=observer, on_stop=on_stop, limits=limits,
+                          expectations=expectations)
             del plans  # only the run holds them now, and it lets them go once started
             summary = asyncio.run(job)
         report = None if args.no_report else end_of_run_report(manifest, store)

@@ -41,7 +41,12 @@ from yarl import URL
 from runner import __version__ as _version
 from runner.download import download_to_part
 from runner.errors import GatewayError, MalformedResponse, PermanentGatewayError
-from runner.gateway.parse import MAX_JSON_BYTES, parse_task, parse_upload
+from runner.gateway.parse import (
+    MAX_JSON_BYTES,
+    parse_json_object,
+    parse_upload,
+    task_from_json,
+)
 from runner.gateway.reach import Reach, connect_failure, foreign_answer
 from runner.gateway.timeouts import ClientTimeouts
 from runner.gateway.translate import http_error, transport_error
@@ -245,6 +250,16 @@ class GatewayClient:
         A 2xx whose body cannot be read raises MalformedResponse with ``status`` set: the
         gateway accepted *something*, so the task may exist and be billed.
         """
+        return (await self.create_task_answer(payload))[0]
+
+    async def create_task_answer(
+        self, payload: Mapping[str, Any]
+    ) -> tuple[TaskState, dict[str, Any]]:
+        """:meth:`create_task`, with the answer's JSON object as the gateway sent it.
+
+        ``shotrun probe`` reports the fields and types a gateway really answers with, which
+        the parsed :class:`TaskState` keeps only the documented part of.
+        """
         try:
             data = json.dumps(
                 payload, ensure_ascii=False, allow_nan=False, default=_jsonable
@@ -259,8 +274,10 @@ class GatewayClient:
             data=data,
             extra_headers={"Content-Type": "application/json"},
         )
+        what = "create task answer"
         try:
-            return parse_task(body, what="create task answer")
+            answer = parse_json_object(body, what=what)
+            return task_from_json(answer, what=what), answer
         except MalformedResponse as exc:
             if exc.status is None:
                 exc.status = 200
@@ -268,18 +285,24 @@ class GatewayClient:
 
     async def get_task(self, task_id: str) -> TaskState:
         """GET the task; 404 means the gateway does not know it."""
+        return (await self.get_task_answer(task_id))[0]
+
+    async def get_task_answer(self, task_id: str) -> tuple[TaskState, dict[str, Any]]:
+        """:meth:`get_task`, with the answer's JSON object (see :meth:`create_task_answer`)."""
         if not task_id:
             raise ValueError("task_id is empty")
         url = join(self._base, TASK_PATH + quote(task_id, safe=""))
         body = await self._exchange(
             "GET", url, operation=f"query task {task_id}", task_id=task_id
         )
-        state = parse_task(body, what=f"query task {task_id} answer")
+        what = f"query task {task_id} answer"
+        data = parse_json_object(body, what=what)
+        state = task_from_json(data, what=what)
         if state.task_id != task_id:
             raise MalformedResponse(
                 f"query task {task_id}: the answer describes task {state.task_id}"
             )
-        return state
+        return state, data
 
     async def upload_file(self, path: Path, mime: str) -> UploadedFile:
         """Upload one image through the multipart stream endpoint."""

@@ -8,7 +8,7 @@ frozen values or a :mod:`runner.errors` exception.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -41,11 +41,16 @@ class UploadedFile:
 
 @dataclass(frozen=True, slots=True)
 class Downloaded:
-    """A result saved to a ``.part`` file: its total size and SHA-256 (hex)."""
+    """A result saved to a ``.part`` file: its total size and SHA-256 (hex).
+
+    ``headers`` are the answer's headers (without cookies): ``shotrun probe`` reports what a
+    result link says about its own life (``Expires``, ``Cache-Control``) and type.
+    """
 
     path: Path
     size: int
     sha256: str
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class Gateway(Protocol):

@@ -24,7 +24,6 @@ from runner import outputs
 from runner.gateway.types import Gateway
 from runner.model import Manifest, Take
 from runner.observed import OutputExpectations
-from runner.profile import load_profile
 from runner.scheduler.backoff import BackoffPolicy
 from runner.scheduler.budget import BudgetGuard
 from runner.scheduler.limits import AimdLimiter, DownloadSlots, TokenBucket
@@ -197,6 +196,7 @@ class RunContext:
     halt: Callable[[], None] = lambda: None
     # Takes whose creation request is on the wire: a first Ctrl-C lets them finish.
     critical: set[str] = field(default_factory=set)
+    output_rules: OutputExpectations | None = None  # see expectations
 
     def set_phase(self, take: Take, phase: Phase) -> None:
         """Move ``take`` to ``phase`` in this run's bookkeeping and tell the observer."""
@@ -227,8 +227,9 @@ class RunContext:
 
     @cached_property
     def expectations(self) -> OutputExpectations:
-        """How this run checks outputs: the manifest's ``verify`` and the gateway profile."""
-        return OutputExpectations(self.manifest.verify, load_profile(self.manifest.output_dir))
+        """How this run checks outputs: the rule the command chose (the manifest's ``verify``
+        and the profile of this gateway), else the manifest's rule on nominal sizes."""
+        return self.output_rules or OutputExpectations(self.manifest.verify)
 
     @cached_property
     def files(self) -> outputs.RunFiles:

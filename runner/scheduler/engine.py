@@ -36,7 +36,7 @@ from runner import outputs
 from runner.errors import StateError, StoreWriteFailed
 from runner.gateway.types import Gateway
 from runner.model import Manifest, Take, frozen_mapping
-from runner.observed import ranked
+from runner.observed import OutputExpectations, ranked
 from runner.redact import redact
 from runner.scheduler.budget import BudgetGuard
 from runner.scheduler.collect import (
@@ -75,7 +75,8 @@ class Engine:
 
     def __init__(self, manifest: Manifest, store: Any, gateway: Gateway,
                  plans: Sequence[Any], settings: EngineSettings | None = None, *,
-                 observer: Observer | None = None, upload_namespace: str = "") -> None:
+                 observer: Observer | None = None, upload_namespace: str = "",
+                 expectations: OutputExpectations | None = None) -> None:
         self.manifest = manifest
         self.store = store
         self.settings = settings or EngineSettings()
@@ -137,6 +138,7 @@ class Engine:
                                 frame_source=self._frame_source,
                                 namespace=upload_namespace),
             notify=self._notify,
+            output_rules=expectations,
             halt=self._halt,
         )
         for plan in plans:  # the plan's key string: one copy per take in every table

@@ -172,3 +172,20 @@ def _creations(root: Path) -> int:
     """Creation requests that reached the gateway, from the store's ledger."""
     with sqlite3.connect(root / "out" / ".shotrun" / "state.sqlite") as conn:
         return int(conn.execute("SELECT COUNT(*) FROM attempts").fetchone()[0])
+
+
+def test_a_probe_of_this_gateway_replaces_the_nominal_sizes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write(tmp_path, emulator="output_scale: 0.125")
+    assert cli.main(["probe", str(manifest), "--spend"]) == 0
+    capsys.readouterr()
+    assert cli.main(["run", str(manifest), *FAST_FLAGS]) == 0
+    out = capsys.readouterr().out
+    assert "expected sizes: observed by `shotrun probe` of the built-in emulator on " in out
+    assert "derived from what it observed for 720p 9:16" in out
+    assert "was expected" not in out  # the sizes this gateway renders are the expected ones
+    takes = {t["id"]: t for t in status_json(manifest, capsys)["takes"]}
+    assert all(t["status"] == "done" and t["size_warning"] is None for t in takes.values())
+    sidecar = json.loads((tmp_path / "out" / "tall" / "take-1.json").read_text())
+    assert sidecar["video"]["expected_size"] == [90, 160]
+    assert sidecar["video"]["expected_from"] == "observed"

@@ -1,0 +1,168 @@
+"""``shotrun probe MANIFEST [--spend] [--json]``: learn a gateway before an overnight run.
+
+Without ``--spend`` it sends only creations that are invalid on purpose (refused with HTTP
+400 by the documented gateway, which bills a task only once it is created), to check that
+the configured URL is the gateway, that the key is accepted and which field names (with the
+manifest's ``api.wire`` renames) the gateway refuses: see :mod:`runner.probe.checks`. With
+``--spend`` it then prints the estimated cost, creates exactly one cheapest task, follows it
+and reports what the gateway really returned, and writes
+``<output_dir>/.shotrun/gateway-profile.json`` for ``plan`` and ``run``
+(:mod:`runner.probe.spend`, :mod:`runner.profile`).
+
+Settings resolve as ``run``'s do (flags > environment > manifest); the built-in emulator
+(``api.base_url: emulator``) needs no key. Exit codes: 0 the probe finished; 1 the gateway
+could not be reached, refused the key, is not the gateway, accepted a body invalid on purpose,
+or the paid task failed, was ambiguous or did not end in time; 2 invalid manifest or usage;
+130 interrupted (a paid task already created is followed by the next ``probe --spend``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runner.commands.run import (
+    EMULATOR_POLLING,
+    REAL_POLLING,
+    add_network_limits,
+    client_limits,
+)
+from runner.errors import EXIT_FAILED, EXIT_OK, AuthenticationFailed, UsageError
+from runner.gateway.urls import safe_url_text
+from runner.model import Manifest
+from runner.profile import gateway_label
+from runner.redact import redact
+from runner.session import ClientLimits, Overrides, RunConfig, open_session, prepare
+
+if TYPE_CHECKING:  # imported when the command runs: `shotrun --help` stays light
+    from runner.probe.checks import Checks
+    from runner.probe.spend import Spent
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``shotrun probe``."""
+    parser = subparsers.add_parser(
+        "probe", help="check a gateway (reached, key, field names); --spend: one paid task",
+        description="Check the configured gateway without spending: reached, key accepted, "
+        "which field names it refuses (creations invalid on purpose, which the documented "
+        "gateway refuses for free). With --spend, also create one cheapest task (3 s 720p, "
+        "cost printed first), follow it, report what came back and write "
+        "<output_dir>/.shotrun/gateway-profile.json for plan and run. Exit 0 done, 1 the "
+        "gateway failed a check, 2 invalid manifest or usage.",
+    )
+    parser.add_argument("manifest", type=Path, metavar="MANIFEST")
+    parser.add_argument("--spend", action="store_true",
+                        help="create one paid task (3 s, 720p, 16:9) and report on it")
+    parser.add_argument("--json", action="store_true", help="print the findings as JSON")
+    parser.add_argument("--base-url", metavar="URL",
+                        help="gateway URL or `emulator` (overrides SHOTRUN_BASE_URL and "
+                        "api.base_url)")
+    parser.add_argument("--files-url", metavar="URL", help="file service URL")
+    parser.add_argument("--task-timeout", type=float, metavar="S", default=3600.0,
+                        help="with --spend: stop waiting for the task after S seconds (the "
+                        "next probe --spend follows it, never creates another; default 1 h)")
+    add_network_limits(parser)
+    parser.set_defaults(func=run)
+
+
+def _out(text: str, *, err: bool = False) -> None:
+    print(redact(text), file=sys.stderr if err else sys.stdout, flush=True)
+
+
+@dataclass
+class _Found:
+    """What the probe found, for the report."""
+
+    checks: Checks | None = None
+    spent: Spent | None = None
+    profile: str | None = None
+    emulator: dict[str, Any] | None = None
+
+
+async def _probe(manifest: Manifest, config: RunConfig, api_key: str, limits: ClientLimits,
+                 args: argparse.Namespace, shown: str) -> _Found:
+    from runner.gateway.client import GatewayClient
+    from runner.probe import report
+    from runner.probe.checks import run_checks
+    from runner.probe.spend import Following, spend_estimate, spend_once
+    from runner.profile import save_profile
+
+    found = _Found()
+    text = not args.json
+    async with open_session(manifest, config, api_key, limits) as session:
+        try:
+            found.checks = await run_checks(session.gateway, manifest,
+                                            submit_rate=config.submit_rate)
+            if text:  # what was asked for: printed with -q too, as status is
+                for line in report.check_lines(found.checks, shown):
+                    _out(line)
+            if args.spend and not found.checks.created:
+                _out(report.estimate_line(manifest, spend_estimate(manifest)), err=args.json)
+                how = Following(EMULATOR_POLLING if config.uses_emulator else REAL_POLLING,
+                                task_timeout=args.task_timeout)
+                gateway = session.gateway  # the real client: raw bodies and headers
+                assert isinstance(gateway, GatewayClient)
+                found.spent = spent = await spend_once(
+                    gateway, manifest, base_url=_label(config),
+                    built_in=config.uses_emulator, how=how)
+                profile = report.build_profile(spent, _label(config), found.checks)
+                if profile is not None:
+                    found.profile = str(save_profile(manifest.output_dir, profile))
+                if text:
+                    for line in report.spend_lines(spent):
+                        _out(line)
+        except AuthenticationFailed as exc:
+            raise AuthenticationFailed(
+                f"{exc.message}; the key comes from the environment variable "
+                f"{config.api_key_env} (api.api_key_env)", code=exc.code,
+                status=exc.status) from None
+        finally:
+            if session.emulator is not None:
+                found.emulator = session.emulator.stats()
+    return found
+
+
+def _label(config: RunConfig) -> str:
+    """How the profile and messages name the gateway (the emulator's port changes per run)."""
+    return gateway_label(config.base_url, config.uses_emulator)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``shotrun probe``."""
+    from runner.manifest import load_manifest
+    from runner.manifest.outdir import check_output_dir
+    from runner.probe import report
+
+    manifest = load_manifest(args.manifest)  # ManifestError -> exit 2
+    check_output_dir(manifest)
+    if not args.task_timeout > 0:
+        raise UsageError("--task-timeout must be a positive number of seconds")
+    config, api_key = prepare(manifest, Overrides(base_url=args.base_url,
+                                                  files_url=args.files_url))
+    limits = client_limits(args)
+    shown = "the built-in emulator" if config.uses_emulator else safe_url_text(config.base_url)
+    if not args.json and not args.quiet:
+        _out(f"shotrun probe: {manifest.name} via {shown}")
+    found = asyncio.run(_probe(manifest, config, api_key, limits, args, shown))
+    if args.json:
+        document = report.document(manifest, shown, config.uses_emulator, found.checks,
+                                   found.spent, found.profile, found.emulator)
+        _out(json.dumps(document, indent=2, ensure_ascii=False))
+    elif found.profile is not None:
+        _out(f"profile: {found.profile} (plan and run now expect the sizes it observed)")
+    elif not args.spend:
+        _out("profile: not written (sizes are observed only with --spend; nothing was spent)")
+    return _exit_code(found, spend=args.spend)
+
+
+def _exit_code(found: _Found, *, spend: bool) -> int:
+    if found.checks is None or found.checks.created or not found.checks.creations_sent:
+        return EXIT_FAILED
+    if spend and (found.spent is None or found.spent.video is None):
+        return EXIT_FAILED
+    return EXIT_OK

@@ -1,0 +1,461 @@
+"""``shotrun probe --spend``: one cheapest paid task, followed to the end and looked at.
+
+What the gateway's documentation leaves open (the output's pixel size, frame rate and codecs,
+how exact ``estimated_time`` is, whether progress is reported, how a result link says when
+it expires) can only be learnt by paying for one task. This module creates exactly one
+(3 s, 720p, 16:9, a neutral prompt, no images), follows it, downloads and reads the video.
+
+Paying once is a promise kept the way ``run`` keeps it: the intent is written durably to
+``<output_dir>/.shotrun/probe/intent.json`` before the creation is sent, and the task id the
+moment it arrives. A creation is never sent again by this module: a lost answer is
+*ambiguous* (it may have been billed; the gateway has no idempotency key and no list of
+tasks) and stops the probe; the next ``probe --spend`` refuses to create another while that
+intent stands, and follows the task instead when its id was recorded (after a Ctrl-C or a
+crash). The video is kept (it was paid for) under ``.shotrun/probe/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import structlog
+
+from runner.download import finalize_download
+from runner.errors import (
+    AmbiguousSubmission,
+    DownloadError,
+    DownloadRefused,
+    GatewayError,
+    LinkExpired,
+    MalformedResponse,
+    PermanentGatewayError,
+    RateLimited,
+    TransientGatewayError,
+)
+from runner.fsutil import atomic_write_text
+from runner.gateway.client import GatewayClient
+from runner.gateway.parse import parse_epoch
+from runner.gateway.types import TaskState
+from runner.gateway.urls import safe_url_text
+from runner.isotime import iso_time
+from runner.manifest.nodes import kind
+from runner.model import Manifest, TakeRequest
+from runner.probe.checks import NEUTRAL_PROMPT
+from runner.redact import redact, redact_value
+from runner.scheduler.backoff import BackoffPolicy
+from runner.scheduler.polling import PollPolicy
+from runner.state import STATE_DIR
+from runner.wire import build_payload, estimate_credits
+
+log = structlog.get_logger()
+
+PROBE_DIR = "probe"
+INTENT_FILE = "intent.json"
+SPEND_SECONDS, SPEND_RESOLUTION, SPEND_ASPECT = 3, "720p", "16:9"
+
+# What gateway-api.md shows of a task body, with the JSON types of its example.
+DOCUMENTED_TYPES: Mapping[str, str] = {
+    "created": "integer", "id": "string", "model": "string", "object": "string",
+    "progress": "integer", "status": "string", "type": "string", "task_info": "object",
+    "task_info.can_cancel": "boolean", "task_info.estimated_time": "integer",
+    "task_info.video_duration": "integer", "usage": "object",
+    "usage.billing_rule": "string", "usage.credits_reserved": "number",
+    "usage.user_group": "string", "results": "array", "results[]": "string",
+    "error": "object", "error.code": "string", "error.message": "string",
+}
+# Query parameters and headers that say how long a link lives (S3, GCS, Azure, CDNs).
+EXPIRY_PARAMETERS = frozenset({
+    "expires", "expire", "expiry", "expires_at", "expiresat", "exp", "e", "x-amz-expires",
+    "x-amz-date", "x-goog-expires", "x-goog-date", "se", "st", "validto", "valid_until",
+    "ttl", "deadline", "auth_key",
+})
+REPORTED_HEADERS = ("Content-Type", "Content-Length", "Accept-Ranges", "Cache-Control",
+                    "Expires", "Last-Modified", "Age")
+_QUERY_RETRIES = 8  # transient failures in a row while following the task
+
+
+def spend_request(manifest: Manifest) -> TakeRequest:
+    """The cheapest take: shortest documented duration, lowest resolution, no media."""
+    return TakeRequest(prompt=NEUTRAL_PROMPT, multi_prompt=None, resolution=SPEND_RESOLUTION,
+                       aspect_ratio=SPEND_ASPECT, duration=SPEND_SECONDS,
+                       model=manifest.api.model)
+
+
+def spend_payload(manifest: Manifest) -> dict[str, Any]:
+    """Its wire body, with the manifest's ``api.wire`` renames, exactly as ``run`` builds."""
+    return build_payload(spend_request(manifest), str, manifest.api.wire)
+
+
+def spend_estimate(manifest: Manifest) -> float | None:
+    """Its estimated credits from ``budget.rates`` (None: no 720p rate)."""
+    return estimate_credits(spend_request(manifest), manifest.budget.rates)
+
+
+def probe_dir(output_dir: Path) -> Path:
+    """``<output_dir>/.shotrun/probe``: the intent and the kept video."""
+    return Path(output_dir) / STATE_DIR / PROBE_DIR
+
+
+class Intent:
+    """The durable record of the one paid creation (see the module docstring)."""
+
+    def __init__(self, output_dir: Path) -> None:
+        self.path = probe_dir(output_dir) / INTENT_FILE
+
+    def read(self) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("probe_intent_unreadable", path=str(self.path), error=str(exc))
+            return {"state": "unreadable"}
+        return data if isinstance(data, dict) else {"state": "unreadable"}
+
+    def write(self, data: Mapping[str, Any]) -> None:
+        from runner.state.schema import make_private_dir
+
+        make_private_dir(self.path.parent)
+        text = json.dumps(redact_value(dict(data)), indent=2, sort_keys=True) + "\n"
+        atomic_write_text(self.path, text, mode=0o600)
+
+    def clear(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+class ProbeStopped(GatewayError):
+    """The paid probe cannot go on safely (an earlier creation's answer was lost)."""
+
+
+_JSON_NAMES = {"mapping": "object", "list": "array"}
+
+
+def json_type(value: Any) -> str:
+    """The JSON type name of a decoded value (``object``, ``integer``, ...)."""
+    word = kind(value).rsplit(" ", 1)[-1]  # the manifest's words: "a mapping", "an integer"
+    return _JSON_NAMES.get(word, word)
+
+
+def _walk(value: Any, path: str, into: dict[str, set[str]]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            into.setdefault(inner, set()).add(json_type(item))
+            _walk(item, inner, into)
+    elif isinstance(value, list):
+        for item in value:
+            inner = f"{path}[]"
+            into.setdefault(inner, set()).add(json_type(item))
+            _walk(item, inner, into)
+
+
+def _fits(documented: str, seen: set[str]) -> bool:
+    allowed = {"number", "integer"} if documented == "number" else {documented}
+    return seen <= allowed | {"null"}
+
+
+def body_shape(bodies: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Every field path of ``bodies`` with its JSON types; the undocumented ones; the ones
+    whose type differs from the documentation's example."""
+    seen: dict[str, set[str]] = {}
+    for body in bodies:
+        _walk(dict(body), "", seen)
+    types = {path: "|".join(sorted(kinds)) for path, kinds in sorted(seen.items())}
+    undocumented = [path for path in types if path not in DOCUMENTED_TYPES]
+    differing = {path: {"documented": DOCUMENTED_TYPES[path], "seen": types[path]}
+                 for path in types if path in DOCUMENTED_TYPES
+                 and not _fits(DOCUMENTED_TYPES[path], seen[path])}
+    return {"fields": types, "undocumented": undocumented, "types_differ": differing}
+
+
+def _expiry_time(params: Mapping[str, str]) -> str | None:
+    """When a signed link says it expires, for the common schemes; None when it does not."""
+    lower = {key.lower(): value for key, value in params.items()}
+    if "x-amz-date" in lower and "x-amz-expires" in lower:
+        try:
+            start = datetime.strptime(lower["x-amz-date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+            return iso_time((start + timedelta(seconds=int(lower["x-amz-expires"]))).timestamp())
+        except ValueError:
+            return None
+    for key in ("expires", "expire", "expiry", "expires_at", "exp", "e", "se", "deadline"):
+        if key in lower:
+            stamp = parse_epoch(lower[key])
+            if stamp is not None:
+                return iso_time(stamp)
+    return None
+
+
+def link_facts(url: str, headers: Mapping[str, str]) -> dict[str, Any]:
+    """What a result link tells about itself: its parameters' names (values only for the
+    expiry-looking ones: the others may be signatures), and its headers of interest."""
+    params = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    expiry = {key: redact(value) for key, value in params.items()
+              if key.lower() in EXPIRY_PARAMETERS}
+    by_name = {name.lower(): value for name, value in headers.items()}
+    return {
+        "url": safe_url_text(url),
+        "query_parameters": sorted(params),
+        "expiry_parameters": expiry,
+        "expires_at": _expiry_time(expiry),
+        "headers": {name: by_name[name.lower()] for name in REPORTED_HEADERS
+                    if name.lower() in by_name},
+    }
+
+
+def video_facts(path: Path) -> dict[str, Any]:
+    """Size, duration, rate and codecs of the downloaded video (read with PyAV)."""
+    import av
+
+    from runner.verify import probe
+
+    info = probe(path)
+    audio = None
+    if info.has_audio:
+        with av.open(str(path)) as container:
+            audio = str(container.streams.audio[0].codec_context.name)
+    return {"width": info.width, "height": info.height, "duration": round(info.duration, 3),
+            "fps": None if info.fps is None else round(info.fps, 3), "codec": info.codec,
+            "audio_codec": audio, "bytes": path.stat().st_size}
+
+
+@dataclass
+class Spent:
+    """What the paid probe saw."""
+
+    task_id: str
+    payload: Mapping[str, Any]
+    estimate: float | None
+    resumed: bool = False  # followed a task an earlier probe created
+    credits_reserved: float | None = None
+    estimated_time: float | None = None
+    time_low: float | None = None  # the task took at least this long (seconds)...
+    time_high: float | None = None  # ...and at most this long
+    polls: int = 0
+    statuses: list[str] = field(default_factory=list)
+    progress: list[int] = field(default_factory=list)  # values as reported, in order
+    progress_reported: bool = False
+    creation_body: dict[str, Any] | None = None
+    query_bodies: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "pending"  # the last status seen, or "timeout"
+    error: str | None = None
+    link: dict[str, Any] | None = None
+    video: dict[str, Any] | None = None
+    kept: Path | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = redact_value({
+            "task_id": self.task_id, "resumed": self.resumed, "payload": dict(self.payload),
+            "estimated_credits": self.estimate, "credits_reserved": self.credits_reserved,
+            "status": self.status, "error": self.error,
+            "creation_body": (body_shape([self.creation_body])
+                              if self.creation_body is not None else None),
+            "query_body": body_shape(self.query_bodies) if self.query_bodies else None,
+            "timing": {"estimated_time": self.estimated_time,
+                       "real_time_at_least": _round(self.time_low),
+                       "real_time_at_most": _round(self.time_high), "polls": self.polls},
+            "progress": {"reported": self.progress_reported, "values": self.progress},
+            "statuses": self.statuses, "link": self.link, "video": self.video,
+            "kept": None if self.kept is None else str(self.kept),
+        })
+        return document
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+@dataclass(frozen=True)
+class Following:
+    """How to follow the task: poll pacing, retries, the longest wait, the clock."""
+
+    polling: PollPolicy
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    task_timeout: float = 3600.0
+    clock: Callable[[], float] = time.time
+
+
+async def create_once(gateway: GatewayClient, manifest: Manifest, *, base_url: str,
+                      built_in: bool, clock: Callable[[], float] = time.time
+                      ) -> tuple[Spent, float | None, float | None]:
+    """The one creation (or the task an earlier probe created): (spent, sent, answered);
+    the times are None for an earlier probe's task whose sending time was not recorded.
+
+    Raises :class:`ProbeStopped` when an earlier creation's answer was lost, and whatever
+    the creation raised (nothing created: the intent is cleared; ambiguous: it stays).
+    """
+    intent = Intent(manifest.output_dir)
+    payload = spend_payload(manifest)
+    estimate = spend_estimate(manifest)
+    earlier = None if built_in else intent.read()  # the emulator's tasks ended with it
+    if earlier is not None and earlier.get("base_url") != base_url:
+        log.warning("probe_intent_replaced", earlier=earlier.get("base_url"),
+                    task_id=earlier.get("task_id"), state=earlier.get("state"))
+    elif earlier is not None:
+        if earlier.get("state") == "created" and isinstance(earlier.get("task_id"), str):
+            when = earlier.get("sent_at")
+            sent = float(when) if isinstance(when, int | float) and when > 0 else None
+            spent = Spent(str(earlier["task_id"]), payload, estimate, resumed=True)
+            log.info("probe_task_resumed", task_id=spent.task_id)
+            return spent, sent, sent
+        if earlier.get("state") in ("sending", "unreadable"):
+            raise ProbeStopped(
+                f"an earlier `shotrun probe --spend` sent a creation whose answer was lost "
+                f"(it may have been billed; the gateway cannot look it up): not sending "
+                f"another; remove {intent.path} to probe again, which may pay twice")
+    sent = clock()
+    intent.write({"state": "sending", "base_url": base_url, "sent_at": sent,
+                  "sent": iso_time(sent), "payload": payload})
+    try:
+        state, body = await gateway.create_task_answer(payload)
+    except AmbiguousSubmission as exc:
+        raise ProbeStopped(f"{exc.message}; not sent again (it may have been billed); "
+                           f"{intent.path} records it") from None
+    except MalformedResponse as exc:
+        if exc.status is not None and 200 <= exc.status < 300:
+            raise ProbeStopped(f"{exc.message}; the gateway accepted the creation, so a task "
+                               f"may exist and be billed; {intent.path} records it") from None
+        intent.clear()
+        raise
+    except BaseException:
+        intent.clear()  # refused, rate limited, unreachable: nothing was created
+        raise
+    answered = clock()
+    intent.write({"state": "created", "base_url": base_url, "sent_at": sent,
+                  "sent": iso_time(sent), "task_id": state.task_id, "payload": payload})
+    spent = Spent(state.task_id, payload, estimate, creation_body=body)
+    _saw(spent, state, body)
+    return spent, sent, answered
+
+
+def _saw(spent: Spent, state: TaskState, body: Mapping[str, Any]) -> None:
+    """Record what one task body says."""
+    spent.status = state.status
+    if not spent.statuses or spent.statuses[-1] != state.status:
+        spent.statuses.append(state.status)
+    if state.credits_reserved is not None:
+        spent.credits_reserved = state.credits_reserved
+    if state.estimated_time is not None and spent.estimated_time is None:
+        spent.estimated_time = state.estimated_time
+    raw = body.get("progress")
+    if "progress" in body:
+        spent.progress_reported = True
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            value = round(raw)
+            if not spent.progress or spent.progress[-1] != value:
+                spent.progress.append(value)
+
+
+async def follow(gateway: GatewayClient, spent: Spent, sent: float | None,
+                 answered: float | None, how: Following) -> TaskState | None:
+    """Poll until the task ends (its last state), or None when ``task_timeout`` passed.
+
+    An earlier probe's task (``spent.resumed``) is asked about at once: it may have ended
+    long ago. Its real time is known only when the earlier probe recorded when it sent it.
+    """
+    clock = how.clock
+    estimate = spent.estimated_time
+    if estimate is not None:  # whole seconds: a 0 is "under a second", not "no hint"
+        estimate = max(estimate, how.polling.min_interval)
+    started = clock()
+    if not spent.resumed:
+        await asyncio.sleep(how.polling.first_delay(estimate))
+    origin = started if sent is None else sent
+    trip = 0.0 if sent is None or answered is None else answered - sent
+    before = answered  # the latest moment the task was seen unfinished
+    failures = 0
+    while True:
+        if clock() - started > how.task_timeout:
+            spent.status = "timeout"
+            return None
+        try:
+            state, body = await gateway.get_task_answer(spent.task_id)
+        except TransientGatewayError as exc:
+            failures += 1
+            if failures > _QUERY_RETRIES:
+                raise
+            wait = exc.retry_after if isinstance(exc, RateLimited) else None
+            await asyncio.sleep(how.backoff.delay(failures - 1, wait))
+            continue
+        failures = 0
+        now = clock()
+        spent.polls += 1
+        spent.query_bodies.append(body)
+        _saw(spent, state, body)
+        if state.status in ("completed", "failed"):
+            if sent is not None and answered is not None and before is not None:
+                spent.time_low = max(0.0, before - answered)
+                spent.time_high = now - sent
+            if state.status == "failed":
+                spent.error = redact(f"{state.error_code or 'no code'}: "
+                                     f"{state.error_message or 'no message'}")
+            return state
+        before = now
+        await asyncio.sleep(how.polling.next_delay(
+            now - origin, estimate, state.progress, trip=trip))
+
+
+async def collect(gateway: GatewayClient, spent: Spent, state: TaskState, output_dir: Path,
+                  how: Following) -> None:
+    """Download the result under ``.shotrun/probe/``, keep it, read its facts."""
+    folder = probe_dir(output_dir)
+    from runner.state.schema import make_private_dir
+
+    make_private_dir(folder)
+    dest = folder / f"{spent.task_id}.mp4"
+    part = folder / f"{spent.task_id}.mp4.part"
+    url = state.results[0]
+    for attempt in range(how.backoff.max_attempts + 1):
+        try:
+            got = await gateway.download(url, part)
+            break
+        except LinkExpired:
+            if attempt == how.backoff.max_attempts:
+                raise
+            fresh, _ = await gateway.get_task_answer(spent.task_id)
+            url = fresh.results[0] if fresh.results else url
+        except DownloadRefused:
+            raise
+        except DownloadError:
+            if attempt == how.backoff.max_attempts:
+                raise
+            await asyncio.sleep(how.backoff.delay(attempt))
+    finalize_download(part, dest, part_synced=True)
+    spent.link = link_facts(url, got.headers)
+    spent.kept = dest
+    spent.video = await asyncio.to_thread(video_facts, dest)
+    Intent(output_dir).clear()  # the task is collected: a next probe may spend again
+
+
+async def spend_once(gateway: GatewayClient, manifest: Manifest, *, base_url: str,
+                     built_in: bool, how: Following) -> Spent:
+    """Create (or resume) the one paid task, follow it, collect its video.
+
+    The intent is cleared once the task has ended (collected, or failed) or the gateway no
+    longer knows it; it stays while the task may still be rendering (a timeout, Ctrl-C, a
+    download that failed), so that the next probe follows it instead of paying again.
+    """
+    spent, sent, answered = await create_once(gateway, manifest, base_url=base_url,
+                                              built_in=built_in, clock=how.clock)
+    intent = Intent(manifest.output_dir)
+    try:
+        state = await follow(gateway, spent, sent, answered, how)
+    except PermanentGatewayError as exc:  # 404 / resource_not_found: nothing to follow
+        intent.clear()
+        raise PermanentGatewayError(f"{exc.message}; the probe's record of it was removed: "
+                                    "`shotrun probe --spend` again creates a new task",
+                                    code=exc.code, status=exc.status) from None
+    if state is not None and state.status == "completed":
+        await collect(gateway, spent, state, manifest.output_dir, how)
+    elif state is not None:
+        intent.clear()  # failed: it ended, and the report says why
+    return spent
