@@ -45,6 +45,7 @@ class PollPolicy:
     default_estimate: float = 300.0
     spread: float = 0.03
     late_fraction: float = 0.5
+    calibrate: bool = True
 
     def __post_init__(self) -> None:
         if not 0 < self.min_interval <= self.max_interval:
@@ -59,6 +60,19 @@ class PollPolicy:
         if self.spread == 0:
             return value
         return value * (rng or _rng).uniform(1 - self.spread, 1 + self.spread)
+
+    def look(self, seconds: float, rng: random.Random | None = None, *,
+             measured: bool = False) -> float:
+        """A wait of ``seconds``, within the bounds and spread like every other wait.
+
+        ``measured``: a first look aimed by the task times this run measured
+        (:mod:`runner.scheduler.calibration`) may wait longer than ``max_interval``: that bound
+        limits what a hint or a progress that misleads can cost, and a measured aim is neither
+        (with a 300 s task and the real gateway's 30 s bound, it is the difference between
+        one look and ten).
+        """
+        bounded = max(self.min_interval, seconds) if measured else self._clamp(seconds)
+        return self._spread(bounded, rng)
 
     def first_delay(self, estimated_time: float | None,
                     rng: random.Random | None = None) -> float:
