@@ -66,7 +66,7 @@ class Fit:
 
 
 def _rank(ordered: Sequence[float], quantile: float) -> float:
-    index = max(0, math.ceil(quantile * len(ordered)) - 1)
+    index = max(0, math.ceil(quantile * len(ordered) - 1e-9) - 1)
     return ordered[min(index, len(ordered) - 1)]
 
 
@@ -115,9 +115,8 @@ class _Pool:
     window: int
     entries: deque[tuple[float, bool]] = field(init=False)  # (end, True when a bound)
     looks: int = 0  # aimed first looks since the last measured end
-    stepped: int = 0  # tasks followed in steps to measure them, ever
-    measured: int = 0  # ends measured, ever
-    aiming: bool = False  # first looks aimed after the measured ends (for the log)
+    stepping: int = 0  # tasks in flight followed in steps to measure the first ends
+    aiming: bool = False  # first looks aimed after the measured ends (as the last aim saw)
 
     def __post_init__(self) -> None:
         self.entries = deque(maxlen=self.window)
@@ -147,6 +146,7 @@ class Aim:
     unit: float = 1.0
     pool: _Pool | None = None
     calibrated: bool = False
+    stepper: bool = False  # one of the pool's first measurements (counted while in flight)
     tolerance: float = 0.08
     before: float = 0.0
     progress: tuple[float, float] | None = None
@@ -160,14 +160,16 @@ class Aim:
                    hint: float | None = None, rng: random.Random | None = None) -> float:
         """Seconds until the next look, ``elapsed`` s after creation (see PollPolicy)."""
         estimate = self.later or hint
+        if self.calibrated and estimate is not None and elapsed < estimate \
+                and not 0 < progress < 100:
+            # A probe found the task unfinished: next where the others are looked at.
+            return self.policy.look(estimate - elapsed, rng, measured=True)
         delay = self.policy.next_delay(elapsed, estimate, progress, rng, trip=trip)
         if self.steps and not 0 < progress < 100:
-            # Straight to where the end is expected to begin, then in steps of the
-            # tolerance: the look before the end and the one after it are close enough to
-            # measure it (and a hint too low is followed geometrically, not in one leap).
-            step = self.tolerance * elapsed
-            near = (1 - self.tolerance) * (estimate or 0.0) - elapsed
-            delay = min(delay, self.policy.look(max(step, near), rng))
+            # In steps of the tolerance, so that the look before the end and the one after
+            # it are close enough to measure it. Not a leap to near the estimate first: a
+            # hint too high would put that leap past the end, and nothing would be measured.
+            delay = min(delay, self.policy.look(self.tolerance * elapsed, rng))
         return delay
 
     def saw(self, elapsed: float, progress: int, trip: float) -> None:
@@ -230,18 +232,17 @@ class Calibration:
         pool = self._pool(estimate)
         unit = estimate if estimate and estimate > 0 else 1.0
 
-        def aimed(first: float, later: float | None, *, probe: bool, steps: bool,
+        def aimed(first: float, later: float | None, *, probe: bool, steps: bool = False,
                   calibrated: bool = False) -> Aim:
             return Aim(policy, first, later, probe=probe, steps=steps, unit=unit, pool=pool,
-                       calibrated=calibrated, tolerance=self.tolerance)
+                       calibrated=calibrated, stepper=steps and not calibrated,
+                       tolerance=self.tolerance)
 
         def bootstrap() -> bool:
-            # Only as many tasks as the first measurements need are followed in steps
-            # (those in flight are the ones stepped and not measured yet).
-            if pool.measured >= self.min_samples \
-                    or pool.stepped - pool.measured >= self.min_samples:
+            # Only as many tasks as the missing measurements are followed in steps.
+            if (known.samples if known else 0) + pool.stepping >= self.min_samples:
                 return False
-            pool.stepped += 1
+            pool.stepping += 1
             return True
 
         known = pool.fit(self.quantile)
@@ -256,40 +257,62 @@ class Calibration:
             return aimed(policy.first_delay(estimate, rng), estimate, probe=True,
                          steps=bootstrap())
         if not tight:
-            # As the hint's look, from the median measured end (half the earliest done look
-            # while only those are known: each halves the guess until a look finds a task
-            # unfinished).
-            first = policy.first_fraction * known.middle if known.samples else known.low / 2
-            return aimed(policy.look(first * unit, rng), known.middle * unit,
+            # As the hint's look, from the median measured end, but not after the earliest
+            # (half the earliest done look while only those are known: each halves the
+            # guess until a look finds a task unfinished). Measured, so not bounded by
+            # max_interval as a look timed by the hint is.
+            first = min(policy.first_fraction * known.middle, known.low) if known.samples \
+                else known.low / 2
+            return aimed(policy.look(first * unit, rng, measured=True), known.middle * unit,
                          probe=True, steps=bootstrap())
         pool.looks += 1
+        after = known.high * (1 + self.margin) * unit
         if pool.looks >= self.probe_every:
+            # Found unfinished, the task is looked at next where the others are (the
+            # progress, when there is one, measures it on the way).
             pool.looks = 0
             return aimed(policy.look(self.probe_fraction * known.low * unit, rng,
                                      measured=True),
-                         known.high * unit, probe=True, steps=True, calibrated=True)
-        after = known.high * (1 + self.margin) * unit
+                         after, probe=True, calibrated=True)
         return aimed(policy.look(after, rng, measured=True), after, probe=False, steps=False,
                      calibrated=True)
 
     def learn(self, aim: Aim, done: float) -> float | None:
-        """A look ``done`` s after creation found the task completed; returns the end learnt.
-
-        Failed tasks teach nothing (they end when they fail, not when a video is ready).
-        """
+        """A look ``done`` s after creation found the task completed; returns the end learnt."""
         pool = aim.pool
         if pool is None:
             return None
+        self.forget(aim)
         end = measured_end(aim.before, done, aim.progress, aim.tolerance)
         if end is not None:
-            pool.entries.append((end / aim.unit, False))
+            self._record(pool, end / aim.unit, bound=False)
             pool.looks = 0
-            pool.measured += 1
             return end
         if aim.probe and aim.before <= 0:
             # Done before a look aimed before the predicted end: the gateway got faster.
             # Probe again at once, so the aim follows it down quickly.
-            pool.entries.append((done / aim.unit, True))
+            self._record(pool, done / aim.unit, bound=True)
             if aim.calibrated:
                 pool.looks = self.probe_every
         return None
+
+    def forget(self, aim: Aim) -> None:
+        """The task ended without a video (it failed): its end says nothing of the others'."""
+        if aim.stepper and aim.pool is not None:
+            aim.stepper = False
+            aim.pool.stepping -= 1
+
+    def _record(self, pool: _Pool, value: float, *, bound: bool) -> None:
+        known = pool.fit(self.quantile) if pool.aiming else None
+        # A probe's done look below the earliest end is news by itself; a measured end
+        # counts beyond the spread the ends are allowed.
+        if known is not None and (
+                value < (known.low if bound else known.low / (1 + self.spread))
+                or (not bound and value > known.high * (1 + self.spread))):
+            # Far outside ends that agreed: the gateway changed pace, and what was measured
+            # before says nothing of the next tasks (aging it out would take a window of
+            # tasks looked at too early or too late).
+            log.info("poll_times_changed", hinted=pool is self._hinted, low=round(known.low, 3),
+                     high=round(known.high, 3), now=round(value, 3), bound=bound)
+            pool.entries.clear()
+        pool.entries.append((value, bound))

@@ -150,7 +150,9 @@ async def _poll(ctx: RunContext, take: Take, free: Callable[[], None]) -> str:
         answered = ctx.clock()
         if state.status == "completed":  # learnt before the slot frees: the next aim uses it
             ctx.calibration.learn(aim, answered - started)
-        elif state.status != "failed":
+        elif state.status == "failed":
+            ctx.calibration.forget(aim)
+        else:
             aim.saw(answered - started, state.progress, trip)
         if state.status in ("completed", "failed"):
             # The task left the gateway: its slot is free there now, so the next creation

@@ -1,0 +1,149 @@
+"""The run's calibration of first looks: measured ends in, aims out (no clock, no network).
+
+A task here is only its end (seconds after creation on the client's clock): a look at ``t``
+finds it done when ``t >= end``, else processing at ``int(100 t / end)`` % (or with no
+progress at all). :func:`_watch` plays one task's looks through an :class:`Aim` exactly as
+``collect._poll`` does, so these tests check the learning loop, censoring included, without
+timing anything.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+from collections.abc import Callable
+
+import pytest
+
+from runner.scheduler.calibration import Calibration, fit, measured_end
+from runner.scheduler.polling import PollPolicy
+
+POLICY = PollPolicy(min_interval=0.5, max_interval=30.0)  # the real gateway's shape, scaled
+NO_SPREAD = PollPolicy(min_interval=0.5, max_interval=30.0, spread=0)
+
+
+def _watch(cal: Calibration, estimate: float | None, end: float, rng: random.Random, *,
+           progress: bool = True, policy: PollPolicy = POLICY) -> tuple[int, float, float]:
+    """(looks, delay after the end, first look) of one task, learnt into ``cal``."""
+    aim = cal.aim(policy, estimate, rng)
+    first = elapsed = aim.first
+    looks = 1
+    while elapsed < end:
+        shown = max(1, min(99, int(100 * elapsed / end))) if progress else 0
+        aim.saw(elapsed, shown, 0.0)
+        elapsed += aim.next_delay(elapsed, shown, 0.0, rng=rng)
+        looks += 1
+    cal.learn(aim, elapsed)
+    return looks, elapsed - end, first
+
+
+def _run(cal: Calibration, tasks: int, estimate: float | None, end: Callable[[int], float],
+         seed: int = 1, **kwargs: bool) -> list[tuple[int, float, float]]:
+    rng = random.Random(seed)
+    return [_watch(cal, estimate, end(n), rng, **kwargs) for n in range(tasks)]
+
+
+def test_fit_takes_quantiles_and_a_probe_bound_lowers_the_low_end() -> None:
+    samples = [1.0 + n / 100 for n in range(20)]  # 1.00 .. 1.19
+    found = fit(samples)
+    assert found is not None
+    assert (found.samples, found.low, found.high) == (20, 1.0, 1.18)
+    assert fit(samples, [0.7]).low == 0.7  # type: ignore[union-attr]
+    assert fit(samples, [1.5]).low == 1.0  # type: ignore[union-attr]  # says nothing new
+    assert fit([]) is None
+    only_bounds = fit([], [3.0, 2.0])
+    assert only_bounds is not None and only_bounds.samples == 0 and only_bounds.low == 2.0
+
+
+def test_a_task_first_seen_done_measures_nothing() -> None:
+    # Censored: "it ended before now" is no end, whatever the moment (the feedback that
+    # would drift the aim later and later).
+    assert measured_end(0.0, 10.0, None, 0.08) is None
+
+
+def test_a_narrow_bracket_measures_its_middle_and_a_wide_one_nothing() -> None:
+    assert measured_end(98.0, 102.0, None, 0.08) == pytest.approx(100.0)
+    assert measured_end(75.0, 104.0, None, 0.08) is None
+    # The progress narrows a wide bracket: 75 % at 75 s ends between 98.7 and 100 s.
+    assert measured_end(75.0, 104.0, (75 * 100 / 76, 100.0), 0.08) == pytest.approx(99.34,
+                                                                                     abs=0.01)
+    # Progress the looks belie (it promised an end before a "not yet") is ignored.
+    assert measured_end(98.0, 102.0, (80.0, 90.0), 0.08) == pytest.approx(100.0)
+
+
+def test_nothing_learnt_looks_as_the_hint_alone_does() -> None:
+    cal = Calibration()
+    aim = cal.aim(NO_SPREAD, 40.0)
+    assert aim.first == NO_SPREAD.first_delay(40.0) == 30.0  # 3/4 of 40, within max 30
+    off = PollPolicy(min_interval=0.5, max_interval=30.0, spread=0, calibrate=False)
+    assert cal.aim(off, 40.0).first == 30.0 and cal.aim(off, 40.0).pool is None
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_agreeing_ends_aim_one_look_just_after_them(progress: bool) -> None:
+    # A 300 s hint for tasks of 290 s: after the first five, one look each, past the
+    # 30 s bound that spaces looks timed by the hint (a measured aim is not).
+    cal = Calibration()
+    runs = _run(cal, 100, 300.0, lambda n: 290.0, progress=progress)
+    later = runs[10:]
+    assert statistics.mean(looks for looks, _, _ in later) <= 1.3
+    assert max(delay for _, delay, _ in later) <= 0.15 * 290
+    assert statistics.mean(delay for _, delay, _ in later) <= 0.1 * 290
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_the_aim_does_not_drift_later_when_every_task_is_seen_done(progress: bool) -> None:
+    cal = Calibration()
+    runs = _run(cal, 1000, 300.0, lambda n: 290.0, progress=progress)
+    firsts = [first for looks, _, first in runs[500:] if looks == 1]
+    assert max(firsts) <= 290 * 1.15
+    assert statistics.mean(delay for _, delay, _ in runs[500:]) <= 0.1 * 290
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_a_gateway_that_speeds_up_is_followed_down(progress: bool) -> None:
+    cal = Calibration()
+    _run(cal, 60, 300.0, lambda n: 290.0, progress=progress)
+    runs = _run(cal, 120, 300.0, lambda n: 200.0, progress=progress, seed=2)
+    settled = runs[60:]
+    assert statistics.mean(delay for _, delay, _ in settled) <= 0.15 * 200
+    assert statistics.mean(looks for looks, _, _ in settled) <= 1.5
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_a_gateway_that_slows_down_is_followed_up(progress: bool) -> None:
+    cal = Calibration()
+    _run(cal, 60, 300.0, lambda n: 290.0, progress=progress)
+    runs = _run(cal, 120, 300.0, lambda n: 400.0, progress=progress, seed=3)
+    settled = runs[60:]
+    assert statistics.mean(looks for looks, _, _ in settled) <= 1.5
+    assert statistics.mean(delay for _, delay, _ in settled) <= 0.15 * 400
+
+
+@pytest.mark.parametrize("estimate", [None, 0.0])
+def test_without_a_hint_the_task_times_themselves_are_learnt(estimate: float | None) -> None:
+    # A hint of 0 is whole-second rounding of a short task: no hint. default_estimate
+    # (300 s) is far from these 8 s tasks; the run finds them by halving, then aims.
+    cal = Calibration()
+    policy = PollPolicy(min_interval=0.1, max_interval=30.0)
+    runs = _run(cal, 60, estimate, lambda n: 8.0, policy=policy)
+    assert statistics.mean(looks for looks, _, _ in runs[30:]) <= 1.3
+    assert statistics.mean(delay for _, delay, _ in runs[30:]) <= 0.15 * 8
+
+
+def test_ends_that_disagree_keep_the_early_look_and_the_progress() -> None:
+    # Tasks from 0.7 to 1.3 x the hint: a look after the slowest would keep the quick ones
+    # waiting, so the first look stays before the median end and the progress places the
+    # second, as with the hint alone.
+    cal = Calibration()
+    draws = random.Random(9)
+    runs = _run(cal, 200, 100.0, lambda n: 100.0 * draws.uniform(0.7, 1.3))
+    assert statistics.mean(delay for _, delay, _ in runs) <= 0.05 * 100
+    assert max(first for _, _, first in runs[50:]) <= 0.8 * 100 * 1.03
+
+
+def test_a_hint_three_times_too_low_is_corrected_by_the_measured_ends() -> None:
+    cal = Calibration()
+    runs = _run(cal, 80, 100.0, lambda n: 300.0)
+    assert statistics.mean(looks for looks, _, _ in runs[20:]) <= 1.3
+    assert statistics.mean(delay for _, delay, _ in runs[20:]) <= 0.1 * 300
