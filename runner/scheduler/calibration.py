@@ -147,7 +147,7 @@ class Aim:
     pool: _Pool | None = None
     calibrated: bool = False
     stepper: bool = False  # one of the pool's first measurements (counted while in flight)
-    tolerance: float = 0.08
+    tolerance: float = 0.12
     before: float = 0.0
     progress: tuple[float, float] | None = None
     contradicted: bool = False
@@ -207,7 +207,7 @@ class Calibration:
     spread: float = 0.15
     quantile: float = 0.95
     margin: float = 0.05
-    tolerance: float = 0.08
+    tolerance: float = 0.12
     probe_every: int = 8
     probe_fraction: float = 0.85
     _hinted: _Pool = field(init=False)

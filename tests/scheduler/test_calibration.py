@@ -1,10 +1,10 @@
-"""The run's calibration of first looks: measured ends in, aims out (no clock, no network).
+"""The run's calibration of first looks: measured ends in, aims out; then one real run.
 
 A task here is only its end (seconds after creation on the client's clock): a look at ``t``
 finds it done when ``t >= end``, else processing at ``int(100 t / end)`` % (or with no
 progress at all). :func:`_watch` plays one task's looks through an :class:`Aim` exactly as
 ``collect._poll`` does, so these tests check the learning loop, censoring included, without
-timing anything.
+timing anything. The last test runs the engine against the emulator and counts its polls.
 """
 
 from __future__ import annotations
@@ -12,11 +12,16 @@ from __future__ import annotations
 import random
 import statistics
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+from runner.emulator import run_emulator
 from runner.scheduler.calibration import Calibration, fit, measured_end
 from runner.scheduler.polling import PollPolicy
+
+from .helpers import FAST, Shot, fast_emulator, make_manifest, run_engine
 
 POLICY = PollPolicy(min_interval=0.5, max_interval=30.0)  # the real gateway's shape, scaled
 NO_SPREAD = PollPolicy(min_interval=0.5, max_interval=30.0, spread=0)
@@ -147,3 +152,28 @@ def test_a_hint_three_times_too_low_is_corrected_by_the_measured_ends() -> None:
     runs = _run(cal, 80, 100.0, lambda n: 300.0)
     assert statistics.mean(looks for looks, _, _ in runs[20:]) <= 1.3
     assert statistics.mean(delay for _, delay, _ in runs[20:]) <= 0.1 * 300
+
+
+async def test_a_run_with_a_right_whole_second_hint_costs_one_look_per_take(
+        tmp_path: Path) -> None:
+    # 1 s tasks report estimated_time 1 (whole seconds, as the gateway does). Counted at the
+    # emulator. The first wave (8 at once) has nothing to learn from and costs two looks
+    # each, as with the hint alone; the rest one, so 48 takes cost 16 + 40 (plus a probe or
+    # a look that came early now and then) and the bound leaves room for a loaded machine
+    # (a task the emulator finished late is looked at once more; the hint alone costs 2).
+    manifest = make_manifest(tmp_path, [Shot(f"s{n:02d}", f"take {n}") for n in range(48)])
+    settings = replace(FAST, concurrency=8, downloads=8,
+                       polling=PollPolicy(min_interval=0.05, max_interval=2.0))
+    warm_up = make_manifest(tmp_path / "warm-up", [Shot("w", "warm-up")])
+    async with run_emulator(fast_emulator(queue_time=0.0, processing_time=0.0)) as emulator:
+        # The emulator's first clip of a shape costs it a second of CPU (in this process):
+        # paid here, so that the run's first tasks do not end a second late.
+        await run_engine(warm_up, emulator.base_url, settings=settings)
+        emulator.update(processing_time=1.0)
+        before = dict(emulator.stats()["polls_per_task"])
+        out = await run_engine(manifest, emulator.base_url, settings=settings)
+        stats = emulator.stats()
+    assert out.summary.all_done
+    polls = {task: n for task, n in stats["polls_per_task"].items() if task not in before}
+    assert len(polls) == 48
+    assert sum(polls.values()) / 48 < 1.5, polls
