@@ -104,7 +104,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--poll-min", type=float, metavar="S",
                         help="shortest interval between status checks of a task (seconds)")
     parser.add_argument("--poll-max", type=float, metavar="S",
-                        help="longest interval between status checks of a task (seconds)")
+                        help="longest interval between status checks of a task (seconds; a "
+                        "first check aimed by the task times the run measured may wait longer)")
     parser.add_argument("--poll-calibration", choices=("on", "off"), default="on",
                         help="aim each task's first status check by the task times this run "
                         "has measured (on, the default), or by the gateway's estimate alone")
