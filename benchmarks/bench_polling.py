@@ -107,7 +107,7 @@ def _rows(label: str, case: Case, new: Figures, old: Figures | None) -> list[dic
 def run(quick: bool) -> list[dict[str, Any]]:
     """Polls per take and detection delay, calibrated and not, for each case."""
     _emu.quiet_logs()
-    takes, task_time = (40, 1.0) if quick else (64, 2.0)
+    takes, task_time = (48, 1.0) if quick else (64, 2.0)
     rows: list[dict[str, Any]] = []
     for case in CASES:
         new = _figures(takes, task_time, case)
