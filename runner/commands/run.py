@@ -99,7 +99,11 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--poll-min", type=float, metavar="S",
                         help="shortest interval between status checks of a task (seconds)")
     parser.add_argument("--poll-max", type=float, metavar="S",
-                        help="longest interval between status checks of a task (seconds)")
+                        help="longest interval between status checks of a task (seconds; a "
+                        "first check aimed by the task times the run measured may wait longer)")
+    parser.add_argument("--poll-calibration", choices=("on", "off"), default="on",
+                        help="aim each task's first status check by the task times this run "
+                        "has measured (on, the default), or by the gateway's estimate alone")
     parser.add_argument("--backoff-base", type=float, metavar="S",
                         help="first retry delay ceiling (seconds, doubled per retry)")
     parser.add_argument("--backoff-cap", type=float, metavar="S",
@@ -175,7 +179,8 @@ def engine_settings(args: argparse.Namespace, config: RunConfig) -> EngineSettin
     b_cap = args.backoff_cap if args.backoff_cap is not None else max(backoff.cap, b_base)
     try:
         polling = PollPolicy(min_interval=poll_min, max_interval=poll_max,
-                             default_estimate=base.default_estimate)
+                             default_estimate=base.default_estimate,
+                             calibrate=args.poll_calibration == "on")
         backoff = BackoffPolicy(base=b_base, cap=b_cap,
                                 retry_after_cap=max(b_cap, backoff.retry_after_cap
                                                     if args.backoff_cap is None else b_cap))

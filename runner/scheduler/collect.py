@@ -101,9 +101,11 @@ async def _poll(ctx: RunContext, take: Take, free: Callable[[], None]) -> str:
     trip = max(0.0, record.submitted_at - started) if record.submitted_at else 0.0
     estimate = record.estimated_time
     elapsed = ctx.clock() - started
-    delay = policy.first_delay(estimate) - elapsed
+    aim = ctx.calibration.aim(policy, estimate)
+    delay = aim.first - elapsed
     if delay <= 0:  # resumed, or late: ask soon, spread over the first interval
-        delay = policy.next_delay(elapsed, estimate, record.progress or 0)
+        aim.resumed()
+        delay = aim.next_delay(elapsed, record.progress or 0, 0.0)
     errors = malformed = 0
     watching_since = ctx.clock()
     ctx.set_phase(take, Phase.IN_FLIGHT)
@@ -147,6 +149,12 @@ async def _poll(ctx: RunContext, take: Take, free: Callable[[], None]) -> str:
         # The progress was measured before this moment: an age taken now is never less than
         # the gateway's, so a wait computed from it never comes early.
         answered = ctx.clock()
+        if state.status == "completed":  # learnt before the slot frees: the next aim uses it
+            ctx.calibration.learn(aim, answered - started)
+        elif state.status == "failed":
+            ctx.calibration.forget(aim)
+        else:
+            aim.saw(answered - started, state.progress, trip)
         if state.status in ("completed", "failed"):
             # The task left the gateway: its slot is free there now, so the next creation
             # goes before this take's commits (a crash in between only means asking again).
@@ -168,8 +176,8 @@ async def _poll(ctx: RunContext, take: Take, free: Callable[[], None]) -> str:
                                      f"(--task-timeout {timeout:g}); the next run checks again")
         # Counted from the answer, not from now: the commits above are already part of the
         # wait (else every look came late by them).
-        delay = policy.next_delay(elapsed, estimate or state.estimated_time, state.progress,
-                                  trip=trip) - (ctx.clock() - answered)
+        delay = aim.next_delay(elapsed, state.progress, trip, hint=state.estimated_time) \
+            - (ctx.clock() - answered)
 
 
 def _completed(ctx: RunContext, take: Take, state: TaskState, started: float) -> str:

@@ -26,6 +26,7 @@ from runner.model import Manifest, Take
 from runner.observed import OutputExpectations
 from runner.scheduler.backoff import BackoffPolicy
 from runner.scheduler.budget import BudgetGuard
+from runner.scheduler.calibration import Calibration
 from runner.scheduler.limits import AimdLimiter, DownloadSlots, TokenBucket
 from runner.scheduler.polling import PollPolicy
 from runner.scheduler.progress import TakeProgress
@@ -181,6 +182,9 @@ class RunContext:
     outcomes: dict[str, Outcome] = field(default_factory=dict)  # takes that did not render
     gateway_progress: dict[str, TakeProgress] = field(default_factory=dict)
     durations: Durations = field(default_factory=Durations)
+    # How this gateway's task times relate to their hints, learnt from this run's looks:
+    # it aims each task's first look (calibration.py).
+    calibration: Calibration = field(default_factory=Calibration)
     ambiguous_seen: int = 0
     unreached_failures: int = 0  # connections the never-reached gateway refused, run-wide
     # Takes sent again because the gateway no longer knew their task: the lost task may
