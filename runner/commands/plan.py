@@ -47,6 +47,7 @@ from runner.outlook import (
     outlook,
     read_store,
 )
+from runner.providers import add_flag as add_provider_flag
 from runner.redact import redact
 from runner.selection import select_takes
 from runner.wire import (
@@ -82,6 +83,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("file", metavar="FILE", help="manifest file (YAML)")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    add_provider_flag(parser)
     parser.add_argument("--only", action="append", default=[], metavar="ID|TAG",
                         help="only these shots (id, id before matrix expansion, take id or "
                         "tag), as `run --only` selects them; repeatable")
@@ -334,7 +336,7 @@ def store_statuses(manifest: Manifest) -> dict[str, PlanStatus] | None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the plan of one manifest (problems make it exit 2 through the CLI)."""
-    manifest = load_manifest(args.file)
+    manifest = load_manifest(args.file, args.provider)
     check_output_dir(manifest)  # as run would refuse it: a plan must not promise a run
     takes: list[Take] | None = None
     if args.only:  # run's own selection: `plan --only X` shows what `run --only X` does

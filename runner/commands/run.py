@@ -30,6 +30,7 @@ from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ShotrunError, 
 from runner.model import SIZE_POLICIES, Manifest, Take, VerifyPolicy
 from runner.outlook import abandon_warning, abandoned_task
 from runner.progress import make_observer
+from runner.providers import add_flag as add_provider_flag
 from runner.redact import redact
 from runner.scheduler.backoff import BackoffPolicy
 from runner.scheduler.context import EngineSettings
@@ -94,6 +95,7 @@ def add_parser(subparsers: Any) -> None:
                         help="gateway URL or `emulator` (overrides SHOTRUN_BASE_URL and "
                         "api.base_url)")
     parser.add_argument("--files-url", metavar="URL", help="file service URL")
+    add_provider_flag(parser)
     parser.add_argument("--concurrency", type=int, metavar="N",
                         help="tasks in flight at the gateway (api.concurrency)")
     parser.add_argument("--submit-rate", type=float, metavar="R",
@@ -324,7 +326,8 @@ def run(args: argparse.Namespace) -> int:
     from runner.manifest.outdir import check_output_dir
     from runner.state import StateStore, store_path_for
 
-    manifest = load_manifest(args.manifest)  # ManifestError -> exit 2, nothing written
+    # ManifestError -> exit 2, nothing written.
+    manifest = load_manifest(args.manifest, args.provider)
     check_output_dir(manifest)  # a file where the folder goes: exit 2, nothing sent
     if args.verify_size is not None:  # the flag over the manifest's verify.size
         manifest = dataclasses.replace(manifest, verify=VerifyPolicy(size=args.verify_size))
@@ -341,7 +344,8 @@ def run(args: argparse.Namespace) -> int:
     settings = engine_settings(args, config)
     limits = client_limits(args)
     wire = manifest.api.wire
-    payloads = FingerprintPayloads(takes, wire)  # built as sync asks: none on a no-op resume
+    # Built as sync asks: none on a no-op resume.
+    payloads = FingerprintPayloads(takes, wire, manifest.api.provider)
 
     store = StateStore.open(store_path_for(manifest))
     log.open_run_log(manifest.output_dir / ".shotrun" / "run.log")
