@@ -48,6 +48,7 @@ from runner.outlook import (
     read_store,
 )
 from runner.providers import add_flag as add_provider_flag
+from runner.providers import body_for
 from runner.redact import redact
 from runner.selection import select_takes
 from runner.wire import (
@@ -103,7 +104,8 @@ def plan_rows(manifest: Manifest,
     for take in manifest.takes if takes is None else takes:
         found = payloads.get(id(take.request))  # the takes of a shot share one request
         if found is None:
-            found = (build_payload(take.request, preview_resolver, manifest.api.wire),
+            payload = build_payload(take.request, preview_resolver, manifest.api.wire)
+            found = (body_for(manifest.api.provider, payload),
                      estimate_credits(take.request, manifest.budget.rates))
             payloads[id(take.request)] = found
         status = statuses.get(take.key) if statuses is not None else None

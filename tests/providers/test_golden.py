@@ -102,3 +102,18 @@ def test_fal_4k_is_its_own_app_and_the_tier_is_never_a_field() -> None:
                                "resolution": "4k", "duration": 5})
     assert app.endswith("/o3/4k/reference-to-video")
     assert "resolution" not in body and "model" not in body and body["duration"] == "5"
+
+
+def test_fals_queue_position_feeds_the_progress_panel() -> None:
+    from rich.console import Console
+
+    from runner.progress import render_progress
+    from runner.scheduler.progress import TakeProgress
+    from tests.test_progress import snapshot
+
+    takes = (TakeProgress("s01/take-1", "pending", 0, "req-1", queue_position=2),
+             TakeProgress("s02/take-1", "processing", 0, "req-2"))
+    console = Console(record=True, width=140)
+    console.print(render_progress(snapshot(takes=takes), now=1000.0))
+    text = console.export_text()
+    assert "pending (#3 in queue)" in text and "processing" in text
