@@ -38,15 +38,13 @@ class ProviderSpec:
     base_url: str | None  # the documented URL; None: the manifest's default (emulator)
     key_env: str  # the variable of the key (Kling: the secret key)
     access_key_env: str | None = None  # Kling only: the access key, the JWT's issuer
-    lost_answers: bool = False  # a lost creation answer can be looked up (external id)
 
 
 SPECS: Mapping[str, ProviderSpec] = {
     GATEWAY: ProviderSpec(GATEWAY, "the gateway", None, "SHOTRUN_API_KEY"),
     FAL: ProviderSpec(FAL, "fal.ai", "https://queue.fal.run", "FAL_KEY"),
     KLING: ProviderSpec(KLING, "the Kling API", "https://api-singapore.klingai.com",
-                        "KLING_SECRET_KEY", access_key_env="KLING_ACCESS_KEY",
-                        lost_answers=True),
+                        "KLING_SECRET_KEY", access_key_env="KLING_ACCESS_KEY"),
 }
 
 

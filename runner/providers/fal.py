@@ -30,15 +30,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from runner.errors import (
-    AuthenticationFailed,
-    GatewayError,
-    MalformedResponse,
-    PermanentGatewayError,
-    QuotaExhausted,
-    RateLimited,
-    TransientGatewayError,
-)
+from runner import errors
 from runner.gateway.parse import _TASK_ID, excerpt, parse_json_object, parse_retry_after
 from runner.gateway.types import TaskState
 from runner.providers.common import answer_object, failure_code, passthrough, text_of
@@ -72,33 +64,33 @@ def translate(payload: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def error_of(status: int, body: bytes, *, operation: str, retry_after: str | None = None,
-             task_id: str | None = None) -> GatewayError:
+             task_id: str | None = None) -> errors.GatewayError:
     """shotrun's error for a fal answer that is not a success."""
     try:
         data: dict[str, Any] = parse_json_object(body, what=f"{operation} answer")
-    except MalformedResponse:
+    except errors.MalformedResponse:
         data = {}
     detail = text_of(data.get("detail")) or text_of(data.get("error")) or (
         excerpt(body) if body.strip() else "no error detail")
     prefix = f"{operation}: HTTP {status}"
     kw: dict[str, Any] = {"code": f"http_{status}", "status": status}
     if status == 401:
-        return AuthenticationFailed(f"{prefix}, fal.ai refused the API key ({detail})", **kw)
+        return errors.AuthenticationFailed(f"{prefix}, fal.ai refused the API key ({detail})", **kw)
     if status == 402 or (status == 403 and any(w in detail.lower() for w in _OUT_OF_CREDITS)):
-        return QuotaExhausted(f"{prefix}, the fal.ai account is out of credits ({detail})",
+        return errors.QuotaExhausted(f"{prefix}, the fal.ai account is out of credits ({detail})",
                               **kw)
     if status == 429:
         wait = parse_retry_after(retry_after)
-        return RateLimited(f"{prefix}, rate limited ({detail})", retry_after=wait, **kw)
+        return errors.RateLimited(f"{prefix}, rate limited ({detail})", retry_after=wait, **kw)
     if status == 404 and task_id is not None:
-        return PermanentGatewayError(f"{prefix}, request {task_id} is unknown ({detail})",
+        return errors.PermanentGatewayError(f"{prefix}, request {task_id} is unknown ({detail})",
                                      **kw)
     if status == 408 or status >= 500:
-        return TransientGatewayError(f"{prefix}, fal.ai trouble, retry later ({detail})",
+        return errors.TransientGatewayError(f"{prefix}, fal.ai trouble, retry later ({detail})",
                                      **kw)
     if 400 <= status < 500:
-        return PermanentGatewayError(f"{prefix}, request refused ({detail})", **kw)
-    return MalformedResponse(f"{prefix}, not an answer fal.ai documents ({detail})", **kw)
+        return errors.PermanentGatewayError(f"{prefix}, request refused ({detail})", **kw)
+    return errors.MalformedResponse(f"{prefix}, not an answer fal.ai documents ({detail})", **kw)
 
 
 def request_id(body: bytes, *, what: str) -> str:
@@ -106,7 +98,7 @@ def request_id(body: bytes, *, what: str) -> str:
     data = answer_object(body, what)
     found = data.get("request_id")
     if not isinstance(found, str) or not _TASK_ID.fullmatch(found):
-        raise MalformedResponse(f"{what}: no usable 'request_id' in the answer: "
+        raise errors.MalformedResponse(f"{what}: no usable 'request_id' in the answer: "
                                 f"{excerpt(body)}", status=200)
     return found
 
@@ -116,7 +108,7 @@ def status_of(body: bytes, task_id: str, *, what: str) -> TaskState | None:
     data = answer_object(body, what)
     word = data.get("status")
     if word not in STATUSES:
-        raise MalformedResponse(f"{what}: unknown status {excerpt(str(word))}")
+        raise errors.MalformedResponse(f"{what}: unknown status {excerpt(str(word))}")
     error = text_of(data.get("error"))
     if word == "COMPLETED" and error:
         return TaskState(task_id, "failed", error_code=failure_code(
@@ -134,5 +126,5 @@ def result_of(body: bytes, task_id: str, *, what: str) -> TaskState:
     video = data.get("video")
     url = video.get("url") if isinstance(video, dict) else None
     if not isinstance(url, str) or not url:
-        raise MalformedResponse(f"{what}: no 'video.url' in the result: {excerpt(body)}")
+        raise errors.MalformedResponse(f"{what}: no 'video.url' in the result: {excerpt(body)}")
     return TaskState(task_id, "completed", progress=100, results=(url,))

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from yarl import URL
 
-from runner.errors import GatewayError, PermanentGatewayError
+from runner.errors import PermanentGatewayError
 from runner.gateway.types import TaskState
 from runner.gateway.urls import join
 from runner.providers.common import failure_code
@@ -20,7 +20,7 @@ from runner.redact import register_secret
 class FalClient(ProviderClient):
     """Speaks fal.ai's queue API; see the module docstring."""
 
-    lost_answers = False
+    error_of = staticmethod(error_of)
 
     def __init__(self, base_url: str, files_url: str | None, api_key: str,
                  **options: Any) -> None:
@@ -33,11 +33,6 @@ class FalClient(ProviderClient):
 
     def _auth_headers(self) -> dict[str, str]:
         return dict(self._key_header)
-
-    def _http_error(self, status: int, body: bytes, *, operation: str,
-                    retry_after: str | None, task_id: str | None) -> GatewayError:
-        return error_of(status, body, operation=operation, retry_after=retry_after,
-                        task_id=task_id)
 
     def _is_query(self, url: URL) -> bool:
         return "/requests/" in url.path

@@ -11,12 +11,12 @@ provider changes is only what its documentation changes: the paths, the bodies, 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from yarl import URL
 
-from runner.errors import PermanentGatewayError
+from runner.errors import GatewayError, PermanentGatewayError
 from runner.gateway.client import GatewayClient, _jsonable
 from runner.gateway.urls import join
 
@@ -31,7 +31,18 @@ def json_bytes(body: Mapping[str, Any]) -> bytes:
 
 
 class ProviderClient(GatewayClient):
-    """A :class:`GatewayClient` whose subclasses change paths, bodies, header and errors."""
+    """A :class:`GatewayClient` whose subclasses change paths, bodies, header and errors.
+
+    ``error_of`` is the provider's reading of an answer that is not a success (the
+    signature of :func:`runner.providers.kling.error_of`).
+    """
+
+    error_of: Callable[..., GatewayError]
+
+    def _http_error(self, status: int, body: bytes, *, operation: str,
+                    retry_after: str | None, task_id: str | None) -> GatewayError:
+        return type(self).error_of(status, body, operation=operation,
+                                   retry_after=retry_after, task_id=task_id)
 
     def url(self, path: str) -> URL:
         """``path`` (already percent-encoded) under the configured base URL."""

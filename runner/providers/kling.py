@@ -33,15 +33,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from runner.errors import (
-    AuthenticationFailed,
-    GatewayError,
-    MalformedResponse,
-    PermanentGatewayError,
-    QuotaExhausted,
-    RateLimited,
-    TransientGatewayError,
-)
+from runner import errors
 from runner.gateway.parse import _hint, excerpt, parse_json_object, parse_retry_after
 from runner.gateway.types import TaskState
 from runner.model import MODEL_ID
@@ -123,16 +115,16 @@ def translate(payload: Mapping[str, Any]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- answers
 def error_of(status: int, body: bytes, *, operation: str, retry_after: str | None = None,
-             task_id: str | None = None) -> GatewayError:
+             task_id: str | None = None) -> errors.GatewayError:
     """shotrun's error for a Kling answer that is not a success (any HTTP status)."""
     try:
         data = parse_json_object(body, what=f"{operation} answer")
-    except MalformedResponse:
+    except errors.MalformedResponse:
         data = {}
     code = data.get("code")
     if not isinstance(code, int) or isinstance(code, bool):
         if 200 <= status < 300:
-            return MalformedResponse(f"{operation}: answer without a numeric 'code': "
+            return errors.MalformedResponse(f"{operation}: answer without a numeric 'code': "
                                      f"{excerpt(body)}", status=status)
         from runner.gateway.translate import http_error  # aiohttp: only a client gets here
 
@@ -142,25 +134,25 @@ def error_of(status: int, body: bytes, *, operation: str, retry_after: str | Non
     prefix = f"{operation}: Kling code {code}"
     kw: dict[str, Any] = {"code": str(code), "status": status}
     if code in AUTH_CODES:
-        return AuthenticationFailed(f"{prefix}, the Kling API refused the API key "
+        return errors.AuthenticationFailed(f"{prefix}, the Kling API refused the API key "
                                     f"({message})", **kw)
     if code in QUOTA_CODES:
-        return QuotaExhausted(f"{prefix}, the resource pack is used up ({message})", **kw)
+        return errors.QuotaExhausted(f"{prefix}, the resource pack is used up ({message})", **kw)
     if code in RATE_CODES:
         wait = parse_retry_after(retry_after)
         what = "rate limited" if code == 1302 else "over the resource pack's concurrency"
-        return RateLimited(f"{prefix}, {what} ({message})", retry_after=wait, **kw)
+        return errors.RateLimited(f"{prefix}, {what} ({message})", retry_after=wait, **kw)
     if code in REFUSED_CODES:
-        return PermanentGatewayError(f"{prefix}, content refused ({message})", **kw)
-    if code in SERVER_CODES:
-        return TransientGatewayError(f"{prefix}, Kling server trouble ({message})", **kw)
+        return errors.PermanentGatewayError(f"{prefix}, content refused ({message})", **kw)
+    if code in SERVER_CODES or status >= 500 or status == 408:
+        return errors.TransientGatewayError(f"{prefix}, Kling server trouble ({message})",
+                                            **kw)
     if code in NOT_FOUND_CODES and task_id is not None:
-        return PermanentGatewayError(f"{prefix}, task {task_id} is unknown ({message})", **kw)
-    if status >= 500 or status == 408:
-        return TransientGatewayError(f"{prefix}, Kling server trouble ({message})", **kw)
+        return errors.PermanentGatewayError(f"{prefix}, task {task_id} is unknown "
+                                            f"({message})", **kw)
     if 200 <= status < 300:
         status = 400  # a refusal carried by a 200: about the request, as a 400 is
-    return PermanentGatewayError(f"{prefix}, request refused ({message})", **kw)
+    return errors.PermanentGatewayError(f"{prefix}, request refused ({message})", **kw)
 
 
 def task_state(body: bytes, *, what: str) -> TaskState:
@@ -170,15 +162,15 @@ def task_state(body: bytes, *, what: str) -> TaskState:
         raise error_of(200, body, operation=what)
     task = data.get("data")
     if not isinstance(task, dict):
-        raise MalformedResponse(f"{what}: no 'data' object in the answer", status=200)
+        raise errors.MalformedResponse(f"{what}: no 'data' object in the answer", status=200)
     task_id = task.get("task_id")
     if isinstance(task_id, int) and not isinstance(task_id, bool):
         task_id = str(task_id)
     if not isinstance(task_id, str) or not task_id:
-        raise MalformedResponse(f"{what}: no 'data.task_id' in the answer", status=200)
+        raise errors.MalformedResponse(f"{what}: no 'data.task_id' in the answer", status=200)
     word = task.get("task_status")
     if word not in STATUSES:
-        raise MalformedResponse(f"{what}: unknown task_status {excerpt(str(word))}",
+        raise errors.MalformedResponse(f"{what}: unknown task_status {excerpt(str(word))}",
                                 status=200)
     status = STATUSES[word]
     results: tuple[str, ...] = ()
@@ -188,7 +180,7 @@ def task_state(body: bytes, *, what: str) -> TaskState:
             videos, list) else []
         results = tuple(u for u in urls if isinstance(u, str) and u)
         if not results:
-            raise MalformedResponse(f"{what}: task {task_id} succeeded but has no video URL",
+            raise errors.MalformedResponse(f"{what}: task {task_id} succeeded but has no video URL",
                                     status=200)
     message = text_of(task.get("task_status_msg")) if status == "failed" else None
     return TaskState(

@@ -21,7 +21,7 @@ import jwt
 import structlog
 from yarl import URL
 
-from runner.errors import GatewayError, MalformedResponse, PermanentGatewayError
+from runner.errors import MalformedResponse, PermanentGatewayError
 from runner.gateway.types import TaskState
 from runner.providers.common import CLIENT_TASK_ID
 from runner.providers.http import ProviderClient, json_bytes
@@ -73,7 +73,7 @@ class TokenSigner:
 class KlingClient(ProviderClient):
     """Speaks the official Kling API; see the module docstring."""
 
-    lost_answers = True
+    error_of = staticmethod(error_of)
 
     def __init__(self, base_url: str, files_url: str | None, access_key: str,
                  secret_key: str, *, clock: Callable[[], float] = time.time,
@@ -86,11 +86,6 @@ class KlingClient(ProviderClient):
 
     def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.signer.token()}"}
-
-    def _http_error(self, status: int, body: bytes, *, operation: str,
-                    retry_after: str | None, task_id: str | None) -> GatewayError:
-        return error_of(status, body, operation=operation, retry_after=retry_after,
-                        task_id=task_id)
 
     def _is_query(self, url: URL) -> bool:
         return url.path.rstrip("/") != CREATE_PATH and url.path.startswith(CREATE_PATH)

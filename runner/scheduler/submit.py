@@ -191,15 +191,11 @@ async def submit(ctx: RunContext, take: Take) -> bool:
                 log.info("take_rate_limited", delay=round(delay, 3),
                          limit=ctx.limiter.limit)
             except (AmbiguousSubmission, MalformedResponse) as exc:
-                found = await _look_up(ctx, take, sent, estimate)
-                if found is not None:
-                    holding = not found
-                    if found:
-                        return True
+                step = await _answer_lost(ctx, take, sent, estimate, exc.message)
+                holding = step != IN_FLIGHT
+                if step == AGAIN:
                     continue
-                if await _ambiguous(ctx, take, exc.message):
-                    continue
-                return False
+                return step == IN_FLIGHT
             except GatewayUnreachable as exc:  # never reached in this run: firstcontact.py
                 ctx.store.mark_not_sent(key, exc.message)
                 ctx.budget.release(key, estimate)
@@ -208,15 +204,11 @@ async def submit(ctx: RunContext, take: Take) -> bool:
                 delay = wait
             except ConnectionFailed as exc:
                 if exc.maybe_sent:
-                    found = await _look_up(ctx, take, sent, estimate)
-                    if found is not None:
-                        holding = not found
-                        if found:
-                            return True
+                    step = await _answer_lost(ctx, take, sent, estimate, exc.message)
+                    holding = step != IN_FLIGHT
+                    if step == AGAIN:
                         continue
-                    if await _ambiguous(ctx, take, exc.message):
-                        continue
-                    return False
+                    return step == IN_FLIGHT
                 ctx.store.mark_not_sent(key, exc.message)
                 ctx.budget.release(key, estimate)
                 transient += 1
@@ -275,26 +267,30 @@ def _submitted(ctx: RunContext, take: Take, state: TaskState, estimate: float | 
     ctx.set_phase(take, Phase.IN_FLIGHT)
 
 
-async def _look_up(ctx: RunContext, take: Take, sent: Mapping[str, Any],
-                   estimate: float | None) -> bool | None:
-    """A creation whose answer was lost, at a provider that can say what became of it.
+IN_FLIGHT, AGAIN, GIVE_UP = "in flight", "again", "give up"
 
-    True: its task was found and committed (in flight); False: it never arrived, the take is
-    back to new with its budget given back (send it again, with the same id); None: nothing
-    can be said (no such provider, or the look-up failed): the caller records it ambiguous.
+
+async def _answer_lost(ctx: RunContext, take: Take, sent: Mapping[str, Any],
+                       estimate: float | None, message: str) -> str:
+    """A creation whose answer was lost: what the submission loop does next.
+
+    At a provider that can say what became of it (Kling): IN_FLIGHT when its task was found
+    and committed; AGAIN when it never arrived (the take is back to new with its budget
+    given back; the next creation carries the same id). Otherwise, or when the look-up
+    failed, it is ambiguous: AGAIN when the policy resubmits it now, GIVE_UP when it is held.
     """
-    if lost.resolver(ctx) is None:
-        return None
-    state = await lost.look_up(ctx, take, sent)
-    if isinstance(state, TaskState):
-        _submitted(ctx, take, state, estimate)
-        return True
-    if state is None:
-        ctx.store.mark_not_sent(take.key, "the creation's answer was lost and the provider "
-                                          "has no task by its id: it never arrived")
-        ctx.budget.release(take.key, estimate)
-        return False
-    return None
+    if lost.resolver(ctx) is not None:
+        state = await lost.look_up(ctx, take, sent)
+        if isinstance(state, TaskState):
+            _submitted(ctx, take, state, estimate)
+            return IN_FLIGHT
+        if state is None:
+            ctx.store.mark_not_sent(take.key, "the creation's answer was lost and the "
+                                              "provider has no task by its id: it never "
+                                              "arrived")
+            ctx.budget.release(take.key, estimate)
+            return AGAIN
+    return AGAIN if await _ambiguous(ctx, take, message) else GIVE_UP
 
 
 async def _found_on_resume(ctx: RunContext, take: Take, payload: Mapping[str, Any]) -> bool:
