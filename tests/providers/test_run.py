@@ -155,3 +155,49 @@ def test_a_bad_shotrun_provider_is_a_usage_error(
     err = capsys.readouterr().err
     assert "SHOTRUN_PROVIDER" in err and "gateway, fal, kling" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("provider", "variable"), [("fal", "FAL_KEY"),
+                                                    ("kling", "KLING_SECRET_KEY"),
+                                                    ("kling", "KLING_ACCESS_KEY")])
+def test_a_missing_key_names_the_providers_variable(
+        provider: str, variable: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    keys(monkeypatch, provider)
+    monkeypatch.delenv(variable)
+    manifest = write_manifest(tmp_path, THREE)
+    code = cli.main(["run", str(manifest), "--provider", provider, "--base-url",
+                     "https://provider.example"])
+    err = capsys.readouterr().err
+    assert code == 2 and variable in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_shotrun_emulator_serves_each_wire_format(provider: str) -> None:
+    import signal
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "runner", "emulator", "--provider",
+                             provider], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        base = proc.stdout.readline().strip()
+        path = ("/v1/videos/omni-video/1" if provider == "kling"
+                else "/fal-ai/kling-video/requests/1/status")
+        try:
+            urllib.request.urlopen(base + path, timeout=10)
+            raise AssertionError("no key was accepted")
+        except urllib.error.HTTPError as exc:
+            answer = json.loads(exc.read())
+            assert exc.code == 401
+        assert answer.get("code") == 1001 if provider == "kling" else "detail" in answer
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert ("the Kling API" if provider == "kling" else "fal.ai's queue API") in err
