@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 from pathlib import Path
@@ -216,7 +217,11 @@ async def test_tls_verification_is_on_and_the_usual_switches_do_not_turn_it_off(
     assert "certificate" in (out + err).lower() and "Traceback" not in err, out + err
     # No switch to turn it off exists either.
     _, help_text, _ = await run_cli([*run_args(path, base)[:3], "run", "--help"])
-    assert not any(word in help_text.lower() for word in ("insecure", "verify", "no-tls"))
+    # (--verify-size is about the video's pixel size, not TLS.)
+    options = set(re.findall(r"--[a-z][a-z0-9-]*", help_text.lower()))
+    assert not {o for o in options if any(word in o for word in (
+        "insecure", "tls", "ssl", "cert", "no-verify", "verify-ssl", "verify-tls"))}, options
+    assert "--verify-size" in options
 
 
 async def test_store_and_logs_are_private_and_outputs_follow_the_umask(tmp_path: Path) -> None:
