@@ -31,6 +31,7 @@ from runner.model import SIZE_POLICIES, Manifest, Take, VerifyPolicy
 from runner.outlook import abandon_warning, abandoned_task
 from runner.progress import make_observer
 from runner.providers import add_flag as add_provider_flag
+from runner.providers import spec as provider_spec
 from runner.redact import redact
 from runner.scheduler.backoff import BackoffPolicy
 from runner.scheduler.context import EngineSettings
@@ -354,6 +355,8 @@ def run(args: argparse.Namespace) -> int:
                            ambiguous=args.ambiguous)
         del payloads  # in the store now; not kept for the whole run (megabytes at 20,000)
         where = "the built-in emulator" if config.uses_emulator else config.base_url
+        if config.provider != "gateway":  # which wire format: the manifest may not say it
+            where += f" ({provider_spec(config.provider).label})"
         if not args.quiet:  # -q: errors and warnings only (print_plan warns regardless)
             _out(f"shotrun: {manifest.name}: {counted(len(plans), 'take')} via {where}",
                  err=args.json)
