@@ -164,6 +164,7 @@ class ApiConfig:
     base_url: str = "emulator"  # "emulator" or an http(s) URL
     files_url: str | None = None  # default: base_url
     api_key_env: str = "SHOTRUN_API_KEY"
+    provider: str = "gateway"  # "gateway", "fal" or "kling" (runner.providers)
     model: str = MODEL_ID
     concurrency: int = 4
     submit_rate: float = 2.0

@@ -23,7 +23,7 @@ from runner.state import StateStore, TakeRecord, TakeStatus, store_path_for
 from runner.state.continuity import source_changes
 from runner.state.plan import preview
 from runner.state.sync import UNSAVED_PAID
-from runner.wire import build_payload, fingerprint_resolver
+from runner.wire import fingerprint_payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +125,7 @@ def read_store(manifest: Manifest) -> StoreView | None:
     statuses: dict[str, PlanStatus] = {}
     for take in manifest.takes:
         record = records.get(take.key)
-        payload = build_payload(take.request, fingerprint_resolver, manifest.api.wire)
+        payload = fingerprint_payload(take.request, manifest.api.wire, manifest.api.provider)
         old = stored.get(take.key)
         action, reason = preview(record, old, take.fingerprint, payload)
         abandons = None

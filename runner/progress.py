@@ -213,9 +213,12 @@ def _take_table(takes: tuple[TakeProgress, ...], more: int) -> Table:
     table.add_column("", justify="right", no_wrap=True)
     table.add_column("task", style="dim", no_wrap=True, overflow="ellipsis", max_width=36)
     for take in takes:
+        # fal.ai says how many requests are ahead of a queued one, never a percentage.
+        status = take.status if take.queue_position is None or take.status != "pending" \
+            else f"{take.status} (#{take.queue_position + 1} in queue)"
         table.add_row(
             take.key,
-            take.status,
+            status,
             ProgressBar(total=100, completed=min(max(take.progress, 0), 100), width=20,
                         complete_style="cyan", finished_style="green"),
             f"{take.progress}%",

@@ -25,6 +25,7 @@ import structlog
 from runner.errors import UsageError
 from runner.gateway.types import Gateway
 from runner.model import Manifest
+from runner.providers import spec
 from runner.redact import register_secret
 
 log = structlog.get_logger()
@@ -58,6 +59,8 @@ class RunConfig:
     downloads: int
     max_credits: float | None
     base_url_from: str  # "flag", "environment", "manifest" or "default": for messages
+    provider: str = "gateway"  # runner.providers: who renders (in the manifest's fingerprints)
+    access_key_env: str | None = None  # Kling: the NAME of the access key's variable
 
     @property
     def uses_emulator(self) -> bool:
@@ -123,7 +126,8 @@ def resolve_config(manifest: Manifest, overrides: Overrides | None = None,
     return RunConfig(
         base_url=base_url, files_url=files_url, api_key_env=api.api_key_env,
         concurrency=concurrency, submit_rate=submit_rate, downloads=downloads,
-        max_credits=max_credits, base_url_from=source,
+        max_credits=max_credits, base_url_from=source, provider=api.provider,
+        access_key_env=spec(api.provider).access_key_env,
     )
 
 
@@ -135,15 +139,39 @@ def read_api_key(config: RunConfig, environ: Mapping[str, str] | None = None) ->
     """
     env = os.environ if environ is None else environ
     key = env.get(config.api_key_env, "").strip()
+    label = spec(config.provider).label
     if not key:
         if config.uses_emulator:
             key = "emu-" + secrets.token_urlsafe(24)
         else:
+            what = "secret key" if config.access_key_env else "key"
             raise UsageError(
                 f"no API key: set the environment variable {config.api_key_env} "
-                f"(named by api.api_key_env) to your gateway key, "
+                f"(named by api.api_key_env) to your {label.removeprefix('the ')} {what}, "
                 f"or use --base-url emulator to try the built-in gateway"
             )
+    register_secret(key)
+    read_access_key(config, env)  # Kling: both keys or nothing is sent
+    return key
+
+
+def read_access_key(config: RunConfig, environ: Mapping[str, str] | None = None
+                    ) -> str | None:
+    """Kling's access key (registered as a secret), a fresh one for the emulator; None for
+    a provider that has none."""
+    if config.access_key_env is None:
+        return None
+    env = os.environ if environ is None else environ
+    key = env.get(config.access_key_env, "").strip()
+    if not key:
+        if config.uses_emulator:
+            # The emulator checks the token's signature (the secret key), not its issuer.
+            key = "emu-access-" + secrets.token_urlsafe(12)
+        else:
+            raise UsageError(
+                f"no access key: set the environment variable {config.access_key_env} to "
+                f"your Kling access key (beside {config.api_key_env}, the secret key), or "
+                f"use --base-url emulator to try the built-in Kling API")
     register_secret(key)
     return key
 
@@ -198,21 +226,24 @@ def prepare(manifest: Manifest, overrides: Overrides | None = None
 @asynccontextmanager
 async def open_session(manifest: Manifest, config: RunConfig, api_key: str,
                        limits: ClientLimits | None = None) -> AsyncIterator[Session]:
-    """Start the emulator if the config says so, and open the gateway client."""
-    from runner.gateway.client import GatewayClient
+    """Start the emulator if the config says so, and open the provider's client."""
+    from runner.providers.clients import make_client
 
     limits = limits or ClientLimits()
     options: dict[str, Any] = {"timeouts": limits.timeouts,
                                "max_result_bytes": limits.max_result_bytes}
+    provider = config.provider
+    access_key = read_access_key(config)
 
     if config.uses_emulator:
         from runner.emulator import run_emulator
 
         settings = emulator_settings(manifest, api_key)
-        async with run_emulator(settings, host="127.0.0.1", port=0) as emulator:
-            log.info("emulator_started", base_url=emulator.base_url)
-            client = GatewayClient(emulator.base_url, emulator.files_url, api_key,
-                                   **options)
+        async with run_emulator(settings, host="127.0.0.1", port=0,
+                                provider=provider) as emulator:
+            log.info("emulator_started", base_url=emulator.base_url, provider=provider)
+            client = make_client(provider, emulator.base_url, emulator.files_url, api_key,
+                                 access_key, **options)
             try:
                 yield Session(config, client, emulator.base_url, emulator,
                               emulator.files_url)
@@ -220,7 +251,7 @@ async def open_session(manifest: Manifest, config: RunConfig, api_key: str,
                 await client.close()
         return
     files_url = config.files_url or config.base_url
-    client = GatewayClient(config.base_url, files_url, api_key, **options)
+    client = make_client(provider, config.base_url, files_url, api_key, access_key, **options)
     try:
         yield Session(config, client, config.base_url, files_url=files_url)
     finally:

@@ -151,15 +151,39 @@ def canonical_json(value: Any) -> bytes:
     )
 
 
+DEFAULT_PROVIDER = "gateway"
+
+
+def with_provider(payload: dict[str, Any], provider: str) -> dict[str, Any]:
+    """The fingerprint payload of a take rendered by ``provider``.
+
+    The gateway's payload is left exactly as it always was (no take rendered before
+    providers existed renders again); another provider adds its name, so moving a manifest
+    to another provider renders again, and :func:`runner.state.plan.change_reason` can say
+    ``provider changed`` from the one differing key.
+    """
+    if provider != DEFAULT_PROVIDER:
+        payload["provider"] = provider
+    return payload
+
+
+def fingerprint_payload(request: TakeRequest, wire: Mapping[str, str | None] | None = None,
+                        provider: str = DEFAULT_PROVIDER) -> dict[str, Any]:
+    """What a take's fingerprint is the hash of (and what the store keeps to explain it)."""
+    return with_provider(build_payload(request, fingerprint_resolver, wire), provider)
+
+
 def fingerprint(
     request: TakeRequest,
     wire: Mapping[str, str | None] | None = None,
     frame_hashes: Mapping[FrameRef, str] | None = None,
+    provider: str = DEFAULT_PROVIDER,
 ) -> str:
     """SHA-256 (hex) of the canonical wire payload with local files by content hash.
 
     ``frame_hashes`` gives, when known, the SHA-256 of the source output a frame comes from,
-    so that re-rendering a source changes its dependents' fingerprints.
+    so that re-rendering a source changes its dependents' fingerprints; ``provider`` is
+    part of it unless it is the gateway (:func:`with_provider`).
     """
     hashes = frame_hashes or {}
 
@@ -168,7 +192,8 @@ def fingerprint(
             return f"frame:{media.shot_id}:{media.frame}:{hashes[media]}"
         return fingerprint_resolver(media)
 
-    return hashlib.sha256(canonical_json(build_payload(request, resolve, wire))).hexdigest()
+    payload = with_provider(build_payload(request, resolve, wire), provider)
+    return hashlib.sha256(canonical_json(payload)).hexdigest()
 
 
 def billed_seconds(request: TakeRequest) -> int:
@@ -192,25 +217,26 @@ def estimate_credits(request: TakeRequest, rates: Mapping[str, float]) -> float 
 
 
 class FingerprintPayloads(Mapping[str, dict[str, Any]]):
-    """Per take key, ``build_payload(take.request, fingerprint_resolver, wire)``, built when
+    """Per take key, ``fingerprint_payload(take.request, wire, provider)``, built when
     first asked for.
 
     ``StateStore.sync`` reads the payload of a take only when it is new or changed, so a run
     resumed with nothing to do builds none of them (20,000 dicts, a tenth of a second).
     """
 
-    def __init__(self, takes: Iterable[Take], wire: Mapping[str, str | None] | None = None
-                 ) -> None:
+    def __init__(self, takes: Iterable[Take], wire: Mapping[str, str | None] | None = None,
+                 provider: str = DEFAULT_PROVIDER) -> None:
         self._takes = {take.key: take for take in takes}
         self._wire = wire
+        self._provider = provider
         self._built: dict[str, dict[str, Any]] = {}
 
     def __getitem__(self, key: str) -> dict[str, Any]:
         payload = self._built.get(key)
         if payload is None:
             request = self._takes[key].request  # KeyError for an unknown key, as a dict
-            payload = self._built[key] = build_payload(request, fingerprint_resolver,
-                                                       self._wire)
+            payload = self._built[key] = fingerprint_payload(request, self._wire,
+                                                             self._provider)
         return payload
 
     def __iter__(self) -> Iterator[str]:

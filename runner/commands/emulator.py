@@ -19,7 +19,10 @@ from typing import Any
 
 from runner.emulator import EmulatorSettings, run_emulator
 from runner.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
+from runner.providers import GATEWAY, PROVIDERS
 from runner.redact import register_secret
+
+_SPEAKS = {"gateway": "the gateway API", "fal": "fal.ai's queue API", "kling": "the Kling API"}
 
 
 def _pairs(values: list[str] | None, flag: str) -> dict[str, float]:
@@ -47,9 +50,12 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, metavar="N", default=0,
                         help="port (default: a free one)")
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
+    parser.add_argument("--provider", choices=PROVIDERS, default=GATEWAY,
+                        help="the wire format to speak: the gateway's (default), fal.ai's "
+                        "queue API or the official Kling API")
     parser.add_argument("--api-key-env", metavar="NAME",
-                        help="require the key held by this environment variable "
-                        "(default: accept any bearer key)")
+                        help="require the key held by this environment variable (Kling: the "
+                        "secret key the tokens are signed with; default: accept any key)")
     timing = parser.add_argument_group("timing and rendering")
     timing.add_argument("--queue-time", type=float, metavar="S",
                         help="seconds pending (default 0.5)")
@@ -142,15 +148,16 @@ def _check_host(host: str) -> None:
                          "(e.g. 127.0.0.1)")
 
 
-async def _serve(settings: EmulatorSettings, host: str, port: int) -> None:
+async def _serve(settings: EmulatorSettings, host: str, port: int,
+                 provider: str = GATEWAY) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGTERM, stop.set)  # a polite kill stops cleanly too
-    async with run_emulator(settings, host=host, port=port) as emulator:
+    async with run_emulator(settings, host=host, port=port, provider=provider) as emulator:
         print(emulator.base_url, flush=True)
-        print(f"shotrun emulator: serving the gateway API and files at {emulator.base_url} "
-              "(Ctrl-C to stop)", file=sys.stderr, flush=True)
+        print(f"shotrun emulator: serving {_SPEAKS[provider]} and files at "
+              f"{emulator.base_url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
         await stop.wait()
     raise KeyboardInterrupt
 
@@ -162,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--port {args.port}: must be between 0 and 65535")
     settings = settings_from_args(args, os.environ)
     try:
-        asyncio.run(_serve(settings, args.host, args.port))
+        asyncio.run(_serve(settings, args.host, args.port, args.provider))
     except KeyboardInterrupt:
         print("shotrun emulator: stopped", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -54,6 +54,8 @@ from runner.profile import (
     profile_for,
     profile_json,
 )
+from runner.providers import add_flag as add_provider_flag
+from runner.providers import body_for
 from runner.redact import redact
 from runner.selection import select_takes
 from runner.wire import (
@@ -89,6 +91,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("file", metavar="FILE", help="manifest file (YAML)")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    add_provider_flag(parser)
     parser.add_argument("--only", action="append", default=[], metavar="ID|TAG",
                         help="only these shots (id, id before matrix expansion, take id or "
                         "tag), as `run --only` selects them; repeatable")
@@ -108,7 +111,8 @@ def plan_rows(manifest: Manifest,
     for take in manifest.takes if takes is None else takes:
         found = payloads.get(id(take.request))  # the takes of a shot share one request
         if found is None:
-            found = (build_payload(take.request, preview_resolver, manifest.api.wire),
+            payload = build_payload(take.request, preview_resolver, manifest.api.wire)
+            found = (body_for(manifest.api.provider, payload),
                      estimate_credits(take.request, manifest.budget.rates))
             payloads[id(take.request)] = found
         status = statuses.get(take.key) if statuses is not None else None
@@ -363,7 +367,7 @@ def store_statuses(manifest: Manifest) -> dict[str, PlanStatus] | None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the plan of one manifest (problems make it exit 2 through the CLI)."""
-    manifest = load_manifest(args.file)
+    manifest = load_manifest(args.file, args.provider)
     check_output_dir(manifest)  # as run would refuse it: a plan must not promise a run
     takes: list[Take] | None = None
     if args.only:  # run's own selection: `plan --only X` shows what `run --only X` does

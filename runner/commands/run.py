@@ -32,6 +32,8 @@ from runner.observed import OutputExpectations
 from runner.outlook import abandon_warning, abandoned_task
 from runner.profile import describe_expectations, gateway_label, profile_for
 from runner.progress import make_observer
+from runner.providers import add_flag as add_provider_flag
+from runner.providers import spec as provider_spec
 from runner.redact import redact
 from runner.scheduler.backoff import BackoffPolicy
 from runner.scheduler.context import EngineSettings
@@ -88,6 +90,7 @@ def add_parser(subparsers: Any) -> None:
                         help="gateway URL or `emulator` (overrides SHOTRUN_BASE_URL and "
                         "api.base_url)")
     parser.add_argument("--files-url", metavar="URL", help="file service URL")
+    add_provider_flag(parser)
     parser.add_argument("--concurrency", type=int, metavar="N",
                         help="tasks in flight at the gateway (api.concurrency)")
     parser.add_argument("--submit-rate", type=float, metavar="R",
@@ -330,7 +333,8 @@ def run(args: argparse.Namespace) -> int:
     from runner.manifest.outdir import check_output_dir
     from runner.state import StateStore, store_path_for
 
-    manifest = load_manifest(args.manifest)  # ManifestError -> exit 2, nothing written
+    # ManifestError -> exit 2, nothing written.
+    manifest = load_manifest(args.manifest, args.provider)
     check_output_dir(manifest)  # a file where the folder goes: exit 2, nothing sent
     if args.verify_size is not None:  # the flag over the manifest's verify.size
         manifest = dataclasses.replace(manifest, verify=VerifyPolicy(size=args.verify_size))
@@ -349,7 +353,8 @@ def run(args: argparse.Namespace) -> int:
     settings = engine_settings(args, config)
     limits = client_limits(args)
     wire = manifest.api.wire
-    payloads = FingerprintPayloads(takes, wire)  # built as sync asks: none on a no-op resume
+    # Built as sync asks: none on a no-op resume.
+    payloads = FingerprintPayloads(takes, wire, manifest.api.provider)
 
     store = StateStore.open(store_path_for(manifest))
     log.open_run_log(manifest.output_dir / ".shotrun" / "run.log")
@@ -358,6 +363,8 @@ def run(args: argparse.Namespace) -> int:
                            ambiguous=args.ambiguous)
         del payloads  # in the store now; not kept for the whole run (megabytes at 20,000)
         where = "the built-in emulator" if config.uses_emulator else config.base_url
+        if config.provider != "gateway":  # which wire format: the manifest may not say it
+            where += f" ({provider_spec(config.provider).label})"
         if not args.quiet:  # -q: errors and warnings only (print_plan warns regardless)
             _out(f"shotrun: {manifest.name}: {counted(len(plans), 'take')} via {where}",
                  err=args.json)
@@ -399,6 +406,8 @@ def run(args: argparse.Namespace) -> int:
         if report is not None and not args.quiet:
             _out(f"report: {report}")
     if summary.stopped_reason == "auth":
+        also = (f" and the access key from {config.access_key_env}"
+                if config.access_key_env else "")
         _out(f"shotrun: the API key comes from the environment variable {config.api_key_env} "
-             f"(api.api_key_env); set it to a valid key and run again", err=True)
+             f"(api.api_key_env){also}; set it to a valid key and run again", err=True)
     return exit_code(summary)

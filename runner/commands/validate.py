@@ -13,6 +13,7 @@ from typing import Any
 
 from runner.errors import EXIT_OK, EXIT_USAGE, Problem
 from runner.manifest import validate_file
+from runner.providers import add_flag as add_provider_flag
 from runner.redact import redact
 
 
@@ -26,6 +27,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="manifest files (YAML)")
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
+    add_provider_flag(parser)
     parser.set_defaults(func=run)
 
 
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     results: list[dict[str, Any]] = []
     all_valid = True
     for file in args.files:
-        problems = validate_file(file)
+        problems = validate_file(file, args.provider)
         errors = sum(1 for p in problems if p.severity == "error")
         all_valid = all_valid and errors == 0
         results.append({"file": file, "valid": errors == 0, "errors": errors,

@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
@@ -25,8 +26,8 @@ from runner.emulator.rendering import Renderer, is_loopback_url
 from runner.emulator.responses import ApiError, bad_request
 from runner.emulator.settings import EmulatorSettings
 from runner.emulator.stats import Stats
-from runner.emulator.tasks import TaskBoard, credits_for
-from runner.emulator.validation import check_task_id, validate_creation
+from runner.emulator.tasks import Task, TaskBoard, credits_for
+from runner.emulator.validation import Creation, check_task_id, validate_creation
 from runner.model import MAX_IMAGE_BYTES
 
 log = structlog.get_logger()
@@ -104,42 +105,74 @@ def _count(core: EmulatorCore, request: web.Request) -> None:
             core.stats.polls_per_task[task_id] += 1
 
 
-@web.middleware
-async def gateway_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Counting, authentication, injected faults, and the documented error bodies."""
-    core = request.app[CORE]
-    try:
-        if request.path.startswith(("/v1/", UPLOAD_PREFIX)):
-            _count(core, request)
-            settings = core.settings
-            _authenticate(request, settings.api_key)
-            injected = core.faults.injected_error(settings)
-            if injected is not None:
-                core.stats.injected_errors += 1
-                core.stats.rate_limited += injected.status == 429
-                raise injected
-            if request.path != CREATE_PATH and core.faults.chance(settings.reset_rate):
-                core.stats.resets += 1
-                abort_connection(request)
-                return web.Response(status=500)  # never reaches the client
-        return await handler(request)
-    except ApiError as exc:
-        return exc.response()
-    except web.HTTPRequestEntityTooLarge:
-        return ApiError(413, f"the request body is larger than {MAX_BODY} bytes").response()
-    except web.HTTPException as exc:
-        if exc.status in (404, 405):  # 405 is not a documented answer: no such route
-            return ApiError(404, f"no route {request.path}").response()
-        raise
-    except (asyncio.CancelledError, ConnectionResetError):
-        raise
-    except Exception as exc:
-        log.error("emulator_internal_error", path=request.path,
-                  error=f"{type(exc).__name__}: {exc}")
-        return ApiError(500, "The emulator failed to handle the request.").response()
+@dataclass(frozen=True)
+class WireFormat:
+    """What differs between the wire formats the emulator speaks (gateway, fal, Kling).
+
+    ``api``: path prefixes of the API (counted, authenticated, given faults); ``creating``:
+    whether a request is a creation (never reset before it is handled: the handler decides
+    if the task exists); ``count`` and ``authenticate`` as for the gateway; ``respond``: an
+    :class:`ApiError` (raised anywhere) as this format's error answer.
+    """
+
+    name: str
+    api: tuple[str, ...]
+    creating: Callable[[web.Request], bool]
+    count: Callable[[EmulatorCore, web.Request], None]
+    authenticate: Callable[[web.Request, str | None], None]
+    respond: Callable[[ApiError], web.Response]
 
 
-async def _json_body(request: web.Request) -> Any:
+def middleware_for(wire: WireFormat) -> Any:
+    """Counting, authentication, injected faults, and the documented error bodies, in the
+    order a real service applies them, for one wire format."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        core = request.app[CORE]
+        try:
+            if request.path.startswith(wire.api):
+                wire.count(core, request)
+                settings = core.settings
+                wire.authenticate(request, settings.api_key)
+                injected = core.faults.injected_error(settings)
+                if injected is not None:
+                    core.stats.injected_errors += 1
+                    core.stats.rate_limited += injected.status == 429
+                    raise injected
+                if not wire.creating(request) and core.faults.chance(settings.reset_rate):
+                    core.stats.resets += 1
+                    abort_connection(request)
+                    return web.Response(status=500)  # never reaches the client
+            return await handler(request)
+        except ApiError as exc:
+            return wire.respond(exc)
+        except web.HTTPRequestEntityTooLarge:
+            return wire.respond(ApiError(413, f"the request body is larger than {MAX_BODY} "
+                                              "bytes"))
+        except web.HTTPException as exc:
+            if exc.status in (404, 405):  # 405 is not a documented answer: no such route
+                return wire.respond(ApiError(404, f"no route {request.path}"))
+            raise
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception as exc:
+            log.error("emulator_internal_error", path=request.path,
+                      error=f"{type(exc).__name__}: {exc}")
+            return wire.respond(ApiError(500, "The emulator failed to handle the request."))
+
+    return middleware
+
+
+GATEWAY_WIRE = WireFormat(
+    "gateway", ("/v1/", UPLOAD_PREFIX),
+    creating=lambda request: request.path == CREATE_PATH,
+    count=_count, authenticate=_authenticate, respond=ApiError.response,
+)
+gateway_middleware = middleware_for(GATEWAY_WIRE)
+
+
+async def json_body(request: web.Request) -> Any:
     try:
         return await request.json(loads=json.loads)
     except (ValueError, RecursionError):  # bad JSON, bad UTF-8, absurd nesting
@@ -149,9 +182,24 @@ async def _json_body(request: web.Request) -> Any:
 async def create_task(request: web.Request) -> web.StreamResponse:
     """POST /v1/videos/generations."""
     core = request.app[CORE]
+    body = await json_body(request)
+    task, answered = admit(core, request, validate_creation(body), body)
+    if not answered:
+        return web.Response(status=500)  # never reaches the client
+    assert task is not None
+    return web.json_response(core.board.describe(task, core.now(), core.settings.link_ttl,
+                                                  with_progress=core.settings.progress != "none"))
+
+
+def admit(core: EmulatorCore, request: web.Request, creation: Creation, body: Any
+          ) -> tuple[Task | None, bool]:
+    """Accept a valid creation as every wire format does: (task, answered).
+
+    The account's limits first (429 over the concurrency cap, 402 past the credits), then
+    the reset fault: a reset connection gets no answer (``answered`` False) and half the time
+    its task exists all the same, as when a real answer is lost on its way back.
+    """
     settings = core.settings
-    body = await _json_body(request)
-    creation = validate_creation(body)
     now = core.now()
     cap = settings.concurrency_cap
     if cap is not None and core.board.in_flight(now) >= cap:
@@ -166,13 +214,12 @@ async def create_task(request: web.Request) -> web.StreamResponse:
                            code="insufficient_quota")
     if core.faults.chance(settings.reset_rate):
         core.stats.resets += 1
+        task = None
         if core.faults.chance(0.5):  # the task exists, the client will never know its id
-            core.board.create(creation, body, settings, core.faults.rng, now)
+            task = core.board.create(creation, body, settings, core.faults.rng, now)
         abort_connection(request)
-        return web.Response(status=500)
-    task = core.board.create(creation, body, settings, core.faults.rng, now)
-    return web.json_response(core.board.describe(task, now, settings.link_ttl,
-                                                  with_progress=settings.progress != "none"))
+        return task, False
+    return core.board.create(creation, body, settings, core.faults.rng, now), True
 
 
 async def get_task(request: web.Request) -> web.StreamResponse:
@@ -246,7 +293,7 @@ def _only(body: Any, allowed: set[str], required: str) -> dict[str, Any]:
 
 async def upload_base64(request: web.Request) -> web.StreamResponse:
     """POST /api/v1/files/upload/base64."""
-    body = _only(await _json_body(request), {"base64_data", "file_name", "upload_path"},
+    body = _only(await json_body(request), {"base64_data", "file_name", "upload_path"},
                  "base64_data")
     data = decode_base64(body["base64_data"])
     return _uploaded(request.app[CORE], data, file_name=body.get("file_name"),
@@ -294,7 +341,7 @@ async def _read_capped(part: aiohttp.BodyPartReader) -> bytes:
 async def upload_url(request: web.Request) -> web.StreamResponse:
     """POST /api/v1/files/upload/url: the emulator fetches only loopback URLs."""
     core = request.app[CORE]
-    body = _only(await _json_body(request), {"file_url", "file_name", "upload_path"},
+    body = _only(await json_body(request), {"file_url", "file_name", "upload_path"},
                  "file_url")
     url = body["file_url"]
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
@@ -315,12 +362,21 @@ async def get_stats(request: web.Request) -> web.StreamResponse:
     return web.json_response(request.app[CORE].stats_body())
 
 
-def build_app(core: EmulatorCore) -> web.Application:
-    """The aiohttp application serving ``core``."""
-    app = web.Application(middlewares=[gateway_middleware], client_max_size=MAX_BODY)
+def build_app(core: EmulatorCore, provider: str = "gateway") -> web.Application:
+    """The aiohttp application serving ``core`` in ``provider``'s wire format (the task
+    board, files, result links, faults and stats are the same for every format)."""
+    if provider == "gateway":
+        app = web.Application(middlewares=[gateway_middleware], client_max_size=MAX_BODY)
+        app.router.add_post(CREATE_PATH, create_task)
+        app.router.add_get(TASK_PREFIX + "{task_id}", get_task)
+    else:
+        from runner.emulator import fal_api, kling_api
+
+        module = {"fal": fal_api, "kling": kling_api}[provider]
+        app = web.Application(middlewares=[middleware_for(module.WIRE)],
+                              client_max_size=MAX_BODY)
+        module.add_routes(app)
     app[CORE] = core
-    app.router.add_post(CREATE_PATH, create_task)
-    app.router.add_get(TASK_PREFIX + "{task_id}", get_task)
     app.router.add_post(UPLOAD_PREFIX + "base64", upload_base64)
     app.router.add_post(UPLOAD_PREFIX + "stream", upload_stream)
     app.router.add_post(UPLOAD_PREFIX + "url", upload_url)

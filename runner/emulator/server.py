@@ -56,12 +56,14 @@ class RunningEmulator:
 
 @asynccontextmanager
 async def run_emulator(
-    settings: EmulatorSettings | None = None, *, host: str = "127.0.0.1", port: int = 0
+    settings: EmulatorSettings | None = None, *, host: str = "127.0.0.1", port: int = 0,
+    provider: str = "gateway",
 ) -> AsyncIterator[RunningEmulator]:
-    """Serve an emulator on ``host:port`` (0: a free port) for the life of the block."""
+    """Serve an emulator on ``host:port`` (0: a free port) for the life of the block,
+    speaking ``provider``'s wire format (``gateway``, ``fal`` or ``kling``)."""
     core = EmulatorCore(settings or EmulatorSettings())
     core.now()  # bind the clock to this loop, so that stats() also works from sync code
-    runner = web.AppRunner(build_app(core), access_log=None, handle_signals=False,
+    runner = web.AppRunner(build_app(core, provider), access_log=None, handle_signals=False,
                            shutdown_timeout=_SHUTDOWN_TIMEOUT)
     await runner.setup()
     try:

@@ -139,6 +139,12 @@ class TaskBoard:
         self.stats.in_flight = len(self._active)
         return len(self._active)
 
+    def queued_before(self, task: Task, now: float) -> int:
+        """Tasks still pending that were created before ``task`` (fal's queue position)."""
+        return sum(1 for other in self._active
+                   if self._tasks[other].started < task.started
+                   and self._tasks[other].status(now)[0] == "pending")
+
     def retry_after(self, now: float) -> float:
         """Seconds until the first task in flight is planned to finish (a slot frees)."""
         return min((self._tasks[t].remaining(now) for t in self._active), default=0.0)

@@ -158,8 +158,22 @@ class GatewayClient:
             await session.close()
 
     def _headers_for(self, url: URL) -> dict[str, str]:
-        """The bearer header, only for the origins the user configured."""
-        return dict(self._auth) if url.origin() in self._trusted else {}
+        """The credentials header, only for the origins the user configured."""
+        return self._auth_headers() if url.origin() in self._trusted else {}
+
+    def _auth_headers(self) -> dict[str, str]:
+        """The credentials of one request (a provider's client may make them per request)."""
+        return dict(self._auth)
+
+    def _http_error(self, status: int, body: bytes, *, operation: str,
+                    retry_after: str | None, task_id: str | None) -> GatewayError:
+        """The error of a non-2xx answer (a provider's client reads its own error codes)."""
+        return http_error(status, body, operation=operation, retry_after=retry_after,
+                          task_id=task_id)
+
+    def _is_query(self, url: URL) -> bool:
+        """True when ``url`` asks about a task (a 404 there means "unknown task")."""
+        return "/v1/tasks/" in url.path
 
     async def _exchange(
         self,
@@ -192,7 +206,7 @@ class GatewayClient:
                 self._check_first_answer(url, resp, body)
                 if 200 <= resp.status < 300:
                     return body
-                raise http_error(
+                raise self._http_error(
                     resp.status,
                     body,
                     operation=operation,
@@ -238,7 +252,7 @@ class GatewayClient:
         names = self._names(url)
         foreign = foreign_answer(resp.status, body, resp.content_type, url=url,
                                  what=names["what"], setting=names["setting"],
-                                 flag=names["flag"])
+                                 flag=names["flag"], query=self._is_query(url))
         if foreign is not None:
             log.debug("gateway_foreign_answer", status=resp.status, error=foreign.message)
             raise foreign

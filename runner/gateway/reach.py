@@ -126,7 +126,7 @@ def _kind(body: bytes, content_type: str, parsed: object) -> str:
 
 def foreign_answer(
     status: int, body: bytes, content_type: str, *, url: URL, what: str, setting: str,
-    flag: str,
+    flag: str, query: bool | None = None,
 ) -> GatewayUnreachable | None:
     """The error for a first answer that is plainly not ``what``'s, or None if it may be.
 
@@ -139,13 +139,14 @@ def foreign_answer(
       statuses a proxy in front of the gateway gives while it restarts;
     * "no such endpoint" (404/405/501) on the creation or upload endpoint, whatever the body
       (a base URL with one ``/v1`` too many gets a JSON 404 from the gateway itself). A 404
-      in JSON on a task query is the gateway's "task unknown" and passes.
+      in JSON on a task query is the gateway's "task unknown" and passes. ``query`` says
+      whether ``url`` is one (default: a gateway task path; a provider's paths differ).
     """
     parsed = _json(body)
     if 200 <= status < 300:
         foreign = _is_html(body, content_type) and not isinstance(parsed, dict)
     elif 400 <= status < 600:
-        query = "/v1/tasks/" in url.path
+        query = "/v1/tasks/" in url.path if query is None else query
         foreign = (status in _NO_ENDPOINT and not query) or (
             not isinstance(parsed, dict) and status not in _PASSING)
     else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 TASK_STATUSES = ("pending", "processing", "completed", "failed")
 
@@ -28,6 +28,7 @@ class TaskState:
     estimated_time: float | None = None  # task_info.estimated_time, seconds
     credits_reserved: float | None = None  # usage.credits_reserved
     video_duration: float | None = None  # task_info.video_duration
+    queue_position: int | None = None  # fal.ai: requests ahead of this one in the queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,4 +75,19 @@ class Gateway(Protocol):
 
     async def close(self) -> None:
         """Release connections; the object cannot be used afterwards."""
+        ...
+
+
+@runtime_checkable
+class ResolvesLostAnswers(Protocol):
+    """A gateway whose creations carry an id the client chose (the Kling API's
+    ``external_task_id``), so that a creation whose answer was lost can be looked up.
+
+    The scheduler asks ``isinstance(gateway, ResolvesLostAnswers)``: the gateway and fal
+    cannot, and their lost answers stay *ambiguous*.
+    """
+
+    async def resolve_lost(self, payload: Mapping[str, Any]) -> TaskState | None:
+        """The task made by a creation of ``payload`` (which carries the client's id), or
+        None when the provider has none: the creation never arrived."""
         ...

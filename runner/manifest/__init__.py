@@ -34,6 +34,7 @@ from runner.manifest.rules import (
     check_unused,
     check_wire,
     output_dir,
+    provider_of,
     variables,
     verify_policy,
 )
@@ -41,14 +42,20 @@ from runner.manifest.schema import check as schema_check
 from runner.manifest.secrets import check_secrets, secret_paths
 from runner.manifest.takes import TakeBuilder
 from runner.model import Manifest, Take
+from runner.providers import chosen as chosen_provider
 
 __all__ = ["load_manifest", "validate_file"]
 
 _log = structlog.get_logger()
 
 
-def _analyse(path: Path | str) -> tuple[list[Problem], Manifest | None]:
-    """Every problem of the file, and the manifest when there is no error."""
+def _analyse(path: Path | str, provider: str | None = None
+             ) -> tuple[list[Problem], Manifest | None]:
+    """Every problem of the file, and the manifest when there is no error.
+
+    ``provider`` (from ``--provider`` or ``SHOTRUN_PROVIDER``) overrides ``api.provider``: it
+    decides the provider's limits checked here and is part of every fingerprint.
+    """
     file = str(path)
     resolved = Path(path).absolute()
     try:
@@ -63,15 +70,17 @@ def _analyse(path: Path | str) -> tuple[list[Problem], Manifest | None]:
     ctx = Context(root, file, resolved.parent, problems, refused)
 
     renames = check_wire(ctx)
-    check_api(ctx)
+    chosen = provider_of(ctx, provider)
+    check_api(ctx, chosen)
     defined = variables(ctx)
     media = MediaResolver(ctx, LocalFiles(resolved.parent))
     media.declare()
     specs = expand_shots(ctx)
     index = ShotIndex((spec.shot_id, spec.base_id) for spec in specs)
-    api = api_config(ctx, renames)
+    api = api_config(ctx, renames, chosen)
 
-    builder = TakeBuilder(ctx, media, index, defined, api.model, renames)
+    builder = TakeBuilder(ctx, media, index, defined, api.model, renames, provider=chosen,
+                          remote=api.base_url != "emulator")
     takes: list[Take] = []
     for spec in specs:
         takes.extend(builder.build(spec))
@@ -97,7 +106,8 @@ def _analyse(path: Path | str) -> tuple[list[Problem], Manifest | None]:
     return problems, manifest
 
 
-def _analyse_paused(path: Path | str) -> tuple[list[Problem], Manifest | None]:
+def _analyse_paused(path: Path | str, provider: str | None = None
+                    ) -> tuple[list[Problem], Manifest | None]:
     """:func:`_analyse` with the cyclic garbage collector paused.
 
     Loading builds hundreds of thousands of small objects and frees none, so the collector
@@ -105,25 +115,39 @@ def _analyse_paused(path: Path | str) -> tuple[list[Problem], Manifest | None]:
     Nothing built here forms a reference cycle that needs it.
     """
     with paused_gc():
-        return _analyse(path)
+        return _analyse(path, provider)
 
 
-def validate_file(path: Path | str) -> list[Problem]:
-    """Every problem (errors and warnings) of the manifest at ``path``; [] when it is clean."""
-    problems, _ = _analyse_paused(path)
+def validate_file(path: Path | str, provider: str | None = None) -> list[Problem]:
+    """Every problem (errors and warnings) of the manifest at ``path``; [] when it is clean.
+
+    ``provider`` overrides ``api.provider`` (see :func:`load_manifest`).
+    """
+    problems, _ = _analyse_paused(path, _provider(provider))
     return problems
 
 
-def load_manifest(path: Path | str) -> Manifest:
+def _provider(flag: str | None) -> str | None:
+    """``--provider`` or ``SHOTRUN_PROVIDER`` (a bad value: UsageError), or None."""
+    return chosen_provider(flag)
+
+
+def load_manifest(path: Path | str, provider: str | None = None) -> Manifest:
     """Load, check and expand the manifest at ``path``.
 
     Raises :class:`~runner.errors.ManifestError` holding every problem (both passes, with the
     warnings) when there is any error; otherwise warnings are in ``Manifest.warnings``. A big
     manifest loaded before by a ``shotrun`` command, with nothing it depends on changed since,
     comes from :mod:`.cache` in a ``shotrun`` command.
+
+    ``provider`` (``--provider``), else ``SHOTRUN_PROVIDER``, overrides ``api.provider``: every
+    command that loads a manifest sees the same takes and fingerprints. A manifest loaded
+    for another provider than its own is never cached (the cache knows only the bytes).
     """
+    override = _provider(provider)
     text: bytes | None = None
-    if is_command_process():  # library callers (tests, benchmarks) always load for real
+    # Library callers (tests, benchmarks) always load for real.
+    if is_command_process() and override is None:
         try:
             text = Path(path).read_bytes()
         except OSError:
@@ -134,7 +158,8 @@ def load_manifest(path: Path | str) -> Manifest:
         if cached is not None:
             return cached
     started = time.time()
-    problems, manifest = _analyse_paused(path)
+    problems, manifest = (_analyse_paused(path) if override is None
+                          else _analyse_paused(path, override))
     if manifest is None:
         raise ManifestError(problems)
     if text is not None:

@@ -23,6 +23,7 @@ from runner.model import (
     VerifyPolicy,
     frozen_mapping,
 )
+from runner.providers import GATEWAY, PROVIDERS, spec
 from runner.wire import ELEMENT_FIELDS, LOGICAL_TO_WIRE, TOP_LEVEL_FIELDS
 
 
@@ -55,15 +56,28 @@ def check_wire(ctx: Context) -> dict[str, str | None]:
     return {key: renames[key] for key in renames}
 
 
-def check_api(ctx: Context) -> None:
-    """Warn about settings that would be silently ignored."""
+def provider_of(ctx: Context, override: str | None = None) -> str:
+    """The provider that renders: ``override`` (flag or environment) or ``api.provider``."""
+    if override is not None:
+        return override
+    api = get_map(ctx.root, "api")
+    written = get_str(api, "provider") if ctx.ok(("api", "provider")) else None
+    return written if written in PROVIDERS else GATEWAY
+
+
+def check_api(ctx: Context, provider: str = GATEWAY) -> None:
+    """Warn about settings that would be silently ignored; refuse renames of fixed fields."""
     api = get_map(ctx.root, "api")
     if api is None:
         return
-    base_url = get_str(api, "base_url") or "emulator"
+    base_url = get_str(api, "base_url") or spec(provider).base_url or "emulator"
     if "emulator" in api and base_url != "emulator":
         ctx.warn(("api", "emulator"), "emulator settings are ignored: api.base_url is not "
                                       "`emulator`")
+    if provider != GATEWAY and get_map(api, "wire"):
+        ctx.error(("api", "wire"), f"api.wire renames the gateway's fields; {spec(provider).label}"
+                  "'s field names are fixed by its documentation (shotrun translates every "
+                  "shot to them): remove api.wire or use provider: gateway", key=True)
 
 
 def variables(ctx: Context) -> dict[str, str]:
@@ -86,10 +100,18 @@ def check_unused(ctx: Context, defined: dict[str, str], used: set[str]) -> None:
             ctx.warn(("vars", name), f"variable '{name}' is never used in a prompt")
 
 
-def api_config(ctx: Context, renames: dict[str, str | None]) -> ApiConfig:
-    """The frozen API settings, with built-in defaults for what the manifest leaves out."""
+def api_config(ctx: Context, renames: dict[str, str | None],
+               provider: str = GATEWAY) -> ApiConfig:
+    """The frozen API settings, with built-in defaults for what the manifest leaves out.
+
+    The defaults of the URL and of the key's variable are the provider's (providers.md: fal's
+    queue and ``FAL_KEY``; Kling's API and ``KLING_SECRET_KEY``); the gateway's stay the
+    built-in emulator and ``SHOTRUN_API_KEY``.
+    """
     api = get_map(ctx.root, "api")
-    defaults = ApiConfig()
+    chosen = spec(provider)
+    defaults = ApiConfig(base_url=chosen.base_url or ApiConfig().base_url,
+                         api_key_env=chosen.key_env)
 
     def ok(name: str) -> Any:
         return api if ctx.ok(("api", name)) else None
@@ -103,6 +125,7 @@ def api_config(ctx: Context, renames: dict[str, str | None]) -> ApiConfig:
         concurrency=get_int(ok("concurrency"), "concurrency") or defaults.concurrency,
         submit_rate=get_number(ok("submit_rate"), "submit_rate") or defaults.submit_rate,
         downloads=get_int(ok("downloads"), "downloads") or defaults.downloads,
+        provider=provider,
         wire=frozen_mapping(renames),
         emulator=frozen_mapping(plain(emulator) if emulator is not None else None),
     )

@@ -30,6 +30,8 @@ from runner.model import (
     VideoElement,
     frozen_mapping,
 )
+from runner.providers.limits import check_request
+from runner.wire import DEFAULT_PROVIDER
 
 MAX_WITH_VIDEO = 4
 
@@ -39,8 +41,11 @@ class TakeBuilder:
 
     def __init__(self, ctx: Context, media: MediaResolver, index: ShotIndex,
                  variables: Mapping[str, str], model: str = MODEL_ID,
-                 renames: Mapping[str, str | None] | None = None) -> None:
+                 renames: Mapping[str, str | None] | None = None,
+                 provider: str = DEFAULT_PROVIDER, remote: bool = False) -> None:
         self.ctx = ctx
+        self.provider = provider
+        self.remote = remote  # the provider's real API, not the built-in emulator
         self.media = media
         self.index = index
         self.variables = variables
@@ -115,7 +120,10 @@ class TakeBuilder:
             model=self.model,
             extra=frozen_mapping(plain(extra) if isinstance(extra, MDict) else None),
         )
-        fingerprint = wire.fingerprint(request, self.renames)
+        check_request(ctx, self.provider, request, origin, spec.path, remote=self.remote)
+        if any(p.severity == "error" for p in ctx.problems[errors_before:]):
+            return []
+        fingerprint = wire.fingerprint(request, self.renames, provider=self.provider)
         tags = fields.get("tags")
         count = get_int(fields, "takes") or 1
         waits = self.index.waits_for(spec.shot_id)

@@ -161,7 +161,8 @@ async def _poll(ctx: RunContext, take: Take, free: Callable[[], None]) -> str:
             free()
             await asyncio.sleep(0)
         ctx.store.mark_progress(key, state.status, state.progress, polled=True)
-        ctx.gateway_progress[key] = TakeProgress(key, state.status, state.progress, task_id)
+        ctx.gateway_progress[key] = TakeProgress(key, state.status, state.progress, task_id,
+                                                 state.queue_position)
         ctx.notify()
         if state.status == "completed":
             return _completed(ctx, take, state, started)

@@ -34,7 +34,7 @@ import structlog
 
 from runner import outputs
 from runner.errors import StateError, StoreWriteFailed
-from runner.gateway.types import Gateway
+from runner.gateway.types import Gateway, ResolvesLostAnswers
 from runner.model import Manifest, Take, frozen_mapping
 from runner.observed import OutputExpectations, ranked
 from runner.redact import redact
@@ -101,8 +101,9 @@ class Engine:
             if take.shot_id in sources:
                 self._by_shot.setdefault(take.shot_id, []).append(take)
         # Creations whose answer an earlier run lost: counted in this run's summary too.
-        self._ambiguous_found = sum(1 for plan in plans
-                                    if plan.reason == "ambiguous submission")
+        # A provider that looks lost creations up (Kling) resolves them instead.
+        self._ambiguous_found = 0 if isinstance(gateway, ResolvesLostAnswers) else sum(
+            1 for plan in plans if plan.reason == "ambiguous submission")
         # Events only for takes someone waits for, made when the wait starts.
         self._waiters: dict[str, asyncio.Event] = {}
         self.window = TakeWindow(

@@ -22,6 +22,7 @@ class TakeProgress:
     status: str  # the gateway's status: pending, processing, completed
     progress: int  # 0-100
     task_id: str | None = None
+    queue_position: int | None = None  # requests ahead of it (fal.ai reports it, no percentage)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,12 +35,15 @@ from runner.errors import (
     ShotrunError,
     TransientGatewayError,
 )
+from runner.gateway.types import TaskState
 from runner.model import Media, Take
 from runner.redact import redact, redact_value
+from runner.scheduler import lost
 from runner.scheduler.context import Phase, RunContext, StopReason
 from runner.scheduler.firstcontact import retry_or_stop
 from runner.state import continuity
 from runner.state.continuity import frame_sources
+from runner.state.records import TakeStatus
 from runner.wire import build_payload, estimate_credits
 
 log = structlog.get_logger()
@@ -146,6 +149,9 @@ async def submit(ctx: RunContext, take: Take) -> bool:
             payload = await _prepare(ctx, take)
             if payload is None:
                 return False
+            if lost.resolver(ctx) is not None and await _found_on_resume(ctx, take, payload):
+                holding = False
+                return True
             # The pace first, the budget after it: a take reserves its credits only when
             # it is sent in the same step, so no reservation ever waits. One that waited
             # here was dropped when a later take met the cap (and a budget with room for
@@ -169,8 +175,9 @@ async def submit(ctx: RunContext, take: Take) -> bool:
             log.info("take_submitting", attempt=attempt, estimate=estimate)
             ctx.critical.add(key)
             epoch = ctx.limiter.epoch
+            sent = lost.identified(ctx, take, payload, attempt)
             try:
-                state = await ctx.gateway.create_task(payload)
+                state = await ctx.gateway.create_task(sent)
             except RateLimited as exc:
                 ctx.store.mark_not_sent(key, f"rate limited: {exc.message}")
                 ctx.budget.release(key, estimate)
@@ -184,9 +191,11 @@ async def submit(ctx: RunContext, take: Take) -> bool:
                 log.info("take_rate_limited", delay=round(delay, 3),
                          limit=ctx.limiter.limit)
             except (AmbiguousSubmission, MalformedResponse) as exc:
-                if await _ambiguous(ctx, take, exc.message):
+                step = await _answer_lost(ctx, take, sent, estimate, exc.message)
+                holding = step != IN_FLIGHT
+                if step == AGAIN:
                     continue
-                return False
+                return step == IN_FLIGHT
             except GatewayUnreachable as exc:  # never reached in this run: firstcontact.py
                 ctx.store.mark_not_sent(key, exc.message)
                 ctx.budget.release(key, estimate)
@@ -195,9 +204,11 @@ async def submit(ctx: RunContext, take: Take) -> bool:
                 delay = wait
             except ConnectionFailed as exc:
                 if exc.maybe_sent:
-                    if await _ambiguous(ctx, take, exc.message):
+                    step = await _answer_lost(ctx, take, sent, estimate, exc.message)
+                    holding = step != IN_FLIGHT
+                    if step == AGAIN:
                         continue
-                    return False
+                    return step == IN_FLIGHT
                 ctx.store.mark_not_sent(key, exc.message)
                 ctx.budget.release(key, estimate)
                 transient += 1
@@ -232,14 +243,8 @@ async def submit(ctx: RunContext, take: Take) -> bool:
                 return False
             else:
                 # No await between the answer and this commit: a crash loses nothing.
-                ctx.store.mark_submitted(key, state.task_id, state.credits_reserved,
-                                         state.estimated_time)
-                ctx.budget.correct(key, estimate, state.credits_reserved)
-                ctx.limiter.on_success()
+                _submitted(ctx, take, state, estimate)
                 holding = False
-                log.info("take_submitted", task_id=state.task_id,
-                         credits=state.credits_reserved)
-                ctx.set_phase(take, Phase.IN_FLIGHT)
                 return True
             finally:
                 ctx.critical.discard(key)
@@ -247,6 +252,65 @@ async def submit(ctx: RunContext, take: Take) -> bool:
             if holding:
                 ctx.limiter.release()
         await asyncio.sleep(delay)
+
+
+def _submitted(ctx: RunContext, take: Take, state: TaskState, estimate: float | None, *,
+               found: bool = False) -> None:
+    """Commit the task id (the take is in flight, holding its slot)."""
+    ctx.store.mark_submitted(take.key, state.task_id, state.credits_reserved,
+                             state.estimated_time, found=found)
+    if not found:
+        ctx.budget.correct(take.key, estimate, state.credits_reserved)
+    ctx.limiter.on_success()
+    log.info("take_submitted", task_id=state.task_id, credits=state.credits_reserved,
+             found=found)
+    ctx.set_phase(take, Phase.IN_FLIGHT)
+
+
+IN_FLIGHT, AGAIN, GIVE_UP = "in flight", "again", "give up"
+
+
+async def _answer_lost(ctx: RunContext, take: Take, sent: Mapping[str, Any],
+                       estimate: float | None, message: str) -> str:
+    """A creation whose answer was lost: what the submission loop does next.
+
+    At a provider that can say what became of it (Kling): IN_FLIGHT when its task was found
+    and committed; AGAIN when it never arrived (the take is back to new with its budget
+    given back; the next creation carries the same id). Otherwise, or when the look-up
+    failed, it is ambiguous: AGAIN when the policy resubmits it now, GIVE_UP when it is held.
+    """
+    if lost.resolver(ctx) is not None:
+        state = await lost.look_up(ctx, take, sent)
+        if isinstance(state, TaskState):
+            _submitted(ctx, take, state, estimate)
+            return IN_FLIGHT
+        if state is None:
+            ctx.store.mark_not_sent(take.key, "the creation's answer was lost and the "
+                                              "provider has no task by its id: it never "
+                                              "arrived")
+            ctx.budget.release(take.key, estimate)
+            return AGAIN
+    return AGAIN if await _ambiguous(ctx, take, message) else GIVE_UP
+
+
+async def _found_on_resume(ctx: RunContext, take: Take, payload: Mapping[str, Any]) -> bool:
+    """An earlier run lost this take's creation answer (it died while the creation was on
+    the wire): look the attempt up by its id. True when its task was found and adopted
+    (the caller's slot is then the task's); otherwise the take is new again, not billed."""
+    record = ctx.store.record(take.key)
+    if record.status not in (TakeStatus.AMBIGUOUS, TakeStatus.HELD) or not record.attempts:
+        return False
+    sent = lost.identified(ctx, take, payload, record.attempts)
+    state = await lost.look_up(ctx, take, sent)
+    if isinstance(state, TaskState):
+        # Its credits are counted already: the budget started from the store's ledger,
+        # where this attempt is ambiguous at its estimate.
+        _submitted(ctx, take, state, None, found=True)
+        return True
+    if state is None:
+        ctx.store.mark_never_created(take.key, "an earlier run lost the creation's answer; "
+                                               "the provider has no task by its id")
+    return False
 
 
 def _budget_stop(ctx: RunContext, key: str, estimate: float | None) -> None:

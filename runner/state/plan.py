@@ -14,6 +14,7 @@ from typing import Any
 from runner.state.records import FailureKind, TakeRecord, TakeStatus
 
 PROMPT_FIELDS = frozenset({"prompt", "multi_prompt"})
+PROVIDER_FIELD = "provider"
 MEDIA_FIELDS = frozenset(
     {"start_image_url", "end_image_url", "image_urls", "elements", "start_frame", "end_frame",
      "images"}
@@ -35,13 +36,16 @@ def _is_media(value: Any) -> bool:
 def change_reason(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> str:
     """Why a take whose fingerprint changed is rendered again.
 
-    Prompt fields differ -> "prompt changed"; otherwise, when every differing field is media
+    The provider differs -> "provider changed"; prompt fields differ -> "prompt changed";
+    otherwise, when every differing field is media
     -> "asset content changed"; otherwise (or when a payload is unknown) "settings changed".
     Wire renames are handled by also recognising media by value.
     """
     if old is None or new is None:
         return "settings changed"
     changed = {key for key in set(old) | set(new) if old.get(key) != new.get(key)}
+    if PROVIDER_FIELD in changed:  # runner.wire.with_provider: another provider renders it
+        return "provider changed"
     if changed & PROMPT_FIELDS:
         return "prompt changed"
     if changed and all(

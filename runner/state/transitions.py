@@ -24,6 +24,8 @@ _CAN_SUBMIT = frozenset({S.NEW, S.FAILED, S.AMBIGUOUS, S.HELD})
 _CAN_GET_TASK = frozenset({S.SUBMITTING, S.AMBIGUOUS, S.HELD})
 _CAN_HOLD = frozenset({S.AMBIGUOUS, S.SUBMITTING, S.HELD})
 _JUST_SUBMITTING = frozenset({S.SUBMITTING})
+_LOST = frozenset({S.AMBIGUOUS, S.HELD})
+_UNAMBIGUOUS = "ambiguous_attempts = MAX(ambiguous_attempts - 1, 0)"
 _CAN_COMPLETE = frozenset({S.SUBMITTED, S.COMPLETED, S.DOWNLOADING, S.FAILED})
 _CAN_DOWNLOAD = frozenset({S.COMPLETED, S.DOWNLOADING, S.FAILED})
 _CAN_FINISH = _CAN_COMPLETE
@@ -70,9 +72,13 @@ class Transitions(StoreBase):
 
     def mark_submitted(
         self, key: str, task_id: str, credits_reserved: float | None = None,
-        estimated_time: float | None = None,
+        estimated_time: float | None = None, *, found: bool = False,
     ) -> None:
-        """Commit the task id the moment it arrives."""
+        """Commit the task id the moment it arrives.
+
+        ``found``: the id was looked up after an earlier run lost the creation's answer (a
+        provider with client-chosen ids): the take is no longer counted as ambiguous.
+        """
         self._move(
             key, _CAN_GET_TASK, S.SUBMITTED, "take_submitted",
             {"task_id": task_id, "credits_reserved": credits_reserved,
@@ -80,7 +86,18 @@ class Transitions(StoreBase):
              "gateway_status": "pending", "progress": 0, "last_error_code": None,
              "last_error": None},
             {"task_id": task_id, "credits_reserved": credits_reserved,
-             "estimated_time": estimated_time},
+             "estimated_time": estimated_time, "found": found},
+            sql_sets=_UNAMBIGUOUS if found else "",
+        )
+
+    def mark_never_created(self, key: str, message: str) -> None:
+        """A creation an earlier run lost the answer of was looked up and does not exist: it
+        never arrived, so nothing was billed. Back to ``new``; the attempt is not counted
+        (so the next one carries the same client-chosen id) nor charged to the budget."""
+        self._move(
+            key, _LOST, S.NEW, "take_never_created",
+            {"last_error_code": None, "last_error": redact(message)}, {"message": message},
+            sql_sets=f"attempts = attempts - 1, {_UNAMBIGUOUS}", ledger="not_sent",
         )
 
     def mark_not_sent(self, key: str, message: str) -> None:
@@ -210,8 +227,10 @@ class Transitions(StoreBase):
         sql_sets: str = "",
         sql_params: tuple[Any, ...] = (),
         durable: bool = True,
+        ledger: str | None = None,
     ) -> None:
-        """Check the transition, update the take, log the event.
+        """Check the transition, update the take, log the event (``ledger``: the outcome of
+        the take's last attempt, when the move decides it otherwise than by its statuses).
 
         The check is the UPDATE's own ``WHERE key = ? AND status IN (...)``: one statement
         where there were two, the status read only when no row changed (to tell an unknown
@@ -233,18 +252,20 @@ class Transitions(StoreBase):
             elif conn.execute(sql, params).rowcount != 1:
                 raise self._refused(conn, key, to.value if to else event)
             insert_event(conn, self._clock(), key, event, details)
-            self._after_move(conn, key, old, to, values)
+            self._after_move(conn, key, old, to, values, ledger)
 
     def _after_move(
         self, conn: sqlite3.Connection, key: str, old: TakeStatus | None,
-        to: TakeStatus | None, values: Mapping[str, Any],
+        to: TakeStatus | None, values: Mapping[str, Any], ledger: str | None = None,
     ) -> None:
         """Keep the ``attempts`` ledger (the budget's source of truth) in step.
 
         ``old`` is known when ``to`` is failed or new (:meth:`_move` reads it then).
         """
-        if to is S.SUBMITTED:
-            outcome: str | None = "submitted"
+        if ledger is not None:
+            outcome: str | None = ledger
+        elif to is S.SUBMITTED:
+            outcome = "submitted"
         elif to is S.AMBIGUOUS:
             outcome = "ambiguous"
         elif to is S.FAILED or to is S.NEW:

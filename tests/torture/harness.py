@@ -26,6 +26,9 @@ from runner.emulator import EmulatorSettings
 from tests.commands.test_run import FAST_FLAGS, decodes, fast_emulator, write_manifest
 
 KEY = "sk-TORTURE-5f1e2d3c4b5a69788796a5b4c3d2e1f0"
+ACCESS_KEY = "AK-TORTURE-0a1b2c3d4e5f"  # Kling's access key (KEY is then its secret key)
+#: Every provider's scenario is the same scenario: the emulator speaks its wire format.
+PROVIDERS = ("gateway", "fal", "kling")
 
 
 @dataclass(frozen=True)
@@ -65,8 +68,9 @@ def store_path(root: Path) -> Path:
 def env() -> dict[str, str]:
     """The environment of a ``shotrun`` subprocess: the torture key, no stray overrides."""
     base = {k: v for k, v in os.environ.items()
-            if k not in ("SHOTRUN_BASE_URL", "SHOTRUN_FILES_URL")}
-    return {**base, "SHOTRUN_API_KEY": KEY}
+            if k not in ("SHOTRUN_BASE_URL", "SHOTRUN_FILES_URL", "SHOTRUN_PROVIDER")}
+    return {**base, "SHOTRUN_API_KEY": KEY, "FAL_KEY": KEY, "KLING_SECRET_KEY": KEY,
+            "KLING_ACCESS_KEY": ACCESS_KEY}
 
 
 def run_args(manifest_path: Path, base_url: str, *extra: str) -> list[str]:

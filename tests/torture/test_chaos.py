@@ -12,8 +12,19 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from runner.emulator import run_emulator
-from tests.torture.harness import Scale, audit, emulator, manifest, run_args, run_cli, store_path
+from tests.torture.harness import (
+    PROVIDERS,
+    Scale,
+    audit,
+    emulator,
+    manifest,
+    run_args,
+    run_cli,
+    store_path,
+)
 
 PER_TAKE = 8.1 * 3  # credits of one 3 s 720p take at the emulator's default rate
 
@@ -22,13 +33,15 @@ CHAOS = {"error_rates": {"500": 0.10, "502": 0.05, "503": 0.05, "429": 0.10},
          "failure_codes": ("service_error",), "concurrency_cap": 4}
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
 async def test_chaos_every_take_done_and_the_summary_tells_the_truth(
-        tmp_path: Path, scale: Scale) -> None:
+        tmp_path: Path, scale: Scale, provider: str) -> None:
     count = scale.takes
     path = manifest(tmp_path, count, api="  concurrency: 6\n")
     summaries = []
-    async with run_emulator(emulator(seed=11, **CHAOS)) as emu:
-        args = run_args(path, emu.base_url, "--json", "--retries", "6")
+    async with run_emulator(emulator(seed=11, **CHAOS), provider=provider) as emu:
+        args = run_args(path, emu.base_url, "--json", "--retries", "6", "--provider",
+                        provider)
         for attempt in range(4):
             code, out, _err = await run_cli(args + (["--retry-failed"] if attempt else []))
             summary = json.loads(out)
@@ -55,7 +68,11 @@ async def test_chaos_every_take_done_and_the_summary_tells_the_truth(
     totals = status["totals"]
     assert code_s == 0 and totals["done"] == count
     assert totals["ambiguous_submissions"] == result.ambiguous
-    assert sum(s["ambiguous"] for s in summaries) == result.ambiguous
+    # A run's summary counts the ambiguous creations it met, and also the takes an earlier
+    # run left held after losing their answers (planned again as "ambiguous submission"):
+    # those were counted then already, once each.
+    carried = sum(len(s["held"]) for s in summaries[:-1])
+    assert sum(s["ambiguous"] for s in summaries) - carried == result.ambiguous
     # Credits: never fewer than the gateway reserved; more only by the estimates of
     # ambiguous submissions the gateway never received.
     reserved = stats["credits_reserved"]
@@ -70,6 +87,8 @@ async def test_chaos_every_take_done_and_the_summary_tells_the_truth(
     # Every task the gateway accepted is known to the store, or was an ambiguous creation.
     assert with_task <= stats["accepted_tasks"] <= with_task + result.ambiguous, \
         (with_task, stats["accepted_tasks"], result.ambiguous)
+    if provider == "kling":  # lost answers looked up: none ambiguous, none paid twice
+        assert result.ambiguous == 0 and stats["accepted_tasks"] == with_task
     shown = {k: stats[k] for k in ("accepted_tasks", "failed_tasks", "rate_limited",
                                    "injected_errors", "resets", "truncated")}
     print(f"chaos: {len(summaries)} run(s), {shown}, ambiguous {result.ambiguous}")

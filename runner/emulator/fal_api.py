@@ -1,0 +1,180 @@
+"""The emulator speaking fal.ai's queue API (providers.md), on the same task board.
+
+A fal input is read back into the gateway's canonical body (the tier from the app, the
+string durations as numbers), checked by the same validation and admitted as every format
+is, so the same faults, real videos and stats apply. What is fal's own:
+
+* auth ``Authorization: Key <key>``; errors as ``{"detail": ...}`` (a list of
+  ``{loc, msg, type}`` for a refused input, 422), with fal's statuses: out of credits is a
+  403 saying the balance is exhausted (not a 402), 429 rate limited, 5xx trouble;
+* submit answers ``{request_id, status_url, response_url, cancel_url}`` and nothing about the
+  task; status is ``IN_QUEUE`` with ``queue_position``, ``IN_PROGRESS``, ``COMPLETED`` (with
+  ``error`` when the request failed), never a percentage; the result is ``{video: {url,
+  content_type, file_name, file_size}}``;
+* ``duration`` must be a string (``"5"``): a number is refused, as fal's schema refuses it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from runner.emulator.app import CORE, UPLOAD_PREFIX, EmulatorCore, WireFormat, admit, json_body
+from runner.emulator.responses import ApiError
+from runner.emulator.tasks import Task
+from runner.emulator.validation import validate_creation
+from runner.errors import PERMANENT_TASK_CODES
+from runner.model import MODEL_ID
+
+QUEUE = "/fal-ai/kling-video"
+TIERS = {"standard": "720p", "pro": "1080p", "4k": "4k"}
+APP_PATH = QUEUE + "/o3/{tier}/reference-to-video"
+REQUESTS = QUEUE + "/requests/"
+_SAME = ("prompt", "shot_type", "generate_audio", "start_image_url", "end_image_url",
+         "image_urls", "elements", "aspect_ratio")
+STATUS_WORDS = {"pending": "IN_QUEUE", "processing": "IN_PROGRESS", "completed": "COMPLETED",
+                "failed": "COMPLETED"}
+
+
+def respond(exc: ApiError) -> web.Response:
+    """An error as fal answers it."""
+    status, detail = exc.status, exc.message
+    if exc.code == "insufficient_quota" or status == 402:
+        status = 403
+        detail = ("User is locked. Reason: Exhausted balance. Top up your balance at "
+                  "fal.ai/dashboard/billing.")
+    if status == 400 and exc.param is not None:
+        status = 422
+        body: dict[str, Any] = {"detail": [{"loc": ["body", exc.param], "msg": detail,
+                                            "type": "value_error"}]}
+    else:
+        body = {"detail": detail}
+    return web.json_response(body, status=status, headers=exc.headers)
+
+
+def authenticate(request: web.Request, expected: str | None) -> None:
+    """``Authorization: Key <key>`` (any key when ``expected`` is None)."""
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    if scheme != "Key" or not key.strip():
+        raise ApiError(401, "Missing authorization: send Authorization: Key <FAL_KEY>.",
+                       code="missing_api_key")
+    if expected is not None and key.strip() != expected:
+        raise ApiError(401, "No user found for Key ID and Secret.", code="invalid_api_key")
+
+
+def _count(core: EmulatorCore, request: web.Request) -> None:
+    if request.method == "POST" and not request.path.startswith(REQUESTS) and \
+            not request.path.startswith(UPLOAD_PREFIX):
+        core.stats.creation_requests += 1
+    elif request.method == "GET" and request.path.endswith("/status"):
+        core.stats.polls += 1
+        task_id = request.path[len(REQUESTS):].split("/", 1)[0]
+        if core.board.get(task_id) is not None:
+            core.stats.polls_per_task[task_id] += 1
+
+
+def _creating(request: web.Request) -> bool:
+    return request.method == "POST" and request.path.startswith(QUEUE + "/o3/")
+
+
+WIRE = WireFormat("fal", (QUEUE + "/", UPLOAD_PREFIX), creating=_creating, count=_count,
+                  authenticate=authenticate, respond=respond)
+
+
+def _seconds(value: Any, param: str) -> int:
+    if not isinstance(value, str) or not value.isdigit():
+        raise ApiError(400, "Input should be a string of whole seconds, such as '5'",
+                       param=param)
+    return int(value)
+
+
+def canonical(body: Any, resolution: str) -> dict[str, Any]:
+    """The gateway's canonical body of a fal input (ApiError 422 when it is not one)."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "Input should be a JSON object", param="body")
+    known = {*_SAME, "multi_prompt", "duration"}
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise ApiError(400, "Extra inputs are not permitted", param=unknown[0])
+    out: dict[str, Any] = {"model": MODEL_ID, "resolution": resolution}
+    out.update({key: body[key] for key in _SAME if key in body})
+    out["duration"] = _seconds(body.get("duration", "5"), "duration")
+    if "multi_prompt" in body:
+        segments = body["multi_prompt"]
+        if not isinstance(segments, list):
+            raise ApiError(400, "Input should be a valid list", param="multi_prompt")
+        out["multi_prompt"] = [
+            {"prompt": item.get("prompt"), "duration": _seconds(item.get("duration"),
+                                                                "multi_prompt")}
+            if isinstance(item, dict) else item for item in segments]
+    return out
+
+
+def _urls(request: web.Request, task_id: str) -> dict[str, str]:
+    base = f"{request.app[CORE].board.base_url}{REQUESTS}{task_id}"
+    return {"status_url": f"{base}/status", "response_url": base,
+            "cancel_url": f"{base}/cancel"}
+
+
+async def submit(request: web.Request) -> web.StreamResponse:
+    """POST /fal-ai/kling-video/o3/{tier}/reference-to-video."""
+    core = request.app[CORE]
+    resolution = TIERS.get(request.match_info["tier"])
+    if resolution is None:
+        raise ApiError(404, f"Application {request.path[1:]} not found")
+    body = canonical(await json_body(request), resolution)
+    task, answered = admit(core, request, validate_creation(body), body)
+    if not answered:
+        return web.Response(status=500)  # never reaches the client
+    assert task is not None
+    return web.json_response({"request_id": task.task_id, **_urls(request, task.task_id)})
+
+
+def _task(request: web.Request) -> Task:
+    task = request.app[CORE].board.get(request.match_info["request_id"])
+    if task is None:
+        raise ApiError(404, "Request not found")
+    return task
+
+
+async def status(request: web.Request) -> web.StreamResponse:
+    """GET .../requests/{id}/status."""
+    core = request.app[CORE]
+    task = _task(request)
+    now = core.now()
+    word, _ = task.status(now)
+    body: dict[str, Any] = {"status": STATUS_WORDS[word], **_urls(request, task.task_id)}
+    if word == "pending":
+        body["queue_position"] = core.board.queued_before(task, now)
+    elif word == "failed":
+        code, message = task.failure()
+        body["error"] = message
+        body["error_type"] = code
+    return web.json_response(body)
+
+
+async def result(request: web.Request) -> web.StreamResponse:
+    """GET .../requests/{id}: the video of a completed request, or why there is none."""
+    core = request.app[CORE]
+    task = _task(request)
+    gateway = core.board.describe(task, core.now(), core.settings.link_ttl)
+    if gateway["status"] == "failed":
+        code, message = task.failure()
+        if code in PERMANENT_TASK_CODES:
+            raise ApiError(400, message, param="prompt")
+        raise ApiError(500, message)
+    if gateway["status"] != "completed":
+        raise ApiError(400, "Request is still in progress")
+    size = len(task.video or b"")
+    return web.json_response({"video": {"url": gateway["results"][0],
+                                        "content_type": "video/mp4",
+                                        "file_name": f"{task.task_id}.mp4",
+                                        "file_size": size}})
+
+
+def add_routes(app: web.Application) -> None:
+    """fal's routes (the shared ones are added by :func:`runner.emulator.app.build_app`)."""
+    app.router.add_post(APP_PATH, submit)
+    app.router.add_get(REQUESTS + "{request_id}/status", status)
+    app.router.add_get(REQUESTS + "{request_id}", result)

@@ -1,0 +1,57 @@
+"""The HTTP client the fal and Kling clients extend.
+
+Both are :class:`~runner.gateway.client.GatewayClient` underneath, so they inherit every
+property that client is tested for (TLS always verified, the key only to the configured
+origins and never in a message, capped answers, first-contact detection of a wrong URL,
+*ambiguous* for a creation whose answer was lost, downloads resumed with Range). What a
+provider changes is only what its documentation changes: the paths, the bodies, the
+``Authorization`` header and what its error answers mean.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from yarl import URL
+
+from runner.errors import GatewayError, PermanentGatewayError
+from runner.gateway.client import GatewayClient, _jsonable
+from runner.gateway.urls import join
+
+
+def json_bytes(body: Mapping[str, Any]) -> bytes:
+    """The request body as sent (frozen containers of the model become JSON lists/objects)."""
+    try:
+        return json.dumps(body, ensure_ascii=False, allow_nan=False,
+                          default=_jsonable).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise PermanentGatewayError(f"create task: payload is not JSON ({exc})") from None
+
+
+class ProviderClient(GatewayClient):
+    """A :class:`GatewayClient` whose subclasses change paths, bodies, header and errors.
+
+    ``error_of`` is the provider's reading of an answer that is not a success (the
+    signature of :func:`runner.providers.kling.error_of`).
+    """
+
+    error_of: Callable[..., GatewayError]
+
+    def _http_error(self, status: int, body: bytes, *, operation: str,
+                    retry_after: str | None, task_id: str | None) -> GatewayError:
+        return type(self).error_of(status, body, operation=operation,
+                                   retry_after=retry_after, task_id=task_id)
+
+    def url(self, path: str) -> URL:
+        """``path`` (already percent-encoded) under the configured base URL."""
+        return join(self._base, path)
+
+    async def send(self, method: str, path: str, *, operation: str, body: bytes | None = None,
+                   creating: bool = False, task_id: str | None = None) -> bytes:
+        """One exchange with the provider; the 2xx body or the translated error."""
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        return await self._exchange(method, self.url(path), operation=operation,
+                                    creating=creating, task_id=task_id, data=body,
+                                    extra_headers=headers)
