@@ -32,6 +32,7 @@ chosen          true for the take ``export`` ships and ``from_shot`` frames are 
                 (the picked take, else the shot's first finished take)
 picked          true when that take was chosen with ``shotrun pick``
 from_shots      the shots whose output frames this take starts from (continuity)
+note            the reviewer's note on this take's output (``shotrun review``), or null
 =============== =====================================================================
 """
 
@@ -50,7 +51,7 @@ TRACE_FIELDS = (
     "id", "shot", "take", "status", "task_id", "submitted", "completed", "downloaded",
     "wall_seconds", "polls", "credits", "output", "sha256", "error",
     "attempts", "failure_kind", "error_code", "reason", "progress", "tags",
-    "chosen", "picked", "from_shots",
+    "chosen", "picked", "from_shots", "note",
 )
 # The columns of ``takes`` a trace record is made of, in the order :func:`_trace` reads them
 # (the last one, the fingerprint, only says which version of the take a record is).
@@ -108,6 +109,7 @@ def _trace(row: Sequence[Any], output_dir: Path | None) -> dict[str, Any]:
         "chosen": False,  # known per shot, not per record: ``status`` fills these three in
         "picked": False,
         "from_shots": [],
+        "note": None,  # from the notes table: ``status`` fills it in
     }
 
 
