@@ -44,7 +44,8 @@ def manifest_take(manifest: Manifest, shot_id: str, take: int) -> Take:
     raise UsageError(f"{manifest.path}: shot {shot_id} has {has}, not {take}")
 
 
-def _rendered(manifest: Manifest) -> None:
+def require_rendered(manifest: Manifest) -> None:
+    """A :class:`UsageError` unless a run has made the store (nothing to choose before)."""
     if not store_path_for(manifest).is_file():
         raise UsageError(f"nothing is rendered yet for {manifest.path}: run it first "
                          "(`shotrun run MANIFEST`)")
@@ -83,7 +84,7 @@ def pick_take(manifest: Manifest, shot_id: str, take: int) -> Picked:
     :class:`runner.errors.StoreLocked` while a run holds the store (nothing written).
     """
     manifest_take(manifest, shot_id, take)
-    _rendered(manifest)
+    require_rendered(manifest)
     with StateStore.open(store_path_for(manifest)) as store:
         record = check_pick(manifest, store, shot_id, take)
         set_pick(store, shot_id, take, record.sha256)
@@ -109,7 +110,7 @@ def note_take(manifest: Manifest, key: str, text: str) -> str | None:
     """
     text = text.strip()
     take = note_key(manifest, key, text)
-    _rendered(manifest)
+    require_rendered(manifest)
     with StateStore.open(store_path_for(manifest)) as store:
         found = store.shot_records(take.shot_id)
         sha256 = next((r.sha256 for r in found if r.key == take.key), None)
