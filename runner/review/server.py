@@ -40,7 +40,7 @@ import structlog
 from aiohttp import web
 
 from runner.choices import check_pick, note_key, require_rendered
-from runner.errors import ShotrunError, StateError
+from runner.errors import ShotrunError, StateError, UsageError
 from runner.model import Manifest
 from runner.redact import redact, register_secret
 from runner.review.page import Situation, Snapshot, page_html, safe_build
@@ -138,8 +138,8 @@ class ReviewServer:
             await site.start()
         except OSError as exc:
             await self._runner.cleanup()
-            raise ShotrunError(f"cannot listen on {HOST}:{port}: {exc.strerror or exc}"
-                               ) from None
+            raise UsageError(f"--port {port}: cannot listen on {HOST}:{port}: "
+                             f"{exc.strerror or exc}") from None
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else port
