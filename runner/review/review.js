@@ -62,6 +62,7 @@
     var holder = document.createElement("template");
     holder.innerHTML = html;
     var fresh = holder.content.firstElementChild;
+    var refocus = null;  // a note being written: [its new box, selection start, end]
     if (!fresh) { return; }
     fresh.querySelectorAll("article.tile").forEach(function (tile) {
       var key = tile.getAttribute("data-key");
@@ -78,15 +79,14 @@
       }
       var note = before.querySelector("textarea"), fresher = tile.querySelector("textarea");
       if (note && fresher && (note === document.activeElement || note.value !== note.defaultValue)) {
-        var focused = note === document.activeElement;
         fresher.value = note.value;
-        if (focused) {
-          var start = note.selectionStart, end = note.selectionEnd;
-          setTimeout(function () { fresher.focus(); fresher.setSelectionRange(start, end); }, 0);
+        if (note === document.activeElement) {
+          refocus = [fresher, note.selectionStart, note.selectionEnd];
         }
       }
     });
     if (old) { old.replaceWith(fresh); } else { main.appendChild(fresh); }
+    if (refocus) { refocus[0].focus(); refocus[0].setSelectionRange(refocus[1], refocus[2]); }
   }
 
   function update(data) {
@@ -152,6 +152,7 @@
       if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && event.target.matches("textarea")) {
         event.preventDefault();
         saveNote(event.target.getAttribute("data-key"));
+        event.target.blur();  // saved: the keys move between takes again
       }
       return;
     }
