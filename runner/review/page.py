@@ -218,5 +218,6 @@ def page_html(manifest: Manifest, snapshot: Snapshot, version: int, token: str) 
         "pick · <kbd>n</kbd> note (<kbd>ctrl</kbd>+<kbd>enter</kbd> saves)</div>"
         '<div id="message" role="status" aria-live="polite"></div></header>'
         f"<main>{body}</main>"
+        f'<script src="/static/report.js?token={token}"></script>'
         f'<script src="/static/review.js?token={token}"></script></body></html>\n'
     )

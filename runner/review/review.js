@@ -23,25 +23,11 @@
     return tiles().filter(function (t) { return t.getAttribute("data-key") === key; })[0] || null;
   }
 
+  // The filters are the report's own script (served beside this one): it filters again on
+  // every "change" of a filter box, so a redrawn section is filtered by asking it to.
   function applyFilters() {
-    var on = {}, tags = [];
-    document.querySelectorAll(".filters input").forEach(function (box) {
-      if (box.getAttribute("data-kind") === "status") { on[box.value] = box.checked; }
-      else if (box.checked) { tags.push(box.value); }
-    });
-    var count = 0;
-    document.querySelectorAll("section.shot").forEach(function (shot) {
-      var mine = JSON.parse(shot.getAttribute("data-tags") || "[]");
-      var tagOk = tags.length === 0 || tags.some(function (t) { return mine.indexOf(t) >= 0; });
-      var any = false;
-      shot.querySelectorAll(".tile").forEach(function (tile) {
-        var ok = tagOk && on[tile.getAttribute("data-status")] !== false;
-        tile.hidden = !ok;
-        if (ok) { any = true; count += 1; }
-      });
-      shot.hidden = !any;
-    });
-    document.getElementById("shown").textContent = String(count);
+    var box = document.querySelector(".filters input");
+    if (box) { box.dispatchEvent(new Event("change")); }
   }
 
   function setCurrent(key) {
@@ -118,10 +104,6 @@
       if (answer && answer.state !== "error") { box.defaultValue = box.value; }
     });
   }
-
-  document.addEventListener("change", function (event) {
-    if (event.target.matches(".filters input")) { applyFilters(); }
-  });
 
   function shotsShown() {
     return Array.prototype.filter.call(document.querySelectorAll("section.shot"), visible);

@@ -3,7 +3,8 @@
 Routes (every one needs the token, in the query ``?token=`` or the ``X-Shotrun-Token``
 header; compared with :func:`hmac.compare_digest`; a request without it gets 403):
 
-- ``GET /`` the page; ``GET /static/review.js``, ``/static/review.css`` its script and style;
+- ``GET /`` the page; ``GET /static/review.js``, ``/static/report.js`` (the report's filters)
+  and ``/static/review.css``, its scripts and style;
 - ``GET /files/PATH`` a video or poster of the output folder (resolved, symlinks followed,
   and refused unless it lands inside the output folder: a video anywhere in it, a poster in
   ``.shotrun/posters/``; never the store, the logs or anything else);
@@ -45,7 +46,7 @@ from runner.model import Manifest
 from runner.redact import redact, register_secret
 from runner.review.page import Situation, Snapshot, page_html, safe_build
 from runner.review.pending import Pending, Wish
-from runner.review.static import CSS, JS
+from runner.review.static import CSS, FILTERS_JS, JS
 from runner.state import StateStore, store_path_for
 from runner.state.schema import writer_pid
 
@@ -227,6 +228,7 @@ class ReviewServer:
         app = web.Application(middlewares=[self._guard], client_max_size=64 * 1024)
         app.router.add_get("/", self._page)
         app.router.add_get("/static/review.js", self._script)
+        app.router.add_get("/static/report.js", self._filters)
         app.router.add_get("/static/review.css", self._style)
         app.router.add_get("/files/{path:.+}", self._file)
         app.router.add_get("/events", self._events)
@@ -276,6 +278,9 @@ class ReviewServer:
 
     async def _script(self, _request: web.Request) -> web.Response:
         return web.Response(text=JS, content_type="application/javascript")
+
+    async def _filters(self, _request: web.Request) -> web.Response:
+        return web.Response(text=FILTERS_JS, content_type="application/javascript")
 
     async def _style(self, _request: web.Request) -> web.Response:
         return web.Response(text=CSS + self._current().thumbs_css, content_type="text/css")

@@ -3,7 +3,7 @@
 Constants, never formatted with manifest, store or gateway text; the page's
 Content-Security-Policy allows scripts from the server itself only (``script-src 'self'``), so
 no inline script, and no text of a prompt, can run. The report's style comes first: the tiles
-are the report's.
+are the report's, and so are the filters (the report's script, served as a second file).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from importlib import resources
 
 from runner.report.static import CSS as REPORT_CSS
+from runner.report.static import JS as REPORT_JS
 
 CSS = REPORT_CSS + """
 .keys{color:var(--dim);font-size:11px;margin-top:6px}
@@ -33,6 +34,9 @@ border-radius:4px;font:inherit;font-size:12px;padding:4px;resize:vertical}
 .next{font-size:12px;color:var(--warn);width:100%}
 .tile.current{outline:2px solid var(--run)}
 """
+
+# The report's filters serve the review page as they are (``/static/report.js``).
+FILTERS_JS = REPORT_JS
 
 # The script is a file of its own (runner/review/review.js, package data): JavaScript that
 # editors and linters can read, not a Python string.

@@ -14,9 +14,8 @@ from aiohttp import ClientSession
 from runner import cli
 from runner.manifest import load_manifest
 from runner.review.server import ReviewServer
-
-FAST_FLAGS = ["--poll-min", "0.01", "--poll-max", "0.05", "--backoff-base", "0.01",
-              "--backoff-cap", "0.05", "--submit-rate", "0"]
+from runner.state import store_path_for
+from tests.commands.test_run import FAST_FLAGS
 
 # s02 starts from s01's last frame: picking the other take of s01 makes s02 stale.
 CHAIN = """\
@@ -49,6 +48,14 @@ def write_manifest(root: Path, shots: str = CHAIN, *, processing: float = 0.03) 
 
 def run_manifest(manifest: Path) -> None:
     assert cli.main(["-q", "run", str(manifest), *FAST_FLAGS]) == 0
+
+
+async def finished_run(root: Path) -> tuple[Path, Path]:
+    """The chain manifest, run to the end (in a thread: the run has its own event loop),
+    and its store's path."""
+    manifest = write_manifest(root)
+    await asyncio.to_thread(run_manifest, manifest)
+    return manifest, store_path_for(root / "out")
 
 
 @asynccontextmanager

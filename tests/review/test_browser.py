@@ -119,9 +119,9 @@ async def test_takes_appear_live_a_click_picks_and_the_chain_is_what_plan_shows(
              if status["state"] in ("will run", "will retry") and rows[key]["status"] == "done"}
     assert shown == again == {"s02-turn/take-1": {"state": "will run",
                                                   "reason": "source changed"}}
-    # The prompt's <script> is text on the page; it never ran, and nothing was blocked
-    # because nothing tried.
-    assert checks["pwned"] == "undefined" and checks["scripts"] == 1
+    # The prompt's <script> is text on the page (the two scripts are the server's); it never
+    # ran, and nothing was blocked because nothing tried.
+    assert checks["pwned"] == "undefined" and checks["scripts"] == 2
     assert checks["violations"] == []
     assert "<script>window.__pwned = 1</script>" in checks["prompt"]
 

@@ -18,6 +18,7 @@ import pytest
 from runner import cli
 from runner.state import StateStore, store_path_for
 from tests.review.helpers import (
+    finished_run,
     get,
     plan_json,
     post,
@@ -50,8 +51,8 @@ def picks_in(manifest: Path) -> list[tuple[str, int]]:
         return list(conn.execute("SELECT shot_id, take FROM picks"))
 
 
-ROUTES = ["/", "/static/review.js", "/static/review.css", "/files/s01-walk/take-1.mp4",
-          "/events", "/api/state"]
+ROUTES = ["/", "/static/review.js", "/static/report.js", "/static/review.css",
+          "/files/s01-walk/take-1.mp4", "/events", "/api/state"]
 
 
 @pytest.mark.parametrize("path", ROUTES)
@@ -153,7 +154,8 @@ async def test_every_answer_has_the_policy_and_the_page_escapes_the_prompt(
     page = body.decode()
     assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in page
     assert "<script>window" not in page
-    assert page.count("<script") == 1  # the page's own, from the server
+    assert page.count("<script") == 2  # the page's own two, from the server
+    assert page.count('<script src="/static/') == 2
 
 
 async def test_the_api_key_never_reaches_the_page(
@@ -210,9 +212,7 @@ async def test_a_pick_and_a_note_reach_status_plan_and_the_report(
 
 async def test_while_a_run_holds_the_store_picks_and_notes_wait_and_are_saved_when_it_ends(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    manifest = write_manifest(tmp_path)
-    await asyncio.to_thread(run_manifest, manifest)
-    store_path = store_path_for(tmp_path / "out")
+    manifest, store_path = await finished_run(tmp_path)
     async with serving(manifest) as server:
         writer = StateStore.open(store_path)  # a run would hold it so, for its whole life
         try:
@@ -244,9 +244,7 @@ async def test_while_a_run_holds_the_store_picks_and_notes_wait_and_are_saved_wh
 
 async def test_a_waiting_pick_that_cannot_be_saved_any_more_is_said_on_the_page(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    manifest = write_manifest(tmp_path)
-    await asyncio.to_thread(run_manifest, manifest)
-    store_path = store_path_for(tmp_path / "out")
+    manifest, store_path = await finished_run(tmp_path)
     async with serving(manifest) as server:
         writer = StateStore.open(store_path)
         try:
