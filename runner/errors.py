@@ -8,6 +8,7 @@ boundary where they happen, so that the scheduler and the CLI reason about *what
     ├── UsageError                      bad command line                      -> exit 2
     ├── ManifestError                   invalid manifest (holds every Problem) -> exit 2
     ├── StateError                      the state store cannot be used (opening it: exit 2)
+    │   ├── StoreLocked                 another process holds the writer lock (a run)
     │   └── StoreWriteFailed            it stopped recording mid-way (disk full...) -> exit 4
     ├── GatewayError                    anything the gateway (or the way to it) said
     │   ├── TransientGatewayError       retry later with backoff
@@ -116,6 +117,14 @@ class ManifestError(ShotrunError, ValueError):
 
 class StateError(ShotrunError):
     """The state store is unusable (locked by another run, newer schema, corrupt)."""
+
+
+class StoreLocked(StateError):
+    """Another process (a run) holds the store's writer lock; ``pid`` as it wrote it."""
+
+    def __init__(self, message: str, pid: int | None = None) -> None:
+        super().__init__(message)
+        self.pid = pid
 
 
 class StoreWriteFailed(StateError):

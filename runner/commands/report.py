@@ -61,13 +61,14 @@ def report_from_store(manifest: Manifest, store: StateStore, *,
     """
     from runner.report import WrittenReport, is_current, page_state, report_path, write_report
     from runner.state.continuity import chosen_takes, picks
+    from runner.state.notes import notes
 
     state = page_state(manifest, store.stamp())  # before reading: a later change shows
     if not force and is_current(manifest, state):
         return WrittenReport(report_path(manifest), None)
     records = store.records()
     fingerprints = {take.key: take.fingerprint for take in manifest.takes}
-    return write_report(manifest, records, state=state,
+    return write_report(manifest, records, state=state, notes=notes(store),
                         chosen=chosen_takes(records, picks(store), fingerprints))
 
 

@@ -10,7 +10,8 @@ cannot even be found or is a file, or an unreadable store.
 ``--json`` prints ``{"manifest", "state", "run", "running_pid", "warning", "takes": [trace
 records], "totals"}``; the trace record's fields are listed in :mod:`runner.state.trace`,
 and each take also has ``chosen`` (the take ``export`` ships and ``from_shot`` frames come
-from), ``picked`` (chosen by ``shotrun pick``) and ``from_shots`` (the shots it starts from).
+from), ``picked`` (chosen by ``shotrun pick``), ``from_shots`` (the shots it starts from) and
+``note`` (the reviewer's note, ``shotrun review``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from runner.redact import redact
 from runner.selection import names_take
 from runner.state import StateStore, store_path_for
 from runner.state.continuity import chosen_takes, frame_sources, picks, source_changes
+from runner.state.notes import current_notes, notes
 from runner.state.schema import writer_pid
 from runner.state.trace import new_trace_record, read_traces, trace_totals
 from runner.words import count, plural
@@ -132,6 +134,8 @@ def _gather(manifest_path: Path, only: Sequence[str]) -> dict[str, Any]:
             totals = store.totals()
             life = {key: totals[key] for key in life}
             chosen = chosen_takes(stored, picks(store), fingerprints or None)
+            for key, text in current_notes(notes(store), stored).items():
+                records[key]["note"] = text
             if manifest is not None:  # continuity: its source was rendered or picked anew
                 stale.update(source_changes(store, manifest.takes))
         for key in stale:

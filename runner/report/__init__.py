@@ -25,6 +25,7 @@ from runner.model import Manifest
 from runner.report.media import write_atomic
 from runner.report.render import render_html, state_of_page
 from runner.report.view import RecordLike, ReportData, Totals, collect
+from runner.state.notes import Note
 from runner.words import count
 
 log = structlog.get_logger()
@@ -103,12 +104,14 @@ def is_current(manifest: Manifest, state: str, path: Path | None = None) -> bool
 def write_report(
     manifest: Manifest, records: Iterable[RecordLike], *, path: Path | None = None,
     chosen: Mapping[str, tuple[int, bool]] | None = None, state: str = "",
+    notes: Mapping[str, Note] | None = None,
 ) -> WrittenReport:
     """Write the report of ``manifest`` (at ``path``, default ``<output_dir>/report.html``);
     ``chosen`` (shot id -> chosen take, picked or not) marks the chosen tiles; ``state``
-    (:func:`page_state`) is written into the page for :func:`is_current`."""
+    (:func:`page_state`) is written into the page for :func:`is_current`; ``notes`` (the
+    store's) are shown on their takes."""
     target = path or report_path(manifest)
-    data = collect(manifest, records, chosen=chosen, page_dir=target.parent)
+    data = collect(manifest, records, chosen=chosen, page_dir=target.parent, notes=notes)
     if state:
         data = replace(data, state=state)
     write_atomic(target, render_html(data).encode("utf-8"))

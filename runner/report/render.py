@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from html import escape
 
 from runner.report.static import CSS, JS, script_hash
@@ -86,7 +87,7 @@ def _ordered_statuses(statuses: tuple[str, ...]) -> list[str]:
     return known + sorted(status for status in statuses if status not in _STATUS_ORDER)
 
 
-def _totals(totals: Totals) -> str:
+def totals_html(totals: Totals) -> str:
     cells = [(str(totals.takes), "takes")]
     for status in _ordered_statuses(tuple(totals.by_status)):
         cells.append((str(totals.by_status[status]), status_label(status)))
@@ -145,7 +146,11 @@ def _fact(name: str, value: str, css: str = "") -> str:
     return f"<dt>{_e(name)}</dt><dd{cls}>{value}</dd>"
 
 
-def _tile(shot: ShotView, take: TakeView) -> str:
+# Extra HTML at the end of a tile (``shotrun review``'s buttons), made by the caller.
+Controls = Callable[[ShotView, TakeView], str]
+
+
+def _tile(shot: ShotView, take: TakeView, controls: Controls | None = None) -> str:
     status = _css_token(take.status)
     ratio = "r" + shot.aspect_ratio.replace(":", "x")
     if take.video_src:
@@ -188,6 +193,8 @@ def _tile(shot: ShotView, take: TakeView) -> str:
     if take.error or take.error_code:
         text = ": ".join(part for part in (take.error_code, take.error) if part)
         facts.append(_fact("error", _e(text), "error"))
+    if take.note:
+        facts.append(_fact("note", _e(take.note), "note"))
     chosen = " chosen" if take.chosen else ""
     chosen += " picked" if take.picked else ""
     badge = ('<span class="badge picked" title="chosen with shotrun pick">picked</span>'
@@ -199,11 +206,13 @@ def _tile(shot: ShotView, take: TakeView) -> str:
         f'data-key="{_e(take.key)}" id="take-{_e(take.key)}">'
         f'<div class="frame {ratio}">{frame}</div>'
         f'<h3 class="take-no">take {take.take}{badge}</h3>'
-        f'<dl class="facts">{"".join(facts)}</dl></article>'
+        f'<dl class="facts">{"".join(facts)}</dl>'
+        f'{controls(shot, take) if controls else ""}</article>'
     )
 
 
-def _shot(shot: ShotView) -> str:
+def shot_html(shot: ShotView, controls: Controls | None = None) -> str:
+    """One shot's section: its prompt and inputs once, then its tiles (with ``controls``)."""
     names = {item.label: item.text for item in shot.inputs if item.label.startswith("@")}
     chips = [shot.resolution, shot.aspect_ratio, f"{shot.duration} s"]
     if shot.generate_audio:
@@ -216,7 +225,7 @@ def _shot(shot: ShotView) -> str:
         prompts.append(f'<div class="prompt">{seg}{highlight_prompt(text, names)}</div>')
     inputs = "".join(_input(item) for item in shot.inputs)
     inputs_html = f'<div class="inputs">{inputs}</div>' if inputs else ""
-    tiles = "".join(_tile(shot, take) for take in shot.takes)
+    tiles = "".join(_tile(shot, take, controls) for take in shot.takes)
     links = []
     if shot.from_shots:
         links.append("starts from " + ", ".join(
@@ -265,7 +274,7 @@ def render_html(data: ReportData) -> str:
         f"style-src 'unsafe-inline'; script-src {script_hash()}; base-uri 'none'; "
         "form-action 'none'"
     )
-    body = "".join(_shot(shot) for shot in data.shots) or (
+    body = "".join(shot_html(shot) for shot in data.shots) or (
         '<p class="empty">This manifest has no takes.</p>'
     )
     return (
@@ -279,6 +288,6 @@ def render_html(data: ReportData) -> str:
         f"<style>{CSS}{_thumb_css(data)}</style></head><body>"
         f"<header><h1>{_e(data.title)}</h1>"
         f'<div class="meta">{_e(data.manifest_path)} · generated {_e(data.generated_at)}</div>'
-        f"{_totals(data.totals())}{_filters(data)}</header>"
+        f"{totals_html(data.totals())}{_filters(data)}</header>"
         f"<main>{body}</main><script>{JS}</script></body></html>\n"
     )

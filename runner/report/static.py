@@ -80,6 +80,7 @@ color:var(--ok);font-weight:600}
 .s-ambiguous .status,.s-held .status{color:var(--warn)}
 dd.warn{color:var(--warn)}
 .error{color:#ffb4ad;white-space:pre-wrap}
+.facts dd.note{color:#ffe7a3;white-space:pre-wrap}
 .empty{color:var(--dim);padding:30px 0}
 """
 

@@ -29,6 +29,7 @@ from runner.model import (
     VideoElement,
 )
 from runner.report.media import make_poster, probe_video, thumbnail_data_uri
+from runner.state.notes import Note, current_notes
 
 NOT_RUN = "new"  # the state store's word for a take never submitted
 
@@ -126,6 +127,7 @@ class TakeView:
     reason: str | None = None  # why this render happens (new, prompt changed, ...)
     chosen: bool = False  # the take export ships and from_shot frames come from
     picked: bool = False  # chosen by ``shotrun pick`` (not by default)
+    note: str | None = None  # the reviewer's note on this output (``shotrun review``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,6 +336,7 @@ def collect(
     page_dir: Path | None = None,
     posters_dir: Path | None = None,
     now: dt.datetime | None = None,
+    notes: Mapping[str, Note] | None = None,
 ) -> ReportData:
     """Gather the report of ``manifest`` from its state ``records`` and its outputs on disk.
 
@@ -341,7 +344,8 @@ def collect(
     edited its old output is not shown as the new take's result. ``chosen`` (shot id -> the
     chosen take's number and whether it was picked, from
     :func:`runner.state.continuity.chosen_takes`) marks tiles; chains come from the
-    manifest's ``from_shot`` frames.
+    manifest's ``from_shot`` frames. ``notes`` (the store's, by take key) are shown on the
+    tiles whose output is the one they were written about.
     """
     page_dir = page_dir or manifest.output_dir
     posters_dir = posters_dir or manifest.output_dir / ".shotrun" / "posters"
@@ -369,6 +373,10 @@ def collect(
         take_views = [replace(view, chosen=True, picked=picked)
                       if view.take == number and view.status == "done" else view
                       for view in take_views]
+        if notes:
+            held = current_notes(notes, take_views)
+            take_views = [replace(view, note=held[view.key]) if view.key in held else view
+                          for view in take_views]
         views.append(
             ShotView(
                 shot_id=shot_id,

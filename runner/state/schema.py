@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from runner.errors import StateError
+from runner.errors import StateError, StoreLocked
 from runner.fsutil import make_dirs
 
 SCHEMA_VERSION = 3
@@ -251,15 +251,16 @@ class WriterLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        """Take the lock or raise :class:`StateError` naming the pid that holds it."""
+        """Take the lock or raise :class:`StoreLocked` naming the pid that holds it."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
             os.close(fd)
-            raise StateError(
-                f"another shotrun run is using {self.store_path} (pid {holder})"
+            raise StoreLocked(
+                f"another shotrun run is using {self.store_path} (pid {holder})",
+                int(holder) if holder.isdigit() else None,
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)

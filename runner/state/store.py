@@ -151,7 +151,7 @@ class StateStore(Transitions):
         return [event_from_row(row) for row in rows]
 
     def stamp(self) -> str:
-        """A short digest that changes whenever a take's record or a pick changes.
+        """A short digest that changes whenever a take's record, a pick or a note changes.
 
         Every transition sets ``updated_at`` (and sync, a fingerprint change or a retag writes
         rows afresh), so the count, the latest and the sum of ``updated_at`` over the takes,
@@ -165,7 +165,10 @@ class StateStore(Transitions):
             chosen = tuple(conn.execute(
                 "SELECT COUNT(*), MAX(picked_at), TOTAL(picked_at + take) FROM picks"
             ).fetchone())
-        return hashlib.sha256(repr((takes, chosen)).encode()).hexdigest()[:32]
+            noted = tuple(conn.execute(  # a reviewer's notes show on the page too
+                "SELECT COUNT(*), MAX(noted_at), TOTAL(noted_at + length(text)) FROM notes"
+            ).fetchone())
+        return hashlib.sha256(repr((takes, chosen, noted)).encode()).hexdigest()[:32]
 
     def totals(self) -> dict[str, Any]:
         """Counts per status, attempts, ambiguous submissions and credits committed."""

@@ -38,6 +38,7 @@ codec           its video codec (e.g. h264), or null
 audio_codec     its audio codec (e.g. aac), null without sound or until done
 size_warning    "960x540 where 1280x720 was expected" when the size is not the expected
                 one (nominal, or observed by ``shotrun probe``), else null
+note            the reviewer's note on this take's output (``shotrun review``), or null
 =============== =====================================================================
 """
 
@@ -59,7 +60,7 @@ TRACE_FIELDS = (
     "wall_seconds", "polls", "credits", "output", "sha256", "error",
     "attempts", "failure_kind", "error_code", "reason", "progress", "tags",
     "chosen", "picked", "from_shots",
-    "width", "height", "fps", "codec", "audio_codec", "size_warning",
+    "width", "height", "fps", "codec", "audio_codec", "size_warning", "note",
 )
 # The columns of ``takes`` a trace record is made of, in the order :func:`_trace` reads them
 # (the last one, the fingerprint, only says which version of the take a record is).
@@ -120,6 +121,7 @@ def _trace(row: Sequence[Any], output_dir: Path | None,
         "picked": False,
         "from_shots": [],
         **trace_fields(json.loads(video) if video else None),
+        "note": None,  # from the notes table: ``status`` fills it in
     }
 
 
