@@ -114,14 +114,15 @@ def save_profile(output_dir: Path, profile: GatewayProfile) -> Path:
     return path
 
 
-def gateway_label(base_url: str, uses_emulator: bool) -> str:
+def gateway_label(base_url: str, uses_emulator: bool, provider: str = "gateway") -> str:
     """How a profile names the gateway it was observed on: ``emulator`` for the built-in one
-    (its port changes every run), else the URL without query or fragment."""
-    if uses_emulator:
-        return "emulator"
+    (its port changes every run), else the URL without query or fragment; another
+    provider than the gateway is named after it (``emulator (kling)``): one provider's
+    outputs say nothing of another's."""
     from runner.gateway.urls import safe_url_text
 
-    return safe_url_text(base_url)
+    label = "emulator" if uses_emulator else safe_url_text(base_url)
+    return label if provider == "gateway" else f"{label} ({provider})"
 
 
 @dataclass(frozen=True)

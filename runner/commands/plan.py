@@ -228,7 +228,7 @@ def _profile(manifest: Manifest) -> ProfileChoice:
     except UsageError:
         return profile_for(manifest.output_dir, None)  # run will say what is wrong
     return profile_for(manifest.output_dir, gateway_label(config.base_url,
-                                                          config.uses_emulator))
+                                                          config.uses_emulator, config.provider))
 
 
 def _profile_json(manifest: Manifest, takes: list[Take]) -> dict[str, Any]:

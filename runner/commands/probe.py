@@ -32,11 +32,13 @@ from runner.commands.run import (
     add_network_limits,
     client_limits,
 )
-from runner.errors import EXIT_FAILED, EXIT_OK, AuthenticationFailed, UsageError
+from runner.errors import EXIT_FAILED, EXIT_OK, AuthenticationFailed, ShotrunError, UsageError
 from runner.gateway.urls import safe_url_text
 from runner.model import Manifest
 from runner.profile import gateway_label
-from runner.redact import redact
+from runner.providers import add_flag as add_provider_flag
+from runner.providers import spec as provider_spec
+from runner.redact import redact, redact_value
 from runner.session import ClientLimits, Overrides, RunConfig, open_session, prepare
 
 if TYPE_CHECKING:  # imported when the command runs: `shotrun --help` stays light
@@ -66,6 +68,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--task-timeout", type=float, metavar="S", default=3600.0,
                         help="with --spend: stop waiting for the task after S seconds (the "
                         "next probe --spend follows it, never creates another; default 1 h)")
+    add_provider_flag(parser)
     add_network_limits(parser)
     parser.set_defaults(func=run)
 
@@ -82,22 +85,26 @@ class _Found:
     spent: Spent | None = None
     profile: str | None = None
     emulator: dict[str, Any] | None = None
+    error: str | None = None  # why the probe stopped early (--json says it too)
 
 
 async def _probe(manifest: Manifest, config: RunConfig, api_key: str, limits: ClientLimits,
-                 args: argparse.Namespace, shown: str) -> _Found:
+                 args: argparse.Namespace, shown: str, found: _Found) -> None:
+    """Probe, filling ``found`` as it goes: what was learnt before an error is reported."""
     from runner.gateway.client import GatewayClient
     from runner.probe import report
     from runner.probe.checks import run_checks
+    from runner.probe.dialects import dialect_for
     from runner.probe.spend import Following, spend_estimate, spend_once
     from runner.profile import save_profile
 
-    found = _Found()
     text = not args.json
     async with open_session(manifest, config, api_key, limits) as session:
+        gateway = session.gateway  # the real client: raw bodies and headers
+        assert isinstance(gateway, GatewayClient)
         try:
-            found.checks = await run_checks(session.gateway, manifest,
-                                            submit_rate=config.submit_rate)
+            found.checks = await run_checks(gateway, manifest, submit_rate=config.submit_rate,
+                                            dialect=dialect_for(config.provider))
             if text:  # what was asked for: printed with -q too, as status is
                 for line in report.check_lines(found.checks, shown):
                     _out(line)
@@ -105,8 +112,6 @@ async def _probe(manifest: Manifest, config: RunConfig, api_key: str, limits: Cl
                 _out(report.estimate_line(manifest, spend_estimate(manifest)), err=args.json)
                 how = Following(EMULATOR_POLLING if config.uses_emulator else REAL_POLLING,
                                 task_timeout=args.task_timeout)
-                gateway = session.gateway  # the real client: raw bodies and headers
-                assert isinstance(gateway, GatewayClient)
                 found.spent = spent = await spend_once(
                     gateway, manifest, base_url=_label(config),
                     built_in=config.uses_emulator, how=how)
@@ -117,19 +122,19 @@ async def _probe(manifest: Manifest, config: RunConfig, api_key: str, limits: Cl
                     for line in report.spend_lines(spent):
                         _out(line)
         except AuthenticationFailed as exc:
-            raise AuthenticationFailed(
-                f"{exc.message}; the key comes from the environment variable "
-                f"{config.api_key_env} (api.api_key_env)", code=exc.code,
-                status=exc.status) from None
+            where = (f"the environment variables {config.access_key_env} and "
+                     f"{config.api_key_env}" if config.access_key_env else
+                     f"the environment variable {config.api_key_env} (api.api_key_env)")
+            raise AuthenticationFailed(f"{exc.message}; the key comes from {where}",
+                                       code=exc.code, status=exc.status) from None
         finally:
             if session.emulator is not None:
                 found.emulator = session.emulator.stats()
-    return found
 
 
 def _label(config: RunConfig) -> str:
     """How the profile and messages name the gateway (the emulator's port changes per run)."""
-    return gateway_label(config.base_url, config.uses_emulator)
+    return gateway_label(config.base_url, config.uses_emulator, config.provider)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -138,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     from runner.manifest.outdir import check_output_dir
     from runner.probe import report
 
-    manifest = load_manifest(args.manifest)  # ManifestError -> exit 2
+    manifest = load_manifest(args.manifest, args.provider)  # ManifestError -> exit 2
     check_output_dir(manifest)
     if not args.task_timeout > 0:
         raise UsageError("--task-timeout must be a positive number of seconds")
@@ -146,13 +151,27 @@ def run(args: argparse.Namespace) -> int:
                                                   files_url=args.files_url))
     limits = client_limits(args)
     shown = "the built-in emulator" if config.uses_emulator else safe_url_text(config.base_url)
+    if config.provider != "gateway":
+        shown += f" ({provider_spec(config.provider).label})"
     if not args.json and not args.quiet:
         _out(f"shotrun probe: {manifest.name} via {shown}")
-    found = asyncio.run(_probe(manifest, config, api_key, limits, args, shown))
-    if args.json:
+    found = _Found()
+
+    def print_json() -> None:
         document = report.document(manifest, shown, config.uses_emulator, found.checks,
                                    found.spent, found.profile, found.emulator)
-        _out(json.dumps(document, indent=2, ensure_ascii=False))
+        document["error"] = found.error
+        _out(json.dumps(redact_value(document), indent=2, ensure_ascii=False))
+
+    try:
+        asyncio.run(_probe(manifest, config, api_key, limits, args, shown, found))
+    except ShotrunError as exc:
+        if args.json:  # a script reads stdout: what was found, and why it stopped
+            found.error = str(exc)
+            print_json()
+        raise
+    if args.json:
+        print_json()
     elif found.profile is not None:
         _out(f"profile: {found.profile} (plan and run now expect the sizes it observed)")
     elif not args.spend:
@@ -161,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _exit_code(found: _Found, *, spend: bool) -> int:
-    if found.checks is None or found.checks.created or not found.checks.creations_sent:
+    if found.checks is None or found.checks.paid_risk or not found.checks.creations_sent:
         return EXIT_FAILED
     if spend and (found.spent is None or found.spent.video is None):
         return EXIT_FAILED

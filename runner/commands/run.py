@@ -348,7 +348,7 @@ def run(args: argparse.Namespace) -> int:
     # What outputs are held to: the manifest's verify rule, and the sizes `shotrun probe`
     # observed on this very gateway (a profile of another one is left out, and said so).
     chosen = profile_for(manifest.output_dir, gateway_label(config.base_url,
-                                                            config.uses_emulator))
+                                                            config.uses_emulator, config.provider))
     expectations = OutputExpectations(manifest.verify, chosen.profile)
     settings = engine_settings(args, config)
     limits = client_limits(args)

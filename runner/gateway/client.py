@@ -297,6 +297,13 @@ class GatewayClient:
                 exc.status = 200
             raise
 
+    async def create_native(
+        self, body: Mapping[str, Any]
+    ) -> tuple[TaskState, dict[str, Any]]:
+        """A creation of a body already in the provider's words (``shotrun probe`` sends
+        bodies invalid on purpose): for the gateway the canonical payload is that body."""
+        return await self.create_task_answer(body)
+
     async def get_task(self, task_id: str) -> TaskState:
         """GET the task; 404 means the gateway does not know it."""
         return (await self.get_task_answer(task_id))[0]

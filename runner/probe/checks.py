@@ -22,14 +22,27 @@ Limits, said in the report too: a gateway that bills a refused creation, or that
 plain invalid body, and if it is accepted (a task created) nothing more is sent. Fields
 inside ``elements`` are not judged: a gateway checks them, if at all, after the body's own
 fields (the emulator does), so the invalid duration hides them.
+
+fal.ai and the Kling API are probed the same way in their own words (:mod:`.dialects`):
+their documented body fields, a duration of ``"0"``, fal's validation ``loc`` or the field
+the Kling message names. fal.ai documents no synchronous validation: a body it queues
+instead of refusing is cancelled at once (its documented cancel) and followed until it
+ends, and no further creation is sent. Beside the creations, one free query asks about a
+task nobody created (and, on the Kling API, looks up an ``external_task_id`` nobody used):
+a run reads the answer as "the provider does not know this task", and the Kling API's
+"never arrived", which is what keeps a lost creation from being paid twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import secrets
+import string
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -40,25 +53,27 @@ from runner.errors import (
     GatewayError,
     GatewayUnreachable,
     MalformedResponse,
+    PermanentGatewayError,
     RateLimited,
     TransientGatewayError,
 )
-from runner.gateway.types import Gateway
+from runner.gateway.client import GatewayClient
 from runner.model import Manifest
+from runner.probe.dialects import (
+    GATEWAY_DIALECT,
+    NEUTRAL_PROMPT,
+    PROBE_IMAGE_URL,
+    Dialect,
+)
+from runner.providers import FAL, GATEWAY, KLING
 from runner.redact import redact
 from runner.scheduler.backoff import BackoffPolicy
 from runner.wire import ELEMENT_FIELDS, TOP_LEVEL_FIELDS, normalise_renames
 
 log = structlog.get_logger()
 
-NEUTRAL_PROMPT = "A still, empty room in soft daylight; nothing moves."
 #: A name no gateway documents: the calibration of the validation order.
 UNKNOWN_FIELD = "shotrun_probe_no_such_field"
-#: Never fetched: the creations carrying it are refused before any image is looked at.
-PROBE_IMAGE_URL = "https://example.com/shotrun-probe.png"
-PROBE_CALLBACK_URL = "https://example.com/shotrun-probe-callback"
-INVALID_DURATION = 0
-IN_BASE = ("model", "prompt", "duration")  # the fields every probe body carries
 # How gateways word "no such field" (Go's encoding/json, pydantic, OpenAI, JSON Schema...):
 # words about a *name*, so that "unexpected value" of a known field does not count.
 _NAME = r"(?:field|param(?:eter)?|key|propert(?:y|ies)|argument|input|name)s?"
@@ -70,11 +85,15 @@ _UNKNOWN_WORDS = re.compile(
 )
 _TRANSIENT_TRIES = 4  # a 429 or a 5xx on a refused creation: asked again (it costs nothing)
 
-NAMES_FIRST_WHY = ("the gateway went on to judge the duration, and it names an unknown field "
-                   "before that")
+NAMES_FIRST_WHY = ("the duration was judged next, and an unknown field is named before that")
 
-NAMES_LATER_WHY = ("the answer is about the invalid duration, and this gateway does not name "
-                   "an unknown field before it (or ignores unknown fields)")
+NAMES_LATER_WHY = ("the answer is about the invalid duration, and an unknown field is not "
+                   "named before it (or unknown fields are ignored)")
+
+# What became of a creation fal.ai queued instead of refusing.
+CANCELLED, ENDED_FAILED, ENDED_DONE, STILL_QUEUED = (
+    "cancelled", "ended failed", "ended with a video", "still queued")
+QUEUED_WAIT = 120.0  # seconds a queued invalid request is followed before giving up on it
 
 # Verdicts.
 ACCEPTED = "accepted"
@@ -93,10 +112,37 @@ class Answer:
     message: str = ""  # redacted
     task_id: str | None = None  # set when the gateway *created* a task (it may bill it)
     created: bool = False  # the gateway accepted the body (2xx): a task may exist
+    # fal.ai may queue a body and validate it later: what became of that request
+    # (CANCELLED, ENDED_FAILED, ENDED_DONE, STILL_QUEUED); None when nothing was queued.
+    outcome: str | None = None
+    outcome_detail: str = ""
+
+    @property
+    def harmless(self) -> bool:
+        """A task was created but it ended, or was cancelled, without a video."""
+        return self.created and self.outcome in (CANCELLED, ENDED_FAILED)
 
     def as_json(self) -> dict[str, Any]:
         return {"status": self.status, "code": self.code, "param": self.param,
-                "message": self.message, "created": self.created, "task_id": self.task_id}
+                "message": self.message, "created": self.created, "task_id": self.task_id,
+                "outcome": self.outcome, "outcome_detail": self.outcome_detail or None}
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """How the provider answers about a task it does not know: the run reads a refusal
+    (4xx) as "the provider no longer knows the task", and on the Kling API a lost creation
+    is looked up by its ``external_task_id``, read as "never arrived" when not found."""
+
+    asked: str  # what was asked ("task <id>", "external_task_id <id>")
+    read_as_unknown: bool  # answered the way shotrun reads as "no such task"
+    status: int | None
+    code: str | None
+    message: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"asked": self.asked, "read_as_unknown": self.read_as_unknown,
+                "status": self.status, "code": self.code, "message": self.message}
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,49 +170,62 @@ class Checks:
     calibration: Answer | None
     names_first: bool  # the gateway reports an unknown name before the invalid duration
     fields: tuple[FieldCheck, ...]
-    not_checked: tuple[str, ...]  # wire names inside ``elements``
+    not_checked: tuple[str, ...]  # wire names inside list items
     creations_sent: int
     created: tuple[Answer, ...] = field(default=())  # answers that created a task
+    provider: str = GATEWAY
+    unknown_task: tuple[Lookup, ...] = ()
+
+    @property
+    def paid_risk(self) -> tuple[Answer, ...]:
+        """Creations that made a task which may have rendered (and been billed)."""
+        return tuple(answer for answer in self.created if not answer.harmless)
 
     @property
     def auth_status(self) -> int | None:
         return self.baseline.status
 
 
-def _wire_names(manifest: Manifest) -> dict[str, str | None]:
+def _wire_names(manifest: Manifest, dialect: Dialect) -> dict[str, str | None]:
+    """Each body field's name as sent: the manifest's ``api.wire`` renames apply to the
+    gateway only (``validate`` refuses them with another provider)."""
+    if dialect.provider != GATEWAY:
+        return {name: name for name in dialect.fields}
     renames = normalise_renames(manifest.api.wire)
     names = {name: renames.get(name, name) for name in TOP_LEVEL_FIELDS}
     names.update({name: renames.get(name, name) for name in ELEMENT_FIELDS})
     return names
 
 
-def _extra_fields(manifest: Manifest) -> dict[str, Any]:
+def _extra_fields(manifest: Manifest, dialect: Dialect) -> dict[str, Any]:
     """Every key of the shots' ``extra`` that is not a documented field, with one value."""
     found: dict[str, Any] = {}
     for take in manifest.takes:
         for key, value in take.request.extra.items():
-            if key not in TOP_LEVEL_FIELDS and key not in found:
+            if key not in TOP_LEVEL_FIELDS and key not in dialect.fields and key not in found:
                 found[key] = value
     return found
 
 
 class Probes:
-    """The bodies of the no-spend creations, named as the manifest names them on the wire."""
+    """The bodies of the no-spend creations, in the provider's words (for the gateway, as
+    the manifest names them on the wire)."""
 
-    def __init__(self, manifest: Manifest) -> None:
-        self.names = _wire_names(manifest)
-        self.model = manifest.api.model
-        self.extra = _extra_fields(manifest)
+    def __init__(self, manifest: Manifest, dialect: Dialect = GATEWAY_DIALECT) -> None:
+        self.dialect = dialect
+        self.names = _wire_names(manifest, dialect)
+        self.model = dialect.model_value(manifest.api.model)
+        self.extra = _extra_fields(manifest, dialect)
 
     def wire(self, name: str) -> str | None:
         return self.names.get(name, name)
 
     def base(self, *, with_prompt: bool = True) -> dict[str, Any]:
-        """``model``, ``prompt`` and the invalid ``duration``: refused by the duration rule."""
+        """The fields every body carries, with the invalid duration: refused by its rule."""
         body: dict[str, Any] = {}
-        for name, value in (("model", self.model),
-                            ("prompt", NEUTRAL_PROMPT if with_prompt else None),
-                            ("duration", INVALID_DURATION)):
+        for name in self.dialect.in_base:
+            value: Any = {"prompt": NEUTRAL_PROMPT if with_prompt else None,
+                          "duration": self.dialect.invalid_duration}.get(name, self.model)
             wire = self.wire(name)
             if wire is not None and value is not None:
                 body[wire] = value
@@ -176,32 +235,24 @@ class Probes:
         """A well-typed value for ``name``, so that only its name can be at issue."""
         if name in self.extra:
             return self.extra[name]
-        element: dict[str, Any] = {}
-        for inner, value in (("frontal_image_url", PROBE_IMAGE_URL),
-                             ("reference_image_urls", [])):
-            wire = self.wire(inner)
-            if wire is not None:
-                element[wire] = value
-        values: dict[str, Any] = {
-            "multi_prompt": [{"prompt": NEUTRAL_PROMPT, "duration": 3}],
-            "shot_type": "customize", "resolution": "720p", "aspect_ratio": "16:9",
-            "generate_audio": False, "start_image_url": PROBE_IMAGE_URL,
-            "end_image_url": PROBE_IMAGE_URL, "image_urls": [PROBE_IMAGE_URL],
-            "elements": [element], "callback_url": PROBE_CALLBACK_URL,
-        }
-        return values[name]
+        if name == "elements" and self.dialect.provider == GATEWAY:
+            element: dict[str, Any] = {}
+            for inner, value in (("frontal_image_url", PROBE_IMAGE_URL),
+                                 ("reference_image_urls", [])):
+                wire = self.wire(inner)
+                if wire is not None:
+                    element[wire] = value
+            return [element]
+        return self.dialect.values[name]
 
     def carrying(self, name: str) -> dict[str, Any]:
-        """The base body plus ``name`` (multi-shot fields replace the prompt, as they must)."""
-        multi = name in ("multi_prompt", "shot_type")
-        body = self.base(with_prompt=not multi)
-        if name == "shot_type":
-            wire = self.wire("multi_prompt")
+        """The base body plus ``name`` and the fields that must travel with it (multi-shot
+        fields replace the prompt, as they must)."""
+        body = self.base(with_prompt=name not in self.dialect.replace_prompt)
+        for other in (*self.dialect.companions.get(name, ()), name):
+            wire = self.wire(other) if other not in self.extra else other
             if wire is not None:
-                body[wire] = self.value("multi_prompt")
-        wire = self.wire(name) if name not in self.extra else name
-        assert wire is not None
-        body[wire] = self.value(name)
+                body[wire] = self.value(other)
         return body
 
     def calibration(self) -> dict[str, Any]:
@@ -211,14 +262,15 @@ class Probes:
         """(name, source) of every field checked on its own request."""
         renamed = {name for name, wire in self.names.items() if wire != name}
         found = [(name, "api.wire" if name in renamed else "documented")
-                 for name in TOP_LEVEL_FIELDS if name not in IN_BASE]
+                 for name in self.dialect.fields if name not in self.dialect.in_base]
         found += [(name, "extra") for name in self.extra]
         return found
 
 
-async def refused_creation(gateway: Gateway, body: Mapping[str, Any],
-                           backoff: BackoffPolicy | None = None) -> Answer:
-    """Send one creation invalid on purpose and say what came back.
+async def refused_creation(gateway: GatewayClient, body: Mapping[str, Any],
+                           backoff: BackoffPolicy | None = None,
+                           dialect: Dialect = GATEWAY_DIALECT) -> Answer:
+    """Send one creation invalid on purpose, in the provider's words, and say what came back.
 
     A refused key and an URL that is not the gateway raise (the whole probe stops on
     them); a 429 or a 5xx is asked again (a refused creation costs nothing); an answer that
@@ -227,7 +279,7 @@ async def refused_creation(gateway: Gateway, body: Mapping[str, Any],
     policy = backoff or BackoffPolicy(base=0.5, cap=5.0, retry_after_cap=30.0)
     for attempt in range(_TRANSIENT_TRIES):
         try:
-            state = await gateway.create_task(body)
+            state, _ = await gateway.create_native(body)
         except (AuthenticationFailed, GatewayUnreachable):
             raise
         except AmbiguousSubmission as exc:
@@ -241,22 +293,120 @@ async def refused_creation(gateway: Gateway, body: Mapping[str, Any],
             wait = exc.retry_after if isinstance(exc, RateLimited) else None
             await asyncio.sleep(policy.delay(attempt, wait))
         except GatewayError as exc:
-            return Answer(status=exc.status, code=exc.code, param=exc.param,
-                          message=redact(exc.message))
+            message = redact(exc.message)
+            return Answer(status=exc.status, code=exc.code,
+                          param=dialect.param(exc.param, message, body), message=message)
         else:
             log.warning("probe_creation_accepted", task_id=state.task_id)
             return Answer(status=200, task_id=state.task_id, created=True,
-                          message="the gateway created a task from a body invalid on purpose")
+                          message=f"{dialect.label} created a task from a body invalid on "
+                          "purpose")
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def settle_queued(gateway: GatewayClient, answer: Answer, *,
+                        wait: float = QUEUED_WAIT,
+                        clock: Callable[[], float] | None = None) -> Answer:
+    """What became of a creation fal.ai queued instead of refusing: cancelled at once
+    (providers.md documents the cancel), else followed until it ends or ``wait`` passes.
+
+    fal.ai documents no synchronous validation: a queue may accept any input and refuse it
+    on its runner. A request with a duration of 0 cannot render, but only its end says so.
+    """
+    from runner.providers.fal_client import FalClient
+
+    if not isinstance(gateway, FalClient) or answer.task_id is None:
+        return answer
+    now = clock or time.monotonic
+    task_id = answer.task_id
+    notes: list[str] = []
+    try:
+        status, reply = await gateway.cancel(task_id)
+        notes.append(f"cancel answered HTTP {status} {reply.get('status') or ''}".strip())
+    except GatewayError as exc:
+        notes.append(f"cancel failed: {redact(exc.message)}")
+    deadline = now() + wait
+    delay = 0.2
+    while True:
+        try:
+            state = await gateway.get_task(task_id)
+        except GatewayError as exc:
+            return replace(answer, outcome=STILL_QUEUED, outcome_detail="; ".join(
+                [*notes, f"its status could not be read: {redact(exc.message)}"]))
+        if state.status == "failed":
+            why = redact(state.error_message or "no message")
+            outcome = CANCELLED if "cancel" in why.lower() else ENDED_FAILED
+            return replace(answer, outcome=outcome,
+                           outcome_detail="; ".join([*notes, f"it ended: {why}"]))
+        if state.status == "completed":
+            return replace(answer, outcome=ENDED_DONE, outcome_detail="; ".join(
+                [*notes, "it ended WITH A VIDEO: fal.ai rendered a duration of 0 as "
+                 "something, and may bill it"]))
+        if now() >= deadline:
+            return replace(answer, outcome=STILL_QUEUED, outcome_detail="; ".join(
+                [*notes, f"still {state.status} after {wait:g} s: see request {task_id} in "
+                 "the fal.ai dashboard"]))
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
+def _unknown_id(provider: str) -> str:
+    """An id nobody created, shaped as the provider's own (a malformed one may be refused
+    for its shape, which says nothing of how an unknown task reads): Kling's long numbers,
+    fal's UUIDs, the gateway's ``task-unified-<epoch>-<8 letters>``."""
+    if provider == KLING:
+        return "9" + "".join(secrets.choice(string.digits) for _ in range(17))
+    if provider == FAL:
+        return str(uuid.uuid4())
+    letters = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+    return f"task-unified-{int(time.time())}-{letters}"
+
+
+async def unknown_task(gateway: GatewayClient, dialect: Dialect) -> tuple[Lookup, ...]:
+    """Ask about a task nobody created (see :class:`Lookup`); free, and it sends nothing
+    that could create one."""
+    from runner.providers.common import CLIENT_TASK_ID
+    from runner.providers.kling_client import KlingClient
+
+    found: list[Lookup] = []
+    fake = _unknown_id(dialect.provider)
+    try:
+        state = await gateway.get_task(fake)
+        found.append(Lookup(f"task {fake}", False, 200, None,
+                            f"answered as a task ({state.status}) for an id nobody created"))
+    except (AuthenticationFailed, GatewayUnreachable):
+        raise
+    except PermanentGatewayError as exc:
+        found.append(Lookup(f"task {fake}", True, exc.status, exc.code, redact(exc.message)))
+    except GatewayError as exc:
+        found.append(Lookup(f"task {fake}", False, exc.status, exc.code, redact(exc.message)))
+    if isinstance(gateway, KlingClient):
+        external = "shotrun-probe-" + secrets.token_hex(12)
+        asked = f"external_task_id {external}"
+        try:
+            task = await gateway.resolve_lost({CLIENT_TASK_ID: external})
+        except GatewayError as exc:
+            found.append(Lookup(asked, False, exc.status, exc.code, redact(exc.message)))
+        else:
+            found.append(Lookup(asked, task is None, 200 if task else 404, None,
+                                "not found" if task is None else
+                                f"answered as task {task.task_id}"))
+    return tuple(found)
 
 
 def _template(answer: Answer, name: str) -> str:
     return answer.message.replace(name, "\0")
 
 
+def _refusal(answer: Answer) -> bool:
+    """A refusal of the request as invalid: 400 (the gateway, the Kling API) or 422 (fal.ai's
+    validation errors)."""
+    return answer.status in (400, 422)
+
+
 def _names_unknown(answer: Answer, name: str, calibration: Answer | None) -> bool:
     """The answer refuses ``name`` as a name (not its value)."""
-    if answer.status != 400 or answer.param != name:
+    if not _refusal(answer) or answer.param != name:
         return False
     if calibration is not None and calibration.param == UNKNOWN_FIELD and \
             _template(answer, name) == _template(calibration, UNKNOWN_FIELD):
@@ -270,16 +420,16 @@ def judge(name: str, wire: str, answer: Answer, *, duration: str | None,
           calibration: Answer | None, names_first: bool) -> tuple[str, str]:
     """(verdict, why) for the field sent as ``wire`` from the answer to its probe."""
     if answer.created:
-        return ACCEPTED, "the gateway CREATED a task from this body (it may be billed)"
+        return ACCEPTED, "a task was CREATED from this body (it may be billed)"
     if answer.status is None:
         return UNSURE, "no answer came back"
     if _names_unknown(answer, wire, calibration):
-        return REFUSED, "the gateway refused it as an unknown field"
-    if answer.status == 400 and answer.param == wire:
+        return REFUSED, "refused as an unknown field"
+    if _refusal(answer) and answer.param == wire:
         if name == "duration":
-            return ACCEPTED, "the gateway judged its value (0, invalid on purpose)"
-        return UNSURE, "the gateway refused it, but not in the words it uses for an unknown name"
-    if answer.status == 400 and duration is not None and answer.param == duration:
+            return ACCEPTED, "its value was judged (a duration of 0, invalid on purpose)"
+        return UNSURE, "refused, but not in the words used for an unknown name"
+    if _refusal(answer) and duration is not None and answer.param == duration:
         if names_first:
             return ACCEPTED, NAMES_FIRST_WHY
         return UNSURE, NAMES_LATER_WHY
@@ -291,11 +441,13 @@ def _pace(submit_rate: float) -> float:
     return 1.0 / submit_rate if submit_rate > 0 else 0.0
 
 
-async def run_checks(gateway: Gateway, manifest: Manifest, *, submit_rate: float = 2.0,
-                     backoff: BackoffPolicy | None = None) -> Checks:
-    """Make the no-spend checks (see the module docstring); raise on a refused key or an
-    URL that is not the gateway."""
-    probes = Probes(manifest)
+async def run_checks(gateway: GatewayClient, manifest: Manifest, *,
+                     submit_rate: float = 2.0, backoff: BackoffPolicy | None = None,
+                     dialect: Dialect = GATEWAY_DIALECT,
+                     queued_wait: float = QUEUED_WAIT) -> Checks:
+    """Make the no-spend checks (see the module docstring) in ``dialect``'s words; raise on
+    a refused key or an URL that is not the provider."""
+    probes = Probes(manifest, dialect)
     duration = probes.wire("duration")
     gap = _pace(submit_rate)
     sent = 0
@@ -306,23 +458,30 @@ async def run_checks(gateway: Gateway, manifest: Manifest, *, submit_rate: float
         if sent and gap:
             await asyncio.sleep(gap)
         sent += 1
-        answer = await refused_creation(gateway, body, backoff)
+        answer = await refused_creation(gateway, body, backoff, dialect)
         if answer.created:
+            answer = await settle_queued(gateway, answer, wait=queued_wait)
             created.append(answer)
         return answer
 
-    not_checked = tuple(wire for name in ELEMENT_FIELDS if (wire := probes.wire(name)))
+    def checks_of(baseline: Answer, calibration: Answer | None, names_first: bool,
+                  fields: Sequence[FieldCheck], lookups: tuple[Lookup, ...]) -> Checks:
+        return Checks(baseline, calibration, names_first, tuple(fields), not_checked, sent,
+                      tuple(created), dialect.provider, lookups)
+
+    not_checked = tuple(wire for name in dialect.inner if (wire := probes.wire(name)))
     if duration is None:  # no invalid body can be made: a creation would be a real one
         unsent = Answer(status=None, message="not asked: api.wire leaves duration out, so "
                         "no creation can be made invalid on purpose")
-        return Checks(unsent, None, False, (), not_checked, 0)
+        return checks_of(unsent, None, False, (), ())
     baseline = await ask(probes.base())
-    if baseline.created:  # not the documented gateway: send nothing more
-        return Checks(baseline, None, False, (), not_checked, sent, tuple(created))
+    lookups = await unknown_task(gateway, dialect)
+    if baseline.created:  # not refused at once: send no more creations
+        return checks_of(baseline, None, False, (), lookups)
     calibration = await ask(probes.calibration())
-    names_first = calibration.status == 400 and calibration.param == UNKNOWN_FIELD
+    names_first = _refusal(calibration) and calibration.param == UNKNOWN_FIELD
     checks: list[FieldCheck] = []
-    for name in IN_BASE:
+    for name in dialect.in_base:
         wire = probes.wire(name)
         if wire is None:
             checks.append(FieldCheck(name, None, "api.wire", LEFT_OUT,
@@ -340,14 +499,13 @@ async def run_checks(gateway: Gateway, manifest: Manifest, *, submit_rate: float
             continue
         if created:  # an earlier body was accepted: stop spending
             checks.append(FieldCheck(name, wire, source, UNSURE,
-                                     "not asked: the gateway accepted an earlier invalid body"))
+                                     "not asked: an earlier invalid body was accepted"))
             continue
         answer = await ask(probes.carrying(name))
         verdict, why = judge(name, wire, answer, duration=duration, calibration=calibration,
                              names_first=names_first)
         checks.append(FieldCheck(name, wire, source, verdict, why, answer))
-    return Checks(baseline, calibration, names_first, tuple(checks), not_checked, sent,
-                  tuple(created))
+    return checks_of(baseline, calibration, names_first, checks, lookups)
 
 
 def summary_counts(fields: Sequence[FieldCheck]) -> dict[str, int]:

@@ -15,22 +15,20 @@ from typing import Any
 from runner.isotime import iso_time
 from runner.model import Manifest
 from runner.probe.checks import (
-    INVALID_DURATION,
     LEFT_OUT,
     NAMES_FIRST_WHY,
     NAMES_LATER_WHY,
     Checks,
     summary_counts,
 )
-from runner.probe.spend import SPEND_ASPECT, SPEND_RESOLUTION, SPEND_SECONDS, Spent, body_shape
+from runner.probe.dialects import Dialect, dialect_for
+from runner.probe.spend import SPEND_ASPECT, SPEND_RESOLUTION, SPEND_SECONDS, Spent
 from runner.profile import GatewayProfile, derived_sizes, size_key
+from runner.providers import KLING
 from runner.redact import redact_value
 
 ORDER_REASONS = (NAMES_FIRST_WHY, NAMES_LATER_WHY)  # said once, on the validation-order line
-ASSUMED = ("a creation the gateway refuses as invalid (HTTP 400) creates no task and costs "
-           "nothing: that is the documented gateway (billing starts when a task is created). "
-           "A gateway that bills refusals, or reads a duration of 0 as its default, would "
-           "have charged for them")
+ASSUMED = dialect_for("gateway").cost  # the gateway's; each provider's is its dialect's
 
 
 def estimate_line(manifest: Manifest, estimate: float | None) -> str:
@@ -44,41 +42,89 @@ def estimate_line(manifest: Manifest, estimate: float | None) -> str:
             "budget")
 
 
-def _answer_text(status: int | None, param: str | None) -> str:
+def _answer_text(status: int | None, param: str | None, code: str | None = None,
+                 provider: str = "gateway") -> str:
     if status is None:
         return "no answer"
-    return f"HTTP {status}" + (f" about '{param}'" if param else "")
+    kling = f", code {code}" if provider == KLING and code else ""
+    return f"HTTP {status}{kling}" + (f" about '{param}'" if param else "")
+
+
+def _duration_text(dialect: Dialect) -> str:
+    value = dialect.invalid_duration
+    return f'"{value}"' if isinstance(value, str) else str(value)
+
+
+def _queued_lines(checks: Checks, dialect: Dialect) -> list[str]:
+    """What became of creations that made a task (fal.ai may queue, then refuse)."""
+    lines: list[str] = []
+    for answer in checks.created:
+        what = answer.task_id or "unknown id"
+        if answer.harmless:
+            lines.append(f"  NOTE: {dialect.label} queued the body invalid on purpose "
+                         f"(request {what}) instead of refusing it; {answer.outcome}: "
+                         f"{answer.outcome_detail}. It validates later, so field names "
+                         "cannot be checked for free here; no further creation was sent")
+        else:
+            detail = f" ({answer.outcome}: {answer.outcome_detail})" if answer.outcome else ""
+            lines.append(f"  WARNING: {dialect.label} CREATED a task from a body invalid on "
+                         f"purpose ({what}){detail}: it may be billed; nothing more was sent. "
+                         f"This is not how {dialect.label} is documented to behave")
+    return lines
+
+
+def _lookup_lines(checks: Checks, dialect: Dialect) -> list[str]:
+    lines = []
+    for item in checks.unknown_task:
+        answer = _answer_text(item.status, None, item.code, checks.provider)
+        if item.asked.startswith("external_task_id") and item.read_as_unknown:
+            lines.append(f"lost answers: {item.asked}, which nobody used, is not found "
+                         f"({answer}), as a run reads it: a creation whose answer is lost "
+                         "is looked up by its id, never paid for twice")
+        elif item.read_as_unknown:
+            lines.append(f"unknown task: {item.asked}, which nobody created, is refused "
+                         f"({answer}): a run reads that as \"{dialect.label} no longer "
+                         "knows the task\"")
+        else:
+            lines.append(f"  WARNING: {item.asked}, which nobody created, got {answer} "
+                         f"({item.message}): a run does not read that as \"no such task\", "
+                         "so a task the provider forgot would be asked about again and "
+                         "again instead of being sent anew")
+    return lines
 
 
 def check_lines(checks: Checks, shown_url: str) -> list[str]:
     """The reached / authentication / field names sections."""
+    dialect = dialect_for(checks.provider)
     base = checks.baseline
     lines: list[str] = []
     if checks.creations_sent == 0:
         return [f"reached: not asked ({base.message})"]
-    lines.append(f"reached: yes, {shown_url} answered like the gateway "
-                 f"({_answer_text(base.status, base.param)} to a creation with duration "
-                 f"{INVALID_DURATION}, invalid on purpose)")
+    lines.append(f"reached: yes, {shown_url} answered like {dialect.label} "
+                 f"({_answer_text(base.status, base.param, base.code, checks.provider)} to "
+                 f"a creation with duration {_duration_text(dialect)}, invalid on purpose)")
     if base.status == 402:
         lines.append("authentication: key accepted, but the account is out of credits (402)")
     elif base.status is not None:
-        lines.append(f"authentication: key accepted (HTTP {base.status}, not 401)")
+        refused = ("an authentication code 1000-1004" if checks.provider == KLING
+                   else "401")
+        lines.append(f"authentication: key accepted "
+                     f"({_answer_text(base.status, None, base.code, checks.provider)}, not "
+                     f"{refused})")
     else:
         lines.append("authentication: could not tell (no answer)")
+    lines.extend(_lookup_lines(checks, dialect))
     lines.append(f"field names: {checks.creations_sent} creations invalid on purpose, "
                  f"{len(checks.created)} accepted")
-    if checks.created:
-        ids = ", ".join(a.task_id or "unknown id" for a in checks.created)
-        lines.append(f"  WARNING: the gateway CREATED a task from a body invalid on purpose "
-                     f"({ids}): it may be billed; nothing more was sent. This is not the "
-                     "documented gateway's behaviour")
+    lines.extend(_queued_lines(checks, dialect))
     cal = checks.calibration
     if cal is not None:
         order = ("it names an unknown field before the invalid duration, so a field it "
                  "answers about the duration instead is known" if checks.names_first else
-                 f"an unknown field got {_answer_text(cal.status, cal.param)}: it does not "
-                 "name unknown fields first (or ignores them), so names it does not refuse "
-                 "outright could not be told")
+                 f"an unknown field got "
+                 f"{_answer_text(cal.status, cal.param, cal.code, checks.provider)}: it does "
+                 "not name unknown fields first (or ignores them), so names it does not "
+                 "refuse outright could not be told")
         lines.append(f"  validation order: {order}")
     width = max((len(item.name) for item in checks.fields), default=8)
     for item in checks.fields:
@@ -90,11 +136,14 @@ def check_lines(checks: Checks, shown_url: str) -> list[str]:
             f": {item.why}"
         lines.append(f"  {item.name:<{width}} {item.verdict}{sent_as}{source}{why}")
     if checks.not_checked:
-        lines.append(f"  not checked: {', '.join(checks.not_checked)} (inside elements: the "
-                     "invalid duration is reported before them)")
-    counts = summary_counts(checks.fields)
-    lines.append("  verdicts: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
-    lines.append(f"  cost: none, assuming {ASSUMED}")
+        lines.append(f"  not checked: {', '.join(checks.not_checked)} (inside list items: "
+                     "the invalid duration is reported before them)")
+    if dialect.not_fields:
+        lines.append(f"  not body fields: {dialect.not_fields}")
+    if checks.fields:
+        counts = summary_counts(checks.fields)
+        lines.append("  verdicts: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
+    lines.append(f"  cost: none, assuming {dialect.cost}")
     return lines
 
 
@@ -109,17 +158,33 @@ def _types(shape: Mapping[str, Any]) -> str:
 
 def spend_lines(spent: Spent) -> list[str]:
     """The task / timing / progress / link / video sections."""
-    reserved = ("no credits_reserved in the answer" if spent.credits_reserved is None else
-                f"credits reserved {spent.credits_reserved:g}")
+    dialect = dialect_for(spent.provider)
+    reserved = (f"no {dialect.credits_word} in the answer" if spent.credits_reserved is None
+                else f"{dialect.credits_word} {spent.credits_reserved:g}")
     estimate = "" if spent.estimate is None else f" (estimate {spent.estimate:g})"
     resumed = " (created by an earlier probe; followed, not created again)" \
         if spent.resumed else ""
     lines = [f"task: {spent.task_id}{resumed}, {reserved}{estimate}, "
              f"statuses {' -> '.join(spent.statuses) or 'none'}"]
     if spent.creation_body is not None:
-        lines.append(f"  creation body: {_types(body_shape([spent.creation_body]))}")
+        lines.append(f"  creation body: {_types(spent.shape([spent.creation_body]))}")
     if spent.query_bodies:
-        lines.append(f"  query body: {_types(body_shape(spent.query_bodies))}")
+        lines.append(f"  query body: {_types(spent.shape(spent.query_bodies))}")
+    if spent.lookup is not None:
+        look = spent.lookup
+        lines.append(
+            f"  found again by external_task_id {look['external_task_id']}: the same task"
+            if look["same_task"] else
+            f"  WARNING: looking the task up by external_task_id {look['external_task_id']} "
+            f"gave {look['found'] or look['error'] or 'nothing'}, not {spent.task_id}: a "
+            "run could not resolve a lost creation answer (it would be ambiguous)")
+    if spent.status_url is not None:
+        urls = spent.status_url
+        lines.append(
+            "  status URL: the one fal.ai answered is the one shotrun polls" if urls["same"]
+            else f"  WARNING: fal.ai answered status_url {urls['answered']} but shotrun polls "
+            f"{urls['polled']} (built from the request id, so that a restarted run finds "
+            "it); the run worked only if both answer")
     if spent.error:
         lines.append(f"  failed: {spent.error}")
     estimated = ("no estimated_time" if spent.estimated_time is None else
@@ -137,6 +202,8 @@ def spend_lines(spent: Spent) -> list[str]:
         lines.append("progress: none reported (no progress field in any body)")
     else:
         lines.append(f"progress: {', '.join(str(v) for v in spent.progress) or 'no number'}")
+    if spent.queue_positions:
+        lines.append(f"queue positions: {', '.join(str(v) for v in spent.queue_positions)}")
     if spent.link is not None:
         link = spent.link
         expiry = ", ".join(f"{k}={v}" for k, v in link["expiry_parameters"].items())
@@ -144,8 +211,7 @@ def spend_lines(spent: Spent) -> list[str]:
         when = f", expires {link['expires_at']}" if link["expires_at"] else ""
         headers = "; ".join(f"{k}: {v}" for k, v in link["headers"].items()) or "none"
         lines.append(f"link: {link['url']} (query parameters: {names}; expiry-looking: "
-                     f"{expiry or 'none'}{when}); headers: {headers}; the documentation "
-                     "says 24 h")
+                     f"{expiry or 'none'}{when}); headers: {headers}; {dialect.link_life}")
     if spent.video is not None:
         video = spent.video
         audio = video["audio_codec"] or "no audio"
@@ -180,8 +246,9 @@ def document(manifest: Manifest, shown_url: str, built_in: bool, checks: Checks 
              ) -> dict[str, Any]:
     """``probe --json``: the same facts as the text."""
     found: dict[str, Any] = {
-        "manifest": str(manifest.path), "base_url": shown_url, "built_in_emulator": built_in,
-        "assumed": ASSUMED,
+        "manifest": str(manifest.path), "provider": manifest.api.provider,
+        "base_url": shown_url, "built_in_emulator": built_in,
+        "assumed": dialect_for(manifest.api.provider).cost,
     }
     if checks is not None:
         base = checks.baseline
@@ -196,6 +263,7 @@ def document(manifest: Manifest, shown_url: str, built_in: bool, checks: Checks 
             "names_before_values": checks.names_first,
             "fields": [item.as_json() for item in checks.fields],
             "not_checked": list(checks.not_checked),
+            "unknown_task": [item.as_json() for item in checks.unknown_task],
         })
     found["spend"] = None if spent is None else spent.as_json()
     found["profile"] = profile

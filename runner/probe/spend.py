@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -44,12 +45,14 @@ from runner.errors import (
 from runner.fsutil import atomic_write_text
 from runner.gateway.client import GatewayClient
 from runner.gateway.parse import parse_epoch
-from runner.gateway.types import TaskState
+from runner.gateway.types import ResolvesLostAnswers, TaskState
 from runner.gateway.urls import safe_url_text
 from runner.isotime import iso_time
 from runner.manifest.nodes import kind
 from runner.model import Manifest, TakeRequest
-from runner.probe.checks import NEUTRAL_PROMPT
+from runner.probe.dialects import ANSWER_FIELDS, GATEWAY_ANSWER, NEUTRAL_PROMPT
+from runner.providers import GATEWAY, KLING
+from runner.providers.common import CLIENT_TASK_ID
 from runner.redact import redact, redact_value
 from runner.scheduler.backoff import BackoffPolicy
 from runner.scheduler.polling import PollPolicy
@@ -62,16 +65,6 @@ PROBE_DIR = "probe"
 INTENT_FILE = "intent.json"
 SPEND_SECONDS, SPEND_RESOLUTION, SPEND_ASPECT = 3, "720p", "16:9"
 
-# What gateway-api.md shows of a task body, with the JSON types of its example.
-DOCUMENTED_TYPES: Mapping[str, str] = {
-    "created": "integer", "id": "string", "model": "string", "object": "string",
-    "progress": "integer", "status": "string", "type": "string", "task_info": "object",
-    "task_info.can_cancel": "boolean", "task_info.estimated_time": "integer",
-    "task_info.video_duration": "integer", "usage": "object",
-    "usage.billing_rule": "string", "usage.credits_reserved": "number",
-    "usage.user_group": "string", "results": "array", "results[]": "string",
-    "error": "object", "error.code": "string", "error.message": "string",
-}
 # Query parameters and headers that say how long a link lives (S3, GCS, Azure, CDNs).
 EXPIRY_PARAMETERS = frozenset({
     "expires", "expire", "expiry", "expires_at", "expiresat", "exp", "e", "x-amz-expires",
@@ -159,22 +152,25 @@ def _walk(value: Any, path: str, into: dict[str, set[str]]) -> None:
             _walk(item, inner, into)
 
 
-def _fits(documented: str, seen: set[str]) -> bool:
+def _fits(documented: str | None, seen: set[str]) -> bool:
+    if documented is None:  # the documentation names the field, not its type
+        return True
     allowed = {"number", "integer"} if documented == "number" else {documented}
     return seen <= allowed | {"null"}
 
 
-def body_shape(bodies: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Every field path of ``bodies`` with its JSON types; the undocumented ones; the ones
-    whose type differs from the documentation's example."""
+def body_shape(bodies: Iterable[Mapping[str, Any]],
+               documented: Mapping[str, str | None] = GATEWAY_ANSWER) -> dict[str, Any]:
+    """Every field path of ``bodies`` with its JSON types; the ones the documentation does
+    not show; the ones whose type differs from the documentation's example."""
     seen: dict[str, set[str]] = {}
     for body in bodies:
         _walk(dict(body), "", seen)
     types = {path: "|".join(sorted(kinds)) for path, kinds in sorted(seen.items())}
-    undocumented = [path for path in types if path not in DOCUMENTED_TYPES]
-    differing = {path: {"documented": DOCUMENTED_TYPES[path], "seen": types[path]}
-                 for path in types if path in DOCUMENTED_TYPES
-                 and not _fits(DOCUMENTED_TYPES[path], seen[path])}
+    undocumented = [path for path in types if path not in documented]
+    differing = {path: {"documented": documented[path], "seen": types[path]}
+                 for path in types if path in documented
+                 and not _fits(documented[path], seen[path])}
     return {"fields": types, "undocumented": undocumented, "types_differ": differing}
 
 
@@ -235,6 +231,7 @@ class Spent:
     task_id: str
     payload: Mapping[str, Any]
     estimate: float | None
+    provider: str = GATEWAY
     resumed: bool = False  # followed a task an earlier probe created
     credits_reserved: float | None = None
     estimated_time: float | None = None
@@ -244,6 +241,11 @@ class Spent:
     statuses: list[str] = field(default_factory=list)
     progress: list[int] = field(default_factory=list)  # values as reported, in order
     progress_reported: bool = False
+    queue_positions: list[int] = field(default_factory=list)  # fal.ai, as reported
+    # Kling: the task found again by the external_task_id it was created with (None: not
+    # asked); fal.ai: the status URL it answered beside the one shotrun polls.
+    lookup: dict[str, Any] | None = None
+    status_url: dict[str, Any] | None = None
     creation_body: dict[str, Any] | None = None
     query_bodies: list[dict[str, Any]] = field(default_factory=list)
     status: str = "pending"  # the last status seen, or "timeout"
@@ -252,18 +254,25 @@ class Spent:
     video: dict[str, Any] | None = None
     kept: Path | None = None
 
+    def shape(self, bodies: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+        """:func:`body_shape` against what the provider's documentation shows."""
+        return body_shape(bodies, ANSWER_FIELDS[self.provider])
+
     def as_json(self) -> dict[str, Any]:
         document: dict[str, Any] = redact_value({
+            "provider": self.provider,
             "task_id": self.task_id, "resumed": self.resumed, "payload": dict(self.payload),
             "estimated_credits": self.estimate, "credits_reserved": self.credits_reserved,
             "status": self.status, "error": self.error,
-            "creation_body": (body_shape([self.creation_body])
+            "creation_body": (self.shape([self.creation_body])
                               if self.creation_body is not None else None),
-            "query_body": body_shape(self.query_bodies) if self.query_bodies else None,
+            "query_body": self.shape(self.query_bodies) if self.query_bodies else None,
             "timing": {"estimated_time": self.estimated_time,
                        "real_time_at_least": _round(self.time_low),
                        "real_time_at_most": _round(self.time_high), "polls": self.polls},
             "progress": {"reported": self.progress_reported, "values": self.progress},
+            "queue_positions": self.queue_positions,
+            "lookup": self.lookup, "status_url": self.status_url,
             "statuses": self.statuses, "link": self.link, "video": self.video,
             "kept": None if self.kept is None else str(self.kept),
         })
@@ -284,46 +293,87 @@ class Following:
     clock: Callable[[], float] = time.time
 
 
+async def _look_up(gateway: GatewayClient, payload: Mapping[str, Any]
+                   ) -> TaskState | str | None:
+    """The Kling task a creation of ``payload`` made (by its ``external_task_id``), None
+    when there is none (it never arrived), or why the look-up failed."""
+    if not isinstance(gateway, ResolvesLostAnswers) or not payload.get(CLIENT_TASK_ID):
+        return "this provider cannot look a creation up"
+    try:
+        return await gateway.resolve_lost(payload)
+    except GatewayError as exc:
+        return redact(exc.message)
+
+
 async def create_once(gateway: GatewayClient, manifest: Manifest, *, base_url: str,
                       built_in: bool, clock: Callable[[], float] = time.time
                       ) -> tuple[Spent, float | None, float | None]:
     """The one creation (or the task an earlier probe created): (spent, sent, answered);
     the times are None for an earlier probe's task whose sending time was not recorded.
 
-    Raises :class:`ProbeStopped` when an earlier creation's answer was lost, and whatever
-    the creation raised (nothing created: the intent is cleared; ambiguous: it stays).
+    On the Kling API the creation carries a fresh ``external_task_id``, recorded with the
+    intent: a lost answer (now, or an earlier probe's) is looked up by it, so it is adopted
+    when it arrived and sent again only when the Kling API says it never did. Elsewhere a
+    lost answer raises :class:`ProbeStopped` (the next probe refuses to pay again blind).
+    Raises whatever the creation raised (nothing created: the intent is cleared).
     """
     intent = Intent(manifest.output_dir)
+    provider = manifest.api.provider
     payload = spend_payload(manifest)
     estimate = spend_estimate(manifest)
-    earlier = None if built_in else intent.read()  # the emulator's tasks ended with it
+    earlier = None if built_in else intent.read()
     if earlier is not None and earlier.get("base_url") != base_url:
         log.warning("probe_intent_replaced", earlier=earlier.get("base_url"),
                     task_id=earlier.get("task_id"), state=earlier.get("state"))
     elif earlier is not None:
+        before = earlier.get("payload")
+        before = dict(before) if isinstance(before, dict) else payload
         if earlier.get("state") == "created" and isinstance(earlier.get("task_id"), str):
             when = earlier.get("sent_at")
             sent = float(when) if isinstance(when, int | float) and when > 0 else None
-            spent = Spent(str(earlier["task_id"]), payload, estimate, resumed=True)
+            spent = Spent(str(earlier["task_id"]), before, estimate, provider, resumed=True)
             log.info("probe_task_resumed", task_id=spent.task_id)
             return spent, sent, sent
         if earlier.get("state") in ("sending", "unreadable"):
-            raise ProbeStopped(
-                f"an earlier `shotrun probe --spend` sent a creation whose answer was lost "
-                f"(it may have been billed; the gateway cannot look it up): not sending "
-                f"another; remove {intent.path} to probe again, which may pay twice")
+            found = await _look_up(gateway, before)
+            if isinstance(found, TaskState):
+                log.info("probe_lost_answer_found", task_id=found.task_id)
+                spent = Spent(found.task_id, before, estimate, provider, resumed=True)
+                when = earlier.get("sent_at")
+                sent = float(when) if isinstance(when, int | float) and when > 0 else None
+                intent.write({**earlier, "state": "created", "task_id": found.task_id})
+                return spent, sent, sent
+            if found is not None:
+                raise ProbeStopped(
+                    f"an earlier `shotrun probe --spend` sent a creation whose answer was "
+                    f"lost (it may have been billed; {found}): not sending another; remove "
+                    f"{intent.path} to probe again, which may pay twice")
+            log.info("probe_lost_answer_never_arrived",
+                     external_task_id=before.get(CLIENT_TASK_ID))
+    if isinstance(gateway, ResolvesLostAnswers):
+        payload[CLIENT_TASK_ID] = "shotrun-probe-" + secrets.token_hex(16)
     sent = clock()
     intent.write({"state": "sending", "base_url": base_url, "sent_at": sent,
                   "sent": iso_time(sent), "payload": payload})
     try:
         state, body = await gateway.create_task_answer(payload)
     except AmbiguousSubmission as exc:
-        raise ProbeStopped(f"{exc.message}; not sent again (it may have been billed); "
-                           f"{intent.path} records it") from None
+        found = await _look_up(gateway, payload)
+        if not isinstance(found, TaskState):
+            if found is None:  # the Kling API has no such task: nothing was created
+                intent.clear()
+                raise ProbeStopped(
+                    f"{exc.message}; the Kling API has no task with external_task_id "
+                    f"{payload[CLIENT_TASK_ID]}, so nothing was created or billed: "
+                    "`shotrun probe --spend` again is safe") from None
+            raise ProbeStopped(f"{exc.message}; not sent again (it may have been billed; "
+                               f"{found}); {intent.path} records it") from None
+        log.info("probe_lost_answer_found", task_id=found.task_id)
+        state, body = found, {}
     except MalformedResponse as exc:
         if exc.status is not None and 200 <= exc.status < 300:
-            raise ProbeStopped(f"{exc.message}; the gateway accepted the creation, so a task "
-                               f"may exist and be billed; {intent.path} records it") from None
+            raise ProbeStopped(f"{exc.message}; the creation was accepted, so a task may "
+                               f"exist and be billed; {intent.path} records it") from None
         intent.clear()
         raise
     except BaseException:
@@ -332,9 +382,34 @@ async def create_once(gateway: GatewayClient, manifest: Manifest, *, base_url: s
     answered = clock()
     intent.write({"state": "created", "base_url": base_url, "sent_at": sent,
                   "sent": iso_time(sent), "task_id": state.task_id, "payload": payload})
-    spent = Spent(state.task_id, payload, estimate, creation_body=body)
+    spent = Spent(state.task_id, payload, estimate, provider,
+                  creation_body=body or None)
     _saw(spent, state, body)
     return spent, sent, answered
+
+
+async def check_identity(gateway: GatewayClient, spent: Spent) -> None:
+    """What a provider's own way to find the task again says (recorded in ``spent``).
+
+    Kling: the task is looked up by the ``external_task_id`` it was created with, which is
+    what a run relies on to never pay twice for a lost answer. fal.ai: the ``status_url``
+    its submit answered is compared with the one shotrun polls (built from the request id
+    alone, so that a restarted run finds it).
+    """
+    if spent.provider == KLING and spent.payload.get(CLIENT_TASK_ID):
+        found = await _look_up(gateway, spent.payload)
+        spent.lookup = {
+            "external_task_id": spent.payload[CLIENT_TASK_ID],
+            "found": found.task_id if isinstance(found, TaskState) else None,
+            "same_task": isinstance(found, TaskState) and found.task_id == spent.task_id,
+            "error": found if isinstance(found, str) else None,
+        }
+    status_url = getattr(gateway, "status_url", None)
+    answered = (spent.creation_body or {}).get("status_url")
+    if callable(status_url) and isinstance(answered, str):
+        ours = str(status_url(spent.task_id))
+        spent.status_url = {"answered": safe_url_text(answered), "polled": safe_url_text(ours),
+                            "same": urlsplit(answered)[:3] == urlsplit(ours)[:3]}
 
 
 def _saw(spent: Spent, state: TaskState, body: Mapping[str, Any]) -> None:
@@ -346,6 +421,9 @@ def _saw(spent: Spent, state: TaskState, body: Mapping[str, Any]) -> None:
         spent.credits_reserved = state.credits_reserved
     if state.estimated_time is not None and spent.estimated_time is None:
         spent.estimated_time = state.estimated_time
+    if state.queue_position is not None and (
+            not spent.queue_positions or spent.queue_positions[-1] != state.queue_position):
+        spent.queue_positions.append(state.queue_position)
     raw = body.get("progress")
     if "progress" in body:
         spent.progress_reported = True
@@ -447,6 +525,7 @@ async def spend_once(gateway: GatewayClient, manifest: Manifest, *, base_url: st
     spent, sent, answered = await create_once(gateway, manifest, base_url=base_url,
                                               built_in=built_in, clock=how.clock)
     intent = Intent(manifest.output_dir)
+    await check_identity(gateway, spent)
     try:
         state = await follow(gateway, spent, sent, answered, how)
     except PermanentGatewayError as exc:  # 404 / resource_not_found: nothing to follow

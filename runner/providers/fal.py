@@ -89,18 +89,38 @@ def error_of(status: int, body: bytes, *, operation: str, retry_after: str | Non
         return errors.TransientGatewayError(f"{prefix}, fal.ai trouble, retry later ({detail})",
                                      **kw)
     if 400 <= status < 500:
-        return errors.PermanentGatewayError(f"{prefix}, request refused ({detail})", **kw)
+        return errors.PermanentGatewayError(f"{prefix}, request refused ({detail})",
+                                            param=refused_field(data.get("detail")), **kw)
     return errors.MalformedResponse(f"{prefix}, not an answer fal.ai documents ({detail})", **kw)
+
+
+def refused_field(detail: Any) -> str | None:
+    """The input field a validation refusal names: the first ``loc`` of fal's
+    ``[{loc: ["body", <field>, ...], msg, type}]`` that points into the body (the FastAPI
+    convention fal's apps follow), or None."""
+    if not isinstance(detail, list):
+        return None
+    for item in detail:
+        loc = item.get("loc") if isinstance(item, dict) else None
+        if isinstance(loc, list) and len(loc) >= 2 and loc[0] == "body" and \
+                isinstance(loc[1], str):
+            return loc[1]
+    return None
 
 
 def request_id(body: bytes, *, what: str) -> str:
     """The ``request_id`` of a submit answer."""
+    return submit_answer(body, what=what)[0]
+
+
+def submit_answer(body: bytes, *, what: str) -> tuple[str, dict[str, Any]]:
+    """The ``request_id`` of a submit answer, and the answer's JSON object."""
     data = answer_object(body, what)
     found = data.get("request_id")
     if not isinstance(found, str) or not _TASK_ID.fullmatch(found):
         raise errors.MalformedResponse(f"{what}: no usable 'request_id' in the answer: "
                                 f"{excerpt(body)}", status=200)
-    return found
+    return found, data
 
 
 def status_of(body: bytes, task_id: str, *, what: str) -> TaskState | None:

@@ -11,8 +11,16 @@ from yarl import URL
 from runner.errors import PermanentGatewayError
 from runner.gateway.types import TaskState
 from runner.gateway.urls import join
-from runner.providers.common import failure_code
-from runner.providers.fal import QUEUE, error_of, request_id, result_of, status_of, translate
+from runner.providers.common import answer_object, failure_code
+from runner.providers.fal import (
+    APPS,
+    QUEUE,
+    error_of,
+    result_of,
+    status_of,
+    submit_answer,
+    translate,
+)
 from runner.providers.http import ProviderClient, json_bytes
 from runner.redact import register_secret
 
@@ -37,34 +45,78 @@ class FalClient(ProviderClient):
     def _is_query(self, url: URL) -> bool:
         return "/requests/" in url.path
 
-    async def create_task(self, payload: Mapping[str, Any]) -> TaskState:
-        """Submit to the tier's app; the answer is queued (no id is ambiguous: see parse)."""
-        app, body = translate(payload)
+    def requests_path(self, task_id: str) -> str:
+        """The path of a request under the queue (its status and cancel paths extend it)."""
+        return f"/{QUEUE}/requests/{quote(task_id, safe='')}"
+
+    def status_url(self, task_id: str) -> str:
+        """Where a request's status is asked (``shotrun probe`` compares it with the
+        ``status_url`` fal.ai answers at submit)."""
+        return str(self.url(self.requests_path(task_id) + "/status"))
+
+    async def create_native(self, body: Mapping[str, Any], *, app: str = APPS["720p"],
+                            webhook: str | None = None) -> tuple[TaskState, dict[str, Any]]:
+        """Submit an input already in fal's words to ``app``; the queued task and the
+        answer's JSON object (``shotrun probe`` reads both)."""
         url = join(self._base, "/" + app)
-        webhook = payload.get("callback_url")
-        if isinstance(webhook, str) and webhook:
+        if webhook:
             url = url.with_query({"fal_webhook": webhook})
         answer = await self._exchange("POST", url, operation="create task", creating=True,
                                       data=json_bytes(body),
                                       extra_headers={"Content-Type": "application/json"})
-        return TaskState(request_id(answer, what="create task answer"), "pending")
+        found, data = submit_answer(answer, what="create task answer")
+        return TaskState(found, "pending"), data
 
-    async def get_task(self, task_id: str) -> TaskState:
-        """The request's status; for a completed one, its result too."""
+    async def create_task_answer(self, payload: Mapping[str, Any]
+                                 ) -> tuple[TaskState, dict[str, Any]]:
+        """Submit a canonical payload to its tier's app (no id is ambiguous: see parse)."""
+        app, body = translate(payload)
+        webhook = payload.get("callback_url")
+        return await self.create_native(body, app=app, webhook=webhook if isinstance(
+            webhook, str) else None)
+
+    async def create_task(self, payload: Mapping[str, Any]) -> TaskState:
+        """:meth:`create_task_answer` without the answer's body."""
+        return (await self.create_task_answer(payload))[0]
+
+    async def get_task_answer(self, task_id: str) -> tuple[TaskState, dict[str, Any]]:
+        """The request's status; for a completed one, its result too. The body is the
+        status answer's JSON object, with the result's fields merged in when one was read
+        (they share no names: ``status`` and ``queue_position`` vs ``video``)."""
         if not task_id:
             raise ValueError("task_id is empty")
-        where = f"/{QUEUE}/requests/{quote(task_id, safe='')}"
+        where = self.requests_path(task_id)
         body = await self.send("GET", where + "/status", operation=f"query task {task_id}",
                                task_id=task_id)
-        state = status_of(body, task_id, what=f"query task {task_id} answer")
+        what = f"query task {task_id} answer"
+        state = status_of(body, task_id, what=what)
+        data = answer_object(body, what)
         if state is not None:
-            return state
+            return state, data
         try:
             result = await self.send("GET", where, operation=f"result of task {task_id}",
                                      task_id=task_id)
         except PermanentGatewayError as exc:
             if exc.status in (400, 422):  # the request failed: its result is the refusal
                 return TaskState(task_id, "failed", error_code=failure_code(exc.message),
-                                 error_message=exc.message)
+                                 error_message=exc.message), data
             raise
-        return result_of(result, task_id, what=f"result of task {task_id}")
+        what = f"result of task {task_id}"
+        return result_of(result, task_id, what=what), {**data, **answer_object(result, what)}
+
+    async def get_task(self, task_id: str) -> TaskState:
+        """:meth:`get_task_answer` without the answer's body."""
+        return (await self.get_task_answer(task_id))[0]
+
+    async def cancel(self, task_id: str) -> tuple[int, dict[str, Any]]:
+        """``PUT .../cancel`` (providers.md): fal's HTTP status and answer. A request still
+        queued is cancelled (202); one running or done is not (400): both are answers, not
+        errors, for the caller to report."""
+        try:
+            body = await self.send("PUT", self.requests_path(task_id) + "/cancel",
+                                   operation=f"cancel task {task_id}", task_id=task_id)
+        except PermanentGatewayError as exc:
+            if exc.status == 400:
+                return 400, {"detail": exc.message}
+            raise
+        return 202, answer_object(body, f"cancel task {task_id} answer")

@@ -157,6 +157,12 @@ def error_of(status: int, body: bytes, *, operation: str, retry_after: str | Non
 
 def task_state(body: bytes, *, what: str) -> TaskState:
     """A creation or query answer (``code`` 0) as a :class:`TaskState`."""
+    return parse_task(body, what=what)[0]
+
+
+def parse_task(body: bytes, *, what: str) -> tuple[TaskState, dict[str, Any]]:
+    """:func:`task_state`, with the answer's JSON object as Kling sent it (``shotrun
+    probe`` reports the fields a provider really answers with)."""
     data = answer_object(body, what)
     if data.get("code") != 0:
         raise error_of(200, body, operation=what)
@@ -189,4 +195,4 @@ def task_state(body: bytes, *, what: str) -> TaskState:
         error_code=failure_code(message) if status == "failed" else None,
         error_message=(message or "the task failed") if status == "failed" else None,
         credits_reserved=_hint(task.get("final_unit_deduction")),
-    )
+    ), data

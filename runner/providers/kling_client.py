@@ -25,7 +25,14 @@ from runner.errors import MalformedResponse, PermanentGatewayError
 from runner.gateway.types import TaskState
 from runner.providers.common import CLIENT_TASK_ID
 from runner.providers.http import ProviderClient, json_bytes
-from runner.providers.kling import CREATE_PATH, NOT_FOUND_CODES, error_of, task_state, translate
+from runner.providers.kling import (
+    CREATE_PATH,
+    NOT_FOUND_CODES,
+    error_of,
+    parse_task,
+    task_state,
+    translate,
+)
 from runner.redact import register_secret
 
 log = structlog.get_logger()
@@ -90,32 +97,48 @@ class KlingClient(ProviderClient):
     def _is_query(self, url: URL) -> bool:
         return url.path.rstrip("/") != CREATE_PATH and url.path.startswith(CREATE_PATH)
 
-    async def create_task(self, payload: Mapping[str, Any]) -> TaskState:
-        """POST the omni-video creation; a lost answer raises AmbiguousSubmission."""
+    async def create_native(self, body: Mapping[str, Any]
+                            ) -> tuple[TaskState, dict[str, Any]]:
+        """POST a body already in Kling's words (``shotrun probe``); the task and the
+        answer's JSON object. A lost answer raises AmbiguousSubmission."""
+        answer = await self.send("POST", CREATE_PATH, operation="create task",
+                                 creating=True, body=json_bytes(body))
+        return parse_task(answer, what="create task answer")
+
+    async def create_task_answer(self, payload: Mapping[str, Any]
+                                 ) -> tuple[TaskState, dict[str, Any]]:
+        """POST the omni-video creation of a canonical payload; a lost answer raises
+        AmbiguousSubmission."""
         try:
-            body = await self.send("POST", CREATE_PATH, operation="create task",
-                                   creating=True, body=json_bytes(translate(payload)))
+            return await self.create_native(translate(payload))
         except PermanentGatewayError as exc:
             # The id is taken: an earlier creation of this very attempt did arrive after
             # all (its answer was the one lost). Adopt that task rather than fail the take.
             if CLIENT_TASK_ID in exc.message and payload.get(CLIENT_TASK_ID):
                 found = await self.resolve_lost(payload)
                 if found is not None:
-                    return found
+                    return found, {}
             raise
-        return task_state(body, what="create task answer")
 
-    async def get_task(self, task_id: str) -> TaskState:
-        """GET the task by the id Kling gave it."""
+    async def create_task(self, payload: Mapping[str, Any]) -> TaskState:
+        """:meth:`create_task_answer` without the answer's body."""
+        return (await self.create_task_answer(payload))[0]
+
+    async def get_task_answer(self, task_id: str) -> tuple[TaskState, dict[str, Any]]:
+        """GET the task by the id Kling gave it; the answer's JSON object too."""
         if not task_id:
             raise ValueError("task_id is empty")
         body = await self.send("GET", f"{CREATE_PATH}/{quote(task_id, safe='')}",
                                operation=f"query task {task_id}", task_id=task_id)
-        state = task_state(body, what=f"query task {task_id} answer")
+        state, data = parse_task(body, what=f"query task {task_id} answer")
         if state.task_id != task_id:
             raise MalformedResponse(f"query task {task_id}: the answer describes task "
                                     f"{state.task_id}")
-        return state
+        return state, data
+
+    async def get_task(self, task_id: str) -> TaskState:
+        """:meth:`get_task_answer` without the answer's body."""
+        return (await self.get_task_answer(task_id))[0]
 
     async def resolve_lost(self, payload: Mapping[str, Any]) -> TaskState | None:
         """The task a lost creation of ``payload`` made, looked up by its external id; None

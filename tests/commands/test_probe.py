@@ -277,6 +277,10 @@ def refusing_gateway(counts: dict[str, int]
     of a valid creation (its answer is lost: an ambiguous submission)."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        if request.method == "GET":  # the probe's question about a task nobody created
+            return web.json_response({"error": {
+                "code": "resource_not_found", "type": "invalid_request_error",
+                "message": "task not found"}}, status=404)
         body = await request.json()
         if body.get("duration") == 3:
             counts["valid"] = counts.get("valid", 0) + 1
@@ -302,7 +306,9 @@ async def test_another_validation_order_is_could_not_tell_and_a_lost_answer_is_n
                                      "--base-url", url])
         out, err = capsys.readouterr()
         assert code == 1 and counts["valid"] == 1
-        assert out == ""  # --json prints nothing when the probe stops on an error
+        stopped = json.loads(out)  # --json: what was found, and why the probe stopped
+        assert "not sent again" in stopped["error"] and stopped["spend"] is None
+        assert stopped["reached"] is True and stopped["fields"]
         line = one_line("\n".join(x for x in err.splitlines() if "spend: creating" not in x))
         assert "not sent again" in line and "intent.json" in line
         intent = json.loads((tmp_path / "out" / ".shotrun" / "probe" / "intent.json")
