@@ -26,12 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.commands.run import (
-    EMULATOR_POLLING,
-    REAL_POLLING,
-    add_network_limits,
-    client_limits,
-)
+from runner.commands.run import add_network_limits, add_poll_limits, client_limits, poll_policy
 from runner.errors import EXIT_FAILED, EXIT_OK, AuthenticationFailed, ShotrunError, UsageError
 from runner.gateway.urls import safe_url_text
 from runner.model import Manifest
@@ -69,6 +64,7 @@ def add_parser(subparsers: Any) -> None:
                         help="with --spend: stop waiting for the task after S seconds (the "
                         "next probe --spend follows it, never creates another; default 1 h)")
     add_provider_flag(parser)
+    add_poll_limits(parser)
     add_network_limits(parser)
     parser.set_defaults(func=run)
 
@@ -110,8 +106,7 @@ async def _probe(manifest: Manifest, config: RunConfig, api_key: str, limits: Cl
                     _out(line)
             if args.spend and not found.checks.created:
                 _out(report.estimate_line(manifest, spend_estimate(manifest)), err=args.json)
-                how = Following(EMULATOR_POLLING if config.uses_emulator else REAL_POLLING,
-                                task_timeout=args.task_timeout)
+                how = Following(poll_policy(args, config), task_timeout=args.task_timeout)
                 found.spent = spent = await spend_once(
                     gateway, manifest, base_url=_label(config),
                     built_in=config.uses_emulator, how=how)

@@ -99,11 +99,7 @@ def add_parser(subparsers: Any) -> None:
                         help="downloads at once (api.downloads)")
     parser.add_argument("--max-credits", type=float, metavar="C",
                         help="spending cap over the manifest's life (budget.max_credits)")
-    parser.add_argument("--poll-min", type=float, metavar="S",
-                        help="shortest interval between status checks of a task (seconds)")
-    parser.add_argument("--poll-max", type=float, metavar="S",
-                        help="longest interval between status checks of a task (seconds; a "
-                        "first check aimed by the task times the run measured may wait longer)")
+    add_poll_limits(parser)
     parser.add_argument("--poll-calibration", choices=("on", "off"), default="on",
                         help="aim each task's first status check by the task times this run "
                         "has measured (on, the default), or by the gateway's estimate alone")
@@ -172,18 +168,36 @@ def client_limits(args: argparse.Namespace) -> ClientLimits:
     return ClientLimits(timeouts=timeouts, max_result_bytes=args.max_result_size)
 
 
-def engine_settings(args: argparse.Namespace, config: RunConfig) -> EngineSettings:
-    """Engine settings from the resolved config and the tuning flags."""
+def add_poll_limits(parser: argparse.ArgumentParser) -> None:
+    """``--poll-min``/``--poll-max`` (run and probe)."""
+    parser.add_argument("--poll-min", type=float, metavar="S",
+                        help="shortest interval between status checks of a task (seconds)")
+    parser.add_argument("--poll-max", type=float, metavar="S",
+                        help="longest interval between status checks of a task (seconds; a "
+                        "first check aimed by the task times the run measured may wait longer)")
+
+
+def poll_policy(args: argparse.Namespace, config: RunConfig, *, calibrate: bool = False
+                ) -> PollPolicy:
+    """The polling of a command from its ``--poll-min``/``--poll-max`` and where it goes
+    (the built-in emulator is fast; a real gateway is not)."""
     base = EMULATOR_POLLING if config.uses_emulator else REAL_POLLING
     poll_min = args.poll_min if args.poll_min is not None else base.min_interval
     poll_max = args.poll_max if args.poll_max is not None else max(base.max_interval, poll_min)
+    try:
+        return PollPolicy(min_interval=poll_min, max_interval=poll_max,
+                          default_estimate=base.default_estimate, calibrate=calibrate)
+    except ValueError as exc:
+        raise UsageError(f"timing flags: {exc}") from None
+
+
+def engine_settings(args: argparse.Namespace, config: RunConfig) -> EngineSettings:
+    """Engine settings from the resolved config and the tuning flags."""
+    polling = poll_policy(args, config, calibrate=args.poll_calibration == "on")
     backoff = BackoffPolicy()
     b_base = args.backoff_base if args.backoff_base is not None else backoff.base
     b_cap = args.backoff_cap if args.backoff_cap is not None else max(backoff.cap, b_base)
     try:
-        polling = PollPolicy(min_interval=poll_min, max_interval=poll_max,
-                             default_estimate=base.default_estimate,
-                             calibrate=args.poll_calibration == "on")
         backoff = BackoffPolicy(base=b_base, cap=b_cap,
                                 retry_after_cap=max(b_cap, backoff.retry_after_cap
                                                     if args.backoff_cap is None else b_cap))

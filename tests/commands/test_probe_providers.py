@@ -1,0 +1,219 @@
+"""``shotrun probe`` on fal.ai and the Kling API: the emulator in each wire format.
+
+Each command runs through ``cli.main`` in a worker thread against an emulator (or a small
+loopback proxy in front of one) in the test's loop; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from runner import log
+from runner.emulator import run_emulator
+from runner.manifest import load_manifest
+from runner.probe.spend import Intent, spend_payload
+from runner.providers.kling_client import KlingClient
+from runner.probe.checks import ACCEPTED, UNSURE
+from runner.profile import load_profile
+from tests.commands.test_probe import fast_emulator, main_in_thread, write_manifest
+from tests.providers.test_run import ACCESS, JWT_HEADER, PROVIDERS, keys, written_text
+
+@pytest.fixture(autouse=True)
+def _quiet_logs() -> None:
+    """The emulator logs before ``cli.main`` configures logging: not onto stdout."""
+    log.configure("warning")
+
+
+KLING_FIELDS = ("model_name", "prompt", "duration", "multi_shot", "shot_type", "multi_prompt",
+                "image_list", "video_list", "mode", "aspect_ratio", "sound", "callback_url",
+                "external_task_id")
+FAL_FIELDS = ("prompt", "duration", "multi_prompt", "shot_type", "generate_audio",
+              "start_image_url", "end_image_url", "image_urls", "elements", "aspect_ratio")
+
+
+FAST_POLLING = ("--poll-min", "0.01", "--poll-max", "0.05")
+
+
+async def probe(provider: str, manifest: Path, *flags: str, **settings: Any
+                ) -> tuple[int, dict[str, Any]]:
+    """``shotrun probe MANIFEST --provider P --json FLAGS`` at an emulator speaking
+    ``provider``: (exit code, the emulator's counters once the command ended)."""
+    async with run_emulator(fast_emulator(**settings), provider=provider) as emulator:
+        code = await main_in_thread(["probe", str(manifest), "--provider", provider,
+                                     "--json", *flags, *FAST_POLLING,
+                                     "--base-url", emulator.base_url])
+        return code, emulator.stats()
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_without_spend_each_provider_is_checked_in_its_own_words_for_free(
+        provider: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = keys(monkeypatch, provider)
+    manifest = write_manifest(tmp_path)
+    code, stats = await probe(provider, manifest, api_key=expected)
+    assert code == 0
+    captured = capsys.readouterr()
+    found = json.loads(captured.out)
+    assert found["provider"] == provider and found["spend"] is None
+    assert stats["accepted_tasks"] == 0 and stats["credits_reserved"] == 0
+    assert stats["creation_requests"] == found["creations_sent"]
+    assert found["reached"] is True and found["names_before_values"] is True
+    assert found["baseline"]["param"] == "duration"
+    verdicts = {item["field"]: item["verdict"] for item in found["fields"]}
+    documented = KLING_FIELDS if provider == "kling" else FAL_FIELDS
+    for name in documented:  # each field as the provider names it, known to its emulator
+        assert verdicts.pop(name) == ACCEPTED, name
+    # Kling's element_list holds ids of subjects registered beforehand: the emulator knows
+    # none, and refuses it in other words than an unknown name's.
+    assert verdicts == ({"element_list": UNSURE} if provider == "kling" else {})
+    unknown = {item["asked"].split()[0]: item for item in found["unknown_task"]}
+    assert all(item["read_as_unknown"] for item in unknown.values())
+    assert set(unknown) == ({"task", "external_task_id"} if provider == "kling" else {"task"})
+    for text in (captured.out, captured.err, written_text(tmp_path / "out")):
+        for secret in (expected, ACCESS, JWT_HEADER):
+            assert secret not in text
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_spend_creates_one_task_and_checks_how_the_provider_finds_it_again(
+        provider: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = keys(monkeypatch, provider)
+    manifest = write_manifest(tmp_path)
+    code, stats = await probe(provider, manifest, "--spend", api_key=expected,
+                                 output_scale=0.25)
+    assert code == 0
+    captured = capsys.readouterr()
+    spend = json.loads(captured.out)["spend"]
+    assert stats["accepted_tasks"] == 1 and stats["completed_tasks"] == 1
+    assert spend["provider"] == provider and spend["status"] == "completed"
+    assert spend["video"]["width"] == 320 and spend["video"]["height"] == 180
+    assert spend["progress"]["reported"] is False  # neither provider reports a percentage
+    if provider == "kling":
+        external = spend["payload"]["external_task_id"]
+        assert spend["lookup"] == {"external_task_id": external, "found": spend["task_id"],
+                                   "same_task": True, "error": None}
+        assert spend["creation_body"]["fields"]["data.task_info.external_task_id"] == "string"
+        assert spend["creation_body"]["undocumented"] == []
+        assert spend["credits_reserved"] == 24.3  # final_unit_deduction, sent as a string
+    else:
+        assert spend["status_url"]["same"] is True
+        assert spend["query_body"]["fields"]["video.url"] == "string"
+        assert spend["query_body"]["undocumented"] == []
+    profile = load_profile(tmp_path / "out")
+    assert profile is not None and profile.base_url.endswith(f" ({provider})")
+    assert profile.sizes["720p 16:9"] == (320, 180)
+    for text in (captured.out, captured.err, written_text(tmp_path / "out")):
+        for secret in (expected, ACCESS, JWT_HEADER):
+            assert secret not in text
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_wrong_key_is_one_line_naming_the_variables_and_exit_1(
+        provider: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = keys(monkeypatch, provider, wrong=True)
+    manifest = write_manifest(tmp_path)
+    async with run_emulator(fast_emulator(api_key=expected), provider=provider) as emulator:
+        code = await main_in_thread(["probe", str(manifest), "--provider", provider,
+                                     "--base-url", emulator.base_url])
+        assert emulator.stats()["accepted_tasks"] == 0
+    assert code == 1
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(errors) == 1 and "refused the API key" in errors[0], captured.err
+    variables = ("KLING_ACCESS_KEY", "KLING_SECRET_KEY") if provider == "kling" else ("FAL_KEY",)
+    assert all(name in errors[0] for name in variables)
+    assert "Traceback" not in captured.err
+    for text in (captured.out, captured.err, written_text(tmp_path / "out")):
+        assert expected not in text and "wrong-" + expected not in text
+
+
+@asynccontextmanager
+async def answer_losing_proxy(target: str, lost: dict[str, int]) -> AsyncIterator[str]:
+    """A loopback proxy in front of ``target`` that forwards every request and, for the
+    first valid creation (a duration of "3"), drops the connection once the answer came
+    back: the task exists, the client never hears of it."""
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() in ("authorization", "content-type", "range")}
+        async with aiohttp.ClientSession() as session, session.request(
+                request.method, target + request.path_qs, data=body or None,
+                headers=headers) as answer:
+            data = await answer.read()
+            kind = answer.headers.get("Content-Type", "application/json")
+        if request.method == "POST" and b'"duration": "3"' in body and not lost:
+            lost["creations"] = 1
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response(status=500)  # never reaches the client
+        return web.Response(status=answer.status, body=data,
+                            headers={"Content-Type": kind})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", forward)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url("")).rstrip("/")
+    finally:
+        await server.close()
+
+
+async def test_kling_a_lost_creation_answer_is_looked_up_and_followed_never_sent_twice(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = keys(monkeypatch, "kling")
+    manifest = write_manifest(tmp_path)
+    lost: dict[str, int] = {}
+    async with run_emulator(fast_emulator(api_key=expected), provider="kling") as emulator:
+        async with answer_losing_proxy(emulator.base_url, lost) as url:
+            code = await main_in_thread(["probe", str(manifest), "--provider", "kling",
+                                         "--spend", "--json", *FAST_POLLING,
+                                         "--base-url", url])
+        stats = emulator.stats()
+    assert lost == {"creations": 1}  # the answer was lost...
+    assert code == 0
+    spend = json.loads(capsys.readouterr().out)["spend"]
+    assert stats["accepted_tasks"] == 1  # ...and nothing was sent again
+    assert spend["status"] == "completed" and spend["video"] is not None
+    assert spend["lookup"]["same_task"] is True
+    assert not (tmp_path / "out" / ".shotrun" / "probe" / "intent.json").exists()
+
+
+async def test_kling_an_earlier_probes_lost_creation_is_found_by_its_id_and_followed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A probe killed between sending and hearing: its intent names the external id; the
+    next probe looks it up, follows that task, and creates none."""
+    expected = keys(monkeypatch, "kling")
+    manifest_path = write_manifest(tmp_path)
+    manifest = load_manifest(manifest_path, "kling")
+    payload = {**spend_payload(manifest), "external_task_id": "shotrun-probe-earlier-0001"}
+    async with run_emulator(fast_emulator(api_key=expected), provider="kling") as emulator:
+        async with KlingClient(emulator.base_url, None, ACCESS, expected) as client:
+            created = await client.create_task(payload)  # what the killed probe sent
+        Intent(manifest.output_dir).write({
+            "state": "sending", "base_url": f"{emulator.base_url} (kling)", "sent_at": 1.0,
+            "payload": payload})
+        code = await main_in_thread(["probe", str(manifest_path), "--provider", "kling",
+                                     "--spend", "--json", *FAST_POLLING,
+                                     "--base-url", emulator.base_url])
+        stats = emulator.stats()
+    assert code == 0
+    spend = json.loads(capsys.readouterr().out)["spend"]
+    assert stats["accepted_tasks"] == 1  # the earlier one, followed: none created
+    assert spend["resumed"] is True and spend["task_id"] == created.task_id
+    assert spend["video"] is not None
