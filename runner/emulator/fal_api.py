@@ -11,7 +11,13 @@ is, so the same faults, real videos and stats apply. What is fal's own:
   task; status is ``IN_QUEUE`` with ``queue_position``, ``IN_PROGRESS``, ``COMPLETED`` (with
   ``error`` when the request failed), never a percentage; the result is ``{video: {url,
   content_type, file_name, file_size}}``;
-* ``duration`` must be a string (``"5"``): a number is refused, as fal's schema refuses it.
+* ``duration`` must be a string (``"5"``): a number is refused, as fal's schema refuses it;
+* cancel ``PUT .../requests/<id>/cancel``: a request still ``IN_QUEUE`` answers 202
+  ``{"status": "CANCELLATION_REQUESTED"}`` and is taken out of the queue (it then reads
+  ``COMPLETED`` with an ``error``, never renders and bills nothing); one running or done
+  answers 400 ``{"status": "ALREADY_COMPLETED"}``. For a running request fal only signals
+  its app, which decides whether to stop: the emulator plays an app that never does, so a
+  client cannot come to count on a cancel it might not get.
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ def authenticate(request: web.Request, expected: str | None) -> None:
 
 
 def _count(core: EmulatorCore, request: web.Request) -> None:
+    """Creations and polls as for every format; a cancel is neither (``cancel_requests``)."""
     if request.method == "POST" and not request.path.startswith(REQUESTS) and \
             not request.path.startswith(UPLOAD_PREFIX):
         core.stats.creation_requests += 1
@@ -72,6 +79,8 @@ def _count(core: EmulatorCore, request: web.Request) -> None:
         task_id = request.path[len(REQUESTS):].split("/", 1)[0]
         if core.board.get(task_id) is not None:
             core.stats.polls_per_task[task_id] += 1
+    elif request.method == "PUT" and request.path.endswith("/cancel"):
+        core.stats.cancel_requests += 1
 
 
 def _creating(request: web.Request) -> bool:
@@ -173,8 +182,17 @@ async def result(request: web.Request) -> web.StreamResponse:
                                         "file_size": size}})
 
 
+async def cancel(request: web.Request) -> web.StreamResponse:
+    """PUT .../requests/{id}/cancel: 202 when it was still queued, else 400 (see above)."""
+    core = request.app[CORE]
+    if core.board.cancel(_task(request), core.now()):
+        return web.json_response({"status": "CANCELLATION_REQUESTED"}, status=202)
+    return web.json_response({"status": "ALREADY_COMPLETED"}, status=400)
+
+
 def add_routes(app: web.Application) -> None:
     """fal's routes (the shared ones are added by :func:`runner.emulator.app.build_app`)."""
     app.router.add_post(APP_PATH, submit)
+    app.router.add_put(REQUESTS + "{request_id}/cancel", cancel)
     app.router.add_get(REQUESTS + "{request_id}/status", status)
     app.router.add_get(REQUESTS + "{request_id}", result)
