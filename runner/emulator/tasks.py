@@ -142,10 +142,11 @@ class TaskBoard:
         self.stats.in_flight = len(self._active)
         return len(self._active)
 
-    def queued_before(self, task: Task, now: float) -> int:
-        """Tasks still pending that were created before ``task`` (fal's queue position)."""
+    def queued_before(self, started: float, now: float) -> int:
+        """Tasks still pending that were created before loop time ``started`` (fal's queue
+        position; a time rather than a task, since fal's late refusals are not tasks)."""
         return sum(1 for other in self._active
-                   if self._tasks[other].started < task.started
+                   if self._tasks[other].started < started
                    and self._tasks[other].status(now)[0] == "pending")
 
     def cancel(self, task: Task, now: float) -> bool:

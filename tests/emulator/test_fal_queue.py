@@ -1,4 +1,4 @@
-"""fal.ai's queue in the emulator: cancel.
+"""fal.ai's queue in the emulator: cancel, and inputs refused only once queued.
 
 Real HTTP on 127.0.0.1 with fal's own key header, as a fal client sends it. Time-dependent
 states are reached by settings (a queue time far beyond the test: a request stays queued;
@@ -15,8 +15,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from runner.emulator import RunningEmulator, run_emulator
-from tests.emulator.conftest import FAST, KEY, polls
+from runner.emulator import EmulatorSettings, RunningEmulator, run_emulator
+from tests.emulator.conftest import FAST, KEY, payload, polls
 
 APP = "/fal-ai/kling-video/o3/standard/reference-to-video"
 REQUESTS = "/fal-ai/kling-video/requests/"
@@ -163,3 +163,80 @@ async def test_cancel_needs_the_key_and_meets_injected_faults(start: Start) -> N
     assert (await status_of(http, rid))["status"] == "IN_QUEUE"
     assert await cancel(http, rid) == (202, {"status": "CANCELLATION_REQUESTED"})
     assert emulator.stats()["cancel_requests"] == 4
+
+
+@pytest.mark.parametrize(("changes", "param", "msg"), [
+    ({"duration": "0"}, "duration", "duration must be a whole number of seconds"),
+    ({"negative_prompt": "blur"}, "negative_prompt", "Extra inputs are not permitted"),
+], ids=["duration-0", "unknown-field"])
+async def test_queue_validation_refuses_a_bad_input_once_queued(
+        start: Start, changes: dict[str, Any], param: str, msg: str) -> None:
+    strict, strict_http = await start()
+    at_submit = await call(strict_http, "POST", APP, json=fal_input(**changes))
+    assert at_submit[0] == 422 and strict.stats()["queue_refusals"] == 0
+
+    emulator, http = await start(fal_validation="queue")
+    rid = await submit(http, fal_input(**changes))
+    status, body = await call(http, "GET", f"{REQUESTS}{rid}")
+    assert (status, body) == (400, {"detail": "Request is still in progress"})
+    first = await status_of(http, rid)
+    assert first["status"] == "IN_QUEUE" and first["queue_position"] == 0
+    final = await status_of(http, rid)
+    assert final["status"] == "COMPLETED" and "queue_position" not in final
+    assert final["error"].startswith(msg) and final["error_type"] == "invalid_parameters"
+    status, body = await call(http, "GET", f"{REQUESTS}{rid}")
+    assert status == 422
+    assert body == {"detail": [{"loc": ["body", param], "msg": final["error"],
+                                "type": "value_error"}]}
+    assert (status, body) == at_submit  # exactly what fal says at submit otherwise
+    assert await cancel(http, rid) == (400, {"status": "ALREADY_COMPLETED"})
+
+    stats = emulator.stats()
+    assert (stats["creation_requests"], stats["accepted_tasks"], stats["queue_refusals"]) == (
+        1, 0, 1)
+    assert stats["credits_reserved"] == 0 and stats["renders"] == 0
+    assert stats["polls_per_task"] == {rid: 2}
+    assert emulator.core.board.get(rid) is None  # not a task: it has no valid creation
+
+
+async def test_queue_validation_cancel_while_it_reads_in_queue(start: Start) -> None:
+    emulator, http = await start(fal_validation="queue")
+    rid = await submit(http, fal_input(duration="0"))
+    assert await cancel(http, rid) == (202, {"status": "CANCELLATION_REQUESTED"})
+    done = await status_of(http, rid)
+    assert done["status"] == "COMPLETED" and done["error"] == CANCELLED
+    assert done["error_type"] == "request_cancelled"
+    status, body = await call(http, "GET", f"{REQUESTS}{rid}")
+    assert status >= 400 and status != 422 and body == {"detail": CANCELLED}
+    assert await cancel(http, rid) == (400, {"status": "ALREADY_COMPLETED"})
+    stats = emulator.stats()
+    assert (stats["cancel_requests"], stats["polls"], stats["accepted_tasks"]) == (2, 1, 0)
+
+
+async def test_queue_validation_renders_a_valid_input_as_before(start: Start) -> None:
+    emulator, http = await start(fal_validation="queue")
+    rid = await submit(http, fal_input())
+    done = await until(http, rid, "COMPLETED")
+    assert "error" not in done
+    status, body = await call(http, "GET", f"{REQUESTS}{rid}")
+    assert status == 200 and body["video"]["content_type"] == "video/mp4"
+    async with http.get(body["video"]["url"]) as response:
+        video = await response.read()
+    assert response.status == 200 and len(video) == body["video"]["file_size"] > 1000
+    stats = emulator.stats()
+    assert (stats["accepted_tasks"], stats["queue_refusals"], stats["renders"]) == (1, 0, 1)
+
+
+async def test_queue_validation_is_ignored_by_the_gateway_format(start: Start) -> None:
+    emulator, http = await start("gateway", fal_validation="queue")
+    status, body = await call(http, "POST", "/v1/videos/generations",
+                              json=payload(duration=0))
+    assert status == 400 and body["error"]["param"] == "duration"
+    assert emulator.stats()["queue_refusals"] == 0
+
+
+def test_fal_validation_accepts_its_two_values_only() -> None:
+    assert EmulatorSettings().fal_validation == "submit"
+    assert EmulatorSettings.from_mapping({"fal_validation": "queue"}).fal_validation == "queue"
+    with pytest.raises(ValueError, match="fal_validation must be one of submit, queue"):
+        EmulatorSettings.from_mapping({"fal_validation": "later"})
