@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from runner.emulator import EmulatorSettings, run_emulator
+from runner.emulator.settings import FAL_VALIDATION_MODES
 from runner.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
 from runner.providers import GATEWAY, PROVIDERS
 from runner.redact import register_secret
@@ -82,6 +83,10 @@ def add_parser(subparsers: Any) -> None:
                        "(0.125: 160x90 for 720p 16:9; default 1)")
     rough.add_argument("--progress", choices=("linear", "none"),
                        help="none: task bodies carry no progress field (default linear)")
+    rough.add_argument("--fal-validation", choices=FAL_VALIDATION_MODES,
+                       help="fal.ai only: queue accepts any input and refuses a bad one once "
+                       "queued (COMPLETED with an error, result 422); default submit: 422 at "
+                       "submit")
     faults = parser.add_argument_group("faults")
     faults.add_argument("--concurrency-cap", type=int, metavar="N",
                         help="tasks in flight at most; more get 429 with Retry-After")
@@ -113,7 +118,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
     for name in ("queue_time", "processing_time", "jitter", "estimate_factor", "render",
                  "link_ttl", "upload_ttl", "concurrency_cap", "retry_after", "failure_rate",
                  "reset_rate", "truncate_rate", "download_rate", "seed", "check_images",
-                 "credits", "output_scale", "progress"):
+                 "credits", "output_scale", "progress", "fal_validation"):
         value = getattr(args, name)
         if value is not None:
             data[name] = value

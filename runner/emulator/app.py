@@ -12,7 +12,7 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import aiohttp
@@ -32,6 +32,7 @@ from runner.model import MAX_IMAGE_BYTES
 
 log = structlog.get_logger()
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
 CREATE_PATH = "/v1/videos/generations"
 TASK_PREFIX = "/v1/tasks/"
 UPLOAD_PREFIX = "/api/v1/files/upload/"
@@ -201,25 +202,38 @@ def admit(core: EmulatorCore, request: web.Request, creation: Creation, body: An
     """
     settings = core.settings
     now = core.now()
+    return admit_with(core, request, credits_for(creation, settings.rates),
+                      lambda: core.board.create(creation, body, settings, core.faults.rng,
+                                                now))
+
+
+def admit_with(core: EmulatorCore, request: web.Request, cost: float, make: Callable[[], T]
+               ) -> tuple[T | None, bool]:
+    """:func:`admit` for anything a submission makes (``make``), costing ``cost`` credits.
+
+    Apart so that what is not a task (fal's input refused only once queued, which costs
+    nothing) meets the same account limits and the same lost answers as a task does.
+    """
+    settings = core.settings
+    now = core.now()
     cap = settings.concurrency_cap
     if cap is not None and core.board.in_flight(now) >= cap:
         core.stats.rate_limited += 1
         wait = retry_after_header(settings, core.board.retry_after(now))
         raise ApiError(429, "Too many tasks in flight for this account; retry later.",
                        code="concurrency_limit_exceeded", headers={"Retry-After": wait})
-    if settings.credits is not None:
-        cost = credits_for(creation, settings.rates)
-        if core.stats.credits_reserved + cost > settings.credits + 1e-9:
-            raise ApiError(402, f"Insufficient credits: this task needs {cost:g}.",
-                           code="insufficient_quota")
+    if settings.credits is not None and \
+            core.stats.credits_reserved + cost > settings.credits + 1e-9:
+        raise ApiError(402, f"Insufficient credits: this task needs {cost:g}.",
+                       code="insufficient_quota")
     if core.faults.chance(settings.reset_rate):
         core.stats.resets += 1
-        task = None
-        if core.faults.chance(0.5):  # the task exists, the client will never know its id
-            task = core.board.create(creation, body, settings, core.faults.rng, now)
+        made = None
+        if core.faults.chance(0.5):  # it exists, the client will never know its id
+            made = make()
         abort_connection(request)
-        return task, False
-    return core.board.create(creation, body, settings, core.faults.rng, now), True
+        return made, False
+    return make(), True
 
 
 async def get_task(request: web.Request) -> web.StreamResponse:

@@ -11,18 +11,37 @@ is, so the same faults, real videos and stats apply. What is fal's own:
   task; status is ``IN_QUEUE`` with ``queue_position``, ``IN_PROGRESS``, ``COMPLETED`` (with
   ``error`` when the request failed), never a percentage; the result is ``{video: {url,
   content_type, file_name, file_size}}``;
-* ``duration`` must be a string (``"5"``): a number is refused, as fal's schema refuses it.
+* ``duration`` must be a string (``"5"``): a number is refused, as fal's schema refuses it;
+* cancel ``PUT .../requests/<id>/cancel``: a request still ``IN_QUEUE`` answers 202
+  ``{"status": "CANCELLATION_REQUESTED"}`` and is taken out of the queue (it then reads
+  ``COMPLETED`` with an ``error``, never renders and bills nothing); one running or done
+  answers 400 ``{"status": "ALREADY_COMPLETED"}``. For a running request fal only signals
+  its app, which decides whether to stop: the emulator plays an app that never does, so a
+  client cannot come to count on a cancel it might not get;
+* ``fal_validation: queue`` plays an app that checks its input only once queued: any JSON
+  input gets a ``request_id``; a bad one reads ``IN_QUEUE`` once, then ``COMPLETED`` with the
+  refusal as ``error``, and its result answers the 422 the submit gives otherwise.
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from runner.emulator.app import CORE, UPLOAD_PREFIX, EmulatorCore, WireFormat, admit, json_body
-from runner.emulator.responses import ApiError
-from runner.emulator.tasks import Task
+from runner.emulator.app import (
+    CORE,
+    UPLOAD_PREFIX,
+    EmulatorCore,
+    WireFormat,
+    admit,
+    admit_with,
+    json_body,
+)
+from runner.emulator.responses import ApiError, new_task_id
+from runner.emulator.tasks import FAILURE_MESSAGES, Task
 from runner.emulator.validation import validate_creation
 from runner.errors import PERMANENT_TASK_CODES
 from runner.model import MODEL_ID
@@ -35,6 +54,27 @@ _SAME = ("prompt", "shot_type", "generate_audio", "start_image_url", "end_image_
          "image_urls", "elements", "aspect_ratio")
 STATUS_WORDS = {"pending": "IN_QUEUE", "processing": "IN_PROGRESS", "completed": "COMPLETED",
                 "failed": "COMPLETED"}
+CANCELLED = "request_cancelled"
+REFUSED = "invalid_parameters"  # the error_type of an input refused once queued
+
+
+@dataclass
+class Late:
+    """A request whose input is refused only once queued (``fal_validation: queue``).
+
+    Not a task on the board: it has no valid creation, so it never renders, holds no slot
+    and costs nothing. It reads ``IN_QUEUE`` to its first status query (``seen``), then
+    ``COMPLETED`` with the refusal, unless a cancel took it out of the queue before.
+    """
+
+    request_id: str
+    refusal: ApiError
+    started: float  # loop clock: its place in the queue
+    seen: bool = False
+    cancelled: bool = False
+
+
+LATE: web.AppKey[dict[str, Late]] = web.AppKey("fal_late_refusals", dict)
 
 
 def respond(exc: ApiError) -> web.Response:
@@ -64,14 +104,17 @@ def authenticate(request: web.Request, expected: str | None) -> None:
 
 
 def _count(core: EmulatorCore, request: web.Request) -> None:
+    """Creations and polls as for every format; a cancel is neither (``cancel_requests``)."""
     if request.method == "POST" and not request.path.startswith(REQUESTS) and \
             not request.path.startswith(UPLOAD_PREFIX):
         core.stats.creation_requests += 1
     elif request.method == "GET" and request.path.endswith("/status"):
         core.stats.polls += 1
         task_id = request.path[len(REQUESTS):].split("/", 1)[0]
-        if core.board.get(task_id) is not None:
+        if core.board.get(task_id) is not None or task_id in request.app[LATE]:
             core.stats.polls_per_task[task_id] += 1
+    elif request.method == "PUT" and request.path.endswith("/cancel"):
+        core.stats.cancel_requests += 1
 
 
 def _creating(request: web.Request) -> bool:
@@ -123,12 +166,39 @@ async def submit(request: web.Request) -> web.StreamResponse:
     resolution = TIERS.get(request.match_info["tier"])
     if resolution is None:
         raise ApiError(404, f"Application {request.path[1:]} not found")
-    body = canonical(await json_body(request), resolution)
-    task, answered = admit(core, request, validate_creation(body), body)
+    raw = await json_body(request)  # not JSON: refused at submit in either mode
+    try:
+        body = canonical(raw, resolution)
+        creation = validate_creation(body)
+    except ApiError as refusal:
+        if core.settings.fal_validation != "queue":
+            raise
+        return _queue_refused(core, request, refusal)
+    task, answered = admit(core, request, creation, body)
     if not answered:
         return web.Response(status=500)  # never reaches the client
     assert task is not None
     return web.json_response({"request_id": task.task_id, **_urls(request, task.task_id)})
+
+
+def _queue_refused(core: EmulatorCore, request: web.Request, refusal: ApiError
+                   ) -> web.StreamResponse:
+    """Queue an input that will be refused once "run": answered as a good submission is
+    (the account's limits and lost answers too), so only its status tells."""
+    lates = request.app[LATE]
+
+    def make() -> Late:
+        late = Late(new_task_id(int(time.time())), refusal, core.now())
+        lates[late.request_id] = late
+        core.stats.queue_refusals += 1
+        return late
+
+    late, answered = admit_with(core, request, 0.0, make)
+    if not answered:
+        return web.Response(status=500)  # never reaches the client
+    assert late is not None
+    return web.json_response({"request_id": late.request_id,
+                              **_urls(request, late.request_id)})
 
 
 def _task(request: web.Request) -> Task:
@@ -138,32 +208,58 @@ def _task(request: web.Request) -> Task:
     return task
 
 
+def _failed(word: str, code: str, message: str) -> dict[str, Any]:
+    return {"status": word, "error": message, "error_type": code}
+
+
 async def status(request: web.Request) -> web.StreamResponse:
     """GET .../requests/{id}/status."""
     core = request.app[CORE]
-    task = _task(request)
     now = core.now()
+    late = request.app[LATE].get(request.match_info["request_id"])
+    if late is not None:
+        urls = _urls(request, late.request_id)
+        if late.cancelled:
+            return web.json_response({**_failed("COMPLETED", CANCELLED,
+                                                FAILURE_MESSAGES[CANCELLED]), **urls})
+        if not late.seen:
+            late.seen = True
+            return web.json_response({"status": "IN_QUEUE", **urls, "queue_position":
+                                      core.board.queued_before(late.started, now)})
+        return web.json_response({**_failed("COMPLETED", REFUSED, late.refusal.message),
+                                  **urls})
+    task = _task(request)
     word, _ = task.status(now)
     body: dict[str, Any] = {"status": STATUS_WORDS[word], **_urls(request, task.task_id)}
     if word == "pending":
-        body["queue_position"] = core.board.queued_before(task, now)
+        body["queue_position"] = core.board.queued_before(task.started, now)
     elif word == "failed":
         code, message = task.failure()
-        body["error"] = message
-        body["error_type"] = code
+        body.update(_failed(STATUS_WORDS[word], code, message))
     return web.json_response(body)
+
+
+def _failed_result(code: str, message: str) -> web.Response:
+    """The result of a failed request: a refusal for a permanent code, else trouble."""
+    if code in PERMANENT_TASK_CODES:
+        return respond(ApiError(400, message, param="prompt"))
+    return respond(ApiError(500, message))
 
 
 async def result(request: web.Request) -> web.StreamResponse:
     """GET .../requests/{id}: the video of a completed request, or why there is none."""
     core = request.app[CORE]
+    late = request.app[LATE].get(request.match_info["request_id"])
+    if late is not None:
+        if late.cancelled:
+            return _failed_result(CANCELLED, FAILURE_MESSAGES[CANCELLED])
+        if not late.seen:
+            raise ApiError(400, "Request is still in progress")
+        return respond(late.refusal)  # the very answer the submit gives in "submit" mode
     task = _task(request)
     gateway = core.board.describe(task, core.now(), core.settings.link_ttl)
     if gateway["status"] == "failed":
-        code, message = task.failure()
-        if code in PERMANENT_TASK_CODES:
-            raise ApiError(400, message, param="prompt")
-        raise ApiError(500, message)
+        return _failed_result(*task.failure())
     if gateway["status"] != "completed":
         raise ApiError(400, "Request is still in progress")
     size = len(task.video or b"")
@@ -173,8 +269,24 @@ async def result(request: web.Request) -> web.StreamResponse:
                                         "file_size": size}})
 
 
+async def cancel(request: web.Request) -> web.StreamResponse:
+    """PUT .../requests/{id}/cancel: 202 when it was still queued, else 400 (see above)."""
+    core = request.app[CORE]
+    late = request.app[LATE].get(request.match_info["request_id"])
+    if late is not None:
+        queued = not late.seen and not late.cancelled
+        late.cancelled = late.cancelled or queued
+    else:
+        queued = core.board.cancel(_task(request), core.now())
+    if queued:
+        return web.json_response({"status": "CANCELLATION_REQUESTED"}, status=202)
+    return web.json_response({"status": "ALREADY_COMPLETED"}, status=400)
+
+
 def add_routes(app: web.Application) -> None:
     """fal's routes (the shared ones are added by :func:`runner.emulator.app.build_app`)."""
+    app[LATE] = {}
     app.router.add_post(APP_PATH, submit)
+    app.router.add_put(REQUESTS + "{request_id}/cancel", cancel)
     app.router.add_get(REQUESTS + "{request_id}/status", status)
     app.router.add_get(REQUESTS + "{request_id}", result)

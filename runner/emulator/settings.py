@@ -20,6 +20,7 @@ from runner.errors import ALL_TASK_CODES
 ERROR_STATUSES = ("429", "500", "502", "503")
 RENDER_MODES = ("full", "cached")
 PROGRESS_MODES = ("linear", "none")
+FAL_VALIDATION_MODES = ("submit", "queue")
 DEFAULT_EMULATOR_RATES: Mapping[str, float] = MappingProxyType(
     {"720p": 8.1, "1080p": 10.8, "4k": 16.2, "audio": 2.7}
 )
@@ -55,6 +56,13 @@ class EmulatorSettings:
     of their resolution (0.125: 160x90 for 720p 16:9; the gateway documents no pixel size);
     ``progress: none`` leaves ``progress`` out of every task body, as a gateway that never
     reports it does.
+
+    ``fal_validation`` (fal.ai's wire format only; ignored by the gateway's and Kling's):
+    ``submit`` refuses a bad input with 422 at submit; ``queue`` accepts any JSON input into
+    the queue and refuses it only when it is "run": its status reads ``IN_QUEUE`` once, then
+    ``COMPLETED`` with the refusal as ``error``, and its result answers the 422 the submit
+    would have; it never renders and costs nothing. providers.md does not say when fal checks
+    an input, so a client must read a refusal from either place.
     """
 
     queue_time: float = 0.5
@@ -79,6 +87,7 @@ class EmulatorSettings:
     credits: float | None = None  # the account's credits; creations beyond answer 402
     output_scale: float = 1.0  # videos at this fraction of the nominal size (both sides)
     progress: str = "linear"  # "none": task bodies carry no progress field at all
+    fal_validation: str = "submit"  # "queue": fal refuses a bad input after queueing it
 
     def __post_init__(self) -> None:
         problems = list(self._problems())
@@ -103,6 +112,9 @@ class EmulatorSettings:
             problems.append("output_scale must be > 0 and at most 4 (1 renders nominal sizes)")
         if self.progress not in PROGRESS_MODES:
             problems.append(f"progress must be one of {', '.join(PROGRESS_MODES)}")
+        if self.fal_validation not in FAL_VALIDATION_MODES:
+            problems.append("fal_validation must be one of "
+                            f"{', '.join(FAL_VALIDATION_MODES)} (fal.ai only)")
         if self.render not in RENDER_MODES:
             problems.append(f"render must be one of {', '.join(RENDER_MODES)}")
         if self.concurrency_cap is not None and self.concurrency_cap < 1:

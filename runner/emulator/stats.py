@@ -17,7 +17,11 @@ class Stats:
 
     creation_requests: int = 0
     accepted_tasks: int = 0
-    credits_reserved: float = 0.0  # summed over accepted tasks (billing starts at creation)
+    credits_reserved: float = 0.0  # summed over accepted tasks (billing starts at creation),
+    # less those of tasks cancelled while queued (a request that never ran bills nothing)
+    queue_refusals: int = 0  # fal inputs accepted into the queue, then refused (no task)
+    cancel_requests: int = 0  # fal cancels asked (answered or not; neither polls nor creations)
+    cancelled_tasks: int = 0  # taken out of the queue by a cancel (not in failed_tasks)
     duplicate_payloads: int = 0
     polls: int = 0
     polls_per_task: Counter[str] = field(default_factory=Counter)
@@ -42,6 +46,9 @@ class Stats:
             "creation_requests": self.creation_requests,
             "accepted_tasks": self.accepted_tasks,
             "credits_reserved": round(self.credits_reserved, 4),
+            "queue_refusals": self.queue_refusals,
+            "cancel_requests": self.cancel_requests,
+            "cancelled_tasks": self.cancelled_tasks,
             "duplicate_payloads": self.duplicate_payloads,
             "polls": self.polls,
             "polls_per_task": dict(self.polls_per_task),

@@ -79,9 +79,12 @@ class Task:
     link: tuple[str, float] | None = None  # (token, expiry on the loop clock)
     scale: float = 1.0  # the output's size as a fraction of the nominal one
     job: asyncio.Task[None] | None = None
+    cancelled: bool = False  # taken out of the queue (fal's cancel): failed, never rendered
 
     def status(self, now: float) -> tuple[str, int]:
         """(status, progress) at loop time ``now``."""
+        if self.cancelled:
+            return "failed", 0
         begin = self.started + self.queue
         if now < begin:
             return "pending", 0
@@ -139,11 +142,37 @@ class TaskBoard:
         self.stats.in_flight = len(self._active)
         return len(self._active)
 
-    def queued_before(self, task: Task, now: float) -> int:
-        """Tasks still pending that were created before ``task`` (fal's queue position)."""
+    def queued_before(self, started: float, now: float) -> int:
+        """Tasks still pending that were created before loop time ``started`` (fal's queue
+        position; a time rather than a task, since fal's late refusals are not tasks)."""
         return sum(1 for other in self._active
-                   if self._tasks[other].started < task.started
+                   if self._tasks[other].started < started
                    and self._tasks[other].status(now)[0] == "pending")
+
+    def cancel(self, task: Task, now: float) -> bool:
+        """Take a task still pending out of the queue (False when it is not pending).
+
+        Only a queued task can be stopped: nothing of it has run, so its render is cancelled
+        before it starts (the render waits out the queue time first) and its credits are
+        released, as a queue that never ran the request bills nothing. It then reads as
+        ``failed`` with ``request_cancelled``, leaves the tasks in flight at once (its slot
+        frees) and is counted in ``cancelled_tasks``, not in ``failed_tasks``: it failed at
+        the client's wish, not the service's.
+        """
+        if task.status(now)[0] != "pending":
+            return False
+        task.cancelled = True
+        task.fail_code = "request_cancelled"
+        task.fail_message = None
+        if task.job is not None:
+            task.job.cancel()
+        self._active.discard(task.task_id)
+        self.stats.cancelled_tasks += 1
+        self.stats.credits_reserved -= task.credits
+        task.credits = 0.0
+        self.stats.in_flight = len(self._active)
+        log.debug("emulator_task_cancelled", task_id=task.task_id)
+        return True
 
     def retry_after(self, now: float) -> float:
         """Seconds until the first task in flight is planned to finish (a slot frees)."""

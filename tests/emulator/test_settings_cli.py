@@ -55,9 +55,11 @@ def test_from_mapping_takes_manifest_keys_and_turns_lists_into_tuples() -> None:
      ({"estimate_factor": float("nan")}, "estimate_factor must be > 0"),
      ({"queue_time": "soon"}, "invalid emulator settings"),
      ({"output_scale": 0}, "output_scale must be > 0"),
-     ({"progress": "sometimes"}, "progress must be one of linear, none")],
+     ({"progress": "sometimes"}, "progress must be one of linear, none"),
+     ({"fal_validation": "late"}, "fal_validation must be one of submit, queue")],
     ids=["typo", "rate", "render", "code", "status", "cap", "estimate-zero",
-         "estimate-negative", "estimate-nan", "type", "scale-zero", "progress"],
+         "estimate-negative", "estimate-nan", "type", "scale-zero", "progress",
+         "fal-validation"],
 )
 def test_from_mapping_refuses_bad_settings_with_the_key(data: dict[str, Any], fragment: str
                                                         ) -> None:
@@ -81,6 +83,7 @@ def test_every_setting_has_a_flag() -> None:
         "--link-ttl", "60", "--download-rate", "1000", "--seed", "9", "--upload-ttl", "10",
         "--retry-after", "0.5", "--rate", "720p=1", "--api-key-env", "EMU_KEY",
         "--check-images", "--credits", "500", "--estimate-factor", "0.5",
+        "--fal-validation", "queue",
     ])
     settings = settings_from_args(args, {"EMU_KEY": "sk-from-env"})
     assert settings == EmulatorSettings(
@@ -89,7 +92,7 @@ def test_every_setting_has_a_flag() -> None:
         error_rates={"429": 0.1, "502": 0.2}, reset_rate=0.01, truncate_rate=0.02,
         link_ttl=60, download_rate=1000, seed=9, upload_ttl=10, retry_after=0.5,
         rates={**EmulatorSettings().rates, "720p": 1.0}, api_key="sk-from-env",
-        check_images=True, credits=500.0, estimate_factor=0.5,
+        check_images=True, credits=500.0, estimate_factor=0.5, fal_validation="queue",
     )
 
 
