@@ -9,6 +9,10 @@ and reports what the gateway really returned, and writes
 ``<output_dir>/.shotrun/gateway-profile.json`` for ``plan`` and ``run``
 (:mod:`runner.probe.spend`, :mod:`runner.profile`).
 
+The provider (``--provider`` > ``SHOTRUN_PROVIDER`` > ``api.provider``) decides the words:
+fal.ai and the Kling API are probed with their own documented bodies and answers
+(:mod:`runner.probe.dialects`).
+
 Settings resolve as ``run``'s do (flags > environment > manifest); the built-in emulator
 (``api.base_url: emulator``) needs no key. Exit codes: 0 the probe finished; 1 the gateway
 could not be reached, refused the key, is not the gateway, accepted a body invalid on purpose,
@@ -45,9 +49,10 @@ def add_parser(subparsers: Any) -> None:
     """Register ``shotrun probe``."""
     parser = subparsers.add_parser(
         "probe", help="check a gateway (reached, key, field names); --spend: one paid task",
-        description="Check the configured gateway without spending: reached, key accepted, "
-        "which field names it refuses (creations invalid on purpose, which the documented "
-        "gateway refuses for free). With --spend, also create one cheapest task (3 s 720p, "
+        description="Check the configured gateway (or fal.ai, or the Kling API: --provider) "
+        "without spending: reached, key accepted, which field names it refuses (creations "
+        "invalid on purpose, which the documented gateway refuses for free), how it answers "
+        "about a task it does not know. With --spend, also create one cheapest task (3 s 720p, "
         "cost printed first), follow it, report what came back and write "
         "<output_dir>/.shotrun/gateway-profile.json for plan and run. Exit 0 done, 1 the "
         "gateway failed a check, 2 invalid manifest or usage.",
@@ -104,7 +109,7 @@ async def _probe(manifest: Manifest, config: RunConfig, api_key: str, limits: Cl
             if text:  # what was asked for: printed with -q too, as status is
                 for line in report.check_lines(found.checks, shown):
                     _out(line)
-            if args.spend and not found.checks.created:
+            if args.spend and not found.checks.paid_risk:
                 _out(report.estimate_line(manifest, spend_estimate(manifest)), err=args.json)
                 how = Following(poll_policy(args, config), task_timeout=args.task_timeout)
                 found.spent = spent = await spend_once(

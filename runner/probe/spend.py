@@ -7,11 +7,13 @@ it expires) can only be learnt by paying for one task. This module creates exact
 
 Paying once is a promise kept the way ``run`` keeps it: the intent is written durably to
 ``<output_dir>/.shotrun/probe/intent.json`` before the creation is sent, and the task id the
-moment it arrives. A creation is never sent again by this module: a lost answer is
-*ambiguous* (it may have been billed; the gateway has no idempotency key and no list of
+moment it arrives. A creation is never sent again blind: on the gateway and fal.ai a lost
+answer is *ambiguous* (it may have been billed; neither has an idempotency key or a list of
 tasks) and stops the probe; the next ``probe --spend`` refuses to create another while that
 intent stands, and follows the task instead when its id was recorded (after a Ctrl-C or a
-crash). The video is kept (it was paid for) under ``.shotrun/probe/``.
+crash). On the Kling API the creation carries a fresh ``external_task_id``, recorded with
+the intent: a lost answer is looked up by it and followed, and sent again only when Kling
+has no such task. The video is kept (it was paid for) under ``.shotrun/probe/``.
 """
 
 from __future__ import annotations

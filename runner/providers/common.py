@@ -28,6 +28,7 @@ _REFERENCE = re.compile(r"@(Image|Element)(\d+)\b")
 # permanent (fix the shot); anything else is worth one more try (Kling: failed tasks are not
 # charged).
 _FAILURE_WORDS = (
+    (("cancel",), "request_cancelled"),  # fal.ai: a request cancelled while queued
     (("risk", "policy", "sensitive", "content", "moderation", "nsfw"),
      "content_policy_violation"),
     (("image",), "image_processing_error"),

@@ -20,12 +20,13 @@ from aiohttp.test_utils import TestServer
 from runner import log
 from runner.emulator import run_emulator
 from runner.manifest import load_manifest
-from runner.probe.spend import Intent, spend_payload
-from runner.providers.kling_client import KlingClient
 from runner.probe.checks import ACCEPTED, UNSURE
+from runner.probe.spend import Intent, spend_payload
 from runner.profile import load_profile
+from runner.providers.kling_client import KlingClient
 from tests.commands.test_probe import fast_emulator, main_in_thread, write_manifest
 from tests.providers.test_run import ACCESS, JWT_HEADER, PROVIDERS, keys, written_text
+
 
 @pytest.fixture(autouse=True)
 def _quiet_logs() -> None:
@@ -217,3 +218,35 @@ async def test_kling_an_earlier_probes_lost_creation_is_found_by_its_id_and_foll
     assert stats["accepted_tasks"] == 1  # the earlier one, followed: none created
     assert spend["resumed"] is True and spend["task_id"] == created.task_id
     assert spend["video"] is not None
+
+
+async def test_fal_a_queue_that_validates_later_is_cancelled_and_nothing_more_is_sent(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """fal.ai documents no synchronous validation: a queue that accepts the body invalid on
+    purpose gets its request cancelled at once, no second creation, and a note; exit 0,
+    since nothing rendered."""
+    expected = keys(monkeypatch, "fal")
+    manifest = write_manifest(tmp_path)
+    code, stats = await probe("fal", manifest, api_key=expected, fal_validation="queue")
+    assert code == 0
+    found = json.loads(capsys.readouterr().out)
+    assert stats["creation_requests"] == found["creations_sent"] == 1
+    assert stats["accepted_tasks"] == 0 and stats["credits_reserved"] == 0
+    assert stats["cancel_requests"] == 1
+    (queued,) = found["creations_accepted"]
+    assert queued["outcome"] == "cancelled" and "HTTP 202" in queued["outcome_detail"]
+    assert found["fields"] == []
+    async with run_emulator(fast_emulator(api_key=expected, fal_validation="queue"),
+                            provider="fal") as emulator:
+        code = await main_in_thread(["probe", str(manifest), "--provider", "fal",
+                                     "--base-url", emulator.base_url])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "NOTE: fal.ai queued the body invalid on purpose" in out
+    assert "cannot be checked for free" in out and "WARNING" not in out
+    # Nothing rendered, so the paid probe may go on: exactly one task.
+    code, stats = await probe("fal", manifest, "--spend", api_key=expected,
+                              fal_validation="queue")
+    assert code == 0 and stats["accepted_tasks"] == 1
+    assert json.loads(capsys.readouterr().out)["spend"]["video"] is not None
