@@ -15,7 +15,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from runner import log
 from runner.emulator import run_emulator
@@ -24,7 +23,7 @@ from runner.probe.checks import ACCEPTED, UNSURE
 from runner.probe.spend import Intent, spend_payload
 from runner.profile import load_profile
 from runner.providers.kling_client import KlingClient
-from tests.commands.test_probe import fast_emulator, main_in_thread, write_manifest
+from tests.commands.test_probe import fast_emulator, main_in_thread, serving, write_manifest
 from tests.providers.test_run import ACCESS, JWT_HEADER, PROVIDERS, keys, written_text
 
 
@@ -39,6 +38,13 @@ KLING_FIELDS = ("model_name", "prompt", "duration", "multi_shot", "shot_type", "
                 "external_task_id")
 FAL_FIELDS = ("prompt", "duration", "multi_prompt", "shot_type", "generate_audio",
               "start_image_url", "end_image_url", "image_urls", "elements", "aspect_ratio")
+
+
+def no_secret(captured: pytest.CaptureResult[str], written: Path, key: str) -> None:
+    """Neither the key, the Kling access key nor any token is printed or written."""
+    for text in (captured.out, captured.err, written_text(written)):
+        for secret in (key, ACCESS, JWT_HEADER):
+            assert secret not in text
 
 
 FAST_POLLING = ("--poll-min", "0.01", "--poll-max", "0.05")
@@ -80,9 +86,7 @@ async def test_without_spend_each_provider_is_checked_in_its_own_words_for_free(
     unknown = {item["asked"].split()[0]: item for item in found["unknown_task"]}
     assert all(item["read_as_unknown"] for item in unknown.values())
     assert set(unknown) == ({"task", "external_task_id"} if provider == "kling" else {"task"})
-    for text in (captured.out, captured.err, written_text(tmp_path / "out")):
-        for secret in (expected, ACCESS, JWT_HEADER):
-            assert secret not in text
+    no_secret(captured, tmp_path / "out", expected)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -114,9 +118,7 @@ async def test_spend_creates_one_task_and_checks_how_the_provider_finds_it_again
     profile = load_profile(tmp_path / "out")
     assert profile is not None and profile.base_url.endswith(f" ({provider})")
     assert profile.sizes["720p 16:9"] == (320, 180)
-    for text in (captured.out, captured.err, written_text(tmp_path / "out")):
-        for secret in (expected, ACCESS, JWT_HEADER):
-            assert secret not in text
+    no_secret(captured, tmp_path / "out", expected)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -163,14 +165,8 @@ async def answer_losing_proxy(target: str, lost: dict[str, int]) -> AsyncIterato
         return web.Response(status=answer.status, body=data,
                             headers={"Content-Type": kind})
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", forward)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield str(server.make_url("")).rstrip("/")
-    finally:
-        await server.close()
+    async with serving(forward) as url:
+        yield url
 
 
 async def test_kling_a_lost_creation_answer_is_looked_up_and_followed_never_sent_twice(
