@@ -33,6 +33,9 @@ CHAIN = """\
 """
 
 
+RAW_DEADLINE = 60.0
+
+
 def write_manifest(root: Path, shots: str = CHAIN, *, processing: float = 0.03) -> Path:
     path = root / "shots.yaml"
     path.write_text(
@@ -75,9 +78,15 @@ async def raw(port: int, head: str, body: bytes = b"") -> tuple[int, dict[str, s
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     lines = [line for line in head.split("\n") if line]
     try:
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
-        await writer.drain()
-        data = await reader.read()
+        # A deadline, not a wait: a server that never closes the connection fails the test
+        # with the request named, instead of hanging the suite (seen once under load).
+        async with asyncio.timeout(RAW_DEADLINE):
+            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+            await writer.drain()
+            data = await reader.read()
+    except TimeoutError:
+        raise AssertionError(f"no complete answer to {lines[0]!r} in {RAW_DEADLINE:g} s"
+                             ) from None
     finally:
         writer.close()
         await writer.wait_closed()
