@@ -19,7 +19,7 @@ import pkgutil
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +146,13 @@ def exit_codes(result: list[int]) -> Iterator[None]:
     except KeyboardInterrupt:
         _eprint("shotrun: interrupted")
         result.append(EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        # The reader of the output went away (`shotrun probe ... | head -1`): nothing to say
+        # to it, and no crash. Point stdout at nothing so that the exit's flush is quiet.
+        with suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        result.append(EXIT_FAILED)
     except Exception as exc:
         path = write_crash_log(exc)
         where = f"; the traceback is in {path}" if path else ""

@@ -55,7 +55,9 @@ def add_parser(subparsers: Any) -> None:
         "about a task it does not know. With --spend, also create one cheapest task (3 s 720p, "
         "cost printed first), follow it, report what came back and write "
         "<output_dir>/.shotrun/gateway-profile.json for plan and run. Exit 0 done, 1 the "
-        "gateway failed a check, 2 invalid manifest or usage.",
+        "provider failed a check (or could not be reached, or refused the key), 2 invalid "
+        "manifest or usage, 3 an unexpected error (crash log), 130 interrupted (a paid task "
+        "is followed by the next probe --spend, never paid for again).",
     )
     parser.add_argument("manifest", type=Path, metavar="MANIFEST")
     parser.add_argument("--spend", action="store_true",
@@ -110,11 +112,12 @@ async def _probe(manifest: Manifest, config: RunConfig, api_key: str, limits: Cl
                 for line in report.check_lines(found.checks, shown):
                     _out(line)
             if args.spend and not found.checks.paid_risk:
-                _out(report.estimate_line(manifest, spend_estimate(manifest)), err=args.json)
+                line = report.estimate_line(manifest, spend_estimate(manifest))
                 how = Following(poll_policy(args, config), task_timeout=args.task_timeout)
                 found.spent = spent = await spend_once(
                     gateway, manifest, base_url=_label(config),
-                    built_in=config.uses_emulator, how=how)
+                    built_in=config.uses_emulator, how=how,
+                    announce=lambda: _out(line, err=args.json))
                 profile = report.build_profile(spent, _label(config), found.checks)
                 if profile is not None:
                     found.profile = str(save_profile(manifest.output_dir, profile))
@@ -165,6 +168,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(_probe(manifest, config, api_key, limits, args, shown, found))
+    except KeyboardInterrupt:
+        if args.spend and not config.uses_emulator:
+            _say_what_stays(manifest)
+        raise
     except ShotrunError as exc:
         if args.json:  # a script reads stdout: what was found, and why it stopped
             found.error = str(exc)
@@ -177,6 +184,24 @@ def run(args: argparse.Namespace) -> int:
     elif not args.spend:
         _out("profile: not written (sizes are observed only with --spend; nothing was spent)")
     return _exit_code(found, spend=args.spend)
+
+
+def _say_what_stays(manifest: Manifest) -> None:
+    """After Ctrl-C: what the paid probe leaves at the provider, and what the next does."""
+    from runner.probe.spend import Intent
+
+    intent = Intent(manifest.output_dir)
+    earlier = intent.read()
+    if earlier is None:
+        return
+    if earlier.get("state") == "created":
+        _out(f"shotrun probe: task {earlier.get('task_id')} keeps rendering (it is paid for): "
+             "`shotrun probe --spend` again follows it and creates none", err=True)
+    else:
+        _out("shotrun probe: the paid creation was on its way when interrupted: it may exist. "
+             "`shotrun probe --spend` again looks it up where the provider can (the Kling API, "
+             f"by its external_task_id), and elsewhere refuses to pay again blind until "
+             f"{intent.path} is removed", err=True)
 
 
 def _exit_code(found: _Found, *, spend: bool) -> int:

@@ -41,9 +41,9 @@ import secrets
 import string
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -84,6 +84,8 @@ _UNKNOWN_WORDS = re.compile(
     re.IGNORECASE,
 )
 _TRANSIENT_TRIES = 4  # a 429 or a 5xx on a refused creation: asked again (it costs nothing)
+_FREE_BACKOFF = BackoffPolicy(base=0.5, cap=5.0, retry_after_cap=30.0)
+T = TypeVar("T")
 
 NAMES_FIRST_WHY = ("the duration was judged next, and an unknown field is named before that")
 
@@ -267,6 +269,22 @@ class Probes:
         return found
 
 
+async def asked_again(ask: Callable[[], Awaitable[T]], backoff: BackoffPolicy | None = None,
+                      tries: int = _TRANSIENT_TRIES) -> T:
+    """``ask()``, asked again after a 429 or a 5xx (up to ``tries`` times in all): the
+    probe's questions create nothing, and one passing hiccup must not become a verdict."""
+    policy = backoff or _FREE_BACKOFF
+    for attempt in range(tries):
+        try:
+            return await ask()
+        except TransientGatewayError as exc:
+            if attempt + 1 == tries:
+                raise
+            wait = exc.retry_after if isinstance(exc, RateLimited) else None
+            await asyncio.sleep(policy.delay(attempt, wait))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 async def refused_creation(gateway: GatewayClient, body: Mapping[str, Any],
                            backoff: BackoffPolicy | None = None,
                            dialect: Dialect = GATEWAY_DIALECT) -> Answer:
@@ -276,7 +294,7 @@ async def refused_creation(gateway: GatewayClient, body: Mapping[str, Any],
     them); a 429 or a 5xx is asked again (a refused creation costs nothing); an answer that
     never came is ``status None``.
     """
-    policy = backoff or BackoffPolicy(base=0.5, cap=5.0, retry_after_cap=30.0)
+    policy = backoff or _FREE_BACKOFF
     for attempt in range(_TRANSIENT_TRIES):
         try:
             state, _ = await gateway.create_native(body)
@@ -297,7 +315,7 @@ async def refused_creation(gateway: GatewayClient, body: Mapping[str, Any],
             return Answer(status=exc.status, code=exc.code,
                           param=dialect.param(exc.param, message, body), message=message)
         else:
-            log.warning("probe_creation_accepted", task_id=state.task_id)
+            log.info("probe_creation_accepted", task_id=state.task_id)
             return Answer(status=200, task_id=state.task_id, created=True,
                           message=f"{dialect.label} created a task from a body invalid on "
                           "purpose")
@@ -334,7 +352,7 @@ async def settle_queued(gateway: GatewayClient, answer: Answer, *,
             return replace(answer, outcome=STILL_QUEUED, outcome_detail="; ".join(
                 [*notes, f"its status could not be read: {redact(exc.message)}"]))
         if state.status == "failed":
-            why = redact(state.error_message or "no message")
+            why = redact(state.error_message or "no message").rstrip(". ")
             outcome = CANCELLED if "cancel" in why.lower() else ENDED_FAILED
             return replace(answer, outcome=outcome,
                            outcome_detail="; ".join([*notes, f"it ended: {why}"]))
@@ -371,7 +389,7 @@ async def unknown_task(gateway: GatewayClient, dialect: Dialect) -> tuple[Lookup
     found: list[Lookup] = []
     fake = _unknown_id(dialect.provider)
     try:
-        state = await gateway.get_task(fake)
+        state = await asked_again(lambda: gateway.get_task(fake))
         found.append(Lookup(f"task {fake}", False, 200, None,
                             f"answered as a task ({state.status}) for an id nobody created"))
     except (AuthenticationFailed, GatewayUnreachable):
@@ -384,7 +402,9 @@ async def unknown_task(gateway: GatewayClient, dialect: Dialect) -> tuple[Lookup
         external = "shotrun-probe-" + secrets.token_hex(12)
         asked = f"external_task_id {external}"
         try:
-            task = await gateway.resolve_lost({CLIENT_TASK_ID: external})
+            task = await asked_again(lambda: gateway.resolve_lost({CLIENT_TASK_ID: external}))
+        except (AuthenticationFailed, GatewayUnreachable):
+            raise
         except GatewayError as exc:
             found.append(Lookup(asked, False, exc.status, exc.code, redact(exc.message)))
         else:

@@ -26,15 +26,17 @@ from runner.probe.spend import SPEND_ASPECT, SPEND_RESOLUTION, SPEND_SECONDS, Sp
 from runner.profile import GatewayProfile, derived_sizes, size_key
 from runner.providers import KLING
 from runner.redact import redact_value
+from runner.words import count
 
 ORDER_REASONS = (NAMES_FIRST_WHY, NAMES_LATER_WHY)  # said once, on the validation-order line
 ASSUMED = dialect_for("gateway").cost  # the gateway's; each provider's is its dialect's
 
 
 def estimate_line(manifest: Manifest, estimate: float | None) -> str:
-    """Said before the paid creation is sent."""
+    """Said before the paid creation is sent (in Kling's units on the Kling API)."""
     rate = manifest.budget.rates.get(SPEND_RESOLUTION)
-    cost = (f"about {estimate:g} credits (budget.rates {SPEND_RESOLUTION}: {rate:g}/s)"
+    unit = "units" if manifest.api.provider == KLING else "credits"
+    cost = (f"about {estimate:g} {unit} (budget.rates {SPEND_RESOLUTION}: {rate:g}/s)"
             if estimate is not None and rate is not None else
             f"an unknown cost (no budget.rates.{SPEND_RESOLUTION})")
     return (f"spend: creating one task of {SPEND_SECONDS} s {SPEND_RESOLUTION} {SPEND_ASPECT} "
@@ -114,8 +116,10 @@ def check_lines(checks: Checks, shown_url: str) -> list[str]:
     else:
         lines.append("authentication: could not tell (no answer)")
     lines.extend(_lookup_lines(checks, dialect))
-    lines.append(f"field names: {checks.creations_sent} creations invalid on purpose, "
-                 f"{len(checks.created)} accepted")
+    made = (f"{len(checks.created)} created a task" if checks.created
+            else "none created a task")
+    lines.append(f"field names: {count(checks.creations_sent, 'creation')} invalid on "
+                 f"purpose, {made}")
     lines.extend(_queued_lines(checks, dialect))
     cal = checks.calibration
     if cal is not None:
@@ -197,7 +201,8 @@ def spend_lines(spent: Spent) -> list[str]:
     else:
         real = (f"real between {spent.time_low or 0:.1f} and {spent.time_high:.1f} s (the "
                 "creation's send to the poll that saw it end)")
-    lines.append(f"timing: {estimated}, {real}; {spent.polls} status queries")
+    lines.append(f"timing: {estimated}, {real}; "
+                 f"{count(spent.polls, 'status query', 'status queries')}")
     if not spent.progress_reported:
         lines.append("progress: none reported (no progress field in any body)")
     else:

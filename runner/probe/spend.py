@@ -35,6 +35,7 @@ import structlog
 from runner.download import finalize_download
 from runner.errors import (
     AmbiguousSubmission,
+    ConnectionFailed,
     DownloadError,
     DownloadRefused,
     GatewayError,
@@ -52,8 +53,9 @@ from runner.gateway.urls import safe_url_text
 from runner.isotime import iso_time
 from runner.manifest.nodes import kind
 from runner.model import Manifest, TakeRequest
+from runner.probe.checks import asked_again
 from runner.probe.dialects import ANSWER_FIELDS, GATEWAY_ANSWER, NEUTRAL_PROMPT
-from runner.providers import GATEWAY, KLING
+from runner.providers import GATEWAY, KLING, body_for
 from runner.providers.common import CLIENT_TASK_ID
 from runner.redact import redact, redact_value
 from runner.scheduler.backoff import BackoffPolicy
@@ -264,6 +266,7 @@ class Spent:
         document: dict[str, Any] = redact_value({
             "provider": self.provider,
             "task_id": self.task_id, "resumed": self.resumed, "payload": dict(self.payload),
+            "sent": body_for(self.provider, self.payload),
             "estimated_credits": self.estimate, "credits_reserved": self.credits_reserved,
             "status": self.status, "error": self.error,
             "creation_body": (self.shape([self.creation_body])
@@ -301,14 +304,28 @@ async def _look_up(gateway: GatewayClient, payload: Mapping[str, Any]
     when there is none (it never arrived), or why the look-up failed."""
     if not isinstance(gateway, ResolvesLostAnswers) or not payload.get(CLIENT_TASK_ID):
         return "this provider cannot look a creation up"
+    resolver = gateway
     try:
-        return await gateway.resolve_lost(payload)
+        return await asked_again(lambda: resolver.resolve_lost(payload))
     except GatewayError as exc:
         return redact(exc.message)
 
 
+def _earlier_elsewhere(earlier: Mapping[str, Any], intent: Intent) -> ProbeStopped:
+    """An earlier paid probe, on another provider or URL, whose task may still render."""
+    where = earlier.get("base_url") or "an unknown gateway"
+    what = (f"task {earlier['task_id']}" if earlier.get("task_id")
+            else "a creation whose answer was lost")
+    return ProbeStopped(
+        f"an earlier `shotrun probe --spend` at {where} left {what} that may still be "
+        f"rendering (and is paid for): probe that provider and URL again to collect it (it "
+        f"will not pay again), or remove {intent.path} to forget it")
+
+
 async def create_once(gateway: GatewayClient, manifest: Manifest, *, base_url: str,
-                      built_in: bool, clock: Callable[[], float] = time.time
+                      built_in: bool, clock: Callable[[], float] = time.time,
+                      backoff: BackoffPolicy | None = None,
+                      announce: Callable[[], None] | None = None,
                       ) -> tuple[Spent, float | None, float | None]:
     """The one creation (or the task an earlier probe created): (spent, sent, answered);
     the times are None for an earlier probe's task whose sending time was not recorded.
@@ -317,17 +334,21 @@ async def create_once(gateway: GatewayClient, manifest: Manifest, *, base_url: s
     intent: a lost answer (now, or an earlier probe's) is looked up by it, so it is adopted
     when it arrived and sent again only when the Kling API says it never did. Elsewhere a
     lost answer raises :class:`ProbeStopped` (the next probe refuses to pay again blind).
-    Raises whatever the creation raised (nothing created: the intent is cleared).
+    An answer that refuses the creation for now (429, 5xx: nothing was created) is waited
+    out and the creation sent again, as a run does; a refusal for good raises (the intent
+    is cleared). An interruption (Ctrl-C) while the creation is on the wire leaves the
+    intent as it is: the creation may have arrived. ``announce`` is called once, just
+    before a creation is first sent (not when an earlier probe's task is followed).
     """
     intent = Intent(manifest.output_dir)
     provider = manifest.api.provider
     payload = spend_payload(manifest)
     estimate = spend_estimate(manifest)
+    policy = backoff or BackoffPolicy()
     earlier = None if built_in else intent.read()
     if earlier is not None and earlier.get("base_url") != base_url:
-        log.warning("probe_intent_replaced", earlier=earlier.get("base_url"),
-                    task_id=earlier.get("task_id"), state=earlier.get("state"))
-    elif earlier is not None:
+        raise _earlier_elsewhere(earlier, intent)
+    if earlier is not None:
         before = earlier.get("payload")
         before = dict(before) if isinstance(before, dict) else payload
         if earlier.get("state") == "created" and isinstance(earlier.get("task_id"), str):
@@ -354,33 +375,52 @@ async def create_once(gateway: GatewayClient, manifest: Manifest, *, base_url: s
                      external_task_id=before.get(CLIENT_TASK_ID))
     if isinstance(gateway, ResolvesLostAnswers):
         payload[CLIENT_TASK_ID] = "shotrun-probe-" + secrets.token_hex(16)
-    sent = clock()
-    intent.write({"state": "sending", "base_url": base_url, "sent_at": sent,
-                  "sent": iso_time(sent), "payload": payload})
-    try:
-        state, body = await gateway.create_task_answer(payload)
-    except AmbiguousSubmission as exc:
-        found = await _look_up(gateway, payload)
-        if not isinstance(found, TaskState):
-            if found is None:  # the Kling API has no such task: nothing was created
+    if announce is not None:
+        announce()
+    refusals = 0
+    while True:
+        sent = clock()
+        intent.write({"state": "sending", "base_url": base_url, "sent_at": sent,
+                      "sent": iso_time(sent), "payload": payload})
+        try:
+            state, body = await gateway.create_task_answer(payload)
+        except (AmbiguousSubmission, ConnectionFailed) as exc:
+            if isinstance(exc, ConnectionFailed) and not exc.maybe_sent:
                 intent.clear()
-                raise ProbeStopped(
-                    f"{exc.message}; the Kling API has no task with external_task_id "
-                    f"{payload[CLIENT_TASK_ID]}, so nothing was created or billed: "
-                    "`shotrun probe --spend` again is safe") from None
-            raise ProbeStopped(f"{exc.message}; not sent again (it may have been billed; "
-                               f"{found}); {intent.path} records it") from None
-        log.info("probe_lost_answer_found", task_id=found.task_id)
-        state, body = found, {}
-    except MalformedResponse as exc:
-        if exc.status is not None and 200 <= exc.status < 300:
-            raise ProbeStopped(f"{exc.message}; the creation was accepted, so a task may "
-                               f"exist and be billed; {intent.path} records it") from None
-        intent.clear()
-        raise
-    except BaseException:
-        intent.clear()  # refused, rate limited, unreachable: nothing was created
-        raise
+                raise
+            found = await _look_up(gateway, payload)
+            if not isinstance(found, TaskState):
+                if found is None:  # the Kling API has no such task: nothing was created
+                    intent.clear()
+                    raise ProbeStopped(
+                        f"{exc.message}; the Kling API has no task with external_task_id "
+                        f"{payload[CLIENT_TASK_ID]}, so nothing was created or billed: "
+                        "`shotrun probe --spend` again is safe") from None
+                raise ProbeStopped(f"{exc.message}; not sent again (it may have been "
+                                   f"billed; {found}); {intent.path} records it") from None
+            log.info("probe_lost_answer_found", task_id=found.task_id)
+            state, body = found, {}
+        except MalformedResponse as exc:
+            if exc.status is not None and 200 <= exc.status < 300:
+                raise ProbeStopped(f"{exc.message}; the creation was accepted, so a task "
+                                   f"may exist and be billed; {intent.path} records it"
+                                   ) from None
+            intent.clear()
+            raise
+        except TransientGatewayError as exc:  # 429 or 5xx: answered, nothing created
+            intent.clear()
+            refusals += 1
+            if refusals > policy.max_attempts:
+                raise
+            wait = exc.retry_after if isinstance(exc, RateLimited) else None
+            delay = policy.delay(refusals - 1, wait)
+            log.info("probe_create_retry", error=exc.message, delay=round(delay, 3))
+            await asyncio.sleep(delay)
+            continue
+        except GatewayError:
+            intent.clear()  # refused, out of credits, unreachable: nothing was created
+            raise
+        break
     answered = clock()
     intent.write({"state": "created", "base_url": base_url, "sent_at": sent,
                   "sent": iso_time(sent), "task_id": state.task_id, "payload": payload})
@@ -517,7 +557,8 @@ async def collect(gateway: GatewayClient, spent: Spent, state: TaskState, output
 
 
 async def spend_once(gateway: GatewayClient, manifest: Manifest, *, base_url: str,
-                     built_in: bool, how: Following) -> Spent:
+                     built_in: bool, how: Following,
+                     announce: Callable[[], None] | None = None) -> Spent:
     """Create (or resume) the one paid task, follow it, collect its video.
 
     The intent is cleared once the task has ended (collected, or failed) or the gateway no
@@ -525,7 +566,8 @@ async def spend_once(gateway: GatewayClient, manifest: Manifest, *, base_url: st
     download that failed), so that the next probe follows it instead of paying again.
     """
     spent, sent, answered = await create_once(gateway, manifest, base_url=base_url,
-                                              built_in=built_in, clock=how.clock)
+                                              built_in=built_in, clock=how.clock,
+                                              backoff=how.backoff, announce=announce)
     intent = Intent(manifest.output_dir)
     await check_identity(gateway, spent)
     try:

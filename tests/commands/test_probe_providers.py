@@ -6,8 +6,9 @@ loopback proxy in front of one) in the test's loop; nothing is mocked.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -142,31 +143,59 @@ async def test_a_wrong_key_is_one_line_naming_the_variables_and_exit_1(
         assert expected not in text and "wrong-" + expected not in text
 
 
-@asynccontextmanager
-async def answer_losing_proxy(target: str, lost: dict[str, int]) -> AsyncIterator[str]:
-    """A loopback proxy in front of ``target`` that forwards every request and, for the
-    first valid creation (a duration of "3"), drops the connection once the answer came
-    back: the task exists, the client never hears of it."""
+Upstream = tuple[int, bytes, str]  # status, body, content type
+# What the proxy does with one request: (the request, its body, a call that forwards it)
+# -> the answer to give, or None to drop the connection (the client never hears back).
+Interfere = Callable[[web.Request, bytes, Callable[[], Awaitable[Upstream]]],
+                     Awaitable[Upstream | None]]
 
-    async def forward(request: web.Request) -> web.StreamResponse:
+
+def is_paid_creation(request: web.Request, body: bytes) -> bool:
+    """The probe's one valid creation (a duration of "3"; the free ones carry "0")."""
+    return request.method == "POST" and b'"duration": "3"' in body
+
+
+@asynccontextmanager
+async def proxy(target: str, interfere: Interfere) -> AsyncIterator[str]:
+    """A loopback proxy in front of ``target``: every request goes through ``interfere``."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
         body = await request.read()
         headers = {k: v for k, v in request.headers.items()
                    if k.lower() in ("authorization", "content-type", "range")}
-        async with aiohttp.ClientSession() as session, session.request(
-                request.method, target + request.path_qs, data=body or None,
-                headers=headers) as answer:
-            data = await answer.read()
-            kind = answer.headers.get("Content-Type", "application/json")
-        if request.method == "POST" and b'"duration": "3"' in body and not lost:
-            lost["creations"] = 1
+
+        async def forward() -> Upstream:
+            async with aiohttp.ClientSession() as session, session.request(
+                    request.method, target + request.path_qs, data=body or None,
+                    headers=headers) as answer:
+                return (answer.status, await answer.read(),
+                        answer.headers.get("Content-Type", "application/json"))
+
+        given = await interfere(request, body, forward)
+        if given is None:
             assert request.transport is not None
             request.transport.close()
             return web.Response(status=500)  # never reaches the client
-        return web.Response(status=answer.status, body=data,
-                            headers={"Content-Type": kind})
+        status, data, kind = given
+        return web.Response(status=status, body=data, headers={"Content-Type": kind})
 
-    async with serving(forward) as url:
+    async with serving(handle) as url:
         yield url
+
+
+def answer_losing(lost: dict[str, int]) -> Interfere:
+    """The first paid creation is forwarded, then its answer is dropped: the task exists,
+    the client never hears of it."""
+
+    async def interfere(request: web.Request, body: bytes,
+                        forward: Callable[[], Awaitable[Upstream]]) -> Upstream | None:
+        answer = await forward()
+        if is_paid_creation(request, body) and not lost:
+            lost["creations"] = 1
+            return None
+        return answer
+
+    return interfere
 
 
 async def test_kling_a_lost_creation_answer_is_looked_up_and_followed_never_sent_twice(
@@ -176,7 +205,7 @@ async def test_kling_a_lost_creation_answer_is_looked_up_and_followed_never_sent
     manifest = write_manifest(tmp_path)
     lost: dict[str, int] = {}
     async with run_emulator(fast_emulator(api_key=expected), provider="kling") as emulator:
-        async with answer_losing_proxy(emulator.base_url, lost) as url:
+        async with proxy(emulator.base_url, answer_losing(lost)) as url:
             code = await main_in_thread(["probe", str(manifest), "--provider", "kling",
                                          "--spend", "--json", *FAST_POLLING,
                                          "--base-url", url])
@@ -246,3 +275,137 @@ async def test_fal_a_queue_that_validates_later_is_cancelled_and_nothing_more_is
                               fal_validation="queue")
     assert code == 0 and stats["accepted_tasks"] == 1
     assert json.loads(capsys.readouterr().out)["spend"]["video"] is not None
+
+
+def refusing_first(what: Callable[[web.Request, bytes], bool], status: int, body: bytes,
+                   seen: dict[str, int]) -> Interfere:
+    """The first request ``what`` picks is answered ``status`` with ``body`` (never
+    forwarded: nothing is created); every other request goes through."""
+
+    async def interfere(request: web.Request, data: bytes,
+                        forward: Callable[[], Awaitable[Upstream]]) -> Upstream | None:
+        if what(request, data) and not seen:
+            seen["refused"] = 1
+            return status, body, "application/json"
+        return await forward()
+
+    return interfere
+
+
+async def test_kling_a_rate_limited_paid_creation_is_waited_out_and_sent_once_more(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 429 creates nothing: the paid probe backs off and sends again, as a run does,
+    instead of stopping on it."""
+    expected = keys(monkeypatch, "kling")
+    manifest = write_manifest(tmp_path)
+    seen: dict[str, int] = {}
+    limited = b'{"code": 1302, "message": "rate limit", "request_id": "r1"}'
+    async with run_emulator(fast_emulator(api_key=expected), provider="kling") as emulator:
+        async with proxy(emulator.base_url,
+                         refusing_first(is_paid_creation, 429, limited, seen)) as url:
+            code = await main_in_thread(["probe", str(manifest), "--provider", "kling",
+                                         "--spend", "--json", *FAST_POLLING,
+                                         "--base-url", url])
+        stats = emulator.stats()
+    assert seen == {"refused": 1} and code == 0
+    assert stats["accepted_tasks"] == 1
+    assert json.loads(capsys.readouterr().out)["spend"]["video"] is not None
+
+
+async def test_a_passing_503_on_the_unknown_task_question_is_asked_again_not_a_verdict(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = keys(monkeypatch, "fal")
+    manifest = write_manifest(tmp_path)
+    seen: dict[str, int] = {}
+    trouble = b'{"detail": "Service temporarily unavailable"}'
+
+    def status_query(request: web.Request, _: bytes) -> bool:
+        return request.method == "GET" and request.path.endswith("/status")
+
+    async with run_emulator(fast_emulator(api_key=expected), provider="fal") as emulator, \
+            proxy(emulator.base_url, refusing_first(status_query, 503, trouble, seen)) as url:
+        code = await main_in_thread(["probe", str(manifest), "--provider", "fal",
+                                     "--json", "--base-url", url])
+    assert seen == {"refused": 1} and code == 0
+    (unknown,) = json.loads(capsys.readouterr().out)["unknown_task"]
+    assert unknown["read_as_unknown"] is True and unknown["status"] == 404
+
+
+async def test_an_interrupted_paid_creation_keeps_its_intent_so_the_next_probe_never_pays_blind(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C (a cancelled task, as asyncio.run cancels it) while the paid creation is on
+    the wire: it may have arrived, so the intent stays 'sending' with its external id."""
+    from runner.probe.spend import create_once
+
+    expected = keys(monkeypatch, "kling")
+    manifest = load_manifest(write_manifest(tmp_path), "kling")
+    arrived = asyncio.Event()
+    release = asyncio.Event()
+
+    async def holding(request: web.Request, body: bytes,
+                      forward: Callable[[], Awaitable[Upstream]]) -> Upstream | None:
+        if is_paid_creation(request, body):
+            answer = await forward()  # the task exists...
+            arrived.set()
+            await release.wait()  # ...and its answer is held until the test ends
+            return answer
+        return await forward()
+
+    async with run_emulator(fast_emulator(api_key=expected), provider="kling") as emulator:
+        async with proxy(emulator.base_url, holding) as url, \
+                KlingClient(url, None, ACCESS, expected) as client:
+            creating = asyncio.create_task(create_once(
+                client, manifest, base_url=f"{url} (kling)", built_in=False))
+            await arrived.wait()
+            creating.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await creating
+            release.set()
+        assert emulator.stats()["accepted_tasks"] == 1
+    intent = Intent(manifest.output_dir).read()
+    assert intent is not None and intent["state"] == "sending"
+    assert intent["payload"]["external_task_id"].startswith("shotrun-probe-")
+
+
+async def test_an_earlier_paid_probe_elsewhere_is_never_forgotten_nor_paid_again(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = keys(monkeypatch, "fal")
+    manifest_path = write_manifest(tmp_path)
+    manifest = load_manifest(manifest_path, "fal")
+    earlier = {"state": "created", "base_url": "https://api-singapore.klingai.com (kling)",
+               "task_id": "778899", "sent_at": 1.0, "payload": {}}
+    Intent(manifest.output_dir).write(earlier)
+    async with run_emulator(fast_emulator(api_key=expected), provider="fal") as emulator:
+        code = await main_in_thread(["probe", str(manifest_path), "--provider", "fal",
+                                     "--spend", *FAST_POLLING, "--base-url",
+                                     emulator.base_url])
+        assert emulator.stats()["accepted_tasks"] == 0
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "left task 778899" in err and "api-singapore.klingai.com" in err
+    assert "spend: creating" not in err  # nothing was about to be created
+    assert Intent(manifest.output_dir).read() == earlier
+
+
+def test_a_reader_that_goes_away_is_no_crash(tmp_path: Path) -> None:
+    """`shotrun probe ... | head -1`: the pipe closes after the first line; the probe stops
+    quietly with exit 1, no traceback and no crash log."""
+    import os
+    import subprocess
+    import sys
+
+    manifest = write_manifest(tmp_path)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env.pop("SHOTRUN_PROVIDER", None)
+    process = subprocess.Popen([sys.executable, "-m", "runner", "probe", str(manifest)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().startswith(b"shotrun probe: probe-test via")
+    process.stdout.close()  # the first line is printed before any check is made
+    err = process.stderr.read()
+    assert process.wait(timeout=120) == 1
+    assert b"unexpected error" not in err and b"Traceback" not in err
+    assert not (tmp_path / "cache" / "shotrun").exists()
