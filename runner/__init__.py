@@ -1,3 +1,6 @@
 """shotrun: a declarative batch manifest runner for Kling O3 reference-to-video."""
 
 __version__ = "0.1.0"
+
+# Logging is set up before any module of shotrun can log: see runner.log.
+from runner import log as _log  # noqa: F401

@@ -2,6 +2,13 @@
 
 Only the CLI prints; library code logs events in snake_case (``take_submitted``) with bound
 shot/take context (``structlog.contextvars.bound_contextvars``).
+
+Logging is configured (warnings and above, on stderr) as soon as anything of shotrun is
+imported (``runner/__init__.py`` imports this module), not only when ``cli.main`` parses its
+arguments: structlog unconfigured prints every event, debug ones too, to *stdout*, where a
+command's own output goes (``status --json``, ``schema``). Code that ran before the command
+did (an emulator a test or a script starts in the same process, then ``cli.main``) put
+``[debug] emulator_listening ...`` in front of the command's output.
 """
 
 from __future__ import annotations
@@ -247,3 +254,9 @@ def close_run_log() -> None:
     fd, _json_fd = _json_fd, None
     if fd is not None:
         os.close(fd)
+
+
+# Before anything can log (see the module's docstring); a program that configured structlog
+# itself before importing shotrun keeps its own set-up until a command configures it.
+if not structlog.is_configured():
+    configure()

@@ -17,11 +17,12 @@ have paid for all of them again. An assumption must cost a warning, never a paid
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from runner.model import TakeRequest, VerifyPolicy
 from runner.profile import GatewayProfile, expected_size
@@ -67,6 +68,11 @@ def video_facts(info: VideoInfo, expected: tuple[int, int], source: str,
 
     ``size_warning`` is the warning the run gave (None when the size was the expected one, or
     when ``verify.size`` is ``off``): what ``status``, the report and the summary show.
+
+    ``duration`` is the file's (the container's: it runs to the end of its longest stream, the
+    sound's too); ``video_duration`` is the video stream's own, what an edit places on a
+    timeline (:func:`video_length`). A 3 s picture with 3.2 s of sound is 72 frames at 24
+    fps, not 77. Recorded to the microsecond: far below a frame at any rate.
     """
     other = (info.width, info.height) != tuple(expected)
     return {
@@ -76,11 +82,33 @@ def video_facts(info: VideoInfo, expected: tuple[int, int], source: str,
         "codec": info.codec,
         "audio_codec": info.audio_codec,
         "duration": round(info.duration, 3),
+        "video_duration": round(info.video_duration, 6),
         "expected_size": list(expected),
         "expected_from": source,
         "size_warning": (size_warning(info.width, info.height, expected)
                          if other and policy.size != "off" else None),
     }
+
+
+def video_length(facts: Mapping[str, Any] | None) -> tuple[float, float] | None:
+    """``(fps, seconds of video)`` as :func:`video_facts` recorded them; None when either is
+    missing: a take verified before shotrun recorded ``video_duration`` (or before the store
+    kept any facts, schema 3), or a file without a frame rate.
+
+    The fps is the one recorded, to three decimals: :func:`runner.export.media.standard_rate`
+    turns 23.976 back into 24000/1001, as it does for the rate read from a file.
+    """
+    facts = facts or {}
+    fps, seconds = facts.get("fps"), facts.get("video_duration")
+    if _positive(fps) and _positive(seconds):
+        return float(fps), float(seconds)
+    return None
+
+
+def _positive(value: object) -> TypeGuard[float]:
+    """A number above zero (JSON gives int or float; True is no duration)."""
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)
 
 
 def size_warning(width: int, height: int, expected: Iterable[int]) -> str:

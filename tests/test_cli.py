@@ -71,3 +71,48 @@ def test_status_of_a_valid_manifest_imports_no_heavy_module(tmp_path: Path) -> N
                           text=True, check=True)
     assert "heavy: [] code: 0" in done.stderr
     assert "s0500/take-1" in done.stdout
+
+
+# A program (or a test) that starts the emulator and then runs a command in the same process:
+# the emulator logs (debug) before cli.main has parsed a word.
+IN_PROCESS = """\
+import asyncio, sys
+from runner.emulator.server import run_emulator
+from runner.emulator.settings import EmulatorSettings
+from runner import cli
+
+async def main() -> int:
+    settings = EmulatorSettings(queue_time=0.01, processing_time=0.03, render="cached")
+    async with run_emulator(settings) as emulator:
+        return await asyncio.to_thread(cli.main, [
+            "run", sys.argv[1], "--base-url", emulator.base_url, "--json", "--poll-min",
+            "0.01", "--poll-max", "0.05", "--submit-rate", "0"])
+
+sys.exit(asyncio.run(main()))
+"""
+
+
+def test_a_command_run_in_process_after_the_emulator_logged_prints_only_its_output(
+        tmp_path: Path) -> None:
+    """Nothing but the command's output on stdout: ``run --json``'s is one JSON document.
+
+    A fresh interpreter, because in this one logging was configured long ago; structlog not
+    yet configured printed the emulator's ``[debug] emulator_listening`` line in front of it.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    manifest = tmp_path / "shots.yaml"
+    manifest.write_text(
+        "version: 1\nname: quiet\noutput_dir: out\napi: {base_url: emulator}\n"
+        "shots:\n  - {id: s01, prompt: a lighthouse at dawn, duration: 3}\n",
+        encoding="utf-8")
+    env = {**os.environ, "SHOTRUN_API_KEY": "sk-in-process-0123456789"}
+    done = subprocess.run([sys.executable, "-c", IN_PROCESS, str(manifest)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "emulator_listening" not in done.stdout
+    summary = json.loads(done.stdout)  # a stray line in front of it: not JSON
+    assert summary["done"] == 1 and summary["all_done"] is True

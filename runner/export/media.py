@@ -1,11 +1,16 @@
 """The chosen files as they really are: still the verified bytes, and their length in frames.
 
 An edit list that says a clip is 3 s when its file holds 71 frames makes an NLE either
-refuse the event or show a black frame at the cut. So every clip's length is read from its
-file (:func:`runner.verify.probe`: the video stream's own duration and frame rate), never
-taken from the request. Every file is checked (present, same SHA-256 as when it was
-verified) *before* anything is written, so an export refused for one damaged file leaves
-the folder as it was.
+refuse the event or show a black frame at the cut. So every clip's length is the file's own
+(the video stream's duration and frame rate), never taken from the request. Every file is
+checked (present, same SHA-256 as when it was verified) *before* anything is written, so an
+export refused for one damaged file leaves the folder as it was.
+
+The length and rate are those the run measured when it verified the file, recorded with the
+take (:func:`runner.observed.video_length`): the SHA-256 check says these are the very bytes
+that were measured, so opening every file with PyAV again would only repeat it. A take whose
+facts lack either (verified by an older shotrun) is measured from its file
+(:func:`runner.verify.probe`), as before.
 """
 
 from __future__ import annotations
@@ -15,10 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
 from runner.errors import VerifyError
 from runner.export.select import Chosen, ExportError
 from runner.fsutil import hash_file
-from runner.verify import probe
+from runner.observed import video_length
+
+log = structlog.get_logger()
 
 DEFAULT_RATE = 24.0  # the timeline's rate when there is no clip to take one from
 
@@ -63,15 +72,26 @@ def measure(chosen: Chosen) -> Clip:
     if digest != record.sha256:
         raise ExportError(f"{chosen.shot_id}: {source} changed on disk since it was "
                           "verified; run the manifest again or restore the file")
+    recorded = video_length(record.video)
+    fps, seconds = recorded or _read_length(source, chosen.shot_id)
+    rate = standard_rate(fps)
+    if rate is None:
+        raise ExportError(f"{what} has no frame rate; it cannot be placed on a timeline")
+    frames = max(1, round(seconds * rate))
+    log.debug("clip_measured", shot=chosen.shot_id, take=record.take, frames=frames, rate=rate,
+              read="store" if recorded else "file")
+    return Clip(chosen=chosen, source=source, frames=frames, rate=rate)
+
+
+def _read_length(source: Path, shot_id: str) -> tuple[float | None, float]:
+    """``(fps, seconds of video)`` read from the file itself (its facts were not recorded)."""
+    from runner.verify import probe  # PyAV: loaded only when a file must be opened
+
     try:
         info = probe(source)
     except VerifyError as exc:
-        raise ExportError(f"{chosen.shot_id}: {exc}") from None
-    rate = standard_rate(info.fps)
-    if rate is None:
-        raise ExportError(f"{what} has no frame rate; it cannot be placed on a timeline")
-    frames = max(1, round(info.video_duration * rate))
-    return Clip(chosen=chosen, source=source, frames=frames, rate=rate)
+        raise ExportError(f"{shot_id}: {exc}") from None
+    return info.fps, info.video_duration
 
 
 def timeline_rate(clips: Sequence[Clip]) -> float:

@@ -29,6 +29,7 @@ from runner.model import (
     VideoElement,
 )
 from runner.report.media import make_poster, probe_video, thumbnail_data_uri
+from runner.state.continuity import frame_sources
 from runner.state.notes import Note, current_notes
 
 NOT_RUN = "new"  # the state store's word for a take never submitted
@@ -315,19 +316,6 @@ def _prompts(take: Take) -> tuple[tuple[str, int | None], ...]:
     return ((request.prompt or "", None),)
 
 
-def _frame_sources(take: Take) -> tuple[str, ...]:
-    request = take.request
-    media: list[Media | None] = [request.start_frame, request.end_frame, *request.images]
-    for element in request.elements:
-        if isinstance(element, ImageElement):
-            media += [element.frontal, *element.references]
-    found: list[str] = []
-    for item in media:
-        if isinstance(item, FrameRef) and item.shot_id not in found:
-            found.append(item.shot_id)
-    return tuple(found)
-
-
 def collect(
     manifest: Manifest,
     records: Iterable[RecordLike],
@@ -356,7 +344,7 @@ def collect(
     shots: dict[str, list[Take]] = {}
     for take in manifest.takes:
         shots.setdefault(take.shot_id, []).append(take)
-    sources = {shot_id: _frame_sources(takes[0]) for shot_id, takes in shots.items()}
+    sources = {shot_id: frame_sources(takes[0]) for shot_id, takes in shots.items()}
     feeds: dict[str, list[str]] = {}
     for shot_id, found in sources.items():
         for source in found:

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from runner.model import FrameRef, ImageElement, Take
+from runner.model import FrameRef, Take
 from runner.state.base import StoreBase
 from runner.state.records import (
     RECORD_COLUMNS,
@@ -49,15 +49,10 @@ class Pick:
 
 
 def frame_sources(take: Take) -> tuple[str, ...]:
-    """The shot ids whose outputs ``take`` takes a frame from (``from_shot``), in order."""
-    request = take.request
+    """The shot ids whose outputs ``take`` takes a frame from (``from_shot``), in the order
+    its media are sent (:meth:`runner.model.TakeRequest.media`), each once."""
     found: list[str] = []
-    media: list[Any] = [request.start_frame, request.end_frame, *request.images]
-    for element in request.elements:
-        if isinstance(element, ImageElement):
-            media.append(element.frontal)
-            media.extend(element.references)
-    for item in media:
+    for item in take.request.media():
         if isinstance(item, FrameRef) and item.shot_id not in found:
             found.append(item.shot_id)
     return tuple(found)

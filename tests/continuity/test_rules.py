@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from runner.export.timeline import reel_names, timecode
+from runner.model import FrameRef, ImageElement, Take, TakeRequest, VideoElement
 from runner.state import TakeRecord, TakeStatus
-from runner.state.continuity import Pick, choose
+from runner.state.continuity import Pick, choose, frame_sources
 
 
 def record(take: int, status: TakeStatus = TakeStatus.DONE, *, at: float | None = None,
@@ -59,3 +60,18 @@ def test_reel_names_are_cmx_3600_reels_unique_and_recognisable() -> None:
     many = reel_names([f"shot-{n}" for n in range(300)] + ["shot-1"] * 20)
     assert len(set(many)) == 320 and all(len(r) <= 8 for r in many)
 
+
+
+def test_frame_sources_are_the_shots_a_take_takes_frames_from_in_wire_order_each_once() -> None:
+    request = TakeRequest(
+        prompt="@Element1 meets @Element2 on @Image1", multi_prompt=None,
+        start_frame=FrameRef("s03"), end_frame="https://example.invalid/end.png",
+        images=(FrameRef("s01", "first"), FrameRef("s03", 1.5)),
+        elements=(VideoElement("https://example.invalid/walk.mp4"),
+                  ImageElement(FrameRef("s02"), references=(FrameRef("s04"), FrameRef("s01")))),
+    )
+    take = Take(shot_id="s05", take=1, request=request, fingerprint="f")
+    assert frame_sources(take) == ("s03", "s01", "s02", "s04")
+    plain = Take(shot_id="s06", take=1, fingerprint="f",
+                 request=TakeRequest(prompt="no frames", multi_prompt=None))
+    assert frame_sources(plain) == ()

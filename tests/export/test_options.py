@@ -18,21 +18,6 @@ from runner import cli
 from runner.redact import REDACTED, forget_secrets
 from tests.export.helpers import read_back, run, write_manifest
 
-TWO = """\
-  - id: s01
-    prompt: "a lighthouse at dawn"
-  - id: s02
-    prompt: "waves on @coast"
-    images: [coast]
-"""
-
-
-@pytest.fixture
-def rendered(tmp_path: Path) -> Path:
-    manifest = write_manifest(tmp_path, TWO)
-    assert run(manifest) == 0
-    return manifest
-
 
 def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
     captured = capsys.readouterr()
