@@ -94,7 +94,7 @@ class TakeRecord:
     ambiguous_attempts: int = 0  # creations of this fingerprint whose answer was lost
     payload_json: str | None = None  # the redacted wire payload of the last attempt, as JSON
     created_at: float | None = None
-    video_json: str | None = None  # what the output really is (VideoFacts.as_dict()), as JSON
+    video_json: str | None = None  # what the output is (runner.observed.video_facts), as JSON
 
     @property
     def video(self) -> dict[str, Any] | None:

@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from runner import cli, log
+from runner import cli
 from runner.emulator import EmulatorSettings, run_emulator
 from runner.gateway.client import GatewayClient
 from runner.probe.checks import (
@@ -30,13 +30,6 @@ from runner.probe.checks import (
     judge,
 )
 from runner.profile import GatewayProfile, derived_sizes, describe_expectations, load_profile
-
-
-@pytest.fixture(autouse=True)
-def _quiet_logs() -> None:
-    """The emulator logs before ``cli.main`` configures logging: not onto stdout."""
-    log.configure("warning")
-
 
 KEY = "sk-probe-test-key-0123456789abcdef"
 WRONG = "sk-probe-wrong-key-fedcba9876543210"

@@ -17,7 +17,6 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from runner import log
 from runner.emulator import run_emulator
 from runner.manifest import load_manifest
 from runner.probe.checks import ACCEPTED, UNSURE
@@ -26,13 +25,6 @@ from runner.profile import load_profile
 from runner.providers.kling_client import KlingClient
 from tests.commands.test_probe import fast_emulator, main_in_thread, serving, write_manifest
 from tests.providers.test_run import ACCESS, JWT_HEADER, PROVIDERS, keys, written_text
-
-
-@pytest.fixture(autouse=True)
-def _quiet_logs() -> None:
-    """The emulator logs before ``cli.main`` configures logging: not onto stdout."""
-    log.configure("warning")
-
 
 KLING_FIELDS = ("model_name", "prompt", "duration", "multi_shot", "shot_type", "multi_prompt",
                 "image_list", "video_list", "mode", "aspect_ratio", "sound", "callback_url",
