@@ -142,17 +142,18 @@ def error_of(status: int, body: bytes, *, operation: str, retry_after: str | Non
         wait = parse_retry_after(retry_after)
         what = "rate limited" if code == 1302 else "over the resource pack's concurrency"
         return errors.RateLimited(f"{prefix}, {what} ({message})", retry_after=wait, **kw)
+    refused = {**kw, "status": 400} if 200 <= status < 300 else kw  # a refusal carried by
+    # a 200 is about the request, as a 400 is: callers (the probe) read it as one
     if code in REFUSED_CODES:
-        return errors.PermanentGatewayError(f"{prefix}, content refused ({message})", **kw)
+        return errors.PermanentGatewayError(f"{prefix}, content refused ({message})",
+                                            **refused)
     if code in SERVER_CODES or status >= 500 or status == 408:
         return errors.TransientGatewayError(f"{prefix}, Kling server trouble ({message})",
                                             **kw)
     if code in NOT_FOUND_CODES and task_id is not None:
         return errors.PermanentGatewayError(f"{prefix}, task {task_id} is unknown "
                                             f"({message})", **kw)
-    if 200 <= status < 300:
-        status = 400  # a refusal carried by a 200: about the request, as a 400 is
-    return errors.PermanentGatewayError(f"{prefix}, request refused ({message})", **kw)
+    return errors.PermanentGatewayError(f"{prefix}, request refused ({message})", **refused)
 
 
 def task_state(body: bytes, *, what: str) -> TaskState:

@@ -56,6 +56,9 @@ def test_kling_error_codes(case: dict[str, Any]) -> None:
                                retry_after="2")
     assert type(error).__name__ == case["kind"]
     assert error.code == case["code"]
+    # The status a caller reads: a refusal carried by an HTTP 200 counts as the 400 it is.
+    refused_on_200 = case["status"] == 200 and case["kind"] == "PermanentGatewayError"
+    assert error.status == (400 if refused_on_200 else case["status"])
     assert "\n" not in error.message and str(case["answer"]["code"]) in error.message
     if isinstance(error, errors.RateLimited) and case["status"] == 429:
         assert error.retry_after == 2.0
