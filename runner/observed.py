@@ -62,6 +62,20 @@ class OutputExpectations:
         return info, video_facts(info, (width, height), source, self.policy)
 
 
+def file_facts(info: VideoInfo) -> dict[str, Any]:
+    """What a video file is, whatever was expected of it (``shotrun probe`` reports these;
+    :func:`video_facts` records them with what was expected)."""
+    return {
+        "width": info.width,
+        "height": info.height,
+        "fps": round(info.fps, 3) if info.fps else None,
+        "codec": info.codec,
+        "audio_codec": info.audio_codec,
+        "duration": round(info.duration, 3),
+        "video_duration": round(info.video_duration, 6),
+    }
+
+
 def video_facts(info: VideoInfo, expected: tuple[int, int], source: str,
                 policy: VerifyPolicy) -> dict[str, Any]:
     """The facts recorded with a done take (``takes.video``, the sidecar's ``video``).
@@ -76,13 +90,7 @@ def video_facts(info: VideoInfo, expected: tuple[int, int], source: str,
     """
     other = (info.width, info.height) != tuple(expected)
     return {
-        "width": info.width,
-        "height": info.height,
-        "fps": round(info.fps, 3) if info.fps else None,
-        "codec": info.codec,
-        "audio_codec": info.audio_codec,
-        "duration": round(info.duration, 3),
-        "video_duration": round(info.video_duration, 6),
+        **file_facts(info),
         "expected_size": list(expected),
         "expected_from": source,
         "size_warning": (size_warning(info.width, info.height, expected)

@@ -27,6 +27,7 @@ from runner.model import (
     TakeRequest,
     VideoElement,
 )
+from runner.providers import GATEWAY
 
 # Manifest-side names that differ from the documented wire names.
 LOGICAL_TO_WIRE: Mapping[str, str] = {
@@ -151,7 +152,8 @@ def canonical_json(value: Any) -> bytes:
     )
 
 
-DEFAULT_PROVIDER = "gateway"
+DEFAULT_PROVIDER = GATEWAY  # the provider whose fingerprints carry no provider field
+PROVIDER_FIELD = "provider"  # the fingerprint key naming any other provider
 
 
 def with_provider(payload: dict[str, Any], provider: str) -> dict[str, Any]:
@@ -163,7 +165,7 @@ def with_provider(payload: dict[str, Any], provider: str) -> dict[str, Any]:
     ``provider changed`` from the one differing key.
     """
     if provider != DEFAULT_PROVIDER:
-        payload["provider"] = provider
+        payload[PROVIDER_FIELD] = provider
     return payload
 
 

@@ -183,10 +183,6 @@ class Checks:
         """Creations that made a task which may have rendered (and been billed)."""
         return tuple(answer for answer in self.created if not answer.harmless)
 
-    @property
-    def auth_status(self) -> int | None:
-        return self.baseline.status
-
 
 def _wire_names(manifest: Manifest, dialect: Dialect) -> dict[str, str | None]:
     """Each body field's name as sent: the manifest's ``api.wire`` renames apply to the

@@ -29,6 +29,7 @@ from typing import Any
 from runner.model import MODEL_ID
 from runner.providers import FAL, GATEWAY, KLING, spec
 from runner.providers import kling as kling_wire
+from runner.wire import ELEMENT_FIELDS, TOP_LEVEL_FIELDS
 
 NEUTRAL_PROMPT = "A still, empty room in soft daylight; nothing moves."
 #: Never fetched: the creations carrying them are refused before any media is looked at.
@@ -131,13 +132,11 @@ def _gateway_values() -> dict[str, Any]:
 
 GATEWAY_DIALECT = Dialect(
     GATEWAY,
-    fields=("model", "prompt", "multi_prompt", "shot_type", "resolution", "generate_audio",
-            "start_image_url", "end_image_url", "image_urls", "elements", "aspect_ratio",
-            "duration", "callback_url"),
+    fields=TOP_LEVEL_FIELDS,
     in_base=("model", "prompt", "duration"), invalid_duration=0, values=_gateway_values(),
     companions={"shot_type": ("multi_prompt",)},
     replace_prompt=frozenset({"multi_prompt", "shot_type"}),
-    inner=("frontal_image_url", "reference_image_urls", "video_url"),
+    inner=ELEMENT_FIELDS,
 )
 
 FAL_DIALECT = Dialect(

@@ -29,7 +29,6 @@ from runner.redact import redact_value
 from runner.words import count
 
 ORDER_REASONS = (NAMES_FIRST_WHY, NAMES_LATER_WHY)  # said once, on the validation-order line
-ASSUMED = dialect_for("gateway").cost  # the gateway's; each provider's is its dialect's
 
 
 def estimate_line(manifest: Manifest, estimate: float | None) -> str:

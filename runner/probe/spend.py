@@ -51,7 +51,6 @@ from runner.gateway.parse import parse_epoch
 from runner.gateway.types import ResolvesLostAnswers, TaskState
 from runner.gateway.urls import safe_url_text
 from runner.isotime import iso_time
-from runner.manifest.nodes import kind
 from runner.model import Manifest, TakeRequest
 from runner.probe.checks import asked_again
 from runner.probe.dialects import ANSWER_FIELDS, GATEWAY_ANSWER, NEUTRAL_PROMPT
@@ -134,13 +133,17 @@ class ProbeStopped(GatewayError):
     """The paid probe cannot go on safely (an earlier creation's answer was lost)."""
 
 
-_JSON_NAMES = {"mapping": "object", "list": "array"}
-
-
 def json_type(value: Any) -> str:
-    """The JSON type name of a decoded value (``object``, ``integer``, ...)."""
-    word = kind(value).rsplit(" ", 1)[-1]  # the manifest's words: "a mapping", "an integer"
-    return _JSON_NAMES.get(word, word)
+    """The JSON type name of a value ``json.loads`` made (``object``, ``integer``, ...)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):  # before int: a bool is an int in Python
+        return "boolean"
+    for kinds, name in ((int, "integer"), (float, "number"), (str, "string"),
+                        (dict, "object"), (list, "array")):
+        if isinstance(value, kinds):
+            return name
+    return type(value).__name__
 
 
 def _walk(value: Any, path: str, into: dict[str, set[str]]) -> None:
@@ -213,19 +216,11 @@ def link_facts(url: str, headers: Mapping[str, str]) -> dict[str, Any]:
 
 
 def video_facts(path: Path) -> dict[str, Any]:
-    """Size, duration, rate and codecs of the downloaded video (read with PyAV)."""
-    import av
-
+    """Size, duration, rate and codecs of the downloaded video, and its byte count."""
+    from runner.observed import file_facts
     from runner.verify import probe
 
-    info = probe(path)
-    audio = None
-    if info.has_audio:
-        with av.open(str(path)) as container:
-            audio = str(container.streams.audio[0].codec_context.name)
-    return {"width": info.width, "height": info.height, "duration": round(info.duration, 3),
-            "fps": None if info.fps is None else round(info.fps, 3), "codec": info.codec,
-            "audio_codec": audio, "bytes": path.stat().st_size}
+    return {**file_facts(probe(path)), "bytes": path.stat().st_size}
 
 
 @dataclass
@@ -446,10 +441,11 @@ async def check_identity(gateway: GatewayClient, spent: Spent) -> None:
             "same_task": isinstance(found, TaskState) and found.task_id == spent.task_id,
             "error": found if isinstance(found, str) else None,
         }
-    status_url = getattr(gateway, "status_url", None)
+    from runner.providers.fal_client import FalClient
+
     answered = (spent.creation_body or {}).get("status_url")
-    if callable(status_url) and isinstance(answered, str):
-        ours = str(status_url(spent.task_id))
+    if isinstance(gateway, FalClient) and isinstance(answered, str):
+        ours = gateway.status_url(spent.task_id)
         spent.status_url = {"answered": safe_url_text(answered), "polled": safe_url_text(ours),
                             "same": urlsplit(answered)[:3] == urlsplit(ours)[:3]}
 

@@ -10,14 +10,11 @@ from typing import Any
 from runner.errors import MalformedResponse
 from runner.gateway.parse import parse_json_object
 from runner.redact import redact
+from runner.wire import TOP_LEVEL_FIELDS
 
 # Fields of the canonical (gateway) payload every provider translates; anything else in a
 # payload came from a shot's ``extra`` and is passed through as is.
-CANONICAL = frozenset({
-    "model", "prompt", "multi_prompt", "shot_type", "resolution", "generate_audio",
-    "start_image_url", "end_image_url", "image_urls", "elements", "aspect_ratio", "duration",
-    "callback_url",
-})
+CANONICAL = frozenset(TOP_LEVEL_FIELDS)
 #: The key the scheduler adds to a payload for a provider that lets the client name its task.
 CLIENT_TASK_ID = "external_task_id"
 

@@ -108,11 +108,6 @@ def refused_field(detail: Any) -> str | None:
     return None
 
 
-def request_id(body: bytes, *, what: str) -> str:
-    """The ``request_id`` of a submit answer."""
-    return submit_answer(body, what=what)[0]
-
-
 def submit_answer(body: bytes, *, what: str) -> tuple[str, dict[str, Any]]:
     """The ``request_id`` of a submit answer, and the answer's JSON object."""
     data = answer_object(body, what)

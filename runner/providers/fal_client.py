@@ -75,10 +75,6 @@ class FalClient(ProviderClient):
         return await self.create_native(body, app=app, webhook=webhook if isinstance(
             webhook, str) else None)
 
-    async def create_task(self, payload: Mapping[str, Any]) -> TaskState:
-        """:meth:`create_task_answer` without the answer's body."""
-        return (await self.create_task_answer(payload))[0]
-
     async def get_task_answer(self, task_id: str) -> tuple[TaskState, dict[str, Any]]:
         """The request's status; for a completed one, its result too. The body is the
         status answer's JSON object, with the result's fields merged in when one was read
@@ -103,10 +99,6 @@ class FalClient(ProviderClient):
             raise
         what = f"result of task {task_id}"
         return result_of(result, task_id, what=what), {**data, **answer_object(result, what)}
-
-    async def get_task(self, task_id: str) -> TaskState:
-        """:meth:`get_task_answer` without the answer's body."""
-        return (await self.get_task_answer(task_id))[0]
 
     async def cancel(self, task_id: str) -> tuple[int, dict[str, Any]]:
         """``PUT .../cancel`` (providers.md): fal's HTTP status and answer. A request still

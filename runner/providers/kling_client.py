@@ -120,10 +120,6 @@ class KlingClient(ProviderClient):
                     return found, {}
             raise
 
-    async def create_task(self, payload: Mapping[str, Any]) -> TaskState:
-        """:meth:`create_task_answer` without the answer's body."""
-        return (await self.create_task_answer(payload))[0]
-
     async def get_task_answer(self, task_id: str) -> tuple[TaskState, dict[str, Any]]:
         """GET the task by the id Kling gave it; the answer's JSON object too."""
         if not task_id:
@@ -135,10 +131,6 @@ class KlingClient(ProviderClient):
             raise MalformedResponse(f"query task {task_id}: the answer describes task "
                                     f"{state.task_id}")
         return state, data
-
-    async def get_task(self, task_id: str) -> TaskState:
-        """:meth:`get_task_answer` without the answer's body."""
-        return (await self.get_task_answer(task_id))[0]
 
     async def resolve_lost(self, payload: Mapping[str, Any]) -> TaskState | None:
         """The task a lost creation of ``payload`` made, looked up by its external id; None

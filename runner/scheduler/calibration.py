@@ -224,10 +224,6 @@ class Calibration:
         self._hinted = _Pool(self.window)
         self._unhinted = _Pool(self.window)
 
-    def fit(self, estimate: float | None) -> Fit | None:
-        """What is known of tasks with a hint like ``estimate`` (in its units)."""
-        return self._pool(estimate).fit(self.quantile)
-
     def _pool(self, estimate: float | None) -> _Pool:
         return self._hinted if estimate and estimate > 0 else self._unhinted
 

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from runner.state.records import FailureKind, TakeRecord, TakeStatus
+from runner.wire import PROVIDER_FIELD
 
 PROMPT_FIELDS = frozenset({"prompt", "multi_prompt"})
-PROVIDER_FIELD = "provider"
 MEDIA_FIELDS = frozenset(
     {"start_image_url", "end_image_url", "image_urls", "elements", "start_frame", "end_frame",
      "images"}
@@ -44,7 +44,7 @@ def change_reason(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) 
     if old is None or new is None:
         return "settings changed"
     changed = {key for key in set(old) | set(new) if old.get(key) != new.get(key)}
-    if PROVIDER_FIELD in changed:  # runner.wire.with_provider: another provider renders it
+    if PROVIDER_FIELD in changed:  # another provider renders it
         return "provider changed"
     if changed & PROMPT_FIELDS:
         return "prompt changed"

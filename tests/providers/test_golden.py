@@ -81,7 +81,7 @@ def test_fal_request_bodies(case: dict[str, Any]) -> None:
 
 def test_fal_answers() -> None:
     submit = FAL["submit"]
-    assert fal.request_id(_bytes(submit["answer"]), what="submit") == submit["request_id"]
+    assert fal.submit_answer(_bytes(submit["answer"]), what="submit")[0] == submit["request_id"]
     for case in FAL["statuses"]:
         state = fal.status_of(_bytes(case["answer"]), "r1", what="status")
         if case["state"] is None:
