@@ -164,6 +164,9 @@ class ApiConfig:
     base_url: str = "emulator"  # "emulator" or an http(s) URL
     files_url: str | None = None  # default: base_url
     api_key_env: str = "SHOTRUN_API_KEY"
+    # The manifest names api_key_env (False: the provider's default variable): messages say
+    # "named by api.api_key_env" only when it is so, or the user looks for a setting not there.
+    api_key_env_set: bool = False
     provider: str = "gateway"  # "gateway", "fal" or "kling" (runner.providers)
     model: str = MODEL_ID
     concurrency: int = 4

@@ -131,19 +131,24 @@ class ProfileChoice:
 
     profile: GatewayProfile | None
     other_gateway: str | None = None  # a profile exists, observed on this other gateway
+    provider: str = "gateway"  # who renders where the command sends (for its words)
+    gateway: str | None = None  # the gateway_label asked for (None: could not tell)
 
 
-def profile_for(output_dir: Path, gateway: str | None) -> ProfileChoice:
+def profile_for(output_dir: Path, gateway: str | None, provider: str = "gateway"
+                ) -> ProfileChoice:
     """The saved profile when it was observed on ``gateway`` (a :func:`gateway_label`).
 
     A profile learnt on the built-in emulator must not set what a real gateway's outputs are
     expected to be (nor one gateway's for another's): it is then left out, and the commands
     say so. ``gateway`` None: whatever the profile's gateway (a caller that cannot tell).
+    ``provider`` only names the service in what the commands say (:func:`describe_expectations`).
     """
     profile = load_profile(output_dir)
     if profile is None or gateway is None or profile.base_url == gateway:
-        return ProfileChoice(profile)
-    return ProfileChoice(None, other_gateway=profile.base_url)
+        return ProfileChoice(profile, provider=provider, gateway=gateway)
+    return ProfileChoice(None, other_gateway=profile.base_url, provider=provider,
+                         gateway=gateway)
 
 
 def expected_size(resolution: str, aspect_ratio: str, profile: GatewayProfile | None
@@ -206,25 +211,43 @@ def expectations(profile: GatewayProfile | None, takes: Iterable[Take]
     return dict(sorted(found.items()))
 
 
+def _shown(label: str) -> str:
+    """A :func:`gateway_label` as a message says it (the emulator by name)."""
+    if label == "emulator" or label.startswith("emulator ("):
+        return "the built-in " + label
+    return label
+
+
 def describe_expectations(profile: GatewayProfile | None, takes: Iterable[Take],
-                          other_gateway: str | None = None) -> str:
+                          other_gateway: str | None = None, provider: str = "gateway",
+                          here: str | None = None) -> str:
     """The one line ``plan`` and ``run`` print: which output sizes they expect, and why.
 
     A user about to spend a night's credits should see whether the sizes outputs are held to
     were seen on this gateway or are shotrun's reading of other listings of the model.
-    ``other_gateway``: a profile exists but was observed on that other gateway.
+    ``other_gateway``: a profile exists but was observed on that other gateway. ``provider``
+    and ``here`` (the :func:`gateway_label` of where the command sends) name the service for
+    fal.ai and Kling users, who have no "gateway"; the gateway's words stay as they were.
     """
+    from runner.providers import spec
+
+    gateway = provider == "gateway"
     if profile is None and other_gateway is not None:
-        where = "the built-in emulator" if other_gateway == "emulator" else other_gateway
-        return (f"expected sizes: nominal (the gateway profile was observed on {where}, not "
-                "this gateway: run `shotrun probe --spend` against this one)")
+        where = _shown(other_gateway)
+        if gateway:
+            return (f"expected sizes: nominal (the gateway profile was observed on {where}, "
+                    "not this gateway: run `shotrun probe --spend` against this one)")
+        this = _shown(here) if here is not None else "this one"
+        return (f"expected sizes: nominal (the saved profile was observed on {where}, not "
+                f"{this}: run `shotrun probe --spend` against this one)")
     if profile is None:
-        return "expected sizes: nominal (no gateway profile: run `shotrun probe --spend`)"
+        what = "gateway profile" if gateway else f"saved profile of {spec(provider).label}"
+        return f"expected sizes: nominal (no {what}: run `shotrun probe --spend`)"
     found = expectations(profile, takes)
     by_source: dict[str, list[str]] = {"observed": [], "derived": [], "nominal": []}
     for key, item in found.items():
         by_source[item["source"]].append(key)
-    where = "the built-in emulator" if profile.base_url == "emulator" else profile.base_url
+    where = _shown(profile.base_url)
     parts: list[str] = []
     if by_source["observed"]:
         parts.append(f"observed by `shotrun probe` of {where} on {_day(profile.probed_at)} "
@@ -235,13 +258,15 @@ def describe_expectations(profile: GatewayProfile | None, takes: Iterable[Take],
         parts.append(f"{head}derived from what it observed for "
                      f"{', '.join(by_source['derived'])}")
     if by_source["nominal"]:
-        rest = "for the rest" if parts else "(the gateway profile has none of these)"
+        rest = "for the rest" if parts else (
+            f"({'the gateway' if gateway else 'the saved'} profile has none of these)")
         parts.append(f"nominal {rest} ({', '.join(by_source['nominal'])})")
     return "expected sizes: " + ("; ".join(parts) if parts else "nominal (no takes)")
 
 
 def profile_json(profile: GatewayProfile | None, output_dir: Path,
-                 takes: Iterable[Take], other_gateway: str | None = None) -> dict[str, Any]:
+                 takes: Iterable[Take], other_gateway: str | None = None,
+                 provider: str = "gateway", here: str | None = None) -> dict[str, Any]:
     """What ``plan --json`` says of the profile: where, when, and the size of each format."""
     take_list = list(takes)
     return {
@@ -250,5 +275,5 @@ def profile_json(profile: GatewayProfile | None, output_dir: Path,
         "base_url": profile.base_url if profile is not None else None,
         "probed_at": profile.probed_at if profile is not None else None,
         "expected_sizes": expectations(profile, take_list),
-        "line": describe_expectations(profile, take_list, other_gateway),
+        "line": describe_expectations(profile, take_list, other_gateway, provider, here),
     }

@@ -61,6 +61,13 @@ class RunConfig:
     base_url_from: str  # "flag", "environment", "manifest" or "default": for messages
     provider: str = "gateway"  # runner.providers: who renders (in the manifest's fingerprints)
     access_key_env: str | None = None  # Kling: the NAME of the access key's variable
+    api_key_env_set: bool = False  # the manifest names api_key_env (else the provider's default)
+
+    @property
+    def key_env_origin(self) -> str:
+        """`` (named by api.api_key_env)`` after the variable's name in a message when the
+        manifest named it, else nothing: the provider's default is no setting to look for."""
+        return " (named by api.api_key_env)" if self.api_key_env_set else ""
 
     @property
     def uses_emulator(self) -> bool:
@@ -83,18 +90,28 @@ def _check_url(value: str, what: str, *, allow_emulator: bool) -> str:
     return value.rstrip("/")
 
 
+def chosen_base_url(flag: str | None = None, environ: Mapping[str, str] | None = None
+                    ) -> str | None:
+    """The base URL ``--base-url`` or ``SHOTRUN_BASE_URL`` asks for, or None (the manifest's).
+
+    One function for :func:`resolve_config` and the manifest's checks, so that what a run
+    checks a manifest against (local images on fal.ai or the Kling API) is where it sends.
+    """
+    env = os.environ if environ is None else environ
+    return flag or env.get(ENV_BASE_URL) or None
+
+
 def resolve_config(manifest: Manifest, overrides: Overrides | None = None,
                    environ: Mapping[str, str] | None = None) -> RunConfig:
     """Apply flags > environment > manifest > defaults; raise UsageError for bad values."""
     flags = overrides or Overrides()
     env = os.environ if environ is None else environ
     api = manifest.api
-    if flags.base_url:
-        base_url, source = flags.base_url, "flag"
-    elif env.get(ENV_BASE_URL):
-        base_url, source = env[ENV_BASE_URL], "environment"
-    else:
+    chosen = chosen_base_url(flags.base_url, env)
+    if chosen is None:
         base_url, source = api.base_url, "manifest"
+    else:
+        base_url, source = chosen, "flag" if flags.base_url else "environment"
     where = {"flag": "--base-url", "environment": ENV_BASE_URL,
              "manifest": f"{manifest.path}: api.base_url"}[source]
     base_url = _check_url(base_url, where, allow_emulator=True)
@@ -127,7 +144,7 @@ def resolve_config(manifest: Manifest, overrides: Overrides | None = None,
         base_url=base_url, files_url=files_url, api_key_env=api.api_key_env,
         concurrency=concurrency, submit_rate=submit_rate, downloads=downloads,
         max_credits=max_credits, base_url_from=source, provider=api.provider,
-        access_key_env=spec(api.provider).access_key_env,
+        access_key_env=spec(api.provider).access_key_env, api_key_env_set=api.api_key_env_set,
     )
 
 
@@ -146,13 +163,20 @@ def read_api_key(config: RunConfig, environ: Mapping[str, str] | None = None) ->
         else:
             what = "secret key" if config.access_key_env else "key"
             raise UsageError(
-                f"no API key: set the environment variable {config.api_key_env} "
-                f"(named by api.api_key_env) to your {label.removeprefix('the ')} {what}, "
-                f"or use --base-url emulator to try the built-in gateway"
+                f"no API key: set the environment variable {config.api_key_env}"
+                f"{config.key_env_origin} to your {label.removeprefix('the ')} {what}, "
+                f"or use --base-url emulator to try {_built_in(config.provider)}"
             )
     register_secret(key)
     read_access_key(config, env)  # Kling: both keys or nothing is sent
     return key
+
+
+def _built_in(provider: str) -> str:
+    """The emulator of ``provider`` as the key messages offer it (the access key's says "the
+    built-in Kling API": one provider, one name)."""
+    label = spec(provider).label.removeprefix("the ")
+    return f"the built-in {label}" + (" emulator" if provider == "fal" else "")
 
 
 def read_access_key(config: RunConfig, environ: Mapping[str, str] | None = None
@@ -171,7 +195,7 @@ def read_access_key(config: RunConfig, environ: Mapping[str, str] | None = None
             raise UsageError(
                 f"no access key: set the environment variable {config.access_key_env} to "
                 f"your Kling access key (beside {config.api_key_env}, the secret key), or "
-                f"use --base-url emulator to try the built-in Kling API")
+                f"use --base-url emulator to try {_built_in(config.provider)}")
     register_secret(key)
     return key
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from runner.errors import EXIT_FAILED, EXIT_OK, UsageError
 from runner.export import FORMATS, ExportError, choose_formats, export, others, select
+from runner.providers import add_flag as add_provider_flag
 from runner.redact import redact, register_secret
 from runner.state import StateStore, store_path_for
 from runner.state.continuity import frame_hashes, picks
@@ -51,6 +52,7 @@ def add_parser(subparsers: Any) -> None:
                         help="hard-link instead of copying (DIR on the same file system)")
     parser.add_argument("--strict", action="store_true",
                         help="fail (exit 1, nothing written) when a shot has no finished take")
+    add_provider_flag(parser)  # the provider is in every fingerprint: as the run had it
     parser.set_defaults(func=run)
 
 
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from runner.manifest import load_manifest
     from runner.manifest.outdir import check_output_dir
 
-    manifest = load_manifest(args.manifest)
+    manifest = load_manifest(args.manifest, args.provider, sends=False)
     check_output_dir(manifest)
     # The key is never in the store, but a prompt could hold it: what is written is redacted.
     register_secret(os.environ.get(manifest.api.api_key_env))

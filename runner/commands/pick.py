@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import EXIT_OK
+from runner.providers import add_flag as add_provider_flag
 from runner.redact import redact
 
 
@@ -32,6 +33,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("manifest", type=Path, metavar="MANIFEST")
     parser.add_argument("shot", metavar="SHOT", help="shot id (after matrix expansion)")
     parser.add_argument("take", type=int, metavar="TAKE", help="take number (1-based)")
+    add_provider_flag(parser)  # the provider is in every fingerprint: as the run had it
     parser.set_defaults(func=run)
 
 
@@ -41,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from runner.manifest import load_manifest
     from runner.manifest.outdir import check_output_dir
 
-    manifest = load_manifest(args.manifest)
+    manifest = load_manifest(args.manifest, args.provider, sends=False)
     check_output_dir(manifest)
     picked = pick_take(manifest, args.shot, args.take)  # the same code as shotrun review's
     if args.quiet:  # -q: errors only

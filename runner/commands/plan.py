@@ -58,6 +58,7 @@ from runner.providers import add_flag as add_provider_flag
 from runner.providers import body_for
 from runner.redact import redact
 from runner.selection import select_takes
+from runner.session import Overrides, resolve_config
 from runner.wire import (
     billed_seconds,
     build_payload,
@@ -92,6 +93,11 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("file", metavar="FILE", help="manifest file (YAML)")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     add_provider_flag(parser)
+    parser.add_argument("--base-url", metavar="URL",
+                        help="where a run would send, as `run --base-url`: a gateway URL or "
+                        "`emulator` (overrides SHOTRUN_BASE_URL and api.base_url); chooses the "
+                        "saved `shotrun probe` profile and whether local images can go to "
+                        "fal.ai or the Kling API")
     parser.add_argument("--only", action="append", default=[], metavar="ID|TAG",
                         help="only these shots (id, id before matrix expansion, take id or "
                         "tag), as `run --only` selects them; repeatable")
@@ -177,13 +183,15 @@ def totals(manifest: Manifest, rows: Sequence[PlanRow], spent: float = 0.0, *,
 
 def plan_document(manifest: Manifest,
                   statuses: Mapping[str, PlanStatus] | None = None, *,
-                  spent: float = 0.0, takes: Sequence[Take] | None = None) -> dict[str, Any]:
+                  spent: float = 0.0, takes: Sequence[Take] | None = None,
+                  overrides: Overrides | None = None) -> dict[str, Any]:
     """The whole plan as JSON-ready data (what ``plan --json`` prints).
 
     ``totals`` counts every take; ``this_run`` what a run would send now (``will_run``), what
     it leaves (``already_done``, ``in_flight``, ``not_run``), the credits the store says were
     spent and the budget judged on spent plus to run. ``takes`` limits the plan to a
     selection (``--only``); the credits spent stay the manifest's whole life, as the cap's.
+    ``overrides`` (``--base-url``) choose the profile as they would for ``run``.
     """
     rows = plan_rows(manifest, statuses, takes)
     items = []
@@ -215,25 +223,28 @@ def plan_document(manifest: Manifest,
         "this_run": found.to_json(
             abandoned_of(statuses, (row.take.key for row in rows))),
         "warnings": [problem_json(p) for p in manifest.warnings],
-        "profile": _profile_json(manifest, [row.take for row in rows]),
+        "profile": _profile_json(manifest, [row.take for row in rows], overrides),
     }
 
 
-def _profile(manifest: Manifest) -> ProfileChoice:
-    """The gateway profile a run of this manifest would use (flags aside: plan has none)."""
-    from runner.session import resolve_config
-
+def _profile(manifest: Manifest, overrides: Overrides | None = None) -> ProfileChoice:
+    """The gateway profile a run of this manifest would use, with ``overrides`` (plan's
+    ``--base-url``) resolved as ``run`` resolves them: a profile is saved under the URL and
+    provider ``shotrun probe`` was run with, which a flag may have chosen."""
     try:
-        config = resolve_config(manifest)
+        config = resolve_config(manifest, overrides)
     except UsageError:
         return profile_for(manifest.output_dir, None)  # run will say what is wrong
     return profile_for(manifest.output_dir, gateway_label(config.base_url,
-                                                          config.uses_emulator, config.provider))
+                                                          config.uses_emulator, config.provider),
+                       config.provider)
 
 
-def _profile_json(manifest: Manifest, takes: list[Take]) -> dict[str, Any]:
-    chosen = _profile(manifest)
-    return profile_json(chosen.profile, manifest.output_dir, takes, chosen.other_gateway)
+def _profile_json(manifest: Manifest, takes: list[Take],
+                  overrides: Overrides | None = None) -> dict[str, Any]:
+    chosen = _profile(manifest, overrides)
+    return profile_json(chosen.profile, manifest.output_dir, takes, chosen.other_gateway,
+                        chosen.provider, chosen.gateway)
 
 
 def _short(text: str, limit: int = 60) -> str:
@@ -242,7 +253,8 @@ def _short(text: str, limit: int = 60) -> str:
 
 
 def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console, *,
-                spent: float = 0.0, payloads: bool = False) -> None:
+                spent: float = 0.0, payloads: bool = False,
+                overrides: Overrides | None = None) -> None:
     """The human plan: one table row per take, then (``payloads``) each take's wire payload,
     then totals.
 
@@ -250,7 +262,8 @@ def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console, *
     always has everything. With statuses (a store), the totals say what a run would send
     and what it leaves, and judge the cap after the ``spent`` credits. Payloads are one
     compact JSON line per take under its key, never cut: they are for reading in full or
-    copying, and a table cell would fold or clip them.
+    copying, and a table cell would fold or clip them. ``overrides`` (``--base-url``) choose
+    the profile whose sizes are expected, as they would for ``run``.
     """
     with_status = any(row.status is not None for row in rows)
     wide = console.width >= 120
@@ -301,9 +314,9 @@ def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console, *
                           soft_wrap=True)
     for warning in manifest.warnings:
         console.print(redact(str(warning)), highlight=False, markup=False, soft_wrap=True)
-    chosen = _profile(manifest)
+    chosen = _profile(manifest, overrides)
     line = describe_expectations(chosen.profile, [row.take for row in rows],
-                                 chosen.other_gateway)
+                                 chosen.other_gateway, chosen.provider, chosen.gateway)
     console.print(line, highlight=False, markup=False, soft_wrap=True)
     console.print(f"Output: {manifest.output_dir}. Nothing was sent.", highlight=False,
                   markup=False, soft_wrap=True)
@@ -367,7 +380,7 @@ def store_statuses(manifest: Manifest) -> dict[str, PlanStatus] | None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the plan of one manifest (problems make it exit 2 through the CLI)."""
-    manifest = load_manifest(args.file, args.provider)
+    manifest = load_manifest(args.file, args.provider, args.base_url)
     check_output_dir(manifest)  # as run would refuse it: a plan must not promise a run
     takes: list[Take] | None = None
     if args.only:  # run's own selection: `plan --only X` shows what `run --only X` does
@@ -375,13 +388,15 @@ def run(args: argparse.Namespace) -> int:
     view = read_store(manifest)
     statuses = None if view is None else view.statuses
     spent = 0.0 if view is None else view.spent
+    overrides = Overrides(base_url=args.base_url)
     if args.json:
-        document = plan_document(manifest, statuses, spent=spent, takes=takes)
+        document = plan_document(manifest, statuses, spent=spent, takes=takes,
+                                 overrides=overrides)
         print(redact(json.dumps(document, indent=2, ensure_ascii=False)))
         return EXIT_OK
     # Piped output is for reading in full or grepping: never cut it to 80 columns.
     width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
     console = Console(file=sys.stdout, soft_wrap=False, width=width)
     render_plan(manifest, plan_rows(manifest, statuses, takes), console, spent=spent,
-                payloads=args.payloads)
+                payloads=args.payloads, overrides=overrides)
     return EXIT_OK

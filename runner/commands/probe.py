@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     from runner.manifest.outdir import check_output_dir
     from runner.probe import report
 
-    manifest = load_manifest(args.manifest, args.provider)  # ManifestError -> exit 2
+    manifest = load_manifest(args.manifest, args.provider, args.base_url)  # ManifestError -> exit 2
     check_output_dir(manifest)
     if not args.task_timeout > 0:
         raise UsageError("--task-timeout must be a positive number of seconds")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.errors import EXIT_OK, ShotrunError, UsageError
 from runner.fsutil import blocking_file
+from runner.providers import add_flag as add_provider_flag
 from runner.redact import redact
 
 if TYPE_CHECKING:  # imported lazily at run time: the CLI loads only the command it runs
@@ -44,6 +45,7 @@ def add_parser(subparsers: Any) -> None:
                      help=f"also write the per-take trace as CSV, to <output_dir>/{DEFAULT_CSV}")
     csv.add_argument("--csv-file", type=Path, metavar="PATH",
                      help="also write the per-take trace as CSV, to PATH")
+    add_provider_flag(parser)  # the provider is in every fingerprint: as the run had it
     parser.set_defaults(func=run)
 
 
@@ -91,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from runner.report.trace import write_trace_csv
     from runner.state import StateStore, store_path_for
 
-    manifest = load_manifest(args.manifest)  # ManifestError -> exit 2
+    manifest = load_manifest(args.manifest, args.provider, sends=False)  # ManifestError: 2
     check_output_dir(manifest)
     csv_path = None
     if args.csv or args.csv_file is not None:
@@ -111,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
         _say(f"shotrun: report of {written.describe()}: {path}")
     if csv_path is not None:
         try:
-            write_trace_csv(gather(args.manifest)["takes"], csv_path)  # = status --json's
+            traces = gather(args.manifest, provider=args.provider)["takes"]  # status --json's
+            write_trace_csv(traces, csv_path)
         except OSError as exc:
             raise ShotrunError(f"cannot write the trace CSV {csv_path}: "
                                f"{exc.strerror or exc}; the report is written, give "

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import EXIT_FAILED, EXIT_OK, UsageError
+from runner.providers import add_flag as add_provider_flag
 from runner.redact import redact
 
 
@@ -50,6 +51,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--port", type=_port, default=0, metavar="N",
                         help="port on 127.0.0.1 (default: any free port)")
     parser.add_argument("--open", action="store_true", help="open the page in a web browser")
+    add_provider_flag(parser)  # the provider is in every fingerprint: as the run had it
     parser.set_defaults(func=run)
 
 
@@ -63,7 +65,7 @@ async def _serve(args: argparse.Namespace) -> list[str]:
     from runner.manifest.outdir import check_output_dir
     from runner.review.server import ReviewServer
 
-    manifest = load_manifest(args.manifest)
+    manifest = load_manifest(args.manifest, args.provider, sends=False)
     check_output_dir(manifest)
     server = ReviewServer(manifest)
     url = await server.start(args.port)
@@ -83,8 +85,11 @@ async def _serve(args: argparse.Namespace) -> list[str]:
             loop.remove_signal_handler(signum)
         await server.stop()
     lost = []
+    # The pick to type again must load the takes as this review did (the provider is in
+    # every fingerprint): without its --provider it would find no finished take.
+    provider = f" --provider {args.provider}" if args.provider else ""
     for wish in server.pending.wishes():
-        redo = (f": shotrun pick {args.manifest} {wish.target} {wish.take}"
+        redo = (f": shotrun pick {args.manifest} {wish.target} {wish.take}{provider}"
                 if wish.kind == "pick" else f": {wish.text!r}" if wish.text else "")
         lost.append(f"not saved (a run still holds the store): {wish.describe()}{redo}")
     lost += [f"not saved: {failed.wish.describe()}: {failed.reason}"

@@ -348,7 +348,7 @@ def run(args: argparse.Namespace) -> int:
     from runner.state import StateStore, store_path_for
 
     # ManifestError -> exit 2, nothing written.
-    manifest = load_manifest(args.manifest, args.provider)
+    manifest = load_manifest(args.manifest, args.provider, args.base_url)
     check_output_dir(manifest)  # a file where the folder goes: exit 2, nothing sent
     if args.verify_size is not None:  # the flag over the manifest's verify.size
         manifest = dataclasses.replace(manifest, verify=VerifyPolicy(size=args.verify_size))
@@ -362,7 +362,8 @@ def run(args: argparse.Namespace) -> int:
     # What outputs are held to: the manifest's verify rule, and the sizes `shotrun probe`
     # observed on this very gateway (a profile of another one is left out, and said so).
     chosen = profile_for(manifest.output_dir, gateway_label(config.base_url,
-                                                            config.uses_emulator, config.provider))
+                                                            config.uses_emulator, config.provider),
+                         config.provider)
     expectations = OutputExpectations(manifest.verify, chosen.profile)
     settings = engine_settings(args, config)
     limits = client_limits(args)
@@ -382,8 +383,9 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:  # -q: errors and warnings only (print_plan warns regardless)
             _out(f"shotrun: {manifest.name}: {counted(len(plans), 'take')} via {where}",
                  err=args.json)
-            _out(f"  {describe_expectations(chosen.profile, takes, chosen.other_gateway)}",
-                 err=args.json)
+            line = describe_expectations(chosen.profile, takes, chosen.other_gateway,
+                                         chosen.provider, chosen.gateway)
+            _out(f"  {line}", err=args.json)
         print_plan(plans, stream_err=args.json, quiet=args.quiet)
 
         # The built-in emulator lives in this process: its tasks end with the run, and the
@@ -422,6 +424,6 @@ def run(args: argparse.Namespace) -> int:
     if summary.stopped_reason == "auth":
         also = (f" and the access key from {config.access_key_env}"
                 if config.access_key_env else "")
-        _out(f"shotrun: the API key comes from the environment variable {config.api_key_env} "
-             f"(api.api_key_env){also}; set it to a valid key and run again", err=True)
+        _out(f"shotrun: the API key comes from the environment variable {config.api_key_env}"
+             f"{config.key_env_origin}{also}; set it to a valid key and run again", err=True)
     return exit_code(summary)

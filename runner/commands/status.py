@@ -27,6 +27,7 @@ from runner.bulk import paused_gc
 from runner.errors import EXIT_OK, Location, ManifestError, Problem, UsageError
 from runner.model import Manifest
 from runner.observed import distinct_size_warnings
+from runner.providers import add_flag as add_provider_flag
 from runner.redact import redact
 from runner.selection import names_take
 from runner.state import StateStore, store_path_for
@@ -62,6 +63,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--only", action="append", default=[], metavar="ID|TAG",
                         help="only these shots (id, id before matrix expansion, take id or "
                         "tag); repeatable")
+    add_provider_flag(parser)  # the provider is in every fingerprint: as the run had it
     parser.set_defaults(func=run)
 
 
@@ -82,13 +84,13 @@ def _fallback_output_dir(path: Path, error: ManifestError) -> Path:
     return where if where.is_absolute() else path.absolute().parent / where
 
 
-def _load(path: Path) -> tuple[Manifest | None, Path, str | None]:
-    """(manifest or None, output folder, warning)."""
+def _load(path: Path, provider: str | None = None) -> tuple[Manifest | None, Path, str | None]:
+    """(manifest or None, output folder, warning); ``provider`` as ``--provider``."""
     from runner.manifest import load_manifest
     from runner.manifest.outdir import check_output_dir
 
     try:
-        manifest = load_manifest(path)
+        manifest = load_manifest(path, provider, sends=False)  # status sends nothing
     except ManifestError as exc:
         output_dir = _fallback_output_dir(path, exc)
         if not store_path_for(output_dir).is_file():  # invalid, and never ran: nothing to show
@@ -109,14 +111,20 @@ def _selected(record: dict[str, Any], base_ids: dict[str, str], only: Sequence[s
     return any(names_take(selector, names, record["tags"]) for selector in only)
 
 
-def gather(manifest_path: Path, only: Sequence[str] = ()) -> dict[str, Any]:
-    """Everything ``status`` shows, as the JSON document ``--json`` prints."""
+def gather(manifest_path: Path, only: Sequence[str] = (), provider: str | None = None
+           ) -> dict[str, Any]:
+    """Everything ``status`` shows, as the JSON document ``--json`` prints.
+
+    ``provider`` (``--provider``, else ``SHOTRUN_PROVIDER``, else ``api.provider``) must be
+    the one the run used: it is part of every take's fingerprint, so another one would show
+    every rendered take as changed since.
+    """
     with paused_gc():  # 20,000 records and trace records, nothing cyclic: see runner.bulk
-        return _gather(manifest_path, only)
+        return _gather(manifest_path, only, provider)
 
 
-def _gather(manifest_path: Path, only: Sequence[str]) -> dict[str, Any]:
-    manifest, output_dir, warning = _load(manifest_path)
+def _gather(manifest_path: Path, only: Sequence[str], provider: str | None) -> dict[str, Any]:
+    manifest, output_dir, warning = _load(manifest_path, provider)
     store_path = store_path_for(output_dir)
     records: dict[str, dict[str, Any]] = {}
     chosen: dict[str, tuple[int, bool]] = {}
@@ -270,7 +278,7 @@ def _summary(totals: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Print the status of every take of ``args.manifest``."""
-    document = gather(args.manifest, args.only)
+    document = gather(args.manifest, args.only, args.provider)
     if document["warning"]:
         print(redact(document["warning"]), file=sys.stderr)
     if args.json:

@@ -28,6 +28,10 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="manifest files (YAML)")
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
     add_provider_flag(parser)
+    parser.add_argument("--base-url", metavar="URL",
+                        help="where a run would send, as `run --base-url`: a gateway URL or "
+                        "`emulator` (overrides SHOTRUN_BASE_URL and api.base_url); decides "
+                        "whether local images can go to fal.ai or the Kling API")
     parser.set_defaults(func=run)
 
 
@@ -49,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     results: list[dict[str, Any]] = []
     all_valid = True
     for file in args.files:
-        problems = validate_file(file, args.provider)
+        problems = validate_file(file, args.provider, args.base_url)
         errors = sum(1 for p in problems if p.severity == "error")
         all_valid = all_valid and errors == 0
         results.append({"file": file, "valid": errors == 0, "errors": errors,

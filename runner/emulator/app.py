@@ -250,14 +250,14 @@ async def get_task(request: web.Request) -> web.StreamResponse:
 
 
 async def get_result(request: web.Request) -> web.StreamResponse:
-    """GET /results/{task_id}.mp4?sig=...: the signed, expiring result link."""
+    """GET /results/{id}.mp4?sig=...: the signed, expiring result link (the task by the id
+    its client knows: :meth:`~runner.emulator.tasks.TaskBoard.public_name`)."""
     core = request.app[CORE]
     name = request.match_info["name"]
-    task_id = name.removesuffix(".mp4")
-    task = core.board.get(task_id)
+    task = core.board.named(name.removesuffix(".mp4"))
     if task is None or task.video is None or not name.endswith(".mp4"):
         raise ApiError(404, "no such result", code="not_found")
-    verdict = core.board.check_link(task_id, request.query.get("sig", ""), core.now())
+    verdict = core.board.check_link(task.task_id, request.query.get("sig", ""), core.now())
     if verdict == "expired":
         core.stats.expired_link_hits += 1
         raise ApiError(403, "This link has expired; query the task for a fresh one.",

@@ -7,6 +7,8 @@ is, so the same faults, real videos and stats apply. What is fal's own:
 * auth ``Authorization: Key <key>``; errors as ``{"detail": ...}`` (a list of
   ``{loc, msg, type}`` for a refused input, 422), with fal's statuses: out of credits is a
   403 saying the balance is exhausted (not a 402), 429 rate limited, 5xx trouble;
+* request ids are UUIDs, as fal's are (the board's gateway-style id is never shown, not
+  even in result links: :meth:`~runner.emulator.tasks.TaskBoard.name`);
 * submit answers ``{request_id, status_url, response_url, cancel_url}`` and nothing about the
   task; status is ``IN_QUEUE`` with ``queue_position``, ``IN_PROGRESS``, ``COMPLETED`` (with
   ``error`` when the request failed), never a percentage; the result is ``{video: {url,
@@ -25,7 +27,7 @@ is, so the same faults, real videos and stats apply. What is fal's own:
 
 from __future__ import annotations
 
-import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +42,7 @@ from runner.emulator.app import (
     admit_with,
     json_body,
 )
-from runner.emulator.responses import ApiError, new_task_id
+from runner.emulator.responses import ApiError
 from runner.emulator.tasks import FAILURE_MESSAGES, Task
 from runner.emulator.validation import validate_creation
 from runner.errors import PERMANENT_TASK_CODES
@@ -103,16 +105,25 @@ def authenticate(request: web.Request, expected: str | None) -> None:
         raise ApiError(401, "No user found for Key ID and Secret.", code="invalid_api_key")
 
 
+def new_request_id() -> str:
+    """A fal request id: a UUID (``"3b5c...-..."``), as fal.ai hands out."""
+    return str(uuid.uuid4())
+
+
 def _count(core: EmulatorCore, request: web.Request) -> None:
-    """Creations and polls as for every format; a cancel is neither (``cancel_requests``)."""
+    """Creations and polls as for every format; a cancel is neither (``cancel_requests``).
+
+    Polls per task are counted by the request id, the id the client knows (a request
+    refused once queued has no board task, only that id).
+    """
     if request.method == "POST" and not request.path.startswith(REQUESTS) and \
             not request.path.startswith(UPLOAD_PREFIX):
         core.stats.creation_requests += 1
     elif request.method == "GET" and request.path.endswith("/status"):
         core.stats.polls += 1
-        task_id = request.path[len(REQUESTS):].split("/", 1)[0]
-        if core.board.get(task_id) is not None or task_id in request.app[LATE]:
-            core.stats.polls_per_task[task_id] += 1
+        request_id = request.path[len(REQUESTS):].split("/", 1)[0]
+        if core.board.named(request_id) is not None or request_id in request.app[LATE]:
+            core.stats.polls_per_task[request_id] += 1
     elif request.method == "PUT" and request.path.endswith("/cancel"):
         core.stats.cancel_requests += 1
 
@@ -154,8 +165,8 @@ def canonical(body: Any, resolution: str) -> dict[str, Any]:
     return out
 
 
-def _urls(request: web.Request, task_id: str) -> dict[str, str]:
-    base = f"{request.app[CORE].board.base_url}{REQUESTS}{task_id}"
+def _urls(request: web.Request, request_id: str) -> dict[str, str]:
+    base = f"{request.app[CORE].board.base_url}{REQUESTS}{request_id}"
     return {"status_url": f"{base}/status", "response_url": base,
             "cancel_url": f"{base}/cancel"}
 
@@ -175,10 +186,13 @@ async def submit(request: web.Request) -> web.StreamResponse:
             raise
         return _queue_refused(core, request, refusal)
     task, answered = admit(core, request, creation, body)
+    if task is not None:  # named even when its answer is lost: the request exists
+        core.board.name(task, new_request_id())
     if not answered:
         return web.Response(status=500)  # never reaches the client
     assert task is not None
-    return web.json_response({"request_id": task.task_id, **_urls(request, task.task_id)})
+    request_id = core.board.public_name(task)
+    return web.json_response({"request_id": request_id, **_urls(request, request_id)})
 
 
 def _queue_refused(core: EmulatorCore, request: web.Request, refusal: ApiError
@@ -188,7 +202,7 @@ def _queue_refused(core: EmulatorCore, request: web.Request, refusal: ApiError
     lates = request.app[LATE]
 
     def make() -> Late:
-        late = Late(new_task_id(int(time.time())), refusal, core.now())
+        late = Late(new_request_id(), refusal, core.now())
         lates[late.request_id] = late
         core.stats.queue_refusals += 1
         return late
@@ -202,7 +216,7 @@ def _queue_refused(core: EmulatorCore, request: web.Request, refusal: ApiError
 
 
 def _task(request: web.Request) -> Task:
-    task = request.app[CORE].board.get(request.match_info["request_id"])
+    task = request.app[CORE].board.named(request.match_info["request_id"])
     if task is None:
         raise ApiError(404, "Request not found")
     return task
@@ -230,7 +244,8 @@ async def status(request: web.Request) -> web.StreamResponse:
                                   **urls})
     task = _task(request)
     word, _ = task.status(now)
-    body: dict[str, Any] = {"status": STATUS_WORDS[word], **_urls(request, task.task_id)}
+    body: dict[str, Any] = {"status": STATUS_WORDS[word],
+                            **_urls(request, core.board.public_name(task))}
     if word == "pending":
         body["queue_position"] = core.board.queued_before(task.started, now)
     elif word == "failed":
@@ -265,7 +280,7 @@ async def result(request: web.Request) -> web.StreamResponse:
     size = len(task.video or b"")
     return web.json_response({"video": {"url": gateway["results"][0],
                                         "content_type": "video/mp4",
-                                        "file_name": f"{task.task_id}.mp4",
+                                        "file_name": f"{core.board.public_name(task)}.mp4",
                                         "file_size": size}})
 
 

@@ -44,9 +44,9 @@ from runner.model import MODEL_ID
 
 CREATE_PATH = "/v1/videos/omni-video"
 EXTERNAL_IDS: web.AppKey[dict[str, str]] = web.AppKey("kling_external_ids", dict)
-KLING_IDS: web.AppKey[dict[str, str]] = web.AppKey("kling_ids", dict)  # Kling id -> board id
-# board id -> (Kling id, external id or None): answers are made per poll, so no scans.
-NAMES: web.AppKey[dict[str, tuple[str, str | None]]] = web.AppKey("kling_names", dict)
+# Kling's own task id is the board's name of the task, both ways (TaskBoard.name): answers
+# and result links carry it. Board id -> external id or None: answers are made per poll.
+EXTERNAL_OF: web.AppKey[dict[str, str | None]] = web.AppKey("kling_external_of", dict)
 MODES = {"std": "720p", "pro": "1080p"}
 STATUS_WORDS = {"pending": "submitted", "processing": "processing", "completed": "succeed",
                 "failed": "failed"}
@@ -101,13 +101,15 @@ def _claims(token: str, secret: str | None) -> dict[str, Any]:
 
 
 def _count(core: EmulatorCore, request: web.Request) -> None:
+    """Creations and queries; polls per task by Kling's task id (the client's, as fal's are
+    by request id and the gateway's by its task id)."""
     if request.method == "POST" and request.path == CREATE_PATH:
         core.stats.creation_requests += 1
     elif request.method == "GET" and request.path.startswith(CREATE_PATH + "/"):
         core.stats.polls += 1
-        board_id = request.app[KLING_IDS].get(request.path.rsplit("/", 1)[-1])
-        if board_id is not None:
-            core.stats.polls_per_task[board_id] += 1
+        kling_id = request.path.rsplit("/", 1)[-1]
+        if core.board.named(kling_id) is not None:
+            core.stats.polls_per_task[kling_id] += 1
 
 
 WIRE = WireFormat("kling", ("/v1/", UPLOAD_PREFIX),
@@ -235,9 +237,8 @@ def describe(core: EmulatorCore, request: web.Request, task: Task) -> dict[str, 
     """A task as Kling answers it: no progress, units as a string, times in milliseconds."""
     settings = core.settings
     gateway = core.board.describe(task, core.now(), settings.link_ttl)
-    kling_id = _kling_id(request.app, task)
     data: dict[str, Any] = {
-        "task_id": kling_id,
+        "task_id": core.board.public_name(task),
         "task_status": STATUS_WORDS[gateway["status"]],
         "task_status_msg": gateway.get("error", {}).get("message", ""),
         "task_info": {},
@@ -245,7 +246,7 @@ def describe(core: EmulatorCore, request: web.Request, task: Task) -> dict[str, 
         "created_at": task.created * 1000,
         "updated_at": int(time.time() * 1000),
     }
-    external = request.app[NAMES][task.task_id][1]
+    external = request.app[EXTERNAL_OF][task.task_id]
     if external is not None:
         data["task_info"]["external_task_id"] = external
     if gateway["status"] == "completed":
@@ -255,16 +256,11 @@ def describe(core: EmulatorCore, request: web.Request, task: Task) -> dict[str, 
     return {"code": 0, "message": "SUCCEED", "request_id": _request_id(), "data": data}
 
 
-def _kling_id(app: web.Application, task: Task) -> str:
-    """Kling's long numeric id of a board task (made when the task is admitted)."""
-    return app[NAMES][task.task_id][0]
-
-
 def _name(app: web.Application, task: Task, external: str | None) -> None:
-    """Give an admitted task its Kling id, and remember the client's external id."""
-    kling_id = str(secrets.randbelow(9 * 10**17) + 10**17)
-    app[KLING_IDS][kling_id] = task.task_id
-    app[NAMES][task.task_id] = (kling_id, external)
+    """Give an admitted task its Kling id (a long number), and remember the client's
+    external id."""
+    app[CORE].board.name(task, str(secrets.randbelow(9 * 10**17) + 10**17))
+    app[EXTERNAL_OF][task.task_id] = external
     if external is not None:
         app[EXTERNAL_IDS][external] = task.task_id
 
@@ -294,8 +290,9 @@ async def query(request: web.Request) -> web.StreamResponse:
     """GET /v1/videos/omni-video/{id}: by Kling's task id or by the client's external id."""
     core = request.app[CORE]
     wanted = request.match_info["task_id"]
-    board_id = request.app[KLING_IDS].get(wanted) or request.app[EXTERNAL_IDS].get(wanted)
-    task = core.board.get(board_id) if board_id is not None else None
+    task = core.board.named(wanted)
+    if task is None and wanted in request.app[EXTERNAL_IDS]:
+        task = core.board.get(request.app[EXTERNAL_IDS][wanted])
     if task is None:
         raise ApiError(404, f"task {wanted[:80]} does not exist", code="task_not_found")
     return web.json_response(describe(core, request, task))
@@ -304,8 +301,7 @@ async def query(request: web.Request) -> web.StreamResponse:
 def add_routes(app: web.Application) -> None:
     """Kling's routes (the shared ones are added by :func:`runner.emulator.app.build_app`)."""
     app[EXTERNAL_IDS] = {}
-    app[KLING_IDS] = {}
-    app[NAMES] = {}
+    app[EXTERNAL_OF] = {}
     app.router.add_post(CREATE_PATH, create)
     app.router.add_get(CREATE_PATH + "/{task_id}", query)
 

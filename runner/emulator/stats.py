@@ -24,6 +24,8 @@ class Stats:
     cancelled_tasks: int = 0  # taken out of the queue by a cancel (not in failed_tasks)
     duplicate_payloads: int = 0
     polls: int = 0
+    # By the id the client was given (the gateway's task id, fal's request id, Kling's task
+    # id): what a test or benchmark holds from the store, in every wire format.
     polls_per_task: Counter[str] = field(default_factory=Counter)
     max_in_flight: int = 0
     in_flight: int = 0

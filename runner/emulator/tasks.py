@@ -124,10 +124,35 @@ class TaskBoard:
         self._payloads: set[str] = set()
         self._links: dict[str, tuple[str, float]] = {}  # token -> (task id, expiry)
         self._jobs: set[asyncio.Task[None]] = set()
+        # A provider format's own id of a task, both ways (fal's UUID, Kling's number): its
+        # answers and result links carry that one, never the gateway-style board id.
+        self._public: dict[str, str] = {}  # board id -> the client's id
+        self._by_public: dict[str, str] = {}  # the client's id -> board id
 
     def get(self, task_id: str) -> Task | None:
-        """The task, or None when unknown."""
+        """The task, or None when unknown (by the board's id: see :meth:`named`)."""
         return self._tasks.get(task_id)
+
+    def name(self, task: Task, public: str) -> None:
+        """Give ``task`` the id its wire format hands the client (fal, Kling)."""
+        self._public[task.task_id] = public
+        self._by_public[public] = task.task_id
+
+    def public_name(self, task: Task) -> str:
+        """The id the client knows ``task`` by: its :meth:`name`, else the board's id (the
+        gateway format's)."""
+        return self._public.get(task.task_id, task.task_id)
+
+    def named(self, public: str) -> Task | None:
+        """The task the client knows as ``public`` (see :meth:`public_name`), or None.
+
+        A task given a name is not found by its board id: a client of fal or Kling never
+        saw that id, so it cannot be one it uses.
+        """
+        board_id = self._by_public.get(public)
+        if board_id is None and public not in self._public:
+            board_id = public
+        return self._tasks.get(board_id) if board_id is not None else None
 
     def in_flight(self, now: float) -> int:
         """Tasks pending or processing at ``now`` (finished ones are counted out here)."""
@@ -249,12 +274,16 @@ class TaskBoard:
             await asyncio.gather(*self._jobs, return_exceptions=True)
 
     def link_for(self, task: Task, now: float, ttl: float) -> str:
-        """A signed result URL valid ``ttl`` seconds; reused while more than half is left."""
+        """A signed result URL valid ``ttl`` seconds; reused while more than half is left.
+
+        The path names the task by the id its client knows (:meth:`public_name`), so a fal
+        or Kling client never meets the gateway-style board id.
+        """
         if task.link is None or task.link[1] - now < ttl / 2:
             token = new_token()
             task.link = (token, now + ttl)
             self._links[token] = (task.task_id, now + ttl)
-        return f"{self.base_url}/results/{task.task_id}.mp4?sig={task.link[0]}"
+        return f"{self.base_url}/results/{self.public_name(task)}.mp4?sig={task.link[0]}"
 
     def check_link(self, task_id: str, token: str, now: float) -> str:
         """"ok", "expired" or "invalid" for a result link's token."""

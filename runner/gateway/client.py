@@ -30,7 +30,7 @@ import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace, TracebackType
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import aiofiles
@@ -52,6 +52,7 @@ from runner.gateway.timeouts import ClientTimeouts
 from runner.gateway.translate import http_error, transport_error
 from runner.gateway.types import Downloaded, TaskState, UploadedFile
 from runner.gateway.urls import checked_url, join, safe_url_text
+from runner.providers import GATEWAY, spec
 from runner.redact import register_secret
 
 __all__ = ["ClientTimeouts", "GatewayClient"]
@@ -84,6 +85,11 @@ async def _on_headers_sent(
 
 class GatewayClient:
     """Speaks the gateway's HTTP API; see the module docstring for its guarantees."""
+
+    # Who answers at the base URL, in messages (a wrong URL, an answer not the service's):
+    # the provider clients built on this one say "fal.ai" or "the Kling API", since their
+    # users have no gateway to look for.
+    label: ClassVar[str] = spec(GATEWAY).label
 
     def __init__(
         self,
@@ -235,7 +241,7 @@ class GatewayClient:
     def _names(self, url: URL) -> dict[str, str]:
         """How a message names the service at ``url`` and the setting that chose it."""
         if url.origin() == self._base.origin():
-            return {"what": "the gateway", "setting": "api.base_url", "flag": "--base-url"}
+            return {"what": self.label, "setting": "api.base_url", "flag": "--base-url"}
         return {"what": "the file service", "setting": "api.files_url", "flag": "--files-url"}
 
     def _check_first_answer(

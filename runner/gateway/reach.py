@@ -86,9 +86,10 @@ def connect_failure(
 ) -> GatewayUnreachable | None:
     """The error for a connection that could not be made to a never-reached origin.
 
-    ``base`` is the configured URL (shown), ``what`` "the gateway" or "the file service",
-    ``setting`` and ``flag`` the manifest key and the option that set it. None when ``exc``
-    is not a failure to connect (the caller then translates it as usual).
+    ``base`` is the configured URL (shown), ``what`` the client's ``label`` ("the gateway",
+    "fal.ai", "the Kling API": a fal or Kling user has no gateway to look for) or "the file
+    service", ``setting`` and ``flag`` the manifest key and the option that set it. None when
+    ``exc`` is not a failure to connect (the caller then translates it as usual).
     """
     if not isinstance(exc, _CONNECTING):
         return None
@@ -114,13 +115,15 @@ def _is_html(body: bytes, content_type: str) -> bool:
     return "html" in content_type or body[:64].lstrip().startswith(b"<")
 
 
-def _kind(body: bytes, content_type: str, parsed: object) -> str:
+def _kind(body: bytes, content_type: str, parsed: object, what: str) -> str:
+    """What the answer was, in words; JSON is said not to be ``what``'s (the service the
+    client expected: "the gateway", "fal.ai", "the Kling API", "the file service")."""
     if _is_html(body, content_type):
         return "an HTML page"
     if not body.strip():
         return "an empty body"
     if parsed is not _NOT_JSON:
-        return "JSON that is not the gateway's"
+        return f"JSON that is not {what}'s"
     return "a body that is not JSON"
 
 
@@ -155,7 +158,7 @@ def foreign_answer(
         return None
     shown = safe_url_text(url)
     return GatewayUnreachable(
-        f"{shown} answered HTTP {status} with {_kind(body, content_type, parsed)}: "
+        f"{shown} answered HTTP {status} with {_kind(body, content_type, parsed, what)}: "
         f"is {setting} (or {flag}) {what}?",
         url=shown, retry=False, code="not_the_gateway", status=status,
     )

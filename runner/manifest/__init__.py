@@ -42,6 +42,7 @@ from runner.manifest.schema import check as schema_check
 from runner.manifest.secrets import check_secrets, secret_paths
 from runner.manifest.takes import TakeBuilder
 from runner.model import Manifest, Take
+from runner.providers import GATEWAY
 from runner.providers import chosen as chosen_provider
 
 __all__ = ["load_manifest", "validate_file"]
@@ -49,12 +50,15 @@ __all__ = ["load_manifest", "validate_file"]
 _log = structlog.get_logger()
 
 
-def _analyse(path: Path | str, provider: str | None = None
-             ) -> tuple[list[Problem], Manifest | None]:
+def _analyse(path: Path | str, provider: str | None = None, base_url: str | None = None,
+             sends: bool = True) -> tuple[list[Problem], Manifest | None]:
     """Every problem of the file, and the manifest when there is no error.
 
     ``provider`` (from ``--provider`` or ``SHOTRUN_PROVIDER``) overrides ``api.provider``: it
     decides the provider's limits checked here and is part of every fingerprint.
+    ``base_url`` (``--base-url`` or ``SHOTRUN_BASE_URL``) is where a run would send, in place
+    of ``api.base_url``: local images are refused for a real fal/Kling URL only (see
+    :func:`_remote`). ``sends`` False leaves that check out (see :func:`load_manifest`).
     """
     file = str(path)
     resolved = Path(path).absolute()
@@ -80,7 +84,7 @@ def _analyse(path: Path | str, provider: str | None = None
     api = api_config(ctx, renames, chosen)
 
     builder = TakeBuilder(ctx, media, index, defined, api.model, renames, provider=chosen,
-                          remote=api.base_url != "emulator")
+                          remote=sends and _remote(base_url, api.base_url))
     takes: list[Take] = []
     for spec in specs:
         takes.extend(builder.build(spec))
@@ -106,7 +110,8 @@ def _analyse(path: Path | str, provider: str | None = None
     return problems, manifest
 
 
-def _analyse_paused(path: Path | str, provider: str | None = None
+def _analyse_paused(path: Path | str, provider: str | None = None,
+                    base_url: str | None = None, sends: bool = True
                     ) -> tuple[list[Problem], Manifest | None]:
     """:func:`_analyse` with the cyclic garbage collector paused.
 
@@ -115,15 +120,17 @@ def _analyse_paused(path: Path | str, provider: str | None = None
     Nothing built here forms a reference cycle that needs it.
     """
     with paused_gc():
-        return _analyse(path, provider)
+        return _analyse(path, provider, base_url, sends)
 
 
-def validate_file(path: Path | str, provider: str | None = None) -> list[Problem]:
+def validate_file(path: Path | str, provider: str | None = None,
+                  base_url: str | None = None) -> list[Problem]:
     """Every problem (errors and warnings) of the manifest at ``path``; [] when it is clean.
 
-    ``provider`` overrides ``api.provider`` (see :func:`load_manifest`).
+    ``provider`` overrides ``api.provider`` and ``base_url`` ``api.base_url`` (see
+    :func:`load_manifest`).
     """
-    problems, _ = _analyse_paused(path, _provider(provider))
+    problems, _ = _analyse_paused(path, _provider(provider), _base_url(base_url))
     return problems
 
 
@@ -132,7 +139,22 @@ def _provider(flag: str | None) -> str | None:
     return chosen_provider(flag)
 
 
-def load_manifest(path: Path | str, provider: str | None = None) -> Manifest:
+def _base_url(flag: str | None) -> str | None:
+    """``--base-url`` or ``SHOTRUN_BASE_URL``, or None (the manifest's): the same
+    precedence as :func:`runner.session.resolve_config`, which checks the value."""
+    from runner.session import chosen_base_url
+
+    return chosen_base_url(flag)
+
+
+def _remote(override: str | None, written: str) -> bool:
+    """Whether a run sends to the provider's real API rather than the built-in emulator (which
+    has a file service for local images): decided by the URL the run really uses."""
+    return (override if override is not None else written).strip() != "emulator"
+
+
+def load_manifest(path: Path | str, provider: str | None = None,
+                  base_url: str | None = None, *, sends: bool = True) -> Manifest:
     """Load, check and expand the manifest at ``path``.
 
     Raises :class:`~runner.errors.ManifestError` holding every problem (both passes, with the
@@ -143,8 +165,17 @@ def load_manifest(path: Path | str, provider: str | None = None) -> Manifest:
     ``provider`` (``--provider``), else ``SHOTRUN_PROVIDER``, overrides ``api.provider``: every
     command that loads a manifest sees the same takes and fingerprints. A manifest loaded
     for another provider than its own is never cached (the cache knows only the bytes).
+
+    ``base_url`` (``--base-url``), else ``SHOTRUN_BASE_URL``, is where the command would send
+    instead of ``api.base_url``: fal.ai and the Kling API document no upload service, so a
+    local image is a located error for a real URL of theirs and fine for ``emulator``, as
+    the run that follows will find it. It changes nothing else: ``api.base_url`` stays the
+    manifest's (the session applies the override). ``sends`` False is for commands that only
+    read what a run did (``status``, ``report``, ``export``, ``pick``, ``review``): they send
+    nothing, so a provider's refusal of local images is not theirs to report.
     """
     override = _provider(provider)
+    url = _base_url(base_url) if sends else None
     text: bytes | None = None
     # Library callers (tests, benchmarks) always load for real.
     if is_command_process() and override is None:
@@ -155,13 +186,31 @@ def load_manifest(path: Path | str, provider: str | None = None) -> Manifest:
     if text is not None:
         with paused_gc():  # unpickling builds as many objects as loading: see runner.bulk
             cached = cache.read(path, text)
-        if cached is not None:
-            return cached
+        if cached is not None and _fits(cached, url, sends):
+            return cached[0]
     started = time.time()
-    problems, manifest = (_analyse_paused(path) if override is None
-                          else _analyse_paused(path, override))
+    problems, manifest = _analyse_paused(path, override, url, sends)
     if manifest is None:
         raise ManifestError(problems)
     if text is not None:
-        cache.write(path, text, manifest, started=started)
+        cache.write(path, text, manifest, started=started,
+                    remote=_checks_uploads(manifest, url, sends))
     return manifest
+
+
+def _checks_uploads(manifest: Manifest, url: str | None, sends: bool) -> bool:
+    """Whether loading ``manifest`` for this command refuses local images (fal.ai or the
+    Kling API at a real URL, for a command that sends)."""
+    return sends and manifest.api.provider != GATEWAY and _remote(url, manifest.api.base_url)
+
+
+def _fits(cached: tuple[Manifest, bool], url: str | None, sends: bool) -> bool:
+    """Whether a cached manifest may be served to this load.
+
+    The local-image check is the only part of a load that depends on where it would send,
+    and it only refuses: an entry stored by a load that made it (``remote``) serves every
+    load; one stored without it serves only loads that would not make it either (the
+    emulator, a command that sends nothing, the gateway, which uploads).
+    """
+    manifest, checked = cached
+    return checked or not _checks_uploads(manifest, url, sends)

@@ -13,6 +13,11 @@ An entry is used only when *everything* the load read is unchanged, compared exa
 - the home folder (``~`` in paths), the Python version, and shotrun's own code that turns a
   file into takes (size and modification time of each source file of that code).
 
+An entry also says whether its load refused local images as for a real fal/Kling URL: the
+only check that depends on where a command sends (``--base-url``, ``SHOTRUN_BASE_URL``), and
+one that only refuses, so :func:`runner.manifest.load_manifest` serves an entry made without
+it only to a load that would not make it either.
+
 Only ``shotrun`` command processes use it (:func:`runner.bulk.is_command_process`): tests and
 benchmarks that call :func:`runner.manifest.load_manifest` measure and check real loads.
 At most :data:`MAX_ENTRIES` entries are kept. Only manifests that loaded without a single
@@ -44,7 +49,7 @@ from runner.model import FrameRef, LocalFile, Manifest, Take, TakeRequest, froze
 
 _log = structlog.get_logger()
 
-FORMAT = 1
+FORMAT = 2  # 2: an entry says whether its load refused local images for a real URL
 MIN_TAKES = 2000
 MAX_ENTRIES = 16  # the most recently written are kept; older ones are removed
 SETTLE_SECONDS = 2.0  # a file changed this close to a load is not trusted to the cache
@@ -119,22 +124,25 @@ _REDUCERS: dict[Any, Any] = {
 }
 
 
-def read(path: Path | str, text: bytes) -> Manifest | None:
-    """The cached manifest of ``path`` (whose bytes are ``text``), if still exactly valid."""
+def read(path: Path | str, text: bytes) -> tuple[Manifest, bool] | None:
+    """The cached manifest of ``path`` (whose bytes are ``text``), if still exactly valid, and
+    whether its load checked local images for a real provider URL (``remote`` of
+    :func:`write`: the caller decides whether that load was strict enough for it)."""
     try:
         data = _entry(path).read_bytes()
     except OSError:
         return None
     try:
-        key, files, manifest = pickle.loads(data)
-        if key != _key(path, text) or not isinstance(manifest, Manifest):
+        key, files, manifest, remote = pickle.loads(data)
+        if key != _key(path, text) or not isinstance(manifest, Manifest) or \
+                not isinstance(remote, bool):
             return None
         for file, stamp in files:
             if _file_stamp(Path(file)) != stamp:
                 return None
     except Exception:  # a damaged or foreign entry: load normally
         return None
-    return manifest
+    return manifest, remote
 
 
 def _prune(folder: Path) -> None:
@@ -146,9 +154,12 @@ def _prune(folder: Path) -> None:
         old.unlink(missing_ok=True)
 
 
-def write(path: Path | str, text: bytes, manifest: Manifest, *, started: float) -> None:
+def write(path: Path | str, text: bytes, manifest: Manifest, *, started: float,
+          remote: bool = False) -> None:
     """Store ``manifest``, loaded from ``text`` from a load that began at ``started`` (epoch
-    seconds), for the next load of ``path`` (big, warning-free ones only).
+    seconds), for the next load of ``path`` (big, warning-free ones only). ``remote``: that
+    load refused local images as for a real fal/Kling URL (a load for the emulator, or by a
+    command that sends nothing, did not, and must not be served to one that would).
 
     Nothing is stored when the manifest or one of its files changed during or just before
     the load (the entry could pair new stamps with old contents).
@@ -164,7 +175,7 @@ def write(path: Path | str, text: bytes, manifest: Manifest, *, started: float) 
         buffer = io.BytesIO()
         pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
         pickler.dispatch_table = _REDUCERS
-        pickler.dump((_key(path, text), files, manifest))
+        pickler.dump((_key(path, text), files, manifest, remote))
         target = _entry(path)
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         atomic_write_bytes(target, buffer.getvalue(), mode=0o600)

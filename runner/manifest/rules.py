@@ -5,7 +5,9 @@ shot and resolving it are the same walk. Here are the rules about the manifest a
 wire renames that would clash, emulator settings that would be ignored, unused variables; and
 the frozen :class:`~runner.model.ApiConfig` and :class:`~runner.model.Budget` built from what
 pass 1 allowed. Environment overrides (``SHOTRUN_BASE_URL``...) are *not* applied here: the run
-engine applies them, so that ``validate`` and ``plan`` show the manifest as written.
+engine applies them, so that ``validate`` and ``plan`` show the manifest as written. (Where a
+run sends does decide one check, local images on fal.ai or the Kling API: see
+:func:`runner.manifest.load_manifest`.)
 """
 
 from __future__ import annotations
@@ -117,10 +119,12 @@ def api_config(ctx: Context, renames: dict[str, str | None],
         return api if ctx.ok(("api", name)) else None
 
     emulator = get_map(api, "emulator") if ctx.ok(("api", "emulator")) else None
+    key_env = get_str(ok("api_key_env"), "api_key_env")
     return ApiConfig(
         base_url=get_str(ok("base_url"), "base_url") or defaults.base_url,
         files_url=get_str(ok("files_url"), "files_url"),
-        api_key_env=get_str(ok("api_key_env"), "api_key_env") or defaults.api_key_env,
+        api_key_env=key_env or defaults.api_key_env,
+        api_key_env_set=bool(key_env),
         model=get_str(ok("model"), "model") or MODEL_ID,
         concurrency=get_int(ok("concurrency"), "concurrency") or defaults.concurrency,
         submit_rate=get_number(ok("submit_rate"), "submit_rate") or defaults.submit_rate,

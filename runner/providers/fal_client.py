@@ -11,6 +11,7 @@ from yarl import URL
 from runner.errors import PermanentGatewayError
 from runner.gateway.types import TaskState
 from runner.gateway.urls import join
+from runner.providers import FAL, spec
 from runner.providers.common import answer_object, failure_code
 from runner.providers.fal import (
     APPS,
@@ -28,6 +29,7 @@ from runner.redact import register_secret
 class FalClient(ProviderClient):
     """Speaks fal.ai's queue API; see the module docstring."""
 
+    label = spec(FAL).label
     error_of = staticmethod(error_of)
 
     def __init__(self, base_url: str, files_url: str | None, api_key: str,

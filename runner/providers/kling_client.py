@@ -23,6 +23,7 @@ from yarl import URL
 
 from runner.errors import MalformedResponse, PermanentGatewayError
 from runner.gateway.types import TaskState
+from runner.providers import KLING, spec
 from runner.providers.common import CLIENT_TASK_ID
 from runner.providers.http import ProviderClient, json_bytes
 from runner.providers.kling import (
@@ -80,6 +81,7 @@ class TokenSigner:
 class KlingClient(ProviderClient):
     """Speaks the official Kling API; see the module docstring."""
 
+    label = spec(KLING).label
     error_of = staticmethod(error_of)
 
     def __init__(self, base_url: str, files_url: str | None, access_key: str,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -60,6 +61,7 @@ async def submit(http: aiohttp.ClientSession, body: dict[str, Any]) -> str:
     status, answer = await call(http, "POST", APP, json=body)
     assert status == 200, answer
     rid = answer["request_id"]
+    assert str(uuid.UUID(rid)) == rid  # fal's request ids are UUIDs, a late refusal's too
     base = answer["response_url"]
     assert base.startswith("http://127.0.0.1:") and base.endswith(f"{REQUESTS}{rid}")
     assert answer == {"request_id": rid, "status_url": f"{base}/status",
@@ -103,7 +105,7 @@ async def test_cancel_takes_a_queued_request_out_of_the_queue(start: Start) -> N
     assert status >= 400 and body == {"detail": CANCELLED}  # no video, as any failed one
     assert await cancel(http, rid) == (400, {"status": "ALREADY_COMPLETED"})
 
-    task = emulator.core.board.get(rid)
+    task = emulator.core.board.named(rid)
     assert task is not None and task.job is not None
     await asyncio.wait({task.job}, timeout=10)  # the render's own end, not a sleep
     assert task.job.cancelled() and task.video is None
@@ -146,6 +148,22 @@ async def test_cancel_of_an_unknown_request_is_404(start: Start) -> None:
     _, http = await start()
     assert await cancel(http, "task-unified-1757169743-7cvnl5zw") == (
         404, {"detail": "Request not found"})
+
+
+async def test_the_boards_own_id_is_no_request_id(start: Start) -> None:
+    """The board's gateway-style id of a fal request is never handed out, so no route
+    finds the request by it (a client tested against it would be tested against a shape
+    fal never gives)."""
+    emulator, http = await start(queue_time=FAR)
+    rid = await submit(http, fal_input())
+    task = emulator.core.board.named(rid)
+    assert task is not None and task.task_id != rid
+    for method, path in (("GET", f"{REQUESTS}{task.task_id}/status"),
+                         ("GET", f"{REQUESTS}{task.task_id}"),
+                         ("PUT", f"{REQUESTS}{task.task_id}/cancel")):
+        assert await call(http, method, path) == (404, {"detail": "Request not found"})
+    assert (await status_of(http, rid))["status"] == "IN_QUEUE"  # the cancel missed it
+    assert emulator.stats()["polls_per_task"] == {rid: 1}
 
 
 async def test_cancel_needs_the_key_and_meets_injected_faults(start: Start) -> None:
@@ -196,7 +214,7 @@ async def test_queue_validation_refuses_a_bad_input_once_queued(
         1, 0, 1)
     assert stats["credits_reserved"] == 0 and stats["renders"] == 0
     assert stats["polls_per_task"] == {rid: 2}
-    assert emulator.core.board.get(rid) is None  # not a task: it has no valid creation
+    assert emulator.core.board.named(rid) is None  # not a task: it has no valid creation
 
 
 async def test_queue_validation_cancel_while_it_reads_in_queue(start: Start) -> None:

@@ -46,7 +46,7 @@ def manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _no_loading(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(path: object) -> object:
+    def refuse(*args: object) -> object:
         raise AssertionError("the manifest was loaded, not read from the cache")
 
     monkeypatch.setattr(manifest_package, "_analyse_paused", refuse)
@@ -148,3 +148,40 @@ def test_only_the_newest_entries_are_kept(
         entry = cache._entry(copy)
         os.utime(entry, ns=(n * 10**9, n * 10**9))  # written in this order
     assert _entries() == sorted([cache._entry(copies[1]), cache._entry(copies[2])])
+
+
+def test_an_entry_made_without_the_local_image_check_is_not_served_to_a_load_that_needs_it(
+        manifest: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the Kling API a local image is refused only for a real URL: an entry stored by a
+    load for the emulator (or by status, which sends nothing) must not pass a run that sends
+    to the real API; an entry of a load that made the check serves every load."""
+    monkeypatch.delenv("SHOTRUN_BASE_URL", raising=False)
+    monkeypatch.delenv("SHOTRUN_PROVIDER", raising=False)
+    text = manifest.read_text(encoding="utf-8")
+    manifest.write_text(text.replace("output_dir: out\n",
+                                     "output_dir: out\napi: {provider: kling}\n"), "utf-8")
+    first = load_manifest(manifest, sends=False)  # as status loads: stored, unchecked
+    assert _entries()
+    with pytest.raises(ManifestError, match="takes images by URL only"):
+        load_manifest(manifest)  # the documented Kling URL: the check is made, and fails
+    monkeypatch.setenv("SHOTRUN_BASE_URL", "https://api.example")
+    with pytest.raises(ManifestError, match="takes images by URL only"):
+        load_manifest(manifest)
+    monkeypatch.setenv("SHOTRUN_BASE_URL", "emulator")
+    _no_loading(monkeypatch)
+    assert load_manifest(manifest) == first  # the emulator needs no check: served
+    assert load_manifest(manifest, base_url="emulator", sends=True) == first
+
+
+def test_an_entry_made_with_the_local_image_check_serves_every_load(
+        manifest: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SHOTRUN_BASE_URL", raising=False)
+    monkeypatch.delenv("SHOTRUN_PROVIDER", raising=False)
+    text = manifest.read_text(encoding="utf-8").replace("assets:\n  coast: coast.png\n", "")
+    text = text.replace("images: [coast]", "images: [https://cdn.example/coast.png]")
+    manifest.write_text(text.replace("@coast", "@Image1").replace(
+        "output_dir: out\n", "output_dir: out\napi: {provider: fal}\n"), "utf-8")
+    first = load_manifest(manifest)  # the real fal.ai URL: checked, and clean
+    _no_loading(monkeypatch)
+    assert load_manifest(manifest, sends=False) == first
+    assert load_manifest(manifest, base_url="https://queue.example") == first

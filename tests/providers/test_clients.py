@@ -8,15 +8,23 @@ both sides, and that each outcome lands in the right shotrun kind.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import jwt
 import pytest
+from yarl import URL
 
 from runner.emulator import EmulatorSettings, RunningEmulator, run_emulator
-from runner.errors import AuthenticationFailed, QuotaExhausted, RateLimited
+from runner.errors import (
+    AuthenticationFailed,
+    PermanentGatewayError,
+    QuotaExhausted,
+    RateLimited,
+)
 from runner.gateway.timeouts import ClientTimeouts
 from runner.gateway.types import Gateway, ResolvesLostAnswers, TaskState
 from runner.providers.clients import make_client
@@ -88,6 +96,33 @@ async def test_a_task_is_created_polled_and_its_video_downloaded(
     stats = emulator.stats()
     assert stats["creation_requests"] == stats["accepted_tasks"] == 1
     assert stats["polls"] >= 1
+
+
+@pytest.mark.parametrize("provider", ["kling", "fal"])
+async def test_ids_and_result_links_are_the_providers_own_never_the_boards(
+        provider: str, open_provider: Open, tmp_path: Path) -> None:
+    """fal hands out UUIDs and Kling long numbers; the emulator's gateway-style board id
+    (``task-unified-...``) shows in no answer, no link, no counter, and finds nothing."""
+    emulator, client = await open_provider(provider)
+    created = await client.create_task(payload())
+    rid = created.task_id
+    if provider == "fal":
+        assert str(uuid.UUID(rid)) == rid
+    else:
+        assert rid.isdigit() and len(rid) == 18
+    state = await finished(client, rid)
+    assert state.task_id == rid and state.status == "completed"
+    link = URL(state.results[0])
+    assert link.path == f"/results/{rid}.mp4" and "task-unified" not in str(link)
+    assert (await client.download(state.results[0], tmp_path / "take.part")).size > 1000
+    assert list(emulator.stats()["polls_per_task"]) == [rid]
+    task = emulator.core.board.named(rid)
+    assert task is not None and task.task_id.startswith("task-unified-")
+    with pytest.raises(PermanentGatewayError):  # "no such task": the provider never said it
+        await client.get_task(task.task_id)
+    board_link = link.with_path(f"/results/{task.task_id}.mp4")
+    async with aiohttp.ClientSession() as http, http.get(board_link) as response:
+        assert response.status == 404
 
 
 @pytest.mark.parametrize("provider", ["kling", "fal"])
