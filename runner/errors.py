@@ -144,6 +144,10 @@ class GatewayError(ShotrunError):
     code) when there is one; ``status`` the HTTP status when there is one.
     """
 
+    #: How long the gateway asked to wait before asking again (a 429's Retry-After), or
+    #: None: every caller's backoff reads it the same way, whatever the error.
+    retry_after: float | None = None
+
     def __init__(
         self,
         message: str,

@@ -70,6 +70,14 @@ class RunConfig:
         return " (named by api.api_key_env)" if self.api_key_env_set else ""
 
     @property
+    def key_source(self) -> str:
+        """Where the credentials come from, for a message about a refused key (the
+        variables' names, never their values)."""
+        also = (f" and the access key from {self.access_key_env}"
+                if self.access_key_env else "")
+        return f"the environment variable {self.api_key_env}{self.key_env_origin}{also}"
+
+    @property
     def uses_emulator(self) -> bool:
         """True when the built-in emulator is the gateway."""
         return self.base_url == EMULATOR
@@ -146,6 +154,19 @@ def resolve_config(manifest: Manifest, overrides: Overrides | None = None,
         max_credits=max_credits, base_url_from=source, provider=api.provider,
         access_key_env=spec(api.provider).access_key_env, api_key_env_set=api.api_key_env_set,
     )
+
+
+def register_environment_secrets(manifest: Manifest,
+                                 environ: Mapping[str, str] | None = None) -> None:
+    """Register the manifest's credentials as they stand in the environment (the key's
+    variable, and Kling's access key too) for a command that sends nothing but shows
+    manifest text (``review``, ``export``): a key pasted into a prompt never reaches a page
+    or a file."""
+    env = os.environ if environ is None else environ
+    names = (manifest.api.api_key_env, spec(manifest.api.provider).access_key_env)
+    for name in names:
+        if name:
+            register_secret(env.get(name))
 
 
 def read_api_key(config: RunConfig, environ: Mapping[str, str] | None = None) -> str:

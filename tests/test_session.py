@@ -135,3 +135,15 @@ def test_credentials_in_a_url_are_refused_without_echoing_them() -> None:
                        environ={})
     assert "credentials" in str(info.value)
     assert "sk-secret-123" not in str(info.value)
+
+
+def test_a_command_that_sends_nothing_still_hides_both_kling_keys() -> None:
+    """review and export show manifest text: the secret key's variable and Kling's access key
+    are registered from the environment, so a key pasted into a prompt is redacted."""
+    from runner.session import register_environment_secrets
+
+    secret, access = "SK-never-shown-0042", "AK-never-shown-0043"
+    register_environment_secrets(manifest(provider="kling", api_key_env="KLING_SECRET_KEY"),
+                                 {"KLING_SECRET_KEY": secret, "KLING_ACCESS_KEY": access})
+    assert redact(f"a prompt with {secret} and {access}") == \
+        "a prompt with [REDACTED] and [REDACTED]"

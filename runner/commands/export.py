@@ -18,7 +18,6 @@ nothing is written.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,8 @@ from typing import Any
 from runner.errors import EXIT_FAILED, EXIT_OK, UsageError
 from runner.export import FORMATS, ExportError, choose_formats, export, others, select
 from runner.providers import add_flag as add_provider_flag
-from runner.redact import redact, register_secret
+from runner.redact import redact
+from runner.session import register_environment_secrets
 from runner.state import StateStore, store_path_for
 from runner.state.continuity import frame_hashes, picks
 from runner.words import count, listed, plural
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.manifest, args.provider, sends=False)
     check_output_dir(manifest)
     # The key is never in the store, but a prompt could hold it: what is written is redacted.
-    register_secret(os.environ.get(manifest.api.api_key_env))
+    register_environment_secrets(manifest)
     try:
         formats = choose_formats(args.format)
     except ExportError as exc:

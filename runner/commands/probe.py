@@ -125,10 +125,8 @@ async def _probe(manifest: Manifest, config: RunConfig, api_key: str, limits: Cl
                     for line in report.spend_lines(spent):
                         _out(line)
         except AuthenticationFailed as exc:
-            where = (f"the environment variables {config.access_key_env} and "
-                     f"{config.api_key_env}" if config.access_key_env else
-                     f"the environment variable {config.api_key_env} (api.api_key_env)")
-            raise AuthenticationFailed(f"{exc.message}; the key comes from {where}",
+            raise AuthenticationFailed(f"{exc.message}; the key comes from "
+                                       f"{config.key_source}",
                                        code=exc.code, status=exc.status) from None
         finally:
             if session.emulator is not None:

@@ -422,8 +422,6 @@ def run(args: argparse.Namespace) -> int:
         if report is not None and not args.quiet:
             _out(f"report: {report}")
     if summary.stopped_reason == "auth":
-        also = (f" and the access key from {config.access_key_env}"
-                if config.access_key_env else "")
-        _out(f"shotrun: the API key comes from the environment variable {config.api_key_env}"
-             f"{config.key_env_origin}{also}; set it to a valid key and run again", err=True)
+        _out(f"shotrun: the API key comes from {config.key_source}; set it to a valid key "
+             "and run again", err=True)
     return exit_code(summary)

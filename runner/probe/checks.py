@@ -54,7 +54,6 @@ from runner.errors import (
     GatewayUnreachable,
     MalformedResponse,
     PermanentGatewayError,
-    RateLimited,
     TransientGatewayError,
 )
 from runner.gateway.client import GatewayClient
@@ -276,7 +275,7 @@ async def asked_again(ask: Callable[[], Awaitable[T]], backoff: BackoffPolicy | 
         except TransientGatewayError as exc:
             if attempt + 1 == tries:
                 raise
-            wait = exc.retry_after if isinstance(exc, RateLimited) else None
+            wait = exc.retry_after
             await asyncio.sleep(policy.delay(attempt, wait))
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -304,7 +303,7 @@ async def refused_creation(gateway: GatewayClient, body: Mapping[str, Any],
         except TransientGatewayError as exc:
             if attempt + 1 == _TRANSIENT_TRIES or exc.status is None:
                 return Answer(status=exc.status, code=exc.code, message=redact(exc.message))
-            wait = exc.retry_after if isinstance(exc, RateLimited) else None
+            wait = exc.retry_after
             await asyncio.sleep(policy.delay(attempt, wait))
         except GatewayError as exc:
             message = redact(exc.message)

@@ -42,7 +42,6 @@ from runner.errors import (
     LinkExpired,
     MalformedResponse,
     PermanentGatewayError,
-    RateLimited,
     TransientGatewayError,
 )
 from runner.fsutil import atomic_write_text
@@ -407,7 +406,7 @@ async def create_once(gateway: GatewayClient, manifest: Manifest, *, base_url: s
             refusals += 1
             if refusals > policy.max_attempts:
                 raise
-            wait = exc.retry_after if isinstance(exc, RateLimited) else None
+            wait = exc.retry_after
             delay = policy.delay(refusals - 1, wait)
             log.info("probe_create_retry", error=exc.message, delay=round(delay, 3))
             await asyncio.sleep(delay)
@@ -499,7 +498,7 @@ async def follow(gateway: GatewayClient, spent: Spent, sent: float | None,
             failures += 1
             if failures > _QUERY_RETRIES:
                 raise
-            wait = exc.retry_after if isinstance(exc, RateLimited) else None
+            wait = exc.retry_after
             await asyncio.sleep(how.backoff.delay(failures - 1, wait))
             continue
         failures = 0

@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import hmac
 import json
-import os
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -43,10 +42,11 @@ from aiohttp import web
 from runner.choices import check_pick, note_key, require_rendered
 from runner.errors import ShotrunError, StateError, UsageError
 from runner.model import Manifest
-from runner.redact import redact, register_secret
+from runner.redact import redact
 from runner.review.page import Situation, Snapshot, page_html, safe_build
 from runner.review.pending import Pending, Wish
 from runner.review.static import CSS, FILTERS_JS, JS
+from runner.session import register_environment_secrets
 from runner.state import StateStore, store_path_for
 from runner.state.schema import writer_pid
 
@@ -121,7 +121,7 @@ class ReviewServer:
         self._write_lock = asyncio.Lock()
         self._runner: web.AppRunner | None = None
         self._watcher: asyncio.Task[None] | None = None
-        register_secret(os.environ.get(manifest.api.api_key_env))  # never on the page
+        register_environment_secrets(manifest)  # never on the page
         self.app = self._make_app()
 
     # ------------------------------------------------------------------ life cycle
@@ -213,12 +213,20 @@ class ReviewServer:
                 await asyncio.to_thread(self.pending.flush, self.manifest)
 
     async def _watch(self) -> None:
+        failing: str | None = None  # the last failure's words: said once, not twice a second
         while True:
             try:
                 await self._flush_if_free()
                 await self.refresh()
             except Exception as exc:  # a watcher that dies leaves a page that never moves
-                log.error("review_watch_failed", error=f"{type(exc).__name__}: {exc}")
+                words = f"{type(exc).__name__}: {exc}"
+                if words != failing:
+                    log.error("review_watch_failed", error=words)
+                failing = words
+            else:
+                if failing is not None:
+                    log.info("review_watch_recovered")
+                failing = None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poke.wait(), self.interval)
             self._poke.clear()

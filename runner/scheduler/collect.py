@@ -36,7 +36,6 @@ from runner.errors import (
     LinkExpired,
     MalformedResponse,
     PermanentGatewayError,
-    RateLimited,
     TransientGatewayError,
     VerifyError,
 )
@@ -141,7 +140,7 @@ async def _poll(ctx: RunContext, take: Take, free: Callable[[], None]) -> str:
             if errors > ctx.settings.poll_error_limit:
                 return _leave(ctx, take, f"status queries keep failing ({exc.message}); "
                                          "the next run asks again")
-            retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+            retry_after = exc.retry_after
             delay = ctx.settings.backoff.delay(min(errors, 8), retry_after)
             log.info("poll_retry", error=exc.message, delay=round(delay, 3))
             continue
@@ -463,7 +462,7 @@ async def _refresh_link(ctx: RunContext, take: Take, record: Any) -> str:
             attempt += 1
             if attempt > ctx.settings.backoff.max_attempts:
                 return _leave(ctx, take, f"refreshing the result link failed: {exc.message}")
-            retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+            retry_after = exc.retry_after
             await asyncio.sleep(ctx.settings.backoff.delay(attempt, retry_after))
             continue
         if state.status != "completed" or not state.results:

@@ -24,7 +24,7 @@ from typing import Any
 
 import structlog
 
-from runner.errors import GatewayError, PermanentGatewayError, TransientGatewayError
+from runner.errors import GatewayError, TransientGatewayError
 from runner.gateway.types import ResolvesLostAnswers, TaskState
 from runner.model import Take
 from runner.providers.common import CLIENT_TASK_ID
@@ -69,12 +69,12 @@ async def look_up(ctx: RunContext, take: Take, payload: Mapping[str, Any]
             if attempt >= ctx.settings.backoff.max_attempts:
                 log.warning("lost_answer_unresolved", error=exc.message)
                 return UNRESOLVED
-            delay = ctx.settings.backoff.delay(attempt, getattr(exc, "retry_after", None))
+            delay = ctx.settings.backoff.delay(attempt, exc.retry_after)
             attempt += 1
             log.info("lost_answer_lookup_retry", error=exc.message, delay=round(delay, 3))
             await asyncio.sleep(delay)
             continue
-        except (PermanentGatewayError, GatewayError) as exc:
+        except GatewayError as exc:
             log.warning("lost_answer_unresolved", error=exc.message)
             return UNRESOLVED
         log.info("lost_answer_resolved", found=state is not None,

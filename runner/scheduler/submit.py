@@ -89,7 +89,7 @@ async def _prepare(ctx: RunContext, take: Take) -> dict[str, Any] | None:
                 _fail(ctx, take, "transient", exc.code or "upload_failed",
                       f"uploading its media failed: {exc.message}")
                 return None
-            retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+            retry_after = exc.retry_after
             delay = ctx.settings.backoff.delay(attempt, retry_after)
             attempt += 1
             log.info("upload_retry", error=str(exc), delay=round(delay, 3))
