@@ -94,32 +94,27 @@ def _lookup_lines(checks: Checks, dialect: Dialect) -> list[str]:
     return lines
 
 
-def check_lines(checks: Checks, shown_url: str) -> list[str]:
-    """The reached / authentication / field names sections."""
-    dialect = dialect_for(checks.provider)
+def _reach_lines(checks: Checks, dialect: Dialect, shown_url: str) -> list[str]:
+    """Reached, and the key accepted, from the first (baseline) answer."""
     base = checks.baseline
-    lines: list[str] = []
-    if checks.creations_sent == 0:
-        return [f"reached: not asked ({base.message})"]
-    lines.append(f"reached: yes, {shown_url} answered like {dialect.label} "
-                 f"({_answer_text(base.status, base.param, base.code, checks.provider)} to "
-                 f"a creation with duration {_duration_text(dialect)}, invalid on purpose)")
+    lines = [f"reached: yes, {shown_url} answered like {dialect.label} "
+             f"({_answer_text(base.status, base.param, base.code, checks.provider)} to a "
+             f"creation with duration {_duration_text(dialect)}, invalid on purpose)"]
     if base.status == 402:
         lines.append("authentication: key accepted, but the account is out of credits (402)")
     elif base.status is not None:
-        refused = ("an authentication code 1000-1004" if checks.provider == KLING
-                   else "401")
+        refused = "an authentication code 1000-1004" if checks.provider == KLING else "401"
         lines.append(f"authentication: key accepted "
                      f"({_answer_text(base.status, None, base.code, checks.provider)}, not "
                      f"{refused})")
     else:
         lines.append("authentication: could not tell (no answer)")
-    lines.extend(_lookup_lines(checks, dialect))
-    made = (f"{len(checks.created)} created a task" if checks.created
-            else "none created a task")
-    lines.append(f"field names: {count(checks.creations_sent, 'creation')} invalid on "
-                 f"purpose, {made}")
-    lines.extend(_queued_lines(checks, dialect))
+    return lines
+
+
+def _field_lines(checks: Checks, dialect: Dialect) -> list[str]:
+    """The validation order the calibration showed, then each field's verdict."""
+    lines: list[str] = []
     cal = checks.calibration
     if cal is not None:
         order = ("it names an unknown field before the invalid duration, so a field it "
@@ -146,8 +141,24 @@ def check_lines(checks: Checks, shown_url: str) -> list[str]:
     if checks.fields:
         counts = summary_counts(checks.fields)
         lines.append("  verdicts: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
-    lines.append(f"  cost: none, assuming {dialect.cost}")
     return lines
+
+
+def check_lines(checks: Checks, shown_url: str) -> list[str]:
+    """The reached / authentication / unknown task / field names sections."""
+    if checks.creations_sent == 0:
+        return [f"reached: not asked ({checks.baseline.message})"]
+    dialect = dialect_for(checks.provider)
+    made = (f"{len(checks.created)} created a task" if checks.created
+            else "none created a task")
+    return [
+        *_reach_lines(checks, dialect, shown_url),
+        *_lookup_lines(checks, dialect),
+        f"field names: {count(checks.creations_sent, 'creation')} invalid on purpose, {made}",
+        *_queued_lines(checks, dialect),
+        *_field_lines(checks, dialect),
+        f"  cost: none, assuming {dialect.cost}",
+    ]
 
 
 def _types(shape: Mapping[str, Any]) -> str:
@@ -159,9 +170,8 @@ def _types(shape: Mapping[str, Any]) -> str:
     return text + (f"; types differ: {differ}" if differ else "")
 
 
-def spend_lines(spent: Spent) -> list[str]:
-    """The task / timing / progress / link / video sections."""
-    dialect = dialect_for(spent.provider)
+def _task_lines(spent: Spent, dialect: Dialect) -> list[str]:
+    """The task, the bodies it was described with, and how the provider finds it again."""
     reserved = (f"no {dialect.credits_word} in the answer" if spent.credits_reserved is None
                 else f"{dialect.credits_word} {spent.credits_reserved:g}")
     estimate = "" if spent.estimate is None else f" (estimate {spent.estimate:g})"
@@ -190,6 +200,11 @@ def spend_lines(spent: Spent) -> list[str]:
             "it); the run worked only if both answer")
     if spent.error:
         lines.append(f"  failed: {spent.error}")
+    return lines
+
+
+def _timing_lines(spent: Spent) -> list[str]:
+    """How long it took against the estimate, and what progress the bodies reported."""
     estimated = ("no estimated_time" if spent.estimated_time is None else
                  f"estimated_time {spent.estimated_time:g} s")
     if spent.status == "timeout":
@@ -200,29 +215,41 @@ def spend_lines(spent: Spent) -> list[str]:
     else:
         real = (f"real between {spent.time_low or 0:.1f} and {spent.time_high:.1f} s (the "
                 "creation's send to the poll that saw it end)")
-    lines.append(f"timing: {estimated}, {real}; "
-                 f"{count(spent.polls, 'status query', 'status queries')}")
+    lines = [f"timing: {estimated}, {real}; "
+             f"{count(spent.polls, 'status query', 'status queries')}"]
     if not spent.progress_reported:
         lines.append("progress: none reported (no progress field in any body)")
     else:
         lines.append(f"progress: {', '.join(str(v) for v in spent.progress) or 'no number'}")
     if spent.queue_positions:
         lines.append(f"queue positions: {', '.join(str(v) for v in spent.queue_positions)}")
+    return lines
+
+
+def _link_line(link: Mapping[str, Any], dialect: Dialect) -> str:
+    expiry = ", ".join(f"{k}={v}" for k, v in link["expiry_parameters"].items())
+    names = ", ".join(link["query_parameters"]) or "none"
+    when = f", expires {link['expires_at']}" if link["expires_at"] else ""
+    headers = "; ".join(f"{k}: {v}" for k, v in link["headers"].items()) or "none"
+    return (f"link: {link['url']} (query parameters: {names}; expiry-looking: "
+            f"{expiry or 'none'}{when}); headers: {headers}; {dialect.link_life}")
+
+
+def _video_line(video: Mapping[str, Any], kept: object) -> str:
+    audio = video["audio_codec"] or "no audio"
+    fps = "unknown fps" if video["fps"] is None else f"{video['fps']:g} fps"
+    return (f"video: {video['width']}x{video['height']}, {video['duration']:g} s, {fps}, "
+            f"{video['codec']}, {audio}, {video['bytes']} bytes; kept as {kept}")
+
+
+def spend_lines(spent: Spent) -> list[str]:
+    """The task / timing / progress / link / video sections."""
+    dialect = dialect_for(spent.provider)
+    lines = [*_task_lines(spent, dialect), *_timing_lines(spent)]
     if spent.link is not None:
-        link = spent.link
-        expiry = ", ".join(f"{k}={v}" for k, v in link["expiry_parameters"].items())
-        names = ", ".join(link["query_parameters"]) or "none"
-        when = f", expires {link['expires_at']}" if link["expires_at"] else ""
-        headers = "; ".join(f"{k}: {v}" for k, v in link["headers"].items()) or "none"
-        lines.append(f"link: {link['url']} (query parameters: {names}; expiry-looking: "
-                     f"{expiry or 'none'}{when}); headers: {headers}; {dialect.link_life}")
+        lines.append(_link_line(spent.link, dialect))
     if spent.video is not None:
-        video = spent.video
-        audio = video["audio_codec"] or "no audio"
-        fps = "unknown fps" if video["fps"] is None else f"{video['fps']:g} fps"
-        lines.append(f"video: {video['width']}x{video['height']}, {video['duration']:g} s, "
-                     f"{fps}, {video['codec']}, {audio}, {video['bytes']} bytes; kept as "
-                     f"{spent.kept}")
+        lines.append(_video_line(spent.video, spent.kept))
     return lines
 
 

@@ -316,84 +316,72 @@ def _earlier_elsewhere(earlier: Mapping[str, Any], intent: Intent) -> ProbeStopp
         f"will not pay again), or remove {intent.path} to forget it")
 
 
-async def create_once(gateway: GatewayClient, manifest: Manifest, *, base_url: str,
-                      built_in: bool, clock: Callable[[], float] = time.time,
-                      backoff: BackoffPolicy | None = None,
-                      announce: Callable[[], None] | None = None,
-                      ) -> tuple[Spent, float | None, float | None]:
-    """The one creation (or the task an earlier probe created): (spent, sent, answered);
-    the times are None for an earlier probe's task whose sending time was not recorded.
+def _sent_at(earlier: Mapping[str, Any]) -> float | None:
+    """When an earlier probe sent its creation (None when it did not record it)."""
+    when = earlier.get("sent_at")
+    return float(when) if isinstance(when, int | float) and when > 0 else None
 
-    On the Kling API the creation carries a fresh ``external_task_id``, recorded with the
-    intent: a lost answer (now, or an earlier probe's) is looked up by it, so it is adopted
-    when it arrived and sent again only when the Kling API says it never did. Elsewhere a
-    lost answer raises :class:`ProbeStopped` (the next probe refuses to pay again blind).
-    An answer that refuses the creation for now (429, 5xx: nothing was created) is waited
-    out and the creation sent again, as a run does; a refusal for good raises (the intent
-    is cleared). An interruption (Ctrl-C) while the creation is on the wire leaves the
-    intent as it is: the creation may have arrived. ``announce`` is called once, just
-    before a creation is first sent (not when an earlier probe's task is followed).
+
+async def _resume(gateway: GatewayClient, earlier: Mapping[str, Any], intent: Intent,
+                  spent_as: Callable[[str, Mapping[str, Any]], Spent]
+                  ) -> tuple[Spent, float | None, float | None] | None:
+    """The task an earlier probe of this gateway left, to follow; None when it left none
+    (its creation never arrived: looked up on the Kling API). Raises :class:`ProbeStopped`
+    when its creation may exist and cannot be looked up."""
+    before = earlier.get("payload")
+    payload: Mapping[str, Any] = dict(before) if isinstance(before, dict) else {}
+    if earlier.get("state") == "created" and isinstance(earlier.get("task_id"), str):
+        log.info("probe_task_resumed", task_id=earlier["task_id"])
+        return spent_as(str(earlier["task_id"]), payload), _sent_at(earlier), _sent_at(earlier)
+    if earlier.get("state") not in ("sending", "unreadable"):
+        return None
+    found = await _look_up(gateway, payload)
+    if isinstance(found, TaskState):
+        log.info("probe_lost_answer_found", task_id=found.task_id)
+        intent.write({**earlier, "state": "created", "task_id": found.task_id})
+        return spent_as(found.task_id, payload), _sent_at(earlier), _sent_at(earlier)
+    if found is not None:
+        raise ProbeStopped(
+            f"an earlier `shotrun probe --spend` sent a creation whose answer was lost (it "
+            f"may have been billed; {found}): not sending another; remove {intent.path} to "
+            "probe again, which may pay twice")
+    log.info("probe_lost_answer_never_arrived", external_task_id=payload.get(CLIENT_TASK_ID))
+    return None
+
+
+async def _send(gateway: GatewayClient, payload: Mapping[str, Any], intent: Intent,
+                base_url: str, clock: Callable[[], float], policy: BackoffPolicy
+                ) -> tuple[TaskState, dict[str, Any], float]:
+    """Send the creation, its intent durable first: (state, answer body, when sent).
+
+    A lost answer is looked up where the provider can (Kling), else it stops the probe; a
+    429 or 5xx answer (nothing created) is waited out and the creation sent again; a refusal
+    for good raises with the intent cleared. An interruption leaves the intent as it is.
     """
-    intent = Intent(manifest.output_dir)
-    provider = manifest.api.provider
-    payload = spend_payload(manifest)
-    estimate = spend_estimate(manifest)
-    policy = backoff or BackoffPolicy()
-    earlier = None if built_in else intent.read()
-    if earlier is not None and earlier.get("base_url") != base_url:
-        raise _earlier_elsewhere(earlier, intent)
-    if earlier is not None:
-        before = earlier.get("payload")
-        before = dict(before) if isinstance(before, dict) else payload
-        if earlier.get("state") == "created" and isinstance(earlier.get("task_id"), str):
-            when = earlier.get("sent_at")
-            sent = float(when) if isinstance(when, int | float) and when > 0 else None
-            spent = Spent(str(earlier["task_id"]), before, estimate, provider, resumed=True)
-            log.info("probe_task_resumed", task_id=spent.task_id)
-            return spent, sent, sent
-        if earlier.get("state") in ("sending", "unreadable"):
-            found = await _look_up(gateway, before)
-            if isinstance(found, TaskState):
-                log.info("probe_lost_answer_found", task_id=found.task_id)
-                spent = Spent(found.task_id, before, estimate, provider, resumed=True)
-                when = earlier.get("sent_at")
-                sent = float(when) if isinstance(when, int | float) and when > 0 else None
-                intent.write({**earlier, "state": "created", "task_id": found.task_id})
-                return spent, sent, sent
-            if found is not None:
-                raise ProbeStopped(
-                    f"an earlier `shotrun probe --spend` sent a creation whose answer was "
-                    f"lost (it may have been billed; {found}): not sending another; remove "
-                    f"{intent.path} to probe again, which may pay twice")
-            log.info("probe_lost_answer_never_arrived",
-                     external_task_id=before.get(CLIENT_TASK_ID))
-    if isinstance(gateway, ResolvesLostAnswers):
-        payload[CLIENT_TASK_ID] = "shotrun-probe-" + secrets.token_hex(16)
-    if announce is not None:
-        announce()
     refusals = 0
     while True:
         sent = clock()
         intent.write({"state": "sending", "base_url": base_url, "sent_at": sent,
-                      "sent": iso_time(sent), "payload": payload})
+                      "sent": iso_time(sent), "payload": dict(payload)})
         try:
             state, body = await gateway.create_task_answer(payload)
+            return state, body, sent
         except (AmbiguousSubmission, ConnectionFailed) as exc:
             if isinstance(exc, ConnectionFailed) and not exc.maybe_sent:
                 intent.clear()
                 raise
             found = await _look_up(gateway, payload)
-            if not isinstance(found, TaskState):
-                if found is None:  # the Kling API has no such task: nothing was created
-                    intent.clear()
-                    raise ProbeStopped(
-                        f"{exc.message}; the Kling API has no task with external_task_id "
-                        f"{payload[CLIENT_TASK_ID]}, so nothing was created or billed: "
-                        "`shotrun probe --spend` again is safe") from None
-                raise ProbeStopped(f"{exc.message}; not sent again (it may have been "
-                                   f"billed; {found}); {intent.path} records it") from None
-            log.info("probe_lost_answer_found", task_id=found.task_id)
-            state, body = found, {}
+            if isinstance(found, TaskState):
+                log.info("probe_lost_answer_found", task_id=found.task_id)
+                return found, {}, sent
+            if found is None:  # the Kling API has no such task: nothing was created
+                intent.clear()
+                raise ProbeStopped(
+                    f"{exc.message}; the Kling API has no task with external_task_id "
+                    f"{payload[CLIENT_TASK_ID]}, so nothing was created or billed: "
+                    "`shotrun probe --spend` again is safe") from None
+            raise ProbeStopped(f"{exc.message}; not sent again (it may have been billed; "
+                               f"{found}); {intent.path} records it") from None
         except MalformedResponse as exc:
             if exc.status is not None and 200 <= exc.status < 300:
                 raise ProbeStopped(f"{exc.message}; the creation was accepted, so a task "
@@ -406,20 +394,55 @@ async def create_once(gateway: GatewayClient, manifest: Manifest, *, base_url: s
             refusals += 1
             if refusals > policy.max_attempts:
                 raise
-            wait = exc.retry_after
-            delay = policy.delay(refusals - 1, wait)
+            delay = policy.delay(refusals - 1, exc.retry_after)
             log.info("probe_create_retry", error=exc.message, delay=round(delay, 3))
             await asyncio.sleep(delay)
-            continue
         except GatewayError:
             intent.clear()  # refused, out of credits, unreachable: nothing was created
             raise
-        break
+
+
+async def create_once(gateway: GatewayClient, manifest: Manifest, *, base_url: str,
+                      built_in: bool, clock: Callable[[], float] = time.time,
+                      backoff: BackoffPolicy | None = None,
+                      announce: Callable[[], None] | None = None,
+                      ) -> tuple[Spent, float | None, float | None]:
+    """The one creation (or the task an earlier probe created): (spent, sent, answered);
+    the times are None for an earlier probe's task whose sending time was not recorded.
+
+    An earlier probe's intent for another gateway is never overwritten (its task may be
+    paid for and still rendering); for this one, its task is followed (:func:`_resume`).
+    Otherwise the creation is sent (:func:`_send`); on the Kling API it carries a fresh
+    ``external_task_id``, recorded with the intent, by which a lost answer is looked up.
+    ``announce`` is called once, just before a creation is first sent.
+    """
+    intent = Intent(manifest.output_dir)
+    provider = manifest.api.provider
+    estimate = spend_estimate(manifest)
+
+    def spent_as(task_id: str, payload: Mapping[str, Any], **seen: Any) -> Spent:
+        return Spent(task_id, payload, estimate, provider, **seen)
+
+    earlier = None if built_in else intent.read()
+    if earlier is not None and earlier.get("base_url") != base_url:
+        raise _earlier_elsewhere(earlier, intent)
+    if earlier is not None:
+        resumed = await _resume(gateway, earlier, intent,
+                                lambda task_id, payload: spent_as(task_id, payload,
+                                                                  resumed=True))
+        if resumed is not None:
+            return resumed
+    payload = spend_payload(manifest)
+    if isinstance(gateway, ResolvesLostAnswers):
+        payload[CLIENT_TASK_ID] = "shotrun-probe-" + secrets.token_hex(16)
+    if announce is not None:
+        announce()
+    state, body, sent = await _send(gateway, payload, intent, base_url, clock,
+                                    backoff or BackoffPolicy())
     answered = clock()
     intent.write({"state": "created", "base_url": base_url, "sent_at": sent,
                   "sent": iso_time(sent), "task_id": state.task_id, "payload": payload})
-    spent = Spent(state.task_id, payload, estimate, provider,
-                  creation_body=body or None)
+    spent = spent_as(state.task_id, payload, creation_body=body or None)
     _saw(spent, state, body)
     return spent, sent, answered
 
