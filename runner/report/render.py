@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from html import escape
 
 from runner.report.static import CSS, JS, script_hash
@@ -104,25 +104,27 @@ def totals_html(totals: Totals) -> str:
     return f'<div class="totals">{body}</div>'
 
 
-def _filters(data: ReportData) -> str:
+def filters_html(statuses: Iterable[str], tags: Iterable[str], showing: str) -> str:
+    """The status and tag filters (every status checked) and the count shown: the report's
+    and the live review page's, which the same script (report.js) drives."""
     parts = ['<div class="filters"><span class="group">status</span>']
-    for status in _ordered_statuses(data.statuses()):
+    for status in _ordered_statuses(tuple(statuses)):
         parts.append(
             f'<label><input type="checkbox" data-kind="status" value="{_e(status)}" checked>'
             f"{_e(status_label(status))}</label>"
         )
-    tags = data.tags()
+    tags = tuple(tags)
     if tags:
         parts.append('<span class="group">tags</span>')
-        for tag in tags:
-            parts.append(
-                f'<label><input type="checkbox" data-kind="tag" value="{_e(tag)}">'
-                f"{_e(tag)}</label>"
-            )
-    total = sum(len(shot.takes) for shot in data.shots)
-    parts.append(f'<span class="group">showing <b id="shown">{total}</b> of {total}</span>')
-    parts.append("</div>")
+        parts += [f'<label><input type="checkbox" data-kind="tag" value="{_e(tag)}">'
+                  f"{_e(tag)}</label>" for tag in tags]
+    parts.append(f'<span class="group">showing {showing}</span></div>')
     return "".join(parts)
+
+
+def _filters(data: ReportData) -> str:
+    total = sum(len(shot.takes) for shot in data.shots)
+    return filters_html(data.statuses(), data.tags(), f'<b id="shown">{total}</b> of {total}')
 
 
 def _input(item: InputView) -> str:

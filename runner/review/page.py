@@ -31,9 +31,8 @@ from runner.outlook import PlanStatus, read_store
 from runner.report import collect
 from runner.report.render import (
     Controls,
-    _ordered_statuses,
+    filters_html,
     shot_html,
-    status_label,
     totals_html,
 )
 from runner.report.view import ReportData, ShotView, TakeView
@@ -134,19 +133,11 @@ def _live(data: ReportData, situation: Situation) -> str:
     return "".join(parts)
 
 
-def filters_html(manifest: Manifest) -> str:
+def page_filters(manifest: Manifest) -> str:
     """Status and tag filters: every status (a run makes them appear), the manifest's tags."""
-    parts = ['<div class="filters"><span class="group">status</span>']
-    for status in _ordered_statuses(tuple(s.value for s in TakeStatus)):
-        parts.append(f'<label><input type="checkbox" data-kind="status" value="{_e(status)}" '
-                     f"checked>{_e(status_label(status))}</label>")
-    tags = sorted({tag for take in manifest.takes for tag in take.tags})
-    if tags:
-        parts.append('<span class="group">tags</span>')
-        parts += [f'<label><input type="checkbox" data-kind="tag" value="{_e(tag)}">'
-                  f"{_e(tag)}</label>" for tag in tags]
-    parts.append('<span class="group">showing <b id="shown">0</b></span></div>')
-    return "".join(parts)
+    return filters_html((s.value for s in TakeStatus),
+                        sorted({tag for take in manifest.takes for tag in take.tags}),
+                        '<b id="shown">0</b>')
 
 
 def _with_urls(shot: ShotView, token: str) -> ShotView:
@@ -212,7 +203,7 @@ def page_html(manifest: Manifest, snapshot: Snapshot, version: int, token: str) 
         f'<link rel="stylesheet" href="/static/review.css?token={token}"></head>'
         f'<body data-version="{version}"><header><h1>{_e(manifest.name)}</h1>'
         f'<div class="meta">{_e(path)} · review (live)</div>'
-        f'<div id="live">{snapshot.live}</div>{filters_html(manifest)}'
+        f'<div id="live">{snapshot.live}</div>{page_filters(manifest)}'
         '<div class="keys">keys: <kbd>j</kbd>/<kbd>k</kbd> next/previous shot · '
         "<kbd>h</kbd>/<kbd>l</kbd> take · <kbd>space</kbd> play · <kbd>1</kbd>-<kbd>9</kbd> "
         "pick · <kbd>n</kbd> note (<kbd>ctrl</kbd>+<kbd>enter</kbd> saves)</div>"
