@@ -247,7 +247,8 @@ def _print_todo(plans: Sequence[Any], *, stream_err: bool) -> None:
         _out(f"  {counted(skipped, 'take')} already done", err=stream_err)
 
 
-def format_summary(summary: RunSummary, *, built_in: bool = False) -> str:
+def format_summary(summary: RunSummary, *, built_in: bool = False,
+                   label: str = "the gateway") -> str:
     """The human summary printed at the end of a run (``built_in``: the gateway was the
     built-in emulator, whose tasks end with the run)."""
     lines = [f"done: {summary.done + summary.skipped}/{summary.total}"
@@ -264,7 +265,7 @@ def format_summary(summary: RunSummary, *, built_in: bool = False) -> str:
         lines.append(f"ambiguous submissions: {summary.ambiguous} (each may have been billed)")
     if summary.resubmitted_unknown:
         again = summary.resubmitted_unknown
-        lines.append(f"submitted again, the gateway no longer knew their task: "
+        lines.append(f"submitted again, {label} no longer knew their task: "
                      f"{counted(len(again), 'take')} (the lost task may have been billed too)")
         lines.append(f"    {listed(again, 5)}")
     if summary.held:
@@ -274,7 +275,7 @@ def format_summary(summary: RunSummary, *, built_in: bool = False) -> str:
         lines.append(f"left at the built-in emulator: {len(summary.in_flight)} (it stopped "
                      "with this run: the next run submits them again)")
     elif summary.in_flight:
-        lines.append(f"still at the gateway: {len(summary.in_flight)} (run again to collect "
+        lines.append(f"still at {label}: {len(summary.in_flight)} (run again to collect "
                      "them)")
         for key, reason in summary.left_reasons.items():
             lines.append(f"  {key}: {reason}")
@@ -393,7 +394,8 @@ def run(args: argparse.Namespace) -> int:
         # are not real). Saying they "keep rendering" would be false there.
         fate = ("the built-in emulator stops with this run, so the next run submits its tasks "
                 "in flight again" if config.uses_emulator else
-                "tasks in flight keep rendering at the gateway and the next run collects them")
+                f"tasks in flight keep rendering at {provider_spec(config.provider).label} and "
+                "the next run collects them")
 
         def on_stop(count: int) -> None:
             if count == 1:
@@ -418,7 +420,8 @@ def run(args: argparse.Namespace) -> int:
         _out(json.dumps(document, indent=2))
     elif not args.quiet or exit_code(summary) != EXIT_OK:
         # -q: nothing when all is done (the exit code says so); what went wrong otherwise.
-        _out(format_summary(summary, built_in=config.uses_emulator), err=args.quiet)
+        _out(format_summary(summary, built_in=config.uses_emulator,
+                            label=provider_spec(config.provider).label), err=args.quiet)
         if report is not None and not args.quiet:
             _out(f"report: {report}")
     if summary.stopped_reason == "auth":

@@ -57,6 +57,11 @@ class Downloaded:
 class Gateway(Protocol):
     """The operations the scheduler needs; each raises :mod:`runner.errors` types only."""
 
+    @property
+    def label(self) -> str:
+        """How messages name who renders: "the gateway", "fal.ai", "the Kling API"."""
+        ...
+
     async def create_task(self, payload: Mapping[str, Any]) -> TaskState:
         """POST /v1/videos/generations. Raises AmbiguousSubmission when the answer was lost."""
         ...

@@ -118,6 +118,7 @@ class ReviewServer:
         self._state_key: tuple[Any, ...] | None = None
         self._clients: set[asyncio.Queue[bytes | None]] = set()
         self._poke = asyncio.Event()
+        self._closing = False  # stop() was called: the watcher ends at its next turn
         self._write_lock = asyncio.Lock()
         self._runner: web.AppRunner | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -150,6 +151,8 @@ class ReviewServer:
 
     async def stop(self) -> None:
         """End the event streams and the watcher, close the server, try a last save."""
+        self._closing = True
+        self._poke.set()
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -214,7 +217,10 @@ class ReviewServer:
 
     async def _watch(self) -> None:
         failing: str | None = None  # the last failure's words: said once, not twice a second
-        while True:
+        # It ends on `_closing` as well as on cancel: Python 3.11's wait_for could swallow a
+        # cancel that came as its wait ended (seen: `review` not stopping on Ctrl-C under
+        # load), and asyncio.timeout below does not, but a flag cannot be lost at all.
+        while not self._closing:
             try:
                 await self._flush_if_free()
                 await self.refresh()
@@ -228,7 +234,8 @@ class ReviewServer:
                     log.info("review_watch_recovered")
                 failing = None
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), self.interval)
+                async with asyncio.timeout(self.interval):
+                    await self._poke.wait()
             self._poke.clear()
 
     # ------------------------------------------------------------------ the app
@@ -320,7 +327,8 @@ class ReviewServer:
                 await response.write(self._event(snapshot, dict(snapshot.sections)))
             while True:
                 try:
-                    message = await asyncio.wait_for(queue.get(), KEEPALIVE)
+                    async with asyncio.timeout(KEEPALIVE):
+                        message = await queue.get()
                 except TimeoutError:
                     message = b": still here\n\n"
                 if message is None:

@@ -113,7 +113,7 @@ async def _poll(ctx: RunContext, take: Take, free: Callable[[], None]) -> str:
         try:
             state = await ctx.gateway.get_task(task_id)
         except AuthenticationFailed as exc:
-            message = auth_message(exc)
+            message = auth_message(exc, ctx.gateway.label)
             ctx.stop(StopReason.AUTH, message)
             ctx.halt()
             return _leave(ctx, take, message)
@@ -127,16 +127,17 @@ async def _poll(ctx: RunContext, take: Take, free: Callable[[], None]) -> str:
         except PermanentGatewayError as exc:
             # 400/404: the task id is unknown or expired at the gateway.
             return _task_failed(ctx, take, record.attempts, exc.code or "resource_not_found",
-                                f"the gateway no longer knows task {task_id}: {exc.message}",
-                                unknown=True)
+                                f"{ctx.gateway.label} no longer knows task {task_id}: "
+                                f"{exc.message}", unknown=True)
         except (TransientGatewayError, MalformedResponse, GatewayError) as exc:
             errors += 1
             malformed = malformed + 1 if isinstance(exc, MalformedResponse) else 0
             if malformed > ctx.settings.malformed_limit:
                 # An answer we cannot read will not get readable by asking faster; the task is
                 # paid, so it is left (never resubmitted) and the summary says why.
-                return _leave(ctx, take, f"the gateway's answers about task {task_id} cannot "
-                                         f"be read ({exc.message}); the next run asks again")
+                return _leave(ctx, take, f"{ctx.gateway.label}'s answers about task {task_id} "
+                                         f"cannot be read ({exc.message}); the next run asks "
+                                         "again")
             if errors > ctx.settings.poll_error_limit:
                 return _leave(ctx, take, f"status queries keep failing ({exc.message}); "
                                          "the next run asks again")
@@ -199,7 +200,8 @@ def _task_failed(ctx: RunContext, take: Take, attempts: int, code: str | None,
     task while the lost one may have been billed too, so such takes are named in the summary.
     """
     if code == "quota_exceeded":
-        ctx.stop(StopReason.QUOTA, quota_message(GatewayError(message, code=code)))
+        ctx.stop(StopReason.QUOTA, quota_message(GatewayError(message, code=code),
+                                                 ctx.gateway.label))
         return _fail(ctx, take, "quota", code, message)
     if code in PERMANENT_TASK_CODES or code is None:
         return _fail(ctx, take, "permanent", code, message)
@@ -443,7 +445,7 @@ async def _refresh_link(ctx: RunContext, take: Take, record: Any) -> str:
         try:
             state = await ctx.gateway.get_task(task_id)
         except AuthenticationFailed as exc:
-            message = auth_message(exc)
+            message = auth_message(exc, ctx.gateway.label)
             ctx.stop(StopReason.AUTH, message)
             ctx.halt()
             return _leave(ctx, take, message)
@@ -456,8 +458,8 @@ async def _refresh_link(ctx: RunContext, take: Take, record: Any) -> str:
             # The gateway no longer knows the task (expired, or an emulator restarted): the
             # same policy as a poll that finds it gone.
             return _task_failed(ctx, take, record.attempts, "resource_not_found",
-                                f"the result could not be fetched and the gateway no longer "
-                                f"knows task {task_id}: {exc.message}", unknown=True)
+                                f"the result could not be fetched and {ctx.gateway.label} no "
+                                f"longer knows task {task_id}: {exc.message}", unknown=True)
         except GatewayError as exc:
             attempt += 1
             if attempt > ctx.settings.backoff.max_attempts:

@@ -153,7 +153,7 @@ class Engine:
         """
         self._stops += 1
         self.ctx.stop(StopReason.INTERRUPTED, "interrupted: tasks in flight keep rendering at "
-                      "the gateway; run again to collect them")
+                      f"{self.ctx.gateway.label}; run again to collect them")
         critical = self.ctx.critical
         self.window.cancel(lambda index: self._stops == 1 and self.takes[index].key in critical)
         return self._stops

@@ -49,16 +49,17 @@ from runner.wire import build_payload, estimate_credits
 log = structlog.get_logger()
 
 
-def auth_message(exc: GatewayError) -> str:
-    """The one line a user sees when the key is refused (never the key itself)."""
+def auth_message(exc: GatewayError, label: str = "the gateway") -> str:
+    """The one line a user sees when the key is refused (never the key itself); ``label``
+    names who refused it (:attr:`Gateway.label`)."""
     what = exc.message if "API key" in exc.message else \
-        f"the gateway refused the API key (HTTP 401: {exc.message})"
+        f"{label} refused the API key (HTTP 401: {exc.message})"
     return f"{what}; check the key and run again"
 
 
-def quota_message(exc: GatewayError) -> str:
+def quota_message(exc: GatewayError, label: str = "the gateway") -> str:
     """The one line a user sees when the account is out of credits."""
-    return (f"the gateway says the account is out of credits ({exc.code or 'HTTP 402'}: "
+    return (f"{label} says the account is out of credits ({exc.code or 'HTTP 402'}: "
             f"{exc.message}); no more takes are submitted, tasks in flight are still collected")
 
 
@@ -110,7 +111,7 @@ def _fail(ctx: RunContext, take: Take, kind: str, code: str | None, message: str
 
 
 def _auth_stop(ctx: RunContext, take: Take, exc: GatewayError) -> None:
-    message = auth_message(exc)
+    message = auth_message(exc, ctx.gateway.label)
     # In the store it is failed (kind "auth": the next run tries again); in the summary it
     # is one of the takes the stop left unsubmitted, not a failure of its own.
     ctx.store.mark_failed(take.key, "auth", exc.code or "authentication_error", message)
@@ -227,7 +228,7 @@ async def submit(ctx: RunContext, take: Take) -> bool:
                 log.info("take_create_retry", error=exc.message, delay=round(delay, 3))
             except QuotaExhausted as exc:
                 ctx.budget.release(key, estimate)
-                message = quota_message(exc)
+                message = quota_message(exc, ctx.gateway.label)
                 ctx.store.mark_failed(key, "quota", exc.code or "insufficient_quota", message)
                 ctx.stop(StopReason.QUOTA, message)
                 return _not_started(ctx, take)

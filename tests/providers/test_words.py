@@ -14,19 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from runner import cli, log
+from runner import cli
 from runner.emulator import run_emulator
 from tests.commands.test_run import FAST_FLAGS, THREE, fast_emulator, main_in_thread, write_manifest
 from tests.providers.test_run import PROVIDERS, keys
 
 LABELS = {"fal": "fal.ai", "kling": "the Kling API"}
 ONE_TRY = ("--retries", "0", "--concurrency", "1", *FAST_FLAGS)
-
-
-@pytest.fixture(autouse=True)
-def _quiet_logs() -> None:
-    """The emulator logs before ``cli.main`` configures logging: not onto stdout."""
-    log.configure("warning")
 
 
 def free_port() -> int:
@@ -127,3 +121,20 @@ def test_no_saved_profile_is_said_of_the_provider(
     assert cli.main(["plan", str(manifest)]) == 0  # the gateway's words stay
     assert "expected sizes: nominal (no gateway profile: run `shotrun probe --spend`)" in \
         capsys.readouterr().out
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_out_of_credits_and_the_tasks_left_behind_are_said_of_the_provider(
+        provider: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run's summary names who said the account is out of credits."""
+    expected = keys(monkeypatch, provider)
+    manifest = write_manifest(tmp_path, THREE)
+    async with run_emulator(fast_emulator(api_key=expected, credits=1.0),
+                            provider=provider) as emulator:
+        code = await main_in_thread(["run", str(manifest), "--provider", provider,
+                                     "--base-url", emulator.base_url, *FAST_FLAGS])
+    assert code == 1
+    out = capsys.readouterr().out
+    assert f"{LABELS[provider]} says the account is out of credits" in out
+    assert "the gateway" not in out

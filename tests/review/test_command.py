@@ -27,6 +27,20 @@ async def _start(manifest: Path, *extra: str) -> tuple[asyncio.subprocess.Proces
     return proc, line.split(": ", 1)[1].strip()
 
 
+async def _stopped(proc: asyncio.subprocess.Process, signum: int) -> bytes:
+    """Send ``signum`` and wait for the process to end (a deadline, not a wait: a review
+    that does not stop fails the test, killed, instead of hanging the suite)."""
+    proc.send_signal(signum)
+    try:
+        async with asyncio.timeout(60):
+            _, err = await proc.communicate()
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise AssertionError(f"shotrun review did not stop on signal {signum}") from None
+    return err
+
+
 async def _post(url: str, path: str, body: dict[str, object]) -> tuple[int, dict[str, str]]:
     from aiohttp import ClientSession
 
@@ -43,8 +57,7 @@ async def test_ctrl_c_stops_it_with_0_and_with_1_when_a_pick_is_left_waiting(
     proc, url = await _start(manifest)
     status, answer = await _post(url, "/api/note", {"key": "s01-walk/take-1", "text": "ok"})
     assert (status, answer["state"]) == (200, "saved")
-    proc.send_signal(signal.SIGINT)
-    _, err = await proc.communicate()
+    err = await _stopped(proc, signal.SIGINT)
     assert proc.returncode == 0, err
     assert err.decode().endswith("shotrun review: stopped\n") and b"Traceback" not in err
     # A run holds the store (this process, as a writer) and review is stopped meanwhile.
@@ -53,8 +66,7 @@ async def test_ctrl_c_stops_it_with_0_and_with_1_when_a_pick_is_left_waiting(
     try:
         status, answer = await _post(url, "/api/pick", {"shot": "s01-walk", "take": 2})
         assert (status, answer["state"]) == (202, "queued")
-        proc.send_signal(signal.SIGTERM)
-        _, err = await proc.communicate()
+        err = await _stopped(proc, signal.SIGTERM)
     finally:
         writer.close()
     assert proc.returncode == 1, err
