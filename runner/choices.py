@@ -4,7 +4,7 @@ Both write through the store's writer (:meth:`runner.state.StateStore.open`), wh
 store's lock for the moment of the write and releases it: while a run holds the lock, the
 write raises :class:`runner.errors.StoreLocked` (naming the run's pid) and nothing is written.
 ``pick`` reports that and exits 2; ``review`` keeps the write and applies it when the run ends
-(:mod:`runner.review.pending`). :func:`check_pick` and :func:`note_key` make the same checks
+(:mod:`runner.review.pending`). :func:`check_pick` and :func:`check_note` make the same checks
 on a store opened read-only, so a write kept for later is refused at once when it could never
 succeed.
 """
@@ -91,8 +91,9 @@ def pick_take(manifest: Manifest, shot_id: str, take: int) -> Picked:
     return Picked(shot_id, take, dependents_of(manifest, shot_id))
 
 
-def note_key(manifest: Manifest, key: str, text: str) -> Take:
-    """The take a note is for (``<shot>/take-<n>`` of the manifest), with the note checked."""
+def check_note(manifest: Manifest, key: str, text: str) -> Take:
+    """The take a note is for (``<shot>/take-<n>`` of the manifest), once the key and the
+    note are checked (as :func:`check_pick` checks a pick)."""
     shot_id, _, number = key.rpartition("/take-")
     if not shot_id or not number.isdigit():
         raise UsageError(f"{key!r} is not a take (expected SHOT/take-N)")
@@ -109,7 +110,7 @@ def note_take(manifest: Manifest, key: str, text: str) -> str | None:
     The same errors as :func:`pick_take`, except that any take may carry a note.
     """
     text = text.strip()
-    take = note_key(manifest, key, text)
+    take = check_note(manifest, key, text)
     require_rendered(manifest)
     with StateStore.open(store_path_for(manifest)) as store:
         found = store.shot_records(take.shot_id)

@@ -50,7 +50,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import av
 import structlog
@@ -370,6 +370,12 @@ def orientation(width: int, height: int) -> str:
     return "landscape" if width > height else "portrait"
 
 
+#: How ``verify_video`` judges the pixel size: exactly (``strict``) or by orientation only
+#: (``observe``: the caller records the size). A Literal, so that the manifest's own words
+#: (``warn``, ``off``) cannot be passed here by mistake and quietly mean "observe".
+SizeCheck = Literal["strict", "observe"]
+
+
 def verify_video(
     path: Path,
     *,
@@ -378,7 +384,7 @@ def verify_video(
     height: int,
     audio: bool | None = None,
     tolerance: float = 0.25,
-    size: str = "strict",
+    size: SizeCheck = "strict",
 ) -> VideoInfo:
     """Check ``path`` against the request; VerifyError names the first mismatch.
 

@@ -280,18 +280,12 @@ class GatewayClient:
         ``shotrun probe`` reports the fields and types a gateway really answers with, which
         the parsed :class:`TaskState` keeps only the documented part of.
         """
-        try:
-            data = json.dumps(
-                payload, ensure_ascii=False, allow_nan=False, default=_jsonable
-            ).encode("utf-8")
-        except (TypeError, ValueError) as exc:
-            raise PermanentGatewayError(f"create task: payload is not JSON ({exc})") from None
         body = await self._exchange(
             "POST",
             join(self._base, CREATE_PATH),
             operation="create task",
             creating=True,
-            data=data,
+            data=json_bytes(payload),
             extra_headers={"Content-Type": "application/json"},
         )
         what = "create task answer"
@@ -383,6 +377,16 @@ class GatewayClient:
             headers=headers,
             max_redirects=self.max_redirects,
         )
+
+
+def json_bytes(body: Mapping[str, Any]) -> bytes:
+    """A creation's body as sent, for every provider (the model's frozen containers become
+    JSON lists and objects); a body that is no JSON is refused before anything is sent."""
+    try:
+        return json.dumps(body, ensure_ascii=False, allow_nan=False,
+                          default=_jsonable).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise PermanentGatewayError(f"create task: payload is not JSON ({exc})") from None
 
 
 def _jsonable(value: object) -> object:

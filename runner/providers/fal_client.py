@@ -9,6 +9,7 @@ from urllib.parse import quote
 from yarl import URL
 
 from runner.errors import PermanentGatewayError
+from runner.gateway.client import json_bytes
 from runner.gateway.types import TaskState
 from runner.gateway.urls import join
 from runner.providers import FAL, spec
@@ -22,7 +23,7 @@ from runner.providers.fal import (
     submit_answer,
     translate,
 )
-from runner.providers.http import ProviderClient, json_bytes
+from runner.providers.http import ProviderClient
 from runner.redact import register_secret
 
 

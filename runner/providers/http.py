@@ -10,24 +10,13 @@ provider changes is only what its documentation changes: the paths, the bodies, 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 from yarl import URL
 
-from runner.errors import GatewayError, PermanentGatewayError
-from runner.gateway.client import GatewayClient, _jsonable
+from runner.errors import GatewayError
+from runner.gateway.client import GatewayClient
 from runner.gateway.urls import join
-
-
-def json_bytes(body: Mapping[str, Any]) -> bytes:
-    """The request body as sent (frozen containers of the model become JSON lists/objects)."""
-    try:
-        return json.dumps(body, ensure_ascii=False, allow_nan=False,
-                          default=_jsonable).encode("utf-8")
-    except (TypeError, ValueError) as exc:
-        raise PermanentGatewayError(f"create task: payload is not JSON ({exc})") from None
 
 
 class ProviderClient(GatewayClient):

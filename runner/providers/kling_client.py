@@ -22,10 +22,11 @@ import structlog
 from yarl import URL
 
 from runner.errors import MalformedResponse, PermanentGatewayError
+from runner.gateway.client import json_bytes
 from runner.gateway.types import TaskState
 from runner.providers import KLING, spec
 from runner.providers.common import CLIENT_TASK_ID
-from runner.providers.http import ProviderClient, json_bytes
+from runner.providers.http import ProviderClient
 from runner.providers.kling import (
     CREATE_PATH,
     NOT_FOUND_CODES,

@@ -39,7 +39,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from runner.choices import check_pick, note_key, require_rendered
+from runner.choices import check_note, check_pick, require_rendered
 from runner.errors import ShotrunError, StateError, UsageError
 from runner.model import Manifest
 from runner.redact import redact
@@ -383,7 +383,7 @@ class ReviewServer:
     def _check(self, wish: Wish) -> None:
         """Refuse at once what could never be saved (read-only, beside a run)."""
         if wish.kind == "note":
-            note_key(self.manifest, wish.target, wish.text)
+            check_note(self.manifest, wish.target, wish.text)
             require_rendered(self.manifest)
             return
         require_rendered(self.manifest)
