@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from runner.model import Manifest, Take
-from runner.state.continuity import Pick, choose, frame_sources
+from runner.state.continuity import Pick, chosen_records, frame_sources
 from runner.state.records import TakeRecord
 
 
@@ -79,16 +79,12 @@ def select(manifest: Manifest, records: Sequence[TakeRecord], picks: Mapping[str
     shots = first_takes(manifest.takes)
     width = max(2, len(str(len(shots))))
     takes = {take.key: take for take in manifest.takes}
-    by_shot: dict[str, list[TakeRecord]] = {}
-    for record in records:
-        # A record of an older fingerprint is not this manifest's take any more.
-        take = takes.get(record.key)
-        if take is not None and take.fingerprint == record.fingerprint:
-            by_shot.setdefault(record.shot_id, []).append(record)
+    # A record of an older fingerprint is not this manifest's take any more.
+    chosen = chosen_records(records, picks, {key: take.fingerprint
+                                              for key, take in takes.items()})
     found: list[Chosen | Missing] = []
     for index, first in enumerate(shots, start=1):
-        pick = picks.get(first.shot_id)
-        best = choose(by_shot.get(first.shot_id, []), pick)
+        best, picked = chosen.get(first.shot_id, (None, False))
         if best is None or not best.output_path or not best.sha256:
             found.append(Missing(index, first.shot_id, float(first.request.duration)))
             continue
@@ -96,7 +92,7 @@ def select(manifest: Manifest, records: Sequence[TakeRecord], picks: Mapping[str
         used = frame_hashes.get(best.key, {})
         found.append(Chosen(
             index=index, name=f"{index:0{width}d}-{first.shot_id}.mp4", take=take,
-            record=best, picked=pick is not None and pick.take == best.take,
+            record=best, picked=picked,
             sources=tuple((shot, used.get(shot)) for shot in frame_sources(take)),
         ))
     return Selection(tuple(found))

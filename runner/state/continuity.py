@@ -99,24 +99,32 @@ def choose(records: Iterable[R], pick: Pick | None) -> R | None:
     return done[0] if done else None
 
 
-def chosen_takes(records: Iterable[Choosable], chosen_picks: Mapping[str, Pick],
-                 fingerprints: Mapping[str, str] | None = None) -> dict[str, tuple[int, bool]]:
-    """Per shot, its chosen take number and whether the user picked it (status, report).
+def chosen_records(records: Iterable[R], chosen_picks: Mapping[str, Pick],
+                   fingerprints: Mapping[str, str] | None = None) -> dict[str, tuple[R, bool]]:
+    """Per shot, its chosen record and whether the user picked it (status, the report and
+    export all choose so).
 
     With ``fingerprints`` (take key -> the manifest's fingerprint), records of an older
     version of a take do not count.
     """
-    by_shot: dict[str, list[Choosable]] = {}
+    by_shot: dict[str, list[R]] = {}
     for record in records:
         if fingerprints is None or fingerprints.get(record.key) == record.fingerprint:
             by_shot.setdefault(record.shot_id, []).append(record)
-    found: dict[str, tuple[int, bool]] = {}
+    found: dict[str, tuple[R, bool]] = {}
     for shot_id, shot_records in by_shot.items():
         pick = chosen_picks.get(shot_id)
         best = choose(shot_records, pick)
         if best is not None:
-            found[shot_id] = (best.take, pick is not None and pick.take == best.take)
+            found[shot_id] = (best, pick is not None and pick.take == best.take)
     return found
+
+
+def chosen_takes(records: Iterable[Choosable], chosen_picks: Mapping[str, Pick],
+                 fingerprints: Mapping[str, str] | None = None) -> dict[str, tuple[int, bool]]:
+    """Per shot, its chosen take number and whether the user picked it (status, report)."""
+    return {shot_id: (record.take, picked) for shot_id, (record, picked)
+            in chosen_records(records, chosen_picks, fingerprints).items()}
 
 
 # ----------------------------------------------------------------------------- store access
