@@ -176,6 +176,8 @@ class Engine:
         """
         ctx = self.ctx
         self._archive_previous()
+        if isinstance(ctx.gateway, ResolvesLostAnswers):
+            ctx.store.client_salt()  # chosen before any creation of this run is recorded
         for index, take in enumerate(self.takes):
             action = self._actions[index]
             if action == "failed" and can_recheck(self._failed_before[take.key],

@@ -6,10 +6,13 @@ task's ``external_task_id`` and look a task up by it, so there the question has 
 look it up. Found, the task is adopted (no second creation); not found, the creation never
 arrived and sending it again is safe.
 
-The id is derived from durable state, so nothing new must be stored and a run killed at any
-instant finds it again: ``shotrun-`` + the first 40 hex digits of SHA-256 of the take's
+The id is derived from durable state, so a run killed at any instant finds it again:
+``shotrun-`` + the first 40 hex digits of SHA-256 of the store's salt (random, committed once
+before its first creation: :meth:`~runner.state.StateStore.client_salt`), the take's
 fingerprint, key and the attempt number committed with the intent
-(:meth:`~runner.state.StateStore.mark_submitting` returns it). A creation found missing is
+(:meth:`~runner.state.StateStore.mark_submitting` returns it). Kling keeps the ids per
+account: the salt keeps two projects, or an output folder wiped and rendered again, from
+choosing the same id for the same take and adopting each other's tasks. A creation found missing is
 rolled back without counting its attempt, so the next one carries the *same* id: if the
 lost one arrives after all, the provider refuses the duplicate and the client adopts the
 original (:class:`runner.providers.kling.KlingClient`).
@@ -35,9 +38,15 @@ log = structlog.get_logger()
 UNRESOLVED = "unresolved"  # the look-up itself kept failing: the creation stays ambiguous
 
 
-def client_task_id(take: Take, attempt: int) -> str:
-    """The id a take's ``attempt``-th creation carries (at most 49 characters)."""
-    digest = hashlib.sha256(f"{take.fingerprint}:{take.key}:{attempt}".encode()).hexdigest()
+def client_task_id(take: Take, attempt: int, salt: str = "") -> str:
+    """The id a take's ``attempt``-th creation carries (at most 49 characters).
+
+    ``salt`` is the store's own (:meth:`~runner.state.StateStore.client_salt`): ids are kept
+    per account at the provider, so without it two projects rendering the same take would
+    choose one id. The empty salt is the id of stores from before salts.
+    """
+    seed = f"{take.fingerprint}:{take.key}:{attempt}"
+    digest = hashlib.sha256((f"{salt}:{seed}" if salt else seed).encode()).hexdigest()
     return f"shotrun-{digest[:40]}"
 
 
@@ -52,7 +61,7 @@ def identified(ctx: RunContext, take: Take, payload: Mapping[str, Any], attempt:
     """``payload`` as sent: with the attempt's client-chosen id where the provider has them."""
     if resolver(ctx) is None:
         return payload
-    return {**payload, CLIENT_TASK_ID: client_task_id(take, attempt)}
+    return {**payload, CLIENT_TASK_ID: client_task_id(take, attempt, ctx.store.client_salt())}
 
 
 async def look_up(ctx: RunContext, take: Take, payload: Mapping[str, Any]

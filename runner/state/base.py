@@ -135,6 +135,7 @@ class StoreBase:
         self._clock = clock
         self._mutex = threading.RLock()  # callers may use asyncio.to_thread
         self._durable_mode = True  # schema.connect sets synchronous=FULL
+        self._salt: str | None = None  # StateStore.client_salt, read once
 
     # ----------------------------------------------------------------- life cycle
     @classmethod

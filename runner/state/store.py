@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import Any
@@ -149,6 +150,30 @@ class StateStore(Transitions):
             params = (since_id, key)
         rows = self._rows(sql + " ORDER BY id", params)
         return [event_from_row(row) for row in rows]
+
+    def client_salt(self) -> str:
+        """This store's own salt for the task ids shotrun chooses (the Kling API's
+        ``external_task_id``, :func:`runner.scheduler.lost.client_task_id`).
+
+        Kling keeps an id per account: without a salt, two projects (or one output folder
+        wiped and rendered again) on one account would choose the same ids for the same
+        takes, and a creation would "find" another project's task and adopt its old video.
+        A random salt is made and committed durably the first time it is asked for, before
+        any id is sent. A store from before salts, with creations already sent, keeps the
+        empty salt: the ids its in-flight creations carry must stay the same.
+        """
+        if self._salt is not None:
+            return self._salt
+        rows = self._rows("SELECT value FROM meta WHERE name = 'client_id_salt'")
+        if not rows:
+            sent = self._rows("SELECT 1 FROM takes WHERE attempts > 0 LIMIT 1")
+            made = "" if sent else secrets.token_hex(16)
+            with self._write() as conn:
+                conn.execute("INSERT OR IGNORE INTO meta (name, value) VALUES "
+                             "('client_id_salt', ?)", (made,))
+            rows = self._rows("SELECT value FROM meta WHERE name = 'client_id_salt'")
+        self._salt = str(rows[0][0])
+        return self._salt
 
     def stamp(self) -> str:
         """A short digest that changes whenever a take's record, a pick or a note changes.

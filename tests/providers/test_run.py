@@ -201,3 +201,50 @@ def test_shotrun_emulator_serves_each_wire_format(provider: str) -> None:
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert ("the Kling API" if provider == "kling" else "fal.ai's queue API") in err
+
+
+async def test_kling_two_projects_on_one_account_never_adopt_each_others_tasks(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kling keeps external_task_id per account: the same takes in two output folders (a
+    copied project, or one folder wiped and rendered again) choose different ids, so each
+    renders its own videos; none "finds" the other's task."""
+    from runner.state import StateStore, store_path_for
+
+    expected = keys(monkeypatch, "kling")
+    first, second = tmp_path / "a", tmp_path / "b"
+    for root in (first, second):
+        root.mkdir()
+    async with run_emulator(fast_emulator(api_key=expected), provider="kling") as emulator:
+        for root in (first, second):
+            manifest = write_manifest(root, THREE, api="  provider: kling\n")
+            assert await main_in_thread(["run", str(manifest), "--base-url",
+                                         emulator.base_url, *FAST_FLAGS]) == 0
+        stats = emulator.stats()
+    assert stats["accepted_tasks"] == 6  # three takes each: no creation was adopted
+    tasks = []
+    for root in (first, second):
+        with StateStore.open_readonly(store_path_for(root / "out")) as store:
+            tasks.append({record.key: record.task_id for record in store.records()})
+    assert tasks[0].keys() == tasks[1].keys()
+    assert all(tasks[0][key] != tasks[1][key] for key in tasks[0])
+
+
+def test_a_store_from_before_salts_keeps_the_ids_its_creations_carry(tmp_path: Path) -> None:
+    """A store that sent creations before salts existed keeps the empty salt: a lost answer
+    of one of them is looked up by the id it was really sent with."""
+    from runner.state import StateStore
+    from tests.state_helpers import make_take, payloads
+
+    takes = [make_take()]
+    path = tmp_path / "state.sqlite"
+    with StateStore.open(path) as store:
+        store.sync(takes, payloads(takes))
+        assert len(store.client_salt()) == 32  # nothing sent yet: its own random salt
+    legacy = tmp_path / "legacy.sqlite"
+    with StateStore.open(legacy) as store:  # as the previous version left it: a creation
+        store.sync(takes, payloads(takes))  # sent (its answer lost), no salt recorded
+        store.mark_submitting(takes[0].key, {}, None)
+        assert store.client_salt() == ""
+    with StateStore.open(legacy) as store:
+        assert store.client_salt() == ""  # kept, not made anew
