@@ -104,7 +104,11 @@ def stop_head(progress: RunProgress) -> str:
     to collect them") is printed when the stop happens and in the summary; repeating it in
     every progress line made one Ctrl-C print it four times.
     """
-    return (progress.stopping or "").split(": ", 1)[0]
+    text = progress.stopping or ""
+    # The head ends at the first ": ", "; " or " (": "out of credits (1102: ...)" is said
+    # as "out of credits", never cut inside its parentheses.
+    ends = [found for mark in (": ", "; ", " (") if (found := text.find(mark)) >= 0]
+    return text[:min(ends)] if ends else text
 
 
 def summary_line(progress: RunProgress, now: float) -> str:

@@ -314,3 +314,11 @@ def test_run_shows_the_live_panel_in_a_terminal(tmp_path: Path, repo_root: Path)
     finally:
         assert term.close() == 0
     assert "\x1b[2K" in term.output or "\x1b[1A" in term.output
+
+
+def test_the_stop_head_is_never_cut_inside_its_parentheses() -> None:
+    quota = ("the Kling API says the account is out of credits (1102: the resource pack is "
+             "used up); no more takes are submitted, tasks in flight are still collected")
+    line = summary_line(snapshot(stopping=quota, max_credits=None, durations=()), now=1000.0)
+    assert line.endswith("(not submitting more: the Kling API says the account is out of "
+                         "credits)")

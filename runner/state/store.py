@@ -100,7 +100,7 @@ class StateStore(Transitions):
             " WHEN outcome IN ('submitting', 'ambiguous') THEN COALESCE(credits_estimated, 0)"
             " ELSE 0 END), 0) FROM attempts"
         )
-        return float(row[0])
+        return round(float(row[0]), 6)  # a sum of decimals: no 728.9999999999998
 
     def record(self, key: str) -> TakeRecord:
         """The current record of one take."""
