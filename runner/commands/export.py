@@ -25,6 +25,7 @@ from typing import Any
 from runner.errors import EXIT_FAILED, EXIT_OK, UsageError
 from runner.export import FORMATS, ExportError, choose_formats, export, others, select
 from runner.providers import add_flag as add_provider_flag
+from runner.providers import other_provider_note
 from runner.redact import redact
 from runner.session import register_environment_secrets
 from runner.state import StateStore, store_path_for
@@ -83,7 +84,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"nothing is rendered yet for {args.manifest}: run it first "
                          "(`shotrun run MANIFEST`)")
     with StateStore.open_readonly(path) as store:
+        note = other_provider_note(store.last_provider(), manifest.api.provider)
         selection = select(manifest, store.records(), picks(store), frame_hashes(store))
+    if note is not None:
+        _err(f"shotrun: warning: {note}")
     if selection.missing:
         missing = ", ".join(selection.missing)
         if args.strict:

@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from runner.commands.status import gather
     from runner.manifest import load_manifest
     from runner.manifest.outdir import check_output_dir
+    from runner.providers import other_provider_note
     from runner.report import write_report
     from runner.report.trace import write_trace_csv
     from runner.state import StateStore, store_path_for
@@ -102,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
     store_path = store_path_for(manifest)
     if store_path.is_file():
         with StateStore.open_readonly(store_path) as store:  # StateError -> exit 2
+            note = other_provider_note(store.last_provider(), manifest.api.provider)
+            if note is not None:
+                _say(f"shotrun: warning: {note}", err=True)
             written = report_from_store(manifest, store, force=True)
     else:
         if not args.quiet:

@@ -377,6 +377,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         plans = store.sync(takes, payloads, retry_failed=args.retry_failed,
                            ambiguous=args.ambiguous)
+        store.record_provider(config.provider)
         del payloads  # in the store now; not kept for the whole run (megabytes at 20,000)
         where = "the built-in emulator" if config.uses_emulator else config.base_url
         if config.provider != "gateway":  # which wire format: the manifest may not say it

@@ -28,6 +28,7 @@ from runner.errors import EXIT_OK, Location, ManifestError, Problem, UsageError
 from runner.model import Manifest
 from runner.observed import distinct_size_warnings
 from runner.providers import add_flag as add_provider_flag
+from runner.providers import other_provider_note
 from runner.redact import redact
 from runner.selection import names_take
 from runner.state import StateStore, store_path_for
@@ -146,6 +147,9 @@ def _gather(manifest_path: Path, only: Sequence[str], provider: str | None) -> d
                 records[key]["note"] = text
             if manifest is not None:  # continuity: its source was rendered or picked anew
                 stale.update(source_changes(store, manifest.takes))
+                note = other_provider_note(store.last_provider(), manifest.api.provider)
+                if note is not None and warning is None:
+                    warning = f"shotrun: warning: {note}"
         for key in stale:
             records[key]["reason"] = STALE
     base_ids: dict[str, str] = {}

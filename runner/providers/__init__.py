@@ -91,3 +91,13 @@ def chosen(flag: str | None = None, environ: Mapping[str, str] | None = None) ->
         raise UsageError(f"{ENV_PROVIDER}={value!r} names no provider; use one of "
                          f"{', '.join(PROVIDERS)}")
     return value
+
+
+def other_provider_note(last: str | None, current: str) -> str | None:
+    """The warning for a command that reads a store the last run filled for another
+    provider than the one it loads the manifest for (every take would look changed)."""
+    if last is None or last == current or last not in SPECS:
+        return None
+    return (f"the last run rendered with {SPECS[last].label} (--provider {last}), but this "
+            f"reads the manifest for {SPECS[current].label}: every take looks changed; add "
+            f"--provider {last} (or set {ENV_PROVIDER}={last})")

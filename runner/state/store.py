@@ -151,6 +151,19 @@ class StateStore(Transitions):
         rows = self._rows(sql + " ORDER BY id", params)
         return [event_from_row(row) for row in rows]
 
+    def record_provider(self, provider: str) -> None:
+        """Remember who the run renders with: a command that only reads the store (status,
+        report, export) can then say when it reads the manifest for another provider (the
+        provider is in every fingerprint, so every take would look changed)."""
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('provider', ?)",
+                         (provider,))
+
+    def last_provider(self) -> str | None:
+        """The provider the last run rendered with (None: no run recorded one)."""
+        rows = self._rows("SELECT value FROM meta WHERE name = 'provider'")
+        return str(rows[0][0]) if rows else None
+
     def client_salt(self) -> str:
         """This store's own salt for the task ids shotrun chooses (the Kling API's
         ``external_task_id``, :func:`runner.scheduler.lost.client_task_id`).

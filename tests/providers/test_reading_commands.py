@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientSession
 
-from runner import cli, log
+from runner import cli
 from runner.emulator import run_emulator
 from runner.state import StateStore, store_path_for
 from tests.commands.test_probe import fast_emulator as probe_emulator
@@ -28,12 +28,6 @@ from tests.commands.test_run import FAST_FLAGS, THREE, main_in_thread, write_man
 from tests.providers.test_run import keys
 
 STALE = "changed since"
-
-
-@pytest.fixture(autouse=True)
-def _quiet_logs() -> None:
-    """The emulator logs before ``cli.main`` configures logging: not onto stdout."""
-    log.configure("warning")
 
 
 @pytest.fixture
@@ -153,3 +147,20 @@ async def test_plan_base_url_finds_the_profile_probe_saved_for_that_url(
     assert (f"expected sizes: nominal (the saved profile was observed on {url} (kling), not "
             "the built-in emulator (kling): run `shotrun probe --spend` against this one)"
             ) in capsys.readouterr().out
+
+
+def test_without_the_runs_provider_status_report_and_export_say_which_to_add(
+        rendered_on_kling: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The run records its provider in the store: a reader loading the manifest for another
+    one says so (every take would look changed), and says nothing when they agree."""
+    hint = "the last run rendered with the Kling API (--provider kling)"
+    for command in (["status", str(rendered_on_kling)],
+                    ["report", str(rendered_on_kling)],
+                    ["export", str(rendered_on_kling), str(tmp_path / "cut")]):
+        cli.main(command)
+        err = capsys.readouterr().err
+        assert hint in err and "add --provider kling" in err, (command, err)
+        cli.main([*command[:1], *command[1:], "--provider", "kling"])
+        assert hint not in capsys.readouterr().err, command
+    assert cli.main(["status", str(rendered_on_kling), "--json"]) == 0
+    assert hint in json.loads(capsys.readouterr().out)["warning"]
