@@ -417,6 +417,7 @@ def run(args: argparse.Namespace) -> int:
         log.close_run_log()
     if args.json:
         document = summary.to_json()
+        document["provider"] = config.provider  # who rendered: a script cannot tell otherwise
         document["report"] = None if report is None else str(report)
         _out(json.dumps(document, indent=2))
     elif not args.quiet or exit_code(summary) != EXIT_OK:

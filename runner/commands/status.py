@@ -7,11 +7,12 @@ store holds, with a warning. Exit 0 whenever the store could be read (or no run 
 2 for a manifest that does not load and never ran (nothing to show), whose output folder
 cannot even be found or is a file, or an unreadable store.
 
-``--json`` prints ``{"manifest", "state", "run", "running_pid", "warning", "takes": [trace
-records], "totals"}``; the trace record's fields are listed in :mod:`runner.state.trace`,
-and each take also has ``chosen`` (the take ``export`` ships and ``from_shot`` frames come
-from), ``picked`` (chosen by ``shotrun pick``), ``from_shots`` (the shots it starts from) and
-``note`` (the reviewer's note, ``shotrun review``).
+``--json`` prints ``{"manifest", "provider", "last_run_provider", "state", "run",
+"running_pid", "warning", "takes": [trace records], "totals"}``; the trace record's fields
+are listed in :mod:`runner.state.trace`, and each take also has ``chosen`` (the take
+``export`` ships and ``from_shot`` frames come from), ``picked`` (chosen by ``shotrun
+pick``), ``from_shots`` (the shots it starts from) and ``note`` (the reviewer's note,
+``shotrun review``).
 """
 
 from __future__ import annotations
@@ -131,8 +132,10 @@ def _gather(manifest_path: Path, only: Sequence[str], provider: str | None) -> d
     chosen: dict[str, tuple[int, bool]] = {}
     life: dict[str, Any] = {"credits_committed": 0.0, "ambiguous_submissions": 0}
     ran = store_path.is_file()
+    last_provider: str | None = None
     if ran:
         with StateStore.open_readonly(store_path) as store:
+            last_provider = store.last_provider()
             stale = set()
             fingerprints = {t.key: t.fingerprint for t in manifest.takes} if manifest else {}
             traces, stored = read_traces(store, output_dir)  # one read for both
@@ -147,7 +150,7 @@ def _gather(manifest_path: Path, only: Sequence[str], provider: str | None) -> d
                 records[key]["note"] = text
             if manifest is not None:  # continuity: its source was rendered or picked anew
                 stale.update(source_changes(store, manifest.takes))
-                note = other_provider_note(store.last_provider(), manifest.api.provider)
+                note = other_provider_note(last_provider, manifest.api.provider)
                 if note is not None and warning is None:
                     warning = f"shotrun: warning: {note}"
         for key in stale:
@@ -178,6 +181,10 @@ def _gather(manifest_path: Path, only: Sequence[str], provider: str | None) -> d
               "not_in_manifest": dropped}
     return {
         "manifest": str(manifest_path),
+        # The provider the manifest was read for (its takes' fingerprints include it), and
+        # the one the last run rendered with.
+        "provider": manifest.api.provider if manifest is not None else None,
+        "last_run_provider": last_provider,
         "state": str(store_path),
         "run": ran,
         "running_pid": writer_pid(store_path) if ran else None,

@@ -129,8 +129,10 @@ def test_json_trace_records_have_the_documented_fields(
 ) -> None:
     _progress(writer, manifest)
     document = _json(capsys, str(manifest_path))
-    assert set(document) == {"manifest", "state", "run", "running_pid", "warning", "takes",
-                             "totals"}
+    assert set(document) == {"manifest", "provider", "last_run_provider", "state", "run",
+                             "running_pid", "warning", "takes", "totals"}
+    # No run recorded a provider in this store (the fixture's writer is no run).
+    assert document["provider"] == "gateway" and document["last_run_provider"] is None
     assert document["run"] is True and document["warning"] is None
     assert document["running_pid"] == os.getpid()  # the writer fixture is this process
     assert document["state"] == str(store_path_for(manifest))

@@ -163,4 +163,6 @@ def test_without_the_runs_provider_status_report_and_export_say_which_to_add(
         cli.main([*command[:1], *command[1:], "--provider", "kling"])
         assert hint not in capsys.readouterr().err, command
     assert cli.main(["status", str(rendered_on_kling), "--json"]) == 0
-    assert hint in json.loads(capsys.readouterr().out)["warning"]
+    document = json.loads(capsys.readouterr().out)
+    assert hint in document["warning"]
+    assert (document["provider"], document["last_run_provider"]) == ("gateway", "kling")

@@ -60,6 +60,7 @@ def test_the_demo_manifest_renders_on_each_providers_emulator(
     assert cli.main(["run", str(demo), "--provider", provider, *FAST_FLAGS, "--json"]) == 0
     summary = summary_of(capsys.readouterr().out)
     assert summary["all_done"] and summary["done"] == 6 and summary["ambiguous"] == 0
+    assert summary["provider"] == provider
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
