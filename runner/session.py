@@ -98,6 +98,13 @@ def _check_url(value: str, what: str, *, allow_emulator: bool) -> str:
     return value.rstrip("/")
 
 
+def check_base_url_flag(value: str | None) -> None:
+    """Refuse a ``--base-url`` that ``run`` would refuse, in a command that does not send
+    (``plan``, ``validate``): it decides what they check, so nonsense there is an error too."""
+    if value:
+        _check_url(value, "--base-url", allow_emulator=True)
+
+
 def chosen_base_url(flag: str | None = None, environ: Mapping[str, str] | None = None
                     ) -> str | None:
     """The base URL ``--base-url`` or ``SHOTRUN_BASE_URL`` asks for, or None (the manifest's).

@@ -58,7 +58,7 @@ from runner.providers import add_flag as add_provider_flag
 from runner.providers import body_for
 from runner.redact import redact
 from runner.selection import select_takes
-from runner.session import Overrides, resolve_config
+from runner.session import Overrides, check_base_url_flag, resolve_config
 from runner.wire import (
     billed_seconds,
     build_payload,
@@ -380,6 +380,7 @@ def store_statuses(manifest: Manifest) -> dict[str, PlanStatus] | None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the plan of one manifest (problems make it exit 2 through the CLI)."""
+    check_base_url_flag(args.base_url)  # as run refuses it
     manifest = load_manifest(args.file, args.provider, args.base_url)
     check_output_dir(manifest)  # as run would refuse it: a plan must not promise a run
     takes: list[Take] | None = None

@@ -187,8 +187,9 @@ def poll_policy(args: argparse.Namespace, config: RunConfig, *, calibrate: bool 
     try:
         return PollPolicy(min_interval=poll_min, max_interval=poll_max,
                           default_estimate=base.default_estimate, calibrate=calibrate)
-    except ValueError as exc:
-        raise UsageError(f"timing flags: {exc}") from None
+    except ValueError as exc:  # the values as used, defaults included: one may be unset
+        raise UsageError(f"timing flags: --poll-min {poll_min:g}, --poll-max {poll_max:g}: "
+                         f"{exc}") from None
 
 
 def engine_settings(args: argparse.Namespace, config: RunConfig) -> EngineSettings:

@@ -15,6 +15,7 @@ from runner.errors import EXIT_OK, EXIT_USAGE, Problem
 from runner.manifest import validate_file
 from runner.providers import add_flag as add_provider_flag
 from runner.redact import redact
+from runner.session import check_base_url_flag
 
 
 def add_parser(subparsers: Any) -> None:
@@ -50,6 +51,7 @@ def problem_json(problem: Problem) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Validate every file; print problems; 0 when all are valid, else 2."""
+    check_base_url_flag(args.base_url)  # UsageError -> exit 2, before any file is read
     results: list[dict[str, Any]] = []
     all_valid = True
     for file in args.files:

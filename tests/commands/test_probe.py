@@ -448,3 +448,19 @@ async def test_a_failed_task_is_reported_and_an_unknown_earlier_task_is_let_go(
         code = await main_in_thread(["probe", str(manifest), "--spend",
                                      "--base-url", emulator.base_url])
         assert code == 0 and emulator.stats()["accepted_tasks"] == 1
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["probe", "{m}", "--poll-min", "5", "--poll-max", "1"],
+     "timing flags: --poll-min 5, --poll-max 1"),
+    (["plan", "{m}", "--base-url", "ftp://x"], "--base-url must be `emulator` or an http(s) URL"),
+    (["validate", "{m}", "--base-url", "http://user:secret@h"],
+     "--base-url must not carry credentials"),
+])
+def test_nonsense_flags_of_probe_plan_and_validate_are_one_line_and_exit_2(
+        args: list[str], words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write_manifest(tmp_path)
+    assert cli.main([arg.format(m=manifest) for arg in args]) == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1 and "secret" not in err
+    assert not (tmp_path / "out").exists()  # nothing written, nothing sent
