@@ -330,16 +330,17 @@ async def _resume(gateway: GatewayClient, earlier: Mapping[str, Any], intent: In
     when its creation may exist and cannot be looked up."""
     before = earlier.get("payload")
     payload: Mapping[str, Any] = dict(before) if isinstance(before, dict) else {}
+    sent = _sent_at(earlier)
     if earlier.get("state") == "created" and isinstance(earlier.get("task_id"), str):
         log.info("probe_task_resumed", task_id=earlier["task_id"])
-        return spent_as(str(earlier["task_id"]), payload), _sent_at(earlier), _sent_at(earlier)
+        return spent_as(str(earlier["task_id"]), payload), sent, sent
     if earlier.get("state") not in ("sending", "unreadable"):
         return None
     found = await _look_up(gateway, payload)
     if isinstance(found, TaskState):
         log.info("probe_lost_answer_found", task_id=found.task_id)
         intent.write({**earlier, "state": "created", "task_id": found.task_id})
-        return spent_as(found.task_id, payload), _sent_at(earlier), _sent_at(earlier)
+        return spent_as(found.task_id, payload), sent, sent
     if found is not None:
         raise ProbeStopped(
             f"an earlier `shotrun probe --spend` sent a creation whose answer was lost (it "
