@@ -45,7 +45,7 @@ def add_parser(subparsers: Any) -> None:
     """Register ``shotrun emulator``."""
     parser = subparsers.add_parser(
         "emulator",
-        help="run the local gateway emulator (no key, no network)",
+        help="run the local gateway emulator (no key, no network; spends nothing)",
         description="Serve an emulator of the video gateway on 127.0.0.1, producing real "
         "videos. Point a manifest at it with api.base_url set to the printed URL (or use "
         "api.base_url: emulator to start one in-process).",

@@ -77,7 +77,7 @@ def add_parser(subparsers: Any) -> None:
     """Register ``shotrun init``."""
     parser = subparsers.add_parser(
         "init",
-        help="write a starter project (manifest, images, .gitignore) that runs as is",
+        help="write a starter project that runs as is (spends nothing)",
         description=f"Write a starter project into DIR (default: the current folder): "
         f"{MANIFEST_NAME} (two shots, commented), the manifest's JSON Schema for editors, two "
         f"small images under assets/ and a .gitignore for the renders. It renders on the "
