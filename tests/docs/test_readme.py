@@ -129,7 +129,9 @@ def test_every_command_of_the_page_runs_as_written(page: Path, workdir: Path) ->
             continue
         script = runnable_script(block)
         if not script.strip():
-            skipped.append(f"{where} (the set-up of the test suite, which is running)")
+            why = ("the test suite's set-up: the suite is what runs this" if SETUP_TESTS in
+                   block.text else "activating the environment: already true here")
+            skipped.append(f"{where} ({why})")
             continue
         done = subprocess.run(["bash", "-euxo", "pipefail", "-c", script], cwd=workdir,
                               capture_output=True, text=True, timeout=180, check=False)
