@@ -174,6 +174,18 @@ def how_to_use(base_url: str, provider: str = GATEWAY, key_env: str | None = Non
     return lines
 
 
+def notes_for(provider: str = GATEWAY) -> list[str]:
+    """What the lines of :func:`how_to_use` cannot say: another key variable, and (fal,
+    Kling) that a URL is judged a real provider's, which takes images by URL only."""
+    notes = ["a manifest naming another api.api_key_env reads that variable instead"]
+    if provider != GATEWAY:
+        label = spec(provider).label.removeprefix("the ")
+        notes.append(f"{label} documents no upload service: against a URL a manifest's images "
+                     f"must be http(s) URLs; --base-url emulator --provider {provider} renders "
+                     "local ones in-process")
+    return notes
+
+
 async def _serve(settings: EmulatorSettings, host: str, port: int,
                  provider: str = GATEWAY, key_env: str | None = None) -> None:
     stop = asyncio.Event()
@@ -187,8 +199,9 @@ async def _serve(settings: EmulatorSettings, host: str, port: int,
               "terminal (spends nothing) with:", file=sys.stderr)
         for line in how_to_use(emulator.base_url, provider, key_env):
             print(f"  {line}", file=sys.stderr)
-        print("  (a manifest naming another api.api_key_env reads that variable instead)",
-              file=sys.stderr, flush=True)
+        for note in notes_for(provider):
+            print(f"  ({note})", file=sys.stderr)
+        sys.stderr.flush()
         await stop.wait()
     raise KeyboardInterrupt
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from runner import cli
-from runner.commands.emulator import how_to_use
+from runner.commands.emulator import how_to_use, notes_for
 from runner.errors import EXIT_INTERRUPTED, EXIT_OK
 
 
@@ -76,3 +76,11 @@ def test_without_the_printed_key_the_run_says_no_api_key(
 def test_lines_for_each_provider(provider: str, key_env: str | None,
                                  expected: list[str]) -> None:
     assert how_to_use("http://h:1", provider, key_env) == expected
+
+
+def test_the_notes_say_what_the_lines_cannot() -> None:
+    assert notes_for("gateway") == [
+        "a manifest naming another api.api_key_env reads that variable instead"]
+    assert notes_for("fal")[1] == (
+        "fal.ai documents no upload service: against a URL a manifest's images must be "
+        "http(s) URLs; --base-url emulator --provider fal renders local ones in-process")
