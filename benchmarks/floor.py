@@ -8,7 +8,7 @@ time is what the overhead benchmark prints beside shotrun's figure.
 
 * Bare (the default): nothing else, no store, fsync, check, sidecar or log. The least any
   Python client on aiohttp could spend per take.
-* ``--durable``: plus the least work that keeps the promises a user is sold (product.md:
+* ``--durable``: plus the least work that keeps the promises a user is sold (docs/reliability.md:
   outputs verified by decoding them before a take is called done; the brief: every state
   change that matters durable before the next step acts on it). Per take, in straight-line
   code with no layers: six SQLite transactions like shotrun's (an UPDATE of the take and an

@@ -41,7 +41,7 @@ EXIT_CRASH = 3
 EXIT_STORE = 4
 EXIT_INTERRUPTED = 130
 
-# Business codes of failed tasks (gateway-api.md, "Query a task").
+# Business codes of failed tasks (docs/gateway-api.md, "Query a task").
 PERMANENT_TASK_CODES = frozenset(
     {
         "content_policy_violation",

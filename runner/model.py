@@ -139,7 +139,7 @@ class Take:
     """One generation to run: a shot (after matrix expansion) and a take number (1-based).
 
     ``fingerprint`` is the SHA-256 of the canonical wire payload with local files replaced by
-    their content hash (manifest-v1.md, "What makes a shot the same").
+    their content hash (docs/manifest.md, "What makes a shot the same").
     """
 
     shot_id: str

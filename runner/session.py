@@ -1,6 +1,6 @@
 """Everything a run needs before its first request: settings resolved, key read, gateway open.
 
-Precedence (manifest-v1.md): command-line flags > environment (``SHOTRUN_BASE_URL``,
+Precedence (docs/manifest.md): command-line flags > environment (``SHOTRUN_BASE_URL``,
 ``SHOTRUN_FILES_URL``, the key variable) > manifest > built-in defaults. Resolving that in one
 place means ``run``, ``status`` and the benchmarks can never disagree about where a run goes.
 

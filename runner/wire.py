@@ -5,7 +5,7 @@ The same builder serves three purposes, so that they can never disagree:
 - the fingerprint (local files replaced by their content hash, frames by their source),
 - the ``plan`` preview.
 
-Wire field names can be renamed by ``api.wire`` without a code change (gateway-api.md): a key
+Wire field names can be renamed by ``api.wire`` without a code change (docs/gateway-api.md): a key
 is a logical name (the manifest's, such as ``start_frame``, or the default wire name, such as
 ``start_image_url``), a value is the name to send, or ``null`` to leave the field out.
 """
@@ -207,7 +207,7 @@ def estimate_credits(request: TakeRequest, rates: Mapping[str, float]) -> float 
     """Estimated credits for one take from per-second ``rates``; None when no rate is known.
 
     ``rates`` is keyed by resolution; an optional ``audio`` key adds a per-second surcharge
-    for ``generate_audio`` (4k is its own tier and not affected by audio, gateway-api.md).
+    for ``generate_audio`` (4k is its own tier and not affected by audio, docs/gateway-api.md).
     """
     rate = rates.get(request.resolution)
     if rate is None:

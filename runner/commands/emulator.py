@@ -1,6 +1,8 @@
 """``shotrun emulator``: serve the local gateway emulator until Ctrl-C.
 
-Prints its base URL on the first line of stdout (scripts read it), then serves. Every
+Prints its base URL on the first line of stdout (scripts read it), and on stderr the exact
+lines that render against it (the key variable a run reads, then ``run --base-url``), then
+serves. Every
 :class:`runner.emulator.EmulatorSettings` field has a flag, so any fault can be tried by hand:
 ``shotrun emulator --port 8800 --failure-rate 0.2 --error-rate 503=0.1``.
 """
@@ -20,7 +22,7 @@ from typing import Any
 from runner.emulator import EmulatorSettings, run_emulator
 from runner.emulator.settings import FAL_VALIDATION_MODES
 from runner.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
-from runner.providers import GATEWAY, PROVIDERS
+from runner.providers import GATEWAY, PROVIDERS, spec
 from runner.redact import register_secret
 
 _SPEAKS = {"gateway": "the gateway API", "fal": "fal.ai's queue API", "kling": "the Kling API"}
@@ -43,7 +45,7 @@ def add_parser(subparsers: Any) -> None:
     """Register ``shotrun emulator``."""
     parser = subparsers.add_parser(
         "emulator",
-        help="run the local gateway emulator (no key, no network)",
+        help="run the local gateway emulator (no key, no network; spends nothing)",
         description="Serve an emulator of the video gateway on 127.0.0.1, producing real "
         "videos. Point a manifest at it with api.base_url set to the printed URL (or use "
         "api.base_url: emulator to start one in-process).",
@@ -153,8 +155,39 @@ def _check_host(host: str) -> None:
                          "(e.g. 127.0.0.1)")
 
 
+def how_to_use(base_url: str, provider: str = GATEWAY, key_env: str | None = None) -> list[str]:
+    """The lines a user types to render against this emulator, exactly.
+
+    A run against a URL (not ``api.base_url: emulator``) reads its key from the environment
+    like any real gateway's and stops with "no API key" without one, so the variable the
+    provider's runs read comes first: any value unless ``--api-key-env`` made the emulator
+    require one. The Kling API needs its access key too (the emulator checks only the
+    token's signature, made with the secret key).
+    """
+    wanted = spec(provider)
+    value = f'"${key_env}"' if key_env else "emulator-accepts-any-key"
+    lines = [f"export {wanted.key_env}={value}"]
+    if wanted.access_key_env:
+        lines.append(f"export {wanted.access_key_env}=any-access-key")
+    flag = "" if provider == GATEWAY else f" --provider {provider}"
+    lines.append(f"shotrun run MANIFEST --base-url {base_url}{flag}")
+    return lines
+
+
+def notes_for(provider: str = GATEWAY) -> list[str]:
+    """What the lines of :func:`how_to_use` cannot say: another key variable, and (fal,
+    Kling) that a URL is judged a real provider's, which takes images by URL only."""
+    notes = ["a manifest naming another api.api_key_env reads that variable instead"]
+    if provider != GATEWAY:
+        label = spec(provider).label.removeprefix("the ")
+        notes.append(f"{label} documents no upload service: against a URL a manifest's images "
+                     f"must be http(s) URLs; --base-url emulator --provider {provider} renders "
+                     "local ones in-process")
+    return notes
+
+
 async def _serve(settings: EmulatorSettings, host: str, port: int,
-                 provider: str = GATEWAY) -> None:
+                 provider: str = GATEWAY, key_env: str | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -162,7 +195,13 @@ async def _serve(settings: EmulatorSettings, host: str, port: int,
     async with run_emulator(settings, host=host, port=port, provider=provider) as emulator:
         print(emulator.base_url, flush=True)
         print(f"shotrun emulator: serving {_SPEAKS[provider]} and files at "
-              f"{emulator.base_url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+              f"{emulator.base_url} (Ctrl-C to stop); render against it from another "
+              "terminal (spends nothing) with:", file=sys.stderr)
+        for line in how_to_use(emulator.base_url, provider, key_env):
+            print(f"  {line}", file=sys.stderr)
+        for note in notes_for(provider):
+            print(f"  ({note})", file=sys.stderr)
+        sys.stderr.flush()
         await stop.wait()
     raise KeyboardInterrupt
 
@@ -174,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--port {args.port}: must be between 0 and 65535")
     settings = settings_from_args(args, os.environ)
     try:
-        asyncio.run(_serve(settings, args.host, args.port, args.provider))
+        asyncio.run(_serve(settings, args.host, args.port, args.provider, args.api_key_env))
     except KeyboardInterrupt:
         print("shotrun emulator: stopped", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -37,7 +37,8 @@ def add_parser(subparsers: Any) -> None:
     """Register ``export``."""
     names = ",".join(fmt.name for fmt in FORMATS)
     parser = subparsers.add_parser(
-        "export", help="copy the chosen take of every shot, in order, with the edit for an NLE",
+        "export", help="copy the chosen take of every shot, in order, with the edit for an "
+        "NLE (spends nothing)",
         description="Copy (or hard-link) the chosen take of every shot into DIR as "
         "<nn>-<shot-id>.mp4, in manifest order, with the edit as edit.otio (OpenTimelineIO), "
         "edit.edl (CMX 3600), edit.xml (Final Cut Pro 7 XML: Premiere, Resolve) and edit.csv. "

@@ -24,7 +24,7 @@ from runner.redact import redact
 def add_parser(subparsers: Any) -> None:
     """Register ``pick``."""
     parser = subparsers.add_parser(
-        "pick", help="choose the take of a shot to keep (export, report, from_shot)",
+        "pick", help="choose the take of a shot to keep (spends nothing)",
         description="Record TAKE as the chosen take of SHOT: `export` ships it, the report "
         "marks it, and shots that start from SHOT's frames use it (the next run re-renders "
         "them if their source changed). Exit 0 on success, 2 on a bad shot or take, or "

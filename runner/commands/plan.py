@@ -84,7 +84,8 @@ def add_parser(subparsers: Any) -> None:
     """Register ``shotrun plan``."""
     parser = subparsers.add_parser(
         "plan",
-        help="show the takes, wire payloads and estimated credits (no network)",
+        help="show the takes, wire payloads and estimated credits (no network; "
+        "spends nothing)",
         description="Expand the manifest and show every take with its resolved inputs, the "
         "payload that would be sent (--payloads, or --json), and estimated credits; after a "
         "run, what a new run would do with each take and why, what was spent, and the budget "

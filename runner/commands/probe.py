@@ -48,7 +48,8 @@ if TYPE_CHECKING:  # imported when the command runs: `shotrun --help` stays ligh
 def add_parser(subparsers: Any) -> None:
     """Register ``shotrun probe``."""
     parser = subparsers.add_parser(
-        "probe", help="check a gateway (reached, key, field names); --spend: one paid task",
+        "probe", help="check a gateway (reached, key, field names) for free; with --spend, "
+        "one paid task",
         description="Check the configured gateway (or fal.ai, or the Kling API: --provider) "
         "without spending: reached, key accepted, which field names it refuses (creations "
         "invalid on purpose, which the documented gateway refuses for free), how it answers "
@@ -61,7 +62,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("manifest", type=Path, metavar="MANIFEST")
     parser.add_argument("--spend", action="store_true",
-                        help="create one paid task (3 s, 720p, 16:9) and report on it")
+                        help="spends: create one paid task (3 s, 720p, 16:9) and report on it")
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
     parser.add_argument("--base-url", metavar="URL",
                         help="gateway URL or `emulator` (overrides SHOTRUN_BASE_URL and "

@@ -33,7 +33,7 @@ DEFAULT_CSV = "trace.csv"
 def add_parser(subparsers: Any) -> None:
     """Register ``report`` and its options."""
     parser = subparsers.add_parser(
-        "report", help="write report.html: every take playable on one page",
+        "report", help="write report.html: every take playable on one page (spends nothing)",
         description="Write <output_dir>/report.html, a self-contained contact sheet of every "
         "take of MANIFEST (works offline, from file://). Exit 0 written, 2 invalid manifest, "
         "unreadable state or usage.",

@@ -39,7 +39,8 @@ def _port(text: str) -> int:
 def add_parser(subparsers: Any) -> None:
     """Register ``review``."""
     parser = subparsers.add_parser(
-        "review", help="a live contact sheet in the browser: watch, compare and pick takes",
+        "review", help="a live contact sheet in the browser: watch, compare and pick "
+        "takes (spends nothing)",
         description="Serve MANIFEST's takes on http://127.0.0.1:PORT/?token=... (loopback "
         "only; the random token keeps other local users out): every shot with its takes side "
         "by side, updated live while a run goes; pick a take in one click, write a note per "

@@ -67,7 +67,8 @@ def _positive_int(text: str) -> int:
 def add_parser(subparsers: Any) -> None:
     """Register ``run`` and its options."""
     parser = subparsers.add_parser(
-        "run", help="render every take of a manifest (resumable)",
+        "run", help="render every take of a manifest (resumable; spends credits, up to "
+        "the budget)",
         description="Render every take of MANIFEST through the gateway, resuming where an "
         "earlier run stopped. Exit 0 all done, 1 some failed, 2 invalid manifest or usage, "
         "4 the state store could not record (disk full?), 130 interrupted.",
@@ -81,8 +82,9 @@ def add_parser(subparsers: Any) -> None:
                         "(default 2); also caps the quick retries (at most 2) when the "
                         "gateway has not answered once yet")
     parser.add_argument("--retry-failed", action="store_true",
-                        help="also retry takes that failed permanently before, and resubmit "
-                        "held ambiguous ones (which may then be billed twice)")
+                        help="spends: also create new tasks for takes that failed permanently "
+                        "before, and resubmit held ambiguous ones (which may then be billed "
+                        "twice)")
     parser.add_argument("--ambiguous", choices=("resubmit", "hold"), default="resubmit",
                         help="a creation whose answer was lost: resubmit once (default; may "
                         "pay twice) or hold it")

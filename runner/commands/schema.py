@@ -18,7 +18,7 @@ def add_parser(subparsers: Any) -> None:
     """Register ``shotrun schema``."""
     parser = subparsers.add_parser(
         "schema",
-        help="print the manifest JSON Schema",
+        help="print the manifest JSON Schema (spends nothing)",
         description="Print the JSON Schema (draft 2020-12) of the manifest format.",
     )
     parser.set_defaults(func=run)

@@ -54,7 +54,7 @@ STALE = "changed since: the next run renders it again"
 def add_parser(subparsers: Any) -> None:
     """Register ``status``."""
     parser = subparsers.add_parser(
-        "status", help="show every take's state (works while a run is going)",
+        "status", help="show every take's state, also during a run (spends nothing)",
         description="Show, per shot and take, the status, task id, attempts, credits, output "
         "and last error recorded by `shotrun run`, read-only. Exit 0 when the state could be "
         "read.",

@@ -22,7 +22,7 @@ def add_parser(subparsers: Any) -> None:
     """Register ``shotrun validate``."""
     parser = subparsers.add_parser(
         "validate",
-        help="check manifests and print every problem (no network)",
+        help="check manifests and print every problem (no network; spends nothing)",
         description="Check each manifest (schema, then rules) and print every problem as "
         "FILE:LINE:COL: key.path: message. Exit 0 when all are valid, 2 when any is not.",
     )

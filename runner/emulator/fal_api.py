@@ -1,4 +1,4 @@
-"""The emulator speaking fal.ai's queue API (providers.md), on the same task board.
+"""The emulator speaking fal.ai's queue API (docs/providers.md), on the same task board.
 
 A fal input is read back into the gateway's canonical body (the tier from the app, the
 string durations as numbers), checked by the same validation and admitted as every format

@@ -1,4 +1,4 @@
-"""The emulator speaking the official Kling API (providers.md), on the same task board.
+"""The emulator speaking the official Kling API (docs/providers.md), on the same task board.
 
 A Kling creation body is read back into the gateway's canonical body and checked by the
 same :func:`~runner.emulator.validation.validate_creation`, then admitted as every format

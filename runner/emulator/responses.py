@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-# HTTP status -> the error ``type`` the gateway documents (gateway-api.md, "Errors").
+# HTTP status -> the error ``type`` the gateway documents (docs/gateway-api.md, "Errors").
 ERROR_TYPES: dict[int, str] = {
     400: "invalid_request_error",
     401: "authentication_error",

@@ -61,7 +61,7 @@ class EmulatorSettings:
     ``submit`` refuses a bad input with 422 at submit; ``queue`` accepts any JSON input into
     the queue and refuses it only when it is "run": its status reads ``IN_QUEUE`` once, then
     ``COMPLETED`` with the refusal as ``error``, and its result answers the 422 the submit
-    would have; it never renders and costs nothing. providers.md does not say when fal checks
+    would have; it never renders and costs nothing. docs/providers.md does not say when fal checks
     an input, so a client must read a refusal from either place.
     """
 

@@ -2,7 +2,7 @@
 
 The emulator is stricter than a lenient server on purpose: unknown fields are refused, so a
 client that sends a misspelt or unintended field fails in tests rather than against the real
-gateway. Each rule of gateway-api.md ("Create a task") is one check here.
+gateway. Each rule of docs/gateway-api.md ("Create a task") is one check here.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ Security properties, each tested:
 First contact: until an origin has answered like the gateway, a failure to connect or an
 answer that is plainly someone else's raises :class:`~runner.errors.GatewayUnreachable`
 naming the URL and the setting to check (:mod:`runner.gateway.reach`); afterwards the same
-outcomes keep the meaning gateway-api.md gives them.
+outcomes keep the meaning docs/gateway-api.md gives them.
 
 Lifecycle: the session is created on first use (inside the running loop); after
 :meth:`close` every call raises ``RuntimeError``. ``async with GatewayClient(...)`` closes it.

@@ -36,7 +36,7 @@ _CONNECTING: tuple[type[BaseException], ...] = (
     socket.gaierror,
 )
 
-# Statuses the gateway documents as passing trouble (gateway-api.md, "Errors"), plus the
+# Statuses the gateway documents as passing trouble (docs/gateway-api.md, "Errors"), plus the
 # timeouts a proxy in front of it gives: an HTML page with one of them is a proxy saying the
 # gateway behind it is down, which the ordinary transient policy handles.
 _PASSING = frozenset({408, 429, 500, 502, 503, 504})
@@ -133,7 +133,7 @@ def foreign_answer(
 ) -> GatewayUnreachable | None:
     """The error for a first answer that is plainly not ``what``'s, or None if it may be.
 
-    The gateway answers JSON objects, with the statuses of gateway-api.md. Plainly not the
+    The gateway answers JSON objects, with the statuses of docs/gateway-api.md. Plainly not the
     gateway:
 
     * a 2xx that is an HTML page (a web server's catch-all route; a captive portal). Other

@@ -101,7 +101,7 @@ def http_error(
     retry_after: str | None = None,
     task_id: str | None = None,
 ) -> GatewayError:
-    """The project's error for a non-2xx answer, by the error table of gateway-api.md."""
+    """The project's error for a non-2xx answer, by the error table of docs/gateway-api.md."""
     err = parse_error_body(body)
     detail = _detail(err)
     code = err.code or err.type

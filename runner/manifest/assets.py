@@ -1,6 +1,6 @@
 """Local reference images: checked before anything is sent, identified by content.
 
-The gateway's file service takes JPEG, PNG, GIF and WebP up to 10 MB (gateway-api.md). A file
+The gateway's file service takes JPEG, PNG, GIF and WebP up to 10 MB (docs/gateway-api.md). A file
 is judged by its first bytes, not its name: a ``.png`` that is really a text file must fail here,
 not after a paid upload. Its SHA-256 is what the fingerprint uses, so moving a file changes
 nothing and editing it re-renders the shots that use it.

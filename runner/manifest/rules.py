@@ -106,7 +106,7 @@ def api_config(ctx: Context, renames: dict[str, str | None],
                provider: str = GATEWAY) -> ApiConfig:
     """The frozen API settings, with built-in defaults for what the manifest leaves out.
 
-    The defaults of the URL and of the key's variable are the provider's (providers.md: fal's
+    The defaults of the URL and of the key's variable are the provider's (docs/providers.md: fal's
     queue and ``FAL_KEY``; Kling's API and ``KLING_SECRET_KEY``); the gateway's stay the
     built-in emulator and ``SHOTRUN_API_KEY``.
     """

@@ -1,6 +1,6 @@
 """From an expanded shot to frozen takes: the per-shot rules, resolution and fingerprint.
 
-Everything a shot says is checked here against manifest-v1.md (exactly one of prompt and
+Everything a shot says is checked here against docs/manifest.md (exactly one of prompt and
 multi_prompt, segment sums, reference positions, the video-subject limit), its media are
 resolved, and, when the shot has no problem, it becomes ``takes`` :class:`~runner.model.Take`
 objects sharing one :class:`~runner.model.TakeRequest` and one fingerprint.

@@ -1,7 +1,7 @@
 """The checks ``shotrun probe`` makes without spending: reached, key accepted, field names.
 
 The gateway has no "validate only" endpoint, but it documents that an invalid creation is
-answered ``400 invalid_request_error`` (gateway-api.md, "Errors") and that billing starts
+answered ``400 invalid_request_error`` (docs/gateway-api.md, "Errors") and that billing starts
 when a task is *created*. So every request here is a creation made invalid on purpose by
 one documented rule, a ``duration`` of 0 (the documented range is 3 to 15): the answer
 tells whether the URL is the gateway (reached), whether the key is accepted (a 400, not a
@@ -322,7 +322,7 @@ async def settle_queued(gateway: GatewayClient, answer: Answer, *,
                         wait: float = QUEUED_WAIT,
                         clock: Callable[[], float] | None = None) -> Answer:
     """What became of a creation fal.ai queued instead of refusing: cancelled at once
-    (providers.md documents the cancel), else followed until it ends or ``wait`` passes.
+    (docs/providers.md documents the cancel), else followed until it ends or ``wait`` passes.
 
     fal.ai documents no synchronous validation: a queue may accept any input and refuse it
     on its runner. A request with a duration of 0 cannot render, but only its end says so.

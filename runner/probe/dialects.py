@@ -3,7 +3,7 @@
 The probe's method is the same everywhere (creations invalid on purpose by one documented
 rule, a duration of 0; a calibration with a name nobody documents; one creation per field;
 with ``--spend``, one cheapest task followed to the end). What differs is written here once
-per provider, from its documentation (gateway-api.md, providers.md):
+per provider, from its documentation (docs/gateway-api.md, docs/providers.md):
 
 * the body's field names, a well-typed value for each, the fields that must travel together
   (a multi-shot segment list with its switch) and the ones every probe body carries;
@@ -37,7 +37,7 @@ PROBE_IMAGE_URL = "https://example.com/shotrun-probe.png"
 PROBE_VIDEO_URL = "https://example.com/shotrun-probe.mp4"
 PROBE_CALLBACK_URL = "https://example.com/shotrun-probe-callback"
 
-# What gateway-api.md shows of a task body, with the JSON types of its example.
+# What docs/gateway-api.md shows of a task body, with the JSON types of its example.
 GATEWAY_ANSWER: Mapping[str, str | None] = {
     "created": "integer", "id": "string", "model": "string", "object": "string",
     "progress": "integer", "status": "string", "type": "string", "task_info": "object",
@@ -47,7 +47,7 @@ GATEWAY_ANSWER: Mapping[str, str | None] = {
     "usage.user_group": "string", "results": "array", "results[]": "string",
     "error": "object", "error.code": "string", "error.message": "string",
 }
-# providers.md names these fields without giving their types (None: any type is the
+# docs/providers.md names these fields without giving their types (None: any type is the
 # documentation's). fal's status and result answers are read as one body (FalClient).
 FAL_ANSWER: Mapping[str, str | None] = {
     "request_id": None, "status_url": None, "response_url": None, "cancel_url": None,

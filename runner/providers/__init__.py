@@ -11,7 +11,7 @@ CLI never disagree about it:
   is :mod:`runner.gateway.client`);
 * the limits that differ from the gateway's (:mod:`.limits`), found by ``validate``.
 
-Precedence of the choice, as for every setting (manifest-v1.md): ``--provider`` >
+Precedence of the choice, as for every setting (docs/manifest.md): ``--provider`` >
 ``SHOTRUN_PROVIDER`` > ``api.provider`` > ``gateway``.
 """
 
@@ -31,7 +31,7 @@ ENV_PROVIDER = "SHOTRUN_PROVIDER"
 
 @dataclass(frozen=True, slots=True)
 class ProviderSpec:
-    """What a provider's documentation fixes (providers.md) and what shotrun calls it."""
+    """What a provider's documentation fixes (docs/providers.md) and what shotrun calls it."""
 
     name: str
     label: str  # in messages: "the gateway", "fal.ai", "the Kling API"

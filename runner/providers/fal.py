@@ -1,4 +1,4 @@
-"""fal.ai's queue API (providers.md, "fal.ai") behind the scheduler's Protocol.
+"""fal.ai's queue API (docs/providers.md, "fal.ai") behind the scheduler's Protocol.
 
 Translation in pure functions (golden files in ``tests/providers/golden/``);
 :class:`~.fal_client.FalClient` sends them.

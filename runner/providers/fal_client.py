@@ -104,7 +104,7 @@ class FalClient(ProviderClient):
         return result_of(result, task_id, what=what), {**data, **answer_object(result, what)}
 
     async def cancel(self, task_id: str) -> tuple[int, dict[str, Any]]:
-        """``PUT .../cancel`` (providers.md): fal's HTTP status and answer. A request still
+        """``PUT .../cancel`` (docs/providers.md): fal's HTTP status and answer. A request still
         queued is cancelled (202); one running or done is not (400): both are answers, not
         errors, for the caller to report."""
         try:

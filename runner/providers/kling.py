@@ -1,7 +1,7 @@
-"""The official Kling API (providers.md, "Official Kling API") behind the scheduler's Protocol.
+"""The official Kling API (docs/providers.md, "Official Kling API") behind the scheduler's Protocol.
 
 Translation, both ways, in pure functions (the golden files in ``tests/providers/golden/``
-are written from providers.md and compared with them); :class:`~.kling_client.KlingClient`
+are written from docs/providers.md and compared with them); :class:`~.kling_client.KlingClient`
 is the :class:`~runner.gateway.types.Gateway` that sends them.
 
 The body: ``model_name``; ``prompt`` with references as ``<<<image_n>>>``/``<<<video_n>>>``;
@@ -47,7 +47,7 @@ from runner.providers.common import (
 )
 
 CREATE_PATH = "/v1/videos/omni-video"
-MODEL_NAME = "kling-v3-omni"  # O3, as seen (providers.md); api.model other than the default wins
+MODEL_NAME = "kling-v3-omni"  # O3, as seen (docs/providers.md); a non-default api.model wins
 MODES = {"720p": "std", "1080p": "pro"}
 MAX_ITEMS, MAX_ITEMS_WITH_VIDEO = 7, 4
 MAX_SEGMENT_CHARS, MAX_SEGMENTS = 512, 6

@@ -3,7 +3,7 @@
 A shot that one provider renders may be refused by another. Finding that at the provider
 costs a creation (and, on a rough provider, maybe money); finding it here costs nothing: each
 limit is a problem located at the shot's field, reported by ``validate`` (and so by ``plan``
-and ``run``) before anything is sent. The numbers come from providers.md and from the
+and ``run``) before anything is sent. The numbers come from docs/providers.md and from the
 translation modules that make the bodies (:mod:`.kling`, :mod:`.fal`), so a prompt is
 measured as it will be sent (``@Image1`` becomes ``<<<image_1>>>`` on Kling).
 """

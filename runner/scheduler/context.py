@@ -34,7 +34,7 @@ from runner.scheduler.uploads import UploadCache
 
 log = structlog.get_logger()
 
-LINK_LIFETIME = 24 * 3600.0  # result links, from completion (gateway-api.md)
+LINK_LIFETIME = 24 * 3600.0  # result links, from completion (docs/gateway-api.md)
 RECENT_DURATIONS = 500  # task times kept for the ETA: recent ones say most about the next
 
 

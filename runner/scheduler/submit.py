@@ -1,12 +1,12 @@
 """One take's creation: media to URLs, pace, budget, intent committed, request, task id committed.
 
-The order is the whole point (product.md, "lessons"): the intent is committed to the store
+The order is the whole point (docs/reliability.md, "lessons"): the intent is committed to the store
 *before* the request leaves, and the task id the moment it arrives, with no ``await`` in
 between the answer and the commit. A request that certainly did not create a task (refused
 connection, 429, 5xx, 402, 401) is rolled back to ``new`` or failed with its reason; one whose
 answer was lost is *ambiguous*: counted, never retried in a loop, resubmitted at most once.
 
-Error policy (gateway-api.md, "Errors"):
+Error policy (docs/gateway-api.md, "Errors"):
 - 429: the in-flight limit halves, wait (Retry-After as a floor), try again;
 - 5xx, resets before sending: backoff with jitter, up to ``backoff.max_attempts``;
 - 400/403/413, request-side codes: the take fails with the gateway's message;

@@ -1,6 +1,6 @@
 """Local media become URLs: each distinct file uploaded once, frames of other shots extracted.
 
-The file service's quota is limited and uploads expire after 72 hours (gateway-api.md), so a
+The file service's quota is limited and uploads expire after 72 hours (docs/gateway-api.md), so a
 file is identified by the SHA-256 of its content and its URL kept in the store: a reference
 image used by a hundred takes is uploaded once, across runs too, and again only when less than
 ``min_validity`` (an hour) of its URL is left, so that a task created now can still fetch it.

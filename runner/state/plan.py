@@ -1,7 +1,7 @@
 """Deciding, per take, what a run does with it and why: pure functions, no I/O.
 
 Users complained about tools that re-run work without saying why, and about over-eager
-re-runs (product.md). So the decision is spelt out in one place, and the reason for a new
+re-runs (docs/reliability.md). So the decision is spelt out in one place, and the reason for a new
 render is derived by *comparing* the stored fingerprint payload with the new one rather than
 guessed: the user reads "prompt changed" and knows it was their edit.
 """

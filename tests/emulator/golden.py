@@ -1,7 +1,7 @@
 """Golden JSON files: answers with their volatile values (ids, times, URLs) normalised.
 
 Set ``SHOTRUN_UPDATE_GOLDEN=1`` to rewrite them from the emulator's current answers; review
-the diff against gateway-api.md before committing it.
+the diff against docs/gateway-api.md before committing it.
 """
 
 from __future__ import annotations

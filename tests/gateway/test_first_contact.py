@@ -2,7 +2,7 @@
 
 Until an origin has answered like the gateway, a refused connection or a plainly foreign
 answer is a GatewayUnreachable naming the URL; once it has, the very same outcomes keep the
-gateway-api.md semantics (a refused connection is a plain ConnectionFailed that the scheduler
+docs/gateway-api.md semantics (a refused connection is a plain ConnectionFailed that the scheduler
 retries patiently, a garbled 2xx on a creation is ambiguous).
 """
 

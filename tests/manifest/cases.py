@@ -1,4 +1,4 @@
-"""Failing manifests, one per rule of manifest-v1.md (and per loader refusal).
+"""Failing manifests, one per rule of docs/manifest.md (and per loader refusal).
 
 Each case is (name, YAML text); ``test_rules.py`` validates it as ``m.yaml`` in the work
 folder and compares the output with ``golden/<name>.txt``.

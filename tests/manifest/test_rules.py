@@ -1,4 +1,4 @@
-"""Every rule of manifest-v1.md: a failing manifest and its exact (golden) output.
+"""Every rule of docs/manifest.md: a failing manifest and its exact (golden) output.
 
 The goldens are in ``golden/<case>.txt``: the full ``shotrun validate m.yaml`` output. To
 regenerate them after a deliberate message change, run with ``SHOTRUN_UPDATE_GOLDEN=1`` and

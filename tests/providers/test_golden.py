@@ -1,4 +1,4 @@
-"""The provider wire formats against golden files written from providers.md.
+"""The provider wire formats against golden files written from docs/providers.md.
 
 Each request case is a canonical payload (what :func:`runner.wire.build_payload` makes for
 the gateway) and the body the provider's documentation describes for it; each answer case is
