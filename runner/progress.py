@@ -1,14 +1,23 @@
-"""Live progress of ``shotrun run``: a rich display on a terminal, one-line summaries elsewhere.
+"""Live progress of ``shotrun run``: a rich panel, plain lines, or JSON lines for scripts.
 
 The scheduler hands an observer a frozen :class:`~runner.scheduler.progress.RunProgress` on
-every state change. :func:`make_observer` picks how to show it:
+every state change (and, to a display that asks for them, each take's moves as
+:class:`~runner.scheduler.progress.TakeEvent`). :func:`make_observer` picks how to show them
+from ``--progress``:
 
-- a terminal: a rich ``Live`` panel (overall bar with done/total, in flight, queued,
-  downloading, failed, credits reserved against the budget, an ETA learned from the task times
-  seen so far, and a table of the takes at the gateway with their progress);
-- not a terminal (cron, CI, ``| tee``): a plain line now and then - when something changed, at
-  most every ``min_interval`` seconds, and at least every ``heartbeat`` seconds while calls come;
-- ``--quiet``: nothing.
+- ``auto`` (the default): ``bar`` on a terminal, ``lines`` elsewhere, nothing with ``--quiet``;
+- ``bar``: a rich ``Live`` panel (overall bar with done/total, in flight, queued,
+  downloading, failed, credits reserved against the budget, the ETA, and a row for every
+  take at the gateway with its progress), redrawn a few times a second so the elapsed time
+  and the ETA tick between events;
+- ``lines`` (cron, CI, ``| tee``): a plain line now and then - when something changed, at most
+  every ``min_interval`` seconds, and at least every ``heartbeat`` seconds while calls come;
+- ``jsonl``: one JSON object per event on stdout (:class:`JsonlDisplay`);
+- ``none``: nothing.
+
+The ETA exists from the first snapshot: the expected time of a task is the median this run
+measured, else the gateway's hints, else the poll policy's estimate (shown with a ``~``
+until tasks are measured), and takes at the gateway count down by their age.
 
 The observer is called from the engine's event loop, so ``__call__`` only stores the snapshot
 (and, rate-limited, asks for a redraw): drawing never holds up the run. ``NO_COLOR`` is honoured
@@ -49,11 +58,29 @@ def expected_task(progress: RunProgress) -> float | None:
     figure the first status check of a task without a hint is aimed by).
     """
     if progress.durations:
-        return statistics.median(progress.durations)
+        return _median_of(progress.durations)
     hints = [take.hint for take in progress.takes if take.hint]
     if hints:
         return statistics.median(hints)
     return progress.expected_task
+
+
+_last_median: tuple[tuple[float, ...], float] = ((), 0.0)
+
+
+def _median_of(durations: tuple[float, ...]) -> float:
+    """The median of ``durations``, kept while the same tuple comes back.
+
+    The engine hands out the same tuple (up to 500 times) until a task completes, and a
+    display asks for the ETA at every redraw or, in jsonl mode, at every change of counts:
+    sorting it each time was most of the cost of a line for a long run.
+    """
+    global _last_median
+    seen, value = _last_median
+    if seen is not durations:
+        value = statistics.median(durations)
+        _last_median = (durations, value)
+    return value
 
 
 def measured(progress: RunProgress) -> bool:
@@ -190,6 +217,13 @@ def summary_line(progress: RunProgress, now: float) -> str:
     return line
 
 
+def counts_key(progress: RunProgress) -> tuple[object, ...]:
+    """What counts as "a change" worth a line: counts, not gateway percentages."""
+    return (progress.done, progress.failed, progress.in_flight, progress.queued,
+            progress.downloading, progress.submitting, progress.ambiguous, progress.held,
+            progress.stopping)
+
+
 class ProgressDisplay:
     """Base display: a context manager and an observer; shows nothing (``--quiet``)."""
 
@@ -239,11 +273,7 @@ class PlainDisplay(ProgressDisplay):
         self._latest: RunProgress | None = None
         self._latest_shown = True
 
-    @staticmethod
-    def _key(progress: RunProgress) -> tuple[object, ...]:
-        # What counts as "a change" worth a line: counts, not gateway percentages.
-        return (progress.done, progress.failed, progress.in_flight, progress.queued,
-                progress.downloading, progress.ambiguous, progress.held, progress.stopping)
+    _key = staticmethod(counts_key)
 
     def _emit(self, progress: RunProgress) -> None:
         self.stream.write(summary_line(progress, self.wall_clock()) + "\n")
@@ -434,7 +464,7 @@ class JsonlDisplay(ProgressDisplay):
         self.stream.flush()
 
     def __call__(self, progress: RunProgress) -> None:
-        key = PlainDisplay._key(progress)
+        key = counts_key(progress)
         if key == self._last_key:
             return
         first = self._started_at is None
