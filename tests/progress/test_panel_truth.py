@@ -122,3 +122,48 @@ def test_a_task_past_its_estimate_is_given_what_its_percentage_leaves() -> None:
     late = snapshot(queued=0, in_flight=1, takes=(
         TakeProgress("s01/take-1", "processing", 80, "task-a", started_at=1000.0),))
     assert estimate_eta(late, now=1080.0) == 20.0  # 80 % in 80 s: 20 s to go
+
+
+PTY_MANIFEST = """\
+version: 1
+name: pty-rows
+output_dir: out
+api:
+  base_url: emulator
+  concurrency: 2
+  submit_rate: 50
+  emulator: {queue_time: 0.05, processing_time: 1.0, render: cached}
+defaults: {duration: 3}
+shots:
+  - id: s01
+    prompt: a harbour at night
+    takes: 4
+"""
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def test_in_a_terminal_every_frame_of_a_real_run_has_a_row_per_take_in_flight(
+        tmp_path: Path, repo_root: Path) -> None:
+    import os
+
+    from ..test_progress import Terminal
+
+    manifest = tmp_path / "rows.yaml"
+    manifest.write_text(PTY_MANIFEST, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    env.update(TERM="xterm-256color", PYTHONPATH=str(repo_root), COLUMNS="120",
+               HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    script = f"import sys; from runner.cli import main; sys.exit(main(['run', {str(manifest)!r}]))"
+    term = Terminal(env, script=script)
+    try:
+        term.expect(r"done: 4/4")  # the summary after the panel
+    finally:
+        assert term.close() == 0
+    frames = ANSI.sub("", term.output.replace("\r", "")).split("takes ")[1:]
+    busy = [frame for frame in frames if re.search(r"[1-9]\d* in flight", frame)]
+    assert busy
+    for frame in frames:
+        found = re.search(r"(\d+) in flight \(limit 2\)", frame)
+        if found:
+            assert rows(frame) == int(found.group(1)), frame
