@@ -455,13 +455,22 @@ class JsonlDisplay(ProgressDisplay):
         self.wall_clock = wall_clock
         self._started_at: float | None = None
         self._last_key: tuple[object, ...] | None = None
+        self._reader_gone = False
 
     def _write(self, document: dict[str, Any]) -> None:
+        if self._reader_gone:
+            return
         now = self.wall_clock()
         head: dict[str, Any] = {"event": document.pop("event"), "at": iso_time(now),
                                 "elapsed": round(now - (self._started_at or now), 3)}
-        self.stream.write(redact(json.dumps({**head, **document}, default=str)) + "\n")
-        self.stream.flush()
+        try:
+            self.stream.write(redact(json.dumps({**head, **document}, default=str)) + "\n")
+            self.stream.flush()
+        except BrokenPipeError:
+            # The reader went away (``| head -1``): the run goes on and collects what it
+            # paid for; the stream stops, quietly (its buffer dropped, not flushed again).
+            self._reader_gone = True
+            _silence(self.stream)
 
     def __call__(self, progress: RunProgress) -> None:
         key = counts_key(progress)
@@ -484,6 +493,19 @@ class JsonlDisplay(ProgressDisplay):
     def finish(self, summary: Mapping[str, Any]) -> None:
         """The last line: the run's summary, as ``run --json`` prints it."""
         self._write({"event": "run_finished", "summary": dict(summary)})
+
+
+def _silence(stream: TextIO) -> None:
+    """Point ``stream``'s descriptor at /dev/null: what is still buffered for a reader that
+    went away is then dropped at exit instead of raising BrokenPipeError once more."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, AttributeError, ValueError):  # not a real file (a test's StringIO)
+        pass
 
 
 def progress_counts(progress: RunProgress, now: float) -> dict[str, Any]:

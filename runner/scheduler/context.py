@@ -211,10 +211,19 @@ class RunContext:
     events: EventSink | None = None
 
     def event(self, name: str, key: str, **details: Any) -> None:
-        """Tell the event sink (if any) that ``name`` happened to the take ``key``."""
-        if self.events is not None:
+        """Tell the event sink (if any) that ``name`` happened to the take ``key``.
+
+        A sink that fails is not told again, and the run goes on: a take in the middle of
+        its steps must never fail because a script stopped reading (its task is paid).
+        """
+        if self.events is None:
+            return
+        try:
             self.events(TakeEvent(name, key, {k: v for k, v in details.items()
                                               if v is not None}))
+        except Exception as exc:
+            self.events = None
+            log.warning("event_sink_failed", error=str(exc))
 
     def set_phase(self, take: Take, phase: Phase, **details: Any) -> None:
         """Move ``take`` to ``phase`` in this run's bookkeeping and tell the observer (and

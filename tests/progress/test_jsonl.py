@@ -106,3 +106,25 @@ def test_a_bad_progress_value_is_one_line_and_exit_2(
         "'auto', 'bar', 'lines', 'jsonl', 'none'); see `shotrun run --help`\n")
     assert captured.out == ""
     assert not (tmp_path / "out").exists()
+
+
+def test_a_reader_that_goes_away_does_not_stop_the_run(tmp_path: Path) -> None:
+    # `shotrun run ... --progress jsonl | head -1`: the takes are paid for; the run collects
+    # them all and ends as usual, without a word about the closed pipe.
+    import subprocess
+    import sys
+
+    manifest = write_manifest(tmp_path, 3)
+    manifest.write_text(manifest.read_text().replace("processing_time: 0.03",
+                                                     "processing_time: 0.3"))
+    proc = subprocess.Popen([sys.executable, "-m", "runner", "run", str(manifest),
+                             "--progress", "jsonl"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=tmp_path)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert json.loads(proc.stdout.readline())["event"] == "run_started"
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert "done: 3/3" in err
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception" not in err
+    assert all((tmp_path / "out" / f"s{n}" / "take-1.mp4").is_file() for n in (1, 2, 3))
