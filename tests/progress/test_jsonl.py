@@ -3,15 +3,22 @@ from a real run against the built-in emulator; and ``--progress``'s other values
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from runner import cli
+from runner.emulator import run_emulator
 from runner.scheduler.progress import TAKE_EVENTS
 
+from ..commands.test_run import FAST_FLAGS, KEY, fast_emulator, main_in_thread, wait_for
 from .test_plain_lines import progress_lines, write_manifest
 
 LIFE = ["take_submitting", "take_submitted", "take_downloading", "take_downloaded",
@@ -111,9 +118,6 @@ def test_a_bad_progress_value_is_one_line_and_exit_2(
 def test_a_reader_that_goes_away_does_not_stop_the_run(tmp_path: Path) -> None:
     # `shotrun run ... --progress jsonl | head -1`: the takes are paid for; the run collects
     # them all and ends as usual, without a word about the closed pipe.
-    import subprocess
-    import sys
-
     manifest = write_manifest(tmp_path, 3)
     manifest.write_text(manifest.read_text().replace("processing_time: 0.03",
                                                      "processing_time: 0.3"))
@@ -128,3 +132,36 @@ def test_a_reader_that_goes_away_does_not_stop_the_run(tmp_path: Path) -> None:
     assert "done: 3/3" in err
     assert "Traceback" not in err and "BrokenPipe" not in err and "Exception" not in err
     assert all((tmp_path / "out" / f"s{n}" / "take-1.mp4").is_file() for n in (1, 2, 3))
+
+
+async def test_an_interrupted_run_tells_what_it_left_and_the_next_one_starts_from_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    manifest = write_manifest(tmp_path, 4)
+    env = {**os.environ, "SHOTRUN_API_KEY": KEY}
+    async with run_emulator(fast_emulator(processing_time=0.6)) as emulator:
+        args = ["run", str(manifest), "--base-url", emulator.base_url, *FAST_FLAGS,
+                "--progress", "jsonl"]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "runner", *args, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        assert await wait_for(lambda: emulator.stats()["accepted_tasks"] >= 2, proc)
+        proc.send_signal(signal.SIGINT)
+        out, err = await proc.communicate()
+        assert proc.returncode == 130, err
+        stopped = parse(out.decode())
+        monkeypatch.setenv("SHOTRUN_API_KEY", KEY)
+        assert await main_in_thread(args) == 0
+    left = sorted(event["take"] for event in stopped if event["event"] == "take_left")
+    never = sorted(event["take"] for event in stopped if event["event"] == "take_not_started")
+    assert left == ["s1/take-1", "s2/take-1"] and never == ["s3/take-1", "s4/take-1"]
+    assert stopped[-1]["event"] == "run_finished"
+    assert stopped[-1]["summary"]["stopped_reason"] == "interrupted"
+    assert sorted(stopped[-1]["summary"]["in_flight"]) == left
+    resumed = parse(capsys.readouterr().out)
+    assert (resumed[0]["event"], resumed[0]["in_flight"], resumed[0]["queued"]) == \
+        ("run_started", 2, 2)
+    submitted = sorted(event["take"] for event in resumed if event["event"] == "take_submitted")
+    assert submitted == never  # the two left at the gateway are collected, not sent again
+    done = sorted(event["take"] for event in resumed if event["event"] == "take_done")
+    assert done == ["s1/take-1", "s2/take-1", "s3/take-1", "s4/take-1"]

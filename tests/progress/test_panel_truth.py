@@ -8,6 +8,7 @@ against the emulator (no mocks) or from snapshots built here with an explicit cl
 from __future__ import annotations
 
 import io
+import os
 import re
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from runner.scheduler.polling import PollPolicy
 from runner.scheduler.progress import RunProgress, TakeProgress
 
 from ..scheduler.helpers import FAST, Shot, fast_emulator, make_manifest, run_engine
+from ..test_progress import Terminal
 
 
 def rendered(progress: RunProgress, now: float) -> str:
@@ -145,10 +147,6 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 def test_in_a_terminal_every_frame_of_a_real_run_has_a_row_per_take_in_flight(
         tmp_path: Path, repo_root: Path) -> None:
-    import os
-
-    from ..test_progress import Terminal
-
     manifest = tmp_path / "rows.yaml"
     manifest.write_text(PTY_MANIFEST, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
