@@ -49,7 +49,7 @@ from runner.scheduler.progress import EventSink, RunProgress, TakeEvent, TakePro
 MAX_ROWS = 8  # takes shown in the in-flight table; the rest are counted
 
 
-def expected_task(progress: RunProgress) -> float | None:
+def task_time(progress: RunProgress) -> float | None:
     """Seconds a task is taken to last: measured, else hinted, else the policy's estimate.
 
     The median of the task times this run measured once there are any; before that the
@@ -111,14 +111,14 @@ def _left_at_gateway(take: TakeProgress, typical: float, now: float | None,
 def estimate_eta(progress: RunProgress, now: float | None = None) -> float | None:
     """Seconds until every remaining take is done, spread over the concurrency limit.
 
-    Remaining work is a full expected task (:func:`expected_task`) for each queued or
+    Remaining work is a full expected task (:func:`task_time`) for each queued or
     submitting take plus what is left of each take at the gateway, over the lanes; never
     less than the longest take at the gateway, nor than one full task while any waits.
     ``now`` (epoch seconds) makes the takes at the gateway count down by their age, so a
     display redrawn every second shows it ticking. ``None`` only when nothing is known to
     estimate from (a snapshot without ``expected_task``, hints or measured times).
     """
-    typical = expected_task(progress)
+    typical = task_time(progress)
     if typical is None:
         return None
     from_measures = measured(progress)
