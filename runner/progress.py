@@ -1,14 +1,23 @@
-"""Live progress of ``shotrun run``: a rich display on a terminal, one-line summaries elsewhere.
+"""Live progress of ``shotrun run``: a rich panel, plain lines, or JSON lines for scripts.
 
 The scheduler hands an observer a frozen :class:`~runner.scheduler.progress.RunProgress` on
-every state change. :func:`make_observer` picks how to show it:
+every state change (and, to a display that asks for them, each take's moves as
+:class:`~runner.scheduler.progress.TakeEvent`). :func:`make_observer` picks how to show them
+from ``--progress``:
 
-- a terminal: a rich ``Live`` panel (overall bar with done/total, in flight, queued,
-  downloading, failed, credits reserved against the budget, an ETA learned from the task times
-  seen so far, and a table of the takes at the gateway with their progress);
-- not a terminal (cron, CI, ``| tee``): a plain line now and then - when something changed, at
-  most every ``min_interval`` seconds, and at least every ``heartbeat`` seconds while calls come;
-- ``--quiet``: nothing.
+- ``auto`` (the default): ``bar`` on a terminal, ``lines`` elsewhere, nothing with ``--quiet``;
+- ``bar``: a rich ``Live`` panel (overall bar with done/total, in flight, queued,
+  downloading, failed, credits reserved against the budget, the ETA, and a row for every
+  take at the gateway with its progress), redrawn a few times a second so the elapsed time
+  and the ETA tick between events;
+- ``lines`` (cron, CI, ``| tee``): a plain line now and then - when something changed, at most
+  every ``min_interval`` seconds, and at least every ``heartbeat`` seconds while calls come;
+- ``jsonl``: one JSON object per event on stdout (:class:`JsonlDisplay`);
+- ``none``: nothing.
+
+The ETA exists from the first snapshot: the expected time of a task is the median this run
+measured, else the gateway's hints, else the poll policy's estimate (shown with a ``~``
+until tasks are measured), and takes at the gateway count down by their age.
 
 The observer is called from the engine's event loop, so ``__call__`` only stores the snapshot
 (and, rate-limited, asks for a redraw): drawing never holds up the run. ``NO_COLOR`` is honoured
@@ -17,13 +26,14 @@ by rich's console; the plain lines have no colour at all.
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -32,26 +42,99 @@ from rich.table import Table
 from rich.text import Text
 
 from runner import log
-from runner.scheduler.progress import RunProgress, TakeProgress
+from runner.isotime import iso_time
+from runner.redact import redact
+from runner.scheduler.progress import EventSink, RunProgress, TakeEvent, TakeProgress
 
 MAX_ROWS = 8  # takes shown in the in-flight table; the rest are counted
 
 
-def estimate_eta(progress: RunProgress) -> float | None:
-    """Seconds until every remaining take is done, from the task durations seen so far.
+def task_time(progress: RunProgress) -> float | None:
+    """Seconds a task is taken to last: measured, else hinted, else the policy's estimate.
 
-    Remaining work is a full typical task for each queued or submitting take plus what is left
-    of each take at the gateway (by its reported percentage), spread over the concurrency limit.
-    ``None`` until a first task has completed: a guess from nothing would only mislead.
+    The median of the task times this run measured once there are any; before that the
+    median of the gateway's hints (``estimated_time``) for the tasks at it; before any task
+    was even created, ``expected_task`` (the poll policy's ``default_estimate``, the same
+    figure the first status check of a task without a hint is aimed by).
     """
-    if not progress.durations:
+    if progress.durations:
+        return _median_of(progress.durations)
+    hints = [take.hint for take in progress.takes if take.hint]
+    if hints:
+        return statistics.median(hints)
+    return progress.expected_task
+
+
+_last_median: tuple[tuple[float, ...], float] = ((), 0.0)
+
+
+def _median_of(durations: tuple[float, ...]) -> float:
+    """The median of ``durations``, kept while the same tuple comes back.
+
+    The engine hands out the same tuple (up to 500 times) until a task completes, and a
+    display asks for the ETA at every redraw or, in jsonl mode, at every change of counts:
+    sorting it each time was most of the cost of a line for a long run.
+    """
+    global _last_median
+    seen, value = _last_median
+    if seen is not durations:
+        value = statistics.median(durations)
+        _last_median = (durations, value)
+    return value
+
+
+def measured(progress: RunProgress) -> bool:
+    """True when the ETA comes from task times this run measured (not from estimates)."""
+    return bool(progress.durations)
+
+
+def _left_at_gateway(take: TakeProgress, typical: float, now: float | None,
+                     measured_times: bool) -> float:
+    """Seconds ``take`` still needs at the gateway, at ``now`` when its age is known.
+
+    By its age against the time expected of it (its own hint until tasks are measured), so
+    that the ETA counts down between two answers of the gateway; without an age, by the
+    percentage the gateway last reported. A task past its expected time is given what its
+    percentage says is left (nothing when it reports none): the ETA never invents lateness.
+    """
+    expected = take.hint if take.hint and not measured_times else typical
+    done = min(max(take.progress, 0), 100)
+    if now is None or take.started_at is None:
+        return expected * (1 - done / 100)
+    age = max(now - take.started_at, 0.0)
+    left = expected - age
+    if left > 0:
+        return left
+    return age * (100 - done) / done if 0 < done < 100 else 0.0
+
+
+def estimate_eta(progress: RunProgress, now: float | None = None) -> float | None:
+    """Seconds until every remaining take is done, spread over the concurrency limit.
+
+    Remaining work is a full expected task (:func:`task_time`) for each queued or
+    submitting take plus what is left of each take at the gateway, over the lanes; never
+    less than the longest take at the gateway, nor than one full task while any waits.
+    ``now`` (epoch seconds) makes the takes at the gateway count down by their age, so a
+    display redrawn every second shows it ticking. ``None`` only when nothing is known to
+    estimate from (a snapshot without ``expected_task``, hints or measured times).
+    """
+    typical = task_time(progress)
+    if typical is None:
         return None
-    typical = statistics.median(progress.durations)
+    from_measures = measured(progress)
     waiting = progress.queued + progress.submitting
-    at_gateway = sum(typical * (1 - min(max(t.progress, 0), 100) / 100) for t in progress.takes)
+    lefts = [_left_at_gateway(take, typical, now, from_measures) for take in progress.takes]
     unseen = max(progress.in_flight - len(progress.takes), 0) * typical
     lanes = max(progress.concurrency_limit, 1)
-    return (waiting * typical + at_gateway + unseen) / lanes
+    spread = (waiting * typical + sum(lefts) + unseen) / lanes
+    return max(spread, max(lefts, default=0.0), typical if waiting else 0.0)
+
+
+def format_eta(progress: RunProgress, now: float) -> str:
+    """``3m 20s`` from measured task times, ``~3m 20s`` from estimates, ``?`` unknown."""
+    eta = estimate_eta(progress, now)
+    text = format_duration(eta)
+    return text if eta is None or measured(progress) else "~" + text
 
 
 def format_duration(seconds: float | None) -> str:
@@ -126,12 +209,19 @@ def summary_line(progress: RunProgress, now: float) -> str:
         parts.append(f"{left} left for the next run")
     parts.append(f"credits {format_credits(progress)}")
     parts.append(f"elapsed {format_duration(now - progress.started_at)}")
-    if not settled(progress):
-        parts.append(f"ETA {format_duration(estimate_eta(progress))}")
+    if _under_way(progress):  # nothing to wait for: no ETA (a run with nothing to do)
+        parts.append(f"ETA {format_eta(progress, now)}")
     line = "shotrun: " + ", ".join(parts)
     if progress.stopping:
         line += f" (not submitting more: {stop_head(progress)})"
     return line
+
+
+def counts_key(progress: RunProgress) -> tuple[object, ...]:
+    """What counts as "a change" worth a line: counts, not gateway percentages."""
+    return (progress.done, progress.failed, progress.in_flight, progress.queued,
+            progress.downloading, progress.submitting, progress.ambiguous, progress.held,
+            progress.stopping)
 
 
 class ProgressDisplay:
@@ -149,6 +239,15 @@ class ProgressDisplay:
         return None
 
     def __call__(self, progress: RunProgress) -> None:
+        return None
+
+    def event_sink(self) -> EventSink | None:
+        """Where the engine tells each take's moves; None: this display shows counts only
+        (and the engine builds no events)."""
+        return None
+
+    def finish(self, summary: Mapping[str, Any]) -> None:
+        """The run's summary (``run --json``'s document), once the run is over."""
         return None
 
 
@@ -174,11 +273,7 @@ class PlainDisplay(ProgressDisplay):
         self._latest: RunProgress | None = None
         self._latest_shown = True
 
-    @staticmethod
-    def _key(progress: RunProgress) -> tuple[object, ...]:
-        # What counts as "a change" worth a line: counts, not gateway percentages.
-        return (progress.done, progress.failed, progress.in_flight, progress.queued,
-                progress.downloading, progress.ambiguous, progress.held, progress.stopping)
+    _key = staticmethod(counts_key)
 
     def _emit(self, progress: RunProgress) -> None:
         self.stream.write(summary_line(progress, self.wall_clock()) + "\n")
@@ -205,7 +300,10 @@ class PlainDisplay(ProgressDisplay):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._latest is not None and not self._latest_shown:
+        # The last state is always on screen, once: not again when only the clock moved
+        # since its line (a run with nothing to do printed the same line twice).
+        if self._latest is not None and not self._latest_shown \
+                and self._key(self._latest) != self._last_key:
             self._emit(self._latest)
 
 
@@ -269,9 +367,8 @@ def render_progress(progress: RunProgress, now: float) -> RenderableType:
     if left:
         counts.append(f"  {left} left for the next run", style="bold yellow")
     timing = Text.assemble("elapsed ", (format_duration(now - progress.started_at), "bold"))
-    if not settled(progress):
-        timing.append_text(Text.assemble(
-            "  ETA ", (format_duration(estimate_eta(progress)), "bold")))
+    if _under_way(progress):
+        timing.append_text(Text.assemble("  ETA ", (format_eta(progress, now), "bold")))
     parts: list[RenderableType] = [head, counts, timing]
     if progress.stopping:
         parts.append(Text(f"not submitting more: {stop_head(progress)}", style="bold yellow"))
@@ -342,6 +439,91 @@ class LiveDisplay(ProgressDisplay):
                 self._saved_console = None
 
 
+class JsonlDisplay(ProgressDisplay):
+    """One JSON object per line for scripts (``run --progress jsonl``), on ``stream``.
+
+    Each line has ``event``, ``at`` (ISO 8601 UTC) and ``elapsed`` (seconds since the run
+    started); take events add ``take`` and what they carry (:data:`TAKE_EVENTS`). The first
+    snapshot is told as ``run_started``, every change of the counts after it as
+    ``progress`` (counts, credits and ``eta_seconds``), and the command ends the stream with
+    ``run_finished`` (:meth:`finish`). Lines are flushed one by one: a reader sees each
+    event when it happens.
+    """
+
+    def __init__(self, stream: TextIO, *, wall_clock: Callable[[], float] = time.time) -> None:
+        self.stream = stream
+        self.wall_clock = wall_clock
+        self._started_at: float | None = None
+        self._last_key: tuple[object, ...] | None = None
+        self._reader_gone = False
+
+    def _write(self, document: dict[str, Any]) -> None:
+        if self._reader_gone:
+            return
+        now = self.wall_clock()
+        head: dict[str, Any] = {"event": document.pop("event"), "at": iso_time(now),
+                                "elapsed": round(now - (self._started_at or now), 3)}
+        try:
+            self.stream.write(redact(json.dumps({**head, **document}, default=str)) + "\n")
+            self.stream.flush()
+        except BrokenPipeError:
+            # The reader went away (``| head -1``): the run goes on and collects what it
+            # paid for; the stream stops, quietly (its buffer dropped, not flushed again).
+            self._reader_gone = True
+            _silence(self.stream)
+
+    def __call__(self, progress: RunProgress) -> None:
+        key = counts_key(progress)
+        if key == self._last_key:
+            return
+        first = self._started_at is None
+        if first:
+            self._started_at = progress.started_at
+        self._last_key = key
+        self._write({"event": "run_started" if first else "progress",
+                     **progress_counts(progress, self.wall_clock())})
+
+    def event_sink(self) -> EventSink:
+        return self.on_event
+
+    def on_event(self, event: TakeEvent) -> None:
+        """A take moved (the engine's event sink)."""
+        self._write({"event": event.event, "take": event.take, **event.details})
+
+    def finish(self, summary: Mapping[str, Any]) -> None:
+        """The last line: the run's summary, as ``run --json`` prints it."""
+        self._write({"event": "run_finished", "summary": dict(summary)})
+
+
+def _silence(stream: TextIO) -> None:
+    """Point ``stream``'s descriptor at /dev/null: what is still buffered for a reader that
+    went away is then dropped at exit instead of raising BrokenPipeError once more."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, AttributeError, ValueError):  # not a real file (a test's StringIO)
+        pass
+
+
+def progress_counts(progress: RunProgress, now: float) -> dict[str, Any]:
+    """A snapshot's counts as plain JSON values (``run_started`` and ``progress`` lines)."""
+    eta = estimate_eta(progress, now) if _under_way(progress) else 0.0
+    return {
+        "total": progress.total, "done": progress.done, "failed": progress.failed,
+        "in_flight": progress.in_flight, "queued": progress.queued,
+        "submitting": progress.submitting, "downloading": progress.downloading,
+        "ambiguous": progress.ambiguous, "held": progress.held,
+        "left_for_next_run": unfinished(progress),
+        "credits_reserved": round(progress.credits_reserved, 4),
+        "max_credits": progress.max_credits, "concurrency": progress.concurrency_limit,
+        "eta_seconds": None if eta is None else round(eta, 1),
+        "eta_measured": measured(progress), "stopping": progress.stopping,
+    }
+
+
 def is_interactive(stream: TextIO) -> bool:
     """True when ``stream`` is a terminal that can redraw (not ``TERM=dumb``)."""
     try:
@@ -351,18 +533,31 @@ def is_interactive(stream: TextIO) -> bool:
     return tty and os.environ.get("TERM", "") != "dumb"
 
 
+PROGRESS_MODES = ("auto", "bar", "lines", "jsonl", "none")
+
+
 def make_observer(
-    console_stream: TextIO, *, quiet: bool = False, interactive: bool | None = None
+    console_stream: TextIO, *, quiet: bool = False, interactive: bool | None = None,
+    mode: str = "auto", events_stream: TextIO | None = None,
 ) -> ProgressDisplay:
     """The display for ``shotrun run``: use as ``with make_observer(...) as observer:``.
 
-    ``interactive`` None means: decide from ``console_stream`` (a terminal gets the live panel).
+    ``mode`` is ``--progress``: ``auto`` (the live panel on a terminal, plain lines
+    elsewhere, nothing with ``--quiet``), ``bar`` (the panel, even off a terminal),
+    ``lines`` (plain lines, even on one), ``jsonl`` (JSON lines on ``events_stream``,
+    stdout by default) or ``none``. ``interactive`` None means: decide from
+    ``console_stream``. An explicit mode wins over ``--quiet``, which silences the rest.
     """
-    if quiet:
+    if mode not in PROGRESS_MODES:
+        raise ValueError(f"unknown progress mode {mode!r}")
+    if mode == "jsonl":
+        return JsonlDisplay(events_stream or sys.stdout)
+    if mode == "none" or (mode == "auto" and quiet):
         return ProgressDisplay()
-    if interactive is None:
-        interactive = is_interactive(console_stream)
-    if not interactive:
+    if mode == "auto":
+        mode = "bar" if (is_interactive(console_stream) if interactive is None
+                         else interactive) else "lines"
+    if mode == "lines":
         return PlainDisplay(console_stream)
     console = Console(file=console_stream, force_terminal=True, highlight=False)
     return LiveDisplay(console)

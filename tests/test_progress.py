@@ -47,7 +47,7 @@ def snapshot(done: int = 1, pct: int = 30, *, durations: tuple[float, ...] = (10
 
 # --- ETA -------------------------------------------------------------------------------------
 
-def test_eta_is_unknown_until_a_task_has_completed() -> None:
+def test_eta_is_unknown_without_a_measure_a_hint_or_an_estimate() -> None:
     assert estimate_eta(snapshot(durations=())) is None
     assert format_duration(None) == "?"
 

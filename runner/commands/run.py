@@ -31,7 +31,7 @@ from runner.model import SIZE_POLICIES, Manifest, Take, VerifyPolicy
 from runner.observed import OutputExpectations
 from runner.outlook import abandon_warning, abandoned_task
 from runner.profile import describe_expectations, gateway_label, profile_for
-from runner.progress import make_observer
+from runner.progress import PROGRESS_MODES, make_observer
 from runner.providers import add_flag as add_provider_flag
 from runner.providers import spec as provider_spec
 from runner.redact import redact
@@ -39,7 +39,7 @@ from runner.scheduler.backoff import BackoffPolicy
 from runner.scheduler.context import EngineSettings
 from runner.scheduler.engine import Engine
 from runner.scheduler.polling import PollPolicy
-from runner.scheduler.progress import Observer, RunSummary
+from runner.scheduler.progress import EventSink, Observer, RunSummary
 from runner.selection import select_takes
 from runner.session import ClientLimits, Overrides, RunConfig, open_session, prepare
 from runner.wire import FingerprintPayloads
@@ -118,6 +118,11 @@ def add_parser(subparsers: Any) -> None:
                         "manifest's verify.size, default warn: done, with a warning), strict "
                         "(fail the take) or off (record only)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--progress", choices=PROGRESS_MODES, default="auto",
+                        help="how the run shows its progress: auto (default: a live panel "
+                        "on a terminal, a line now and then elsewhere, nothing with -q), bar, "
+                        "lines, none, or jsonl (one JSON object per event on stdout, ending "
+                        "with run_finished and the summary; every other text goes to stderr)")
     parser.add_argument("--no-report", action="store_true",
                         help="do not refresh <output_dir>/report.html at the end")
     parser.set_defaults(func=run)
@@ -307,11 +312,13 @@ async def execute(manifest: Manifest, takes: Sequence[Take], plans: Sequence[Any
                   *, observer: Observer | None = None,
                   on_stop: Callable[[int], None] | None = None,
                   limits: ClientLimits | None = None,
-                  expectations: OutputExpectations | None = None) -> RunSummary:
+                  expectations: OutputExpectations | None = None,
+                  events: EventSink | None = None) -> RunSummary:
     """Open the session, run the engine with signal handling, return the summary."""
     async with open_session(manifest, config, api_key, limits) as session:
         engine = Engine(manifest, store, session.gateway, plans, settings, observer=observer,
-                        upload_namespace=session.files_url, expectations=expectations)
+                        upload_namespace=session.files_url, expectations=expectations,
+                        events=events)
         del plans  # a store record per take: the engine kept what it needs of them
         loop = asyncio.get_running_loop()
 
@@ -351,6 +358,8 @@ def run(args: argparse.Namespace) -> int:
     from runner.manifest.outdir import check_output_dir
     from runner.state import StateStore, store_path_for
 
+    # --json or --progress jsonl: stdout is for a machine; the human text goes to stderr.
+    scripted = args.json or args.progress == "jsonl"
     # ManifestError -> exit 2, nothing written.
     manifest = load_manifest(args.manifest, args.provider, args.base_url)
     check_output_dir(manifest)  # a file where the folder goes: exit 2, nothing sent
@@ -387,11 +396,11 @@ def run(args: argparse.Namespace) -> int:
             where += f" ({provider_spec(config.provider).label})"
         if not args.quiet:  # -q: errors and warnings only (print_plan warns regardless)
             _out(f"shotrun: {manifest.name}: {counted(len(plans), 'take')} via {where}",
-                 err=args.json)
+                 err=scripted)
             line = describe_expectations(chosen.profile, takes, chosen.other_gateway,
                                          chosen.provider, chosen.gateway)
-            _out(f"  {line}", err=args.json)
-        print_plan(plans, stream_err=args.json, quiet=args.quiet)
+            _out(f"  {line}", err=scripted)
+        print_plan(plans, stream_err=scripted, quiet=args.quiet)
 
         # The built-in emulator lives in this process: its tasks end with the run, and the
         # next run's emulator does not know them (it submits those takes again; its credits
@@ -408,27 +417,31 @@ def run(args: argparse.Namespace) -> int:
             else:
                 _out("shotrun: quitting now; the state store is consistent", err=True)
 
-        with make_observer(sys.stderr, quiet=args.quiet) as observer:  # live progress
+        with make_observer(sys.stderr, quiet=args.quiet, mode=args.progress) as observer:
             job = execute(manifest, takes, plans, store, config, api_key, settings,
                           observer=observer, on_stop=on_stop, limits=limits,
-                          expectations=expectations)
+                          expectations=expectations, events=observer.event_sink())
             del plans  # only the run holds them now, and it lets them go once started
             summary = asyncio.run(job)
         report = None if args.no_report else end_of_run_report(manifest, store)
     finally:
         store.close()
         log.close_run_log()
-    if args.json:
+    if scripted:
         document = summary.to_json()
         document["provider"] = config.provider  # who rendered: a script cannot tell otherwise
         document["report"] = None if report is None else str(report)
-        _out(json.dumps(document, indent=2))
-    elif not args.quiet or exit_code(summary) != EXIT_OK:
+        if args.progress == "jsonl":  # the stream's last line carries it (one JSON a line)
+            observer.finish(document)
+        else:
+            _out(json.dumps(document, indent=2))
+    if not args.json and (not args.quiet or exit_code(summary) != EXIT_OK):
         # -q: nothing when all is done (the exit code says so); what went wrong otherwise.
         _out(format_summary(summary, built_in=config.uses_emulator,
-                            label=provider_spec(config.provider).label), err=args.quiet)
+                            label=provider_spec(config.provider).label),
+             err=args.quiet or scripted)
         if report is not None and not args.quiet:
-            _out(f"report: {report}")
+            _out(f"report: {report}", err=scripted)
     if summary.stopped_reason == "auth":
         _out(f"shotrun: the API key comes from {config.key_source}; set it to a valid key "
              "and run again", err=True)

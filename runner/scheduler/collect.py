@@ -107,7 +107,8 @@ async def _poll(ctx: RunContext, take: Take, free: Callable[[], None]) -> str:
         delay = aim.next_delay(elapsed, record.progress or 0, 0.0)
     errors = malformed = 0
     watching_since = ctx.clock()
-    ctx.set_phase(take, Phase.IN_FLIGHT)
+    ctx.at_gateway(take, task_id, status=record.gateway_status or "pending",
+                   progress=record.progress or 0, started_at=started, hint=estimate)
     while True:
         await asyncio.sleep(max(0.0, delay))
         try:
@@ -161,8 +162,12 @@ async def _poll(ctx: RunContext, take: Take, free: Callable[[], None]) -> str:
             free()
             await asyncio.sleep(0)
         ctx.store.mark_progress(key, state.status, state.progress, polled=True)
+        row = ctx.gateway_progress.get(key)
+        if row is None or (row.status, row.progress) != (state.status, state.progress):
+            ctx.event("take_status", key, task_id=task_id, status=state.status,
+                      progress=state.progress, queue_position=state.queue_position)
         ctx.gateway_progress[key] = TakeProgress(key, state.status, state.progress, task_id,
-                                                 state.queue_position)
+                                                 state.queue_position, started, estimate)
         ctx.notify()
         if state.status == "completed":
             return _completed(ctx, take, state, started)
@@ -252,6 +257,7 @@ async def _download(ctx: RunContext, take: Take) -> str:
         ctx.store.mark_downloading(key)
         try:
             saved = await ctx.gateway.download(record.result_url, part)
+            ctx.event("take_downloaded", key, bytes=saved.size)
         except LinkExpired as exc:
             refreshes += 1
             if refreshes > ctx.settings.link_refreshes:
@@ -282,8 +288,12 @@ async def _download(ctx: RunContext, take: Take) -> str:
             return _fail(ctx, take, "transient", "disk_error", _disk_message(part, exc))
         try:
             info, facts = await _verified(ctx, take, saved.path)
+            ctx.event("take_verified", key, width=facts.get("width"),
+                      height=facts.get("height"), duration=info.duration,
+                      size_warning=facts.get("size_warning"))
         except VerifyError as exc:
             bad_files += 1
+            ctx.event("take_rejected", key, message=str(exc), tries=bad_files)
             log.warning("output_rejected", error=str(exc), tries=bad_files)
             if bad_files > 1:
                 return _fail(ctx, take, "permanent", "verify_failed",
@@ -398,7 +408,7 @@ def _file_output(ctx: RunContext, take: Take, part: Path | None, dest: Path, siz
         log.info("output_size_unexpected", size_warning=facts["size_warning"],
                  expected_from=facts["expected_from"])
     log.info("take_done", output=str(dest), size=size)
-    ctx.finish(take, Phase.DONE)
+    ctx.finish(take, Phase.DONE, path=str(dest), bytes=size)
 
 
 async def _adopt_saved(ctx: RunContext, take: Take, dest: Path, part: Path) -> bool:

@@ -29,7 +29,7 @@ from runner.scheduler.budget import BudgetGuard
 from runner.scheduler.calibration import Calibration
 from runner.scheduler.limits import AimdLimiter, DownloadSlots, TokenBucket
 from runner.scheduler.polling import PollPolicy
-from runner.scheduler.progress import TakeProgress
+from runner.scheduler.progress import EventSink, TakeEvent, TakeProgress
 from runner.scheduler.uploads import UploadCache
 
 log = structlog.get_logger()
@@ -52,6 +52,12 @@ class Phase(StrEnum):
     NOT_STARTED = "not_started"  # not submitted: the run stopped submitting
     LEFT = "left"  # still at the gateway when the run ended: the next run collects it
 
+
+# The event a move into each phase is told as (``run --progress jsonl``).
+PHASE_EVENTS = {Phase.QUEUED: "take_queued", Phase.SUBMITTING: "take_submitting",
+                Phase.IN_FLIGHT: "take_submitted", Phase.DOWNLOADING: "take_downloading",
+                Phase.DONE: "take_done", Phase.FAILED: "take_failed", Phase.HELD: "take_held",
+                Phase.NOT_STARTED: "take_not_started", Phase.LEFT: "take_left"}
 
 TERMINAL = frozenset({Phase.DONE, Phase.SKIPPED, Phase.FAILED, Phase.HELD, Phase.NOT_STARTED,
                       Phase.LEFT})
@@ -201,22 +207,59 @@ class RunContext:
     # Takes whose creation request is on the wire: a first Ctrl-C lets them finish.
     critical: set[str] = field(default_factory=set)
     output_rules: OutputExpectations | None = None  # see expectations
+    # Told every move of a take as it happens (None: nobody listens, nothing is built).
+    events: EventSink | None = None
 
-    def set_phase(self, take: Take, phase: Phase) -> None:
-        """Move ``take`` to ``phase`` in this run's bookkeeping and tell the observer."""
+    def event(self, name: str, key: str, **details: Any) -> None:
+        """Tell the event sink (if any) that ``name`` happened to the take ``key``.
+
+        A sink that fails is not told again, and the run goes on: a take in the middle of
+        its steps must never fail because a script stopped reading (its task is paid).
+        """
+        if self.events is None:
+            return
+        try:
+            self.events(TakeEvent(name, key, {k: v for k, v in details.items()
+                                              if v is not None}))
+        except Exception as exc:
+            self.events = None
+            log.warning("event_sink_failed", error=str(exc))
+
+    def set_phase(self, take: Take, phase: Phase, **details: Any) -> None:
+        """Move ``take`` to ``phase`` in this run's bookkeeping and tell the observer (and
+        the event sink, with ``details``, when the phase changed)."""
+        old = self.phases.get(take.key)
         self.phases[take.key] = phase
         if phase is not Phase.IN_FLIGHT:
             self.gateway_progress.pop(take.key, None)
+        if old is not phase:
+            self.event(PHASE_EVENTS[phase], take.key, **details)
         self.notify()
 
+    def at_gateway(self, take: Take, task_id: str | None, *, status: str = "pending",
+                   progress: int = 0, started_at: float | None = None,
+                   hint: float | None = None, **details: Any) -> None:
+        """``take``'s task is at the gateway: in flight, with its row in the panel at once.
+
+        The row is made with the phase, not at the first status answer: a panel counting
+        "2 in flight" above a table of one row (the other not polled yet) told less than
+        the truth. A row already there for the same task keeps what its polls saw.
+        """
+        row = self.gateway_progress.get(take.key)
+        if row is None or row.task_id != task_id:
+            self.gateway_progress[take.key] = TakeProgress(
+                take.key, status, progress, task_id, started_at=started_at, hint=hint)
+        self.set_phase(take, Phase.IN_FLIGHT, task_id=task_id, estimated_time=hint, **details)
+
     def finish(self, take: Take, phase: Phase, *, kind: str | None = None,
-               code: str | None = None, message: str | None = None) -> None:
-        """Record the take's outcome for this run (the store already has its status)."""
+               code: str | None = None, message: str | None = None, **details: Any) -> None:
+        """Record the take's outcome for this run (the store already has its status);
+        ``details`` go to the event sink only."""
         if phase is Phase.DONE:
             self.outcomes.pop(take.key, None)  # says nothing the phase does not: not kept
         else:
             self.outcomes[take.key] = Outcome(phase, kind, code, message)
-        self.set_phase(take, phase)
+        self.set_phase(take, phase, kind=kind, code=code, message=message, **details)
 
     def stop(self, reason: StopReason, message: str) -> None:
         """No more creations from now on; the first reason wins."""

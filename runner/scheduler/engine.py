@@ -49,6 +49,7 @@ from runner.scheduler.collect import (
     recheck_rejected,
 )
 from runner.scheduler.context import (
+    PHASE_EVENTS,
     TERMINAL,
     EngineSettings,
     Outcome,
@@ -57,7 +58,14 @@ from runner.scheduler.context import (
     StopReason,
 )
 from runner.scheduler.limits import AimdLimiter, DownloadSlots, TokenBucket
-from runner.scheduler.progress import Observer, RunProgress, RunSummary, TakeFailure
+from runner.scheduler.progress import (
+    EventSink,
+    Observer,
+    RunProgress,
+    RunSummary,
+    TakeFailure,
+    TakeProgress,
+)
 from runner.scheduler.submit import submit
 from runner.scheduler.uploads import UploadCache
 from runner.scheduler.window import TakeWindow, window_size
@@ -76,7 +84,8 @@ class Engine:
     def __init__(self, manifest: Manifest, store: Any, gateway: Gateway,
                  plans: Sequence[Any], settings: EngineSettings | None = None, *,
                  observer: Observer | None = None, upload_namespace: str = "",
-                 expectations: OutputExpectations | None = None) -> None:
+                 expectations: OutputExpectations | None = None,
+                 events: EventSink | None = None) -> None:
         self.manifest = manifest
         self.store = store
         self.settings = settings or EngineSettings()
@@ -141,6 +150,7 @@ class Engine:
             notify=self._notify,
             output_rules=expectations,
             halt=self._halt,
+            events=events,
         )
         for plan in plans:  # the plan's key string: one copy per take in every table
             self.ctx.phases[plan.key] = Phase.QUEUED
@@ -188,6 +198,9 @@ class Engine:
                 action = self._actions[index] = "download"
             if action == "poll":
                 ctx.limiter.adopt()  # already at the gateway: counts against the limit
+                self._adopt(take)
+            elif action == "download":
+                ctx.phases[take.key] = Phase.DOWNLOADING  # done there: to be fetched
             if action in ("skip", "failed", "hold"):
                 # Settled before this run: no task and no snapshot per take (a resumed
                 # 20,000-take run would otherwise spend a second on bookkeeping alone).
@@ -221,6 +234,20 @@ class Engine:
         log.info("run_finished", done=summary.done, failed=len(summary.failed),
                  stopped=summary.stopped_reason)
         return summary
+
+    def _adopt(self, take: Take) -> None:
+        """A take an earlier run left at the gateway: in flight from the first snapshot.
+
+        Its coroutine may start a few turns later (or wait behind the window); the first
+        progress line of a resumed run said "0 in flight, 4 queued" with 2 at the gateway.
+        No event: the run has not started yet (``run_started`` counts these takes).
+        """
+        record = self.ctx.store.record(take.key)
+        self.ctx.gateway_progress[take.key] = TakeProgress(
+            take.key, record.gateway_status or "pending", record.progress or 0,
+            record.task_id, started_at=record.submitting_at or record.submitted_at,
+            hint=record.estimated_time)
+        self.ctx.phases[take.key] = Phase.IN_FLIGHT
 
     def _archive_previous(self) -> None:
         """Move the outputs of takes whose fingerprint changed to the history folder."""
@@ -465,12 +492,12 @@ class Engine:
             status = self.store.record(take.key).status.value
         except StateError:  # the store itself failed: say nothing more than we know
             status = "unknown"
-        if status in ("submitted", "completed", "downloading", "submitting"):
-            self.ctx.outcomes[take.key] = Outcome(Phase.LEFT, message=self.ctx.stop_message)
-            self.ctx.phases[take.key] = Phase.LEFT
-        else:
-            self.ctx.outcomes[take.key] = Outcome(Phase.NOT_STARTED, message=self.ctx.stop_message)
-            self.ctx.phases[take.key] = Phase.NOT_STARTED
+        phase = Phase.LEFT if status in ("submitted", "completed", "downloading",
+                                         "submitting") else Phase.NOT_STARTED
+        self.ctx.outcomes[take.key] = Outcome(phase, message=self.ctx.stop_message)
+        self.ctx.phases[take.key] = phase
+        self.ctx.gateway_progress.pop(take.key, None)  # no longer followed: not a row
+        self.ctx.event(PHASE_EVENTS[phase], take.key, message=self.ctx.stop_message)
 
     def _frame_source(self, shot_id: str) -> Path | None:
         """The output a continuity frame of ``shot_id`` is cut from: its chosen take (the
@@ -509,6 +536,7 @@ class Engine:
             takes=tuple(ctx.gateway_progress.values()),
             durations=self._durations,
             stopping=ctx.stop_message,
+            expected_task=self.settings.polling.default_estimate,
         )
 
     def _notify(self) -> None:

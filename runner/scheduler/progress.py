@@ -23,6 +23,8 @@ class TakeProgress:
     progress: int  # 0-100
     task_id: str | None = None
     queue_position: int | None = None  # requests ahead of it (fal.ai reports it, no percentage)
+    started_at: float | None = None  # when its creation was sent (epoch seconds): its age
+    hint: float | None = None  # the gateway's estimated_time for it, seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +33,9 @@ class RunProgress:
 
     ``durations`` are the wall times (creation to completion, seconds) of the tasks completed
     most recently in this run (up to 500), for an ETA; ``in_flight`` counts tasks
-    pending/processing at the gateway.
+    pending/processing at the gateway, and ``takes`` has a row for each of them.
+    ``expected_task`` is how long a task is taken to last before any was measured or hinted
+    (the poll policy's ``default_estimate``): the ETA exists from the first snapshot.
     """
 
     total: int
@@ -50,9 +54,33 @@ class RunProgress:
     takes: tuple[TakeProgress, ...] = ()
     durations: tuple[float, ...] = ()
     stopping: str | None = None  # why no more takes are submitted, once that is so
+    expected_task: float | None = None
 
 
 Observer = Callable[[RunProgress], None]
+
+
+@dataclass(frozen=True, slots=True)
+class TakeEvent:
+    """One thing that happened to a take, when it happened (``run --progress jsonl``).
+
+    Snapshots are coalesced per loop turn and only count; a script following takes needs
+    each move, in order, with what it carries (a task id, a status, a failure's reason).
+    ``event`` is one of :data:`TAKE_EVENTS`; ``details`` holds plain JSON values.
+    """
+
+    event: str
+    take: str
+    details: Mapping[str, Any] = field(default_factory=frozen_mapping)
+
+
+# Every event a take can have, in the order of its life; documented in docs (panel notes).
+TAKE_EVENTS = ("take_queued", "take_submitting", "take_submitted", "take_status",
+               "take_downloading", "take_downloaded", "take_verified", "take_rejected",
+               "take_done",
+               "take_failed", "take_held", "take_not_started", "take_left")
+
+EventSink = Callable[[TakeEvent], None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -265,7 +265,10 @@ def _submitted(ctx: RunContext, take: Take, state: TaskState, estimate: float | 
     ctx.limiter.on_success()
     log.info("take_submitted", task_id=state.task_id, credits=state.credits_reserved,
              found=found)
-    ctx.set_phase(take, Phase.IN_FLIGHT)
+    ctx.at_gateway(take, state.task_id, status=state.status if state.status in (
+        "pending", "processing") else "pending", progress=state.progress,
+        started_at=ctx.clock(),  # a round trip late: its first poll sets it exactly
+        hint=state.estimated_time, credits_reserved=state.credits_reserved, found=found or None)
 
 
 IN_FLIGHT, AGAIN, GIVE_UP = "in flight", "again", "give up"
