@@ -13,6 +13,7 @@ run uses rather than restating it: :func:`runner.state.plan.preview` for the act
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,11 +124,12 @@ def read_store(manifest: Manifest) -> StoreView | None:
         changed_sources = source_changes(store, manifest.takes)
         spent = store.credits_committed()
     statuses: dict[str, PlanStatus] = {}
+    now = time.time()  # a paid result's lifetime is judged as a run started now would
     for take in manifest.takes:
         record = records.get(take.key)
         payload = fingerprint_payload(take.request, manifest.api.wire, manifest.api.provider)
         old = stored.get(take.key)
-        action, reason = preview(record, old, take.fingerprint, payload)
+        action, reason = preview(record, old, take.fingerprint, payload, now=now)
         abandons = None
         if record is not None and old is not None and old[0] != take.fingerprint and not (
                 record.status is TakeStatus.NEW and record.attempts == 0):

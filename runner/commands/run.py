@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from runner import log
+from runner import advice, log
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ShotrunError, UsageError
 from runner.model import SIZE_POLICIES, Manifest, Take, VerifyPolicy
 from runner.observed import OutputExpectations
@@ -209,6 +209,7 @@ def engine_settings(args: argparse.Namespace, config: RunConfig) -> EngineSettin
         downloads=config.downloads, max_credits=config.max_credits, retries=args.retries,
         ambiguous=args.ambiguous, backoff=backoff, polling=polling,
         task_timeout=args.task_timeout if args.task_timeout > 0 else None,
+        link_lifetime=provider_spec(config.provider).result_lifetime,
     )
 
 
@@ -262,6 +263,7 @@ def format_summary(summary: RunSummary, *, built_in: bool = False,
         for label, keys in summary.failures_by_reason().items():
             lines.append(f"  {label}")
             lines.append(f"    {listed(keys, 5)}")
+    lines.extend(next_run_lines(summary))
     if summary.ambiguous:
         lines.append(f"ambiguous submissions: {summary.ambiguous} (each may have been billed)")
     if summary.resubmitted_unknown:
@@ -270,14 +272,19 @@ def format_summary(summary: RunSummary, *, built_in: bool = False,
                      f"{counted(len(again), 'take')} (the lost task may have been billed too)")
         lines.append(f"    {listed(again, 5)}")
     if summary.held:
-        lines.append(f"held (a creation's answer was lost; not resubmitted, "
-                     f"--retry-failed does it): {', '.join(summary.held)}")
+        held = summary.next_run.held
+        lines.append(f"held (a creation's answer was lost; not resubmitted): "
+                     f"{listed(summary.held, 5)}; --retry-failed resubmits them "
+                     f"({advice.new_tasks(len(summary.held), held.credits, held.unpriced)}; "
+                     "the lost ones may have been billed too)")
     if summary.in_flight and built_in:
+        lost = summary.next_run.resubmits
         lines.append(f"left at the built-in emulator: {len(summary.in_flight)} (it stopped "
-                     "with this run: the next run submits them again)")
+                     "with this run: the next run submits them again, "
+                     f"{advice.new_tasks(len(summary.in_flight), lost.credits, lost.unpriced)}"
+                     " at the emulator)")
     elif summary.in_flight:
-        lines.append(f"still at {label}: {len(summary.in_flight)} (run again to collect "
-                     "them)")
+        lines.append(f"still at {label}: {len(summary.in_flight)} ({advice.COLLECT_AGAIN})")
         for key, reason in summary.left_reasons.items():
             lines.append(f"  {key}: {reason}")
     if summary.not_started:
@@ -291,6 +298,30 @@ def format_summary(summary: RunSummary, *, built_in: bool = False,
     elif summary.stopped_message:
         lines.append(f"stopped: {summary.stopped_message}")
     return "\n".join(lines)
+
+
+def next_run_lines(summary: RunSummary) -> list[str]:
+    """What the next run does with the failed takes, each suggestion with what it spends.
+
+    Paid tasks still collectable first (a plain run collects them for nothing), then what a
+    plain run creates anew, then what only ``--retry-failed`` creates, each with its cost.
+    """
+    after = summary.next_run
+    lines = []
+    if after.collects:
+        lines.append(f"not collected yet: {counted(len(after.collects), 'paid take')}; "
+                     f"{advice.COLLECT_AGAIN}")
+    if after.creates.keys:
+        again = after.creates
+        spend = advice.new_tasks(len(again.keys), again.credits, again.unpriced)
+        lines.append(f"to render again: {counted(len(again.keys), 'take')}; run again to "
+                     f"retry them ({spend})")
+    if after.retry_creates.keys:
+        again = after.retry_creates
+        lines.append(f"needs a new creation: {counted(len(again.keys), 'take')}; "
+                     + advice.would_create("--retry-failed", len(again.keys), again.credits,
+                                           again.unpriced))
+    return lines
 
 
 def exit_code(summary: RunSummary) -> int:

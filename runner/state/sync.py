@@ -112,7 +112,8 @@ def sync_takes(
     plans: list[TakePlan] = []
     for key in keys:
         record = record_from_row(rows[key])
-        action, reason = decide(record, retry_failed=retry_failed, ambiguous=ambiguous)
+        action, reason = decide(record, retry_failed=retry_failed, ambiguous=ambiguous,
+                                now=now)
         if action == "hold" and record.status is not S.HELD:
             conn.execute(
                 "UPDATE takes SET status = 'held', updated_at = ? WHERE key = ?", (now, key)

@@ -1,0 +1,239 @@
+"""A paid task stays collectable (issue 21, part 1): a result shotrun could not save is
+collected by the next run from the same task, never created again, by shotrun or its advice.
+
+Each scenario runs the CLI (``cli.main`` in a worker thread) against the emulator, or a relay
+in front of it that misbehaves on the first run only, and ends with the shared money checks of
+:mod:`tests.promises`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from runner.emulator import run_emulator
+from tests.commands.test_run import (
+    FAST_FLAGS,
+    KEY,
+    decodes,
+    fast_emulator,
+    main_in_thread,
+    write_manifest,
+)
+from tests.promises import (
+    assert_lines_bounded,
+    assert_paid_once,
+    assert_secret_absent,
+    assert_store_bounded,
+)
+from tests.torture.harness import relay, serve, url_of
+
+FOUR = "".join(f"  - id: s{n}\n    prompt: \"collect shot {n}\"\n" for n in range(4))
+TAKES = 4
+# The demo's rates: 720p, 3 s a take -> 8.1 credits/s x 3 s each.
+CREDITS_EACH = 24.3
+
+
+def store_of(root: Path) -> Path:
+    return root / "out" / ".shotrun" / "state.sqlite"
+
+
+def statuses(root: Path) -> dict[str, tuple[str, str | None, str | None]]:
+    with sqlite3.connect(f"file:{store_of(root)}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT key, status, failure_kind, last_error_code FROM takes")
+        return {key: (status, kind, code) for key, status, kind, code in rows}
+
+
+def all_on_disk(root: Path) -> None:
+    for n in range(TAKES):
+        decodes(root / "out" / f"s{n}" / "take-1.mp4")
+
+
+def promises(root: Path, accepted: int, *texts: str) -> None:
+    assert_paid_once(accepted, TAKES, store_of(root))
+    assert_lines_bounded(*texts)
+    assert_store_bounded(store_of(root))
+    assert_secret_absent(root / "out", KEY)
+
+
+class Runs:
+    """The CLI run after run against one base URL; what each printed is kept."""
+
+    def __init__(self, manifest: Path, base_url: str,
+                 capsys: pytest.CaptureFixture[str]) -> None:
+        self.args = ["run", str(manifest), "--base-url", base_url, *FAST_FLAGS]
+        self.capsys = capsys
+        self.texts: list[str] = []
+
+    async def __call__(self, *extra: str) -> tuple[int, str]:
+        code = await main_in_thread([*self.args, *extra])
+        captured = self.capsys.readouterr()
+        self.texts += [captured.out, captured.err]
+        return code, captured.out
+
+
+@pytest.fixture
+def keyed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("SHOTRUN_API_KEY", KEY)
+    yield
+
+
+async def test_a_result_over_the_size_limit_is_collected_by_the_next_run_not_paid_again(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], keyed: None) -> None:
+    """The issue's scenario: ``run --max-result-size 1K; run; run --retry-failed``.
+
+    Before: 8 creations, 4 billed twice. Now: 4 creations; the second run (limit lifted)
+    collects all 4 from their tasks; the third has nothing to do.
+    """
+    manifest = write_manifest(tmp_path, FOUR)
+    async with run_emulator(fast_emulator()) as emulator:
+        runs = Runs(manifest, emulator.base_url, capsys)
+        code, out = await runs("--max-result-size", "1K")
+        assert code == 1 and emulator.stats()["accepted_tasks"] == TAKES
+        assert {v[:3] for v in statuses(tmp_path).values()} == {
+            ("failed", "collectable", "download_refused")}
+        assert ("not collected yet: 4 paid takes; run again to collect them "
+                "(spends nothing)") in out
+        assert "--retry-failed" not in out and "new task" not in out
+        code, out = await runs()
+        assert code == 0 and "done: 4/4" in out
+        assert emulator.stats()["accepted_tasks"] == TAKES
+        all_on_disk(tmp_path)
+        code, out = await runs("--retry-failed")
+        assert code == 0 and "4 takes already done" in out
+        accepted = emulator.stats()["accepted_tasks"]
+    assert accepted == TAKES
+    promises(tmp_path, accepted, *runs.texts)
+
+
+async def test_retry_failed_collects_a_collectable_take_rather_than_creating_one(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], keyed: None) -> None:
+    manifest = write_manifest(tmp_path, FOUR)
+    async with run_emulator(fast_emulator()) as emulator:
+        runs = Runs(manifest, emulator.base_url, capsys)
+        assert (await runs("--max-result-size", "1K"))[0] == 1
+        code, out = await runs("--retry-failed")
+        accepted = emulator.stats()["accepted_tasks"]
+    assert code == 0 and "done: 4/4" in out, out
+    assert out.count("download (not collected yet)") == TAKES
+    assert accepted == TAKES
+    all_on_disk(tmp_path)
+    promises(tmp_path, accepted, *runs.texts)
+
+
+def _first_run_only(state: dict[str, bool], link: str) -> Any:
+    """A body hook that points every result at ``link`` while ``state['bad']`` holds."""
+    async def hook(request: web.Request, payload: bytes) -> bytes:
+        data = json.loads(payload)
+        if state["bad"] and isinstance(data, dict) and data.get("results"):
+            data["results"] = [link.replace("{origin}", str(request.url.origin()))
+                               for _ in data["results"]]
+        return json.dumps(data).encode()
+    return hook
+
+
+def _misbehaving(state: dict[str, bool]) -> Any:
+    """Answers a redirect loop at /loop, and HTML for every result while ``bad`` holds."""
+    async def hook(request: web.Request, body: bytes) -> web.StreamResponse | None:
+        if request.path == "/loop":
+            raise web.HTTPFound("/loop")
+        if state["html"] and request.path.startswith("/results/"):
+            return web.Response(body=b"<html>maintenance</html>" * 50,
+                                content_type="video/mp4")
+        return None
+    return hook
+
+
+@asynccontextmanager
+async def _relay(upstream: str, link: str | None, html: bool) -> Any:
+    state = {"bad": link is not None, "html": html}
+    server = await serve(relay(upstream, _misbehaving(state),
+                               _first_run_only(state, link or "")))
+    try:
+        yield url_of(server), state
+    finally:
+        await server.close()
+
+
+@pytest.mark.parametrize(("link", "html", "code_word"), [
+    pytest.param("ftp://127.0.0.1/x.mp4", False, ("download_refused", "ftp"), id="ftp-link"),
+    pytest.param("file:///etc/passwd", False, ("download_refused", "file"), id="file-link"),
+    pytest.param("{origin}/loop", False, ("download_refused", "redirect"), id="redirect-loop"),
+    pytest.param(None, True, ("verify_failed", "rejected"), id="not-a-video"),
+])
+async def test_each_refused_result_fails_collectably_and_the_next_run_collects_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], keyed: None,
+        link: str | None, html: bool, code_word: tuple[str, str]) -> None:
+    manifest = write_manifest(tmp_path, FOUR)
+    async with run_emulator(fast_emulator()) as emulator, \
+            _relay(emulator.base_url, link, html) as (base, state):
+        runs = Runs(manifest, base, capsys)
+        code, out = await runs("--json")
+        summary = json.loads(out)
+        assert code == 1 and emulator.stats()["accepted_tasks"] == TAKES
+        code_name, word = code_word
+        assert len(summary["failed"]) == TAKES
+        assert all(f["kind"] == "collectable" and f["code"] == code_name
+                   and word in f["message"].lower() for f in summary["failed"]), summary
+        assert sorted(summary["next_run"]["collects"]) == [f"s{n}/take-1" for n in range(4)]
+        assert summary["next_run"]["retry_failed_creates"]["new_tasks"] == 0
+        state["bad"] = state["html"] = False  # the provider serves it properly now
+        code, out = await runs()
+        accepted = emulator.stats()["accepted_tasks"]
+    assert code == 0 and "done: 4/4" in out, out
+    assert accepted == TAKES
+    all_on_disk(tmp_path)
+    assert not list((tmp_path / "out").rglob("*.rejected.mp4")) or html
+    promises(tmp_path, accepted, *runs.texts)
+
+
+async def test_a_task_the_provider_no_longer_knows_needs_a_new_creation_priced(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], keyed: None) -> None:
+    manifest = write_manifest(tmp_path, FOUR)
+    async with run_emulator(fast_emulator()) as emulator:
+        runs = Runs(manifest, emulator.base_url, capsys)
+        assert (await runs("--max-result-size", "1K"))[0] == 1
+        first = emulator.stats()["accepted_tasks"]
+    # A new emulator: the tasks of the first are unknown there (as after their lifetime).
+    async with run_emulator(fast_emulator()) as emulator:
+        runs.args[3] = emulator.base_url
+        code, out = await runs()
+        assert code == 1 and emulator.stats()["accepted_tasks"] == 0, out
+        assert {v[:2] for v in statuses(tmp_path).values()} == {("failed", "permanent")}
+        assert "it needs a new creation" in out
+        assert ("needs a new creation: 4 takes; --retry-failed would create 4 new tasks, "
+                f"about {TAKES * CREDITS_EACH:.1f} credits") in out
+        assert "not collected yet:" not in out
+        # Asked for, the new creations are made; nothing else is.
+        code, out = await runs("--retry-failed")
+        second = emulator.stats()["accepted_tasks"]
+    assert code == 0 and "done: 4/4" in out, out
+    assert first == TAKES and second == TAKES
+    all_on_disk(tmp_path)
+    assert_lines_bounded(*runs.texts)
+    assert_secret_absent(tmp_path / "out", KEY)
+
+
+async def test_a_task_the_provider_says_failed_needs_a_new_creation_priced(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], keyed: None) -> None:
+    manifest = write_manifest(tmp_path, FOUR)
+    manifest.write_text(manifest.read_text().replace(
+        "render: cached", "render: cached, failure_rate: 1.0, "
+        "failure_codes: [content_policy_violation]"))
+    code = await main_in_thread(["run", str(manifest), *FAST_FLAGS])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert ("needs a new creation: 4 takes; --retry-failed would create 4 new tasks, "
+            f"about {TAKES * CREDITS_EACH:.1f} credits") in out, out
+    code = await main_in_thread(["run", str(manifest), *FAST_FLAGS])
+    out = capsys.readouterr().out
+    assert code == 1 and "(failed before)" in out
+    assert ("--retry-failed would create 4 new tasks, "
+            f"about {TAKES * CREDITS_EACH:.1f} credits") in out, out
