@@ -16,6 +16,9 @@ from runner.words import count as counted
 
 SPENDS_NOTHING = "spends nothing"
 COLLECT_AGAIN = f"run again to collect them ({SPENDS_NOTHING})"
+# A run after a stop: what is paid is collected for nothing, only what was never sent is paid.
+RESUMES = "it collects what is paid for without spending and creates only what was not sent"
+FIRST_RUN = "which spends credits; `shotrun plan MANIFEST` shows how many and sends nothing"
 
 
 def cost(credits: float, unpriced: int = 0) -> str:

@@ -209,7 +209,6 @@ def engine_settings(args: argparse.Namespace, config: RunConfig) -> EngineSettin
         downloads=config.downloads, max_credits=config.max_credits, retries=args.retries,
         ambiguous=args.ambiguous, backoff=backoff, polling=polling,
         task_timeout=args.task_timeout if args.task_timeout > 0 else None,
-        link_lifetime=provider_spec(config.provider).result_lifetime,
     )
 
 
@@ -398,7 +397,9 @@ def run(args: argparse.Namespace) -> int:
                                                             config.uses_emulator, config.provider),
                          config.provider)
     expectations = OutputExpectations(manifest.verify, chosen.profile)
-    settings = engine_settings(args, config)
+    # How long a paid result stays collectable: the provider's documented lifetime.
+    settings = dataclasses.replace(engine_settings(args, config), link_lifetime=provider_spec(
+        config.provider).result_lifetime)
     limits = client_limits(args)
     wire = manifest.api.wire
     # Built as sync asks: none on a no-op resume.
@@ -426,9 +427,9 @@ def run(args: argparse.Namespace) -> int:
         # next run's emulator does not know them (it submits those takes again; its credits
         # are not real). Saying they "keep rendering" would be false there.
         fate = ("the built-in emulator stops with this run, so the next run submits its tasks "
-                "in flight again" if config.uses_emulator else
+                "in flight again (new tasks at the emulator)" if config.uses_emulator else
                 f"tasks in flight keep rendering at {provider_spec(config.provider).label} and "
-                "the next run collects them")
+                f"the next run collects them ({advice.SPENDS_NOTHING})")
 
         def on_stop(count: int) -> None:
             if count == 1:
@@ -460,5 +461,5 @@ def run(args: argparse.Namespace) -> int:
             _out(f"report: {report}")
     if summary.stopped_reason == "auth":
         _out(f"shotrun: the API key comes from {config.key_source}; set it to a valid key "
-             "and run again", err=True)
+             f"and run again ({advice.RESUMES})", err=True)
     return exit_code(summary)

@@ -380,7 +380,8 @@ async def _send(gateway: GatewayClient, payload: Mapping[str, Any], intent: Inte
                 raise ProbeStopped(
                     f"{exc.message}; the Kling API has no task with external_task_id "
                     f"{payload[CLIENT_TASK_ID]}, so nothing was created or billed: "
-                    "`shotrun probe --spend` again is safe") from None
+                    "`shotrun probe --spend` again is safe (it pays for one new task, not "
+                    "two)") from None
             raise ProbeStopped(f"{exc.message}; not sent again (it may have been billed; "
                                f"{found}); {intent.path} records it") from None
         except MalformedResponse as exc:
