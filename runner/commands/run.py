@@ -283,7 +283,7 @@ def format_summary(summary: RunSummary, *, built_in: bool = False,
                      f"{advice.new_tasks(len(summary.in_flight), lost.credits, lost.unpriced)}"
                      " at the emulator)")
     elif summary.in_flight:
-        lines.append(f"still at {label}: {len(summary.in_flight)} ({advice.COLLECT_AGAIN})")
+        lines.append(f"still at {label}: {len(summary.in_flight)}; {advice.COLLECT_AGAIN}")
         for key, reason in summary.left_reasons.items():
             lines.append(f"  {key}: {reason}")
     if summary.not_started:

@@ -53,6 +53,7 @@ from runner.scheduler.context import Phase, RunContext, StopReason
 from runner.scheduler.firstcontact import retry_or_stop
 from runner.scheduler.progress import TakeProgress
 from runner.scheduler.submit import auth_message, quota_message
+from runner.state.plan import link_lifetime_over
 from runner.state.records import FailureKind, TakeStatus
 from runner.verify import VideoInfo
 
@@ -248,8 +249,10 @@ async def _download(ctx: RunContext, take: Take) -> str:
     if await _adopt_saved(ctx, take, dest, part):
         return DONE
     record = ctx.store.record(key)
+    # Past the result's documented lifetime only the kept file is checked again (locally).
     collecting = (record.status is TakeStatus.FAILED
-                  and record.failure_kind == FailureKind.COLLECTABLE)
+                  and record.failure_kind == FailureKind.COLLECTABLE
+                  and not link_lifetime_over(record, ctx.clock()))
     # A kept file that still fails, while collecting: fetched again below (it costs nothing).
     rechecked = await recheck_rejected(ctx, take, fail=not collecting)
     if rechecked is not None:
@@ -328,7 +331,8 @@ def can_recheck(record: Any, dest: Path) -> bool:
 
 async def recheck_rejected(ctx: RunContext, take: Take, *, fail: bool = True) -> str | None:
     """Check a kept rejected file again; DONE or FAILED, None when there is none to check
-    (or, with ``fail=False``, when it still fails: the caller then pays for a new task).
+    (or, with ``fail=False``, when it still fails: the caller then fetches the result again
+    from its task, or, for ``--retry-failed`` on a task past its lifetime, pays for a new one).
 
     A take failed under an assumption that no longer holds (a size shotrun expected before
     ``verify.size`` was ``warn``, or before ``shotrun probe`` said what this gateway renders)

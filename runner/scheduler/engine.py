@@ -70,7 +70,7 @@ from runner.scheduler.uploads import UploadCache
 from runner.scheduler.window import TakeWindow, window_size
 from runner.state import continuity
 from runner.state.continuity import frame_sources
-from runner.state.plan import decide
+from runner.state.plan import collectable, decide
 from runner.wire import estimate_credits
 
 log = structlog.get_logger()
@@ -285,10 +285,17 @@ class Engine:
         elif action == "failed":
             record = self._failed_before.pop(key)
             # What it would cost to try again is said once, in the summary's advice.
-            ctx.outcomes[key] = Outcome(Phase.FAILED, record.failure_kind,
-                                        record.last_error_code,
-                                        (record.last_error or "failed before") +
-                                        " (failed before)")
+            if collectable(record):  # paid, but its result's documented lifetime is over
+                ctx.outcomes[key] = Outcome(
+                    Phase.FAILED, "permanent", "link_lifetime_over",
+                    f"{ctx.gateway.label} no longer serves the result of task "
+                    f"{record.task_id} (its documented lifetime is over): it needs a new "
+                    "creation")
+            else:
+                ctx.outcomes[key] = Outcome(Phase.FAILED, record.failure_kind,
+                                            record.last_error_code,
+                                            (record.last_error or "failed before") +
+                                            " (failed before)")
             ctx.phases[key] = Phase.FAILED
         else:
             ctx.outcomes[key] = Outcome(Phase.HELD, None, "ambiguous_submission",

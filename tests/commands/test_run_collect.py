@@ -18,7 +18,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from runner import cli
+from runner.commands.run import format_summary
 from runner.emulator import run_emulator
+from runner.scheduler.progress import Cost, NextRun, RunSummary
 from tests.commands.test_run import (
     FAST_FLAGS,
     KEY,
@@ -237,3 +240,79 @@ async def test_a_task_the_provider_says_failed_needs_a_new_creation_priced(
     assert code == 1 and "(failed before)" in out
     assert ("--retry-failed would create 4 new tasks, "
             f"about {TAKES * CREDITS_EACH:.1f} credits") in out, out
+
+
+async def test_past_the_result_lifetime_a_take_needs_a_new_creation_and_every_command_prices_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], keyed: None) -> None:
+    manifest = write_manifest(tmp_path, FOUR)
+    total = f"about {TAKES * CREDITS_EACH:.1f} credits"
+    async with run_emulator(fast_emulator()) as emulator:
+        runs = Runs(manifest, emulator.base_url, capsys)
+        assert (await runs("--max-result-size", "1K"))[0] == 1
+        # Collectable: plan and status say a plain run collects them for nothing.
+        assert cli.main(["plan", str(manifest)]) == 0
+        out = capsys.readouterr().out
+        assert "in flight: 4 takes (already paid; `shotrun run` collects them, spends " \
+               "nothing)." in out
+        assert out.count("not collected yet") == TAKES
+        assert cli.main(["status", str(manifest)]) == 0
+        out = capsys.readouterr().out
+        assert (f"not collected yet: 4 paid takes; `shotrun run {manifest}` collects them "
+                "(spends nothing)") in out
+        # The gateway's links live 24 h after the task finished: say that time has passed.
+        with sqlite3.connect(store_of(tmp_path)) as conn:
+            conn.execute("UPDATE takes SET link_expires_at = 1.0")
+        conn.close()
+        assert cli.main(["plan", str(manifest)]) == 0
+        out = capsys.readouterr().out
+        assert out.count("link lifetime over") == TAKES
+        assert ("not run: 4 takes (held or failed); `shotrun run --retry-failed` would create "
+                f"4 new tasks, {total}.") in out
+        assert cli.main(["status", str(manifest)]) == 0
+        out = capsys.readouterr().out
+        assert (f"failed: `shotrun run {manifest} --retry-failed` would create 4 new tasks, "
+                f"{total}") in out
+        code, out = await runs()
+        assert code == 1 and emulator.stats()["accepted_tasks"] == TAKES, out
+        assert "link_lifetime_over: " in out and "it needs a new creation" in out
+        assert (f"needs a new creation: 4 takes; --retry-failed would create 4 new tasks, "
+                f"{total}") in out
+        code, out = await runs("--retry-failed")
+        accepted = emulator.stats()["accepted_tasks"]
+    assert code == 0 and "done: 4/4" in out, out
+    assert accepted == 2 * TAKES  # asked for, after the lifetime: the new creations only
+    all_on_disk(tmp_path)
+    assert_lines_bounded(*runs.texts)
+    assert_secret_absent(tmp_path / "out", KEY)
+
+
+def _summary(**changes: Any) -> RunSummary:
+    fields: dict[str, Any] = {
+        "total": 4, "done": 0, "skipped": 0, "failed": (), "ambiguous": 0, "held": (),
+        "not_started": (), "in_flight": (), "credits_run": 0.0, "credits_total": 0.0,
+        "max_credits": None, "wall_time": 1.0}
+    fields.update(changes)
+    return RunSummary(**fields)
+
+
+def test_every_suggestion_of_the_run_summary_says_what_it_spends() -> None:
+    one = ("s0/take-1",)
+    two = ("s1/take-1", "s2/take-1")
+    held = format_summary(_summary(held=one, next_run=NextRun(held=Cost(one, 24.3))))
+    assert ("held (a creation's answer was lost; not resubmitted): s0/take-1; --retry-failed "
+            "resubmits them (creates 1 new task, about 24.3 credits; the lost ones may have "
+            "been billed too)") in held
+    left = _summary(in_flight=two, next_run=NextRun(resubmits=Cost(two, 48.6)))
+    assert ("left at the built-in emulator: 2 (it stopped with this run: the next run submits "
+            "them again, creates 2 new tasks, about 48.6 credits at the emulator)"
+            ) in format_summary(left, built_in=True)
+    assert "still at the gateway: 2; run again to collect them (spends nothing)" \
+        in format_summary(left)
+    failed = _summary(next_run=NextRun(collects=one, creates=Cost(two, 48.6),
+                                       retry_creates=Cost(one, 0.0, unpriced=1)))
+    text = format_summary(failed)
+    assert "not collected yet: 1 paid take; run again to collect them (spends nothing)" in text
+    assert ("to render again: 2 takes; run again to retry them (creates 2 new tasks, about "
+            "48.6 credits)") in text
+    assert ("needs a new creation: 1 take; --retry-failed would create 1 new task, cost "
+            "unknown (no rate in budget.rates)") in text
