@@ -22,7 +22,7 @@ from runner.model import Manifest
 from runner.scheduler.budget import BudgetGuard
 from runner.state import StateStore, TakeRecord, TakeStatus, store_path_for
 from runner.state.continuity import source_changes
-from runner.state.plan import preview
+from runner.state.plan import collectable, preview
 from runner.state.sync import UNSAVED_PAID
 from runner.wire import fingerprint_payload
 
@@ -86,6 +86,8 @@ def abandoned_task(record: TakeRecord) -> Abandoned | None:
     status = record.status
     if status is TakeStatus.SUBMITTING:
         status = TakeStatus.AMBIGUOUS
+    if status is TakeStatus.FAILED and collectable(record):  # paid, its result not saved yet
+        return Abandoned(record.task_id, "paid but not collected yet")
     if status.value not in UNSAVED_PAID:
         return None
     return Abandoned(record.task_id, status.value)

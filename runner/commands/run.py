@@ -81,8 +81,10 @@ def add_parser(subparsers: Any) -> None:
                         "(default 2); also caps the quick retries (at most 2) when the "
                         "gateway has not answered once yet")
     parser.add_argument("--retry-failed", action="store_true",
-                        help="also retry takes that failed permanently before, and resubmit "
-                        "held ambiguous ones (which may then be billed twice)")
+                        help="also create new tasks (spends credits) for takes that failed "
+                        "permanently before or whose result's lifetime is over, and resubmit "
+                        "held ambiguous ones (which may then be billed twice); a paid result "
+                        "still collectable is collected, never created again")
     parser.add_argument("--ambiguous", choices=("resubmit", "hold"), default="resubmit",
                         help="a creation whose answer was lost: resubmit once (default; may "
                         "pay twice) or hold it")

@@ -316,3 +316,21 @@ def test_every_suggestion_of_the_run_summary_says_what_it_spends() -> None:
             "48.6 credits)") in text
     assert ("needs a new creation: 1 take; --retry-failed would create 1 new task, cost "
             "unknown (no rate in budget.rates)") in text
+
+
+async def test_editing_a_take_whose_paid_result_is_not_collected_yet_warns_before_and_after(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], keyed: None) -> None:
+    manifest = write_manifest(tmp_path, FOUR)
+    async with run_emulator(fast_emulator()) as emulator:
+        runs = Runs(manifest, emulator.base_url, capsys)
+        assert (await runs("--max-result-size", "1K"))[0] == 1
+        write_manifest(tmp_path, FOUR.replace("collect shot 0", "collect shot zero"))
+        assert cli.main(["plan", str(manifest)]) == 0
+        out = capsys.readouterr().out
+        head = "warning: s0/take-1 changed while its task ("
+        assert head in out and (") was paid but not collected yet: a run would abandon that "
+                                "paid render, not collect it") in out
+        code, out = await runs()
+    assert code == 0
+    assert "s0/take-1 changed while its task (" in runs.texts[-1]  # run warns on stderr
+    assert "was paid but not collected yet: that paid render is abandoned" in runs.texts[-1]
