@@ -71,7 +71,7 @@ def collectable(record: TakeRecord) -> bool:
     ``--max-result-size``), or a result that failed its check (kind ``collectable``). Such a
     take is collected again from the same task by the next run, never created anew.
     """
-    if record.task_id is None:
+    if record.status is not TakeStatus.FAILED or record.task_id is None:
         return False
     if record.failure_kind == FailureKind.COLLECTABLE:
         return True
