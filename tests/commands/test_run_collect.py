@@ -8,8 +8,12 @@ in front of it that misbehaves on the first run only, and ends with the shared m
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import signal
 import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,6 +32,8 @@ from tests.commands.test_run import (
     decodes,
     fast_emulator,
     main_in_thread,
+    store_rows,
+    wait_for,
     write_manifest,
 )
 from tests.promises import (
@@ -88,16 +94,23 @@ def keyed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+@pytest.mark.parametrize("provider", ["gateway", "fal", "kling"])
 async def test_a_result_over_the_size_limit_is_collected_by_the_next_run_not_paid_again(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], keyed: None) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], keyed: None,
+        monkeypatch: pytest.MonkeyPatch, provider: str) -> None:
     """The issue's scenario: ``run --max-result-size 1K; run; run --retry-failed``.
 
     Before: 8 creations, 4 billed twice. Now: 4 creations; the second run (limit lifted)
-    collects all 4 from their tasks; the third has nothing to do.
+    collects all 4 from their tasks; the third has nothing to do. The same on every
+    provider's wire format.
     """
+    for name in ("FAL_KEY", "KLING_SECRET_KEY"):
+        monkeypatch.setenv(name, KEY)
+    monkeypatch.setenv("KLING_ACCESS_KEY", "AK-collect-0123456789")
     manifest = write_manifest(tmp_path, FOUR)
-    async with run_emulator(fast_emulator()) as emulator:
+    async with run_emulator(fast_emulator(), provider=provider) as emulator:
         runs = Runs(manifest, emulator.base_url, capsys)
+        runs.args += ["--provider", provider]
         code, out = await runs("--max-result-size", "1K")
         assert code == 1 and emulator.stats()["accepted_tasks"] == TAKES
         assert {v[:3] for v in statuses(tmp_path).values()} == {
@@ -334,3 +347,66 @@ async def test_editing_a_take_whose_paid_result_is_not_collected_yet_warns_befor
     assert code == 0
     assert "s0/take-1 changed while its task (" in runs.texts[-1]  # run warns on stderr
     assert "was paid but not collected yet: that paid render is abandoned" in runs.texts[-1]
+
+
+def test_the_commands_that_say_run_it_first_say_that_it_spends(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write_manifest(tmp_path, FOUR)
+    assert cli.main(["status", str(manifest)]) == 0
+    out = capsys.readouterr().out
+    assert (f"Start one with: shotrun run {manifest} (it spends credits; `shotrun plan "
+            f"{manifest}` shows how many, spends nothing)") in out
+    first = ("run it first (`shotrun run MANIFEST`, which spends credits; `shotrun plan "
+             "MANIFEST` shows how many and sends nothing)")
+    assert cli.main(["export", str(manifest), str(tmp_path / "cut")]) == 2
+    assert first in capsys.readouterr().err
+    assert cli.main(["pick", str(manifest), "s0", "1"]) == 2
+    assert first in capsys.readouterr().err
+
+
+async def test_a_refused_key_says_running_again_collects_what_is_paid_for_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOTRUN_API_KEY", "sk-not-the-emulators-key-000000")
+    manifest = write_manifest(tmp_path, FOUR)
+    async with run_emulator(fast_emulator()) as emulator:
+        code = await main_in_thread(["run", str(manifest), "--base-url", emulator.base_url,
+                                     *FAST_FLAGS])
+    assert code == 1
+    assert ("set it to a valid key and run again (it collects what is paid for without "
+            "spending and creates only what was not sent)") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("built_in", [False, True])
+async def test_ctrl_c_says_what_the_next_run_spends_on_the_tasks_left(
+        tmp_path: Path, built_in: bool) -> None:
+    shots = "".join(f"  - id: s{n}\n    prompt: \"interrupted {n}\"\n" for n in range(4))
+    manifest = write_manifest(tmp_path, shots, api="  concurrency: 2\n")
+    if built_in:  # tasks that never finish at the in-process emulator
+        manifest.write_text(manifest.read_text().replace("processing_time: 0.03",
+                                                         "processing_time: 60"))
+    env = {**os.environ, "SHOTRUN_API_KEY": KEY}
+    store = store_of(tmp_path)
+    async with run_emulator(fast_emulator(processing_time=60)) as emulator:
+        base = [] if built_in else ["--base-url", emulator.base_url]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "runner", "run", str(manifest), *base, *FAST_FLAGS, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        submitted = lambda: sum(  # noqa: E731
+            1 for _, status in store_rows(store) if status == "submitted") >= 2
+        assert await wait_for(submitted, proc)
+        proc.send_signal(signal.SIGINT)
+        out_b, err_b = await proc.communicate()
+    out, err = out_b.decode(), err_b.decode()
+    assert proc.returncode == 130, err
+    if built_in:
+        assert ("the built-in emulator stops with this run, so the next run submits its tasks "
+                "in flight again (new tasks at the emulator)") in err
+        assert ("left at the built-in emulator: 2 (it stopped with this run: the next run "
+                "submits them again, creates 2 new tasks, about 48.6 credits at the "
+                "emulator)") in out
+    else:
+        assert ("tasks in flight keep rendering at the gateway and the next run collects them "
+                "(spends nothing)") in err
+        assert "still at the gateway: 2; run again to collect them (spends nothing)" in out
+    assert_lines_bounded(out, err)
