@@ -94,3 +94,12 @@ def test_the_documented_result_lifetimes_per_provider() -> None:
     assert spec("gateway").result_lifetime == DAY  # gateway-api.md: links valid 24 h
     assert spec("kling").result_lifetime == 30 * DAY  # providers.md: deleted after 30 days
     assert spec("fal").result_lifetime is None  # providers.md: fal.ai documents none
+
+
+@pytest.mark.parametrize("code", ["download_refused", "verify_failed"])
+def test_a_result_an_earlier_version_refused_for_good_is_taken_back_too(
+        store: StateStore, clock: Clock, code: str) -> None:
+    _refused(store, kind="permanent", code=code, expires=clock.now + DAY)
+    assert _plan(store).action == "download"
+    clock.now += DAY
+    assert _plan(store).action == "failed"

@@ -53,8 +53,8 @@ from runner.scheduler.context import Phase, RunContext, StopReason
 from runner.scheduler.firstcontact import retry_or_stop
 from runner.scheduler.progress import TakeProgress
 from runner.scheduler.submit import auth_message, quota_message
-from runner.state.plan import link_lifetime_over
-from runner.state.records import FailureKind, TakeStatus
+from runner.state.plan import link_lifetime_over, refused_result
+from runner.state.records import TakeStatus
 from runner.verify import VideoInfo
 
 log = structlog.get_logger()
@@ -250,9 +250,7 @@ async def _download(ctx: RunContext, take: Take) -> str:
         return DONE
     record = ctx.store.record(key)
     # Past the result's documented lifetime only the kept file is checked again (locally).
-    collecting = (record.status is TakeStatus.FAILED
-                  and record.failure_kind == FailureKind.COLLECTABLE
-                  and not link_lifetime_over(record, ctx.clock()))
+    collecting = refused_result(record) and not link_lifetime_over(record, ctx.clock())
     # A kept file that still fails, while collecting: fetched again below (it costs nothing).
     rechecked = await recheck_rejected(ctx, take, fail=not collecting)
     if rechecked is not None:

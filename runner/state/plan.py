@@ -63,19 +63,35 @@ _RETRYABLE_KINDS = frozenset(
 )
 
 
+# What an earlier shotrun failed for good (kind "permanent") although the task still held the
+# result: taken back as collectable too, so that upgrading never leaves such a take to a
+# paid --retry-failed.
+_REFUSED_CODES = frozenset({"download_refused", "verify_failed"})
+
+
+def refused_result(record: TakeRecord) -> bool:
+    """True for a failed take whose paid result shotrun refused as offered: a link that is
+    not http(s), a redirect loop, a file over ``--max-result-size``, bytes that failed their
+    check (kind ``collectable``, or ``permanent`` with those codes before issue 21)."""
+    if record.status is not TakeStatus.FAILED or record.task_id is None:
+        return False
+    return record.failure_kind == FailureKind.COLLECTABLE or (
+        record.failure_kind == FailureKind.PERMANENT
+        and record.last_error_code in _REFUSED_CODES)
+
+
 def collectable(record: TakeRecord) -> bool:
     """True for a failed take whose paid task may still hand over its result.
 
     A task id is known and the failure was on shotrun's side of the link: a download that
-    broke, or one refused (a link that is not http(s), a redirect loop, a file over
-    ``--max-result-size``), or a result that failed its check (kind ``collectable``). Such a
-    take is collected again from the same task by the next run, never created anew.
+    broke, or a result refused as offered (:func:`refused_result`). Such a take is collected
+    again from the same task by the next run, never created anew.
     """
-    if record.status is not TakeStatus.FAILED or record.task_id is None:
-        return False
-    if record.failure_kind == FailureKind.COLLECTABLE:
+    if refused_result(record):
         return True
-    return record.result_url is not None and record.failure_kind != FailureKind.PERMANENT
+    return (record.status is TakeStatus.FAILED and record.task_id is not None
+            and record.result_url is not None
+            and record.failure_kind != FailureKind.PERMANENT)
 
 
 def link_lifetime_over(record: TakeRecord, now: float | None) -> bool:
