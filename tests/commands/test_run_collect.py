@@ -72,6 +72,14 @@ def promises(root: Path, accepted: int, *texts: str) -> None:
     assert_secret_absent(root / "out", KEY)
 
 
+def assert_collected(root: Path, code: int, out: str, accepted: int, texts: list[str]) -> None:
+    """The last run left every take done on disk, and the server made one task per take."""
+    assert code == 0 and "done: 4/4" in out, out
+    assert accepted == TAKES
+    all_on_disk(root)
+    promises(root, accepted, *texts)
+
+
 class Runs:
     """The CLI run after run against one base URL; what each printed is kept."""
 
@@ -137,11 +145,8 @@ async def test_retry_failed_collects_a_collectable_take_rather_than_creating_one
         assert (await runs("--max-result-size", "1K"))[0] == 1
         code, out = await runs("--retry-failed")
         accepted = emulator.stats()["accepted_tasks"]
-    assert code == 0 and "done: 4/4" in out, out
     assert out.count("download (not collected yet)") == TAKES
-    assert accepted == TAKES
-    all_on_disk(tmp_path)
-    promises(tmp_path, accepted, *runs.texts)
+    assert_collected(tmp_path, code, out, accepted, runs.texts)
 
 
 def _first_run_only(state: dict[str, bool], link: str) -> Any:
@@ -203,11 +208,8 @@ async def test_each_refused_result_fails_collectably_and_the_next_run_collects_i
         state["bad"] = state["html"] = False  # the provider serves it properly now
         code, out = await runs()
         accepted = emulator.stats()["accepted_tasks"]
-    assert code == 0 and "done: 4/4" in out, out
-    assert accepted == TAKES
-    all_on_disk(tmp_path)
     assert not list((tmp_path / "out").rglob("*.rejected.mp4")) or html
-    promises(tmp_path, accepted, *runs.texts)
+    assert_collected(tmp_path, code, out, accepted, runs.texts)
 
 
 async def test_a_task_the_provider_no_longer_knows_needs_a_new_creation_priced(
