@@ -381,7 +381,7 @@ def _keep_rejected(part: Path, dest: Path) -> str:
 def _disk_message(path: Path, exc: OSError) -> str:
     reason = exc.strerror or str(exc)
     return (f"cannot write {path}: {reason}; free some space or fix the permissions, then run "
-            "again (the result link is kept)")
+            "again (the result link is kept: collecting it spends nothing)")
 
 
 def _file_output(ctx: RunContext, take: Take, part: Path | None, dest: Path, size: int,
