@@ -264,7 +264,7 @@ def format_summary(summary: RunSummary, *, built_in: bool = False,
         for label, keys in summary.failures_by_reason().items():
             lines.append(f"  {label}")
             lines.append(f"    {listed(keys, 5)}")
-    lines.extend(next_run_lines(summary))
+    lines.extend(next_run_lines(summary, built_in=built_in))
     if summary.ambiguous:
         lines.append(f"ambiguous submissions: {summary.ambiguous} (each may have been billed)")
     if summary.resubmitted_unknown:
@@ -301,15 +301,22 @@ def format_summary(summary: RunSummary, *, built_in: bool = False,
     return "\n".join(lines)
 
 
-def next_run_lines(summary: RunSummary) -> list[str]:
+def next_run_lines(summary: RunSummary, *, built_in: bool = False) -> list[str]:
     """What the next run does with the failed takes, each suggestion with what it spends.
 
-    Paid tasks still collectable first (a plain run collects them for nothing), then what a
-    plain run creates anew, then what only ``--retry-failed`` creates, each with its cost.
+    Paid tasks still collectable first (a plain run collects them for nothing; at the
+    built-in emulator, whose tasks end with this run, only new ones render them), then what
+    a plain run creates anew, then what only ``--retry-failed`` creates, each with its cost.
     """
     after = summary.next_run
     lines = []
-    if after.collects:
+    if after.collects and built_in:
+        anew = after.collects_anew
+        spend = advice.new_tasks(len(anew.keys), anew.credits, anew.unpriced)
+        lines.append(f"not collected: {counted(len(after.collects), 'take')} (the built-in "
+                     "emulator stopped with this run, and their tasks with it); --retry-failed "
+                     f"renders them anew ({spend} at the emulator)")
+    elif after.collects:
         lines.append(f"not collected yet: {counted(len(after.collects), 'paid take')}; "
                      f"{advice.COLLECT_AGAIN}")
     if after.creates.keys:
@@ -401,7 +408,7 @@ def run(args: argparse.Namespace) -> int:
     expectations = OutputExpectations(manifest.verify, chosen.profile)
     # How long a paid result stays collectable: the provider's documented lifetime.
     settings = dataclasses.replace(engine_settings(args, config), link_lifetime=provider_spec(
-        config.provider).result_lifetime)
+        config.provider).result_lifetime, retry_failed=args.retry_failed)
     limits = client_limits(args)
     wire = manifest.api.wire
     # Built as sync asks: none on a no-op resume.

@@ -466,8 +466,14 @@ def _link_deadline(ctx: RunContext, record: Any) -> float | None:
 
 def _needs_creation(ctx: RunContext, take: Take, code: str | None, message: str) -> str:
     """The provider can no longer serve a paid take's result: only a new task renders it,
-    which ``--retry-failed`` creates (the summary says what it costs)."""
-    return _fail(ctx, take, "permanent", code, f"{message}; it needs a new creation")
+    which ``--retry-failed`` creates (the summary says what it costs): in this very run
+    (RETRY) when the user asked for it, else the take fails and waits for that."""
+    message = f"{message}; it needs a new creation"
+    if ctx.settings.retry_failed and not ctx.stop_submitting.is_set():
+        ctx.store.mark_failed(take.key, "permanent", code, message)
+        log.info("take_recreated", code=code, message=message)
+        return RETRY
+    return _fail(ctx, take, "permanent", code, message)
 
 
 async def _refresh_link(ctx: RunContext, take: Take, record: Any, *,

@@ -642,5 +642,6 @@ class Engine:
                 creates.append(key)
             elif action == "failed":
                 retry.append(key)
-        return NextRun(collects=tuple(collects), creates=cost(creates),
+        return NextRun(collects=tuple(collects), collects_anew=cost(collects),
+                       creates=cost(creates),
                        retry_creates=cost(retry), held=cost(held), resubmits=cost(left))

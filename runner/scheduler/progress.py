@@ -88,13 +88,17 @@ class NextRun:
     """
 
     collects: tuple[str, ...] = ()  # failed, but their paid task is collected: spends nothing
+    # What ``collects`` would cost created anew: the built-in emulator's tasks end with it.
+    collects_anew: Cost = field(default_factory=Cost)
     creates: Cost = field(default_factory=Cost)  # failed: a plain `run` creates them anew
     retry_creates: Cost = field(default_factory=Cost)  # only `run --retry-failed` does
     held: Cost = field(default_factory=Cost)  # held ambiguous: `--retry-failed` resubmits
     resubmits: Cost = field(default_factory=Cost)  # left at the built-in emulator
 
     def to_json(self) -> dict[str, Any]:
-        return {"collects": list(self.collects), "creates": self.creates.to_json(),
+        return {"collects": list(self.collects),
+                "emulator_collects_resubmit": self.collects_anew.to_json(),
+                "creates": self.creates.to_json(),
                 "retry_failed_creates": self.retry_creates.to_json(),
                 "held_resubmits": self.held.to_json(),
                 "emulator_resubmits": self.resubmits.to_json()}

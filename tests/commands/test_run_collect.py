@@ -412,3 +412,34 @@ async def test_ctrl_c_says_what_the_next_run_spends_on_the_tasks_left(
                 "(spends nothing)") in err
         assert "still at the gateway: 2; run again to collect them (spends nothing)" in out
     assert_lines_bounded(out, err)
+
+
+def test_at_the_built_in_emulator_a_result_not_collected_is_gone_with_the_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The in-process emulator's tasks end with the run: the summary does not promise a free
+    collection, and ``--retry-failed`` renders them anew in one run."""
+    manifest = write_manifest(tmp_path, FOUR)
+    assert cli.main(["run", str(manifest), *FAST_FLAGS, "--max-result-size", "1K"]) == 1
+    out = capsys.readouterr().out
+    assert ("not collected: 4 takes (the built-in emulator stopped with this run, and their "
+            "tasks with it); --retry-failed renders them anew (creates 4 new tasks, about "
+            f"{TAKES * CREDITS_EACH:.1f} credits at the emulator)") in out
+    assert "spends nothing" not in out
+    assert cli.main(["run", str(manifest), *FAST_FLAGS, "--retry-failed"]) == 0
+    assert "done: 4/4" in capsys.readouterr().out
+    all_on_disk(tmp_path)
+
+
+async def test_retry_failed_renders_anew_at_once_a_task_the_provider_no_longer_knows(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], keyed: None) -> None:
+    manifest = write_manifest(tmp_path, FOUR)
+    async with run_emulator(fast_emulator()) as emulator:
+        runs = Runs(manifest, emulator.base_url, capsys)
+        assert (await runs("--max-result-size", "1K"))[0] == 1
+    async with run_emulator(fast_emulator()) as emulator:  # knows none of those tasks
+        runs.args[3] = emulator.base_url
+        code, out = await runs("--retry-failed")
+        accepted = emulator.stats()["accepted_tasks"]
+    assert code == 0 and "done: 4/4" in out, out
+    assert accepted == TAKES  # asked for: one new task each, in this run
+    all_on_disk(tmp_path)
