@@ -235,14 +235,35 @@ def _next_run(records: Sequence[Any], manifest: Manifest | None) -> dict[str, An
         return {"takes": keys, "new_tasks": number, "credits": round(credits, 4),
                 "unpriced_takes": unpriced}
 
-    return {"collects": collects, "creates": priced(creates),
-            "retry_failed_creates": priced(retry)}
+    return {"collects": collects, "emulator_collects_resubmit": priced(collects),
+            "creates": priced(creates), "retry_failed_creates": priced(retry),
+            "built_in_emulator": bool(collects) and _built_in(manifest)}
+
+
+def _built_in(manifest: Manifest | None) -> bool:
+    """True when a run of ``manifest`` goes to the built-in emulator, whose tasks end with
+    the run that made them: nothing of theirs is left to collect."""
+    if manifest is None:
+        return False
+    from runner.session import resolve_config  # only with a manifest: not on every status
+
+    try:
+        return resolve_config(manifest).uses_emulator
+    except UsageError:  # run will say what is wrong; no promise either way
+        return False
 
 
 def _next_run_lines(next_run: Mapping[str, Any], manifest: Path) -> list[str]:
     """The advice under the totals, each command with what it spends."""
     lines = []
-    if next_run["collects"]:
+    anew = next_run["emulator_collects_resubmit"]
+    if next_run["collects"] and next_run["built_in_emulator"]:
+        lines.append(f"not collected: {count(anew['new_tasks'], 'take')} (the built-in "
+                     "emulator's tasks ended with the run that made them); `shotrun run "
+                     f"{manifest} --retry-failed` renders them anew ("
+                     + advice.new_tasks(anew["new_tasks"], anew["credits"],
+                                        anew["unpriced_takes"]) + " at the emulator)")
+    elif next_run["collects"]:
         lines.append(f"not collected yet: {count(len(next_run['collects']), 'paid take')}; "
                      f"`shotrun run {manifest}` collects them ({advice.SPENDS_NOTHING})")
     for key, how in (("creates", f"`shotrun run {manifest}`"),

@@ -258,10 +258,12 @@ async def test_a_task_the_provider_says_failed_needs_a_new_creation_priced(
 
 
 async def test_past_the_result_lifetime_a_take_needs_a_new_creation_and_every_command_prices_it(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], keyed: None) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], keyed: None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     manifest = write_manifest(tmp_path, FOUR)
     total = f"about {TAKES * CREDITS_EACH:.1f} credits"
     async with run_emulator(fast_emulator()) as emulator:
+        monkeypatch.setenv("SHOTRUN_BASE_URL", emulator.base_url)  # status: not built in
         runs = Runs(manifest, emulator.base_url, capsys)
         assert (await runs("--max-result-size", "1K"))[0] == 1
         # Collectable: plan and status say a plain run collects them for nothing.
@@ -443,3 +445,16 @@ async def test_retry_failed_renders_anew_at_once_a_task_the_provider_no_longer_k
     assert code == 0 and "done: 4/4" in out, out
     assert accepted == TAKES  # asked for: one new task each, in this run
     all_on_disk(tmp_path)
+
+
+def test_status_after_the_built_in_emulator_does_not_promise_a_free_collection(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write_manifest(tmp_path, FOUR)
+    assert cli.main(["run", str(manifest), *FAST_FLAGS, "--max-result-size", "1K"]) == 1
+    capsys.readouterr()
+    assert cli.main(["status", str(manifest)]) == 0
+    out = capsys.readouterr().out
+    assert ("not collected: 4 takes (the built-in emulator's tasks ended with the run that "
+            f"made them); `shotrun run {manifest} --retry-failed` renders them anew (creates "
+            f"4 new tasks, about {TAKES * CREDITS_EACH:.1f} credits at the emulator)") in out
+    assert "spends nothing" not in out
