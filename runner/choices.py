@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runner import advice
 from runner.errors import UsageError
 from runner.model import Manifest, Take
 from runner.state import StateStore, TakeRecord, TakeStatus, store_path_for
@@ -48,7 +49,7 @@ def require_rendered(manifest: Manifest) -> None:
     """A :class:`UsageError` unless a run has made the store (nothing to choose before)."""
     if not store_path_for(manifest).is_file():
         raise UsageError(f"nothing is rendered yet for {manifest.path}: run it first "
-                         "(`shotrun run MANIFEST`)")
+                         f"(`shotrun run MANIFEST`, {advice.FIRST_RUN})")
 
 
 def check_pick(manifest: Manifest, store: StateStore, shot_id: str, take: int) -> TakeRecord:

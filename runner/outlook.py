@@ -13,6 +13,7 @@ run uses rather than restating it: :func:`runner.state.plan.preview` for the act
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ from runner.model import Manifest
 from runner.scheduler.budget import BudgetGuard
 from runner.state import StateStore, TakeRecord, TakeStatus, store_path_for
 from runner.state.continuity import source_changes
-from runner.state.plan import preview
+from runner.state.plan import collectable, preview
 from runner.state.sync import UNSAVED_PAID
 from runner.wire import fingerprint_payload
 
@@ -85,6 +86,8 @@ def abandoned_task(record: TakeRecord) -> Abandoned | None:
     status = record.status
     if status is TakeStatus.SUBMITTING:
         status = TakeStatus.AMBIGUOUS
+    if status is TakeStatus.FAILED and collectable(record):  # paid, its result not saved yet
+        return Abandoned(record.task_id, "paid but not collected yet")
     if status.value not in UNSAVED_PAID:
         return None
     return Abandoned(record.task_id, status.value)
@@ -123,11 +126,12 @@ def read_store(manifest: Manifest) -> StoreView | None:
         changed_sources = source_changes(store, manifest.takes)
         spent = store.credits_committed()
     statuses: dict[str, PlanStatus] = {}
+    now = time.time()  # a paid result's lifetime is judged as a run started now would
     for take in manifest.takes:
         record = records.get(take.key)
         payload = fingerprint_payload(take.request, manifest.api.wire, manifest.api.provider)
         old = stored.get(take.key)
-        action, reason = preview(record, old, take.fingerprint, payload)
+        action, reason = preview(record, old, take.fingerprint, payload, now=now)
         abandons = None
         if record is not None and old is not None and old[0] != take.fingerprint and not (
                 record.status is TakeStatus.NEW and record.attempts == 0):

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from runner import advice
 from runner.errors import EXIT_FAILED, EXIT_OK, UsageError
 from runner.export import FORMATS, ExportError, choose_formats, export, others, select
 from runner.providers import add_flag as add_provider_flag
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     path = store_path_for(manifest)
     if not path.is_file():
         raise UsageError(f"nothing is rendered yet for {args.manifest}: run it first "
-                         "(`shotrun run MANIFEST`)")
+                         f"(`shotrun run MANIFEST`, {advice.FIRST_RUN})")
     with StateStore.open_readonly(path) as store:
         note = other_provider_note(store.last_provider(), manifest.api.provider)
         selection = select(manifest, store.records(), picks(store), frame_hashes(store))

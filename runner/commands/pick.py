@@ -51,5 +51,6 @@ def run(args: argparse.Namespace) -> int:
     print(redact(f"picked {args.shot} take {args.take}"))
     if picked.dependents:
         print(redact(f"shots that start from it re-render on the next run if their source "
-                     f"changed: {', '.join(picked.dependents)}"))
+                     f"changed: {', '.join(picked.dependents)} (new tasks, paid: `shotrun "
+                     "plan` shows the cost and sends nothing)"))
     return EXIT_OK

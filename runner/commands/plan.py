@@ -25,6 +25,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from runner import advice
 from runner.commands.validate import problem_json
 from runner.errors import EXIT_OK, UsageError
 from runner.manifest import load_manifest
@@ -357,10 +358,9 @@ def _total_lines(manifest: Manifest, rows: Sequence[PlanRow], spent: float,
              f"({found.spent:g} credits spent so far, all runs)."]
     if found.counts["in_flight"]:
         lines.append(f"in flight: {counted(found.counts['in_flight'], 'take')} (already "
-                     "paid; a run collects them).")
+                     f"paid; `shotrun run` collects them, {advice.SPENDS_NOTHING}).")
     if found.counts["not_run"]:
-        lines.append(f"not run: {counted(found.counts['not_run'], 'take')} (held or failed; "
-                     "`shotrun run --retry-failed` sends them).")
+        lines.append(_not_run_line(rows, found.counts["not_run"]))
     head = f"budget: {found.spent:g} spent + about {found.run_credits:g} to run = " \
            f"{found.after_run:g}"
     if cap is None:
@@ -371,6 +371,17 @@ def _total_lines(manifest: Manifest, rows: Sequence[PlanRow], spent: float,
         lines.append(f"{head} (cap {cap:g}, OVER BUDGET: a run stops submitting at the cap, "
                      f"after about {found.fits} of {counted(found.counts['run'], 'take')}).")
     return lines
+
+
+def _not_run_line(rows: Sequence[PlanRow], count: int) -> str:
+    """Held and failed takes a plain run leaves alone, and what ``--retry-failed`` spends on
+    them (each a new task: a paid task still collectable is never among them)."""
+    _, credits, unpriced = advice.total(row.credits for row in rows
+                                        if row.status is not None
+                                        and row.status.action in ("hold", "failed"))
+    return (f"not run: {counted(count, 'take')} (held or failed); "
+            + advice.would_create("`shotrun run --retry-failed`", count, credits, unpriced)
+            + ".")
 
 
 def store_statuses(manifest: Manifest) -> dict[str, PlanStatus] | None:

@@ -196,7 +196,7 @@ def _say_what_stays(manifest: Manifest) -> None:
         return
     if earlier.get("state") == "created":
         _out(f"shotrun probe: task {earlier.get('task_id')} keeps rendering (it is paid for): "
-             "`shotrun probe --spend` again follows it and creates none", err=True)
+             "`shotrun probe --spend` again follows it and creates none (spends nothing)", err=True)
     else:
         _out("shotrun probe: the paid creation was on its way when interrupted: it may exist. "
              "`shotrun probe --spend` again looks it up where the provider can (the Kling API, "

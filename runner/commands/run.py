@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from runner import log
+from runner import advice, log
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ShotrunError, UsageError
 from runner.model import SIZE_POLICIES, Manifest, Take, VerifyPolicy
 from runner.observed import OutputExpectations
@@ -82,9 +82,10 @@ def add_parser(subparsers: Any) -> None:
                         "(default 2); also caps the quick retries (at most 2) when the "
                         "gateway has not answered once yet")
     parser.add_argument("--retry-failed", action="store_true",
-                        help="spends: also create new tasks for takes that failed permanently "
-                        "before, and resubmit held ambiguous ones (which may then be billed "
-                        "twice)")
+                        help="spends: also create new tasks for takes that failed "
+                        "permanently before or whose result's lifetime is over, and resubmit "
+                        "held ambiguous ones (which may then be billed twice); a paid result "
+                        "still collectable is collected, never created again")
     parser.add_argument("--ambiguous", choices=("resubmit", "hold"), default="resubmit",
                         help="a creation whose answer was lost: resubmit once (default; may "
                         "pay twice) or hold it")
@@ -269,6 +270,7 @@ def format_summary(summary: RunSummary, *, built_in: bool = False,
         for label, keys in summary.failures_by_reason().items():
             lines.append(f"  {label}")
             lines.append(f"    {listed(keys, 5)}")
+    lines.extend(next_run_lines(summary, built_in=built_in))
     if summary.ambiguous:
         lines.append(f"ambiguous submissions: {summary.ambiguous} (each may have been billed)")
     if summary.resubmitted_unknown:
@@ -277,14 +279,19 @@ def format_summary(summary: RunSummary, *, built_in: bool = False,
                      f"{counted(len(again), 'take')} (the lost task may have been billed too)")
         lines.append(f"    {listed(again, 5)}")
     if summary.held:
-        lines.append(f"held (a creation's answer was lost; not resubmitted, "
-                     f"--retry-failed does it): {', '.join(summary.held)}")
+        held = summary.next_run.held
+        lines.append(f"held (a creation's answer was lost; not resubmitted): "
+                     f"{listed(summary.held, 5)}; --retry-failed resubmits them "
+                     f"({advice.new_tasks(len(summary.held), held.credits, held.unpriced)}; "
+                     "the lost ones may have been billed too)")
     if summary.in_flight and built_in:
+        lost = summary.next_run.resubmits
         lines.append(f"left at the built-in emulator: {len(summary.in_flight)} (it stopped "
-                     "with this run: the next run submits them again)")
+                     "with this run: the next run submits them again, "
+                     f"{advice.new_tasks(len(summary.in_flight), lost.credits, lost.unpriced)}"
+                     " at the emulator)")
     elif summary.in_flight:
-        lines.append(f"still at {label}: {len(summary.in_flight)} (run again to collect "
-                     "them)")
+        lines.append(f"still at {label}: {len(summary.in_flight)}; {advice.COLLECT_AGAIN}")
         for key, reason in summary.left_reasons.items():
             lines.append(f"  {key}: {reason}")
     if summary.not_started:
@@ -298,6 +305,37 @@ def format_summary(summary: RunSummary, *, built_in: bool = False,
     elif summary.stopped_message:
         lines.append(f"stopped: {summary.stopped_message}")
     return "\n".join(lines)
+
+
+def next_run_lines(summary: RunSummary, *, built_in: bool = False) -> list[str]:
+    """What the next run does with the failed takes, each suggestion with what it spends.
+
+    Paid tasks still collectable first (a plain run collects them for nothing; at the
+    built-in emulator, whose tasks end with this run, only new ones render them), then what
+    a plain run creates anew, then what only ``--retry-failed`` creates, each with its cost.
+    """
+    after = summary.next_run
+    lines = []
+    if after.collects and built_in:
+        anew = after.collects_anew
+        spend = advice.new_tasks(len(anew.keys), anew.credits, anew.unpriced)
+        lines.append(f"not collected: {counted(len(after.collects), 'take')} (the built-in "
+                     "emulator stopped with this run, and their tasks with it); --retry-failed "
+                     f"renders them anew ({spend} at the emulator)")
+    elif after.collects:
+        lines.append(f"not collected yet: {counted(len(after.collects), 'paid take')}; "
+                     f"{advice.COLLECT_AGAIN}")
+    if after.creates.keys:
+        again = after.creates
+        spend = advice.new_tasks(len(again.keys), again.credits, again.unpriced)
+        lines.append(f"to render again: {counted(len(again.keys), 'take')}; run again to "
+                     f"retry them ({spend})")
+    if after.retry_creates.keys:
+        again = after.retry_creates
+        lines.append(f"needs a new creation: {counted(len(again.keys), 'take')}; "
+                     + advice.would_create("--retry-failed", len(again.keys), again.credits,
+                                           again.unpriced))
+    return lines
 
 
 def exit_code(summary: RunSummary) -> int:
@@ -378,7 +416,9 @@ def run(args: argparse.Namespace) -> int:
                                                             config.uses_emulator, config.provider),
                          config.provider)
     expectations = OutputExpectations(manifest.verify, chosen.profile)
-    settings = engine_settings(args, config)
+    # How long a paid result stays collectable: the provider's documented lifetime.
+    settings = dataclasses.replace(engine_settings(args, config), link_lifetime=provider_spec(
+        config.provider).result_lifetime, retry_failed=args.retry_failed)
     limits = client_limits(args)
     wire = manifest.api.wire
     # Built as sync asks: none on a no-op resume.
@@ -406,9 +446,9 @@ def run(args: argparse.Namespace) -> int:
         # next run's emulator does not know them (it submits those takes again; its credits
         # are not real). Saying they "keep rendering" would be false there.
         fate = ("the built-in emulator stops with this run, so the next run submits its tasks "
-                "in flight again" if config.uses_emulator else
+                "in flight again (new tasks at the emulator)" if config.uses_emulator else
                 f"tasks in flight keep rendering at {provider_spec(config.provider).label} and "
-                "the next run collects them")
+                f"the next run collects them ({advice.SPENDS_NOTHING})")
 
         def on_stop(count: int) -> None:
             if count == 1:
@@ -444,5 +484,5 @@ def run(args: argparse.Namespace) -> int:
             _out(f"report: {report}", err=scripted)
     if summary.stopped_reason == "auth":
         _out(f"shotrun: the API key comes from {config.key_source}; set it to a valid key "
-             "and run again", err=True)
+             f"and run again ({advice.RESUMES})", err=True)
     return exit_code(summary)

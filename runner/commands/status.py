@@ -8,7 +8,9 @@ store holds, with a warning. Exit 0 whenever the store could be read (or no run 
 cannot even be found or is a file, or an unreadable store.
 
 ``--json`` prints ``{"manifest", "provider", "last_run_provider", "state", "run",
-"running_pid", "warning", "takes": [trace records], "totals"}``; the trace record's fields
+"running_pid", "warning", "takes": [trace records], "totals", "next_run"}``
+(``next_run``: failed takes a run collects for nothing, and those it would create anew, with
+their estimated credits); the trace record's fields
 are listed in :mod:`runner.state.trace`, and each take also has ``chosen`` (the take
 ``export`` ships and ``from_shot`` frames come from), ``picked`` (chosen by ``shotrun
 pick``), ``from_shots`` (the shots it starts from) and ``note`` (the reviewer's note,
@@ -20,10 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runner import advice
 from runner.bulk import paused_gc
 from runner.errors import EXIT_OK, Location, ManifestError, Problem, UsageError
 from runner.model import Manifest
@@ -32,11 +36,13 @@ from runner.providers import add_flag as add_provider_flag
 from runner.providers import other_provider_note
 from runner.redact import redact
 from runner.selection import names_take
-from runner.state import StateStore, store_path_for
+from runner.state import StateStore, TakeStatus, store_path_for
 from runner.state.continuity import chosen_takes, frame_sources, picks, source_changes
 from runner.state.notes import current_notes, notes
+from runner.state.plan import decide
 from runner.state.schema import writer_pid
 from runner.state.trace import new_trace_record, read_traces, trace_totals
+from runner.wire import estimate_credits
 from runner.words import count, plural
 
 if TYPE_CHECKING:  # rich costs a tenth of a second to import: only small tables use it
@@ -133,16 +139,19 @@ def _gather(manifest_path: Path, only: Sequence[str], provider: str | None) -> d
     life: dict[str, Any] = {"credits_committed": 0.0, "ambiguous_submissions": 0}
     ran = store_path.is_file()
     last_provider: str | None = None
+    stale: set[str] = set()
+    failed_records: list[Any] = []  # full records of the failed takes only (few, mostly)
     if ran:
         with StateStore.open_readonly(store_path) as store:
             last_provider = store.last_provider()
-            stale = set()
             fingerprints = {t.key: t.fingerprint for t in manifest.takes} if manifest else {}
             traces, stored = read_traces(store, output_dir)  # one read for both
             for trace, record in zip(traces, stored, strict=True):
                 records[record.key] = trace
                 if fingerprints.get(record.key, record.fingerprint) != record.fingerprint:
                     stale.add(record.key)
+            failed_records = [store.record(trace["id"]) for trace in traces
+                              if trace["status"] == TakeStatus.FAILED.value]
             totals = store.totals()
             life = {key: totals[key] for key in life}
             chosen = chosen_takes(stored, picks(store), fingerprints or None)
@@ -176,6 +185,8 @@ def _gather(manifest_path: Path, only: Sequence[str], provider: str | None) -> d
                              "matches it")
     rows = [row for row in rows if _selected(row, base_ids, only)]
     _mark_chosen(rows, chosen, manifest)
+    selected = {row["id"] for row in rows} - stale if ran else set()
+    failed = [record for record in failed_records if record.key in selected]
     totals = {**trace_totals(rows), **life,
               "max_credits": manifest.budget.max_credits if manifest else None,
               "not_in_manifest": dropped}
@@ -191,7 +202,77 @@ def _gather(manifest_path: Path, only: Sequence[str], provider: str | None) -> d
         "warning": warning,
         "takes": rows,
         "totals": totals,
+        "next_run": _next_run(failed, manifest),
     }
+
+
+def _next_run(records: Sequence[Any], manifest: Manifest | None) -> dict[str, Any]:
+    """What a run would do with the failed takes, and what it spends (``next_run``).
+
+    ``collects``: failed takes whose paid task a plain ``shotrun run`` collects for nothing;
+    ``retry_failed_creates``: those only ``--retry-failed`` renders anew, with the estimate.
+    Judged by the run's own rule (:func:`runner.state.plan.decide`) as of now.
+    """
+    rates = manifest.budget.rates if manifest is not None else {}
+    requests = {take.key: take.request for take in manifest.takes} if manifest else {}
+    now = time.time()
+    collects: list[str] = []
+    creates: list[str] = []
+    retry: list[str] = []
+    for record in records:
+        if record.status is not TakeStatus.FAILED:
+            continue
+        action, _ = decide(record, now=now)
+        if action == "download":
+            collects.append(record.key)
+        else:
+            (creates if action == "retry" else retry).append(record.key)
+
+    def priced(keys: list[str]) -> dict[str, Any]:
+        number, credits, unpriced = advice.total(
+            estimate_credits(requests[key], rates) if key in requests else None
+            for key in keys)
+        return {"takes": keys, "new_tasks": number, "credits": round(credits, 4),
+                "unpriced_takes": unpriced}
+
+    return {"collects": collects, "emulator_collects_resubmit": priced(collects),
+            "creates": priced(creates), "retry_failed_creates": priced(retry),
+            "built_in_emulator": bool(collects) and _built_in(manifest)}
+
+
+def _built_in(manifest: Manifest | None) -> bool:
+    """True when a run of ``manifest`` goes to the built-in emulator, whose tasks end with
+    the run that made them: nothing of theirs is left to collect."""
+    if manifest is None:
+        return False
+    from runner.session import resolve_config  # only with a manifest: not on every status
+
+    try:
+        return resolve_config(manifest).uses_emulator
+    except UsageError:  # run will say what is wrong; no promise either way
+        return False
+
+
+def _next_run_lines(next_run: Mapping[str, Any], manifest: Path) -> list[str]:
+    """The advice under the totals, each command with what it spends."""
+    lines = []
+    anew = next_run["emulator_collects_resubmit"]
+    if next_run["collects"] and next_run["built_in_emulator"]:
+        lines.append(f"not collected: {count(anew['new_tasks'], 'take')} (the built-in "
+                     "emulator's tasks ended with the run that made them); `shotrun run "
+                     f"{manifest} --retry-failed` renders them anew ("
+                     + advice.new_tasks(anew["new_tasks"], anew["credits"],
+                                        anew["unpriced_takes"]) + " at the emulator)")
+    elif next_run["collects"]:
+        lines.append(f"not collected yet: {count(len(next_run['collects']), 'paid take')}; "
+                     f"`shotrun run {manifest}` collects them ({advice.SPENDS_NOTHING})")
+    for key, how in (("creates", f"`shotrun run {manifest}`"),
+                     ("retry_failed_creates", f"`shotrun run {manifest} --retry-failed`")):
+        again = next_run[key]
+        if again["new_tasks"]:
+            lines.append("failed: " + advice.would_create(
+                how, again["new_tasks"], again["credits"], again["unpriced_takes"]))
+    return lines
 
 
 def _mark_chosen(rows: Sequence[dict[str, Any]], chosen: Mapping[str, tuple[int, bool]],
@@ -298,7 +379,8 @@ def run(args: argparse.Namespace) -> int:
     lines: list[str] = []
     if not document["run"]:
         lines.append(f"No run yet: {document['state']} does not exist. "
-                     f"Start one with: shotrun run {args.manifest}")
+                     f"Start one with: shotrun run {args.manifest} (it spends credits; "
+                     f"`shotrun plan {args.manifest}` shows how many, {advice.SPENDS_NOTHING})")
     if document["running_pid"]:
         lines.append(f"A run is going (pid {document['running_pid']}): this is a snapshot; "
                      "run status again to see it move on.")
@@ -313,6 +395,7 @@ def run(args: argparse.Namespace) -> int:
         _print_lines(lines)
         lines = []
         console.print(_table(document["takes"]))
+    lines.extend(_next_run_lines(document["next_run"], args.manifest))
     lines.append(_summary(document["totals"]))
     for warning, takes in distinct_size_warnings(
             row for row in document["takes"] if row["status"] == "done"):

@@ -209,7 +209,7 @@ def _timing_lines(spent: Spent) -> list[str]:
                  f"estimated_time {spent.estimated_time:g} s")
     if spent.status == "timeout":
         real = "still rendering when the probe stopped waiting (`shotrun probe --spend` " \
-               "again follows it)"
+               "again follows it and spends nothing)"
     elif spent.time_high is None:
         real = "real time unknown"
     else:

@@ -313,7 +313,7 @@ def _earlier_elsewhere(earlier: Mapping[str, Any], intent: Intent) -> ProbeStopp
     return ProbeStopped(
         f"an earlier `shotrun probe --spend` at {where} left {what} that may still be "
         f"rendering (and is paid for): probe that provider and URL again to collect it (it "
-        f"will not pay again), or remove {intent.path} to forget it")
+        f"spends nothing), or remove {intent.path} to forget it")
 
 
 def _sent_at(earlier: Mapping[str, Any]) -> float | None:
@@ -380,7 +380,8 @@ async def _send(gateway: GatewayClient, payload: Mapping[str, Any], intent: Inte
                 raise ProbeStopped(
                     f"{exc.message}; the Kling API has no task with external_task_id "
                     f"{payload[CLIENT_TASK_ID]}, so nothing was created or billed: "
-                    "`shotrun probe --spend` again is safe") from None
+                    "`shotrun probe --spend` again is safe (it pays for one new task, not "
+                    "two)") from None
             raise ProbeStopped(f"{exc.message}; not sent again (it may have been billed; "
                                f"{found}); {intent.path} records it") from None
         except MalformedResponse as exc:
@@ -594,7 +595,7 @@ async def spend_once(gateway: GatewayClient, manifest: Manifest, *, base_url: st
     except PermanentGatewayError as exc:  # 404 / resource_not_found: nothing to follow
         intent.clear()
         raise PermanentGatewayError(f"{exc.message}; the probe's record of it was removed: "
-                                    "`shotrun probe --spend` again creates a new task",
+                                    "`shotrun probe --spend` again creates a new task (paid)",
                                     code=exc.code, status=exc.status) from None
     if state is not None and state.status == "completed":
         await collect(gateway, spent, state, manifest.output_dir, how)

@@ -38,13 +38,19 @@ class ProviderSpec:
     base_url: str | None  # the documented URL; None: the manifest's default (emulator)
     key_env: str  # the variable of the key (Kling: the secret key)
     access_key_env: str | None = None  # Kling only: the access key, the JWT's issuer
+    # How long after a task finishes its result can still be fetched, as documented: the
+    # gateway's links live 24 h, Kling deletes outputs after 30 days, fal.ai says nothing
+    # (None: only the provider's answer ends it). Until then a paid task is collected, never
+    # created again (runner.state.plan.decide).
+    result_lifetime: float | None = 24 * 3600.0
 
 
 SPECS: Mapping[str, ProviderSpec] = {
     GATEWAY: ProviderSpec(GATEWAY, "the gateway", None, "SHOTRUN_API_KEY"),
-    FAL: ProviderSpec(FAL, "fal.ai", "https://queue.fal.run", "FAL_KEY"),
+    FAL: ProviderSpec(FAL, "fal.ai", "https://queue.fal.run", "FAL_KEY", result_lifetime=None),
     KLING: ProviderSpec(KLING, "the Kling API", "https://api-singapore.klingai.com",
-                        "KLING_SECRET_KEY", access_key_env="KLING_ACCESS_KEY"),
+                        "KLING_SECRET_KEY", access_key_env="KLING_ACCESS_KEY",
+                        result_lifetime=30 * 24 * 3600.0),
 }
 
 

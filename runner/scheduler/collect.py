@@ -10,6 +10,13 @@ Downloads wait for a slot in link-expiry order, stream to a ``.part`` file (resu
 Range by the client), and are verified by decoding before the atomic rename. An expired link
 (403/404/410) is refreshed by querying the task again; a file that does not verify is
 downloaded once more, then reported.
+
+A paid result that cannot be saved as offered (a link that is not http(s), a redirect loop, a
+file over ``--max-result-size``, bytes that fail their check twice) fails the take as
+*collectable*: the task id and link stay, and the next run collects it from the same task (a
+fresh link asked of the task, the limits then in force, the kept ``.rejected.mp4`` checked
+again) instead of paying for a new one. Only the provider's word (the task failed, or is
+unknown) or the end of its documented result lifetime makes it need a new creation.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from runner.scheduler.context import Phase, RunContext, StopReason
 from runner.scheduler.firstcontact import retry_or_stop
 from runner.scheduler.progress import TakeProgress
 from runner.scheduler.submit import auth_message, quota_message
+from runner.state.plan import link_lifetime_over, refused_result
 from runner.state.records import TakeStatus
 from runner.verify import VideoInfo
 
@@ -190,8 +198,7 @@ def _completed(ctx: RunContext, take: Take, state: TaskState, started: float) ->
     if not state.results:
         return _fail(ctx, take, "permanent", "no_result",
                      f"task {state.task_id} completed without a result URL")
-    ctx.store.mark_completed(take.key, state.results[0],
-                             ctx.clock() + ctx.settings.link_lifetime)
+    ctx.store.mark_completed(take.key, state.results[0], _link_deadline(ctx, None))
     ctx.durations.append(max(0.0, ctx.clock() - started))
     log.info("take_completed", task_id=state.task_id)
     return COMPLETED
@@ -246,9 +253,19 @@ async def _download(ctx: RunContext, take: Take) -> str:
         return _fail(ctx, take, "transient", "disk_error", _disk_message(files.folder, exc))
     if await _adopt_saved(ctx, take, dest, part):
         return DONE
-    rechecked = await recheck_rejected(ctx, take)
+    record = ctx.store.record(key)
+    # Past the result's documented lifetime only the kept file is checked again (locally).
+    collecting = refused_result(record) and not link_lifetime_over(record, ctx.clock())
+    # A kept file that still fails, while collecting: fetched again below (it costs nothing).
+    rechecked = await recheck_rejected(ctx, take, fail=not collecting)
     if rechecked is not None:
         return rechecked
+    if collecting:
+        # An earlier run could not save this paid result as offered: ask the task for its
+        # result again (a fresh link) and fetch it under the limits in force now.
+        outcome = await _refresh_link(ctx, take, record, collecting=True)
+        if outcome != COMPLETED:
+            return outcome
     errors = refreshes = bad_files = 0
     while True:
         record = ctx.store.record(key)
@@ -267,7 +284,8 @@ async def _download(ctx: RunContext, take: Take) -> str:
                 return outcome
             continue
         except DownloadRefused as exc:
-            return _fail(ctx, take, "permanent", "download_refused", str(exc))
+            # Paid, and the task still holds it: the next run asks again (never a new task).
+            return _fail(ctx, take, "collectable", "download_refused", str(exc))
         except (DownloadError, TransientGatewayError, MalformedResponse) as exc:
             errors += 1
             if errors >= ctx.settings.download_attempts:
@@ -296,7 +314,7 @@ async def _download(ctx: RunContext, take: Take) -> str:
             ctx.event("take_rejected", key, message=str(exc), tries=bad_files)
             log.warning("output_rejected", error=str(exc), tries=bad_files)
             if bad_files > 1:
-                return _fail(ctx, take, "permanent", "verify_failed",
+                return _fail(ctx, take, "collectable", "verify_failed",
                              f"{exc}{_keep_rejected(saved.path, dest)}")
             saved.path.unlink(missing_ok=True)  # maybe damaged on the way: fetch it again
             continue
@@ -321,7 +339,8 @@ def can_recheck(record: Any, dest: Path) -> bool:
 
 async def recheck_rejected(ctx: RunContext, take: Take, *, fail: bool = True) -> str | None:
     """Check a kept rejected file again; DONE or FAILED, None when there is none to check
-    (or, with ``fail=False``, when it still fails: the caller then pays for a new task).
+    (or, with ``fail=False``, when it still fails: the caller then fetches the result again
+    from its task, or, for ``--retry-failed`` on a task past its lifetime, pays for a new one).
 
     A take failed under an assumption that no longer holds (a size shotrun expected before
     ``verify.size`` was ``warn``, or before ``shotrun probe`` said what this gateway renders)
@@ -339,7 +358,7 @@ async def recheck_rejected(ctx: RunContext, take: Take, *, fail: bool = True) ->
         if not fail:
             log.info("rejected_output_still_fails", error=str(exc))
             return None
-        return _fail(ctx, take, "permanent", "verify_failed",
+        return _fail(ctx, take, "collectable", "verify_failed",
                      f"{exc}; the file is kept as {kept.name} for you to inspect")
     except OSError as exc:
         return _fail(ctx, take, "transient", "disk_error", _disk_message(kept, exc))
@@ -372,7 +391,7 @@ def _keep_rejected(part: Path, dest: Path) -> str:
 def _disk_message(path: Path, exc: OSError) -> str:
     reason = exc.strerror or str(exc)
     return (f"cannot write {path}: {reason}; free some space or fix the permissions, then run "
-            "again (the result link is kept)")
+            "again (the result link is kept: collecting it spends nothing)")
 
 
 def _file_output(ctx: RunContext, take: Take, part: Path | None, dest: Path, size: int,
@@ -444,8 +463,36 @@ async def _verified(ctx: RunContext, take: Take, path: Path
         _DECODER, ctx.expectations.check, path, take.request)
 
 
-async def _refresh_link(ctx: RunContext, take: Take, record: Any) -> str:
-    """Ask the task for a fresh result link: COMPLETED, or what became of the take."""
+def _link_deadline(ctx: RunContext, record: Any) -> float | None:
+    """When the task's result stops being served, as the provider documents it: counted
+    from the task's first completion (a fresh link does not extend it); None when the
+    provider documents no lifetime."""
+    lifetime = ctx.settings.link_lifetime
+    if lifetime is None:
+        return None
+    finished = record.completed_at if record is not None else None
+    return (finished if finished is not None else ctx.clock()) + lifetime
+
+
+def _needs_creation(ctx: RunContext, take: Take, code: str | None, message: str) -> str:
+    """The provider can no longer serve a paid take's result: only a new task renders it,
+    which ``--retry-failed`` creates (the summary says what it costs): in this very run
+    (RETRY) when the user asked for it, else the take fails and waits for that."""
+    message = f"{message}; it needs a new creation"
+    if ctx.settings.retry_failed and not ctx.stop_submitting.is_set():
+        ctx.store.mark_failed(take.key, "permanent", code, message)
+        log.info("take_recreated", code=code, message=message)
+        return RETRY
+    return _fail(ctx, take, "permanent", code, message)
+
+
+async def _refresh_link(ctx: RunContext, take: Take, record: Any, *,
+                        collecting: bool = False) -> str:
+    """Ask the task for a fresh result link: COMPLETED, or what became of the take.
+
+    ``collecting``: the take's result was refused by an earlier run; a task the provider no
+    longer knows, or one it says failed, then needs a new creation (never made unasked).
+    """
     task_id = record.task_id
     if task_id is None:
         return _fail(ctx, take, "permanent", "link_expired",
@@ -465,6 +512,10 @@ async def _refresh_link(ctx: RunContext, take: Take, record: Any) -> str:
             await asyncio.sleep(wait)
             continue
         except PermanentGatewayError as exc:
+            if collecting:
+                return _needs_creation(ctx, take, "resource_not_found",
+                                       f"{ctx.gateway.label} no longer knows task {task_id} "
+                                       f"({exc.message})")
             # The gateway no longer knows the task (expired, or an emulator restarted): the
             # same policy as a poll that finds it gone.
             return _task_failed(ctx, take, record.attempts, "resource_not_found",
@@ -477,10 +528,16 @@ async def _refresh_link(ctx: RunContext, take: Take, record: Any) -> str:
             retry_after = exc.retry_after
             await asyncio.sleep(ctx.settings.backoff.delay(attempt, retry_after))
             continue
+        if collecting and state.status == "failed":
+            return _needs_creation(ctx, take, state.error_code or "task_failed",
+                                   f"{ctx.gateway.label} says task {task_id} failed: "
+                                   f"{state.error_message or 'no reason given'}")
+        if collecting and state.status in ("pending", "processing"):
+            return _leave(ctx, take, f"task {task_id} is {state.status} again at "
+                                     f"{ctx.gateway.label}; the next run asks again")
         if state.status != "completed" or not state.results:
             return _fail(ctx, take, "permanent", "link_expired",
                          f"the result link expired and task {task_id} has no new one")
-        ctx.store.mark_completed(take.key, state.results[0],
-                                 ctx.clock() + ctx.settings.link_lifetime)
+        ctx.store.mark_completed(take.key, state.results[0], _link_deadline(ctx, record))
         log.info("link_refreshed", task_id=task_id)
         return COMPLETED

@@ -155,7 +155,9 @@ class EngineSettings:
     poll_error_limit: int = 30
     malformed_limit: int = 5
     task_timeout: float | None = 6 * 3600.0
-    link_lifetime: float = LINK_LIFETIME
+    link_lifetime: float | None = LINK_LIFETIME  # None: the provider documents none
+    # --retry-failed: a paid take found to need a new creation gets it in this run.
+    retry_failed: bool = False
     window: int | None = None
 
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import structlog
 
-from runner import outputs
+from runner import advice, outputs
 from runner.errors import StateError, StoreWriteFailed
 from runner.gateway.types import Gateway, ResolvesLostAnswers
 from runner.model import Manifest, Take, frozen_mapping
@@ -59,7 +59,9 @@ from runner.scheduler.context import (
 )
 from runner.scheduler.limits import AimdLimiter, DownloadSlots, TokenBucket
 from runner.scheduler.progress import (
+    Cost,
     EventSink,
+    NextRun,
     Observer,
     RunProgress,
     RunSummary,
@@ -71,6 +73,8 @@ from runner.scheduler.uploads import UploadCache
 from runner.scheduler.window import TakeWindow, window_size
 from runner.state import continuity
 from runner.state.continuity import frame_sources
+from runner.state.plan import collectable, decide
+from runner.wire import estimate_credits
 
 log = structlog.get_logger()
 
@@ -163,7 +167,7 @@ class Engine:
         """
         self._stops += 1
         self.ctx.stop(StopReason.INTERRUPTED, "interrupted: tasks in flight keep rendering at "
-                      f"{self.ctx.gateway.label}; run again to collect them")
+                      f"{self.ctx.gateway.label}; {advice.COLLECT_AGAIN}")
         critical = self.ctx.critical
         self.window.cancel(lambda index: self._stops == 1 and self.takes[index].key in critical)
         return self._stops
@@ -302,15 +306,24 @@ class Engine:
             ctx.phases[key] = Phase.SKIPPED  # an outcome says nothing more: none is kept
         elif action == "failed":
             record = self._failed_before.pop(key)
-            ctx.outcomes[key] = Outcome(Phase.FAILED, record.failure_kind,
-                                        record.last_error_code,
-                                        (record.last_error or "failed before") +
-                                        " (use --retry-failed to try again)")
+            # What it would cost to try again is said once, in the summary's advice.
+            if collectable(record):  # paid, but its result's documented lifetime is over
+                ctx.outcomes[key] = Outcome(
+                    Phase.FAILED, "permanent", "link_lifetime_over",
+                    f"{ctx.gateway.label} no longer serves the result of task "
+                    f"{record.task_id} (its documented lifetime is over): it needs a new "
+                    "creation")
+            else:
+                ctx.outcomes[key] = Outcome(Phase.FAILED, record.failure_kind,
+                                            record.last_error_code,
+                                            (record.last_error or "failed before") +
+                                            " (failed before)")
             ctx.phases[key] = Phase.FAILED
         else:
             ctx.outcomes[key] = Outcome(Phase.HELD, None, "ambiguous_submission",
                                         "held: a creation's answer was lost; --retry-failed "
-                                        "resubmits it (it may then be billed twice)")
+                                        "resubmits it (creates a new task; the lost one may "
+                                        "have been billed too)")
             ctx.phases[key] = Phase.HELD
         self._finished(key)
 
@@ -584,6 +597,8 @@ class Engine:
             return tuple(k for k in keys if ctx.phases.get(k) is phase)
 
         again = set(ctx.resubmitted_unknown)
+        held = having(Phase.HELD)
+        left = having(Phase.LEFT)
         failures = tuple(
             TakeFailure(k, ctx.outcomes[k].kind or "unknown", ctx.outcomes[k].code,
                         ctx.outcomes[k].message or "failed")
@@ -595,9 +610,9 @@ class Engine:
             skipped=len(having(Phase.SKIPPED)),
             failed=failures,
             ambiguous=ctx.ambiguous_seen + self._ambiguous_found,
-            held=having(Phase.HELD),
+            held=held,
             not_started=having(Phase.NOT_STARTED),
-            in_flight=having(Phase.LEFT),
+            in_flight=left,
             credits_run=ctx.budget.reserved,
             credits_total=ctx.budget.total,
             max_credits=ctx.budget.max_credits,
@@ -612,4 +627,44 @@ class Engine:
                 if k in ctx.outcomes and ctx.outcomes[k].message
                 and ctx.outcomes[k].message != ctx.stop_message
             }),
+            next_run=self._next_run([f.key for f in failures], held, left),
         )
+
+    def _next_run(self, failed: Sequence[str], held: Sequence[str],
+                  left: Sequence[str]) -> NextRun:
+        """What the next run does with the takes this one did not finish, and its cost.
+
+        Each failed take is judged by the rule the next run will apply (:func:`decide`, on
+        its record as it is now): a paid task still collectable is collected for nothing; a
+        take a plain run creates anew, or one only ``--retry-failed`` creates, is priced by
+        its estimate. The summary's advice is made of these, never of guesses.
+        """
+        ctx = self.ctx
+        wanted = {*failed, *held, *left}
+        requests = {take.key: take.request for take in self.takes if take.key in wanted}
+        rates = ctx.manifest.budget.rates
+
+        def cost(keys: Sequence[str]) -> Cost:
+            _, credits, unpriced = advice.total(
+                estimate_credits(requests[key], rates) for key in keys)
+            return Cost(tuple(keys), credits, unpriced)
+
+        now = ctx.clock()
+        collects: list[str] = []
+        creates: list[str] = []
+        retry: list[str] = []
+        for key in failed:
+            try:
+                record = ctx.store.record(key)
+            except StateError:  # the store failed: no advice is better than a wrong one
+                continue
+            action, _ = decide(record, ambiguous=ctx.settings.ambiguous, now=now)
+            if action in ("poll", "download"):
+                collects.append(key)
+            elif action in ("submit", "retry"):
+                creates.append(key)
+            elif action == "failed":
+                retry.append(key)
+        return NextRun(collects=tuple(collects), collects_anew=cost(collects),
+                       creates=cost(creates),
+                       retry_creates=cost(retry), held=cost(held), resubmits=cost(left))

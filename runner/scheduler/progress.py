@@ -94,6 +94,45 @@ class TakeFailure:
 
 
 @dataclass(frozen=True, slots=True)
+class Cost:
+    """Takes a suggested command would create anew, and about what that costs."""
+
+    keys: tuple[str, ...] = ()
+    credits: float = 0.0  # the estimates of the priced ones
+    unpriced: int = 0  # takes without a rate (budget.rates)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"takes": list(self.keys), "new_tasks": len(self.keys),
+                "credits": round(self.credits, 4), "unpriced_takes": self.unpriced}
+
+
+@dataclass(frozen=True, slots=True)
+class NextRun:
+    """What the next run does with the takes this one did not finish, and what it spends.
+
+    The summary's advice is read from here, so that it never suggests a command without
+    saying whether it spends (issue 21): a paid task still collectable is collected by a plain
+    run for nothing; only what needs a new creation is priced.
+    """
+
+    collects: tuple[str, ...] = ()  # failed, but their paid task is collected: spends nothing
+    # What ``collects`` would cost created anew: the built-in emulator's tasks end with it.
+    collects_anew: Cost = field(default_factory=Cost)
+    creates: Cost = field(default_factory=Cost)  # failed: a plain `run` creates them anew
+    retry_creates: Cost = field(default_factory=Cost)  # only `run --retry-failed` does
+    held: Cost = field(default_factory=Cost)  # held ambiguous: `--retry-failed` resubmits
+    resubmits: Cost = field(default_factory=Cost)  # left at the built-in emulator
+
+    def to_json(self) -> dict[str, Any]:
+        return {"collects": list(self.collects),
+                "emulator_collects_resubmit": self.collects_anew.to_json(),
+                "creates": self.creates.to_json(),
+                "retry_failed_creates": self.retry_creates.to_json(),
+                "held_resubmits": self.held.to_json(),
+                "emulator_resubmits": self.resubmits.to_json()}
+
+
+@dataclass(frozen=True, slots=True)
 class RunSummary:
     """The end of a run: what is done, what failed and why, what it cost, why it stopped.
 
@@ -124,6 +163,7 @@ class RunSummary:
     # Done at another size than expected (verify.size warn): (warning, takes), each once.
     size_warnings: tuple[tuple[str, int], ...] = ()
     extra: Mapping[str, Any] = field(default_factory=frozen_mapping)
+    next_run: NextRun = field(default_factory=NextRun)
 
     @property
     def all_done(self) -> bool:
@@ -164,4 +204,5 @@ class RunSummary:
             "stopped_reason": self.stopped_reason,
             "stopped_message": self.stopped_message,
             "all_done": self.all_done,
+            "next_run": self.next_run.to_json(),
         }

@@ -63,17 +63,61 @@ _RETRYABLE_KINDS = frozenset(
 )
 
 
+# What an earlier shotrun failed for good (kind "permanent") although the task still held the
+# result: taken back as collectable too, so that upgrading never leaves such a take to a
+# paid --retry-failed.
+_REFUSED_CODES = frozenset({"download_refused", "verify_failed"})
+
+
+def refused_result(record: TakeRecord) -> bool:
+    """True for a failed take whose paid result shotrun refused as offered: a link that is
+    not http(s), a redirect loop, a file over ``--max-result-size``, bytes that failed their
+    check (kind ``collectable``, or ``permanent`` with those codes before issue 21)."""
+    if record.status is not TakeStatus.FAILED or record.task_id is None:
+        return False
+    return record.failure_kind == FailureKind.COLLECTABLE or (
+        record.failure_kind == FailureKind.PERMANENT
+        and record.last_error_code in _REFUSED_CODES)
+
+
+def collectable(record: TakeRecord) -> bool:
+    """True for a failed take whose paid task may still hand over its result.
+
+    A task id is known and the failure was on shotrun's side of the link: a download that
+    broke, or a result refused as offered (:func:`refused_result`). Such a take is collected
+    again from the same task by the next run, never created anew.
+    """
+    if refused_result(record):
+        return True
+    return (record.status is TakeStatus.FAILED and record.task_id is not None
+            and record.result_url is not None
+            and record.failure_kind != FailureKind.PERMANENT)
+
+
+def link_lifetime_over(record: TakeRecord, now: float | None) -> bool:
+    """True once the provider's documented result lifetime has passed for ``record``'s task
+    (``link_expires_at``: the gateway's 24 h after the task finished; None: undocumented, so
+    only the provider's own answer ends it). ``now`` None: not judged (False)."""
+    expires = record.link_expires_at
+    return now is not None and expires is not None and now >= expires
+
+
 def decide(
     record: TakeRecord,
     *,
     retry_failed: bool = False,
     ambiguous: str = "resubmit",
     max_ambiguous_resubmits: int = 1,
+    now: float | None = None,
 ) -> tuple[str, str]:
     """(action, reason) for a take whose fingerprint did not change.
 
     An ambiguous creation is resubmitted at most ``max_ambiguous_resubmits`` times (the
     gateway has no idempotency key: each resubmission may pay twice), then held.
+
+    A :func:`collectable` take is downloaded again (``--retry-failed`` too: it collects, it
+    never creates) until its result's documented lifetime is over at ``now``; only then does
+    it need a new creation, which ``--retry-failed`` makes.
     """
     status = record.status
     if status is TakeStatus.DONE:
@@ -88,8 +132,10 @@ def decide(
         )
         return ("submit" if resubmit else "hold"), "ambiguous submission"
     if status is TakeStatus.FAILED:
-        if record.task_id and record.result_url and record.failure_kind != FailureKind.PERMANENT:
-            return "download", "failed before"
+        if collectable(record):
+            if not link_lifetime_over(record, now):
+                return "download", "not collected yet"
+            return ("retry" if retry_failed else "failed"), "link lifetime over"
         if retry_failed or record.failure_kind in _RETRYABLE_KINDS:
             return "retry", "failed before"
         return "failed", "failed before"
@@ -104,6 +150,7 @@ def preview(
     *,
     retry_failed: bool = False,
     ambiguous: str = "resubmit",
+    now: float | None = None,
 ) -> tuple[str, str]:
     """(action, reason) a run *would* give a take, without writing anything (``plan``).
 
@@ -117,4 +164,4 @@ def preview(
         if record.status is TakeStatus.NEW and record.attempts == 0:
             return "submit", record.reason or "new"
         return "submit", change_reason(old_payload, payload)
-    return decide(record, retry_failed=retry_failed, ambiguous=ambiguous)
+    return decide(record, retry_failed=retry_failed, ambiguous=ambiguous, now=now)

@@ -39,6 +39,10 @@ class FailureKind(StrEnum):
     AUTH = "auth"  # the key was refused
     QUOTA = "quota"  # out of credits at the gateway
     DEPENDENCY = "dependency"  # a shot it waits for (after/from_shot) did not finish
+    # Paid, but its result could not be saved this run (a link refused, a file that failed its
+    # check): the next run collects it from the same task, never creating a new one, for as
+    # long as the provider can serve it (runner.state.plan.decide).
+    COLLECTABLE = "collectable"
 
 
 # What a plan tells the scheduler to do with a take.
@@ -54,6 +58,8 @@ REASONS = (
     "ambiguous submission",
     "done",
     "source changed",  # a frame it starts from comes from a source rendered (or picked) anew
+    "not collected yet",  # paid, its result not saved yet: collected from the same task
+    "link lifetime over",  # paid, but the provider no longer serves its result
 )
 
 

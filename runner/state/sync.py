@@ -16,7 +16,7 @@ from typing import Any
 from runner.model import Take
 from runner.state.base import S, dumps, insert_event
 from runner.state.continuity import stale_dependents
-from runner.state.plan import change_reason, decide
+from runner.state.plan import change_reason, collectable, decide
 from runner.state.records import (
     RECORD_COLUMNS,
     RECORD_SELECT,
@@ -112,7 +112,8 @@ def sync_takes(
     plans: list[TakePlan] = []
     for key in keys:
         record = record_from_row(rows[key])
-        action, reason = decide(record, retry_failed=retry_failed, ambiguous=ambiguous)
+        action, reason = decide(record, retry_failed=retry_failed, ambiguous=ambiguous,
+                                now=now)
         if action == "hold" and record.status is not S.HELD:
             conn.execute(
                 "UPDATE takes SET status = 'held', updated_at = ? WHERE key = ?", (now, key)
@@ -171,7 +172,7 @@ def _archive_and_restart(
     )
     insert_event(conn, now, key, "fingerprint_changed",
                  {"old": old_row["fingerprint"], "new": take.fingerprint, "reason": reason})
-    if old_row["status"] in UNSAVED_PAID:
+    if old_row["status"] in UNSAVED_PAID or collectable(record_from_row(tuple(old_row)[:-1])):
         # The gateway may be rendering (or have rendered) the old version, paid for: the run
         # does not collect it (its record is in take_history); say so, never silently.
         insert_event(conn, now, key, "paid_task_abandoned",

@@ -22,7 +22,8 @@ output          the video's path relative to the output directory, or null
 sha256          SHA-256 (hex) of the saved video, or null
 error           the last error message, null once done
 attempts        creation requests that may have reached the gateway
-failure_kind    permanent, transient, budget, auth, quota, dependency (when failed)
+failure_kind    permanent, transient, budget, auth, quota, dependency, collectable (paid,
+                its result not saved yet: the next run collects it) (when failed)
 error_code      the gateway's code of the last error, or null
 reason          why this render happens: new, prompt changed, asset content changed,
                 settings changed, source changed

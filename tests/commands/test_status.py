@@ -130,7 +130,7 @@ def test_json_trace_records_have_the_documented_fields(
     _progress(writer, manifest)
     document = _json(capsys, str(manifest_path))
     assert set(document) == {"manifest", "provider", "last_run_provider", "state", "run",
-                             "running_pid", "warning", "takes", "totals"}
+                             "running_pid", "warning", "takes", "totals", "next_run"}
     # No run recorded a provider in this store (the fixture's writer is no run).
     assert document["provider"] == "gateway" and document["last_run_provider"] is None
     assert document["run"] is True and document["warning"] is None
