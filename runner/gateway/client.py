@@ -376,6 +376,7 @@ class GatewayClient:
             timeout=self.timeouts.for_download(),
             headers=headers,
             max_redirects=self.max_redirects,
+            pace=self.timeouts.download_pace(),
         )
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from runner.errors import MalformedResponse, PermanentGatewayError
 from runner.gateway.types import TASK_STATUSES, TaskState, UploadedFile
-from runner.redact import redact
+from runner.redact import clip, redact
 
 #: Largest JSON answer read from the gateway; anything bigger is malformed.
 MAX_JSON_BYTES = 1024 * 1024
@@ -290,11 +290,11 @@ def parse_error_body(body: bytes) -> ErrorBody:
     if isinstance(error, dict):
         def field(key: str) -> str | None:
             value = error.get(key)
-            return redact(str(value)) if isinstance(value, str | int | float) else None
+            return clip(redact(str(value))) if isinstance(value, str | int | float) else None
 
         return ErrorBody(field("code"), field("message"), field("type"), field("param"))
     msg = data.get("msg") or data.get("message") or (error if isinstance(error, str) else None)
-    return ErrorBody(message=redact(str(msg)) if isinstance(msg, str | int) else None)
+    return ErrorBody(message=clip(redact(str(msg))) if isinstance(msg, str | int) else None)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
