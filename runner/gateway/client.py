@@ -59,6 +59,8 @@ __all__ = ["ClientTimeouts", "GatewayClient"]
 
 log = structlog.get_logger()
 
+#: The code of a creation answered 2xx by something that is plainly not the service.
+NOT_THE_GATEWAY = "not_the_gateway"
 CREATE_PATH = "/v1/videos/generations"
 TASK_PATH = "/v1/tasks/"
 UPLOAD_PATH = "/api/v1/files/upload/stream"
@@ -209,7 +211,7 @@ class GatewayClient:
             ) as resp:
                 body = await _read_capped(resp, operation)
                 log.debug("gateway_answered", operation=operation, status=resp.status)
-                self._check_first_answer(url, resp, body)
+                self._check_first_answer(url, resp, body, creating=creating)
                 if 200 <= resp.status < 300:
                     return body
                 raise self._http_error(
@@ -245,13 +247,18 @@ class GatewayClient:
         return {"what": "the file service", "setting": "api.files_url", "flag": "--files-url"}
 
     def _check_first_answer(
-        self, url: URL, resp: aiohttp.ClientResponse, body: bytes
+        self, url: URL, resp: aiohttp.ClientResponse, body: bytes, *, creating: bool = False
     ) -> None:
         """Until an origin has answered like the gateway, make sure this answer does.
 
         Raises GatewayUnreachable for an answer that is plainly someone else's (see
         :func:`runner.gateway.reach.foreign_answer`); otherwise the origin counts as reached
         and every later outcome keeps the gateway's error semantics.
+
+        Except a 2xx to a creation: whoever answered accepted the request, so a task may
+        have been made and billed. It is :class:`~runner.errors.MalformedResponse` (the
+        scheduler counts it as ambiguous), with the same question about the URL and the
+        code ``not_the_gateway``, never "nothing was sent".
         """
         if self._reach.reached(url):
             return
@@ -261,6 +268,10 @@ class GatewayClient:
                                  flag=names["flag"], query=self._is_query(url))
         if foreign is not None:
             log.debug("gateway_foreign_answer", status=resp.status, error=foreign.message)
+            if creating and 200 <= resp.status < 300:
+                raise MalformedResponse(
+                    f"{foreign.message} (the creation was accepted: it may have been billed)",
+                    code=NOT_THE_GATEWAY, status=resp.status)
             raise foreign
         self._reach.mark(url)
 
