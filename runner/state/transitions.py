@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import StateError
-from runner.redact import bounded, redact_value
+from runner.redact import bounded, redact, redact_value
 from runner.state.base import S, StoreBase, UnknownTake, dumps, insert_event
 from runner.state.records import STATUSES, FailureKind, TakeStatus
 
@@ -153,7 +153,8 @@ class Transitions(StoreBase):
     def mark_completed(
         self, key: str, result_url: str, link_expires_at: float | None = None
     ) -> None:
-        """The gateway finished it: the result URL is known (also a refreshed link).
+        """The gateway finished it: the result URL is known (also a refreshed link), kept
+        redacted: a provider may put the key in it (the client keeps the real link).
 
         Not fsynced on its own (``synchronous=NORMAL``): a crash that loses it leaves the take
         ``submitted``, and the next run asks the gateway again, which answers the same URL.
@@ -162,7 +163,7 @@ class Transitions(StoreBase):
         """
         self._move(
             key, _CAN_COMPLETE, S.COMPLETED, "take_completed",
-            {"result_url": result_url, "link_expires_at": link_expires_at,
+            {"result_url": redact(result_url), "link_expires_at": link_expires_at,
              "gateway_status": "completed", "progress": 100, "failure_kind": None},
             {"link_expires_at": link_expires_at},
             sql_sets="completed_at = COALESCE(completed_at, ?)", sql_params=(self._clock(),),

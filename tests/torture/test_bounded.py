@@ -11,7 +11,9 @@ file under the output folder.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -78,18 +80,32 @@ def output_texts(root: Path) -> list[str]:
     return texts
 
 
-async def run_through(root: Path, takes: int, *, hook: Any = None,
-                      body_hook: BodyHook | None = None, flags: tuple[str, ...] = (),
-                      settings: Any = None) -> tuple[int, str, str, int]:
-    """One ``shotrun run --json`` through a relay; (exit code, stdout, stderr, creations)."""
-    path = manifest(root, takes) if not (root / "shots.yaml").exists() else root / "shots.yaml"
+@asynccontextmanager
+async def misbehaving(hook: Any = None, body_hook: BodyHook | None = None,
+                      settings: Any = None) -> AsyncIterator[tuple[str, Any]]:
+    """The emulator behind a relay: (the relay's URL, the emulator), for several runs."""
     async with run_emulator(settings or emulator(seed=11)) as emu:
         front = await serve(relay(emu.base_url, hook, body_hook))
         try:
-            code, out, err = await run_cli(run_args(path, url_of(front), "--json", *flags),
-                                           timeout=120)
+            yield url_of(front), emu
         finally:
             await front.close()
+
+
+async def run_at(root: Path, takes: int, url: str, *flags: str) -> tuple[int, str, str]:
+    """One ``shotrun run --json`` of ``takes`` shots at ``url``."""
+    path = root / "shots.yaml"
+    if not path.exists():
+        manifest(root, takes)
+    return await run_cli(run_args(path, url, "--json", *flags), timeout=120)
+
+
+async def run_through(root: Path, takes: int, *, hook: Any = None,
+                      body_hook: BodyHook | None = None, flags: tuple[str, ...] = (),
+                      settings: Any = None) -> tuple[int, str, str, int]:
+    """One run through a fresh misbehaving gateway; (exit code, stdout, stderr, creations)."""
+    async with misbehaving(hook, body_hook, settings) as (url, emu):
+        code, out, err = await run_at(root, takes, url, *flags)
         created = int(emu.stats()["accepted_tasks"])
     return code, out, err, created
 
@@ -134,3 +150,31 @@ async def test_an_unreadable_2xx_creation_answer_is_ambiguous_and_never_paid_aga
         assert code == 0, (out, err)
         audit(root, 2)
         promises(root, 2, created + again, out, err)
+
+
+async def test_a_result_url_carrying_the_key_is_written_nowhere(tmp_path: Path) -> None:
+    async def keyed(request: web.Request, payload: bytes) -> bytes:
+        # A provider that puts the account's key in its result links (``?key=``), as some
+        # storage services sign theirs: the link works only with it.
+        return re.sub(rb'(/results/[^"?]+\?[^"]*)', rb"\1&key=" + KEY.encode(), payload)
+
+    failing = [True]
+
+    async def needs_key(request: web.Request, body: bytes) -> web.StreamResponse | None:
+        if not request.path.startswith("/results/"):
+            return None
+        if request.query.get("key") != KEY:
+            return web.Response(status=403, text="no key")
+        return web.Response(status=503, text="busy") if failing[0] else None
+
+    async with misbehaving(needs_key, keyed) as (url, emu):
+        # The first run cannot download: the links are kept (redacted) for the next run.
+        code, out, err = await run_at(tmp_path, 2, url)
+        assert code == 1, (out, err)
+        failing[0] = False
+        # The next run's stored links lack the key: it asks the tasks for them again.
+        code2, out2, err2 = await run_at(tmp_path, 2, url)
+        created = int(emu.stats()["accepted_tasks"])
+    assert code2 == 0, (out2, err2)
+    audit(tmp_path, 2)
+    promises(tmp_path, 2, created, out, err, out2, err2)
