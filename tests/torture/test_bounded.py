@@ -10,6 +10,7 @@ file under the output folder.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,7 +19,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientSession, web
 
 from runner.emulator import run_emulator
 from tests.promises import (
@@ -173,6 +174,76 @@ async def test_a_result_url_carrying_the_key_is_written_nowhere(tmp_path: Path) 
         assert code == 1, (out, err)
         failing[0] = False
         # The next run's stored links lack the key: it asks the tasks for them again.
+        code2, out2, err2 = await run_at(tmp_path, 2, url)
+        created = int(emu.stats()["accepted_tasks"])
+    assert code2 == 0, (out2, err2)
+    audit(tmp_path, 2)
+    promises(tmp_path, 2, created, out, err, out2, err2)
+
+
+async def test_a_download_trickling_a_byte_at_a_time_is_cut_and_collected_later(
+        tmp_path: Path) -> None:
+    trickling = [True]
+    trickled: list[str] = []
+    origin: list[str] = []  # the emulator's URL, once it runs
+
+    async def trickle(request: web.Request, body: bytes) -> web.StreamResponse | None:
+        if not request.path.startswith("/results/") or not trickling[0]:
+            return None
+        trickled.append(request.path)
+        upstream = origin[0] + request.path_qs
+        headers = {k: v for k, v in request.headers.items() if k.lower() == "range"}
+        async with ClientSession(auto_decompress=False) as session, \
+                session.get(upstream, headers=headers) as resp:
+            data = await resp.read()
+            kept = {k: v for k, v in resp.headers.items()
+                    if k.lower() in ("content-range", "content-type", "content-length")}
+            status = resp.status
+        answer = web.StreamResponse(status=status, headers=kept)
+        await answer.prepare(request)
+        for offset in range(len(data)):  # the real bytes, each after a pause: never silent
+            await answer.write(data[offset:offset + 1])
+            await asyncio.sleep(0.02)  # the server's own pace: the misbehaviour under test
+        return answer
+
+    flags = ("--read-timeout", "0.3", "--min-download-rate", "4K")
+    async with misbehaving(trickle) as (url, emu):
+        origin.append(emu.base_url)
+        code, out, err = await run_at(tmp_path, 2, url, *flags)
+        summary = json.loads(out)
+        assert code == 1 and summary["done"] == 0, summary
+        assert len(trickled) > 2  # retried by the same run, with backoff
+        assert "minimum rate" in out and "link is kept" in out
+        trickling[0] = False
+        # The next run collects the same tasks (their links were kept): nothing paid again.
+        code2, out2, err2 = await run_at(tmp_path, 2, url, *flags)
+        created = int(emu.stats()["accepted_tasks"])
+    assert code2 == 0, (out2, err2)
+    assert created == 2
+    audit(tmp_path, 2)
+    promises(tmp_path, 2, created, out, err, out2, err2)
+
+
+async def test_a_library_error_quoting_a_whole_body_is_cut_everywhere(tmp_path: Path) -> None:
+    broken = [True]
+    body = b"\x00moov" + b"x" * 60_000  # a video body where a chunk size belongs
+
+    async def garbled(request: web.Request, _body: bytes) -> web.StreamResponse | None:
+        if not request.path.startswith("/results/") or not broken[0]:
+            return None
+        # aiohttp's parser quotes what it choked on: here, 60 KB of it.
+        transport = request.transport
+        assert transport is not None
+        transport.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body + b"\r\n")
+        transport.close()
+        return web.Response()
+
+    async with misbehaving(garbled) as (url, emu):
+        code, out, err = await run_at(tmp_path, 2, url)
+        summary = json.loads(out)
+        assert code == 1 and summary["done"] == 0, summary
+        assert "more characters)" in out  # quoted, and cut
+        broken[0] = False
         code2, out2, err2 = await run_at(tmp_path, 2, url)
         created = int(emu.stats()["accepted_tasks"])
     assert code2 == 0, (out2, err2)
