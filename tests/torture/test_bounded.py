@@ -249,3 +249,65 @@ async def test_a_library_error_quoting_a_whole_body_is_cut_everywhere(tmp_path: 
     assert code2 == 0, (out2, err2)
     audit(tmp_path, 2)
     promises(tmp_path, 2, created, out, err, out2, err2)
+
+
+async def test_nonsense_credits_are_unknown_with_a_warning_and_figures_stay_sane(
+        tmp_path: Path) -> None:
+    for n, nonsense in enumerate((b"1e308", b"-16.2", b"NaN")):
+        root = tmp_path / f"case{n}"
+        root.mkdir()
+
+        async def absurd(request: web.Request, payload: bytes,
+                         nonsense: bytes = nonsense) -> bytes:
+            return re.sub(rb'"credits_reserved": *[-0-9.eE+]+', b'"credits_reserved": ' +
+                          nonsense, payload)
+
+        code, out, err, created = await run_through(root, 2, body_hook=absurd)
+        assert code == 0, (out, err)
+        summary = json.loads(out)
+        assert "provider_number_unreadable" in err and "usage.credits_reserved" in err
+        # Unknown, so the estimate stands in: a sane figure, no "inf", no 309 digits.
+        assert 0 < summary["credits"]["run"] < 1000, summary["credits"]
+        assert "inf" not in json.dumps(summary["credits"]).lower()
+        assert not re.search(r"\d{20}", out + err)
+        audit(root, 2)
+        promises(root, 2, created, out, err)
+
+
+async def test_nonsense_download_bounds_are_one_located_line_and_nothing_happens(
+        tmp_path: Path) -> None:
+    sent: list[str] = []
+
+    async def counting(request: web.Request) -> web.StreamResponse:
+        sent.append(request.path)
+        return web.Response(status=500)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", counting)
+    server = await serve(app)
+    cases: list[tuple[tuple[str, ...], str, str]] = [
+        (("--download-timeout", "0"), "", "--download-timeout"),
+        (("--download-timeout", "soon"), "", "--download-timeout"),
+        (("--download-timeout", "inf"), "", "--download-timeout"),
+        (("--min-download-rate", "-1"), "", "--min-download-rate"),
+        (("--min-download-rate", "fast"), "", "--min-download-rate"),
+        ((), "  download_timeout: -5\n", "shots.yaml:7:"),
+        ((), "  min_download_rate: lots\n", "shots.yaml:7:"),
+    ]
+    try:
+        for n, (flags, setting, where) in enumerate(cases):
+            root = tmp_path / f"case{n}"
+            root.mkdir()
+            path = manifest(root, 1)
+            if setting:  # under api:, after base_url and submit_rate
+                text = path.read_text().replace("  submit_rate: 50\n",
+                                                "  submit_rate: 50\n" + setting)
+                path.write_text(text)
+            code, out, err = await run_cli(run_args(path, url_of(server), *flags))
+            lines = [line for line in err.splitlines() if line.strip()]
+            assert code == 2, (flags, setting, out, err)
+            assert len(lines) == 1 and where in lines[0], (flags, setting, err)
+            assert not (root / "out").exists()
+    finally:
+        await server.close()
+    assert sent == []
