@@ -423,3 +423,31 @@ async def test_a_transfer_over_its_deadline_is_a_retryable_error_that_resumes(
 def test_nonsense_download_bounds_are_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=next(iter(bad))):
         ClientTimeouts(**bad)
+
+
+async def test_a_link_kept_redacted_is_downloaded_by_the_real_link_the_client_read(
+        fetch: Any) -> None:
+    """The store keeps result links redacted (a provider may put the key in them): the
+    client downloads by the real link it read from the task, and calls a redacted link it
+    never read expired, so the caller asks the task for it again."""
+    from runner.gateway.types import TaskState
+    from runner.redact import REDACTED, redact
+
+    seen: list[str] = []
+
+    async def needs_key(request: web.Request) -> web.StreamResponse:
+        seen.append(request.query.get("key", ""))
+        if request.query.get("key") != KEY:
+            return web.Response(status=403)
+        return web.Response(body=DATA)
+
+    client, url, part = await fetch(needs_key)
+    real = f"{url}?key={KEY}"
+    stored = redact(real)
+    assert REDACTED in stored and KEY not in stored
+    with pytest.raises(LinkExpired, match="asked for it again"):
+        await client.download(stored, part)
+    assert seen == []  # a redacted link is never sent
+    client.remember_links(TaskState("t1", "completed", results=(real,)))
+    assert (await client.download(stored, part)).sha256 == SHA
+    assert seen == [KEY]
