@@ -47,6 +47,7 @@ MAX_VIDEO_SECONDS = 3600.0
 # Task ids end up in URLs, the state store and log lines: keep them plain.
 _TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,255}")
 _EXCERPT = 120
+_CODE_LIMIT = 100  # a business code is a word; a longer one is quoted, cut
 
 
 def excerpt(body: bytes | str) -> str:
@@ -212,14 +213,16 @@ def _error(value: Any, what: str) -> tuple[str | None, str | None]:
     if value is None:
         return None, None
     if isinstance(value, str):
-        return None, value
+        return None, clip(redact(value))
     if not isinstance(value, dict):
         raise MalformedResponse(
             f"{what}: 'error' is {type(value).__name__}, expected an object"
         )
+    code = _opt_text(value.get("code"), "error.code", what)
+    message = _opt_text(value.get("message"), "error.message", what)
     return (
-        _opt_text(value.get("code"), "error.code", what),
-        _opt_text(value.get("message"), "error.message", what),
+        None if code is None else clip(redact(code), _CODE_LIMIT),
+        None if message is None else clip(redact(message)),
     )
 
 

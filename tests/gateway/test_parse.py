@@ -165,3 +165,12 @@ def test_nonsense_numbers_are_unknown_with_a_warning(nonsense: str) -> None:
                       "task_info.video_duration"}
     sane = parse_task(b'{"id": "t", "status": "processing", "usage": {"credits_reserved": 32.4}}')
     assert sane.credits_reserved == 32.4
+
+
+def test_a_failed_tasks_huge_words_are_cut() -> None:
+    body = {"id": "t1", "status": "failed",
+            "error": {"code": "c" * 5000, "message": "m" * 60_000}}
+    state = parse_task(json.dumps(body).encode())
+    assert state.error_message is not None and state.error_code is not None
+    assert len(state.error_message) < 400 and state.error_message.endswith("more characters)")
+    assert len(state.error_code) < 200
