@@ -41,6 +41,8 @@ MAX_JSON_BYTES = 1024 * 1024
 MAX_CREDITS = 1_000_000.0
 #: The longest time estimate (seconds) that makes sense: a week.
 MAX_SECONDS = 7 * 86400.0
+#: The most requests ahead of one in a queue that makes sense (fal.ai's queue_position).
+MAX_QUEUE_POSITION = 1_000_000.0
 #: The longest video (seconds) that makes sense: an hour (the model renders seconds).
 MAX_VIDEO_SECONDS = 3600.0
 
