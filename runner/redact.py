@@ -1,7 +1,12 @@
 """Keeps secrets (the API key) out of every text shotrun writes.
 
 Secrets are registered once, when the key is read from the environment; every log line,
-exception message, sidecar and report passes through :func:`redact` on its way out.
+exception message, sidecar and report passes through :func:`redact` on its way out. A secret
+is also found percent-encoded, as it stands in a URL a provider returned (``?key=...``).
+
+Text shotrun did not write (a library's exception, a server's body) is also cut to a
+quotation (:func:`clip`), and what is kept or shown of a message to a few hundred characters
+(:func:`bounded`): no line printed or stored grows with what a server sends.
 
 Everything written passes through here (a run redacts tens of thousands of values), so the
 common cases are short: a number, ``None`` or a bool cannot hold a secret and is returned
