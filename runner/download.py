@@ -15,9 +15,15 @@ cut anywhere and carry on from where it stopped:
 * the file is fsynced before :class:`~runner.gateway.types.Downloaded` is returned; the caller
   records the hash and then calls :func:`finalize_download` for the atomic rename.
 
+Every transfer is bounded (:class:`Pace`): a stall longer than the read timeout, a whole
+transfer longer than its deadline, or a rate below the minimum over a read-timeout window
+ends it. A server that sends one byte a second would otherwise hold a run for ever: each byte
+resets the read timeout.
+
 Errors: ``403/404/410`` -> :class:`~runner.errors.LinkExpired` (query the task for a fresh
-link); a cut connection, a stall longer than the read timeout, a 5xx -> :class:`DownloadError`
-(retry: the next call resumes); too large / not http(s) -> :class:`DownloadRefused`.
+link); a cut connection, a stall, a deadline or a rate broken, a 5xx ->
+:class:`DownloadError` (retry: the next call resumes, the link is kept); too large / not
+http(s) -> :class:`DownloadRefused`.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import asyncio
 import contextlib
 import hashlib
 import re
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +65,54 @@ class _Plan:
 
     offset: int
     total: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """The bounds of one transfer besides the read timeout (seconds, bytes per second).
+
+    ``deadline``: the longest one call may take, headers to last byte (None: no limit).
+    ``min_rate``: the slowest average rate accepted over any ``window`` seconds (0: none);
+    a body that trickles in never trips the read timeout, which only counts silence.
+    """
+
+    deadline: float | None = None
+    min_rate: float = 0.0
+    window: float = 60.0
+
+
+class _TooSlow(Exception):
+    """The body arrives more slowly than :attr:`Pace.min_rate`."""
+
+    def __init__(self, rate: float, window: float) -> None:
+        super().__init__(f"{rate:.0f} bytes/s over {window:g} s")
+        self.rate = rate
+        self.window = window
+
+
+class _RateWatch:
+    """Measures the rate of a body over successive windows of :attr:`Pace.window` seconds."""
+
+    __slots__ = ("_bytes", "_pace", "_since")
+
+    def __init__(self, pace: Pace) -> None:
+        self._pace = pace
+        self._since = time.monotonic()
+        self._bytes = 0
+
+    def saw(self, size: int) -> None:
+        """``size`` more bytes arrived; raise _TooSlow when a window ends below the rate."""
+        if not self._pace.min_rate:
+            return
+        self._bytes += size
+        elapsed = time.monotonic() - self._since
+        if elapsed < self._pace.window:
+            return
+        rate = self._bytes / elapsed
+        if rate < self._pace.min_rate:
+            raise _TooSlow(rate, elapsed)
+        self._since += elapsed
+        self._bytes = 0
 
 
 class _Restart(Exception):
@@ -154,7 +209,8 @@ def _salvage(content: aiohttp.StreamReader) -> bytes:
 
 
 async def _receive(
-    resp: aiohttp.ClientResponse, part: Path, plan: _Plan, *, max_bytes: int, shown: str
+    resp: aiohttp.ClientResponse, part: Path, plan: _Plan, *, max_bytes: int, shown: str,
+    pace: Pace,
 ) -> Downloaded:
     """Stream the body into ``part`` from ``plan.offset``, hashing as it goes.
 
@@ -172,6 +228,7 @@ async def _receive(
     size = plan.offset
     batch: list[bytes] = []
     batched = 0
+    watch = _RateWatch(pace)
 
     def take(chunk: bytes) -> None:
         nonlocal size, batched
@@ -190,6 +247,7 @@ async def _receive(
                 async for chunk, _end_of_http_chunk in resp.content.iter_chunks():
                     if chunk:
                         take(chunk)
+                        watch.saw(len(chunk))
                         if batched >= BATCH_BYTES:
                             # Emptied first: a batch handed over must not be handed over
                             # again by the ``finally`` below if this await is interrupted.
@@ -222,8 +280,34 @@ async def download_to_part(
     timeout: aiohttp.ClientTimeout,
     headers: Mapping[str, str] | None = None,
     max_redirects: int = 3,
+    pace: Pace | None = None,
 ) -> Downloaded:
     """Download ``url`` into ``part``, resuming what is there. See the module docstring."""
+    pace = pace or Pace()
+    try:
+        async with asyncio.timeout(pace.deadline) as within:
+            return await _download(session, url, part, max_bytes=max_bytes, timeout=timeout,
+                                   headers=headers, max_redirects=max_redirects, pace=pace)
+    except TimeoutError:
+        if not within.expired():
+            raise
+        shown = safe_url_text(url)
+        raise DownloadError(
+            f"download of {shown} took longer than its deadline of {pace.deadline:g} s "
+            "(--download-timeout); the link is kept and a retry resumes it") from None
+
+
+async def _download(
+    session: aiohttp.ClientSession,
+    url: str,
+    part: Path,
+    *,
+    max_bytes: int,
+    timeout: aiohttp.ClientTimeout,
+    headers: Mapping[str, str] | None,
+    max_redirects: int,
+    pace: Pace,
+) -> Downloaded:
     try:
         target: URL = checked_url(url, what="result link")
     except ValueError as exc:
@@ -253,13 +337,19 @@ async def download_to_part(
                 plan = _plan(resp, offset, shown)
                 if offset and plan.offset == 0:
                     log.info("download_restarted", url=shown, reason="server ignored Range")
-                return await _receive(resp, part, plan, max_bytes=max_bytes, shown=shown)
+                return await _receive(resp, part, plan, max_bytes=max_bytes, shown=shown,
+                                      pace=pace)
         except _Restart:
             log.info("download_restarted", url=shown, reason="server refused to resume")
             with contextlib.suppress(OSError):
                 part.unlink()
         except DownloadError:
             raise
+        except _TooSlow as exc:
+            raise DownloadError(
+                f"download of {shown} was slower than the minimum rate of "
+                f"{pace.min_rate:g} bytes/s ({exc}; --min-download-rate); the link is kept "
+                "and a retry resumes it") from None
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _transport(exc, shown) from None
         except OSError as exc:  # local: disk full, permission, directory gone

@@ -27,7 +27,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from runner.isotime import iso_timestamp
-from runner.redact import redact, redact_json, redact_value
+from runner.redact import QUOTE_LIMIT, clip, redact, redact_json, redact_value
 
 
 def _import_without_rich(name: str) -> ModuleType:
@@ -57,11 +57,26 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
            "error": logging.ERROR}
 
 
+#: The longest line the run log or the console is given; an event rendered longer has its
+#: long texts cut (:func:`clipped_values`).
+LINE_LIMIT = 1000
+
+
+def clipped_values(event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
+    """The event with every long text cut to :data:`~runner.redact.QUOTE_LIMIT` (redacted
+    first, so no secret is cut in two): what a server or a library said stays a quotation."""
+    return {key: clip(redact(value)) if isinstance(value, str) and len(value) > QUOTE_LIMIT
+            else clip(redact(repr(value))) if isinstance(value, list | tuple | dict)
+            and len(repr(value)) > QUOTE_LIMIT else value
+            for key, value in event_dict.items()}
+
+
 def redact_processor(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """structlog processor: no registered secret in any value (strings in containers too)."""
-    return {key: redact_value(value) for key, value in event_dict.items()}
+    """structlog processor: no registered secret in any value (strings in containers too),
+    and no value longer than a quotation."""
+    return clipped_values({key: redact_value(value) for key, value in event_dict.items()})
 
 
 def _redact_line(_logger: Any, _method: str, line: Any) -> Any:
@@ -146,7 +161,10 @@ class _JsonFileProcessor:
     ) -> MutableMapping[str, Any]:
         fd = _json_fd
         if fd is not None:
-            _append(fd, (redact_json(self._encode(event_dict)) + "\n").encode())
+            line = self._encode(event_dict)
+            if len(line) > LINE_LIMIT:  # rare: only then is each value looked at
+                line = self._encode(clipped_values(event_dict))
+            _append(fd, (redact_json(line) + "\n").encode())
         return event_dict
 
 

@@ -172,6 +172,8 @@ class ApiConfig:
     concurrency: int = 4
     submit_rate: float = 2.0
     downloads: int = 4
+    download_timeout: float | None = None  # seconds per download; None: the client's default
+    min_download_rate: float | None = None  # bytes per second; None: the client's default
     wire: Mapping[str, str | None] = field(default_factory=frozen_mapping)
     emulator: Mapping[str, Any] = field(default_factory=frozen_mapping)
 

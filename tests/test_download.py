@@ -357,3 +357,97 @@ async def test_larger_socket_reads_last_only_as_long_as_the_body(aiohttp_server:
             assert transport.max_size == SOCKET_READ  # type: ignore[attr-defined]
             assert await resp.read() == DATA
         assert transport.max_size == usual < SOCKET_READ  # type: ignore[attr-defined]
+
+
+def _trickle(data: bytes, seen: list[str | None], *, pause: float,
+             trickling: Callable[[], bool]) -> Handler:
+    """Serve ``data`` whole once ``trickling()`` is false; until then announce it all and
+    send it a byte per ``pause`` seconds from where the Range asks (a server that never
+    goes silent long enough for the read timeout, yet never finishes)."""
+    whole = _ranged(data, seen)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if not trickling():
+            return await whole(request)
+        seen.append(request.headers.get("Range"))
+        match = re.fullmatch(r"bytes=(\d+)-", request.headers.get("Range") or "")
+        start = int(match.group(1)) if match else 0
+        headers = {"Content-Length": str(len(data) - start)}
+        if start:
+            headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+        resp = web.StreamResponse(status=206 if start else 200, headers=headers)
+        await resp.prepare(request)
+        for offset in range(start, len(data)):
+            await resp.write(data[offset:offset + 1])
+            await asyncio.sleep(pause)  # the server's own pace: the misbehaviour under test
+        return resp
+
+    return handler
+
+
+async def test_a_trickle_below_the_minimum_rate_is_a_retryable_error_that_resumes(
+        fetch: Any) -> None:
+    seen: list[str | None] = []
+    slow = [True]
+    handler = _trickle(DATA, seen, pause=0.02, trickling=lambda: slow[0])
+    client, url, part = await fetch(handler, timeouts=ClientTimeouts(
+        download_read=0.3, min_download_rate=4096))
+    with pytest.raises(DownloadError, match="minimum rate of 4096 bytes/s") as caught:
+        await client.download(url, part)
+    assert not isinstance(caught.value, DownloadRefused)  # retryable: the link is kept
+    kept = part.stat().st_size
+    assert 0 < kept < 100 and part.read_bytes() == DATA[:kept]
+    slow[0] = False
+    assert (await client.download(url, part)).sha256 == SHA
+    assert seen[-1] == f"bytes={kept}-"
+
+
+async def test_a_transfer_over_its_deadline_is_a_retryable_error_that_resumes(
+        fetch: Any) -> None:
+    seen: list[str | None] = []
+    slow = [True]
+    handler = _trickle(DATA, seen, pause=0.01, trickling=lambda: slow[0])
+    client, url, part = await fetch(handler, timeouts=ClientTimeouts(
+        download_read=5.0, download_total=0.5, min_download_rate=0))
+    with pytest.raises(DownloadError, match=r"deadline of 0\.5 s") as caught:
+        await client.download(url, part)
+    assert not isinstance(caught.value, DownloadRefused)
+    kept = part.stat().st_size
+    assert part.read_bytes() == DATA[:kept]
+    slow[0] = False
+    assert (await client.download(url, part)).sha256 == SHA
+
+
+@pytest.mark.parametrize("bad", [{"download_total": 0}, {"download_total": float("inf")},
+                                 {"min_download_rate": -1}, {"min_download_rate": True}])
+def test_nonsense_download_bounds_are_refused(bad: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        ClientTimeouts(**bad)
+
+
+async def test_a_link_kept_redacted_is_downloaded_by_the_real_link_the_client_read(
+        fetch: Any) -> None:
+    """The store keeps result links redacted (a provider may put the key in them): the
+    client downloads by the real link it read from the task, and calls a redacted link it
+    never read expired, so the caller asks the task for it again."""
+    from runner.gateway.types import TaskState
+    from runner.redact import REDACTED, redact
+
+    seen: list[str] = []
+
+    async def needs_key(request: web.Request) -> web.StreamResponse:
+        seen.append(request.query.get("key", ""))
+        if request.query.get("key") != KEY:
+            return web.Response(status=403)
+        return web.Response(body=DATA)
+
+    client, url, part = await fetch(needs_key)
+    real = f"{url}?key={KEY}"
+    stored = redact(real)
+    assert REDACTED in stored and KEY not in stored
+    with pytest.raises(LinkExpired, match="asked for it again"):
+        await client.download(stored, part)
+    assert seen == []  # a redacted link is never sent
+    client.remember_links(TaskState("t1", "completed", results=(real,)))
+    assert (await client.download(stored, part)).sha256 == SHA
+    assert seen == [KEY]

@@ -167,3 +167,33 @@ def test_a_cached_logger_follows_a_new_level_and_stream(tmp_path: Path) -> None:
     assert log.redirect_console(third) is second
     logger.info("to_the_third")
     assert "to_the_third" in third.getvalue() and "to_the_third" not in second.getvalue()
+
+
+def test_a_huge_value_is_cut_in_the_run_log_and_on_the_console(tmp_path: Path) -> None:
+    """Issue 21: a library's message once carried a 55 KB video body into run.log."""
+    console, path = _setup(tmp_path)
+    body = "x" * 55_000
+    structlog.get_logger().warning("download_retry", error=f"ClientResponseError: {body}",
+                                   items=[body], delay=0.5)
+    log.close_run_log()
+    line = path.read_text(encoding="utf-8").rstrip("\n")
+    assert len(line) < log.LINE_LIMIT
+    event = json.loads(line)
+    assert event["error"].startswith("ClientResponseError: xxx")
+    assert event["error"].endswith("more characters)") and event["delay"] == 0.5
+    assert all(len(shown) < log.LINE_LIMIT for shown in console.getvalue().splitlines())
+    assert "more characters)" in console.getvalue()
+
+
+def test_a_secret_percent_encoded_in_a_url_is_redacted() -> None:
+    from urllib.parse import quote
+
+    from runner.redact import redact
+
+    secret = "sk-a/b+c=d"
+    register_secret(secret)
+    try:
+        url = f"https://cdn.example/v.mp4?key={quote(secret, safe='')}"
+        assert redact(url) == f"https://cdn.example/v.mp4?key={REDACTED}"
+    finally:
+        forget_secrets()

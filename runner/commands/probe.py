@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--task-timeout must be a positive number of seconds")
     config, api_key = prepare(manifest, Overrides(base_url=args.base_url,
                                                   files_url=args.files_url))
-    limits = client_limits(args)
+    limits = client_limits(args, manifest)
     poll_policy(args, config)  # nonsense timing flags: exit 2 before anything is sent
     shown = "the built-in emulator" if config.uses_emulator else safe_url_text(config.base_url)
     if config.provider != "gateway":

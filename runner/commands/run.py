@@ -17,9 +17,10 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
     from runner.state import StateStore
 
 # Poll bounds: a real gateway renders in minutes; the built-in emulator in seconds.
+ENV_DOWNLOAD_TIMEOUT = "SHOTRUN_DOWNLOAD_TIMEOUT"
+ENV_MIN_DOWNLOAD_RATE = "SHOTRUN_MIN_DOWNLOAD_RATE"
 REAL_POLLING = PollPolicy(min_interval=2.0, max_interval=30.0)
 EMULATOR_POLLING = PollPolicy(min_interval=0.1, max_interval=2.0, default_estimate=5.0)
 
@@ -140,7 +143,16 @@ def add_network_limits(parser: argparse.ArgumentParser) -> None:
                         "stops answering (default 60)")
     limits.add_argument("--read-timeout", type=float, metavar="S",
                         help="longest a result download may go without a byte (default 60; "
-                        "a download has no total limit)")
+                        "also the window --min-download-rate is measured over)")
+    limits.add_argument("--download-timeout", type=_seconds, metavar="S",
+                        help="longest one result download may take (default 7200; "
+                        f"{ENV_DOWNLOAD_TIMEOUT}, api.download_timeout); beyond it the "
+                        "download is retried later and the link kept: nothing is paid again")
+    limits.add_argument("--min-download-rate", type=_rate, metavar="RATE",
+                        help="slowest average a result download may have over each "
+                        "--read-timeout window, in bytes per second or with K/M/G (default "
+                        f"1K, 0 for none; {ENV_MIN_DOWNLOAD_RATE}, api.min_download_rate); "
+                        "slower, it is retried later and the link kept: nothing is paid again")
     limits.add_argument("--max-result-size", type=_size, metavar="SIZE",
                         help="refuse results larger than this (bytes, or with K/M/G; "
                         "default 2G)")
@@ -159,14 +171,66 @@ def _size(text: str) -> int:
     return int(value * scale)
 
 
-def client_limits(args: argparse.Namespace) -> ClientLimits:
-    """The gateway client's time and size limits from the flags (bad values: usage error)."""
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def _rate(text: str) -> float:
+    """Bytes per second: ``2048``, ``16K``, ``1M``; 0 for none."""
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
+    scale = units.get(text[-1:].upper(), 1)
+    try:
+        value = float(text[:-1] if scale > 1 else text) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a rate: {text!r} (bytes per second, e.g. 2048, 16K, 1M; 0 for none)") from None
+    if not 0 <= value <= 2**40:
+        raise argparse.ArgumentTypeError(
+            f"must be 0 or more bytes per second (at most 1T), got {text!r}")
+    return value
+
+
+def _download_bounds(args: argparse.Namespace, manifest: Manifest | None,
+                     environ: Mapping[str, str]) -> dict[str, float]:
+    """``--download-timeout``/``--min-download-rate`` > their environment variables > the
+    manifest's ``api`` settings; what none of them gives is left to the client's default."""
+    bounds: dict[str, float] = {}
+    for name, flag, env_name, parse, setting in (
+            ("download_total", args.download_timeout, ENV_DOWNLOAD_TIMEOUT, _seconds,
+             manifest.api.download_timeout if manifest else None),
+            ("min_download_rate", args.min_download_rate, ENV_MIN_DOWNLOAD_RATE, _rate,
+             manifest.api.min_download_rate if manifest else None)):
+        if flag is not None:
+            bounds[name] = flag
+        elif environ.get(env_name, "").strip():
+            try:
+                bounds[name] = parse(environ[env_name].strip())
+            except argparse.ArgumentTypeError as exc:
+                raise UsageError(f"environment variable {env_name}: {exc}") from None
+        elif setting is not None:
+            bounds[name] = setting
+    return bounds
+
+
+def client_limits(args: argparse.Namespace, manifest: Manifest | None = None,
+                  environ: Mapping[str, str] | None = None) -> ClientLimits:
+    """The gateway client's time and size limits from the flags, the environment and the
+    manifest, in that order (bad values: usage error)."""
     from runner.gateway.timeouts import ClientTimeouts
 
-    given = {name: value for name, value in (("connect", args.connect_timeout),
-                                              ("request", args.request_timeout),
-                                              ("download_read", args.read_timeout))
-             if value is not None}
+    given: dict[str, float] = {
+        name: value for name, value in (("connect", args.connect_timeout),
+                                        ("request", args.request_timeout),
+                                        ("download_read", args.read_timeout))
+        if value is not None}
+    given.update(_download_bounds(args, manifest, os.environ if environ is None else environ))
     try:
         timeouts = ClientTimeouts(**given)
     except ValueError as exc:
@@ -419,7 +483,7 @@ def run(args: argparse.Namespace) -> int:
     # How long a paid result stays collectable: the provider's documented lifetime.
     settings = dataclasses.replace(engine_settings(args, config), link_lifetime=provider_spec(
         config.provider).result_lifetime, retry_failed=args.retry_failed)
-    limits = client_limits(args)
+    limits = client_limits(args, manifest)
     wire = manifest.api.wire
     # Built as sync asks: none on a no-op resume.
     payloads = FingerprintPayloads(takes, wire, manifest.api.provider)

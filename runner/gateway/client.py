@@ -40,7 +40,7 @@ from yarl import URL
 
 from runner import __version__ as _version
 from runner.download import download_to_part
-from runner.errors import GatewayError, MalformedResponse, PermanentGatewayError
+from runner.errors import GatewayError, LinkExpired, MalformedResponse, PermanentGatewayError
 from runner.gateway.parse import (
     MAX_JSON_BYTES,
     parse_json_object,
@@ -53,12 +53,14 @@ from runner.gateway.translate import http_error, transport_error
 from runner.gateway.types import Downloaded, TaskState, UploadedFile
 from runner.gateway.urls import checked_url, join, safe_url_text
 from runner.providers import GATEWAY, spec
-from runner.redact import register_secret
+from runner.redact import REDACTED, redact, register_secret
 
 __all__ = ["ClientTimeouts", "GatewayClient"]
 
 log = structlog.get_logger()
 
+#: The code of a creation answered 2xx by something that is plainly not the service.
+NOT_THE_GATEWAY = "not_the_gateway"
 CREATE_PATH = "/v1/videos/generations"
 TASK_PATH = "/v1/tasks/"
 UPLOAD_PATH = "/api/v1/files/upload/stream"
@@ -122,6 +124,7 @@ class GatewayClient:
         self._session: aiohttp.ClientSession | None = None
         self._state = _State.UNOPENED
         self._reach = Reach()
+        self._links: dict[str, str] = {}  # result links carrying a secret, by redacted text
 
     def __repr__(self) -> str:
         return f"GatewayClient({safe_url_text(self._base)!r}, state={self._state.value})"
@@ -209,7 +212,7 @@ class GatewayClient:
             ) as resp:
                 body = await _read_capped(resp, operation)
                 log.debug("gateway_answered", operation=operation, status=resp.status)
-                self._check_first_answer(url, resp, body)
+                self._check_first_answer(url, resp, body, creating=creating)
                 if 200 <= resp.status < 300:
                     return body
                 raise self._http_error(
@@ -245,13 +248,18 @@ class GatewayClient:
         return {"what": "the file service", "setting": "api.files_url", "flag": "--files-url"}
 
     def _check_first_answer(
-        self, url: URL, resp: aiohttp.ClientResponse, body: bytes
+        self, url: URL, resp: aiohttp.ClientResponse, body: bytes, *, creating: bool = False
     ) -> None:
         """Until an origin has answered like the gateway, make sure this answer does.
 
         Raises GatewayUnreachable for an answer that is plainly someone else's (see
         :func:`runner.gateway.reach.foreign_answer`); otherwise the origin counts as reached
         and every later outcome keeps the gateway's error semantics.
+
+        Except a 2xx to a creation: whoever answered accepted the request, so a task may
+        have been made and billed. It is :class:`~runner.errors.MalformedResponse` (the
+        scheduler counts it as ambiguous), with the same question about the URL and the
+        code ``not_the_gateway``, never "nothing was sent".
         """
         if self._reach.reached(url):
             return
@@ -261,6 +269,10 @@ class GatewayClient:
                                  flag=names["flag"], query=self._is_query(url))
         if foreign is not None:
             log.debug("gateway_foreign_answer", status=resp.status, error=foreign.message)
+            if creating and 200 <= resp.status < 300:
+                raise MalformedResponse(
+                    f"{foreign.message} (the creation was accepted: it may have been billed)",
+                    code=NOT_THE_GATEWAY, status=resp.status)
             raise foreign
         self._reach.mark(url)
 
@@ -270,7 +282,7 @@ class GatewayClient:
         A 2xx whose body cannot be read raises MalformedResponse with ``status`` set: the
         gateway accepted *something*, so the task may exist and be billed.
         """
-        return (await self.create_task_answer(payload))[0]
+        return self.remember_links((await self.create_task_answer(payload))[0])
 
     async def create_task_answer(
         self, payload: Mapping[str, Any]
@@ -306,7 +318,20 @@ class GatewayClient:
 
     async def get_task(self, task_id: str) -> TaskState:
         """GET the task; 404 means the gateway does not know it."""
-        return (await self.get_task_answer(task_id))[0]
+        return self.remember_links((await self.get_task_answer(task_id))[0])
+
+    def remember_links(self, state: TaskState) -> TaskState:
+        """Keep the result links of ``state`` that carry a secret, by their redacted text.
+
+        A provider may put the key in a link (``?key=...``). The store keeps links redacted
+        (the key is never written), so :meth:`download` is handed the redacted text and
+        finds the real link here, for this client's life.
+        """
+        for url in state.results:
+            shown = redact(url)
+            if shown != url:
+                self._links[shown] = url
+        return state
 
     async def get_task_answer(self, task_id: str) -> tuple[TaskState, dict[str, Any]]:
         """:meth:`get_task`, with the answer's JSON object (see :meth:`create_task_answer`)."""
@@ -362,7 +387,17 @@ class GatewayClient:
         return uploaded
 
     async def download(self, url: str, part_path: Path) -> Downloaded:
-        """Stream a result into ``part_path`` (see :mod:`runner.download`)."""
+        """Stream a result into ``part_path`` (see :mod:`runner.download`).
+
+        ``url`` may be a link as the store keeps it, redacted: the real one is the one this
+        client read from the task (:meth:`remember_links`); one it never read (an earlier
+        run's) is expired for the caller, which asks the task for the link again.
+        """
+        real = self._links.get(url)
+        if real is None and REDACTED in url:
+            raise LinkExpired(f"result link {safe_url_text(url)} was kept without the secret "
+                              "it carries; the task is asked for it again")
+        url = real or url
         session = self._open()
         try:
             headers = self._headers_for(URL(url))
@@ -376,6 +411,7 @@ class GatewayClient:
             timeout=self.timeouts.for_download(),
             headers=headers,
             max_redirects=self.max_redirects,
+            pace=self.timeouts.download_pace(),
         )
 
 

@@ -26,16 +26,30 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
+
 from runner.errors import MalformedResponse, PermanentGatewayError
 from runner.gateway.types import TASK_STATUSES, TaskState, UploadedFile
-from runner.redact import redact
+from runner.redact import clip, redact
+
+log = structlog.get_logger()
 
 #: Largest JSON answer read from the gateway; anything bigger is malformed.
 MAX_JSON_BYTES = 1024 * 1024
 
+#: The most credits (or Kling units) one take can plausibly cost; more is a nonsense figure.
+MAX_CREDITS = 1_000_000.0
+#: The longest time estimate (seconds) that makes sense: a week.
+MAX_SECONDS = 7 * 86400.0
+#: The most requests ahead of one in a queue that makes sense (fal.ai's queue_position).
+MAX_QUEUE_POSITION = 1_000_000.0
+#: The longest video (seconds) that makes sense: an hour (the model renders seconds).
+MAX_VIDEO_SECONDS = 3600.0
+
 # Task ids end up in URLs, the state store and log lines: keep them plain.
 _TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,255}")
 _EXCERPT = 120
+_CODE_LIMIT = 100  # a business code is a word; a longer one is quoted, cut
 
 
 def excerpt(body: bytes | str) -> str:
@@ -45,8 +59,11 @@ def excerpt(body: bytes | str) -> str:
     return redact(repr(short))
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"non-standard JSON constant {name}")
+def _constant(name: str) -> float:
+    """``NaN``, ``Infinity``, ``-Infinity`` (Python's ``json.dumps`` writes them): read as
+    floats, so each field judges them: a hint becomes unknown (:func:`reading`), what the
+    run engine acts on is malformed."""
+    return float(name.lower().replace("infinity", "inf"))
 
 
 def parse_json_object(body: bytes, *, what: str) -> dict[str, Any]:
@@ -62,7 +79,7 @@ def parse_json_object(body: bytes, *, what: str) -> dict[str, Any]:
             f"{what}: answer is not UTF-8 (bad byte at offset {exc.start})"
         ) from None
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_constant)
     except RecursionError:
         raise MalformedResponse(f"{what}: answer is JSON nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError, huge integers, NaN/Infinity
@@ -94,6 +111,35 @@ def _hint(value: Any) -> float | None:
     if not math.isfinite(number) or number < 0:
         return None
     return number
+
+
+def reading(value: Any, *, field: str, what: str, limit: float) -> float | None:
+    """A number a provider gives that shotrun only reads (credits, a duration, a time
+    estimate): finite, from 0 to ``limit``; anything else is unknown (None), with a warning.
+
+    A provider once answered ``credits: 1e308``: summed into the run's figures it printed
+    ``credits inf`` and a 309-digit number. Absent (None) is simply unknown, without a word.
+    """
+    if value is None:
+        return None
+    number = _hint(value)
+    if number is not None and number <= limit:
+        return number
+    _warn_unreadable(field, value, what)
+    return None
+
+
+_warned: set[tuple[str, str]] = set()  # (field, value) already warned about, this process
+
+
+def _warn_unreadable(field: str, value: Any, what: str) -> None:
+    shown = excerpt(repr(value))
+    if (field, shown) in _warned:
+        return
+    if len(_warned) < 1000:
+        _warned.add((field, shown))
+    log.warning("provider_number_unreadable", field=field, value=shown, answer=what,
+                treated_as="unknown")
 
 
 def _opt_text(value: Any, field: str, what: str) -> str | None:
@@ -169,14 +215,16 @@ def _error(value: Any, what: str) -> tuple[str | None, str | None]:
     if value is None:
         return None, None
     if isinstance(value, str):
-        return None, value
+        return None, clip(redact(value))
     if not isinstance(value, dict):
         raise MalformedResponse(
             f"{what}: 'error' is {type(value).__name__}, expected an object"
         )
+    code = _opt_text(value.get("code"), "error.code", what)
+    message = _opt_text(value.get("message"), "error.message", what)
     return (
-        _opt_text(value.get("code"), "error.code", what),
-        _opt_text(value.get("message"), "error.message", what),
+        None if code is None else clip(redact(code), _CODE_LIMIT),
+        None if message is None else clip(redact(message)),
     )
 
 
@@ -202,9 +250,12 @@ def task_from_json(data: Mapping[str, Any], *, what: str = "task answer") -> Tas
         results=results,
         error_code=code,
         error_message=message,
-        estimated_time=_hint(info.get("estimated_time")),
-        credits_reserved=_hint(usage.get("credits_reserved")),
-        video_duration=_hint(info.get("video_duration")),
+        estimated_time=reading(info.get("estimated_time"), field="task_info.estimated_time",
+                               what=what, limit=MAX_SECONDS),
+        credits_reserved=reading(usage.get("credits_reserved"), field="usage.credits_reserved",
+                                 what=what, limit=MAX_CREDITS),
+        video_duration=reading(info.get("video_duration"), field="task_info.video_duration",
+                               what=what, limit=MAX_VIDEO_SECONDS),
     )
 
 
@@ -290,11 +341,11 @@ def parse_error_body(body: bytes) -> ErrorBody:
     if isinstance(error, dict):
         def field(key: str) -> str | None:
             value = error.get(key)
-            return redact(str(value)) if isinstance(value, str | int | float) else None
+            return clip(redact(str(value))) if isinstance(value, str | int | float) else None
 
         return ErrorBody(field("code"), field("message"), field("type"), field("param"))
     msg = data.get("msg") or data.get("message") or (error if isinstance(error, str) else None)
-    return ErrorBody(message=redact(str(msg)) if isinstance(msg, str | int) else None)
+    return ErrorBody(message=clip(redact(str(msg))) if isinstance(msg, str | int) else None)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

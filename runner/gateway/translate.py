@@ -34,7 +34,7 @@ from runner.errors import (
     TransientGatewayError,
 )
 from runner.gateway.parse import ErrorBody, parse_error_body, parse_retry_after
-from runner.redact import redact
+from runner.redact import clip, redact
 
 # Failures that happen while connecting: nothing of the request left this machine.
 _BEFORE_SENDING: tuple[type[BaseException], ...] = (
@@ -46,10 +46,15 @@ _BEFORE_SENDING: tuple[type[BaseException], ...] = (
 
 
 def describe(exc: BaseException) -> str:
-    """``ClassName: text`` of an exception, redacted, for a message."""
+    """``ClassName: text`` of an exception, redacted and cut to a few hundred characters
+    (:data:`~runner.redact.QUOTE_LIMIT`), for a message.
+
+    A library's message may quote what the server sent (aiohttp's parser errors show the
+    bytes it choked on): a whole video body once reached the summary, the log and the store.
+    """
     text = str(exc).strip()
     name = type(exc).__name__
-    return redact(f"{name}: {text}" if text else name)
+    return clip(redact(f"{name}: {text}" if text else name))
 
 
 def _is_timeout(exc: BaseException) -> bool:

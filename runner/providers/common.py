@@ -9,7 +9,7 @@ from typing import Any
 
 from runner.errors import MalformedResponse
 from runner.gateway.parse import parse_json_object
-from runner.redact import redact
+from runner.redact import clip, redact
 from runner.wire import TOP_LEVEL_FIELDS
 
 # Fields of the canonical (gateway) payload every provider translates; anything else in a
@@ -69,12 +69,13 @@ def answer_object(body: bytes, what: str) -> dict[str, Any]:
 
 
 def text_of(value: Any) -> str | None:
-    """A message field as redacted text (a list of fal's validation details joined)."""
+    """A message field as redacted text, cut to a quotation (a list of fal's validation
+    details joined)."""
     if isinstance(value, str):
-        return redact(value)
+        return clip(redact(value))
     if isinstance(value, list):
         parts = [text_of(item.get("msg") if isinstance(item, dict) else item) for item in value]
-        return "; ".join(p for p in parts if p) or None
+        return clip("; ".join(p for p in parts if p)) or None
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     return None

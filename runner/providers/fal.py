@@ -31,7 +31,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from runner import errors
-from runner.gateway.parse import _TASK_ID, excerpt, parse_json_object, parse_retry_after
+from runner.gateway.parse import (
+    _TASK_ID,
+    MAX_QUEUE_POSITION,
+    excerpt,
+    parse_json_object,
+    parse_retry_after,
+    reading,
+)
 from runner.gateway.types import TaskState
 from runner.providers.common import answer_object, failure_code, passthrough, text_of
 
@@ -130,8 +137,9 @@ def status_of(body: bytes, task_id: str, *, what: str) -> TaskState | None:
             f"{text_of(data.get('error_type')) or ''} {error}"), error_message=error)
     if word == "COMPLETED":
         return None
-    position = data.get("queue_position")
-    queued = position if isinstance(position, int) and not isinstance(position, bool) else None
+    position = reading(data.get("queue_position"), field="queue_position", what=what,
+                       limit=MAX_QUEUE_POSITION)
+    queued = int(position) if position is not None and position.is_integer() else None
     return TaskState(task_id, STATUSES[word], queue_position=queued)
 
 

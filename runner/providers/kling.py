@@ -34,7 +34,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from runner import errors
-from runner.gateway.parse import _hint, excerpt, parse_json_object, parse_retry_after
+from runner.gateway.parse import (
+    MAX_CREDITS,
+    excerpt,
+    parse_json_object,
+    parse_retry_after,
+    reading,
+)
 from runner.gateway.types import TaskState
 from runner.model import MODEL_ID
 from runner.providers.common import (
@@ -195,5 +201,6 @@ def parse_task(body: bytes, *, what: str) -> tuple[TaskState, dict[str, Any]]:
         results=results,
         error_code=failure_code(message) if status == "failed" else None,
         error_message=(message or "the task failed") if status == "failed" else None,
-        credits_reserved=_hint(task.get("final_unit_deduction")),
+        credits_reserved=reading(task.get("final_unit_deduction"), field="final_unit_deduction",
+                                 what=what, limit=MAX_CREDITS),
     ), data

@@ -148,4 +148,4 @@ class KlingClient(ProviderClient):
             if exc.status == 404 or exc.code in {str(c) for c in NOT_FOUND_CODES}:
                 return None
             raise
-        return task_state(body, what=f"look up task {external} answer")
+        return self.remember_links(task_state(body, what=f"look up task {external} answer"))

@@ -24,6 +24,7 @@ from runner import outputs
 from runner.gateway.types import Gateway
 from runner.model import Manifest, Take
 from runner.observed import OutputExpectations
+from runner.redact import bounded
 from runner.scheduler.backoff import BackoffPolicy
 from runner.scheduler.budget import BudgetGuard
 from runner.scheduler.calibration import Calibration
@@ -255,19 +256,21 @@ class RunContext:
 
     def finish(self, take: Take, phase: Phase, *, kind: str | None = None,
                code: str | None = None, message: str | None = None, **details: Any) -> None:
-        """Record the take's outcome for this run (the store already has its status);
-        ``details`` go to the event sink only."""
+        """Record the take's outcome for this run (the store already has its status); the
+        message is redacted and bounded, as the summary shows it; ``details`` go to the event
+        sink only."""
+        shown = None if message is None else bounded(message)
         if phase is Phase.DONE:
             self.outcomes.pop(take.key, None)  # says nothing the phase does not: not kept
         else:
-            self.outcomes[take.key] = Outcome(phase, kind, code, message)
-        self.set_phase(take, phase, kind=kind, code=code, message=message, **details)
+            self.outcomes[take.key] = Outcome(phase, kind, code, shown)
+        self.set_phase(take, phase, kind=kind, code=code, message=shown, **details)
 
     def stop(self, reason: StopReason, message: str) -> None:
         """No more creations from now on; the first reason wins."""
         if self.stop_reason is None:
             self.stop_reason = reason
-            self.stop_message = message
+            self.stop_message = message = bounded(message)
             # Info, not warning: the command prints the reason itself (progress line and
             # summary); a console warning too said the same thing twice. run.log keeps it.
             log.info("submissions_stopped", reason=reason.value, message=message)

@@ -35,6 +35,7 @@ from runner.errors import (
     ShotrunError,
     TransientGatewayError,
 )
+from runner.gateway.client import NOT_THE_GATEWAY
 from runner.gateway.types import TaskState
 from runner.model import Media, Take
 from runner.redact import redact, redact_value
@@ -192,6 +193,7 @@ async def submit(ctx: RunContext, take: Take) -> bool:
                 log.info("take_rate_limited", delay=round(delay, 3),
                          limit=ctx.limiter.limit)
             except (AmbiguousSubmission, MalformedResponse) as exc:
+                _stop_if_not_the_service(ctx, exc)
                 step = await _answer_lost(ctx, take, sent, estimate, exc.message)
                 holding = step != IN_FLIGHT
                 if step == AGAIN:
@@ -272,6 +274,15 @@ def _submitted(ctx: RunContext, take: Take, state: TaskState, estimate: float | 
 
 
 IN_FLIGHT, AGAIN, GIVE_UP = "in flight", "again", "give up"
+
+
+def _stop_if_not_the_service(ctx: RunContext, exc: GatewayError) -> None:
+    """A creation accepted (2xx) by something plainly not the service (its first answer
+    an HTML page): no more creations go there. The creation itself is ambiguous like any
+    unreadable answer to a creation (HTML, empty, not JSON, no task id): whatever accepted
+    it may have made a task and billed it, so it is counted, never "nothing was sent"."""
+    if isinstance(exc, MalformedResponse) and exc.code == NOT_THE_GATEWAY:
+        ctx.stop(StopReason.UNREACHABLE, exc.message)
 
 
 async def _answer_lost(ctx: RunContext, take: Take, sent: Mapping[str, Any],

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import StateError
-from runner.redact import redact, redact_value
+from runner.redact import bounded, redact, redact_value
 from runner.state.base import S, StoreBase, UnknownTake, dumps, insert_event
 from runner.state.records import STATUSES, FailureKind, TakeStatus
 
@@ -96,7 +96,8 @@ class Transitions(StoreBase):
         (so the next one carries the same client-chosen id) nor charged to the budget."""
         self._move(
             key, _LOST, S.NEW, "take_never_created",
-            {"last_error_code": None, "last_error": redact(message)}, {"message": message},
+            {"last_error_code": None, "last_error": bounded(message)},
+            {"message": bounded(message)},
             sql_sets=f"attempts = attempts - 1, {_UNAMBIGUOUS}", ledger="not_sent",
         )
 
@@ -105,7 +106,7 @@ class Transitions(StoreBase):
         429): back to ``new``; the attempt is not counted nor charged to the budget."""
         self._move(
             key, _JUST_SUBMITTING, S.NEW, "take_not_sent",
-            {"last_error": redact(message)}, {"message": message},
+            {"last_error": bounded(message)}, {"message": bounded(message)},
             sql_sets="attempts = attempts - 1",
         )
 
@@ -113,8 +114,8 @@ class Transitions(StoreBase):
         """The creation was sent but its answer was lost: it may be rendering, and billed."""
         self._move(
             key, _JUST_SUBMITTING, S.AMBIGUOUS, "take_ambiguous",
-            {"last_error_code": "ambiguous_submission", "last_error": redact(message)},
-            {"message": message}, sql_sets="ambiguous_attempts = ambiguous_attempts + 1",
+            {"last_error_code": "ambiguous_submission", "last_error": bounded(message)},
+            {"message": bounded(message)}, sql_sets="ambiguous_attempts = ambiguous_attempts + 1",
         )
 
     def mark_held(self, key: str) -> None:
@@ -152,7 +153,8 @@ class Transitions(StoreBase):
     def mark_completed(
         self, key: str, result_url: str, link_expires_at: float | None = None
     ) -> None:
-        """The gateway finished it: the result URL is known (also a refreshed link).
+        """The gateway finished it: the result URL is known (also a refreshed link), kept
+        redacted: a provider may put the key in it (the client keeps the real link).
 
         Not fsynced on its own (``synchronous=NORMAL``): a crash that loses it leaves the take
         ``submitted``, and the next run asks the gateway again, which answers the same URL.
@@ -161,7 +163,7 @@ class Transitions(StoreBase):
         """
         self._move(
             key, _CAN_COMPLETE, S.COMPLETED, "take_completed",
-            {"result_url": result_url, "link_expires_at": link_expires_at,
+            {"result_url": redact(result_url), "link_expires_at": link_expires_at,
              "gateway_status": "completed", "progress": 100, "failure_kind": None},
             {"link_expires_at": link_expires_at},
             sql_sets="completed_at = COALESCE(completed_at, ?)", sql_params=(self._clock(),),
@@ -182,8 +184,8 @@ class Transitions(StoreBase):
         kind = FailureKind(kind).value
         self._move(
             key, _ANY_BUT_DONE, S.FAILED, "take_failed",
-            {"failure_kind": kind, "last_error_code": code, "last_error": redact(message)},
-            {"kind": kind, "code": code, "message": message},
+            {"failure_kind": kind, "last_error_code": code, "last_error": bounded(message)},
+            {"kind": kind, "code": code, "message": bounded(message)},
         )
 
     def mark_done(

@@ -21,7 +21,7 @@ from runner.errors import (
     PermanentGatewayError,
     TransientGatewayError,
 )
-from runner.gateway.client import GatewayClient
+from runner.gateway.client import NOT_THE_GATEWAY, GatewayClient
 
 from .conftest import FAST, KEY, TASK, Serve, assert_no_key
 
@@ -70,7 +70,6 @@ async def test_the_file_service_is_named_with_its_own_setting(serve: Serve, tmp_
         (501, "text/html", HTML, "an HTML page"),
         (404, "text/plain", "404: Not Found", "a body that is not JSON"),
         (405, "application/json", '{"detail": "Method Not Allowed"}', "JSON that is not the"),
-        (200, "text/html", HTML, "an HTML page"),
         (403, "text/html", HTML, "an HTML page"),
     ],
 )
@@ -88,6 +87,25 @@ async def test_a_first_answer_that_is_not_the_gateways_names_the_url(
     assert str(exc).startswith(f"{url} answered HTTP {status} with {kind}")
     assert str(exc).endswith(": is api.base_url (or --base-url) the gateway?")
     assert exc.retry is False and exc.maybe_sent is False and exc.status == status
+    assert_no_key(exc)
+
+
+async def test_a_first_creation_accepted_with_an_html_page_may_have_been_billed(
+        serve: Serve, clients: Any) -> None:
+    """Issue 21: a 2xx to a creation is an acceptance, whoever sent it. Once "nothing was
+    sent" (the next run paid again, counting nothing ambiguous); now unreadable, which the
+    scheduler counts as ambiguous, still naming the setting to check."""
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(status=200, text=HTML, content_type="text/html")
+
+    server = await serve("POST", "/v1/videos/generations", page)
+    with pytest.raises(MalformedResponse) as info:
+        await clients(server).create_task({"prompt": "x"})
+    exc = info.value
+    assert not isinstance(exc, GatewayUnreachable)
+    assert exc.status == 200 and exc.code == NOT_THE_GATEWAY
+    assert "answered HTTP 200 with an HTML page: is api.base_url (or --base-url) the " \
+           "gateway?" in str(exc) and "may have been billed" in str(exc)
     assert_no_key(exc)
 
 

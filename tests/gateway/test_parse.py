@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 import pytest
+import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -113,7 +114,7 @@ def test_epoch_never_raises(value: Any) -> None:
     [(b"[" * 200_000, "nested too deeply"),
      (b'{"id": "t", "status": "pending", "progress": ' + b"9" * 5000 + b"}", "not valid JSON"),
      (b" " * (MAX_JSON_BYTES + 1), "larger than"),
-     (b'{"id": "t", "status": "pending", "progress": Infinity}', "not valid JSON"),
+     (b'{"id": "t", "status": "pending", "progress": Infinity}', "'progress'"),
      (b'{"id": "a b", "status": "pending"}', "characters outside"),
      (b'{"id": "' + b"x" * 300 + b'", "status": "pending"}', "longer than 256")],
     ids=["deep", "huge-int", "too-big", "infinity", "id-space", "id-long"],
@@ -144,3 +145,32 @@ def test_results_as_objects_with_url() -> None:
 )
 def test_retry_after_forms(value: str, expected: float | None) -> None:
     assert parse_retry_after(value, now=40.0) == expected
+
+
+@pytest.mark.parametrize("nonsense", ["1e308", "-3", "NaN", "Infinity", "2e6", '"lots"'])
+def test_nonsense_numbers_are_unknown_with_a_warning(nonsense: str) -> None:
+    """Issue 21: ``credits: 1e308`` printed ``credits inf`` and a 309-digit number."""
+    from runner.gateway import parse
+
+    parse._warned.clear()
+    body = ('{"id": "t", "status": "processing", "usage": {"credits_reserved": N}, '
+            '"task_info": {"estimated_time": N, "video_duration": N}}'
+            ).replace("N", nonsense).encode()
+    with structlog.testing.capture_logs() as logs:
+        state = parse_task(body)
+    assert (state.credits_reserved, state.estimated_time, state.video_duration) == (
+        None, None, None)
+    warned = {entry["field"] for entry in logs if entry["event"] == "provider_number_unreadable"}
+    assert warned == {"usage.credits_reserved", "task_info.estimated_time",
+                      "task_info.video_duration"}
+    sane = parse_task(b'{"id": "t", "status": "processing", "usage": {"credits_reserved": 32.4}}')
+    assert sane.credits_reserved == 32.4
+
+
+def test_a_failed_tasks_huge_words_are_cut() -> None:
+    body = {"id": "t1", "status": "failed",
+            "error": {"code": "c" * 5000, "message": "m" * 60_000}}
+    state = parse_task(json.dumps(body).encode())
+    assert state.error_message is not None and state.error_code is not None
+    assert len(state.error_message) < 400 and state.error_message.endswith("more characters)")
+    assert len(state.error_code) < 200

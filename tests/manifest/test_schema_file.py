@@ -55,7 +55,8 @@ def test_shape_covers_every_key() -> None:
     assert set(shot["matrix"]["properties"]) == SHOT_FIELDS - {"takes"}
     api = props["api"]["properties"]
     assert set(api) == {"base_url", "files_url", "api_key_env", "model", "concurrency",
-                        "submit_rate", "downloads", "wire", "emulator", "provider"}
+                        "submit_rate", "downloads", "wire", "emulator", "provider",
+                        "download_timeout", "min_download_rate"}
     assert set(api["emulator"]["properties"]) == EMULATOR_KEYS
     assert set(api["emulator"]["properties"]["error_rates"]["properties"]) == {
         "429", "500", "502", "503"}
