@@ -345,9 +345,9 @@ def end_of_run_report(manifest: Manifest, store: StateStore) -> Path | None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``shotrun run``."""
+    from runner.commands.store import open_for_run, settle_intents
     from runner.manifest import load_manifest
     from runner.manifest.outdir import check_output_dir
-    from runner.state import StateStore, store_path_for
 
     # ManifestError -> exit 2, nothing written.
     manifest = load_manifest(args.manifest, args.provider, args.base_url)
@@ -373,7 +373,7 @@ def run(args: argparse.Namespace) -> int:
     # Built as sync asks: none on a no-op resume.
     payloads = FingerprintPayloads(takes, wire, manifest.api.provider)
 
-    store = StateStore.open(store_path_for(manifest))
+    store = open_for_run(manifest, args.manifest, err=args.json, quiet=args.quiet)
     log.open_run_log(manifest.output_dir / ".shotrun" / "run.log")
     try:
         plans = store.sync(takes, payloads, retry_failed=args.retry_failed,
@@ -412,6 +412,7 @@ def run(args: argparse.Namespace) -> int:
                           expectations=expectations)
             del plans  # only the run holds them now, and it lets them go once started
             summary = asyncio.run(job)
+        settle_intents(manifest, store)
         report = None if args.no_report else end_of_run_report(manifest, store)
     finally:
         store.close()
