@@ -76,6 +76,7 @@ class StoreDamaged(StateError):
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+_DAMAGE = ("SQLITE_CORRUPT", "SQLITE_NOTADB")  # the file's fault, not the disk's
 
 
 def check_header(path: Path) -> None:
@@ -211,7 +212,14 @@ class StoreBase:
         except OSError as exc:
             raise StateError(f"cannot create the state store {path}: {exc.strerror}") from exc
         check_header(path)
-        conn = schema.connect(path, readonly=False)
+        try:
+            conn = schema.connect(path, readonly=False)
+        except StateError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, sqlite3.DatabaseError) and str(
+                    getattr(cause, "sqlite_errorname", "")).startswith(_DAMAGE):
+                raise StoreDamaged(path, str(cause)) from exc
+            raise
         try:
             schema.migrate(conn, path)
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
