@@ -345,7 +345,7 @@ def end_of_run_report(manifest: Manifest, store: StateStore) -> Path | None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``shotrun run``."""
-    from runner.commands.store import open_for_run, settle_intents
+    from runner.commands.store import after_run, open_for_run
     from runner.manifest import load_manifest
     from runner.manifest.outdir import check_output_dir
 
@@ -412,7 +412,7 @@ def run(args: argparse.Namespace) -> int:
                           expectations=expectations)
             del plans  # only the run holds them now, and it lets them go once started
             summary = asyncio.run(job)
-        settle_intents(manifest, store)
+        after_run(manifest, store, err=args.json)
         report = None if args.no_report else end_of_run_report(manifest, store)
     finally:
         store.close()

@@ -96,13 +96,19 @@ def open_for_run(manifest: Any, manifest_path: Path | str, *, err: bool,
     return opened.store
 
 
-def settle_intents(manifest: Any, store: Any) -> None:
-    """At the end of a run: remove the intent files of creations the store has settled."""
+def after_run(manifest: Any, store: Any, *, err: bool) -> None:
+    """At the end of a run: remove the intent files of creations the store has settled, and
+    say so when the store was deleted or replaced while the run held it."""
+    import structlog
+
     from runner.state.intents import settle
 
     try:
         settle(manifest.output_dir, store.statuses)
     except OSError as exc:  # left for the next run: they only ever make a take ambiguous
-        import structlog
-
         structlog.get_logger().warning("intents_not_settled", error=str(exc))
+    if not store.still_in_place():
+        print(redact(f"shotrun: warning: the state store {store.path} was deleted or replaced "
+                     "during this run; the next run rebuilds it from the output folder "
+                     "(sidecars and intent files: nothing paid is lost)"),
+              file=sys.stderr if err else sys.stdout, flush=True)

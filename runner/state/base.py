@@ -16,6 +16,7 @@ those of a write transaction into its subclass :class:`runner.errors.StoreWriteF
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -92,6 +93,15 @@ def check_header(path: Path) -> None:
         return  # connect() says what is wrong with it
     if head and head != SQLITE_HEADER:
         raise StoreDamaged(path, "not an SQLite database")
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``; None when there is none."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino)
 
 
 def take_writer_lock(path: Path) -> schema.WriterLock:
@@ -187,6 +197,7 @@ class StoreBase:
         self._mutex = threading.RLock()  # callers may use asyncio.to_thread
         self._durable_mode = True  # schema.connect sets synchronous=FULL
         self._salt: str | None = None  # StateStore.client_salt, read once
+        self._file_id: tuple[int, int] | None = None  # the writer's file (still_in_place)
 
     # ----------------------------------------------------------------- life cycle
     @classmethod
@@ -237,7 +248,9 @@ class StoreBase:
             conn.close()
             raise
         log.debug("state_store_opened", path=str(path))
-        return cls(path, conn, readonly=False, lock=lock, clock=clock)
+        store = cls(path, conn, readonly=False, lock=lock, clock=clock)
+        store._file_id = _file_id(path)
+        return store
 
     @classmethod
     def open_readonly(cls, path: Path) -> Self:
@@ -245,11 +258,14 @@ class StoreBase:
         path = Path(path)
         if not path.is_file():
             raise StateError(f"no state store at {path}: no run has happened yet")
+        check_header(path)
         conn = schema.connect(path, readonly=True)
         try:
             version = schema.stored_version(conn)
         except sqlite3.DatabaseError as exc:
             conn.close()
+            if str(getattr(exc, "sqlite_errorname", "")).startswith(_DAMAGE):
+                raise StoreDamaged(path, str(exc)) from exc
             raise StateError(f"state store {path} cannot be read: {exc}") from exc
         try:
             schema.check_version(path, version)
@@ -263,6 +279,12 @@ class StoreBase:
                 "to upgrade it"
             )
         return cls(path, conn, readonly=True)
+
+    def still_in_place(self) -> bool:
+        """The writer's file is still the one at its path: False when it was deleted or
+        replaced while the run held it (the run wrote into a file no one will read again;
+        the next run rebuilds the store from the output folder)."""
+        return self._file_id is None or _file_id(self.path) == self._file_id
 
     def close(self) -> None:
         """Close the database and release the writer lock (idempotent)."""

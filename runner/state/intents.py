@@ -90,7 +90,10 @@ class Intent:
             "external_task_id": self.external_task_id, "salt": self.salt,
             "task_id": self.task_id, "credits_reserved": self.credits_reserved, "at": self.at,
         }
-        return (_ENCODE(redact_value(data)) + "\n").encode()
+        # One field per line, as sidecars are: no line grows with the request's size alone.
+        fields = ",\n".join(f"  {_ENCODE(name)}: {_ENCODE(value)}"
+                             for name, value in redact_value(data).items())
+        return ("{\n" + fields + "\n}\n").encode()
 
 
 def _number(value: Any) -> float | None:

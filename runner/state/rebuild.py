@@ -16,7 +16,10 @@ What a rebuilt store says, per take:
 - an intent without a task id: **submitting**, which the run's sync turns into an ambiguous
   creation, as for a run killed then; at Kling the intent's ``external_task_id`` (made from
   the salt the intent carries, restored here) lets the run look it up instead.
-The ``attempts`` ledger gets one row per take so found, so the budget counts what was spent.
+The ``attempts`` ledger gets a row per take so found, so the budget counts what was spent;
+the take's earlier attempts (its attempt number minus one) are counted ambiguous: the folder
+cannot tell a lost answer or a failed task (maybe billed) from a refusal (not billed), and a
+take counted so is held rather than resubmitted twice, as today's rules do.
 What the folder cannot tell (failures, picks, notes, uploads, history) starts afresh.
 
 The rebuild is built in a temporary file and renamed into place: a run killed during it
@@ -233,10 +236,12 @@ def gather(output_dir: Path) -> tuple[list[_Row], str | None]:
 
 _INSERT_TAKE = (
     "INSERT INTO takes (key, shot_id, take, status, fingerprint, reason, tags, task_id,"
-    " attempts, payload, credits_estimated, credits_reserved, output_path, size, sha256,"
+    " attempts, ambiguous_attempts, payload, credits_estimated, credits_reserved,"
+    " output_path, size, sha256,"
     " verified_duration, video, gateway_status, progress, submitting_at, submitted_at,"
     " completed_at, downloaded_at, created_at, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, 'rebuilt', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " VALUES (?, ?, ?, ?, ?, 'rebuilt', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+    " ?)"
 )
 _INSERT_ATTEMPT = (
     "INSERT INTO attempts (key, attempt, fingerprint, outcome, task_id, credits_estimated,"
@@ -251,7 +256,8 @@ def _write_rows(conn: sqlite3.Connection, rows: list[_Row], salt: str | None,
         in_flight = row.status == "submitted" and row.output_path is None
         conn.execute(_INSERT_TAKE, (
             row.key, row.shot_id, row.take, row.status, row.fingerprint, dumps(row.tags),
-            row.task_id, row.attempts, None if row.payload is None else dumps(row.payload),
+            row.task_id, row.attempts, row.attempts - 1,
+            None if row.payload is None else dumps(row.payload),
             row.credits_estimated, row.credits_reserved, row.output_path, row.size,
             row.sha256, row.verified_duration,
             None if row.video is None else json.dumps(row.video, sort_keys=True),
@@ -260,6 +266,12 @@ def _write_rows(conn: sqlite3.Connection, rows: list[_Row], salt: str | None,
             now if row.status == "submitting" else None,
             row.submitted_at, row.completed_at, row.downloaded_at, now, now,
         ))
+        # Earlier attempts (a sidecar's or intent's attempt number minus one) may have been
+        # billed (a lost answer, a task that failed) or not (a refusal): the folder cannot
+        # tell, so they count as what may have been billed: ambiguous, at the estimate.
+        conn.executemany(_INSERT_ATTEMPT, [
+            (row.key, earlier, row.fingerprint, "ambiguous", None, row.credits_estimated,
+             None, now, now) for earlier in range(1, row.attempts)])
         outcome = "submitting" if row.status == "submitting" else "submitted"
         conn.execute(_INSERT_ATTEMPT, (
             row.key, row.attempts, row.fingerprint, outcome, row.task_id,
