@@ -247,3 +247,27 @@ async def test_store_deleted_with_creations_in_flight_pays_only_what_is_counted_
     assert_lines_bounded(out, err)
     assert_store_bounded(store)
     assert_secret_absent(tmp_path / "out", TORTURE_KEY)
+
+
+async def test_a_store_deleted_under_a_live_run_is_said_and_rebuilt_by_the_next_run(
+        tmp_path: Path) -> None:
+    count = 4
+    manifest = write_manifest(tmp_path, shots(count), api="  concurrency: 2\n")
+    store = _store(tmp_path)
+    async with run_emulator(fast_emulator(api_key=TORTURE_KEY, processing_time=0.3)
+                            ) as emulator:
+        args = run_args(manifest, emulator.base_url)
+        proc = await asyncio.create_subprocess_exec(
+            *args, env=env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        assert await wait_for(lambda: emulator.stats()["accepted_tasks"] >= 1, proc)
+        _remove_store(store)  # the run holds the lock: it goes on, into the unlinked file
+        out, err = (text.decode() for text in await proc.communicate())
+        assert proc.returncode == 0, (out, err)
+        assert "was deleted or replaced during this run; the next run rebuilds it" in out
+        code, out2, err2 = await run_cli(args)
+        stats = emulator.stats()
+    assert code == 0, (out2, err2)
+    assert f"rebuilt it from the output folder ({count} done and verified)" in out2
+    assert stats["accepted_tasks"] == count
+    assert_paid_once(stats["accepted_tasks"], count, store)
+    assert_lines_bounded(out, err, out2, err2)
