@@ -1,7 +1,7 @@
 """``shotrun store rebuild MANIFEST``: a damaged state store rebuilt from the output folder.
 
 The store is one file; the output folder keeps a second copy of what matters for money (a
-sidecar beside each video, an intent file per creation in flight: :mod:`runner.state.rebuild`).
+sidecar beside each video, a journal of the creations in flight: :mod:`runner.state.rebuild`).
 A run rebuilds a missing or empty store by itself; a damaged one (not SQLite, corrupt, failing
 its check) is refused, because it may hold what the folder does not (failures, picks,
 notes). This command sets the damaged file aside (``state.sqlite.damaged-<stamp>``, kept)
@@ -97,7 +97,7 @@ def open_for_run(manifest: Any, manifest_path: Path | str, *, err: bool,
 
 
 def after_run(manifest: Any, store: Any, *, err: bool) -> None:
-    """At the end of a run: remove the intent files of creations the store has settled, and
+    """At the end of a run: drop from the journal the intents the store has settled, and
     say so when the store was deleted or replaced while the run held it."""
     import structlog
 
@@ -110,5 +110,5 @@ def after_run(manifest: Any, store: Any, *, err: bool) -> None:
     if not store.still_in_place():
         print(redact(f"shotrun: warning: the state store {store.path} was deleted or replaced "
                      "during this run; the next run rebuilds it from the output folder "
-                     "(sidecars and intent files: nothing paid is lost)"),
+                     "(sidecars and the intents journal: nothing paid is lost)"),
               file=sys.stderr if err else sys.stdout, flush=True)

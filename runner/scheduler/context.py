@@ -243,7 +243,7 @@ class RunContext:
 
     @cached_property
     def intents(self) -> IntentLog:
-        """The run's intent files beside the store (:mod:`runner.state.intents`)."""
+        """The run's journal of intents beside the store (:mod:`runner.state.intents`)."""
         return IntentLog(self.manifest.output_dir)
 
     def output_path(self, take: Take) -> Path:

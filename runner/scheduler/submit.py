@@ -171,14 +171,13 @@ async def submit(ctx: RunContext, take: Take) -> bool:
                 ctx.set_phase(take, Phase.SUBMITTING)
                 _drop_stale_part(ctx, take)
                 _record_sources(ctx, take)
-                redacted = redact_value(payload)
-                attempt = ctx.store.mark_submitting(key, redacted, estimate)
+                attempt = ctx.store.mark_submitting(key, redact_value(payload), estimate)
             except BaseException:
                 ctx.budget.release(key, estimate)
                 raise
             log.info("take_submitting", attempt=attempt, estimate=estimate)
             sent = lost.identified(ctx, take, payload, attempt)
-            if not _record_intent(ctx, take, attempt, redacted, estimate, sent):
+            if not _record_intent(ctx, take, attempt, estimate, sent):
                 ctx.budget.release(key, estimate)
                 return False
             ctx.critical.add(key)
@@ -331,17 +330,17 @@ def _not_sent(ctx: RunContext, key: str, message: str) -> None:
     ctx.intents.forget(key)
 
 
-def _record_intent(ctx: RunContext, take: Take, attempt: int, request: Mapping[str, Any],
-                   estimate: float | None, sent: Mapping[str, Any]) -> bool:
-    """Write the creation's intent beside the store, durably, before it is sent
-    (:mod:`runner.state.intents`: a store lost with it in flight still counts it). False,
+def _record_intent(ctx: RunContext, take: Take, attempt: int, estimate: float | None,
+                   sent: Mapping[str, Any]) -> bool:
+    """Append the creation's intent to the journal beside the store, flushed, before it is
+    sent (:mod:`runner.state.intents`: a store lost with it in flight still counts it). False,
     with the take failed (transient: the next run tries again), when it cannot be written:
     nothing is sent that a lost store could not account for."""
     external = sent.get(CLIENT_TASK_ID)
     try:
         ctx.intents.record(Intent(
             key=take.key, shot_id=take.shot_id, take=take.take, fingerprint=take.fingerprint,
-            attempt=attempt, request=request, estimate=estimate,
+            attempt=attempt, estimate=estimate,
             external_task_id=external if isinstance(external, str) else None,
             salt=ctx.store.client_salt() if external is not None else None, at=ctx.clock(),
         ))

@@ -2,7 +2,7 @@
 
 The store is a single file; the output folder holds a second copy of what matters for money:
 a sidecar beside each verified video (its take, fingerprint, task id, credits and SHA-256:
-:mod:`runner.outputs`) and an intent file per creation that may be in flight
+:mod:`runner.outputs`) and a journal of the creations that may be in flight
 (:mod:`runner.state.intents`). A store that is missing or empty (0 bytes) is rebuilt from them
 by the run that finds it so; a damaged one is refused (:class:`~runner.state.base.StoreDamaged`)
 until ``shotrun store rebuild`` sets it aside and does the same. Nothing is sent to rebuild.
@@ -208,7 +208,6 @@ def _from_intent(intent: Intent) -> _Row:
         key=intent.key, shot_id=intent.shot_id, take=intent.take,
         status="submitted" if intent.task_id else "submitting",
         fingerprint=intent.fingerprint, attempts=intent.attempt, task_id=intent.task_id,
-        payload=dict(intent.request) if intent.request is not None else None,
         credits_estimated=intent.estimate, credits_reserved=intent.credits_reserved,
         submitted_at=intent.at if intent.task_id else None,
     )

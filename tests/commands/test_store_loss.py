@@ -1,7 +1,7 @@
 """The store can be lost without losing money (issue 21, part 3).
 
-The output folder keeps a second copy of the ledger: a sidecar beside each video and an
-intent file per creation in flight. A deleted or emptied store is rebuilt from it before
+The output folder keeps a second copy of the ledger: a sidecar beside each video and a
+journal of the creations in flight. A deleted or emptied store is rebuilt from it before
 anything is created; a damaged one is refused naming ``shotrun store rebuild``, which then
 leads to no creation either. Each test runs the CLI against the emulator and ends with the
 shared money checks of :mod:`tests.promises`, counted at the emulator.
@@ -232,8 +232,8 @@ async def test_store_deleted_with_creations_in_flight_pays_only_what_is_counted_
         assert await wait_for(lambda: emulator.stats()["creation_requests"] >= 2, proc)
         proc.send_signal(signal.SIGKILL)
         await proc.wait()
-        intents = list((tmp_path / "out" / ".shotrun" / "intents").glob("*.json"))
-        assert intents, "a creation in flight leaves its intent on disk"
+        journal = tmp_path / "out" / ".shotrun" / "intents.jsonl"
+        assert journal.stat().st_size, "a creation in flight leaves its intent on disk"
         _remove_store(store)
         code, out, err = await run_cli([*args, "--json"])
         stats = emulator.stats()
@@ -243,7 +243,7 @@ async def test_store_deleted_with_creations_in_flight_pays_only_what_is_counted_
     assert set(_statuses(store).values()) == {"done"} and len(_statuses(store)) == count
     if provider == "kling":  # looked up by the external_task_id the intent kept
         assert stats["accepted_tasks"] == count, stats
-    assert not list((tmp_path / "out" / ".shotrun" / "intents").glob("*.json"))
+    assert not journal.exists()  # compacted away: nothing is in flight any more
     assert_lines_bounded(out, err)
     assert_store_bounded(store)
     assert_secret_absent(tmp_path / "out", TORTURE_KEY)
@@ -271,3 +271,27 @@ async def test_a_store_deleted_under_a_live_run_is_said_and_rebuilt_by_the_next_
     assert stats["accepted_tasks"] == count
     assert_paid_once(stats["accepted_tasks"], count, store)
     assert_lines_bounded(out, err, out2, err2)
+
+
+async def test_an_intent_that_cannot_be_written_sends_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOTRUN_API_KEY", KEY)
+    manifest = write_manifest(tmp_path, THREE)
+    async with run_emulator(fast_emulator()) as emulator:
+        assert await _run(manifest, emulator.base_url, "--only", "s02") == 0
+        journal = tmp_path / "out" / ".shotrun" / "intents.jsonl"
+        journal.mkdir()  # in the way of the journal
+        capsys.readouterr()
+        code = await _run(manifest, emulator.base_url)
+        stats = emulator.stats()
+        out = capsys.readouterr().out
+        assert code == 1
+        assert stats["creation_requests"] == 1  # s02's; nothing unaccounted for since
+        assert "could not be written beside the store" in out and "nothing was sent" in out
+        assert sorted(_statuses(_store(tmp_path)).values()) == ["done", "failed", "failed"]
+        _remove_store(_store(tmp_path))  # a rebuild without its journal is refused
+        capsys.readouterr()
+        assert await _run(manifest, emulator.base_url) == 2
+        assert "cannot be read" in capsys.readouterr().err
+        assert emulator.stats()["creation_requests"] == 1

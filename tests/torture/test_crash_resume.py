@@ -88,7 +88,7 @@ async def test_sigkill_with_the_store_lost_between_kills_still_pays_once(
         tmp_path: Path, scale: Scale, provider: str) -> None:
     """As above, and after every other kill the store is lost the ways a user loses it:
     deleted alone (its write-ahead log left behind), deleted with its companions, or emptied
-    to 0 bytes. Each next run rebuilds it from the sidecars and the intent files."""
+    to 0 bytes. Each next run rebuilds it from the sidecars and the intents journal."""
     losses = await _kill_and_resume(tmp_path, scale, provider, lose_store=True)
     assert losses >= 2, losses
 
