@@ -35,8 +35,10 @@ import os
 import re
 import secrets
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,18 +163,21 @@ def _sidecars(output_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
                 yield path.with_suffix(".mp4"), data
 
 
-def _verified(video: Path, data: dict[str, Any]) -> bool:
-    """The video is there with the sidecar's size and SHA-256."""
+def _verified(video: Path, data: dict[str, Any], *, hashed: bool = True) -> bool:
+    """The video is there with the sidecar's size and SHA-256 (``hashed=False``: its size
+    only, for a preview that must stay fast)."""
     try:
         if os.stat(video).st_size != data.get("size"):
             return False
+        if not hashed:
+            return True
         digest, _ = hash_file(video)
     except OSError:
         return False
     return digest == data.get("sha256")
 
 
-def _from_sidecar(video: Path, data: dict[str, Any]) -> _Row | None:
+def _from_sidecar(video: Path, data: dict[str, Any], *, hashed: bool = True) -> _Row | None:
     task_id = data.get("task_id") if isinstance(data.get("task_id"), str) else None
     attempts = data.get("attempts")
     credits: dict[str, Any] = data["credits"] if isinstance(data.get("credits"), dict) else {}
@@ -188,7 +193,7 @@ def _from_sidecar(video: Path, data: dict[str, Any]) -> _Row | None:
         credits_reserved=_number(credits.get("reserved")),
         submitted_at=_epoch(data.get("submitted")), completed_at=_epoch(data.get("completed")),
     )
-    if _verified(video, data):
+    if _verified(video, data, hashed=hashed):
         row.output_path = str(video)
         row.size = int(data["size"])
         row.sha256 = str(data["sha256"])
@@ -213,11 +218,11 @@ def _from_intent(intent: Intent) -> _Row:
     )
 
 
-def gather(output_dir: Path) -> tuple[list[_Row], str | None]:
+def gather(output_dir: Path, *, hashed: bool = True) -> tuple[list[_Row], str | None]:
     """The rows a rebuilt store holds, and the salt of the intents' client-chosen ids."""
     rows: dict[str, _Row] = {}
     for video, data in _sidecars(output_dir):
-        row = _from_sidecar(video, data)
+        row = _from_sidecar(video, data, hashed=hashed)
         if row is not None:
             rows[row.key] = row
     salt: str | None = None
@@ -289,14 +294,15 @@ def _write_rows(conn: sqlite3.Connection, rows: list[_Row], salt: str | None,
     conn.execute("COMMIT")
 
 
-def rebuild_into(path: Path, output_dir: Path, *,
-                 clock: Callable[[], float] = time.time) -> Rebuilt | None:
+def rebuild_into(path: Path, output_dir: Path, *, clock: Callable[[], float] = time.time,
+                 hashed: bool = True) -> Rebuilt | None:
     """Build the store at ``path`` (which must not be in use) from ``output_dir``.
 
     None when the folder holds nothing to rebuild from (no sidecar, no intent): the caller
     then creates the store as for a first run. The caller holds the writer lock.
+    ``hashed=False`` trusts a video of the recorded size without hashing it (a preview).
     """
-    rows, salt = gather(output_dir)
+    rows, salt = gather(output_dir, hashed=hashed)
     if not rows:
         return None
     found = Rebuilt()
@@ -437,3 +443,22 @@ def _healthy(path: Path) -> bool:
         return False
     finally:
         conn.close()
+
+
+@contextmanager
+def readable_store(path: Path, output_dir: Path) -> Iterator[Path | None]:
+    """The store a preview (``plan``) reads: ``path`` when it is there; when it is missing
+    or empty, a temporary copy rebuilt from the output folder as the next run would rebuild
+    it (videos checked by size only, so that it stays fast; removed afterwards); None when
+    there is nothing to read. Nothing under ``output_dir`` is written."""
+    if condition(path) == PRESENT:
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="shotrun-preview-") as folder:  # mode 0700
+        temp = Path(folder) / path.name
+        try:
+            found = rebuild_into(temp, output_dir, hashed=False)
+        except (OSError, sqlite3.Error, StateError) as exc:
+            log.warning("store_preview_not_rebuilt", error=str(exc))
+            found = None
+        yield temp if found is not None else None

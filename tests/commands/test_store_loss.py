@@ -295,3 +295,15 @@ async def test_an_intent_that_cannot_be_written_sends_nothing(
         assert await _run(manifest, emulator.base_url) == 2
         assert "cannot be read" in capsys.readouterr().err
         assert emulator.stats()["creation_requests"] == 1
+
+
+def test_plan_on_a_lost_store_shows_what_the_rebuilding_run_would_do(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write_manifest(tmp_path, THREE)
+    assert cli.main(["run", str(manifest), *FAST_FLAGS]) == 0
+    _remove_store(_store(tmp_path))
+    capsys.readouterr()
+    assert cli.main(["plan", str(manifest)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "will run: 0 takes" in out and f"already done: {TAKES} takes" in out
+    assert not _store(tmp_path).exists()  # a preview writes nothing
