@@ -62,6 +62,7 @@ log = structlog.get_logger()
 
 _TAKE_FILE = re.compile(r"take-([1-9][0-9]{0,8})\.json")
 MISSING, EMPTY, PRESENT = "missing", "empty", "present"
+_WAL_HEADER = 32  # a write-ahead log this long holds no frame
 
 
 def condition(path: Path) -> str:
@@ -353,11 +354,17 @@ def set_aside(path: Path, label: str) -> Path:
 
 
 def clear_orphans(path: Path) -> Path | None:
-    """A missing or empty store's leftover ``-wal``/``-shm``/``-journal`` set aside.
+    """A missing or empty store's leftover ``-wal``/``-shm``/``-journal`` cleared away.
 
     sqlite would replay an old write-ahead log onto the new file (a store deleted after a
-    crash leaves its WAL behind): half an old database. Kept beside it, never deleted.
+    crash leaves its WAL behind): half an old database. The shared-memory index (``-shm``)
+    and a log holding no frame are only caches and go; a log with frames is set aside
+    (``<name>.orphaned-<stamp>-wal``), never deleted. Returns where, when one was.
     """
+    for cache in (path.with_name(path.name + "-shm"), path.with_name(path.name + "-wal")):
+        with contextlib.suppress(FileNotFoundError):
+            if cache.name.endswith("-shm") or os.stat(cache).st_size <= _WAL_HEADER:
+                os.unlink(cache)
     leftovers = [p for p in _companions(path)[1:] if p.exists()]
     if not leftovers:
         return None

@@ -307,3 +307,26 @@ def test_plan_on_a_lost_store_shows_what_the_rebuilding_run_would_do(
     out = " ".join(capsys.readouterr().out.split())
     assert "will run: 0 takes" in out and f"already done: {TAKES} takes" in out
     assert not _store(tmp_path).exists()  # a preview writes nothing
+
+
+def test_a_deleted_stores_write_ahead_log_is_set_aside_not_replayed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write_manifest(tmp_path, THREE)
+    assert cli.main(["run", str(manifest), *FAST_FLAGS]) == 0
+    store = _store(tmp_path)
+    wal = store.with_name(store.name + "-wal")
+    conn = sqlite3.connect(store, isolation_level=None)
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("UPDATE takes SET status = 'new'")  # frames a crash would leave behind
+    frames = wal.read_bytes()
+    conn.close()
+    _remove_store(store)
+    wal.write_bytes(frames)  # the store deleted, its log left (as after a kill -9)
+    capsys.readouterr()
+    assert cli.main(["run", str(manifest), *FAST_FLAGS]) == 0
+    assert "3 takes already done" in capsys.readouterr().out
+    kept = list(store.parent.glob("state.sqlite.orphaned-*-wal"))
+    assert [path.read_bytes() for path in kept] == [frames]
+    with sqlite3.connect(store) as check:
+        assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    check.close()
