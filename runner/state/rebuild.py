@@ -146,8 +146,13 @@ def _sidecars(output_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
     except FileNotFoundError:
         return
     for folder in folders:
-        with os.scandir(folder.path) as entries:
-            names = sorted(entry.name for entry in entries if _TAKE_FILE.fullmatch(entry.name))
+        try:
+            with os.scandir(folder.path) as entries:
+                names = sorted(entry.name for entry in entries
+                               if _TAKE_FILE.fullmatch(entry.name))
+        except OSError as exc:  # a folder that cannot be read holds nothing to adopt
+            log.warning("shot_folder_unreadable", folder=folder.path, error=str(exc))
+            continue
         for name in names:
             path = Path(folder.path, name)
             try:
@@ -240,12 +245,12 @@ def gather(output_dir: Path, *, hashed: bool = True) -> tuple[list[_Row], str | 
 
 
 _INSERT_TAKE = (
-    "INSERT INTO takes (key, shot_id, take, status, fingerprint, reason, tags, task_id,"
+    "INSERT INTO takes (key, shot_id, take, status, fingerprint, tags, task_id,"
     " attempts, ambiguous_attempts, payload, credits_estimated, credits_reserved,"
     " output_path, size, sha256,"
     " verified_duration, video, gateway_status, progress, submitting_at, submitted_at,"
     " completed_at, downloaded_at, created_at, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, 'rebuilt', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
     " ?)"
 )
 _INSERT_ATTEMPT = (
