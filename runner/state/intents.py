@@ -91,7 +91,9 @@ def _line(data: Mapping[str, Any]) -> bytes:
     return (_ENCODE(redact_value(dict(data))) + "\n").encode()
 
 
-def _number(value: Any) -> float | None:
+def amount(value: Any) -> float | None:
+    """A recorded number (credits, an epoch) when it is a sane one; None otherwise: a file
+    read back after a crash or an edit may hold anything."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if value == value and 0 <= value < 1e12 else None
@@ -113,12 +115,12 @@ def _intent(data: Mapping[str, Any]) -> Intent | None:
         return None
     return Intent(
         key=key, shot_id=shot, take=take, fingerprint=fingerprint, attempt=attempt,
-        estimate=_number(data.get("estimate")),
+        estimate=amount(data.get("estimate")),
         external_task_id=_text(data.get("external_task_id")),
         salt=_text(data.get("salt"), empty=True),
         task_id=_text(data.get("task_id")),
-        credits_reserved=_number(data.get("credits_reserved")),
-        at=_number(data.get("at")) or 0.0,
+        credits_reserved=amount(data.get("credits_reserved")),
+        at=amount(data.get("at")) or 0.0,
     )
 
 
@@ -146,7 +148,7 @@ def fold(lines: Iterable[bytes]) -> dict[str, Intent]:
             del found[current.key]
         elif (task_id := _text(data.get("task_id"))) is not None:
             found[current.key] = replace(current, task_id=task_id,
-                                         credits_reserved=_number(data.get("credits_reserved")))
+                                         credits_reserved=amount(data.get("credits_reserved")))
     return found
 
 

@@ -55,7 +55,7 @@ from runner.state.base import (
     insert_event,
     take_writer_lock,
 )
-from runner.state.intents import Intent, read_intents
+from runner.state.intents import Intent, amount, read_intents
 from runner.state.store import StateStore
 
 log = structlog.get_logger()
@@ -131,12 +131,6 @@ def _epoch(text: Any) -> float | None:
         return None
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if value == value and 0 <= value < 1e12 else None
-
-
 def _sidecars(output_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
     """(video, sidecar data) of each ``<shot>/take-<n>.json`` naming its own take."""
     try:
@@ -195,15 +189,15 @@ def _from_sidecar(video: Path, data: dict[str, Any], *, hashed: bool = True) -> 
         tags=[t for t in tags if isinstance(t, str)] if isinstance(tags, list) else [],
         task_id=task_id, payload=data.get("request") if isinstance(data.get("request"), dict)
         else None,
-        credits_estimated=_number(credits.get("estimated")),
-        credits_reserved=_number(credits.get("reserved")),
+        credits_estimated=amount(credits.get("estimated")),
+        credits_reserved=amount(credits.get("reserved")),
         submitted_at=_epoch(data.get("submitted")), completed_at=_epoch(data.get("completed")),
     )
     if _verified(video, data, hashed=hashed):
         row.output_path = str(video)
         row.size = int(data["size"])
         row.sha256 = str(data["sha256"])
-        row.verified_duration = _number(data.get("verified_duration"))
+        row.verified_duration = amount(data.get("verified_duration"))
         row.video = data.get("video") if isinstance(data.get("video"), dict) else None
         row.downloaded_at = _epoch(data.get("downloaded"))
         return row
