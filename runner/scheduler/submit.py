@@ -295,9 +295,8 @@ async def _answer_lost(ctx: RunContext, take: Take, sent: Mapping[str, Any],
             _submitted(ctx, take, state, estimate)
             return IN_FLIGHT
         if state is None:
-            _not_sent(ctx, take.key, "the creation's answer was lost and the "
-                                              "provider has no task by its id: it never "
-                                              "arrived")
+            _not_sent(ctx, take.key, "the creation's answer was lost and the provider has "
+                                     "no task by its id: it never arrived")
             ctx.budget.release(take.key, estimate)
             return AGAIN
     return AGAIN if await _ambiguous(ctx, take, message) else GIVE_UP
@@ -320,7 +319,7 @@ async def _found_on_resume(ctx: RunContext, take: Take, payload: Mapping[str, An
     if state is None:
         ctx.store.mark_never_created(take.key, "an earlier run lost the creation's answer; "
                                                "the provider has no task by its id")
-        ctx.intents.forget(take.key)
+        ctx.intents.forget(take.key, record.attempts)  # an earlier run's intent
     return False
 
 

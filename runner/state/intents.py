@@ -218,9 +218,13 @@ class IntentLog:
         except OSError as exc:
             log.warning("intent_not_updated", take=key, error=str(exc))
 
-    def forget(self, key: str) -> None:
-        """The creation certainly created nothing (not sent, or refused): settled."""
-        attempt = self._attempts.pop(key, None)
+    def forget(self, key: str, attempt: int | None = None) -> None:
+        """The creation certainly created nothing (not sent, or refused): settled.
+
+        ``attempt``: an earlier run's (found never created); by default this run's own.
+        """
+        recorded = self._attempts.pop(key, None)
+        attempt = recorded if attempt is None else attempt
         if attempt is None:
             return
         try:
