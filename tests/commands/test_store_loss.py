@@ -330,3 +330,25 @@ def test_a_deleted_stores_write_ahead_log_is_set_aside_not_replayed(
     with sqlite3.connect(store) as check:
         assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     check.close()
+
+
+def test_store_rebuild_refuses_bad_input_and_a_held_store_writing_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["store"]) == 2
+    assert "ACTION" in capsys.readouterr().err
+    assert cli.main(["store", "rebuild", str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml" in capsys.readouterr().err
+    manifest = write_manifest(tmp_path, THREE)
+    assert cli.main(["run", str(manifest), *FAST_FLAGS]) == 0
+    store = _store(tmp_path)
+    store.write_text("damaged\n")
+    holder = WriterLock(store)  # a run in progress
+    holder.acquire()
+    try:
+        capsys.readouterr()
+        assert cli.main(["store", "rebuild", str(manifest)]) == 2
+        assert "another shotrun run is using" in capsys.readouterr().err
+        assert store.read_text() == "damaged\n"
+        assert not list(store.parent.glob("state.sqlite.damaged-*"))
+    finally:
+        holder.release()
