@@ -310,19 +310,25 @@ def rebuild_into(path: Path, output_dir: Path, *, clock: Callable[[], float] = t
     for stale in _companions(temp):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(stale)
-    schema.create_private_file(temp)
-    conn = schema.connect(temp, readonly=False)
     try:
-        schema.migrate(conn, temp)
-        _write_rows(conn, rows, salt, clock(), found)
-        # Everything into the main file, which alone is renamed into place.
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.execute("PRAGMA journal_mode=DELETE")
-    finally:
-        conn.close()
-    fsync_file(temp)
-    os.replace(temp, path)
-    fsync_dir(path.parent)
+        schema.create_private_file(temp)
+        conn = schema.connect(temp, readonly=False)
+        try:
+            schema.migrate(conn, temp)
+            _write_rows(conn, rows, salt, clock(), found)
+            # Everything into the main file, which alone is renamed into place.
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            conn.close()
+        fsync_file(temp)
+        os.replace(temp, path)
+        fsync_dir(path.parent)
+    except (OSError, sqlite3.Error) as exc:
+        problem = schema.sqlite_problem(exc) if isinstance(exc, sqlite3.Error) else \
+            exc.strerror or str(exc)
+        raise StateError(f"the state store {path} could not be rebuilt ({problem}); nothing "
+                         "was sent; free some space or fix the folder and run again") from exc
     log.info("store_rebuilt", path=str(path), done=len(found.done),
              to_collect=len(found.to_collect), ambiguous=len(found.ambiguous))
     return found
