@@ -115,16 +115,20 @@ class StoreView:
 def read_store(manifest: Manifest) -> StoreView | None:
     """What a run would do with each take, from the state store (read-only); None if no store.
 
-    The store is read without the writer's lock, so ``plan`` works beside a live run.
+    The store is read without the writer's lock, so ``plan`` works beside a live run. A
+    missing or empty store is read as the run would rebuild it from the output folder
+    (:func:`runner.state.rebuild.readable_store`): done takes are not "new" for the plan.
     """
-    path = store_path_for(manifest)
-    if not path.exists():
-        return None
-    with StateStore.open_readonly(path) as store:
-        records = {record.key: record for record in store.records()}
-        stored = store.fingerprints()
-        changed_sources = source_changes(store, manifest.takes)
-        spent = store.credits_committed()
+    from runner.state.rebuild import readable_store
+
+    with readable_store(store_path_for(manifest), manifest.output_dir) as path:
+        if path is None:
+            return None
+        with StateStore.open_readonly(path) as store:
+            records = {record.key: record for record in store.records()}
+            stored = store.fingerprints()
+            changed_sources = source_changes(store, manifest.takes)
+            spent = store.credits_committed()
     statuses: dict[str, PlanStatus] = {}
     now = time.time()  # a paid result's lifetime is judged as a run started now would
     for take in manifest.takes:

@@ -456,9 +456,9 @@ def end_of_run_report(manifest: Manifest, store: StateStore) -> Path | None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``shotrun run``."""
+    from runner.commands.store import after_run, open_for_run
     from runner.manifest import load_manifest
     from runner.manifest.outdir import check_output_dir
-    from runner.state import StateStore, store_path_for
 
     # --json or --progress jsonl: stdout is for a machine; the human text goes to stderr.
     scripted = args.json or args.progress == "jsonl"
@@ -488,7 +488,7 @@ def run(args: argparse.Namespace) -> int:
     # Built as sync asks: none on a no-op resume.
     payloads = FingerprintPayloads(takes, wire, manifest.api.provider)
 
-    store = StateStore.open(store_path_for(manifest))
+    store = open_for_run(manifest, args.manifest, err=args.json, quiet=args.quiet)
     log.open_run_log(manifest.output_dir / ".shotrun" / "run.log")
     try:
         plans = store.sync(takes, payloads, retry_failed=args.retry_failed,
@@ -527,6 +527,7 @@ def run(args: argparse.Namespace) -> int:
                           expectations=expectations, events=observer.event_sink())
             del plans  # only the run holds them now, and it lets them go once started
             summary = asyncio.run(job)
+        after_run(manifest, store, err=args.json)
         report = None if args.no_report else end_of_run_report(manifest, store)
     finally:
         store.close()

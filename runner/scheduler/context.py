@@ -32,6 +32,7 @@ from runner.scheduler.limits import AimdLimiter, DownloadSlots, TokenBucket
 from runner.scheduler.polling import PollPolicy
 from runner.scheduler.progress import EventSink, TakeEvent, TakeProgress
 from runner.scheduler.uploads import UploadCache
+from runner.state.intents import IntentLog
 
 log = structlog.get_logger()
 
@@ -287,6 +288,11 @@ class RunContext:
     def files(self) -> outputs.RunFiles:
         """The run's output paths, each take's built and checked once (a ``RunFiles``)."""
         return outputs.RunFiles(self.manifest.output_dir)
+
+    @cached_property
+    def intents(self) -> IntentLog:
+        """The run's journal of intents beside the store (:mod:`runner.state.intents`)."""
+        return IntentLog(self.manifest.output_dir)
 
     def output_path(self, take: Take) -> Path:
         """Where the take's video goes: ``<output_dir>/<shot-id>/take-<n>.mp4``."""

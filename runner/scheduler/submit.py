@@ -38,12 +38,14 @@ from runner.errors import (
 from runner.gateway.client import NOT_THE_GATEWAY
 from runner.gateway.types import TaskState
 from runner.model import Media, Take
+from runner.providers.common import CLIENT_TASK_ID
 from runner.redact import redact, redact_value
 from runner.scheduler import lost
 from runner.scheduler.context import Phase, RunContext, StopReason
 from runner.scheduler.firstcontact import retry_or_stop
 from runner.state import continuity
 from runner.state.continuity import frame_sources
+from runner.state.intents import Intent
 from runner.state.records import TakeStatus
 from runner.wire import build_payload, estimate_credits
 
@@ -175,13 +177,16 @@ async def submit(ctx: RunContext, take: Take) -> bool:
                 ctx.budget.release(key, estimate)
                 raise
             log.info("take_submitting", attempt=attempt, estimate=estimate)
+            sent = lost.identified(ctx, take, payload, attempt)
+            if not _record_intent(ctx, take, attempt, estimate, sent):
+                ctx.budget.release(key, estimate)
+                return False
             ctx.critical.add(key)
             epoch = ctx.limiter.epoch
-            sent = lost.identified(ctx, take, payload, attempt)
             try:
                 state = await ctx.gateway.create_task(sent)
             except RateLimited as exc:
-                ctx.store.mark_not_sent(key, f"rate limited: {exc.message}")
+                _not_sent(ctx, key, f"rate limited: {exc.message}")
                 ctx.budget.release(key, estimate)
                 ctx.limiter.on_rate_limited(epoch)
                 limited += 1
@@ -200,7 +205,7 @@ async def submit(ctx: RunContext, take: Take) -> bool:
                     continue
                 return step == IN_FLIGHT
             except GatewayUnreachable as exc:  # never reached in this run: firstcontact.py
-                ctx.store.mark_not_sent(key, exc.message)
+                _not_sent(ctx, key, exc.message)
                 ctx.budget.release(key, estimate)
                 if (wait := _unreached(ctx, take, exc)) is None:
                     return False
@@ -212,7 +217,7 @@ async def submit(ctx: RunContext, take: Take) -> bool:
                     if step == AGAIN:
                         continue
                     return step == IN_FLIGHT
-                ctx.store.mark_not_sent(key, exc.message)
+                _not_sent(ctx, key, exc.message)
                 ctx.budget.release(key, estimate)
                 transient += 1
                 if transient > ctx.settings.backoff.max_attempts:
@@ -220,7 +225,7 @@ async def submit(ctx: RunContext, take: Take) -> bool:
                     return False
                 delay = ctx.settings.backoff.delay(transient)
             except TransientGatewayError as exc:
-                ctx.store.mark_not_sent(key, exc.message)
+                _not_sent(ctx, key, exc.message)
                 ctx.budget.release(key, estimate)
                 transient += 1
                 if transient > ctx.settings.backoff.max_attempts:
@@ -230,18 +235,21 @@ async def submit(ctx: RunContext, take: Take) -> bool:
                 log.info("take_create_retry", error=exc.message, delay=round(delay, 3))
             except QuotaExhausted as exc:
                 ctx.budget.release(key, estimate)
+                ctx.intents.forget(key)
                 message = quota_message(exc, ctx.gateway.label)
                 ctx.store.mark_failed(key, "quota", exc.code or "insufficient_quota", message)
                 ctx.stop(StopReason.QUOTA, message)
                 return _not_started(ctx, take)
             except AuthenticationFailed as exc:
                 ctx.budget.release(key, estimate)
+                ctx.intents.forget(key)
                 _auth_stop(ctx, take, exc)
                 return False
             except (PermanentGatewayError, GatewayError) as exc:
                 # The gateway answered with a refusal (400/403/413, or a status its docs do
                 # not list): no task was created; the take fails with the gateway's words.
                 ctx.budget.release(key, estimate)
+                ctx.intents.forget(key)
                 _fail(ctx, take, "permanent", exc.code, exc.message)
                 return False
             else:
@@ -262,6 +270,7 @@ def _submitted(ctx: RunContext, take: Take, state: TaskState, estimate: float | 
     """Commit the task id (the take is in flight, holding its slot)."""
     ctx.store.mark_submitted(take.key, state.task_id, state.credits_reserved,
                              state.estimated_time, found=found)
+    ctx.intents.task_arrived(take.key, state.task_id, state.credits_reserved)
     if not found:
         ctx.budget.correct(take.key, estimate, state.credits_reserved)
     ctx.limiter.on_success()
@@ -300,9 +309,8 @@ async def _answer_lost(ctx: RunContext, take: Take, sent: Mapping[str, Any],
             _submitted(ctx, take, state, estimate)
             return IN_FLIGHT
         if state is None:
-            ctx.store.mark_not_sent(take.key, "the creation's answer was lost and the "
-                                              "provider has no task by its id: it never "
-                                              "arrived")
+            _not_sent(ctx, take.key, "the creation's answer was lost and the provider has "
+                                     "no task by its id: it never arrived")
             ctx.budget.release(take.key, estimate)
             return AGAIN
     return AGAIN if await _ambiguous(ctx, take, message) else GIVE_UP
@@ -325,7 +333,37 @@ async def _found_on_resume(ctx: RunContext, take: Take, payload: Mapping[str, An
     if state is None:
         ctx.store.mark_never_created(take.key, "an earlier run lost the creation's answer; "
                                                "the provider has no task by its id")
+        ctx.intents.forget(take.key, record.attempts)  # an earlier run's intent
     return False
+
+
+def _not_sent(ctx: RunContext, key: str, message: str) -> None:
+    """The creation certainly created nothing: back to new in the store, intent removed."""
+    ctx.store.mark_not_sent(key, message)
+    ctx.intents.forget(key)
+
+
+def _record_intent(ctx: RunContext, take: Take, attempt: int, estimate: float | None,
+                   sent: Mapping[str, Any]) -> bool:
+    """Append the creation's intent to the journal beside the store, flushed, before it is
+    sent (:mod:`runner.state.intents`: a store lost with it in flight still counts it). False,
+    with the take failed (transient: the next run tries again), when it cannot be written:
+    nothing is sent that a lost store could not account for."""
+    external = sent.get(CLIENT_TASK_ID)
+    try:
+        ctx.intents.record(Intent(
+            key=take.key, shot_id=take.shot_id, take=take.take, fingerprint=take.fingerprint,
+            attempt=attempt, estimate=estimate,
+            external_task_id=external if isinstance(external, str) else None,
+            salt=ctx.store.client_salt() if external is not None else None, at=ctx.clock(),
+        ))
+    except OSError as exc:
+        ctx.store.mark_not_sent(take.key, f"its intent could not be written: {exc}")
+        _fail(ctx, take, "transient", "intent_not_written",
+              f"the record of its creation could not be written beside the store ({exc}); "
+              "nothing was sent")
+        return False
+    return True
 
 
 def _budget_stop(ctx: RunContext, key: str, estimate: float | None) -> None:

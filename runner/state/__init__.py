@@ -47,7 +47,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runner.model import Manifest
-from runner.state.base import UnknownTake
+from runner.state.base import StoreDamaged, UnknownTake
 from runner.state.records import (
     ACTIONS,
     REASONS,
@@ -78,6 +78,7 @@ __all__ = [
     "Event",
     "FailureKind",
     "StateStore",
+    "StoreDamaged",
     "TakePlan",
     "TakeRecord",
     "TakeStatus",

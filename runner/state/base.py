@@ -16,6 +16,7 @@ those of a write transaction into its subclass :class:`runner.errors.StoreWriteF
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -53,6 +54,66 @@ class UnknownTake(StateError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "unknown take"
+
+
+class StoreDamaged(StateError):
+    """The store's file is not a usable SQLite database (not SQLite, corrupt, failing its
+    check). Refused with one line naming the command that rebuilds it from the output
+    folder (:mod:`runner.state.rebuild`); ``command`` is that command, for the manifest
+    when the caller knows it."""
+
+    def __init__(self, path: Path, detail: str,
+                 command: str = "shotrun store rebuild MANIFEST") -> None:
+        self.path = Path(path)
+        self.detail = " ".join(detail.split())[:200]
+        self.command = command
+        super().__init__(
+            f"state store {self.path} is damaged ({self.detail}): run `{command}` to rebuild "
+            "it from the output folder (spends nothing; the damaged file is kept beside it)")
+
+    def naming(self, command: str) -> StoreDamaged:
+        """The same refusal naming ``command`` (the manifest's own rebuild command)."""
+        return StoreDamaged(self.path, self.detail, command)
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+_DAMAGE = ("SQLITE_CORRUPT", "SQLITE_NOTADB")  # the file's fault, not the disk's
+
+
+def check_header(path: Path) -> None:
+    """:class:`StoreDamaged` when a non-empty ``path`` does not start as a SQLite file.
+
+    sqlite reports such a file only at its first statement, as "file is not a database",
+    which ``schema.connect`` would turn into a vaguer "cannot be opened".
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(SQLITE_HEADER))
+    except OSError:
+        return  # connect() says what is wrong with it
+    if head and head != SQLITE_HEADER:
+        raise StoreDamaged(path, "not an SQLite database")
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``; None when there is none."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino)
+
+
+def take_writer_lock(path: Path) -> schema.WriterLock:
+    """Create the store's folder and take its writer lock (:class:`StoreLocked` when a run
+    holds it); the caller releases it, or hands it to :meth:`StoreBase.open_locked`."""
+    try:
+        schema.make_private_dir(path.parent)
+        lock = schema.WriterLock(path)
+        lock.acquire()
+    except OSError as exc:
+        raise StateError(f"cannot create the state store {path}: {exc.strerror}") from exc
+    return lock
 
 
 # One encoder for every row: ``json.dumps`` with options builds a new one per call.
@@ -136,47 +197,60 @@ class StoreBase:
         self._mutex = threading.RLock()  # callers may use asyncio.to_thread
         self._durable_mode = True  # schema.connect sets synchronous=FULL
         self._salt: str | None = None  # StateStore.client_salt, read once
+        self._file_id: tuple[int, int] | None = None  # the writer's file (still_in_place)
 
     # ----------------------------------------------------------------- life cycle
     @classmethod
     def open(cls, path: Path, *, clock: Callable[[], float] = time.time) -> Self:
         """Open (creating it and its directory) as *the* writer; fails if another run holds it."""
         path = Path(path)
+        lock = take_writer_lock(path)
         try:
-            schema.make_private_dir(path.parent)
-            lock = schema.WriterLock(path)
-            lock.acquire()
-        except OSError as exc:
-            raise StateError(f"cannot create the state store {path}: {exc.strerror}") from exc
-        try:
-            try:
-                schema.create_private_file(path)
-            except OSError as exc:
-                raise StateError(f"cannot create the state store {path}: {exc.strerror}") from exc
-            conn = schema.connect(path, readonly=False)
-            try:
-                schema.migrate(conn, path)
-                check = conn.execute("PRAGMA quick_check").fetchone()[0]
-                if check != "ok":
-                    raise sqlite3.DatabaseError(check)
-            except sqlite3.OperationalError as exc:
-                conn.close()
-                raise StateError(
-                    f"state store {path} cannot be used: {schema.sqlite_problem(exc)}"
-                ) from exc
-            except sqlite3.DatabaseError as exc:
-                conn.close()
-                raise StateError(
-                    f"state store {path} is damaged ({exc}): move it aside and run again"
-                ) from exc
-            except BaseException:
-                conn.close()
-                raise
+            return cls.open_locked(path, lock, clock=clock)
         except BaseException:
             lock.release()
             raise
+
+    @classmethod
+    def open_locked(
+        cls, path: Path, lock: schema.WriterLock, *, clock: Callable[[], float] = time.time
+    ) -> Self:
+        """:meth:`open` with the writer lock already taken (:func:`take_writer_lock`): a
+        caller that rebuilds a lost store first holds the lock for both. The lock is the
+        store's from here on (the caller releases it only when this raises)."""
+        try:
+            schema.create_private_file(path)
+        except OSError as exc:
+            raise StateError(f"cannot create the state store {path}: {exc.strerror}") from exc
+        check_header(path)
+        try:
+            conn = schema.connect(path, readonly=False)
+        except StateError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, sqlite3.DatabaseError) and str(
+                    getattr(cause, "sqlite_errorname", "")).startswith(_DAMAGE):
+                raise StoreDamaged(path, str(cause)) from exc
+            raise
+        try:
+            schema.migrate(conn, path)
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(check)
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            raise StateError(
+                f"state store {path} cannot be used: {schema.sqlite_problem(exc)}"
+            ) from exc
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StoreDamaged(path, str(exc)) from exc
+        except BaseException:
+            conn.close()
+            raise
         log.debug("state_store_opened", path=str(path))
-        return cls(path, conn, readonly=False, lock=lock, clock=clock)
+        store = cls(path, conn, readonly=False, lock=lock, clock=clock)
+        store._file_id = _file_id(path)
+        return store
 
     @classmethod
     def open_readonly(cls, path: Path) -> Self:
@@ -184,11 +258,14 @@ class StoreBase:
         path = Path(path)
         if not path.is_file():
             raise StateError(f"no state store at {path}: no run has happened yet")
+        check_header(path)
         conn = schema.connect(path, readonly=True)
         try:
             version = schema.stored_version(conn)
         except sqlite3.DatabaseError as exc:
             conn.close()
+            if str(getattr(exc, "sqlite_errorname", "")).startswith(_DAMAGE):
+                raise StoreDamaged(path, str(exc)) from exc
             raise StateError(f"state store {path} cannot be read: {exc}") from exc
         try:
             schema.check_version(path, version)
@@ -202,6 +279,12 @@ class StoreBase:
                 "to upgrade it"
             )
         return cls(path, conn, readonly=True)
+
+    def still_in_place(self) -> bool:
+        """The writer's file is still the one at its path: False when it was deleted or
+        replaced while the run held it (the run wrote into a file no one will read again;
+        the next run rebuilds the store from the output folder)."""
+        return self._file_id is None or _file_id(self.path) == self._file_id
 
     def close(self) -> None:
         """Close the database and release the writer lock (idempotent)."""

@@ -102,6 +102,12 @@ class StateStore(Transitions):
         )
         return round(float(row[0]), 6)  # a sum of decimals: no 728.9999999999998
 
+    def statuses(self) -> dict[str, tuple[str, str]]:
+        """Per take key, its status and fingerprint: what settling the intents asks
+        (:func:`runner.state.intents.settle`)."""
+        return {key: (status, fingerprint) for key, status, fingerprint in self._tuples(
+            "SELECT key, status, fingerprint FROM takes")}
+
     def record(self, key: str) -> TakeRecord:
         """The current record of one take."""
         rows = self._rows(f"SELECT {RECORD_SELECT} FROM takes WHERE key = ?", (key,))

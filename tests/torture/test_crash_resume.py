@@ -6,7 +6,8 @@ growing (a transaction being written), a ``.part`` file present (a download unde
 new ``.mp4`` appearing (the rename just happened, the store may not know yet), a take turning
 done, a poll (``SHOTRUN_TORTURE_SEED`` picks another sequence). Afterwards the audit must
 hold and the gateway must not have been paid for more duplicate creations than the store
-admits as ambiguous.
+admits as ambiguous. The same again with the store lost (deleted, or emptied) after every
+other kill: the runs rebuild it from the output folder and still pay once.
 """
 
 from __future__ import annotations
@@ -79,6 +80,42 @@ def moment(kind: str, root: Path, stats: Callable[[], dict[str, int]],
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_sigkill_at_random_moments_then_resume_finishes_everything_and_pays_once(
         tmp_path: Path, scale: Scale, provider: str) -> None:
+    await _kill_and_resume(tmp_path, scale, provider)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_sigkill_with_the_store_lost_between_kills_still_pays_once(
+        tmp_path: Path, scale: Scale, provider: str) -> None:
+    """As above, and after every other kill the store is lost the ways a user loses it:
+    deleted alone (its write-ahead log left behind), deleted with its companions, or emptied
+    to 0 bytes. Each next run rebuilds it from the sidecars and the intents journal."""
+    losses = await _kill_and_resume(tmp_path, scale, provider, lose_store=True)
+    assert losses >= 2, losses
+
+
+LOSSES = ("deleted", "deleted with its WAL", "emptied")
+
+
+def _lose_store(store: Path, how: str) -> None:
+    """Lose the store as a user would: the file deleted, with its companions, or emptied."""
+    if how == "emptied":
+        if store.exists():
+            store.write_bytes(b"")
+        return
+    store.unlink(missing_ok=True)
+    if how == "deleted with its WAL":
+        for suffix in ("-wal", "-shm"):
+            store.with_name(store.name + suffix).unlink(missing_ok=True)
+
+
+async def _kill_and_resume(tmp_path: Path, scale: Scale, provider: str, *,
+                           lose_store: bool = False) -> int:
+    """SIGKILL runs at moments of every kind, then finish; the audit and the money checks.
+
+    ``lose_store``: after every other kill the store is lost (:func:`_lose_store`); returns
+    how many times it was.
+    """
+    losses = 0
     count = scale.takes
     path = manifest(tmp_path, count, api="  concurrency: 3\n")
     rng = random.Random(int(os.environ.get("SHOTRUN_TORTURE_SEED", "20261124")))
@@ -107,6 +144,9 @@ async def test_sigkill_at_random_moments_then_resume_finishes_everything_and_pay
                 proc.send_signal(signal.SIGKILL)
                 kills[kind] = kills.get(kind, 0) + 1
             await proc.wait()
+            if reached and lose_store and sum(kills.values()) % 2 == 0:
+                _lose_store(store_path(tmp_path), LOSSES[losses % len(LOSSES)])
+                losses += 1
             if not reached and audit_done(tmp_path, count):
                 finished = True
                 break
@@ -123,7 +163,8 @@ async def test_sigkill_at_random_moments_then_resume_finishes_everything_and_pay
     if provider == "kling":  # a lost creation is looked up by its id: never ambiguous
         assert result.ambiguous == 0 and stats["accepted_tasks"] == count, stats
     print(f"kills by moment: {kills}; ambiguous {result.ambiguous}; "
-          f"accepted {stats['accepted_tasks']} for {count} takes")
+          f"accepted {stats['accepted_tasks']} for {count} takes; store lost {losses} times")
+    return losses
 
 
 def audit_done(root: Path, count: int) -> bool:
