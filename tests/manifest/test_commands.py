@@ -66,7 +66,7 @@ def test_plan_table(repo_root: Path, capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr().out
     for shot in ("s01-arrival", "s02-look.16x9", "s02-look.9x16", "s03-gull"):
         assert shot in out
-    assert "6 takes of 5 shots, 26 s of video, about 216.6 credits (cap 500, within budget)" in out
+    assert "6 takes of 5 shots, 26 s of video, about 218.7 credits (cap 500, within budget)" in out
     assert "Nothing was sent." in out
 
 
