@@ -109,9 +109,9 @@ class Figure:
     estimated: bool
 
     def text(self) -> str:
-        """``32.4 credits``, ``~$0.34 (estimate)``, ``?``."""
+        """``32.4 credits``, ``$0.34 (estimate)``, ``?``."""
         shown = format_amount(self.amount, self.unit)
-        return f"~{shown} (estimate)" if self.estimated and self.amount is not None else shown
+        return f"{shown} (estimate)" if self.estimated and self.amount is not None else shown
 
     def cell(self) -> str:
         """The bare number for a table column (``~`` before an estimate)."""

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from runner.bulk import paused_gc
 from runner.errors import EXIT_OK, Location, ManifestError, Problem, UsageError
 from runner.model import Manifest
+from runner.money import CREDITS, MONEY_UNITS, Figure, format_amount, unit_of
 from runner.observed import distinct_size_warnings
 from runner.providers import add_flag as add_provider_flag
 from runner.providers import other_provider_note
@@ -36,7 +37,7 @@ from runner.state import StateStore, store_path_for
 from runner.state.continuity import chosen_takes, frame_sources, picks, source_changes
 from runner.state.notes import current_notes, notes
 from runner.state.schema import writer_pid
-from runner.state.trace import new_trace_record, read_traces, trace_totals
+from runner.state.trace import new_trace_record, read_traces, record_figure, trace_totals
 from runner.words import count, plural
 
 if TYPE_CHECKING:  # rich costs a tenth of a second to import: only small tables use it
@@ -130,7 +131,8 @@ def _gather(manifest_path: Path, only: Sequence[str], provider: str | None) -> d
     store_path = store_path_for(output_dir)
     records: dict[str, dict[str, Any]] = {}
     chosen: dict[str, tuple[int, bool]] = {}
-    life: dict[str, Any] = {"credits_committed": 0.0, "ambiguous_submissions": 0}
+    life: dict[str, Any] = {"credits_committed": 0.0, "committed": {},
+                            "ambiguous_submissions": 0}
     ran = store_path.is_file()
     last_provider: str | None = None
     if ran:
@@ -176,8 +178,10 @@ def _gather(manifest_path: Path, only: Sequence[str], provider: str | None) -> d
                              "matches it")
     rows = [row for row in rows if _selected(row, base_ids, only)]
     _mark_chosen(rows, chosen, manifest)
-    totals = {**trace_totals(rows), **life,
+    unit = unit_of(manifest.api.provider) if manifest is not None else None
+    totals = {**trace_totals(_in_unit(rows, unit)), **life,
               "max_credits": manifest.budget.max_credits if manifest else None,
+              "caps": _caps(manifest), "unit": unit,
               "not_in_manifest": dropped}
     return {
         "manifest": str(manifest_path),
@@ -209,8 +213,38 @@ def _mark_chosen(rows: Sequence[dict[str, Any]], chosen: Mapping[str, tuple[int,
         row["from_shots"] = list(sources.get(row["shot"], ()))
 
 
-def _money(value: float | None) -> str:
-    return "-" if value is None else f"{value:g}"
+def _in_unit(rows: list[dict[str, Any]], unit: str | None) -> list[dict[str, Any]]:
+    """``rows``, a take never submitted given the unit of the manifest's provider (the store
+    knows a take's unit from its first submission)."""
+    if unit is not None:
+        for row in rows:
+            if row["credits"] is None:
+                row["unit"] = unit
+    return rows
+
+
+def _caps(manifest: Manifest | None) -> dict[str, float]:
+    """The manifest's caps by unit (``{"credits": 500.0}``): each binds its own unit only."""
+    if manifest is None:
+        return {}
+    caps = {unit: manifest.budget.cap(unit) for unit in MONEY_UNITS}
+    return {unit: cap for unit, cap in caps.items() if cap is not None}
+
+
+def _committed(totals: dict[str, Any]) -> str:
+    """``121.5 credits committed of 500``, one part per unit the ledger or a cap names."""
+    committed: dict[str, float] = totals.get("committed") or {}
+    caps: dict[str, float] = totals.get("caps") or {}
+    unit = totals.get("unit") or CREDITS
+    shown = [name for name in MONEY_UNITS
+             if committed.get(name) or name == unit]
+    parts = []
+    for name in shown:
+        text = f"{format_amount(committed.get(name, 0.0), name)} committed"
+        if name in caps:
+            text += f" of {format_amount(caps[name], name, bare=True, short=True)}"
+        parts.append(text)
+    return "; ".join(parts)
 
 
 _COLUMNS = ("take", "status", "task id", "att.", "credits", "output", "last error")
@@ -234,11 +268,19 @@ def _cells(row: dict[str, Any]) -> tuple[str, ...]:
         status += ", chosen"  # the first finished: what export ships until a pick
     if row.get("size_warning") and row["status"] == "done":
         status += f", {row['size_warning']}"  # recorded, not refused (runner.observed)
-    credits = row["credits"]
     error = row["error"]
     return (row["id"], status, row["task_id"] or "-", str(row["attempts"]),
-            "-" if credits is None else f"{credits:g}", row["output"] or "-",
+            _cost_cell(record_figure(row)), row["output"] or "-",
             redact(error) if error else "")
+
+
+def _cost_cell(figure: Figure) -> str:
+    """The credits column: ``40.5``, ``~40.5`` for an estimate; another unit than the
+    gateway's credits is named (``2.4 Kling units``, ``~$0.34``); ``-`` when unknown."""
+    if figure.amount is None:
+        return "-"
+    shown = format_amount(figure.amount, None if figure.unit == CREDITS else figure.unit)
+    return f"~{shown}" if figure.estimated else shown
 
 
 def _table(rows: Sequence[dict[str, Any]]) -> Table:
@@ -277,9 +319,7 @@ def _summary(totals: dict[str, Any]) -> str:
     line = f"{count(totals['takes'], 'take')}: " + (", ".join(parts) or "none")
     if totals["ambiguous_submissions"]:
         line += f"; {count(totals['ambiguous_submissions'], 'ambiguous submission')}"
-    budget = totals["max_credits"]
-    line += f"; {_money(totals['credits_committed'])} credits committed"
-    line += f" of {_money(budget)}" if budget is not None else ""
+    line += f"; {_committed(totals)}"
     if totals["not_in_manifest"]:
         gone = totals["not_in_manifest"]
         line += (f"; {count(gone, 'take')} in the store {plural(gone, 'is')} no longer in the "
