@@ -82,7 +82,10 @@ def test_plan_json(repo_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert take["inputs"]["elements"][0]["frontal"]["mime"] == "image/png"
     assert take["credits"] == pytest.approx(8.1 * 5)
     assert doc["totals"] == {"shots": 1, "takes": 1, "seconds": 5, "credits": 40.5,
-                             "unpriced_takes": 0, "max_credits": None, "within_budget": True}
+                             "unpriced_takes": 0, "max_credits": None, "within_budget": True,
+                             # per unit of money (issue 21): an estimate, in credits
+                             "unit": "credits", "money": {"credits": {
+                                 "total": 40.5, "charged": 0.0, "estimated": 40.5}}}
 
 
 def test_plan_budget_and_unpriced(write: Write, capsys: pytest.CaptureFixture[str]) -> None:
