@@ -381,7 +381,9 @@ async def get_stats(request: web.Request) -> web.StreamResponse:
 
 def build_app(core: EmulatorCore, provider: str = "gateway") -> web.Application:
     """The aiohttp application serving ``core`` in ``provider``'s wire format (the task
-    board, files, result links, faults and stats are the same for every format)."""
+    board, files, result links, faults and stats are the same for every format; tasks are
+    charged in ``provider``'s own unit at its prices, runner.money)."""
+    core.provider = provider
     if provider == "gateway":
         app = web.Application(middlewares=[gateway_middleware], client_max_size=MAX_BODY)
         app.router.add_post(CREATE_PATH, create_task)
