@@ -176,9 +176,12 @@ def _types(shape: Mapping[str, Any]) -> str:
 
 def _task_lines(spent: Spent, dialect: Dialect) -> list[str]:
     """The task, the bodies it was described with, and how the provider finds it again."""
+    unit = unit_of(dialect.provider)  # each amount in the provider's unit (runner.money)
     reserved = (f"no {dialect.credits_word} in the answer" if spent.credits_reserved is None
-                else f"{dialect.credits_word} {spent.credits_reserved:g}")
-    estimate = "" if spent.estimate is None else f" (estimate {spent.estimate:g})"
+                else f"{dialect.credits_word} "
+                f"{format_amount(spent.credits_reserved, unit, bare=True, short=True)}")
+    estimate = ("" if spent.estimate is None else
+                f" (estimate {format_amount(spent.estimate, unit, bare=True, short=True)})")
     resumed = " (created by an earlier probe; followed, not created again)" \
         if spent.resumed else ""
     lines = [f"task: {spent.task_id}{resumed}, {reserved}{estimate}, "
