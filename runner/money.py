@@ -164,18 +164,6 @@ def totals(figures: Iterable[Figure]) -> dict[str, UnitTotal]:
     return dict(sorted(found.items(), key=lambda item: order.get(item[0], len(order))))
 
 
-def totals_text(by_unit: Mapping[str, UnitTotal]) -> str:
-    """``32.4 credits`` or ``$1.34 (of which $1.34 estimated); 2.4 Kling units``; ``0``."""
-    parts = []
-    for unit, total in by_unit.items():
-        text = format_amount(round(total.total, 6), unit)
-        if total.estimated:
-            text += (" (estimate)" if not total.charged else
-                     f" (of which {format_amount(round(total.estimated, 6), unit)} estimated)")
-        parts.append(text)
-    return "; ".join(parts) or "0"
-
-
 def totals_json(by_unit: Mapping[str, UnitTotal]) -> dict[str, dict[str, float]]:
     """``{unit: {total, charged, estimated}}`` for ``--json`` documents."""
     return {unit: total.to_json() for unit, total in by_unit.items()}
