@@ -1,8 +1,9 @@
 """``shotrun plan FILE [--json]``: what a run would send and what it would cost; no network.
 
 For every take: its id and take number, its resolved inputs, the exact wire payload (local
-files shown as ``<upload PATH>``, frames of other shots as ``<frame last of ID>``) and the
-estimated credits from ``budget.rates``; then totals against ``budget.max_credits``.
+files shown as ``<upload PATH>``, frames of other shots as ``<frame last of ID>``) and its
+cost (:mod:`runner.money`: what was charged for a take already rendered, else the estimate
+from the rates of the provider's unit); then totals against that unit's cap.
 
 The run engine adds "done / in flight / changed and why" through the seam :func:`plan_rows`
 and :func:`plan_document`: both take an optional mapping from :attr:`Take.key` to a
@@ -113,11 +114,13 @@ def add_parser(subparsers: Any) -> None:
     """Register ``shotrun plan``."""
     parser = subparsers.add_parser(
         "plan",
-        help="show the takes, wire payloads and estimated credits (no network)",
+        help="show the takes, wire payloads and their cost (no network; spends nothing)",
         description="Expand the manifest and show every take with its resolved inputs, the "
-        "payload that would be sent (--payloads, or --json), and estimated credits; after a "
-        "run, what a new run would do with each take and why, what was spent, and the budget "
-        "left. Sends nothing.",
+        "payload that would be sent (--payloads, or --json), and its cost in the unit the "
+        "provider bills in (gateway credits, Kling units, fal dollars): what was charged for "
+        "a take already rendered, else an estimate (marked ~) from budget.rates, unit_rates "
+        "or usd_rates; after a run, what a new run would do with each take and why, what was "
+        "spent, and the budget left under that unit's cap. Sends nothing, spends nothing.",
     )
     parser.add_argument("file", metavar="FILE", help="manifest file (YAML)")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")

@@ -56,9 +56,10 @@ def add_parser(subparsers: Any) -> None:
     """Register ``status``."""
     parser = subparsers.add_parser(
         "status", help="show every take's state (works while a run is going)",
-        description="Show, per shot and take, the status, task id, attempts, credits, output "
-        "and last error recorded by `shotrun run`, read-only. Exit 0 when the state could be "
-        "read.",
+        description="Show, per shot and take, the status, task id, attempts, cost (in the unit "
+        "the provider bills in: what it charged, else an estimate marked ~), output and last "
+        "error recorded by `shotrun run`, read-only; spends nothing. Exit 0 when the state "
+        "could be read.",
     )
     parser.add_argument("manifest", type=Path, metavar="MANIFEST")
     parser.add_argument("--json", action="store_true",

@@ -127,6 +127,11 @@ async def test_every_view_shows_the_same_figure_per_take_and_in_total(
     assert money[unit]["total"] == pytest.approx(total)
     assert money[unit]["estimated" if estimated else "charged"] == pytest.approx(total)
     assert status["totals"]["committed"] == {unit: pytest.approx(total)}
+    assert cli.main(["status", str(manifest_path)]) == 0
+    table = capsys.readouterr().out
+    cell = {CREDITS: "24.3", UNITS: "1.8 Kling units", USD: "~$0.25"}[unit]
+    assert sum(1 for line in table.splitlines() if "/take-" in line and cell in line) == 3
+    assert f"{format_amount(total, unit)} committed" in table
 
     # plan --json: a done take shows its record's figure, as status does.
     plan = _json(capsys, ["plan", str(manifest_path), "--json"])
