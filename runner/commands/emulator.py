@@ -112,7 +112,9 @@ def add_parser(subparsers: Any) -> None:
     faults.add_argument("--download-rate", type=float, metavar="BYTES_PER_S",
                         help="download speed, bytes/s")
     faults.add_argument("--credits", type=float, metavar="CREDITS",
-                        help="the account's credits; creations beyond them answer 402")
+                        help="the account's balance in the provider's unit (gateway "
+                        "credits, Kling units, fal dollars); creations beyond it are refused "
+                        "as out of credits")
     faults.add_argument("--seed", type=int, metavar="N",
                         help="seed of the fault dice (replayable runs)")
     parser.set_defaults(func=run)

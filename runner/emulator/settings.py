@@ -102,7 +102,7 @@ class EmulatorSettings:
     upload_ttl: float = UPLOAD_TTL
     retry_after: float | None = None  # Retry-After of 429s; None: computed, whole seconds
     check_images: bool = False  # fail tasks whose images break the documented size rules
-    credits: float | None = None  # the account's credits; creations beyond answer 402
+    credits: float | None = None  # the account's balance in its unit; creations beyond: 402
     output_scale: float = 1.0  # videos at this fraction of the nominal size (both sides)
     progress: str = "linear"  # "none": task bodies carry no progress field at all
     fal_validation: str = "submit"  # "queue": fal refuses a bad input after queueing it

@@ -334,3 +334,30 @@ def test_an_older_store_gets_each_figures_unit(tmp_path: Path) -> None:
         assert store.committed_by_unit() == {CREDITS: 1.8, UNITS: 1.8, USD: 1.8}
         assert store.credits_committed() == 1.8  # gateway credits only, never the sum
 
+
+
+def test_a_provider_switch_keeps_each_units_ledger_apart(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The lifetime budget once added gateway credits and Kling units into one number
+    # ("461.7 of 500"): each unit now has its own ledger and its own cap.
+    manifest_path = write_manifest(tmp_path, THREE,
+                                   budget="budget: {max_credits: 100, max_units: 10}\n")
+    first = _json(capsys, ["run", str(manifest_path), *FAST_FLAGS, "--json", "--no-report"])
+    assert first["credits"] == {"run": pytest.approx(72.9), "total": pytest.approx(72.9),
+                                "max": 100, "unit": CREDITS}
+    keys(monkeypatch, "kling")
+    assert cli.main(["run", str(manifest_path), "--provider", "kling", *FAST_FLAGS,
+                     "--no-report"]) == 0
+    out = capsys.readouterr().out
+    assert "Kling units: 5.4 this run, 5.4 of 10 in total" in out
+    status = _json(capsys, ["status", str(manifest_path), "--provider", "kling", "--json"])
+    assert status["totals"]["committed"] == {CREDITS: pytest.approx(72.9),
+                                             UNITS: pytest.approx(5.4)}
+    assert status["totals"]["caps"] == {CREDITS: 100, UNITS: 10}
+    assert list(status["totals"]["money"]) == [UNITS]  # the current takes: Kling's
+    assert cli.main(["status", str(manifest_path), "--provider", "kling"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "72.9 credits committed of 100; 5.4 Kling units committed of 10" in line
+    plan = _json(capsys, ["plan", str(manifest_path), "--provider", "kling", "--json"])
+    assert plan["this_run"]["credits_spent"] == pytest.approx(5.4)  # units, not 78.3
