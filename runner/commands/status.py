@@ -181,7 +181,8 @@ def _gather(manifest_path: Path, only: Sequence[str], provider: str | None) -> d
     _mark_chosen(rows, chosen, manifest)
     unit = unit_of(manifest.api.provider) if manifest is not None else None
     totals = {**trace_totals(_in_unit(rows, unit)), **life,
-              "max_credits": manifest.budget.max_credits if manifest else None,
+              # The cap of the unit the provider bills in, as plan and the summary say it.
+              "max_credits": manifest.budget.cap(unit) if manifest and unit else None,
               "caps": _caps(manifest), "unit": unit,
               "not_in_manifest": dropped}
     return {
