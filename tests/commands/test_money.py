@@ -302,14 +302,13 @@ def test_a_nonsense_charge_falls_back_to_the_estimate() -> None:
     assert take_figure(32.4, 30.3, CREDITS) == Figure(32.4, CREDITS, False)
 
 
-def test_an_older_store_gets_each_figures_unit(tmp_path: Path) -> None:
-    # A schema-3 store of a Kling run: the migration reads the unit from the fingerprint
-    # payload (which names any provider but the gateway), for takes and their attempts.
+def _schema3_store(path: Path) -> None:
+    """A store as shotrun wrote it before units (schema 3): a Kling, a gateway, a fal take."""
     import sqlite3
 
     from runner.state import schema
 
-    path = tmp_path / "state.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
     for version in (1, 2, 3):
@@ -328,12 +327,30 @@ def test_an_older_store_gets_each_figures_unit(tmp_path: Path) -> None:
                      " credits_reserved, started_at) VALUES (?, 1, 'fp', 'created', 't', 1.8, 0)",
                      (key,))
     conn.close()
+
+
+def test_an_older_store_gets_each_figures_unit(tmp_path: Path) -> None:
+    # The migration reads the unit from the fingerprint payload (which names any provider
+    # but the gateway), for takes and their attempts.
+    path = tmp_path / "state.sqlite"
+    _schema3_store(path)
     with StateStore.open(path) as store:
         units = {record.key: record.unit for record in store.records()}
         assert units == {"k/take-1": UNITS, "g/take-1": CREDITS, "f/take-1": USD}
         assert store.committed_by_unit() == {CREDITS: 1.8, UNITS: 1.8, USD: 1.8}
         assert store.credits_committed() == 1.8  # gateway credits only, never the sum
 
+
+def test_status_and_plan_read_an_older_store_without_a_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # They used to answer "run `shotrun run` once to upgrade it": a command that spends.
+    manifest_path = write_manifest(tmp_path, THREE)
+    _schema3_store(tmp_path / "out" / ".shotrun" / "state.sqlite")
+    status = _json(capsys, ["status", str(manifest_path), "--json"])
+    assert status["totals"]["committed"] == {CREDITS: 1.8, UNITS: 1.8, USD: 1.8}
+    assert status["totals"]["not_in_manifest"] == 3
+    plan = _json(capsys, ["plan", str(manifest_path), "--json"])
+    assert plan["this_run"]["credits_spent"] == pytest.approx(1.8)  # the gateway's only
 
 
 def test_a_provider_switch_keeps_each_units_ledger_apart(
