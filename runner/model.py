@@ -15,6 +15,13 @@ from types import MappingProxyType
 from typing import Any
 
 from runner.errors import Location
+from runner.money import (
+    CAP_KEYS,
+    DEFAULT_CREDIT_RATES,
+    DEFAULT_UNIT_RATES,
+    DEFAULT_USD_RATES,
+    RATE_KEYS,
+)
 
 MODEL_ID = "kling-o3-reference-to-video"
 RESOLUTIONS = ("720p", "1080p", "4k")
@@ -24,7 +31,7 @@ MAX_PROMPT_CHARS = 2500
 MAX_SEGMENTS = 6
 MAX_TAKES = 20
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
-DEFAULT_RATES: Mapping[str, float] = MappingProxyType({"720p": 8.1, "1080p": 10.8})
+DEFAULT_RATES: Mapping[str, float] = DEFAULT_CREDIT_RATES
 
 # Width x height of an output, by resolution and aspect ratio (what the gateway renders).
 _LONG_SIDE = {"720p": (1280, 720), "1080p": (1920, 1080), "4k": (3840, 2160)}
@@ -180,10 +187,27 @@ class ApiConfig:
 
 @dataclass(frozen=True, slots=True)
 class Budget:
-    """Spending cap and per-second rates (keys: resolutions, plus optional ``audio``)."""
+    """Spending caps and per-second rates (keys: resolutions, plus optional ``audio``), one
+    of each per unit of money (:mod:`runner.money`): gateway credits (``max_credits``,
+    ``rates``), Kling units (``max_units``, ``unit_rates``), fal dollars (``max_usd``,
+    ``usd_rates``). A cap binds only spending in its own unit."""
 
     max_credits: float | None = None
     rates: Mapping[str, float] = field(default_factory=lambda: DEFAULT_RATES)
+    max_units: float | None = None
+    unit_rates: Mapping[str, float] = field(default_factory=lambda: DEFAULT_UNIT_RATES)
+    max_usd: float | None = None
+    usd_rates: Mapping[str, float] = field(default_factory=lambda: DEFAULT_USD_RATES)
+
+    def cap(self, unit: str) -> float | None:
+        """The cap of ``unit`` (None: no cap)."""
+        value: float | None = getattr(self, CAP_KEYS[unit])
+        return value
+
+    def rates_for(self, unit: str) -> Mapping[str, float]:
+        """The per-second rates of ``unit``, for estimates."""
+        value: Mapping[str, float] = getattr(self, RATE_KEYS[unit])
+        return value
 
 
 SIZE_POLICIES = ("warn", "strict", "off")

@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner.model import Manifest
+from runner.money import CREDITS, Figure, unit_of
 from runner.scheduler.budget import BudgetGuard
 from runner.state import StateStore, TakeRecord, TakeStatus, store_path_for
 from runner.state.continuity import source_changes
 from runner.state.plan import collectable, preview
+from runner.state.schema import writer_pid
 from runner.state.sync import UNSAVED_PAID
 from runner.wire import fingerprint_payload
 
@@ -51,6 +53,9 @@ class PlanStatus:
     reason: str = ""
     action: str = ""
     abandons: Abandoned | None = None
+    # The take's own figure (runner.money.take_figure) when a run keeps its record (done, in
+    # flight, held, failed): what it was charged, not what a new render would cost.
+    figure: Figure | None = None
 
 
 # The run's action -> the word the plan shows.
@@ -104,31 +109,44 @@ def abandon_warning(key: str, abandoned: Abandoned, *, planned: bool = False) ->
     return f"{key} changed while its task ({task}) was {abandoned.status}: {fate}"
 
 
+# Why a take in flight at the built-in emulator is created again: its tasks lived in the
+# process of the run that started it (runner.session), and died with it.
+ENDED_WITH_EMULATOR = "its task ended with the built-in emulator"
+_AT_THE_EMULATOR = frozenset({"poll", "download"})
+
+
 @dataclass(frozen=True, slots=True)
 class StoreView:
     """What ``plan`` reads from an existing store: per-take statuses and credits spent."""
 
     statuses: dict[str, PlanStatus]
     spent: float  # StateStore.credits_committed: what the run's BudgetGuard starts from
+    unit: str = CREDITS  # of ``spent``: the manifest's provider's (runner.money)
 
 
-def read_store(manifest: Manifest) -> StoreView | None:
+def read_store(manifest: Manifest, *, built_in: bool = False) -> StoreView | None:
     """What a run would do with each take, from the state store (read-only); None if no store.
 
     The store is read without the writer's lock, so ``plan`` works beside a live run. A
     missing or empty store is read as the run would rebuild it from the output folder
     (:func:`runner.state.rebuild.readable_store`): done takes are not "new" for the plan.
+    ``built_in``: the run would use the built-in emulator, whose tasks end with the process
+    that served them; unless a run is going now, a take left in flight there is created
+    again (and costs its estimate again), as the run will do.
     """
     from runner.state.rebuild import readable_store
 
-    with readable_store(store_path_for(manifest), manifest.output_dir) as path:
+    unit = unit_of(manifest.api.provider)
+    real_path = store_path_for(manifest)
+    with readable_store(real_path, manifest.output_dir) as path:
         if path is None:
             return None
         with StateStore.open_readonly(path) as store:
             records = {record.key: record for record in store.records()}
             stored = store.fingerprints()
             changed_sources = source_changes(store, manifest.takes)
-            spent = store.credits_committed()
+            spent = store.credits_committed(unit)
+    emulator_gone = built_in and writer_pid(real_path) is None
     statuses: dict[str, PlanStatus] = {}
     now = time.time()  # a paid result's lifetime is judged as a run started now would
     for take in manifest.takes:
@@ -140,13 +158,18 @@ def read_store(manifest: Manifest) -> StoreView | None:
         if record is not None and old is not None and old[0] != take.fingerprint and not (
                 record.status is TakeStatus.NEW and record.attempts == 0):
             abandons = abandoned_task(record)  # sync archives this record
+        if emulator_gone and action in _AT_THE_EMULATOR:
+            action, reason = "submit", ENDED_WITH_EMULATOR
+        figure = None
+        if record is not None and old is not None and old[0] == take.fingerprint:
+            figure = record.figure(unit)
         statuses[take.key] = PlanStatus(STATE_WORDS.get(action, action), reason, action,
-                                        abandons)
+                                        abandons, figure)
     for key, reason in changed_sources.items():  # continuity: a source rendered anew
         record = records.get(key)
         statuses[key] = PlanStatus(STATE_WORDS["submit"], reason, "submit",
                                    None if record is None else abandoned_task(record))
-    return StoreView(statuses, spent)
+    return StoreView(statuses, spent, unit)
 
 
 @dataclass
@@ -160,6 +183,7 @@ class Outlook:
 
     max_credits: float | None
     spent: float = 0.0
+    unit: str = CREDITS  # of every figure here: the manifest's provider's (runner.money)
     counts: dict[str, int] = field(
         default_factory=lambda: {"run": 0, "done": 0, "in_flight": 0, "not_run": 0})
     run_seconds: int = 0
@@ -170,7 +194,7 @@ class Outlook:
     _guard: BudgetGuard = field(init=False)
 
     def __post_init__(self) -> None:
-        self._guard = BudgetGuard(self.max_credits, committed=self.spent)
+        self._guard = BudgetGuard(self.max_credits, committed=self.spent, unit=self.unit)
 
     def add(self, status: PlanStatus | None, credits: float | None, seconds: int) -> None:
         """Count one take (in the order a run would reach it)."""
@@ -206,6 +230,7 @@ class Outlook:
             "credits_spent": round(self.spent, 4),
             "credits_after_run": round(self.after_run, 4),
             "max_credits": self.max_credits,
+            "unit": self.unit,
             "within_budget": self.within_budget,
             "takes_within_cap": self.fits,
             "abandoned_tasks": [
@@ -218,8 +243,10 @@ class Outlook:
 
 def outlook(manifest: Manifest, rows: Iterable[tuple[PlanStatus | None, float | None, int]],
             spent: float = 0.0) -> Outlook:
-    """The :class:`Outlook` of (status, credits, billed seconds) rows in run order."""
-    found = Outlook(manifest.budget.max_credits, spent)
+    """The :class:`Outlook` of (status, credits, billed seconds) rows in run order, against
+    the cap of the unit the manifest's provider bills in."""
+    unit = unit_of(manifest.api.provider)
+    found = Outlook(manifest.budget.cap(unit), spent, unit)
     for status, credits, seconds in rows:
         found.add(status, credits, seconds)
     return found

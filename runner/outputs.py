@@ -315,6 +315,7 @@ def sidecar_data(
         "credits": {
             "estimated": record.credits_estimated,
             "reserved": record.credits_reserved,
+            "unit": record.unit,  # a rebuilt store's ledger keeps each unit apart
         },
         "submitted": iso_time(record.submitted_at),
         "completed": iso_time(record.completed_at),

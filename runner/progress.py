@@ -43,6 +43,7 @@ from rich.text import Text
 
 from runner import log
 from runner.isotime import iso_time
+from runner.money import CREDITS, format_amount, unit_word
 from runner.redact import redact
 from runner.scheduler.progress import EventSink, RunProgress, TakeEvent, TakeProgress
 
@@ -152,11 +153,12 @@ def format_duration(seconds: float | None) -> str:
 
 
 def format_credits(progress: RunProgress) -> str:
-    used = f"{progress.credits_reserved:.1f}".rstrip("0").rstrip(".")
-    if progress.max_credits is None:
-        return used
-    cap = f"{progress.max_credits:.1f}".rstrip("0").rstrip(".")
-    return f"{used}/{cap}"
+    """``40.5/500`` reserved of the cap; the unit's word after it unless it is credits."""
+    unit = progress.unit
+    used = format_amount(progress.credits_reserved, unit, bare=True, short=True)
+    if progress.max_credits is not None:
+        used += "/" + format_amount(progress.max_credits, unit, bare=True, short=True)
+    return used if unit == CREDITS else f"{used} {unit_word(unit)}"
 
 
 def unfinished(progress: RunProgress) -> int:

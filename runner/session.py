@@ -25,6 +25,7 @@ import structlog
 from runner.errors import UsageError
 from runner.gateway.types import Gateway
 from runner.model import Manifest
+from runner.money import unit_of
 from runner.providers import spec
 from runner.redact import register_secret
 
@@ -145,8 +146,9 @@ def resolve_config(manifest: Manifest, overrides: Overrides | None = None,
     concurrency = flags.concurrency if flags.concurrency is not None else api.concurrency
     submit_rate = flags.submit_rate if flags.submit_rate is not None else api.submit_rate
     downloads = flags.downloads if flags.downloads is not None else api.downloads
+    # The cap of the unit the provider bills in (runner.money): --max-credits overrides it.
     max_credits = (flags.max_credits if flags.max_credits is not None
-                   else manifest.budget.max_credits)
+                   else manifest.budget.cap(unit_of(api.provider)))
     if concurrency < 1:
         raise UsageError(f"--concurrency must be at least 1, got {concurrency}")
     if downloads < 1:

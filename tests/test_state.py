@@ -110,8 +110,17 @@ def test_migrations_upgrade_an_older_store_keeping_its_data(
     monkeypatch.setattr(state_schema, "SCHEMA_VERSION", nxt)
     monkeypatch.setitem(state_schema.MIGRATIONS, nxt,
                         ("ALTER TABLE takes ADD COLUMN note TEXT",))
-    with pytest.raises(StateError, match="run `shotrun run` once to upgrade"):
-        StateStore.open_readonly(path)
+    # A reader upgrades it in place (issue 21: it used to send the user to `shotrun run`, a
+    # command that spends); while a run holds it, it waits for that run instead.
+    lock = state_schema.WriterLock(path)
+    lock.acquire()
+    try:
+        with pytest.raises(StateError, match="read it again once that run has ended"):
+            StateStore.open_readonly(path)
+    finally:
+        lock.release()
+    with StateStore.open_readonly(path) as reader:
+        assert len(reader.records()) == 1
     with StateStore.open(path) as store:
         assert store.record("s01/take-1").status is TakeStatus.NEW
         assert store.conn.execute("SELECT version FROM schema_version").fetchone()[0] == nxt

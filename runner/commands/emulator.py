@@ -78,7 +78,13 @@ def add_parser(subparsers: Any) -> None:
     timing.add_argument("--check-images", action="store_true", default=None,
                         help="fail tasks whose images are under 300 px or too narrow/wide")
     timing.add_argument("--rate", action="append", metavar="RES=CREDITS",
-                        help="credits per second, e.g. 720p=8.1 or audio=2.7 (repeatable)")
+                        help="gateway credits per second, e.g. 720p=8.1 or audio=2.7 (repeatable)")
+    timing.add_argument("--unit-rate", action="append", metavar="RES=UNITS",
+                        help="Kling units per second (--provider kling), e.g. 720p=0.6 "
+                        "(repeatable)")
+    timing.add_argument("--usd-rate", action="append", metavar="RES=USD",
+                        help="fal.ai dollars per second (--provider fal), e.g. 720p=0.084 "
+                        "(repeatable)")
     rough = parser.add_argument_group("a gateway unlike the one shotrun expects")
     rough.add_argument("--output-scale", type=float, metavar="F",
                        help="render videos at this fraction of the nominal size "
@@ -108,7 +114,9 @@ def add_parser(subparsers: Any) -> None:
     faults.add_argument("--download-rate", type=float, metavar="BYTES_PER_S",
                         help="download speed, bytes/s")
     faults.add_argument("--credits", type=float, metavar="CREDITS",
-                        help="the account's credits; creations beyond them answer 402")
+                        help="the account's balance in the provider's unit (gateway "
+                        "credits, Kling units, fal dollars); creations beyond it are refused "
+                        "as out of credits")
     faults.add_argument("--seed", type=int, metavar="N",
                         help="seed of the fault dice (replayable runs)")
     parser.set_defaults(func=run)
@@ -128,8 +136,10 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         data["failure_codes"] = [c.strip() for c in args.failure_codes.split(",") if c.strip()]
     if args.error_rate:
         data["error_rates"] = _pairs(args.error_rate, "--error-rate")
-    if args.rate:
-        data["rates"] = _pairs(args.rate, "--rate")
+    for name, flag in (("rate", "--rate"), ("unit_rate", "--unit-rate"),
+                       ("usd_rate", "--usd-rate")):
+        if getattr(args, name, None):  # each provider's prices, in its own unit
+            data[f"{name}s"] = _pairs(getattr(args, name), flag)
     if args.api_key_env:
         key = environ.get(args.api_key_env)
         if not key:

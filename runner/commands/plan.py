@@ -1,8 +1,9 @@
 """``shotrun plan FILE [--json]``: what a run would send and what it would cost; no network.
 
 For every take: its id and take number, its resolved inputs, the exact wire payload (local
-files shown as ``<upload PATH>``, frames of other shots as ``<frame last of ID>``) and the
-estimated credits from ``budget.rates``; then totals against ``budget.max_credits``.
+files shown as ``<upload PATH>``, frames of other shots as ``<frame last of ID>``) and its
+cost (:mod:`runner.money`: what was charged for a take already rendered, else the estimate
+from the rates of the provider's unit); then totals against that unit's cap.
 
 The run engine adds "done / in flight / changed and why" through the seam :func:`plan_rows`
 and :func:`plan_document`: both take an optional mapping from :attr:`Take.key` to a
@@ -40,11 +41,25 @@ from runner.model import (
     TakeRequest,
     VideoElement,
 )
+from runner.money import (
+    CAP_KEYS,
+    CREDITS,
+    MONEY_UNITS,
+    RATE_KEYS,
+    Figure,
+    format_amount,
+    totals_json,
+    unit_of,
+    unit_word,
+)
+from runner.money import totals as money_totals
 from runner.outlook import (
+    ENDED_WITH_EMULATOR,
     Outlook,
     PlanStatus,
     abandon_warning,
     abandoned_of,
+    bucket,
     outlook,
     read_store,
 )
@@ -59,7 +74,7 @@ from runner.providers import add_flag as add_provider_flag
 from runner.providers import body_for
 from runner.redact import redact
 from runner.selection import select_takes
-from runner.session import Overrides, check_base_url_flag, resolve_config
+from runner.session import Overrides, check_base_url_flag, chosen_base_url, resolve_config
 from runner.wire import (
     billed_seconds,
     build_payload,
@@ -73,24 +88,40 @@ __all__ = ["PlanRow", "PlanStatus", "plan_document", "plan_rows", "render_plan",
 
 @dataclass(frozen=True, slots=True)
 class PlanRow:
-    """One take of the plan."""
+    """One take of the plan: ``estimate`` is what a new render would cost (in ``unit``)."""
 
     take: Take
     payload: Mapping[str, Any]
-    credits: float | None
+    estimate: float | None
     status: PlanStatus | None = None
+    unit: str = CREDITS
+
+    @property
+    def figure(self) -> Figure:
+        """What the take costs, as ``status`` and the report show it: the record's own
+        figure (what was charged) for a take a run keeps, else the estimate."""
+        status = self.status
+        if status is not None and status.figure is not None and bucket(status) != "run":
+            return status.figure
+        return Figure(self.estimate, self.unit, self.estimate is not None)
+
+    @property
+    def credits(self) -> float | None:
+        """The amount of :attr:`figure`."""
+        return self.figure.amount
 
 
 def add_parser(subparsers: Any) -> None:
     """Register ``shotrun plan``."""
     parser = subparsers.add_parser(
         "plan",
-        help="show the takes, wire payloads and estimated credits (no network; "
-        "spends nothing)",
+        help="show the takes, wire payloads and their cost (no network; spends nothing)",
         description="Expand the manifest and show every take with its resolved inputs, the "
-        "payload that would be sent (--payloads, or --json), and estimated credits; after a "
-        "run, what a new run would do with each take and why, what was spent, and the budget "
-        "left. Sends nothing.",
+        "payload that would be sent (--payloads, or --json), and its cost in the unit the "
+        "provider bills in (gateway credits, Kling units, fal dollars): what was charged for "
+        "a take already rendered, else an estimate (marked ~) from budget.rates, unit_rates "
+        "or usd_rates; after a run, what a new run would do with each take and why, what was "
+        "spent, and the budget left under that unit's cap. Sends nothing, spends nothing.",
     )
     parser.add_argument("file", metavar="FILE", help="manifest file (YAML)")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
@@ -116,15 +147,17 @@ def plan_rows(manifest: Manifest,
     come from the state store when there is one."""
     rows: list[PlanRow] = []
     payloads: dict[int, tuple[dict[str, Any], float | None]] = {}
+    unit = unit_of(manifest.api.provider)
+    rates = manifest.budget.rates_for(unit)
     for take in manifest.takes if takes is None else takes:
         found = payloads.get(id(take.request))  # the takes of a shot share one request
         if found is None:
             payload = build_payload(take.request, preview_resolver, manifest.api.wire)
             found = (body_for(manifest.api.provider, payload),
-                     estimate_credits(take.request, manifest.budget.rates))
+                     estimate_credits(take.request, rates))
             payloads[id(take.request)] = found
         status = statuses.get(take.key) if statuses is not None else None
-        rows.append(PlanRow(take, found[0], found[1], status))
+        rows.append(PlanRow(take, found[0], found[1], status, unit))
     return rows
 
 
@@ -157,7 +190,7 @@ def inputs(request: TakeRequest) -> dict[str, Any]:
 
 def run_outlook(manifest: Manifest, rows: Sequence[PlanRow], spent: float = 0.0) -> Outlook:
     """What a run of ``rows`` would send and spend, after ``spent`` credits (the store's)."""
-    return outlook(manifest, ((row.status, row.credits, billed_seconds(row.take.request))
+    return outlook(manifest, ((row.status, row.estimate, billed_seconds(row.take.request))
                               for row in rows), spent)
 
 
@@ -169,16 +202,19 @@ def totals(manifest: Manifest, rows: Sequence[PlanRow], spent: float = 0.0, *,
     estimates of the takes a run would send, against the cap; without a store, every take.
     ``found`` is that outlook when the caller has it already, so the rows are walked once.
     """
-    credits = sum(row.credits for row in rows if row.credits is not None)
-    unpriced = sum(1 for row in rows if row.credits is None)
-    cap = manifest.budget.max_credits
+    figures = [row.figure for row in rows]
+    by_unit = money_totals(figures)
+    unit = unit_of(manifest.api.provider)
     return {
         "shots": len({row.take.shot_id for row in rows}),
         "takes": len(rows),
         "seconds": sum(billed_seconds(row.take.request) for row in rows),
-        "credits": round(credits, 4),
-        "unpriced_takes": unpriced,
-        "max_credits": cap,
+        # Per take its figure (charged where known), summed in the provider's unit.
+        "credits": round(by_unit[unit].total, 4) if unit in by_unit else 0.0,
+        "money": totals_json(by_unit),
+        "unit": unit,
+        "unpriced_takes": sum(1 for figure in figures if figure.amount is None),
+        "max_credits": manifest.budget.cap(unit),
         "within_budget": (found or run_outlook(manifest, rows, spent)).within_budget,
     }
 
@@ -204,6 +240,7 @@ def plan_document(manifest: Manifest,
             "fingerprint": take.fingerprint, "after": list(take.after), "tags": list(take.tags),
             "location": str(take.location) if take.location else None,
             "inputs": inputs(take.request), "payload": row.payload, "credits": row.credits,
+            "cost": row.figure.to_json(),
         }
         if row.status is not None:
             item["status"] = {"state": row.status.state, "reason": row.status.reason}
@@ -218,8 +255,9 @@ def plan_document(manifest: Manifest,
         "output_dir": str(manifest.output_dir),
         "api": {"base_url": api.base_url, "files_url": api.files_url, "model": api.model,
                 "api_key_env": api.api_key_env, "wire": dict(api.wire)},
-        "budget": {"max_credits": manifest.budget.max_credits,
-                   "rates": dict(manifest.budget.rates)},
+        "budget": {**{CAP_KEYS[unit]: manifest.budget.cap(unit) for unit in MONEY_UNITS},
+                   **{RATE_KEYS[unit]: dict(manifest.budget.rates_for(unit))
+                      for unit in MONEY_UNITS}},
         "takes": items,
         "totals": totals(manifest, rows, spent, found=found),
         "this_run": found.to_json(
@@ -276,7 +314,7 @@ def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console, *
     table.add_column("inputs", no_wrap=True)
     if wide:
         table.add_column("prompt", min_width=16, ratio=1, overflow="fold")
-    table.add_column("credits", no_wrap=True, justify="right")
+    table.add_column(unit_word(unit_of(manifest.api.provider)), no_wrap=True, justify="right")
     if with_status:
         table.add_column("status", no_wrap=True)
         table.add_column("why", no_wrap=True)
@@ -298,7 +336,8 @@ def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console, *
             prompt = request.prompt if request.prompt is not None else " | ".join(
                 s.prompt for s in request.multi_prompt or ())
             cells.append(_short(prompt))
-        cells.append("?" if row.credits is None else f"{row.credits:g}")
+        cells.append(row.figure.cell() if row.figure.estimated or row.figure.amount is None
+                     else format_amount(row.figure.amount, row.unit, bare=True))
         if with_status:
             state = row.status.state if row.status else ""
             reason = row.status.reason if row.status else ""
@@ -336,39 +375,57 @@ def _print_payloads(rows: Sequence[PlanRow], console: Console) -> None:
 
 def _total_lines(manifest: Manifest, rows: Sequence[PlanRow], spent: float,
                  with_status: bool) -> list[str]:
-    """The totals under the table: one line without a store, else what a run would do."""
+    """The totals under the table: one line without a store, else what a run would do.
+    Every amount is in the unit the manifest's provider bills in (runner.money)."""
     found = run_outlook(manifest, rows, spent)
     total = totals(manifest, rows, spent, found=found)
+    unit = found.unit
+
+    def money(amount: float) -> str:
+        return format_amount(amount, unit, short=True)
+
+    def bare(amount: float) -> str:
+        return format_amount(amount, unit, bare=True, short=True)
+
     cap = total["max_credits"]
+    rates = f"budget.{RATE_KEYS[unit]}"
     count = total["unpriced_takes"]
-    unpriced = f", {counted(count, 'take')} without a rate (set budget.rates)" if count else ""
+    unpriced = f", {counted(count, 'take')} without a rate (set {rates})" if count else ""
     if not with_status:  # no store: every take runs, nothing was spent
         budget = ("no cap" if cap is None else
-                  f"cap {cap:g}, " + ("within budget" if total["within_budget"] else
-                                      "OVER BUDGET"))
+                  f"cap {bare(cap)}, " + ("within budget" if total["within_budget"] else
+                                          "OVER BUDGET"))
         return [f"{counted(total['takes'], 'take')} of {counted(total['shots'], 'shot')}, "
-                f"{total['seconds']} s of video, about {total['credits']:g} credits "
+                f"{total['seconds']} s of video, about {money(total['credits'])} "
                 f"({budget}){unpriced}."]
     count = found.run_unpriced
-    unpriced = f", {counted(count, 'take')} without a rate (set budget.rates)" if count else ""
+    unpriced = f", {counted(count, 'take')} without a rate (set {rates})" if count else ""
     lines = [f"{counted(total['takes'], 'take')} of {counted(total['shots'], 'shot')}.",
              f"will run: {counted(found.counts['run'], 'take')}, {found.run_seconds} s of "
-             f"video, about {found.run_credits:g} credits{unpriced}.",
+             f"video, about {money(found.run_credits)}{unpriced}.",
              f"already done: {counted(found.counts['done'], 'take')} "
-             f"({found.spent:g} credits spent so far, all runs)."]
+             f"({money(found.spent)} spent so far, all runs)."]
+    again = sum(1 for row in rows
+                if row.status is not None and row.status.reason == ENDED_WITH_EMULATOR)
+    if again:
+        lines.append(f"created again: {counted(again, 'take')} in flight when the last run "
+                     "ended (their tasks ended with the built-in emulator; counted in will "
+                     "run: a run pays for them again).")
     if found.counts["in_flight"]:
         lines.append(f"in flight: {counted(found.counts['in_flight'], 'take')} (already "
                      f"paid; `shotrun run` collects them, {advice.SPENDS_NOTHING}).")
     if found.counts["not_run"]:
         lines.append(_not_run_line(rows, found.counts["not_run"]))
-    head = f"budget: {found.spent:g} spent + about {found.run_credits:g} to run = " \
-           f"{found.after_run:g}"
+    named = "" if unit == CREDITS else f" {unit_word(unit)}"  # the gateway's: as it always was
+    head = f"budget: {bare(found.spent)} spent + about {bare(found.run_credits)} to run = " \
+           f"{bare(found.after_run)}{named}"
+    cap_text = "no cap" if cap is None else f"cap {bare(cap)}"
     if cap is None:
-        lines.append(f"{head} (no cap).")
+        lines.append(f"{head} ({cap_text}).")
     elif found.within_budget:
-        lines.append(f"{head} (cap {cap:g}, within budget).")
+        lines.append(f"{head} ({cap_text}, within budget).")
     else:
-        lines.append(f"{head} (cap {cap:g}, OVER BUDGET: a run stops submitting at the cap, "
+        lines.append(f"{head} ({cap_text}, OVER BUDGET: a run stops submitting at the cap, "
                      f"after about {found.fits} of {counted(found.counts['run'], 'take')}).")
     return lines
 
@@ -398,7 +455,8 @@ def run(args: argparse.Namespace) -> int:
     takes: list[Take] | None = None
     if args.only:  # run's own selection: `plan --only X` shows what `run --only X` does
         takes = select_takes(manifest, args.only)
-    view = read_store(manifest)
+    built_in = (chosen_base_url(args.base_url) or manifest.api.base_url) == "emulator"
+    view = read_store(manifest, built_in=built_in)
     statuses = None if view is None else view.statuses
     spent = 0.0 if view is None else view.spent
     overrides = Overrides(base_url=args.base_url)

@@ -29,6 +29,7 @@ import structlog
 from runner import advice, log
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ShotrunError, UsageError
 from runner.model import SIZE_POLICIES, Manifest, Take, VerifyPolicy
+from runner.money import format_amount, unit_word
 from runner.observed import OutputExpectations
 from runner.outlook import abandon_warning, abandoned_task
 from runner.profile import describe_expectations, gateway_label, profile_for
@@ -104,7 +105,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--downloads", type=int, metavar="N",
                         help="downloads at once (api.downloads)")
     parser.add_argument("--max-credits", type=float, metavar="C",
-                        help="spending cap over the manifest's life (budget.max_credits)")
+                        help="spending cap over the manifest's life, in the unit the provider "
+                        "bills in (budget.max_credits: gateway credits, max_units: Kling "
+                        "units, max_usd: fal dollars)")
     add_poll_limits(parser)
     parser.add_argument("--poll-calibration", choices=("on", "off"), default="on",
                         help="aim each task's first status check by the task times this run "
@@ -360,9 +363,7 @@ def format_summary(summary: RunSummary, *, built_in: bool = False,
             lines.append(f"  {key}: {reason}")
     if summary.not_started:
         lines.append(f"not submitted: {len(summary.not_started)}")
-    cap = f" of {summary.max_credits:g}" if summary.max_credits is not None else ""
-    lines.append(f"credits: {summary.credits_run:.1f} this run, "
-                 f"{summary.credits_total:.1f}{cap} in total")
+    lines.append(money_line(summary))
     lines.append(f"wall time: {summary.wall_time:.1f} s")
     if summary.stopped_reason == "interrupted":
         lines.append("stopped: interrupted")  # what it means was said at Ctrl-C and above
@@ -400,6 +401,15 @@ def next_run_lines(summary: RunSummary, *, built_in: bool = False) -> list[str]:
                      + advice.would_create("--retry-failed", len(again.keys), again.credits,
                                            again.unpriced))
     return lines
+
+def money_line(summary: RunSummary) -> str:
+    """``credits: 32.4 this run, 97.2 of 500 in total``, in the provider's unit (runner.money):
+    the total is the manifest's whole-life ledger, as ``status`` and ``plan`` show it."""
+    unit = summary.unit
+    cap = ("" if summary.max_credits is None
+           else f" of {format_amount(summary.max_credits, unit, bare=True, short=True)}")
+    return (f"{unit_word(unit)}: {format_amount(summary.credits_run, unit, bare=True)} this "
+            f"run, {format_amount(summary.credits_total, unit, bare=True)}{cap} in total")
 
 
 def exit_code(summary: RunSummary) -> int:

@@ -31,6 +31,7 @@ from runner import advice
 from runner.bulk import paused_gc
 from runner.errors import EXIT_OK, Location, ManifestError, Problem, UsageError
 from runner.model import Manifest
+from runner.money import CREDITS, MONEY_UNITS, Figure, format_amount, unit_of
 from runner.observed import distinct_size_warnings
 from runner.providers import add_flag as add_provider_flag
 from runner.providers import other_provider_note
@@ -41,7 +42,7 @@ from runner.state.continuity import chosen_takes, frame_sources, picks, source_c
 from runner.state.notes import current_notes, notes
 from runner.state.plan import decide
 from runner.state.schema import writer_pid
-from runner.state.trace import new_trace_record, read_traces, trace_totals
+from runner.state.trace import new_trace_record, read_traces, record_figure, trace_totals
 from runner.wire import estimate_credits
 from runner.words import count, plural
 
@@ -61,9 +62,10 @@ def add_parser(subparsers: Any) -> None:
     """Register ``status``."""
     parser = subparsers.add_parser(
         "status", help="show every take's state, also during a run (spends nothing)",
-        description="Show, per shot and take, the status, task id, attempts, credits, output "
-        "and last error recorded by `shotrun run`, read-only. Exit 0 when the state could be "
-        "read.",
+        description="Show, per shot and take, the status, task id, attempts, cost (in the unit "
+        "the provider bills in: what it charged, else an estimate marked ~), output and last "
+        "error recorded by `shotrun run`, read-only; spends nothing. Exit 0 when the state "
+        "could be read.",
     )
     parser.add_argument("manifest", type=Path, metavar="MANIFEST")
     parser.add_argument("--json", action="store_true",
@@ -136,7 +138,8 @@ def _gather(manifest_path: Path, only: Sequence[str], provider: str | None) -> d
     store_path = store_path_for(output_dir)
     records: dict[str, dict[str, Any]] = {}
     chosen: dict[str, tuple[int, bool]] = {}
-    life: dict[str, Any] = {"credits_committed": 0.0, "ambiguous_submissions": 0}
+    life: dict[str, Any] = {"credits_committed": 0.0, "committed": {},
+                            "ambiguous_submissions": 0}
     ran = store_path.is_file()
     last_provider: str | None = None
     stale: set[str] = set()
@@ -187,8 +190,11 @@ def _gather(manifest_path: Path, only: Sequence[str], provider: str | None) -> d
     _mark_chosen(rows, chosen, manifest)
     selected = {row["id"] for row in rows} - stale if ran else set()
     failed = [record for record in failed_records if record.key in selected]
-    totals = {**trace_totals(rows), **life,
-              "max_credits": manifest.budget.max_credits if manifest else None,
+    unit = unit_of(manifest.api.provider) if manifest is not None else None
+    totals = {**trace_totals(_in_unit(rows, unit)), **life,
+              # The cap of the unit the provider bills in, as plan and the summary say it.
+              "max_credits": manifest.budget.cap(unit) if manifest and unit else None,
+              "caps": _caps(manifest), "unit": unit,
               "not_in_manifest": dropped}
     return {
         "manifest": str(manifest_path),
@@ -290,8 +296,38 @@ def _mark_chosen(rows: Sequence[dict[str, Any]], chosen: Mapping[str, tuple[int,
         row["from_shots"] = list(sources.get(row["shot"], ()))
 
 
-def _money(value: float | None) -> str:
-    return "-" if value is None else f"{value:g}"
+def _in_unit(rows: list[dict[str, Any]], unit: str | None) -> list[dict[str, Any]]:
+    """``rows``, a take never submitted given the unit of the manifest's provider (the store
+    knows a take's unit from its first submission)."""
+    if unit is not None:
+        for row in rows:
+            if row["credits"] is None:
+                row["unit"] = unit
+    return rows
+
+
+def _caps(manifest: Manifest | None) -> dict[str, float]:
+    """The manifest's caps by unit (``{"credits": 500.0}``): each binds its own unit only."""
+    if manifest is None:
+        return {}
+    caps = {unit: manifest.budget.cap(unit) for unit in MONEY_UNITS}
+    return {unit: cap for unit, cap in caps.items() if cap is not None}
+
+
+def _committed(totals: dict[str, Any]) -> str:
+    """``121.5 credits committed of 500``, one part per unit the ledger or a cap names."""
+    committed: dict[str, float] = totals.get("committed") or {}
+    caps: dict[str, float] = totals.get("caps") or {}
+    unit = totals.get("unit") or CREDITS
+    shown = [name for name in MONEY_UNITS
+             if committed.get(name) or name == unit]
+    parts = []
+    for name in shown:
+        text = f"{format_amount(committed.get(name, 0.0), name)} committed"
+        if name in caps:
+            text += f" of {format_amount(caps[name], name, bare=True, short=True)}"
+        parts.append(text)
+    return "; ".join(parts)
 
 
 _COLUMNS = ("take", "status", "task id", "att.", "credits", "output", "last error")
@@ -315,11 +351,19 @@ def _cells(row: dict[str, Any]) -> tuple[str, ...]:
         status += ", chosen"  # the first finished: what export ships until a pick
     if row.get("size_warning") and row["status"] == "done":
         status += f", {row['size_warning']}"  # recorded, not refused (runner.observed)
-    credits = row["credits"]
     error = row["error"]
     return (row["id"], status, row["task_id"] or "-", str(row["attempts"]),
-            "-" if credits is None else f"{credits:g}", row["output"] or "-",
+            _cost_cell(record_figure(row)), row["output"] or "-",
             redact(error) if error else "")
+
+
+def _cost_cell(figure: Figure) -> str:
+    """The credits column: ``40.5``, ``~40.5`` for an estimate; another unit than the
+    gateway's credits is named (``2.4 Kling units``, ``~$0.34``); ``-`` when unknown."""
+    if figure.amount is None:
+        return "-"
+    shown = format_amount(figure.amount, None if figure.unit == CREDITS else figure.unit)
+    return f"~{shown}" if figure.estimated else shown
 
 
 def _table(rows: Sequence[dict[str, Any]]) -> Table:
@@ -358,9 +402,7 @@ def _summary(totals: dict[str, Any]) -> str:
     line = f"{count(totals['takes'], 'take')}: " + (", ".join(parts) or "none")
     if totals["ambiguous_submissions"]:
         line += f"; {count(totals['ambiguous_submissions'], 'ambiguous submission')}"
-    budget = totals["max_credits"]
-    line += f"; {_money(totals['credits_committed'])} credits committed"
-    line += f" of {_money(budget)}" if budget is not None else ""
+    line += f"; {_committed(totals)}"
     if totals["not_in_manifest"]:
         gone = totals["not_in_manifest"]
         line += (f"; {count(gone, 'take')} in the store {plural(gone, 'is')} no longer in the "

@@ -29,6 +29,7 @@ from runner.emulator.stats import Stats
 from runner.emulator.tasks import Task, TaskBoard, credits_for
 from runner.emulator.validation import Creation, check_task_id, validate_creation
 from runner.model import MAX_IMAGE_BYTES
+from runner.money import unit_of
 
 log = structlog.get_logger()
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -42,8 +43,9 @@ MAX_BODY = 16 * 1024 * 1024  # a 10 MB image in base64 plus its JSON fits
 class EmulatorCore:
     """Everything the routes share: current settings, tasks, files, faults, counters."""
 
-    def __init__(self, settings: EmulatorSettings) -> None:
+    def __init__(self, settings: EmulatorSettings, provider: str = "gateway") -> None:
         self._settings = settings
+        self.provider = provider  # whose wire format, hence whose unit tasks are charged in
         self._loop: asyncio.AbstractEventLoop | None = None  # the serving loop, once known
         self.stats = Stats()
         self.faults = Faults(settings.seed)
@@ -75,7 +77,7 @@ class EmulatorCore:
     def stats_body(self) -> dict[str, Any]:
         """The body of ``GET /_emulator/stats``."""
         self.board.in_flight(self.now())
-        return self.stats.as_dict()
+        return {**self.stats.as_dict(), "unit": unit_of(self.provider)}
 
     async def close(self) -> None:
         """Stop renders and release the fetch session."""
@@ -202,9 +204,10 @@ def admit(core: EmulatorCore, request: web.Request, creation: Creation, body: An
     """
     settings = core.settings
     now = core.now()
-    return admit_with(core, request, credits_for(creation, settings.rates),
+    cost = credits_for(creation, settings.prices(core.provider))
+    return admit_with(core, request, cost,
                       lambda: core.board.create(creation, body, settings, core.faults.rng,
-                                                now))
+                                                now, cost))
 
 
 def admit_with(core: EmulatorCore, request: web.Request, cost: float, make: Callable[[], T]
@@ -378,7 +381,9 @@ async def get_stats(request: web.Request) -> web.StreamResponse:
 
 def build_app(core: EmulatorCore, provider: str = "gateway") -> web.Application:
     """The aiohttp application serving ``core`` in ``provider``'s wire format (the task
-    board, files, result links, faults and stats are the same for every format)."""
+    board, files, result links, faults and stats are the same for every format; tasks are
+    charged in ``provider``'s own unit at its prices, runner.money)."""
+    core.provider = provider
     if provider == "gateway":
         app = web.Application(middlewares=[gateway_middleware], client_max_size=MAX_BODY)
         app.router.add_post(CREATE_PATH, create_task)

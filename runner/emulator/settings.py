@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from runner.errors import ALL_TASK_CODES
+from runner.money import DEFAULT_UNIT_RATES, DEFAULT_USD_RATES
 
 ERROR_STATUSES = ("429", "500", "502", "503")
 RENDER_MODES = ("full", "cached")
@@ -24,6 +25,13 @@ FAL_VALIDATION_MODES = ("submit", "queue")
 DEFAULT_EMULATOR_RATES: Mapping[str, float] = MappingProxyType(
     {"720p": 8.1, "1080p": 10.8, "4k": 16.2, "audio": 2.7}
 )
+# Each wire format charges in its provider's own unit (runner.money), at the public prices
+# providers.md gives: the Kling API in units, fal.ai in dollars (fal's answers never say it).
+PRICE_FIELDS: Mapping[str, str] = MappingProxyType(
+    {"gateway": "rates", "kling": "unit_rates", "fal": "usd_rates"})
+_DEFAULT_PRICES: Mapping[str, Mapping[str, float]] = MappingProxyType(
+    {"rates": DEFAULT_EMULATOR_RATES, "unit_rates": DEFAULT_UNIT_RATES,
+     "usd_rates": DEFAULT_USD_RATES})
 UPLOAD_TTL = 72 * 3600.0
 
 
@@ -33,6 +41,14 @@ def _no_errors() -> Mapping[str, float]:
 
 def _default_rates() -> Mapping[str, float]:
     return DEFAULT_EMULATOR_RATES
+
+
+def _default_unit_rates() -> Mapping[str, float]:
+    return DEFAULT_UNIT_RATES
+
+
+def _default_usd_rates() -> Mapping[str, float]:
+    return DEFAULT_USD_RATES
 
 
 @dataclass(frozen=True)
@@ -80,11 +96,13 @@ class EmulatorSettings:
     download_rate: float | None = None
     seed: int | None = None
     api_key: str | None = None
-    rates: Mapping[str, float] = field(default_factory=_default_rates)
+    rates: Mapping[str, float] = field(default_factory=_default_rates)  # gateway credits/s
+    unit_rates: Mapping[str, float] = field(default_factory=_default_unit_rates)  # Kling's
+    usd_rates: Mapping[str, float] = field(default_factory=_default_usd_rates)  # fal's $/s
     upload_ttl: float = UPLOAD_TTL
     retry_after: float | None = None  # Retry-After of 429s; None: computed, whole seconds
     check_images: bool = False  # fail tasks whose images break the documented size rules
-    credits: float | None = None  # the account's credits; creations beyond answer 402
+    credits: float | None = None  # the account's balance in its unit; creations beyond: 402
     output_scale: float = 1.0  # videos at this fraction of the nominal size (both sides)
     progress: str = "linear"  # "none": task bodies carry no progress field at all
     fal_validation: str = "submit"  # "queue": fal refuses a bad input after queueing it
@@ -95,7 +113,8 @@ class EmulatorSettings:
             raise ValueError("invalid emulator settings: " + "; ".join(problems))
         # Freeze the mappings whatever the caller passed (a dict stays mutable otherwise).
         object.__setattr__(self, "error_rates", MappingProxyType(dict(self.error_rates)))
-        object.__setattr__(self, "rates", MappingProxyType(dict(self.rates)))
+        for name in _DEFAULT_PRICES:
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
         object.__setattr__(self, "failure_codes", tuple(self.failure_codes))
 
     def _problems(self) -> list[str]:
@@ -139,6 +158,11 @@ class EmulatorSettings:
             problems.append("retry_after must be >= 0")
         return problems
 
+    def prices(self, provider: str) -> Mapping[str, float]:
+        """Per second, in ``provider``'s unit: what a task of that wire format costs."""
+        value: Mapping[str, float] = getattr(self, PRICE_FIELDS.get(provider, "rates"))
+        return value
+
     def replace(self, **changes: Any) -> EmulatorSettings:
         """A copy with ``changes`` applied (and checked)."""
         return dataclasses.replace(self, **changes)
@@ -160,10 +184,10 @@ class EmulatorSettings:
                 if not isinstance(value, Mapping):
                     raise ValueError("error_rates must be a mapping such as {429: 0.1}")
                 value = {str(k): float(v) for k, v in value.items()}
-            elif key == "rates":
+            elif key in _DEFAULT_PRICES:
                 if not isinstance(value, Mapping):
-                    raise ValueError("rates must be a mapping such as {720p: 8.1}")
-                value = {**DEFAULT_EMULATOR_RATES, **{str(k): float(v) for k, v in value.items()}}
+                    raise ValueError(f"{key} must be a mapping such as {{720p: 8.1}}")
+                value = {**_DEFAULT_PRICES[key], **{str(k): float(v) for k, v in value.items()}}
             elif key == "failure_codes":
                 value = (value,) if isinstance(value, str) else tuple(value)
             elif isinstance(value, list):

@@ -17,6 +17,7 @@ class Stats:
 
     creation_requests: int = 0
     accepted_tasks: int = 0
+    # In the unit of the wire format served (gateway credits, Kling units, fal dollars),
     credits_reserved: float = 0.0  # summed over accepted tasks (billing starts at creation),
     # less those of tasks cancelled while queued (a request that never ran bills nothing)
     queue_refusals: int = 0  # fal inputs accepted into the queue, then refused (no task)

@@ -204,8 +204,11 @@ class TaskBoard:
         return min((self._tasks[t].remaining(now) for t in self._active), default=0.0)
 
     def create(self, creation: Creation, body: Any, settings: EmulatorSettings,
-               rng: random.Random, now: float) -> Task:
-        """Accept a task: decide its timings and fate, start rendering its video."""
+               rng: random.Random, now: float, cost: float | None = None) -> Task:
+        """Accept a task: decide its timings and fate, start rendering its video.
+
+        ``cost`` is what it is charged, in the wire format's unit (None: gateway credits
+        from ``settings.rates``)."""
         digest = hashlib.sha256(canonical_json(body)).hexdigest()
         if digest in self._payloads:
             self.stats.duplicate_payloads += 1
@@ -224,7 +227,8 @@ class TaskBoard:
             # real gateway gives would be tuned on a flattering emulator.
             estimated=float(round((settings.queue_time + settings.processing_time)
                                   * settings.estimate_factor)),
-            credits=credits_for(creation, settings.rates), scale=settings.output_scale,
+            credits=credits_for(creation, settings.rates) if cost is None else cost,
+            scale=settings.output_scale,
         )
         if settings.failure_rate and rng.random() < settings.failure_rate:
             task.fail_code = rng.choice(settings.failure_codes)

@@ -17,7 +17,6 @@ from typing import Any
 
 from runner.manifest.context import Context, get_int, get_map, get_number, get_str, plain
 from runner.model import (
-    DEFAULT_RATES,
     MODEL_ID,
     SIZE_POLICIES,
     ApiConfig,
@@ -25,6 +24,7 @@ from runner.model import (
     VerifyPolicy,
     frozen_mapping,
 )
+from runner.money import CAP_KEYS, DEFAULT_RATES_BY_UNIT, RATE_KEYS
 from runner.providers import GATEWAY, PROVIDERS, spec
 from runner.wire import ELEMENT_FIELDS, LOGICAL_TO_WIRE, TOP_LEVEL_FIELDS
 
@@ -138,15 +138,21 @@ def api_config(ctx: Context, renames: dict[str, str | None],
 
 
 def budget(ctx: Context) -> Budget:
-    """The frozen budget: the cap, and the rates merged over the built-in ones."""
+    """The frozen budget: a cap and rates per unit of money, the rates merged over the
+    built-in ones (``rates``: gateway credits, ``unit_rates``: Kling units, ``usd_rates``:
+    fal dollars; runner.money)."""
     data = get_map(ctx.root, "budget")
-    rates = dict(DEFAULT_RATES)
-    given = get_map(data, "rates") if ctx.ok(("budget", "rates")) else None
-    for key, value in (given or {}).items():
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            rates[key] = float(value)
-    cap = get_number(data, "max_credits") if ctx.ok(("budget", "max_credits")) else None
-    return Budget(max_credits=cap, rates=frozen_mapping(rates))
+    found: dict[str, Any] = {}
+    for unit, rates_key in RATE_KEYS.items():
+        rates = dict(DEFAULT_RATES_BY_UNIT[unit])
+        given = get_map(data, rates_key) if ctx.ok(("budget", rates_key)) else None
+        for key, value in (given or {}).items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                rates[key] = float(value)
+        found[rates_key] = frozen_mapping(rates)
+        cap_key = CAP_KEYS[unit]
+        found[cap_key] = get_number(data, cap_key) if ctx.ok(("budget", cap_key)) else None
+    return Budget(**found)
 
 
 def verify_policy(ctx: Context) -> VerifyPolicy:

@@ -14,6 +14,7 @@ from typing import Any
 
 from runner.isotime import iso_time
 from runner.model import Manifest
+from runner.money import RATE_KEYS, format_amount, unit_of
 from runner.probe.checks import (
     LEFT_OUT,
     NAMES_FIRST_WHY,
@@ -32,12 +33,15 @@ ORDER_REASONS = (NAMES_FIRST_WHY, NAMES_LATER_WHY)  # said once, on the validati
 
 
 def estimate_line(manifest: Manifest, estimate: float | None) -> str:
-    """Said before the paid creation is sent (in Kling's units on the Kling API)."""
-    rate = manifest.budget.rates.get(SPEND_RESOLUTION)
-    unit = "units" if manifest.api.provider == KLING else "credits"
-    cost = (f"about {estimate:g} {unit} (budget.rates {SPEND_RESOLUTION}: {rate:g}/s)"
+    """Said before the paid creation is sent, in the unit the provider bills in (gateway
+    credits, Kling units, fal dollars: runner.money) from that unit's rates."""
+    unit = unit_of(manifest.api.provider)
+    rates = f"budget.{RATE_KEYS[unit]}"
+    rate = manifest.budget.rates_for(unit).get(SPEND_RESOLUTION)
+    cost = (f"about {format_amount(estimate, unit)} ({rates} {SPEND_RESOLUTION}: "
+            f"{format_amount(rate, unit, bare=True, short=True)}/s)"
             if estimate is not None and rate is not None else
-            f"an unknown cost (no budget.rates.{SPEND_RESOLUTION})")
+            f"an unknown cost (no {rates}.{SPEND_RESOLUTION})")
     return (f"spend: creating one task of {SPEND_SECONDS} s {SPEND_RESOLUTION} {SPEND_ASPECT} "
             f"with a neutral prompt and no images, {cost}; not counted in the manifest's "
             "budget")
@@ -172,9 +176,12 @@ def _types(shape: Mapping[str, Any]) -> str:
 
 def _task_lines(spent: Spent, dialect: Dialect) -> list[str]:
     """The task, the bodies it was described with, and how the provider finds it again."""
+    unit = unit_of(dialect.provider)  # each amount in the provider's unit (runner.money)
     reserved = (f"no {dialect.credits_word} in the answer" if spent.credits_reserved is None
-                else f"{dialect.credits_word} {spent.credits_reserved:g}")
-    estimate = "" if spent.estimate is None else f" (estimate {spent.estimate:g})"
+                else f"{dialect.credits_word} "
+                f"{format_amount(spent.credits_reserved, unit, bare=True, short=True)}")
+    estimate = ("" if spent.estimate is None else
+                f" (estimate {format_amount(spent.estimate, unit, bare=True, short=True)})")
     resumed = " (created by an earlier probe; followed, not created again)" \
         if spent.resumed else ""
     lines = [f"task: {spent.task_id}{resumed}, {reserved}{estimate}, "

@@ -51,6 +51,7 @@ from runner.gateway.types import ResolvesLostAnswers, TaskState
 from runner.gateway.urls import safe_url_text
 from runner.isotime import iso_time
 from runner.model import Manifest, TakeRequest
+from runner.money import unit_of
 from runner.probe.checks import asked_again
 from runner.probe.dialects import ANSWER_FIELDS, GATEWAY_ANSWER, NEUTRAL_PROMPT
 from runner.providers import GATEWAY, KLING, body_for
@@ -91,8 +92,9 @@ def spend_payload(manifest: Manifest) -> dict[str, Any]:
 
 
 def spend_estimate(manifest: Manifest) -> float | None:
-    """Its estimated credits from ``budget.rates`` (None: no 720p rate)."""
-    return estimate_credits(spend_request(manifest), manifest.budget.rates)
+    """Its estimate from the rates of the unit the provider bills in (None: no 720p rate)."""
+    rates = manifest.budget.rates_for(unit_of(manifest.api.provider))
+    return estimate_credits(spend_request(manifest), rates)
 
 
 def probe_dir(output_dir: Path) -> Path:

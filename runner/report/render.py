@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterable
 from html import escape
 
+from runner.money import Figure, UnitTotal, format_amount, unit_word
 from runner.report.static import CSS, JS, script_hash
 from runner.report.view import NOT_RUN, InputView, ReportData, ShotView, TakeView, Totals
 
@@ -59,8 +60,9 @@ def human_seconds(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
 
 
-def human_credits(credits: float | None) -> str:
-    return "–" if credits is None else f"{credits:.1f}".rstrip("0").rstrip(".")
+def human_credits(credits: float | None, unit: str | None = None) -> str:
+    """An amount (runner.money.format_amount), ``–`` when unknown."""
+    return "–" if credits is None else format_amount(credits, unit, short=True)
 
 
 def highlight_prompt(text: str, names: dict[str, str]) -> str:
@@ -91,14 +93,23 @@ def totals_html(totals: Totals) -> str:
     cells = [(str(totals.takes), "takes")]
     for status in _ordered_statuses(tuple(totals.by_status)):
         cells.append((str(totals.by_status[status]), status_label(status)))
+    notes: dict[str, str] = {}
+    for unit, total in (totals.money or {totals.unit: UnitTotal()}).items():
+        label = unit_word(unit)
+        cells.append((format_amount(round(total.total, 6), unit, bare=True, short=True), label))
+        if total.estimated:  # what the provider did not say: shotrun's estimate
+            notes[label] = ("estimate" if not total.charged else
+                            f"of which ~{format_amount(round(total.estimated, 6), unit)} "
+                            "estimated")
     cells += [
-        (human_credits(totals.credits), "credits"),
         (human_size(totals.size), "on disk"),
         (human_seconds(totals.video_seconds), "of video"),
     ]
     body = "".join(
         f'<div class="total" data-total="{_e(label)}"><b>{_e(value)}</b>'
-        f"<span>{_e(label)}</span></div>"
+        f"<span>{_e(label)}</span>"
+        + (f'<small class="estimate">{_e(notes[label])}</small>' if label in notes else "")
+        + "</div>"
         for value, label in cells
     )
     return f'<div class="totals">{body}</div>'
@@ -185,8 +196,8 @@ def _tile(shot: ShotView, take: TakeView, controls: Controls | None = None) -> s
     if take.size is not None:
         facts.append(_fact("size", _e(human_size(take.size))))
     if take.credits is not None:
-        suffix = " (estimate)" if take.credits_estimated else ""
-        facts.append(_fact("credits", _e(human_credits(take.credits) + suffix)))
+        figure = Figure(take.credits, take.unit, take.credits_estimated)
+        facts.append(_fact("cost", _e(figure.text())))
     if take.status != NOT_RUN:
         facts.append(_fact("attempts", _e(take.attempts)))
         facts.append(_fact("polls", _e(take.polls)))

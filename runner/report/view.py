@@ -28,6 +28,8 @@ from runner.model import (
     Take,
     VideoElement,
 )
+from runner.money import CREDITS, Figure, UnitTotal, take_figure, unit_of
+from runner.money import totals as money_totals
 from runner.report.media import make_poster, probe_video, thumbnail_data_uri
 from runner.state.continuity import frame_sources
 from runner.state.notes import Note, current_notes
@@ -106,8 +108,9 @@ class TakeView:
     status: str
     task_id: str | None = None
     attempts: int = 0
-    credits: float | None = None
+    credits: float | None = None  # runner.money.take_figure: charged, else the estimate
     credits_estimated: bool = False  # True when only the estimate is known
+    unit: str = CREDITS  # of ``credits`` (runner.money)
     size: int | None = None
     sha256: str | None = None
     duration: float | None = None  # decoded from the output
@@ -154,9 +157,16 @@ class Totals:
 
     takes: int
     by_status: Mapping[str, int]
-    credits: float
+    money: Mapping[str, UnitTotal]  # the takes' figures summed per unit, never across units
     size: int
     video_seconds: float
+    unit: str = CREDITS  # the manifest's provider's: shown (as 0) when nothing is priced
+
+    @property
+    def credits(self) -> float:
+        """The gateway credits' total (charged and estimated)."""
+        found = self.money.get(CREDITS)
+        return 0.0 if found is None else found.total
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,15 +179,19 @@ class ReportData:
     shots: tuple[ShotView, ...]
     thumbs: Mapping[str, str] = field(default_factory=dict)  # id -> data: URI
     state: str = ""  # what the page shows, digested (see runner.report.page_state)
+    unit: str = CREDITS  # the unit the manifest's provider bills in (runner.money)
 
     def totals(self) -> Totals:
         takes = [take for shot in self.shots for take in shot.takes]
         return Totals(
             takes=len(takes),
             by_status=dict(Counter(take.status for take in takes)),
-            credits=sum(take.credits or 0.0 for take in takes if not take.credits_estimated),
+            # The same figures as ``status``: charged where known, else the estimate.
+            money=money_totals(Figure(take.credits, take.unit, take.credits_estimated)
+                               for take in takes),
             size=sum(take.size or 0 for take in takes),
             video_seconds=sum(take.duration or 0.0 for take in takes),
+            unit=self.unit,
         )
 
     def tags(self) -> tuple[str, ...]:
@@ -278,15 +292,17 @@ class _Collector:
                     poster_src = relative_url(poster, self.page_dir)
             else:
                 missing = True
-        reserved = record.credits_reserved
+        figure = take_figure(record.credits_reserved, record.credits_estimated,
+                             getattr(record, "unit", None) or unit_of(self.manifest.api.provider))
         return TakeView(
             key=take.key,
             take=take.take,
             status=record.status,
             task_id=record.task_id,
             attempts=record.attempts,
-            credits=reserved if reserved is not None else record.credits_estimated,
-            credits_estimated=reserved is None and record.credits_estimated is not None,
+            credits=figure.amount,
+            credits_estimated=figure.estimated,
+            unit=figure.unit,
             size=record.size,
             sha256=record.sha256,
             duration=duration,
@@ -387,4 +403,5 @@ def collect(
         generated_at=stamp,
         shots=tuple(views),
         thumbs=dict(collector.thumbs),
+        unit=unit_of(manifest.api.provider),
     )

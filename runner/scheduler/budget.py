@@ -1,7 +1,10 @@
 """The spending cap: credits are reserved *before* each creation, because billing starts there.
 
-``budget.max_credits`` bounds what one manifest may ever reserve, across all its runs. What
-earlier runs committed comes from the store (:meth:`StateStore.credits_committed`); this run
+``budget.max_credits`` bounds what one manifest may ever reserve, across all its runs, in the
+unit its provider bills in (runner.money: gateway credits; ``max_units`` for Kling units,
+``max_usd`` for fal dollars): a guard holds one unit, and what other providers spent in
+theirs never counts against it. What earlier runs committed in that unit comes from the store
+(:meth:`StateStore.credits_committed`); this run
 adds an estimate (:func:`runner.wire.estimate_credits`) before each creation request and
 replaces it with the gateway's ``usage.credits_reserved`` once the answer arrives, so that a
 wrong rate table corrects itself after the first task. A creation that certainly did not
@@ -20,8 +23,15 @@ in a cheaper one would make the order of a shot list depend on prices, which sur
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import structlog
+
+from runner.money import CAP_KEYS, CREDITS, format_amount, unit_of
+
+if TYPE_CHECKING:
+    from runner.model import Manifest
+    from runner.state import StateStore
 
 log = structlog.get_logger()
 
@@ -36,6 +46,7 @@ class BudgetGuard:
 
     max_credits: float | None
     committed: float = 0.0
+    unit: str = CREDITS  # what max_credits, committed and every reservation are counted in
     _reserved: dict[str, float] = field(default_factory=dict)
     exhausted: bool = False
     # Kept in step with _reserved: the progress display asks for the total on every state
@@ -81,7 +92,8 @@ class BudgetGuard:
             self.exhausted = True
             # Info: the run's stop line says it to the user (run.log keeps this one).
             log.info("budget_exhausted", take=key, estimate=cost,
-                     reserved=round(self.total, 4), max_credits=self.max_credits)
+                     reserved=round(self.total, 4), max_credits=self.max_credits,
+                     unit=self.unit)
             return False
         self._put(key, self._reserved.get(key, 0.0) + cost)
         return True
@@ -100,3 +112,20 @@ class BudgetGuard:
             self._drop(key)
         else:
             self._put(key, current)
+
+    def stop_message(self, key: str, estimate: float | None) -> str:
+        """Why the run stopped submitting at ``key``, in the guard's unit, with the setting
+        that raises the cap."""
+        unit = self.unit
+        return (f"budget reached: {format_amount(self.total, unit, bare=True)} of "
+                f"{format_amount(self.max_credits, unit, short=True)} reserved and the next "
+                f"take ({key}, "
+                f"about {format_amount(estimate or 0.0, unit)}) would exceed it; raise "
+                f"budget.{CAP_KEYS.get(unit, 'max_credits')} or --max-credits to render the rest")
+
+
+def budget_guard(cap: float | None, manifest: Manifest, store: StateStore) -> BudgetGuard:
+    """The run's guard: ``cap`` (flag or manifest, in the manifest's provider's unit) over
+    what the store says was committed in that unit."""
+    unit = unit_of(manifest.api.provider)
+    return BudgetGuard(cap, store.credits_committed(unit), unit=unit)

@@ -38,7 +38,7 @@ from runner.gateway.types import Gateway, ResolvesLostAnswers
 from runner.model import Manifest, Take, frozen_mapping
 from runner.observed import OutputExpectations, ranked
 from runner.redact import redact
-from runner.scheduler.budget import BudgetGuard
+from runner.scheduler.budget import budget_guard
 from runner.scheduler.collect import (
     COMPLETED,
     DONE,
@@ -147,7 +147,7 @@ class Engine:
             limiter=AimdLimiter(s.concurrency),
             bucket=TokenBucket(s.submit_rate),
             downloads=DownloadSlots(s.downloads),
-            budget=BudgetGuard(s.max_credits, store.credits_committed()),
+            budget=budget_guard(s.max_credits, manifest, store),
             uploads=UploadCache(store, gateway, manifest.output_dir / ".shotrun" / "frames",
                                 frame_source=self._frame_source,
                                 namespace=upload_namespace),
@@ -550,6 +550,7 @@ class Engine:
             durations=self._durations,
             stopping=ctx.stop_message,
             expected_task=self.settings.polling.default_estimate,
+            unit=ctx.budget.unit,
         )
 
     def _notify(self) -> None:
@@ -616,6 +617,7 @@ class Engine:
             credits_run=ctx.budget.reserved,
             credits_total=ctx.budget.total,
             max_credits=ctx.budget.max_credits,
+            unit=ctx.budget.unit,
             wall_time=time.monotonic() - self._wall_start,
             stopped_reason=ctx.stop_reason.value if ctx.stop_reason else None,
             stopped_message=ctx.stop_message,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner.model import frozen_mapping
+from runner.money import CREDITS
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,7 @@ class RunProgress:
     durations: tuple[float, ...] = ()
     stopping: str | None = None  # why no more takes are submitted, once that is so
     expected_task: float | None = None
+    unit: str = CREDITS  # of credits_reserved and max_credits (runner.money)
 
 
 Observer = Callable[[RunProgress], None]
@@ -164,6 +166,7 @@ class RunSummary:
     size_warnings: tuple[tuple[str, int], ...] = ()
     extra: Mapping[str, Any] = field(default_factory=frozen_mapping)
     next_run: NextRun = field(default_factory=NextRun)
+    unit: str = CREDITS  # of the credits figures (runner.money)
 
     @property
     def all_done(self) -> bool:
@@ -199,7 +202,7 @@ class RunSummary:
                               for text, count in self.size_warnings],
             "credits": {"run": round(self.credits_run, 4),
                         "total": round(self.credits_total, 4),
-                        "max": self.max_credits},
+                        "max": self.max_credits, "unit": self.unit},
             "wall_time": round(self.wall_time, 3),
             "stopped_reason": self.stopped_reason,
             "stopped_message": self.stopped_message,

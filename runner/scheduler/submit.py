@@ -135,7 +135,7 @@ async def submit(ctx: RunContext, take: Take) -> bool:
     back when the task leaves the gateway's queue.
     """
     key = take.key
-    rates: Mapping[str, float] = ctx.manifest.budget.rates
+    rates: Mapping[str, float] = ctx.manifest.budget.rates_for(ctx.budget.unit)
     estimate = estimate_credits(take.request, rates)
     transient = 0
     limited = 0
@@ -172,7 +172,8 @@ async def submit(ctx: RunContext, take: Take) -> bool:
                 ctx.set_phase(take, Phase.SUBMITTING)
                 _drop_stale_part(ctx, take)
                 _record_sources(ctx, take)
-                attempt = ctx.store.mark_submitting(key, redact_value(payload), estimate)
+                attempt = ctx.store.mark_submitting(key, redact_value(payload), estimate,
+                                                    ctx.budget.unit)
             except BaseException:
                 ctx.budget.release(key, estimate)
                 raise
@@ -356,6 +357,7 @@ def _record_intent(ctx: RunContext, take: Take, attempt: int, estimate: float | 
             attempt=attempt, estimate=estimate,
             external_task_id=external if isinstance(external, str) else None,
             salt=ctx.store.client_salt() if external is not None else None, at=ctx.clock(),
+            unit=ctx.budget.unit,
         ))
     except OSError as exc:
         ctx.store.mark_not_sent(take.key, f"its intent could not be written: {exc}")
@@ -368,10 +370,7 @@ def _record_intent(ctx: RunContext, take: Take, attempt: int, estimate: float | 
 
 def _budget_stop(ctx: RunContext, key: str, estimate: float | None) -> None:
     """The next take does not fit: no more submissions (those sent are collected)."""
-    ctx.stop(StopReason.BUDGET,
-             f"budget reached: {ctx.budget.total:.1f} of {ctx.budget.max_credits:g} credits "
-             f"reserved and the next take ({key}, about {estimate or 0:.1f} credits) would "
-             f"exceed it; raise budget.max_credits or --max-credits to render the rest")
+    ctx.stop(StopReason.BUDGET, ctx.budget.stop_message(key, estimate))
 
 
 def _unreached(ctx: RunContext, take: Take, exc: GatewayUnreachable) -> float | None:

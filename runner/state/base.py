@@ -28,7 +28,7 @@ from typing import Any, Self
 
 import structlog
 
-from runner.errors import StateError, StoreWriteFailed
+from runner.errors import StateError, StoreLocked, StoreWriteFailed
 from runner.redact import redact_value
 from runner.state import schema
 from runner.state.records import STATUSES, TakeStatus
@@ -274,10 +274,12 @@ class StoreBase:
             raise
         if version < schema.SCHEMA_VERSION:
             conn.close()
-            raise StateError(
-                f"state store {path} has schema version {version}: run `shotrun run` once "
-                "to upgrade it"
-            )
+            cls._upgrade(path, version)
+            conn = schema.connect(path, readonly=True)
+            if schema.stored_version(conn) < schema.SCHEMA_VERSION:  # pragma: no cover
+                conn.close()
+                raise StateError(f"state store {path} could not be upgraded from schema "
+                                 f"version {version}")
         return cls(path, conn, readonly=True)
 
     def still_in_place(self) -> bool:
@@ -285,6 +287,20 @@ class StoreBase:
         replaced while the run held it (the run wrote into a file no one will read again;
         the next run rebuilds the store from the output folder)."""
         return self._file_id is None or _file_id(self.path) == self._file_id
+
+    @classmethod
+    def _upgrade(cls, path: Path, version: int) -> None:
+        """Bring an older store to this shotrun's schema, as a run's open does, so that the
+        reading commands read a store an older shotrun wrote (the migration changes the
+        format, never what the store says). A run holding it (an older shotrun's, since ours
+        migrates on open) is left alone: the reader is told to wait for it."""
+        try:
+            cls.open(path).close()
+        except StoreLocked as exc:
+            raise StateError(
+                f"state store {path} has schema version {version} and a run (pid "
+                f"{exc.pid or 'unknown'}) is using it: read it again once that run has ended"
+            ) from None
 
     def close(self) -> None:
         """Close the database and release the writer lock (idempotent)."""

@@ -39,6 +39,7 @@ import structlog
 
 from runner.errors import StateError
 from runner.fsutil import atomic_write_bytes, fsync_dir, make_dirs
+from runner.money import MONEY_UNITS
 from runner.redact import redact_value
 
 log = structlog.get_logger()
@@ -70,6 +71,7 @@ class Intent:
     task_id: str | None = None
     credits_reserved: float | None = None
     at: float = 0.0
+    unit: str | None = None  # of estimate and credits_reserved (runner.money)
 
     def line(self) -> bytes:
         """The journal line of this intent (a task id too, when it has one)."""
@@ -78,6 +80,8 @@ class Intent:
             "fingerprint": self.fingerprint, "attempt": self.attempt,
             "estimate": self.estimate, "at": self.at,
         }
+        if self.unit is not None:
+            data["unit"] = self.unit
         if self.external_task_id is not None:
             data["external_task_id"] = self.external_task_id
             data["salt"] = self.salt
@@ -105,6 +109,11 @@ def _text(value: Any, *, empty: bool = False) -> str | None:
     return None
 
 
+def recorded_unit(value: Any) -> str | None:
+    """A recorded unit of money when it is one shotrun knows (runner.money)."""
+    return value if value in MONEY_UNITS else None
+
+
 def _intent(data: Mapping[str, Any]) -> Intent | None:
     key, shot = _text(data.get("key")), _text(data.get("shot"))
     fingerprint = _text(data.get("fingerprint"))
@@ -121,6 +130,7 @@ def _intent(data: Mapping[str, Any]) -> Intent | None:
         task_id=_text(data.get("task_id")),
         credits_reserved=amount(data.get("credits_reserved")),
         at=amount(data.get("at")) or 0.0,
+        unit=recorded_unit(data.get("unit")),
     )
 
 

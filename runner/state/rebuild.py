@@ -47,6 +47,7 @@ import structlog
 
 from runner.errors import StateError
 from runner.fsutil import fsync_dir, fsync_file, hash_file
+from runner.money import CREDITS
 from runner.state import schema
 from runner.state.base import (
     StoreDamaged,
@@ -55,7 +56,7 @@ from runner.state.base import (
     insert_event,
     take_writer_lock,
 )
-from runner.state.intents import Intent, amount, read_intents
+from runner.state.intents import Intent, amount, read_intents, recorded_unit
 from runner.state.store import StateStore
 
 log = structlog.get_logger()
@@ -120,6 +121,7 @@ class _Row:
     submitted_at: float | None = None
     completed_at: float | None = None
     downloaded_at: float | None = None
+    unit: str = CREDITS  # of the credits figures; a file from before units: the gateway's
 
 
 def _epoch(text: Any) -> float | None:
@@ -192,6 +194,7 @@ def _from_sidecar(video: Path, data: dict[str, Any], *, hashed: bool = True) -> 
         credits_estimated=amount(credits.get("estimated")),
         credits_reserved=amount(credits.get("reserved")),
         submitted_at=_epoch(data.get("submitted")), completed_at=_epoch(data.get("completed")),
+        unit=recorded_unit(credits.get("unit")) or CREDITS,
     )
     if _verified(video, data, hashed=hashed):
         row.output_path = str(video)
@@ -215,6 +218,7 @@ def _from_intent(intent: Intent) -> _Row:
         fingerprint=intent.fingerprint, attempts=intent.attempt, task_id=intent.task_id,
         credits_estimated=intent.estimate, credits_reserved=intent.credits_reserved,
         submitted_at=intent.at if intent.task_id else None,
+        unit=intent.unit or CREDITS,
     )
 
 
@@ -243,13 +247,13 @@ _INSERT_TAKE = (
     " attempts, ambiguous_attempts, payload, credits_estimated, credits_reserved,"
     " output_path, size, sha256,"
     " verified_duration, video, gateway_status, progress, submitting_at, submitted_at,"
-    " completed_at, downloaded_at, created_at, updated_at)"
+    " completed_at, downloaded_at, created_at, updated_at, unit)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-    " ?)"
+    " ?, ?)"
 )
 _INSERT_ATTEMPT = (
     "INSERT INTO attempts (key, attempt, fingerprint, outcome, task_id, credits_estimated,"
-    " credits_reserved, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " credits_reserved, started_at, ended_at, unit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -268,19 +272,19 @@ def _write_rows(conn: sqlite3.Connection, rows: list[_Row], salt: str | None,
             "pending" if in_flight else ("completed" if row.status == "done" else None),
             0 if in_flight else (100 if row.status == "done" else None),
             now if row.status == "submitting" else None,
-            row.submitted_at, row.completed_at, row.downloaded_at, now, now,
+            row.submitted_at, row.completed_at, row.downloaded_at, now, now, row.unit,
         ))
         # Earlier attempts (a sidecar's or intent's attempt number minus one) may have been
         # billed (a lost answer, a task that failed) or not (a refusal): the folder cannot
         # tell, so they count as what may have been billed: ambiguous, at the estimate.
         conn.executemany(_INSERT_ATTEMPT, [
             (row.key, earlier, row.fingerprint, "ambiguous", None, row.credits_estimated,
-             None, now, now) for earlier in range(1, row.attempts)])
+             None, now, now, row.unit) for earlier in range(1, row.attempts)])
         outcome = "submitting" if row.status == "submitting" else "submitted"
         conn.execute(_INSERT_ATTEMPT, (
             row.key, row.attempts, row.fingerprint, outcome, row.task_id,
             row.credits_estimated, row.credits_reserved, row.submitted_at or now,
-            None if outcome == "submitting" else now,
+            None if outcome == "submitting" else now, row.unit,
         ))
         {"done": found.done, "submitted": found.to_collect,
          "submitting": found.ambiguous}[row.status].append(row.key)

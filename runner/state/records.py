@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from runner.money import CREDITS, Figure, take_figure
+
 
 class TakeStatus(StrEnum):
     """Where a take is in its life; see the diagram in :mod:`runner.state`."""
@@ -101,6 +103,7 @@ class TakeRecord:
     payload_json: str | None = None  # the redacted wire payload of the last attempt, as JSON
     created_at: float | None = None
     video_json: str | None = None  # what the output is (runner.observed.video_facts), as JSON
+    unit: str | None = None  # of the credits figures (runner.money); None: not submitted yet
 
     @property
     def video(self) -> dict[str, Any] | None:
@@ -125,6 +128,12 @@ class TakeRecord:
         if self.credits_reserved is not None:
             return self.credits_reserved
         return self.credits_estimated
+
+    def figure(self, default_unit: str = CREDITS) -> Figure:
+        """The take's one money figure (:func:`runner.money.take_figure`); ``default_unit``
+        for a take not submitted yet (its provider's, from the manifest)."""
+        return take_figure(self.credits_reserved, self.credits_estimated,
+                           self.unit or default_unit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +185,7 @@ RECORD_COLUMNS = (
     "last_error_code", "last_error", "polls", "submitted_at", "completed_at", "downloaded_at",
     "link_expires_at", "result_url", "gateway_status", "progress", "tags", "updated_at",
     "reason", "submitting_at", "estimated_time", "verified_duration", "ambiguous_attempts",
-    "payload", "created_at", "video",
+    "payload", "created_at", "video", "unit",
 )
 RECORD_SELECT = ", ".join(RECORD_COLUMNS)
 _STATUS_INDEX = RECORD_COLUMNS.index("status")

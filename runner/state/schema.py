@@ -23,7 +23,7 @@ from pathlib import Path
 from runner.errors import StateError, StoreLocked
 from runner.fsutil import make_dirs
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _TAKE_COLUMNS = """
     key TEXT NOT NULL,
@@ -135,8 +135,35 @@ _V3 = (
 
 Migration = tuple[str, ...] | Callable[[sqlite3.Connection], None]
 
+# The unit of money of each figure (issue 21, runner.money): ``credits`` (the gateway's),
+# ``units`` (Kling's) or ``usd`` (fal's). A store written before knew the provider only from
+# the fingerprint payload (which names any provider but the gateway), so that is where an
+# older row's unit is read from; an attempt takes its take's. NULL never stays: it would
+# read as credits, which a Kling or fal figure is not.
+_UNIT_OF_PAYLOAD = (
+    "CASE COALESCE(json_extract(fingerprint_payload, '$.provider'), 'gateway')"
+    " WHEN 'kling' THEN 'units' WHEN 'fal' THEN 'usd' ELSE 'credits' END"
+)
+
+
+def _v4(conn: sqlite3.Connection) -> None:
+    for table in ("takes", "take_history"):
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN unit TEXT")
+        conn.execute(f"UPDATE {table} SET unit = {_UNIT_OF_PAYLOAD}"
+                     " WHERE json_valid(COALESCE(fingerprint_payload, '{}'))")
+        conn.execute(f"UPDATE {table} SET unit = 'credits' WHERE unit IS NULL")
+    conn.execute("ALTER TABLE attempts ADD COLUMN unit TEXT")
+    conn.execute(
+        "UPDATE attempts SET unit = COALESCE("
+        "(SELECT t.unit FROM takes t WHERE t.key = attempts.key"
+        "  AND t.fingerprint = attempts.fingerprint),"
+        "(SELECT h.unit FROM take_history h WHERE h.key = attempts.key"
+        "  AND h.fingerprint = attempts.fingerprint ORDER BY h.history_id DESC LIMIT 1),"
+        " 'credits')")
+
+
 # version -> what brings a store at version-1 to it. Never edit a released entry: add one.
-MIGRATIONS: dict[int, Migration] = {1: _V1, 2: _V2, 3: _V3}
+MIGRATIONS: dict[int, Migration] = {1: _V1, 2: _V2, 3: _V3, 4: _v4}
 
 
 def make_private_dir(directory: Path) -> None:

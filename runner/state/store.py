@@ -16,6 +16,7 @@ from typing import Any
 
 from runner.bulk import paused_gc
 from runner.model import Take
+from runner.money import CREDITS
 from runner.state.base import UnknownTake, log
 from runner.state.records import (
     RECORD_COLUMNS,
@@ -88,19 +89,25 @@ class StateStore(Transitions):
             self._event(conn, None, "file_uploaded", sha256=sha256, expires_at=expires_at,
                         size=size, mime=mime)
 
-    def credits_committed(self) -> float:
-        """Credits reserved over the manifest's whole life, across runs and fingerprints.
+    def credits_committed(self, unit: str = CREDITS) -> float:
+        """What was reserved in ``unit`` over the manifest's whole life, across runs and
+        fingerprints (never a sum across units: runner.money).
 
-        Attempts with a task id count the gateway's ``credits_reserved`` (else the estimate);
+        Attempts with a task id count the provider's ``credits_reserved`` (else the estimate);
         attempts still in flight or ambiguous count their estimate: they may have been billed.
         """
-        (row,) = self._rows(
-            "SELECT COALESCE(SUM(CASE"
+        return self.committed_by_unit().get(unit, 0.0)
+
+    def committed_by_unit(self) -> dict[str, float]:
+        """:meth:`credits_committed` of every unit the ledger holds, ``{unit: amount}``."""
+        rows = self._rows(
+            "SELECT COALESCE(unit, 'credits'), COALESCE(SUM(CASE"
             " WHEN task_id IS NOT NULL THEN COALESCE(credits_reserved, credits_estimated, 0)"
             " WHEN outcome IN ('submitting', 'ambiguous') THEN COALESCE(credits_estimated, 0)"
-            " ELSE 0 END), 0) FROM attempts"
+            " ELSE 0 END), 0) FROM attempts GROUP BY 1"
         )
-        return round(float(row[0]), 6)  # a sum of decimals: no 728.9999999999998
+        # A sum of decimals: no 728.9999999999998.
+        return {str(row[0]): round(float(row[1]), 6) for row in rows}
 
     def statuses(self) -> dict[str, tuple[str, str]]:
         """Per take key, its status and fingerprint: what settling the intents asks
@@ -230,4 +237,5 @@ class StateStore(Transitions):
             "attempts": int(attempts[0]),
             "ambiguous_submissions": int(attempts[1]),
             "credits_committed": self.credits_committed(),
+            "committed": self.committed_by_unit(),
         }

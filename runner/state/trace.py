@@ -17,7 +17,8 @@ completed       when the gateway reported the task completed, or null
 downloaded      when the verified output was saved, or null
 wall_seconds    seconds from ``submitted`` to ``downloaded``, null until downloaded
 polls           status queries of the task
-credits         credits reserved by the gateway, else the estimate, or null
+credits         what the take costs in ``unit``: what the provider charged, else the
+                estimate (``estimate`` true), or null (runner.money.take_figure)
 output          the video's path relative to the output directory, or null
 sha256          SHA-256 (hex) of the saved video, or null
 error           the last error message, null once done
@@ -40,6 +41,8 @@ audio_codec     its audio codec (e.g. aac), null without sound or until done
 size_warning    "960x540 where 1280x720 was expected" when the size is not the expected
                 one (nominal, or observed by ``shotrun probe``), else null
 note            the reviewer's note on this take's output (``shotrun review``), or null
+unit            the money of ``credits``: credits (gateway), units (Kling), usd (fal)
+estimate        true when ``credits`` is shotrun's estimate, not the provider's figure
 =============== =====================================================================
 """
 
@@ -52,6 +55,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from runner.isotime import iso_time
+from runner.money import CREDITS, Figure, take_figure, totals_json
+from runner.money import totals as money_totals
 from runner.observed import trace_fields
 from runner.state.base import StoreBase
 from runner.state.records import STATUSES, TakeRecord, TakeStatus, parse_tags
@@ -62,6 +67,7 @@ TRACE_FIELDS = (
     "attempts", "failure_kind", "error_code", "reason", "progress", "tags",
     "chosen", "picked", "from_shots",
     "width", "height", "fps", "codec", "audio_codec", "size_warning", "note",
+    "unit", "estimate",
 )
 # The columns of ``takes`` a trace record is made of, in the order :func:`_trace` reads them
 # (the last one, the fingerprint, only says which version of the take a record is).
@@ -69,7 +75,7 @@ TRACE_COLUMNS = (
     "key", "shot_id", "take", "status", "task_id", "submitted_at", "completed_at",
     "downloaded_at", "polls", "credits_reserved", "credits_estimated", "output_path",
     "sha256", "last_error", "attempts", "failure_kind", "last_error_code", "reason",
-    "progress", "tags", "fingerprint", "video",
+    "progress", "tags", "fingerprint", "video", "unit",
 )
 _TRACE_SELECT = f"SELECT {', '.join(TRACE_COLUMNS)} FROM takes"
 
@@ -89,13 +95,16 @@ def _relative(path: str | None, output_dir: Path | None) -> str | None:
 
 
 def _trace(row: Sequence[Any], output_dir: Path | None,
-           video: str | None = None) -> dict[str, Any]:
+           video: str | None = None, unit: str | None = None) -> dict[str, Any]:
     """The trace record of one row in :data:`TRACE_COLUMNS` order (tags still JSON text);
-    ``video`` is the row's ``video`` column (JSON text)."""
+    ``video`` is the row's ``video`` column (JSON text), ``unit`` its ``unit``: ``credits``
+    is the take's one figure (runner.money.take_figure), in ``unit``, ``estimate`` when the
+    provider did not say it."""
     (key, shot_id, take, status, task_id, submitted, completed, downloaded, polls, reserved,
      estimated, output, sha256, error, attempts, failure_kind, error_code, reason, progress,
      tags) = row[:20]
     done = status == "done"
+    figure = take_figure(reserved, estimated, unit)
     return {
         "id": key,
         "shot": shot_id,
@@ -108,7 +117,7 @@ def _trace(row: Sequence[Any], output_dir: Path | None,
         "wall_seconds": (None if downloaded is None or submitted is None
                          else round(downloaded - submitted, 3)),
         "polls": polls,
-        "credits": reserved if reserved is not None else estimated,
+        "credits": figure.amount,
         "output": _relative(output, output_dir),
         "sha256": sha256,
         "error": None if done else error,
@@ -123,13 +132,15 @@ def _trace(row: Sequence[Any], output_dir: Path | None,
         "from_shots": [],
         **trace_fields(json.loads(video) if video else None),
         "note": None,  # from the notes table: ``status`` fills it in
+        "unit": figure.unit,
+        "estimate": figure.estimated,
     }
 
 
 def trace_record(record: TakeRecord, output_dir: Path | None = None) -> dict[str, Any]:
     """The trace record of one take, fields in :data:`TRACE_FIELDS` order."""
     row = tuple(getattr(record, name) for name in TRACE_COLUMNS[:19])
-    trace = _trace((*row, "[]"), output_dir, record.video_json)
+    trace = _trace((*row, "[]"), output_dir, record.video_json, record.unit)
     trace["status"] = str(record.status)  # the plain value of the StrEnum
     trace["tags"] = list(record.tags)
     return trace
@@ -158,7 +169,7 @@ def read_traces(store: StoreBase,
     """
     rows = store._tuples(_TRACE_SELECT)
     rows.sort(key=lambda row: (row[1], row[2]))
-    traces = [_trace(row, output_dir, row[21]) for row in rows]
+    traces = [_trace(row, output_dir, row[21], row[22]) for row in rows]
     finished = [Finished(row[0], row[1], row[2], STATUSES[row[3]], row[20], row[11], row[7],
                          row[12]) for row in rows]
     return traces, finished
@@ -173,13 +184,21 @@ def new_trace_record(key: str, shot_id: str, take: int, tags: Iterable[str]) -> 
     return empty
 
 
+def record_figure(record: Mapping[str, Any]) -> Figure:
+    """The money figure of a trace record (what :func:`_trace` made of the take)."""
+    return Figure(record["credits"], record.get("unit") or CREDITS, bool(record.get("estimate")))
+
+
 def trace_totals(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Counts per status and credits of a list of trace records."""
+    """Counts per status, and the takes' figures summed per unit (never across units):
+    ``money`` is ``{unit: {total, charged, estimated}}``, ``credits`` the gateway credits'."""
     totals: dict[str, Any] = {"takes": 0, **{status.value: 0 for status in TakeStatus}}
-    credits = 0.0
+    figures = []
     for record in records:
         totals["takes"] += 1
         totals[record["status"]] = totals.get(record["status"], 0) + 1
-        credits += record["credits"] or 0.0
-    totals["credits"] = round(credits, 4)
+        figures.append(record_figure(record))
+    by_unit = money_totals(figures)
+    totals["credits"] = round(by_unit[CREDITS].total, 4) if CREDITS in by_unit else 0.0
+    totals["money"] = totals_json(by_unit)
     return totals

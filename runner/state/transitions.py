@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import StateError
+from runner.money import CREDITS
 from runner.redact import bounded, redact, redact_value
 from runner.state.base import S, StoreBase, UnknownTake, dumps, insert_event
 from runner.state.records import STATUSES, FailureKind, TakeStatus
@@ -34,11 +35,11 @@ _SUBMITTING_SQL = (
     " credits_estimated = ?, credits_reserved = NULL, task_id = NULL,"
     " result_url = NULL, link_expires_at = NULL, gateway_status = NULL,"
     " progress = NULL, failure_kind = NULL, submitting_at = ?, submitted_at = NULL,"
-    " completed_at = NULL, updated_at = ? WHERE key = ?"
+    " completed_at = NULL, unit = ?, updated_at = ? WHERE key = ?"
 )
 _ATTEMPT_SQL = (
     "INSERT INTO attempts (key, attempt, fingerprint, outcome, credits_estimated,"
-    " started_at) VALUES (?, ?, ?, 'submitting', ?, ?)"
+    " unit, started_at) VALUES (?, ?, ?, 'submitting', ?, ?, ?)"
 )
 _PROGRESS_SQL = (
     "UPDATE takes SET gateway_status = ?, progress = ?, updated_at = ?,"
@@ -50,9 +51,13 @@ class Transitions(StoreBase):
     """``mark_*`` methods of :class:`runner.state.StateStore`."""
 
     def mark_submitting(
-        self, key: str, payload_redacted: Mapping[str, Any], estimated_credits: float | None
+        self, key: str, payload_redacted: Mapping[str, Any], estimated_credits: float | None,
+        unit: str = CREDITS,
     ) -> int:
-        """Commit the intent to create, *before* sending; return the attempt number."""
+        """Commit the intent to create, *before* sending; return the attempt number.
+
+        ``unit`` is the money the provider bills in (:mod:`runner.money`): the estimate and
+        the figure the provider answers are in it."""
         now = self._clock()
         with self._write() as conn:
             row = conn.execute(
@@ -64,8 +69,9 @@ class Transitions(StoreBase):
                 raise StateError(f"take {key}: cannot go from {row[0]} to submitting")
             attempt = int(row[1]) + 1
             payload = dumps(redact_value(dict(payload_redacted)))
-            conn.execute(_SUBMITTING_SQL, (attempt, payload, estimated_credits, now, now, key))
-            conn.execute(_ATTEMPT_SQL, (key, attempt, row[2], estimated_credits, now))
+            conn.execute(_SUBMITTING_SQL,
+                         (attempt, payload, estimated_credits, now, unit, now, key))
+            conn.execute(_ATTEMPT_SQL, (key, attempt, row[2], estimated_credits, unit, now))
             insert_event(conn, self._clock(), key, "take_submitting",
                          {"attempt": attempt, "estimated_credits": estimated_credits})
         return attempt

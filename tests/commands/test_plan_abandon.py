@@ -36,11 +36,14 @@ def _interrupted(root: Path) -> Path:
 def test_plan_warns_that_a_changed_take_abandons_its_paid_task_as_run_then_does(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     manifest = _interrupted(tmp_path)
-    # Unchanged, an in-flight take is collected: no warning, and it costs nothing more.
+    # Unchanged, an in-flight take is not abandoned: no warning. Its task was at the built-in
+    # emulator, which ended with the run that created it: a run creates it again, and plan
+    # says so (issue 21; it said "in flight: 1 take ... a run collects them").
     capsys.readouterr()
     assert cli.main(["plan", str(manifest)]) == 0
     out = capsys.readouterr().out
-    assert "abandon" not in out and "in flight: 1 take" in out
+    assert "abandon" not in out and "created again: 1 take" in out
+    assert "in flight: 1 take" not in out
 
     write_manifest(tmp_path, THREE.replace("waves on rocks", "waves on sand")
                    .replace("at dawn", "at dusk"), budget=RATES)

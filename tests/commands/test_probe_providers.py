@@ -103,7 +103,9 @@ async def test_spend_creates_one_task_and_checks_how_the_provider_finds_it_again
                                    "same_task": True, "error": None}
         assert spend["creation_body"]["fields"]["data.task_info.external_task_id"] == "string"
         assert spend["creation_body"]["undocumented"] == []
-        assert spend["credits_reserved"] == 24.3  # final_unit_deduction, sent as a string
+        # final_unit_deduction, sent as a string: Kling units (0.6 a second at 720p), no
+        # longer gateway-sized credits (issue 21)
+        assert spend["credits_reserved"] == 1.8
     else:
         assert spend["status_url"]["same"] is True
         assert spend["query_body"]["fields"]["video.url"] == "string"

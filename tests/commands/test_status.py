@@ -162,6 +162,9 @@ def test_json_trace_records_have_the_documented_fields(
         "completed": 0, "downloading": 0, "done": 1, "failed": 1, "credits": 121.5,
         "credits_committed": 121.5, "ambiguous_submissions": 0, "max_credits": 500.0,
         "not_in_manifest": 0,
+        # Per unit of money (issue 21): the takes' figures, the ledger and the caps.
+        "money": {"credits": {"total": 121.5, "charged": 81.0, "estimated": 40.5}},
+        "committed": {"credits": 121.5}, "caps": {"credits": 500.0}, "unit": "credits",
     }
 
 

@@ -66,7 +66,7 @@ def test_plan_table(repo_root: Path, capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr().out
     for shot in ("s01-arrival", "s02-look.16x9", "s02-look.9x16", "s03-gull"):
         assert shot in out
-    assert "6 takes of 5 shots, 26 s of video, about 216.6 credits (cap 500, within budget)" in out
+    assert "6 takes of 5 shots, 26 s of video, about 218.7 credits (cap 500, within budget)" in out
     assert "Nothing was sent." in out
 
 
@@ -82,7 +82,10 @@ def test_plan_json(repo_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert take["inputs"]["elements"][0]["frontal"]["mime"] == "image/png"
     assert take["credits"] == pytest.approx(8.1 * 5)
     assert doc["totals"] == {"shots": 1, "takes": 1, "seconds": 5, "credits": 40.5,
-                             "unpriced_takes": 0, "max_credits": None, "within_budget": True}
+                             "unpriced_takes": 0, "max_credits": None, "within_budget": True,
+                             # per unit of money (issue 21): an estimate, in credits
+                             "unit": "credits", "money": {"credits": {
+                                 "total": 40.5, "charged": 0.0, "estimated": 40.5}}}
 
 
 def test_plan_budget_and_unpriced(write: Write, capsys: pytest.CaptureFixture[str]) -> None:

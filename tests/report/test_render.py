@@ -65,7 +65,7 @@ def test_failed_take_shows_its_error_escaped(page: tuple[Path, Node]) -> None:
     assert error.text() == "content_policy_violation: The prompt <was> refused"
     assert tile.find_all("video") == []
     facts = tile.find("dl").text()
-    assert "task-s01-2" in facts and "40.5 (estimate)" in facts
+    assert "task-s01-2" in facts and "40.5 credits (estimate)" in facts
     assert "failed (permanent)" in facts and "whyprompt changed" in facts
 
 
@@ -123,7 +123,10 @@ def test_totals_add_up(page: tuple[Path, Node]) -> None:
     totals = {t.attrs["data-total"]: t.find("b").text() for t in root.find_all("div", "total")}
     assert totals["takes"] == "4"
     assert totals["done"] == "2" and totals["failed"] == "1" and totals["new"] == "1"
-    assert totals["credits"] == "81"  # reserved credits only; estimates are not spent
+    # The same figures as `status` (issue 21): charged where known, else the estimate,
+    # which the total says it holds (the failed take's 40.5 here).
+    assert totals["credits"] == "121.5"
+    assert "of which ~40.5 credits estimated" in root.find("div", "totals").text()
     assert totals["of video"] == "2.0 s"
 
 

@@ -26,7 +26,9 @@ from tests.torture.harness import (
     store_path,
 )
 
-PER_TAKE = 8.1 * 3  # credits of one 3 s 720p take at the emulator's default rate
+# One 3 s 720p take at the emulator's default prices, in each provider's own unit
+# (issue 21): gateway credits, Kling units, fal dollars.
+PER_TAKE = {"gateway": 8.1 * 3, "kling": 0.6 * 3, "fal": 0.084 * 3}
 
 CHAOS = {"error_rates": {"500": 0.10, "502": 0.05, "503": 0.05, "429": 0.10},
          "reset_rate": 0.05, "truncate_rate": 0.05, "failure_rate": 0.10,
@@ -75,10 +77,12 @@ async def test_chaos_every_take_done_and_the_summary_tells_the_truth(
     assert sum(s["ambiguous"] for s in summaries) - carried == result.ambiguous
     # Credits: never fewer than the gateway reserved; more only by the estimates of
     # ambiguous submissions the gateway never received.
+    # Both in the provider's unit: the store's ledger of that unit, never a sum of units.
     reserved = stats["credits_reserved"]
-    committed = totals["credits_committed"]
-    assert reserved - 1e-6 <= committed <= reserved + result.ambiguous * PER_TAKE + 1e-6, \
-        (committed, reserved, result.ambiguous)
+    committed = totals["committed"].get(stats["unit"], 0.0)
+    assert set(totals["committed"]) <= {stats["unit"]}
+    most = reserved + result.ambiguous * PER_TAKE[provider] + 1e-6
+    assert reserved - 1e-6 <= committed <= most, (committed, reserved, result.ambiguous)
     assert abs(summaries[-1]["credits"]["total"] - committed) < 1e-3
     with sqlite3.connect(store_path(tmp_path)) as conn:
         with_task = conn.execute(
