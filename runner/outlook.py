@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from runner.kept import on_disk_action
 from runner.model import Manifest
 from runner.scheduler.budget import BudgetGuard
 from runner.state import StateStore, TakeRecord, TakeStatus, store_path_for
@@ -55,10 +56,11 @@ class PlanStatus:
 # The run's action -> the word the plan shows.
 STATE_WORDS = {"skip": "done", "poll": "in flight", "download": "in flight",
                "submit": "will run", "retry": "will retry", "hold": "held",
-               "failed": "failed"}
+               "failed": "failed", "restore": "restore"}
 # Buckets of the totals, by action, then (for statuses given without one) by word.
 _BY_ACTION = {"skip": "done", "poll": "in_flight", "download": "in_flight", "submit": "run",
-              "retry": "run", "hold": "not_run", "failed": "not_run"}
+              "retry": "run", "hold": "not_run", "failed": "not_run",
+              "restore": "done"}  # a kept render put back: done at no cost
 _BY_WORD = {"done": "done", "in flight": "in_flight", "held": "not_run", "failed": "not_run"}
 
 
@@ -128,6 +130,8 @@ def read_store(manifest: Manifest) -> StoreView | None:
         payload = fingerprint_payload(take.request, manifest.api.wire, manifest.api.provider)
         old = stored.get(take.key)
         action, reason = preview(record, old, take.fingerprint, payload)
+        # Its files on disk: a kept render to restore, a done file lost (runner.kept).
+        action, reason = on_disk_action(manifest.output_dir, take, record, action, reason)
         abandons = None
         if record is not None and old is not None and old[0] != take.fingerprint and not (
                 record.status is TakeStatus.NEW and record.attempts == 0):

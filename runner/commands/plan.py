@@ -122,7 +122,9 @@ def plan_rows(manifest: Manifest,
                      estimate_credits(take.request, manifest.budget.rates))
             payloads[id(take.request)] = found
         status = statuses.get(take.key) if statuses is not None else None
-        rows.append(PlanRow(take, found[0], found[1], status))
+        # A kept render of the same fingerprint is put back at no cost (runner.kept).
+        credits = 0.0 if status is not None and status.action == "restore" else found[1]
+        rows.append(PlanRow(take, found[0], credits, status))
     return rows
 
 

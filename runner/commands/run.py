@@ -40,6 +40,7 @@ from runner.scheduler.context import EngineSettings
 from runner.scheduler.engine import Engine
 from runner.scheduler.polling import PollPolicy
 from runner.scheduler.progress import Observer, RunSummary
+from runner.scheduler.restore import check_plans
 from runner.selection import select_takes
 from runner.session import ClientLimits, Overrides, RunConfig, open_session, prepare
 from runner.wire import FingerprintPayloads
@@ -254,6 +255,9 @@ def format_summary(summary: RunSummary, *, built_in: bool = False,
     built-in emulator, whose tasks end with the run)."""
     lines = [f"done: {summary.done + summary.skipped}/{summary.total}"
              + (f" ({summary.skipped} from earlier runs)" if summary.skipped else "")]
+    if summary.restored:
+        lines.append(f"restored from kept renders: {counted(summary.restored, 'take')} "
+                     "(0 credits)")
     for warning, count in summary.size_warnings:
         lines.append(f"warning: done at another size than expected: {counted(count, 'take')}, "
                      f"{warning} (recorded; `verify: {{size: strict}}` would fail them)")
@@ -378,6 +382,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         plans = store.sync(takes, payloads, retry_failed=args.retry_failed,
                            ambiguous=args.ambiguous)
+        plans = check_plans(store, manifest, takes, plans)  # files on disk: kept, lost
         store.record_provider(config.provider)
         del payloads  # in the store now; not kept for the whole run (megabytes at 20,000)
         where = "the built-in emulator" if config.uses_emulator else config.base_url

@@ -58,6 +58,7 @@ from runner.scheduler.context import (
 )
 from runner.scheduler.limits import AimdLimiter, DownloadSlots, TokenBucket
 from runner.scheduler.progress import Observer, RunProgress, RunSummary, TakeFailure
+from runner.scheduler.restore import restore_kept
 from runner.scheduler.submit import submit
 from runner.scheduler.uploads import UploadCache
 from runner.scheduler.window import TakeWindow, window_size
@@ -314,6 +315,12 @@ class Engine:
         # task is paid for only when it still fails.
         if action == "retry" and await recheck_rejected(ctx, take, fail=False) == DONE:
             return
+        if action == "restore":  # a kept render of this fingerprint: put back, no credits
+            action = await restore_kept(ctx, take)
+            if action == "poll":
+                ctx.limiter.adopt()  # its task is at the gateway: counts against the limit
+            elif action not in ("submit", "retry", "download"):
+                return
         if action in ("submit", "retry"):
             if not await self._dependencies_ready(take):
                 return
@@ -577,6 +584,7 @@ class Engine:
             stopped_reason=ctx.stop_reason.value if ctx.stop_reason else None,
             stopped_message=ctx.stop_message,
             downloaded=ctx.downloaded,
+            restored=ctx.restored,
             resubmitted_unknown=tuple(k for k in keys if k in again),  # manifest order
             size_warnings=tuple(ranked(ctx.size_warnings)),
             left_reasons=frozen_mapping({

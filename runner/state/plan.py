@@ -88,6 +88,9 @@ def decide(
         )
         return ("submit" if resubmit else "hold"), "ambiguous submission"
     if status is TakeStatus.FAILED:
+        if record.failure_kind == FailureKind.MISSING:
+            # Done once, its file since lost for good: a new render is paid, so only on demand.
+            return ("retry" if retry_failed else "failed"), "missing"
         if record.task_id and record.result_url and record.failure_kind != FailureKind.PERMANENT:
             return "download", "failed before"
         if retry_failed or record.failure_kind in _RETRYABLE_KINDS:

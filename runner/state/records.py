@@ -39,10 +39,11 @@ class FailureKind(StrEnum):
     AUTH = "auth"  # the key was refused
     QUOTA = "quota"  # out of credits at the gateway
     DEPENDENCY = "dependency"  # a shot it waits for (after/from_shot) did not finish
+    MISSING = "missing"  # done, but its file is gone and can be neither restored nor fetched
 
 
 # What a plan tells the scheduler to do with a take.
-ACTIONS = ("skip", "poll", "download", "submit", "retry", "hold", "failed")
+ACTIONS = ("skip", "poll", "download", "submit", "retry", "hold", "failed", "restore")
 # Why: shown per take by ``plan``, ``run`` and ``status``.
 REASONS = (
     "new",
@@ -54,6 +55,10 @@ REASONS = (
     "ambiguous submission",
     "done",
     "source changed",  # a frame it starts from comes from a source rendered (or picked) anew
+    "kept render",  # its fingerprint matches a render kept on disk: restored at no cost
+    "file missing",  # done, but its file is gone
+    "file changed",  # done, but its file is not the one verified
+    "missing",  # done once; its file is lost and nothing can bring it back for free
 )
 
 
