@@ -34,6 +34,7 @@ from runner.outputs import (
     sidecar_path,
     take_files,
 )
+from runner.state.continuity import SOURCE_CHANGED
 from runner.state.records import FailureKind, TakeRecord, TakeStatus
 
 log = structlog.get_logger()
@@ -295,6 +296,9 @@ def on_disk_action(output_dir: Path, take: _Keyed, record: TakeRecord | None, ac
         return "failed", MISSING
     lost = (action in ("failed", "retry") and record is not None
             and record.failure_kind == FailureKind.MISSING.value)
-    if (action == "submit" or lost) and has_kept_render(output_dir, take):
+    # A take re-rendered because the frame it starts from changed keeps its fingerprint: its
+    # kept render was cut from the old source, so it is not the render wanted.
+    if ((action == "submit" and reason != SOURCE_CHANGED) or lost) \
+            and has_kept_render(output_dir, take):
         return "restore", KEPT_RENDER
     return action, reason

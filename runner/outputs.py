@@ -251,7 +251,8 @@ def archive_previous(output_dir: Path, previous: TakeRecord) -> Path | None:
                        which="part")
 
 
-def archive_stale(output_dir: Path, take: Take, files: TakeFiles | None = None) -> Path | None:
+def archive_stale(output_dir: Path, take: Take, files: TakeFiles | None = None,
+                  task_id: str | None = None) -> Path | None:
     """Before saving ``take``'s output: move aside files at its path left by another fingerprint.
 
     Covers a run that died between recording a fingerprint change and moving the old files.
@@ -261,15 +262,19 @@ def archive_stale(output_dir: Path, take: Take, files: TakeFiles | None = None) 
     sidecar is read only when there is one.
     """
     video = (files or take_files(output_dir, take)).video
+    saved = None
     if os.path.exists(sidecar_path(video) if files is None else files.sidecar):
-        owner = sidecar_fingerprint(video)
-    else:
-        owner = None
+        saved = read_sidecar(video)
+    found = saved.get("fingerprint") if saved else None
+    owner = found if isinstance(found, str) else None
     if owner is None:
         if not os.path.exists(video):
             return None
         owner = "unknown"
-    if owner == take.fingerprint:
+    # ``task_id``: the task being filed. A render of the same fingerprint from another task
+    # (re-rendered because its source frame changed) is kept too, never overwritten.
+    if owner == take.fingerprint and (
+            task_id is None or saved is None or saved.get("task_id") in (None, task_id)):
         return None
     return _move_aside(output_dir, video, owner, "stale output", which="render")
 
