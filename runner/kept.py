@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from runner.fsutil import fsync_dir, hash_file, make_dirs
+from runner.fsutil import atomic_write_bytes, fsync_dir, hash_file, make_dirs
 from runner.outputs import (
     HISTORY_DIR,
     inside,
@@ -43,9 +43,9 @@ log = structlog.get_logger()
 # file can be downloaded again from the task (a fresh link from it if needed).
 LINK_LIFETIME = 24 * 3600.0
 # A verified file is written before the moment it is recorded done (``downloaded_at``), and a
-# restored one keeps its older time: a later time means it was touched since. The slack
-# covers a filesystem clock a little ahead of ours (a later time only costs a hash).
-_MTIME_SLACK = 0.05
+# restored one keeps its older time: a later time means it was touched since. (A filesystem
+# whose clock runs ahead of ours only costs a hash per run.)
+_MTIME_SLACK = 0.0
 CHANGED_DIR = "changed"  # history/changed[-n]/: done files found changed, set aside
 
 
@@ -192,11 +192,13 @@ def restore_files(output_dir: Path, take: _Keyed, render: KeptRender) -> tuple[s
         else:
             set_aside(output_dir, files.video, CHANGED_DIR)
     source = render.video
-    # Sidecar first, then the video, as a download files them: a run that dies in between
-    # finds the sidecar in place and the video still kept, and restores again.
-    os.replace(sidecar_path(source), files.sidecar)
+    # A copy of the sidecar first, then the video, then the kept sidecar goes: a run that
+    # dies at any point finds the render whole either still kept (sidecar and video in
+    # history) or in place (both at the take's path), and restores it again.
+    atomic_write_bytes(files.sidecar, sidecar_path(source).read_bytes(), sync_dir=False)
     os.rename(source, files.video)
     fsync_dir(files.folder)
+    os.unlink(sidecar_path(source))
     fsync_dir(source.parent)
     with contextlib.suppress(OSError):  # an emptied history folder goes; a full one stays
         source.parent.rmdir()

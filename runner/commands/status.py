@@ -7,6 +7,12 @@ store holds, with a warning. Exit 0 whenever the store could be read (or no run 
 2 for a manifest that does not load and never ran (nothing to show), whose output folder
 cannot even be found or is a file, or an unreadable store.
 
+A done take whose file is missing or changed on disk (one ``stat`` per take; a hash only for
+a file touched since it was verified) shows as ``missing``, with what the next run does about
+it (restore a kept render, download it again, or nothing without ``--retry-failed``, which
+spends), and the exit code is then 1. A take being rendered anew whose earlier render still
+sits at its path shows that file as its output, "(previous render)".
+
 ``--json`` prints ``{"manifest", "provider", "last_run_provider", "state", "run",
 "running_pid", "warning", "takes": [trace records], "totals"}``; the trace record's fields
 are listed in :mod:`runner.state.trace`, and each take also has ``chosen`` (the take
@@ -160,9 +166,11 @@ def _gather(manifest_path: Path, only: Sequence[str], provider: str | None) -> d
             records[key]["reason"] = STALE
         for key, (problem, fate) in lost_files.items():  # done, but not on disk as verified
             records[key].update(status=MISSING, reason=problem, error=f"{problem}: {fate}")
-        for trace in records.values():  # lost for good by an earlier run: still missing
+        for trace in records.values():
             if trace["status"] == "failed" and trace["failure_kind"] == MISSING:
-                trace["status"] = MISSING
+                trace["status"] = MISSING  # lost for good by an earlier run: still missing
+            elif trace["output"] is None and trace["status"] != "done":
+                trace["output"] = _previous_render(output_dir, trace)
     base_ids: dict[str, str] = {}
     dropped = 0
     if manifest is not None:
@@ -244,8 +252,11 @@ def _cells(row: dict[str, Any]) -> tuple[str, ...]:
         status += f", {row['size_warning']}"  # recorded, not refused (runner.observed)
     credits = row["credits"]
     error = row["error"]
+    output = row["output"] or "-"
+    if row["output"] and row["status"] not in ("done", MISSING):
+        output += " (previous render)"  # kept in place until the new one is verified
     return (row["id"], status, row["task_id"] or "-", str(row["attempts"]),
-            "-" if credits is None else f"{credits:g}", row["output"] or "-",
+            "-" if credits is None else f"{credits:g}", output,
             redact(error) if error else "")
 
 
@@ -327,6 +338,13 @@ def run(args: argparse.Namespace) -> int:
         lines.append(f"warning: {count(takes, 'take')} done at {warning}")
     _print_lines(lines)
     return EXIT_FAILED if document["totals"].get(MISSING) else EXIT_OK
+
+
+def _previous_render(output_dir: Path, trace: dict[str, Any]) -> str | None:
+    """The take's earlier render still at its path (kept there until the new one is
+    verified), relative to the output folder; None when there is none."""
+    relative = f"{trace['shot']}/take-{trace['take']}.mp4"
+    return relative if (output_dir / relative).is_file() else None
 
 
 def _lost_files(store: StateStore, output_dir: Path, manifest: Manifest | None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -114,7 +115,11 @@ async def test_a_budget_used_up_while_edited_leaves_the_current_output_in_place(
     assert code == 1 and accepted == TAKES  # nothing submitted
     assert video.is_file() and digest(video) == original  # still there, not moved aside
     assert not (tmp_path / "out" / "s02" / "history").exists()
-    check_promises(tmp_path, accepted, TAKES, captured.out, captured.err)
+    assert cli.main(["status", str(manifest)]) == 0
+    status = capsys.readouterr().out
+    row = next(line for line in status.splitlines() if "s02/take-1" in line)
+    assert "s02/take-1.mp4 (previous render)" in row
+    check_promises(tmp_path, accepted, TAKES, captured.out, captured.err, status)
 
 
 async def test_a_deleted_done_file_is_downloaded_again_without_a_creation(
@@ -146,6 +151,8 @@ async def test_a_changed_done_file_is_set_aside_and_fetched_again(
         assert await run([str(manifest)], emulator.base_url) == 0
         original = video.read_bytes()
         video.write_bytes(b"x" * len(original))  # same size: only the hash tells
+        later = video.stat().st_mtime + 1  # rewritten a moment after it was verified
+        os.utime(video, (later, later))
         assert await run([str(manifest)], emulator.base_url) == 0
         accepted = emulator.stats()["accepted_tasks"]
     captured = capsys.readouterr()
