@@ -218,3 +218,54 @@ async def test_a_file_lost_for_good_is_missing_with_the_cost_exit_1(
         assert "--retry-failed" in out
     assert "missing" in next(line for line in status.splitlines() if "s02/take-1" in line)
     check_promises(tmp_path, accepted, TAKES, first.out, first.err, second.out, status)
+
+
+@pytest.mark.parametrize("moved_video", [False, True])
+async def test_a_restore_that_died_half_way_is_finished_by_the_next_run(
+        moved_video: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Killed after the kept sidecar was copied into place (and, or not, the video moved),
+    before the store recorded it: the next run finds the render whole and restores it."""
+    manifest = write_manifest(tmp_path)
+    folder = tmp_path / "out" / "s02"
+    video = folder / "take-1.mp4"
+    async with run_emulator(fast_emulator()) as emulator:
+        assert await run([str(manifest)], emulator.base_url) == 0
+        original, fingerprint = digest(video), sidecar(video)["fingerprint"]
+        write_manifest(tmp_path, THREE.replace("waves on rocks", "waves on sand"))
+        assert await run([str(manifest)], emulator.base_url) == 0
+        edited = sidecar(video)["fingerprint"]
+        write_manifest(tmp_path)
+        # What restore_files had done when the run died: the edited render moved aside...
+        aside = folder / "history" / edited[:12]
+        aside.mkdir()
+        for name in ("take-1.mp4", "take-1.json"):
+            (folder / name).rename(aside / name)
+        # ...the kept sidecar copied into place, and perhaps the video moved.
+        kept = folder / "history" / fingerprint[:12]
+        (folder / "take-1.json").write_bytes((kept / "take-1.json").read_bytes())
+        if moved_video:
+            (kept / "take-1.mp4").rename(video)
+        assert await run([str(manifest)], emulator.base_url) == 0
+        accepted = emulator.stats()["accepted_tasks"]
+    captured = capsys.readouterr()
+    assert accepted == TAKES + 1  # the edit's render only
+    assert digest(video) == original and sidecar(video)["fingerprint"] == fingerprint
+    assert "restored from kept renders: 1 take (0 credits)" in captured.out
+    check_promises(tmp_path, accepted - 1, TAKES, captured.out, captured.err)
+
+
+async def test_a_shot_renamed_and_renamed_back_renders_nothing_new(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write_manifest(tmp_path)
+    async with run_emulator(fast_emulator()) as emulator:
+        assert await run([str(manifest)], emulator.base_url) == 0
+        write_manifest(tmp_path, THREE.replace("id: s02", "id: s02-renamed"))
+        assert await run([str(manifest)], emulator.base_url) == 0
+        renamed = emulator.stats()["accepted_tasks"]
+        write_manifest(tmp_path)  # renamed back
+        capsys.readouterr()
+        assert await run([str(manifest)], emulator.base_url) == 0
+        accepted = emulator.stats()["accepted_tasks"]
+    captured = capsys.readouterr()
+    assert accepted == renamed and "done: 3/3 (3 from earlier runs)" in captured.out
+    check_promises(tmp_path, accepted - 1, TAKES, captured.out, captured.err)
