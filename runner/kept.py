@@ -25,15 +25,8 @@ from typing import Any, Protocol
 
 import structlog
 
-from runner.fsutil import atomic_write_bytes, fsync_dir, hash_file, make_dirs
-from runner.outputs import (
-    HISTORY_DIR,
-    inside,
-    read_sidecar,
-    safe_name,
-    sidecar_path,
-    take_files,
-)
+from runner.fsutil import atomic_write_bytes, fsync_dir, hash_file
+from runner.outputs import HISTORY_DIR, move_aside, read_sidecar, sidecar_path, take_files
 from runner.state.continuity import SOURCE_CHANGED
 from runner.state.records import FailureKind, TakeRecord, TakeStatus
 
@@ -146,28 +139,13 @@ def has_kept_render(output_dir: Path, take: _Keyed, *, in_place: bool = True) ->
         return False
 
 
-def _free_folder(base: Path, stem: str) -> Path:
-    candidate, number = base / stem, 1
-    while candidate.exists():
-        number += 1
-        candidate = base / f"{stem}-{number}"
-    return candidate
+def set_aside(output_dir: Path, video: Path) -> Path | None:
+    """Move ``video`` alone to a fresh ``history/changed[-n]/`` folder; return the folder.
 
-
-def set_aside(output_dir: Path, video: Path, stem: str) -> Path:
-    """Move ``video`` alone to a fresh ``history/<stem>[-n]/`` folder; return its new path.
-
-    For a file that is not a verified render of its sidecar (changed on disk): it is never
-    deleted, and, having no sidecar of its own there, is never restored by mistake.
+    For a file that is not the verified render its sidecar describes (changed on disk): it
+    is never deleted, and, having no sidecar of its own there, is never restored by mistake.
     """
-    target = _free_folder(video.parent / HISTORY_DIR, safe_name(stem, "folder"))
-    make_dirs(inside(output_dir, target))
-    moved = target / video.name
-    os.rename(video, moved)
-    fsync_dir(target)
-    fsync_dir(video.parent)
-    log.info("output_set_aside", video=str(video), to=str(moved))
-    return moved
+    return move_aside(output_dir, video, CHANGED_DIR, "changed on disk", which="video")
 
 
 def restore_files(output_dir: Path, take: _Keyed, render: KeptRender) -> tuple[str, int]:
@@ -188,9 +166,9 @@ def restore_files(output_dir: Path, take: _Keyed, render: KeptRender) -> tuple[s
         owner = read_sidecar(files.video)
         fingerprint = owner.get("fingerprint") if owner else None
         if isinstance(fingerprint, str) and fingerprint != take.fingerprint:
-            _move_render(output_dir, files.video, fingerprint)
+            move_aside(output_dir, files.video, fingerprint, "restore", which="render")
         else:
-            set_aside(output_dir, files.video, CHANGED_DIR)
+            set_aside(output_dir, files.video)
     source = render.video
     # A copy of the sidecar first, then the video, then the kept sidecar goes: a run that
     # dies at any point finds the render whole either still kept (sidecar and video in
@@ -204,24 +182,6 @@ def restore_files(output_dir: Path, take: _Keyed, render: KeptRender) -> tuple[s
         source.parent.rmdir()
     log.info("kept_render_restored", video=str(files.video), source=str(source))
     return sha256, size
-
-
-def _move_render(output_dir: Path, video: Path, fingerprint: str) -> None:
-    """Move a render of another fingerprint, with its sidecar, to its history folder."""
-    base = video.parent / HISTORY_DIR
-    stem = safe_name(fingerprint[:12] or "unknown", "fingerprint")
-    names = (video.name, sidecar_path(video).name)
-    candidate, number = base / stem, 1
-    while any((candidate / name).exists() for name in names):
-        number += 1
-        candidate = base / f"{stem}-{number}"
-    make_dirs(inside(output_dir, candidate))
-    for path in (sidecar_path(video), video):
-        if path.exists():
-            os.rename(path, candidate / path.name)
-    fsync_dir(candidate)
-    fsync_dir(video.parent)
-    log.info("output_archived", video=str(video), to=str(candidate), reason="restore")
 
 
 # ---------------------------------------------------------------- done means on disk

@@ -214,13 +214,14 @@ def _free_history_dir(base: Path, fingerprint: str, names: list[str]) -> Path:
     return candidate
 
 
-def _move_aside(output_dir: Path, video: Path, fingerprint: str, reason: str,
-                which: str = "all") -> Path | None:
-    """Move ``video``, its sidecar and its ``.part`` to a fresh history folder; ``which``:
-    ``"part"`` the ``.part`` alone, ``"render"`` the video and sidecar (the ``.part`` beside
-    them is the new download being filed)."""
+def move_aside(output_dir: Path, video: Path, fingerprint: str, reason: str,
+               which: str = "all") -> Path | None:
+    """Move ``video``, its sidecar and its ``.part`` to a fresh ``history/<fingerprint[:12]>``
+    folder and return it (None: nothing to move). ``which``: ``"part"`` the ``.part`` alone,
+    ``"render"`` the video and sidecar (the ``.part`` beside them is the new download being
+    filed), ``"video"`` the video alone (a file that is not what its sidecar says)."""
     part = video.with_name(video.name + ".part")
-    chosen = {"part": (part,), "render": (video, sidecar_path(video))}.get(
+    chosen = {"part": (part,), "render": (video, sidecar_path(video)), "video": (video,)}.get(
         which, (video, sidecar_path(video), part))
     files = [p for p in chosen if p.is_file()]
     if not files:
@@ -247,7 +248,7 @@ def archive_previous(output_dir: Path, previous: TakeRecord) -> Path | None:
     the take without its file. Returns the history folder, or None when nothing moved.
     """
     video = output_path(output_dir, previous)
-    return _move_aside(output_dir, video, previous.fingerprint, "fingerprint changed",
+    return move_aside(output_dir, video, previous.fingerprint, "fingerprint changed",
                        which="part")
 
 
@@ -276,7 +277,7 @@ def archive_stale(output_dir: Path, take: Take, files: TakeFiles | None = None,
     if owner == take.fingerprint and (
             task_id is None or saved is None or saved.get("task_id") in (None, task_id)):
         return None
-    return _move_aside(output_dir, video, owner, "stale output", which="render")
+    return move_aside(output_dir, video, owner, "stale output", which="render")
 
 
 def read_sidecar(video: Path) -> dict[str, Any] | None:

@@ -64,7 +64,7 @@ def check_plans(store: Any, manifest: Manifest, takes: Sequence[Take],
         if plan.action == "skip":  # a done take whose file is lost
             path = kept.done_path(output_dir, record)
             if reason == kept.FILE_CHANGED and action != "restore":
-                kept.set_aside(output_dir, Path(path), kept.CHANGED_DIR)
+                kept.set_aside(output_dir, Path(path))
             alive = kept.link_alive(record.task_id, record.completed_at)
             message = (missing_message(manifest, take, path, record.credits)
                        if action == "failed" else f"{path}: {reason}")
