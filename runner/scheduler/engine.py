@@ -276,10 +276,11 @@ class Engine:
             ctx.phases[key] = Phase.SKIPPED  # an outcome says nothing more: none is kept
         elif action == "failed":
             record = self._failed_before.pop(key)
+            said = record.last_error or "failed before"
+            if "--retry-failed" not in said:  # a lost file's message says it, with its cost
+                said += " (use --retry-failed to try again)"
             ctx.outcomes[key] = Outcome(Phase.FAILED, record.failure_kind,
-                                        record.last_error_code,
-                                        (record.last_error or "failed before") +
-                                        " (use --retry-failed to try again)")
+                                        record.last_error_code, said)
             ctx.phases[key] = Phase.FAILED
         else:
             ctx.outcomes[key] = Outcome(Phase.HELD, None, "ambiguous_submission",

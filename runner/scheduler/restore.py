@@ -35,10 +35,13 @@ def rerender_cost(manifest: Manifest, take: Take, charged: float | None) -> str:
     return "an unknown number of credits" if value is None else f"about {value:g} credits"
 
 
-def missing_message(manifest: Manifest, take: Take, path: str, charged: float | None) -> str:
-    """What a take lost for good says: where, why, and what bringing it back would cost."""
-    return (f"missing: {path} is gone and no kept render or live task can bring it back; "
-            f"`shotrun run --retry-failed` renders it again and spends "
+def missing_message(manifest: Manifest, take: Take, charged: float | None) -> str:
+    """What a take lost for good says: why, and what bringing it back would cost.
+
+    No path: the run's summary groups takes by message, one line for all of them.
+    """
+    return ("missing: its file is gone and no kept render or live task can bring it back; "
+            "`shotrun run --retry-failed` renders it again and spends "
             f"{rerender_cost(manifest, take, charged)}")
 
 
@@ -66,7 +69,7 @@ def check_plans(store: Any, manifest: Manifest, takes: Sequence[Take],
             if reason == kept.FILE_CHANGED and action != "restore":
                 kept.set_aside(output_dir, Path(path))
             alive = kept.link_alive(record.task_id, record.completed_at)
-            message = (missing_message(manifest, take, path, record.credits)
+            message = (missing_message(manifest, take, record.credits)
                        if action == "failed" else f"{path}: {reason}")
             mark_output_lost(store, plan.key, reason, link_alive=alive, message=message)
             log.warning("output_lost", take=plan.key, problem=reason, action=action)
