@@ -53,6 +53,8 @@ def mark_restored(store: StoreBase, key: str, fingerprint: str, output_path: Pat
     task_id = sidecar.get("task_id") if isinstance(sidecar.get("task_id"), str) else None
     video = sidecar.get("video")
     request = sidecar.get("request")
+    found_attempts = sidecar.get("attempts")  # the creations that render took
+    attempts = found_attempts if type(found_attempts) is int and found_attempts >= 0 else 0
     now = store._clock()
     with store._write() as conn:
         row = conn.execute("SELECT status, task_id FROM takes WHERE key = ? AND fingerprint = ?",
@@ -66,7 +68,7 @@ def mark_restored(store: StoreBase, key: str, fingerprint: str, output_path: Pat
             " output_path = ?, size = ?, sha256 = ?, verified_duration = ?, video = ?,"
             " payload = COALESCE(?, payload), submitted_at = COALESCE(?, submitted_at),"
             " completed_at = COALESCE(?, completed_at), downloaded_at = ?, reason = ?,"
-            " gateway_status = 'completed', progress = 100,"
+            " gateway_status = 'completed', progress = 100, attempts = MAX(attempts, ?),"
             " result_url = CASE WHEN ? THEN result_url END,"
             " link_expires_at = CASE WHEN ? THEN link_expires_at END,"
             " frame_hashes = COALESCE((SELECT frame_hashes FROM take_history"
@@ -78,7 +80,7 @@ def mark_restored(store: StoreBase, key: str, fingerprint: str, output_path: Pat
              json.dumps(video, sort_keys=True) if isinstance(video, dict) else None,
              dumps(request) if isinstance(request, dict) else None,
              _epoch(sidecar.get("submitted")), _epoch(sidecar.get("completed")),
-             now, reason, same_task, same_task, key, fingerprint, sha256, now, key),
+             now, reason, attempts, same_task, same_task, key, fingerprint, sha256, now, key),
         )
         insert_event(conn, now, key, "take_restored",
                      {"output_path": str(output_path), "sha256": sha256, "size": size,

@@ -130,3 +130,4 @@ async def test_a_provider_switched_and_back_restores_every_take_picks_kept(
     status = json.loads(capsys.readouterr().out)
     row = next(t for t in status["takes"] if t["id"] == "s01/take-2")
     assert row["picked"] and row["status"] == "done"
+    assert row["task_id"] == picked and row["attempts"] == 1  # the render's own story
