@@ -108,6 +108,8 @@ def kept_renders(output_dir: Path, take: _Keyed, *, in_place: bool = True
     history folders named after the fingerprint (``<fp12>``, ``<fp12>-2``...). Sizes are
     checked here; hashes when a render is restored (:func:`restore_files`).
     """
+    if not os.path.isdir(os.path.join(output_dir, take.shot_id)):
+        return  # the usual answer for a take never rendered: one stat, no path checks
     files = take_files(output_dir, take)
     fingerprint = take.fingerprint
     if in_place:
