@@ -131,3 +131,22 @@ async def test_a_provider_switched_and_back_restores_every_take_picks_kept(
     row = next(t for t in status["takes"] if t["id"] == "s01/take-2")
     assert row["picked"] and row["status"] == "done"
     assert row["task_id"] == picked and row["attempts"] == 1  # the render's own story
+
+
+def test_gc_refuses_beside_a_run_and_removes_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from runner.state import StateStore
+
+    manifest = write_manifest(tmp_path)
+    assert cli.main(["run", str(manifest), *FAST_FLAGS]) == 0
+    write_manifest(tmp_path, THREE.replace("waves on rocks", "waves on sand"))
+    assert cli.main(["run", str(manifest), *FAST_FLAGS]) == 0
+    write_manifest(tmp_path, THREE.replace("waves on rocks", "waves at night"))
+    kept = history_files(tmp_path)
+    assert kept
+    capsys.readouterr()
+    with StateStore.open(tmp_path / "out" / ".shotrun" / "state.sqlite"):  # a run's lock
+        assert cli.main(["gc", str(manifest)]) == 2
+    captured = capsys.readouterr()
+    assert len(captured.err.strip().splitlines()) == 1 and captured.out == ""
+    assert history_files(tmp_path) == kept
