@@ -26,9 +26,11 @@ from typing import Any, Protocol
 import structlog
 
 from runner.fsutil import atomic_write_bytes, fsync_dir, hash_file
+from runner.model import Manifest, Take
 from runner.outputs import HISTORY_DIR, move_aside, read_sidecar, sidecar_path, take_files
 from runner.state.continuity import SOURCE_CHANGED
 from runner.state.records import FailureKind, TakeRecord, TakeStatus
+from runner.wire import estimate_credits
 
 log = structlog.get_logger()
 
@@ -230,6 +232,23 @@ def link_alive(task_id: str | None, completed_at: float | None, now: float | Non
     if completed_at is None:
         return True
     return (time.time() if now is None else now) < completed_at + LINK_LIFETIME
+
+
+def rerender_cost(manifest: Manifest, take: Take, charged: float | None) -> str:
+    """``about N credits``: what rendering ``take`` again would cost (estimate, else charged)."""
+    estimate = estimate_credits(take.request, manifest.budget.rates)
+    value = estimate if estimate is not None else charged
+    return "an unknown number of credits" if value is None else f"about {value:g} credits"
+
+
+def missing_message(manifest: Manifest, take: Take, charged: float | None) -> str:
+    """What a take lost for good says: why, and what bringing it back would cost.
+
+    No path: the run's summary groups takes by message, one line for all of them.
+    """
+    return ("missing: its file is gone and no kept render or live task can bring it back; "
+            "`shotrun run --retry-failed` renders it again and spends "
+            f"{rerender_cost(manifest, take, charged)}")
 
 
 # ---------------------------------------------------------------- what a run does about it

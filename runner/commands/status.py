@@ -355,7 +355,6 @@ def _lost_files(store: StateStore, output_dir: Path, manifest: Manifest | None
     ``status`` of 20,000 takes stays well under a second.
     """
     from runner import kept
-    from runner.scheduler.restore import rerender_cost
 
     takes = {take.key: take for take in manifest.takes} if manifest is not None else {}
     lost: dict[str, tuple[str, str]] = {}
@@ -370,7 +369,7 @@ def _lost_files(store: StateStore, output_dir: Path, manifest: Manifest | None
             fate = "the next run downloads it again from its task (0 credits)"
         else:
             take = takes.get(record.key)
-            cost = (rerender_cost(manifest, take, record.credits)
+            cost = (kept.rerender_cost(manifest, take, record.credits)
                     if manifest is not None and take is not None
                     else f"about {record.credits:g} credits" if record.credits is not None
                     else "an unknown number of credits")

@@ -23,26 +23,8 @@ from runner.scheduler.context import Phase, RunContext
 from runner.state.plan import decide
 from runner.state.records import TakePlan
 from runner.state.restore import mark_output_lost, mark_restored
-from runner.wire import estimate_credits
 
 log = structlog.get_logger()
-
-
-def rerender_cost(manifest: Manifest, take: Take, charged: float | None) -> str:
-    """``about N credits``: what rendering ``take`` again would cost (estimate, else charged)."""
-    estimate = estimate_credits(take.request, manifest.budget.rates)
-    value = estimate if estimate is not None else charged
-    return "an unknown number of credits" if value is None else f"about {value:g} credits"
-
-
-def missing_message(manifest: Manifest, take: Take, charged: float | None) -> str:
-    """What a take lost for good says: why, and what bringing it back would cost.
-
-    No path: the run's summary groups takes by message, one line for all of them.
-    """
-    return ("missing: its file is gone and no kept render or live task can bring it back; "
-            "`shotrun run --retry-failed` renders it again and spends "
-            f"{rerender_cost(manifest, take, charged)}")
 
 
 def check_plans(store: Any, manifest: Manifest, takes: Sequence[Take],
@@ -69,7 +51,7 @@ def check_plans(store: Any, manifest: Manifest, takes: Sequence[Take],
             if reason == kept.FILE_CHANGED and action != "restore":
                 kept.set_aside(output_dir, Path(path))
             alive = kept.link_alive(record.task_id, record.completed_at)
-            message = (missing_message(manifest, take, record.credits)
+            message = (kept.missing_message(manifest, take, record.credits)
                        if action == "failed" else f"{path}: {reason}")
             mark_output_lost(store, plan.key, reason, link_alive=alive, message=message)
             log.warning("output_lost", take=plan.key, problem=reason, action=action)
