@@ -60,12 +60,13 @@ STATE_WORDS = {"skip": "done", "poll": "in flight", "download": "in flight",
 # Buckets of the totals, by action, then (for statuses given without one) by word.
 _BY_ACTION = {"skip": "done", "poll": "in_flight", "download": "in_flight", "submit": "run",
               "retry": "run", "hold": "not_run", "failed": "not_run",
-              "restore": "done"}  # a kept render put back: done at no cost
+              "restore": "restore"}  # a kept render put back: done at no cost
 _BY_WORD = {"done": "done", "in flight": "in_flight", "held": "not_run", "failed": "not_run"}
 
 
 def bucket(status: PlanStatus | None) -> str:
-    """``run``, ``done``, ``in_flight`` or ``not_run``: what a run does with the take's cost.
+    """``run``, ``done``, ``restore``, ``in_flight`` or ``not_run``: what a run does with the
+    take's cost.
 
     Without a status (no store) every take runs. Held and failed takes are left as they are
     by a plain ``shotrun run`` (no ``--retry-failed``), so they cost nothing.
@@ -157,7 +158,8 @@ class Outlook:
     max_credits: float | None
     spent: float = 0.0
     counts: dict[str, int] = field(
-        default_factory=lambda: {"run": 0, "done": 0, "in_flight": 0, "not_run": 0})
+        default_factory=lambda: {"run": 0, "done": 0, "in_flight": 0, "not_run": 0,
+                                 "restore": 0})
     run_seconds: int = 0
     run_credits: float = 0.0
     run_unpriced: int = 0
@@ -197,6 +199,8 @@ class Outlook:
                          "credits": round(self.run_credits, 4),
                          "unpriced_takes": self.run_unpriced},
             "already_done": {"takes": self.counts["done"]},
+            # Kept renders of the same fingerprint, put back at no cost (runner.kept).
+            "restore": {"takes": self.counts["restore"], "credits": 0},
             "in_flight": {"takes": self.counts["in_flight"]},
             "not_run": {"takes": self.counts["not_run"]},
             "credits_spent": round(self.spent, 4),

@@ -356,6 +356,9 @@ def _total_lines(manifest: Manifest, rows: Sequence[PlanRow], spent: float,
              f"video, about {found.run_credits:g} credits{unpriced}.",
              f"already done: {counted(found.counts['done'], 'take')} "
              f"({found.spent:g} credits spent so far, all runs)."]
+    if found.counts["restore"]:
+        lines.append(f"restore: {counted(found.counts['restore'], 'take')} from kept renders "
+                     "(0 credits).")
     if found.counts["in_flight"]:
         lines.append(f"in flight: {counted(found.counts['in_flight'], 'take')} (already "
                      "paid; a run collects them).")

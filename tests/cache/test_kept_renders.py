@@ -90,6 +90,9 @@ async def test_an_undone_edit_restores_the_kept_render_at_no_cost(
     item = next(i for i in planned["takes"] if i["key"] == "s02/take-1")
     assert item["status"] == {"state": "restore", "reason": "kept render"}
     assert item["credits"] == 0
+    assert planned["this_run"]["restore"] == {"takes": 1, "credits": 0}
+    assert planned["this_run"]["will_run"]["takes"] == 0
+    assert "restore: 1 take from kept renders (0 credits)." in table
     row = next(line for line in table.splitlines() if "s02/take-1" in line)
     assert "restore" in row and "kept render" in row and " 0 " in f"{row} "
     assert "restore   (kept render)" in captured.out or "(kept render)" in captured.out
@@ -269,3 +272,22 @@ async def test_a_shot_renamed_and_renamed_back_renders_nothing_new(
     captured = capsys.readouterr()
     assert accepted == renamed and "done: 3/3 (3 from earlier runs)" in captured.out
     check_promises(tmp_path, accepted - 1, TAKES, captured.out, captured.err)
+
+
+async def test_a_done_file_touched_but_unchanged_stays_done(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Its time moved, so it is hashed; its hash is the verified one: nothing to do."""
+    manifest = write_manifest(tmp_path)
+    video = tmp_path / "out" / "s02" / "take-1.mp4"
+    async with run_emulator(fast_emulator()) as emulator:
+        assert await run([str(manifest)], emulator.base_url) == 0
+        later = video.stat().st_mtime + 60
+        os.utime(video, (later, later))
+        downloads = emulator.stats()["downloads"]
+        capsys.readouterr()
+        assert await run([str(manifest)], emulator.base_url) == 0
+        stats = emulator.stats()
+    captured = capsys.readouterr()
+    assert "done: 3/3 (3 from earlier runs)" in captured.out
+    assert stats["downloads"] == downloads and not (video.parent / "history").exists()
+    check_promises(tmp_path, stats["accepted_tasks"], TAKES, captured.out, captured.err)
