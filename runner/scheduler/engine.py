@@ -58,7 +58,7 @@ from runner.scheduler.context import (
 )
 from runner.scheduler.limits import AimdLimiter, DownloadSlots, TokenBucket
 from runner.scheduler.progress import Observer, RunProgress, RunSummary, TakeFailure
-from runner.scheduler.restore import restore_kept
+from runner.scheduler.restore import restore_cut_from, restore_kept
 from runner.scheduler.submit import submit
 from runner.scheduler.uploads import UploadCache
 from runner.scheduler.window import TakeWindow, window_size
@@ -325,6 +325,8 @@ class Engine:
         if action in ("submit", "retry"):
             if not await self._dependencies_ready(take):
                 return
+            if await restore_cut_from(ctx, take, self._chosen_sources(take)):
+                return  # a kept render cut from the very frames chosen now: no credits
             if not await submit(ctx, take):
                 return
             if self._halted():  # stopped while the creation was on the wire: it is saved
@@ -479,6 +481,18 @@ class Engine:
         else:
             self.ctx.outcomes[take.key] = Outcome(Phase.NOT_STARTED, message=self.ctx.stop_message)
             self.ctx.phases[take.key] = Phase.NOT_STARTED
+
+    def _chosen_sources(self, take: Take) -> dict[str, str]:
+        """Shot id -> SHA-256 of the output each frame of ``take`` would be cut from now;
+        empty for a take without frames of other shots, or when one has no output yet."""
+        sources: dict[str, str] = {}
+        for shot_id in frame_sources(take):
+            records = self.store.shot_records(shot_id)
+            chosen = continuity.choose(records, continuity.picks(self.store).get(shot_id))
+            if chosen is None or not chosen.sha256:
+                return {}
+            sources[shot_id] = chosen.sha256
+        return sources
 
     def _frame_source(self, shot_id: str) -> Path | None:
         """The output a continuity frame of ``shot_id`` is cut from: its chosen take (the

@@ -22,7 +22,7 @@ from runner.model import Manifest, Take
 from runner.scheduler.context import Phase, RunContext
 from runner.state.plan import decide
 from runner.state.records import TakePlan
-from runner.state.restore import mark_output_lost, mark_restored
+from runner.state.restore import mark_output_lost, mark_restored, renders_cut_from
 
 log = structlog.get_logger()
 
@@ -60,26 +60,45 @@ def check_plans(store: Any, manifest: Manifest, takes: Sequence[Take],
     return checked
 
 
+async def _put_back(ctx: RunContext, take: Take, render: kept.KeptRender) -> bool:
+    """Restore ``render`` (hash checked) and mark ``take`` done; False when it fails."""
+    output_dir = ctx.manifest.output_dir
+    try:
+        sha256, size = await asyncio.to_thread(kept.restore_files, output_dir, take, render)
+    except (OSError, ValueError) as exc:
+        log.warning("kept_render_unusable", video=str(render.video), error=str(exc))
+        return False
+    video = ctx.files.of(take).video
+    mark_restored(ctx.store, take.key, take.fingerprint, video, sha256, size,
+                  render.sidecar, reason=kept.KEPT_RENDER)
+    log.info("take_restored", output=str(video), source=str(render.video))
+    ctx.restored += 1
+    ctx.finish(take, Phase.DONE)
+    return True
+
+
+async def restore_cut_from(ctx: RunContext, take: Take, sources: dict[str, str]) -> bool:
+    """Before a take that starts from other shots' frames is sent: when one of its kept
+    renders was cut from exactly the source outputs chosen now (``sources``: shot id ->
+    SHA-256), put it back instead (an edit of its source undone). True when done so."""
+    if not sources:
+        return False
+    wanted = renders_cut_from(ctx.store, take.key, take.fingerprint, sources)
+    for render in list(kept.kept_renders(ctx.manifest.output_dir, take)) if wanted else ():
+        if render.sha256 in wanted and await _put_back(ctx, take, render):
+            return True
+    return False
+
+
 async def restore_kept(ctx: RunContext, take: Take) -> str:
     """Put a kept render of ``take`` back and mark it done: ``"done"``.
 
     Each candidate's hash is checked first; one that fails it stays where it is. With none
     left, the action the store's record calls for (submit, download, poll, failed...).
     """
-    output_dir = ctx.manifest.output_dir
-    for render in list(kept.kept_renders(output_dir, take)):
-        try:
-            sha256, size = await asyncio.to_thread(kept.restore_files, output_dir, take, render)
-        except (OSError, ValueError) as exc:
-            log.warning("kept_render_unusable", video=str(render.video), error=str(exc))
-            continue
-        video = ctx.files.of(take).video
-        mark_restored(ctx.store, take.key, take.fingerprint, video, sha256, size,
-                      render.sidecar, reason=kept.KEPT_RENDER)
-        log.info("take_restored", output=str(video), source=str(render.video))
-        ctx.restored += 1
-        ctx.finish(take, Phase.DONE)
-        return "done"
+    for render in list(kept.kept_renders(ctx.manifest.output_dir, take)):
+        if await _put_back(ctx, take, render):
+            return "done"
     record = ctx.store.record(take.key)
     action, _reason = decide(record)
     if action == "failed":

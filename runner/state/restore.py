@@ -6,6 +6,8 @@ Two moves, each one transaction:
   so the take is done again with that render's facts (its task id, credits, hash), taken
   from its sidecar. No attempt is added to the ledger: a restore spends nothing. The hash
   is the render's own, so a pick or a note written about it holds again.
+* :func:`renders_cut_from`: which kept renders of a take that starts from another shot's
+  frame were cut from the source outputs chosen now.
 * :func:`mark_output_lost`: a done take whose file is missing or changed is done no more.
   It goes back to ``completed`` (its link is known: the run downloads it again, refreshing
   the link from the task when needed), to ``submitted`` (a task id but no link: the run asks
@@ -115,3 +117,18 @@ def mark_output_lost(store: StoreBase, key: str, problem: str, *, link_alive: bo
         insert_event(conn, now, key, "output_lost",
                      {"problem": problem, "now": status, "message": message})
     return status
+
+
+def renders_cut_from(store: StoreBase, key: str, fingerprint: str,
+                     sources: dict[str, str]) -> set[str]:
+    """The hashes of take ``key``'s earlier renders of ``fingerprint`` that were cut from
+    exactly the source outputs ``sources`` (shot id -> SHA-256), as ``take_history`` says.
+
+    A take that starts from another shot's frame keeps its fingerprint when that frame
+    changes; which of its kept renders is the one wanted depends on the frame it was cut from.
+    """
+    rows = store._tuples(
+        "SELECT sha256, frame_hashes FROM take_history WHERE key = ? AND fingerprint = ?"
+        " AND status = 'done' AND sha256 IS NOT NULL AND frame_hashes IS NOT NULL",
+        (key, fingerprint))
+    return {sha256 for sha256, hashes in rows if json.loads(hashes) == sources}

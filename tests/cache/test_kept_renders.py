@@ -291,3 +291,39 @@ async def test_a_done_file_touched_but_unchanged_stays_done(
     assert "done: 3/3 (3 from earlier runs)" in captured.out
     assert stats["downloads"] == downloads and not (video.parent / "history").exists()
     check_promises(tmp_path, stats["accepted_tasks"], TAKES, captured.out, captured.err)
+
+
+CHAIN = """\
+  - id: s01
+    prompt: "a lighthouse at dawn"
+  - id: s02
+    prompt: "the keeper walks in"
+    start_frame: {from_shot: s01, frame: last}
+"""
+
+
+async def test_an_undone_edit_of_a_source_restores_its_chain_at_no_cost(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """s02 starts from s01's last frame. Editing s01 renders both again; undoing the edit
+    puts both kept renders back: s02's was cut from exactly the s01 output restored."""
+    manifest = write_manifest(tmp_path, CHAIN)
+    second = tmp_path / "out" / "s02" / "take-1.mp4"
+    async with run_emulator(fast_emulator(render="full")) as emulator:
+        assert await run([str(manifest)], emulator.base_url) == 0
+        original = digest(second)
+        write_manifest(tmp_path, CHAIN.replace("at dawn", "at dusk"))
+        assert await run([str(manifest)], emulator.base_url) == 0
+        assert digest(second) != original  # cut from another frame
+        before = emulator.stats()["accepted_tasks"]
+        write_manifest(tmp_path, CHAIN)  # the edit undone
+        capsys.readouterr()
+        assert await run([str(manifest)], emulator.base_url) == 0
+        accepted = emulator.stats()["accepted_tasks"]
+        again = await run([str(manifest)], emulator.base_url)
+        last = emulator.stats()["accepted_tasks"]
+    captured = capsys.readouterr()
+    assert accepted == before == 4 and again == 0 and last == accepted
+    assert digest(second) == original
+    assert "restored from kept renders: 2 takes (0 credits)" in captured.out
+    assert "done: 2/2 (2 from earlier runs)" in captured.out  # and they stay done
+    check_promises(tmp_path, accepted - 2, 2, captured.out, captured.err)
