@@ -28,7 +28,7 @@ import structlog
 from runner.fsutil import atomic_write_bytes, fsync_dir, hash_file
 from runner.model import Manifest, Take
 from runner.outputs import HISTORY_DIR, move_aside, read_sidecar, sidecar_path, take_files
-from runner.state.continuity import SOURCE_CHANGED
+from runner.state.continuity import frame_sources
 from runner.state.records import FailureKind, TakeRecord, TakeStatus
 from runner.wire import estimate_credits
 
@@ -255,7 +255,7 @@ def missing_message(manifest: Manifest, take: Take, charged: float | None) -> st
 FILE_MISSING, FILE_CHANGED, KEPT_RENDER = "file missing", "file changed", "kept render"
 
 
-def on_disk_action(output_dir: Path, take: _Keyed, record: TakeRecord | None, action: str,
+def on_disk_action(output_dir: Path, take: Take, record: TakeRecord | None, action: str,
                    reason: str, *, now: float | None = None) -> tuple[str, str]:
     """The run's (action, reason) for ``take`` once its files on disk are looked at.
 
@@ -266,22 +266,25 @@ def on_disk_action(output_dir: Path, take: _Keyed, record: TakeRecord | None, ac
       / ``poll`` while its task can hand the result out again, else ``failed`` (missing);
     * a take to render (``submit``) whose fingerprint matches a kept render, or a take
       failed as missing whose render is back on disk, is ``restore`` (0 credits).
+
+    A take cut from another shot's frame keeps its fingerprint when that frame changes: which
+    kept render fits depends on the source output chosen when it is sent, so the run decides
+    that itself (:func:`runner.scheduler.restore.restore_cut_from`), never this function.
     """
+    cut_from_frames = bool(frame_sources(take))
     if action == "skip" and record is not None and record.status is TakeStatus.DONE:
         problem = output_problem(output_dir, record)
         if problem is None:
             return action, reason
         why = FILE_MISSING if problem == MISSING else FILE_CHANGED
-        if has_kept_render(output_dir, take, in_place=False):
+        if not cut_from_frames and has_kept_render(output_dir, take, in_place=False):
             return "restore", why
         if link_alive(record.task_id, record.completed_at, now):
             return ("download" if record.result_url else "poll"), why
         return "failed", MISSING
     lost = (action in ("failed", "retry") and record is not None
             and record.failure_kind == FailureKind.MISSING.value)
-    # A take re-rendered because the frame it starts from changed keeps its fingerprint: its
-    # kept render was cut from the old source, so it is not the render wanted.
-    if ((action == "submit" and reason != SOURCE_CHANGED) or lost) \
+    if (action == "submit" or lost) and not cut_from_frames \
             and has_kept_render(output_dir, take):
         return "restore", KEPT_RENDER
     return action, reason
