@@ -271,20 +271,19 @@ def on_disk_action(output_dir: Path, take: Take, record: TakeRecord | None, acti
     kept render fits depends on the source output chosen when it is sent, so the run decides
     that itself (:func:`runner.scheduler.restore.restore_cut_from`), never this function.
     """
-    cut_from_frames = bool(frame_sources(take))
     if action == "skip" and record is not None and record.status is TakeStatus.DONE:
         problem = output_problem(output_dir, record)
         if problem is None:
-            return action, reason
+            return action, reason  # the usual answer: one stat, nothing else
         why = FILE_MISSING if problem == MISSING else FILE_CHANGED
-        if not cut_from_frames and has_kept_render(output_dir, take, in_place=False):
+        if not frame_sources(take) and has_kept_render(output_dir, take, in_place=False):
             return "restore", why
         if link_alive(record.task_id, record.completed_at, now):
             return ("download" if record.result_url else "poll"), why
         return "failed", MISSING
     lost = (action in ("failed", "retry") and record is not None
             and record.failure_kind == FailureKind.MISSING.value)
-    if (action == "submit" or lost) and not cut_from_frames \
+    if (action == "submit" or lost) and not frame_sources(take) \
             and has_kept_render(output_dir, take):
         return "restore", KEPT_RENDER
     return action, reason

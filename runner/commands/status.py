@@ -355,10 +355,11 @@ def _lost_files(store: StateStore, output_dir: Path, manifest: Manifest | None
     ``status`` of 20,000 takes stays well under a second.
     """
     from runner import kept
+    from runner.state.restore import done_files
 
     takes = {take.key: take for take in manifest.takes} if manifest is not None else {}
     lost: dict[str, tuple[str, str]] = {}
-    for record in store.done_records():
+    for record in done_files(store):
         problem = kept.output_problem(output_dir, record)
         if problem is None:
             continue

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from runner.errors import StateError
 from runner.state.base import S, StoreBase, dumps, insert_event
@@ -132,3 +132,28 @@ def renders_cut_from(store: StoreBase, key: str, fingerprint: str,
         " AND status = 'done' AND sha256 IS NOT NULL AND frame_hashes IS NOT NULL",
         (key, fingerprint))
     return {sha256 for sha256, hashes in rows if json.loads(hashes) == sources}
+
+
+class DoneFile(NamedTuple):
+    """What the on-disk check of a done take reads (``status`` reads 20,000 of them: plain
+    tuples, not full records)."""
+
+    key: str
+    shot_id: str
+    take: int
+    fingerprint: str
+    size: int | None
+    sha256: str | None
+    downloaded_at: float | None
+    task_id: str | None
+    completed_at: float | None
+    credits: float | None  # charged, else estimated
+
+
+def done_files(store: StoreBase) -> list[DoneFile]:
+    """Every take recorded as done, with what checking its file needs."""
+    rows = store._tuples(
+        "SELECT key, shot_id, take, fingerprint, size, sha256, downloaded_at, task_id,"
+        " completed_at, COALESCE(credits_reserved, credits_estimated) FROM takes"
+        " WHERE status = 'done'")
+    return [DoneFile(*row) for row in rows]

@@ -109,11 +109,6 @@ class StateStore(Transitions):
             raise UnknownTake(f"take {key} is not in the state store {self.path}")
         return record_from_row(rows[0])
 
-    def done_records(self) -> list[TakeRecord]:
-        """Every take recorded as done (what the on-disk check of ``status`` looks at)."""
-        sql = f"SELECT {RECORD_SELECT} FROM takes WHERE status = 'done'"
-        return [record_from_row(row) for row in self._tuples(sql)]
-
     def records(self) -> list[TakeRecord]:
         """Every take's current record, ordered by shot id and take number."""
         with paused_gc():
