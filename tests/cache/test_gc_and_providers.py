@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from runner import cli
+from runner.choices import note_take
 from runner.emulator import run_emulator
 from runner.fsutil import hash_file
+from runner.manifest import load_manifest
 from tests.cache.test_kept_renders import (
     TAKES,
     check_promises,
@@ -117,6 +119,8 @@ async def test_a_provider_switched_and_back_restores_every_take_picks_kept(
             run_emulator(fast_emulator(api_key=kling_key), provider="kling") as kling:
         assert await run([str(manifest)], gateway.base_url) == 0
         assert cli.main(["pick", str(manifest), "s01", "2"]) == 0
+        # The note path `shotrun review` takes (the page's one code path for notes).
+        assert note_take(load_manifest(manifest), "s02/take-1", "keep the spray")
         picked = sidecar(tmp_path / "out" / "s01" / "take-2.mp4")["task_id"]
         assert await run([str(manifest), "--provider", "kling"], kling.base_url) == 0
         first = (gateway.stats()["accepted_tasks"], kling.stats()["accepted_tasks"])
@@ -131,6 +135,8 @@ async def test_a_provider_switched_and_back_restores_every_take_picks_kept(
     row = next(t for t in status["takes"] if t["id"] == "s01/take-2")
     assert row["picked"] and row["status"] == "done"
     assert row["task_id"] == picked and row["attempts"] == 1  # the render's own story
+    noted = next(t for t in status["takes"] if t["id"] == "s02/take-1")
+    assert noted["note"] == "keep the spray"  # the note followed its render back
 
 
 def test_gc_refuses_beside_a_run_and_removes_nothing(
