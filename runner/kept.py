@@ -241,13 +241,16 @@ def rerender_cost(manifest: Manifest, take: Take, charged: float | None) -> str:
     return "an unknown number of credits" if value is None else f"about {value:g} credits"
 
 
-def missing_message(manifest: Manifest, take: Take, charged: float | None) -> str:
+def missing_message(manifest: Manifest, take: Take, charged: float | None, *,
+                    changed: bool = False) -> str:
     """What a take lost for good says: why, and what bringing it back would cost.
 
     No path: the run's summary groups takes by message, one line for all of them.
+    ``changed``: the file is there but is not the render (it was set aside).
     """
-    return ("missing: its file is gone and no kept render or live task can bring it back; "
-            "`shotrun run --retry-failed` renders it again and spends "
+    what = "changed (set aside in history/changed/)" if changed else "gone"
+    return (f"missing: its file is {what} and no kept render or live task can bring it "
+            "back; `shotrun run --retry-failed` renders it again and spends "
             f"{rerender_cost(manifest, take, charged)}")
 
 

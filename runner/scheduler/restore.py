@@ -51,10 +51,12 @@ def check_plans(store: Any, manifest: Manifest, takes: Sequence[Take],
             if reason == kept.FILE_CHANGED and action != "restore":
                 kept.set_aside(output_dir, Path(path))
             alive = kept.link_alive(record.task_id, record.completed_at)
-            message = (kept.missing_message(manifest, take, record.credits)
+            message = (kept.missing_message(manifest, take, record.credits,
+                                            changed=reason == kept.FILE_CHANGED)
                        if action == "failed" else f"{path}: {reason}")
             mark_output_lost(store, plan.key, reason, link_alive=alive, message=message)
-            log.warning("output_lost", take=plan.key, problem=reason, action=action)
+            # Info: the plan lines above say it per take (counted when many), the log keeps it.
+            log.info("output_lost", take=plan.key, problem=reason, action=action)
             record = store.record(plan.key)
         checked.append(TakePlan(plan.key, record, action, reason, plan.previous))
     return checked
