@@ -1,5 +1,8 @@
 """Resume cost: with every take already done, ``shotrun run`` and ``shotrun status`` are instant.
 
+Both look at every done take's file on disk (a ``stat`` each: size and modification time; a
+hash only for a file touched since it was verified), so the figure includes that check.
+
 A user re-runs a finished 20,000-take manifest to check that nothing is left, or asks for
 its status, many times a day; both must answer in well under the time it takes to notice.
 The store is built through the store's own API (sync, then submitting -> submitted -> done
@@ -33,6 +36,9 @@ from runner.outputs import output_path
 from runner.state import StateStore, store_path_for
 from runner.wire import build_payload, fingerprint_resolver
 
+# Today's figures for 20,000 takes before every run and status looked at each done take's
+# file (issue 21: "done means on disk"), on the same 2-core machine: printed beside the new.
+BEFORE_RUN, BEFORE_STATUS = 0.63, 0.40
 TAKES_PER_SHOT = 4  # 20,000 takes = 5,000 shots (bench_manifest times shot lists alone)
 CLIP_SIZE = (64, 36)  # a real (tiny) 3 s clip: the report makes a real poster of it
 
@@ -99,13 +105,16 @@ def run(quick: bool) -> list[dict[str, Any]]:
             else:
                 os.environ["XDG_CACHE_HOME"] = saved
     label = f"{takes} takes done ({shots} shots)"
+    before = "" if quick else "; before the on-disk check (issue 21) {:.2f} s"
     return [
-        row(f"resume: `shotrun run`, {label} (s)", round(again.wall, 2), "< 2",
+        row(f"resume: `shotrun run`, {label}, each file checked on disk (s)",
+            round(again.wall, 2), "< 1.5",
             f"CPU {again.cpu:.2f} s; `shotrun --version` {idle.wall:.2f} s; "
-            f"store built in {built:.0f} s", again.wall < 2.0),
-        row(f"resume: `shotrun status`, {label} (s)", round(status.wall, 2), "< 1",
-            f"CPU {status.cpu:.2f} s; `shotrun --version` {idle.wall:.2f} s",
-            status.wall < 1.0),
+            f"store built in {built:.0f} s" + before.format(BEFORE_RUN), again.wall < 1.5),
+        row(f"resume: `shotrun status`, {label}, each file checked on disk (s)",
+            round(status.wall, 2), "< 1",
+            f"CPU {status.cpu:.2f} s; `shotrun --version` {idle.wall:.2f} s"
+            + before.format(BEFORE_STATUS), status.wall < 1.0),
     ]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from runner.money import CREDITS, RATE_KEYS, format_amount
 from runner.words import count as counted
 
 SPENDS_NOTHING = "spends nothing"
@@ -21,23 +22,26 @@ RESUMES = "it collects what is paid for without spending and creates only what w
 FIRST_RUN = "which spends credits; `shotrun plan MANIFEST` shows how many and sends nothing"
 
 
-def cost(credits: float, unpriced: int = 0) -> str:
-    """``about 97.2 credits``; what is unknown said so (``unpriced``: takes without a rate)."""
+def cost(credits: float, unpriced: int = 0, unit: str = CREDITS) -> str:
+    """``about 97.2 credits`` (``about 1.8 Kling units``, ``about $0.25``: in the unit the
+    provider bills in, :mod:`runner.money`); what is unknown said so (``unpriced``: takes
+    without a rate)."""
     if unpriced and not credits:
-        return "cost unknown (no rate in budget.rates)"
-    text = f"about {credits:.1f} credits"
+        return f"cost unknown (no rate in budget.{RATE_KEYS[unit]})"
+    text = f"about {format_amount(credits, unit, short=True)}"
     return text + (f" plus {counted(unpriced, 'take')} without a rate" if unpriced else "")
 
 
-def new_tasks(number: int, credits: float, unpriced: int = 0) -> str:
+def new_tasks(number: int, credits: float, unpriced: int = 0, unit: str = CREDITS) -> str:
     """``creates 4 new tasks, about 97.2 credits``: what a command that renders anew spends."""
-    return f"creates {counted(number, 'new task')}, {cost(credits, unpriced)}"
+    return f"creates {counted(number, 'new task')}, {cost(credits, unpriced, unit)}"
 
 
-def would_create(flag: str, number: int, credits: float, unpriced: int = 0) -> str:
+def would_create(flag: str, number: int, credits: float, unpriced: int = 0,
+                 unit: str = CREDITS) -> str:
     """``--retry-failed would create 4 new tasks, about 97.2 credits``."""
     return (f"{flag} would create {counted(number, 'new task')}, "
-            f"{cost(credits, unpriced)}")
+            f"{cost(credits, unpriced, unit)}")
 
 
 def total(estimates: Iterable[float | None]) -> tuple[int, float, int]:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from runner.kept import on_disk_action
 from runner.model import Manifest
 from runner.money import CREDITS, Figure, unit_of
 from runner.scheduler.budget import BudgetGuard
@@ -61,15 +62,17 @@ class PlanStatus:
 # The run's action -> the word the plan shows.
 STATE_WORDS = {"skip": "done", "poll": "in flight", "download": "in flight",
                "submit": "will run", "retry": "will retry", "hold": "held",
-               "failed": "failed"}
+               "failed": "failed", "restore": "restore"}
 # Buckets of the totals, by action, then (for statuses given without one) by word.
 _BY_ACTION = {"skip": "done", "poll": "in_flight", "download": "in_flight", "submit": "run",
-              "retry": "run", "hold": "not_run", "failed": "not_run"}
+              "retry": "run", "hold": "not_run", "failed": "not_run",
+              "restore": "restore"}  # a kept render put back: done at no cost
 _BY_WORD = {"done": "done", "in flight": "in_flight", "held": "not_run", "failed": "not_run"}
 
 
 def bucket(status: PlanStatus | None) -> str:
-    """``run``, ``done``, ``in_flight`` or ``not_run``: what a run does with the take's cost.
+    """``run``, ``done``, ``restore``, ``in_flight`` or ``not_run``: what a run does with the
+    take's cost.
 
     Without a status (no store) every take runs. Held and failed takes are left as they are
     by a plain ``shotrun run`` (no ``--retry-failed``), so they cost nothing.
@@ -154,6 +157,8 @@ def read_store(manifest: Manifest, *, built_in: bool = False) -> StoreView | Non
         payload = fingerprint_payload(take.request, manifest.api.wire, manifest.api.provider)
         old = stored.get(take.key)
         action, reason = preview(record, old, take.fingerprint, payload, now=now)
+        # Its files on disk: a kept render to restore, a done file lost (runner.kept).
+        action, reason = on_disk_action(manifest.output_dir, take, record, action, reason)
         abandons = None
         if record is not None and old is not None and old[0] != take.fingerprint and not (
                 record.status is TakeStatus.NEW and record.attempts == 0):
@@ -185,7 +190,8 @@ class Outlook:
     spent: float = 0.0
     unit: str = CREDITS  # of every figure here: the manifest's provider's (runner.money)
     counts: dict[str, int] = field(
-        default_factory=lambda: {"run": 0, "done": 0, "in_flight": 0, "not_run": 0})
+        default_factory=lambda: {"run": 0, "done": 0, "in_flight": 0, "not_run": 0,
+                                 "restore": 0})
     run_seconds: int = 0
     run_credits: float = 0.0
     run_unpriced: int = 0
@@ -225,6 +231,8 @@ class Outlook:
                          "credits": round(self.run_credits, 4),
                          "unpriced_takes": self.run_unpriced},
             "already_done": {"takes": self.counts["done"]},
+            # Kept renders of the same fingerprint, put back at no cost (runner.kept).
+            "restore": {"takes": self.counts["restore"], "credits": 0},
             "in_flight": {"takes": self.counts["in_flight"]},
             "not_run": {"takes": self.counts["not_run"]},
             "credits_spent": round(self.spent, 4),

@@ -6,11 +6,12 @@ Layout (issue 4)::
     <output_dir>/<shot-id>/take-<n>.json       its sidecar: the request (no secrets), task id,
                                                fingerprint, credits, timestamps, SHA-256, size
     <output_dir>/<shot-id>/take-<n>.mp4.part   a download in progress
-    <output_dir>/<shot-id>/history/<fp12>/     earlier renders of the take, moved aside
+    <output_dir>/<shot-id>/history/<fp12>/     earlier renders of the take, kept by fingerprint
 
-An output is never overwritten or deleted: when a take's fingerprint changes, its files move to
-``history/<first 12 hex of the old fingerprint>/`` (a fresh ``-2``, ``-3``… folder when that one
-is taken). Every path built from a shot id or a server-given name must stay inside
+An output is never overwritten or deleted: when a take's new render is verified, the earlier
+one's files move to ``history/<first 12 hex of the old fingerprint>/`` (a fresh ``-2``, ``-3``…
+folder when that one is taken), where :mod:`runner.kept` finds them again by fingerprint.
+Every path built from a shot id or a server-given name must stay inside
 ``output_dir``: ``..``, absolute names and separators are refused with :class:`OutputPathError`,
 so a hostile manifest or gateway cannot make shotrun write elsewhere.
 """
@@ -213,10 +214,16 @@ def _free_history_dir(base: Path, fingerprint: str, names: list[str]) -> Path:
     return candidate
 
 
-def _move_aside(output_dir: Path, video: Path, fingerprint: str, reason: str) -> Path | None:
-    """Move ``video``, its sidecar and its ``.part`` to a fresh history folder."""
-    files = [p for p in (video, sidecar_path(video), video.with_name(video.name + ".part"))
-             if p.is_file()]
+def move_aside(output_dir: Path, video: Path, fingerprint: str, reason: str,
+               which: str = "all") -> Path | None:
+    """Move ``video``, its sidecar and its ``.part`` to a fresh ``history/<fingerprint[:12]>``
+    folder and return it (None: nothing to move). ``which``: ``"part"`` the ``.part`` alone,
+    ``"render"`` the video and sidecar (the ``.part`` beside them is the new download being
+    filed), ``"video"`` the video alone (a file that is not what its sidecar says)."""
+    part = video.with_name(video.name + ".part")
+    chosen = {"part": (part,), "render": (video, sidecar_path(video)), "video": (video,)}.get(
+        which, (video, sidecar_path(video), part))
+    files = [p for p in chosen if p.is_file()]
     if not files:
         return None
     names = [video.name, sidecar_path(video).name, video.name + ".part"]
@@ -232,20 +239,21 @@ def _move_aside(output_dir: Path, video: Path, fingerprint: str, reason: str) ->
 
 
 def archive_previous(output_dir: Path, previous: TakeRecord) -> Path | None:
-    """Move the files of a take's earlier render to ``history/<old-fingerprint[:12]>/``.
+    """Move an unfinished download (``.part``) of a take's earlier render to its history.
 
-    ``previous`` is :attr:`runner.state.TakePlan.previous`. Returns the history folder, or
-    None when there was nothing to move (never rendered, or already moved). A sidecar naming
-    another fingerprint means the files are not the previous render's: they stay.
+    ``previous`` is :attr:`runner.state.TakePlan.previous`. The earlier render's verified
+    video and sidecar stay in place, shown as the previous render, until the new render is
+    verified (:func:`archive_stale` moves them then) or a kept render replaces them
+    (:mod:`runner.kept`): a run that submits nothing (budget used up, stopped) never leaves
+    the take without its file. Returns the history folder, or None when nothing moved.
     """
     video = output_path(output_dir, previous)
-    owner = sidecar_fingerprint(video)
-    if owner is not None and owner != previous.fingerprint:
-        return None
-    return _move_aside(output_dir, video, previous.fingerprint, "fingerprint changed")
+    return move_aside(output_dir, video, previous.fingerprint, "fingerprint changed",
+                       which="part")
 
 
-def archive_stale(output_dir: Path, take: Take, files: TakeFiles | None = None) -> Path | None:
+def archive_stale(output_dir: Path, take: Take, files: TakeFiles | None = None,
+                  task_id: str | None = None) -> Path | None:
     """Before saving ``take``'s output: move aside files at its path left by another fingerprint.
 
     Covers a run that died between recording a fingerprint change and moving the old files.
@@ -255,17 +263,21 @@ def archive_stale(output_dir: Path, take: Take, files: TakeFiles | None = None) 
     sidecar is read only when there is one.
     """
     video = (files or take_files(output_dir, take)).video
+    saved = None
     if os.path.exists(sidecar_path(video) if files is None else files.sidecar):
-        owner = sidecar_fingerprint(video)
-    else:
-        owner = None
+        saved = read_sidecar(video)
+    found = saved.get("fingerprint") if saved else None
+    owner = found if isinstance(found, str) else None
     if owner is None:
         if not os.path.exists(video):
             return None
         owner = "unknown"
-    if owner == take.fingerprint:
+    # ``task_id``: the task being filed. A render of the same fingerprint from another task
+    # (re-rendered because its source frame changed) is kept too, never overwritten.
+    if owner == take.fingerprint and (
+            task_id is None or saved is None or saved.get("task_id") in (None, task_id)):
         return None
-    return _move_aside(output_dir, video, owner, "stale output")
+    return move_aside(output_dir, video, owner, "stale output", which="render")
 
 
 def read_sidecar(video: Path) -> dict[str, Any] | None:

@@ -45,6 +45,7 @@ def _render(out: Path, store: StateStore, take: Take, content: bytes) -> Path:
     video = outputs.output_path(out, take)
     part = outputs.part_path(video)
     part.write_bytes(content)
+    outputs.archive_stale(out, take)  # as the run files a verified download
     os.replace(part, video)
     outputs.write_sidecar(_manifest(out, take), take, store.record(take.key), video,
                           sha256="ee" * 32, size=len(content), verified_duration=5.0)
@@ -116,8 +117,10 @@ def test_archiving_is_idempotent_and_moves_a_stale_part_file(
     assert plan.previous is not None
     target = outputs.archive_previous(out, plan.previous)
     assert target == out / "s01" / "history" / first.fingerprint[:12]
-    assert sorted(p.name for p in target.iterdir()) == ["take-1.json", "take-1.mp4",
-                                                        "take-1.mp4.part"]
+    # Only the unfinished download: the verified render stays in place until its
+    # replacement is verified (issue 21).
+    assert sorted(p.name for p in target.iterdir()) == ["take-1.mp4.part"]
+    assert video.read_bytes() == b"dawn-video"
     assert not outputs.part_path(video).exists()  # a new download must not resume old bytes
     assert outputs.archive_previous(out, plan.previous) is None
 

@@ -157,7 +157,9 @@ def plan_rows(manifest: Manifest,
                      estimate_credits(take.request, rates))
             payloads[id(take.request)] = found
         status = statuses.get(take.key) if statuses is not None else None
-        rows.append(PlanRow(take, found[0], found[1], status, unit))
+        # A kept render of the same fingerprint is put back at no cost (runner.kept).
+        credits = 0.0 if status is not None and status.action == "restore" else found[1]
+        rows.append(PlanRow(take, found[0], credits, status, unit))
     return rows
 
 
@@ -411,6 +413,9 @@ def _total_lines(manifest: Manifest, rows: Sequence[PlanRow], spent: float,
         lines.append(f"created again: {counted(again, 'take')} in flight when the last run "
                      "ended (their tasks ended with the built-in emulator; counted in will "
                      "run: a run pays for them again).")
+    if found.counts["restore"]:
+        lines.append(f"restore: {counted(found.counts['restore'], 'take')} from kept renders "
+                     "(0 credits).")
     if found.counts["in_flight"]:
         lines.append(f"in flight: {counted(found.counts['in_flight'], 'take')} (already "
                      f"paid; `shotrun run` collects them, {advice.SPENDS_NOTHING}).")
@@ -436,8 +441,10 @@ def _not_run_line(rows: Sequence[PlanRow], count: int) -> str:
     _, credits, unpriced = advice.total(row.credits for row in rows
                                         if row.status is not None
                                         and row.status.action in ("hold", "failed"))
+    unit = rows[0].unit if rows else CREDITS
     return (f"not run: {counted(count, 'take')} (held or failed); "
-            + advice.would_create("`shotrun run --retry-failed`", count, credits, unpriced)
+            + advice.would_create("`shotrun run --retry-failed`", count, credits, unpriced,
+                                  unit)
             + ".")
 
 

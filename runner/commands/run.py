@@ -42,6 +42,7 @@ from runner.scheduler.context import EngineSettings
 from runner.scheduler.engine import Engine
 from runner.scheduler.polling import PollPolicy
 from runner.scheduler.progress import EventSink, Observer, RunSummary
+from runner.scheduler.restore import check_plans
 from runner.selection import select_takes
 from runner.session import ClientLimits, Overrides, RunConfig, open_session, prepare
 from runner.wire import FingerprintPayloads
@@ -329,6 +330,9 @@ def format_summary(summary: RunSummary, *, built_in: bool = False,
     built-in emulator, whose tasks end with the run)."""
     lines = [f"done: {summary.done + summary.skipped}/{summary.total}"
              + (f" ({summary.skipped} from earlier runs)" if summary.skipped else "")]
+    if summary.restored:
+        lines.append(f"restored from kept renders: {counted(summary.restored, 'take')} "
+                     "(0 credits)")
     for warning, count in summary.size_warnings:
         lines.append(f"warning: done at another size than expected: {counted(count, 'take')}, "
                      f"{warning} (recorded; `verify: {{size: strict}}` would fail them)")
@@ -349,13 +353,14 @@ def format_summary(summary: RunSummary, *, built_in: bool = False,
         held = summary.next_run.held
         lines.append(f"held (a creation's answer was lost; not resubmitted): "
                      f"{listed(summary.held, 5)}; --retry-failed resubmits them "
-                     f"({advice.new_tasks(len(summary.held), held.credits, held.unpriced)}; "
+                     f"({advice.new_tasks(len(summary.held), held.credits, held.unpriced,
+                                       summary.unit)}; "
                      "the lost ones may have been billed too)")
     if summary.in_flight and built_in:
         lost = summary.next_run.resubmits
         lines.append(f"left at the built-in emulator: {len(summary.in_flight)} (it stopped "
                      "with this run: the next run submits them again, "
-                     f"{advice.new_tasks(len(summary.in_flight), lost.credits, lost.unpriced)}"
+                     f"{advice.new_tasks(len(summary.in_flight), lost.credits, lost.unpriced, summary.unit)}"
                      " at the emulator)")
     elif summary.in_flight:
         lines.append(f"still at {label}: {len(summary.in_flight)}; {advice.COLLECT_AGAIN}")
@@ -383,7 +388,7 @@ def next_run_lines(summary: RunSummary, *, built_in: bool = False) -> list[str]:
     lines = []
     if after.collects and built_in:
         anew = after.collects_anew
-        spend = advice.new_tasks(len(anew.keys), anew.credits, anew.unpriced)
+        spend = advice.new_tasks(len(anew.keys), anew.credits, anew.unpriced, summary.unit)
         lines.append(f"not collected: {counted(len(after.collects), 'take')} (the built-in "
                      "emulator stopped with this run, and their tasks with it); --retry-failed "
                      f"renders them anew ({spend} at the emulator)")
@@ -392,14 +397,14 @@ def next_run_lines(summary: RunSummary, *, built_in: bool = False) -> list[str]:
                      f"{advice.COLLECT_AGAIN}")
     if after.creates.keys:
         again = after.creates
-        spend = advice.new_tasks(len(again.keys), again.credits, again.unpriced)
+        spend = advice.new_tasks(len(again.keys), again.credits, again.unpriced, summary.unit)
         lines.append(f"to render again: {counted(len(again.keys), 'take')}; run again to "
                      f"retry them ({spend})")
     if after.retry_creates.keys:
         again = after.retry_creates
         lines.append(f"needs a new creation: {counted(len(again.keys), 'take')}; "
                      + advice.would_create("--retry-failed", len(again.keys), again.credits,
-                                           again.unpriced))
+                                           again.unpriced, summary.unit))
     return lines
 
 def money_line(summary: RunSummary) -> str:
@@ -503,6 +508,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         plans = store.sync(takes, payloads, retry_failed=args.retry_failed,
                            ambiguous=args.ambiguous)
+        plans = check_plans(store, manifest, takes, plans)  # files on disk: kept, lost
         store.record_provider(config.provider)
         del payloads  # in the store now; not kept for the whole run (megabytes at 20,000)
         where = "the built-in emulator" if config.uses_emulator else config.base_url

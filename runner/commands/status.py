@@ -7,6 +7,12 @@ store holds, with a warning. Exit 0 whenever the store could be read (or no run 
 2 for a manifest that does not load and never ran (nothing to show), whose output folder
 cannot even be found or is a file, or an unreadable store.
 
+A done take whose file is missing or changed on disk (one ``stat`` per take; a hash only for
+a file touched since it was verified) shows as ``missing``, with what the next run does about
+it (restore a kept render, download it again, or nothing without ``--retry-failed``, which
+spends), and the exit code is then 1. A take being rendered anew whose earlier render still
+sits at its path shows that file as its output, "(previous render)".
+
 ``--json`` prints ``{"manifest", "provider", "last_run_provider", "state", "run",
 "running_pid", "warning", "takes": [trace records], "totals", "next_run"}``
 (``next_run``: failed takes a run collects for nothing, and those it would create anew, with
@@ -29,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner import advice
 from runner.bulk import paused_gc
-from runner.errors import EXIT_OK, Location, ManifestError, Problem, UsageError
+from runner.errors import EXIT_FAILED, EXIT_OK, Location, ManifestError, Problem, UsageError
 from runner.model import Manifest
 from runner.money import CREDITS, MONEY_UNITS, Figure, format_amount, unit_of
 from runner.observed import distinct_size_warnings
@@ -49,10 +55,11 @@ from runner.words import count, plural
 if TYPE_CHECKING:  # rich costs a tenth of a second to import: only small tables use it
     from rich.table import Table
 
+MISSING = "missing"  # done, but its file is not on disk as verified: counted apart, exit 1
 _STYLE = {
     "done": "green", "failed": "red", "ambiguous": "magenta", "held": "magenta",
     "submitted": "cyan", "completed": "cyan", "downloading": "cyan", "submitting": "yellow",
-    "new": "dim",
+    "new": "dim", MISSING: "red",
 }
 # The reason shown for a take the manifest changed after it was rendered (or submitted).
 STALE = "changed since: the next run renders it again"
@@ -64,8 +71,9 @@ def add_parser(subparsers: Any) -> None:
         "status", help="show every take's state, also during a run (spends nothing)",
         description="Show, per shot and take, the status, task id, attempts, cost (in the unit "
         "the provider bills in: what it charged, else an estimate marked ~), output and last "
-        "error recorded by `shotrun run`, read-only; spends nothing. Exit 0 when the state "
-        "could be read.",
+        "error recorded by `shotrun run`, read-only; a done take whose file is missing or "
+        "changed on disk shows as `missing`, with what the next run does about it. Exit 0 "
+        "when the state could be read, 1 when a done take's file is missing. Spends nothing.",
     )
     parser.add_argument("manifest", type=Path, metavar="MANIFEST")
     parser.add_argument("--json", action="store_true",
@@ -155,6 +163,7 @@ def _gather(manifest_path: Path, only: Sequence[str], provider: str | None) -> d
                     stale.add(record.key)
             failed_records = [store.record(trace["id"]) for trace in traces
                               if trace["status"] == TakeStatus.FAILED.value]
+            lost_files = _lost_files(store, output_dir, manifest)
             totals = store.totals()
             life = {key: totals[key] for key in life}
             chosen = chosen_takes(stored, picks(store), fingerprints or None)
@@ -167,6 +176,13 @@ def _gather(manifest_path: Path, only: Sequence[str], provider: str | None) -> d
                     warning = f"shotrun: warning: {note}"
         for key in stale:
             records[key]["reason"] = STALE
+        for key, (problem, fate) in lost_files.items():  # done, but not on disk as verified
+            records[key].update(status=MISSING, reason=problem, error=f"{problem}: {fate}")
+        for trace in records.values():
+            if trace["status"] == "failed" and trace["failure_kind"] == MISSING:
+                trace["status"] = MISSING  # lost for good by an earlier run: still missing
+            elif trace["output"] is None and trace["status"] != "done":
+                trace["output"] = _previous_render(output_dir, trace)
     base_ids: dict[str, str] = {}
     dropped = 0
     if manifest is not None:
@@ -259,8 +275,10 @@ def _built_in(manifest: Manifest | None) -> bool:
         return False
 
 
-def _next_run_lines(next_run: Mapping[str, Any], manifest: Path) -> list[str]:
-    """The advice under the totals, each command with what it spends."""
+def _next_run_lines(next_run: Mapping[str, Any], manifest: Path,
+                    unit: str | None = None) -> list[str]:
+    """The advice under the totals, each command with what it spends (in ``unit``)."""
+    unit = unit or CREDITS
     lines = []
     anew = next_run["emulator_collects_resubmit"]
     if next_run["collects"] and next_run["built_in_emulator"]:
@@ -268,7 +286,7 @@ def _next_run_lines(next_run: Mapping[str, Any], manifest: Path) -> list[str]:
                      "emulator's tasks ended with the run that made them); `shotrun run "
                      f"{manifest} --retry-failed` renders them anew ("
                      + advice.new_tasks(anew["new_tasks"], anew["credits"],
-                                        anew["unpriced_takes"]) + " at the emulator)")
+                                        anew["unpriced_takes"], unit) + " at the emulator)")
     elif next_run["collects"]:
         lines.append(f"not collected yet: {count(len(next_run['collects']), 'paid take')}; "
                      f"`shotrun run {manifest}` collects them ({advice.SPENDS_NOTHING})")
@@ -277,7 +295,7 @@ def _next_run_lines(next_run: Mapping[str, Any], manifest: Path) -> list[str]:
         again = next_run[key]
         if again["new_tasks"]:
             lines.append("failed: " + advice.would_create(
-                how, again["new_tasks"], again["credits"], again["unpriced_takes"]))
+                how, again["new_tasks"], again["credits"], again["unpriced_takes"], unit))
     return lines
 
 
@@ -352,8 +370,11 @@ def _cells(row: dict[str, Any]) -> tuple[str, ...]:
     if row.get("size_warning") and row["status"] == "done":
         status += f", {row['size_warning']}"  # recorded, not refused (runner.observed)
     error = row["error"]
+    output = row["output"] or "-"
+    if row["output"] and row["status"] not in ("done", MISSING):
+        output += " (previous render)"  # kept in place until the new one is verified
     return (row["id"], status, row["task_id"] or "-", str(row["attempts"]),
-            _cost_cell(record_figure(row)), row["output"] or "-",
+            _cost_cell(record_figure(row)), output,
             redact(error) if error else "")
 
 
@@ -397,7 +418,7 @@ def _plain(rows: Sequence[dict[str, Any]]) -> str:
 
 def _summary(totals: dict[str, Any]) -> str:
     order = ("done", "submitted", "completed", "downloading", "submitting", "ambiguous", "held",
-             "failed", "new")
+             "failed", MISSING, "new")
     parts = [f"{totals[name]} {name}" for name in order if totals.get(name)]
     line = f"{count(totals['takes'], 'take')}: " + (", ".join(parts) or "none")
     if totals["ambiguous_submissions"]:
@@ -437,13 +458,54 @@ def run(args: argparse.Namespace) -> int:
         _print_lines(lines)
         lines = []
         console.print(_table(document["takes"]))
-    lines.extend(_next_run_lines(document["next_run"], args.manifest))
+    lines.extend(_next_run_lines(document["next_run"], args.manifest,
+                                 document["totals"].get("unit")))
     lines.append(_summary(document["totals"]))
     for warning, takes in distinct_size_warnings(
             row for row in document["takes"] if row["status"] == "done"):
         lines.append(f"warning: {count(takes, 'take')} done at {warning}")
     _print_lines(lines)
-    return EXIT_OK
+    return EXIT_FAILED if document["totals"].get(MISSING) else EXIT_OK
+
+
+def _previous_render(output_dir: Path, trace: dict[str, Any]) -> str | None:
+    """The take's earlier render still at its path (kept there until the new one is
+    verified), relative to the output folder; None when there is none."""
+    relative = f"{trace['shot']}/take-{trace['take']}.mp4"
+    return relative if (output_dir / relative).is_file() else None
+
+
+def _lost_files(store: StateStore, output_dir: Path, manifest: Manifest | None
+                ) -> dict[str, tuple[str, str]]:
+    """Done takes whose file is missing or changed: key -> (what, what a run does about it).
+
+    One ``stat`` per done take (the hash only for a file touched since it was verified):
+    ``status`` of 20,000 takes stays well under a second.
+    """
+    from runner import kept
+    from runner.state.restore import done_files
+
+    takes = {take.key: take for take in manifest.takes} if manifest is not None else {}
+    lost: dict[str, tuple[str, str]] = {}
+    for record in done_files(store):
+        problem = kept.output_problem(output_dir, record)
+        if problem is None:
+            continue
+        what = kept.FILE_MISSING if problem == kept.MISSING else kept.FILE_CHANGED
+        if kept.has_kept_render(output_dir, record, in_place=False):
+            fate = "the next run restores its kept render (0 credits)"
+        elif kept.link_alive(record.task_id, record.link_expires_at):
+            fate = "the next run downloads it again from its task (0 credits)"
+        else:
+            take = takes.get(record.key)
+            cost = (kept.rerender_cost(manifest, take, record.credits)
+                    if manifest is not None and take is not None
+                    else f"about {record.credits:g} credits" if record.credits is not None
+                    else "an unknown number of credits")
+            fate = (f"no kept render or live task can bring it back; `shotrun run "
+                    f"--retry-failed` renders it again and spends {cost}")
+        lost[record.key] = (what, fate)
+    return lost
 
 
 def _print_lines(lines: Sequence[str]) -> None:

@@ -409,8 +409,9 @@ def _file_output(ctx: RunContext, take: Take, part: Path | None, dest: Path, siz
     """
     duration = info.duration
     files = ctx.files.of(take)
-    outputs.archive_stale(ctx.manifest.output_dir, take, files)
-    outputs.write_take_sidecar(files, ctx.manifest, take, ctx.store.record(take.key),
+    record = ctx.store.record(take.key)
+    outputs.archive_stale(ctx.manifest.output_dir, take, files, record.task_id)
+    outputs.write_take_sidecar(files, ctx.manifest, take, record,
                                sha256=sha256, size=size, verified_duration=duration,
                                facts=facts)
     if part is not None:
@@ -434,8 +435,11 @@ async def _adopt_saved(ctx: RunContext, take: Take, dest: Path, part: Path) -> b
     """A run that died after the rename but before ``done``: verify the file and adopt it."""
     if not os.path.isfile(dest) or os.path.exists(part):
         return False
-    if outputs.sidecar_fingerprint(dest) != take.fingerprint:
+    saved = outputs.read_sidecar(dest)
+    if not saved or saved.get("fingerprint") != take.fingerprint:
         return False
+    if saved.get("task_id") not in (None, ctx.store.record(take.key).task_id):
+        return False  # an earlier render of this fingerprint (its source changed): kept
     try:
         info, facts = await _verified(ctx, take, dest)
         sha256, size = await asyncio.to_thread(hash_file, dest)

@@ -201,6 +201,7 @@ class RunContext:
     # have been billed too, so the summary names them.
     resubmitted_unknown: list[str] = field(default_factory=list)
     downloaded: int = 0
+    restored: int = 0  # takes put back from their kept render (runner.kept): no credits
     # Takes done in this run at another size than expected: warning text -> how many.
     size_warnings: dict[str, int] = field(default_factory=dict)
     stop_reason: StopReason | None = None

@@ -68,6 +68,7 @@ from runner.scheduler.progress import (
     TakeFailure,
     TakeProgress,
 )
+from runner.scheduler.restore import restore_cut_from, restore_kept
 from runner.scheduler.submit import submit
 from runner.scheduler.uploads import UploadCache
 from runner.scheduler.window import TakeWindow, window_size
@@ -354,9 +355,17 @@ class Engine:
         # task is paid for only when it still fails.
         if action == "retry" and await recheck_rejected(ctx, take, fail=False) == DONE:
             return
+        if action == "restore":  # a kept render of this fingerprint: put back, no credits
+            action = await restore_kept(ctx, take)
+            if action == "poll":
+                ctx.limiter.adopt()  # its task is at the gateway: counts against the limit
+            elif action not in ("submit", "retry", "download"):
+                return
         if action in ("submit", "retry"):
             if not await self._dependencies_ready(take):
                 return
+            if await restore_cut_from(ctx, take, self._chosen_sources(take)):
+                return  # a kept render cut from the very frames chosen now: no credits
             if not await submit(ctx, take):
                 return
             if self._halted():  # stopped while the creation was on the wire: it is saved
@@ -512,6 +521,18 @@ class Engine:
         self.ctx.gateway_progress.pop(take.key, None)  # no longer followed: not a row
         self.ctx.event(PHASE_EVENTS[phase], take.key, message=self.ctx.stop_message)
 
+    def _chosen_sources(self, take: Take) -> dict[str, str]:
+        """Shot id -> SHA-256 of the output each frame of ``take`` would be cut from now;
+        empty for a take without frames of other shots, or when one has no output yet."""
+        sources: dict[str, str] = {}
+        for shot_id in frame_sources(take):
+            records = self.store.shot_records(shot_id)
+            chosen = continuity.choose(records, continuity.picks(self.store).get(shot_id))
+            if chosen is None or not chosen.sha256:
+                return {}
+            sources[shot_id] = chosen.sha256
+        return sources
+
     def _frame_source(self, shot_id: str) -> Path | None:
         """The output a continuity frame of ``shot_id`` is cut from: its chosen take (the
         valid pick, else its first done take)."""
@@ -622,6 +643,7 @@ class Engine:
             stopped_reason=ctx.stop_reason.value if ctx.stop_reason else None,
             stopped_message=ctx.stop_message,
             downloaded=ctx.downloaded,
+            restored=ctx.restored,
             resubmitted_unknown=tuple(k for k in keys if k in again),  # manifest order
             size_warnings=tuple(ranked(ctx.size_warnings)),
             left_reasons=frozen_mapping({

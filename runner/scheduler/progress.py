@@ -157,6 +157,7 @@ class RunSummary:
     stopped_reason: str | None = None
     stopped_message: str | None = None
     downloaded: int = 0
+    restored: int = 0  # done from a kept render of the same fingerprint, at no cost
     # Why takes were left at the gateway, when it is not simply the stop (a stuck task,
     # status queries that keep failing): key -> message.
     left_reasons: Mapping[str, str] = field(default_factory=frozen_mapping)
@@ -188,6 +189,7 @@ class RunSummary:
             "done": self.done,
             "skipped": self.skipped,
             "downloaded": self.downloaded,
+            "restored": self.restored,
             "failed": [
                 {"key": f.key, "kind": f.kind, "code": f.code, "message": f.message}
                 for f in self.failed

@@ -98,8 +98,13 @@ def link_lifetime_over(record: TakeRecord, now: float | None) -> bool:
     """True once the provider's documented result lifetime has passed for ``record``'s task
     (``link_expires_at``: the gateway's 24 h after the task finished; None: undocumented, so
     only the provider's own answer ends it). ``now`` None: not judged (False)."""
-    expires = record.link_expires_at
-    return now is not None and expires is not None and now >= expires
+    return lifetime_over(record.link_expires_at, now)
+
+
+def lifetime_over(expires_at: float | None, now: float | None) -> bool:
+    """The one rule of a result's lifetime: over at ``expires_at`` (None: the provider
+    documents none, so only its own answer ends it; ``now`` None: not judged)."""
+    return now is not None and expires_at is not None and now >= expires_at
 
 
 def decide(
@@ -132,6 +137,9 @@ def decide(
         )
         return ("submit" if resubmit else "hold"), "ambiguous submission"
     if status is TakeStatus.FAILED:
+        if record.failure_kind == FailureKind.MISSING:
+            # Done once, its file since lost for good: a new render is paid, so only on demand.
+            return ("retry" if retry_failed else "failed"), "missing"
         if collectable(record):
             if not link_lifetime_over(record, now):
                 return "download", "not collected yet"

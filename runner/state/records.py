@@ -45,10 +45,11 @@ class FailureKind(StrEnum):
     # check): the next run collects it from the same task, never creating a new one, for as
     # long as the provider can serve it (runner.state.plan.decide).
     COLLECTABLE = "collectable"
+    MISSING = "missing"  # done, but its file is gone and can be neither restored nor fetched
 
 
 # What a plan tells the scheduler to do with a take.
-ACTIONS = ("skip", "poll", "download", "submit", "retry", "hold", "failed")
+ACTIONS = ("skip", "poll", "download", "submit", "retry", "hold", "failed", "restore")
 # Why: shown per take by ``plan``, ``run`` and ``status``.
 REASONS = (
     "new",
@@ -62,6 +63,10 @@ REASONS = (
     "source changed",  # a frame it starts from comes from a source rendered (or picked) anew
     "not collected yet",  # paid, its result not saved yet: collected from the same task
     "link lifetime over",  # paid, but the provider no longer serves its result
+    "kept render",  # its fingerprint matches a render kept on disk: restored at no cost
+    "file missing",  # done, but its file is gone
+    "file changed",  # done, but its file is not the one verified
+    "missing",  # done once; its file is lost and nothing can bring it back for free
 )
 
 

@@ -157,7 +157,9 @@ def _archive_and_restart(
         None if old_payload is None else json.loads(old_payload),
         None if payload is None else dict(payload),
     )
-    columns = ", ".join(old_row.keys())
+    # With the source outputs it was cut from: a kept render is restored only when they
+    # are the ones chosen again (runner.state.restore.renders_cut_from).
+    columns = ", ".join([*old_row.keys(), "frame_hashes"])
     conn.execute(
         f"INSERT INTO take_history ({columns}, archived_at, archive_reason)"
         f" SELECT {columns}, ?, ? FROM takes WHERE key = ?",

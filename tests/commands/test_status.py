@@ -78,7 +78,10 @@ def _progress(store: StateStore, manifest: Manifest) -> None:
     store.record_poll(A1)
     store.record_poll(A1)
     store.mark_completed(A1, "https://cdn/a1.mp4")
-    store.mark_done(A1, out / "s01-arrival" / "take-1.mp4", 1000, "ab" * 32, 5.0)
+    video = out / "s01-arrival" / "take-1.mp4"
+    video.parent.mkdir(parents=True, exist_ok=True)
+    video.write_bytes(b"\0" * 1000)  # done means on disk: the file is there, as recorded
+    store.mark_done(A1, video, 1000, "ab" * 32, 5.0)
     store.mark_submitting(A2, {"prompt": "p"}, 40.5)
     store.mark_submitted(A2, "task-a2")
     store.mark_failed(A2, "permanent", "content_policy_violation", "[bold]refused[/bold] by policy")

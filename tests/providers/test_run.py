@@ -142,9 +142,10 @@ def test_changing_the_provider_renders_again_and_says_why(
     assert cli.main(["run", str(manifest), *FAST_FLAGS]) == 0
     out = capsys.readouterr().out
     assert out.count("(provider changed)") == 3 and "done: 3/3" in out
-    # Back to the gateway: its takes were archived, not lost; they render again too.
+    # Back to the gateway: its renders were kept, not lost; they are restored at no cost
+    # (issue 21: a content-addressed take cache).
     assert cli.main(["plan", str(manifest), "--provider", "gateway"]) == 0
-    assert capsys.readouterr().out.count("provider changed") == 3
+    assert "restore: 3 takes from kept renders (0 credits)" in capsys.readouterr().out
 
 
 def test_a_bad_shotrun_provider_is_a_usage_error(
