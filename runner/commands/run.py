@@ -351,17 +351,16 @@ def format_summary(summary: RunSummary, *, built_in: bool = False,
         lines.append(f"    {listed(again, 5)}")
     if summary.held:
         held = summary.next_run.held
+        spend = advice.new_tasks(len(summary.held), held.credits, held.unpriced, summary.unit)
         lines.append(f"held (a creation's answer was lost; not resubmitted): "
                      f"{listed(summary.held, 5)}; --retry-failed resubmits them "
-                     f"({advice.new_tasks(len(summary.held), held.credits, held.unpriced,
-                                       summary.unit)}; "
-                     "the lost ones may have been billed too)")
+                     f"({spend}; the lost ones may have been billed too)")
     if summary.in_flight and built_in:
         lost = summary.next_run.resubmits
+        spend = advice.new_tasks(len(summary.in_flight), lost.credits, lost.unpriced,
+                                 summary.unit)
         lines.append(f"left at the built-in emulator: {len(summary.in_flight)} (it stopped "
-                     "with this run: the next run submits them again, "
-                     f"{advice.new_tasks(len(summary.in_flight), lost.credits, lost.unpriced, summary.unit)}"
-                     " at the emulator)")
+                     f"with this run: the next run submits them again, {spend} at the emulator)")
     elif summary.in_flight:
         lines.append(f"still at {label}: {len(summary.in_flight)}; {advice.COLLECT_AGAIN}")
         for key, reason in summary.left_reasons.items():
