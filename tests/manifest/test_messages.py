@@ -1,0 +1,40 @@
+"""Messages that say what to do (issue 22, part 6), each with its exact text.
+
+Through the real command line (``shotrun validate``) in a folder of real image files.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from runner import cli
+from runner.errors import EXIT_USAGE
+from tests.manifest.conftest import Write
+
+
+def _validate(write: Write, text: str, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    write(text)
+    assert cli.main(["validate", "m.yaml"]) == EXIT_USAGE
+    out = capsys.readouterr()
+    return (out.out + out.err).splitlines()
+
+
+def test_a_missing_asset_file_says_where_it_looked_and_never_points_at_itself(
+        write: Write, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = _validate(write, """
+        version: 1
+        name: t
+        assets:
+          moon: img/../moon.png
+        shots:
+          - {id: a, prompt: '@moon rises', images: [moon]}
+          - {id: b, prompt: p, images: [mon]}
+        """, capsys)
+    assert lines == [
+        "m.yaml:4:9: assets.moon: no such file 'img/../moon.png': looked for moon.png "
+        "relative to the manifest's folder and it does not exist; put the image there or "
+        "correct the path",
+        "m.yaml:7:33: shots[1].images[0]: no such file 'mon': looked for mon relative to the "
+        "manifest's folder and it does not exist; put the image there or correct the path "
+        "(or did you mean the asset 'moon'?)",
+    ]
