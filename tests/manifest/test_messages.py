@@ -38,3 +38,23 @@ def test_a_missing_asset_file_says_where_it_looked_and_never_points_at_itself(
         "manifest's folder and it does not exist; put the image there or correct the path "
         "(or did you mean the asset 'moon'?)",
     ]
+
+
+def test_all_of_a_prompts_problems_are_reported_together(
+        write: Write, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = _validate(write, """
+        version: 1
+        name: t
+        vars: {place: Big Sur}
+        shots:
+          - {id: a, prompt: '${plac} at @noon, then @Image3'}
+        """, capsys)
+    assert lines == [
+        "m.yaml:3:15: warning: vars.place: variable 'place' is never used in a prompt",
+        "m.yaml:5:21: shots[0].prompt: undefined variable ${plac} (did you mean 'place'?); "
+        "define it under vars:",
+        "m.yaml:5:21: warning: shots[0].prompt: @noon is not an asset or element name; it is "
+        "sent as written",
+        "m.yaml:5:21: shots[0].prompt: @Image3 points outside the shot's images (it has no "
+        "images); add to images: or fix the number",
+    ]
