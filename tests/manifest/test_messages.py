@@ -58,3 +58,36 @@ def test_all_of_a_prompts_problems_are_reported_together(
         "m.yaml:5:21: shots[0].prompt: @Image3 points outside the shot's images (it has no "
         "images); add to images: or fix the number",
     ]
+
+
+def test_a_key_that_lost_its_indentation_is_told_where_it_belongs(
+        write: Write, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = _validate(write, """
+        version: 1
+        name: t
+        budget:
+          max_credits: 10
+        rates: {720p: 1}
+        shots:
+          - id: a
+        prompt: p
+        """, capsys)
+    assert lines == [
+        "m.yaml:5:1: rates: unknown key 'rates' at this indentation; 'rates' is a key of "
+        "'budget': did you mean to indent it under 'budget'?",
+        "m.yaml:7:5: shots[0]: shot 'a' has no prompt; add `prompt: ...` (or `multi_prompt:`)",
+        "m.yaml:8:1: prompt: unknown key 'prompt' at this indentation; 'prompt' is a key of "
+        "'shots': did you mean to indent it under 'shots'?",
+    ]
+
+
+def test_an_unknown_key_valid_nowhere_above_keeps_its_near_miss_hint(
+        write: Write, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = _validate(write, """
+        version: 1
+        name: t
+        budget: {max_credits: 10}
+        shotz:
+          - {id: a, prompt: p}
+        """, capsys)
+    assert lines[-1] == "m.yaml:4:1: shotz: unknown key 'shotz' (did you mean 'shots'?)"
