@@ -25,6 +25,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from runner.commands._warnings import warning_lines
 from runner.commands.validate import problem_json
 from runner.errors import EXIT_OK, UsageError
 from runner.manifest import load_manifest
@@ -254,7 +255,7 @@ def _short(text: str, limit: int = 60) -> str:
 
 def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console, *,
                 spent: float = 0.0, payloads: bool = False,
-                overrides: Overrides | None = None) -> None:
+                overrides: Overrides | None = None, provider: str | None = None) -> None:
     """The human plan: one table row per take, then (``payloads``) each take's wire payload,
     then totals.
 
@@ -263,7 +264,9 @@ def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console, *
     and what it leaves, and judge the cap after the ``spent`` credits. Payloads are one
     compact JSON line per take under its key, never cut: they are for reading in full or
     copying, and a table cell would fold or clip them. ``overrides`` (``--base-url``) choose
-    the profile whose sizes are expected, as they would for ``run``.
+    the profile whose sizes are expected, as they would for ``run``. The manifest's warnings
+    are printed in full once per unchanged file (:mod:`runner.commands._warnings`);
+    ``provider`` (``--provider``) goes into the command that lists them again.
     """
     with_status = any(row.status is not None for row in rows)
     wide = console.width >= 120
@@ -312,8 +315,8 @@ def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console, *
             text = abandon_warning(row.take.key, row.status.abandons, planned=True)
             console.print(redact(f"warning: {text}"), highlight=False, markup=False,
                           soft_wrap=True)
-    for warning in manifest.warnings:
-        console.print(redact(str(warning)), highlight=False, markup=False, soft_wrap=True)
+    for line in warning_lines(manifest.path, manifest.warnings, provider):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     chosen = _profile(manifest, overrides)
     line = describe_expectations(chosen.profile, [row.take for row in rows],
                                  chosen.other_gateway, chosen.provider, chosen.gateway)
@@ -399,5 +402,5 @@ def run(args: argparse.Namespace) -> int:
     width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
     console = Console(file=sys.stdout, soft_wrap=False, width=width)
     render_plan(manifest, plan_rows(manifest, statuses, takes), console, spent=spent,
-                payloads=args.payloads, overrides=overrides)
+                payloads=args.payloads, overrides=overrides, provider=args.provider)
     return EXIT_OK

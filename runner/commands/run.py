@@ -345,6 +345,7 @@ def end_of_run_report(manifest: Manifest, store: StateStore) -> Path | None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``shotrun run``."""
+    from runner.commands._warnings import warning_lines
     from runner.manifest import load_manifest
     from runner.manifest.outdir import check_output_dir
     from runner.state import StateStore, store_path_for
@@ -354,8 +355,8 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(manifest)  # a file where the folder goes: exit 2, nothing sent
     if args.verify_size is not None:  # the flag over the manifest's verify.size
         manifest = dataclasses.replace(manifest, verify=VerifyPolicy(size=args.verify_size))
-    for warning in manifest.warnings:
-        _out(str(warning), err=True)
+    for line in warning_lines(manifest.path, manifest.warnings, args.provider):
+        _out(line, err=True)
     takes = select_takes(manifest, args.only)
     overrides = Overrides(base_url=args.base_url, files_url=args.files_url,
                           concurrency=args.concurrency, submit_rate=args.submit_rate,

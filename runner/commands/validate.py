@@ -11,6 +11,7 @@ import argparse
 import json
 from typing import Any
 
+from runner.commands._warnings import remember
 from runner.errors import EXIT_OK, EXIT_USAGE, Problem
 from runner.manifest import validate_file
 from runner.providers import add_flag as add_provider_flag
@@ -64,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             for problem in problems:
                 print(redact(str(problem)))
+            if errors == 0:  # plan and run then say these in one line: see _warnings
+                remember(file, problems)
             if errors == 0 and not args.quiet:  # -q: only the problems
                 warned = f" ({len(problems)} warning{'s' if len(problems) != 1 else ''})" \
                     if problems else ""
