@@ -31,13 +31,10 @@ from runner.model import SIZE_POLICIES, Manifest, Take, VerifyPolicy
 from runner.observed import OutputExpectations
 from runner.outlook import abandon_warning, abandoned_task
 from runner.profile import describe_expectations, gateway_label, profile_for
-from runner.progress import make_observer
 from runner.providers import add_flag as add_provider_flag
 from runner.providers import spec as provider_spec
 from runner.redact import redact
 from runner.scheduler.backoff import BackoffPolicy
-from runner.scheduler.context import EngineSettings
-from runner.scheduler.engine import Engine
 from runner.scheduler.polling import PollPolicy
 from runner.scheduler.progress import Observer, RunSummary
 from runner.selection import select_takes
@@ -46,7 +43,9 @@ from runner.wire import FingerprintPayloads
 from runner.words import count as counted
 from runner.words import listed
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the engine, its context and the live panel are imported where used:
+    # they bring aiohttp, PyAV and rich, which `shotrun --help` would pay for at start-up
+    from runner.scheduler.context import EngineSettings
     from runner.state import StateStore
 
 # Poll bounds: a real gateway renders in minutes; the built-in emulator in seconds.
@@ -194,6 +193,8 @@ def poll_policy(args: argparse.Namespace, config: RunConfig, *, calibrate: bool 
 
 def engine_settings(args: argparse.Namespace, config: RunConfig) -> EngineSettings:
     """Engine settings from the resolved config and the tuning flags."""
+    from runner.scheduler.context import EngineSettings  # here for start-up speed
+
     polling = poll_policy(args, config, calibrate=args.poll_calibration == "on")
     backoff = BackoffPolicy()
     b_base = args.backoff_base if args.backoff_base is not None else backoff.base
@@ -307,6 +308,8 @@ async def execute(manifest: Manifest, takes: Sequence[Take], plans: Sequence[Any
                   limits: ClientLimits | None = None,
                   expectations: OutputExpectations | None = None) -> RunSummary:
     """Open the session, run the engine with signal handling, return the summary."""
+    from runner.scheduler.engine import Engine  # here for start-up speed: aiohttp, PyAV
+
     async with open_session(manifest, config, api_key, limits) as session:
         engine = Engine(manifest, store, session.gateway, plans, settings, observer=observer,
                         upload_namespace=session.files_url, expectations=expectations)
@@ -348,6 +351,7 @@ def run(args: argparse.Namespace) -> int:
     from runner.commands._warnings import warning_lines
     from runner.manifest import load_manifest
     from runner.manifest.outdir import check_output_dir
+    from runner.progress import make_observer  # here for start-up speed: rich
     from runner.state import StateStore, store_path_for
 
     # ManifestError -> exit 2, nothing written.

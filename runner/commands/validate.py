@@ -13,7 +13,6 @@ from typing import Any
 
 from runner.commands._warnings import remember
 from runner.errors import EXIT_OK, EXIT_USAGE, Problem
-from runner.manifest import validate_file
 from runner.providers import add_flag as add_provider_flag
 from runner.redact import redact
 from runner.session import check_base_url_flag
@@ -52,6 +51,8 @@ def problem_json(problem: Problem) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Validate every file; print problems; 0 when all are valid, else 2."""
+    from runner.manifest import validate_file  # here for start-up speed: YAML, jsonschema
+
     check_base_url_flag(args.base_url)  # UsageError -> exit 2, before any file is read
     results: list[dict[str, Any]] = []
     all_valid = True
