@@ -64,6 +64,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     ``only`` registers just that command (none for ``""``): importing every command's module
     (PyAV, numpy, aiohttp's server...) cost about half a second per invocation, which
     ``shotrun status`` on a big manifest cannot afford (target: under a second).
+    ``shotrun --help`` and ``shotrun completion`` register every command, so a command
+    module imports at its top only what its parser needs, and its heavy libraries inside
+    the functions that use them (``tests/test_startup.py`` checks it).
     """
     parser = _Parser(
         prog="shotrun",

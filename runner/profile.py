@@ -3,9 +3,14 @@
 The gateway's documentation never states the pixel size of an output, its frame rate or how
 exact ``estimated_time`` is; shotrun's nominal sizes (:func:`runner.model.frame_size`) are a
 reading of other listings of the same model. ``shotrun probe --spend`` renders one cheapest
-task and writes what it saw to ``<output_dir>/.shotrun/gateway-profile.json``; from then on the
-size a take is expected to have is the *observed* one where the profile has it, and the
-nominal one otherwise, and commands say which they used (:func:`expected_size`).
+task and writes what it saw to ``<output_dir>/.shotrun/profiles/<label>.json``, one file per
+provider and URL (:func:`gateway_label`), so that probing fal.ai never overwrites what was
+learnt of the gateway in the same output folder. From then on the size a take is expected to
+have is the *observed* one where the profile of the provider and URL the command sends to has
+it, and the nominal one otherwise, and commands say which they used (:func:`expected_size`).
+A profile of another provider or URL, the built-in emulator's included, never changes what
+is expected of this one. (Before, one ``.shotrun/gateway-profile.json`` per folder held the
+last probe's profile: it is still read, for the provider and URL it names.)
 
 The profile is a hint, never a gate: a profile that cannot be read is ignored with a warning
 (the nominal sizes stand), and what it says is only ever compared with, not enforced beyond
@@ -14,7 +19,9 @@ The profile is a hint, never a gate: a profile that cannot be read is ignored wi
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +35,8 @@ from runner.state import STATE_DIR
 
 log = structlog.get_logger()
 
-PROFILE_FILE = "gateway-profile.json"
+PROFILES_DIR = "profiles"
+LEGACY_PROFILE_FILE = "gateway-profile.json"  # one per folder, before profiles/
 PROFILE_VERSION = 1
 
 
@@ -77,14 +85,24 @@ class GatewayProfile:
                    details=dict(data.get("details") or {}))
 
 
-def profile_path(output_dir: Path) -> Path:
-    """``<output_dir>/.shotrun/gateway-profile.json``."""
-    return Path(output_dir) / STATE_DIR / PROFILE_FILE
+def profile_path(output_dir: Path, gateway: str) -> Path:
+    """Where the profile of ``gateway`` (a :func:`gateway_label`) is saved.
+
+    ``<output_dir>/.shotrun/profiles/<readable>-<digest>.json``: the readable part is the
+    label with anything but letters, digits, dots and dashes turned into ``_``; the digest
+    (of the whole label) keeps two labels that read alike apart.
+    """
+    readable = re.sub(r"[^A-Za-z0-9.-]+", "_", gateway).strip("_")[:60] or "gateway"
+    digest = hashlib.sha256(gateway.encode("utf-8")).hexdigest()[:12]
+    return Path(output_dir) / STATE_DIR / PROFILES_DIR / f"{readable}-{digest}.json"
 
 
-def load_profile(output_dir: Path) -> GatewayProfile | None:
-    """The saved profile, or None when there is none or it cannot be read (logged)."""
-    path = profile_path(output_dir)
+def _legacy_path(output_dir: Path) -> Path:
+    return Path(output_dir) / STATE_DIR / LEGACY_PROFILE_FILE
+
+
+def _read(path: Path) -> GatewayProfile | None:
+    """The profile in ``path``; None when there is none or it cannot be read (logged)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -103,11 +121,49 @@ def load_profile(output_dir: Path) -> GatewayProfile | None:
         return None
 
 
+def saved_profiles(output_dir: Path) -> list[tuple[Path, GatewayProfile]]:
+    """Every readable profile of the folder, the most recently probed first."""
+    folder = Path(output_dir) / STATE_DIR / PROFILES_DIR
+    try:
+        paths = sorted(folder.glob("*.json"))
+    except OSError:
+        paths = []
+    found = [(path, profile) for path in [*paths, _legacy_path(output_dir)]
+             if (profile := _read(path)) is not None]
+    return sorted(found, key=lambda item: item[1].probed_at, reverse=True)
+
+
+def find_profile(output_dir: Path, gateway: str) -> tuple[Path, GatewayProfile] | None:
+    """The saved profile of ``gateway`` and its path (the old one-per-folder file too)."""
+    path = profile_path(output_dir, gateway)
+    profile = _read(path)
+    if profile is not None and profile.base_url == gateway:
+        return path, profile
+    legacy = _read(_legacy_path(output_dir))
+    if legacy is not None and legacy.base_url == gateway:
+        return _legacy_path(output_dir), legacy
+    return None
+
+
+def load_profile(output_dir: Path, gateway: str | None = None) -> GatewayProfile | None:
+    """The saved profile of ``gateway``; without one, the most recently probed of any.
+
+    None when there is none or it cannot be read (logged).
+    """
+    if gateway is not None:
+        found = find_profile(output_dir, gateway)
+        return None if found is None else found[1]
+    every = saved_profiles(output_dir)
+    return every[0][1] if every else None
+
+
 def save_profile(output_dir: Path, profile: GatewayProfile) -> Path:
-    """Write the profile atomically (mode 0600, like the store beside it); its path."""
-    path = profile_path(output_dir)
+    """Write the profile of its provider and URL atomically (mode 0600, like the store
+    beside it), never over another's; its path."""
+    path = profile_path(output_dir, profile.base_url)
     from runner.state.schema import make_private_dir
 
+    make_private_dir(path.parent.parent)
     make_private_dir(path.parent)
     atomic_write_text(path, json.dumps(profile.as_dict(), indent=2, sort_keys=True) + "\n",
                       mode=0o600)
@@ -133,22 +189,28 @@ class ProfileChoice:
     other_gateway: str | None = None  # a profile exists, observed on this other gateway
     provider: str = "gateway"  # who renders where the command sends (for its words)
     gateway: str | None = None  # the gateway_label asked for (None: could not tell)
+    path: Path | None = None  # where ``profile`` was read from
 
 
 def profile_for(output_dir: Path, gateway: str | None, provider: str = "gateway"
                 ) -> ProfileChoice:
-    """The saved profile when it was observed on ``gateway`` (a :func:`gateway_label`).
+    """The saved profile observed on ``gateway`` (a :func:`gateway_label`), if any.
 
     A profile learnt on the built-in emulator must not set what a real gateway's outputs are
-    expected to be (nor one gateway's for another's): it is then left out, and the commands
-    say so. ``gateway`` None: whatever the profile's gateway (a caller that cannot tell).
-    ``provider`` only names the service in what the commands say (:func:`describe_expectations`).
+    expected to be (nor one gateway's or provider's for another's): only the profile of this
+    very provider and URL is used; without one, the most recent other is named so that the
+    commands can say why the sizes stay nominal. ``gateway`` None (a caller that cannot tell
+    where a run would send): no profile, the nominal sizes. ``provider`` only names the
+    service in what the commands say (:func:`describe_expectations`).
     """
-    profile = load_profile(output_dir)
-    if profile is None or gateway is None or profile.base_url == gateway:
-        return ProfileChoice(profile, provider=provider, gateway=gateway)
-    return ProfileChoice(None, other_gateway=profile.base_url, provider=provider,
-                         gateway=gateway)
+    if gateway is None:
+        return ProfileChoice(None, provider=provider, gateway=gateway)
+    found = find_profile(output_dir, gateway)
+    if found is not None:
+        return ProfileChoice(found[1], provider=provider, gateway=gateway, path=found[0])
+    others = saved_profiles(output_dir)
+    return ProfileChoice(None, other_gateway=others[0][1].base_url if others else None,
+                         provider=provider, gateway=gateway)
 
 
 def expected_size(resolution: str, aspect_ratio: str, profile: GatewayProfile | None
@@ -269,9 +331,10 @@ def profile_json(profile: GatewayProfile | None, output_dir: Path,
                  provider: str = "gateway", here: str | None = None) -> dict[str, Any]:
     """What ``plan --json`` says of the profile: where, when, and the size of each format."""
     take_list = list(takes)
+    found = None if profile is None else find_profile(output_dir, profile.base_url)
     return {
         "other_gateway": other_gateway,
-        "path": str(profile_path(output_dir)) if profile is not None else None,
+        "path": str(found[0]) if found is not None else None,
         "base_url": profile.base_url if profile is not None else None,
         "probed_at": profile.probed_at if profile is not None else None,
         "expected_sizes": expectations(profile, take_list),

@@ -45,7 +45,13 @@ from runner import log
 from runner.isotime import iso_time
 from runner.money import CREDITS, format_amount, unit_word
 from runner.redact import redact
-from runner.scheduler.progress import EventSink, RunProgress, TakeEvent, TakeProgress
+from runner.scheduler.progress import (
+    PROGRESS_MODES,
+    EventSink,
+    RunProgress,
+    TakeEvent,
+    TakeProgress,
+)
 
 MAX_ROWS = 8  # takes shown in the in-flight table; the rest are counted
 
@@ -535,7 +541,6 @@ def is_interactive(stream: TextIO) -> bool:
     return tty and os.environ.get("TERM", "") != "dumb"
 
 
-PROGRESS_MODES = ("auto", "bar", "lines", "jsonl", "none")
 
 
 def make_observer(

@@ -19,8 +19,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from runner.emulator import EmulatorSettings, run_emulator
-from runner.emulator.settings import FAL_VALIDATION_MODES
+from runner.emulator.settings import FAL_VALIDATION_MODES, EmulatorSettings
 from runner.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
 from runner.providers import GATEWAY, PROVIDERS, spec
 from runner.redact import register_secret
@@ -202,6 +201,10 @@ async def _serve(settings: EmulatorSettings, host: str, port: int,
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGTERM, stop.set)  # a polite kill stops cleanly too
+    # Here, not at the top: the server brings aiohttp, PyAV and numpy, which `shotrun --help`
+    # and every other command would otherwise pay for at start-up.
+    from runner.emulator.server import run_emulator
+
     async with run_emulator(settings, host=host, port=port, provider=provider) as emulator:
         print(emulator.base_url, flush=True)
         print(f"shotrun emulator: serving {_SPEAKS[provider]} and files at "

@@ -24,19 +24,19 @@ from typing import Any
 
 from runner import advice
 from runner.errors import EXIT_FAILED, EXIT_OK, UsageError
-from runner.export import FORMATS, ExportError, choose_formats, export, others, select
 from runner.providers import add_flag as add_provider_flag
 from runner.providers import other_provider_note
 from runner.redact import redact
 from runner.session import register_environment_secrets
-from runner.state import StateStore, store_path_for
-from runner.state.continuity import frame_hashes, picks
 from runner.words import count, listed, plural
+
+# runner.export.FORMATS' names, written out: that module brings OpenTimelineIO, which
+# `shotrun --help` would pay for at start-up (tests/test_startup.py checks they agree).
+FORMAT_NAMES = "otio,edl,fcpxml,csv"
 
 
 def add_parser(subparsers: Any) -> None:
     """Register ``export``."""
-    names = ",".join(fmt.name for fmt in FORMATS)
     parser = subparsers.add_parser(
         "export", help="copy the chosen take of every shot, in order, with the edit for an "
         "NLE (spends nothing)",
@@ -49,7 +49,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("manifest", type=Path, metavar="MANIFEST")
     parser.add_argument("dir", type=Path, metavar="DIR")
     parser.add_argument("--format", metavar="LIST", default=None,
-                        help=f"edit lists to write, comma-separated, of {names} "
+                        help=f"edit lists to write, comma-separated, of {FORMAT_NAMES} "
                         "(default: every one whose adapter is installed)")
     parser.add_argument("--link", action="store_true",
                         help="hard-link instead of copying (DIR on the same file system)")
@@ -70,8 +70,12 @@ def _names(files: list[str]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``shotrun export``."""
+    # Here, not at the top, for start-up speed: OpenTimelineIO, PyAV, the store.
+    from runner.export import ExportError, choose_formats, export, others, select
     from runner.manifest import load_manifest
     from runner.manifest.outdir import check_output_dir
+    from runner.state import StateStore, store_path_for
+    from runner.state.continuity import frame_hashes, picks
 
     manifest = load_manifest(args.manifest, args.provider, sends=False)
     check_output_dir(manifest)

@@ -20,17 +20,12 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from rich import box
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from runner import advice
+from runner.commands._warnings import warning_lines
 from runner.commands.validate import problem_json
 from runner.errors import EXIT_OK, UsageError
-from runner.manifest import load_manifest
-from runner.manifest.outdir import check_output_dir
 from runner.model import (
     FrameRef,
     ImageElement,
@@ -82,6 +77,9 @@ from runner.wire import (
     preview_resolver,
 )
 from runner.words import count as counted
+
+if TYPE_CHECKING:  # imported where used: rich costs a tenth of a second at start-up
+    from rich.console import Console
 
 __all__ = ["PlanRow", "PlanStatus", "plan_document", "plan_rows", "render_plan", "totals"]
 
@@ -296,7 +294,7 @@ def _short(text: str, limit: int = 60) -> str:
 
 def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console, *,
                 spent: float = 0.0, payloads: bool = False,
-                overrides: Overrides | None = None) -> None:
+                overrides: Overrides | None = None, provider: str | None = None) -> None:
     """The human plan: one table row per take, then (``payloads``) each take's wire payload,
     then totals.
 
@@ -305,10 +303,15 @@ def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console, *
     and what it leaves, and judge the cap after the ``spent`` credits. Payloads are one
     compact JSON line per take under its key, never cut: they are for reading in full or
     copying, and a table cell would fold or clip them. ``overrides`` (``--base-url``) choose
-    the profile whose sizes are expected, as they would for ``run``.
+    the profile whose sizes are expected, as they would for ``run``. The manifest's warnings
+    are printed in full once per unchanged file (:mod:`runner.commands._warnings`);
+    ``provider`` (``--provider``) goes into the command that lists them again.
     """
     with_status = any(row.status is not None for row in rows)
     wide = console.width >= 120
+    from rich import box  # here for start-up speed (see TYPE_CHECKING above)
+    from rich.table import Table
+
     table = Table(title=f"{manifest.name}: {manifest.path}", show_lines=False,
                   box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("take", no_wrap=True)
@@ -355,8 +358,8 @@ def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console, *
             text = abandon_warning(row.take.key, row.status.abandons, planned=True)
             console.print(redact(f"warning: {text}"), highlight=False, markup=False,
                           soft_wrap=True)
-    for warning in manifest.warnings:
-        console.print(redact(str(warning)), highlight=False, markup=False, soft_wrap=True)
+    for line in warning_lines(manifest.path, manifest.warnings, provider):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     chosen = _profile(manifest, overrides)
     line = describe_expectations(chosen.profile, [row.take for row in rows],
                                  chosen.other_gateway, chosen.provider, chosen.gateway)
@@ -456,6 +459,12 @@ def store_statuses(manifest: Manifest) -> dict[str, PlanStatus] | None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the plan of one manifest (problems make it exit 2 through the CLI)."""
+    # Here, not at the top, for start-up speed (YAML, jsonschema, rich).
+    from rich.console import Console
+
+    from runner.manifest import load_manifest
+    from runner.manifest.outdir import check_output_dir
+
     check_base_url_flag(args.base_url)  # as run refuses it
     manifest = load_manifest(args.file, args.provider, args.base_url)
     check_output_dir(manifest)  # as run would refuse it: a plan must not promise a run
@@ -476,5 +485,5 @@ def run(args: argparse.Namespace) -> int:
     width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
     console = Console(file=sys.stdout, soft_wrap=False, width=width)
     render_plan(manifest, plan_rows(manifest, statuses, takes), console, spent=spent,
-                payloads=args.payloads, overrides=overrides)
+                payloads=args.payloads, overrides=overrides, provider=args.provider)
     return EXIT_OK

@@ -5,8 +5,8 @@ Without ``--spend`` it sends only creations that are invalid on purpose (refused
 the configured URL is the gateway, that the key is accepted and which field names (with the
 manifest's ``api.wire`` renames) the gateway refuses: see :mod:`runner.probe.checks`. With
 ``--spend`` it then prints the estimated cost, creates exactly one cheapest task, follows it
-and reports what the gateway really returned, and writes
-``<output_dir>/.shotrun/gateway-profile.json`` for ``plan`` and ``run``
+and reports what the gateway really returned, and writes the profile of this provider and
+URL under ``<output_dir>/.shotrun/profiles/`` for ``plan`` and ``run``
 (:mod:`runner.probe.spend`, :mod:`runner.profile`).
 
 The provider (``--provider`` > ``SHOTRUN_PROVIDER`` > ``api.provider``) decides the words:
@@ -54,11 +54,11 @@ def add_parser(subparsers: Any) -> None:
         "without spending: reached, key accepted, which field names it refuses (creations "
         "invalid on purpose, which the documented gateway refuses for free), how it answers "
         "about a task it does not know. With --spend, also create one cheapest task (3 s 720p, "
-        "cost printed first), follow it, report what came back and write "
-        "<output_dir>/.shotrun/gateway-profile.json for plan and run. Exit 0 done, 1 the "
-        "provider failed a check (or could not be reached, or refused the key), 2 invalid "
-        "manifest or usage, 3 an unexpected error (crash log), 130 interrupted (a paid task "
-        "is followed by the next probe --spend, never paid for again).",
+        "cost printed first), follow it, report what came back and write the profile of this "
+        "provider and URL under <output_dir>/.shotrun/profiles/ for plan and run. Exit 0 "
+        "done, 1 the provider failed a check (or could not be reached, or refused the key), "
+        "2 invalid manifest or usage, 3 an unexpected error (crash log), 130 interrupted (a "
+        "paid task is followed by the next probe --spend, never paid for again).",
     )
     parser.add_argument("manifest", type=Path, metavar="MANIFEST")
     parser.add_argument("--spend", action="store_true",

@@ -1,10 +1,15 @@
-"""``shotrun report MANIFEST [--open] [--csv | --csv-file PATH]``: the contact sheet of the takes.
+"""``shotrun report MANIFEST [--open] [--standalone] [--csv | --csv-file PATH]``: the contact sheet.
 
-Writes ``<output_dir>/report.html`` (one self-contained page: every take playable, with its
-prompt, inputs, status and figures) from the state store, read-only, so it can be made while a
-run is still going. ``--csv`` also writes the per-take trace (the fields of ``shotrun status
---json``) to ``<output_dir>/trace.csv``, ``--csv-file PATH`` to PATH. (``--csv`` once took an
-optional PATH, and so swallowed a MANIFEST written after it: it is a plain flag now.)
+Writes ``<output_dir>/report.html`` (one page: every take playable, with its prompt, inputs,
+status and figures; its posters are in ``.shotrun/posters/`` beside it) from the state store,
+read-only, so it can be made while a run is still going. ``--standalone`` writes
+``<output_dir>/report-standalone.html`` instead, with the posters inlined: it can be moved or
+mailed (with the video folders next to it, to play them), and says so. Not the default: a
+poster is tens of kilobytes, 20,000 of them inlined would make a page of hundreds of MB,
+remade at the end of every run. ``--csv`` also writes the per-take trace (the fields of
+``shotrun status --json``) to ``<output_dir>/trace.csv``, ``--csv-file PATH`` to PATH.
+(``--csv`` once took an optional PATH, and so swallowed a MANIFEST written after it: it is a
+plain flag now.)
 
 Exit codes: 0 written, 2 invalid manifest, unreadable state store or usage.
 """
@@ -34,12 +39,16 @@ def add_parser(subparsers: Any) -> None:
     """Register ``report`` and its options."""
     parser = subparsers.add_parser(
         "report", help="write report.html: every take playable on one page (spends nothing)",
-        description="Write <output_dir>/report.html, a self-contained contact sheet of every "
-        "take of MANIFEST (works offline, from file://). Exit 0 written, 2 invalid manifest, "
-        "unreadable state or usage.",
+        description="Write <output_dir>/report.html, a contact sheet of every take of MANIFEST "
+        "(works offline, from file://, where it is: its posters are in .shotrun/posters/). "
+        "Exit 0 written, 2 invalid manifest, unreadable state or usage.",
     )
     parser.add_argument("manifest", type=Path, metavar="MANIFEST")
     parser.add_argument("--open", action="store_true", help="open the report in a web browser")
+    parser.add_argument("--standalone", action="store_true",
+                        help="write <output_dir>/report-standalone.html instead: posters "
+                        "inlined, videos referred to by paths next to it; a page that can "
+                        "be moved or mailed")
     csv = parser.add_mutually_exclusive_group()
     csv.add_argument("--csv", action="store_true",
                      help=f"also write the per-take trace as CSV, to <output_dir>/{DEFAULT_CSV}")
@@ -54,12 +63,13 @@ def _say(text: str, *, err: bool = False) -> None:
 
 
 def report_from_store(manifest: Manifest, store: StateStore, *,
-                      force: bool = False) -> WrittenReport:
+                      force: bool = False, standalone: bool = False) -> WrittenReport:
     """Write ``report.html`` from an open store (``shotrun report``, and the end of a run).
 
     Without ``force`` (the end of a run), a page that already shows this manifest and this
     state of the store is left as it is: a run that had nothing to do does not spend seconds
-    remaking a 20,000-take page identical but for its "generated" time.
+    remaking a 20,000-take page identical but for its "generated" time. ``standalone``:
+    the page with posters inlined (``report --standalone``).
     """
     from runner.report import WrittenReport, is_current, page_state, report_path, write_report
     from runner.state.continuity import chosen_takes, picks
@@ -71,7 +81,8 @@ def report_from_store(manifest: Manifest, store: StateStore, *,
     records = store.records()
     fingerprints = {take.key: take.fingerprint for take in manifest.takes}
     return write_report(manifest, records, state=state, notes=notes(store),
-                        chosen=chosen_takes(records, picks(store), fingerprints))
+                        chosen=chosen_takes(records, picks(store), fingerprints),
+                        standalone=standalone)
 
 
 def _check_csv_path(path: Path) -> None:
@@ -106,12 +117,13 @@ def run(args: argparse.Namespace) -> int:
             note = other_provider_note(store.last_provider(), manifest.api.provider)
             if note is not None:
                 _say(f"shotrun: warning: {note}", err=True)
-            written = report_from_store(manifest, store, force=True)
+            written = report_from_store(manifest, store, force=True,
+                                        standalone=args.standalone)
     else:
         if not args.quiet:
             _say(f"shotrun: no run of {manifest.path} yet: every take is shown as new",
                  err=True)
-        written = write_report(manifest, [], chosen={})
+        written = write_report(manifest, [], chosen={}, standalone=args.standalone)
     path = written.path
     if not args.quiet:  # -q: errors only; the exit code says it is written
         _say(f"shotrun: report of {written.describe()}: {path}")

@@ -33,23 +33,21 @@ from runner.money import format_amount, unit_word
 from runner.observed import OutputExpectations
 from runner.outlook import abandon_warning, abandoned_task
 from runner.profile import describe_expectations, gateway_label, profile_for
-from runner.progress import PROGRESS_MODES, make_observer
 from runner.providers import add_flag as add_provider_flag
 from runner.providers import spec as provider_spec
 from runner.redact import redact
 from runner.scheduler.backoff import BackoffPolicy
-from runner.scheduler.context import EngineSettings
-from runner.scheduler.engine import Engine
 from runner.scheduler.polling import PollPolicy
-from runner.scheduler.progress import EventSink, Observer, RunSummary
-from runner.scheduler.restore import check_plans
+from runner.scheduler.progress import PROGRESS_MODES, EventSink, Observer, RunSummary
 from runner.selection import select_takes
 from runner.session import ClientLimits, Overrides, RunConfig, open_session, prepare
 from runner.wire import FingerprintPayloads
 from runner.words import count as counted
 from runner.words import listed
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the engine, its context and the live panel are imported where used:
+    # they bring aiohttp, PyAV and rich, which `shotrun --help` would pay for at start-up
+    from runner.scheduler.context import EngineSettings
     from runner.state import StateStore
 
 # Poll bounds: a real gateway renders in minutes; the built-in emulator in seconds.
@@ -270,6 +268,8 @@ def poll_policy(args: argparse.Namespace, config: RunConfig, *, calibrate: bool 
 
 def engine_settings(args: argparse.Namespace, config: RunConfig) -> EngineSettings:
     """Engine settings from the resolved config and the tuning flags."""
+    from runner.scheduler.context import EngineSettings  # here for start-up speed
+
     polling = poll_policy(args, config, calibrate=args.poll_calibration == "on")
     backoff = BackoffPolicy()
     b_base = args.backoff_base if args.backoff_base is not None else backoff.base
@@ -431,6 +431,8 @@ async def execute(manifest: Manifest, takes: Sequence[Take], plans: Sequence[Any
                   expectations: OutputExpectations | None = None,
                   events: EventSink | None = None) -> RunSummary:
     """Open the session, run the engine with signal handling, return the summary."""
+    from runner.scheduler.engine import Engine  # here for start-up speed: aiohttp, PyAV
+
     async with open_session(manifest, config, api_key, limits) as session:
         engine = Engine(manifest, store, session.gateway, plans, settings, observer=observer,
                         upload_namespace=session.files_url, expectations=expectations,
@@ -470,9 +472,12 @@ def end_of_run_report(manifest: Manifest, store: StateStore) -> Path | None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``shotrun run``."""
+    from runner.commands._warnings import warning_lines
     from runner.commands.store import after_run, open_for_run
     from runner.manifest import load_manifest
     from runner.manifest.outdir import check_output_dir
+    from runner.progress import make_observer  # here for start-up speed: rich
+    from runner.scheduler.restore import check_plans  # here for start-up speed: PyAV
 
     # --json or --progress jsonl: stdout is for a machine; the human text goes to stderr.
     scripted = args.json or args.progress == "jsonl"
@@ -481,8 +486,8 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(manifest)  # a file where the folder goes: exit 2, nothing sent
     if args.verify_size is not None:  # the flag over the manifest's verify.size
         manifest = dataclasses.replace(manifest, verify=VerifyPolicy(size=args.verify_size))
-    for warning in manifest.warnings:
-        _out(str(warning), err=True)
+    for line in warning_lines(manifest.path, manifest.warnings, args.provider):
+        _out(line, err=True)
     takes = select_takes(manifest, args.only)
     overrides = Overrides(base_url=args.base_url, files_url=args.files_url,
                           concurrency=args.concurrency, submit_rate=args.submit_rate,

@@ -11,7 +11,6 @@ import sys
 from typing import Any
 
 from runner.errors import EXIT_OK
-from runner.manifest.schema import schema_text
 
 
 def add_parser(subparsers: Any) -> None:
@@ -26,6 +25,8 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the schema as shipped."""
+    from runner.manifest.schema import schema_text  # here for start-up speed: YAML, jsonschema
+
     text = schema_text()
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return EXIT_OK

@@ -11,8 +11,8 @@ import argparse
 import json
 from typing import Any
 
+from runner.commands._warnings import remember
 from runner.errors import EXIT_OK, EXIT_USAGE, Problem
-from runner.manifest import validate_file
 from runner.providers import add_flag as add_provider_flag
 from runner.redact import redact
 from runner.session import check_base_url_flag
@@ -51,6 +51,8 @@ def problem_json(problem: Problem) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Validate every file; print problems; 0 when all are valid, else 2."""
+    from runner.manifest import validate_file  # here for start-up speed: YAML, jsonschema
+
     check_base_url_flag(args.base_url)  # UsageError -> exit 2, before any file is read
     results: list[dict[str, Any]] = []
     all_valid = True
@@ -64,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             for problem in problems:
                 print(redact(str(problem)))
+            if errors == 0:  # plan and run then say these in one line: see _warnings
+                remember(file, problems)
             if errors == 0 and not args.quiet:  # -q: only the problems
                 warned = f" ({len(problems)} warning{'s' if len(problems) != 1 else ''})" \
                     if problems else ""

@@ -63,6 +63,16 @@ class Checked:
     warning: str | None = None
 
 
+def _missing(written: str, path: Path, base_dir: Path) -> str:
+    """What to do about a file that is not there: the path looked for, and that it is absent."""
+    if Path(written).expanduser().is_absolute():
+        return (f"no such file {written!r}: it does not exist; put the image there or "
+                "correct the path")
+    looked = os.path.relpath(path, base_dir)
+    return (f"no such file {written!r}: looked for {looked} relative to the manifest's folder "
+            "and it does not exist; put the image there or correct the path")
+
+
 class LocalFiles:
     """Checks local files relative to the manifest's directory, once each."""
 
@@ -87,7 +97,7 @@ class LocalFiles:
                                    " (relative to the manifest's folder)")
         try:
             if not path.exists():
-                return Checked(None, f"no such file {shown}; check the path or the asset name")
+                return Checked(None, _missing(written, path, self.base_dir))
             if not path.is_file():
                 return Checked(None, f"{shown} is not a file; give an image file")
             size = path.stat().st_size

@@ -73,15 +73,25 @@ class MediaResolver:
             return value
         checked = self.files.check(value)
         if checked.problem is not None:
-            hint = ""
-            if "/" not in value and "\\" not in value and checked.problem.startswith("no such"):
-                hint = did_you_mean(value, list(self.asset_defs))
-                hint = hint.replace("did you mean", "did you mean the asset") if hint else ""
-            self.ctx.error(path, checked.problem + hint)
+            self.ctx.error(path, checked.problem + self._asset_hint(value, path, checked.problem))
             return None
         if checked.warning is not None:
             self.ctx.warn(path, f"{value!r} {checked.warning}")
         return checked.file
+
+    def _asset_hint(self, value: str, path: KeyPath, problem: str) -> str:
+        """A near-miss asset name for a bare word that is no file, never the asset itself.
+
+        Under ``assets:`` the value is a path and only a path: naming the asset being declared
+        (``moon: moon.png`` -> "did you mean the asset 'moon'?") would send the reader in a
+        circle, so a declaration gets no hint and its own name is never suggested.
+        """
+        if path[:1] == ("assets",) or "/" in value or "\\" in value:
+            return ""
+        if not problem.startswith("no such"):
+            return ""
+        hint = did_you_mean(value, list(self.asset_defs))
+        return hint.replace("did you mean", "or did you mean the asset") if hint else ""
 
     def image(self, value: Any, path: KeyPath) -> Media | None:
         """An image reference given as a string: an asset name, a URL or a path."""

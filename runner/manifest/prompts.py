@@ -37,10 +37,13 @@ class Attached:
 
 
 def substitute(text: str, variables: Mapping[str, str], ctx: Context, path: KeyPath,
-               used: set[str]) -> str | None:
-    """``text`` with ``${name}`` replaced; None (after reporting) when a variable is undefined."""
+               used: set[str]) -> tuple[str, bool]:
+    """``text`` with ``${name}`` replaced, and whether a reference failed (reported).
+
+    A failed reference is left as written, so that the rest of the prompt is still checked.
+    """
     if "$" not in text:
-        return text
+        return text, False
     failed = False
 
     def replace(match: re.Match[str]) -> str:
@@ -63,13 +66,13 @@ def substitute(text: str, variables: Mapping[str, str], ctx: Context, path: KeyP
         return variables[name]
 
     result = _VAR.sub(replace, text)
-    return None if failed else result
+    return result, failed
 
 
-def rewrite(text: str, attached: Attached, ctx: Context, path: KeyPath) -> str | None:
-    """``text`` with ``@name`` rewritten to positions; None (after reporting) on a bad reference."""
+def rewrite(text: str, attached: Attached, ctx: Context, path: KeyPath) -> tuple[str, bool]:
+    """``text`` with ``@name`` rewritten to positions, and whether a reference was bad."""
     if "@" not in text:
-        return text
+        return text, False
     failed = False
 
     def replace(match: re.Match[str]) -> str:
@@ -106,18 +109,19 @@ def rewrite(text: str, attached: Attached, ctx: Context, path: KeyPath) -> str |
         return match.group(0)
 
     result = _REF.sub(replace, text)
-    return None if failed else result
+    return result, failed
 
 
 def finish(text: str, variables: Mapping[str, str], attached: Attached, ctx: Context,
            path: KeyPath, used: set[str]) -> str | None:
-    """Substitute, rewrite and check the length of one prompt; None when it has a problem."""
-    substituted = substitute(text, variables, ctx, path, used)
-    if substituted is None:
-        return None
-    result = rewrite(substituted, attached, ctx, path)
-    if result is None:
-        return None
+    """Substitute, rewrite and check the length of one prompt; None when it has a problem.
+
+    Every check runs even after one failed, so that all of a prompt's problems (an undefined
+    variable and a stray ``@word`` and its length) are reported together, not one per edit.
+    """
+    substituted, bad_variable = substitute(text, variables, ctx, path, used)
+    result, bad_reference = rewrite(substituted, attached, ctx, path)
+    failed = bad_variable or bad_reference
     if not result.strip():
         ctx.error(path, "the prompt is empty after substitution; write what the shot shows")
         return None
@@ -125,4 +129,4 @@ def finish(text: str, variables: Mapping[str, str], attached: Attached, ctx: Con
         ctx.error(path, f"the prompt is {len(result)} characters after substitution and "
                         f"rewriting, more than {MAX_PROMPT_CHARS}; shorten it")
         return None
-    return result
+    return None if failed else result

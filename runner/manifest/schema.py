@@ -141,6 +141,36 @@ def _alternatives(schema: dict[str, Any]) -> str:
     return " or ".join(words) or "another kind of value"
 
 
+def _keys_of(schema: Any) -> set[str]:
+    """The property names a (dereferenced) schema allows, through anyOf/oneOf/allOf."""
+    if not isinstance(schema, dict):
+        return set()
+    keys = set(schema.get("properties", {}))
+    for word in ("anyOf", "oneOf", "allOf"):
+        for branch in schema.get(word, ()):
+            keys |= _keys_of(branch)
+    return keys
+
+
+def _lost_indentation(name: str, mapping: dict[str, Any], schema: dict[str, Any]) -> str | None:
+    """The sibling above ``name`` that allows it as a key: ``name`` lost its indentation.
+
+    Siblings are searched upwards from ``name`` (the file's order), stopping at the first one
+    whose value is a mapping, a list of mappings or empty (``defaults:`` whose keys all lost
+    their indentation) and whose schema has ``name`` as a key.
+    """
+    siblings = list(mapping)
+    properties: dict[str, Any] = schema.get("properties", {})
+    for sibling in reversed(siblings[:siblings.index(name)]):
+        child = properties.get(sibling)
+        value = mapping[sibling]
+        if isinstance(value, list) and isinstance(child, dict):
+            child, value = child.get("items"), (value[-1] if value else None)
+        if (value is None or isinstance(value, dict)) and name in _keys_of(child):
+            return sibling
+    return None
+
+
 class _Mapper:
     """Turns jsonschema errors into problems located in one loaded file."""
 
@@ -207,6 +237,12 @@ class _Mapper:
             where = (*path, name)
             if path[:1] == ("api",) and name.lower() in KEY_FIELD_NAMES:
                 self.add(where, key_field_message(name, key_env(self.root)), key=True)
+                continue
+            parent = _lost_indentation(name, value, schema)
+            if parent is not None:
+                self.add(where, f"unknown key '{name}' at this indentation; '{name}' is a key "
+                                f"of '{parent}': did you mean to indent it under '{parent}'?",
+                         key=True)
                 continue
             hint = did_you_mean(name, known)
             if not hint:

@@ -1,9 +1,11 @@
-"""The contact sheet: one self-contained HTML page with every take of a manifest.
+"""The contact sheet: one HTML page with every take of a manifest.
 
 ``write_report(manifest, records)`` gathers (:mod:`.view`), renders (:mod:`.render`) and writes
 ``<output_dir>/report.html`` atomically, with poster frames under
-``<output_dir>/.shotrun/posters/``. ``write_trace_csv`` writes the per-take trace records (the
-same fields as ``shotrun status --json``) for spreadsheets.
+``<output_dir>/.shotrun/posters/`` (the page refers to them, so it works where it is). With
+``standalone`` it writes ``report-standalone.html`` with the posters inlined: it can be moved
+or mailed, with the video folders beside it to play them. ``write_trace_csv`` writes the
+per-take trace records (the same fields as ``shotrun status --json``) for spreadsheets.
 
 The page carries a digest of what it shows (:func:`page_state`: the manifest and the store's
 :meth:`~runner.state.StateStore.stamp`). Making the page costs seconds for 20,000 takes
@@ -31,9 +33,11 @@ from runner.words import count
 log = structlog.get_logger()
 
 REPORT_NAME = "report.html"
+STANDALONE_NAME = "report-standalone.html"  # posters inlined: can be moved or mailed
 
 __all__ = [
     "REPORT_NAME",
+    "STANDALONE_NAME",
     "ReportData",
     "WrittenReport",
     "collect",
@@ -61,9 +65,9 @@ class WrittenReport:
         return count(self.totals.takes, "take") + (f": {counts}" if counts else "")
 
 
-def report_path(manifest: Manifest) -> Path:
-    """Where the report of ``manifest`` is written."""
-    return manifest.output_dir / REPORT_NAME
+def report_path(manifest: Manifest, *, standalone: bool = False) -> Path:
+    """Where the report of ``manifest`` is written (the stand-alone page beside it)."""
+    return manifest.output_dir / (STANDALONE_NAME if standalone else REPORT_NAME)
 
 
 # Bump when the page changes shape, so that pages made by an older shotrun are remade.
@@ -104,14 +108,16 @@ def is_current(manifest: Manifest, state: str, path: Path | None = None) -> bool
 def write_report(
     manifest: Manifest, records: Iterable[RecordLike], *, path: Path | None = None,
     chosen: Mapping[str, tuple[int, bool]] | None = None, state: str = "",
-    notes: Mapping[str, Note] | None = None,
+    notes: Mapping[str, Note] | None = None, standalone: bool = False,
 ) -> WrittenReport:
     """Write the report of ``manifest`` (at ``path``, default ``<output_dir>/report.html``);
     ``chosen`` (shot id -> chosen take, picked or not) marks the chosen tiles; ``state``
     (:func:`page_state`) is written into the page for :func:`is_current`; ``notes`` (the
-    store's) are shown on their takes."""
-    target = path or report_path(manifest)
-    data = collect(manifest, records, chosen=chosen, page_dir=target.parent, notes=notes)
+    store's) are shown on their takes. ``standalone`` inlines the posters (default path
+    ``<output_dir>/report-standalone.html``): the page no longer needs ``.shotrun/``."""
+    target = path or report_path(manifest, standalone=standalone)
+    data = collect(manifest, records, chosen=chosen, page_dir=target.parent, notes=notes,
+                   standalone=standalone)
     if state:
         data = replace(data, state=state)
     write_atomic(target, render_html(data).encode("utf-8"))

@@ -96,3 +96,14 @@ def thumbnail_data_uri(path: Path, side: int = THUMB_SIDE) -> str | None:
         return None
     encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
     return f"data:image/jpeg;base64,{encoded}"
+
+
+def file_data_uri(path: Path, kind: str = "image/jpeg") -> str | None:
+    """A file (a poster) as a ``data:`` URI, for a page that must not refer to ``.shotrun/``;
+    None if it cannot be read."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        log.warning("report_poster_unreadable", path=str(path), error=str(exc))
+        return None
+    return f"data:{kind};base64,{base64.b64encode(data).decode('ascii')}"

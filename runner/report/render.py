@@ -280,6 +280,26 @@ def state_of_page(head: str) -> str | None:
     return match.group(1) if match else None
 
 
+STANDALONE_NOTE = (
+    "Stand-alone page: the posters are inside it; the videos are the files next to it, "
+    "referred to by their paths relative to this page (such as {example}). Move or mail it "
+    "with those folders to play them; alone, it shows the stills."
+)
+FOLDER_NOTE = (
+    "This page shows posters kept in .shotrun/posters/ beside it and works where it is; "
+    "`shotrun report --standalone` writes a page that can be moved or mailed."
+)
+
+
+def _portability(data: ReportData) -> str:
+    """What the page needs around it: said on the page, so whoever receives it knows."""
+    if not data.standalone:
+        return f'<div class="meta folder">{_e(FOLDER_NOTE)}</div>'
+    example = next((take.video_src for shot in data.shots for take in shot.takes
+                    if take.video_src), "SHOT/take-1.mp4")
+    return f'<div class="meta standalone">{_e(STANDALONE_NOTE.format(example=example))}</div>'
+
+
 def render_html(data: ReportData) -> str:
     """The whole page."""
     csp = (
@@ -301,6 +321,6 @@ def render_html(data: ReportData) -> str:
         f"<style>{CSS}{_thumb_css(data)}</style></head><body>"
         f"<header><h1>{_e(data.title)}</h1>"
         f'<div class="meta">{_e(data.manifest_path)} · generated {_e(data.generated_at)}</div>'
-        f"{totals_html(data.totals())}{_filters(data)}</header>"
+        f"{_portability(data)}{totals_html(data.totals())}{_filters(data)}</header>"
         f"<main>{body}</main><script>{JS}</script></body></html>\n"
     )

@@ -30,7 +30,7 @@ from runner.model import (
 )
 from runner.money import CREDITS, Figure, UnitTotal, take_figure, unit_of
 from runner.money import totals as money_totals
-from runner.report.media import make_poster, probe_video, thumbnail_data_uri
+from runner.report.media import file_data_uri, make_poster, probe_video, thumbnail_data_uri
 from runner.state.continuity import frame_sources
 from runner.state.notes import Note, current_notes
 
@@ -180,6 +180,7 @@ class ReportData:
     thumbs: Mapping[str, str] = field(default_factory=dict)  # id -> data: URI
     state: str = ""  # what the page shows, digested (see runner.report.page_state)
     unit: str = CREDITS  # the unit the manifest's provider bills in (runner.money)
+    standalone: bool = False  # posters inlined: the page can be moved with its videos
 
     def totals(self) -> Totals:
         takes = [take for shot in self.shots for take in shot.takes]
@@ -219,10 +220,12 @@ def wall_seconds(record: RecordLike) -> float | None:
 class _Collector:
     """Builds views for one report; remembers thumbnails so each image is inlined once."""
 
-    def __init__(self, manifest: Manifest, page_dir: Path, posters_dir: Path) -> None:
+    def __init__(self, manifest: Manifest, page_dir: Path, posters_dir: Path, *,
+                 inline_posters: bool = False) -> None:
         self.manifest = manifest
         self.page_dir = page_dir
         self.posters_dir = posters_dir
+        self.inline_posters = inline_posters
         self.thumbs: dict[str, str] = {}
         self._unreadable: set[str] = set()
 
@@ -288,7 +291,9 @@ class _Collector:
                     duration, width, height = facts.duration, facts.width, facts.height
                 name = record.sha256 or hashlib.sha256(str(output).encode()).hexdigest()
                 poster = make_poster(output, self.posters_dir, name[:32], duration)
-                if poster is not None:
+                if poster is not None and self.inline_posters:
+                    poster_src = file_data_uri(poster)  # None: the tile shows no poster
+                elif poster is not None:
                     poster_src = relative_url(poster, self.page_dir)
             else:
                 missing = True
@@ -341,6 +346,7 @@ def collect(
     posters_dir: Path | None = None,
     now: dt.datetime | None = None,
     notes: Mapping[str, Note] | None = None,
+    standalone: bool = False,
 ) -> ReportData:
     """Gather the report of ``manifest`` from its state ``records`` and its outputs on disk.
 
@@ -349,14 +355,16 @@ def collect(
     chosen take's number and whether it was picked, from
     :func:`runner.state.continuity.chosen_takes`) marks tiles; chains come from the
     manifest's ``from_shot`` frames. ``notes`` (the store's, by take key) are shown on the
-    tiles whose output is the one they were written about.
+    tiles whose output is the one they were written about. ``standalone``: posters are
+    inlined as ``data:`` URIs (the page no longer needs the private ``.shotrun/`` folder),
+    and the page says how it can be moved.
     """
     page_dir = page_dir or manifest.output_dir
     posters_dir = posters_dir or manifest.output_dir / ".shotrun" / "posters"
     by_take: dict[tuple[str, int, str], RecordLike] = {
         (record.shot_id, record.take, record.fingerprint): record for record in records
     }
-    collector = _Collector(manifest, page_dir, posters_dir)
+    collector = _Collector(manifest, page_dir, posters_dir, inline_posters=standalone)
     shots: dict[str, list[Take]] = {}
     for take in manifest.takes:
         shots.setdefault(take.shot_id, []).append(take)
@@ -404,4 +412,5 @@ def collect(
         shots=tuple(views),
         thumbs=dict(collector.thumbs),
         unit=unit_of(manifest.api.provider),
+        standalone=standalone,
     )

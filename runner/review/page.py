@@ -200,6 +200,7 @@ def page_html(manifest: Manifest, snapshot: Snapshot, version: int, token: str) 
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="generator" content="shotrun review">'
         f"<title>{_e(manifest.name)} · shotrun review</title>"
+        '<link rel="icon" href="/favicon.ico" type="image/svg+xml">'
         f'<link rel="stylesheet" href="/static/review.css?token={token}"></head>'
         f'<body data-version="{version}"><header><h1>{_e(manifest.name)}</h1>'
         f'<div class="meta">{_e(path)} · review (live)</div>'

@@ -14,6 +14,10 @@ from typing import Any
 from runner.model import frozen_mapping
 from runner.money import CREDITS
 
+#: ``run --progress``: how a run shows itself (runner.progress draws each; named here, where
+#: the command line can read them without importing rich).
+PROGRESS_MODES = ("auto", "bar", "lines", "jsonl", "none")
+
 
 @dataclass(frozen=True, slots=True)
 class TakeProgress:

@@ -29,7 +29,13 @@ from runner.probe.checks import (
     Answer,
     judge,
 )
-from runner.profile import GatewayProfile, derived_sizes, describe_expectations, load_profile
+from runner.profile import (
+    GatewayProfile,
+    derived_sizes,
+    describe_expectations,
+    load_profile,
+    profile_path,
+)
 
 KEY = "sk-probe-test-key-0123456789abcdef"
 WRONG = "sk-probe-wrong-key-fedcba9876543210"
@@ -135,7 +141,7 @@ async def test_spend_creates_exactly_one_task_and_the_next_plan_uses_its_size(
     assert not (tmp_path / "out" / ".shotrun" / "probe" / "intent.json").exists()
     profile = load_profile(tmp_path / "out")
     assert profile is not None and found["profile"] == str(
-        tmp_path / "out" / ".shotrun" / "gateway-profile.json")
+        profile_path(tmp_path / "out", profile.base_url))  # one file per provider and URL
     assert profile.sizes["720p 16:9"] == (160, 90)
     assert profile.sizes["720p 9:16"] == (90, 160)  # derived, and marked so
     assert "720p 9:16" in profile.details["derived_sizes"]

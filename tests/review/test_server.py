@@ -14,6 +14,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from runner import cli
 from runner.state import StateStore, store_path_for
@@ -259,3 +260,18 @@ async def test_a_waiting_pick_that_cannot_be_saved_any_more_is_said_on_the_page(
     assert ("not saved: pick s01-walk take 2: s01-walk/take-2 is not a finished take (new)"
             in failed["live"])
     assert picks_in(manifest) == []
+
+
+async def test_the_favicon_is_served_without_the_token_and_without_a_warning(
+        finished: Path) -> None:
+    async with serving(finished) as server:
+        with capture_logs() as logs:
+            status, headers, body = await get(server, "/favicon.ico", token=False)
+            page_status, _, page = await get(server, "/")
+        assert status == 200 and headers["content-type"].startswith("image/svg+xml")
+        assert body.startswith(b"<svg")
+        assert page_status == 200 and b'<link rel="icon" href="/favicon.ico"' in page
+        assert [e for e in logs if e["event"] == "review_refused"] == []
+        # every other path still needs it
+        status, _, _ = await get(server, "/favicon.ico/../static/review.js", token=False)
+        assert status == 403
