@@ -99,6 +99,8 @@ class PlanRow:
         """What the take costs, as ``status`` and the report show it: the record's own
         figure (what was charged) for a take a run keeps, else the estimate."""
         status = self.status
+        if bucket(status) == "restore":  # a kept render put back: nothing to pay
+            return Figure(0.0, self.unit, False)
         if status is not None and status.figure is not None and bucket(status) != "run":
             return status.figure
         return Figure(self.estimate, self.unit, self.estimate is not None)
@@ -342,7 +344,8 @@ def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console, *
                 s.prompt for s in request.multi_prompt or ())
             cells.append(_short(prompt))
         cells.append(row.figure.cell() if row.figure.estimated or row.figure.amount is None
-                     else format_amount(row.figure.amount, row.unit, bare=True))
+                     else format_amount(row.figure.amount, row.unit, bare=True,
+                                        short=row.figure.amount == 0))  # free: "0"
         if with_status:
             state = row.status.state if row.status else ""
             reason = row.status.reason if row.status else ""

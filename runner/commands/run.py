@@ -86,7 +86,8 @@ def add_parser(subparsers: Any) -> None:
                         "gateway has not answered once yet")
     parser.add_argument("--retry-failed", action="store_true",
                         help="spends: also create new tasks for takes that failed "
-                        "permanently before or whose result's lifetime is over, and resubmit "
+                        "permanently before, whose result's lifetime is over or whose file is "
+                        "missing with nothing to restore it from, and resubmit "
                         "held ambiguous ones (which may then be billed twice); a paid result "
                         "still collectable is collected, never created again")
     parser.add_argument("--ambiguous", choices=("resubmit", "hold"), default="resubmit",

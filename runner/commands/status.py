@@ -500,8 +500,9 @@ def _lost_files(store: StateStore, output_dir: Path, manifest: Manifest | None
             take = takes.get(record.key)
             cost = (kept.rerender_cost(manifest, take, record.credits)
                     if manifest is not None and take is not None
-                    else f"about {record.credits:g} credits" if record.credits is not None
-                    else "an unknown number of credits")
+                    else advice.cost(record.credits, unit=unit_of(manifest.api.provider)
+                                     if manifest is not None else CREDITS)
+                    if record.credits is not None else "an unknown amount")
             fate = (f"no kept render or live task can bring it back; `shotrun run "
                     f"--retry-failed` renders it again and spends {cost}")
         lost[record.key] = (what, fate)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import pytest
-
 from runner.cli import build_parser
 
 SPENDS = {
@@ -14,9 +12,6 @@ SPENDS = {
     "probe": "for free; with --spend, one paid task",
     "gc": "(never spends)",
 }
-# A command whose one-line help does not say yet what it spends: a gap in runner/, not in the
-# docs (the README's table says "never"); its own test below fails loudly once it is fixed.
-HELP_GAPS = {"completion"}
 
 
 def _commands() -> dict[str, str]:
@@ -29,13 +24,7 @@ def test_every_command_help_says_what_it_spends() -> None:
     helps = _commands()
     assert set(helps) >= {"run", "probe", "plan", "validate", "status", "init", "emulator"}
     for name, text in helps.items():
-        if name not in HELP_GAPS:
-            assert SPENDS.get(name, "spends nothing)") in " ".join(text.split()), name
-
-
-@pytest.mark.xfail(strict=True, reason="runner/commands/completion.py: help omits 'spends nothing'")
-def test_completion_help_says_it_spends_nothing() -> None:
-    assert "spends nothing)" in " ".join(_commands()["completion"].split())
+        assert SPENDS.get(name, "spends nothing)") in " ".join(text.split()), name
 
 
 def test_the_flags_that_spend_say_so() -> None:
