@@ -75,7 +75,7 @@ def test_sidecar_tells_where_an_output_came_from(out: Path, store: StateStore) -
     assert data["fingerprint"] == take.fingerprint
     assert data["task_id"] == "task-" + take.fingerprint[:6]
     assert data["request"] == {"prompt": "the coast, key [REDACTED]"}
-    assert data["credits"] == {"estimated": 40.5, "reserved": 40.0}
+    assert data["credits"] == {"estimated": 40.5, "reserved": 40.0, "unit": "credits"}
     assert (data["sha256"], data["size"], data["verified_duration"]) == ("ee" * 32, 7, 5.0)
     assert data["output"] == "take-1.mp4"
     assert data["submitted"].endswith("Z") and data["downloaded"].endswith("Z")
