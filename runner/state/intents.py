@@ -45,8 +45,11 @@ from runner.redact import redact_value
 log = structlog.get_logger()
 
 JOURNAL = "intents.jsonl"
+#: What the store's ``statuses()`` says of a failed take whose paid task may still hand over
+#: its result (runner.state.plan.collectable): its intent is kept, since no sidecar has its id.
+COLLECTABLE_STATUS = "collectable"
 _IN_FLIGHT = frozenset({"submitting", "ambiguous", "held", "submitted", "completed",
-                        "downloading"})
+                        "downloading", COLLECTABLE_STATUS})
 _ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 _OPEN_APPEND = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 
@@ -250,8 +253,9 @@ def settle(output_dir: Path, statuses: Callable[[], Mapping[str, tuple[str, str]
 
     ``statuses()``: per take key, its (status, fingerprint) in the store (asked only when
     there is a journal). An intent stays while its take is in flight or ambiguous with the
-    same fingerprint, and when the store does not know the take at all; it goes once the
-    take is done, failed or new, or rendered anew. Called with the writer lock held.
+    same fingerprint (a failed take still collectable too: ``collectable``), and when the
+    store does not know the take at all; it goes once the take is done, failed for good or
+    new, or rendered anew. Called with the writer lock held.
     """
     path = journal_path(output_dir)
     try:

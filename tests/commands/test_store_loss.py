@@ -352,3 +352,30 @@ def test_store_rebuild_refuses_bad_input_and_a_held_store_writing_nothing(
         assert not list(store.parent.glob("state.sqlite.damaged-*"))
     finally:
         holder.release()
+
+
+async def test_a_store_lost_while_takes_are_collectable_collects_them_not_pays_again(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Paid results refused (over ``--max-result-size``), then the store deleted: no
+    sidecar holds their task ids, so the intents journal must keep them past the run's end
+    for the rebuilt store to collect them, not create them again."""
+    monkeypatch.setenv("SHOTRUN_API_KEY", KEY)
+    manifest = write_manifest(tmp_path, THREE)
+    async with run_emulator(fast_emulator()) as emulator:
+        assert await _run(manifest, emulator.base_url, "--max-result-size", "1K") == 1
+        store = _store(tmp_path)
+        assert set(_statuses(store).values()) == {"failed"}
+        _remove_store(store)
+        capsys.readouterr()
+        code = await _run(manifest, emulator.base_url)
+        stats = emulator.stats()
+    captured = capsys.readouterr()
+    assert code == 0 and "done: 3/3" in captured.out, captured
+    assert "3 to collect by its task id" in captured.out
+    assert stats["accepted_tasks"] == TAKES
+    for video in ("s01/take-1.mp4", "s01/take-2.mp4", "s02/take-1.mp4"):
+        decodes(tmp_path / "out" / video)
+    assert_paid_once(stats["accepted_tasks"], TAKES, store)
+    assert_lines_bounded(captured.out, captured.err)
+    assert_secret_absent(tmp_path / "out", KEY)
