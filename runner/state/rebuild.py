@@ -20,7 +20,9 @@ The ``attempts`` ledger gets a row per take so found, so the budget counts what 
 the take's earlier attempts (its attempt number minus one) are counted ambiguous: the folder
 cannot tell a lost answer or a failed task (maybe billed) from a refusal (not billed), and a
 take counted so is held rather than resubmitted twice, as today's rules do.
-What the folder cannot tell (failures, picks, notes, uploads, history) starts afresh.
+The kept renders under ``<shot>/history/`` (:mod:`runner.kept`) were paid too: their sidecars
+add rows to the ledger only, so the lifetime budget counts them after a rebuild as before.
+What the folder cannot tell (failures, picks, notes, uploads) starts afresh.
 
 The rebuild is built in a temporary file and renamed into place: a run killed during it
 leaves the store missing still, never an empty store that would pass for a healthy one.
@@ -48,6 +50,7 @@ import structlog
 from runner.errors import StateError
 from runner.fsutil import fsync_dir, fsync_file, hash_file
 from runner.money import CREDITS
+from runner.outputs import HISTORY_DIR
 from runner.state import schema
 from runner.state.base import (
     StoreDamaged,
@@ -157,12 +160,33 @@ def _sidecars(output_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
                 log.warning("sidecar_unreadable", sidecar=str(path))
                 continue
             take = int(_TAKE_FILE.fullmatch(name).group(1))  # type: ignore[union-attr]
-            if (isinstance(data, dict) and data.get("shot") == folder.name
-                    and data.get("take") == take
-                    and data.get("id") == f"{folder.name}/take-{take}"
-                    and isinstance(data.get("fingerprint"), str)
-                    and data.get("output") == f"take-{take}.mp4"):
+            if _names_take(data, folder.name, take):
                 yield path.with_suffix(".mp4"), data
+
+
+def _names_take(data: Any, shot: str, take: int) -> bool:
+    """The sidecar data names its own take, ``<shot>/take-<take>``, and a fingerprint."""
+    return (isinstance(data, dict) and data.get("shot") == shot and data.get("take") == take
+            and data.get("id") == f"{shot}/take-{take}"
+            and isinstance(data.get("fingerprint"), str)
+            and data.get("output") == f"take-{take}.mp4")
+
+
+def _kept_sidecars(output_dir: Path) -> Iterator[dict[str, Any]]:
+    """The sidecar data of each kept render, ``<shot>/history/<fp12>[-n]/take-<n>.json``:
+    renders paid for, then replaced by a newer one (:mod:`runner.kept`)."""
+    for history in sorted(output_dir.glob(f"*/{HISTORY_DIR}/*/take-*.json")):
+        found = _TAKE_FILE.fullmatch(history.name)
+        shot = history.parent.parent.parent.name
+        if found is None or shot.startswith("."):
+            continue
+        try:
+            data = json.loads(history.read_bytes())
+        except (OSError, ValueError):
+            log.warning("sidecar_unreadable", sidecar=str(history))
+            continue
+        if _names_take(data, shot, int(found.group(1))):
+            yield data
 
 
 def _verified(video: Path, data: dict[str, Any], *, hashed: bool = True) -> bool:
@@ -222,6 +246,42 @@ def _from_intent(intent: Intent) -> _Row:
     )
 
 
+@dataclass(frozen=True)
+class _Paid:
+    """A kept render's paid task: a row of the ``attempts`` ledger only (its take is
+    rendered otherwise now), so that the budget still counts what it cost."""
+
+    key: str
+    attempt: int
+    fingerprint: str
+    task_id: str
+    credits_estimated: float | None
+    credits_reserved: float | None
+    submitted_at: float | None
+    unit: str
+
+
+def _kept_paid(output_dir: Path, rows: list[_Row]) -> list[_Paid]:
+    """The paid tasks of the kept renders, each once, none a row of ``rows`` holds."""
+    seen = {row.task_id for row in rows if row.task_id is not None}
+    paid: list[_Paid] = []
+    for data in _kept_sidecars(output_dir):
+        task_id = data.get("task_id")
+        if not isinstance(task_id, str) or task_id in seen:
+            continue
+        seen.add(task_id)
+        credits = data["credits"] if isinstance(data.get("credits"), dict) else {}
+        attempt = data.get("attempts")
+        paid.append(_Paid(
+            key=str(data["id"]), fingerprint=str(data["fingerprint"]), task_id=task_id,
+            attempt=attempt if type(attempt) is int and attempt > 0 else 1,
+            credits_estimated=amount(credits.get("estimated")),
+            credits_reserved=amount(credits.get("reserved")),
+            submitted_at=_epoch(data.get("submitted")),
+            unit=recorded_unit(credits.get("unit")) or CREDITS))
+    return paid
+
+
 def gather(output_dir: Path, *, hashed: bool = True) -> tuple[list[_Row], str | None]:
     """The rows a rebuilt store holds, and the salt of the intents' client-chosen ids."""
     rows: dict[str, _Row] = {}
@@ -258,8 +318,13 @@ _INSERT_ATTEMPT = (
 
 
 def _write_rows(conn: sqlite3.Connection, rows: list[_Row], salt: str | None,
-                now: float, found: Rebuilt) -> None:
+                now: float, found: Rebuilt, kept: list[_Paid]) -> None:
     conn.execute("BEGIN IMMEDIATE")
+    # First, so that each take's own attempt stays its latest row (the one moves update).
+    conn.executemany(_INSERT_ATTEMPT, [
+        (paid.key, paid.attempt, paid.fingerprint, "submitted", paid.task_id,
+         paid.credits_estimated, paid.credits_reserved, paid.submitted_at or now, now,
+         paid.unit) for paid in kept])
     for row in rows:
         in_flight = row.status == "submitted" and row.output_path is None
         conn.execute(_INSERT_TAKE, (
@@ -319,7 +384,7 @@ def rebuild_into(path: Path, output_dir: Path, *, clock: Callable[[], float] = t
         conn = schema.connect(temp, readonly=False)
         try:
             schema.migrate(conn, temp)
-            _write_rows(conn, rows, salt, clock(), found)
+            _write_rows(conn, rows, salt, clock(), found, _kept_paid(output_dir, rows))
             # Everything into the main file, which alone is renamed into place.
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             conn.execute("PRAGMA journal_mode=DELETE")

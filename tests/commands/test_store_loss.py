@@ -379,3 +379,28 @@ async def test_a_store_lost_while_takes_are_collectable_collects_them_not_pays_a
     assert_paid_once(stats["accepted_tasks"], TAKES, store)
     assert_lines_bounded(captured.out, captured.err)
     assert_secret_absent(tmp_path / "out", KEY)
+
+
+async def test_a_rebuilt_store_still_counts_what_the_kept_renders_cost(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An edited shot rendered anew keeps its first render under ``history/``; both were
+    paid. A lost store rebuilt from the folder must count both against the lifetime budget,
+    or the cap protects less after the loss than before it."""
+    monkeypatch.setenv("SHOTRUN_API_KEY", KEY)
+    async with run_emulator(fast_emulator()) as emulator:
+        manifest = await asyncio.to_thread(_finished_run, tmp_path, emulator.base_url)
+        manifest.write_text(manifest.read_text().replace("waves on rocks", "waves on sand"))
+        assert await _run(manifest, emulator.base_url) == 0
+        accepted = emulator.stats()["accepted_tasks"]
+        assert accepted == TAKES + 1
+        store = _store(tmp_path)
+        with sqlite3.connect(store) as conn:
+            before = conn.execute("SELECT SUM(credits_reserved) FROM attempts").fetchone()[0]
+        conn.close()
+        _remove_store(store)
+        capsys.readouterr()
+        assert await _run(manifest, emulator.base_url, "--json") == 0
+        assert emulator.stats()["accepted_tasks"] == accepted
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["credits"]["total"] == pytest.approx(before)
