@@ -202,7 +202,8 @@ async def test_a_file_lost_for_good_is_missing_with_the_cost_exit_1(
         video.unlink()
         conn = sqlite3.connect(store_of(tmp_path))
         with conn:  # its task finished two days ago: the link's documented 24 h are over
-            conn.execute("UPDATE takes SET completed_at = completed_at - 172800")
+            conn.execute("UPDATE takes SET completed_at = completed_at - 172800,"
+                         " link_expires_at = link_expires_at - 172800")
         conn.close()
         capsys.readouterr()
         assert cli.main(["plan", str(manifest)]) == 0
