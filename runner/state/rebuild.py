@@ -10,7 +10,9 @@ until ``shotrun store rebuild`` sets it aside and does the same. Nothing is sent
 What a rebuilt store says, per take:
 - a sidecar whose video is there with the recorded size and hash: **done** (adopted);
 - a sidecar whose video is missing or changed, with a task id: **submitted** (the run polls
-  the task and downloads it again while the provider serves it);
+  the task and downloads it again while the provider serves it; marked ``output_lost`` as
+  :func:`runner.state.restore.mark_output_lost` does, so that a task gone at the provider
+  needs ``--retry-failed``, never a resubmission unasked);
 - an intent not superseded by its sidecar (same fingerprint, an attempt at least as late)
   with a task id: **submitted** (collected, not created);
 - an intent without a task id: **submitting**, which the run's sync turns into an ambiguous
@@ -60,6 +62,7 @@ from runner.state.base import (
     take_writer_lock,
 )
 from runner.state.intents import Intent, amount, read_intents, recorded_unit
+from runner.state.plan import OUTPUT_LOST
 from runner.state.store import StateStore
 
 log = structlog.get_logger()
@@ -125,6 +128,7 @@ class _Row:
     completed_at: float | None = None
     downloaded_at: float | None = None
     unit: str = CREDITS  # of the credits figures; a file from before units: the gateway's
+    last_error_code: str | None = None
 
 
 def _epoch(text: Any) -> float | None:
@@ -232,6 +236,7 @@ def _from_sidecar(video: Path, data: dict[str, Any], *, hashed: bool = True) -> 
         log.warning("sidecar_without_output", video=str(video))
         return None
     row.status = "submitted"  # its task is asked again: a fresh link, a new download
+    row.last_error_code = OUTPUT_LOST  # done once: gone at the provider, never resubmitted
     return row
 
 
@@ -307,9 +312,9 @@ _INSERT_TAKE = (
     " attempts, ambiguous_attempts, payload, credits_estimated, credits_reserved,"
     " output_path, size, sha256,"
     " verified_duration, video, gateway_status, progress, submitting_at, submitted_at,"
-    " completed_at, downloaded_at, created_at, updated_at, unit)"
+    " completed_at, downloaded_at, created_at, updated_at, unit, last_error_code)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-    " ?, ?)"
+    " ?, ?, ?)"
 )
 _INSERT_ATTEMPT = (
     "INSERT INTO attempts (key, attempt, fingerprint, outcome, task_id, credits_estimated,"
@@ -338,6 +343,7 @@ def _write_rows(conn: sqlite3.Connection, rows: list[_Row], salt: str | None,
             0 if in_flight else (100 if row.status == "done" else None),
             now if row.status == "submitting" else None,
             row.submitted_at, row.completed_at, row.downloaded_at, now, now, row.unit,
+            row.last_error_code,
         ))
         # Earlier attempts (a sidecar's or intent's attempt number minus one) may have been
         # billed (a lost answer, a task that failed) or not (a refusal): the folder cannot

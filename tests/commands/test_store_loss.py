@@ -404,3 +404,27 @@ async def test_a_rebuilt_store_still_counts_what_the_kept_renders_cost(
         assert emulator.stats()["accepted_tasks"] == accepted
     summary = json.loads(capsys.readouterr().out)
     assert summary["credits"]["total"] == pytest.approx(before)
+
+
+@pytest.mark.parametrize("store_lost", [False, True])
+async def test_a_missing_video_whose_task_is_gone_is_not_paid_again_unasked(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch, store_lost: bool) -> None:
+    """A done take's video deleted, and the provider no longer knows its task (a new
+    emulator): the take needs a new creation, which only ``--retry-failed`` makes, whether
+    the store was kept or lost and rebuilt from the sidecar in between."""
+    monkeypatch.setenv("SHOTRUN_API_KEY", KEY)
+    async with run_emulator(fast_emulator()) as emulator:
+        manifest = await asyncio.to_thread(_finished_run, tmp_path, emulator.base_url)
+    (tmp_path / "out" / "s02" / "take-1.mp4").unlink()
+    if store_lost:
+        _remove_store(_store(tmp_path))
+    capsys.readouterr()
+    async with run_emulator(fast_emulator()) as emulator:  # knows none of those tasks
+        code = await _run(manifest, emulator.base_url)
+        accepted = emulator.stats()["accepted_tasks"]
+    out = capsys.readouterr().out
+    assert accepted == 0, out
+    assert code == 1, out
+    assert ("needs a new creation: 1 take; --retry-failed would create 1 new task, about "
+            "24.3 credits") in out
