@@ -75,6 +75,9 @@ class Intent:
     credits_reserved: float | None = None
     at: float = 0.0
     unit: str | None = None  # of estimate and credits_reserved (runner.money)
+    # Its task finished and the result was paid for but not saved (kept by :func:`settle`
+    # for a collectable take): gone at the provider, it needs a new creation, not a resend.
+    finished: bool = False
 
     def line(self) -> bytes:
         """The journal line of this intent (a task id too, when it has one)."""
@@ -91,6 +94,8 @@ class Intent:
         if self.task_id is not None:
             data["task_id"] = self.task_id
             data["credits_reserved"] = self.credits_reserved
+        if self.finished:
+            data["finished"] = True
         return _line(data)
 
 
@@ -134,6 +139,7 @@ def _intent(data: Mapping[str, Any]) -> Intent | None:
         credits_reserved=amount(data.get("credits_reserved")),
         at=amount(data.get("at")) or 0.0,
         unit=recorded_unit(data.get("unit")),
+        finished=data.get("finished") is True,
     )
 
 
@@ -267,7 +273,8 @@ def settle(output_dir: Path, statuses: Callable[[], Mapping[str, tuple[str, str]
     for intent in fold(data.splitlines()).values():
         status = known.get(intent.key)
         if status is None or (status[0] in _IN_FLIGHT and status[1] == intent.fingerprint):
-            kept.append(intent)
+            finished = status is not None and status[0] == COLLECTABLE_STATUS
+            kept.append(replace(intent, finished=True) if finished else intent)
     if kept:
         atomic_write_bytes(path, b"".join(intent.line() for intent in kept), mode=0o600)
     else:

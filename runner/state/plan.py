@@ -81,7 +81,8 @@ def refused_result(record: TakeRecord) -> bool:
 
 
 #: ``last_error_code`` of a done take whose file went missing or changed, being fetched again
-#: from its finished task (runner.state.restore.mark_output_lost, runner.state.rebuild).
+#: from its finished task (runner.state.restore.mark_output_lost, runner.state.rebuild; the
+#: rebuild also marks so a collectable take's finished task, from its intent).
 OUTPUT_LOST = "output_lost"
 
 

@@ -14,7 +14,8 @@ What a rebuilt store says, per take:
   :func:`runner.state.restore.mark_output_lost` does, so that a task gone at the provider
   needs ``--retry-failed``, never a resubmission unasked);
 - an intent not superseded by its sidecar (same fingerprint, an attempt at least as late)
-  with a task id: **submitted** (collected, not created);
+  with a task id: **submitted** (collected, not created; one its task finished for, the
+  take collectable, is marked ``output_lost`` too);
 - an intent without a task id: **submitting**, which the run's sync turns into an ambiguous
   creation, as for a run killed then; at Kling the intent's ``external_task_id`` (made from
   the salt the intent carries, restored here) lets the run look it up instead.
@@ -248,6 +249,8 @@ def _from_intent(intent: Intent) -> _Row:
         credits_estimated=intent.estimate, credits_reserved=intent.credits_reserved,
         submitted_at=intent.at if intent.task_id else None,
         unit=intent.unit or CREDITS,
+        # A finished task whose result was not saved: as for a lost file (never resent).
+        last_error_code=OUTPUT_LOST if intent.finished and intent.task_id else None,
     )
 
 

@@ -428,3 +428,25 @@ async def test_a_missing_video_whose_task_is_gone_is_not_paid_again_unasked(
     assert code == 1, out
     assert ("needs a new creation: 1 take; --retry-failed would create 1 new task, about "
             "24.3 credits") in out
+
+
+async def test_a_store_lost_while_collectable_whose_task_is_gone_is_not_paid_unasked(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Paid results refused, the store deleted, and the provider no longer knows the tasks
+    (a new emulator): as with the store kept, they need ``--retry-failed``, priced; a plain
+    run creates nothing."""
+    monkeypatch.setenv("SHOTRUN_API_KEY", KEY)
+    manifest = write_manifest(tmp_path, THREE)
+    async with run_emulator(fast_emulator()) as emulator:
+        assert await _run(manifest, emulator.base_url, "--max-result-size", "1K") == 1
+    _remove_store(_store(tmp_path))
+    capsys.readouterr()
+    async with run_emulator(fast_emulator()) as emulator:  # knows none of those tasks
+        code = await _run(manifest, emulator.base_url)
+        accepted = emulator.stats()["accepted_tasks"]
+    out = capsys.readouterr().out
+    assert accepted == 0, out
+    assert code == 1, out
+    assert ("needs a new creation: 3 takes; --retry-failed would create 3 new tasks, about "
+            "72.9 credits") in out
