@@ -235,7 +235,8 @@ def _next_run(records: Sequence[Any], manifest: Manifest | None) -> dict[str, An
     ``retry_failed_creates``: those only ``--retry-failed`` renders anew, with the estimate.
     Judged by the run's own rule (:func:`runner.state.plan.decide`) as of now.
     """
-    rates = manifest.budget.rates if manifest is not None else {}
+    # Priced in the unit the provider bills in (Kling units, fal dollars), as plan does.
+    rates = manifest.budget.rates_for(unit_of(manifest.api.provider)) if manifest else {}
     requests = {take.key: take.request for take in manifest.takes} if manifest else {}
     now = time.time()
     collects: list[str] = []

@@ -53,7 +53,7 @@ from runner.scheduler.context import Phase, RunContext, StopReason
 from runner.scheduler.firstcontact import retry_or_stop
 from runner.scheduler.progress import TakeProgress
 from runner.scheduler.submit import auth_message, quota_message
-from runner.state.plan import link_lifetime_over, refused_result
+from runner.state.plan import link_lifetime_over, refetching, refused_result
 from runner.state.records import TakeStatus
 from runner.verify import VideoInfo
 
@@ -135,6 +135,10 @@ async def _poll(ctx: RunContext, take: Take, free: Callable[[], None]) -> str:
             continue
         except PermanentGatewayError as exc:
             # 400/404: the task id is unknown or expired at the gateway.
+            if refetching(record):  # it had finished: its result is what was paid for
+                return _needs_creation(ctx, take, exc.code or "resource_not_found",
+                                       f"{ctx.gateway.label} no longer knows task {task_id} "
+                                       f"({exc.message})")
             return _task_failed(ctx, take, record.attempts, exc.code or "resource_not_found",
                                 f"{ctx.gateway.label} no longer knows task {task_id}: "
                                 f"{exc.message}", unknown=True)
@@ -266,6 +270,9 @@ async def _download(ctx: RunContext, take: Take) -> str:
         outcome = await _refresh_link(ctx, take, record, collecting=True)
         if outcome != COMPLETED:
             return outcome
+    # A finished task whose result is fetched again (collected, or its file lost): gone at
+    # the provider, it needs a new creation, never a resubmission unasked.
+    collecting = collecting or refetching(record)
     errors = refreshes = bad_files = 0
     while True:
         record = ctx.store.record(key)
@@ -279,7 +286,7 @@ async def _download(ctx: RunContext, take: Take) -> str:
             refreshes += 1
             if refreshes > ctx.settings.link_refreshes:
                 return _fail(ctx, take, "transient", "link_expired", str(exc))
-            outcome = await _refresh_link(ctx, take, record)
+            outcome = await _refresh_link(ctx, take, record, collecting=collecting)
             if outcome != COMPLETED:
                 return outcome
             continue
@@ -295,7 +302,7 @@ async def _download(ctx: RunContext, take: Take) -> str:
                 # The link's host keeps failing: ask the task for a fresh link (it may point
                 # elsewhere, or the task may be gone) before using the remaining tries.
                 refreshes += 1
-                outcome = await _refresh_link(ctx, take, record)
+                outcome = await _refresh_link(ctx, take, record, collecting=collecting)
                 if outcome != COMPLETED:
                     return outcome
             delay = ctx.settings.backoff.delay(errors)

@@ -36,6 +36,7 @@ from runner import advice, outputs
 from runner.errors import StateError, StoreWriteFailed
 from runner.gateway.types import Gateway, ResolvesLostAnswers
 from runner.model import Manifest, Take, frozen_mapping
+from runner.money import unit_of
 from runner.observed import OutputExpectations, ranked
 from runner.redact import redact
 from runner.scheduler.budget import budget_guard
@@ -666,7 +667,8 @@ class Engine:
         ctx = self.ctx
         wanted = {*failed, *held, *left}
         requests = {take.key: take.request for take in self.takes if take.key in wanted}
-        rates = ctx.manifest.budget.rates
+        # Priced in the unit the provider bills in (Kling units, fal dollars), as plan does.
+        rates = ctx.manifest.budget.rates_for(unit_of(ctx.manifest.api.provider))
 
         def cost(keys: Sequence[str]) -> Cost:
             _, credits, unpriced = advice.total(

@@ -45,8 +45,11 @@ from runner.redact import redact_value
 log = structlog.get_logger()
 
 JOURNAL = "intents.jsonl"
+#: What the store's ``statuses()`` says of a failed take whose paid task may still hand over
+#: its result (runner.state.plan.collectable): its intent is kept, since no sidecar has its id.
+COLLECTABLE_STATUS = "collectable"
 _IN_FLIGHT = frozenset({"submitting", "ambiguous", "held", "submitted", "completed",
-                        "downloading"})
+                        "downloading", COLLECTABLE_STATUS})
 _ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 _OPEN_APPEND = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 
@@ -72,6 +75,9 @@ class Intent:
     credits_reserved: float | None = None
     at: float = 0.0
     unit: str | None = None  # of estimate and credits_reserved (runner.money)
+    # Its task finished and the result was paid for but not saved (kept by :func:`settle`
+    # for a collectable take): gone at the provider, it needs a new creation, not a resend.
+    finished: bool = False
 
     def line(self) -> bytes:
         """The journal line of this intent (a task id too, when it has one)."""
@@ -88,6 +94,8 @@ class Intent:
         if self.task_id is not None:
             data["task_id"] = self.task_id
             data["credits_reserved"] = self.credits_reserved
+        if self.finished:
+            data["finished"] = True
         return _line(data)
 
 
@@ -131,6 +139,7 @@ def _intent(data: Mapping[str, Any]) -> Intent | None:
         credits_reserved=amount(data.get("credits_reserved")),
         at=amount(data.get("at")) or 0.0,
         unit=recorded_unit(data.get("unit")),
+        finished=data.get("finished") is True,
     )
 
 
@@ -250,8 +259,9 @@ def settle(output_dir: Path, statuses: Callable[[], Mapping[str, tuple[str, str]
 
     ``statuses()``: per take key, its (status, fingerprint) in the store (asked only when
     there is a journal). An intent stays while its take is in flight or ambiguous with the
-    same fingerprint, and when the store does not know the take at all; it goes once the
-    take is done, failed or new, or rendered anew. Called with the writer lock held.
+    same fingerprint (a failed take still collectable too: ``collectable``), and when the
+    store does not know the take at all; it goes once the take is done, failed for good or
+    new, or rendered anew. Called with the writer lock held.
     """
     path = journal_path(output_dir)
     try:
@@ -263,7 +273,8 @@ def settle(output_dir: Path, statuses: Callable[[], Mapping[str, tuple[str, str]
     for intent in fold(data.splitlines()).values():
         status = known.get(intent.key)
         if status is None or (status[0] in _IN_FLIGHT and status[1] == intent.fingerprint):
-            kept.append(intent)
+            finished = status is not None and status[0] == COLLECTABLE_STATUS
+            kept.append(replace(intent, finished=True) if finished else intent)
     if kept:
         atomic_write_bytes(path, b"".join(intent.line() for intent in kept), mode=0o600)
     else:

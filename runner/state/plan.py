@@ -80,6 +80,19 @@ def refused_result(record: TakeRecord) -> bool:
         and record.last_error_code in _REFUSED_CODES)
 
 
+#: ``last_error_code`` of a done take whose file went missing or changed, being fetched again
+#: from its finished task (runner.state.restore.mark_output_lost, runner.state.rebuild; the
+#: rebuild also marks so a collectable take's finished task, from its intent).
+OUTPUT_LOST = "output_lost"
+
+
+def refetching(record: TakeRecord) -> bool:
+    """True for a take done once whose file is lost, fetched again from its finished task:
+    a provider that no longer serves it leaves it needing a new creation, which only
+    ``--retry-failed`` makes (the task was paid and had finished: never resubmitted unasked)."""
+    return record.last_error_code == OUTPUT_LOST and record.task_id is not None
+
+
 def collectable(record: TakeRecord) -> bool:
     """True for a failed take whose paid task may still hand over its result.
 

@@ -10,9 +10,12 @@ until ``shotrun store rebuild`` sets it aside and does the same. Nothing is sent
 What a rebuilt store says, per take:
 - a sidecar whose video is there with the recorded size and hash: **done** (adopted);
 - a sidecar whose video is missing or changed, with a task id: **submitted** (the run polls
-  the task and downloads it again while the provider serves it);
+  the task and downloads it again while the provider serves it; marked ``output_lost`` as
+  :func:`runner.state.restore.mark_output_lost` does, so that a task gone at the provider
+  needs ``--retry-failed``, never a resubmission unasked);
 - an intent not superseded by its sidecar (same fingerprint, an attempt at least as late)
-  with a task id: **submitted** (collected, not created);
+  with a task id: **submitted** (collected, not created; one its task finished for, the
+  take collectable, is marked ``output_lost`` too);
 - an intent without a task id: **submitting**, which the run's sync turns into an ambiguous
   creation, as for a run killed then; at Kling the intent's ``external_task_id`` (made from
   the salt the intent carries, restored here) lets the run look it up instead.
@@ -20,7 +23,9 @@ The ``attempts`` ledger gets a row per take so found, so the budget counts what 
 the take's earlier attempts (its attempt number minus one) are counted ambiguous: the folder
 cannot tell a lost answer or a failed task (maybe billed) from a refusal (not billed), and a
 take counted so is held rather than resubmitted twice, as today's rules do.
-What the folder cannot tell (failures, picks, notes, uploads, history) starts afresh.
+The kept renders under ``<shot>/history/`` (:mod:`runner.kept`) were paid too: their sidecars
+add rows to the ledger only, so the lifetime budget counts them after a rebuild as before.
+What the folder cannot tell (failures, picks, notes, uploads) starts afresh.
 
 The rebuild is built in a temporary file and renamed into place: a run killed during it
 leaves the store missing still, never an empty store that would pass for a healthy one.
@@ -48,6 +53,7 @@ import structlog
 from runner.errors import StateError
 from runner.fsutil import fsync_dir, fsync_file, hash_file
 from runner.money import CREDITS
+from runner.outputs import HISTORY_DIR
 from runner.state import schema
 from runner.state.base import (
     StoreDamaged,
@@ -57,6 +63,7 @@ from runner.state.base import (
     take_writer_lock,
 )
 from runner.state.intents import Intent, amount, read_intents, recorded_unit
+from runner.state.plan import OUTPUT_LOST
 from runner.state.store import StateStore
 
 log = structlog.get_logger()
@@ -122,6 +129,7 @@ class _Row:
     completed_at: float | None = None
     downloaded_at: float | None = None
     unit: str = CREDITS  # of the credits figures; a file from before units: the gateway's
+    last_error_code: str | None = None
 
 
 def _epoch(text: Any) -> float | None:
@@ -157,12 +165,33 @@ def _sidecars(output_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
                 log.warning("sidecar_unreadable", sidecar=str(path))
                 continue
             take = int(_TAKE_FILE.fullmatch(name).group(1))  # type: ignore[union-attr]
-            if (isinstance(data, dict) and data.get("shot") == folder.name
-                    and data.get("take") == take
-                    and data.get("id") == f"{folder.name}/take-{take}"
-                    and isinstance(data.get("fingerprint"), str)
-                    and data.get("output") == f"take-{take}.mp4"):
+            if _names_take(data, folder.name, take):
                 yield path.with_suffix(".mp4"), data
+
+
+def _names_take(data: Any, shot: str, take: int) -> bool:
+    """The sidecar data names its own take, ``<shot>/take-<take>``, and a fingerprint."""
+    return (isinstance(data, dict) and data.get("shot") == shot and data.get("take") == take
+            and data.get("id") == f"{shot}/take-{take}"
+            and isinstance(data.get("fingerprint"), str)
+            and data.get("output") == f"take-{take}.mp4")
+
+
+def _kept_sidecars(output_dir: Path) -> Iterator[dict[str, Any]]:
+    """The sidecar data of each kept render, ``<shot>/history/<fp12>[-n]/take-<n>.json``:
+    renders paid for, then replaced by a newer one (:mod:`runner.kept`)."""
+    for history in sorted(output_dir.glob(f"*/{HISTORY_DIR}/*/take-*.json")):
+        found = _TAKE_FILE.fullmatch(history.name)
+        shot = history.parent.parent.parent.name
+        if found is None or shot.startswith("."):
+            continue
+        try:
+            data = json.loads(history.read_bytes())
+        except (OSError, ValueError):
+            log.warning("sidecar_unreadable", sidecar=str(history))
+            continue
+        if _names_take(data, shot, int(found.group(1))):
+            yield data
 
 
 def _verified(video: Path, data: dict[str, Any], *, hashed: bool = True) -> bool:
@@ -208,6 +237,7 @@ def _from_sidecar(video: Path, data: dict[str, Any], *, hashed: bool = True) -> 
         log.warning("sidecar_without_output", video=str(video))
         return None
     row.status = "submitted"  # its task is asked again: a fresh link, a new download
+    row.last_error_code = OUTPUT_LOST  # done once: gone at the provider, never resubmitted
     return row
 
 
@@ -219,7 +249,45 @@ def _from_intent(intent: Intent) -> _Row:
         credits_estimated=intent.estimate, credits_reserved=intent.credits_reserved,
         submitted_at=intent.at if intent.task_id else None,
         unit=intent.unit or CREDITS,
+        # A finished task whose result was not saved: as for a lost file (never resent).
+        last_error_code=OUTPUT_LOST if intent.finished and intent.task_id else None,
     )
+
+
+@dataclass(frozen=True)
+class _Paid:
+    """A kept render's paid task: a row of the ``attempts`` ledger only (its take is
+    rendered otherwise now), so that the budget still counts what it cost."""
+
+    key: str
+    attempt: int
+    fingerprint: str
+    task_id: str
+    credits_estimated: float | None
+    credits_reserved: float | None
+    submitted_at: float | None
+    unit: str
+
+
+def _kept_paid(output_dir: Path, rows: list[_Row]) -> list[_Paid]:
+    """The paid tasks of the kept renders, each once, none a row of ``rows`` holds."""
+    seen = {row.task_id for row in rows if row.task_id is not None}
+    paid: list[_Paid] = []
+    for data in _kept_sidecars(output_dir):
+        task_id = data.get("task_id")
+        if not isinstance(task_id, str) or task_id in seen:
+            continue
+        seen.add(task_id)
+        credits = data["credits"] if isinstance(data.get("credits"), dict) else {}
+        attempt = data.get("attempts")
+        paid.append(_Paid(
+            key=str(data["id"]), fingerprint=str(data["fingerprint"]), task_id=task_id,
+            attempt=attempt if type(attempt) is int and attempt > 0 else 1,
+            credits_estimated=amount(credits.get("estimated")),
+            credits_reserved=amount(credits.get("reserved")),
+            submitted_at=_epoch(data.get("submitted")),
+            unit=recorded_unit(credits.get("unit")) or CREDITS))
+    return paid
 
 
 def gather(output_dir: Path, *, hashed: bool = True) -> tuple[list[_Row], str | None]:
@@ -247,9 +315,9 @@ _INSERT_TAKE = (
     " attempts, ambiguous_attempts, payload, credits_estimated, credits_reserved,"
     " output_path, size, sha256,"
     " verified_duration, video, gateway_status, progress, submitting_at, submitted_at,"
-    " completed_at, downloaded_at, created_at, updated_at, unit)"
+    " completed_at, downloaded_at, created_at, updated_at, unit, last_error_code)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-    " ?, ?)"
+    " ?, ?, ?)"
 )
 _INSERT_ATTEMPT = (
     "INSERT INTO attempts (key, attempt, fingerprint, outcome, task_id, credits_estimated,"
@@ -258,8 +326,13 @@ _INSERT_ATTEMPT = (
 
 
 def _write_rows(conn: sqlite3.Connection, rows: list[_Row], salt: str | None,
-                now: float, found: Rebuilt) -> None:
+                now: float, found: Rebuilt, kept: list[_Paid]) -> None:
     conn.execute("BEGIN IMMEDIATE")
+    # First, so that each take's own attempt stays its latest row (the one moves update).
+    conn.executemany(_INSERT_ATTEMPT, [
+        (paid.key, paid.attempt, paid.fingerprint, "submitted", paid.task_id,
+         paid.credits_estimated, paid.credits_reserved, paid.submitted_at or now, now,
+         paid.unit) for paid in kept])
     for row in rows:
         in_flight = row.status == "submitted" and row.output_path is None
         conn.execute(_INSERT_TAKE, (
@@ -273,6 +346,7 @@ def _write_rows(conn: sqlite3.Connection, rows: list[_Row], salt: str | None,
             0 if in_flight else (100 if row.status == "done" else None),
             now if row.status == "submitting" else None,
             row.submitted_at, row.completed_at, row.downloaded_at, now, now, row.unit,
+            row.last_error_code,
         ))
         # Earlier attempts (a sidecar's or intent's attempt number minus one) may have been
         # billed (a lost answer, a task that failed) or not (a refusal): the folder cannot
@@ -319,7 +393,7 @@ def rebuild_into(path: Path, output_dir: Path, *, clock: Callable[[], float] = t
         conn = schema.connect(temp, readonly=False)
         try:
             schema.migrate(conn, temp)
-            _write_rows(conn, rows, salt, clock(), found)
+            _write_rows(conn, rows, salt, clock(), found, _kept_paid(output_dir, rows))
             # Everything into the main file, which alone is renamed into place.
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             conn.execute("PRAGMA journal_mode=DELETE")

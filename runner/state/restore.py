@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 from runner.errors import StateError
 from runner.state.base import S, StoreBase, dumps, insert_event
+from runner.state.plan import OUTPUT_LOST
 from runner.state.records import FailureKind
 
 
@@ -105,9 +106,9 @@ def mark_output_lost(store: StoreBase, key: str, problem: str, *, link_alive: bo
         if link_alive and row[1]:
             status = S.COMPLETED.value if row[2] else S.SUBMITTED.value
             conn.execute(
-                "UPDATE takes SET status = ?, last_error_code = 'output_lost',"
+                "UPDATE takes SET status = ?, last_error_code = ?,"
                 " last_error = ?, updated_at = ? WHERE key = ?",
-                (status, message, now, key))
+                (status, OUTPUT_LOST, message, now, key))
         else:
             status = S.FAILED.value
             conn.execute(

@@ -18,6 +18,8 @@ from runner.bulk import paused_gc
 from runner.model import Take
 from runner.money import CREDITS
 from runner.state.base import UnknownTake, log
+from runner.state.intents import COLLECTABLE_STATUS
+from runner.state.plan import collectable
 from runner.state.records import (
     RECORD_COLUMNS,
     RECORD_SELECT,
@@ -111,9 +113,11 @@ class StateStore(Transitions):
 
     def statuses(self) -> dict[str, tuple[str, str]]:
         """Per take key, its status and fingerprint: what settling the intents asks
-        (:func:`runner.state.intents.settle`)."""
-        return {key: (status, fingerprint) for key, status, fingerprint in self._tuples(
-            "SELECT key, status, fingerprint FROM takes")}
+        (:func:`runner.state.intents.settle`). A failed take whose paid task may still hand
+        over its result says ``collectable``: no sidecar holds its task id, so its intent
+        must outlive the run for a lost store to collect it rather than pay again."""
+        return {record.key: (COLLECTABLE_STATUS if collectable(record) else record.status.value,
+                             record.fingerprint) for record in self.records()}
 
     def record(self, key: str) -> TakeRecord:
         """The current record of one take."""

@@ -458,3 +458,27 @@ def test_status_after_the_built_in_emulator_does_not_promise_a_free_collection(
             f"made them); `shotrun run {manifest} --retry-failed` renders them anew (creates "
             f"4 new tasks, about {TAKES * CREDITS_EACH:.1f} credits at the emulator)") in out
     assert "spends nothing" not in out
+
+
+@pytest.mark.parametrize("provider", ["kling", "fal"])
+def test_the_advice_prices_new_tasks_in_the_providers_own_unit(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        provider: str) -> None:
+    """What ``--retry-failed`` would spend is the estimate plan makes, in Kling units or fal
+    dollars: never the gateway credits' figure labelled with another unit."""
+    for name in ("FAL_KEY", "KLING_SECRET_KEY"):
+        monkeypatch.setenv(name, KEY)
+    monkeypatch.setenv("KLING_ACCESS_KEY", "AK-collect-0123456789")
+    manifest = write_manifest(tmp_path, FOUR)
+    assert cli.main(["plan", str(manifest), "--provider", provider, "--json"]) == 0
+    will_run = json.loads(capsys.readouterr().out)["this_run"]["will_run"]
+    assert will_run["takes"] == TAKES
+    expected = {"kling": f"about {will_run['credits']:.1f} Kling units",
+                "fal": f"about ${will_run['credits']:.2f}"}[provider]
+    assert cli.main(["run", str(manifest), *FAST_FLAGS, "--provider", provider,
+                     "--max-result-size", "1K"]) == 1
+    out = capsys.readouterr().out
+    assert f"creates 4 new tasks, {expected} at the emulator" in out, out
+    assert cli.main(["status", str(manifest), "--provider", provider]) == 0
+    out = capsys.readouterr().out
+    assert f"creates 4 new tasks, {expected} at the emulator" in out, out

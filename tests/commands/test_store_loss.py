@@ -352,3 +352,101 @@ def test_store_rebuild_refuses_bad_input_and_a_held_store_writing_nothing(
         assert not list(store.parent.glob("state.sqlite.damaged-*"))
     finally:
         holder.release()
+
+
+async def test_a_store_lost_while_takes_are_collectable_collects_them_not_pays_again(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Paid results refused (over ``--max-result-size``), then the store deleted: no
+    sidecar holds their task ids, so the intents journal must keep them past the run's end
+    for the rebuilt store to collect them, not create them again."""
+    monkeypatch.setenv("SHOTRUN_API_KEY", KEY)
+    manifest = write_manifest(tmp_path, THREE)
+    async with run_emulator(fast_emulator()) as emulator:
+        assert await _run(manifest, emulator.base_url, "--max-result-size", "1K") == 1
+        store = _store(tmp_path)
+        assert set(_statuses(store).values()) == {"failed"}
+        _remove_store(store)
+        capsys.readouterr()
+        code = await _run(manifest, emulator.base_url)
+        stats = emulator.stats()
+    captured = capsys.readouterr()
+    assert code == 0 and "done: 3/3" in captured.out, captured
+    assert "3 to collect by its task id" in captured.out
+    assert stats["accepted_tasks"] == TAKES
+    for video in ("s01/take-1.mp4", "s01/take-2.mp4", "s02/take-1.mp4"):
+        decodes(tmp_path / "out" / video)
+    assert_paid_once(stats["accepted_tasks"], TAKES, store)
+    assert_lines_bounded(captured.out, captured.err)
+    assert_secret_absent(tmp_path / "out", KEY)
+
+
+async def test_a_rebuilt_store_still_counts_what_the_kept_renders_cost(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An edited shot rendered anew keeps its first render under ``history/``; both were
+    paid. A lost store rebuilt from the folder must count both against the lifetime budget,
+    or the cap protects less after the loss than before it."""
+    monkeypatch.setenv("SHOTRUN_API_KEY", KEY)
+    async with run_emulator(fast_emulator()) as emulator:
+        manifest = await asyncio.to_thread(_finished_run, tmp_path, emulator.base_url)
+        manifest.write_text(manifest.read_text().replace("waves on rocks", "waves on sand"))
+        assert await _run(manifest, emulator.base_url) == 0
+        accepted = emulator.stats()["accepted_tasks"]
+        assert accepted == TAKES + 1
+        store = _store(tmp_path)
+        with sqlite3.connect(store) as conn:
+            before = conn.execute("SELECT SUM(credits_reserved) FROM attempts").fetchone()[0]
+        conn.close()
+        _remove_store(store)
+        capsys.readouterr()
+        assert await _run(manifest, emulator.base_url, "--json") == 0
+        assert emulator.stats()["accepted_tasks"] == accepted
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["credits"]["total"] == pytest.approx(before)
+
+
+@pytest.mark.parametrize("store_lost", [False, True])
+async def test_a_missing_video_whose_task_is_gone_is_not_paid_again_unasked(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch, store_lost: bool) -> None:
+    """A done take's video deleted, and the provider no longer knows its task (a new
+    emulator): the take needs a new creation, which only ``--retry-failed`` makes, whether
+    the store was kept or lost and rebuilt from the sidecar in between."""
+    monkeypatch.setenv("SHOTRUN_API_KEY", KEY)
+    async with run_emulator(fast_emulator()) as emulator:
+        manifest = await asyncio.to_thread(_finished_run, tmp_path, emulator.base_url)
+    (tmp_path / "out" / "s02" / "take-1.mp4").unlink()
+    if store_lost:
+        _remove_store(_store(tmp_path))
+    capsys.readouterr()
+    async with run_emulator(fast_emulator()) as emulator:  # knows none of those tasks
+        code = await _run(manifest, emulator.base_url)
+        accepted = emulator.stats()["accepted_tasks"]
+    out = capsys.readouterr().out
+    assert accepted == 0, out
+    assert code == 1, out
+    assert ("needs a new creation: 1 take; --retry-failed would create 1 new task, about "
+            "24.3 credits") in out
+
+
+async def test_a_store_lost_while_collectable_whose_task_is_gone_is_not_paid_unasked(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Paid results refused, the store deleted, and the provider no longer knows the tasks
+    (a new emulator): as with the store kept, they need ``--retry-failed``, priced; a plain
+    run creates nothing."""
+    monkeypatch.setenv("SHOTRUN_API_KEY", KEY)
+    manifest = write_manifest(tmp_path, THREE)
+    async with run_emulator(fast_emulator()) as emulator:
+        assert await _run(manifest, emulator.base_url, "--max-result-size", "1K") == 1
+    _remove_store(_store(tmp_path))
+    capsys.readouterr()
+    async with run_emulator(fast_emulator()) as emulator:  # knows none of those tasks
+        code = await _run(manifest, emulator.base_url)
+        accepted = emulator.stats()["accepted_tasks"]
+    out = capsys.readouterr().out
+    assert accepted == 0, out
+    assert code == 1, out
+    assert ("needs a new creation: 3 takes; --retry-failed would create 3 new tasks, about "
+            "72.9 credits") in out
