@@ -103,9 +103,7 @@ class PlanRow:
             return Figure(0.0, self.unit, False)
         if status is not None and status.figure is not None and bucket(status) != "run":
             return status.figure
-        # A restore's 0 is exact (a kept render comes back free), not an estimate (~0.0).
-        return Figure(self.estimate, self.unit,
-                      self.estimate is not None and bucket(status) != "restore")
+        return Figure(self.estimate, self.unit, self.estimate is not None)
 
     @property
     def credits(self) -> float | None:
