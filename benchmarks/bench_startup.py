@@ -21,10 +21,8 @@ for ``python -m benchmarks``.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -41,18 +39,32 @@ BEFORE = {  # wall seconds, CPU seconds, MB, measured before the change (see the
 }
 
 
+# The measuring parent: a small process of its own. Linux keeps, in a spawned child's peak
+# memory, the peak of the memory it was spawned from (the hiwater is recorded at exec): a
+# child spawned straight from the benchmark process, grown by the benchmarks before it, would
+# report that process's peak (324 MB seen), not shotrun's. This parent is a bare interpreter.
+_MEASURE = """
+import os, sys, time
+start = time.perf_counter()
+pid = os.posix_spawn(sys.executable, [sys.executable, "-m", "runner", *sys.argv[1:]],
+                     os.environ,
+                     file_actions=[(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                                   (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)])
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - start
+print(os.waitstatus_to_exitcode(status), wall, usage.ru_utime + usage.ru_stime,
+      usage.ru_maxrss / 1024)
+"""
+
+
 def _once(argv: list[str]) -> tuple[float, float, float]:
     """(wall s, CPU s, peak MB) of one run of ``python -m runner ARGV``."""
-    start = time.perf_counter()
-    pid = os.posix_spawn(sys.executable, [sys.executable, "-m", "runner", *argv], os.environ,
-                         file_actions=[(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-                                       (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)])
-    _, status, usage = os.wait4(pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"shotrun {' '.join(argv)} failed (exit "
-                           f"{os.waitstatus_to_exitcode(status)})")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    done = subprocess.run([sys.executable, "-c", _MEASURE, *argv], capture_output=True,
+                          text=True, check=True)
+    code, wall, cpu, peak = done.stdout.split()
+    if int(code) != 0:
+        raise RuntimeError(f"shotrun {' '.join(argv)} failed (exit {code})")
+    return float(wall), float(cpu), float(peak)
 
 
 def measure(argv: list[str], times: int) -> tuple[float, float, float]:
