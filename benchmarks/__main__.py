@@ -1,6 +1,7 @@
 """``python -m benchmarks [--quick] [NAME ...]``: run every benchmark and print one table.
 
-Results are figures, not tests: the exit code is 0 unless a benchmark crashed.
+Results are figures, not tests: the exit code is 0 unless a benchmark crashed (1), or 2 for
+a name that is not a benchmark (`--help` lists them; `startup` and `bench_startup` both work).
 """
 
 from __future__ import annotations
@@ -17,17 +18,45 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.table import format_table
 
+PREFIX = "bench_"
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks")
-    parser.add_argument("--quick", action="store_true", help="a short version (about a minute)")
-    parser.add_argument("names", nargs="*", help="benchmark modules to run (default: all)")
-    args = parser.parse_args(argv)
+
+def available() -> list[str]:
+    """The benchmarks' short names (``startup`` for ``benchmarks/bench_startup.py``)."""
     import benchmarks
 
-    names = args.names or sorted(
-        m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_")
-    )
+    return sorted(m.name.removeprefix(PREFIX) for m in pkgutil.iter_modules(benchmarks.__path__)
+                  if m.name.startswith(PREFIX))
+
+
+def resolve(names: list[str]) -> list[str]:
+    """Module names for ``names`` given short (``startup``) or whole (``bench_startup``);
+    ValueError naming the first unknown one."""
+    known = available()
+    modules: list[str] = []
+    for name in names:
+        short = name.removeprefix(PREFIX)
+        if short not in known:
+            raise ValueError(f"no benchmark {name!r}; choose from: {', '.join(known)}")
+        modules.append(PREFIX + short)
+    return modules
+
+
+def main(argv: list[str] | None = None) -> int:
+    known = ", ".join(available())
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=f"Run benchmarks against the built-in emulator and print one table of "
+        f"figures. Benchmarks: {known}. One of them: python -m benchmarks --quick startup "
+        f"(the start-up time of shotrun --help and validate).")
+    parser.add_argument("--quick", action="store_true", help="a short version (about a minute)")
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help="benchmarks to run, by name (default: all)")
+    args = parser.parse_args(argv)
+    try:
+        names = resolve(args.names) if args.names else [PREFIX + n for n in available()]
+    except ValueError as exc:
+        parser.error(str(exc))
     rows: list[dict[str, Any]] = []
     crashed = False
     for name in names:

@@ -28,7 +28,8 @@ PATH_OPTIONS = frozenset({"--csv-file"})
 def add_parser(subparsers: Any) -> None:
     """Register ``shotrun completion``."""
     parser = subparsers.add_parser(
-        "completion", help="print the shell completion script (bash, zsh or fish; spends nothing)",
+        "completion", help="print the shell completion script: bash, zsh or fish "
+        "(spends nothing)",
         description="Print shotrun's completion script for SHELL, to be saved once where the "
         "shell reads completions (e.g. `shotrun completion bash > "
         "~/.local/share/bash-completion/completions/shotrun`). The script is static: Tab "

@@ -50,7 +50,7 @@ class Unreachable:
 def add_parser(subparsers: Any) -> None:
     """Register ``gc``."""
     parser = subparsers.add_parser(
-        "gc", help="remove kept renders no take of the manifest can use (never spends)",
+        "gc", help="remove kept renders no take of the manifest can use (spends nothing)",
         description="List and remove the files under <shot>/history/ that no take of the "
         "manifest can restore any more, with the bytes freed. Kept: renders of each take's "
         "current fingerprint for the provider in use (--provider, else SHOTRUN_PROVIDER, "

@@ -128,7 +128,11 @@ def run(args: argparse.Namespace) -> int:
     from runner.manifest.schema import schema_text
 
     name = project_name(folder.resolve())
-    make_dirs(folder / "assets")
+    try:
+        make_dirs(folder / "assets")
+    except OSError as exc:  # a file in the way, a read-only or vanished parent
+        raise UsageError(f"init: cannot create the folder {folder}: {exc.strerror or exc}; "
+                         "name a folder you can write to (shotrun init DIR)") from None
     atomic_write_bytes(folder / PLACE_IMAGE, _png((640, 360), "place"))
     atomic_write_bytes(folder / HERO_IMAGE, _png((360, 480), "hero"))
     schema = schema_text()

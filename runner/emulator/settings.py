@@ -156,6 +156,13 @@ class EmulatorSettings:
             problems.append("credits must be >= 0")
         if self.retry_after is not None and self.retry_after < 0:
             problems.append("retry_after must be >= 0")
+        for name, defaults in _DEFAULT_PRICES.items():  # a price the emulator would bill
+            prices: Mapping[str, float] = getattr(self, name)
+            if set(prices) - set(defaults):
+                problems.append(f"{name} keys must be among {', '.join(defaults)}")
+            problems.extend(f"{name}[{key}] must be a number >= 0"
+                            for key, price in prices.items()
+                            if not 0.0 <= price < math.inf)
         return problems
 
     def prices(self, provider: str) -> Mapping[str, float]:

@@ -69,3 +69,18 @@ def test_init_into_a_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert capsys.readouterr().err == (f"shotrun: error: init: {target} is a file, not a "
                                        "folder; name a new or empty folder\n")
     assert target.read_text() == "mine\n"
+
+
+def test_init_where_no_folder_can_be_made_is_one_line(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder under a file (or anywhere it cannot be created) is refused in one line,
+    exit 2: it used to end in "unexpected error: FileExistsError" and a crash log."""
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("mine\n")
+    target = blocker / "film"
+    assert cli.main(["init", str(target)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"shotrun: error: init: cannot create the folder {target}: ")
+    assert err.endswith("; name a folder you can write to (shotrun init DIR)\n")
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert blocker.read_text() == "mine\n"

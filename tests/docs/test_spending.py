@@ -10,7 +10,6 @@ from runner.cli import build_parser
 SPENDS = {
     "run": "spends credits, up to the budget",
     "probe": "for free; with --spend, one paid task",
-    "gc": "(never spends)",
 }
 
 

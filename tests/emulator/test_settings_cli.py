@@ -150,3 +150,28 @@ async def test_a_port_in_use_is_a_usage_error(capsys: pytest.CaptureFixture[str]
     assert code == EXIT_USAGE
     err = capsys.readouterr().err
     assert f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [(["--rate", "720p=-1"], "rates[720p] must be a number >= 0"),
+     (["--unit-rate", "720p=-1"], "unit_rates[720p] must be a number >= 0"),
+     (["--usd-rate", "1080p=nan"], "usd_rates[1080p] must be a number >= 0"),
+     (["--unit-rate", "4k=inf"], "unit_rates[4k] must be a number >= 0"),
+     (["--usd-rate", "9000p=1"], "usd_rates keys must be among 720p, 1080p, 4k, audio")],
+    ids=["negative-credits", "negative-units", "nan-dollars", "infinite-units",
+         "unknown-resolution"],
+)
+def test_nonsense_prices_are_one_line_usage_errors(capsys: pytest.CaptureFixture[str],
+                                                   argv: list[str], fragment: str) -> None:
+    """A price flag with a negative, infinite or NaN price, or a resolution no provider
+    renders, is refused before the emulator serves anything (it used to start and bill so)."""
+    assert cli.main(["emulator", *argv]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert fragment in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_prices_in_a_manifest_mapping_are_checked_too() -> None:
+    with pytest.raises(ValueError, match=r"rates\[audio\] must be a number >= 0"):
+        EmulatorSettings.from_mapping({"rates": {"audio": -2.7}})
