@@ -54,6 +54,7 @@ class Stage(StrEnum):
 
     UPLOAD = "upload"  # its local media sent to the file service, before the creation
     CREATION = "creation"  # the request that creates (and bills) the task
+    LOOKUP = "lookup"  # asking a provider with client-chosen ids what a lost creation made
     POLL = "poll"  # asking the paid task how it is doing
     LINK_REFRESH = "link_refresh"  # asking the paid task for a fresh result link
     DOWNLOAD = "download"  # fetching the result to the ``.part`` file
@@ -165,6 +166,17 @@ def _creation(exc: BaseException) -> Decision:
     return _PROPAGATE
 
 
+def _lookup(exc: BaseException) -> Decision:
+    """Looking a lost creation up by its id: when the answer cannot be had, the creation
+    stays what it was, ambiguous (never "nothing was sent")."""
+    if isinstance(exc, TransientGatewayError):
+        return Decision(Reaction.BACK_OFF, retry_after=exc.retry_after,
+                        give_up=Reaction.HOLD_AMBIGUOUS)
+    if isinstance(exc, GatewayError):
+        return Decision(Reaction.HOLD_AMBIGUOUS)
+    return _PROPAGATE
+
+
 def _asking_the_task(exc: BaseException, *, poll: bool) -> Decision:
     """A paid task's status or link: never given up, only left for the next run."""
     if isinstance(exc, AuthenticationFailed):
@@ -216,6 +228,7 @@ def _verify(exc: BaseException) -> Decision:
 _CLASSIFIERS = {
     Stage.UPLOAD: _upload,
     Stage.CREATION: _creation,
+    Stage.LOOKUP: _lookup,
     Stage.POLL: _poll,
     Stage.LINK_REFRESH: _link_refresh,
     Stage.DOWNLOAD: _download,

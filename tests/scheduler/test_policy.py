@@ -31,9 +31,14 @@ from runner.gateway.client import NOT_THE_GATEWAY
 from runner.scheduler.context import StopReason
 from runner.scheduler.policy import Decision, Reaction, Stage, classify
 
+STAGES = (Stage.UPLOAD, Stage.CREATION, Stage.LOOKUP, Stage.POLL, Stage.LINK_REFRESH,
+          Stage.DOWNLOAD, Stage.VERIFY)
+# One letter per reaction, so that the table below reads as a grid.
+B, N, H = Reaction.BACK_OFF, Reaction.RETRY_NOW, Reaction.HOLD_AMBIGUOUS
+S, Q, F = Reaction.STOP_RUN, Reaction.STOP_SUBMITTING, Reaction.FAIL_TAKE
+K, L, G = Reaction.KEEP_COLLECTABLE, Reaction.REFRESH_LINK, Reaction.TASK_GONE
+P = Reaction.PROPAGATE
 R = Reaction
-STAGES = (Stage.UPLOAD, Stage.CREATION, Stage.POLL, Stage.LINK_REFRESH, Stage.DOWNLOAD,
-          Stage.VERIFY)
 
 ERRORS: dict[str, Callable[[], BaseException]] = {
     "rate_limited": lambda: RateLimited("429", retry_after=3.0, code="rate_limit_error",
@@ -57,37 +62,25 @@ ERRORS: dict[str, Callable[[], BaseException]] = {
     "bug": lambda: KeyError("not a failure the policy knows"),
 }
 
-# Each row: the reaction at upload, creation, poll, link refresh, download, verify.
 TABLE: dict[str, tuple[Reaction, ...]] = {
-    "rate_limited": (R.BACK_OFF, R.BACK_OFF, R.BACK_OFF, R.BACK_OFF, R.BACK_OFF, R.PROPAGATE),
-    "server_error": (R.BACK_OFF, R.BACK_OFF, R.BACK_OFF, R.BACK_OFF, R.BACK_OFF, R.PROPAGATE),
-    "reset_maybe_sent": (R.BACK_OFF, R.HOLD_AMBIGUOUS, R.BACK_OFF, R.BACK_OFF, R.BACK_OFF,
-                         R.FAIL_TAKE),
-    "refused_before_sending": (R.BACK_OFF, R.BACK_OFF, R.BACK_OFF, R.BACK_OFF, R.BACK_OFF,
-                               R.FAIL_TAKE),
-    "unreachable": (R.RETRY_NOW, R.RETRY_NOW, R.RETRY_NOW, R.RETRY_NOW, R.BACK_OFF,
-                    R.FAIL_TAKE),
-    "refused_request": (R.FAIL_TAKE, R.FAIL_TAKE, R.TASK_GONE, R.TASK_GONE, R.PROPAGATE,
-                        R.PROPAGATE),
-    "auth": (R.STOP_RUN, R.STOP_RUN, R.STOP_RUN, R.STOP_RUN, R.PROPAGATE, R.PROPAGATE),
-    "quota": (R.FAIL_TAKE, R.STOP_SUBMITTING, R.BACK_OFF, R.BACK_OFF, R.PROPAGATE,
-              R.PROPAGATE),
-    "answer_lost": (R.FAIL_TAKE, R.HOLD_AMBIGUOUS, R.BACK_OFF, R.BACK_OFF, R.PROPAGATE,
-                    R.PROPAGATE),
-    "malformed": (R.BACK_OFF, R.HOLD_AMBIGUOUS, R.BACK_OFF, R.BACK_OFF, R.BACK_OFF,
-                  R.PROPAGATE),
-    "not_the_service": (R.BACK_OFF, R.HOLD_AMBIGUOUS, R.BACK_OFF, R.BACK_OFF, R.BACK_OFF,
-                        R.PROPAGATE),
-    "link_expired": (R.FAIL_TAKE, R.PROPAGATE, R.PROPAGATE, R.PROPAGATE, R.REFRESH_LINK,
-                     R.FAIL_TAKE),
-    "download_refused": (R.FAIL_TAKE, R.PROPAGATE, R.PROPAGATE, R.PROPAGATE,
-                         R.KEEP_COLLECTABLE, R.FAIL_TAKE),
-    "download_error": (R.FAIL_TAKE, R.PROPAGATE, R.PROPAGATE, R.PROPAGATE, R.BACK_OFF,
-                       R.FAIL_TAKE),
-    "bad_file": (R.FAIL_TAKE, R.PROPAGATE, R.PROPAGATE, R.PROPAGATE, R.PROPAGATE,
-                 R.RETRY_NOW),
-    "disk": (R.FAIL_TAKE, R.PROPAGATE, R.PROPAGATE, R.PROPAGATE, R.FAIL_TAKE, R.FAIL_TAKE),
-    "bug": (R.PROPAGATE,) * 6,
+    #                        upload creation lookup poll refresh download verify
+    "rate_limited":           (B,     B,       B,     B,   B,      B,       P),
+    "server_error":           (B,     B,       B,     B,   B,      B,       P),
+    "reset_maybe_sent":       (B,     H,       B,     B,   B,      B,       F),
+    "refused_before_sending": (B,     B,       B,     B,   B,      B,       F),
+    "unreachable":            (N,     N,       B,     N,   N,      B,       F),
+    "refused_request":        (F,     F,       H,     G,   G,      P,       P),
+    "auth":                   (S,     S,       H,     S,   S,      P,       P),
+    "quota":                  (F,     Q,       H,     B,   B,      P,       P),
+    "answer_lost":            (F,     H,       H,     B,   B,      P,       P),
+    "malformed":              (B,     H,       H,     B,   B,      B,       P),
+    "not_the_service":        (B,     H,       H,     B,   B,      B,       P),
+    "link_expired":           (F,     P,       P,     P,   P,      L,       F),
+    "download_refused":       (F,     P,       P,     P,   P,      K,       F),
+    "download_error":         (F,     P,       P,     P,   P,      B,       F),
+    "bad_file":               (F,     P,       P,     P,   P,      P,       N),
+    "disk":                   (F,     P,       P,     P,   P,      F,       F),
+    "bug":                    (P,     P,       P,     P,   P,      P,       P),
 }
 
 CASES = [pytest.param(name, stage, TABLE[name][i], id=f"{stage.value}-{name}")
@@ -120,6 +113,11 @@ def test_a_creation_maybe_billed_is_ambiguous_never_not_sent(error: str) -> None
 def test_a_creation_answered_by_something_else_also_stops_creations() -> None:
     assert _at("not_the_service", Stage.CREATION).stop is StopReason.UNREACHABLE
     assert _at("malformed", Stage.CREATION).stop is None
+
+
+def test_a_lost_creation_that_cannot_be_looked_up_stays_ambiguous() -> None:
+    assert _at("server_error", Stage.LOOKUP).give_up is R.HOLD_AMBIGUOUS
+    assert _at("rate_limited", Stage.LOOKUP).retry_after == 3.0
 
 
 @pytest.mark.parametrize("stage", [Stage.POLL, Stage.LINK_REFRESH])
