@@ -152,18 +152,12 @@ def _poll_failed(ctx: RunContext, take: Take, watch: _Watch, exc: GatewayError,
     """Act on the policy's reaction to a failed status query: the delay before the next
     one, or what became of the take (the paid task is left, never given up)."""
     task_id, label = watch.task_id, ctx.gateway.label
-    match decision.reaction:
-        case Reaction.STOP_RUN:
-            return _stop_and_leave(ctx, take, decision, exc)
-        case Reaction.RETRY_NOW if isinstance(exc, GatewayUnreachable):
-            # Never reached in this run (a wrong URL?): the task is paid and stays where it
-            # is, for the next run to collect; a few quick tries, then the run stops.
-            wait = retry_or_stop(ctx, exc)
-            return _leave(ctx, take, exc.message) if wait is None else wait
-        case Reaction.TASK_GONE:
-            return _task_failed(ctx, take, watch.attempts, decision.code_of(exc),
-                                f"{label} no longer knows task {task_id}: {exc.message}",
-                                unknown=True)
+    if (step := _cannot_ask(ctx, take, exc, decision)) is not None:
+        return step
+    if decision.reaction is Reaction.TASK_GONE:
+        return _task_failed(ctx, take, watch.attempts, decision.code_of(exc),
+                            f"{label} no longer knows task {task_id}: {exc.message}",
+                            unknown=True)
     watch.errors += 1
     watch.malformed = watch.malformed + 1 if decision.unreadable else 0
     if watch.malformed > ctx.settings.malformed_limit:
@@ -179,14 +173,22 @@ def _poll_failed(ctx: RunContext, take: Take, watch: _Watch, exc: GatewayError,
     return delay
 
 
-def _stop_and_leave(ctx: RunContext, take: Take, decision: Decision,
-                    exc: GatewayError) -> str:
-    """The key was refused while asking about a paid task: the run stops at once, and the
-    task stays at the gateway for the next run (with a key that works) to collect."""
-    message = auth_message(exc, ctx.gateway.label)
-    ctx.stop(decision.stop or StopReason.AUTH, message)
-    ctx.halt()
-    return _leave(ctx, take, message)
+def _cannot_ask(ctx: RunContext, take: Take, exc: GatewayError,
+                decision: Decision) -> str | float | None:
+    """A paid task that cannot be asked about at all: the key is refused (STOP_RUN: the run
+    stops at once) or the gateway was never reached this run (RETRY_NOW: a few quick tries,
+    then the run stops). The wait before asking again, LEFT once the run stopped (the task
+    stays at the gateway for the next run to collect), or None for any other reaction."""
+    if decision.reaction is Reaction.STOP_RUN:
+        message = auth_message(exc, ctx.gateway.label)
+        ctx.stop(decision.stop or StopReason.AUTH, message)
+        ctx.halt()
+        return _leave(ctx, take, message)
+    if decision.reaction is Reaction.RETRY_NOW and isinstance(exc, GatewayUnreachable):
+        # Never reached in this run (a wrong URL?): the task is paid and stays where it is.
+        wait = retry_or_stop(ctx, exc)
+        return _leave(ctx, take, exc.message) if wait is None else wait
+    return None
 
 
 async def _answered(ctx: RunContext, take: Take, watch: _Watch, state: TaskState,
@@ -448,14 +450,16 @@ async def recheck_rejected(ctx: RunContext, take: Take, *, fail: bool = True) ->
     try:
         info, facts = await _verified(ctx, take, kept)
         sha256, size = await asyncio.to_thread(hash_file, kept)
-    except VerifyError as exc:
+    except (VerifyError, OSError) as exc:
+        decision = classify(exc, Stage.VERIFY)
+        if isinstance(exc, OSError):  # FAIL_TAKE: the local disk
+            return _fail(ctx, take, decision.kind or "transient", decision.code,
+                         _disk_message(kept, exc))
         if not fail:
             log.info("rejected_output_still_fails", error=str(exc))
             return None
-        return _fail(ctx, take, "collectable", "verify_failed",
+        return _fail(ctx, take, "collectable", decision.code,  # still KEEP_COLLECTABLE
                      f"{exc}; the file is kept as {kept.name} for you to inspect")
-    except OSError as exc:
-        return _fail(ctx, take, "transient", "disk_error", _disk_message(kept, exc))
     ctx.store.mark_downloading(take.key)
     try:
         _file_output(ctx, take, kept, dest, size, sha256, info, facts)
@@ -619,12 +623,9 @@ def _refresh_failed(ctx: RunContext, take: Take, record: Any, exc: GatewayError,
     """Act on the policy's reaction to a failed link refresh: the delay before asking again,
     or what became of the take (the paid task is left, or found gone)."""
     task_id, label = record.task_id, ctx.gateway.label
+    if (step := _cannot_ask(ctx, take, exc, decision)) is not None:
+        return step
     match decision.reaction:
-        case Reaction.STOP_RUN:
-            return _stop_and_leave(ctx, take, decision, exc)
-        case Reaction.RETRY_NOW if isinstance(exc, GatewayUnreachable):
-            wait = retry_or_stop(ctx, exc)
-            return _leave(ctx, take, exc.message) if wait is None else wait
         case Reaction.TASK_GONE if collecting:
             return _needs_creation(ctx, take, decision.code,
                                    f"{label} no longer knows task {task_id} ({exc.message})")
