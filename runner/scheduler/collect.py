@@ -17,6 +17,10 @@ file over ``--max-result-size``, bytes that fail their check twice) fails the ta
 fresh link asked of the task, the limits then in force, the kept ``.rejected.mp4`` checked
 again) instead of paying for a new one. Only the provider's word (the task failed, or is
 unknown) or the end of its documented result lifetime makes it need a new creation.
+
+What each error means is :mod:`runner.scheduler.policy`'s to say; the poll
+(:func:`_poll_failed`), the download (:func:`_download_failed`, :func:`_rejected`) and the
+link refresh (:func:`_refresh_failed`) each act on its reaction in one place.
 """
 
 from __future__ import annotations

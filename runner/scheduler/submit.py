@@ -6,7 +6,9 @@ between the answer and the commit. A request that certainly did not create a tas
 connection, 429, 5xx, 402, 401) is rolled back to ``new`` or failed with its reason; one whose
 answer was lost is *ambiguous*: counted, never retried in a loop, resubmitted at most once.
 
-Error policy (docs/gateway-api.md, "Errors"):
+What an error means is :mod:`runner.scheduler.policy`'s to say (docs/gateway-api.md,
+"Errors"); this module acts on it, once for uploads (:func:`_upload_failed`) and once for
+the creation (:func:`_creation_failed`):
 - 429: the in-flight limit halves, wait (Retry-After as a floor), try again;
 - 5xx, resets before sending: backoff with jitter, up to ``backoff.max_attempts``;
 - 400/403/413, request-side codes: the take fails with the gateway's message;
@@ -89,22 +91,22 @@ async def _prepare(ctx: RunContext, take: Take) -> dict[str, Any] | None:
 def _upload_failed(ctx: RunContext, take: Take, exc: Exception, decision: Decision,
                    attempt: int) -> float | None:
     """Act on an upload's failure: the delay before trying again, or None (take failed)."""
-    reaction, code = decision.reaction, decision.code_of(exc)
-    if isinstance(exc, GatewayUnreachable):  # RETRY_NOW: a quick retry, or the run stops
-        return _unreached(ctx, take, exc)
-    if isinstance(exc, GatewayError) and reaction is Reaction.STOP_RUN:
-        _auth_stop(ctx, take, exc)
-        return None
+    match decision.reaction:
+        case Reaction.RETRY_NOW if isinstance(exc, GatewayUnreachable):
+            return _unreached(ctx, take, exc)  # a quick retry, or the run stops
+        case Reaction.STOP_RUN if isinstance(exc, GatewayError):
+            _auth_stop(ctx, take, exc)
+            return None
+        case Reaction.BACK_OFF if attempt < ctx.settings.backoff.max_attempts:
+            delay = ctx.settings.backoff.delay(attempt, decision.retry_after)
+            log.info("upload_retry", error=str(exc), delay=round(delay, 3))
+            return delay
     message = exc.message if isinstance(exc, GatewayError) else redact(str(exc))
-    if reaction is Reaction.BACK_OFF and attempt < ctx.settings.backoff.max_attempts:
-        delay = ctx.settings.backoff.delay(attempt, decision.retry_after)
-        log.info("upload_retry", error=str(exc), delay=round(delay, 3))
-        return delay
-    if reaction is Reaction.BACK_OFF:
+    if decision.reaction is Reaction.BACK_OFF:  # give_up: FAIL_TAKE
         message = f"uploading its media failed: {message}"
     elif isinstance(exc, GatewayError):
         message = f"the file service refused its media: {message}"
-    _fail(ctx, take, decision.kind or "permanent", code, message)
+    _fail(ctx, take, decision.kind or "permanent", decision.code_of(exc), message)
     return None
 
 
