@@ -17,6 +17,10 @@ file over ``--max-result-size``, bytes that fail their check twice) fails the ta
 fresh link asked of the task, the limits then in force, the kept ``.rejected.mp4`` checked
 again) instead of paying for a new one. Only the provider's word (the task failed, or is
 unknown) or the end of its documented result lifetime makes it need a new creation.
+
+What each error means is :mod:`runner.scheduler.policy`'s to say; the poll
+(:func:`_poll_failed`), the download (:func:`_download_failed`, :func:`_rejected`) and the
+link refresh (:func:`_refresh_failed`) each act on its reaction in one place.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import math
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,22 +40,17 @@ from runner import outputs
 from runner.download import finalize_download
 from runner.errors import (
     PERMANENT_TASK_CODES,
-    AuthenticationFailed,
-    DownloadError,
-    DownloadRefused,
     GatewayError,
     GatewayUnreachable,
-    LinkExpired,
-    MalformedResponse,
-    PermanentGatewayError,
-    TransientGatewayError,
     VerifyError,
 )
 from runner.fsutil import fsync_dir, hash_file
-from runner.gateway.types import TaskState
+from runner.gateway.types import Downloaded, TaskState
 from runner.model import Take
+from runner.scheduler.calibration import Aim
 from runner.scheduler.context import Phase, RunContext, StopReason
 from runner.scheduler.firstcontact import retry_or_stop
+from runner.scheduler.policy import Decision, Reaction, Stage, classify
 from runner.scheduler.progress import TakeProgress
 from runner.scheduler.submit import auth_message, quota_message
 from runner.state.plan import link_lifetime_over, refetching, refused_result
@@ -94,108 +94,161 @@ async def poll(ctx: RunContext, take: Take) -> str:
         free()
 
 
-async def _poll(ctx: RunContext, take: Take, free: Callable[[], None]) -> str:
-    key = take.key
-    record = ctx.store.record(key)
+@dataclass
+class _Watch:
+    """One task watched by :func:`_poll`: its clocks, its aim, and the errors met asking."""
+
+    task_id: str
+    attempts: int  # the take's creations so far (for --retries)
+    started: float  # when the creation was sent: the task's clock at the gateway
+    trip: float  # the creation's round trip: the gateway's clock started somewhere in it
+    estimate: float | None
+    aim: Aim
+    since: float  # when this run started watching (for --task-timeout)
+    errors: int = 0
+    malformed: int = 0
+    # Its task had finished (a result being fetched again): if the provider no longer knows
+    # it, what was paid for is gone and only a new creation, asked for, renders it.
+    refetch: bool = False
+
+
+def _watch(ctx: RunContext, take: Take) -> tuple[_Watch, float]:
+    """Start watching the take's task: the watch, and the wait before its first query."""
+    record = ctx.store.record(take.key)
     task_id = record.task_id
-    assert task_id is not None, f"{key}: polled without a task id"
-    policy = ctx.settings.polling
+    assert task_id is not None, f"{take.key}: polled without a task id"
     # From when the creation was sent: the task's clock at the gateway starts there, and a
     # wait computed from the reported progress must not fall short by the request's round
     # trip (it made one poll in fifty come early and cost a third poll).
     started = record.submitting_at or record.submitted_at or ctx.clock()
-    # The gateway's clock for the task started somewhere in the creation's round trip.
     trip = max(0.0, record.submitted_at - started) if record.submitted_at else 0.0
     estimate = record.estimated_time
     elapsed = ctx.clock() - started
-    aim = ctx.calibration.aim(policy, estimate)
+    aim = ctx.calibration.aim(ctx.settings.polling, estimate)
     delay = aim.first - elapsed
     if delay <= 0:  # resumed, or late: ask soon, spread over the first interval
         aim.resumed()
         delay = aim.next_delay(elapsed, record.progress or 0, 0.0)
-    errors = malformed = 0
-    watching_since = ctx.clock()
+    watch = _Watch(task_id, record.attempts, started, trip, estimate, aim, ctx.clock(),
+                   refetch=refetching(record))
     ctx.at_gateway(take, task_id, status=record.gateway_status or "pending",
                    progress=record.progress or 0, started_at=started, hint=estimate)
+    return watch, delay
+
+
+async def _poll(ctx: RunContext, take: Take, free: Callable[[], None]) -> str:
+    watch, delay = _watch(ctx, take)
     while True:
         await asyncio.sleep(max(0.0, delay))
         try:
-            state = await ctx.gateway.get_task(task_id)
-        except AuthenticationFailed as exc:
-            message = auth_message(exc, ctx.gateway.label)
-            ctx.stop(StopReason.AUTH, message)
-            ctx.halt()
-            return _leave(ctx, take, message)
-        except GatewayUnreachable as exc:
-            # Never reached in this run (a wrong URL?): the task is paid and stays where it
-            # is, for the next run to collect; a few quick tries, then the run stops.
-            if (wait := retry_or_stop(ctx, exc)) is None:
-                return _leave(ctx, take, exc.message)
-            delay = wait
-            continue
-        except PermanentGatewayError as exc:
-            # 400/404: the task id is unknown or expired at the gateway.
-            if refetching(record):  # it had finished: its result is what was paid for
-                return _needs_creation(ctx, take, exc.code or "resource_not_found",
-                                       f"{ctx.gateway.label} no longer knows task {task_id} "
-                                       f"({exc.message})")
-            return _task_failed(ctx, take, record.attempts, exc.code or "resource_not_found",
-                                f"{ctx.gateway.label} no longer knows task {task_id}: "
-                                f"{exc.message}", unknown=True)
-        except (TransientGatewayError, MalformedResponse, GatewayError) as exc:
-            errors += 1
-            malformed = malformed + 1 if isinstance(exc, MalformedResponse) else 0
-            if malformed > ctx.settings.malformed_limit:
-                # An answer we cannot read will not get readable by asking faster; the task is
-                # paid, so it is left (never resubmitted) and the summary says why.
-                return _leave(ctx, take, f"{ctx.gateway.label}'s answers about task {task_id} "
-                                         f"cannot be read ({exc.message}); the next run asks "
-                                         "again")
-            if errors > ctx.settings.poll_error_limit:
-                return _leave(ctx, take, f"status queries keep failing ({exc.message}); "
-                                         "the next run asks again")
-            retry_after = exc.retry_after
-            delay = ctx.settings.backoff.delay(min(errors, 8), retry_after)
-            log.info("poll_retry", error=exc.message, delay=round(delay, 3))
-            continue
-        errors = 0
-        # The progress was measured before this moment: an age taken now is never less than
-        # the gateway's, so a wait computed from it never comes early.
-        answered = ctx.clock()
-        if state.status == "completed":  # learnt before the slot frees: the next aim uses it
-            ctx.calibration.learn(aim, answered - started)
-        elif state.status == "failed":
-            ctx.calibration.forget(aim)
+            state = await ctx.gateway.get_task(watch.task_id)
+        except Exception as exc:
+            decision = classify(exc, Stage.POLL)
+            if decision.reaction is Reaction.PROPAGATE or not isinstance(exc, GatewayError):
+                raise
+            step = _poll_failed(ctx, take, watch, exc, decision)
         else:
-            aim.saw(answered - started, state.progress, trip)
-        if state.status in ("completed", "failed"):
-            # The task left the gateway: its slot is free there now, so the next creation
-            # goes before this take's commits (a crash in between only means asking again).
-            free()
-            await asyncio.sleep(0)
-        ctx.store.mark_progress(key, state.status, state.progress, polled=True)
-        row = ctx.gateway_progress.get(key)
-        if row is None or (row.status, row.progress) != (state.status, state.progress):
-            ctx.event("take_status", key, task_id=task_id, status=state.status,
-                      progress=state.progress, queue_position=state.queue_position)
-        ctx.gateway_progress[key] = TakeProgress(key, state.status, state.progress, task_id,
-                                                 state.queue_position, started, estimate)
-        ctx.notify()
-        if state.status == "completed":
-            return _completed(ctx, take, state, started)
-        if state.status == "failed":
-            return _task_failed(ctx, take, record.attempts, state.error_code,
-                                state.error_message or "the task failed")
-        elapsed = answered - started
-        timeout = ctx.settings.task_timeout
-        waited = ctx.clock() - watching_since
-        if timeout is not None and waited > timeout:
-            return _leave(ctx, take, f"still {state.status} after {waited:.0f} s of waiting "
-                                     f"(--task-timeout {timeout:g}); the next run checks again")
-        # Counted from the answer, not from now: the commits above are already part of the
-        # wait (else every look came late by them).
-        delay = aim.next_delay(elapsed, state.progress, trip, hint=state.estimated_time) \
-            - (ctx.clock() - answered)
+            watch.errors = 0
+            step = await _answered(ctx, take, watch, state, free)
+        if isinstance(step, str):
+            return step
+        delay = step
+
+
+def _poll_failed(ctx: RunContext, take: Take, watch: _Watch, exc: GatewayError,
+                 decision: Decision) -> str | float:
+    """Act on the policy's reaction to a failed status query: the delay before the next
+    one, or what became of the take (the paid task is left, never given up)."""
+    task_id, label = watch.task_id, ctx.gateway.label
+    if (step := _cannot_ask(ctx, take, exc, decision)) is not None:
+        return step
+    if decision.reaction is Reaction.TASK_GONE and watch.refetch:
+        return _needs_creation(ctx, take, decision.code_of(exc),
+                               f"{label} no longer knows task {task_id} ({exc.message})")
+    if decision.reaction is Reaction.TASK_GONE:
+        return _task_failed(ctx, take, watch.attempts, decision.code_of(exc),
+                            f"{label} no longer knows task {task_id}: {exc.message}",
+                            unknown=True)
+    watch.errors += 1
+    watch.malformed = watch.malformed + 1 if decision.unreadable else 0
+    if watch.malformed > ctx.settings.malformed_limit:
+        # An answer we cannot read will not get readable by asking faster; the task is
+        # paid, so it is left (never resubmitted) and the summary says why.
+        return _leave(ctx, take, f"{label}'s answers about task {task_id} cannot be read "
+                                 f"({exc.message}); the next run asks again")
+    if watch.errors > ctx.settings.poll_error_limit:
+        return _leave(ctx, take, f"status queries keep failing ({exc.message}); "
+                                 "the next run asks again")
+    delay = ctx.settings.backoff.delay(min(watch.errors, 8), decision.retry_after)
+    log.info("poll_retry", error=exc.message, delay=round(delay, 3))
+    return delay
+
+
+def _cannot_ask(ctx: RunContext, take: Take, exc: GatewayError,
+                decision: Decision) -> str | float | None:
+    """A paid task that cannot be asked about at all: the key is refused (STOP_RUN: the run
+    stops at once) or the gateway was never reached this run (RETRY_NOW: a few quick tries,
+    then the run stops). The wait before asking again, LEFT once the run stopped (the task
+    stays at the gateway for the next run to collect), or None for any other reaction."""
+    if decision.reaction is Reaction.STOP_RUN:
+        message = auth_message(exc, ctx.gateway.label)
+        ctx.stop(decision.stop or StopReason.AUTH, message)
+        ctx.halt()
+        return _leave(ctx, take, message)
+    if decision.reaction is Reaction.RETRY_NOW and isinstance(exc, GatewayUnreachable):
+        # Never reached in this run (a wrong URL?): the task is paid and stays where it is.
+        wait = retry_or_stop(ctx, exc)
+        return _leave(ctx, take, exc.message) if wait is None else wait
+    return None
+
+
+async def _answered(ctx: RunContext, take: Take, watch: _Watch, state: TaskState,
+                    free: Callable[[], None]) -> str | float:
+    """Record a status answer: what became of the take, or the wait before the next query."""
+    key, started = take.key, watch.started
+    # The progress was measured before this moment: an age taken now is never less than
+    # the gateway's, so a wait computed from it never comes early.
+    answered = ctx.clock()
+    if state.status == "completed":  # learnt before the slot frees: the next aim uses it
+        ctx.calibration.learn(watch.aim, answered - started)
+    elif state.status == "failed":
+        ctx.calibration.forget(watch.aim)
+    else:
+        watch.aim.saw(answered - started, state.progress, watch.trip)
+    if state.status in ("completed", "failed"):
+        # The task left the gateway: its slot is free there now, so the next creation
+        # goes before this take's commits (a crash in between only means asking again).
+        free()
+        await asyncio.sleep(0)
+    ctx.store.mark_progress(key, state.status, state.progress, polled=True)
+    _show_progress(ctx, take, watch, state)
+    if state.status == "completed":
+        return _completed(ctx, take, state, started)
+    if state.status == "failed":
+        return _task_failed(ctx, take, watch.attempts, state.error_code,
+                            state.error_message or "the task failed")
+    timeout = ctx.settings.task_timeout
+    waited = ctx.clock() - watch.since
+    if timeout is not None and waited > timeout:
+        return _leave(ctx, take, f"still {state.status} after {waited:.0f} s of waiting "
+                                 f"(--task-timeout {timeout:g}); the next run checks again")
+    # Counted from the answer, not from now: the commits above are already part of the
+    # wait (else every look came late by them).
+    return watch.aim.next_delay(answered - started, state.progress, watch.trip,
+                                hint=state.estimated_time) - (ctx.clock() - answered)
+
+
+def _show_progress(ctx: RunContext, take: Take, watch: _Watch, state: TaskState) -> None:
+    """Tell the observer about a task's new status or progress (only when it changed)."""
+    key = take.key
+    row = ctx.gateway_progress.get(key)
+    if row is None or (row.status, row.progress) != (state.status, state.progress):
+        ctx.event("take_status", key, task_id=watch.task_id, status=state.status,
+                  progress=state.progress, queue_position=state.queue_position)
+    ctx.gateway_progress[key] = TakeProgress(key, state.status, state.progress, watch.task_id,
+                                             state.queue_position, watch.started,
+                                             watch.estimate)
+    ctx.notify()
 
 
 def _completed(ctx: RunContext, take: Take, state: TaskState, started: float) -> str:
@@ -270,10 +323,7 @@ async def _download(ctx: RunContext, take: Take) -> str:
         outcome = await _refresh_link(ctx, take, record, collecting=True)
         if outcome != COMPLETED:
             return outcome
-    # A finished task whose result is fetched again (collected, or its file lost): gone at
-    # the provider, it needs a new creation, never a resubmission unasked.
-    collecting = collecting or refetching(record)
-    errors = refreshes = bad_files = 0
+    tries = _Fetches(collecting=collecting or refetching(record))
     while True:
         record = ctx.store.record(key)
         if record.result_url is None:
@@ -282,54 +332,107 @@ async def _download(ctx: RunContext, take: Take) -> str:
         try:
             saved = await ctx.gateway.download(record.result_url, part)
             ctx.event("take_downloaded", key, bytes=saved.size)
-        except LinkExpired as exc:
-            refreshes += 1
-            if refreshes > ctx.settings.link_refreshes:
-                return _fail(ctx, take, "transient", "link_expired", str(exc))
-            outcome = await _refresh_link(ctx, take, record, collecting=collecting)
-            if outcome != COMPLETED:
-                return outcome
+        except Exception as exc:
+            decision = classify(exc, Stage.DOWNLOAD)
+            if decision.reaction is Reaction.PROPAGATE:
+                raise
+            step = await _download_failed(ctx, take, record, exc, decision, tries)
+            if step is not None:
+                return step
             continue
-        except DownloadRefused as exc:
+        filed = await _check_and_file(ctx, take, saved, tries)
+        if filed is not None:
+            return filed
+
+
+@dataclass
+class _Fetches:
+    """What one take's download met this run, per limit."""
+
+    errors: int = 0  # failed fetches (--download-attempts)
+    refreshes: int = 0  # fresh links asked of the task (link_refreshes)
+    bad_files: int = 0  # fetched files that failed their check (one more fetch, then kept)
+    # A finished task whose result is fetched again (collected, or its file lost): gone at
+    # the provider, it needs a new creation, never a resubmission unasked.
+    collecting: bool = False
+
+
+async def _download_failed(ctx: RunContext, take: Take, record: Any, exc: Exception,
+                           decision: Decision, tries: _Fetches) -> str | None:
+    """Act on the policy's reaction to a failed fetch: None to fetch again (after a fresh
+    link or a backoff), or what became of the take."""
+    kind, code = decision.kind or "transient", decision.code_of(exc)
+    match decision.reaction:
+        case Reaction.REFRESH_LINK:
+            tries.refreshes += 1
+            if tries.refreshes > ctx.settings.link_refreshes:
+                return _fail(ctx, take, kind, code, str(exc))
+            outcome = await _refresh_link(ctx, take, record, collecting=tries.collecting)
+            return None if outcome == COMPLETED else outcome
+        case Reaction.KEEP_COLLECTABLE:
             # Paid, and the task still holds it: the next run asks again (never a new task).
-            return _fail(ctx, take, "collectable", "download_refused", str(exc))
-        except (DownloadError, TransientGatewayError, MalformedResponse) as exc:
-            errors += 1
-            if errors >= ctx.settings.download_attempts:
-                return _fail(ctx, take, "transient", "download_failed",
-                             f"downloading the result failed {errors} times: {exc}")
-            if errors == ctx.settings.download_attempts // 2 and refreshes == 0:
-                # The link's host keeps failing: ask the task for a fresh link (it may point
-                # elsewhere, or the task may be gone) before using the remaining tries.
-                refreshes += 1
-                outcome = await _refresh_link(ctx, take, record, collecting=collecting)
-                if outcome != COMPLETED:
-                    return outcome
-            delay = ctx.settings.backoff.delay(errors)
-            log.info("download_retry", error=str(exc), delay=round(delay, 3))
-            await asyncio.sleep(delay)
-            continue
-        except OSError as exc:  # the local disk: full, read-only, gone
-            return _fail(ctx, take, "transient", "disk_error", _disk_message(part, exc))
-        try:
-            info, facts = await _verified(ctx, take, saved.path)
-            ctx.event("take_verified", key, width=facts.get("width"),
-                      height=facts.get("height"), duration=info.duration,
-                      size_warning=facts.get("size_warning"))
-        except VerifyError as exc:
-            bad_files += 1
-            ctx.event("take_rejected", key, message=str(exc), tries=bad_files)
-            log.warning("output_rejected", error=str(exc), tries=bad_files)
-            if bad_files > 1:
-                return _fail(ctx, take, "collectable", "verify_failed",
-                             f"{exc}{_keep_rejected(saved.path, dest)}")
-            saved.path.unlink(missing_ok=True)  # maybe damaged on the way: fetch it again
-            continue
-        try:
-            _file_output(ctx, take, saved.path, dest, saved.size, saved.sha256, info, facts)
-        except OSError as exc:
-            return _fail(ctx, take, "transient", "disk_error", _disk_message(dest, exc))
-        return DONE
+            return _fail(ctx, take, "collectable", code, str(exc))
+        case Reaction.BACK_OFF:
+            return await _fetch_again(ctx, take, record, exc, decision, tries)
+    path = ctx.files.of(take).part  # FAIL_TAKE: the local disk (full, read-only, gone)
+    return _fail(ctx, take, kind, code, _disk_message(path, exc) if isinstance(exc, OSError)
+                 else str(exc))
+
+
+async def _fetch_again(ctx: RunContext, take: Take, record: Any, exc: Exception,
+                       decision: Decision, tries: _Fetches) -> str | None:
+    """A fetch that failed on the way: back off and fetch again (None), until the tries are
+    used up and the take fails (transient: its task keeps the result for the next run)."""
+    tries.errors += 1
+    if tries.errors >= ctx.settings.download_attempts:
+        return _fail(ctx, take, decision.kind or "transient", decision.code,
+                     f"downloading the result failed {tries.errors} times: {exc}")
+    if tries.errors == ctx.settings.download_attempts // 2 and tries.refreshes == 0:
+        # The link's host keeps failing: ask the task for a fresh link (it may point
+        # elsewhere, or the task may be gone) before using the remaining tries.
+        tries.refreshes += 1
+        outcome = await _refresh_link(ctx, take, record, collecting=tries.collecting)
+        if outcome != COMPLETED:
+            return outcome
+    delay = ctx.settings.backoff.delay(tries.errors)
+    log.info("download_retry", error=str(exc), delay=round(delay, 3))
+    await asyncio.sleep(delay)
+    return None
+
+
+async def _check_and_file(ctx: RunContext, take: Take, saved: Downloaded,
+                          tries: _Fetches) -> str | None:
+    """Verify a fetched result and file it: DONE, what became of the take, or None to
+    fetch it again (a file maybe damaged on the way is fetched once more)."""
+    key, dest = take.key, ctx.files.of(take).video
+    try:
+        info, facts = await _verified(ctx, take, saved.path)
+        ctx.event("take_verified", key, width=facts.get("width"),
+                  height=facts.get("height"), duration=info.duration,
+                  size_warning=facts.get("size_warning"))
+    except VerifyError as exc:
+        return _rejected(ctx, take, saved.path, exc, classify(exc, Stage.VERIFY), tries)
+    try:
+        _file_output(ctx, take, saved.path, dest, saved.size, saved.sha256, info, facts)
+    except OSError as exc:  # FAIL_TAKE: the local disk
+        decision = classify(exc, Stage.VERIFY)
+        return _fail(ctx, take, decision.kind or "transient", decision.code,
+                     _disk_message(dest, exc))
+    return DONE
+
+
+def _rejected(ctx: RunContext, take: Take, path: Path, exc: VerifyError,
+              decision: Decision, tries: _Fetches) -> str | None:
+    """A fetched file failed its check: None to fetch it once more (RETRY_NOW: maybe
+    damaged on the way), then the policy's give-up (KEEP_COLLECTABLE, the file kept)."""
+    tries.bad_files += 1
+    ctx.event("take_rejected", take.key, message=str(exc), tries=tries.bad_files)
+    log.warning("output_rejected", error=str(exc), tries=tries.bad_files)
+    if tries.bad_files > 1:
+        return _fail(ctx, take, decision.kind or "collectable", decision.code,
+                     f"{exc}{_keep_rejected(path, ctx.files.of(take).video)}")
+    path.unlink(missing_ok=True)
+    return None
 
 
 def rejected_path(dest: Path) -> Path:
@@ -361,14 +464,16 @@ async def recheck_rejected(ctx: RunContext, take: Take, *, fail: bool = True) ->
     try:
         info, facts = await _verified(ctx, take, kept)
         sha256, size = await asyncio.to_thread(hash_file, kept)
-    except VerifyError as exc:
+    except (VerifyError, OSError) as exc:
+        decision = classify(exc, Stage.VERIFY)
+        if isinstance(exc, OSError):  # FAIL_TAKE: the local disk
+            return _fail(ctx, take, decision.kind or "transient", decision.code,
+                         _disk_message(kept, exc))
         if not fail:
             log.info("rejected_output_still_fails", error=str(exc))
             return None
-        return _fail(ctx, take, "collectable", "verify_failed",
+        return _fail(ctx, take, "collectable", decision.code,  # still KEEP_COLLECTABLE
                      f"{exc}; the file is kept as {kept.name} for you to inspect")
-    except OSError as exc:
-        return _fail(ctx, take, "transient", "disk_error", _disk_message(kept, exc))
     ctx.store.mark_downloading(take.key)
     try:
         _file_output(ctx, take, kept, dest, size, sha256, info, facts)
@@ -512,43 +617,58 @@ async def _refresh_link(ctx: RunContext, take: Take, record: Any, *,
     while True:
         try:
             state = await ctx.gateway.get_task(task_id)
-        except AuthenticationFailed as exc:
-            message = auth_message(exc, ctx.gateway.label)
-            ctx.stop(StopReason.AUTH, message)
-            ctx.halt()
-            return _leave(ctx, take, message)
-        except GatewayUnreachable as exc:
-            if (wait := retry_or_stop(ctx, exc)) is None:
-                return _leave(ctx, take, exc.message)
-            await asyncio.sleep(wait)
+        except Exception as exc:
+            decision = classify(exc, Stage.LINK_REFRESH)
+            if decision.reaction is Reaction.PROPAGATE or not isinstance(exc, GatewayError):
+                raise
+            if decision.reaction is Reaction.BACK_OFF:
+                attempt += 1
+            step = _refresh_failed(ctx, take, record, exc, decision, attempt,
+                                   collecting=collecting)
+            if isinstance(step, str):
+                return step
+            await asyncio.sleep(step)
             continue
-        except PermanentGatewayError as exc:
-            if collecting:
-                return _needs_creation(ctx, take, "resource_not_found",
-                                       f"{ctx.gateway.label} no longer knows task {task_id} "
-                                       f"({exc.message})")
+        return _fresh_link(ctx, take, record, state, collecting=collecting)
+
+
+def _refresh_failed(ctx: RunContext, take: Take, record: Any, exc: GatewayError,
+                    decision: Decision, attempt: int, *, collecting: bool) -> str | float:
+    """Act on the policy's reaction to a failed link refresh: the delay before asking again,
+    or what became of the take (the paid task is left, or found gone)."""
+    task_id, label = record.task_id, ctx.gateway.label
+    if (step := _cannot_ask(ctx, take, exc, decision)) is not None:
+        return step
+    match decision.reaction:
+        case Reaction.TASK_GONE if collecting:
+            return _needs_creation(ctx, take, decision.code,
+                                   f"{label} no longer knows task {task_id} ({exc.message})")
+        case Reaction.TASK_GONE:
             # The gateway no longer knows the task (expired, or an emulator restarted): the
             # same policy as a poll that finds it gone.
-            return _task_failed(ctx, take, record.attempts, "resource_not_found",
-                                f"the result could not be fetched and {ctx.gateway.label} no "
-                                f"longer knows task {task_id}: {exc.message}", unknown=True)
-        except GatewayError as exc:
-            attempt += 1
-            if attempt > ctx.settings.backoff.max_attempts:
-                return _leave(ctx, take, f"refreshing the result link failed: {exc.message}")
-            retry_after = exc.retry_after
-            await asyncio.sleep(ctx.settings.backoff.delay(attempt, retry_after))
-            continue
-        if collecting and state.status == "failed":
-            return _needs_creation(ctx, take, state.error_code or "task_failed",
-                                   f"{ctx.gateway.label} says task {task_id} failed: "
-                                   f"{state.error_message or 'no reason given'}")
-        if collecting and state.status in ("pending", "processing"):
-            return _leave(ctx, take, f"task {task_id} is {state.status} again at "
-                                     f"{ctx.gateway.label}; the next run asks again")
-        if state.status != "completed" or not state.results:
-            return _fail(ctx, take, "permanent", "link_expired",
-                         f"the result link expired and task {task_id} has no new one")
-        ctx.store.mark_completed(take.key, state.results[0], _link_deadline(ctx, record))
-        log.info("link_refreshed", task_id=task_id)
-        return COMPLETED
+            return _task_failed(ctx, take, record.attempts, decision.code,
+                                f"the result could not be fetched and {label} no longer "
+                                f"knows task {task_id}: {exc.message}", unknown=True)
+    if attempt > ctx.settings.backoff.max_attempts:  # BACK_OFF, given up: LEAVE
+        return _leave(ctx, take, f"refreshing the result link failed: {exc.message}")
+    return ctx.settings.backoff.delay(attempt, decision.retry_after)
+
+
+def _fresh_link(ctx: RunContext, take: Take, record: Any, state: TaskState, *,
+                collecting: bool) -> str:
+    """The task's answer to a link refresh: COMPLETED with its new link committed, or what
+    became of the take."""
+    task_id = record.task_id
+    if collecting and state.status == "failed":
+        return _needs_creation(ctx, take, state.error_code or "task_failed",
+                               f"{ctx.gateway.label} says task {task_id} failed: "
+                               f"{state.error_message or 'no reason given'}")
+    if collecting and state.status in ("pending", "processing"):
+        return _leave(ctx, take, f"task {task_id} is {state.status} again at "
+                                 f"{ctx.gateway.label}; the next run asks again")
+    if state.status != "completed" or not state.results:
+        return _fail(ctx, take, "permanent", "link_expired",
+                     f"the result link expired and task {task_id} has no new one")
+    ctx.store.mark_completed(take.key, state.results[0], _link_deadline(ctx, record))
+    log.info("link_refreshed", task_id=task_id)
+    return COMPLETED

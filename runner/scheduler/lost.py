@@ -27,11 +27,12 @@ from typing import Any
 
 import structlog
 
-from runner.errors import GatewayError, TransientGatewayError
+from runner.errors import GatewayError
 from runner.gateway.types import ResolvesLostAnswers, TaskState
 from runner.model import Take
 from runner.providers.common import CLIENT_TASK_ID
 from runner.scheduler.context import RunContext
+from runner.scheduler.policy import Reaction, Stage, classify
 
 log = structlog.get_logger()
 
@@ -74,18 +75,19 @@ async def look_up(ctx: RunContext, take: Take, payload: Mapping[str, Any]
     while True:
         try:
             state = await found.resolve_lost(payload)
-        except TransientGatewayError as exc:
-            if attempt >= ctx.settings.backoff.max_attempts:
+        except Exception as exc:
+            decision = classify(exc, Stage.LOOKUP)
+            if decision.reaction is Reaction.PROPAGATE or not isinstance(exc, GatewayError):
+                raise
+            if decision.reaction is not Reaction.BACK_OFF or \
+                    attempt >= ctx.settings.backoff.max_attempts:  # HOLD_AMBIGUOUS
                 log.warning("lost_answer_unresolved", error=exc.message)
                 return UNRESOLVED
-            delay = ctx.settings.backoff.delay(attempt, exc.retry_after)
+            delay = ctx.settings.backoff.delay(attempt, decision.retry_after)
             attempt += 1
             log.info("lost_answer_lookup_retry", error=exc.message, delay=round(delay, 3))
             await asyncio.sleep(delay)
             continue
-        except GatewayError as exc:
-            log.warning("lost_answer_unresolved", error=exc.message)
-            return UNRESOLVED
         log.info("lost_answer_resolved", found=state is not None,
                  task_id=None if state is None else state.task_id, take=take.key)
         return state

@@ -6,7 +6,9 @@ between the answer and the commit. A request that certainly did not create a tas
 connection, 429, 5xx, 402, 401) is rolled back to ``new`` or failed with its reason; one whose
 answer was lost is *ambiguous*: counted, never retried in a loop, resubmitted at most once.
 
-Error policy (docs/gateway-api.md, "Errors"):
+What an error means is :mod:`runner.scheduler.policy`'s to say (docs/gateway-api.md,
+"Errors"); this module acts on it, once for uploads (:func:`_upload_failed`) and once for
+the creation (:func:`_creation_failed`):
 - 429: the in-flight limit halves, wait (Retry-After as a floor), try again;
 - 5xx, resets before sending: backoff with jitter, up to ``backoff.max_attempts``;
 - 400/403/413, request-side codes: the take fails with the gateway's message;
@@ -18,24 +20,16 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from runner.errors import (
-    AmbiguousSubmission,
-    AuthenticationFailed,
     ConnectionFailed,
     GatewayError,
     GatewayUnreachable,
-    MalformedResponse,
-    PermanentGatewayError,
-    QuotaExhausted,
-    RateLimited,
-    ShotrunError,
-    TransientGatewayError,
 )
-from runner.gateway.client import NOT_THE_GATEWAY
 from runner.gateway.types import TaskState
 from runner.model import Media, Take
 from runner.providers.common import CLIENT_TASK_ID
@@ -43,6 +37,7 @@ from runner.redact import redact, redact_value
 from runner.scheduler import lost
 from runner.scheduler.context import Phase, RunContext, StopReason
 from runner.scheduler.firstcontact import retry_or_stop
+from runner.scheduler.policy import Decision, Reaction, Stage, classify
 from runner.state import continuity
 from runner.state.continuity import frame_sources
 from runner.state.intents import Intent
@@ -81,30 +76,38 @@ async def _prepare(ctx: RunContext, take: Take) -> dict[str, Any] | None:
     while True:
         try:
             return await build_request(ctx, take)
-        except AuthenticationFailed as exc:
+        except Exception as exc:
+            decision = classify(exc, Stage.UPLOAD)
+            if decision.reaction is Reaction.PROPAGATE:
+                raise
+            wait = _upload_failed(ctx, take, exc, decision, attempt)
+            if wait is None:
+                return None
+            if decision.reaction is Reaction.BACK_OFF:
+                attempt += 1
+            await asyncio.sleep(wait)
+
+
+def _upload_failed(ctx: RunContext, take: Take, exc: Exception, decision: Decision,
+                   attempt: int) -> float | None:
+    """Act on an upload's failure: the delay before trying again, or None (take failed)."""
+    match decision.reaction:
+        case Reaction.RETRY_NOW if isinstance(exc, GatewayUnreachable):
+            return _unreached(ctx, take, exc)  # a quick retry, or the run stops
+        case Reaction.STOP_RUN if isinstance(exc, GatewayError):
             _auth_stop(ctx, take, exc)
             return None
-        except GatewayUnreachable as exc:
-            if (wait := _unreached(ctx, take, exc)) is None:
-                return None
-            await asyncio.sleep(wait)
-        except (TransientGatewayError, MalformedResponse) as exc:
-            if attempt >= ctx.settings.backoff.max_attempts:
-                _fail(ctx, take, "transient", exc.code or "upload_failed",
-                      f"uploading its media failed: {exc.message}")
-                return None
-            retry_after = exc.retry_after
-            delay = ctx.settings.backoff.delay(attempt, retry_after)
-            attempt += 1
+        case Reaction.BACK_OFF if attempt < ctx.settings.backoff.max_attempts:
+            delay = ctx.settings.backoff.delay(attempt, decision.retry_after)
             log.info("upload_retry", error=str(exc), delay=round(delay, 3))
-            await asyncio.sleep(delay)
-        except GatewayError as exc:
-            _fail(ctx, take, "permanent", exc.code or "upload_refused",
-                  f"the file service refused its media: {exc.message}")
-            return None
-        except (ShotrunError, OSError) as exc:
-            _fail(ctx, take, "permanent", "media_unavailable", redact(str(exc)))
-            return None
+            return delay
+    message = exc.message if isinstance(exc, GatewayError) else redact(str(exc))
+    if decision.reaction is Reaction.BACK_OFF:  # give_up: FAIL_TAKE
+        message = f"uploading its media failed: {message}"
+    elif isinstance(exc, GatewayError):
+        message = f"the file service refused its media: {message}"
+    _fail(ctx, take, decision.kind or "permanent", decision.code_of(exc), message)
+    return None
 
 
 def _fail(ctx: RunContext, take: Take, kind: str, code: str | None, message: str) -> None:
@@ -128,142 +131,194 @@ def _not_started(ctx: RunContext, take: Take) -> bool:
     return False
 
 
+@dataclass
+class _Tries:
+    """A take's creation tries this run, per limit: 429s and other certain non-creations."""
+
+    transient: int = 0
+    limited: int = 0
+
+
+# What one creation attempt left the submission loop to do: IN_FLIGHT (the task id is
+# committed; the slot is now the task's), AGAIN (at once), GIVE_UP (the take is finished for
+# this run), or a delay in seconds before trying again.
+IN_FLIGHT, AGAIN, GIVE_UP = "in flight", "again", "give up"
+Next = str | float
+
+
 async def submit(ctx: RunContext, take: Take) -> bool:
     """Create a task for ``take``; True when its task id is committed (it is in flight).
 
     On True the take holds an in-flight slot of ``ctx.limiter``, which the poll step gives
     back when the task leaves the gateway's queue.
     """
-    key = take.key
     rates: Mapping[str, float] = ctx.manifest.budget.rates_for(ctx.budget.unit)
     estimate = estimate_credits(take.request, rates)
-    transient = 0
-    limited = 0
+    tries = _Tries()
     while True:
         if ctx.stop_submitting.is_set():
             return _not_started(ctx, take)
         ctx.set_phase(take, Phase.QUEUED)
         await ctx.limiter.acquire()
-        holding = True
+        step: Next = GIVE_UP
         try:
-            if ctx.stop_submitting.is_set():
-                return _not_started(ctx, take)
-            # Uploads happen with the slot in hand, just before the creation: a URL checked
-            # for an hour of validity is then used at once, not after hours in the queue.
-            payload = await _prepare(ctx, take)
-            if payload is None:
-                return False
-            if lost.resolver(ctx) is not None and await _found_on_resume(ctx, take, payload):
-                holding = False
-                return True
-            # The pace first, the budget after it: a take reserves its credits only when
-            # it is sent in the same step, so no reservation ever waits. One that waited
-            # here was dropped when a later take met the cap (and a budget with room for
-            # two takes rendered one), and kept its credits when Ctrl-C cancelled the wait.
-            await ctx.bucket.acquire()
-            if ctx.stop_submitting.is_set():
-                return _not_started(ctx, take)
-            if not ctx.budget.try_reserve(key, estimate):
-                _budget_stop(ctx, key, estimate)
-                return _not_started(ctx, take)
-            # No await from the reservation to the request: what is reserved is what is
-            # sent, and whatever stops it before then gives the credits back.
-            try:
-                ctx.set_phase(take, Phase.SUBMITTING)
-                _drop_stale_part(ctx, take)
-                _record_sources(ctx, take)
-                attempt = ctx.store.mark_submitting(key, redact_value(payload), estimate,
-                                                    ctx.budget.unit)
-            except BaseException:
-                ctx.budget.release(key, estimate)
-                raise
-            log.info("take_submitting", attempt=attempt, estimate=estimate)
-            sent = lost.identified(ctx, take, payload, attempt)
-            if not _record_intent(ctx, take, attempt, estimate, sent):
-                ctx.budget.release(key, estimate)
-                return False
-            ctx.critical.add(key)
-            epoch = ctx.limiter.epoch
-            try:
-                state = await ctx.gateway.create_task(sent)
-            except RateLimited as exc:
-                _not_sent(ctx, key, f"rate limited: {exc.message}")
-                ctx.budget.release(key, estimate)
-                ctx.limiter.on_rate_limited(epoch)
-                limited += 1
-                if limited > ctx.settings.rate_limit_attempts:
-                    _fail(ctx, take, "transient", exc.code or "rate_limit_error",
-                          f"still rate limited after {limited} tries: {exc.message}")
-                    return False
-                delay = ctx.settings.backoff.delay(min(limited, 8), exc.retry_after)
-                log.info("take_rate_limited", delay=round(delay, 3),
-                         limit=ctx.limiter.limit)
-            except (AmbiguousSubmission, MalformedResponse) as exc:
-                _stop_if_not_the_service(ctx, exc)
-                step = await _answer_lost(ctx, take, sent, estimate, exc.message)
-                holding = step != IN_FLIGHT
-                if step == AGAIN:
-                    continue
-                return step == IN_FLIGHT
-            except GatewayUnreachable as exc:  # never reached in this run: firstcontact.py
-                _not_sent(ctx, key, exc.message)
-                ctx.budget.release(key, estimate)
-                if (wait := _unreached(ctx, take, exc)) is None:
-                    return False
-                delay = wait
-            except ConnectionFailed as exc:
-                if exc.maybe_sent:
-                    step = await _answer_lost(ctx, take, sent, estimate, exc.message)
-                    holding = step != IN_FLIGHT
-                    if step == AGAIN:
-                        continue
-                    return step == IN_FLIGHT
-                _not_sent(ctx, key, exc.message)
-                ctx.budget.release(key, estimate)
-                transient += 1
-                if transient > ctx.settings.backoff.max_attempts:
-                    _fail(ctx, take, "transient", exc.code or "connection_failed", exc.message)
-                    return False
-                delay = ctx.settings.backoff.delay(transient)
-            except TransientGatewayError as exc:
-                _not_sent(ctx, key, exc.message)
-                ctx.budget.release(key, estimate)
-                transient += 1
-                if transient > ctx.settings.backoff.max_attempts:
-                    _fail(ctx, take, "transient", exc.code, exc.message)
-                    return False
-                delay = ctx.settings.backoff.delay(transient)
-                log.info("take_create_retry", error=exc.message, delay=round(delay, 3))
-            except QuotaExhausted as exc:
-                ctx.budget.release(key, estimate)
-                ctx.intents.forget(key)
-                message = quota_message(exc, ctx.gateway.label)
-                ctx.store.mark_failed(key, "quota", exc.code or "insufficient_quota", message)
-                ctx.stop(StopReason.QUOTA, message)
-                return _not_started(ctx, take)
-            except AuthenticationFailed as exc:
-                ctx.budget.release(key, estimate)
-                ctx.intents.forget(key)
-                _auth_stop(ctx, take, exc)
-                return False
-            except (PermanentGatewayError, GatewayError) as exc:
-                # The gateway answered with a refusal (400/403/413, or a status its docs do
-                # not list): no task was created; the take fails with the gateway's words.
-                ctx.budget.release(key, estimate)
-                ctx.intents.forget(key)
-                _fail(ctx, take, "permanent", exc.code, exc.message)
-                return False
-            else:
-                # No await between the answer and this commit: a crash loses nothing.
-                _submitted(ctx, take, state, estimate)
-                holding = False
-                return True
-            finally:
-                ctx.critical.discard(key)
+            step = await _attempt(ctx, take, estimate, tries)
         finally:
-            if holding:
+            if step != IN_FLIGHT:
                 ctx.limiter.release()
-        await asyncio.sleep(delay)
+        if not isinstance(step, str):
+            await asyncio.sleep(step)
+        elif step != AGAIN:
+            return step == IN_FLIGHT
+
+
+async def _attempt(ctx: RunContext, take: Take, estimate: float | None,
+                   tries: _Tries) -> Next:
+    """One creation of ``take``, an in-flight slot in hand: uploads, pace, budget, request."""
+    if ctx.stop_submitting.is_set():
+        _not_started(ctx, take)
+        return GIVE_UP
+    # Uploads happen with the slot in hand, just before the creation: a URL checked for an
+    # hour of validity is then used at once, not after hours in the queue.
+    payload = await _prepare(ctx, take)
+    if payload is None:
+        return GIVE_UP
+    if lost.resolver(ctx) is not None and await _found_on_resume(ctx, take, payload):
+        return IN_FLIGHT
+    # The pace first, the budget after it: a take reserves its credits only when it is sent
+    # in the same step, so no reservation ever waits. One that waited here was dropped when
+    # a later take met the cap (and a budget with room for two takes rendered one), and kept
+    # its credits when Ctrl-C cancelled the wait.
+    await ctx.bucket.acquire()
+    if ctx.stop_submitting.is_set():
+        _not_started(ctx, take)
+        return GIVE_UP
+    if not ctx.budget.try_reserve(take.key, estimate):
+        _budget_stop(ctx, take.key, estimate)
+        _not_started(ctx, take)
+        return GIVE_UP
+    sent = _commit_attempt(ctx, take, payload, estimate)
+    if sent is None:
+        return GIVE_UP
+    return await _send(ctx, take, sent, estimate, tries)
+
+
+def _commit_attempt(ctx: RunContext, take: Take, payload: dict[str, Any],
+                    estimate: float | None) -> Mapping[str, Any] | None:
+    """The reserved creation made durable (attempt in the store, intent in the journal):
+    the body to send, or None (credits given back) when the intent could not be written.
+
+    No await from the reservation to the request: what is reserved is what is sent, and
+    whatever stops it before then gives the credits back."""
+    key = take.key
+    try:
+        ctx.set_phase(take, Phase.SUBMITTING)
+        _drop_stale_part(ctx, take)
+        _record_sources(ctx, take)
+        attempt = ctx.store.mark_submitting(key, redact_value(payload), estimate,
+                                            ctx.budget.unit)
+    except BaseException:
+        ctx.budget.release(key, estimate)
+        raise
+    log.info("take_submitting", attempt=attempt, estimate=estimate)
+    sent = lost.identified(ctx, take, payload, attempt)
+    if not _record_intent(ctx, take, attempt, estimate, sent):
+        ctx.budget.release(key, estimate)
+        return None
+    return sent
+
+
+async def _send(ctx: RunContext, take: Take, sent: Mapping[str, Any],
+                estimate: float | None, tries: _Tries) -> Next:
+    """The creation request itself, its answer committed with no await in between."""
+    key = take.key
+    ctx.critical.add(key)
+    epoch = ctx.limiter.epoch
+    try:
+        state = await ctx.gateway.create_task(sent)
+    except Exception as exc:
+        decision = classify(exc, Stage.CREATION)
+        if decision.reaction is Reaction.PROPAGATE or not isinstance(exc, GatewayError):
+            raise
+        return await _creation_failed(ctx, take, sent, estimate, exc, decision,
+                                      tries, epoch)
+    else:
+        # No await between the answer and this commit: a crash loses nothing.
+        _submitted(ctx, take, state, estimate)
+        return IN_FLIGHT
+    finally:
+        ctx.critical.discard(key)
+
+
+async def _creation_failed(ctx: RunContext, take: Take, sent: Mapping[str, Any],
+                           estimate: float | None, exc: GatewayError, decision: Decision,
+                           tries: _Tries, epoch: int) -> Next:
+    """Act on the policy's reaction to a failed creation (the one place that does)."""
+    key = take.key
+    match decision.reaction:
+        case Reaction.HOLD_AMBIGUOUS:
+            if decision.stop is not None:  # answered by something plainly not the service
+                ctx.stop(decision.stop, exc.message)
+            return await _answer_lost(ctx, take, sent, estimate, exc.message)
+        case Reaction.RETRY_NOW if isinstance(exc, GatewayUnreachable):
+            _unsent(ctx, key, estimate, exc.message)
+            wait = _unreached(ctx, take, exc)
+            return GIVE_UP if wait is None else wait
+        case Reaction.BACK_OFF:
+            _unsent(ctx, key, estimate, exc.message)
+            return _back_off(ctx, take, exc, decision, tries, epoch)
+        case Reaction.STOP_SUBMITTING:
+            _abandon(ctx, key, estimate)
+            message = quota_message(exc, ctx.gateway.label)
+            ctx.store.mark_failed(key, decision.kind or "quota", decision.code_of(exc), message)
+            ctx.stop(decision.stop or StopReason.QUOTA, message)
+            _not_started(ctx, take)
+            return GIVE_UP
+        case Reaction.STOP_RUN:
+            _abandon(ctx, key, estimate)
+            _auth_stop(ctx, take, exc)
+            return GIVE_UP
+        case _:  # FAIL_TAKE: a refusal; no task was created, the take fails with its words
+            _abandon(ctx, key, estimate)
+            _fail(ctx, take, decision.kind or "permanent", exc.code, exc.message)
+            return GIVE_UP
+
+
+def _back_off(ctx: RunContext, take: Take, exc: GatewayError, decision: Decision,
+              tries: _Tries, epoch: int) -> Next:
+    """A creation that certainly created nothing: the delay before the next, or GIVE_UP
+    (the take failed) once its limit is used up. A 429 also lowers the in-flight limit."""
+    if decision.slow_down:
+        ctx.limiter.on_rate_limited(epoch)
+        tries.limited += 1
+        if tries.limited > ctx.settings.rate_limit_attempts:
+            _fail(ctx, take, decision.kind or "transient", decision.code_of(exc),
+                  f"still rate limited after {tries.limited} tries: {exc.message}")
+            return GIVE_UP
+        delay = ctx.settings.backoff.delay(min(tries.limited, 8), decision.retry_after)
+        log.info("take_rate_limited", delay=round(delay, 3), limit=ctx.limiter.limit)
+        return delay
+    tries.transient += 1
+    if tries.transient > ctx.settings.backoff.max_attempts:
+        _fail(ctx, take, decision.kind or "transient", decision.code_of(exc), exc.message)
+        return GIVE_UP
+    delay = ctx.settings.backoff.delay(tries.transient, decision.retry_after)
+    if not isinstance(exc, ConnectionFailed):
+        log.info("take_create_retry", error=exc.message, delay=round(delay, 3))
+    return delay
+
+
+def _unsent(ctx: RunContext, key: str, estimate: float | None, message: str) -> None:
+    """A creation that certainly created nothing: back to new, its credits given back."""
+    _not_sent(ctx, key, message)
+    ctx.budget.release(key, estimate)
+
+
+def _abandon(ctx: RunContext, key: str, estimate: float | None) -> None:
+    """A creation refused (no task was made) that is not tried again this run: its credits
+    given back and its intent removed; the caller records why."""
+    ctx.budget.release(key, estimate)
+    ctx.intents.forget(key)
 
 
 def _submitted(ctx: RunContext, take: Take, state: TaskState, estimate: float | None, *,
@@ -281,18 +336,6 @@ def _submitted(ctx: RunContext, take: Take, state: TaskState, estimate: float | 
         "pending", "processing") else "pending", progress=state.progress,
         started_at=ctx.clock(),  # a round trip late: its first poll sets it exactly
         hint=state.estimated_time, credits_reserved=state.credits_reserved, found=found or None)
-
-
-IN_FLIGHT, AGAIN, GIVE_UP = "in flight", "again", "give up"
-
-
-def _stop_if_not_the_service(ctx: RunContext, exc: GatewayError) -> None:
-    """A creation accepted (2xx) by something plainly not the service (its first answer
-    an HTML page): no more creations go there. The creation itself is ambiguous like any
-    unreadable answer to a creation (HTML, empty, not JSON, no task id): whatever accepted
-    it may have made a task and billed it, so it is counted, never "nothing was sent"."""
-    if isinstance(exc, MalformedResponse) and exc.code == NOT_THE_GATEWAY:
-        ctx.stop(StopReason.UNREACHABLE, exc.message)
 
 
 async def _answer_lost(ctx: RunContext, take: Take, sent: Mapping[str, Any],
