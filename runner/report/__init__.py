@@ -26,8 +26,9 @@ from runner import __version__
 from runner.model import Manifest
 from runner.report.media import write_atomic
 from runner.report.render import render_html, state_of_page
-from runner.report.view import RecordLike, ReportData, Totals, collect
+from runner.report.view import ReportData, Totals, collect
 from runner.state.notes import Note
+from runner.state.records import TakeRecord
 from runner.words import count
 
 log = structlog.get_logger()
@@ -106,7 +107,7 @@ def is_current(manifest: Manifest, state: str, path: Path | None = None) -> bool
 
 
 def write_report(
-    manifest: Manifest, records: Iterable[RecordLike], *, path: Path | None = None,
+    manifest: Manifest, records: Iterable[TakeRecord], *, path: Path | None = None,
     chosen: Mapping[str, tuple[int, bool]] | None = None, state: str = "",
     notes: Mapping[str, Note] | None = None, standalone: bool = False,
 ) -> WrittenReport:
