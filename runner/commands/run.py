@@ -31,6 +31,7 @@ from runner.commands._flags import (
     positive_int,
 )
 from runner.commands._run_setup import RunSetup, announce, on_stop_handler, setup_run
+from runner.commands._run_store import after_run, open_for_run
 from runner.commands._summary import exit_code, print_outcome
 from runner.errors import ShotrunError
 from runner.model import SIZE_POLICIES, Manifest, Take
@@ -186,8 +187,6 @@ def _render(args: argparse.Namespace, setup: RunSetup, store: StateStore
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``shotrun run``."""
-    from runner.commands.store import after_run, open_for_run
-
     setup = setup_run(args)  # ManifestError, UsageError -> exit 2, nothing written
     manifest = setup.manifest
     store = open_for_run(manifest, args.manifest, err=args.json, quiet=args.quiet)
