@@ -2,7 +2,8 @@
 
 ``run`` and ``probe`` both talk to a provider: they share the network limits
 (:func:`add_network_limits`, read back by :func:`client_limits`), the polling bounds
-(:func:`add_poll_limits`, :func:`poll_policy`) and where to send (:func:`add_endpoint_flags`).
+(:func:`add_poll_limits`, :func:`poll_policy`) and where to send (:func:`add_endpoint_flags`);
+:func:`engine_settings` reads ``run``'s tuning flags (and the polling bounds) into the engine's.
 A private module of the commands package: the CLI does not take it for a command, and a
 command imports it rather than another command.
 """

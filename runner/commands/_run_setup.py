@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from runner import advice
@@ -36,7 +36,7 @@ class RunSetup:
     manifest: Manifest
     takes: list[Take]
     config: RunConfig
-    api_key: str
+    api_key: str = field(repr=False)  # never in a repr, a log line or a traceback
     settings: EngineSettings
     limits: ClientLimits
     chosen: ProfileChoice  # the `shotrun probe` profile of this gateway, if any

@@ -149,7 +149,6 @@ async def execute(manifest: Manifest, takes: Sequence[Take], plans: Sequence[Any
                 loop.remove_signal_handler(signum)
 
 
-
 def end_of_run_report(manifest: Manifest, store: StateStore) -> Path | None:
     """Refresh ``report.html`` so the summary can say where to look; never fails the run."""
     from runner.report import report_from_store
