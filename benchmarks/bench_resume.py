@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import _emu
 from benchmarks.table import format_table, row
 from runner.bulk import mark_command_process
-from runner.commands.report import report_from_store
 from runner.emulator.video import plain_spec, render
 from runner.manifest import load_manifest
 from runner.outputs import output_path
+from runner.report import report_from_store
 from runner.state import StateStore, store_path_for
 from runner.wire import build_payload, fingerprint_resolver
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -102,6 +103,18 @@ class Problem:
         what = f"{self.path}: " if self.path else ""
         tag = "warning: " if self.severity == "warning" else ""
         return f"{where}{tag}{what}{self.message}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The problem as JSON (``validate --json``, and the warnings of ``plan --json``)."""
+        return {
+            "file": self.location.file,
+            "line": self.location.line,
+            "column": self.location.column,
+            "path": self.path,
+            "severity": self.severity,
+            "message": self.message,
+            "text": str(self),
+        }
 
 
 class ManifestError(ShotrunError, ValueError):

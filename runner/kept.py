@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
@@ -31,7 +31,7 @@ from runner.money import format_amount, unit_of
 from runner.outputs import HISTORY_DIR, move_aside, read_sidecar, sidecar_path, take_files
 from runner.state.continuity import frame_sources
 from runner.state.plan import lifetime_over
-from runner.state.records import FailureKind, TakeRecord, TakeStatus
+from runner.state.records import FailureKind, TakeOutput, TakeRecord, TakeStatus
 from runner.wire import estimate_credits
 
 log = structlog.get_logger()
@@ -41,34 +41,6 @@ log = structlog.get_logger()
 # whose clock runs ahead of ours only costs a hash per run.)
 _MTIME_SLACK = 0.0
 CHANGED_DIR = "changed"  # history/changed[-n]/: done files found changed, set aside
-
-
-class _Keyed(Protocol):
-    @property
-    def shot_id(self) -> str: ...
-
-    @property
-    def take(self) -> int: ...
-
-    @property
-    def fingerprint(self) -> str: ...
-
-
-class _DoneRecord(Protocol):
-    @property
-    def shot_id(self) -> str: ...
-
-    @property
-    def take(self) -> int: ...
-
-    @property
-    def size(self) -> int | None: ...
-
-    @property
-    def sha256(self) -> str | None: ...
-
-    @property
-    def downloaded_at(self) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +73,7 @@ def _fits(video: Path, data: dict[str, Any] | None, fingerprint: str) -> bool:
         return False
 
 
-def kept_renders(output_dir: Path, take: _Keyed, *, in_place: bool = True
+def kept_renders(output_dir: Path, take: Take | TakeRecord | TakeOutput, *, in_place: bool = True
                  ) -> Iterator[KeptRender]:
     """Every kept render of ``take``'s current fingerprint, the one in place first.
 
@@ -134,7 +106,8 @@ def kept_renders(output_dir: Path, take: _Keyed, *, in_place: bool = True
             yield KeptRender(video, data, False)
 
 
-def has_kept_render(output_dir: Path, take: _Keyed, *, in_place: bool = True) -> bool:
+def has_kept_render(output_dir: Path, take: Take | TakeRecord | TakeOutput, *,
+                    in_place: bool = True) -> bool:
     """True when :func:`kept_renders` finds one (sizes checked, not hashes)."""
     try:
         return next(kept_renders(output_dir, take, in_place=in_place), None) is not None
@@ -151,7 +124,8 @@ def set_aside(output_dir: Path, video: Path) -> Path | None:
     return move_aside(output_dir, video, CHANGED_DIR, "changed on disk", which="video")
 
 
-def restore_files(output_dir: Path, take: _Keyed, render: KeptRender) -> tuple[str, int]:
+def restore_files(output_dir: Path, take: Take | TakeRecord | TakeOutput,
+                  render: KeptRender) -> tuple[str, int]:
     """Put ``render`` at ``take``'s path, after checking its hash; (SHA-256, size).
 
     ``ValueError`` when the kept file is not what its sidecar says (it stays where it is).
@@ -191,7 +165,7 @@ def restore_files(output_dir: Path, take: _Keyed, render: KeptRender) -> tuple[s
 MISSING, CHANGED = "missing", "changed"
 
 
-def done_path(output_dir: Path, record: _DoneRecord) -> str:
+def done_path(output_dir: Path, record: TakeRecord | TakeOutput) -> str:
     """Where a done take's video is: ``<output_dir>/<shot>/take-<n>.mp4``, as a string.
 
     Built from the names rather than the stored path, so an output folder moved as a whole
@@ -200,7 +174,7 @@ def done_path(output_dir: Path, record: _DoneRecord) -> str:
     return os.path.join(output_dir, record.shot_id, f"take-{record.take}.mp4")
 
 
-def output_problem(output_dir: Path, record: _DoneRecord) -> str | None:
+def output_problem(output_dir: Path, record: TakeRecord | TakeOutput) -> str | None:
     """None when a done take's file is as verified; :data:`MISSING` or :data:`CHANGED`.
 
     One ``stat``; the hash only when the file's time moved past its verification.

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from json.encoder import encode_basestring
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
@@ -35,7 +35,7 @@ from runner.fsutil import atomic_write_text, fsync_dir, make_dirs
 from runner.isotime import iso_time
 from runner.model import Manifest, Take
 from runner.redact import redact_value
-from runner.state.records import TakeRecord
+from runner.state.records import TakeOutput, TakeRecord
 
 log = structlog.get_logger()
 
@@ -46,14 +46,6 @@ _FORBIDDEN = frozenset({"", ".", ".."})
 
 class OutputPathError(ShotrunError, ValueError):
     """A name would put a file outside the output directory (or is not a plain name)."""
-
-
-class _TakeLike(Protocol):
-    @property
-    def shot_id(self) -> str: ...
-
-    @property
-    def take(self) -> int: ...
 
 
 def safe_name(name: str, what: str = "name") -> str:
@@ -112,7 +104,7 @@ def shot_dir(output_dir: Path, shot_id: str) -> Path:
     return inside(output_dir, Path(output_dir) / safe_name(shot_id, "shot id"))
 
 
-def output_path(output_dir: Path, take: _TakeLike) -> Path:
+def output_path(output_dir: Path, take: Take | TakeRecord | TakeOutput) -> Path:
     """``<output_dir>/<shot-id>/take-<n>.mp4`` for a :class:`Take` or a :class:`TakeRecord`."""
     if isinstance(take.take, bool) or not isinstance(take.take, int) or take.take < 1:
         raise OutputPathError(f"take number {take.take!r} of {take.shot_id!r} is not positive")
@@ -155,7 +147,7 @@ class TakeFiles:
         return self.video.parent
 
 
-def take_files(output_dir: Path, take: _TakeLike) -> TakeFiles:
+def take_files(output_dir: Path, take: Take | TakeRecord | TakeOutput) -> TakeFiles:
     """The video, ``.part`` and sidecar paths of ``take``, checked as :func:`output_path` does.
 
     Nothing is created on disk (compare :func:`part_path`).
@@ -179,7 +171,7 @@ class RunFiles:
         self._takes: dict[tuple[str, int], TakeFiles] = {}
         self._made: set[Path] = set()
 
-    def of(self, take: _TakeLike) -> TakeFiles:
+    def of(self, take: Take | TakeRecord | TakeOutput) -> TakeFiles:
         """``take``'s files (:class:`OutputPathError` for a name that would escape)."""
         key = (take.shot_id, take.take)
         files = self._takes.get(key)

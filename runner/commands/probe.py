@@ -30,7 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.commands.run import add_network_limits, add_poll_limits, client_limits, poll_policy
+from runner.commands._flags import (
+    add_endpoint_flags,
+    add_network_limits,
+    add_poll_limits,
+    client_limits,
+    poll_policy,
+)
 from runner.errors import EXIT_FAILED, EXIT_OK, AuthenticationFailed, ShotrunError, UsageError
 from runner.gateway.urls import safe_url_text
 from runner.model import Manifest
@@ -64,10 +70,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--spend", action="store_true",
                         help="spends: create one paid task (3 s, 720p, 16:9) and report on it")
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
-    parser.add_argument("--base-url", metavar="URL",
-                        help="gateway URL or `emulator` (overrides SHOTRUN_BASE_URL and "
-                        "api.base_url)")
-    parser.add_argument("--files-url", metavar="URL", help="file service URL")
+    add_endpoint_flags(parser)
     parser.add_argument("--task-timeout", type=float, metavar="S", default=3600.0,
                         help="with --spend: stop waiting for the task after S seconds (the "
                         "next probe --spend follows it, never creates another; default 1 h)")

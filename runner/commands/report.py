@@ -20,17 +20,12 @@ import argparse
 import sys
 import webbrowser
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from runner.errors import EXIT_OK, ShotrunError, UsageError
 from runner.fsutil import blocking_file
 from runner.providers import add_flag as add_provider_flag
 from runner.redact import redact
-
-if TYPE_CHECKING:  # imported lazily at run time: the CLI loads only the command it runs
-    from runner.model import Manifest
-    from runner.report import WrittenReport
-    from runner.state import StateStore
 
 DEFAULT_CSV = "trace.csv"
 
@@ -62,29 +57,6 @@ def _say(text: str, *, err: bool = False) -> None:
     print(redact(text), file=sys.stderr if err else sys.stdout, flush=True)
 
 
-def report_from_store(manifest: Manifest, store: StateStore, *,
-                      force: bool = False, standalone: bool = False) -> WrittenReport:
-    """Write ``report.html`` from an open store (``shotrun report``, and the end of a run).
-
-    Without ``force`` (the end of a run), a page that already shows this manifest and this
-    state of the store is left as it is: a run that had nothing to do does not spend seconds
-    remaking a 20,000-take page identical but for its "generated" time. ``standalone``:
-    the page with posters inlined (``report --standalone``).
-    """
-    from runner.report import WrittenReport, is_current, page_state, report_path, write_report
-    from runner.state.continuity import chosen_takes, picks
-    from runner.state.notes import notes
-
-    state = page_state(manifest, store.stamp())  # before reading: a later change shows
-    if not force and is_current(manifest, state):
-        return WrittenReport(report_path(manifest), None)
-    records = store.records()
-    fingerprints = {take.key: take.fingerprint for take in manifest.takes}
-    return write_report(manifest, records, state=state, notes=notes(store),
-                        chosen=chosen_takes(records, picks(store), fingerprints),
-                        standalone=standalone)
-
-
 def _check_csv_path(path: Path) -> None:
     """A CSV path that cannot be a file (a folder, or below a file) is a usage error."""
     if path.is_dir():
@@ -97,13 +69,13 @@ def _check_csv_path(path: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``shotrun report``."""
-    from runner.commands.status import gather
     from runner.manifest import load_manifest
     from runner.manifest.outdir import check_output_dir
     from runner.providers import other_provider_note
-    from runner.report import write_report
+    from runner.report import report_from_store, write_report
     from runner.report.trace import write_trace_csv
     from runner.state import StateStore, store_path_for
+    from runner.views.status import gather
 
     manifest = load_manifest(args.manifest, args.provider, sends=False)  # ManifestError: 2
     check_output_dir(manifest)

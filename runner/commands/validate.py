@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from runner.commands._warnings import remember
-from runner.errors import EXIT_OK, EXIT_USAGE, Problem
+from runner.errors import EXIT_OK, EXIT_USAGE
 from runner.providers import add_flag as add_provider_flag
 from runner.redact import redact
 from runner.session import check_base_url_flag
@@ -36,19 +36,6 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def problem_json(problem: Problem) -> dict[str, Any]:
-    """One problem as JSON (also used by ``plan --json`` for warnings)."""
-    return {
-        "file": problem.location.file,
-        "line": problem.location.line,
-        "column": problem.location.column,
-        "path": problem.path,
-        "severity": problem.severity,
-        "message": problem.message,
-        "text": str(problem),
-    }
-
-
 def run(args: argparse.Namespace) -> int:
     """Validate every file; print problems; 0 when all are valid, else 2."""
     from runner.manifest import validate_file  # here for start-up speed: YAML, jsonschema
@@ -62,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         all_valid = all_valid and errors == 0
         results.append({"file": file, "valid": errors == 0, "errors": errors,
                         "warnings": len(problems) - errors,
-                        "problems": [problem_json(p) for p in problems]})
+                        "problems": [p.to_json() for p in problems]})
         if not args.json:
             for problem in problems:
                 print(redact(str(problem)))

@@ -10,7 +10,8 @@ per-take trace records (the same fields as ``shotrun status --json``) for spread
 The page carries a digest of what it shows (:func:`page_state`: the manifest and the store's
 :meth:`~runner.state.StateStore.stamp`). Making the page costs seconds for 20,000 takes
 (a stat, a poster and a tile each), so the end of a run that changed nothing leaves a page
-with the same digest alone (:func:`is_current`); ``shotrun report`` always writes it.
+with the same digest alone (:func:`is_current`); ``shotrun report`` always writes it. Both
+write it from an open store through :func:`report_from_store`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -26,9 +28,15 @@ from runner import __version__
 from runner.model import Manifest
 from runner.report.media import write_atomic
 from runner.report.render import render_html, state_of_page
-from runner.report.view import RecordLike, ReportData, Totals, collect
+from runner.report.view import ReportData, Totals, collect
+from runner.state.continuity import chosen_takes, picks
 from runner.state.notes import Note
+from runner.state.notes import notes as notes_of
+from runner.state.records import TakeRecord
 from runner.words import count
+
+if TYPE_CHECKING:
+    from runner.state import StateStore
 
 log = structlog.get_logger()
 
@@ -44,6 +52,7 @@ __all__ = [
     "is_current",
     "page_state",
     "render_html",
+    "report_from_store",
     "report_path",
     "write_report",
 ]
@@ -106,7 +115,7 @@ def is_current(manifest: Manifest, state: str, path: Path | None = None) -> bool
 
 
 def write_report(
-    manifest: Manifest, records: Iterable[RecordLike], *, path: Path | None = None,
+    manifest: Manifest, records: Iterable[TakeRecord], *, path: Path | None = None,
     chosen: Mapping[str, tuple[int, bool]] | None = None, state: str = "",
     notes: Mapping[str, Note] | None = None, standalone: bool = False,
 ) -> WrittenReport:
@@ -124,3 +133,22 @@ def write_report(
     totals = data.totals()
     log.info("report_written", path=str(target), shots=len(data.shots), takes=totals.takes)
     return WrittenReport(target, totals)
+
+
+def report_from_store(manifest: Manifest, store: StateStore, *,
+                      force: bool = False, standalone: bool = False) -> WrittenReport:
+    """Write ``report.html`` from an open store (``shotrun report``, and the end of a run).
+
+    Without ``force`` (the end of a run), a page that already shows this manifest and this
+    state of the store is left as it is: a run that had nothing to do does not spend seconds
+    remaking a 20,000-take page identical but for its "generated" time. ``standalone``:
+    the page with posters inlined (``report --standalone``).
+    """
+    state = page_state(manifest, store.stamp())  # before reading: a later change shows
+    if not force and is_current(manifest, state):
+        return WrittenReport(report_path(manifest), None)
+    records = store.records()
+    fingerprints = {take.key: take.fingerprint for take in manifest.takes}
+    return write_report(manifest, records, state=state, notes=notes_of(store),
+                        chosen=chosen_takes(records, picks(store), fingerprints),
+                        standalone=standalone)

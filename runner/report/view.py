@@ -16,7 +16,6 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
 from urllib.parse import quote
 
 from runner.model import (
@@ -32,60 +31,10 @@ from runner.money import CREDITS, Figure, UnitTotal, take_figure, unit_of
 from runner.money import totals as money_totals
 from runner.report.media import file_data_uri, make_poster, probe_video, thumbnail_data_uri
 from runner.state.continuity import frame_sources
-from runner.state.notes import Note, current_notes
+from runner.state.notes import Note, held_note
+from runner.state.records import TakeRecord
 
 NOT_RUN = "new"  # the state store's word for a take never submitted
-
-
-class RecordLike(Protocol):
-    """The part of a state-store take record the report reads (see :mod:`runner.state`)."""
-
-    @property
-    def key(self) -> str: ...
-    @property
-    def shot_id(self) -> str: ...
-    @property
-    def take(self) -> int: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def fingerprint(self) -> str: ...
-    @property
-    def task_id(self) -> str | None: ...
-    @property
-    def attempts(self) -> int: ...
-    @property
-    def credits_estimated(self) -> float | None: ...
-    @property
-    def credits_reserved(self) -> float | None: ...
-    @property
-    def output_path(self) -> str | None: ...
-    @property
-    def size(self) -> int | None: ...
-    @property
-    def sha256(self) -> str | None: ...
-    @property
-    def last_error_code(self) -> str | None: ...
-    @property
-    def last_error(self) -> str | None: ...
-    @property
-    def polls(self) -> int: ...
-    @property
-    def submitted_at(self) -> float | None: ...
-    @property
-    def completed_at(self) -> float | None: ...
-    @property
-    def downloaded_at(self) -> float | None: ...
-    @property
-    def failure_kind(self) -> str | None: ...
-    @property
-    def progress(self) -> int | None: ...
-    @property
-    def reason(self) -> str | None: ...
-    @property
-    def verified_duration(self) -> float | None: ...
-    @property
-    def video(self) -> dict[str, Any] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +157,7 @@ def relative_url(target: Path, page_dir: Path) -> str:
     return "/".join(quote(part) for part in Path(rel).parts)
 
 
-def wall_seconds(record: RecordLike) -> float | None:
+def wall_seconds(record: TakeRecord) -> float | None:
     """Seconds from submission to the output being saved (or the task finishing)."""
     start = record.submitted_at
     end = record.downloaded_at if record.downloaded_at is not None else record.completed_at
@@ -269,7 +218,7 @@ class _Collector:
                     found.append(self._input(f"@Element{index} ref {ref_no}", ref))
         return tuple(found)
 
-    def take_view(self, take: Take, record: RecordLike | None) -> TakeView:
+    def take_view(self, take: Take, record: TakeRecord | None) -> TakeView:
         if record is None:
             return TakeView(key=take.key, take=take.take, status=NOT_RUN)
         video_src = poster_src = None
@@ -298,7 +247,7 @@ class _Collector:
             else:
                 missing = True
         figure = take_figure(record.credits_reserved, record.credits_estimated,
-                             getattr(record, "unit", None) or unit_of(self.manifest.api.provider))
+                             record.unit or unit_of(self.manifest.api.provider))
         return TakeView(
             key=take.key,
             take=take.take,
@@ -330,6 +279,12 @@ class _Collector:
         )
 
 
+def _with_note(view: TakeView, notes: Mapping[str, Note]) -> TakeView:
+    """``view`` with the reviewer's note on it, when the note is about the output it shows."""
+    text = held_note(notes, view.key, view.sha256)
+    return view if text is None else replace(view, note=text)
+
+
 def _prompts(take: Take) -> tuple[tuple[str, int | None], ...]:
     request = take.request
     if request.multi_prompt:
@@ -339,7 +294,7 @@ def _prompts(take: Take) -> tuple[tuple[str, int | None], ...]:
 
 def collect(
     manifest: Manifest,
-    records: Iterable[RecordLike],
+    records: Iterable[TakeRecord],
     *,
     chosen: Mapping[str, tuple[int, bool]] | None = None,
     page_dir: Path | None = None,
@@ -361,7 +316,7 @@ def collect(
     """
     page_dir = page_dir or manifest.output_dir
     posters_dir = posters_dir or manifest.output_dir / ".shotrun" / "posters"
-    by_take: dict[tuple[str, int, str], RecordLike] = {
+    by_take: dict[tuple[str, int, str], TakeRecord] = {
         (record.shot_id, record.take, record.fingerprint): record for record in records
     }
     collector = _Collector(manifest, page_dir, posters_dir, inline_posters=standalone)
@@ -386,9 +341,7 @@ def collect(
                       if view.take == number and view.status == "done" else view
                       for view in take_views]
         if notes:
-            held = current_notes(notes, take_views)
-            take_views = [replace(view, note=held[view.key]) if view.key in held else view
-                          for view in take_views]
+            take_views = [_with_note(view, notes) for view in take_views]
         views.append(
             ShotView(
                 shot_id=shot_id,

@@ -23,13 +23,14 @@ import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from runner.model import FrameRef, Take
 from runner.state.base import StoreBase
 from runner.state.records import (
     RECORD_COLUMNS,
     RECORD_SELECT,
+    TakeOutput,
     TakeRecord,
     TakeStatus,
     record_from_row,
@@ -58,29 +59,8 @@ def frame_sources(take: Take) -> tuple[str, ...]:
     return tuple(found)
 
 
-class Choosable(Protocol):
-    """What choosing reads of a take: a :class:`TakeRecord`, or the lighter
-    :class:`runner.state.trace.Finished` that ``status`` reads for 20,000 takes."""
-
-    @property
-    def key(self) -> str: ...
-    @property
-    def shot_id(self) -> str: ...
-    @property
-    def take(self) -> int: ...
-    @property
-    def status(self) -> TakeStatus: ...
-    @property
-    def fingerprint(self) -> str: ...
-    @property
-    def output_path(self) -> str | None: ...
-    @property
-    def downloaded_at(self) -> float | None: ...
-    @property
-    def sha256(self) -> str | None: ...
-
-
-R = TypeVar("R", bound=Choosable)
+# A full record, or the narrow view of it ``status`` reads for 20,000 takes.
+R = TypeVar("R", bound=TakeRecord | TakeOutput)
 
 
 def choose(records: Iterable[R], pick: Pick | None) -> R | None:
@@ -120,7 +100,7 @@ def chosen_records(records: Iterable[R], chosen_picks: Mapping[str, Pick],
     return found
 
 
-def chosen_takes(records: Iterable[Choosable], chosen_picks: Mapping[str, Pick],
+def chosen_takes(records: Iterable[TakeRecord | TakeOutput], chosen_picks: Mapping[str, Pick],
                  fingerprints: Mapping[str, str] | None = None) -> dict[str, tuple[int, bool]]:
     """Per shot, its chosen take number and whether the user picked it (status, report)."""
     return {shot_id: (record.take, picked) for shot_id, (record, picked)

@@ -16,9 +16,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
 
 from runner.state.base import StoreBase
+from runner.state.records import TakeOutput, TakeRecord
 
 MAX_NOTE = 4000  # characters: a note is a line or a paragraph, not a document
 
@@ -33,15 +33,6 @@ class Note:
     noted_at: float
 
 
-class HasOutput(Protocol):
-    """What deciding whether a note holds reads of a take (a record or a trace's Finished)."""
-
-    @property
-    def key(self) -> str: ...
-    @property
-    def sha256(self) -> str | None: ...
-
-
 def read_notes(conn: sqlite3.Connection) -> dict[str, Note]:
     """Every note of the store, by take key."""
     rows = conn.execute("SELECT key, text, sha256, noted_at FROM notes")
@@ -54,16 +45,23 @@ def notes(store: StoreBase) -> dict[str, Note]:
         return read_notes(conn)
 
 
-def current_notes(all_notes: Mapping[str, Note], records: Iterable[HasOutput]) -> dict[str, str]:
+def current_notes(all_notes: Mapping[str, Note],
+                  records: Iterable[TakeRecord | TakeOutput]) -> dict[str, str]:
     """Take key -> note text, for the notes that still hold (same output as when written)."""
     if not all_notes:
         return {}
     found: dict[str, str] = {}
     for record in records:
-        note = all_notes.get(record.key)
-        if note is not None and note.sha256 == record.sha256:
-            found[record.key] = note.text
+        text = held_note(all_notes, record.key, record.sha256)
+        if text is not None:
+            found[record.key] = text
     return found
+
+
+def held_note(all_notes: Mapping[str, Note], key: str, sha256: str | None) -> str | None:
+    """The note of take ``key`` when it was written about output ``sha256``, else None."""
+    note = all_notes.get(key)
+    return note.text if note is not None and note.sha256 == sha256 else None
 
 
 def set_note(store: StoreBase, key: str, text: str, sha256: str | None) -> None:

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from runner.money import CREDITS, Figure, take_figure
 
@@ -139,6 +139,44 @@ class TakeRecord:
         for a take not submitted yet (its provider's, from the manifest)."""
         return take_figure(self.credits_reserved, self.credits_estimated,
                            self.unit or default_unit)
+
+
+class TakeOutput(NamedTuple):
+    """The narrow view of a :class:`TakeRecord`: which take, which version, and its output.
+
+    What choosing a shot's take (:mod:`runner.state.continuity`), holding a reviewer's note
+    (:mod:`runner.state.notes`) and checking a done take's file on disk (:mod:`runner.kept`)
+    read, and all that ``status`` reads of 20,000 takes besides their trace records: building
+    full records there cost more than everything else it does. Readers take ``TakeRecord |
+    TakeOutput``; each field means what :class:`TakeRecord`'s of that name means (``credits``
+    is its property: charged, else estimated).
+    """
+
+    key: str
+    shot_id: str
+    take: int
+    status: TakeStatus
+    fingerprint: str
+    output_path: str | None
+    size: int | None
+    sha256: str | None
+    task_id: str | None
+    completed_at: float | None
+    downloaded_at: float | None
+    link_expires_at: float | None
+    credits: float | None
+
+
+# The columns of ``takes`` a :class:`TakeOutput` is made of, in its order.
+OUTPUT_SELECT = ("key, shot_id, take, status, fingerprint, output_path, size, sha256, task_id,"
+                 " completed_at, downloaded_at, link_expires_at,"
+                 " COALESCE(credits_reserved, credits_estimated)")
+
+
+def output_from_row(row: Sequence[Any]) -> TakeOutput:
+    """A :class:`TakeOutput` from a row selected with :data:`OUTPUT_SELECT` (and maybe more
+    columns after them)."""
+    return TakeOutput(row[0], row[1], row[2], STATUSES[row[3]], *row[4:13])
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,12 +20,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from runner.errors import StateError
 from runner.state.base import S, StoreBase, dumps, insert_event
 from runner.state.plan import OUTPUT_LOST
-from runner.state.records import FailureKind
+from runner.state.records import OUTPUT_SELECT, FailureKind, TakeOutput, output_from_row
 
 
 def _number(value: Any) -> float | None:
@@ -135,28 +135,8 @@ def renders_cut_from(store: StoreBase, key: str, fingerprint: str,
     return {sha256 for sha256, hashes in rows if json.loads(hashes) == sources}
 
 
-class DoneFile(NamedTuple):
-    """What the on-disk check of a done take reads (``status`` reads 20,000 of them: plain
-    tuples, not full records)."""
-
-    key: str
-    shot_id: str
-    take: int
-    fingerprint: str
-    size: int | None
-    sha256: str | None
-    downloaded_at: float | None
-    task_id: str | None
-    completed_at: float | None
-    credits: float | None  # charged, else estimated
-    link_expires_at: float | None  # the provider's documented result lifetime, when it has one
-
-
-def done_files(store: StoreBase) -> list[DoneFile]:
-    """Every take recorded as done, with what checking its file needs."""
-    rows = store._tuples(
-        "SELECT key, shot_id, take, fingerprint, size, sha256, downloaded_at, task_id,"
-        " completed_at, COALESCE(credits_reserved, credits_estimated), link_expires_at"
-        " FROM takes"
-        " WHERE status = 'done'")
-    return [DoneFile(*row) for row in rows]
+def done_files(store: StoreBase) -> list[TakeOutput]:
+    """Every take recorded as done, with what checking its file needs (``status`` reads
+    20,000 of them: plain tuples, not full records)."""
+    rows = store._tuples(f"SELECT {OUTPUT_SELECT} FROM takes WHERE status = 'done'")
+    return [output_from_row(row) for row in rows]

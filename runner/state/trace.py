@@ -52,14 +52,21 @@ import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from runner.isotime import iso_time
 from runner.money import CREDITS, Figure, take_figure, totals_json
 from runner.money import totals as money_totals
 from runner.observed import trace_fields
 from runner.state.base import StoreBase
-from runner.state.records import STATUSES, TakeRecord, TakeStatus, parse_tags
+from runner.state.records import (
+    OUTPUT_SELECT,
+    TakeOutput,
+    TakeRecord,
+    TakeStatus,
+    output_from_row,
+    parse_tags,
+)
 
 TRACE_FIELDS = (
     "id", "shot", "take", "status", "task_id", "submitted", "completed", "downloaded",
@@ -77,7 +84,9 @@ TRACE_COLUMNS = (
     "sha256", "last_error", "attempts", "failure_kind", "last_error_code", "reason",
     "progress", "tags", "fingerprint", "video", "unit",
 )
-_TRACE_SELECT = f"SELECT {', '.join(TRACE_COLUMNS)} FROM takes"
+# Then the take's :class:`TakeOutput`, from the same row.
+_TRACE_SELECT = f"SELECT {', '.join(TRACE_COLUMNS)}, {OUTPUT_SELECT} FROM takes"
+_OUTPUT_AT = len(TRACE_COLUMNS)
 
 def _relative(path: str | None, output_dir: Path | None) -> str | None:
     if path is None or output_dir is None:
@@ -146,22 +155,10 @@ def trace_record(record: TakeRecord, output_dir: Path | None = None) -> dict[str
     return trace
 
 
-class Finished(NamedTuple):
-    """What :func:`runner.state.continuity.chosen_takes` reads of a take, and no more."""
-
-    key: str
-    shot_id: str
-    take: int
-    status: TakeStatus
-    fingerprint: str
-    output_path: str | None
-    downloaded_at: float | None
-    sha256: str | None
-
-
 def read_traces(store: StoreBase,
-                output_dir: Path | None) -> tuple[list[dict[str, Any]], list[Finished]]:
-    """Every take's trace record (by shot id and take number) and what choosing needs.
+                output_dir: Path | None) -> tuple[list[dict[str, Any]], list[TakeOutput]]:
+    """Every take's trace record (by shot id and take number) and its :class:`TakeOutput`
+    (what choosing the take and holding its note read).
 
     One SELECT of the columns a trace shows, as plain tuples: ``status`` of 20,000 takes
     spent more time building full :class:`TakeRecord` objects (32 fields, frozen) and then
@@ -170,9 +167,8 @@ def read_traces(store: StoreBase,
     rows = store._tuples(_TRACE_SELECT)
     rows.sort(key=lambda row: (row[1], row[2]))
     traces = [_trace(row, output_dir, row[21], row[22]) for row in rows]
-    finished = [Finished(row[0], row[1], row[2], STATUSES[row[3]], row[20], row[11], row[7],
-                         row[12]) for row in rows]
-    return traces, finished
+    outputs = [output_from_row(row[_OUTPUT_AT:]) for row in rows]
+    return traces, outputs
 
 
 def new_trace_record(key: str, shot_id: str, take: int, tags: Iterable[str]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from runner import cli
-from runner.commands.run import client_limits
+from runner.commands._flags import client_limits
 from runner.errors import UsageError
 from runner.gateway.timeouts import DEFAULT_DOWNLOAD_TOTAL, DEFAULT_MIN_DOWNLOAD_RATE
 from runner.manifest import load_manifest

@@ -23,7 +23,7 @@ import pytest
 from aiohttp import web
 
 from runner import cli
-from runner.commands.run import format_summary
+from runner.commands._summary import format_summary
 from runner.emulator import run_emulator
 from runner.scheduler.progress import Cost, NextRun, RunSummary
 from tests.commands.test_run import (

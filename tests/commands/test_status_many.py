@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from runner import cli
-from runner.commands.status import PLAIN_ABOVE
+from runner.commands._status_table import PLAIN_ABOVE
 from runner.manifest import load_manifest
 from runner.state import StateStore, store_path_for
 from runner.wire import build_payload, fingerprint_resolver

@@ -90,6 +90,7 @@ class FakeRecord:
     reason: str | None = None
     verified_duration: float | None = None
     video: dict[str, Any] | None = None
+    unit: str | None = None  # of the credits figures; None: the provider's
 
 
 def fp(shot_id: str, take: int) -> str:

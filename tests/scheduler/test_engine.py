@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from runner.commands.run import format_summary
+from runner.commands._summary import format_summary
 from runner.emulator import run_emulator
 from runner.scheduler.backoff import BackoffPolicy
 from runner.scheduler.engine import Engine
