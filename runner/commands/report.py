@@ -30,7 +30,7 @@ from runner.redact import redact
 if TYPE_CHECKING:  # imported lazily at run time: the CLI loads only the command it runs
     from runner.model import Manifest
     from runner.report import WrittenReport
-    from runner.state import StateStore
+    from runner.state import Store
 
 DEFAULT_CSV = "trace.csv"
 
@@ -62,7 +62,7 @@ def _say(text: str, *, err: bool = False) -> None:
     print(redact(text), file=sys.stderr if err else sys.stdout, flush=True)
 
 
-def report_from_store(manifest: Manifest, store: StateStore, *,
+def report_from_store(manifest: Manifest, store: Store, *,
                       force: bool = False, standalone: bool = False) -> WrittenReport:
     """Write ``report.html`` from an open store (``shotrun report``, and the end of a run).
 
@@ -72,16 +72,15 @@ def report_from_store(manifest: Manifest, store: StateStore, *,
     the page with posters inlined (``report --standalone``).
     """
     from runner.report import WrittenReport, is_current, page_state, report_path, write_report
-    from runner.state.continuity import chosen_takes, picks
-    from runner.state.notes import notes
+    from runner.state.continuity import chosen_takes
 
     state = page_state(manifest, store.stamp())  # before reading: a later change shows
     if not force and is_current(manifest, state):
         return WrittenReport(report_path(manifest), None)
     records = store.records()
     fingerprints = {take.key: take.fingerprint for take in manifest.takes}
-    return write_report(manifest, records, state=state, notes=notes(store),
-                        chosen=chosen_takes(records, picks(store), fingerprints),
+    return write_report(manifest, records, state=state, notes=store.notes(),
+                        chosen=chosen_takes(records, store.picks(), fingerprints),
                         standalone=standalone)
 
 

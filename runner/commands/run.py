@@ -48,7 +48,7 @@ from runner.words import listed
 if TYPE_CHECKING:  # the engine, its context and the live panel are imported where used:
     # they bring aiohttp, PyAV and rich, which `shotrun --help` would pay for at start-up
     from runner.scheduler.context import EngineSettings
-    from runner.state import StateStore
+    from runner.state import Store, TakePlan
 
 # Poll bounds: a real gateway renders in minutes; the built-in emulator in seconds.
 ENV_DOWNLOAD_TIMEOUT = "SHOTRUN_DOWNLOAD_TIMEOUT"
@@ -296,7 +296,7 @@ def _out(text: str, *, err: bool = False) -> None:
 PLAN_LINES = 40  # beyond this many takes to do, the plan is shown as counts per reason
 
 
-def print_plan(plans: Sequence[Any], *, stream_err: bool, quiet: bool = False) -> None:
+def print_plan(plans: Sequence[TakePlan], *, stream_err: bool, quiet: bool = False) -> None:
     """Why each take runs, then the warnings; ``quiet`` (``-q``) keeps only the warnings."""
     if not quiet:
         _print_todo(plans, stream_err=stream_err)
@@ -307,7 +307,7 @@ def print_plan(plans: Sequence[Any], *, stream_err: bool, quiet: bool = False) -
             _out(f"shotrun: warning: {abandon_warning(plan.key, abandoned)}", err=True)
 
 
-def _print_todo(plans: Sequence[Any], *, stream_err: bool) -> None:
+def _print_todo(plans: Sequence[TakePlan], *, stream_err: bool) -> None:
     """One line per take to do, or counts per action and reason for long lists."""
     todo = [plan for plan in plans if plan.action != "skip"]
     skipped = len(plans) - len(todo)
@@ -424,8 +424,8 @@ def exit_code(summary: RunSummary) -> int:
     return EXIT_OK if summary.all_done else EXIT_FAILED
 
 
-async def execute(manifest: Manifest, takes: Sequence[Take], plans: Sequence[Any],
-                  store: Any, config: RunConfig, api_key: str, settings: EngineSettings,
+async def execute(manifest: Manifest, takes: Sequence[Take], plans: Sequence[TakePlan],
+                  store: Store, config: RunConfig, api_key: str, settings: EngineSettings,
                   *, observer: Observer | None = None,
                   on_stop: Callable[[int], None] | None = None,
                   limits: ClientLimits | None = None,
@@ -460,7 +460,7 @@ async def execute(manifest: Manifest, takes: Sequence[Take], plans: Sequence[Any
                 loop.remove_signal_handler(signum)
 
 
-def end_of_run_report(manifest: Manifest, store: StateStore) -> Path | None:
+def end_of_run_report(manifest: Manifest, store: Store) -> Path | None:
     """Refresh ``report.html`` so the summary can say where to look; never fails the run."""
     from runner.commands.report import report_from_store
 

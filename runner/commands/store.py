@@ -19,10 +19,14 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.errors import EXIT_OK
 from runner.redact import redact
+
+if TYPE_CHECKING:  # imported lazily at run time: the CLI loads only the command it runs
+    from runner.model import Manifest
+    from runner.state import StateStore
 
 SPENDS = "spends nothing: nothing is sent to the provider"
 
@@ -79,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def open_for_run(manifest: Any, manifest_path: Path | str, *, err: bool,
-                 quiet: bool) -> Any:
+def open_for_run(manifest: Manifest, manifest_path: Path | str, *, err: bool,
+                 quiet: bool) -> StateStore:
     """The run's store (:class:`runner.state.StateStore`), rebuilt first when missing or
     empty, with one line saying so; a damaged one refused naming :func:`rebuild_command`."""
     from runner.state import store_path_for
@@ -96,7 +100,7 @@ def open_for_run(manifest: Any, manifest_path: Path | str, *, err: bool,
     return opened.store
 
 
-def after_run(manifest: Any, store: Any, *, err: bool) -> None:
+def after_run(manifest: Manifest, store: StateStore, *, err: bool) -> None:
     """At the end of a run: drop from the journal the intents the store has settled, and
     say so when the store was deleted or replaced while the run held it."""
     import structlog

@@ -28,7 +28,6 @@ import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import structlog
 
@@ -75,6 +74,8 @@ from runner.scheduler.window import TakeWindow, window_size
 from runner.state import continuity
 from runner.state.continuity import frame_sources
 from runner.state.plan import collectable, decide
+from runner.state.protocol import Store
+from runner.state.records import TakePlan
 from runner.wire import estimate_credits
 
 log = structlog.get_logger()
@@ -86,8 +87,8 @@ class Engine:
     ``upload_namespace`` is the file service's URL: uploads are remembered per service.
     """
 
-    def __init__(self, manifest: Manifest, store: Any, gateway: Gateway,
-                 plans: Sequence[Any], settings: EngineSettings | None = None, *,
+    def __init__(self, manifest: Manifest, store: Store, gateway: Gateway,
+                 plans: Sequence[TakePlan], settings: EngineSettings | None = None, *,
                  observer: Observer | None = None, upload_namespace: str = "",
                  expectations: OutputExpectations | None = None,
                  events: EventSink | None = None) -> None:
@@ -106,7 +107,7 @@ class Engine:
         self._failed_before = {plan.key: plan.record for plan in plans
                                if plan.action == "failed"}
         self._previous = [(plan.key, plan.previous) for plan in plans
-                          if getattr(plan, "previous", None) is not None]
+                          if plan.previous is not None]
         # Only the shots something depends on: one list per shot of a 20,000-shot manifest
         # would cost megabytes for nothing.
         sources = {shot_id for take in manifest.takes for shot_id in take.after}
@@ -463,7 +464,7 @@ class Engine:
 
     def _pick_ready(self, shot_id: str) -> bool:
         """True when ``shot_id`` has a picked take whose output is still the picked one."""
-        pick = continuity.picks(self.ctx.store).get(shot_id)
+        pick = self.ctx.store.picks().get(shot_id)
         if pick is None:
             return False
         records = self.ctx.store.shot_records(shot_id)
@@ -527,7 +528,7 @@ class Engine:
         sources: dict[str, str] = {}
         for shot_id in frame_sources(take):
             records = self.store.shot_records(shot_id)
-            chosen = continuity.choose(records, continuity.picks(self.store).get(shot_id))
+            chosen = continuity.choose(records, self.store.picks().get(shot_id))
             if chosen is None or not chosen.sha256:
                 return {}
             sources[shot_id] = chosen.sha256
@@ -537,7 +538,7 @@ class Engine:
         """The output a continuity frame of ``shot_id`` is cut from: its chosen take (the
         valid pick, else its first done take)."""
         records = self.store.shot_records(shot_id)
-        chosen = continuity.choose(records, continuity.picks(self.store).get(shot_id))
+        chosen = continuity.choose(records, self.store.picks().get(shot_id))
         return Path(chosen.output_path) if chosen and chosen.output_path else None
 
     # ------------------------------------------------------------------ reporting

@@ -48,6 +48,7 @@ from pathlib import Path
 
 from runner.model import Manifest
 from runner.state.base import StoreDamaged, UnknownTake
+from runner.state.protocol import Store
 from runner.state.records import (
     ACTIONS,
     REASONS,
@@ -78,6 +79,7 @@ __all__ = [
     "Event",
     "FailureKind",
     "StateStore",
+    "Store",
     "StoreDamaged",
     "TakePlan",
     "TakeRecord",
