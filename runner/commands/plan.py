@@ -70,6 +70,7 @@ from runner.providers import body_for
 from runner.redact import redact
 from runner.selection import select_takes
 from runner.session import Overrides, check_base_url_flag, chosen_base_url, resolve_config
+from runner.state.records import TakeAction
 from runner.wire import (
     billed_seconds,
     build_payload,
@@ -80,6 +81,9 @@ from runner.words import count as counted
 
 if TYPE_CHECKING:  # imported where used: rich costs a tenth of a second at start-up
     from rich.console import Console
+
+# What a plain run leaves as it is: held and failed takes cost nothing.
+_NOT_RUN = (TakeAction.HOLD, TakeAction.FAILED)
 
 __all__ = ["PlanRow", "PlanStatus", "plan_document", "plan_rows", "render_plan", "totals"]
 
@@ -158,7 +162,7 @@ def plan_rows(manifest: Manifest,
             payloads[id(take.request)] = found
         status = statuses.get(take.key) if statuses is not None else None
         # A kept render of the same fingerprint is put back at no cost (runner.kept).
-        credits = 0.0 if status is not None and status.action == "restore" else found[1]
+        credits = 0.0 if status is not None and status.action is TakeAction.RESTORE else found[1]
         rows.append(PlanRow(take, found[0], credits, status, unit))
     return rows
 
@@ -446,7 +450,7 @@ def _not_run_line(rows: Sequence[PlanRow], count: int) -> str:
     them (each a new task: a paid task still collectable is never among them)."""
     _, credits, unpriced = advice.total(row.credits for row in rows
                                         if row.status is not None
-                                        and row.status.action in ("hold", "failed"))
+                                        and row.status.action in _NOT_RUN)
     unit = rows[0].unit if rows else CREDITS
     return (f"not run: {counted(count, 'take')} (held or failed); "
             + advice.would_create("`shotrun run --retry-failed`", count, credits, unpriced,

@@ -41,6 +41,7 @@ from runner.scheduler.polling import PollPolicy
 from runner.scheduler.progress import PROGRESS_MODES, EventSink, Observer, RunSummary
 from runner.selection import select_takes
 from runner.session import ClientLimits, Overrides, RunConfig, open_session, prepare
+from runner.state.records import TakeAction
 from runner.wire import FingerprintPayloads
 from runner.words import count as counted
 from runner.words import listed
@@ -309,7 +310,7 @@ def print_plan(plans: Sequence[TakePlan], *, stream_err: bool, quiet: bool = Fal
 
 def _print_todo(plans: Sequence[TakePlan], *, stream_err: bool) -> None:
     """One line per take to do, or counts per action and reason for long lists."""
-    todo = [plan for plan in plans if plan.action != "skip"]
+    todo = [plan for plan in plans if plan.action != TakeAction.SKIP]
     skipped = len(plans) - len(todo)
     if len(todo) <= PLAN_LINES:
         for plan in todo:

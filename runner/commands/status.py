@@ -47,6 +47,7 @@ from runner.state import StateStore, TakeStatus, store_path_for
 from runner.state.continuity import chosen_takes, frame_sources, picks, source_changes
 from runner.state.notes import current_notes, notes
 from runner.state.plan import decide
+from runner.state.records import TakeAction
 from runner.state.schema import writer_pid
 from runner.state.trace import new_trace_record, read_traces, record_figure, trace_totals
 from runner.wire import estimate_credits
@@ -245,10 +246,10 @@ def _next_run(records: Sequence[Any], manifest: Manifest | None) -> dict[str, An
         if record.status is not TakeStatus.FAILED:
             continue
         action, _ = decide(record, now=now)
-        if action == "download":
+        if action is TakeAction.DOWNLOAD:
             collects.append(record.key)
         else:
-            (creates if action == "retry" else retry).append(record.key)
+            (creates if action is TakeAction.RETRY else retry).append(record.key)
 
     def priced(keys: list[str]) -> dict[str, Any]:
         number, credits, unpriced = advice.total(
@@ -357,9 +358,9 @@ PLAIN_ABOVE = 500
 def _cells(row: dict[str, Any]) -> tuple[str, ...]:
     """One take's cells, in :data:`_COLUMNS` order."""
     status = row["status"]
-    if status == "failed" and row["failure_kind"]:
+    if status == TakeStatus.FAILED and row["failure_kind"]:
         status = f"failed ({row['failure_kind']})"
-    elif status == "submitted" and row["progress"]:
+    elif status == TakeStatus.SUBMITTED and row["progress"]:
         status = f"submitted {row['progress']}%"
     if row["reason"] == STALE:
         status += ", changed since"

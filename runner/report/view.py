@@ -33,6 +33,7 @@ from runner.money import totals as money_totals
 from runner.report.media import file_data_uri, make_poster, probe_video, thumbnail_data_uri
 from runner.state.continuity import frame_sources
 from runner.state.notes import Note, current_notes
+from runner.state.records import TakeStatus
 
 NOT_RUN = "new"  # the state store's word for a take never submitted
 
@@ -316,7 +317,7 @@ class _Collector:
             fps=observed.get("fps"),
             codec=" + ".join(c for c in (observed.get("codec"), observed.get("audio_codec"))
                              if c) or None,
-            size_warning=observed.get("size_warning") if record.status == "done" else None,
+            size_warning=observed.get("size_warning") if record.status == TakeStatus.DONE else None,
             wall_seconds=wall_seconds(record),
             polls=record.polls,
             error_code=record.last_error_code,
@@ -383,7 +384,7 @@ def collect(
         ]
         number, picked = (chosen or {}).get(shot_id, (0, False))
         take_views = [replace(view, chosen=True, picked=picked)
-                      if view.take == number and view.status == "done" else view
+                      if view.take == number and view.status == TakeStatus.DONE else view
                       for view in take_views]
         if notes:
             held = current_notes(notes, take_views)

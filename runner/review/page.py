@@ -37,14 +37,14 @@ from runner.report.render import (
 )
 from runner.report.view import ReportData, ShotView, TakeView
 from runner.review.pending import Failed, Wish
-from runner.state import StateStore, TakeStatus, store_path_for
+from runner.state import StateStore, TakeAction, TakeStatus, store_path_for
 from runner.state.continuity import chosen_takes, picks
 from runner.state.notes import MAX_NOTE, notes
 
 log = structlog.get_logger()
 
 # What plan says of a done take that a run would render again ("will run", "will retry").
-RERENDER_ACTIONS = ("submit", "retry")
+RERENDER_ACTIONS = (TakeAction.SUBMIT, TakeAction.RETRY)
 
 
 def _e(value: object) -> str:

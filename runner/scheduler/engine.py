@@ -23,7 +23,6 @@ on to finish *in this run* (or to be done already); a failed source fails it wit
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 import traceback
 from collections.abc import Sequence
@@ -75,10 +74,19 @@ from runner.state import continuity
 from runner.state.continuity import frame_sources
 from runner.state.plan import collectable, decide
 from runner.state.protocol import Store
-from runner.state.records import TakePlan
+from runner.state.records import TakeAction, TakePlan, TakeStatus
 from runner.wire import estimate_credits
 
 log = structlog.get_logger()
+
+A = TakeAction
+# Actions settled before the run starts (no task, no snapshot per take).
+_SETTLED = frozenset({A.SKIP, A.FAILED, A.HOLD})
+# Actions of takes whose task is at the provider already (they hold adopted slots).
+_AT_THE_PROVIDER = frozenset({A.POLL, A.DOWNLOAD})
+# Statuses of a take a stop leaves in flight at the provider (or maybe: submitting).
+_LEFT_AT_THE_PROVIDER = frozenset({TakeStatus.SUBMITTED, TakeStatus.COMPLETED,
+                                   TakeStatus.DOWNLOADING, TakeStatus.SUBMITTING})
 
 
 class Engine:
@@ -103,9 +111,9 @@ class Engine:
         by_key = {take.key: take for take in manifest.takes}
         self.takes: list[Take] = [by_key[plan.key] for plan in plans]
         del by_key
-        self._actions: list[str] = [sys.intern(plan.action) for plan in plans]
+        self._actions: list[TakeAction] = [plan.action for plan in plans]
         self._failed_before = {plan.key: plan.record for plan in plans
-                               if plan.action == "failed"}
+                               if plan.action is A.FAILED}
         self._previous = [(plan.key, plan.previous) for plan in plans
                           if plan.previous is not None]
         # Only the shots something depends on: one list per shot of a 20,000-shot manifest
@@ -196,24 +204,24 @@ class Engine:
             ctx.store.client_salt()  # chosen before any creation of this run is recorded
         for index, take in enumerate(self.takes):
             action = self._actions[index]
-            if action == "failed" and can_recheck(self._failed_before[take.key],
+            if action is A.FAILED and can_recheck(self._failed_before[take.key],
                                                   ctx.files.of(take).video):
                 # Failed its check, its paid file kept: checked again under today's rules
                 # (a size rule relaxed, a gateway profile learnt) instead of staying failed.
                 del self._failed_before[take.key]
-                action = self._actions[index] = "download"
-            if action == "poll":
+                action = self._actions[index] = A.DOWNLOAD
+            if action is A.POLL:
                 ctx.limiter.adopt()  # already at the gateway: counts against the limit
                 self._adopt(take)
-            elif action == "download":
+            elif action is A.DOWNLOAD:
                 ctx.phases[take.key] = Phase.DOWNLOADING  # done there: to be fetched
-            if action in ("skip", "failed", "hold"):
+            if action in _SETTLED:
                 # Settled before this run: no task and no snapshot per take (a resumed
                 # 20,000-take run would otherwise spend a second on bookkeeping alone).
                 self._settle_before(take, action)
             else:
                 # At the gateway already (holding adopted slots) first, then in plan order.
-                self.window.add(0 if action in ("poll", "download") else 1, index)
+                self.window.add(0 if action in _AT_THE_PROVIDER else 1, index)
         self._notify()  # the first snapshot, at once
         self._loop = asyncio.get_running_loop()
         self.window.admit()
@@ -266,7 +274,7 @@ class Engine:
                 # fails with a clear message) when its new output is filed.
                 log.warning("archive_failed", take=key, error=str(exc))
 
-    async def _drive(self, take: Take, action: str) -> None:
+    async def _drive(self, take: Take, action: TakeAction) -> None:
         ctx = self.ctx
         with structlog.contextvars.bound_contextvars(shot=take.shot_id, take=take.take):
             try:
@@ -300,13 +308,13 @@ class Engine:
                     self._settle_unfinished(take)
                 self._finished(take.key)
 
-    def _settle_before(self, take: Take, action: str) -> None:
+    def _settle_before(self, take: Take, action: TakeAction) -> None:
         """A take this run has nothing to do for: done, failed or held before."""
         ctx = self.ctx
         key = take.key
-        if action == "skip":
+        if action is A.SKIP:
             ctx.phases[key] = Phase.SKIPPED  # an outcome says nothing more: none is kept
-        elif action == "failed":
+        elif action is A.FAILED:
             record = self._failed_before.pop(key)
             # What it would cost to try again is said once, in the summary's advice.
             if collectable(record):  # paid, but its result's documented lifetime is over
@@ -348,21 +356,21 @@ class Engine:
             event = self._waiters[key] = asyncio.Event()
         await event.wait()
 
-    async def _steps(self, take: Take, action: str) -> None:
+    async def _steps(self, take: Take, action: TakeAction | None) -> None:
         ctx = self.ctx
         if self._halted():
             return  # stopped before this take's turn: it stays where the store has it
         # --retry-failed on a take whose paid file failed its check: that file first; a new
         # task is paid for only when it still fails.
-        if action == "retry" and await recheck_rejected(ctx, take, fail=False) == DONE:
+        if action is A.RETRY and await recheck_rejected(ctx, take, fail=False) == DONE:
             return
-        if action == "restore":  # a kept render of this fingerprint: put back, no credits
-            action = await restore_kept(ctx, take)
-            if action == "poll":
+        if action is A.RESTORE:  # a kept render of this fingerprint: put back, no credits
+            action = await restore_kept(ctx, take)  # None: put back
+            if action is A.POLL:
                 ctx.limiter.adopt()  # its task is at the gateway: counts against the limit
-            elif action not in ("submit", "retry", "download"):
+            elif action not in (A.SUBMIT, A.RETRY, A.DOWNLOAD):
                 return
-        if action in ("submit", "retry"):
+        if action in (A.SUBMIT, A.RETRY):
             if not await self._dependencies_ready(take):
                 return
             if await restore_cut_from(ctx, take, self._chosen_sources(take)):
@@ -371,14 +379,14 @@ class Engine:
                 return
             if self._halted():  # stopped while the creation was on the wire: it is saved
                 return
-            action = "poll"
+            action = A.POLL
         while True:
-            if action == "poll":
+            if action is A.POLL:
                 result = await poll(ctx, take)
                 if result == COMPLETED:
-                    action = "download"
+                    action = A.DOWNLOAD
                     continue
-            elif action == "download":
+            elif action is A.DOWNLOAD:
                 result = await download(ctx, take)
             else:
                 return
@@ -387,7 +395,7 @@ class Engine:
             # The task failed transiently or is gone: a new one, within --retries.
             if not await submit(ctx, take) or self._halted():
                 return
-            action = "poll"
+            action = A.POLL
 
     async def _dependencies_ready(self, take: Take) -> bool:
         """Wait for the shots ``take`` depends on; False (and the take settled) if it can't go."""
@@ -409,7 +417,7 @@ class Engine:
                     ok = phase in (Phase.DONE, Phase.SKIPPED)
                 else:
                     try:
-                        ok = ctx.store.record(source.key).status.value == "done"
+                        ok = ctx.store.record(source.key).status is TakeStatus.DONE
                     except StateError:  # never recorded: not rendered yet
                         ok = False
                 if ok:
@@ -505,18 +513,17 @@ class Engine:
 
     def _done_in_store(self, key: str) -> bool:
         try:
-            return bool(self.ctx.store.record(key).status.value == "done")
+            return self.ctx.store.record(key).status is TakeStatus.DONE
         except StateError:  # never recorded: not rendered yet
             return False
 
     def _settle_unfinished(self, take: Take) -> None:
         """A take cut short by a stop: in flight at the gateway, or never submitted."""
         try:
-            status = self.store.record(take.key).status.value
+            status: TakeStatus | None = self.store.record(take.key).status
         except StateError:  # the store itself failed: say nothing more than we know
-            status = "unknown"
-        phase = Phase.LEFT if status in ("submitted", "completed", "downloading",
-                                         "submitting") else Phase.NOT_STARTED
+            status = None
+        phase = Phase.LEFT if status in _LEFT_AT_THE_PROVIDER else Phase.NOT_STARTED
         self.ctx.outcomes[take.key] = Outcome(phase, message=self.ctx.stop_message)
         self.ctx.phases[take.key] = phase
         self.ctx.gateway_progress.pop(take.key, None)  # no longer followed: not a row
@@ -684,11 +691,11 @@ class Engine:
             except StateError:  # the store failed: no advice is better than a wrong one
                 continue
             action, _ = decide(record, ambiguous=ctx.settings.ambiguous, now=now)
-            if action in ("poll", "download"):
+            if action in _AT_THE_PROVIDER:
                 collects.append(key)
-            elif action in ("submit", "retry"):
+            elif action in (A.SUBMIT, A.RETRY):
                 creates.append(key)
-            elif action == "failed":
+            elif action is A.FAILED:
                 retry.append(key)
         return NextRun(collects=tuple(collects), collects_anew=cost(collects),
                        creates=cost(creates),

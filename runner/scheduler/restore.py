@@ -21,7 +21,7 @@ from runner.model import Manifest, Take
 from runner.scheduler.context import Phase, RunContext
 from runner.state.plan import decide
 from runner.state.protocol import Store
-from runner.state.records import TakePlan
+from runner.state.records import TakeAction, TakePlan
 
 log = structlog.get_logger()
 
@@ -45,14 +45,14 @@ def check_plans(store: Store, manifest: Manifest, takes: Sequence[Take],
             checked.append(plan)
             continue
         record = plan.record
-        if plan.action == "skip":  # a done take whose file is lost
+        if plan.action is TakeAction.SKIP:  # a done take whose file is lost
             path = kept.done_path(output_dir, record)
-            if reason == kept.FILE_CHANGED and action != "restore":
+            if reason == kept.FILE_CHANGED and action is not TakeAction.RESTORE:
                 kept.set_aside(output_dir, Path(path))
             alive = kept.link_alive(record.task_id, record.link_expires_at)
             message = (kept.missing_message(manifest, take, record.credits,
                                             changed=reason == kept.FILE_CHANGED)
-                       if action == "failed" else f"{path}: {reason}")
+                       if action is TakeAction.FAILED else f"{path}: {reason}")
             store.mark_output_lost(plan.key, reason, link_alive=alive, message=message)
             # Info: the plan lines above say it per take (counted when many), the log keeps it.
             log.info("output_lost", take=plan.key, problem=reason, action=action)
@@ -91,18 +91,18 @@ async def restore_cut_from(ctx: RunContext, take: Take, sources: dict[str, str])
     return False
 
 
-async def restore_kept(ctx: RunContext, take: Take) -> str:
-    """Put a kept render of ``take`` back and mark it done: ``"done"``.
+async def restore_kept(ctx: RunContext, take: Take) -> TakeAction | None:
+    """Put a kept render of ``take`` back and mark it done: None.
 
     Each candidate's hash is checked first; one that fails it stays where it is. With none
     left, the action the store's record calls for (submit, download, poll, failed...).
     """
     for render in list(kept.kept_renders(ctx.manifest.output_dir, take)):
         if await _put_back(ctx, take, render):
-            return "done"
+            return None
     record = ctx.store.record(take.key)
     action, _reason = decide(record)
-    if action == "failed":
+    if action is TakeAction.FAILED:
         message = record.last_error or "the kept render could not be restored"
         ctx.finish(take, Phase.FAILED, kind=record.failure_kind, code=record.last_error_code,
                    message=message)

@@ -41,12 +41,13 @@ from runner.errors import StateError
 from runner.fsutil import atomic_write_bytes, fsync_dir, make_dirs
 from runner.money import MONEY_UNITS
 from runner.redact import redact_value
+from runner.state.records import TakeStatus
 
 log = structlog.get_logger()
 
 JOURNAL = "intents.jsonl"
-_IN_FLIGHT = frozenset({"submitting", "ambiguous", "held", "submitted", "completed",
-                        "downloading"})
+_IN_FLIGHT = frozenset({TakeStatus.SUBMITTING, TakeStatus.AMBIGUOUS, TakeStatus.HELD,
+                        TakeStatus.SUBMITTED, TakeStatus.COMPLETED, TakeStatus.DOWNLOADING})
 _ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 _OPEN_APPEND = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 

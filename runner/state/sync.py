@@ -20,6 +20,7 @@ from runner.state.plan import change_reason, collectable, decide
 from runner.state.records import (
     RECORD_COLUMNS,
     RECORD_SELECT,
+    TakeAction,
     TakePlan,
     TakeRecord,
     record_from_row,
@@ -114,7 +115,7 @@ def sync_takes(
         record = record_from_row(rows[key])
         action, reason = decide(record, retry_failed=retry_failed, ambiguous=ambiguous,
                                 now=now)
-        if action == "hold" and record.status is not S.HELD:
+        if action is TakeAction.HOLD and record.status is not S.HELD:
             conn.execute(
                 "UPDATE takes SET status = 'held', updated_at = ? WHERE key = ?", (now, key)
             )
