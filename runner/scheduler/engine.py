@@ -55,6 +55,7 @@ from runner.scheduler.context import (
     RunContext,
     StopReason,
 )
+from runner.scheduler.dependencies import Dependencies, Wait, dependency_state
 from runner.scheduler.limits import AimdLimiter, DownloadSlots, TokenBucket
 from runner.scheduler.progress import (
     Cost,
@@ -119,10 +120,10 @@ class Engine:
         # Only the shots something depends on: one list per shot of a 20,000-shot manifest
         # would cost megabytes for nothing.
         sources = {shot_id for take in manifest.takes for shot_id in take.after}
-        self._by_shot: dict[str, list[Take]] = {}
+        self._by_shot: dict[str, list[str]] = {}  # shot id -> the keys of its takes
         for take in manifest.takes:
             if take.shot_id in sources:
-                self._by_shot.setdefault(take.shot_id, []).append(take)
+                self._by_shot.setdefault(take.shot_id, []).append(take.key)
         # Creations whose answer an earlier run lost: counted in this run's summary too.
         # A provider that looks lost creations up (Kling) resolves them instead.
         self._ambiguous_found = 0 if isinstance(gateway, ResolvesLostAnswers) else sum(
@@ -398,77 +399,48 @@ class Engine:
             action = A.POLL
 
     async def _dependencies_ready(self, take: Take) -> bool:
-        """Wait for the shots ``take`` depends on; False (and the take settled) if it can't go."""
-        if not take.after:
-            return True
-        ctx = self.ctx
-        frames = frame_sources(take)
-        for shot_id in take.after:
-            if shot_id in frames:
-                # A frame comes from one take of the source: its chosen one is enough.
-                if not await self._chosen_ready(take, shot_id):
-                    return False
-                continue
-            for source in self._by_shot.get(shot_id, []):
-                in_run = source.key in self.ctx.phases
-                if in_run:
-                    await self._wait_finished(source.key)
-                    phase = ctx.phases.get(source.key)
-                    ok = phase in (Phase.DONE, Phase.SKIPPED)
-                else:
-                    try:
-                        ok = ctx.store.record(source.key).status is TakeStatus.DONE
-                    except StateError:  # never recorded: not rendered yet
-                        ok = False
-                if ok:
-                    continue
-                if ctx.phases.get(source.key) in (Phase.NOT_STARTED, Phase.LEFT):
-                    ctx.finish(take, Phase.NOT_STARTED,
-                               message=f"waits for {source.key}, which did not finish")
-                    return False
-                message = (f"waits for shot {shot_id}, whose {source.key} did not render"
-                           if in_run else
-                           f"waits for shot {shot_id}, which is not done and not in this run")
-                ctx.store.mark_failed(take.key, "dependency", "dependency_failed", message)
-                ctx.finish(take, Phase.FAILED, kind="dependency", code="dependency_failed",
-                           message=message)
-                return False
-        return True
+        """Wait for the shots ``take`` depends on; False (and the take settled) if it can't go.
 
-    async def _chosen_ready(self, take: Take, shot_id: str) -> bool:
-        """Wait until ``shot_id`` has a chosen take to cut a frame from; False if it never will.
-
-        The picked take when its output is still the picked one; otherwise the take that
-        finishes first (the rule of :func:`runner.state.continuity.choose`): a dependent
-        goes as soon as any take of its source is done, never waiting for the slowest.
+        The rule is :func:`~runner.scheduler.dependencies.dependency_state`: this waits on
+        what it names and asks again, until the take may go or never will.
         """
         ctx = self.ctx
-        if self._pick_ready(shot_id):
-            return True
-        sources = self._by_shot.get(shot_id, [])
-        waiting = {asyncio.ensure_future(self._wait_finished(s.key)): s.key for s in sources
-                   if s.key in self.ctx.phases and not self._is_finished(s.key)}
-        try:
-            if self._source_done(sources):
+        while True:
+            state = self._dependencies(take)
+            if state is None:
                 return True
-            while waiting:
-                finished, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                for future in finished:
-                    if self._done_in_store(waiting.pop(future)):
-                        return True
+            if isinstance(state, Wait):
+                if state.any_of:  # a frame's source: the first of its takes to finish
+                    await self._wait_any(state.keys)
+                else:
+                    await self._wait_finished(state.keys[0])
+                continue
+            if state.not_started:
+                ctx.finish(take, Phase.NOT_STARTED, message=state.message)
+            else:
+                ctx.store.mark_failed(take.key, "dependency", "dependency_failed",
+                                      state.message)
+                ctx.finish(take, Phase.FAILED, kind="dependency", code="dependency_failed",
+                           message=state.message)
+            return False
+
+    def _dependencies(self, take: Take) -> Dependencies:
+        """Where ``take`` stands now with the shots it depends on (None: free to go)."""
+        if not take.after:
+            return None
+        return dependency_state(take.after, frame_sources(take), self._by_shot,
+                                phase=self.ctx.phases.get, finished=self._is_finished,
+                                done_in_store=self._done_in_store,
+                                pick_ready=self._pick_ready)
+
+    async def _wait_any(self, keys: Sequence[str]) -> None:
+        """Until the first of the takes ``keys`` of this run has its outcome."""
+        waiting = [asyncio.ensure_future(self._wait_finished(key)) for key in keys]
+        try:
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for future in waiting:
                 future.cancel()
-        if any(ctx.phases.get(s.key) in (Phase.NOT_STARTED, Phase.LEFT) for s in sources):
-            ctx.finish(take, Phase.NOT_STARTED,
-                       message=f"waits for shot {shot_id}, which did not finish")
-            return False
-        message = (f"its frame comes from shot {shot_id}, which has no rendered take "
-                   f"(it failed or was not run)")
-        ctx.store.mark_failed(take.key, "dependency", "dependency_failed", message)
-        ctx.finish(take, Phase.FAILED, kind="dependency", code="dependency_failed",
-                   message=message)
-        return False
 
     def _pick_ready(self, shot_id: str) -> bool:
         """True when ``shot_id`` has a picked take whose output is still the picked one."""
@@ -479,37 +451,16 @@ class Engine:
         chosen = continuity.choose(records, pick)
         return chosen is not None and chosen.take == pick.take
 
-    def _source_done(self, sources: Sequence[Take]) -> bool:
-        """True when a take of ``sources`` that is not still running here is done."""
-        return any(self._done_in_store(s.key) for s in sources
-                   if s.key not in self.ctx.phases or self._is_finished(s.key))
-
     def _blockers(self, take: Take) -> tuple[str, ...]:
         """The unfinished takes of this run ``take`` would wait for now (empty: none).
 
-        Mirrors :meth:`_dependencies_ready` without waiting: a take whose wait would end at
-        once (its sources are done, or one failed and it fails too) is not blocked; one that
-        waits for a frame waits for any of its source's takes, so it is blocked by them all.
+        The same rule as :meth:`_dependencies_ready`, without waiting: a take whose wait would
+        end at once (its sources are done, or one failed and it fails too) is not blocked;
+        one that waits for a frame waits for any of its source's takes, so it is blocked by
+        them all.
         """
-        if not take.after:
-            return ()
-        frames = frame_sources(take)
-        for shot_id in take.after:
-            sources = self._by_shot.get(shot_id, [])
-            if shot_id in frames:
-                if self._pick_ready(shot_id) or self._source_done(sources):
-                    continue
-                return tuple(s.key for s in sources
-                             if s.key in self.ctx.phases and not self._is_finished(s.key))
-            for source in sources:
-                if source.key in self.ctx.phases:
-                    if not self._is_finished(source.key):
-                        return (source.key,)
-                    if self.ctx.phases.get(source.key) not in (Phase.DONE, Phase.SKIPPED):
-                        return ()  # it fails (or is not started) at once
-                elif not self._done_in_store(source.key):
-                    return ()
-        return ()
+        state = self._dependencies(take)
+        return state.keys if isinstance(state, Wait) else ()
 
     def _done_in_store(self, key: str) -> bool:
         try:
