@@ -23,7 +23,6 @@ from runner.model import Manifest
 from runner.money import CREDITS, Figure, unit_of
 from runner.scheduler.budget import BudgetGuard
 from runner.state import StateStore, TakeRecord, TakeStatus, store_path_for
-from runner.state.continuity import source_changes
 from runner.state.plan import collectable, preview
 from runner.state.records import TakeAction
 from runner.state.schema import writer_pid
@@ -149,7 +148,7 @@ def read_store(manifest: Manifest, *, built_in: bool = False) -> StoreView | Non
         with StateStore.open_readonly(path) as store:
             records = {record.key: record for record in store.records()}
             stored = store.fingerprints()
-            changed_sources = source_changes(store, manifest.takes)
+            changed_sources = store.source_changes(manifest.takes)
             spent = store.credits_committed(unit)
     emulator_gone = built_in and writer_pid(real_path) is None
     statuses: dict[str, PlanStatus] = {}

@@ -43,13 +43,13 @@ from runner.providers import add_flag as add_provider_flag
 from runner.providers import other_provider_note
 from runner.redact import redact
 from runner.selection import names_take
-from runner.state import StateStore, TakeStatus, store_path_for
-from runner.state.continuity import chosen_takes, frame_sources, picks, source_changes
-from runner.state.notes import current_notes, notes
+from runner.state import StateStore, Store, TakeStatus, store_path_for
+from runner.state.continuity import chosen_takes, frame_sources
+from runner.state.notes import current_notes
 from runner.state.plan import decide
-from runner.state.records import TakeAction
+from runner.state.records import TakeAction, TakeRecord
 from runner.state.schema import writer_pid
-from runner.state.trace import new_trace_record, read_traces, record_figure, trace_totals
+from runner.state.trace import new_trace_record, record_figure, trace_totals
 from runner.wire import estimate_credits
 from runner.words import count, plural
 
@@ -152,12 +152,12 @@ def _gather(manifest_path: Path, only: Sequence[str], provider: str | None) -> d
     ran = store_path.is_file()
     last_provider: str | None = None
     stale: set[str] = set()
-    failed_records: list[Any] = []  # full records of the failed takes only (few, mostly)
+    failed_records: list[TakeRecord] = []  # full records of the failed takes only (few, mostly)
     if ran:
         with StateStore.open_readonly(store_path) as store:
             last_provider = store.last_provider()
             fingerprints = {t.key: t.fingerprint for t in manifest.takes} if manifest else {}
-            traces, stored = read_traces(store, output_dir)  # one read for both
+            traces, stored = store.traces(output_dir)  # one read for both
             for trace, record in zip(traces, stored, strict=True):
                 records[record.key] = trace
                 if fingerprints.get(record.key, record.fingerprint) != record.fingerprint:
@@ -167,11 +167,11 @@ def _gather(manifest_path: Path, only: Sequence[str], provider: str | None) -> d
             lost_files = _lost_files(store, output_dir, manifest)
             totals = store.totals()
             life = {key: totals[key] for key in life}
-            chosen = chosen_takes(stored, picks(store), fingerprints or None)
-            for key, text in current_notes(notes(store), stored).items():
+            chosen = chosen_takes(stored, store.picks(), fingerprints or None)
+            for key, text in current_notes(store.notes(), stored).items():
                 records[key]["note"] = text
             if manifest is not None:  # continuity: its source was rendered or picked anew
-                stale.update(source_changes(store, manifest.takes))
+                stale.update(store.source_changes(manifest.takes))
                 note = other_provider_note(last_provider, manifest.api.provider)
                 if note is not None and warning is None:
                     warning = f"shotrun: warning: {note}"
@@ -229,7 +229,7 @@ def _gather(manifest_path: Path, only: Sequence[str], provider: str | None) -> d
     }
 
 
-def _next_run(records: Sequence[Any], manifest: Manifest | None) -> dict[str, Any]:
+def _next_run(records: Sequence[TakeRecord], manifest: Manifest | None) -> dict[str, Any]:
     """What a run would do with the failed takes, and what it spends (``next_run``).
 
     ``collects``: failed takes whose paid task a plain ``shotrun run`` collects for nothing;
@@ -476,7 +476,7 @@ def _previous_render(output_dir: Path, trace: dict[str, Any]) -> str | None:
     return relative if (output_dir / relative).is_file() else None
 
 
-def _lost_files(store: StateStore, output_dir: Path, manifest: Manifest | None
+def _lost_files(store: Store, output_dir: Path, manifest: Manifest | None
                 ) -> dict[str, tuple[str, str]]:
     """Done takes whose file is missing or changed: key -> (what, what a run does about it).
 
@@ -484,11 +484,10 @@ def _lost_files(store: StateStore, output_dir: Path, manifest: Manifest | None
     ``status`` of 20,000 takes stays well under a second.
     """
     from runner import kept
-    from runner.state.restore import done_files
 
     takes = {take.key: take for take in manifest.takes} if manifest is not None else {}
     lost: dict[str, tuple[str, str]] = {}
-    for record in done_files(store):
+    for record in store.done_files():
         problem = kept.output_problem(output_dir, record)
         if problem is None:
             continue
