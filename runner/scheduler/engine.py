@@ -13,11 +13,12 @@ money: the first :meth:`Engine.request_stop` stops new submissions and cancels e
 *except* those whose creation request is on the wire, which finish and commit their task id
 (the client's timeouts bound the wait); a second one cancels those too (they become
 ambiguous for the next run, which is honest). The store is never left half-written: each
-transition is one SQLite transaction made without an ``await`` inside it.
+transition is one store call (one transaction) made without an ``await`` inside it.
 
 Dependencies (``after``/``from_shot``): a take waits for every take of the shots it depends
 on to finish *in this run* (or to be done already); a failed source fails it with kind
-"dependency"; independent takes never wait for it.
+"dependency"; independent takes never wait for it. The rule is one function,
+:func:`runner.scheduler.dependencies.dependency_state`.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ _LEFT_AT_THE_PROVIDER = frozenset({TakeStatus.SUBMITTED, TakeStatus.COMPLETED,
 
 
 class Engine:
-    """Runs ``plans`` (from :meth:`StateStore.sync`) for ``manifest`` through ``gateway``.
+    """Runs ``plans`` (from :meth:`Store.sync`) for ``manifest`` through ``gateway``.
 
     ``upload_namespace`` is the file service's URL: uploads are remembered per service.
     """
