@@ -57,7 +57,7 @@ from runner.state.base import (
     take_writer_lock,
 )
 from runner.state.intents import Intent, amount, read_intents, recorded_unit
-from runner.state.records import TakeStatus
+from runner.state.records import AttemptOutcome, TakeStatus
 from runner.state.store import StateStore
 
 log = structlog.get_logger()
@@ -279,13 +279,15 @@ def _write_rows(conn: sqlite3.Connection, rows: list[_Row], salt: str | None,
         # billed (a lost answer, a task that failed) or not (a refusal): the folder cannot
         # tell, so they count as what may have been billed: ambiguous, at the estimate.
         conn.executemany(_INSERT_ATTEMPT, [
-            (row.key, earlier, row.fingerprint, "ambiguous", None, row.credits_estimated,
-             None, now, now, row.unit) for earlier in range(1, row.attempts)])
-        outcome = "submitting" if row.status is TakeStatus.SUBMITTING else "submitted"
+            (row.key, earlier, row.fingerprint, AttemptOutcome.AMBIGUOUS, None,
+             row.credits_estimated, None, now, now, row.unit)
+            for earlier in range(1, row.attempts)])
+        outcome = (AttemptOutcome.SUBMITTING if row.status is TakeStatus.SUBMITTING
+                   else AttemptOutcome.SUBMITTED)
         conn.execute(_INSERT_ATTEMPT, (
             row.key, row.attempts, row.fingerprint, outcome, row.task_id,
             row.credits_estimated, row.credits_reserved, row.submitted_at or now,
-            None if outcome == "submitting" else now, row.unit,
+            None if outcome is AttemptOutcome.SUBMITTING else now, row.unit,
         ))
         {TakeStatus.DONE: found.done, TakeStatus.SUBMITTED: found.to_collect,
          TakeStatus.SUBMITTING: found.ambiguous}[row.status].append(row.key)

@@ -62,6 +62,16 @@ class TakeAction(StrEnum):
     RESTORE = "restore"  # a kept render of its fingerprint put back: no credits
 
 
+class AttemptOutcome(StrEnum):
+    """How one creation attempt ended, in the ``attempts`` table (the budget's ledger)."""
+
+    SUBMITTING = "submitting"  # its intent committed; the request may be on the wire
+    SUBMITTED = "submitted"  # a task id came back: billed (``credits_reserved``)
+    AMBIGUOUS = "ambiguous"  # sent, its answer lost: it may have been billed
+    REFUSED = "refused"  # the provider answered with a refusal: not billed
+    NOT_SENT = "not_sent"  # certainly never reached the provider: not billed
+
+
 # What a plan tells the scheduler to do with a take (the values of TakeAction).
 ACTIONS = tuple(action.value for action in TakeAction)
 # Why: shown per take by ``plan``, ``run`` and ``status``.
