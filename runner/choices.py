@@ -17,8 +17,8 @@ from runner import advice
 from runner.errors import UsageError
 from runner.model import Manifest, Take
 from runner.state import StateStore, TakeRecord, TakeStatus, store_path_for
-from runner.state.continuity import frame_sources, set_pick
-from runner.state.notes import MAX_NOTE, set_note
+from runner.state.continuity import frame_sources
+from runner.state.notes import MAX_NOTE
 from runner.words import count
 
 
@@ -88,7 +88,7 @@ def pick_take(manifest: Manifest, shot_id: str, take: int) -> Picked:
     require_rendered(manifest)
     with StateStore.open(store_path_for(manifest)) as store:
         record = check_pick(manifest, store, shot_id, take)
-        set_pick(store, shot_id, take, record.sha256)
+        store.set_pick(shot_id, take, record.sha256)
     return Picked(shot_id, take, dependents_of(manifest, shot_id))
 
 
@@ -116,5 +116,5 @@ def note_take(manifest: Manifest, key: str, text: str) -> str | None:
     with StateStore.open(store_path_for(manifest)) as store:
         found = store.shot_records(take.shot_id)
         sha256 = next((r.sha256 for r in found if r.key == take.key), None)
-        set_note(store, take.key, text, sha256)
+        store.set_note(take.key, text, sha256)
     return sha256

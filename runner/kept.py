@@ -31,7 +31,7 @@ from runner.money import format_amount, unit_of
 from runner.outputs import HISTORY_DIR, move_aside, read_sidecar, sidecar_path, take_files
 from runner.state.continuity import frame_sources
 from runner.state.plan import lifetime_over
-from runner.state.records import FailureKind, TakeOutput, TakeRecord, TakeStatus
+from runner.state.records import FailureKind, TakeAction, TakeOutput, TakeRecord, TakeStatus
 from runner.wire import estimate_credits
 
 log = structlog.get_logger()
@@ -234,8 +234,9 @@ def missing_message(manifest: Manifest, take: Take, charged: float | None, *,
 FILE_MISSING, FILE_CHANGED, KEPT_RENDER = "file missing", "file changed", "kept render"
 
 
-def on_disk_action(output_dir: Path, take: Take, record: TakeRecord | None, action: str,
-                   reason: str, *, now: float | None = None) -> tuple[str, str]:
+def on_disk_action(output_dir: Path, take: Take, record: TakeRecord | None,
+                   action: TakeAction, reason: str, *,
+                   now: float | None = None) -> tuple[TakeAction, str]:
     """The run's (action, reason) for ``take`` once its files on disk are looked at.
 
     Read-only, so ``plan`` and ``status`` say exactly what a run will do:
@@ -250,19 +251,19 @@ def on_disk_action(output_dir: Path, take: Take, record: TakeRecord | None, acti
     kept render fits depends on the source output chosen when it is sent, so the run decides
     that itself (:func:`runner.scheduler.restore.restore_cut_from`), never this function.
     """
-    if action == "skip" and record is not None and record.status is TakeStatus.DONE:
+    if action is TakeAction.SKIP and record is not None and record.status is TakeStatus.DONE:
         problem = output_problem(output_dir, record)
         if problem is None:
             return action, reason  # the usual answer: one stat, nothing else
         why = FILE_MISSING if problem == MISSING else FILE_CHANGED
         if not frame_sources(take) and has_kept_render(output_dir, take, in_place=False):
-            return "restore", why
+            return TakeAction.RESTORE, why
         if link_alive(record.task_id, record.link_expires_at, now):
-            return ("download" if record.result_url else "poll"), why
-        return "failed", MISSING
-    lost = (action in ("failed", "retry") and record is not None
+            return (TakeAction.DOWNLOAD if record.result_url else TakeAction.POLL), why
+        return TakeAction.FAILED, MISSING
+    lost = (action in (TakeAction.FAILED, TakeAction.RETRY) and record is not None
             and record.failure_kind == FailureKind.MISSING.value)
-    if (action == "submit" or lost) and not frame_sources(take) \
+    if (action is TakeAction.SUBMIT or lost) and not frame_sources(take) \
             and has_kept_render(output_dir, take):
-        return "restore", KEPT_RENDER
+        return TakeAction.RESTORE, KEPT_RENDER
     return action, reason

@@ -23,8 +23,8 @@ from runner.model import Manifest
 from runner.money import CREDITS, Figure, unit_of
 from runner.scheduler.budget import BudgetGuard
 from runner.state import StateStore, TakeRecord, TakeStatus, store_path_for
-from runner.state.continuity import source_changes
 from runner.state.plan import collectable, preview
+from runner.state.records import TakeAction
 from runner.state.schema import writer_pid
 from runner.state.sync import UNSAVED_PAID
 from runner.wire import fingerprint_payload
@@ -52,7 +52,7 @@ class PlanStatus:
 
     state: str
     reason: str = ""
-    action: str = ""
+    action: TakeAction | None = None  # None: a status given without one
     abandons: Abandoned | None = None
     # The take's own figure (runner.money.take_figure) when a run keeps its record (done, in
     # flight, held, failed): what it was charged, not what a new render would cost.
@@ -60,13 +60,14 @@ class PlanStatus:
 
 
 # The run's action -> the word the plan shows.
-STATE_WORDS = {"skip": "done", "poll": "in flight", "download": "in flight",
-               "submit": "will run", "retry": "will retry", "hold": "held",
-               "failed": "failed", "restore": "restore"}
+_A = TakeAction
+STATE_WORDS = {_A.SKIP: "done", _A.POLL: "in flight", _A.DOWNLOAD: "in flight",
+               _A.SUBMIT: "will run", _A.RETRY: "will retry", _A.HOLD: "held",
+               _A.FAILED: "failed", _A.RESTORE: "restore"}
 # Buckets of the totals, by action, then (for statuses given without one) by word.
-_BY_ACTION = {"skip": "done", "poll": "in_flight", "download": "in_flight", "submit": "run",
-              "retry": "run", "hold": "not_run", "failed": "not_run",
-              "restore": "restore"}  # a kept render put back: done at no cost
+_BY_ACTION = {_A.SKIP: "done", _A.POLL: "in_flight", _A.DOWNLOAD: "in_flight", _A.SUBMIT: "run",
+              _A.RETRY: "run", _A.HOLD: "not_run", _A.FAILED: "not_run",
+              _A.RESTORE: "restore"}  # a kept render put back: done at no cost
 _BY_WORD = {"done": "done", "in flight": "in_flight", "held": "not_run", "failed": "not_run"}
 
 
@@ -115,7 +116,7 @@ def abandon_warning(key: str, abandoned: Abandoned, *, planned: bool = False) ->
 # Why a take in flight at the built-in emulator is created again: its tasks lived in the
 # process of the run that started it (runner.session), and died with it.
 ENDED_WITH_EMULATOR = "its task ended with the built-in emulator"
-_AT_THE_EMULATOR = frozenset({"poll", "download"})
+_AT_THE_EMULATOR = frozenset({TakeAction.POLL, TakeAction.DOWNLOAD})
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +148,7 @@ def read_store(manifest: Manifest, *, built_in: bool = False) -> StoreView | Non
         with StateStore.open_readonly(path) as store:
             records = {record.key: record for record in store.records()}
             stored = store.fingerprints()
-            changed_sources = source_changes(store, manifest.takes)
+            changed_sources = store.source_changes(manifest.takes)
             spent = store.credits_committed(unit)
     emulator_gone = built_in and writer_pid(real_path) is None
     statuses: dict[str, PlanStatus] = {}
@@ -164,15 +165,15 @@ def read_store(manifest: Manifest, *, built_in: bool = False) -> StoreView | Non
                 record.status is TakeStatus.NEW and record.attempts == 0):
             abandons = abandoned_task(record)  # sync archives this record
         if emulator_gone and action in _AT_THE_EMULATOR:
-            action, reason = "submit", ENDED_WITH_EMULATOR
+            action, reason = TakeAction.SUBMIT, ENDED_WITH_EMULATOR
         figure = None
         if record is not None and old is not None and old[0] == take.fingerprint:
             figure = record.figure(unit)
-        statuses[take.key] = PlanStatus(STATE_WORDS.get(action, action), reason, action,
+        statuses[take.key] = PlanStatus(STATE_WORDS[action], reason, action,
                                         abandons, figure)
     for key, reason in changed_sources.items():  # continuity: a source rendered anew
         record = records.get(key)
-        statuses[key] = PlanStatus(STATE_WORDS["submit"], reason, "submit",
+        statuses[key] = PlanStatus(STATE_WORDS[_A.SUBMIT], reason, _A.SUBMIT,
                                    None if record is None else abandoned_task(record))
     return StoreView(statuses, spent, unit)
 

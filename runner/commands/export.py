@@ -75,7 +75,6 @@ def run(args: argparse.Namespace) -> int:
     from runner.manifest import load_manifest
     from runner.manifest.outdir import check_output_dir
     from runner.state import StateStore, store_path_for
-    from runner.state.continuity import frame_hashes, picks
 
     manifest = load_manifest(args.manifest, args.provider, sends=False)
     check_output_dir(manifest)
@@ -91,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
                          f"(`shotrun run MANIFEST`, {advice.FIRST_RUN})")
     with StateStore.open_readonly(path) as store:
         note = other_provider_note(store.last_provider(), manifest.api.provider)
-        selection = select(manifest, store.records(), picks(store), frame_hashes(store))
+        selection = select(manifest, store.records(), store.picks(), store.frame_hashes())
     if note is not None:
         _err(f"shotrun: warning: {note}")
     if selection.missing:

@@ -28,13 +28,16 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.errors import EXIT_OK
 from runner.outputs import HISTORY_DIR, read_sidecar
 from runner.providers import add_flag as add_provider_flag
 from runner.redact import redact
 from runner.words import count
+
+if TYPE_CHECKING:  # imported lazily at run time: the CLI loads only the command it runs
+    from runner.state import Store
 
 _TAKE_FILE = re.compile(r"take-(\d+)(?:\.mp4|\.json|\.mp4\.part)")
 
@@ -114,12 +117,9 @@ def _reachable(path: Path, shot_id: str, fingerprints: dict[tuple[str, int], str
     return wanted is not None and data.get("fingerprint") == wanted
 
 
-def _protected_hashes(store: Any) -> set[str]:
-    from runner.state.continuity import picks
-    from runner.state.notes import notes
-
-    hashes = {pick.sha256 for pick in picks(store).values() if pick.sha256}
-    hashes.update(note.sha256 for note in notes(store).values() if note.sha256)
+def _protected_hashes(store: Store) -> set[str]:
+    hashes = {pick.sha256 for pick in store.picks().values() if pick.sha256}
+    hashes.update(note.sha256 for note in store.notes().values() if note.sha256)
     return hashes
 
 

@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # the engine, its context and the live panel are imported whe
     # they bring aiohttp, PyAV and rich, which `shotrun --help` would pay for at start-up
     from runner.progress import ProgressDisplay
     from runner.scheduler.context import EngineSettings
-    from runner.state import StateStore
+    from runner.state import Store, TakePlan
 
 
 def add_parser(subparsers: Any) -> None:
@@ -113,8 +113,8 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-async def execute(manifest: Manifest, takes: Sequence[Take], plans: Sequence[Any],
-                  store: Any, config: RunConfig, api_key: str, settings: EngineSettings,
+async def execute(manifest: Manifest, takes: Sequence[Take], plans: Sequence[TakePlan],
+                  store: Store, config: RunConfig, api_key: str, settings: EngineSettings,
                   *, observer: Observer | None = None,
                   on_stop: Callable[[int], None] | None = None,
                   limits: ClientLimits | None = None,
@@ -149,7 +149,7 @@ async def execute(manifest: Manifest, takes: Sequence[Take], plans: Sequence[Any
                 loop.remove_signal_handler(signum)
 
 
-def end_of_run_report(manifest: Manifest, store: StateStore) -> Path | None:
+def end_of_run_report(manifest: Manifest, store: Store) -> Path | None:
     """Refresh ``report.html`` so the summary can say where to look; never fails the run."""
     from runner.report import report_from_store
 
@@ -160,7 +160,7 @@ def end_of_run_report(manifest: Manifest, store: StateStore) -> Path | None:
         return None
 
 
-def _render(args: argparse.Namespace, setup: RunSetup, store: StateStore
+def _render(args: argparse.Namespace, setup: RunSetup, store: Store
             ) -> tuple[RunSummary, ProgressDisplay]:
     """Plan the run from the store, say what it does, and run it to its summary."""
     from runner.progress import make_observer  # here for start-up speed: rich

@@ -29,14 +29,13 @@ from runner.model import Manifest
 from runner.report.media import write_atomic
 from runner.report.render import render_html, state_of_page
 from runner.report.view import ReportData, Totals, collect
-from runner.state.continuity import chosen_takes, picks
+from runner.state.continuity import chosen_takes
 from runner.state.notes import Note
-from runner.state.notes import notes as notes_of
 from runner.state.records import TakeRecord
 from runner.words import count
 
 if TYPE_CHECKING:
-    from runner.state import StateStore
+    from runner.state import Store
 
 log = structlog.get_logger()
 
@@ -135,7 +134,7 @@ def write_report(
     return WrittenReport(target, totals)
 
 
-def report_from_store(manifest: Manifest, store: StateStore, *,
+def report_from_store(manifest: Manifest, store: Store, *,
                       force: bool = False, standalone: bool = False) -> WrittenReport:
     """Write ``report.html`` from an open store (``shotrun report``, and the end of a run).
 
@@ -149,6 +148,6 @@ def report_from_store(manifest: Manifest, store: StateStore, *,
         return WrittenReport(report_path(manifest), None)
     records = store.records()
     fingerprints = {take.key: take.fingerprint for take in manifest.takes}
-    return write_report(manifest, records, state=state, notes=notes_of(store),
-                        chosen=chosen_takes(records, picks(store), fingerprints),
+    return write_report(manifest, records, state=state, notes=store.notes(),
+                        chosen=chosen_takes(records, store.picks(), fingerprints),
                         standalone=standalone)

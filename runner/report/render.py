@@ -17,6 +17,7 @@ from html import escape
 from runner.money import Figure, UnitTotal, format_amount, unit_word
 from runner.report.static import CSS, JS, script_hash
 from runner.report.view import NOT_RUN, InputView, ReportData, ShotView, TakeView, Totals
+from runner.state.records import TakeStatus
 
 # @Image3, @Element1, or a name that was not rewritten (@hero): highlighted in prompts.
 _REF = re.compile(r"@(?:(Image|Element)(\d+)\b|[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?)")
@@ -176,9 +177,9 @@ def _tile(shot: ShotView, take: TakeView, controls: Controls | None = None) -> s
         why = "output missing on disk" if take.output_missing else status_label(take.status)
         frame = f'<div class="none">{_e(why)}</div>'
     status_text = status_label(take.status)
-    if take.failure_kind and take.status == "failed":
+    if take.failure_kind and take.status == TakeStatus.FAILED:
         status_text += f" ({take.failure_kind})"
-    elif take.progress is not None and take.status in ("submitted", "completed"):
+    elif take.progress is not None and take.status in (TakeStatus.SUBMITTED, TakeStatus.COMPLETED):
         status_text += f" · {take.progress}%"
     facts = [_fact("status", _e(status_text), "status")]
     if take.reason and take.reason not in ("new", "done"):  # only a reason worth reading

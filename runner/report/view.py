@@ -32,7 +32,7 @@ from runner.money import totals as money_totals
 from runner.report.media import file_data_uri, make_poster, probe_video, thumbnail_data_uri
 from runner.state.continuity import frame_sources
 from runner.state.notes import Note, held_note
-from runner.state.records import TakeRecord
+from runner.state.records import TakeRecord, TakeStatus
 
 NOT_RUN = "new"  # the state store's word for a take never submitted
 
@@ -265,7 +265,7 @@ class _Collector:
             fps=observed.get("fps"),
             codec=" + ".join(c for c in (observed.get("codec"), observed.get("audio_codec"))
                              if c) or None,
-            size_warning=observed.get("size_warning") if record.status == "done" else None,
+            size_warning=observed.get("size_warning") if record.status == TakeStatus.DONE else None,
             wall_seconds=wall_seconds(record),
             polls=record.polls,
             error_code=record.last_error_code,
@@ -338,7 +338,7 @@ def collect(
         ]
         number, picked = (chosen or {}).get(shot_id, (0, False))
         take_views = [replace(view, chosen=True, picked=picked)
-                      if view.take == number and view.status == "done" else view
+                      if view.take == number and view.status == TakeStatus.DONE else view
                       for view in take_views]
         if notes:
             take_views = [_with_note(view, notes) for view in take_views]

@@ -37,14 +37,14 @@ from runner.report.render import (
 )
 from runner.report.view import ReportData, ShotView, TakeView
 from runner.review.pending import Failed, Wish
-from runner.state import StateStore, TakeStatus, store_path_for
-from runner.state.continuity import chosen_takes, picks
-from runner.state.notes import MAX_NOTE, notes
+from runner.state import StateStore, TakeAction, TakeStatus, store_path_for
+from runner.state.continuity import chosen_takes
+from runner.state.notes import MAX_NOTE
 
 log = structlog.get_logger()
 
 # What plan says of a done take that a run would render again ("will run", "will retry").
-RERENDER_ACTIONS = ("submit", "retry")
+RERENDER_ACTIONS = (TakeAction.SUBMIT, TakeAction.RETRY)
 
 
 def _e(value: object) -> str:
@@ -162,9 +162,9 @@ def build(manifest: Manifest, token: str, situation: Situation) -> Snapshot:
         with StateStore.open_readonly(store_path) as store:
             found = store.records()
             fingerprints = {take.key: take.fingerprint for take in manifest.takes}
-            chosen = chosen_takes(found, picks(store), fingerprints)
+            chosen = chosen_takes(found, store.picks(), fingerprints)
             data = collect(manifest, found, chosen=chosen, page_dir=manifest.output_dir,
-                           notes=notes(store))
+                           notes=store.notes())
         view = read_store(manifest)  # plan's own answer: what a run would do with each take
         done = {record.key for record in found if record.status is TakeStatus.DONE}
         if view is not None:

@@ -31,7 +31,7 @@ from runner.money import CAP_KEYS, CREDITS, format_amount, unit_of
 
 if TYPE_CHECKING:
     from runner.model import Manifest
-    from runner.state import StateStore
+    from runner.state.protocol import Store
 
 log = structlog.get_logger()
 
@@ -124,7 +124,7 @@ class BudgetGuard:
                 f"budget.{CAP_KEYS.get(unit, 'max_credits')} or --max-credits to render the rest")
 
 
-def budget_guard(cap: float | None, manifest: Manifest, store: StateStore) -> BudgetGuard:
+def budget_guard(cap: float | None, manifest: Manifest, store: Store) -> BudgetGuard:
     """The run's guard: ``cap`` (flag or manifest, in the manifest's provider's unit) over
     what the store says was committed in that unit."""
     unit = unit_of(manifest.api.provider)

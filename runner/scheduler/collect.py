@@ -54,7 +54,7 @@ from runner.scheduler.policy import Decision, Reaction, Stage, classify
 from runner.scheduler.progress import TakeProgress
 from runner.scheduler.submit import auth_message, quota_message
 from runner.state.plan import link_lifetime_over, refetching, refused_result
-from runner.state.records import TakeStatus
+from runner.state.records import TakeRecord, TakeStatus
 from runner.verify import VideoInfo
 
 log = structlog.get_logger()
@@ -440,7 +440,7 @@ def rejected_path(dest: Path) -> Path:
     return dest.with_name(f"{dest.stem}.rejected{dest.suffix}")
 
 
-def can_recheck(record: Any, dest: Path) -> bool:
+def can_recheck(record: TakeRecord, dest: Path) -> bool:
     """A take failed by its check whose paid file is still kept beside it: the next run
     checks that file again under the rules in force then (:func:`_recheck_rejected`)."""
     return (record.status is TakeStatus.FAILED and record.last_error_code == "verify_failed"
@@ -579,7 +579,7 @@ async def _verified(ctx: RunContext, take: Take, path: Path
         _DECODER, ctx.expectations.check, path, take.request)
 
 
-def _link_deadline(ctx: RunContext, record: Any) -> float | None:
+def _link_deadline(ctx: RunContext, record: TakeRecord | None) -> float | None:
     """When the task's result stops being served, as the provider documents it: counted
     from the task's first completion (a fresh link does not extend it); None when the
     provider documents no lifetime."""
@@ -602,7 +602,7 @@ def _needs_creation(ctx: RunContext, take: Take, code: str | None, message: str)
     return _fail(ctx, take, "permanent", code, message)
 
 
-async def _refresh_link(ctx: RunContext, take: Take, record: Any, *,
+async def _refresh_link(ctx: RunContext, take: Take, record: TakeRecord, *,
                         collecting: bool = False) -> str:
     """Ask the task for a fresh result link: COMPLETED, or what became of the take.
 

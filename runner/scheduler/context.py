@@ -33,6 +33,7 @@ from runner.scheduler.polling import PollPolicy
 from runner.scheduler.progress import EventSink, TakeEvent, TakeProgress
 from runner.scheduler.uploads import UploadCache
 from runner.state.intents import IntentLog
+from runner.state.protocol import Store
 
 log = structlog.get_logger()
 
@@ -178,7 +179,7 @@ class RunContext:
     """Everything the steps share. Mutable on purpose: it *is* the run's live state."""
 
     manifest: Manifest
-    store: Any  # runner.state.StateStore
+    store: Store
     gateway: Gateway
     settings: EngineSettings
     limiter: AimdLimiter

@@ -13,22 +13,21 @@ money: the first :meth:`Engine.request_stop` stops new submissions and cancels e
 *except* those whose creation request is on the wire, which finish and commit their task id
 (the client's timeouts bound the wait); a second one cancels those too (they become
 ambiguous for the next run, which is honest). The store is never left half-written: each
-transition is one SQLite transaction made without an ``await`` inside it.
+transition is one store call (one transaction) made without an ``await`` inside it.
 
 Dependencies (``after``/``from_shot``): a take waits for every take of the shots it depends
 on to finish *in this run* (or to be done already); a failed source fails it with kind
-"dependency"; independent takes never wait for it.
+"dependency"; independent takes never wait for it. The rule is one function,
+:func:`runner.scheduler.dependencies.dependency_state`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import structlog
 
@@ -58,6 +57,7 @@ from runner.scheduler.context import (
     RunContext,
     StopReason,
 )
+from runner.scheduler.dependencies import Dependencies, Wait, dependency_state
 from runner.scheduler.limits import AimdLimiter, DownloadSlots, TokenBucket
 from runner.scheduler.progress import (
     Cost,
@@ -76,19 +76,30 @@ from runner.scheduler.window import TakeWindow, window_size
 from runner.state import continuity
 from runner.state.continuity import frame_sources
 from runner.state.plan import collectable, decide
+from runner.state.protocol import Store
+from runner.state.records import TakeAction, TakePlan, TakeStatus
 from runner.wire import estimate_credits
 
 log = structlog.get_logger()
 
+A = TakeAction
+# Actions settled before the run starts (no task, no snapshot per take).
+_SETTLED = frozenset({A.SKIP, A.FAILED, A.HOLD})
+# Actions of takes whose task is at the provider already (they hold adopted slots).
+_AT_THE_PROVIDER = frozenset({A.POLL, A.DOWNLOAD})
+# Statuses of a take a stop leaves in flight at the provider (or maybe: submitting).
+_LEFT_AT_THE_PROVIDER = frozenset({TakeStatus.SUBMITTED, TakeStatus.COMPLETED,
+                                   TakeStatus.DOWNLOADING, TakeStatus.SUBMITTING})
+
 
 class Engine:
-    """Runs ``plans`` (from :meth:`StateStore.sync`) for ``manifest`` through ``gateway``.
+    """Runs ``plans`` (from :meth:`Store.sync`) for ``manifest`` through ``gateway``.
 
     ``upload_namespace`` is the file service's URL: uploads are remembered per service.
     """
 
-    def __init__(self, manifest: Manifest, store: Any, gateway: Gateway,
-                 plans: Sequence[Any], settings: EngineSettings | None = None, *,
+    def __init__(self, manifest: Manifest, store: Store, gateway: Gateway,
+                 plans: Sequence[TakePlan], settings: EngineSettings | None = None, *,
                  observer: Observer | None = None, upload_namespace: str = "",
                  expectations: OutputExpectations | None = None,
                  events: EventSink | None = None) -> None:
@@ -103,18 +114,18 @@ class Engine:
         by_key = {take.key: take for take in manifest.takes}
         self.takes: list[Take] = [by_key[plan.key] for plan in plans]
         del by_key
-        self._actions: list[str] = [sys.intern(plan.action) for plan in plans]
+        self._actions: list[TakeAction] = [plan.action for plan in plans]
         self._failed_before = {plan.key: plan.record for plan in plans
-                               if plan.action == "failed"}
+                               if plan.action is A.FAILED}
         self._previous = [(plan.key, plan.previous) for plan in plans
-                          if getattr(plan, "previous", None) is not None]
+                          if plan.previous is not None]
         # Only the shots something depends on: one list per shot of a 20,000-shot manifest
         # would cost megabytes for nothing.
         sources = {shot_id for take in manifest.takes for shot_id in take.after}
-        self._by_shot: dict[str, list[Take]] = {}
+        self._by_shot: dict[str, list[str]] = {}  # shot id -> the keys of its takes
         for take in manifest.takes:
             if take.shot_id in sources:
-                self._by_shot.setdefault(take.shot_id, []).append(take)
+                self._by_shot.setdefault(take.shot_id, []).append(take.key)
         # Creations whose answer an earlier run lost: counted in this run's summary too.
         # A provider that looks lost creations up (Kling) resolves them instead.
         self._ambiguous_found = 0 if isinstance(gateway, ResolvesLostAnswers) else sum(
@@ -196,24 +207,24 @@ class Engine:
             ctx.store.client_salt()  # chosen before any creation of this run is recorded
         for index, take in enumerate(self.takes):
             action = self._actions[index]
-            if action == "failed" and can_recheck(self._failed_before[take.key],
+            if action is A.FAILED and can_recheck(self._failed_before[take.key],
                                                   ctx.files.of(take).video):
                 # Failed its check, its paid file kept: checked again under today's rules
                 # (a size rule relaxed, a gateway profile learnt) instead of staying failed.
                 del self._failed_before[take.key]
-                action = self._actions[index] = "download"
-            if action == "poll":
+                action = self._actions[index] = A.DOWNLOAD
+            if action is A.POLL:
                 ctx.limiter.adopt()  # already at the gateway: counts against the limit
                 self._adopt(take)
-            elif action == "download":
+            elif action is A.DOWNLOAD:
                 ctx.phases[take.key] = Phase.DOWNLOADING  # done there: to be fetched
-            if action in ("skip", "failed", "hold"):
+            if action in _SETTLED:
                 # Settled before this run: no task and no snapshot per take (a resumed
                 # 20,000-take run would otherwise spend a second on bookkeeping alone).
                 self._settle_before(take, action)
             else:
                 # At the gateway already (holding adopted slots) first, then in plan order.
-                self.window.add(0 if action in ("poll", "download") else 1, index)
+                self.window.add(0 if action in _AT_THE_PROVIDER else 1, index)
         self._notify()  # the first snapshot, at once
         self._loop = asyncio.get_running_loop()
         self.window.admit()
@@ -266,7 +277,7 @@ class Engine:
                 # fails with a clear message) when its new output is filed.
                 log.warning("archive_failed", take=key, error=str(exc))
 
-    async def _drive(self, take: Take, action: str) -> None:
+    async def _drive(self, take: Take, action: TakeAction) -> None:
         ctx = self.ctx
         with structlog.contextvars.bound_contextvars(shot=take.shot_id, take=take.take):
             try:
@@ -300,13 +311,13 @@ class Engine:
                     self._settle_unfinished(take)
                 self._finished(take.key)
 
-    def _settle_before(self, take: Take, action: str) -> None:
+    def _settle_before(self, take: Take, action: TakeAction) -> None:
         """A take this run has nothing to do for: done, failed or held before."""
         ctx = self.ctx
         key = take.key
-        if action == "skip":
+        if action is A.SKIP:
             ctx.phases[key] = Phase.SKIPPED  # an outcome says nothing more: none is kept
-        elif action == "failed":
+        elif action is A.FAILED:
             record = self._failed_before.pop(key)
             # What it would cost to try again is said once, in the summary's advice.
             if collectable(record):  # paid, but its result's documented lifetime is over
@@ -348,21 +359,21 @@ class Engine:
             event = self._waiters[key] = asyncio.Event()
         await event.wait()
 
-    async def _steps(self, take: Take, action: str) -> None:
+    async def _steps(self, take: Take, action: TakeAction | None) -> None:
         ctx = self.ctx
         if self._halted():
             return  # stopped before this take's turn: it stays where the store has it
         # --retry-failed on a take whose paid file failed its check: that file first; a new
         # task is paid for only when it still fails.
-        if action == "retry" and await recheck_rejected(ctx, take, fail=False) == DONE:
+        if action is A.RETRY and await recheck_rejected(ctx, take, fail=False) == DONE:
             return
-        if action == "restore":  # a kept render of this fingerprint: put back, no credits
-            action = await restore_kept(ctx, take)
-            if action == "poll":
+        if action is A.RESTORE:  # a kept render of this fingerprint: put back, no credits
+            action = await restore_kept(ctx, take)  # None: put back
+            if action is A.POLL:
                 ctx.limiter.adopt()  # its task is at the gateway: counts against the limit
-            elif action not in ("submit", "retry", "download"):
+            elif action not in (A.SUBMIT, A.RETRY, A.DOWNLOAD):
                 return
-        if action in ("submit", "retry"):
+        if action in (A.SUBMIT, A.RETRY):
             if not await self._dependencies_ready(take):
                 return
             if await restore_cut_from(ctx, take, self._chosen_sources(take)):
@@ -371,14 +382,14 @@ class Engine:
                 return
             if self._halted():  # stopped while the creation was on the wire: it is saved
                 return
-            action = "poll"
+            action = A.POLL
         while True:
-            if action == "poll":
+            if action is A.POLL:
                 result = await poll(ctx, take)
                 if result == COMPLETED:
-                    action = "download"
+                    action = A.DOWNLOAD
                     continue
-            elif action == "download":
+            elif action is A.DOWNLOAD:
                 result = await download(ctx, take)
             else:
                 return
@@ -387,136 +398,85 @@ class Engine:
             # The task failed transiently or is gone: a new one, within --retries.
             if not await submit(ctx, take) or self._halted():
                 return
-            action = "poll"
+            action = A.POLL
 
     async def _dependencies_ready(self, take: Take) -> bool:
-        """Wait for the shots ``take`` depends on; False (and the take settled) if it can't go."""
-        if not take.after:
-            return True
-        ctx = self.ctx
-        frames = frame_sources(take)
-        for shot_id in take.after:
-            if shot_id in frames:
-                # A frame comes from one take of the source: its chosen one is enough.
-                if not await self._chosen_ready(take, shot_id):
-                    return False
-                continue
-            for source in self._by_shot.get(shot_id, []):
-                in_run = source.key in self.ctx.phases
-                if in_run:
-                    await self._wait_finished(source.key)
-                    phase = ctx.phases.get(source.key)
-                    ok = phase in (Phase.DONE, Phase.SKIPPED)
-                else:
-                    try:
-                        ok = ctx.store.record(source.key).status.value == "done"
-                    except StateError:  # never recorded: not rendered yet
-                        ok = False
-                if ok:
-                    continue
-                if ctx.phases.get(source.key) in (Phase.NOT_STARTED, Phase.LEFT):
-                    ctx.finish(take, Phase.NOT_STARTED,
-                               message=f"waits for {source.key}, which did not finish")
-                    return False
-                message = (f"waits for shot {shot_id}, whose {source.key} did not render"
-                           if in_run else
-                           f"waits for shot {shot_id}, which is not done and not in this run")
-                ctx.store.mark_failed(take.key, "dependency", "dependency_failed", message)
-                ctx.finish(take, Phase.FAILED, kind="dependency", code="dependency_failed",
-                           message=message)
-                return False
-        return True
+        """Wait for the shots ``take`` depends on; False (and the take settled) if it can't go.
 
-    async def _chosen_ready(self, take: Take, shot_id: str) -> bool:
-        """Wait until ``shot_id`` has a chosen take to cut a frame from; False if it never will.
-
-        The picked take when its output is still the picked one; otherwise the take that
-        finishes first (the rule of :func:`runner.state.continuity.choose`): a dependent
-        goes as soon as any take of its source is done, never waiting for the slowest.
+        The rule is :func:`~runner.scheduler.dependencies.dependency_state`: this waits on
+        what it names and asks again, until the take may go or never will.
         """
         ctx = self.ctx
-        if self._pick_ready(shot_id):
-            return True
-        sources = self._by_shot.get(shot_id, [])
-        waiting = {asyncio.ensure_future(self._wait_finished(s.key)): s.key for s in sources
-                   if s.key in self.ctx.phases and not self._is_finished(s.key)}
-        try:
-            if self._source_done(sources):
+        while True:
+            state = self._dependencies(take)
+            if state is None:
                 return True
-            while waiting:
-                finished, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                for future in finished:
-                    if self._done_in_store(waiting.pop(future)):
-                        return True
+            if isinstance(state, Wait):
+                if state.any_of:  # a frame's source: the first of its takes to finish
+                    await self._wait_any(state.keys)
+                else:
+                    await self._wait_finished(state.keys[0])
+                continue
+            if state.not_started:
+                ctx.finish(take, Phase.NOT_STARTED, message=state.message)
+            else:
+                ctx.store.mark_failed(take.key, "dependency", "dependency_failed",
+                                      state.message)
+                ctx.finish(take, Phase.FAILED, kind="dependency", code="dependency_failed",
+                           message=state.message)
+            return False
+
+    def _dependencies(self, take: Take) -> Dependencies:
+        """Where ``take`` stands now with the shots it depends on (None: free to go)."""
+        if not take.after:
+            return None
+        return dependency_state(take.after, frame_sources(take), self._by_shot,
+                                phase=self.ctx.phases.get, finished=self._is_finished,
+                                done_in_store=self._done_in_store,
+                                pick_ready=self._pick_ready)
+
+    async def _wait_any(self, keys: Sequence[str]) -> None:
+        """Until the first of the takes ``keys`` of this run has its outcome."""
+        waiting = [asyncio.ensure_future(self._wait_finished(key)) for key in keys]
+        try:
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for future in waiting:
                 future.cancel()
-        if any(ctx.phases.get(s.key) in (Phase.NOT_STARTED, Phase.LEFT) for s in sources):
-            ctx.finish(take, Phase.NOT_STARTED,
-                       message=f"waits for shot {shot_id}, which did not finish")
-            return False
-        message = (f"its frame comes from shot {shot_id}, which has no rendered take "
-                   f"(it failed or was not run)")
-        ctx.store.mark_failed(take.key, "dependency", "dependency_failed", message)
-        ctx.finish(take, Phase.FAILED, kind="dependency", code="dependency_failed",
-                   message=message)
-        return False
 
     def _pick_ready(self, shot_id: str) -> bool:
         """True when ``shot_id`` has a picked take whose output is still the picked one."""
-        pick = continuity.picks(self.ctx.store).get(shot_id)
+        pick = self.ctx.store.picks().get(shot_id)
         if pick is None:
             return False
         records = self.ctx.store.shot_records(shot_id)
         chosen = continuity.choose(records, pick)
         return chosen is not None and chosen.take == pick.take
 
-    def _source_done(self, sources: Sequence[Take]) -> bool:
-        """True when a take of ``sources`` that is not still running here is done."""
-        return any(self._done_in_store(s.key) for s in sources
-                   if s.key not in self.ctx.phases or self._is_finished(s.key))
-
     def _blockers(self, take: Take) -> tuple[str, ...]:
         """The unfinished takes of this run ``take`` would wait for now (empty: none).
 
-        Mirrors :meth:`_dependencies_ready` without waiting: a take whose wait would end at
-        once (its sources are done, or one failed and it fails too) is not blocked; one that
-        waits for a frame waits for any of its source's takes, so it is blocked by them all.
+        The same rule as :meth:`_dependencies_ready`, without waiting: a take whose wait would
+        end at once (its sources are done, or one failed and it fails too) is not blocked;
+        one that waits for a frame waits for any of its source's takes, so it is blocked by
+        them all.
         """
-        if not take.after:
-            return ()
-        frames = frame_sources(take)
-        for shot_id in take.after:
-            sources = self._by_shot.get(shot_id, [])
-            if shot_id in frames:
-                if self._pick_ready(shot_id) or self._source_done(sources):
-                    continue
-                return tuple(s.key for s in sources
-                             if s.key in self.ctx.phases and not self._is_finished(s.key))
-            for source in sources:
-                if source.key in self.ctx.phases:
-                    if not self._is_finished(source.key):
-                        return (source.key,)
-                    if self.ctx.phases.get(source.key) not in (Phase.DONE, Phase.SKIPPED):
-                        return ()  # it fails (or is not started) at once
-                elif not self._done_in_store(source.key):
-                    return ()
-        return ()
+        state = self._dependencies(take)
+        return state.keys if isinstance(state, Wait) else ()
 
     def _done_in_store(self, key: str) -> bool:
         try:
-            return bool(self.ctx.store.record(key).status.value == "done")
+            return self.ctx.store.record(key).status is TakeStatus.DONE
         except StateError:  # never recorded: not rendered yet
             return False
 
     def _settle_unfinished(self, take: Take) -> None:
         """A take cut short by a stop: in flight at the gateway, or never submitted."""
         try:
-            status = self.store.record(take.key).status.value
+            status: TakeStatus | None = self.store.record(take.key).status
         except StateError:  # the store itself failed: say nothing more than we know
-            status = "unknown"
-        phase = Phase.LEFT if status in ("submitted", "completed", "downloading",
-                                         "submitting") else Phase.NOT_STARTED
+            status = None
+        phase = Phase.LEFT if status in _LEFT_AT_THE_PROVIDER else Phase.NOT_STARTED
         self.ctx.outcomes[take.key] = Outcome(phase, message=self.ctx.stop_message)
         self.ctx.phases[take.key] = phase
         self.ctx.gateway_progress.pop(take.key, None)  # no longer followed: not a row
@@ -528,7 +488,7 @@ class Engine:
         sources: dict[str, str] = {}
         for shot_id in frame_sources(take):
             records = self.store.shot_records(shot_id)
-            chosen = continuity.choose(records, continuity.picks(self.store).get(shot_id))
+            chosen = continuity.choose(records, self.store.picks().get(shot_id))
             if chosen is None or not chosen.sha256:
                 return {}
             sources[shot_id] = chosen.sha256
@@ -538,7 +498,7 @@ class Engine:
         """The output a continuity frame of ``shot_id`` is cut from: its chosen take (the
         valid pick, else its first done take)."""
         records = self.store.shot_records(shot_id)
-        chosen = continuity.choose(records, continuity.picks(self.store).get(shot_id))
+        chosen = continuity.choose(records, self.store.picks().get(shot_id))
         return Path(chosen.output_path) if chosen and chosen.output_path else None
 
     # ------------------------------------------------------------------ reporting
@@ -685,11 +645,11 @@ class Engine:
             except StateError:  # the store failed: no advice is better than a wrong one
                 continue
             action, _ = decide(record, ambiguous=ctx.settings.ambiguous, now=now)
-            if action in ("poll", "download"):
+            if action in _AT_THE_PROVIDER:
                 collects.append(key)
-            elif action in ("submit", "retry"):
+            elif action in (A.SUBMIT, A.RETRY):
                 creates.append(key)
-            elif action == "failed":
+            elif action is A.FAILED:
                 retry.append(key)
         return NextRun(collects=tuple(collects), collects_anew=cost(collects),
                        creates=cost(creates),

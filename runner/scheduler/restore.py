@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import structlog
 
@@ -21,13 +20,13 @@ from runner import kept
 from runner.model import Manifest, Take
 from runner.scheduler.context import Phase, RunContext
 from runner.state.plan import decide
-from runner.state.records import TakePlan
-from runner.state.restore import mark_output_lost, mark_restored, renders_cut_from
+from runner.state.protocol import Store
+from runner.state.records import TakeAction, TakePlan
 
 log = structlog.get_logger()
 
 
-def check_plans(store: Any, manifest: Manifest, takes: Sequence[Take],
+def check_plans(store: Store, manifest: Manifest, takes: Sequence[Take],
                 plans: Sequence[TakePlan]) -> list[TakePlan]:
     """``plans`` with the files on disk taken into account (see :mod:`runner.kept`).
 
@@ -46,15 +45,15 @@ def check_plans(store: Any, manifest: Manifest, takes: Sequence[Take],
             checked.append(plan)
             continue
         record = plan.record
-        if plan.action == "skip":  # a done take whose file is lost
+        if plan.action is TakeAction.SKIP:  # a done take whose file is lost
             path = kept.done_path(output_dir, record)
-            if reason == kept.FILE_CHANGED and action != "restore":
+            if reason == kept.FILE_CHANGED and action is not TakeAction.RESTORE:
                 kept.set_aside(output_dir, Path(path))
             alive = kept.link_alive(record.task_id, record.link_expires_at)
             message = (kept.missing_message(manifest, take, record.credits,
                                             changed=reason == kept.FILE_CHANGED)
-                       if action == "failed" else f"{path}: {reason}")
-            mark_output_lost(store, plan.key, reason, link_alive=alive, message=message)
+                       if action is TakeAction.FAILED else f"{path}: {reason}")
+            store.mark_output_lost(plan.key, reason, link_alive=alive, message=message)
             # Info: the plan lines above say it per take (counted when many), the log keeps it.
             log.info("output_lost", take=plan.key, problem=reason, action=action)
             record = store.record(plan.key)
@@ -71,7 +70,7 @@ async def _put_back(ctx: RunContext, take: Take, render: kept.KeptRender) -> boo
         log.warning("kept_render_unusable", video=str(render.video), error=str(exc))
         return False
     video = ctx.files.of(take).video
-    mark_restored(ctx.store, take.key, take.fingerprint, video, sha256, size,
+    ctx.store.mark_restored(take.key, take.fingerprint, video, sha256, size,
                   render.sidecar, reason=kept.KEPT_RENDER)
     log.info("take_restored", output=str(video), source=str(render.video))
     ctx.restored += 1
@@ -85,25 +84,25 @@ async def restore_cut_from(ctx: RunContext, take: Take, sources: dict[str, str])
     SHA-256), put it back instead (an edit of its source undone). True when done so."""
     if not sources:
         return False
-    wanted = renders_cut_from(ctx.store, take.key, take.fingerprint, sources)
+    wanted = ctx.store.renders_cut_from(take.key, take.fingerprint, sources)
     for render in list(kept.kept_renders(ctx.manifest.output_dir, take)) if wanted else ():
         if render.sha256 in wanted and await _put_back(ctx, take, render):
             return True
     return False
 
 
-async def restore_kept(ctx: RunContext, take: Take) -> str:
-    """Put a kept render of ``take`` back and mark it done: ``"done"``.
+async def restore_kept(ctx: RunContext, take: Take) -> TakeAction | None:
+    """Put a kept render of ``take`` back and mark it done: None.
 
     Each candidate's hash is checked first; one that fails it stays where it is. With none
     left, the action the store's record calls for (submit, download, poll, failed...).
     """
     for render in list(kept.kept_renders(ctx.manifest.output_dir, take)):
         if await _put_back(ctx, take, render):
-            return "done"
+            return None
     record = ctx.store.record(take.key)
     action, _reason = decide(record)
-    if action == "failed":
+    if action is TakeAction.FAILED:
         message = record.last_error or "the kept render could not be restored"
         ctx.finish(take, Phase.FAILED, kind=record.failure_kind, code=record.last_error_code,
                    message=message)

@@ -38,7 +38,6 @@ from runner.scheduler import lost
 from runner.scheduler.context import Phase, RunContext, StopReason
 from runner.scheduler.firstcontact import retry_or_stop
 from runner.scheduler.policy import Decision, Reaction, Stage, classify
-from runner.state import continuity
 from runner.state.continuity import frame_sources
 from runner.state.intents import Intent
 from runner.state.records import TakeStatus
@@ -429,8 +428,8 @@ def _record_sources(ctx: RunContext, take: Take) -> None:
     that the next sync sees when a source was rendered (or picked) anew."""
     sources = frame_sources(take)
     if sources:
-        continuity.record_frame_hashes(
-            ctx.store, take.key,
+        ctx.store.record_frame_hashes(
+            take.key,
             {shot_id: ctx.uploads.source_hashes.get(shot_id, "") for shot_id in sources})
 
 

@@ -20,7 +20,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import structlog
 
@@ -28,6 +27,7 @@ from runner.errors import VerifyError
 from runner.fsutil import hash_file
 from runner.gateway.types import Gateway, UploadedFile
 from runner.model import FrameRef, LocalFile, Media
+from runner.state.protocol import Store
 from runner.verify import extract_frame
 
 log = structlog.get_logger()
@@ -39,12 +39,12 @@ UPLOAD_LIFETIME = 72 * 3600.0  # when the file service does not say
 class UploadCache:
     """Resolves media to URLs for one run; the store keeps the URLs between runs.
 
-    ``store`` is the :class:`runner.state.StateStore` (``get_upload`` / ``put_upload``);
+    ``store`` keeps the URLs (:meth:`~runner.state.protocol.Store.get_upload` / ``put_upload``);
     ``frame_source`` maps a shot id to the output file its frames come from (None: not done);
     ``namespace`` names the file service (its URL), see :meth:`_key`.
     """
 
-    def __init__(self, store: Any, gateway: Gateway, frames_dir: Path, *,
+    def __init__(self, store: Store, gateway: Gateway, frames_dir: Path, *,
                  frame_source: Callable[[str], Path | None],
                  namespace: str = "",
                  min_validity: float = MIN_VALIDITY,

@@ -1,5 +1,9 @@
 """The durable state store: what every take of a manifest is doing, across runs and crashes.
 
+Everything above this package types its store as :class:`Store` (:mod:`runner.state.protocol`):
+what a run and the reading commands ask of a store, nothing of SQLite. :class:`StateStore` is
+the SQLite one described here.
+
 One SQLite file per manifest (:func:`store_path_for`), written by exactly one run at a time
 and read by ``shotrun status`` beside it. The rule that makes resume safe: **every transition
 is committed before the next step acts on it** - the intent to submit before the creation
@@ -36,10 +40,11 @@ Files: a fingerprint change archives the record here; the scheduler moves the ol
 ``runner.outputs.archive_stale(output_dir, take)`` (covers a crash between the two).
 ``runner.state.trace.trace_record`` is the stable per-take record of ``status --json``.
 
-``sync()`` answers, per take, an action - skip, poll, download, submit, retry, hold, failed -
-and a reason - new, prompt changed, asset content changed, settings changed, failed before,
-in flight, ambiguous submission, done. The budget's ledger is the ``attempts`` table:
-:meth:`StateStore.credits_committed` sums it over the manifest's whole life.
+``sync()`` answers, per take, an action (:class:`TakeAction`: skip, poll, download, submit,
+retry, hold, failed, restore) and a reason - new, prompt changed, asset content changed,
+settings changed, failed before, in flight, ambiguous submission, done. The budget's ledger
+is the ``attempts`` table: :meth:`StateStore.credits_committed` sums it over the manifest's
+whole life.
 """
 
 from __future__ import annotations
@@ -48,11 +53,13 @@ from pathlib import Path
 
 from runner.model import Manifest
 from runner.state.base import StoreDamaged, UnknownTake
+from runner.state.protocol import Store
 from runner.state.records import (
     ACTIONS,
     REASONS,
     Event,
     FailureKind,
+    TakeAction,
     TakePlan,
     TakeRecord,
     TakeStatus,
@@ -78,7 +85,9 @@ __all__ = [
     "Event",
     "FailureKind",
     "StateStore",
+    "Store",
     "StoreDamaged",
+    "TakeAction",
     "TakePlan",
     "TakeRecord",
     "TakeStatus",

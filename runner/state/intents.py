@@ -41,6 +41,7 @@ from runner.errors import StateError
 from runner.fsutil import atomic_write_bytes, fsync_dir, make_dirs
 from runner.money import MONEY_UNITS
 from runner.redact import redact_value
+from runner.state.records import TakeStatus
 
 log = structlog.get_logger()
 
@@ -48,8 +49,9 @@ JOURNAL = "intents.jsonl"
 #: What the store's ``statuses()`` says of a failed take whose paid task may still hand over
 #: its result (runner.state.plan.collectable): its intent is kept, since no sidecar has its id.
 COLLECTABLE_STATUS = "collectable"
-_IN_FLIGHT = frozenset({"submitting", "ambiguous", "held", "submitted", "completed",
-                        "downloading", COLLECTABLE_STATUS})
+_IN_FLIGHT: frozenset[str] = frozenset({
+    TakeStatus.SUBMITTING, TakeStatus.AMBIGUOUS, TakeStatus.HELD, TakeStatus.SUBMITTED,
+    TakeStatus.COMPLETED, TakeStatus.DOWNLOADING, COLLECTABLE_STATUS})
 _ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 _OPEN_APPEND = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 

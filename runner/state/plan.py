@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from runner.state.records import FailureKind, TakeRecord, TakeStatus
+from runner.state.records import FailureKind, TakeAction, TakeRecord, TakeStatus
 from runner.wire import PROVIDER_FIELD
 
 PROMPT_FIELDS = frozenset({"prompt", "multi_prompt"})
@@ -20,6 +20,7 @@ MEDIA_FIELDS = frozenset(
      "images"}
 )
 _MEDIA_PREFIXES = ("sha256:", "frame:", "http://", "https://")
+A = TakeAction  # decide() is a table of them
 
 
 def _is_media(value: Any) -> bool:
@@ -119,7 +120,6 @@ def lifetime_over(expires_at: float | None, now: float | None) -> bool:
     documents none, so only its own answer ends it; ``now`` None: not judged)."""
     return now is not None and expires_at is not None and now >= expires_at
 
-
 def decide(
     record: TakeRecord,
     *,
@@ -127,7 +127,7 @@ def decide(
     ambiguous: str = "resubmit",
     max_ambiguous_resubmits: int = 1,
     now: float | None = None,
-) -> tuple[str, str]:
+) -> tuple[TakeAction, str]:
     """(action, reason) for a take whose fingerprint did not change.
 
     An ambiguous creation is resubmitted at most ``max_ambiguous_resubmits`` times (the
@@ -139,28 +139,28 @@ def decide(
     """
     status = record.status
     if status is TakeStatus.DONE:
-        return "skip", "done"
+        return A.SKIP, "done"
     if status is TakeStatus.SUBMITTED:
-        return "poll", "in flight"
+        return A.POLL, "in flight"
     if status in (TakeStatus.COMPLETED, TakeStatus.DOWNLOADING):
-        return "download", "in flight"
+        return A.DOWNLOAD, "in flight"
     if status in (TakeStatus.AMBIGUOUS, TakeStatus.HELD, TakeStatus.SUBMITTING):
         resubmit = ambiguous == "resubmit" and (
             record.ambiguous_attempts <= max_ambiguous_resubmits or retry_failed
         )
-        return ("submit" if resubmit else "hold"), "ambiguous submission"
+        return (A.SUBMIT if resubmit else A.HOLD), "ambiguous submission"
     if status is TakeStatus.FAILED:
         if record.failure_kind == FailureKind.MISSING:
             # Done once, its file since lost for good: a new render is paid, so only on demand.
-            return ("retry" if retry_failed else "failed"), "missing"
+            return (A.RETRY if retry_failed else A.FAILED), "missing"
         if collectable(record):
             if not link_lifetime_over(record, now):
-                return "download", "not collected yet"
-            return ("retry" if retry_failed else "failed"), "link lifetime over"
+                return A.DOWNLOAD, "not collected yet"
+            return (A.RETRY if retry_failed else A.FAILED), "link lifetime over"
         if retry_failed or record.failure_kind in _RETRYABLE_KINDS:
-            return "retry", "failed before"
-        return "failed", "failed before"
-    return "submit", record.reason or "new"
+            return A.RETRY, "failed before"
+        return A.FAILED, "failed before"
+    return A.SUBMIT, record.reason or "new"
 
 
 def preview(
@@ -172,17 +172,17 @@ def preview(
     retry_failed: bool = False,
     ambiguous: str = "resubmit",
     now: float | None = None,
-) -> tuple[str, str]:
+) -> tuple[TakeAction, str]:
     """(action, reason) a run *would* give a take, without writing anything (``plan``).
 
     Mirrors ``sync``: a take the store has never seen is new; one whose fingerprint changed
     is rendered again for the reason :func:`change_reason` finds; otherwise :func:`decide`.
     """
     if record is None or stored is None:
-        return "submit", "new"
+        return A.SUBMIT, "new"
     old_fingerprint, old_payload = stored
     if old_fingerprint != fingerprint:
         if record.status is TakeStatus.NEW and record.attempts == 0:
-            return "submit", record.reason or "new"
-        return "submit", change_reason(old_payload, payload)
+            return A.SUBMIT, record.reason or "new"
+        return A.SUBMIT, change_reason(old_payload, payload)
     return decide(record, retry_failed=retry_failed, ambiguous=ambiguous, now=now)

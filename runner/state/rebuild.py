@@ -64,6 +64,7 @@ from runner.state.base import (
 )
 from runner.state.intents import Intent, amount, read_intents, recorded_unit
 from runner.state.plan import OUTPUT_LOST
+from runner.state.records import AttemptOutcome, TakeStatus
 from runner.state.store import StateStore
 
 log = structlog.get_logger()
@@ -112,7 +113,7 @@ class _Row:
     key: str
     shot_id: str
     take: int
-    status: str
+    status: TakeStatus
     fingerprint: str
     attempts: int
     tags: list[str] = field(default_factory=list)
@@ -215,7 +216,7 @@ def _from_sidecar(video: Path, data: dict[str, Any], *, hashed: bool = True) -> 
     tags = data.get("tags")
     row = _Row(
         key=str(data["id"]), shot_id=str(data["shot"]), take=int(data["take"]),
-        status="done", fingerprint=str(data["fingerprint"]),
+        status=TakeStatus.DONE, fingerprint=str(data["fingerprint"]),
         attempts=attempts if type(attempts) is int and attempts > 0 else 1,
         tags=[t for t in tags if isinstance(t, str)] if isinstance(tags, list) else [],
         task_id=task_id, payload=data.get("request") if isinstance(data.get("request"), dict)
@@ -236,7 +237,7 @@ def _from_sidecar(video: Path, data: dict[str, Any], *, hashed: bool = True) -> 
     if task_id is None:
         log.warning("sidecar_without_output", video=str(video))
         return None
-    row.status = "submitted"  # its task is asked again: a fresh link, a new download
+    row.status = TakeStatus.SUBMITTED  # its task is asked again: a fresh link, a new download
     row.last_error_code = OUTPUT_LOST  # done once: gone at the provider, never resubmitted
     return row
 
@@ -244,7 +245,7 @@ def _from_sidecar(video: Path, data: dict[str, Any], *, hashed: bool = True) -> 
 def _from_intent(intent: Intent) -> _Row:
     return _Row(
         key=intent.key, shot_id=intent.shot_id, take=intent.take,
-        status="submitted" if intent.task_id else "submitting",
+        status=TakeStatus.SUBMITTED if intent.task_id else TakeStatus.SUBMITTING,
         fingerprint=intent.fingerprint, attempts=intent.attempt, task_id=intent.task_id,
         credits_estimated=intent.estimate, credits_reserved=intent.credits_reserved,
         submitted_at=intent.at if intent.task_id else None,
@@ -334,7 +335,7 @@ def _write_rows(conn: sqlite3.Connection, rows: list[_Row], salt: str | None,
          paid.credits_estimated, paid.credits_reserved, paid.submitted_at or now, now,
          paid.unit) for paid in kept])
     for row in rows:
-        in_flight = row.status == "submitted" and row.output_path is None
+        in_flight = row.status is TakeStatus.SUBMITTED and row.output_path is None
         conn.execute(_INSERT_TAKE, (
             row.key, row.shot_id, row.take, row.status, row.fingerprint, dumps(row.tags),
             row.task_id, row.attempts, row.attempts - 1,
@@ -342,9 +343,9 @@ def _write_rows(conn: sqlite3.Connection, rows: list[_Row], salt: str | None,
             row.credits_estimated, row.credits_reserved, row.output_path, row.size,
             row.sha256, row.verified_duration,
             None if row.video is None else json.dumps(row.video, sort_keys=True),
-            "pending" if in_flight else ("completed" if row.status == "done" else None),
-            0 if in_flight else (100 if row.status == "done" else None),
-            now if row.status == "submitting" else None,
+            "pending" if in_flight else ("completed" if row.status is TakeStatus.DONE else None),
+            0 if in_flight else (100 if row.status is TakeStatus.DONE else None),
+            now if row.status is TakeStatus.SUBMITTING else None,
             row.submitted_at, row.completed_at, row.downloaded_at, now, now, row.unit,
             row.last_error_code,
         ))
@@ -352,16 +353,18 @@ def _write_rows(conn: sqlite3.Connection, rows: list[_Row], salt: str | None,
         # billed (a lost answer, a task that failed) or not (a refusal): the folder cannot
         # tell, so they count as what may have been billed: ambiguous, at the estimate.
         conn.executemany(_INSERT_ATTEMPT, [
-            (row.key, earlier, row.fingerprint, "ambiguous", None, row.credits_estimated,
-             None, now, now, row.unit) for earlier in range(1, row.attempts)])
-        outcome = "submitting" if row.status == "submitting" else "submitted"
+            (row.key, earlier, row.fingerprint, AttemptOutcome.AMBIGUOUS, None,
+             row.credits_estimated, None, now, now, row.unit)
+            for earlier in range(1, row.attempts)])
+        outcome = (AttemptOutcome.SUBMITTING if row.status is TakeStatus.SUBMITTING
+                   else AttemptOutcome.SUBMITTED)
         conn.execute(_INSERT_ATTEMPT, (
             row.key, row.attempts, row.fingerprint, outcome, row.task_id,
             row.credits_estimated, row.credits_reserved, row.submitted_at or now,
-            None if outcome == "submitting" else now, row.unit,
+            None if outcome is AttemptOutcome.SUBMITTING else now, row.unit,
         ))
-        {"done": found.done, "submitted": found.to_collect,
-         "submitting": found.ambiguous}[row.status].append(row.key)
+        {TakeStatus.DONE: found.done, TakeStatus.SUBMITTED: found.to_collect,
+         TakeStatus.SUBMITTING: found.ambiguous}[row.status].append(row.key)
     # The salt of the ids the intents' creations carry (Kling): kept, so that a creation
     # whose answer was lost is looked up by the id it was sent with. Otherwise a fresh one.
     conn.execute("INSERT INTO meta (name, value) VALUES ('client_id_salt', ?)",

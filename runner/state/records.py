@@ -48,8 +48,32 @@ class FailureKind(StrEnum):
     MISSING = "missing"  # done, but its file is gone and can be neither restored nor fetched
 
 
-# What a plan tells the scheduler to do with a take.
-ACTIONS = ("skip", "poll", "download", "submit", "retry", "hold", "failed", "restore")
+class TakeAction(StrEnum):
+    """What a plan tells the scheduler to do with a take on this run (a ``StrEnum``: the
+    value is what ``plan``, ``run`` and ``status`` print and what JSON holds)."""
+
+    SKIP = "skip"  # done, its file as verified: nothing to do
+    POLL = "poll"  # its task is at the provider: follow it to the end
+    DOWNLOAD = "download"  # its result is ready (or to be fetched again): collect it
+    SUBMIT = "submit"  # create a task (new, changed, or an ambiguous creation resubmitted)
+    RETRY = "retry"  # failed before and tried again: a new task
+    HOLD = "hold"  # an ambiguous creation kept aside
+    FAILED = "failed"  # failed before and left so by this run
+    RESTORE = "restore"  # a kept render of its fingerprint put back: no credits
+
+
+class AttemptOutcome(StrEnum):
+    """How one creation attempt ended, in the ``attempts`` table (the budget's ledger)."""
+
+    SUBMITTING = "submitting"  # its intent committed; the request may be on the wire
+    SUBMITTED = "submitted"  # a task id came back: billed (``credits_reserved``)
+    AMBIGUOUS = "ambiguous"  # sent, its answer lost: it may have been billed
+    REFUSED = "refused"  # the provider answered with a refusal: not billed
+    NOT_SENT = "not_sent"  # certainly never reached the provider: not billed
+
+
+# What a plan tells the scheduler to do with a take (the values of TakeAction).
+ACTIONS = tuple(action.value for action in TakeAction)
 # Why: shown per take by ``plan``, ``run`` and ``status``.
 REASONS = (
     "new",
@@ -189,7 +213,7 @@ class TakePlan:
 
     key: str
     record: TakeRecord
-    action: str  # one of ACTIONS
+    action: TakeAction
     reason: str  # one of REASONS
     previous: TakeRecord | None = None
 

@@ -12,18 +12,25 @@ import json
 import secrets
 from collections.abc import Mapping, Sequence
 from operator import itemgetter
+from pathlib import Path
 from typing import Any
 
 from runner.bulk import paused_gc
 from runner.model import Take
 from runner.money import CREDITS
+from runner.state import continuity, restore
+from runner.state import notes as notes_table
 from runner.state.base import UnknownTake, log
+from runner.state.continuity import Pick
 from runner.state.intents import COLLECTABLE_STATUS
+from runner.state.notes import Note
 from runner.state.plan import collectable
+from runner.state.protocol import Store
 from runner.state.records import (
     RECORD_COLUMNS,
     RECORD_SELECT,
     Event,
+    TakeOutput,
     TakePlan,
     TakeRecord,
     TakeStatus,
@@ -38,7 +45,8 @@ _SHOT_AND_TAKE = itemgetter(RECORD_COLUMNS.index("shot_id"), RECORD_COLUMNS.inde
 
 
 class StateStore(Transitions):
-    """The durable record of a manifest's takes (see :mod:`runner.state` for the life cycle)."""
+    """The durable record of a manifest's takes (see :mod:`runner.state` for the life cycle):
+    the SQLite :class:`runner.state.protocol.Store`."""
 
     def sync(
         self,
@@ -243,3 +251,66 @@ class StateStore(Transitions):
             "credits_committed": self.credits_committed(),
             "committed": self.committed_by_unit(),
         }
+
+    # ----------------------------------------------------------------- choices and files
+    # The SQL of each lives beside its table (continuity, notes, restore, trace): these
+    # methods are the Store Protocol's names for them.
+    def picks(self) -> dict[str, Pick]:
+        """Per shot id, the take a user picked (:func:`runner.state.continuity.picks`)."""
+        return continuity.picks(self)
+
+    def set_pick(self, shot_id: str, take: int, sha256: str | None) -> None:
+        """Pick a take of a shot (:func:`runner.state.continuity.set_pick`)."""
+        continuity.set_pick(self, shot_id, take, sha256)
+
+    def frame_hashes(self) -> dict[str, dict[str, str]]:
+        """Per take key, the source outputs its frames were cut from."""
+        return continuity.frame_hashes(self)
+
+    def record_frame_hashes(self, key: str, hashes: Mapping[str, str]) -> None:
+        """Record the source outputs (shot id -> SHA-256) the take's frames were cut from."""
+        continuity.record_frame_hashes(self, key, hashes)
+
+    def source_changes(self, takes: Sequence[Take]) -> dict[str, str]:
+        """:func:`runner.state.continuity.source_changes` (read-only, beside a live run)."""
+        return continuity.source_changes(self, takes)
+
+    def notes(self) -> dict[str, Note]:
+        """Per take key, a reviewer's note (:func:`runner.state.notes.notes`)."""
+        return notes_table.notes(self)
+
+    def set_note(self, key: str, text: str, sha256: str | None) -> None:
+        """Write (empty ``text``: remove) a reviewer's note about one take's output."""
+        notes_table.set_note(self, key, text, sha256)
+
+    def mark_restored(self, key: str, fingerprint: str, output_path: Path, sha256: str,
+                      size: int, sidecar: dict[str, Any], *, reason: str) -> None:
+        """:func:`runner.state.restore.mark_restored`."""
+        restore.mark_restored(self, key, fingerprint, output_path, sha256, size, sidecar,
+                              reason=reason)
+
+    def mark_output_lost(self, key: str, problem: str, *, link_alive: bool,
+                         message: str) -> str:
+        """:func:`runner.state.restore.mark_output_lost`."""
+        return restore.mark_output_lost(self, key, problem, link_alive=link_alive,
+                                        message=message)
+
+    def renders_cut_from(self, key: str, fingerprint: str,
+                         sources: dict[str, str]) -> set[str]:
+        """:func:`runner.state.restore.renders_cut_from`."""
+        return restore.renders_cut_from(self, key, fingerprint, sources)
+
+    def done_files(self) -> list[TakeOutput]:
+        """:func:`runner.state.restore.done_files`."""
+        return restore.done_files(self)
+
+    def traces(self, output_dir: Path | None) -> tuple[list[dict[str, Any]], list[TakeOutput]]:
+        """:func:`runner.state.trace.read_traces`."""
+        # Here, not at the top: trace needs runner.observed, which needs runner.state
+        # (runner.profile) while this package is still being imported.
+        from runner.state.trace import read_traces
+
+        return read_traces(self, output_dir)
+
+
+_: type[Store] = StateStore  # mypy checks here that the SQLite store keeps the Protocol

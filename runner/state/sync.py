@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from runner.model import Take
@@ -20,6 +20,7 @@ from runner.state.plan import change_reason, collectable, decide
 from runner.state.records import (
     RECORD_COLUMNS,
     RECORD_SELECT,
+    TakeAction,
     TakePlan,
     TakeRecord,
     record_from_row,
@@ -41,25 +42,71 @@ def sync_takes(
     retry_failed: bool,
     ambiguous: str,
 ) -> list[TakePlan]:
-    """The body of :meth:`runner.state.StateStore.sync`, inside its write transaction."""
+    """The body of :meth:`runner.state.StateStore.sync`, inside its write transaction.
+
+    In steps: read every record once; sort the manifest's takes into new, re-tagged,
+    re-fingerprinted (never sent) and changed ones; write the new ones in bulk; add the takes
+    whose continuity source changed; turn creations a dead run left ``submitting`` into
+    ambiguous ones; archive the changed takes; re-read what was written; decide per take.
+    """
     now = clock()
     cursor = conn.cursor()
     cursor.row_factory = None  # plain tuples: records are built by position
     existing = {row[0]: row for row in cursor.execute(f"SELECT {RECORD_SELECT} FROM takes")}
-    tag_text: dict[tuple[str, ...], str] = {}
-    inserts: list[tuple[Any, ...]] = []
-    changed: list[Take] = []
-    dirty: list[str] = []  # keys whose row this transaction rewrites
-    retags: list[tuple[str, float, str]] = []
-    keys = [take.key for take in takes]
-    for key, take in zip(keys, takes, strict=True):
+    found = _compare(conn, takes, existing, payloads, now)
+    _write_new(conn, found, now)
+    # Continuity: a done take cut from a source output that is no longer the chosen one.
+    changed_keys = {take.key for take in found.changed}
+    forced = stale_dependents(conn, takes, existing, changed_keys)
+    found.changed.extend(take for take in takes
+                         if take.key in forced and take.key not in changed_keys)
+    for key, row in existing.items():
+        if row[_STATUS_AT] == S.SUBMITTING.value:
+            _resume_submitting(conn, key, now)
+            found.dirty.append(key)
+    previous: dict[str, TakeRecord] = {}
+    for take in found.changed:
+        tags = found.tag_text[take.tags]
+        previous[take.key] = _archive_and_restart(conn, take, tags, payloads.get(take.key), now,
+                                                  reason=forced.get(take.key))
+    found.dirty.extend(item[0] for item in found.inserts)
+    found.dirty.extend(previous)
+    rows = _reread(cursor, existing, found.dirty)
+    return [_plan(conn, take.key, record_from_row(rows[take.key]), previous.get(take.key), now,
+                  retry_failed=retry_failed, ambiguous=ambiguous) for take in takes]
+
+
+@dataclass
+class _Compared:
+    """What :func:`_compare` found, for the steps of :func:`sync_takes` that follow."""
+
+    tag_text: dict[tuple[str, ...], str] = field(default_factory=dict)  # tags -> stored JSON
+    inserts: list[tuple[Any, ...]] = field(default_factory=list)  # rows of new takes
+    changed: list[Take] = field(default_factory=list)  # sent before, fingerprint changed
+    dirty: list[str] = field(default_factory=list)  # keys whose row this transaction rewrites
+    retags: list[tuple[str, float, str]] = field(default_factory=list)
+
+
+def _compare(
+    conn: sqlite3.Connection, takes: Sequence[Take], existing: Mapping[str, Sequence[Any]],
+    payloads: Mapping[str, Mapping[str, Any]], now: float,
+) -> _Compared:
+    """Sort the takes by what changed against their stored rows (one pass, in Python).
+
+    A take never sent whose fingerprint changed is simply new still: its row is updated
+    here; everything else is left for the bulk steps.
+    """
+    found = _Compared()
+    tag_text = found.tag_text
+    for take in takes:
+        key = take.key
         tags = tag_text.get(take.tags)
         if tags is None:
             tags = tag_text[take.tags] = dumps(list(take.tags))
         row = existing.get(key)
         if row is None:
             payload = payloads.get(key)
-            inserts.append((
+            found.inserts.append((
                 key, take.shot_id, take.take, S.NEW.value, take.fingerprint,
                 None if payload is None else dumps(payload), "new", tags, now, now,
             ))
@@ -67,40 +114,35 @@ def sync_takes(
             if row[_STATUS_AT] == S.NEW.value and row[_ATTEMPTS_AT] == 0:
                 # Never sent: nothing to archive, it simply is a new take still.
                 _refingerprint(conn, take, tags, payloads.get(key), now)
-                dirty.append(key)
+                found.dirty.append(key)
             else:
-                changed.append(take)
+                found.changed.append(take)
         elif row[_TAGS_AT] != tags:
-            retags.append((tags, now, key))
-            dirty.append(key)
+            found.retags.append((tags, now, key))
+            found.dirty.append(key)
+    return found
+
+
+def _write_new(conn: sqlite3.Connection, found: _Compared, now: float) -> None:
+    """The new takes and their ``take_added`` events in bulk, then the new tags."""
     conn.executemany(
         "INSERT INTO takes (key, shot_id, take, status, fingerprint, fingerprint_payload,"
         " reason, tags, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        inserts,
+        found.inserts,
     )
     conn.executemany(
         "INSERT INTO events (at, key, event, details) VALUES (?, ?, 'take_added', ?)",
-        [(now, item[0], dumps({"fingerprint": item[4]})) for item in inserts],
+        [(now, item[0], dumps({"fingerprint": item[4]})) for item in found.inserts],
     )
-    if retags:
-        conn.executemany("UPDATE takes SET tags = ?, updated_at = ? WHERE key = ?", retags)
-    # Continuity: a done take cut from a source output that is no longer the chosen one.
-    changed_keys = {take.key for take in changed}
-    forced = stale_dependents(conn, takes, existing, changed_keys)
-    changed.extend(take for take in takes
-                   if take.key in forced and take.key not in changed_keys)
-    for key, row in existing.items():
-        if row[_STATUS_AT] == S.SUBMITTING.value:
-            _resume_submitting(conn, key, now)
-            dirty.append(key)
-    previous: dict[str, TakeRecord] = {}
-    for take in changed:
-        tags = tag_text[take.tags]
-        previous[take.key] = _archive_and_restart(conn, take, tags, payloads.get(take.key), now,
-                                                  reason=forced.get(take.key))
-    # Re-read only what this transaction wrote; everything else is as first selected.
-    dirty.extend(item[0] for item in inserts)
-    dirty.extend(previous)
+    if found.retags:
+        conn.executemany("UPDATE takes SET tags = ?, updated_at = ? WHERE key = ?",
+                         found.retags)
+
+
+def _reread(cursor: sqlite3.Cursor, existing: Mapping[str, Sequence[Any]],
+            dirty: Sequence[str]) -> dict[str, Sequence[Any]]:
+    """Every row as it is now: only what this transaction wrote is read again, everything
+    else is as first selected."""
     rows = dict(existing)
     for start in range(0, len(dirty), 500):
         chunk = dirty[start:start + 500]
@@ -109,19 +151,25 @@ def sync_takes(
             f"SELECT {RECORD_SELECT} FROM takes WHERE key IN ({marks})", chunk
         ):
             rows[row[0]] = row
-    plans: list[TakePlan] = []
-    for key in keys:
-        record = record_from_row(rows[key])
-        action, reason = decide(record, retry_failed=retry_failed, ambiguous=ambiguous,
-                                now=now)
-        if action == "hold" and record.status is not S.HELD:
-            conn.execute(
-                "UPDATE takes SET status = 'held', updated_at = ? WHERE key = ?", (now, key)
-            )
-            insert_event(conn, now, key, "take_held", {"policy": ambiguous})
-            record = replace(record, status=S.HELD, updated_at=now)
-        plans.append(TakePlan(key, record, action, reason, previous.get(key)))
-    return plans
+    return rows
+
+
+def _plan(
+    conn: sqlite3.Connection, key: str, record: TakeRecord, previous: TakeRecord | None,
+    now: float, *, retry_failed: bool, ambiguous: str,
+) -> TakePlan:
+    """What this run does with one take, and why; a take to hold is held here, durably.
+
+    ``key`` is the manifest's own string: the run keys every table by it, one copy per take.
+    """
+    action, reason = decide(record, retry_failed=retry_failed, ambiguous=ambiguous, now=now)
+    if action is TakeAction.HOLD and record.status is not S.HELD:
+        conn.execute(
+            "UPDATE takes SET status = 'held', updated_at = ? WHERE key = ?", (now, key)
+        )
+        insert_event(conn, now, key, "take_held", {"policy": ambiguous})
+        record = replace(record, status=S.HELD, updated_at=now)
+    return TakePlan(key, record, action, reason, previous)
 
 
 def _refingerprint(

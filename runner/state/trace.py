@@ -112,7 +112,7 @@ def _trace(row: Sequence[Any], output_dir: Path | None,
     (key, shot_id, take, status, task_id, submitted, completed, downloaded, polls, reserved,
      estimated, output, sha256, error, attempts, failure_kind, error_code, reason, progress,
      tags) = row[:20]
-    done = status == "done"
+    done = status == TakeStatus.DONE
     figure = take_figure(reserved, estimated, unit)
     return {
         "id": key,

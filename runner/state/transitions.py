@@ -17,7 +17,9 @@ from runner.errors import StateError
 from runner.money import CREDITS
 from runner.redact import bounded, redact, redact_value
 from runner.state.base import S, StoreBase, UnknownTake, dumps, insert_event
-from runner.state.records import STATUSES, FailureKind, TakeStatus
+from runner.state.records import STATUSES, AttemptOutcome, FailureKind, TakeStatus
+
+OUT = AttemptOutcome
 
 _ANY_BUT_DONE = frozenset(S) - {S.DONE}
 _CAN_RESET = frozenset(S) - {S.DONE, S.SUBMITTING}
@@ -104,7 +106,7 @@ class Transitions(StoreBase):
             key, _LOST, S.NEW, "take_never_created",
             {"last_error_code": None, "last_error": bounded(message)},
             {"message": bounded(message)},
-            sql_sets=f"attempts = attempts - 1, {_UNAMBIGUOUS}", ledger="not_sent",
+            sql_sets=f"attempts = attempts - 1, {_UNAMBIGUOUS}", ledger=OUT.NOT_SENT,
         )
 
     def mark_not_sent(self, key: str, message: str) -> None:
@@ -235,7 +237,7 @@ class Transitions(StoreBase):
         sql_sets: str = "",
         sql_params: tuple[Any, ...] = (),
         durable: bool = True,
-        ledger: str | None = None,
+        ledger: AttemptOutcome | None = None,
     ) -> None:
         """Check the transition, update the take, log the event (``ledger``: the outcome of
         the take's last attempt, when the move decides it otherwise than by its statuses).
@@ -264,22 +266,22 @@ class Transitions(StoreBase):
 
     def _after_move(
         self, conn: sqlite3.Connection, key: str, old: TakeStatus | None,
-        to: TakeStatus | None, values: Mapping[str, Any], ledger: str | None = None,
+        to: TakeStatus | None, values: Mapping[str, Any], ledger: AttemptOutcome | None = None,
     ) -> None:
         """Keep the ``attempts`` ledger (the budget's source of truth) in step.
 
         ``old`` is known when ``to`` is failed or new (:meth:`_move` reads it then).
         """
         if ledger is not None:
-            outcome: str | None = ledger
+            outcome: AttemptOutcome | None = ledger
         elif to is S.SUBMITTED:
-            outcome = "submitted"
+            outcome = OUT.SUBMITTED
         elif to is S.AMBIGUOUS:
-            outcome = "ambiguous"
+            outcome = OUT.AMBIGUOUS
         elif to is S.FAILED or to is S.NEW:
             outcome = None
             if old is S.SUBMITTING:
-                outcome = "refused" if to is S.FAILED else "not_sent"
+                outcome = OUT.REFUSED if to is S.FAILED else OUT.NOT_SENT
         else:
             return
         if outcome is None:
