@@ -12,7 +12,7 @@ import argparse
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from runner import advice
 from runner.commands._flags import client_limits, engine_settings
@@ -27,6 +27,7 @@ from runner.words import count as counted
 
 if TYPE_CHECKING:  # the engine's context brings aiohttp: imported where used
     from runner.scheduler.context import EngineSettings
+    from runner.state import TakePlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +74,7 @@ def setup_run(args: argparse.Namespace) -> RunSetup:
                   chosen, OutputExpectations(manifest.verify, chosen.profile))
 
 
-def announce(args: argparse.Namespace, setup: RunSetup, plans: Sequence[Any]) -> None:
+def announce(args: argparse.Namespace, setup: RunSetup, plans: Sequence[TakePlan]) -> None:
     """Where the run goes, what outputs are held to, and why each take runs."""
     scripted = args.json or args.progress == "jsonl"
     config = setup.config

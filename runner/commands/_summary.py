@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from runner import advice
 from runner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
@@ -27,6 +27,7 @@ from runner.words import listed
 if TYPE_CHECKING:
     from runner.progress import ProgressDisplay
     from runner.session import RunConfig
+    from runner.state import TakePlan
 
 
 def out(text: str, *, err: bool = False) -> None:
@@ -36,7 +37,7 @@ def out(text: str, *, err: bool = False) -> None:
 PLAN_LINES = 40  # beyond this many takes to do, the plan is shown as counts per reason
 
 
-def print_plan(plans: Sequence[Any], *, stream_err: bool, quiet: bool = False) -> None:
+def print_plan(plans: Sequence[TakePlan], *, stream_err: bool, quiet: bool = False) -> None:
     """Why each take runs, then the warnings; ``quiet`` (``-q``) keeps only the warnings."""
     if not quiet:
         _print_todo(plans, stream_err=stream_err)
@@ -47,7 +48,7 @@ def print_plan(plans: Sequence[Any], *, stream_err: bool, quiet: bool = False) -
             out(f"shotrun: warning: {abandon_warning(plan.key, abandoned)}", err=True)
 
 
-def _print_todo(plans: Sequence[Any], *, stream_err: bool) -> None:
+def _print_todo(plans: Sequence[TakePlan], *, stream_err: bool) -> None:
     """One line per take to do, or counts per action and reason for long lists."""
     todo = [plan for plan in plans if plan.action != "skip"]
     skipped = len(plans) - len(todo)

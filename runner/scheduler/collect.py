@@ -357,7 +357,7 @@ class _Fetches:
     collecting: bool = False
 
 
-async def _download_failed(ctx: RunContext, take: Take, record: Any, exc: Exception,
+async def _download_failed(ctx: RunContext, take: Take, record: TakeRecord, exc: Exception,
                            decision: Decision, tries: _Fetches) -> str | None:
     """Act on the policy's reaction to a failed fetch: None to fetch again (after a fresh
     link or a backoff), or what became of the take."""
@@ -379,7 +379,7 @@ async def _download_failed(ctx: RunContext, take: Take, record: Any, exc: Except
                  else str(exc))
 
 
-async def _fetch_again(ctx: RunContext, take: Take, record: Any, exc: Exception,
+async def _fetch_again(ctx: RunContext, take: Take, record: TakeRecord, exc: Exception,
                        decision: Decision, tries: _Fetches) -> str | None:
     """A fetch that failed on the way: back off and fetch again (None), until the tries are
     used up and the take fails (transient: its task keeps the result for the next run)."""
@@ -632,7 +632,7 @@ async def _refresh_link(ctx: RunContext, take: Take, record: TakeRecord, *,
         return _fresh_link(ctx, take, record, state, collecting=collecting)
 
 
-def _refresh_failed(ctx: RunContext, take: Take, record: Any, exc: GatewayError,
+def _refresh_failed(ctx: RunContext, take: Take, record: TakeRecord, exc: GatewayError,
                     decision: Decision, attempt: int, *, collecting: bool) -> str | float:
     """Act on the policy's reaction to a failed link refresh: the delay before asking again,
     or what became of the take (the paid task is left, or found gone)."""
@@ -654,7 +654,7 @@ def _refresh_failed(ctx: RunContext, take: Take, record: Any, exc: GatewayError,
     return ctx.settings.backoff.delay(attempt, decision.retry_after)
 
 
-def _fresh_link(ctx: RunContext, take: Take, record: Any, state: TaskState, *,
+def _fresh_link(ctx: RunContext, take: Take, record: TakeRecord, state: TaskState, *,
                 collecting: bool) -> str:
     """The task's answer to a link refresh: COMPLETED with its new link committed, or what
     became of the take."""
