@@ -20,7 +20,7 @@ from PIL import Image
 
 from benchmarks.table import format_table, row
 from runner.emulator.video import RenderSpec, Shot, render
-from runner.model import frame_size
+from runner.core.model import frame_size
 
 TARGET_720P = 2.0
 

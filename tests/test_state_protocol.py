@@ -15,7 +15,7 @@ import pytest
 
 from runner.state import StateStore, Store, TakeAction, store_path_for
 from runner.state.records import ACTIONS
-from tests.state_helpers import make_take, payloads
+from tests.helpers.state import make_take, payloads
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from runner.emulator.responses import TASK_ID_RE, ApiError, bad_request
-from runner.model import (
+from runner.core.model import (
     ASPECT_RATIOS,
     MAX_DURATION,
     MAX_PROMPT_CHARS,

@@ -16,7 +16,7 @@ from typing import Any
 
 from runner.manifest.context import Context
 from runner.manifest.nodes import KeyPath, MDict, did_you_mean
-from runner.model import FrameRef
+from runner.core.model import FrameRef
 
 
 class ShotIndex:

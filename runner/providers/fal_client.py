@@ -1,4 +1,4 @@
-"""The :class:`~runner.gateway.types.Gateway` of fal.ai's queue API (bodies: :mod:`.fal`)."""
+"""The :class:`~runner.wire.protocol.Gateway` of fal.ai's queue API (bodies: :mod:`.fal`)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from urllib.parse import quote
 
 from yarl import URL
 
-from runner.errors import PermanentGatewayError
-from runner.gateway.client import json_bytes
-from runner.gateway.types import TaskState
-from runner.gateway.urls import join
-from runner.providers import FAL, spec
-from runner.providers.common import answer_object, failure_code
-from runner.providers.fal import (
+from runner.core.errors import PermanentGatewayError
+from runner.wire.specs.gateway.client import json_bytes
+from runner.wire.payload.protocol import TaskState
+from runner.wire.payload.urls import join
+from runner.wire.payload.specs import FAL, spec
+from runner.wire.payload.common import answer_object, failure_code
+from runner.wire.fal import (
     APPS,
     QUEUE,
     error_of,
@@ -24,7 +24,7 @@ from runner.providers.fal import (
     translate,
 )
 from runner.providers.http import ProviderClient
-from runner.redact import register_secret
+from runner.core.redact import register_secret
 
 
 class FalClient(ProviderClient):

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from runner.scheduler.context import Phase
+from runner.scheduler.run_context import Phase
 
 # Phases of a source that ended without an outcome: a stop cut it short.
 _CUT_SHORT = (Phase.NOT_STARTED, Phase.LEFT)

@@ -31,13 +31,15 @@ from pathlib import Path
 
 import structlog
 
-from runner import advice, outputs
-from runner.errors import StateError, StoreWriteFailed
-from runner.gateway.types import Gateway, ResolvesLostAnswers
-from runner.model import Manifest, Take, frozen_mapping
-from runner.money import unit_of
-from runner.observed import OutputExpectations, ranked
-from runner.redact import redact
+from runner.core import advice
+
+from runner.state import outputs
+from runner.core.errors import StateError, StoreWriteFailed
+from runner.wire.payload.protocol import Gateway, ResolvesLostAnswers
+from runner.core.model import Manifest, Take, frozen_mapping
+from runner.core.money import unit_of
+from runner.media.observed import OutputExpectations, ranked
+from runner.core.redact import redact
 from runner.scheduler.budget import budget_guard
 from runner.scheduler.collect import (
     COMPLETED,
@@ -48,7 +50,7 @@ from runner.scheduler.collect import (
     poll,
     recheck_rejected,
 )
-from runner.scheduler.context import (
+from runner.scheduler.run_context import (
     PHASE_EVENTS,
     TERMINAL,
     EngineSettings,
@@ -59,7 +61,7 @@ from runner.scheduler.context import (
 )
 from runner.scheduler.dependencies import Dependencies, Wait, dependency_state
 from runner.scheduler.limits import AimdLimiter, DownloadSlots, TokenBucket
-from runner.scheduler.progress import (
+from runner.scheduler.snapshot import (
     Cost,
     EventSink,
     NextRun,
@@ -75,10 +77,10 @@ from runner.scheduler.uploads import UploadCache
 from runner.scheduler.window import TakeWindow, window_size
 from runner.state import continuity
 from runner.state.continuity import frame_sources
-from runner.state.plan import collectable, decide
+from runner.state.decide import collectable, decide
 from runner.state.protocol import Store
 from runner.state.records import TakeAction, TakePlan, TakeStatus
-from runner.wire import estimate_credits
+from runner.wire.payload.payload import estimate_credits
 
 log = structlog.get_logger()
 
@@ -198,7 +200,7 @@ class Engine:
     async def run(self) -> RunSummary:
         """Drive every take to the end of this run and return the summary.
 
-        Raises :class:`~runner.errors.StoreWriteFailed` when the store stops accepting writes:
+        Raises :class:`~runner.core.errors.StoreWriteFailed` when the store stops accepting writes:
         the run stops at once (each take stays where its last committed transition left it).
         """
         ctx = self.ctx

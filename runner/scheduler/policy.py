@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from runner.errors import (
+from runner.core.errors import (
     AmbiguousSubmission,
     AuthenticationFailed,
     ConnectionFailed,
@@ -45,8 +45,8 @@ from runner.errors import (
     TransientGatewayError,
     VerifyError,
 )
-from runner.gateway.client import NOT_THE_GATEWAY
-from runner.scheduler.context import StopReason
+from runner.wire.specs.gateway.client import NOT_THE_GATEWAY
+from runner.scheduler.run_context import StopReason
 
 
 class Stage(StrEnum):

@@ -37,17 +37,17 @@ from typing import Any
 
 import structlog
 
-from runner.errors import StateError
-from runner.fsutil import atomic_write_bytes, fsync_dir, make_dirs
-from runner.money import MONEY_UNITS
-from runner.redact import redact_value
+from runner.core.errors import StateError
+from runner.core.fsutil import atomic_write_bytes, fsync_dir, make_dirs
+from runner.core.money import MONEY_UNITS
+from runner.core.redact import redact_value
 from runner.state.records import TakeStatus
 
 log = structlog.get_logger()
 
 JOURNAL = "intents.jsonl"
 #: What the store's ``statuses()`` says of a failed take whose paid task may still hand over
-#: its result (runner.state.plan.collectable): its intent is kept, since no sidecar has its id.
+#: its result (runner.state.decide.collectable): its intent is kept, since no sidecar has its id.
 COLLECTABLE_STATUS = "collectable"
 _IN_FLIGHT: frozenset[str] = frozenset({
     TakeStatus.SUBMITTING, TakeStatus.AMBIGUOUS, TakeStatus.HELD, TakeStatus.SUBMITTED,
@@ -76,7 +76,7 @@ class Intent:
     task_id: str | None = None
     credits_reserved: float | None = None
     at: float = 0.0
-    unit: str | None = None  # of estimate and credits_reserved (runner.money)
+    unit: str | None = None  # of estimate and credits_reserved (runner.core.money)
     # Its task finished and the result was paid for but not saved (kept by :func:`settle`
     # for a collectable take): gone at the provider, it needs a new creation, not a resend.
     finished: bool = False
@@ -120,7 +120,7 @@ def _text(value: Any, *, empty: bool = False) -> str | None:
 
 
 def recorded_unit(value: Any) -> str | None:
-    """A recorded unit of money when it is one shotrun knows (runner.money)."""
+    """A recorded unit of money when it is one shotrun knows (runner.core.money)."""
     return value if value in MONEY_UNITS else None
 
 

@@ -22,11 +22,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from runner.model import Take
-from runner.money import CREDITS
+from runner.core.model import Take
+from runner.core.money import CREDITS
 from runner.state.records import Event, TakeOutput, TakePlan, TakeRecord, UploadRecord
 
-if TYPE_CHECKING:  # trace imports runner.observed, which imports runner.state (profile)
+if TYPE_CHECKING:  # trace imports runner.media.observed, which imports runner.state (profile)
     from runner.state.continuity import Pick
     from runner.state.notes import Note
 

@@ -2,7 +2,7 @@
 
 The store is a single file; the output folder holds a second copy of what matters for money:
 a sidecar beside each verified video (its take, fingerprint, task id, credits and SHA-256:
-:mod:`runner.outputs`) and a journal of the creations that may be in flight
+:mod:`runner.state.outputs`) and a journal of the creations that may be in flight
 (:mod:`runner.state.intents`). A store that is missing or empty (0 bytes) is rebuilt from them
 by the run that finds it so; a damaged one is refused (:class:`~runner.state.base.StoreDamaged`)
 until ``shotrun store rebuild`` sets it aside and does the same. Nothing is sent to rebuild.
@@ -11,7 +11,7 @@ What a rebuilt store says, per take:
 - a sidecar whose video is there with the recorded size and hash: **done** (adopted);
 - a sidecar whose video is missing or changed, with a task id: **submitted** (the run polls
   the task and downloads it again while the provider serves it; marked ``output_lost`` as
-  :func:`runner.state.restore.mark_output_lost` does, so that a task gone at the provider
+  :func:`runner.state.ondisk.mark_output_lost` does, so that a task gone at the provider
   needs ``--retry-failed``, never a resubmission unasked);
 - an intent not superseded by its sidecar (same fingerprint, an attempt at least as late)
   with a task id: **submitted** (collected, not created; one its task finished for, the
@@ -23,7 +23,7 @@ The ``attempts`` ledger gets a row per take so found, so the budget counts what 
 the take's earlier attempts (its attempt number minus one) are counted ambiguous: the folder
 cannot tell a lost answer or a failed task (maybe billed) from a refusal (not billed), and a
 take counted so is held rather than resubmitted twice, as today's rules do.
-The kept renders under ``<shot>/history/`` (:mod:`runner.kept`) were paid too: their sidecars
+The kept renders under ``<shot>/history/`` (:mod:`runner.state.kept`) were paid too: their sidecars
 add rows to the ledger only, so the lifetime budget counts them after a rebuild as before.
 What the folder cannot tell (failures, picks, notes, uploads) starts afresh.
 
@@ -50,11 +50,11 @@ from typing import Any
 
 import structlog
 
-from runner.errors import StateError
-from runner.fsutil import fsync_dir, fsync_file, hash_file
-from runner.money import CREDITS
-from runner.outputs import HISTORY_DIR
-from runner.state import schema
+from runner.core.errors import StateError
+from runner.core.fsutil import fsync_dir, fsync_file, hash_file
+from runner.core.money import CREDITS
+from runner.state.outputs import HISTORY_DIR
+from runner.state import dbfile as schema
 from runner.state.base import (
     StoreDamaged,
     check_header,
@@ -63,7 +63,7 @@ from runner.state.base import (
     take_writer_lock,
 )
 from runner.state.intents import Intent, amount, read_intents, recorded_unit
-from runner.state.plan import OUTPUT_LOST
+from runner.state.decide import OUTPUT_LOST
 from runner.state.records import AttemptOutcome, TakeStatus
 from runner.state.store import StateStore
 
@@ -180,7 +180,7 @@ def _names_take(data: Any, shot: str, take: int) -> bool:
 
 def _kept_sidecars(output_dir: Path) -> Iterator[dict[str, Any]]:
     """The sidecar data of each kept render, ``<shot>/history/<fp12>[-n]/take-<n>.json``:
-    renders paid for, then replaced by a newer one (:mod:`runner.kept`)."""
+    renders paid for, then replaced by a newer one (:mod:`runner.state.kept`)."""
     for history in sorted(output_dir.glob(f"*/{HISTORY_DIR}/*/take-*.json")):
         found = _TAKE_FILE.fullmatch(history.name)
         shot = history.parent.parent.parent.name

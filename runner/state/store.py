@@ -15,16 +15,17 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from runner.bulk import paused_gc
-from runner.model import Take
-from runner.money import CREDITS
-from runner.state import continuity, restore
+from runner.core.bulk import paused_gc
+from runner.core.model import Take
+from runner.core.money import CREDITS
+from runner.state import continuity
+from runner.state import ondisk as restore
 from runner.state import notes as notes_table
 from runner.state.base import UnknownTake, log
 from runner.state.continuity import Pick
 from runner.state.intents import COLLECTABLE_STATUS
 from runner.state.notes import Note
-from runner.state.plan import collectable
+from runner.state.decide import collectable
 from runner.state.protocol import Store
 from runner.state.records import (
     RECORD_COLUMNS,
@@ -63,12 +64,12 @@ class StateStore(Transitions):
         comparing it with the stored one gives the reason for a re-render. A take left
         ``submitting`` by a run that died is an ambiguous submission now. A take whose
         fingerprint changed is moved to ``take_history`` and starts afresh; its files are
-        moved by :func:`runner.outputs.archive_previous` (``plan.previous`` is the old record).
+        moved by :func:`runner.state.outputs.archive_previous` (``plan.previous`` is the old record).
         ``ambiguous`` is "resubmit" (once per fingerprint) or "hold".
         """
         if ambiguous not in ("resubmit", "hold"):
             raise ValueError(f"ambiguous must be 'resubmit' or 'hold', not {ambiguous!r}")
-        with paused_gc(), self._write() as conn:  # 20,000 records and plans: see runner.bulk
+        with paused_gc(), self._write() as conn:  # 20,000 records and plans: see runner.core.bulk
             plans = sync_takes(
                 conn, takes, fingerprint_payloads or {}, self._clock,
                 retry_failed=retry_failed, ambiguous=ambiguous,
@@ -101,7 +102,7 @@ class StateStore(Transitions):
 
     def credits_committed(self, unit: str = CREDITS) -> float:
         """What was reserved in ``unit`` over the manifest's whole life, across runs and
-        fingerprints (never a sum across units: runner.money).
+        fingerprints (never a sum across units: runner.core.money).
 
         Attempts with a task id count the provider's ``credits_reserved`` (else the estimate);
         attempts still in flight or ambiguous count their estimate: they may have been billed.
@@ -285,29 +286,29 @@ class StateStore(Transitions):
 
     def mark_restored(self, key: str, fingerprint: str, output_path: Path, sha256: str,
                       size: int, sidecar: dict[str, Any], *, reason: str) -> None:
-        """:func:`runner.state.restore.mark_restored`."""
+        """:func:`runner.state.ondisk.mark_restored`."""
         restore.mark_restored(self, key, fingerprint, output_path, sha256, size, sidecar,
                               reason=reason)
 
     def mark_output_lost(self, key: str, problem: str, *, link_alive: bool,
                          message: str) -> str:
-        """:func:`runner.state.restore.mark_output_lost`."""
+        """:func:`runner.state.ondisk.mark_output_lost`."""
         return restore.mark_output_lost(self, key, problem, link_alive=link_alive,
                                         message=message)
 
     def renders_cut_from(self, key: str, fingerprint: str,
                          sources: dict[str, str]) -> set[str]:
-        """:func:`runner.state.restore.renders_cut_from`."""
+        """:func:`runner.state.ondisk.renders_cut_from`."""
         return restore.renders_cut_from(self, key, fingerprint, sources)
 
     def done_files(self) -> list[TakeOutput]:
-        """:func:`runner.state.restore.done_files`."""
+        """:func:`runner.state.ondisk.done_files`."""
         return restore.done_files(self)
 
     def traces(self, output_dir: Path | None) -> tuple[list[dict[str, Any]], list[TakeOutput]]:
         """:func:`runner.state.trace.read_traces`."""
-        # Here, not at the top: trace needs runner.observed, which needs runner.state
-        # (runner.profile) while this package is still being imported.
+        # Here, not at the top: trace needs runner.media.observed, which needs runner.state
+        # (runner.media.profile) while this package is still being imported.
         from runner.state.trace import read_traces
 
         return read_traces(self, output_dir)

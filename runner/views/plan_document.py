@@ -2,14 +2,14 @@
 
 For every take: its id and take number, its resolved inputs, the exact wire payload (local
 files shown as ``<upload PATH>``, frames of other shots as ``<frame last of ID>``) and its
-cost (:mod:`runner.money`: what was charged for a take already rendered, else the estimate
+cost (:mod:`runner.core.money`: what was charged for a take already rendered, else the estimate
 from the rates of the provider's unit); then totals against that unit's cap.
 
 The run engine adds "done / in flight / changed and why" through the seam :func:`plan_rows`
 and :func:`plan_document`: both take an optional mapping from :attr:`Take.key` to a
 :class:`PlanStatus`. With a state store, the totals split what a run would send (and pay)
 from what is done or in flight, and judge the cap against what the manifest already spent
-(:mod:`runner.outlook`). ``runner.commands.plan`` prints it.
+(:mod:`runner.views.outlook`). ``runner.cli.commands.plan`` prints it.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from runner.errors import UsageError
-from runner.model import (
+from runner.core.errors import UsageError
+from runner.core.model import (
     FrameRef,
     ImageElement,
     LocalFile,
@@ -29,7 +29,7 @@ from runner.model import (
     TakeRequest,
     VideoElement,
 )
-from runner.money import (
+from runner.core.money import (
     CAP_KEYS,
     CREDITS,
     MONEY_UNITS,
@@ -38,12 +38,12 @@ from runner.money import (
     totals_json,
     unit_of,
 )
-from runner.money import totals as money_totals
-from runner.outlook import Outlook, PlanStatus, abandoned_of, bucket, outlook
-from runner.profile import ProfileChoice, gateway_label, profile_for, profile_json
-from runner.providers import body_for
-from runner.session import Overrides, resolve_config
-from runner.wire import billed_seconds, build_payload, estimate_credits, preview_resolver
+from runner.core.money import totals as money_totals
+from runner.views.outlook import Outlook, PlanStatus, abandoned_of, bucket, outlook
+from runner.media.profile import ProfileChoice, gateway_label, profile_for, profile_json
+from runner.wire.payload.specs import body_for
+from runner.wire.specs.session import Overrides, resolve_config
+from runner.wire.payload.payload import billed_seconds, build_payload, estimate_credits, preview_resolver
 
 __all__ = ["PlanRow", "PlanStatus", "inputs", "plan_document", "plan_rows", "profile_choice",
            "run_outlook", "totals"]
@@ -93,7 +93,7 @@ def plan_rows(manifest: Manifest,
                      estimate_credits(take.request, rates))
             payloads[id(take.request)] = found
         status = statuses.get(take.key) if statuses is not None else None
-        # A kept render of the same fingerprint is put back at no cost (runner.kept).
+        # A kept render of the same fingerprint is put back at no cost (runner.state.kept).
         credits = 0.0 if status is not None and status.action == "restore" else found[1]
         rows.append(PlanRow(take, found[0], credits, status, unit))
     return rows

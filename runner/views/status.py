@@ -1,6 +1,6 @@
 """What ``shotrun status`` shows, as the JSON document ``status --json`` prints.
 
-The status data is read here, printed by :mod:`runner.commands.status`, and read again by
+The status data is read here, printed by :mod:`runner.cli.commands.status`, and read again by
 ``report --csv`` (the same trace records). It opens the state store read-only, so it works
 beside a live run (WAL readers never block the writer, and no lock is taken) and answers
 within the moment. It still answers when the manifest no longer loads (edited into an
@@ -25,20 +25,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner import advice
-from runner.bulk import paused_gc
-from runner.errors import Location, ManifestError, Problem, UsageError
-from runner.model import Manifest
-from runner.money import CREDITS, MONEY_UNITS, unit_of
-from runner.providers import other_provider_note
-from runner.selection import names_take
+from runner.core import advice
+from runner.core.bulk import paused_gc
+from runner.core.errors import Location, ManifestError, Problem, UsageError
+from runner.core.model import Manifest
+from runner.core.money import CREDITS, MONEY_UNITS, unit_of
+from runner.wire.payload.specs import other_provider_note
+from runner.core.selection import names_take
 from runner.state import StateStore, TakeRecord, TakeStatus, store_path_for
 from runner.state.continuity import chosen_takes, frame_sources, picks, source_changes
 from runner.state.notes import current_notes, notes
-from runner.state.plan import decide
-from runner.state.schema import writer_pid
+from runner.state.decide import decide
+from runner.state.dbfile import writer_pid
 from runner.state.trace import new_trace_record, read_traces, trace_totals
-from runner.wire import estimate_credits
+from runner.wire.payload.payload import estimate_credits
 
 MISSING = "missing"  # done, but its file is not on disk as verified: counted apart, exit 1
 # The reason shown for a take the manifest changed after it was rendered (or submitted).
@@ -97,7 +97,7 @@ def gather(manifest_path: Path, only: Sequence[str] = (), provider: str | None =
     the one the run used: it is part of every take's fingerprint, so another one would show
     every rendered take as changed since.
     """
-    with paused_gc():  # 20,000 records and trace records, nothing cyclic: see runner.bulk
+    with paused_gc():  # 20,000 records and trace records, nothing cyclic: see runner.core.bulk
         return _gather(manifest_path, only, provider)
 
 
@@ -217,7 +217,7 @@ def _next_run(records: Sequence[TakeRecord], manifest: Manifest | None) -> dict[
 
     ``collects``: failed takes whose paid task a plain ``shotrun run`` collects for nothing;
     ``retry_failed_creates``: those only ``--retry-failed`` renders anew, with the estimate.
-    Judged by the run's own rule (:func:`runner.state.plan.decide`) as of now.
+    Judged by the run's own rule (:func:`runner.state.decide.decide`) as of now.
     """
     # Priced in the unit the provider bills in (Kling units, fal dollars), as plan does.
     rates = manifest.budget.rates_for(unit_of(manifest.api.provider)) if manifest else {}
@@ -252,7 +252,7 @@ def _built_in(manifest: Manifest | None) -> bool:
     the run that made them: nothing of theirs is left to collect."""
     if manifest is None:
         return False
-    from runner.session import resolve_config  # only with a manifest: not on every status
+    from runner.wire.specs.session import resolve_config  # only with a manifest: not on every status
 
     try:
         return resolve_config(manifest).uses_emulator
@@ -307,8 +307,8 @@ def _lost_files(store: StateStore, output_dir: Path, manifest: Manifest | None
     One ``stat`` per done take (the hash only for a file touched since it was verified):
     ``status`` of 20,000 takes stays well under a second.
     """
-    from runner import kept
-    from runner.state.restore import done_files
+    from runner.state import kept
+    from runner.state.ondisk import done_files
 
     takes = {take.key: take for take in manifest.takes} if manifest is not None else {}
     lost: dict[str, tuple[str, str]] = {}

@@ -9,8 +9,8 @@ import pytest
 from rich.console import Console
 
 from runner import cli
-from runner.commands._plan_table import render_plan
-from runner.errors import EXIT_OK, EXIT_USAGE
+from runner.cli.commands._plan_table import render_plan
+from runner.core.errors import EXIT_OK, EXIT_USAGE
 from runner.manifest import load_manifest, validate_file
 from runner.views.plan_document import PlanStatus, plan_document, plan_rows
 from tests.manifest.conftest import Write

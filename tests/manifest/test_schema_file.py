@@ -18,8 +18,8 @@ from runner import cli
 from runner.emulator import EmulatorSettings
 from runner.manifest.fastcheck import compile_schema
 from runner.manifest.schema import dereferenced, load_schema, schema_text
-from runner.model import SIZE_POLICIES
-from runner.wire import RENAMEABLE
+from runner.core.model import SIZE_POLICIES
+from runner.wire.payload.payload import RENAMEABLE
 from tests.manifest.test_fuzz import BASE, VALUES, _paths, _set
 
 SHOT_FIELDS = {"prompt", "multi_prompt", "duration", "resolution", "aspect_ratio",

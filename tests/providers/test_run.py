@@ -14,7 +14,7 @@ import pytest
 
 from runner import cli
 from runner.emulator import run_emulator
-from tests.commands.test_run import FAST_FLAGS, THREE, fast_emulator, main_in_thread, write_manifest
+from tests.cli.commands.test_run import FAST_FLAGS, THREE, fast_emulator, main_in_thread, write_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCESS = "AKshotrunRUNaccess000111"
@@ -236,7 +236,7 @@ def test_a_store_from_before_salts_keeps_the_ids_its_creations_carry(tmp_path: P
     """A store that sent creations before salts existed keeps the empty salt: a lost answer
     of one of them is looked up by the id it was really sent with."""
     from runner.state import StateStore
-    from tests.state_helpers import make_take, payloads
+    from tests.helpers.state import make_take, payloads
 
     takes = [make_take()]
     path = tmp_path / "state.sqlite"

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from runner.scheduler.context import Phase
+from runner.scheduler.run_context import Phase
 from runner.scheduler.dependencies import Dependencies, Refusal, Wait, dependency_state
 
 D, S, F, Q, L, N = (Phase.DONE, Phase.SKIPPED, Phase.FAILED, Phase.QUEUED, Phase.LEFT,

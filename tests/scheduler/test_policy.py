@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from runner.errors import (
+from runner.core.errors import (
     AmbiguousSubmission,
     AuthenticationFailed,
     ConnectionFailed,
@@ -27,8 +27,8 @@ from runner.errors import (
     TransientGatewayError,
     VerifyError,
 )
-from runner.gateway.client import NOT_THE_GATEWAY
-from runner.scheduler.context import StopReason
+from runner.wire.specs.gateway.client import NOT_THE_GATEWAY
+from runner.scheduler.run_context import StopReason
 from runner.scheduler.policy import Decision, Reaction, Stage, classify
 
 STAGES = (Stage.UPLOAD, Stage.CREATION, Stage.LOOKUP, Stage.POLL, Stage.LINK_REFRESH,

@@ -16,7 +16,7 @@ import pytest
 
 from runner.emulator import run_emulator
 from runner.scheduler.engine import Engine
-from runner.scheduler.progress import RunProgress
+from runner.scheduler.snapshot import RunProgress
 from runner.scheduler.window import TakeWindow, window_size
 from runner.state import StateStore, TakeStatus, store_path_for
 
@@ -97,8 +97,8 @@ async def test_waiting_dependents_do_not_fill_the_window(tmp_path: Path) -> None
 
 async def test_a_dependent_listed_before_its_source_does_not_deadlock_a_window_of_one(
         tmp_path: Path) -> None:
-    from tests.continuity.helpers import Shot as ChainShot
-    from tests.continuity.helpers import from_shot, manifest_of, run_once
+    from tests.helpers.continuity import Shot as ChainShot
+    from tests.helpers.continuity import from_shot, manifest_of, run_once
 
     manifest = manifest_of(tmp_path, [
         ChainShot("later", "waits for every take of first", after=("first",)),
@@ -147,8 +147,8 @@ async def test_a_resumed_run_polls_adopted_tasks_before_submitting_new_ones(
     manifest = make_manifest(tmp_path, [Shot(f"s{n:02d}", f"shot {n}") for n in range(12)])
     settings = replace(FAST, concurrency=2, downloads=1, window=3)
     async with run_emulator(fast_emulator(**INSTANT)) as emulator:
-        from runner.gateway.client import GatewayClient
-        from runner.wire import build_payload, fingerprint_resolver
+        from runner.wire.specs.gateway.client import GatewayClient
+        from runner.wire.payload.payload import build_payload, fingerprint_resolver
 
         from .helpers import KEY
 
