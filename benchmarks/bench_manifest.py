@@ -34,7 +34,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.table import format_table, row
-from runner.commands.plan import plan_document
+from runner.cli.commands.plan import plan_document
 from runner.manifest import load_manifest
 
 SIZES = (1_000, 10_000, 100_000)

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import _emu
 from benchmarks.table import format_table, row
 from runner.emulator import RunningEmulator
-from runner.verify import verify_video
+from runner.media.verify import verify_video
 
 CPU_TARGET_MS = 2.0
 RSS_TARGET_MB = 150.0

@@ -28,13 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import _emu
 from benchmarks.table import format_table, row
-from runner.bulk import mark_command_process
-from runner.commands.report import report_from_store
+from runner.cli.commands.report import report_from_store
+from runner.core.bulk import mark_command_process
 from runner.emulator.video import plain_spec, render
 from runner.manifest import load_manifest
-from runner.outputs import output_path
 from runner.state import StateStore, store_path_for
-from runner.wire import build_payload, fingerprint_resolver
+from runner.state.outputs import output_path
+from runner.wire.payload import build_payload, fingerprint_resolver
 
 # Today's figures for 20,000 takes before every run and status looked at each done take's
 # file (issue 21: "done means on disk"), on the same 2-core machine: printed beside the new.

@@ -28,8 +28,8 @@ from PIL import Image
 from rich.console import Console
 
 from runner.cli import main as shotrun
-from runner.progress import render_progress
-from runner.scheduler.progress import RunProgress, TakeProgress
+from runner.cli.progress import render_progress
+from runner.scheduler.snapshot import RunProgress, TakeProgress
 
 DOCS = Path(__file__).resolve().parent
 CHROMIUM_FLAGS = (

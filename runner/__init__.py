@@ -2,5 +2,5 @@
 
 __version__ = "0.1.0"
 
-# Logging is set up before any module of shotrun can log: see runner.log.
-from runner import log as _log  # noqa: F401
+# Logging is set up before any module of shotrun can log: see runner.core.log.
+from runner.core import log as _log  # noqa: F401

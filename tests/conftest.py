@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runner import log
-from runner.redact import forget_secrets
+from runner.core import log
+from runner.core.redact import forget_secrets
 
 
 @pytest.fixture(autouse=True)

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from runner.model import LocalFile, Take, TakeRequest
-from runner.wire import build_payload, fingerprint, fingerprint_resolver
+from runner.core.model import LocalFile, Take, TakeRequest
+from runner.wire.payload import build_payload, fingerprint, fingerprint_resolver
 
 
 def make_take(

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from runner import cli
-from runner.errors import EXIT_CRASH, EXIT_USAGE
-from runner.redact import register_secret
+from runner.core.errors import EXIT_CRASH, EXIT_USAGE
+from runner.core.redact import register_secret
 
 
 def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -48,7 +48,7 @@ def test_version_loads_no_command_module() -> None:
 
     code = ("import sys\nfrom runner import cli\ntry:\n    cli.main(['--version'])\n"
             "except SystemExit as exc:\n    assert exc.code in (0, None)\n"
-            "print(sorted(m for m in sys.modules if m.startswith('runner.commands.')))")
+            "print(sorted(m for m in sys.modules if m.startswith('runner.cli.commands.')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.splitlines() == ["shotrun 0.1.0", "[]"]

@@ -14,9 +14,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from runner.download import finalize_download
-from runner.errors import DownloadError, DownloadRefused, LinkExpired
-from runner.gateway.client import ClientTimeouts, GatewayClient
+from runner.core.errors import DownloadError, DownloadRefused, LinkExpired
+from runner.providers.download import finalize_download
+from runner.providers.gateway.client import ClientTimeouts, GatewayClient
 
 KEY = "sk-shotrun-DOWNLOAD-0b7e41"
 DATA = bytes(range(256)) * 4096 * 3  # 3 MiB: several chunks
@@ -291,9 +291,9 @@ async def test_a_full_disk_is_a_clear_error_and_keeps_what_was_written(fetch: An
 async def test_early_writeback_keeps_content_and_hash(
     fetch: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import runner.spool
+    import runner.providers.spool
 
-    monkeypatch.setattr(runner.spool, "WRITEBACK_STEP", 1024 * 1024)  # several kicks
+    monkeypatch.setattr(runner.providers.spool, "WRITEBACK_STEP", 1024 * 1024)  # several kicks
     client, url, part = await fetch(_ranged(DATA, []))
     part.write_bytes(DATA[:123_457])  # and a resumed, unaligned start
     saved = await client.download(url, part)
@@ -344,7 +344,7 @@ async def test_larger_socket_reads_last_only_as_long_as_the_body(aiohttp_server:
     """The pooled connection reads with asyncio's usual size again for the API calls after."""
     import aiohttp
 
-    from runner.download import SOCKET_READ, _larger_reads
+    from runner.providers.download import SOCKET_READ, _larger_reads
 
     app = web.Application()
     app.router.add_get("/v.mp4", _ranged(DATA, []))
@@ -430,8 +430,8 @@ async def test_a_link_kept_redacted_is_downloaded_by_the_real_link_the_client_re
     """The store keeps result links redacted (a provider may put the key in them): the
     client downloads by the real link it read from the task, and calls a redacted link it
     never read expired, so the caller asks the task for it again."""
-    from runner.gateway.types import TaskState
-    from runner.redact import REDACTED, redact
+    from runner.core.redact import REDACTED, redact
+    from runner.wire.protocol import TaskState
 
     seen: list[str] = []
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.fsutil import atomic_write_bytes, atomic_write_text, make_dirs, replace_durably
+from runner.core.fsutil import atomic_write_bytes, atomic_write_text, make_dirs, replace_durably
 from tests.fsync_probe import record_fsyncs
 
 

@@ -18,8 +18,8 @@ import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner import log
-from runner.redact import REDACTED, forget_secrets, redact_value, register_secret
+from runner.core import log
+from runner.core.redact import REDACTED, forget_secrets, redact_value, register_secret
 
 PLAIN = "sk-live-0123456789abcdef"
 AWKWARD = 'sk-"quoted"\\back\u00e9\U0001f511-tail'  # JSON escapes all of these
@@ -188,7 +188,7 @@ def test_a_huge_value_is_cut_in_the_run_log_and_on_the_console(tmp_path: Path) -
 def test_a_secret_percent_encoded_in_a_url_is_redacted() -> None:
     from urllib.parse import quote
 
-    from runner.redact import redact
+    from runner.core.redact import redact
 
     secret = "sk-a/b+c=d"
     register_secret(secret)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from runner.progress import (
+from runner.cli.progress import (
     LiveDisplay,
     PlainDisplay,
     ProgressDisplay,
@@ -28,7 +28,7 @@ from runner.progress import (
     render_progress,
     summary_line,
 )
-from runner.scheduler.progress import RunProgress, TakeProgress
+from runner.scheduler.snapshot import RunProgress, TakeProgress
 
 
 def snapshot(done: int = 1, pct: int = 30, *, durations: tuple[float, ...] = (100.0,),
@@ -142,7 +142,7 @@ def test_make_observer_picks_the_display() -> None:
 def test_live_display_routes_logs_above_the_panel_and_restores_them() -> None:
     import structlog
 
-    from runner import log
+    from runner.core import log
 
     console_before = io.StringIO()
     log.configure("warning", stream=console_before)
@@ -164,8 +164,8 @@ def test_live_display_routes_logs_above_the_panel_and_restores_them() -> None:
 
 CHILD = """
 import sys
-from runner.progress import make_observer
-from runner.scheduler.progress import RunProgress, TakeProgress
+from runner.cli.progress import make_observer
+from runner.scheduler.snapshot import RunProgress, TakeProgress
 
 def snap(done, pct):
     return RunProgress(total=4, done=done, failed=0, in_flight=4 - done, queued=0,
@@ -176,7 +176,7 @@ def snap(done, pct):
                        durations=(60.0,))
 
 import structlog
-from runner import log
+from runner.core import log
 log.configure("warning")  # structlog on stderr, as ``shotrun`` sets it up
 
 with make_observer(sys.stderr, quiet=False) as observer:

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from runner.commands.export import FORMAT_NAMES
+from runner.cli.commands.export import FORMAT_NAMES
 
 HEAVY = ("aiohttp", "av", "numpy", "PIL", "rich", "opentimelineio", "jsonschema", "yaml",
          "runner.emulator.server", "runner.scheduler.engine")
@@ -34,10 +34,10 @@ def test_the_whole_parser_imports_no_heavy_library() -> None:
 
 @pytest.mark.parametrize("command", ["validate", "status", "completion"])
 def test_a_light_command_loads_without_heavy_libraries(command: str) -> None:
-    assert _imported_after(f"import runner.commands.{command}") == []
+    assert _imported_after(f"import runner.cli.commands.{command}") == []
 
 
 def test_export_help_names_every_format_it_knows() -> None:
-    from runner.export import FORMATS
+    from runner.views.export import FORMATS
 
     assert ",".join(fmt.name for fmt in FORMATS) == FORMAT_NAMES

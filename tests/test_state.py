@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner.errors import StateError
+from runner.core.errors import StateError
 from runner.state import (
     SCHEMA_VERSION,
     StateStore,
@@ -26,7 +26,7 @@ from runner.state import (
     UnknownTake,
     store_path_for,
 )
-from runner.state import schema as state_schema
+from runner.state import dbfile as state_schema
 from runner.state.records import RECORD_COLUMNS
 from tests.fsync_probe import record_fsyncs
 from tests.state_helpers import make_take, payloads
@@ -158,7 +158,7 @@ _HOLDER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from runner import log
+    from runner.core import log
     from runner.state import StateStore
     log.configure("error")
     store = StateStore.open(Path(sys.argv[1]))
@@ -306,7 +306,7 @@ def test_bad_failure_kind_is_refused(store: StateStore) -> None:
 
 
 def test_secrets_never_reach_the_store(store: StateStore) -> None:
-    from runner.redact import register_secret
+    from runner.core.redact import register_secret
 
     register_secret("sk-supersecret-123")
     _synced(store)
@@ -413,7 +413,7 @@ _KILLED = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from runner import log
+    from runner.core import log
     from runner.state import StateStore
     from tests.state_helpers import make_take, payloads
     log.configure("error")

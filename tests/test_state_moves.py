@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from runner.errors import StateError
-from runner.redact import forget_secrets, register_secret
+from runner.core.errors import StateError
+from runner.core.redact import forget_secrets, register_secret
 from runner.state import StateStore, TakeStatus, UnknownTake, store_path_for
 from tests.state_helpers import make_take, payloads
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from runner.model import Take
+from runner.core.model import Take
 from runner.state import StateStore, TakePlan, TakeStatus, store_path_for
-from runner.state.plan import change_reason
+from runner.state.decide import change_reason
 from tests.state_helpers import make_take, payloads
 
 KEY = "s01/take-1"

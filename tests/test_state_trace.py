@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.bulk import paused_gc
-from runner.outputs import iso_time
+from runner.core.bulk import paused_gc
 from runner.state import StateStore, store_path_for
 from runner.state.continuity import chosen_takes, picks, set_pick
+from runner.state.outputs import iso_time
 from runner.state.trace import read_traces, trace_record
 from tests.state_helpers import make_take, payloads
 
@@ -124,7 +124,7 @@ def test_shot_records_are_that_shots_records_by_take(store: StateStore) -> None:
 
 def test_fingerprint_payloads_are_built_on_demand_and_equal_the_eager_ones(
         tmp_path: Path) -> None:
-    from runner.wire import FingerprintPayloads
+    from runner.wire.payload import FingerprintPayloads
 
     takes = [make_take("s01", 1), make_take("s01", 2, prompt="other"), make_take("s02", 1)]
     lazy = FingerprintPayloads(takes, {"images": "refs"})

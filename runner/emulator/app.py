@@ -19,6 +19,8 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from runner.core.model import MAX_IMAGE_BYTES
+from runner.core.money import unit_of
 from runner.emulator.downloads import serve_bytes
 from runner.emulator.faults import Faults, abort_connection, retry_after_header
 from runner.emulator.files import FileStore, decode_base64
@@ -28,8 +30,6 @@ from runner.emulator.settings import EmulatorSettings
 from runner.emulator.stats import Stats
 from runner.emulator.tasks import Task, TaskBoard, credits_for
 from runner.emulator.validation import Creation, check_task_id, validate_creation
-from runner.model import MAX_IMAGE_BYTES
-from runner.money import unit_of
 
 log = structlog.get_logger()
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -382,7 +382,7 @@ async def get_stats(request: web.Request) -> web.StreamResponse:
 def build_app(core: EmulatorCore, provider: str = "gateway") -> web.Application:
     """The aiohttp application serving ``core`` in ``provider``'s wire format (the task
     board, files, result links, faults and stats are the same for every format; tasks are
-    charged in ``provider``'s own unit at its prices, runner.money)."""
+    charged in ``provider``'s own unit at its prices, runner.core.money)."""
     core.provider = provider
     if provider == "gateway":
         app = web.Application(middlewares=[gateway_middleware], client_max_size=MAX_BODY)

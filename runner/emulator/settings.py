@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from runner.errors import ALL_TASK_CODES
-from runner.money import DEFAULT_UNIT_RATES, DEFAULT_USD_RATES
+from runner.core.errors import ALL_TASK_CODES
+from runner.core.money import DEFAULT_UNIT_RATES, DEFAULT_USD_RATES
 
 ERROR_STATUSES = ("429", "500", "502", "503")
 RENDER_MODES = ("full", "cached")
@@ -25,7 +25,7 @@ FAL_VALIDATION_MODES = ("submit", "queue")
 DEFAULT_EMULATOR_RATES: Mapping[str, float] = MappingProxyType(
     {"720p": 8.1, "1080p": 10.8, "4k": 16.2, "audio": 2.7}
 )
-# Each wire format charges in its provider's own unit (runner.money), at the public prices
+# Each wire format charges in its provider's own unit (runner.core.money), at the public prices
 # providers.md gives: the Kling API in units, fal.ai in dollars (fal's answers never say it).
 PRICE_FIELDS: Mapping[str, str] = MappingProxyType(
     {"gateway": "rates", "kling": "unit_rates", "fal": "usd_rates"})

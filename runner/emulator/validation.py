@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from runner.emulator.responses import TASK_ID_RE, ApiError, bad_request
-from runner.model import (
+from runner.core.model import (
     ASPECT_RATIOS,
     MAX_DURATION,
     MAX_PROMPT_CHARS,
@@ -24,6 +23,7 @@ from runner.model import (
     MODEL_ID,
     RESOLUTIONS,
 )
+from runner.emulator.responses import TASK_ID_RE, ApiError, bad_request
 
 FIELDS = frozenset(
     {

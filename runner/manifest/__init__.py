@@ -1,4 +1,4 @@
-"""The manifest language: YAML file in, frozen :class:`~runner.model.Manifest` out.
+"""The manifest language: YAML file in, frozen :class:`~runner.core.model.Manifest` out.
 
     load (loader.py)  -> pass 1: schema (schema.py, fastcheck.py, secrets.py)
                       -> pass 2: names and media (media.py, assets.py), expansion (expand.py),
@@ -18,15 +18,16 @@ from pathlib import Path
 
 import structlog
 
-from runner.bulk import is_command_process, paused_gc
-from runner.errors import ManifestError, Problem
+from runner.core.bulk import is_command_process, paused_gc
+from runner.core.errors import ManifestError, Problem
+from runner.core.model import Manifest, Take
 from runner.manifest import cache
 from runner.manifest.assets import LocalFiles
 from runner.manifest.context import Context, get_str
 from runner.manifest.expand import expand_shots
 from runner.manifest.graph import ShotIndex
 from runner.manifest.loader import load_yaml
-from runner.manifest.media import MediaResolver
+from runner.manifest.mediarefs import MediaResolver
 from runner.manifest.rules import (
     api_config,
     budget,
@@ -41,9 +42,8 @@ from runner.manifest.rules import (
 from runner.manifest.schema import check as schema_check
 from runner.manifest.secrets import check_secrets, secret_paths
 from runner.manifest.takes import TakeBuilder
-from runner.model import Manifest, Take
-from runner.providers import GATEWAY
-from runner.providers import chosen as chosen_provider
+from runner.wire.specs import GATEWAY
+from runner.wire.specs import chosen as chosen_provider
 
 __all__ = ["load_manifest", "validate_file"]
 
@@ -141,8 +141,8 @@ def _provider(flag: str | None) -> str | None:
 
 def _base_url(flag: str | None) -> str | None:
     """``--base-url`` or ``SHOTRUN_BASE_URL``, or None (the manifest's): the same
-    precedence as :func:`runner.session.resolve_config`, which checks the value."""
-    from runner.session import chosen_base_url
+    precedence as :func:`runner.providers.session.resolve_config`, which checks the value."""
+    from runner.providers.session import chosen_base_url
 
     return chosen_base_url(flag)
 
@@ -157,7 +157,7 @@ def load_manifest(path: Path | str, provider: str | None = None,
                   base_url: str | None = None, *, sends: bool = True) -> Manifest:
     """Load, check and expand the manifest at ``path``.
 
-    Raises :class:`~runner.errors.ManifestError` holding every problem (both passes, with the
+    Raises :class:`~runner.core.errors.ManifestError` holding every problem (both passes, with the
     warnings) when there is any error; otherwise warnings are in ``Manifest.warnings``. A big
     manifest loaded before by a ``shotrun`` command, with nothing it depends on changed since,
     comes from :mod:`.cache` in a ``shotrun`` command.
@@ -184,7 +184,7 @@ def load_manifest(path: Path | str, provider: str | None = None,
         except OSError:
             text = None  # the load says what is wrong
     if text is not None:
-        with paused_gc():  # unpickling builds as many objects as loading: see runner.bulk
+        with paused_gc():  # unpickling builds as many objects as loading: see runner.core.bulk
             cached = cache.read(path, text)
         if cached is not None and _fits(cached, url, sends):
             return cached[0]

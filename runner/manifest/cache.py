@@ -18,7 +18,7 @@ only check that depends on where a command sends (``--base-url``, ``SHOTRUN_BASE
 one that only refuses, so :func:`runner.manifest.load_manifest` serves an entry made without
 it only to a load that would not make it either.
 
-Only ``shotrun`` command processes use it (:func:`runner.bulk.is_command_process`): tests and
+Only ``shotrun`` command processes use it (:func:`runner.core.bulk.is_command_process`): tests and
 benchmarks that call :func:`runner.manifest.load_manifest` measure and check real loads.
 At most :data:`MAX_ENTRIES` entries are kept. Only manifests that loaded without a single
 warning or error are stored (a secret found in
@@ -43,9 +43,9 @@ from typing import Any
 import structlog
 
 from runner import __version__
-from runner.errors import Location
-from runner.fsutil import atomic_write_bytes
-from runner.model import FrameRef, LocalFile, Manifest, Take, TakeRequest, frozen_mapping
+from runner.core.errors import Location
+from runner.core.fsutil import atomic_write_bytes
+from runner.core.model import FrameRef, LocalFile, Manifest, Take, TakeRequest, frozen_mapping
 
 _log = structlog.get_logger()
 
@@ -54,8 +54,7 @@ MIN_TAKES = 2000
 MAX_ENTRIES = 16  # the most recently written are kept; older ones are removed
 SETTLE_SECONDS = 2.0  # a file changed this close to a load is not trusted to the cache
 # The code a manifest's takes depend on: the whole manifest package and what it calls.
-_CODE = ("manifest", "providers", "model.py", "wire.py", "errors.py", "imagetypes.py",
-         "redact.py")
+_CODE = ("manifest", "wire", "core", "media/imagetypes.py")
 
 
 def _cache_dir() -> Path:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from runner.errors import Location, Problem
+from runner.core.errors import Location, Problem
 from runner.manifest.nodes import KeyPath, MDict, MList, format_path, locate
 
 

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from runner.errors import Location
+from runner.core.errors import Location
 from runner.manifest.context import Context, get_list, get_map
 from runner.manifest.nodes import KeyPath, MDict, MList
 

@@ -12,7 +12,8 @@ instead of using PyYAML's composer and constructor, for four reasons:
   total, and a file whose expanded size outgrows its written size tenfold (a "billion laughs")
   is refused at once, before anything walks it. Nesting depth is bounded too.
 
-Problems that stop loading raise :class:`~runner.errors.ManifestError` with one located problem;
+Problems that stop loading raise :class:`~runner.core.errors.ManifestError` with one located
+problem;
 duplicate keys are collected and returned so the later passes still run.
 """
 
@@ -26,7 +27,7 @@ import structlog
 import yaml
 from yaml import events as ev
 
-from runner.errors import Location, ManifestError, Problem
+from runner.core.errors import Location, ManifestError, Problem
 from runner.manifest.nodes import NO_MARK, KeyPath, Mark, MDict, MList, format_path
 
 _Parser: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

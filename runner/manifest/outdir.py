@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 
-from runner.errors import Location, ManifestError, Problem
-from runner.fsutil import blocking_file
-from runner.model import Manifest
+from runner.core.errors import Location, ManifestError, Problem
+from runner.core.fsutil import blocking_file
+from runner.core.model import Manifest
 
 
 def _location(manifest: Manifest) -> Location:

@@ -19,7 +19,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import Location, Problem
+from runner.core.errors import Location, Problem
 from runner.manifest.fastcheck import Check, compile_schema
 from runner.manifest.nodes import (
     KeyPath,

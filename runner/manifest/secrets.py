@@ -3,7 +3,7 @@
 A manifest lives in git; a key written into it leaks with the first push. Under ``api`` a
 value that looks like a key, or a key-named field (``api_key``, ``token``...), is refused
 with a message saying which environment variable to use instead. Messages never repeat the
-value, and a refused value is registered with :mod:`runner.redact` so that nothing printed
+value, and a refused value is registered with :mod:`runner.core.redact` so that nothing printed
 later can show it either.
 """
 
@@ -13,9 +13,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from runner.errors import Location, Problem
+from runner.core.errors import Location, Problem
+from runner.core.redact import register_secret
 from runner.manifest.nodes import KeyPath, MDict, MList, format_path, locate
-from runner.redact import register_secret
 
 DEFAULT_KEY_ENV = "SHOTRUN_API_KEY"
 KEY_FIELD_NAMES = frozenset(

@@ -2,8 +2,8 @@
 
 Everything a shot says is checked here against docs/manifest.md (exactly one of prompt and
 multi_prompt, segment sums, reference positions, the video-subject limit), its media are
-resolved, and, when the shot has no problem, it becomes ``takes`` :class:`~runner.model.Take`
-objects sharing one :class:`~runner.model.TakeRequest` and one fingerprint.
+resolved, and, when the shot has no problem, it becomes ``takes`` :class:`~runner.core.model.Take`
+objects sharing one :class:`~runner.core.model.TakeRequest` and one fingerprint.
 """
 
 from __future__ import annotations
@@ -11,14 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from runner import wire
-from runner.manifest.context import Context, get_int, plain
-from runner.manifest.expand import REFUSED, ShotSpec
-from runner.manifest.graph import ShotIndex
-from runner.manifest.media import MediaResolver
-from runner.manifest.nodes import KeyPath, MDict, MList
-from runner.manifest.prompts import Attached, finish
-from runner.model import (
+from runner.core.model import (
     MAX_DURATION,
     MIN_DURATION,
     MODEL_ID,
@@ -30,8 +23,15 @@ from runner.model import (
     VideoElement,
     frozen_mapping,
 )
-from runner.providers.limits import check_request
-from runner.wire import DEFAULT_PROVIDER
+from runner.manifest.context import Context, get_int, plain
+from runner.manifest.expand import REFUSED, ShotSpec
+from runner.manifest.graph import ShotIndex
+from runner.manifest.mediarefs import MediaResolver
+from runner.manifest.nodes import KeyPath, MDict, MList
+from runner.manifest.prompts import Attached, finish
+from runner.manifest.provider_limits import check_request
+from runner.wire import payload as wire
+from runner.wire.payload import DEFAULT_PROVIDER
 
 MAX_WITH_VIDEO = 4
 

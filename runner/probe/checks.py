@@ -47,7 +47,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from runner.errors import (
+from runner.core.errors import (
     AmbiguousSubmission,
     AuthenticationFailed,
     GatewayError,
@@ -56,19 +56,19 @@ from runner.errors import (
     PermanentGatewayError,
     TransientGatewayError,
 )
-from runner.gateway.client import GatewayClient
-from runner.gateway.types import ResolvesLostAnswers
-from runner.model import Manifest
+from runner.core.model import Manifest
+from runner.core.redact import redact
 from runner.probe.dialects import (
     GATEWAY_DIALECT,
     NEUTRAL_PROMPT,
     PROBE_IMAGE_URL,
     Dialect,
 )
-from runner.providers import FAL, GATEWAY, KLING
-from runner.redact import redact
+from runner.providers.gateway.client import GatewayClient
 from runner.scheduler.backoff import BackoffPolicy
-from runner.wire import ELEMENT_FIELDS, TOP_LEVEL_FIELDS, normalise_renames
+from runner.wire.payload import ELEMENT_FIELDS, TOP_LEVEL_FIELDS, normalise_renames
+from runner.wire.protocol import ResolvesLostAnswers
+from runner.wire.specs import FAL, GATEWAY, KLING
 
 log = structlog.get_logger()
 
@@ -379,7 +379,7 @@ def _unknown_id(provider: str) -> str:
 async def unknown_task(gateway: GatewayClient, dialect: Dialect) -> tuple[Lookup, ...]:
     """Ask about a task nobody created (see :class:`Lookup`); free, and it sends nothing
     that could create one."""
-    from runner.providers.common import CLIENT_TASK_ID
+    from runner.wire.common import CLIENT_TASK_ID
     found: list[Lookup] = []
     fake = _unknown_id(dialect.provider)
     try:

@@ -26,10 +26,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.model import MODEL_ID
-from runner.providers import FAL, GATEWAY, KLING, spec
-from runner.providers import kling as kling_wire
-from runner.wire import ELEMENT_FIELDS, TOP_LEVEL_FIELDS
+from runner.core.model import MODEL_ID
+from runner.wire import kling as kling_wire
+from runner.wire.payload import ELEMENT_FIELDS, TOP_LEVEL_FIELDS
+from runner.wire.specs import FAL, GATEWAY, KLING, spec
 
 NEUTRAL_PROMPT = "A still, empty room in soft daylight; nothing moves."
 #: Never fetched: the creations carrying them are refused before any media is looked at.

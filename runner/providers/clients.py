@@ -1,6 +1,6 @@
 """The client of each provider, built from the run's settings and credentials.
 
-Kept apart from :mod:`runner.providers` so that loading a manifest (which needs only the
+Kept apart from :mod:`runner.wire.specs` so that loading a manifest (which needs only the
 providers' names and limits) does not import aiohttp and the HTTP clients.
 """
 
@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from runner.gateway.types import Gateway
-from runner.providers import FAL, KLING
+from runner.wire.protocol import Gateway
+from runner.wire.specs import FAL, KLING
 
 
 def make_client(provider: str, base_url: str, files_url: str | None, api_key: str,
                 access_key: str | None = None, **options: Any) -> Gateway:
-    """The :class:`~runner.gateway.types.Gateway` speaking ``provider``'s wire format.
+    """The :class:`~runner.wire.protocol.Gateway` speaking ``provider``'s wire format.
 
     ``api_key`` is the gateway's key, fal's ``FAL_KEY`` or Kling's secret key; Kling also
     needs its ``access_key`` (the JWT's issuer).
@@ -29,6 +29,6 @@ def make_client(provider: str, base_url: str, files_url: str | None, api_key: st
         from runner.providers.fal_client import FalClient
 
         return FalClient(base_url, files_url, api_key, **options)
-    from runner.gateway.client import GatewayClient
+    from runner.providers.gateway.client import GatewayClient
 
     return GatewayClient(base_url, files_url, api_key, **options)

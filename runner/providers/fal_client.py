@@ -1,4 +1,4 @@
-"""The :class:`~runner.gateway.types.Gateway` of fal.ai's queue API (bodies: :mod:`.fal`)."""
+"""The :class:`~runner.wire.protocol.Gateway` of fal.ai's queue API (bodies: :mod:`.fal`)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ from urllib.parse import quote
 
 from yarl import URL
 
-from runner.errors import PermanentGatewayError
-from runner.gateway.client import json_bytes
-from runner.gateway.types import TaskState
-from runner.gateway.urls import join
-from runner.providers import FAL, spec
-from runner.providers.common import answer_object, failure_code
-from runner.providers.fal import (
+from runner.core.errors import PermanentGatewayError
+from runner.core.redact import register_secret
+from runner.providers.gateway.client import json_bytes
+from runner.providers.http import ProviderClient
+from runner.wire.common import answer_object, failure_code
+from runner.wire.fal import (
     APPS,
     QUEUE,
     error_of,
@@ -23,8 +22,9 @@ from runner.providers.fal import (
     submit_answer,
     translate,
 )
-from runner.providers.http import ProviderClient
-from runner.redact import register_secret
+from runner.wire.protocol import TaskState
+from runner.wire.specs import FAL, spec
+from runner.wire.urls import join
 
 
 class FalClient(ProviderClient):

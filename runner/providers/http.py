@@ -1,6 +1,6 @@
 """The HTTP client the fal and Kling clients extend.
 
-Both are :class:`~runner.gateway.client.GatewayClient` underneath, so they inherit every
+Both are :class:`~runner.providers.gateway.client.GatewayClient` underneath, so they inherit every
 property that client is tested for (TLS always verified, the key only to the configured
 origins and never in a message, capped answers, first-contact detection of a wrong URL,
 *ambiguous* for a creation whose answer was lost, downloads resumed with Range). What a
@@ -14,16 +14,16 @@ from collections.abc import Callable
 
 from yarl import URL
 
-from runner.errors import GatewayError
-from runner.gateway.client import GatewayClient
-from runner.gateway.urls import join
+from runner.core.errors import GatewayError
+from runner.providers.gateway.client import GatewayClient
+from runner.wire.urls import join
 
 
 class ProviderClient(GatewayClient):
     """A :class:`GatewayClient` whose subclasses change paths, bodies, header and errors.
 
     ``error_of`` is the provider's reading of an answer that is not a success (the
-    signature of :func:`runner.providers.kling.error_of`).
+    signature of :func:`runner.wire.kling.error_of`).
     """
 
     error_of: Callable[..., GatewayError]

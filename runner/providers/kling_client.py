@@ -1,9 +1,9 @@
-"""The :class:`~runner.gateway.types.Gateway` of the official Kling API (bodies: :mod:`.kling`).
+"""The :class:`~runner.wire.protocol.Gateway` of the official Kling API (bodies: :mod:`.kling`).
 
 Credentials: a JWT (HS256, ``{iss: access key, exp: now+1800, nbf: now-5}``) made here from
 the access and secret keys and renewed :data:`RENEW_BEFORE` seconds before it expires. The
 secret key is never sent; the access key and each token are registered with
-:mod:`runner.redact` so no log line, store row or message can carry them.
+:mod:`runner.core.redact` so no log line, store row or message can carry them.
 
 A creation whose answer was lost is looked up by its ``external_task_id``
 (:meth:`KlingClient.resolve_lost`), so it is never *ambiguous* here.
@@ -21,13 +21,12 @@ import jwt
 import structlog
 from yarl import URL
 
-from runner.errors import MalformedResponse, PermanentGatewayError
-from runner.gateway.client import json_bytes
-from runner.gateway.types import TaskState
-from runner.providers import KLING, spec
-from runner.providers.common import CLIENT_TASK_ID
+from runner.core.errors import MalformedResponse, PermanentGatewayError
+from runner.core.redact import register_secret
+from runner.providers.gateway.client import json_bytes
 from runner.providers.http import ProviderClient
-from runner.providers.kling import (
+from runner.wire.common import CLIENT_TASK_ID
+from runner.wire.kling import (
     CREATE_PATH,
     NOT_FOUND_CODES,
     error_of,
@@ -35,7 +34,8 @@ from runner.providers.kling import (
     task_state,
     translate,
 )
-from runner.redact import register_secret
+from runner.wire.protocol import TaskState
+from runner.wire.specs import KLING, spec
 
 log = structlog.get_logger()
 

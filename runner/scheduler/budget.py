@@ -1,11 +1,11 @@
 """The spending cap: credits are reserved *before* each creation, because billing starts there.
 
 ``budget.max_credits`` bounds what one manifest may ever reserve, across all its runs, in the
-unit its provider bills in (runner.money: gateway credits; ``max_units`` for Kling units,
+unit its provider bills in (runner.core.money: gateway credits; ``max_units`` for Kling units,
 ``max_usd`` for fal dollars): a guard holds one unit, and what other providers spent in
 theirs never counts against it. What earlier runs committed in that unit comes from the store
 (:meth:`StateStore.credits_committed`); this run
-adds an estimate (:func:`runner.wire.estimate_credits`) before each creation request and
+adds an estimate (:func:`runner.wire.payload.estimate_credits`) before each creation request and
 replaces it with the gateway's ``usage.credits_reserved`` once the answer arrives, so that a
 wrong rate table corrects itself after the first task. A creation that certainly did not
 happen (refused with 4xx, 429) gives its reservation back; an ambiguous one keeps it, since it
@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from runner.money import CAP_KEYS, CREDITS, format_amount, unit_of
+from runner.core.money import CAP_KEYS, CREDITS, format_amount, unit_of
 
 if TYPE_CHECKING:
-    from runner.model import Manifest
+    from runner.core.model import Manifest
     from runner.state import StateStore
 
 log = structlog.get_logger()

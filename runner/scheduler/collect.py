@@ -31,9 +31,7 @@ from typing import Any
 
 import structlog
 
-from runner import outputs
-from runner.download import finalize_download
-from runner.errors import (
+from runner.core.errors import (
     PERMANENT_TASK_CODES,
     AuthenticationFailed,
     DownloadError,
@@ -46,16 +44,18 @@ from runner.errors import (
     TransientGatewayError,
     VerifyError,
 )
-from runner.fsutil import fsync_dir, hash_file
-from runner.gateway.types import TaskState
-from runner.model import Take
-from runner.scheduler.context import Phase, RunContext, StopReason
+from runner.core.fsutil import fsync_dir, hash_file
+from runner.core.model import Take
+from runner.media.verify import VideoInfo
+from runner.providers.download import finalize_download
 from runner.scheduler.firstcontact import retry_or_stop
-from runner.scheduler.progress import TakeProgress
+from runner.scheduler.run_context import Phase, RunContext, StopReason
+from runner.scheduler.snapshot import TakeProgress
 from runner.scheduler.submit import auth_message, quota_message
-from runner.state.plan import link_lifetime_over, refused_result
+from runner.state import outputs
+from runner.state.decide import link_lifetime_over, refused_result
 from runner.state.records import TakeStatus
-from runner.verify import VideoInfo
+from runner.wire.protocol import TaskState
 
 log = structlog.get_logger()
 
@@ -462,7 +462,7 @@ _DECODER = ThreadPoolExecutor(1, thread_name_prefix="shotrun-verify")
 
 async def _verified(ctx: RunContext, take: Take, path: Path
                     ) -> tuple[VideoInfo, dict[str, Any]]:
-    """The file checked by the run's rule (:mod:`runner.observed`), and its facts."""
+    """The file checked by the run's rule (:mod:`runner.media.observed`), and its facts."""
     return await asyncio.get_running_loop().run_in_executor(
         _DECODER, ctx.expectations.check, path, take.request)
 

@@ -32,12 +32,11 @@ from typing import Any
 
 import structlog
 
-from runner import advice, outputs
-from runner.errors import StateError, StoreWriteFailed
-from runner.gateway.types import Gateway, ResolvesLostAnswers
-from runner.model import Manifest, Take, frozen_mapping
-from runner.observed import OutputExpectations, ranked
-from runner.redact import redact
+from runner.core import advice
+from runner.core.errors import StateError, StoreWriteFailed
+from runner.core.model import Manifest, Take, frozen_mapping
+from runner.core.redact import redact
+from runner.media.observed import OutputExpectations, ranked
 from runner.scheduler.budget import budget_guard
 from runner.scheduler.collect import (
     COMPLETED,
@@ -48,7 +47,9 @@ from runner.scheduler.collect import (
     poll,
     recheck_rejected,
 )
-from runner.scheduler.context import (
+from runner.scheduler.limits import AimdLimiter, DownloadSlots, TokenBucket
+from runner.scheduler.restore import restore_cut_from, restore_kept
+from runner.scheduler.run_context import (
     PHASE_EVENTS,
     TERMINAL,
     EngineSettings,
@@ -57,8 +58,7 @@ from runner.scheduler.context import (
     RunContext,
     StopReason,
 )
-from runner.scheduler.limits import AimdLimiter, DownloadSlots, TokenBucket
-from runner.scheduler.progress import (
+from runner.scheduler.snapshot import (
     Cost,
     EventSink,
     NextRun,
@@ -68,14 +68,14 @@ from runner.scheduler.progress import (
     TakeFailure,
     TakeProgress,
 )
-from runner.scheduler.restore import restore_cut_from, restore_kept
 from runner.scheduler.submit import submit
 from runner.scheduler.uploads import UploadCache
 from runner.scheduler.window import TakeWindow, window_size
-from runner.state import continuity
+from runner.state import continuity, outputs
 from runner.state.continuity import frame_sources
-from runner.state.plan import collectable, decide
-from runner.wire import estimate_credits
+from runner.state.decide import collectable, decide
+from runner.wire.payload import estimate_credits
+from runner.wire.protocol import Gateway, ResolvesLostAnswers
 
 log = structlog.get_logger()
 
@@ -186,7 +186,7 @@ class Engine:
     async def run(self) -> RunSummary:
         """Drive every take to the end of this run and return the summary.
 
-        Raises :class:`~runner.errors.StoreWriteFailed` when the store stops accepting writes:
+        Raises :class:`~runner.core.errors.StoreWriteFailed` when the store stops accepting writes:
         the run stops at once (each take stays where its last committed transition left it).
         """
         ctx = self.ctx

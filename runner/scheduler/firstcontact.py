@@ -1,8 +1,8 @@
 """What a run does when the gateway has never been reached: retry quickly, then stop.
 
-The gateway client raises :class:`~runner.errors.GatewayUnreachable` only while the
+The gateway client raises :class:`~runner.core.errors.GatewayUnreachable` only while the
 configured URL has not answered like the gateway once in this run (see
-:mod:`runner.gateway.reach`). Then the patient policy for connection trouble (up to
+:mod:`runner.providers.gateway.reach`). Then the patient policy for connection trouble (up to
 ``backoff.max_attempts`` retries with delays growing to ``backoff.cap``: more than a minute
 by default) is the wrong one: a wrong ``api.base_url`` never heals, and a user who mistyped a
 port deserves to hear it in seconds, like curl or gh would say it. So:
@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import structlog
 
-from runner.errors import GatewayUnreachable
-from runner.scheduler.context import RunContext, StopReason
+from runner.core.errors import GatewayUnreachable
+from runner.scheduler.run_context import RunContext, StopReason
 
 log = structlog.get_logger()
 

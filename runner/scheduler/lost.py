@@ -15,7 +15,7 @@ account: the salt keeps two projects, or an output folder wiped and rendered aga
 choosing the same id for the same take and adopting each other's tasks. A creation found missing is
 rolled back without counting its attempt, so the next one carries the *same* id: if the
 lost one arrives after all, the provider refuses the duplicate and the client adopts the
-original (:class:`runner.providers.kling.KlingClient`).
+original (:class:`runner.wire.kling.KlingClient`).
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from typing import Any
 
 import structlog
 
-from runner.errors import GatewayError, TransientGatewayError
-from runner.gateway.types import ResolvesLostAnswers, TaskState
-from runner.model import Take
-from runner.providers.common import CLIENT_TASK_ID
-from runner.scheduler.context import RunContext
+from runner.core.errors import GatewayError, TransientGatewayError
+from runner.core.model import Take
+from runner.scheduler.run_context import RunContext
+from runner.wire.common import CLIENT_TASK_ID
+from runner.wire.protocol import ResolvesLostAnswers, TaskState
 
 log = structlog.get_logger()
 

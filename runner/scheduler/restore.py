@@ -1,8 +1,8 @@
 """Kept renders in a run: the on-disk check after ``sync``, and the ``restore`` step.
 
 :func:`check_plans` runs once, before the engine starts: it looks at each take's files
-(:func:`runner.kept.on_disk_action`) and, for a done take whose file is gone or changed,
-commits that it is done no more (:func:`runner.state.restore.mark_output_lost`) before the
+(:func:`runner.state.kept.on_disk_action`) and, for a done take whose file is gone or changed,
+commits that it is done no more (:func:`runner.state.ondisk.mark_output_lost`) before the
 engine acts on it. :func:`restore_kept` is the engine's step for a ``restore`` action: it
 puts a kept render back (hash checked) and commits ``done``; when no kept render survives
 the check it answers the action the store's record calls for instead.
@@ -17,19 +17,19 @@ from typing import Any
 
 import structlog
 
-from runner import kept
-from runner.model import Manifest, Take
-from runner.scheduler.context import Phase, RunContext
-from runner.state.plan import decide
+from runner.core.model import Manifest, Take
+from runner.scheduler.run_context import Phase, RunContext
+from runner.state import kept
+from runner.state.decide import decide
+from runner.state.ondisk import mark_output_lost, mark_restored, renders_cut_from
 from runner.state.records import TakePlan
-from runner.state.restore import mark_output_lost, mark_restored, renders_cut_from
 
 log = structlog.get_logger()
 
 
 def check_plans(store: Any, manifest: Manifest, takes: Sequence[Take],
                 plans: Sequence[TakePlan]) -> list[TakePlan]:
-    """``plans`` with the files on disk taken into account (see :mod:`runner.kept`).
+    """``plans`` with the files on disk taken into account (see :mod:`runner.state.kept`).
 
     A done take whose file is lost is moved out of ``done`` in the store here, durably,
     before anything acts on it; a changed file is set aside (never deleted) first, so that

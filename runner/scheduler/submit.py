@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from runner.errors import (
+from runner.core.errors import (
     AmbiguousSubmission,
     AuthenticationFailed,
     ConnectionFailed,
@@ -35,19 +35,19 @@ from runner.errors import (
     ShotrunError,
     TransientGatewayError,
 )
-from runner.gateway.client import NOT_THE_GATEWAY
-from runner.gateway.types import TaskState
-from runner.model import Media, Take
-from runner.providers.common import CLIENT_TASK_ID
-from runner.redact import redact, redact_value
+from runner.core.model import Media, Take
+from runner.core.redact import redact, redact_value
+from runner.providers.gateway.client import NOT_THE_GATEWAY
 from runner.scheduler import lost
-from runner.scheduler.context import Phase, RunContext, StopReason
 from runner.scheduler.firstcontact import retry_or_stop
+from runner.scheduler.run_context import Phase, RunContext, StopReason
 from runner.state import continuity
 from runner.state.continuity import frame_sources
 from runner.state.intents import Intent
 from runner.state.records import TakeStatus
-from runner.wire import build_payload, estimate_credits
+from runner.wire.common import CLIENT_TASK_ID
+from runner.wire.payload import build_payload, estimate_credits
+from runner.wire.protocol import TaskState
 
 log = structlog.get_logger()
 

@@ -7,7 +7,7 @@ image used by a hundred takes is uploaded once, across runs too, and again only 
 Takes that need the same file at the same moment share one upload (one future per hash).
 
 A continuity frame (``start_frame: {from_shot: s01, frame: last}``) is cut from the source
-shot's output (:func:`runner.verify.extract_frame`) into a PNG under
+shot's output (:func:`runner.media.verify.extract_frame`) into a PNG under
 ``<output_dir>/.shotrun/frames/`` (named by the source output's hash, so re-rendering the
 source makes a new frame) and uploaded like any local file.
 """
@@ -24,11 +24,11 @@ from typing import Any
 
 import structlog
 
-from runner.errors import VerifyError
-from runner.fsutil import hash_file
-from runner.gateway.types import Gateway, UploadedFile
-from runner.model import FrameRef, LocalFile, Media
-from runner.verify import extract_frame
+from runner.core.errors import VerifyError
+from runner.core.fsutil import hash_file
+from runner.core.model import FrameRef, LocalFile, Media
+from runner.media.verify import extract_frame
+from runner.wire.protocol import Gateway, UploadedFile
 
 log = structlog.get_logger()
 

@@ -32,8 +32,8 @@ Life cycle of a take (``TakeStatus``; only the scheduler moves a take, one store
     mark_submitting() is allowed from new, failed, ambiguous and held (a resubmission).
 
 Files: a fingerprint change archives the record here; the scheduler moves the old files with
-``runner.outputs.archive_previous(output_dir, plan.previous)`` and, before saving an output,
-``runner.outputs.archive_stale(output_dir, take)`` (covers a crash between the two).
+``runner.state.outputs.archive_previous(output_dir, plan.previous)`` and, before saving an output,
+``runner.state.outputs.archive_stale(output_dir, take)`` (covers a crash between the two).
 ``runner.state.trace.trace_record`` is the stable per-take record of ``status --json``.
 
 ``sync()`` answers, per take, an action - skip, poll, download, submit, retry, hold, failed -
@@ -46,8 +46,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runner.model import Manifest
+from runner.core.model import Manifest
 from runner.state.base import StoreDamaged, UnknownTake
+from runner.state.dbfile import SCHEMA_VERSION
 from runner.state.records import (
     ACTIONS,
     REASONS,
@@ -58,7 +59,6 @@ from runner.state.records import (
     TakeStatus,
     UploadRecord,
 )
-from runner.state.schema import SCHEMA_VERSION
 from runner.state.store import StateStore
 
 STATE_DIR = ".shotrun"

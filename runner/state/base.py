@@ -9,8 +9,8 @@ the cosmetic counters (``mark_progress``, ``record_poll``) and the completion an
 are committed with ``synchronous=NORMAL``: visible to readers at once, durable with the next
 real commit, and never reordered with it (one WAL, synced in order).
 
-sqlite3 errors are translated into :class:`runner.errors.StateError` here, at the boundary;
-those of a write transaction into its subclass :class:`runner.errors.StoreWriteFailed`.
+sqlite3 errors are translated into :class:`runner.core.errors.StateError` here, at the boundary;
+those of a write transaction into its subclass :class:`runner.core.errors.StoreWriteFailed`.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from typing import Any, Self
 
 import structlog
 
-from runner.errors import StateError, StoreLocked, StoreWriteFailed
-from runner.redact import redact_value
-from runner.state import schema
+from runner.core.errors import StateError, StoreLocked, StoreWriteFailed
+from runner.core.redact import redact_value
+from runner.state import dbfile as schema
 from runner.state.records import STATUSES, TakeStatus
 
 log = structlog.get_logger()

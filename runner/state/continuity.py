@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from runner.model import FrameRef, Take
+from runner.core.model import FrameRef, Take
 from runner.state.base import StoreBase
 from runner.state.records import (
     RECORD_COLUMNS,
@@ -50,7 +50,7 @@ class Pick:
 
 def frame_sources(take: Take) -> tuple[str, ...]:
     """The shot ids whose outputs ``take`` takes a frame from (``from_shot``), in the order
-    its media are sent (:meth:`runner.model.TakeRequest.media`), each once."""
+    its media are sent (:meth:`runner.core.model.TakeRequest.media`), each once."""
     found: list[str] = []
     for item in take.request.media():
         if isinstance(item, FrameRef) and item.shot_id not in found:

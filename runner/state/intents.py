@@ -37,10 +37,10 @@ from typing import Any
 
 import structlog
 
-from runner.errors import StateError
-from runner.fsutil import atomic_write_bytes, fsync_dir, make_dirs
-from runner.money import MONEY_UNITS
-from runner.redact import redact_value
+from runner.core.errors import StateError
+from runner.core.fsutil import atomic_write_bytes, fsync_dir, make_dirs
+from runner.core.money import MONEY_UNITS
+from runner.core.redact import redact_value
 
 log = structlog.get_logger()
 
@@ -71,7 +71,7 @@ class Intent:
     task_id: str | None = None
     credits_reserved: float | None = None
     at: float = 0.0
-    unit: str | None = None  # of estimate and credits_reserved (runner.money)
+    unit: str | None = None  # of estimate and credits_reserved (runner.core.money)
 
     def line(self) -> bytes:
         """The journal line of this intent (a task id too, when it has one)."""
@@ -110,7 +110,7 @@ def _text(value: Any, *, empty: bool = False) -> str | None:
 
 
 def recorded_unit(value: Any) -> str | None:
-    """A recorded unit of money when it is one shotrun knows (runner.money)."""
+    """A recorded unit of money when it is one shotrun knows (runner.core.money)."""
     return value if value in MONEY_UNITS else None
 
 

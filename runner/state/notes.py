@@ -8,7 +8,7 @@ video no longer shows (it stays in the table, and in the events). ``status --jso
 ``note`` field), the report and the review page show the notes that hold.
 
 Writing goes through the store's writer, like every other change: :func:`set_note` on a store
-opened with :meth:`runner.state.StateStore.open` (``runner.choices.note_take`` does that).
+opened with :meth:`runner.state.StateStore.open` (``runner.state.choices.note_take`` does that).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The store is a single file; the output folder holds a second copy of what matters for money:
 a sidecar beside each verified video (its take, fingerprint, task id, credits and SHA-256:
-:mod:`runner.outputs`) and a journal of the creations that may be in flight
+:mod:`runner.state.outputs`) and a journal of the creations that may be in flight
 (:mod:`runner.state.intents`). A store that is missing or empty (0 bytes) is rebuilt from them
 by the run that finds it so; a damaged one is refused (:class:`~runner.state.base.StoreDamaged`)
 until ``shotrun store rebuild`` sets it aside and does the same. Nothing is sent to rebuild.
@@ -45,10 +45,10 @@ from typing import Any
 
 import structlog
 
-from runner.errors import StateError
-from runner.fsutil import fsync_dir, fsync_file, hash_file
-from runner.money import CREDITS
-from runner.state import schema
+from runner.core.errors import StateError
+from runner.core.fsutil import fsync_dir, fsync_file, hash_file
+from runner.core.money import CREDITS
+from runner.state import dbfile as schema
 from runner.state.base import (
     StoreDamaged,
     check_header,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from runner.money import CREDITS, Figure, take_figure
+from runner.core.money import CREDITS, Figure, take_figure
 
 
 class TakeStatus(StrEnum):
@@ -43,7 +43,7 @@ class FailureKind(StrEnum):
     DEPENDENCY = "dependency"  # a shot it waits for (after/from_shot) did not finish
     # Paid, but its result could not be saved this run (a link refused, a file that failed its
     # check): the next run collects it from the same task, never creating a new one, for as
-    # long as the provider can serve it (runner.state.plan.decide).
+    # long as the provider can serve it (runner.state.decide.decide).
     COLLECTABLE = "collectable"
     MISSING = "missing"  # done, but its file is gone and can be neither restored nor fetched
 
@@ -107,8 +107,8 @@ class TakeRecord:
     ambiguous_attempts: int = 0  # creations of this fingerprint whose answer was lost
     payload_json: str | None = None  # the redacted wire payload of the last attempt, as JSON
     created_at: float | None = None
-    video_json: str | None = None  # what the output is (runner.observed.video_facts), as JSON
-    unit: str | None = None  # of the credits figures (runner.money); None: not submitted yet
+    video_json: str | None = None  # what the output is (runner.media.observed.video_facts), as JSON
+    unit: str | None = None  # of the credits figures (runner.core.money); None: not submitted yet
 
     @property
     def video(self) -> dict[str, Any] | None:
@@ -135,7 +135,7 @@ class TakeRecord:
         return self.credits_estimated
 
     def figure(self, default_unit: str = CREDITS) -> Figure:
-        """The take's one money figure (:func:`runner.money.take_figure`); ``default_unit``
+        """The take's one money figure (:func:`runner.core.money.take_figure`); ``default_unit``
         for a take not submitted yet (its provider's, from the manifest)."""
         return take_figure(self.credits_reserved, self.credits_estimated,
                            self.unit or default_unit)
@@ -146,7 +146,8 @@ class TakePlan:
     """What to do with one take on this run, and why.
 
     ``previous`` is the record moved to history when the fingerprint changed: its output
-    files still sit at the take's path until :func:`runner.outputs.archive_previous` moves them.
+    files still sit at the take's path until :func:`runner.state.outputs.archive_previous` moves
+    them.
     """
 
     key: str

@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-from runner.bulk import paused_gc
-from runner.model import Take
-from runner.money import CREDITS
+from runner.core.bulk import paused_gc
+from runner.core.model import Take
+from runner.core.money import CREDITS
 from runner.state.base import UnknownTake, log
 from runner.state.records import (
     RECORD_COLUMNS,
@@ -53,12 +53,13 @@ class StateStore(Transitions):
         comparing it with the stored one gives the reason for a re-render. A take left
         ``submitting`` by a run that died is an ambiguous submission now. A take whose
         fingerprint changed is moved to ``take_history`` and starts afresh; its files are
-        moved by :func:`runner.outputs.archive_previous` (``plan.previous`` is the old record).
+        moved by :func:`runner.state.outputs.archive_previous` (``plan.previous`` is the old
+        record).
         ``ambiguous`` is "resubmit" (once per fingerprint) or "hold".
         """
         if ambiguous not in ("resubmit", "hold"):
             raise ValueError(f"ambiguous must be 'resubmit' or 'hold', not {ambiguous!r}")
-        with paused_gc(), self._write() as conn:  # 20,000 records and plans: see runner.bulk
+        with paused_gc(), self._write() as conn:  # 20,000 records and plans: see runner.core.bulk
             plans = sync_takes(
                 conn, takes, fingerprint_payloads or {}, self._clock,
                 retry_failed=retry_failed, ambiguous=ambiguous,
@@ -91,7 +92,7 @@ class StateStore(Transitions):
 
     def credits_committed(self, unit: str = CREDITS) -> float:
         """What was reserved in ``unit`` over the manifest's whole life, across runs and
-        fingerprints (never a sum across units: runner.money).
+        fingerprints (never a sum across units: runner.core.money).
 
         Attempts with a task id count the provider's ``credits_reserved`` (else the estimate);
         attempts still in flight or ambiguous count their estimate: they may have been billed.

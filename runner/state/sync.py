@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from runner.model import Take
+from runner.core.model import Take
 from runner.state.base import S, dumps, insert_event
 from runner.state.continuity import stale_dependents
-from runner.state.plan import change_reason, collectable, decide
+from runner.state.decide import change_reason, collectable, decide
 from runner.state.records import (
     RECORD_COLUMNS,
     RECORD_SELECT,
@@ -158,7 +158,7 @@ def _archive_and_restart(
         None if payload is None else dict(payload),
     )
     # With the source outputs it was cut from: a kept render is restored only when they
-    # are the ones chosen again (runner.state.restore.renders_cut_from).
+    # are the ones chosen again (runner.state.ondisk.renders_cut_from).
     columns = ", ".join([*old_row.keys(), "frame_hashes"])
     conn.execute(
         f"INSERT INTO take_history ({columns}, archived_at, archive_reason)"

@@ -18,7 +18,7 @@ downloaded      when the verified output was saved, or null
 wall_seconds    seconds from ``submitted`` to ``downloaded``, null until downloaded
 polls           status queries of the task
 credits         what the take costs in ``unit``: what the provider charged, else the
-                estimate (``estimate`` true), or null (runner.money.take_figure)
+                estimate (``estimate`` true), or null (runner.core.money.take_figure)
 output          the video's path relative to the output directory, or null
 sha256          SHA-256 (hex) of the saved video, or null
 error           the last error message, null once done
@@ -54,10 +54,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from runner.isotime import iso_time
-from runner.money import CREDITS, Figure, take_figure, totals_json
-from runner.money import totals as money_totals
-from runner.observed import trace_fields
+from runner.core.isotime import iso_time
+from runner.core.money import CREDITS, Figure, take_figure, totals_json
+from runner.core.money import totals as money_totals
+from runner.media.observed import trace_fields
 from runner.state.base import StoreBase
 from runner.state.records import STATUSES, TakeRecord, TakeStatus, parse_tags
 
@@ -98,7 +98,7 @@ def _trace(row: Sequence[Any], output_dir: Path | None,
            video: str | None = None, unit: str | None = None) -> dict[str, Any]:
     """The trace record of one row in :data:`TRACE_COLUMNS` order (tags still JSON text);
     ``video`` is the row's ``video`` column (JSON text), ``unit`` its ``unit``: ``credits``
-    is the take's one figure (runner.money.take_figure), in ``unit``, ``estimate`` when the
+    is the take's one figure (runner.core.money.take_figure), in ``unit``, ``estimate`` when the
     provider did not say it."""
     (key, shot_id, take, status, task_id, submitted, completed, downloaded, polls, reserved,
      estimated, output, sha256, error, attempts, failure_kind, error_code, reason, progress,

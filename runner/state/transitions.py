@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from runner.errors import StateError
-from runner.money import CREDITS
-from runner.redact import bounded, redact, redact_value
+from runner.core.errors import StateError
+from runner.core.money import CREDITS
+from runner.core.redact import bounded, redact, redact_value
 from runner.state.base import S, StoreBase, UnknownTake, dumps, insert_event
 from runner.state.records import STATUSES, FailureKind, TakeStatus
 
@@ -56,7 +56,7 @@ class Transitions(StoreBase):
     ) -> int:
         """Commit the intent to create, *before* sending; return the attempt number.
 
-        ``unit`` is the money the provider bills in (:mod:`runner.money`): the estimate and
+        ``unit`` is the money the provider bills in (:mod:`runner.core.money`): the estimate and
         the figure the provider answers are in it."""
         now = self._clock()
         with self._write() as conn:
@@ -200,7 +200,7 @@ class Transitions(StoreBase):
     ) -> None:
         """Downloaded, verified and in place: nothing more to do for this fingerprint.
 
-        ``video``: what the file really is (:func:`runner.observed.video_facts`).
+        ``video``: what the file really is (:func:`runner.media.observed.video_facts`).
         """
         self._move(
             key, _CAN_FINISH, S.DONE, "take_done",

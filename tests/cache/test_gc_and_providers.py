@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from runner import cli
-from runner.choices import note_take
+from runner.core.fsutil import hash_file
 from runner.emulator import run_emulator
-from runner.fsutil import hash_file
 from runner.manifest import load_manifest
+from runner.state.choices import note_take
 from tests.cache.test_kept_renders import (
     TAKES,
     check_promises,

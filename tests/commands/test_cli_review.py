@@ -18,9 +18,9 @@ import pytest
 from rich.console import Console
 
 from runner import cli
+from runner.cli.progress import render_progress, summary_line
 from runner.emulator import run_emulator
-from runner.progress import render_progress, summary_line
-from runner.scheduler.progress import RunProgress
+from runner.scheduler.snapshot import RunProgress
 from tests.commands.test_run import (
     FAST_FLAGS,
     KEY,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from runner import cli
-from runner.errors import EXIT_USAGE
+from runner.core.errors import EXIT_USAGE
 
 
 def _script(shell: str, capsys: pytest.CaptureFixture[str]) -> str:

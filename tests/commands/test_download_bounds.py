@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from runner import cli
-from runner.commands.run import client_limits
-from runner.errors import UsageError
-from runner.gateway.timeouts import DEFAULT_DOWNLOAD_TOTAL, DEFAULT_MIN_DOWNLOAD_RATE
+from runner.cli.commands.run import client_limits
+from runner.core.errors import UsageError
 from runner.manifest import load_manifest
+from runner.providers.gateway.timeouts import DEFAULT_DOWNLOAD_TOTAL, DEFAULT_MIN_DOWNLOAD_RATE
 from tests.commands.test_run import THREE, write_manifest
 
 

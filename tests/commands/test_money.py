@@ -20,9 +20,7 @@ from typing import Any
 import pytest
 
 from runner import cli
-from runner.emulator import EmulatorSettings, run_emulator
-from runner.manifest import load_manifest
-from runner.money import (
+from runner.core.money import (
     CREDITS,
     UNITS,
     USD,
@@ -32,9 +30,11 @@ from runner.money import (
     unit_of,
     unit_word,
 )
-from runner.outlook import ENDED_WITH_EMULATOR
-from runner.review.page import Situation, build
+from runner.emulator import EmulatorSettings, run_emulator
+from runner.manifest import load_manifest
 from runner.state import StateStore
+from runner.views.outlook import ENDED_WITH_EMULATOR
+from runner.views.review.page import Situation, build
 from tests.commands.test_run import (
     FAST_FLAGS,
     KEY,
@@ -306,7 +306,7 @@ def _schema3_store(path: Path) -> None:
     """A store as shotrun wrote it before units (schema 3): a Kling, a gateway, a fal take."""
     import sqlite3
 
-    from runner.state import schema
+    from runner.state import dbfile as schema
 
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None)

@@ -15,7 +15,7 @@ import pytest
 from runner import cli
 from runner.manifest import load_manifest
 from runner.state import StateStore, store_path_for
-from runner.wire import FingerprintPayloads
+from runner.wire.payload import FingerprintPayloads
 from tests.commands.test_run import FAST_FLAGS, THREE, write_manifest
 
 RATES = "budget: {max_credits: 500, rates: {720p: 8.1}}\n"

@@ -21,7 +21,13 @@ from aiohttp.test_utils import TestServer
 
 from runner import cli
 from runner.emulator import EmulatorSettings, run_emulator
-from runner.gateway.client import GatewayClient
+from runner.media.profile import (
+    GatewayProfile,
+    derived_sizes,
+    describe_expectations,
+    load_profile,
+    profile_path,
+)
 from runner.probe.checks import (
     ACCEPTED,
     REFUSED,
@@ -29,13 +35,7 @@ from runner.probe.checks import (
     Answer,
     judge,
 )
-from runner.profile import (
-    GatewayProfile,
-    derived_sizes,
-    describe_expectations,
-    load_profile,
-    profile_path,
-)
+from runner.providers.gateway.client import GatewayClient
 
 KEY = "sk-probe-test-key-0123456789abcdef"
 WRONG = "sk-probe-wrong-key-fedcba9876543210"

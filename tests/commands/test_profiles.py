@@ -14,7 +14,7 @@ import pytest
 
 from runner import cli
 from runner.emulator import run_emulator
-from runner.profile import load_profile, profile_path
+from runner.media.profile import load_profile, profile_path
 from tests.commands.test_probe import KEY, fast_emulator, main_in_thread, write_manifest
 from tests.providers.test_run import keys
 

@@ -25,9 +25,9 @@ from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
 from runner import cli
-from runner.commands.run import format_summary
+from runner.cli.commands.run import format_summary
 from runner.emulator import EmulatorSettings, run_emulator
-from runner.scheduler.progress import RunSummary
+from runner.scheduler.snapshot import RunSummary
 
 KEY = "sk-test-run-command-0123456789"
 FAST_FLAGS = ["--poll-min", "0.01", "--poll-max", "0.05", "--backoff-base", "0.01",
@@ -393,7 +393,7 @@ def test_bad_emulator_settings_are_a_usage_error_before_anything_is_written(
 def test_a_long_plan_is_shown_as_counts_per_reason(capsys: pytest.CaptureFixture[str]) -> None:
     from types import SimpleNamespace
 
-    from runner.commands.run import print_plan
+    from runner.cli.commands.run import print_plan
 
     plans = ([SimpleNamespace(key=f"s{n}/take-1", action="submit", reason="new")
               for n in range(50)]

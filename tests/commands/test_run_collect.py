@@ -23,9 +23,9 @@ import pytest
 from aiohttp import web
 
 from runner import cli
-from runner.commands.run import format_summary
+from runner.cli.commands.run import format_summary
 from runner.emulator import run_emulator
-from runner.scheduler.progress import Cost, NextRun, RunSummary
+from runner.scheduler.snapshot import Cost, NextRun, RunSummary
 from tests.commands.test_run import (
     FAST_FLAGS,
     KEY,

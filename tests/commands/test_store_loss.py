@@ -19,7 +19,7 @@ import pytest
 
 from runner import cli
 from runner.emulator import run_emulator
-from runner.state.schema import WriterLock
+from runner.state.dbfile import WriterLock
 from tests.commands.test_run import (
     FAST_FLAGS,
     KEY,

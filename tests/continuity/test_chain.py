@@ -9,8 +9,8 @@ import numpy as np
 from PIL import Image
 
 from runner.emulator import run_emulator
+from runner.media.verify import extract_frame
 from runner.state import StateStore, TakeStatus, continuity, store_path_for
-from runner.verify import extract_frame
 from tests.scheduler.helpers import FAST
 
 from .helpers import (

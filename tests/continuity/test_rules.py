@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from runner.export.timeline import reel_names, timecode
-from runner.model import FrameRef, ImageElement, Take, TakeRequest, VideoElement
+from runner.core.model import FrameRef, ImageElement, Take, TakeRequest, VideoElement
 from runner.state import TakeRecord, TakeStatus
 from runner.state.continuity import Pick, choose, frame_sources
+from runner.views.export.timeline import reel_names, timecode
 
 
 def record(take: int, status: TakeStatus = TakeStatus.DONE, *, at: float | None = None,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from runner import cli
-from runner.commands.emulator import how_to_use, notes_for
-from runner.errors import EXIT_INTERRUPTED, EXIT_OK
+from runner.cli.commands.emulator import how_to_use, notes_for
+from runner.core.errors import EXIT_INTERRUPTED, EXIT_OK
 
 
 def test_the_printed_lines_render_against_the_emulator(

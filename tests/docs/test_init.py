@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from runner import cli
-from runner.commands.init import STARTER_FILES
-from runner.errors import EXIT_OK, EXIT_USAGE
+from runner.cli.commands.init import STARTER_FILES
+from runner.core.errors import EXIT_OK, EXIT_USAGE
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:

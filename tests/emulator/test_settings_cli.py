@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from runner import cli
-from runner.commands.emulator import settings_from_args
+from runner.cli.commands.emulator import settings_from_args
+from runner.core.errors import EXIT_INTERRUPTED, EXIT_USAGE
 from runner.emulator import EmulatorSettings
-from runner.errors import EXIT_INTERRUPTED, EXIT_USAGE
 
 
 def test_defaults_are_the_documented_ones() -> None:

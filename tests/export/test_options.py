@@ -15,7 +15,7 @@ import otio_cmx3600_adapter
 import pytest
 
 from runner import cli
-from runner.redact import REDACTED, forget_secrets
+from runner.core.redact import REDACTED, forget_secrets
 from tests.export.helpers import read_back, run, write_manifest
 
 

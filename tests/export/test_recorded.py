@@ -28,11 +28,11 @@ import opentimelineio as otio
 import pytest
 
 from runner import cli
-from runner.export.media import measure, standard_rate
-from runner.export.select import Chosen
-from runner.model import Take, TakeRequest, VerifyPolicy
-from runner.observed import OutputExpectations
+from runner.core.model import Take, TakeRequest, VerifyPolicy
+from runner.media.observed import OutputExpectations
 from runner.state import StateStore, store_path_for
+from runner.views.export.chosen import measure, standard_rate
+from runner.views.export.select import Chosen
 from tests.continuity.test_rules import record
 from tests.export.helpers import RATE, frame_count
 

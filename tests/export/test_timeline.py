@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from runner.export import timeline
-from runner.export.media import Clip, standard_rate, timeline_rate
-from runner.export.select import Chosen, Missing
-from runner.model import Take, TakeRequest
+from runner.core.model import Take, TakeRequest
+from runner.views.export import timeline
+from runner.views.export.chosen import Clip, standard_rate, timeline_rate
+from runner.views.export.select import Chosen, Missing
 from tests.continuity.test_rules import record
 from tests.export.helpers import read_back
 

@@ -12,10 +12,10 @@ import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
-from runner.errors import GatewayError, MalformedResponse
-from runner.gateway.client import GatewayClient
-from runner.gateway.types import Gateway, TaskState
-from runner.redact import redact
+from runner.core.errors import GatewayError, MalformedResponse
+from runner.core.redact import redact
+from runner.providers.gateway.client import GatewayClient
+from runner.wire.protocol import Gateway, TaskState
 
 from .conftest import KEY, TASK, Serve, assert_no_key
 

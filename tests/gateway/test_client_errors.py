@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from runner.errors import (
+from runner.core.errors import (
     AuthenticationFailed,
     GatewayError,
     GatewayUnreachable,
@@ -21,7 +21,7 @@ from runner.errors import (
     RateLimited,
     TransientGatewayError,
 )
-from runner.gateway.parse import MAX_JSON_BYTES
+from runner.wire.parse import MAX_JSON_BYTES
 
 from .conftest import TASK, Serve, assert_no_key
 
@@ -79,7 +79,7 @@ async def test_http_errors_map_to_the_project_errors(
     exc = info.value
     if status == 404 and operation == "create":
         # The gateway has its creation endpoint: a 404 there is someone else (or a base URL
-        # with one path segment too many), said with the URL (runner.gateway.reach).
+        # with one path segment too many), said with the URL (runner.providers.gateway.reach).
         assert type(exc) is GatewayUnreachable and exc.retry is False
         assert "/v1/videos/generations answered HTTP 404" in str(exc)
         assert "is api.base_url (or --base-url) the gateway?" in str(exc)

@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from runner.errors import (
+from runner.core.errors import (
     AmbiguousSubmission,
     ConnectionFailed,
     GatewayError,
     GatewayUnreachable,
     PermanentGatewayError,
 )
-from runner.gateway.client import ClientTimeouts, GatewayClient
+from runner.providers.gateway.client import ClientTimeouts, GatewayClient
 
 from .conftest import KEY, TASK, Serve, assert_no_key
 

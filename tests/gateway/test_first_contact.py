@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from runner.errors import (
+from runner.core.errors import (
     ConnectionFailed,
     GatewayUnreachable,
     MalformedResponse,
     PermanentGatewayError,
     TransientGatewayError,
 )
-from runner.gateway.client import NOT_THE_GATEWAY, GatewayClient
+from runner.providers.gateway.client import NOT_THE_GATEWAY, GatewayClient
 
 from .conftest import FAST, KEY, TASK, Serve, assert_no_key
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from runner.errors import MalformedResponse, PermanentGatewayError
-from runner.gateway.types import UploadedFile
+from runner.core.errors import MalformedResponse, PermanentGatewayError
+from runner.wire.protocol import UploadedFile
 
 from .conftest import KEY, Serve, assert_no_key
 

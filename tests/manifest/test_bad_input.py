@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from runner import cli
-from runner.errors import EXIT_USAGE
+from runner.core.errors import EXIT_USAGE
 from tests.manifest.conftest import Write
 
 OK = "version: 1\nname: t\nshots:\n  - {id: a, prompt: p}\n"

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 import runner.manifest as manifest_package
-from runner import bulk
-from runner.errors import ManifestError
+from runner.core import bulk
+from runner.core.errors import ManifestError
+from runner.core.model import Manifest
 from runner.manifest import cache, load_manifest
-from runner.model import Manifest
 
 MANIFEST = """\
 version: 1

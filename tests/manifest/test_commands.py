@@ -9,8 +9,8 @@ import pytest
 from rich.console import Console
 
 from runner import cli
-from runner.commands.plan import PlanStatus, plan_document, plan_rows, render_plan
-from runner.errors import EXIT_OK, EXIT_USAGE
+from runner.cli.commands.plan import PlanStatus, plan_document, plan_rows, render_plan
+from runner.core.errors import EXIT_OK, EXIT_USAGE
 from runner.manifest import load_manifest, validate_file
 from tests.manifest.conftest import Write
 

@@ -15,7 +15,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner.errors import ManifestError, Problem
+from runner.core.errors import ManifestError, Problem
 from runner.manifest import load_manifest, validate_file
 from tests.manifest.conftest import Write
 

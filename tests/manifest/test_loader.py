@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner.errors import ManifestError
+from runner.core.errors import ManifestError
 from runner.manifest.loader import ALIAS_SLACK, MAX_DEPTH, parse, resolve_plain
 from runner.manifest.nodes import MDict, MList, format_path, locate
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from runner import cli
-from runner.errors import EXIT_USAGE
+from runner.core.errors import EXIT_USAGE
 from tests.manifest.conftest import Write
 
 

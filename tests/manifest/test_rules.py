@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from runner import cli
-from runner.errors import EXIT_OK, EXIT_USAGE
+from runner.core.errors import EXIT_OK, EXIT_USAGE
 from tests.manifest.cases import RULE_CASES
 from tests.manifest.conftest import Write
 

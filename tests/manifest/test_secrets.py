@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runner import cli
-from runner.errors import EXIT_OK, EXIT_USAGE
+from runner.core.errors import EXIT_OK, EXIT_USAGE
 from runner.manifest.secrets import looks_like_secret
 from tests.manifest.conftest import Write
 

@@ -16,7 +16,7 @@ import pytest
 
 from runner import cli
 from runner.emulator import run_emulator
-from runner.scheduler.progress import TAKE_EVENTS
+from runner.scheduler.snapshot import TAKE_EVENTS
 
 from ..commands.test_run import FAST_FLAGS, KEY, fast_emulator, main_in_thread, wait_for
 from .test_plain_lines import progress_lines, write_manifest

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from rich.console import Console
 
+from runner.cli.progress import LiveDisplay, estimate_eta, render_progress, summary_line
 from runner.emulator import run_emulator
-from runner.progress import LiveDisplay, estimate_eta, render_progress, summary_line
-from runner.scheduler.context import EngineSettings
 from runner.scheduler.polling import PollPolicy
-from runner.scheduler.progress import RunProgress, TakeProgress
+from runner.scheduler.run_context import EngineSettings
+from runner.scheduler.snapshot import RunProgress, TakeProgress
 
 from ..scheduler.helpers import FAST, Shot, fast_emulator, make_manifest, run_engine
 from ..test_progress import Terminal

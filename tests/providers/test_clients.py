@@ -18,18 +18,18 @@ import jwt
 import pytest
 from yarl import URL
 
-from runner.emulator import EmulatorSettings, RunningEmulator, run_emulator
-from runner.errors import (
+from runner.core.errors import (
     AuthenticationFailed,
     PermanentGatewayError,
     QuotaExhausted,
     RateLimited,
 )
-from runner.gateway.timeouts import ClientTimeouts
-from runner.gateway.types import Gateway, ResolvesLostAnswers, TaskState
+from runner.core.redact import redact
+from runner.emulator import EmulatorSettings, RunningEmulator, run_emulator
 from runner.providers.clients import make_client
+from runner.providers.gateway.timeouts import ClientTimeouts
 from runner.providers.kling_client import RENEW_BEFORE, TOKEN_LIFE, TokenSigner
-from runner.redact import redact
+from runner.wire.protocol import Gateway, ResolvesLostAnswers, TaskState
 from tests.emulator.conftest import payload, polls
 
 ACCESS = "AKshotrunTESTaccess0001"
@@ -163,7 +163,7 @@ async def test_over_the_concurrency_cap_is_a_rate_limit(provider: str,
 @pytest.mark.parametrize("provider", ["kling", "fal"])
 async def test_a_failed_task_keeps_its_kind(provider: str, code: str, permanent: bool,
                                             open_provider: Open) -> None:
-    from runner.errors import PERMANENT_TASK_CODES
+    from runner.core.errors import PERMANENT_TASK_CODES
 
     _, client = await open_provider(provider, failure_rate=1.0, failure_codes=(code,))
     state = await finished(client, (await client.create_task(payload())).task_id)

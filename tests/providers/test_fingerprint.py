@@ -3,9 +3,14 @@ for the others (moving a manifest renders it again), and named as the reason."""
 
 from __future__ import annotations
 
-from runner.model import TakeRequest
-from runner.state.plan import change_reason
-from runner.wire import build_payload, fingerprint, fingerprint_payload, fingerprint_resolver
+from runner.core.model import TakeRequest
+from runner.state.decide import change_reason
+from runner.wire.payload import (
+    build_payload,
+    fingerprint,
+    fingerprint_payload,
+    fingerprint_resolver,
+)
 
 REQUEST = TakeRequest(prompt="a lighthouse at dawn", multi_prompt=None)
 

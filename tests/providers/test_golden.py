@@ -1,6 +1,6 @@
 """The provider wire formats against golden files written from docs/providers.md.
 
-Each request case is a canonical payload (what :func:`runner.wire.build_payload` makes for
+Each request case is a canonical payload (what :func:`runner.wire.payload.build_payload` makes for
 the gateway) and the body the provider's documentation describes for it; each answer case is
 an answer in the documented shape and what shotrun must understand from it (a state, or an
 error of the right kind with the provider's code). A change of translation that the
@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from runner import errors
-from runner.gateway.types import TaskState
-from runner.providers import fal, kling
+from runner.core import errors
+from runner.wire import fal, kling
+from runner.wire.protocol import TaskState
 
 GOLDEN = Path(__file__).parent / "golden"
 KLING = json.loads((GOLDEN / "kling.json").read_text())
@@ -110,8 +110,8 @@ def test_fal_4k_is_its_own_app_and_the_tier_is_never_a_field() -> None:
 def test_fals_queue_position_feeds_the_progress_panel() -> None:
     from rich.console import Console
 
-    from runner.progress import render_progress
-    from runner.scheduler.progress import TakeProgress
+    from runner.cli.progress import render_progress
+    from runner.scheduler.snapshot import TakeProgress
     from tests.test_progress import snapshot
 
     takes = (TakeProgress("s01/take-1", "pending", 0, "req-1", queue_position=2),

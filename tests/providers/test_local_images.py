@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from runner import cli, log
+from runner import cli
+from runner.core import log
 from runner.emulator import run_emulator
 from tests.commands.test_run import FAST_FLAGS, fast_emulator, main_in_thread
 from tests.emulator.conftest import png_bytes

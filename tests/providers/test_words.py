@@ -1,7 +1,7 @@
 """fal.ai and Kling users are told about fal.ai and the Kling API, never about "the gateway".
 
 A wrong URL, an answer that is not the provider's, a missing key and the expected sizes are
-said with the provider's label (``runner.providers.spec(name).label``); "named by
+said with the provider's label (``runner.wire.specs.spec(name).label``); "named by
 api.api_key_env" only when the manifest names that variable. The gateway's own words are
 unchanged (pinned by tests/gateway and tests/torture). Through ``cli.main``, against
 loopback: a port nothing listens on, and a gateway emulator standing for a wrong URL.

@@ -12,7 +12,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from runner.model import (
+from runner.core.model import (
     ApiConfig,
     Budget,
     FrameRef,

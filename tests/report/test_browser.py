@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.report import write_report
+from runner.views.report import write_report
 from tests.report.browser import chromium, evaluate, find_chromium, open_page
 from tests.report.helpers import demo_manifest, demo_records
 

@@ -8,10 +8,10 @@ from urllib.parse import unquote
 
 import pytest
 
-from runner.report import write_report
-from runner.report.render import highlight_prompt, human_seconds, human_size
-from runner.report.static import JS
-from runner.report.view import relative_url
+from runner.views.report import write_report
+from runner.views.report.render import highlight_prompt, human_seconds, human_size
+from runner.views.report.static import JS
+from runner.views.report.view import relative_url
 from tests.report.helpers import XSS_PROMPT, demo_manifest, demo_records
 from tests.report.page import Node, parse
 

@@ -14,7 +14,7 @@ from urllib.parse import unquote
 import pytest
 
 from runner.cli import main
-from runner.report.render import FOLDER_NOTE
+from runner.views.report.render import FOLDER_NOTE
 from tests.report.page import parse
 from tests.report.test_finished_run import finished  # noqa: F401  (a fixture)
 

@@ -13,8 +13,8 @@ from aiohttp import ClientSession
 
 from runner import cli
 from runner.manifest import load_manifest
-from runner.review.server import ReviewServer
 from runner.state import store_path_for
+from runner.views.review.server import ReviewServer
 from tests.commands.test_run import FAST_FLAGS
 
 # s02 starts from s01's last frame: picking the other take of s01 makes s02 stale.

@@ -16,9 +16,9 @@ import pytest
 
 from runner.emulator import run_emulator
 from runner.scheduler.engine import Engine
-from runner.scheduler.progress import RunProgress
+from runner.scheduler.snapshot import RunProgress
 from runner.state import TakeStatus
-from runner.wire import estimate_credits
+from runner.wire.payload import estimate_credits
 
 from .helpers import FAST, Shot, fast_emulator, make_manifest, run_engine, store_totals
 

@@ -186,7 +186,7 @@ def test_poll_calibration_off_on_the_command_line_keeps_the_hint_alone() -> None
     from types import SimpleNamespace
 
     from runner.cli import build_parser
-    from runner.commands.run import engine_settings
+    from runner.cli.commands.run import engine_settings
 
     config: Any = SimpleNamespace(uses_emulator=False, concurrency=4, submit_rate=2.0,
                                   downloads=4, max_credits=None)

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from runner.commands.run import format_summary
+from runner.cli.commands.run import format_summary
 from runner.emulator import run_emulator
 from runner.scheduler.backoff import BackoffPolicy
 from runner.scheduler.engine import Engine
 from runner.scheduler.polling import PollPolicy
-from runner.scheduler.progress import RunProgress
+from runner.scheduler.snapshot import RunProgress
 from runner.state import StateStore, TakeStatus, store_path_for
 
 from .helpers import (
@@ -448,7 +448,7 @@ async def test_tasks_unknown_to_the_gateway_are_submitted_again(tmp_path: Path) 
 
 
 async def test_a_stop_before_the_run_starts_touches_nothing(tmp_path: Path) -> None:
-    from runner.gateway.client import GatewayClient
+    from runner.providers.gateway.client import GatewayClient
 
     from .helpers import KEY
 
@@ -474,7 +474,7 @@ async def test_a_stop_before_the_run_starts_touches_nothing(tmp_path: Path) -> N
 
 
 async def test_a_store_that_stops_writing_stops_the_whole_run(tmp_path: Path) -> None:
-    from runner.errors import StateError
+    from runner.core.errors import StateError
 
     manifest = make_manifest(tmp_path, [Shot(f"s{n}", f"store {n}") for n in range(8)])
     settings = replace(FAST, concurrency=2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.scheduler.context import Phase, PhaseBook
+from runner.scheduler.run_context import Phase, PhaseBook
 
 
 @given(st.lists(st.tuples(st.integers(0, 20), st.sampled_from(list(Phase))), max_size=200))

@@ -16,7 +16,7 @@ import pytest
 
 from runner.emulator import run_emulator
 from runner.scheduler.engine import Engine
-from runner.scheduler.progress import RunProgress
+from runner.scheduler.snapshot import RunProgress
 from runner.scheduler.window import TakeWindow, window_size
 from runner.state import StateStore, TakeStatus, store_path_for
 
@@ -147,8 +147,8 @@ async def test_a_resumed_run_polls_adopted_tasks_before_submitting_new_ones(
     manifest = make_manifest(tmp_path, [Shot(f"s{n:02d}", f"shot {n}") for n in range(12)])
     settings = replace(FAST, concurrency=2, downloads=1, window=3)
     async with run_emulator(fast_emulator(**INSTANT)) as emulator:
-        from runner.gateway.client import GatewayClient
-        from runner.wire import build_payload, fingerprint_resolver
+        from runner.providers.gateway.client import GatewayClient
+        from runner.wire.payload import build_payload, fingerprint_resolver
 
         from .helpers import KEY
 

@@ -245,7 +245,7 @@ async def test_store_and_logs_are_private_and_outputs_follow_the_umask(tmp_path:
 
 def test_a_crash_log_is_private_and_carries_no_key(tmp_path: Path) -> None:
     from runner import cli
-    from runner.redact import register_secret
+    from runner.core.redact import register_secret
 
     register_secret(KEY)
     try:

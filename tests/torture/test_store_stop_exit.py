@@ -28,12 +28,12 @@ import pytest
 from aiohttp import web
 
 from runner import cli
+from runner.core.errors import EXIT_STORE, EXIT_USAGE, StateError, StoreWriteFailed
 from runner.emulator import run_emulator
-from runner.errors import EXIT_STORE, EXIT_USAGE, StateError, StoreWriteFailed
 from runner.scheduler.engine import Engine
-from runner.scheduler.progress import RunProgress
+from runner.scheduler.snapshot import RunProgress
 from runner.state import StateStore
-from runner.state import schema as state_schema
+from runner.state import dbfile as state_schema
 from tests.scheduler import helpers as engine_helpers
 from tests.state_helpers import make_take, payloads
 from tests.torture.harness import (

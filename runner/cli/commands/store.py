@@ -1,0 +1,114 @@
+"""``shotrun store rebuild MANIFEST``: a damaged state store rebuilt from the output folder.
+
+The store is one file; the output folder keeps a second copy of what matters for money (a
+sidecar beside each video, a journal of the creations in flight: :mod:`runner.state.rebuild`).
+A run rebuilds a missing or empty store by itself; a damaged one (not SQLite, corrupt, failing
+its check) is refused, because it may hold what the folder does not (failures, picks,
+notes). This command sets the damaged file aside (``state.sqlite.damaged-<stamp>``, kept)
+and rebuilds: done takes adopted (their hash checked), tasks whose id is known collected by
+the next run, creations left unanswered counted ambiguous. It sends nothing and spends
+nothing; the next run creates only what was never paid for.
+
+Exit 0 when rebuilt; 2 for a bad manifest, a run holding the store, or a store that is not
+damaged (``--force`` rebuilds it anyway).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from runner.core.errors import EXIT_OK
+from runner.core.redact import redact
+
+SPENDS = "spends nothing: nothing is sent to the provider"
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``store`` and its ``rebuild`` action."""
+    parser = subparsers.add_parser(
+        "store", help="look after the state store: `store rebuild` (spends nothing)",
+        description="Look after the state store (<output_dir>/.shotrun/state.sqlite).",
+    )
+    actions = parser.add_subparsers(dest="store_action", metavar="ACTION", required=True,
+                                    parser_class=type(parser))
+    rebuild = actions.add_parser(
+        "rebuild", help=f"rebuild a damaged store from the output folder ({SPENDS})",
+        description="Set a damaged state store aside (kept as state.sqlite.damaged-<stamp>) "
+        "and rebuild it from the output folder: each take whose video is there with the "
+        "hash its sidecar records is done; a take whose task id is recorded is collected by "
+        "the next run, not created; a creation whose answer never came is counted ambiguous. "
+        f"This command {SPENDS}. Failures, picks and notes are not in the folder: they "
+        "start afresh. A missing or empty store needs no command: `shotrun run` rebuilds "
+        "it. Exit 0 rebuilt, 2 bad manifest, a run holding the store, or a store that is "
+        "not damaged.",
+    )
+    rebuild.add_argument("manifest", type=Path, metavar="MANIFEST")
+    rebuild.add_argument("--force", action="store_true",
+                         help="rebuild a store that is not damaged too (it is kept as "
+                         "state.sqlite.replaced-<stamp>); failures, picks and notes are lost")
+    rebuild.set_defaults(func=run)
+
+
+def rebuild_command(manifest_path: Path | str) -> str:
+    """The command that rebuilds this manifest's store, as a user types it."""
+    return f"shotrun store rebuild {shlex.quote(str(manifest_path))}"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``shotrun store rebuild``."""
+    from runner.manifest import load_manifest
+    from runner.manifest.outdir import check_output_dir
+    from runner.state import store_path_for
+    from runner.state.rebuild import rebuild_damaged
+
+    manifest = load_manifest(args.manifest, sends=False)
+    check_output_dir(manifest)
+    path = store_path_for(manifest)
+    kept, rebuilt = rebuild_damaged(path, manifest.output_dir, force=args.force)
+    if args.quiet:
+        return EXIT_OK
+    where = f"; the old store is kept as {kept}" if kept else ""
+    print(redact(f"rebuilt {path} from the output folder: {rebuilt.describe()}{where}"))
+    print(f"nothing was sent and nothing spent; `shotrun run {shlex.quote(str(args.manifest))}`"
+          " collects what is in flight and creates only takes never paid for (it spends)",
+          file=sys.stdout)
+    return EXIT_OK
+
+
+def open_for_run(manifest: Any, manifest_path: Path | str, *, err: bool,
+                 quiet: bool) -> Any:
+    """The run's store (:class:`runner.state.StateStore`), rebuilt first when missing or
+    empty, with one line saying so; a damaged one refused naming :func:`rebuild_command`."""
+    from runner.state import store_path_for
+    from runner.state.rebuild import EMPTY, open_or_rebuild
+
+    opened = open_or_rebuild(store_path_for(manifest), manifest.output_dir,
+                             command=rebuild_command(manifest_path))
+    if opened.rebuilt is not None and not quiet:
+        what = "empty" if opened.condition == EMPTY else "missing"
+        print(redact(f"shotrun: the state store was {what}: rebuilt it from the output "
+                     f"folder ({opened.rebuilt.describe()}); nothing was sent to do so"),
+              file=sys.stderr if err else sys.stdout, flush=True)
+    return opened.store
+
+
+def after_run(manifest: Any, store: Any, *, err: bool) -> None:
+    """At the end of a run: drop from the journal the intents the store has settled, and
+    say so when the store was deleted or replaced while the run held it."""
+    import structlog
+
+    from runner.state.intents import settle
+
+    try:
+        settle(manifest.output_dir, store.statuses)
+    except OSError as exc:  # left for the next run: they only ever make a take ambiguous
+        structlog.get_logger().warning("intents_not_settled", error=str(exc))
+    if not store.still_in_place():
+        print(redact(f"shotrun: warning: the state store {store.path} was deleted or replaced "
+                     "during this run; the next run rebuilds it from the output folder "
+                     "(sidecars and the intents journal: nothing paid is lost)"),
+              file=sys.stderr if err else sys.stdout, flush=True)
