@@ -10,7 +10,7 @@ import pytest
 
 from runner.emulator import RunningEmulator
 from tests.emulator.conftest import KEY, create, payload, png_bytes, wait_for_status
-from tests.emulator.golden import assert_golden
+from tests.helpers.emulator_golden import assert_golden
 
 
 async def answer(http: aiohttp.ClientSession, method: str, path: str, **kw: Any

@@ -14,7 +14,7 @@ import pytest
 
 from runner import cli
 from runner.core.errors import EXIT_OK, EXIT_USAGE
-from tests.manifest.cases import RULE_CASES
+from tests.helpers.manifest_cases import RULE_CASES
 from tests.manifest.conftest import Write
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -112,7 +112,7 @@ def test_fals_queue_position_feeds_the_progress_panel() -> None:
 
     from runner.cli.progress import render_progress
     from runner.scheduler.snapshot import TakeProgress
-    from tests.test_progress import snapshot
+    from tests.helpers.progress import snapshot
 
     takes = (TakeProgress("s01/take-1", "pending", 0, "req-1", queue_position=2),
              TakeProgress("s02/take-1", "processing", 0, "req-2"))

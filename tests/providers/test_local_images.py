@@ -18,9 +18,9 @@ import pytest
 from runner import cli
 from runner.core import log
 from runner.emulator import run_emulator
-from tests.commands.test_run import FAST_FLAGS, fast_emulator, main_in_thread
 from tests.emulator.conftest import png_bytes
-from tests.providers.test_run import PROVIDERS, keys
+from tests.helpers.providers import PROVIDERS, keys
+from tests.helpers.run import FAST_FLAGS, fast_emulator, main_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 REFUSED = "takes images by URL only"

@@ -21,8 +21,7 @@ import pytest
 from runner.emulator import run_emulator
 from runner.scheduler.calibration import Calibration, fit, measured_end
 from runner.scheduler.polling import PollPolicy
-
-from .helpers import FAST, Shot, fast_emulator, make_manifest, run_engine
+from tests.helpers.engine import FAST, Shot, fast_emulator, make_manifest, run_engine
 
 POLICY = PollPolicy(min_interval=0.5, max_interval=30.0)  # the real gateway's shape, scaled
 NO_SPREAD = PollPolicy(min_interval=0.5, max_interval=30.0, spread=0)

@@ -19,8 +19,7 @@ from runner.scheduler.engine import Engine
 from runner.scheduler.snapshot import RunProgress
 from runner.scheduler.window import TakeWindow, window_size
 from runner.state import StateStore, TakeStatus, store_path_for
-
-from .helpers import FAST, Shot, fast_emulator, make_manifest, run_engine
+from tests.helpers.engine import FAST, Shot, fast_emulator, make_manifest, run_engine
 
 INSTANT = {"queue_time": 0.0, "processing_time": 0.0}
 
@@ -97,8 +96,8 @@ async def test_waiting_dependents_do_not_fill_the_window(tmp_path: Path) -> None
 
 async def test_a_dependent_listed_before_its_source_does_not_deadlock_a_window_of_one(
         tmp_path: Path) -> None:
-    from tests.continuity.helpers import Shot as ChainShot
-    from tests.continuity.helpers import from_shot, manifest_of, run_once
+    from tests.helpers.continuity import Shot as ChainShot
+    from tests.helpers.continuity import from_shot, manifest_of, run_once
 
     manifest = manifest_of(tmp_path, [
         ChainShot("later", "waits for every take of first", after=("first",)),
@@ -149,8 +148,7 @@ async def test_a_resumed_run_polls_adopted_tasks_before_submitting_new_ones(
     async with run_emulator(fast_emulator(**INSTANT)) as emulator:
         from runner.providers.gateway.client import GatewayClient
         from runner.wire.payload import build_payload, fingerprint_resolver
-
-        from .helpers import KEY
+        from tests.helpers.engine import KEY
 
         store = StateStore.open(store_path_for(manifest))
         try:

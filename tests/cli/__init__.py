@@ -1,0 +1,1 @@
+"""The command line: argv parsing, progress display, start-up, and each command."""

@@ -1,0 +1,1 @@
+"""Shared builders for tests (manifests, emulators, stores, promises); not tests themselves."""

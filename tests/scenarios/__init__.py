@@ -1,0 +1,1 @@
+"""End-to-end suites: whole runs against the emulator (torture, continuity, kept renders)."""

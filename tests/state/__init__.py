@@ -1,0 +1,1 @@
+"""state: the store and the output folder."""

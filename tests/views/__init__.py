@@ -1,0 +1,1 @@
+"""views: report, review page, export."""

@@ -1,0 +1,1 @@
+"""wire: payloads, fingerprints and costs."""
