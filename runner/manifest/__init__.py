@@ -42,7 +42,7 @@ from runner.manifest.rules import (
 from runner.manifest.schema import check as schema_check
 from runner.manifest.secrets import check_secrets, secret_paths
 from runner.manifest.takes import TakeBuilder
-from runner.wire.specs import GATEWAY
+from runner.wire.specs import GATEWAY, chosen_base_url
 from runner.wire.specs import chosen as chosen_provider
 
 __all__ = ["load_manifest", "validate_file"]
@@ -142,8 +142,6 @@ def _provider(flag: str | None) -> str | None:
 def _base_url(flag: str | None) -> str | None:
     """``--base-url`` or ``SHOTRUN_BASE_URL``, or None (the manifest's): the same
     precedence as :func:`runner.providers.session.resolve_config`, which checks the value."""
-    from runner.providers.session import chosen_base_url
-
     return chosen_base_url(flag)
 
 

@@ -29,9 +29,8 @@ from typing import Any
 
 import structlog
 
-from runner.core.fsutil import atomic_write_text
+from runner.core.fsutil import STATE_DIR, atomic_write_text, make_private_dir
 from runner.core.model import ASPECT_RATIOS, Take, frame_size
-from runner.state import STATE_DIR
 
 log = structlog.get_logger()
 
@@ -161,8 +160,6 @@ def save_profile(output_dir: Path, profile: GatewayProfile) -> Path:
     """Write the profile of its provider and URL atomically (mode 0600, like the store
     beside it), never over another's; its path."""
     path = profile_path(output_dir, profile.base_url)
-    from runner.state.dbfile import make_private_dir
-
     make_private_dir(path.parent.parent)
     make_private_dir(path.parent)
     atomic_write_text(path, json.dumps(profile.as_dict(), indent=2, sort_keys=True) + "\n",

@@ -119,7 +119,7 @@ class Intent:
         return data if isinstance(data, dict) else {"state": "unreadable"}
 
     def write(self, data: Mapping[str, Any]) -> None:
-        from runner.state.dbfile import make_private_dir
+        from runner.core.fsutil import make_private_dir
 
         make_private_dir(self.path.parent)
         text = json.dumps(redact_value(dict(data)), indent=2, sort_keys=True) + "\n"
@@ -550,7 +550,7 @@ async def collect(gateway: GatewayClient, spent: Spent, state: TaskState, output
                   how: Following) -> None:
     """Download the result under ``.shotrun/probe/``, keep it, read its facts."""
     folder = probe_dir(output_dir)
-    from runner.state.dbfile import make_private_dir
+    from runner.core.fsutil import make_private_dir
 
     make_private_dir(folder)
     dest = folder / f"{spent.task_id}.mp4"

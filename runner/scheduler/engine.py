@@ -37,7 +37,6 @@ from runner.core.errors import StateError, StoreWriteFailed
 from runner.core.model import Manifest, Take, frozen_mapping
 from runner.core.redact import redact
 from runner.media.observed import OutputExpectations, ranked
-from runner.scheduler.budget import budget_guard
 from runner.scheduler.collect import (
     COMPLETED,
     DONE,
@@ -72,6 +71,7 @@ from runner.scheduler.submit import submit
 from runner.scheduler.uploads import UploadCache
 from runner.scheduler.window import TakeWindow, window_size
 from runner.state import continuity, outputs
+from runner.state.budget import budget_guard
 from runner.state.continuity import frame_sources
 from runner.state.decide import collectable, decide
 from runner.wire.payload import estimate_credits

@@ -24,13 +24,13 @@ from runner.core.model import Manifest, Take
 from runner.core.redact import bounded
 from runner.media.observed import OutputExpectations
 from runner.scheduler.backoff import BackoffPolicy
-from runner.scheduler.budget import BudgetGuard
 from runner.scheduler.calibration import Calibration
 from runner.scheduler.limits import AimdLimiter, DownloadSlots, TokenBucket
 from runner.scheduler.polling import PollPolicy
 from runner.scheduler.snapshot import EventSink, TakeEvent, TakeProgress
 from runner.scheduler.uploads import UploadCache
 from runner.state import outputs
+from runner.state.budget import BudgetGuard
 from runner.state.intents import IntentLog
 from runner.wire.protocol import Gateway
 

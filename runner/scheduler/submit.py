@@ -37,7 +37,6 @@ from runner.core.errors import (
 )
 from runner.core.model import Media, Take
 from runner.core.redact import redact, redact_value
-from runner.providers.gateway.client import NOT_THE_GATEWAY
 from runner.scheduler import lost
 from runner.scheduler.firstcontact import retry_or_stop
 from runner.scheduler.run_context import Phase, RunContext, StopReason
@@ -47,7 +46,7 @@ from runner.state.intents import Intent
 from runner.state.records import TakeStatus
 from runner.wire.common import CLIENT_TASK_ID
 from runner.wire.payload import build_payload, estimate_credits
-from runner.wire.protocol import TaskState
+from runner.wire.protocol import NOT_THE_GATEWAY, TaskState
 
 log = structlog.get_logger()
 

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from runner.core import fsutil
 from runner.core.model import Manifest
 from runner.state.base import StoreDamaged, UnknownTake
 from runner.state.dbfile import SCHEMA_VERSION
@@ -61,7 +62,8 @@ from runner.state.records import (
 )
 from runner.state.store import StateStore
 
-STATE_DIR = ".shotrun"
+STATE_DIR = fsutil.STATE_DIR  # here too: the store's folder is where the state lives
+
 STATE_FILE = "state.sqlite"
 
 

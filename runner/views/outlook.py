@@ -7,8 +7,8 @@ paid renders still at the gateway a new render would replace. Each answer mirror
 run uses rather than restating it: :func:`runner.state.decide.preview` for the action,
 :data:`runner.state.sync.UNSAVED_PAID` for an abandoned task,
 :meth:`runner.state.StateStore.credits_committed` for the ledger the run's
-:class:`runner.scheduler.budget.BudgetGuard` starts from, and the guard's own test
-(:meth:`~runner.scheduler.budget.BudgetGuard.try_reserve`, called) for the budget.
+:class:`runner.state.budget.BudgetGuard` starts from, and the guard's own test
+(:meth:`~runner.state.budget.BudgetGuard.try_reserve`, called) for the budget.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any
 
 from runner.core.model import Manifest
 from runner.core.money import CREDITS, Figure, unit_of
-from runner.scheduler.budget import BudgetGuard
 from runner.state import StateStore, TakeRecord, TakeStatus, store_path_for
+from runner.state.budget import BudgetGuard
 from runner.state.continuity import source_changes
 from runner.state.dbfile import writer_pid
 from runner.state.decide import collectable, preview

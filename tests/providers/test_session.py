@@ -140,7 +140,7 @@ def test_credentials_in_a_url_are_refused_without_echoing_them() -> None:
 def test_a_command_that_sends_nothing_still_hides_both_kling_keys() -> None:
     """review and export show manifest text: the secret key's variable and Kling's access key
     are registered from the environment, so a key pasted into a prompt is redacted."""
-    from runner.providers.session import register_environment_secrets
+    from runner.wire.specs import register_environment_secrets
 
     secret, access = "SK-never-shown-0042", "AK-never-shown-0043"
     register_environment_secrets(manifest(provider="kling", api_key_env="KLING_SECRET_KEY"),

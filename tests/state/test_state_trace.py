@@ -106,7 +106,7 @@ def test_only_a_shotrun_process_freezes_what_it_built_in_bulk() -> None:
     import subprocess
     import sys
 
-    code = ("import gc, sys\nfrom runner import bulk\nif sys.argv[1] == 'cli':\n"
+    code = ("import gc, sys\nfrom runner.core import bulk\nif sys.argv[1] == 'cli':\n"
             "    bulk.mark_command_process()\nwith bulk.paused_gc():\n"
             "    kept = [[n] for n in range(1000)]\nprint(gc.get_freeze_count() >= 1000)")
     for mode, frozen in (("cli", "True"), ("library", "False")):

@@ -26,9 +26,8 @@ from runner.core import advice
 from runner.core.errors import EXIT_FAILED, EXIT_OK, UsageError
 from runner.core.redact import redact
 from runner.core.words import count, listed, plural
-from runner.providers.session import register_environment_secrets
 from runner.wire.specs import add_flag as add_provider_flag
-from runner.wire.specs import other_provider_note
+from runner.wire.specs import other_provider_note, register_environment_secrets
 
 # runner.views.export.FORMATS' names, written out: that module brings OpenTimelineIO, which
 # `shotrun --help` would pay for at start-up (tests/test_startup.py checks they agree).

@@ -58,7 +58,7 @@ from runner.media.profile import (
     profile_for,
     profile_json,
 )
-from runner.providers.session import Overrides, check_base_url_flag, chosen_base_url, resolve_config
+from runner.providers.session import Overrides, check_base_url_flag, resolve_config
 from runner.views.outlook import (
     ENDED_WITH_EMULATOR,
     Outlook,
@@ -76,7 +76,7 @@ from runner.wire.payload import (
     preview_resolver,
 )
 from runner.wire.specs import add_flag as add_provider_flag
-from runner.wire.specs import body_for
+from runner.wire.specs import body_for, chosen_base_url
 
 if TYPE_CHECKING:  # imported where used: rich costs a tenth of a second at start-up
     from rich.console import Console

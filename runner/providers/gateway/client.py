@@ -50,7 +50,7 @@ from runner.wire.parse import (
     parse_upload,
     task_from_json,
 )
-from runner.wire.protocol import Downloaded, TaskState, UploadedFile
+from runner.wire.protocol import NOT_THE_GATEWAY, Downloaded, TaskState, UploadedFile
 from runner.wire.specs import GATEWAY, spec
 from runner.wire.translate import http_error, transport_error
 from runner.wire.urls import checked_url, join, safe_url_text
@@ -59,8 +59,6 @@ __all__ = ["ClientTimeouts", "GatewayClient"]
 
 log = structlog.get_logger()
 
-#: The code of a creation answered 2xx by something that is plainly not the service.
-NOT_THE_GATEWAY = "not_the_gateway"
 CREATE_PATH = "/v1/videos/generations"
 TASK_PATH = "/v1/tasks/"
 UPLOAD_PATH = "/api/v1/files/upload/stream"
