@@ -1,4 +1,4 @@
-"""The manifest language: YAML file in, frozen :class:`~runner.core.model.Manifest` out.
+"""manifest: The manifest language: YAML file in, frozen :class:`~runner.core.model.Manifest` out.
 
     load (loader.py)  -> pass 1: schema (schema.py, fastcheck.py, secrets.py)
                       -> pass 2: names and media (media.py, assets.py), expansion (expand.py),

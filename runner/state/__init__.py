@@ -1,4 +1,4 @@
-"""The durable state store: what every take of a manifest is doing, across runs and crashes.
+"""state: The durable state store: what every take of a manifest is doing, across runs and crashes.
 
 One SQLite file per manifest (:func:`store_path_for`), written by exactly one run at a time
 and read by ``shotrun status`` beside it. The rule that makes resume safe: **every transition

@@ -1,4 +1,5 @@
-"""Export: the chosen take of every shot, in manifest order, and the edit as a timeline.
+"""views.export: Export: the chosen take of every shot, in manifest order, and the edit as a
+timeline.
 
 An editor wants the sequence, not a folder tree of takes: ``<nn>-<shot-id>.mp4`` files that
 sort in story order, and an edit list their NLE imports. The edit is built once as an

@@ -1,4 +1,4 @@
-"""The contact sheet: one HTML page with every take of a manifest.
+"""views.report: The contact sheet: one HTML page with every take of a manifest.
 
 ``write_report(manifest, records)`` gathers (:mod:`.view`), renders (:mod:`.render`) and writes
 ``<output_dir>/report.html`` atomically, with poster frames under
