@@ -157,7 +157,7 @@ async def warm_up(emu: RunningEmulator) -> None:
     the emulator's cost, not shotrun's; one instant task made here takes it out of the
     figures. Counters are not reset: read them as differences if it matters.
     """
-    from runner.wire.specs.gateway.client import GatewayClient
+    from runner.providers.gateway.client import GatewayClient
 
     settings = emu.settings
     emu.update(queue_time=0.0, processing_time=0.0, jitter=0.0)

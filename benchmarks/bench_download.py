@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import _emu
 from benchmarks.table import format_table, row
-from runner.wire.specs.gateway.client import GatewayClient
+from runner.providers.gateway.client import GatewayClient
 
 ROUNDS = 3
 MIB = 1024 * 1024

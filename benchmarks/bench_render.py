@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from PIL import Image
 
 from benchmarks.table import format_table, row
-from runner.emulator.video import RenderSpec, Shot, render
 from runner.core.model import frame_size
+from runner.emulator.video import RenderSpec, Shot, render
 
 TARGET_720P = 2.0
 

@@ -31,10 +31,10 @@ from benchmarks.table import format_table, row
 from runner.core.bulk import mark_command_process
 from runner.emulator.video import plain_spec, render
 from runner.manifest import load_manifest
+from runner.state import StateStore, store_path_for
 from runner.state.outputs import output_path
 from runner.views.report import report_from_store
-from runner.state import StateStore, store_path_for
-from runner.wire.payload.payload import build_payload, fingerprint_resolver
+from runner.wire.payload import build_payload, fingerprint_resolver
 
 # Today's figures for 20,000 takes before every run and status looked at each done take's
 # file (issue 21: "done means on disk"), on the same 2-core machine: printed beside the new.

@@ -18,7 +18,7 @@ import structlog
 from benchmarks.table import row
 from runner.core.model import Take, TakeRequest
 from runner.state import StateStore, store_path_for
-from runner.wire.payload.payload import build_payload, fingerprint, fingerprint_resolver
+from runner.wire.payload import build_payload, fingerprint, fingerprint_resolver
 
 
 def _takes(count: int) -> list[Take]:

@@ -14,7 +14,8 @@ time is what the overhead benchmark prints beside shotrun's figure.
   code with no layers: six SQLite transactions like shotrun's (an UPDATE of the take and an
   INSERT of its event each; the three that matter committed with ``synchronous=FULL``: the
   intent before the creation is sent, the task id, done), the take's folder made and flushed
-  into its parent, the ``.part`` fsynced, the output checked with :func:`runner.media.verify.verify_video`
+  into its parent, the ``.part`` fsynced, the output checked with
+  :func:`runner.media.verify.verify_video`
   (the same check shotrun runs: packets read, keyframes decoded), a sidecar written through a
   fsynced temp file, both renames and one folder flush. What shotrun spends beyond this is
   its own overhead (logs, progress, retries, pacing, layers); what this costs is the price of

@@ -1,4 +1,5 @@
-"""The ``shotrun`` command line: parses arguments, dispatches to ``runner.cli.commands.*``.
+"""cli (the room that prints): The ``shotrun`` command line: parses arguments, dispatches to
+``runner.cli.commands.*``.
 
 Each module in :mod:`runner.cli.commands` is one subcommand and defines
 ``add_parser(subparsers) -> None`` (which sets ``func``) and a ``run(args) -> int``.
@@ -24,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from runner import __version__
-
 from runner.core import log
 from runner.core.errors import (
     EXIT_CRASH,

@@ -25,6 +25,9 @@ import os
 import secrets
 from pathlib import Path
 
+#: The folder of shotrun's own files inside an output folder: the store, profiles, probes.
+STATE_DIR = ".shotrun"
+
 
 def fsync_dir(directory: str | os.PathLike[str]) -> None:
     """Flush a directory entry (a rename or a creation in it) to disk.
@@ -171,3 +174,12 @@ def hash_file(path: Path) -> tuple[str, int]:
             digest.update(block)
             size += len(block)
     return digest.hexdigest(), size
+
+
+def make_private_dir(directory: Path) -> None:
+    """Create ``directory`` (and parents); the last level, when created here, gets mode 0700."""
+    if not directory.exists():
+        # Each new folder is flushed into its parent: the store's files are fsynced by
+        # sqlite, which is of no use if the folder holding them is lost in a power cut.
+        make_dirs(directory.parent)
+        make_dirs(directory, mode=0o700)

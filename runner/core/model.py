@@ -3,7 +3,8 @@
 Raw dicts from YAML never get past :mod:`runner.manifest`; the scheduler, the state store, the
 report and the emulator client see only these types. A take's media are still *references*
 here (a URL, a local file with its content hash, or a frame of another shot's output): they
-become URLs only when the run uploads or extracts them, see :func:`runner.wire.payload.build_payload`.
+become URLs only when the run uploads or extracts them, see
+:func:`runner.wire.payload.build_payload`.
 """
 
 from __future__ import annotations

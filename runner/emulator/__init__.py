@@ -1,4 +1,5 @@
-"""A local stand-in for the video gateway: its wire format, real videos, injectable faults.
+"""emulator: A local stand-in for the video gateway: its wire format, real videos, injectable
+faults.
 
 Tests, demos and benchmarks talk to it over real HTTP on 127.0.0.1::
 

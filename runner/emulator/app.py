@@ -19,6 +19,8 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from runner.core.model import MAX_IMAGE_BYTES
+from runner.core.money import unit_of
 from runner.emulator.downloads import serve_bytes
 from runner.emulator.faults import Faults, abort_connection, retry_after_header
 from runner.emulator.files import FileStore, decode_base64
@@ -28,8 +30,6 @@ from runner.emulator.settings import EmulatorSettings
 from runner.emulator.stats import Stats
 from runner.emulator.tasks import Task, TaskBoard, credits_for
 from runner.emulator.validation import Creation, check_task_id, validate_creation
-from runner.core.model import MAX_IMAGE_BYTES
-from runner.core.money import unit_of
 
 log = structlog.get_logger()
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -33,6 +33,8 @@ from typing import Any
 
 from aiohttp import web
 
+from runner.core.errors import PERMANENT_TASK_CODES
+from runner.core.model import MODEL_ID
 from runner.emulator.app import (
     CORE,
     UPLOAD_PREFIX,
@@ -45,8 +47,6 @@ from runner.emulator.app import (
 from runner.emulator.responses import ApiError
 from runner.emulator.tasks import FAILURE_MESSAGES, Task
 from runner.emulator.validation import validate_creation
-from runner.core.errors import PERMANENT_TASK_CODES
-from runner.core.model import MODEL_ID
 
 QUEUE = "/fal-ai/kling-video"
 TIERS = {"standard": "720p", "pro": "1080p", "4k": "4k"}

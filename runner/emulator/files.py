@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from runner.core.model import MAX_IMAGE_BYTES
 from runner.emulator.responses import ApiError, bad_request, new_token
 from runner.media.imagetypes import sniff_mime
-from runner.core.model import MAX_IMAGE_BYTES
 
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp"}
 DEFAULT_UPLOAD_PATH = "images"

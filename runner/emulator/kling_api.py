@@ -29,6 +29,7 @@ from typing import Any
 import jwt
 from aiohttp import web
 
+from runner.core.model import MODEL_ID
 from runner.emulator.app import (
     CORE,
     UPLOAD_PREFIX,
@@ -40,7 +41,6 @@ from runner.emulator.app import (
 from runner.emulator.responses import ApiError, bad_request
 from runner.emulator.tasks import Task
 from runner.emulator.validation import validate_creation
-from runner.core.model import MODEL_ID
 
 CREATE_PATH = "/v1/videos/omni-video"
 EXTERNAL_IDS: web.AppKey[dict[str, str]] = web.AppKey("kling_external_ids", dict)

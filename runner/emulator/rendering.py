@@ -23,10 +23,10 @@ import aiohttp
 import structlog
 from PIL import Image
 
+from runner.core.model import MAX_IMAGE_BYTES, frame_size
 from runner.emulator.files import FileStore
 from runner.emulator.validation import Creation
 from runner.emulator.video import RenderSpec, Shot, plain_spec, render
-from runner.core.model import MAX_IMAGE_BYTES, frame_size
 
 log = structlog.get_logger()
 _FETCH_TIMEOUT = aiohttp.ClientTimeout(total=5)

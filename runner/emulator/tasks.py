@@ -26,7 +26,7 @@ from runner.emulator.responses import new_task_id, new_token
 from runner.emulator.settings import EmulatorSettings
 from runner.emulator.stats import Stats
 from runner.emulator.validation import Creation
-from runner.wire.payload.payload import canonical_json
+from runner.wire.payload import canonical_json
 
 log = structlog.get_logger()
 

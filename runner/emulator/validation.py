@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from runner.emulator.responses import TASK_ID_RE, ApiError, bad_request
 from runner.core.model import (
     ASPECT_RATIOS,
     MAX_DURATION,
@@ -24,6 +23,7 @@ from runner.core.model import (
     MODEL_ID,
     RESOLUTIONS,
 )
+from runner.emulator.responses import TASK_ID_RE, ApiError, bad_request
 
 FIELDS = frozenset(
     {

@@ -1,4 +1,4 @@
-"""The manifest language: YAML file in, frozen :class:`~runner.core.model.Manifest` out.
+"""manifest: The manifest language: YAML file in, frozen :class:`~runner.core.model.Manifest` out.
 
     load (loader.py)  -> pass 1: schema (schema.py, fastcheck.py, secrets.py)
                       -> pass 2: names and media (media.py, assets.py), expansion (expand.py),
@@ -20,6 +20,7 @@ import structlog
 
 from runner.core.bulk import is_command_process, paused_gc
 from runner.core.errors import ManifestError, Problem
+from runner.core.model import Manifest, Take
 from runner.manifest import cache
 from runner.manifest.assets import LocalFiles
 from runner.manifest.context import Context, get_str
@@ -41,9 +42,8 @@ from runner.manifest.rules import (
 from runner.manifest.schema import check as schema_check
 from runner.manifest.secrets import check_secrets, secret_paths
 from runner.manifest.takes import TakeBuilder
-from runner.core.model import Manifest, Take
-from runner.wire.payload.specs import GATEWAY
-from runner.wire.payload.specs import chosen as chosen_provider
+from runner.wire.specs import GATEWAY, chosen_base_url
+from runner.wire.specs import chosen as chosen_provider
 
 __all__ = ["load_manifest", "validate_file"]
 
@@ -142,8 +142,6 @@ def _provider(flag: str | None) -> str | None:
 def _base_url(flag: str | None) -> str | None:
     """``--base-url`` or ``SHOTRUN_BASE_URL``, or None (the manifest's): the same
     precedence as :func:`runner.providers.session.resolve_config`, which checks the value."""
-    from runner.wire.specs.session import chosen_base_url
-
     return chosen_base_url(flag)
 
 

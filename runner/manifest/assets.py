@@ -19,8 +19,8 @@ from pathlib import Path
 
 import structlog
 
-from runner.media.imagetypes import sniff_mime
 from runner.core.model import MAX_IMAGE_BYTES, LocalFile
+from runner.media.imagetypes import sniff_mime
 
 MIN_SIDE = 300
 MAX_ASPECT = 2.5

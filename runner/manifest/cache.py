@@ -54,8 +54,7 @@ MIN_TAKES = 2000
 MAX_ENTRIES = 16  # the most recently written are kept; older ones are removed
 SETTLE_SECONDS = 2.0  # a file changed this close to a load is not trusted to the cache
 # The code a manifest's takes depend on: the whole manifest package and what it calls.
-_CODE = ("manifest", "providers", "model.py", "wire.py", "errors.py", "imagetypes.py",
-         "redact.py")
+_CODE = ("manifest", "wire", "core", "media/imagetypes.py")
 
 
 def _cache_dir() -> Path:

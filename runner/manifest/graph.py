@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from runner.core.model import FrameRef
 from runner.manifest.context import Context
 from runner.manifest.nodes import KeyPath, MDict, did_you_mean
-from runner.core.model import FrameRef
 
 
 class ShotIndex:

@@ -12,7 +12,8 @@ instead of using PyYAML's composer and constructor, for four reasons:
   total, and a file whose expanded size outgrows its written size tenfold (a "billion laughs")
   is refused at once, before anything walks it. Nesting depth is bounded too.
 
-Problems that stop loading raise :class:`~runner.core.errors.ManifestError` with one located problem;
+Problems that stop loading raise :class:`~runner.core.errors.ManifestError` with one located
+problem;
 duplicate keys are collected and returned so the later passes still run.
 """
 

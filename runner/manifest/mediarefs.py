@@ -16,17 +16,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from runner.core.model import Element, ImageElement, Media, VideoElement
 from runner.manifest.assets import LocalFiles, is_url, url_problem
 from runner.manifest.context import Context, get_list, get_map
 from runner.manifest.nodes import KeyPath, MDict, did_you_mean
-from runner.core.model import Element, ImageElement, Media, VideoElement
 
 RESERVED_NAME = re.compile(r"^(Image|Element)[0-9]+$")
 _MISSING: Any = object()
 
 
 class MediaResolver:
-    """Turns media references into :data:`~runner.core.model.Media` and elements, reporting problems."""
+    """Turns media references into :data:`~runner.core.model.Media` and elements, reporting
+    problems."""
 
     def __init__(self, ctx: Context, files: LocalFiles) -> None:
         self.ctx = ctx

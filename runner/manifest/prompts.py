@@ -17,9 +17,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from runner.core.model import MAX_PROMPT_CHARS
 from runner.manifest.context import Context
 from runner.manifest.nodes import KeyPath, did_you_mean
-from runner.core.model import MAX_PROMPT_CHARS
 
 _VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\{[^}]*\}?")
 _REF = re.compile(r"(?<![\w@])@([A-Za-z][A-Za-z0-9_]*)")

@@ -12,12 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from runner.core.model import (
+    MAX_PROMPT_CHARS,
+    FrameRef,
+    ImageElement,
+    LocalFile,
+    Media,
+    TakeRequest,
+)
 from runner.manifest.context import Context
 from runner.manifest.nodes import KeyPath
-from runner.core.model import MAX_PROMPT_CHARS, FrameRef, ImageElement, LocalFile, Media, TakeRequest
-from runner.wire.payload.specs import FAL, GATEWAY, KLING, spec
-from runner.wire.payload import kling as kling_wire
-from runner.wire.payload.payload import build_payload, preview_resolver
+from runner.wire import kling as kling_wire
+from runner.wire.payload import build_payload, preview_resolver
+from runner.wire.specs import FAL, GATEWAY, KLING, spec
 
 
 def check_request(ctx: Context, provider: str, request: TakeRequest,

@@ -3,7 +3,8 @@
 The per-shot rules live with the code that builds takes (:mod:`.takes`), because checking a
 shot and resolving it are the same walk. Here are the rules about the manifest as a whole:
 wire renames that would clash, emulator settings that would be ignored, unused variables; and
-the frozen :class:`~runner.core.model.ApiConfig` and :class:`~runner.core.model.Budget` built from what
+the frozen :class:`~runner.core.model.ApiConfig` and :class:`~runner.core.model.Budget` built from
+what
 pass 1 allowed. Environment overrides (``SHOTRUN_BASE_URL``...) are *not* applied here: the run
 engine applies them, so that ``validate`` and ``plan`` show the manifest as written. (Where a
 run sends does decide one check, local images on fal.ai or the Kling API: see
@@ -15,7 +16,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from runner.manifest.context import Context, get_int, get_map, get_number, get_str, plain
 from runner.core.model import (
     MODEL_ID,
     SIZE_POLICIES,
@@ -25,8 +25,9 @@ from runner.core.model import (
     frozen_mapping,
 )
 from runner.core.money import CAP_KEYS, DEFAULT_RATES_BY_UNIT, RATE_KEYS
-from runner.wire.payload.specs import GATEWAY, PROVIDERS, spec
-from runner.wire.payload.payload import ELEMENT_FIELDS, LOGICAL_TO_WIRE, TOP_LEVEL_FIELDS
+from runner.manifest.context import Context, get_int, get_map, get_number, get_str, plain
+from runner.wire.payload import ELEMENT_FIELDS, LOGICAL_TO_WIRE, TOP_LEVEL_FIELDS
+from runner.wire.specs import GATEWAY, PROVIDERS, spec
 
 
 def check_wire(ctx: Context) -> dict[str, str | None]:

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from runner.core.errors import Location, Problem
-from runner.manifest.nodes import KeyPath, MDict, MList, format_path, locate
 from runner.core.redact import register_secret
+from runner.manifest.nodes import KeyPath, MDict, MList, format_path, locate
 
 DEFAULT_KEY_ENV = "SHOTRUN_API_KEY"
 KEY_FIELD_NAMES = frozenset(

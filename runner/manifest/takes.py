@@ -11,13 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from runner.wire.payload import payload as wire
-from runner.manifest.context import Context, get_int, plain
-from runner.manifest.expand import REFUSED, ShotSpec
-from runner.manifest.graph import ShotIndex
-from runner.manifest.mediarefs import MediaResolver
-from runner.manifest.nodes import KeyPath, MDict, MList
-from runner.manifest.prompts import Attached, finish
 from runner.core.model import (
     MAX_DURATION,
     MIN_DURATION,
@@ -30,8 +23,15 @@ from runner.core.model import (
     VideoElement,
     frozen_mapping,
 )
+from runner.manifest.context import Context, get_int, plain
+from runner.manifest.expand import REFUSED, ShotSpec
+from runner.manifest.graph import ShotIndex
+from runner.manifest.mediarefs import MediaResolver
+from runner.manifest.nodes import KeyPath, MDict, MList
+from runner.manifest.prompts import Attached, finish
 from runner.manifest.provider_limits import check_request
-from runner.wire.payload.payload import DEFAULT_PROVIDER
+from runner.wire import payload as wire
+from runner.wire.payload import DEFAULT_PROVIDER
 
 MAX_WITH_VIDEO = 4
 

@@ -29,9 +29,8 @@ from typing import Any
 
 import structlog
 
-from runner.core.fsutil import atomic_write_text
+from runner.core.fsutil import STATE_DIR, atomic_write_text, make_private_dir
 from runner.core.model import ASPECT_RATIOS, Take, frame_size
-from runner.state import STATE_DIR
 
 log = structlog.get_logger()
 
@@ -161,8 +160,6 @@ def save_profile(output_dir: Path, profile: GatewayProfile) -> Path:
     """Write the profile of its provider and URL atomically (mode 0600, like the store
     beside it), never over another's; its path."""
     path = profile_path(output_dir, profile.base_url)
-    from runner.state.dbfile import make_private_dir
-
     make_private_dir(path.parent.parent)
     make_private_dir(path.parent)
     atomic_write_text(path, json.dumps(profile.as_dict(), indent=2, sort_keys=True) + "\n",
@@ -175,7 +172,7 @@ def gateway_label(base_url: str, uses_emulator: bool, provider: str = "gateway")
     (its port changes every run), else the URL without query or fragment; another
     provider than the gateway is named after it (``emulator (kling)``): one provider's
     outputs say nothing of another's."""
-    from runner.wire.payload.urls import safe_url_text
+    from runner.wire.urls import safe_url_text
 
     label = "emulator" if uses_emulator else safe_url_text(base_url)
     return label if provider == "gateway" else f"{label} ({provider})"
@@ -291,7 +288,7 @@ def describe_expectations(profile: GatewayProfile | None, takes: Iterable[Take],
     and ``here`` (the :func:`gateway_label` of where the command sends) name the service for
     fal.ai and Kling users, who have no "gateway"; the gateway's words stay as they were.
     """
-    from runner.wire.payload.specs import spec
+    from runner.wire.specs import spec
 
     gateway = provider == "gateway"
     if profile is None and other_gateway is not None:

@@ -1,4 +1,4 @@
-"""``shotrun probe``: learning a gateway before an overnight run.
+"""probe: ``shotrun probe``: learning a gateway before an overnight run.
 
 :mod:`~runner.probe.checks` makes the free checks (creations invalid on purpose),
 :mod:`~runner.probe.spend` the one paid task, :mod:`~runner.probe.findings` turns what they

@@ -56,19 +56,19 @@ from runner.core.errors import (
     PermanentGatewayError,
     TransientGatewayError,
 )
-from runner.wire.specs.gateway.client import GatewayClient
-from runner.wire.payload.protocol import ResolvesLostAnswers
 from runner.core.model import Manifest
+from runner.core.redact import redact
 from runner.probe.dialects import (
     GATEWAY_DIALECT,
     NEUTRAL_PROMPT,
     PROBE_IMAGE_URL,
     Dialect,
 )
-from runner.wire.payload.specs import FAL, GATEWAY, KLING
-from runner.core.redact import redact
+from runner.providers.gateway.client import GatewayClient
 from runner.scheduler.backoff import BackoffPolicy
-from runner.wire.payload.payload import ELEMENT_FIELDS, TOP_LEVEL_FIELDS, normalise_renames
+from runner.wire.payload import ELEMENT_FIELDS, TOP_LEVEL_FIELDS, normalise_renames
+from runner.wire.protocol import ResolvesLostAnswers
+from runner.wire.specs import FAL, GATEWAY, KLING
 
 log = structlog.get_logger()
 
@@ -379,7 +379,7 @@ def _unknown_id(provider: str) -> str:
 async def unknown_task(gateway: GatewayClient, dialect: Dialect) -> tuple[Lookup, ...]:
     """Ask about a task nobody created (see :class:`Lookup`); free, and it sends nothing
     that could create one."""
-    from runner.wire.payload.common import CLIENT_TASK_ID
+    from runner.wire.common import CLIENT_TASK_ID
     found: list[Lookup] = []
     fake = _unknown_id(dialect.provider)
     try:

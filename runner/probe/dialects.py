@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner.core.model import MODEL_ID
-from runner.wire.payload.specs import FAL, GATEWAY, KLING, spec
-from runner.wire.payload import kling as kling_wire
-from runner.wire.payload.payload import ELEMENT_FIELDS, TOP_LEVEL_FIELDS
+from runner.wire import kling as kling_wire
+from runner.wire.payload import ELEMENT_FIELDS, TOP_LEVEL_FIELDS
+from runner.wire.specs import FAL, GATEWAY, KLING, spec
 
 NEUTRAL_PROMPT = "A still, empty room in soft daylight; nothing moves."
 #: Never fetched: the creations carrying them are refused before any media is looked at.

@@ -15,6 +15,9 @@ from typing import Any
 from runner.core.isotime import iso_time
 from runner.core.model import Manifest
 from runner.core.money import RATE_KEYS, format_amount, unit_of
+from runner.core.redact import redact_value
+from runner.core.words import count
+from runner.media.profile import GatewayProfile, derived_sizes, size_key
 from runner.probe.checks import (
     LEFT_OUT,
     NAMES_FIRST_WHY,
@@ -24,10 +27,7 @@ from runner.probe.checks import (
 )
 from runner.probe.dialects import Dialect, dialect_for
 from runner.probe.spend import SPEND_ASPECT, SPEND_RESOLUTION, SPEND_SECONDS, Spent
-from runner.media.profile import GatewayProfile, derived_sizes, size_key
-from runner.wire.payload.specs import KLING
-from runner.core.redact import redact_value
-from runner.core.words import count
+from runner.wire.specs import KLING
 
 ORDER_REASONS = (NAMES_FIRST_WHY, NAMES_LATER_WHY)  # said once, on the validation-order line
 

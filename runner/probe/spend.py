@@ -32,7 +32,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 import structlog
 
-from runner.wire.specs.download import finalize_download
 from runner.core.errors import (
     AmbiguousSubmission,
     ConnectionFailed,
@@ -45,22 +44,23 @@ from runner.core.errors import (
     TransientGatewayError,
 )
 from runner.core.fsutil import atomic_write_text
-from runner.wire.specs.gateway.client import GatewayClient
-from runner.wire.payload.parse import parse_epoch
-from runner.wire.payload.protocol import ResolvesLostAnswers, TaskState
-from runner.wire.payload.urls import safe_url_text
 from runner.core.isotime import iso_time
 from runner.core.model import Manifest, TakeRequest
 from runner.core.money import unit_of
+from runner.core.redact import redact, redact_value
 from runner.probe.checks import asked_again
 from runner.probe.dialects import ANSWER_FIELDS, GATEWAY_ANSWER, NEUTRAL_PROMPT
-from runner.wire.payload.specs import GATEWAY, KLING, body_for
-from runner.wire.payload.common import CLIENT_TASK_ID
-from runner.core.redact import redact, redact_value
+from runner.providers.download import finalize_download
+from runner.providers.gateway.client import GatewayClient
 from runner.scheduler.backoff import BackoffPolicy
 from runner.scheduler.polling import PollPolicy
 from runner.state import STATE_DIR
-from runner.wire.payload.payload import build_payload, estimate_credits
+from runner.wire.common import CLIENT_TASK_ID
+from runner.wire.parse import parse_epoch
+from runner.wire.payload import build_payload, estimate_credits
+from runner.wire.protocol import ResolvesLostAnswers, TaskState
+from runner.wire.specs import GATEWAY, KLING, body_for
+from runner.wire.urls import safe_url_text
 
 log = structlog.get_logger()
 
@@ -119,7 +119,7 @@ class Intent:
         return data if isinstance(data, dict) else {"state": "unreadable"}
 
     def write(self, data: Mapping[str, Any]) -> None:
-        from runner.state.dbfile import make_private_dir
+        from runner.core.fsutil import make_private_dir
 
         make_private_dir(self.path.parent)
         text = json.dumps(redact_value(dict(data)), indent=2, sort_keys=True) + "\n"
@@ -550,7 +550,7 @@ async def collect(gateway: GatewayClient, spent: Spent, state: TaskState, output
                   how: Following) -> None:
     """Download the result under ``.shotrun/probe/``, keep it, read its facts."""
     folder = probe_dir(output_dir)
-    from runner.state.dbfile import make_private_dir
+    from runner.core.fsutil import make_private_dir
 
     make_private_dir(folder)
     dest = folder / f"{spent.task_id}.mp4"

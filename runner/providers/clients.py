@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from runner.wire.payload.protocol import Gateway
-from runner.wire.payload.specs import FAL, KLING
+from runner.wire.protocol import Gateway
+from runner.wire.specs import FAL, KLING
 
 
 def make_client(provider: str, base_url: str, files_url: str | None, api_key: str,
@@ -29,6 +29,6 @@ def make_client(provider: str, base_url: str, files_url: str | None, api_key: st
         from runner.providers.fal_client import FalClient
 
         return FalClient(base_url, files_url, api_key, **options)
-    from runner.wire.specs.gateway.client import GatewayClient
+    from runner.providers.gateway.client import GatewayClient
 
     return GatewayClient(base_url, files_url, api_key, **options)

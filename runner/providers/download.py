@@ -43,10 +43,10 @@ from yarl import URL
 
 from runner.core.errors import DownloadError, DownloadRefused, LinkExpired
 from runner.core.fsutil import replace_durably
-from runner.wire.payload.translate import describe
-from runner.wire.payload.protocol import Downloaded
-from runner.wire.payload.urls import checked_url, safe_url_text
-from runner.wire.specs.spool import Spool
+from runner.providers.spool import Spool
+from runner.wire.protocol import Downloaded
+from runner.wire.translate import describe
+from runner.wire.urls import checked_url, safe_url_text
 
 log = structlog.get_logger()
 
@@ -216,7 +216,8 @@ async def _receive(
 
     The loop only receives: buffers are taken as aiohttp hands them over (no joining copy),
     checked against the cap and the announced length, and passed in batches of about
-    :data:`BATCH_BYTES` to a :class:`~runner.providers.spool.Spool`, whose threads write and hash them
+    :data:`BATCH_BYTES` to a :class:`~runner.providers.spool.Spool`, whose threads write and hash
+    them
     while the next batch arrives. Whatever arrived before a failure (a stall, a cut) is
     still written, so the next attempt resumes from exactly there.
     """
@@ -374,7 +375,8 @@ def finalize_download(part: Path, dest: Path, *, part_synced: bool = False,
     """Make a finished ``.part`` the output: fsync, ``os.replace``, fsync the directory.
 
     ``part_synced``: the ``.part`` is a :class:`~runner.wire.protocol.Downloaded`'s, which its
-    writer fsynced before returning (:meth:`Spool.finish <runner.providers.spool.Spool.finish>`, off the
+    writer fsynced before returning (:meth:`Spool.finish <runner.providers.spool.Spool.finish>`,
+    off the
     event loop); a second flush would only cost the loop a system call. ``sync_dir=False``:
     the caller flushes the folder once for this rename and the sidecar's beside it (see
     :mod:`runner.core.fsutil`), before the take is marked done.

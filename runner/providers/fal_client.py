@@ -9,11 +9,10 @@ from urllib.parse import quote
 from yarl import URL
 
 from runner.core.errors import PermanentGatewayError
-from runner.wire.specs.gateway.client import json_bytes
-from runner.wire.payload.protocol import TaskState
-from runner.wire.payload.urls import join
-from runner.wire.payload.specs import FAL, spec
-from runner.wire.payload.common import answer_object, failure_code
+from runner.core.redact import register_secret
+from runner.providers.gateway.client import json_bytes
+from runner.providers.http import ProviderClient
+from runner.wire.common import answer_object, failure_code
 from runner.wire.fal import (
     APPS,
     QUEUE,
@@ -23,8 +22,9 @@ from runner.wire.fal import (
     submit_answer,
     translate,
 )
-from runner.providers.http import ProviderClient
-from runner.core.redact import register_secret
+from runner.wire.protocol import TaskState
+from runner.wire.specs import FAL, spec
+from runner.wire.urls import join
 
 
 class FalClient(ProviderClient):

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from yarl import URL
 
 from runner.core.errors import GatewayError
-from runner.wire.specs.gateway.client import GatewayClient
-from runner.wire.payload.urls import join
+from runner.providers.gateway.client import GatewayClient
+from runner.wire.urls import join
 
 
 class ProviderClient(GatewayClient):

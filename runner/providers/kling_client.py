@@ -22,11 +22,10 @@ import structlog
 from yarl import URL
 
 from runner.core.errors import MalformedResponse, PermanentGatewayError
-from runner.wire.specs.gateway.client import json_bytes
-from runner.wire.payload.protocol import TaskState
-from runner.wire.payload.specs import KLING, spec
-from runner.wire.payload.common import CLIENT_TASK_ID
+from runner.core.redact import register_secret
+from runner.providers.gateway.client import json_bytes
 from runner.providers.http import ProviderClient
+from runner.wire.common import CLIENT_TASK_ID
 from runner.wire.kling import (
     CREATE_PATH,
     NOT_FOUND_CODES,
@@ -35,7 +34,8 @@ from runner.wire.kling import (
     task_state,
     translate,
 )
-from runner.core.redact import register_secret
+from runner.wire.protocol import TaskState
+from runner.wire.specs import KLING, spec
 
 log = structlog.get_logger()
 

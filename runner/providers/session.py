@@ -23,16 +23,15 @@ from urllib.parse import urlsplit
 import structlog
 
 from runner.core.errors import UsageError
-from runner.wire.payload.protocol import Gateway
 from runner.core.model import Manifest
 from runner.core.money import unit_of
-from runner.wire.payload.specs import spec
 from runner.core.redact import register_secret
+from runner.wire.protocol import Gateway
+from runner.wire.specs import ENV_BASE_URL, chosen_base_url, spec
 
 log = structlog.get_logger()
 
 EMULATOR = "emulator"
-ENV_BASE_URL = "SHOTRUN_BASE_URL"
 ENV_FILES_URL = "SHOTRUN_FILES_URL"
 
 
@@ -106,15 +105,6 @@ def check_base_url_flag(value: str | None) -> None:
         _check_url(value, "--base-url", allow_emulator=True)
 
 
-def chosen_base_url(flag: str | None = None, environ: Mapping[str, str] | None = None
-                    ) -> str | None:
-    """The base URL ``--base-url`` or ``SHOTRUN_BASE_URL`` asks for, or None (the manifest's).
-
-    One function for :func:`resolve_config` and the manifest's checks, so that what a run
-    checks a manifest against (local images on fal.ai or the Kling API) is where it sends.
-    """
-    env = os.environ if environ is None else environ
-    return flag or env.get(ENV_BASE_URL) or None
 
 
 def resolve_config(manifest: Manifest, overrides: Overrides | None = None,
@@ -165,17 +155,6 @@ def resolve_config(manifest: Manifest, overrides: Overrides | None = None,
     )
 
 
-def register_environment_secrets(manifest: Manifest,
-                                 environ: Mapping[str, str] | None = None) -> None:
-    """Register the manifest's credentials as they stand in the environment (the key's
-    variable, and Kling's access key too) for a command that sends nothing but shows
-    manifest text (``review``, ``export``): a key pasted into a prompt never reaches a page
-    or a file."""
-    env = os.environ if environ is None else environ
-    names = (manifest.api.api_key_env, spec(manifest.api.provider).access_key_env)
-    for name in names:
-        if name:
-            register_secret(env.get(name))
 
 
 def read_api_key(config: RunConfig, environ: Mapping[str, str] | None = None) -> str:

@@ -36,8 +36,6 @@ from typing import Any
 
 import structlog
 
-from runner.state import outputs
-from runner.wire.specs.download import finalize_download
 from runner.core.errors import (
     PERMANENT_TASK_CODES,
     GatewayError,
@@ -45,17 +43,19 @@ from runner.core.errors import (
     VerifyError,
 )
 from runner.core.fsutil import fsync_dir, hash_file
-from runner.wire.payload.protocol import Downloaded, TaskState
 from runner.core.model import Take
+from runner.media.verify import VideoInfo
+from runner.providers.download import finalize_download
 from runner.scheduler.calibration import Aim
-from runner.scheduler.run_context import Phase, RunContext, StopReason
 from runner.scheduler.firstcontact import retry_or_stop
 from runner.scheduler.policy import Decision, Reaction, Stage, classify
+from runner.scheduler.run_context import Phase, RunContext, StopReason
 from runner.scheduler.snapshot import TakeProgress
 from runner.scheduler.submit import auth_message, quota_message
+from runner.state import outputs
 from runner.state.decide import link_lifetime_over, refetching, refused_result
 from runner.state.records import TakeRecord, TakeStatus
-from runner.media.verify import VideoInfo
+from runner.wire.protocol import Downloaded, TaskState
 
 log = structlog.get_logger()
 

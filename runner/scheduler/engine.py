@@ -32,15 +32,11 @@ from pathlib import Path
 import structlog
 
 from runner.core import advice
-
-from runner.state import outputs
 from runner.core.errors import StateError, StoreWriteFailed
-from runner.wire.payload.protocol import Gateway, ResolvesLostAnswers
 from runner.core.model import Manifest, Take, frozen_mapping
 from runner.core.money import unit_of
-from runner.media.observed import OutputExpectations, ranked
 from runner.core.redact import redact
-from runner.scheduler.budget import budget_guard
+from runner.media.observed import OutputExpectations, ranked
 from runner.scheduler.collect import (
     COMPLETED,
     DONE,
@@ -50,6 +46,9 @@ from runner.scheduler.collect import (
     poll,
     recheck_rejected,
 )
+from runner.scheduler.dependencies import Dependencies, Wait, dependency_state
+from runner.scheduler.limits import AimdLimiter, DownloadSlots, TokenBucket
+from runner.scheduler.restore import restore_cut_from, restore_kept
 from runner.scheduler.run_context import (
     PHASE_EVENTS,
     TERMINAL,
@@ -59,8 +58,6 @@ from runner.scheduler.run_context import (
     RunContext,
     StopReason,
 )
-from runner.scheduler.dependencies import Dependencies, Wait, dependency_state
-from runner.scheduler.limits import AimdLimiter, DownloadSlots, TokenBucket
 from runner.scheduler.snapshot import (
     Cost,
     EventSink,
@@ -71,16 +68,17 @@ from runner.scheduler.snapshot import (
     TakeFailure,
     TakeProgress,
 )
-from runner.scheduler.restore import restore_cut_from, restore_kept
 from runner.scheduler.submit import submit
 from runner.scheduler.uploads import UploadCache
 from runner.scheduler.window import TakeWindow, window_size
-from runner.state import continuity
+from runner.state import continuity, outputs
+from runner.state.budget import budget_guard
 from runner.state.continuity import frame_sources
 from runner.state.decide import collectable, decide
 from runner.state.protocol import Store
 from runner.state.records import TakeAction, TakePlan, TakeStatus
-from runner.wire.payload.payload import estimate_credits
+from runner.wire.payload import estimate_credits
+from runner.wire.protocol import Gateway, ResolvesLostAnswers
 
 log = structlog.get_logger()
 

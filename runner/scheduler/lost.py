@@ -28,11 +28,11 @@ from typing import Any
 import structlog
 
 from runner.core.errors import GatewayError
-from runner.wire.payload.protocol import ResolvesLostAnswers, TaskState
 from runner.core.model import Take
-from runner.wire.payload.common import CLIENT_TASK_ID
-from runner.scheduler.run_context import RunContext
 from runner.scheduler.policy import Reaction, Stage, classify
+from runner.scheduler.run_context import RunContext
+from runner.wire.common import CLIENT_TASK_ID
+from runner.wire.protocol import ResolvesLostAnswers, TaskState
 
 log = structlog.get_logger()
 

@@ -45,8 +45,8 @@ from runner.core.errors import (
     TransientGatewayError,
     VerifyError,
 )
-from runner.wire.specs.gateway.client import NOT_THE_GATEWAY
 from runner.scheduler.run_context import StopReason
+from runner.wire.protocol import NOT_THE_GATEWAY
 
 
 class Stage(StrEnum):

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import structlog
 
-from runner.state import kept
 from runner.core.model import Manifest, Take
 from runner.scheduler.run_context import Phase, RunContext
+from runner.state import kept
 from runner.state.decide import decide
 from runner.state.protocol import Store
 from runner.state.records import TakeAction, TakePlan

@@ -20,20 +20,20 @@ from typing import Any
 
 import structlog
 
-from runner.state import outputs
-from runner.wire.payload.protocol import Gateway
 from runner.core.model import Manifest, Take
-from runner.media.observed import OutputExpectations
 from runner.core.redact import bounded
+from runner.media.observed import OutputExpectations
 from runner.scheduler.backoff import BackoffPolicy
-from runner.scheduler.budget import BudgetGuard
 from runner.scheduler.calibration import Calibration
 from runner.scheduler.limits import AimdLimiter, DownloadSlots, TokenBucket
 from runner.scheduler.polling import PollPolicy
 from runner.scheduler.snapshot import EventSink, TakeEvent, TakeProgress
 from runner.scheduler.uploads import UploadCache
+from runner.state import outputs
+from runner.state.budget import BudgetGuard
 from runner.state.intents import IntentLog
 from runner.state.protocol import Store
+from runner.wire.protocol import Gateway
 
 log = structlog.get_logger()
 

@@ -30,18 +30,18 @@ from runner.core.errors import (
     GatewayError,
     GatewayUnreachable,
 )
-from runner.wire.payload.protocol import TaskState
 from runner.core.model import Media, Take
-from runner.wire.payload.common import CLIENT_TASK_ID
 from runner.core.redact import redact, redact_value
 from runner.scheduler import lost
-from runner.scheduler.run_context import Phase, RunContext, StopReason
 from runner.scheduler.firstcontact import retry_or_stop
 from runner.scheduler.policy import Decision, Reaction, Stage, classify
+from runner.scheduler.run_context import Phase, RunContext, StopReason
 from runner.state.continuity import frame_sources
 from runner.state.intents import Intent
 from runner.state.records import TakeStatus
-from runner.wire.payload.payload import build_payload, estimate_credits
+from runner.wire.common import CLIENT_TASK_ID
+from runner.wire.payload import build_payload, estimate_credits
+from runner.wire.protocol import TaskState
 
 log = structlog.get_logger()
 

@@ -25,10 +25,10 @@ import structlog
 
 from runner.core.errors import VerifyError
 from runner.core.fsutil import hash_file
-from runner.wire.payload.protocol import Gateway, UploadedFile
 from runner.core.model import FrameRef, LocalFile, Media
-from runner.state.protocol import Store
 from runner.media.verify import extract_frame
+from runner.state.protocol import Store
+from runner.wire.protocol import Gateway, UploadedFile
 
 log = structlog.get_logger()
 

@@ -1,4 +1,4 @@
-"""The durable state store: what every take of a manifest is doing, across runs and crashes.
+"""state: The durable state store: what every take of a manifest is doing, across runs and crashes.
 
 Everything above this package types its store as :class:`Store` (:mod:`runner.state.protocol`):
 what a run and the reading commands ask of a store, nothing of SQLite. :class:`StateStore` is
@@ -51,8 +51,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from runner.core import fsutil
 from runner.core.model import Manifest
 from runner.state.base import StoreDamaged, UnknownTake
+from runner.state.dbfile import SCHEMA_VERSION
 from runner.state.protocol import Store
 from runner.state.records import (
     ACTIONS,
@@ -65,10 +67,10 @@ from runner.state.records import (
     TakeStatus,
     UploadRecord,
 )
-from runner.state.dbfile import SCHEMA_VERSION
 from runner.state.store import StateStore
 
-STATE_DIR = ".shotrun"
+STATE_DIR = fsutil.STATE_DIR  # here too: the store's folder is where the state lives
+
 STATE_FILE = "state.sqlite"
 
 

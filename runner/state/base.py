@@ -29,6 +29,7 @@ from typing import Any, Self
 import structlog
 
 from runner.core.errors import StateError, StoreLocked, StoreWriteFailed
+from runner.core.fsutil import make_private_dir
 from runner.core.redact import redact_value
 from runner.state import dbfile as schema
 from runner.state.records import STATUSES, TakeStatus
@@ -108,7 +109,7 @@ def take_writer_lock(path: Path) -> schema.WriterLock:
     """Create the store's folder and take its writer lock (:class:`StoreLocked` when a run
     holds it); the caller releases it, or hands it to :meth:`StoreBase.open_locked`."""
     try:
-        schema.make_private_dir(path.parent)
+        make_private_dir(path.parent)
         lock = schema.WriterLock(path)
         lock.acquire()
     except OSError as exc:

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from runner.core import advice
 from runner.core.errors import UsageError
 from runner.core.model import Manifest, Take
+from runner.core.words import count
 from runner.state import StateStore, TakeRecord, TakeStatus, store_path_for
 from runner.state.continuity import frame_sources
 from runner.state.notes import MAX_NOTE
-from runner.core.words import count
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runner.core.errors import StateError, StoreLocked
-from runner.core.fsutil import make_dirs
 
 SCHEMA_VERSION = 4
 
@@ -166,13 +165,6 @@ def _v4(conn: sqlite3.Connection) -> None:
 MIGRATIONS: dict[int, Migration] = {1: _V1, 2: _V2, 3: _V3, 4: _v4}
 
 
-def make_private_dir(directory: Path) -> None:
-    """Create ``directory`` (and parents); the last level, when created here, gets mode 0700."""
-    if not directory.exists():
-        # Each new folder is flushed into its parent: the store's files are fsynced by
-        # sqlite, which is of no use if the folder holding them is lost in a power cut.
-        make_dirs(directory.parent)
-        make_dirs(directory, mode=0o700)
 
 
 def create_private_file(path: Path) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from runner.state.records import FailureKind, TakeAction, TakeRecord, TakeStatus
-from runner.wire.payload.payload import PROVIDER_FIELD
+from runner.wire.payload import PROVIDER_FIELD
 
 PROMPT_FIELDS = frozenset({"prompt", "multi_prompt"})
 MEDIA_FIELDS = frozenset(

@@ -28,11 +28,11 @@ import structlog
 from runner.core.fsutil import atomic_write_bytes, fsync_dir, hash_file
 from runner.core.model import Manifest, Take
 from runner.core.money import format_amount, unit_of
-from runner.state.outputs import HISTORY_DIR, move_aside, read_sidecar, sidecar_path, take_files
 from runner.state.continuity import frame_sources
 from runner.state.decide import lifetime_over
+from runner.state.outputs import HISTORY_DIR, move_aside, read_sidecar, sidecar_path, take_files
 from runner.state.records import FailureKind, TakeAction, TakeOutput, TakeRecord, TakeStatus
-from runner.wire.payload.payload import estimate_credits
+from runner.wire.payload import estimate_credits
 
 log = structlog.get_logger()
 

@@ -53,7 +53,6 @@ import structlog
 from runner.core.errors import StateError
 from runner.core.fsutil import fsync_dir, fsync_file, hash_file
 from runner.core.money import CREDITS
-from runner.state.outputs import HISTORY_DIR
 from runner.state import dbfile as schema
 from runner.state.base import (
     StoreDamaged,
@@ -62,8 +61,9 @@ from runner.state.base import (
     insert_event,
     take_writer_lock,
 )
-from runner.state.intents import Intent, amount, read_intents, recorded_unit
 from runner.state.decide import OUTPUT_LOST
+from runner.state.intents import Intent, amount, read_intents, recorded_unit
+from runner.state.outputs import HISTORY_DIR
 from runner.state.records import AttemptOutcome, TakeStatus
 from runner.state.store import StateStore
 

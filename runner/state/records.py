@@ -208,7 +208,8 @@ class TakePlan:
     """What to do with one take on this run, and why.
 
     ``previous`` is the record moved to history when the fingerprint changed: its output
-    files still sit at the take's path until :func:`runner.state.outputs.archive_previous` moves them.
+    files still sit at the take's path until :func:`runner.state.outputs.archive_previous` moves
+    them.
     """
 
     key: str

@@ -19,13 +19,13 @@ from runner.core.bulk import paused_gc
 from runner.core.model import Take
 from runner.core.money import CREDITS
 from runner.state import continuity
-from runner.state import ondisk as restore
 from runner.state import notes as notes_table
+from runner.state import ondisk as restore
 from runner.state.base import UnknownTake, log
 from runner.state.continuity import Pick
+from runner.state.decide import collectable
 from runner.state.intents import COLLECTABLE_STATUS
 from runner.state.notes import Note
-from runner.state.decide import collectable
 from runner.state.protocol import Store
 from runner.state.records import (
     RECORD_COLUMNS,
@@ -64,7 +64,8 @@ class StateStore(Transitions):
         comparing it with the stored one gives the reason for a re-render. A take left
         ``submitting`` by a run that died is an ambiguous submission now. A take whose
         fingerprint changed is moved to ``take_history`` and starts afresh; its files are
-        moved by :func:`runner.state.outputs.archive_previous` (``plan.previous`` is the old record).
+        moved by :func:`runner.state.outputs.archive_previous` (``plan.previous`` is the old
+        record).
         ``ambiguous`` is "resubmit" (once per fingerprint) or "hold".
         """
         if ambiguous not in ("resubmit", "hold"):

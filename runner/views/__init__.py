@@ -1,1 +1,3 @@
-"""Read models for people: what status, the report, review and export show, gathered."""
+"""views: read models for people: the report, the review page, exports, the plan outlook.
+
+Views read the store and the output folder; they never print (the CLI does)."""

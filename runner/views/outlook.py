@@ -7,8 +7,8 @@ paid renders still at the gateway a new render would replace. Each answer mirror
 run uses rather than restating it: :func:`runner.state.decide.preview` for the action,
 :data:`runner.state.sync.UNSAVED_PAID` for an abandoned task,
 :meth:`runner.state.StateStore.credits_committed` for the ledger the run's
-:class:`runner.scheduler.budget.BudgetGuard` starts from, and the guard's own test
-(:meth:`~runner.scheduler.budget.BudgetGuard.try_reserve`, called) for the budget.
+:class:`runner.state.budget.BudgetGuard` starts from, and the guard's own test
+(:meth:`~runner.state.budget.BudgetGuard.try_reserve`, called) for the budget.
 """
 
 from __future__ import annotations
@@ -18,16 +18,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.state.kept import on_disk_action
 from runner.core.model import Manifest
 from runner.core.money import CREDITS, Figure, unit_of
-from runner.scheduler.budget import BudgetGuard
 from runner.state import StateStore, TakeRecord, TakeStatus, store_path_for
-from runner.state.decide import collectable, preview
-from runner.state.records import TakeAction
+from runner.state.budget import BudgetGuard
 from runner.state.dbfile import writer_pid
+from runner.state.decide import collectable, preview
+from runner.state.kept import on_disk_action
+from runner.state.records import TakeAction
 from runner.state.sync import UNSAVED_PAID
-from runner.wire.payload.payload import fingerprint_payload
+from runner.wire.payload import fingerprint_payload
 
 
 @dataclass(frozen=True, slots=True)

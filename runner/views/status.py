@@ -30,15 +30,15 @@ from runner.core.bulk import paused_gc
 from runner.core.errors import Location, ManifestError, Problem, UsageError
 from runner.core.model import Manifest
 from runner.core.money import CREDITS, MONEY_UNITS, unit_of
-from runner.wire.payload.specs import other_provider_note
 from runner.core.selection import names_take
 from runner.state import StateStore, TakeRecord, TakeStatus, store_path_for
 from runner.state.continuity import chosen_takes, frame_sources, picks, source_changes
-from runner.state.notes import current_notes, notes
-from runner.state.decide import decide
 from runner.state.dbfile import writer_pid
+from runner.state.decide import decide
+from runner.state.notes import current_notes, notes
 from runner.state.trace import new_trace_record, read_traces, trace_totals
-from runner.wire.payload.payload import estimate_credits
+from runner.wire.payload import estimate_credits
+from runner.wire.specs import other_provider_note
 
 MISSING = "missing"  # done, but its file is not on disk as verified: counted apart, exit 1
 # The reason shown for a take the manifest changed after it was rendered (or submitted).
@@ -252,7 +252,7 @@ def _built_in(manifest: Manifest | None) -> bool:
     the run that made them: nothing of theirs is left to collect."""
     if manifest is None:
         return False
-    from runner.wire.specs.session import resolve_config  # only with a manifest: not on every status
+    from runner.providers.session import resolve_config  # only with a manifest: not on every status
 
     try:
         return resolve_config(manifest).uses_emulator

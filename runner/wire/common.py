@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from runner.core.errors import MalformedResponse
-from runner.wire.payload.parse import parse_json_object
 from runner.core.redact import clip, redact
-from runner.wire.payload.payload import TOP_LEVEL_FIELDS
+from runner.wire.parse import parse_json_object
+from runner.wire.payload import TOP_LEVEL_FIELDS
 
 # Fields of the canonical (gateway) payload every provider translates; anything else in a
 # payload came from a shot's ``extra`` and is passed through as is.

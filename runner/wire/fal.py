@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from runner.core import errors
+from runner.wire.common import answer_object, failure_code, passthrough, text_of
 from runner.wire.parse import (
     _TASK_ID,
     MAX_QUEUE_POSITION,
@@ -39,8 +40,7 @@ from runner.wire.parse import (
     parse_retry_after,
     reading,
 )
-from runner.wire.payload.protocol import TaskState
-from runner.wire.payload.common import answer_object, failure_code, passthrough, text_of
+from runner.wire.protocol import TaskState
 
 QUEUE = "fal-ai/kling-video"
 APPS = {

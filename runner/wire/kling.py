@@ -34,14 +34,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from runner.core import errors
-from runner.wire.parse import (
-    MAX_CREDITS,
-    excerpt,
-    parse_json_object,
-    parse_retry_after,
-    reading,
-)
-from runner.wire.payload.protocol import TaskState
 from runner.core.model import MODEL_ID
 from runner.wire.common import (
     CLIENT_TASK_ID,
@@ -51,6 +43,14 @@ from runner.wire.common import (
     rewrite_references,
     text_of,
 )
+from runner.wire.parse import (
+    MAX_CREDITS,
+    excerpt,
+    parse_json_object,
+    parse_retry_after,
+    reading,
+)
+from runner.wire.protocol import TaskState
 
 CREATE_PATH = "/v1/videos/omni-video"
 MODEL_NAME = "kling-v3-omni"  # O3, as seen (docs/providers.md); a non-default api.model wins
@@ -69,7 +69,8 @@ NOT_FOUND_CODES = frozenset({1203})
 
 # --------------------------------------------------------------------------- the body
 def translate(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The Kling creation body of a canonical payload (:func:`runner.wire.payload.build_payload`)."""
+    """The Kling creation body of a canonical payload
+    (:func:`runner.wire.payload.build_payload`)."""
     images: list[dict[str, Any]] = []
     image_refs: dict[int, str] = {}
     element_refs: dict[int, str] = {}
@@ -132,7 +133,7 @@ def error_of(status: int, body: bytes, *, operation: str, retry_after: str | Non
         if 200 <= status < 300:
             return errors.MalformedResponse(f"{operation}: answer without a numeric 'code': "
                                      f"{excerpt(body)}", status=status)
-        from runner.wire.payload.translate import http_error  # aiohttp: only a client gets here
+        from runner.wire.translate import http_error  # aiohttp: only a client gets here
 
         return http_error(status, body, operation=operation, retry_after=retry_after,
                           task_id=task_id)

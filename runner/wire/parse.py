@@ -29,8 +29,8 @@ from typing import Any
 import structlog
 
 from runner.core.errors import MalformedResponse, PermanentGatewayError
-from runner.wire.payload.protocol import TASK_STATUSES, TaskState, UploadedFile
 from runner.core.redact import clip, redact
+from runner.wire.protocol import TASK_STATUSES, TaskState, UploadedFile
 
 log = structlog.get_logger()
 

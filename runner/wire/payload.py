@@ -27,7 +27,7 @@ from runner.core.model import (
     TakeRequest,
     VideoElement,
 )
-from runner.wire.payload.specs import GATEWAY
+from runner.wire.specs import GATEWAY
 
 # Manifest-side names that differ from the documented wire names.
 LOGICAL_TO_WIRE: Mapping[str, str] = {

@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 TASK_STATUSES = ("pending", "processing", "completed", "failed")
+#: The code of a creation answered 2xx by something that is plainly not the service (a
+#: :class:`~runner.core.errors.MalformedResponse`'s): the client sets it, the scheduler reads it.
+NOT_THE_GATEWAY = "not_the_gateway"
 
 
 @dataclass(frozen=True, slots=True)

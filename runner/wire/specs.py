@@ -20,13 +20,18 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.core.errors import UsageError
+from runner.core.redact import register_secret
+
+if TYPE_CHECKING:
+    from runner.core.model import Manifest
 
 GATEWAY, FAL, KLING = "gateway", "fal", "kling"
 PROVIDERS = (GATEWAY, FAL, KLING)
 ENV_PROVIDER = "SHOTRUN_PROVIDER"
+ENV_BASE_URL = "SHOTRUN_BASE_URL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +68,11 @@ def body_for(provider: str, payload: Mapping[str, Any]) -> dict[str, Any]:
     """What ``provider`` is sent for a canonical payload (``plan --payloads`` shows it): the
     payload itself for the gateway, Kling's body, or fal's app and input."""
     if provider == KLING:
-        from runner.wire.payload import kling
+        from runner.wire import kling
 
         return kling.translate(payload)
     if provider == FAL:
-        from runner.wire.payload import fal
+        from runner.wire import fal
 
         app, body = fal.translate(payload)
         return {"app": app, "input": body}
@@ -107,3 +112,28 @@ def other_provider_note(last: str | None, current: str) -> str | None:
     return (f"the last run rendered with {SPECS[last].label} (--provider {last}), but this "
             f"reads the manifest for {SPECS[current].label}: every take looks changed; add "
             f"--provider {last} (or set {ENV_PROVIDER}={last})")
+
+
+def chosen_base_url(flag: str | None = None, environ: Mapping[str, str] | None = None
+                    ) -> str | None:
+    """The base URL ``--base-url`` or ``SHOTRUN_BASE_URL`` asks for, or None (the manifest's).
+
+    One function for :func:`runner.providers.session.resolve_config` and the manifest's
+    checks, so that what a run checks a manifest against (local images on fal.ai or the Kling
+    API) is where it sends.
+    """
+    env = os.environ if environ is None else environ
+    return flag or env.get(ENV_BASE_URL) or None
+
+
+def register_environment_secrets(manifest: Manifest,
+                                 environ: Mapping[str, str] | None = None) -> None:
+    """Register the manifest's credentials as they stand in the environment (the key's
+    variable, and Kling's access key too) for a command that sends nothing but shows
+    manifest text (``review``, ``export``): a key pasted into a prompt never reaches a page
+    or a file."""
+    env = os.environ if environ is None else environ
+    names = (manifest.api.api_key_env, spec(manifest.api.provider).access_key_env)
+    for name in names:
+        if name:
+            register_secret(env.get(name))

@@ -33,8 +33,8 @@ from runner.core.errors import (
     RateLimited,
     TransientGatewayError,
 )
-from runner.wire.payload.parse import ErrorBody, parse_error_body, parse_retry_after
 from runner.core.redact import clip, redact
+from runner.wire.parse import ErrorBody, parse_error_body, parse_retry_after
 
 # Failures that happen while connecting: nothing of the request left this machine.
 _BEFORE_SENDING: tuple[type[BaseException], ...] = (

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from runner import cli
-from runner.cli.commands._emulator_recipe import how_to_use, notes_for
+from runner.cli.emulator_recipe import how_to_use, notes_for
 from runner.core.errors import EXIT_INTERRUPTED, EXIT_OK
 
 

@@ -17,8 +17,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from runner.emulator import EmulatorSettings, RunningEmulator, run_emulator
 from runner.core.model import MODEL_ID
+from runner.emulator import EmulatorSettings, RunningEmulator, run_emulator
 
 KEY = "sk-emulator-test-key"
 FAST = EmulatorSettings(queue_time=0.05, processing_time=0.1, api_key=KEY, seed=7)

@@ -15,8 +15,8 @@ import pytest
 
 from runner import cli
 from runner.cli.commands.emulator import settings_from_args
-from runner.emulator import EmulatorSettings
 from runner.core.errors import EXIT_INTERRUPTED, EXIT_USAGE
+from runner.emulator import EmulatorSettings
 
 
 def test_defaults_are_the_documented_ones() -> None:

@@ -10,9 +10,9 @@ import av
 import numpy as np
 import pytest
 
+from runner.core.model import frame_size
 from runner.emulator import RunningEmulator
 from runner.emulator.video import RenderSpec, Shot, render
-from runner.core.model import frame_size
 from tests.emulator.conftest import create, fetch, png_bytes, wait_for_status
 
 

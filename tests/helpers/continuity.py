@@ -15,13 +15,22 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from runner.core.model import (
+    ApiConfig,
+    Budget,
+    FrameRef,
+    LocalFile,
+    Manifest,
+    Media,
+    Take,
+    TakeRequest,
+)
 from runner.emulator import EmulatorSettings
-from runner.core.model import ApiConfig, Budget, FrameRef, LocalFile, Manifest, Media, Take, TakeRequest
-from runner.scheduler.run_context import EngineSettings, Phase
 from runner.scheduler.engine import Engine
+from runner.scheduler.run_context import EngineSettings, Phase
 from runner.scheduler.snapshot import RunSummary
 from runner.state import TakePlan, TakeRecord
-from runner.wire.payload.payload import fingerprint
+from runner.wire.payload import fingerprint
 from tests.helpers.engine import FAST, fast_emulator, run_engine
 
 Frame = npt.NDArray[np.uint8]

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-GOLDEN_DIR = Path(__file__).parent / "golden"
+GOLDEN_DIR = Path(__file__).parents[1] / "emulator" / "golden"
 _PATTERNS = [
     (re.compile(r"task-unified-\d{10}-[a-z0-9]{8}"), "<task_id>"),
     (re.compile(r"http://127\.0\.0\.1:\d+"), "<base_url>"),

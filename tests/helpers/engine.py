@@ -16,16 +16,16 @@ from typing import Any
 
 import av
 
-from runner.emulator import EmulatorSettings
-from runner.wire.specs.gateway.client import GatewayClient
 from runner.core.model import ApiConfig, Budget, LocalFile, Manifest, Take, TakeRequest
+from runner.emulator import EmulatorSettings
+from runner.providers.gateway.client import GatewayClient
 from runner.scheduler.backoff import BackoffPolicy
-from runner.scheduler.run_context import EngineSettings
 from runner.scheduler.engine import Engine
 from runner.scheduler.polling import PollPolicy
+from runner.scheduler.run_context import EngineSettings
 from runner.scheduler.snapshot import RunProgress, RunSummary
 from runner.state import StateStore, store_path_for
-from runner.wire.payload.payload import build_payload, fingerprint, fingerprint_resolver
+from runner.wire.payload import build_payload, fingerprint, fingerprint_resolver
 
 KEY = "sk-test-engine-0123456789"
 

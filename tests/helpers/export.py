@@ -16,8 +16,8 @@ import av
 import opentimelineio as otio
 from PIL import Image
 
-from tests.scenarios.continuity import test_pick_export as continuity
-from tests.scenarios.continuity.test_pick_export import run, sha
+from tests.helpers import pick_export as continuity
+from tests.helpers.pick_export import run, sha
 
 RATE = 24  # the emulator's videos are 24 fps
 __all__ = ["RATE", "Placed", "expected_places", "frame_count", "plain", "read_back", "run",

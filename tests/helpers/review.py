@@ -13,9 +13,9 @@ from aiohttp import ClientSession
 
 from runner import cli
 from runner.manifest import load_manifest
-from runner.views.review.server import ReviewServer
 from runner.state import store_path_for
-from tests.cli.commands.test_run import FAST_FLAGS
+from runner.views.review.server import ReviewServer
+from tests.helpers.run import FAST_FLAGS
 
 # s02 starts from s01's last frame: picking the other take of s01 makes s02 stale.
 CHAIN = """\

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.core.model import LocalFile, Take, TakeRequest
-from runner.wire.payload.payload import build_payload, fingerprint, fingerprint_resolver
+from runner.wire.payload import build_payload, fingerprint, fingerprint_resolver
 
 
 def make_take(

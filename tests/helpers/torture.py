@@ -23,7 +23,7 @@ from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
 from runner.emulator import EmulatorSettings
-from tests.cli.commands.test_run import FAST_FLAGS, decodes, fast_emulator, write_manifest
+from tests.helpers.run import FAST_FLAGS, decodes, fast_emulator, write_manifest
 
 KEY = "sk-TORTURE-5f1e2d3c4b5a69788796a5b4c3d2e1f0"
 ACCESS_KEY = "AK-TORTURE-0a1b2c3d4e5f"  # Kling's access key (KEY is then its secret key)

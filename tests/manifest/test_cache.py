@@ -12,8 +12,8 @@ from PIL import Image
 import runner.manifest as manifest_package
 from runner.core import bulk
 from runner.core.errors import ManifestError
-from runner.manifest import cache, load_manifest
 from runner.core.model import Manifest
+from runner.manifest import cache, load_manifest
 
 MANIFEST = """\
 version: 1

@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from runner import cli
-from runner.cli.commands._plan_table import render_plan
+from runner.cli.plan_table import render_plan
 from runner.core.errors import EXIT_OK, EXIT_USAGE
 from runner.manifest import load_manifest, validate_file
 from runner.views.plan_document import PlanStatus, plan_document, plan_rows

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from runner.wire.payload import payload as wire
 from runner.core.errors import ManifestError
-from runner.manifest import load_manifest, validate_file
 from runner.core.model import FrameRef, ImageElement, LocalFile, VideoElement
 from runner.core.redact import REDACTED, redact
+from runner.manifest import load_manifest, validate_file
+from runner.wire import payload as wire
 from tests.manifest.conftest import Write
 
 

@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from runner import cli
+from runner.core.model import SIZE_POLICIES
 from runner.emulator import EmulatorSettings
 from runner.manifest.fastcheck import compile_schema
 from runner.manifest.schema import dereferenced, load_schema, schema_text
-from runner.core.model import SIZE_POLICIES
-from runner.wire.payload.payload import RENAMEABLE
-from tests.manifest.test_fuzz import BASE, VALUES, _paths, _set
+from runner.wire.payload import RENAMEABLE
+from tests.helpers.manifest_fuzz import BASE, VALUES, _paths, _set
 
 SHOT_FIELDS = {"prompt", "multi_prompt", "duration", "resolution", "aspect_ratio",
                "generate_audio", "images", "elements", "start_frame", "end_frame", "takes",

@@ -13,9 +13,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from runner.emulator.video import plain_spec, render
 from runner.core.errors import VerifyError
-from runner.media.verify import VideoInfo, extract_frame, orientation, poster_png, probe, verify_video
+from runner.emulator.video import plain_spec, render
+from runner.media.verify import (
+    VideoInfo,
+    extract_frame,
+    orientation,
+    poster_png,
+    probe,
+    verify_video,
+)
 
 FPS = 24
 

@@ -18,18 +18,18 @@ import jwt
 import pytest
 from yarl import URL
 
-from runner.emulator import EmulatorSettings, RunningEmulator, run_emulator
 from runner.core.errors import (
     AuthenticationFailed,
     PermanentGatewayError,
     QuotaExhausted,
     RateLimited,
 )
-from runner.wire.specs.gateway.timeouts import ClientTimeouts
-from runner.wire.payload.protocol import Gateway, ResolvesLostAnswers, TaskState
-from runner.providers.clients import make_client
-from runner.providers.kling_client import RENEW_BEFORE, TOKEN_LIFE, TokenSigner
 from runner.core.redact import redact
+from runner.emulator import EmulatorSettings, RunningEmulator, run_emulator
+from runner.providers.clients import make_client
+from runner.providers.gateway.timeouts import ClientTimeouts
+from runner.providers.kling_client import RENEW_BEFORE, TOKEN_LIFE, TokenSigner
+from runner.wire.protocol import Gateway, ResolvesLostAnswers, TaskState
 from tests.emulator.conftest import payload, polls
 
 ACCESS = "AKshotrunTESTaccess0001"

@@ -14,9 +14,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from runner.wire.specs.download import finalize_download
 from runner.core.errors import DownloadError, DownloadRefused, LinkExpired
-from runner.wire.specs.gateway.client import ClientTimeouts, GatewayClient
+from runner.providers.download import finalize_download
+from runner.providers.gateway.client import ClientTimeouts, GatewayClient
 
 KEY = "sk-shotrun-DOWNLOAD-0b7e41"
 DATA = bytes(range(256)) * 4096 * 3  # 3 MiB: several chunks
@@ -344,7 +344,7 @@ async def test_larger_socket_reads_last_only_as_long_as_the_body(aiohttp_server:
     """The pooled connection reads with asyncio's usual size again for the API calls after."""
     import aiohttp
 
-    from runner.wire.specs.download import SOCKET_READ, _larger_reads
+    from runner.providers.download import SOCKET_READ, _larger_reads
 
     app = web.Application()
     app.router.add_get("/v.mp4", _ranged(DATA, []))
@@ -430,8 +430,8 @@ async def test_a_link_kept_redacted_is_downloaded_by_the_real_link_the_client_re
     """The store keeps result links redacted (a provider may put the key in them): the
     client downloads by the real link it read from the task, and calls a redacted link it
     never read expired, so the caller asks the task for it again."""
-    from runner.wire.payload.protocol import TaskState
     from runner.core.redact import REDACTED, redact
+    from runner.wire.protocol import TaskState
 
     seen: list[str] = []
 

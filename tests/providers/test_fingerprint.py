@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from runner.core.model import TakeRequest
 from runner.state.decide import change_reason
-from runner.wire.payload.payload import build_payload, fingerprint, fingerprint_payload, fingerprint_resolver
+from runner.wire.payload import (
+    build_payload,
+    fingerprint,
+    fingerprint_payload,
+    fingerprint_resolver,
+)
 
 REQUEST = TakeRequest(prompt="a lighthouse at dawn", multi_prompt=None)
 

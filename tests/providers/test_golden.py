@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 
 from runner.core import errors
-from runner.wire.payload.protocol import TaskState
-from runner.wire.payload import fal
-from runner.wire.payload import kling
+from runner.wire import fal, kling
+from runner.wire.protocol import TaskState
 
 GOLDEN = Path(__file__).parent / "golden"
 KLING = json.loads((GOLDEN / "kling.json").read_text())
@@ -113,7 +112,7 @@ def test_fals_queue_position_feeds_the_progress_panel() -> None:
 
     from runner.cli.progress import render_progress
     from runner.scheduler.snapshot import TakeProgress
-    from tests.cli.test_progress import snapshot
+    from tests.helpers.progress import snapshot
 
     takes = (TakeProgress("s01/take-1", "pending", 0, "req-1", queue_position=2),
              TakeProgress("s02/take-1", "processing", 0, "req-2"))

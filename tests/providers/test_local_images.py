@@ -16,12 +16,11 @@ from pathlib import Path
 import pytest
 
 from runner import cli
-
 from runner.core import log
 from runner.emulator import run_emulator
-from tests.cli.commands.test_run import FAST_FLAGS, fast_emulator, main_in_thread
 from tests.emulator.conftest import png_bytes
-from tests.providers.test_run import PROVIDERS, keys
+from tests.helpers.providers import PROVIDERS, keys
+from tests.helpers.run import FAST_FLAGS, fast_emulator, main_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 REFUSED = "takes images by URL only"

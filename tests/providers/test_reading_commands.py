@@ -22,10 +22,10 @@ from aiohttp import ClientSession
 from runner import cli
 from runner.emulator import run_emulator
 from runner.state import StateStore, store_path_for
-from tests.cli.commands.test_probe import fast_emulator as probe_emulator
-from tests.cli.commands.test_probe import write_manifest as probe_manifest
-from tests.cli.commands.test_run import FAST_FLAGS, THREE, main_in_thread, write_manifest
-from tests.providers.test_run import keys
+from tests.helpers.probe import fast_emulator as probe_emulator
+from tests.helpers.probe import write_manifest as probe_manifest
+from tests.helpers.providers import keys
+from tests.helpers.run import FAST_FLAGS, THREE, main_in_thread, write_manifest
 
 STALE = "changed since"
 

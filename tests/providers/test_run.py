@@ -14,40 +14,16 @@ import pytest
 
 from runner import cli
 from runner.emulator import run_emulator
-from tests.cli.commands.test_run import FAST_FLAGS, THREE, fast_emulator, main_in_thread, write_manifest
+from tests.helpers.providers import ACCESS, JWT_HEADER, PROVIDERS, keys, written_text
+from tests.helpers.run import FAST_FLAGS, THREE, fast_emulator, main_in_thread, write_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
-ACCESS = "AKshotrunRUNaccess000111"
-SECRET = "SKshotrunRUNsecret000222-never-written"
-FAL_KEY = "fal-RUN-key-000333:feedface"
-JWT_HEADER = "eyJhbGciOiJIUzI1NiIs"  # base64 of {"alg":"HS256",...: the start of any token
-PROVIDERS = ("fal", "kling")
-
-
-def keys(monkeypatch: pytest.MonkeyPatch, provider: str, *, wrong: bool = False) -> str:
-    """Set the provider's variables; return the key the emulator expects."""
-    monkeypatch.delenv("SHOTRUN_PROVIDER", raising=False)
-    expected = SECRET if provider == "kling" else FAL_KEY
-    given = "wrong-" + expected if wrong else expected
-    if provider == "kling":
-        monkeypatch.setenv("KLING_ACCESS_KEY", ACCESS)
-        monkeypatch.setenv("KLING_SECRET_KEY", given)
-    else:
-        monkeypatch.setenv("FAL_KEY", given)
-    return expected
 
 
 def summary_of(out: str) -> dict[str, object]:
     """The ``--json`` summary: all of stdout."""
     found: dict[str, object] = json.loads(out)
     return found
-
-
-def written_text(root: Path) -> str:
-    """Every file a run wrote (store, log, sidecars, report...), as text."""
-    return "\n".join(path.read_bytes().decode("utf-8", "replace")
-                     for path in root.rglob("*") if path.is_file()
-                     and path.suffix not in (".mp4", ".png", ".jpg"))
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

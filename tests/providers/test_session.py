@@ -9,7 +9,7 @@ import pytest
 from runner.core.errors import UsageError
 from runner.core.model import ApiConfig, Budget, Manifest
 from runner.core.redact import redact
-from runner.wire.specs.session import Overrides, read_api_key, resolve_config
+from runner.providers.session import Overrides, read_api_key, resolve_config
 
 
 def manifest(**api: object) -> Manifest:
@@ -108,7 +108,7 @@ def test_the_emulator_uses_the_environment_key_when_there_is_one() -> None:
 
 
 async def test_the_built_in_emulator_is_started_with_the_generated_key() -> None:
-    from runner.wire.specs.session import open_session
+    from runner.providers.session import open_session
 
     m = manifest(emulator={"queue_time": 0.01, "processing_time": 0.01, "render": "cached"})
     config = resolve_config(m, environ={})
@@ -123,7 +123,7 @@ async def test_the_built_in_emulator_is_started_with_the_generated_key() -> None
 
 
 def test_bad_emulator_settings_are_a_usage_error_naming_the_manifest() -> None:
-    from runner.wire.specs.session import emulator_settings
+    from runner.providers.session import emulator_settings
 
     with pytest.raises(UsageError, match=r"api\.emulator.*jitter"):
         emulator_settings(manifest(emulator={"jitter": 7}), "k" * 20)
@@ -140,7 +140,7 @@ def test_credentials_in_a_url_are_refused_without_echoing_them() -> None:
 def test_a_command_that_sends_nothing_still_hides_both_kling_keys() -> None:
     """review and export show manifest text: the secret key's variable and Kling's access key
     are registered from the environment, so a key pasted into a prompt is redacted."""
-    from runner.wire.specs.session import register_environment_secrets
+    from runner.wire.specs import register_environment_secrets
 
     secret, access = "SK-never-shown-0042", "AK-never-shown-0043"
     register_environment_secrets(manifest(provider="kling", api_key_env="KLING_SECRET_KEY"),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.wire.specs.spool import Spool
+from runner.providers.spool import Spool
 
 
 def _pieces(seed: int, count: int) -> list[bytes]:

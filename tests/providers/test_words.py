@@ -16,8 +16,8 @@ import pytest
 
 from runner import cli
 from runner.emulator import run_emulator
-from tests.cli.commands.test_run import FAST_FLAGS, THREE, fast_emulator, main_in_thread, write_manifest
-from tests.providers.test_run import PROVIDERS, keys
+from tests.helpers.providers import PROVIDERS, keys
+from tests.helpers.run import FAST_FLAGS, THREE, fast_emulator, main_in_thread, write_manifest
 
 LABELS = {"fal": "fal.ai", "kling": "the Kling API"}
 ONE_TRY = ("--retries", "0", "--concurrency", "1", *FAST_FLAGS)

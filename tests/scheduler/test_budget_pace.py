@@ -18,9 +18,8 @@ from runner.emulator import run_emulator
 from runner.scheduler.engine import Engine
 from runner.scheduler.snapshot import RunProgress
 from runner.state import TakeStatus
-from runner.wire.payload.payload import estimate_credits
-
-from .helpers import FAST, Shot, fast_emulator, make_manifest, run_engine, store_totals
+from runner.wire.payload import estimate_credits
+from tests.helpers.engine import FAST, Shot, fast_emulator, make_manifest, run_engine, store_totals
 
 # 720p, 5 s: 40.5 credits on the default rates; two fit in 100, three do not.
 PACED = replace(FAST, submit_rate=10.0, concurrency=4, max_credits=100.0)

@@ -21,8 +21,7 @@ import pytest
 from runner.emulator import run_emulator
 from runner.scheduler.calibration import Calibration, fit, measured_end
 from runner.scheduler.polling import PollPolicy
-
-from .helpers import FAST, Shot, fast_emulator, make_manifest, run_engine
+from tests.helpers.engine import FAST, Shot, fast_emulator, make_manifest, run_engine
 
 POLICY = PollPolicy(min_interval=0.5, max_interval=30.0)  # the real gateway's shape, scaled
 NO_SPREAD = PollPolicy(min_interval=0.5, max_interval=30.0, spread=0)
@@ -186,7 +185,7 @@ def test_poll_calibration_off_on_the_command_line_keeps_the_hint_alone() -> None
     from types import SimpleNamespace
 
     from runner.cli import build_parser
-    from runner.cli.commands._flags import engine_settings
+    from runner.cli.flags import engine_settings
 
     config: Any = SimpleNamespace(uses_emulator=False, concurrency=4, submit_rate=2.0,
                                   downloads=4, max_credits=None)

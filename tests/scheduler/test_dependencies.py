@@ -11,8 +11,8 @@ from collections.abc import Mapping
 
 import pytest
 
-from runner.scheduler.run_context import Phase
 from runner.scheduler.dependencies import Dependencies, Refusal, Wait, dependency_state
+from runner.scheduler.run_context import Phase
 
 D, S, F, Q, L, N = (Phase.DONE, Phase.SKIPPED, Phase.FAILED, Phase.QUEUED, Phase.LEFT,
                     Phase.NOT_STARTED)

@@ -11,15 +11,14 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from runner.cli.commands._summary import format_summary
+from runner.cli.summary import format_summary
 from runner.emulator import run_emulator
 from runner.scheduler.backoff import BackoffPolicy
 from runner.scheduler.engine import Engine
 from runner.scheduler.polling import PollPolicy
 from runner.scheduler.snapshot import RunProgress
 from runner.state import StateStore, TakeStatus, store_path_for
-
-from .helpers import (
+from tests.helpers.engine import (
     FAST,
     Shot,
     decode,
@@ -448,9 +447,9 @@ async def test_tasks_unknown_to_the_gateway_are_submitted_again(tmp_path: Path) 
 
 
 async def test_a_stop_before_the_run_starts_touches_nothing(tmp_path: Path) -> None:
-    from runner.wire.specs.gateway.client import GatewayClient
+    from runner.providers.gateway.client import GatewayClient
+    from tests.helpers.engine import KEY
 
-    from .helpers import KEY
 
     manifest = make_manifest(tmp_path, [Shot("a", "in flight"), Shot("b", "new")])
     store = StateStore.open(store_path_for(manifest))

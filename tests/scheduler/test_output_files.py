@@ -17,8 +17,7 @@ import pytest
 
 from runner.emulator import run_emulator
 from runner.state import StateStore, TakeStatus
-
-from .helpers import Shot, decode, fast_emulator, make_manifest, run_engine
+from tests.helpers.engine import Shot, decode, fast_emulator, make_manifest, run_engine
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="names fds via /proc")

@@ -27,9 +27,9 @@ from runner.core.errors import (
     TransientGatewayError,
     VerifyError,
 )
-from runner.wire.specs.gateway.client import NOT_THE_GATEWAY
-from runner.scheduler.run_context import StopReason
+from runner.providers.gateway.client import NOT_THE_GATEWAY
 from runner.scheduler.policy import Decision, Reaction, Stage, classify
+from runner.scheduler.run_context import StopReason
 
 STAGES = (Stage.UPLOAD, Stage.CREATION, Stage.LOOKUP, Stage.POLL, Stage.LINK_REFRESH,
           Stage.DOWNLOAD, Stage.VERIFY)

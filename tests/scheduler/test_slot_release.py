@@ -15,8 +15,7 @@ from pathlib import Path
 
 from runner.emulator import run_emulator
 from runner.state import store_path_for
-
-from .helpers import FAST, Shot, fast_emulator, make_manifest, run_engine
+from tests.helpers.engine import FAST, Shot, fast_emulator, make_manifest, run_engine
 
 
 def _events(manifest_path: Path) -> list[tuple[str, str]]:

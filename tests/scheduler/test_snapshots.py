@@ -12,14 +12,21 @@ import copy
 from pathlib import Path
 
 from runner.emulator import run_emulator
-from runner.wire.specs.gateway.client import GatewayClient
-from runner.scheduler.run_context import RECENT_DURATIONS, Durations, Phase
+from runner.providers.gateway.client import GatewayClient
 from runner.scheduler.engine import Engine
+from runner.scheduler.run_context import RECENT_DURATIONS, Durations, Phase
 from runner.scheduler.snapshot import RunProgress
 from runner.state import StateStore, store_path_for
-from runner.wire.payload.payload import build_payload, fingerprint_resolver
-
-from .helpers import FAST, KEY, Shot, fast_emulator, make_manifest, run_engine, wait_until
+from runner.wire.payload import build_payload, fingerprint_resolver
+from tests.helpers.engine import (
+    FAST,
+    KEY,
+    Shot,
+    fast_emulator,
+    make_manifest,
+    run_engine,
+    wait_until,
+)
 
 INSTANT = {"queue_time": 0.0, "processing_time": 0.0}
 

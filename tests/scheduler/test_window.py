@@ -19,8 +19,7 @@ from runner.scheduler.engine import Engine
 from runner.scheduler.snapshot import RunProgress
 from runner.scheduler.window import TakeWindow, window_size
 from runner.state import StateStore, TakeStatus, store_path_for
-
-from .helpers import FAST, Shot, fast_emulator, make_manifest, run_engine
+from tests.helpers.engine import FAST, Shot, fast_emulator, make_manifest, run_engine
 
 INSTANT = {"queue_time": 0.0, "processing_time": 0.0}
 
@@ -147,10 +146,10 @@ async def test_a_resumed_run_polls_adopted_tasks_before_submitting_new_ones(
     manifest = make_manifest(tmp_path, [Shot(f"s{n:02d}", f"shot {n}") for n in range(12)])
     settings = replace(FAST, concurrency=2, downloads=1, window=3)
     async with run_emulator(fast_emulator(**INSTANT)) as emulator:
-        from runner.wire.specs.gateway.client import GatewayClient
-        from runner.wire.payload.payload import build_payload, fingerprint_resolver
+        from runner.providers.gateway.client import GatewayClient
+        from runner.wire.payload import build_payload, fingerprint_resolver
+        from tests.helpers.engine import KEY
 
-        from .helpers import KEY
 
         store = StateStore.open(store_path_for(manifest))
         try:

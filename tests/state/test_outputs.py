@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from runner.state import outputs
 from runner.core.model import ApiConfig, Budget, Manifest, Take
-from runner.state.outputs import OutputPathError
 from runner.core.redact import register_secret
-from runner.state import StateStore, TakeRecord, TakeStatus, store_path_for
+from runner.state import StateStore, TakeRecord, TakeStatus, outputs, store_path_for
+from runner.state.outputs import OutputPathError
 from tests.helpers.state import make_take, payloads
 
 

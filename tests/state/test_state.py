@@ -430,7 +430,7 @@ _KILLED = textwrap.dedent(
 
 
 def test_a_commit_survives_sigkill_and_the_next_run_sees_the_lost_answer(path: Path) -> None:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     child = subprocess.Popen(
         [sys.executable, "-c", _KILLED, str(path)], stdin=subprocess.PIPE,
         stdout=subprocess.PIPE, text=True, cwd=root,

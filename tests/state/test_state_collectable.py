@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.wire.payload.specs import spec
 from runner.state import StateStore, TakePlan, store_path_for
+from runner.wire.specs import spec
 from tests.helpers.state import make_take, payloads
 
 KEY = "s01/take-1"

@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from runner.core.bulk import paused_gc
-from runner.state.outputs import iso_time
 from runner.state import StateStore, store_path_for
 from runner.state.continuity import chosen_takes, picks, set_pick
+from runner.state.outputs import iso_time
 from runner.state.trace import read_traces, trace_record
 from tests.helpers.state import make_take, payloads
 
@@ -106,7 +106,7 @@ def test_only_a_shotrun_process_freezes_what_it_built_in_bulk() -> None:
     import subprocess
     import sys
 
-    code = ("import gc, sys\nfrom runner import bulk\nif sys.argv[1] == 'cli':\n"
+    code = ("import gc, sys\nfrom runner.core import bulk\nif sys.argv[1] == 'cli':\n"
             "    bulk.mark_command_process()\nwith bulk.paused_gc():\n"
             "    kept = [[n] for n in range(1000)]\nprint(gc.get_freeze_count() >= 1000)")
     for mode, frozen in (("cli", "True"), ("library", "False")):
@@ -124,7 +124,8 @@ def test_shot_records_are_that_shots_records_by_take(store: StateStore) -> None:
 
 def test_fingerprint_payloads_are_built_on_demand_and_equal_the_eager_ones(
         tmp_path: Path) -> None:
-    from runner.wire.payload.payload import FingerprintPayloads
+    from runner.wire.payload import FingerprintPayloads
+
 
     takes = [make_take("s01", 1), make_take("s01", 2, prompt="other"), make_take("s02", 1)]
     lazy = FingerprintPayloads(takes, {"images": "refs"})

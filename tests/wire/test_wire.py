@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 from runner.core.model import FrameRef, ImageElement, LocalFile, Segment, TakeRequest, VideoElement
-from runner.wire.payload.payload import build_payload, estimate_credits, fingerprint, preview_resolver
+from runner.wire.payload import (
+    build_payload,
+    estimate_credits,
+    fingerprint,
+    preview_resolver,
+)
 
 
 def _local(sha: str = "ab" * 32, name: str = "a.png") -> LocalFile:

@@ -1,1 +1,1 @@
-"""One module per subcommand; see :mod:`runner.cli` for the contract."""
+"""cli.commands: One module per subcommand; see :mod:`runner.cli` for the contract."""

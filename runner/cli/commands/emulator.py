@@ -19,11 +19,11 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from runner.cli.commands._emulator_recipe import how_to_use, notes_for
-from runner.emulator.settings import FAL_VALIDATION_MODES, EmulatorSettings
+from runner.cli.emulator_recipe import how_to_use, notes_for
 from runner.core.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
-from runner.wire.payload.specs import GATEWAY, PROVIDERS
 from runner.core.redact import register_secret
+from runner.emulator.settings import FAL_VALIDATION_MODES, EmulatorSettings
+from runner.wire.specs import GATEWAY, PROVIDERS
 
 _SPEAKS = {"gateway": "the gateway API", "fal": "fal.ai's queue API", "kling": "the Kling API"}
 

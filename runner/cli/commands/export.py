@@ -24,11 +24,10 @@ from typing import Any
 
 from runner.core import advice
 from runner.core.errors import EXIT_FAILED, EXIT_OK, UsageError
-from runner.wire.payload.specs import add_flag as add_provider_flag
-from runner.wire.payload.specs import other_provider_note
 from runner.core.redact import redact
-from runner.wire.specs.session import register_environment_secrets
 from runner.core.words import count, listed, plural
+from runner.wire.specs import add_flag as add_provider_flag
+from runner.wire.specs import other_provider_note, register_environment_secrets
 
 # runner.views.export.FORMATS' names, written out: that module brings OpenTimelineIO, which
 # `shotrun --help` would pay for at start-up (tests/test_startup.py checks they agree).
@@ -71,11 +70,10 @@ def _names(files: list[str]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``shotrun export``."""
     # Here, not at the top, for start-up speed: OpenTimelineIO, PyAV, the store.
-    from runner.views.export import ExportError, choose_formats, export, others
-    from runner.views.export import select
     from runner.manifest import load_manifest
     from runner.manifest.outdir import check_output_dir
     from runner.state import StateStore, store_path_for
+    from runner.views.export import ExportError, choose_formats, export, others, select
 
     manifest = load_manifest(args.manifest, args.provider, sends=False)
     check_output_dir(manifest)

@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.core.errors import EXIT_OK
-from runner.state.outputs import HISTORY_DIR, read_sidecar
-from runner.wire.payload.specs import add_flag as add_provider_flag
 from runner.core.redact import redact
 from runner.core.words import count
+from runner.state.outputs import HISTORY_DIR, read_sidecar
+from runner.wire.specs import add_flag as add_provider_flag
 
 if TYPE_CHECKING:  # imported lazily at run time: the CLI loads only the command it runs
     from runner.state import Store

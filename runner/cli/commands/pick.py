@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from runner.core.errors import EXIT_OK
-from runner.wire.payload.specs import add_flag as add_provider_flag
 from runner.core.redact import redact
+from runner.wire.specs import add_flag as add_provider_flag
 
 
 def add_parser(subparsers: Any) -> None:
@@ -39,9 +39,9 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``shotrun pick``."""
-    from runner.state.choices import pick_take
     from runner.manifest import load_manifest
     from runner.manifest.outdir import check_output_dir
+    from runner.state.choices import pick_take
 
     manifest = load_manifest(args.manifest, args.provider, sends=False)
     check_output_dir(manifest)

@@ -2,7 +2,7 @@
 
 Reads the manifest and, when a run happened, the state store (read-only), and prints the
 plan :mod:`runner.views.plan_document` builds: as JSON (``--json``), or as the table
-:func:`runner.cli.commands._plan_table.render_plan` lays out. Sends nothing, spends nothing.
+:func:`runner.cli.plan_table.render_plan` lays out. Sends nothing, spends nothing.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from typing import Any
 
 from runner.core.errors import EXIT_OK
 from runner.core.model import Take
-from runner.views.outlook import read_store
-from runner.wire.payload.specs import add_flag as add_provider_flag
 from runner.core.redact import redact
 from runner.core.selection import select_takes
-from runner.wire.specs.session import Overrides, check_base_url_flag, chosen_base_url
+from runner.providers.session import Overrides, check_base_url_flag
+from runner.views.outlook import read_store
 from runner.views.plan_document import plan_document, plan_rows
+from runner.wire.specs import add_flag as add_provider_flag
+from runner.wire.specs import chosen_base_url
 
 
 def add_parser(subparsers: Any) -> None:
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     # Here, not at the top, for start-up speed (YAML, jsonschema, rich).
     from rich.console import Console
 
-    from runner.cli.commands._plan_table import render_plan
+    from runner.cli.plan_table import render_plan
     from runner.manifest import load_manifest
     from runner.manifest.outdir import check_output_dir
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.cli.commands._flags import (
+from runner.cli.flags import (
     add_endpoint_flags,
     add_network_limits,
     add_poll_limits,
@@ -38,13 +38,13 @@ from runner.cli.commands._flags import (
     poll_policy,
 )
 from runner.core.errors import EXIT_FAILED, EXIT_OK, AuthenticationFailed, ShotrunError, UsageError
-from runner.wire.payload.urls import safe_url_text
 from runner.core.model import Manifest
-from runner.media.profile import gateway_label
-from runner.wire.payload.specs import add_flag as add_provider_flag
-from runner.wire.payload.specs import spec as provider_spec
 from runner.core.redact import redact, redact_value
-from runner.wire.specs.session import ClientLimits, Overrides, RunConfig, open_session, prepare
+from runner.media.profile import gateway_label
+from runner.providers.session import ClientLimits, Overrides, RunConfig, open_session, prepare
+from runner.wire.specs import add_flag as add_provider_flag
+from runner.wire.specs import spec as provider_spec
+from runner.wire.urls import safe_url_text
 
 if TYPE_CHECKING:  # imported when the command runs: `shotrun --help` stays light
     from runner.probe.checks import Checks
@@ -98,12 +98,12 @@ class _Found:
 async def _probe(manifest: Manifest, config: RunConfig, api_key: str, limits: ClientLimits,
                  args: argparse.Namespace, shown: str, found: _Found) -> None:
     """Probe, filling ``found`` as it goes: what was learnt before an error is reported."""
-    from runner.wire.specs.gateway.client import GatewayClient
+    from runner.media.profile import save_profile
     from runner.probe import findings as report
     from runner.probe.checks import run_checks
     from runner.probe.dialects import dialect_for
     from runner.probe.spend import Following, spend_estimate, spend_once
-    from runner.media.profile import save_profile
+    from runner.providers.gateway.client import GatewayClient
 
     text = not args.json
     async with open_session(manifest, config, api_key, limits) as session:

@@ -24,8 +24,8 @@ from typing import Any
 
 from runner.core.errors import EXIT_OK, ShotrunError, UsageError
 from runner.core.fsutil import blocking_file
-from runner.wire.payload.specs import add_flag as add_provider_flag
 from runner.core.redact import redact
+from runner.wire.specs import add_flag as add_provider_flag
 
 DEFAULT_CSV = "trace.csv"
 
@@ -71,11 +71,11 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``shotrun report``."""
     from runner.manifest import load_manifest
     from runner.manifest.outdir import check_output_dir
-    from runner.wire.payload.specs import other_provider_note
+    from runner.state import StateStore, store_path_for
     from runner.views.report import report_from_store, write_report
     from runner.views.report.trace import write_trace_csv
-    from runner.state import StateStore, store_path_for
     from runner.views.status import gather
+    from runner.wire.specs import other_provider_note
 
     manifest = load_manifest(args.manifest, args.provider, sends=False)  # ManifestError: 2
     check_output_dir(manifest)

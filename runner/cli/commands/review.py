@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from runner.core.errors import EXIT_FAILED, EXIT_OK, UsageError
-from runner.wire.payload.specs import add_flag as add_provider_flag
 from runner.core.redact import redact
+from runner.wire.specs import add_flag as add_provider_flag
 
 
 def _port(text: str) -> int:

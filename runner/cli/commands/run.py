@@ -23,23 +23,23 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from runner.core import log
-from runner.cli.commands._flags import (
+from runner.cli.flags import (
     add_endpoint_flags,
     add_network_limits,
     add_poll_limits,
     positive_int,
 )
-from runner.cli.commands._run_setup import RunSetup, announce, on_stop_handler, setup_run
-from runner.cli.commands._run_store import after_run, open_for_run
-from runner.cli.commands._summary import exit_code, print_outcome
+from runner.cli.run_setup import RunSetup, announce, on_stop_handler, setup_run
+from runner.cli.run_store import after_run, open_for_run
+from runner.cli.summary import exit_code, print_outcome
+from runner.core import log
 from runner.core.errors import ShotrunError
 from runner.core.model import SIZE_POLICIES, Manifest, Take
 from runner.media.observed import OutputExpectations
-from runner.wire.payload.specs import add_flag as add_provider_flag
+from runner.providers.session import ClientLimits, RunConfig, open_session
 from runner.scheduler.snapshot import PROGRESS_MODES, EventSink, Observer, RunSummary
-from runner.wire.specs.session import ClientLimits, RunConfig, open_session
-from runner.wire.payload.payload import FingerprintPayloads
+from runner.wire.payload import FingerprintPayloads
+from runner.wire.specs import add_flag as add_provider_flag
 
 if TYPE_CHECKING:  # the engine, its context and the live panel are imported where used:
     # they bring aiohttp, PyAV and rich, which `shotrun --help` would pay for at start-up

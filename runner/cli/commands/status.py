@@ -23,15 +23,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from runner.cli.status_table import PLAIN_ABOVE, plain_lines, rich_table
 from runner.core import advice
-from runner.cli.commands._status_table import PLAIN_ABOVE, plain_lines, rich_table
 from runner.core.errors import EXIT_FAILED, EXIT_OK
 from runner.core.money import CREDITS, MONEY_UNITS, format_amount
-from runner.media.observed import distinct_size_warnings
-from runner.wire.payload.specs import add_flag as add_provider_flag
 from runner.core.redact import redact
-from runner.views.status import MISSING, gather
 from runner.core.words import count, plural
+from runner.media.observed import distinct_size_warnings
+from runner.views.status import MISSING, gather
+from runner.wire.specs import add_flag as add_provider_flag
 
 
 def add_parser(subparsers: Any) -> None:

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from runner.cli.commands._run_store import SPENDS
+from runner.cli.run_store import SPENDS
 from runner.core.errors import EXIT_OK
 from runner.core.redact import redact
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from runner.cli.warnings import remember
 from runner.core.errors import EXIT_OK, EXIT_USAGE
-from runner.wire.payload.specs import add_flag as add_provider_flag
 from runner.core.redact import redact
-from runner.wire.specs.session import check_base_url_flag
+from runner.providers.session import check_base_url_flag
+from runner.wire.specs import add_flag as add_provider_flag
 
 
 def add_parser(subparsers: Any) -> None:

@@ -39,28 +39,26 @@ import structlog
 from yarl import URL
 
 from runner import __version__ as _version
-from runner.wire.specs.download import download_to_part
 from runner.core.errors import GatewayError, LinkExpired, MalformedResponse, PermanentGatewayError
+from runner.core.redact import REDACTED, redact, register_secret
+from runner.providers.download import download_to_part
+from runner.providers.gateway.reach import Reach, connect_failure, foreign_answer
+from runner.providers.gateway.timeouts import ClientTimeouts
 from runner.wire.parse import (
     MAX_JSON_BYTES,
     parse_json_object,
     parse_upload,
     task_from_json,
 )
-from runner.wire.specs.gateway.reach import Reach, connect_failure, foreign_answer
-from runner.wire.specs.gateway.timeouts import ClientTimeouts
-from runner.wire.payload.translate import http_error, transport_error
-from runner.wire.payload.protocol import Downloaded, TaskState, UploadedFile
-from runner.wire.payload.urls import checked_url, join, safe_url_text
-from runner.wire.payload.specs import GATEWAY, spec
-from runner.core.redact import REDACTED, redact, register_secret
+from runner.wire.protocol import NOT_THE_GATEWAY, Downloaded, TaskState, UploadedFile
+from runner.wire.specs import GATEWAY, spec
+from runner.wire.translate import http_error, transport_error
+from runner.wire.urls import checked_url, join, safe_url_text
 
 __all__ = ["ClientTimeouts", "GatewayClient"]
 
 log = structlog.get_logger()
 
-#: The code of a creation answered 2xx by something that is plainly not the service.
-NOT_THE_GATEWAY = "not_the_gateway"
 CREATE_PATH = "/v1/videos/generations"
 TASK_PATH = "/v1/tasks/"
 UPLOAD_PATH = "/api/v1/files/upload/stream"
@@ -253,7 +251,8 @@ class GatewayClient:
         """Until an origin has answered like the gateway, make sure this answer does.
 
         Raises GatewayUnreachable for an answer that is plainly someone else's (see
-        :func:`runner.providers.gateway.reach.foreign_answer`); otherwise the origin counts as reached
+        :func:`runner.providers.gateway.reach.foreign_answer`); otherwise the origin counts as
+        reached
         and every later outcome keeps the gateway's error semantics.
 
         Except a 2xx to a creation: whoever answered accepted the request, so a task may

@@ -25,7 +25,7 @@ import aiohttp
 from yarl import URL
 
 from runner.core.errors import GatewayUnreachable
-from runner.wire.payload.urls import safe_url_text
+from runner.wire.urls import safe_url_text
 
 # Failures of the connection itself (nothing listened, no such host): a socket accepted and
 # then reset is something listening, which is not a wrong URL, so it is not among them.

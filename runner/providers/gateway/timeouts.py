@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields
 
 import aiohttp
 
-from runner.wire.specs.download import Pace
+from runner.providers.download import Pace
 
 DEFAULT_DOWNLOAD_TOTAL = 2 * 3600.0
 DEFAULT_MIN_DOWNLOAD_RATE = 1024.0

@@ -1,4 +1,5 @@
-"""Export: the chosen take of every shot, in manifest order, and the edit as a timeline.
+"""views.export: Export: the chosen take of every shot, in manifest order, and the edit as a
+timeline.
 
 An editor wants the sequence, not a folder tree of takes: ``<nn>-<shot-id>.mp4`` files that
 sort in story order, and an edit list their NLE imports. The edit is built once as an
@@ -15,9 +16,9 @@ Cut Pro 7 XML), plus a CSV for spreadsheets; each clip carries shotrun's provena
 
 from __future__ import annotations
 
+from runner.views.export.chosen import Clip
 from runner.views.export.folder import Exported, export, others
 from runner.views.export.formats import FORMATS, Format, choose_formats
-from runner.views.export.chosen import Clip
 from runner.views.export.select import ExportError, Selection, select
 
 __all__ = ["FORMATS", "Clip", "ExportError", "Exported", "Format", "Selection",

@@ -23,9 +23,9 @@ from pathlib import Path
 import structlog
 
 from runner.core.errors import VerifyError
-from runner.views.export.select import Chosen, ExportError
 from runner.core.fsutil import hash_file
 from runner.media.observed import video_length
+from runner.views.export.select import Chosen, ExportError
 
 log = structlog.get_logger()
 

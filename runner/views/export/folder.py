@@ -17,11 +17,11 @@ from pathlib import Path
 
 import structlog
 
-from runner.views.export import timeline as otio_timeline
-from runner.views.export.formats import Format, edit_csv
-from runner.views.export.chosen import Clip, measure, timeline_rate
-from runner.views.export.select import ExportError, Missing, Selection
 from runner.core.fsutil import atomic_write_text, blocking_file, fsync_dir, fsync_file
+from runner.views.export import timeline as otio_timeline
+from runner.views.export.chosen import Clip, measure, timeline_rate
+from runner.views.export.formats import Format, edit_csv
+from runner.views.export.select import ExportError, Missing, Selection
 
 log = structlog.get_logger()
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from runner.core.redact import redact_value
 from runner.views.export.chosen import Clip
 from runner.views.export.select import Missing
-from runner.core.redact import redact_value
 
 NAMESPACE = "shotrun"
 

@@ -1,4 +1,4 @@
-"""The contact sheet: one HTML page with every take of a manifest.
+"""views.report: The contact sheet: one HTML page with every take of a manifest.
 
 ``write_report(manifest, records)`` gathers (:mod:`.view`), renders (:mod:`.render`) and writes
 ``<output_dir>/report.html`` atomically, with poster frames under
@@ -26,13 +26,13 @@ import structlog
 
 from runner import __version__
 from runner.core.model import Manifest
-from runner.views.report.pictures import write_atomic
-from runner.views.report.render import render_html, state_of_page
-from runner.views.report.view import ReportData, Totals, collect
+from runner.core.words import count
 from runner.state.continuity import chosen_takes
 from runner.state.notes import Note
 from runner.state.records import TakeRecord
-from runner.core.words import count
+from runner.views.report.pictures import write_atomic
+from runner.views.report.render import render_html, state_of_page
+from runner.views.report.view import ReportData, Totals, collect
 
 if TYPE_CHECKING:
     from runner.state import Store

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable
 from html import escape
 
 from runner.core.money import Figure, UnitTotal, format_amount, unit_word
+from runner.state.records import TakeStatus
 from runner.views.report.static import CSS, JS, script_hash
 from runner.views.report.view import NOT_RUN, InputView, ReportData, ShotView, TakeView, Totals
-from runner.state.records import TakeStatus
 
 # @Image3, @Element1, or a name that was not rewritten (@hero): highlighted in prompts.
 _REF = re.compile(r"@(?:(Image|Element)(\d+)\b|[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?)")

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from runner.views.report.pictures import write_atomic
 from runner.state.trace import TRACE_FIELDS
+from runner.views.report.pictures import write_atomic
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

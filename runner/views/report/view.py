@@ -1,6 +1,7 @@
 """What the contact sheet shows, gathered from the manifest, the state store and the disk.
 
-The renderer (:mod:`runner.views.report.render`) is a pure function of a :class:`ReportData`; all the
+The renderer (:mod:`runner.views.report.render`) is a pure function of a :class:`ReportData`; all
+the
 looking-up happens here: which state record belongs to which take (same shot, take number *and*
 fingerprint, so an edited shot is not shown with its old video), where the output is relative to
 the page, its poster, its decoded length, and thumbnails of the local inputs. Keeping the two
@@ -29,10 +30,10 @@ from runner.core.model import (
 )
 from runner.core.money import CREDITS, Figure, UnitTotal, take_figure, unit_of
 from runner.core.money import totals as money_totals
-from runner.views.report.pictures import file_data_uri, make_poster, probe_video, thumbnail_data_uri
 from runner.state.continuity import frame_sources
 from runner.state.notes import Note, held_note
 from runner.state.records import TakeRecord, TakeStatus
+from runner.views.report.pictures import file_data_uri, make_poster, probe_video, thumbnail_data_uri
 
 NOT_RUN = "new"  # the state store's word for a take never submitted
 

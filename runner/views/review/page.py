@@ -1,6 +1,7 @@
 """What the review page shows: the report's view model and tiles, plus review's controls.
 
-The page is the contact sheet of :mod:`runner.views.report` (the same :func:`runner.views.report.collect`
+The page is the contact sheet of :mod:`runner.views.report` (the same
+:func:`runner.views.report.collect`
 gathers it, the same :func:`runner.views.report.render.shot_html` draws each shot), with, per tile,
 a pick button, a note box and what the next run would do with the take, in ``plan``'s own
 words (:func:`runner.views.outlook.read_store`: a take a new pick made stale shows "will run ·
@@ -27,6 +28,9 @@ import structlog
 
 from runner.core.errors import StateError
 from runner.core.model import Manifest
+from runner.state import StateStore, TakeAction, TakeStatus, store_path_for
+from runner.state.continuity import chosen_takes
+from runner.state.notes import MAX_NOTE
 from runner.views.outlook import PlanStatus, read_store
 from runner.views.report import collect
 from runner.views.report.render import (
@@ -37,9 +41,6 @@ from runner.views.report.render import (
 )
 from runner.views.report.view import ReportData, ShotView, TakeView
 from runner.views.review.pending import Failed, Wish
-from runner.state import StateStore, TakeAction, TakeStatus, store_path_for
-from runner.state.continuity import chosen_takes
-from runner.state.notes import MAX_NOTE
 
 log = structlog.get_logger()
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import structlog
 
-from runner.state.choices import note_take, pick_take
 from runner.core.errors import ShotrunError, StoreLocked
 from runner.core.model import Manifest
+from runner.state.choices import note_take, pick_take
 
 log = structlog.get_logger()
 

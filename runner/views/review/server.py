@@ -40,16 +40,16 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from runner.state.choices import check_note, check_pick, require_rendered
 from runner.core.errors import ShotrunError, StateError, UsageError
 from runner.core.model import Manifest
 from runner.core.redact import redact
+from runner.state import StateStore, store_path_for
+from runner.state.choices import check_note, check_pick, require_rendered
+from runner.state.dbfile import writer_pid
 from runner.views.review.page import Situation, Snapshot, page_html, safe_build
 from runner.views.review.pending import Pending, Wish
 from runner.views.review.static import CSS, FILTERS_JS, JS
-from runner.wire.specs.session import register_environment_secrets
-from runner.state import StateStore, store_path_for
-from runner.state.dbfile import writer_pid
+from runner.wire.specs import register_environment_secrets
 
 log = structlog.get_logger()
 

@@ -38,6 +38,6 @@ border-radius:4px;font:inherit;font-size:12px;padding:4px;resize:vertical}
 # The report's filters serve the review page as they are (``/static/report.js``).
 FILTERS_JS = REPORT_JS
 
-# The script is a file of its own (runner/review/review.js, package data): JavaScript that
+# The script is a file of its own (runner/views/review/review.js, package data): JavaScript that
 # editors and linters can read, not a Python string.
 JS = (resources.files("runner.views.review") / "review.js").read_text(encoding="utf-8")

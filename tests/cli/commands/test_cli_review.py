@@ -18,10 +18,10 @@ import pytest
 from rich.console import Console
 
 from runner import cli
-from runner.emulator import run_emulator
 from runner.cli.progress import render_progress, summary_line
+from runner.emulator import run_emulator
 from runner.scheduler.snapshot import RunProgress
-from tests.cli.commands.test_run import (
+from tests.helpers.run import (
     FAST_FLAGS,
     KEY,
     THREE,

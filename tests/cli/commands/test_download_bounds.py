@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from runner import cli
-from runner.cli.commands._flags import client_limits
+from runner.cli.flags import client_limits
 from runner.core.errors import UsageError
-from runner.wire.specs.gateway.timeouts import DEFAULT_DOWNLOAD_TOTAL, DEFAULT_MIN_DOWNLOAD_RATE
 from runner.manifest import load_manifest
-from tests.cli.commands.test_run import THREE, write_manifest
+from runner.providers.gateway.timeouts import DEFAULT_DOWNLOAD_TOTAL, DEFAULT_MIN_DOWNLOAD_RATE
+from tests.helpers.run import THREE, write_manifest
 
 
 def limits(tmp_path: Path, flags: list[str], environ: dict[str, str]) -> tuple[float, float]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from runner import cli
-from tests.cli.commands.test_run import FAST_FLAGS, write_manifest
+from tests.helpers.run import FAST_FLAGS, write_manifest
 
 WARNING = ("shots.yaml:11:13: warning: shots[0].prompt: @noon is not an asset or element name; "
            "it is sent as written")

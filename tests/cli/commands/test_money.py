@@ -20,8 +20,6 @@ from typing import Any
 import pytest
 
 from runner import cli
-from runner.emulator import EmulatorSettings, run_emulator
-from runner.manifest import load_manifest
 from runner.core.money import (
     CREDITS,
     UNITS,
@@ -32,10 +30,15 @@ from runner.core.money import (
     unit_of,
     unit_word,
 )
+from runner.emulator import EmulatorSettings, run_emulator
+from runner.manifest import load_manifest
+from runner.state import StateStore
 from runner.views.outlook import ENDED_WITH_EMULATOR
 from runner.views.review.page import Situation, build
-from runner.state import StateStore
-from tests.cli.commands.test_run import (
+from tests.helpers.promises import assert_lines_bounded, assert_paid_once
+from tests.helpers.providers import keys
+from tests.helpers.report_page import Node, parse
+from tests.helpers.run import (
     FAST_FLAGS,
     KEY,
     THREE,
@@ -45,11 +48,8 @@ from tests.cli.commands.test_run import (
     wait_for,
     write_manifest,
 )
-from tests.helpers.promises import assert_lines_bounded, assert_paid_once
-from tests.providers.test_run import keys
-from tests.helpers.report_page import Node, parse
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # A take of THREE: 720p, 3 s, no audio, in each provider's unit at the emulator's prices.
 PER_TAKE = {"gateway": (CREDITS, 24.3), "kling": (UNITS, 1.8), "fal": (USD, 0.252)}
 

@@ -15,8 +15,8 @@ import pytest
 from runner import cli
 from runner.manifest import load_manifest
 from runner.state import StateStore, store_path_for
-from runner.wire.payload.payload import FingerprintPayloads
-from tests.cli.commands.test_run import FAST_FLAGS, THREE, write_manifest
+from runner.wire.payload import FingerprintPayloads
+from tests.helpers.run import FAST_FLAGS, THREE, write_manifest
 
 RATES = "budget: {max_credits: 500, rates: {720p: 8.1}}\n"
 

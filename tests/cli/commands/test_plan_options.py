@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from runner import cli
-from tests.cli.commands.test_run import FAST_FLAGS, THREE, write_manifest
+from tests.helpers.run import FAST_FLAGS, THREE, write_manifest
 
 
 def _out(capsys: pytest.CaptureFixture[str], *args: str) -> str:

@@ -14,7 +14,7 @@ import pytest
 
 from runner import cli
 from runner.state import StateStore
-from tests.cli.commands.test_run import FAST_FLAGS, THREE, write_manifest
+from tests.helpers.run import FAST_FLAGS, THREE, write_manifest
 
 RATES = "budget: {max_credits: %s, rates: {720p: 8.1}}\n"
 TAKE = 8.1 * 3  # 720p, 3 s

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from runner import cli
-from tests.cli.commands.test_run import FAST_FLAGS, THREE, write_manifest
+from tests.helpers.run import FAST_FLAGS, THREE, write_manifest
 
 
 def _plan_json(manifest: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, object]:

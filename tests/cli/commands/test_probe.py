@@ -7,28 +7,17 @@ server side, where the client cannot fudge it. No sleeps: every wait is the comm
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from runner import cli
 from runner.emulator import EmulatorSettings, run_emulator
-from runner.wire.specs.gateway.client import GatewayClient
-from runner.probe.checks import (
-    ACCEPTED,
-    REFUSED,
-    UNSURE,
-    Answer,
-    judge,
-)
 from runner.media.profile import (
     GatewayProfile,
     derived_sizes,
@@ -36,37 +25,17 @@ from runner.media.profile import (
     load_profile,
     profile_path,
 )
+from runner.probe.checks import (
+    ACCEPTED,
+    REFUSED,
+    UNSURE,
+    Answer,
+    judge,
+)
+from runner.providers.gateway.client import GatewayClient
+from tests.helpers.probe import KEY, fast_emulator, main_in_thread, serving, write_manifest
 
-KEY = "sk-probe-test-key-0123456789abcdef"
 WRONG = "sk-probe-wrong-key-fedcba9876543210"
-
-
-def write_manifest(root: Path, *, api: str = "", base_url: str = "emulator") -> Path:
-    path = root / "shots.yaml"
-    path.write_text(
-        "version: 1\nname: probe-test\noutput_dir: out\n"
-        f"api:\n  base_url: {base_url}\n  submit_rate: 100\n"
-        "  emulator: {queue_time: 0.01, processing_time: 0.05, render: cached}\n"
-        f"{api}"
-        "defaults: {resolution: 720p, duration: 3}\n"
-        "shots:\n"
-        "  - id: s01\n    prompt: \"a lighthouse at dawn\"\n"
-        "  - id: s02\n    prompt: \"waves\"\n    aspect_ratio: \"9:16\"\n"
-        "  - id: s03\n    prompt: \"cliffs\"\n    resolution: 1080p\n",
-        encoding="utf-8",
-    )
-    return path
-
-
-def fast_emulator(**changes: Any) -> EmulatorSettings:
-    base: dict[str, Any] = {"queue_time": 0.01, "processing_time": 0.05, "render": "cached",
-                            "api_key": KEY, "retry_after": 0.01}
-    base.update(changes)
-    return EmulatorSettings(**base)
-
-
-def main_in_thread(args: list[str]) -> Awaitable[int]:
-    return asyncio.to_thread(cli.main, args)
 
 
 async def probe_at(settings: EmulatorSettings, manifest: Path, *flags: str
@@ -237,20 +206,6 @@ def test_a_wrong_url_is_one_line_and_exit_1(
     assert cli.main(["probe", str(manifest), "--base-url", url]) == 1
     line = one_line(capsys.readouterr().err)
     assert f"cannot connect to the gateway at {url} (connection refused)" in line
-
-
-@asynccontextmanager
-async def serving(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                  ) -> AsyncIterator[str]:
-    """``handler`` answering every path on a loopback port; yields its base URL."""
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield str(server.make_url("")).rstrip("/")
-    finally:
-        await server.close()
 
 
 async def test_something_that_is_not_the_gateway_is_one_line_and_exit_1(

@@ -19,12 +19,12 @@ from aiohttp import web
 
 from runner.emulator import run_emulator
 from runner.manifest import load_manifest
+from runner.media.profile import load_profile
 from runner.probe.checks import ACCEPTED, UNSURE
 from runner.probe.spend import Intent, spend_payload
-from runner.media.profile import load_profile
 from runner.providers.kling_client import KlingClient
-from tests.cli.commands.test_probe import fast_emulator, main_in_thread, serving, write_manifest
-from tests.providers.test_run import ACCESS, JWT_HEADER, PROVIDERS, keys, written_text
+from tests.helpers.probe import fast_emulator, main_in_thread, serving, write_manifest
+from tests.helpers.providers import ACCESS, JWT_HEADER, PROVIDERS, keys, written_text
 
 KLING_FIELDS = ("model_name", "prompt", "duration", "multi_shot", "shot_type", "multi_prompt",
                 "image_list", "video_list", "mode", "aspect_ratio", "sound", "callback_url",

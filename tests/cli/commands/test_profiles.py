@@ -15,8 +15,8 @@ import pytest
 from runner import cli
 from runner.emulator import run_emulator
 from runner.media.profile import load_profile, profile_path
-from tests.cli.commands.test_probe import KEY, fast_emulator, main_in_thread, write_manifest
-from tests.providers.test_run import keys
+from tests.helpers.probe import KEY, fast_emulator, main_in_thread, write_manifest
+from tests.helpers.providers import keys
 
 FAST = ("--poll-min", "0.01", "--poll-max", "0.05")
 

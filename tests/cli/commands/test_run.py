@@ -14,68 +14,28 @@ import random
 import signal
 import sqlite3
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import av
 import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
 from runner import cli
-from runner.cli.commands._summary import format_summary
-from runner.emulator import EmulatorSettings, run_emulator
+from runner.cli.summary import format_summary
+from runner.emulator import run_emulator
 from runner.scheduler.snapshot import RunSummary
-
-KEY = "sk-test-run-command-0123456789"
-FAST_FLAGS = ["--poll-min", "0.01", "--poll-max", "0.05", "--backoff-base", "0.01",
-              "--backoff-cap", "0.05", "--submit-rate", "0"]
-
-
-def write_manifest(root: Path, shots: str, *, api: str = "", budget: str = "") -> Path:
-    path = root / "shots.yaml"
-    path.write_text(
-        "version: 1\nname: demo\noutput_dir: out\n"
-        "api:\n  base_url: emulator\n  submit_rate: 50\n"
-        "  emulator: {queue_time: 0.01, processing_time: 0.03, render: cached}\n"
-        f"{api}{budget}"
-        "defaults: {resolution: 720p, duration: 3}\n"
-        f"shots:\n{shots}",
-        encoding="utf-8",
-    )
-    return path
-
-
-THREE = """\
-  - id: s01
-    prompt: "a lighthouse at dawn"
-    takes: 2
-    tags: [act1]
-  - id: s02
-    prompt: "waves on rocks"
-    tags: [act2]
-"""
-
-
-def decodes(path: Path) -> tuple[int, int]:
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        frames = sum(1 for _ in container.decode(stream))
-        assert frames > 0
-        return stream.codec_context.width, stream.codec_context.height
-
-
-def fast_emulator(**changes: Any) -> EmulatorSettings:
-    base: dict[str, Any] = {"queue_time": 0.01, "processing_time": 0.05, "render": "cached",
-                            "api_key": KEY, "retry_after": 0.01}
-    base.update(changes)
-    return EmulatorSettings(**base)
-
-
-def main_in_thread(args: list[str]) -> Any:
-    return asyncio.to_thread(cli.main, args)
+from tests.helpers.run import (
+    FAST_FLAGS,
+    KEY,
+    THREE,
+    decodes,
+    fast_emulator,
+    main_in_thread,
+    store_rows,
+    wait_for,
+    write_manifest,
+)
 
 
 def test_demo_manifest_runs_end_to_end_on_the_built_in_emulator(
@@ -237,30 +197,6 @@ async def test_402_stops_submitting_but_collects_what_is_in_flight(
     assert "out of credits" in out and "done: 2/5" in out
 
 
-# --------------------------------------------------------------------- crash and resume
-async def wait_for(predicate: Callable[[], bool], proc: asyncio.subprocess.Process,
-                   timeout: float = 60.0) -> bool:
-    """Until ``predicate()`` holds (True) or the process ends (False)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if proc.returncode is not None:
-            return False
-        if time.monotonic() > deadline:
-            raise AssertionError("no progress in time")
-        await asyncio.sleep(0.002)
-    return True
-
-
-def store_rows(path: Path) -> list[tuple[str, str]]:
-    if not path.exists():
-        return []
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
-            return list(conn.execute("SELECT key, status FROM takes"))
-    except sqlite3.Error:
-        return []
-
-
 async def test_resume_after_sigkill_at_random_points_loses_nothing_and_pays_once(
         tmp_path: Path) -> None:
     count = 16
@@ -393,7 +329,7 @@ def test_bad_emulator_settings_are_a_usage_error_before_anything_is_written(
 def test_a_long_plan_is_shown_as_counts_per_reason(capsys: pytest.CaptureFixture[str]) -> None:
     from types import SimpleNamespace
 
-    from runner.cli.commands._summary import print_plan
+    from runner.cli.summary import print_plan
 
     plans = ([SimpleNamespace(key=f"s{n}/take-1", action="submit", reason="new")
               for n in range(50)]

@@ -23,10 +23,16 @@ import pytest
 from aiohttp import web
 
 from runner import cli
-from runner.cli.commands._summary import format_summary
+from runner.cli.summary import format_summary
 from runner.emulator import run_emulator
 from runner.scheduler.snapshot import Cost, NextRun, RunSummary
-from tests.cli.commands.test_run import (
+from tests.helpers.promises import (
+    assert_lines_bounded,
+    assert_paid_once,
+    assert_secret_absent,
+    assert_store_bounded,
+)
+from tests.helpers.run import (
     FAST_FLAGS,
     KEY,
     decodes,
@@ -35,12 +41,6 @@ from tests.cli.commands.test_run import (
     store_rows,
     wait_for,
     write_manifest,
-)
-from tests.helpers.promises import (
-    assert_lines_bounded,
-    assert_paid_once,
-    assert_secret_absent,
-    assert_store_bounded,
 )
 from tests.helpers.torture import relay, serve, url_of
 

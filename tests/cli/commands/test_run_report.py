@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from runner import cli
-from tests.cli.commands.test_run import FAST_FLAGS, THREE, write_manifest
+from tests.helpers.run import FAST_FLAGS, THREE, write_manifest
 
 
 def test_run_writes_the_report_and_names_it_in_the_summary(

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from runner import cli
-from tests.cli.commands.test_run import FAST_FLAGS
+from tests.helpers.run import FAST_FLAGS
 
 SHOTS = """\
   - id: wide

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from runner import cli
-from runner.manifest import load_manifest
 from runner.core.model import Manifest
+from runner.manifest import load_manifest
 from runner.state import StateStore, store_path_for
 from runner.state.trace import TRACE_FIELDS
-from runner.wire.payload.payload import build_payload, fingerprint_resolver
+from runner.wire.payload import build_payload, fingerprint_resolver
 
 MANIFEST = """\
 version: 1

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from runner import cli
-from runner.cli.commands._status_table import PLAIN_ABOVE
+from runner.cli.status_table import PLAIN_ABOVE
 from runner.manifest import load_manifest
 from runner.state import StateStore, store_path_for
-from runner.wire.payload.payload import build_payload, fingerprint_resolver
+from runner.wire.payload import build_payload, fingerprint_resolver
 
 
 def test_many_takes_are_listed_as_plain_aligned_lines(

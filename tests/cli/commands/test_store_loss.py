@@ -20,7 +20,13 @@ import pytest
 from runner import cli
 from runner.emulator import run_emulator
 from runner.state.dbfile import WriterLock
-from tests.cli.commands.test_run import (
+from tests.helpers.promises import (
+    assert_lines_bounded,
+    assert_paid_once,
+    assert_secret_absent,
+    assert_store_bounded,
+)
+from tests.helpers.run import (
     FAST_FLAGS,
     KEY,
     THREE,
@@ -30,12 +36,6 @@ from tests.cli.commands.test_run import (
     store_rows,
     wait_for,
     write_manifest,
-)
-from tests.helpers.promises import (
-    assert_lines_bounded,
-    assert_paid_once,
-    assert_secret_absent,
-    assert_store_bounded,
 )
 from tests.helpers.torture import KEY as TORTURE_KEY
 from tests.helpers.torture import env, run_args, run_cli, shots

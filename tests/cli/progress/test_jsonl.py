@@ -17,9 +17,8 @@ import pytest
 from runner import cli
 from runner.emulator import run_emulator
 from runner.scheduler.snapshot import TAKE_EVENTS
-
-from ..commands.test_run import FAST_FLAGS, KEY, fast_emulator, main_in_thread, wait_for
-from .test_plain_lines import progress_lines, write_manifest
+from tests.helpers.progress_lines import progress_lines, write_manifest
+from tests.helpers.run import FAST_FLAGS, KEY, fast_emulator, main_in_thread, wait_for
 
 LIFE = ["take_submitting", "take_submitted", "take_downloading", "take_downloaded",
         "take_verified", "take_done"]

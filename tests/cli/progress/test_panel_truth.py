@@ -14,14 +14,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from runner.emulator import run_emulator
 from runner.cli.progress import LiveDisplay, estimate_eta, render_progress, summary_line
-from runner.scheduler.run_context import EngineSettings
+from runner.emulator import run_emulator
 from runner.scheduler.polling import PollPolicy
+from runner.scheduler.run_context import EngineSettings
 from runner.scheduler.snapshot import RunProgress, TakeProgress
-
-from ..scheduler.helpers import FAST, Shot, fast_emulator, make_manifest, run_engine
-from ..test_progress import Terminal
+from tests.helpers.engine import FAST, Shot, fast_emulator, make_manifest, run_engine
+from tests.helpers.terminal import Terminal
 
 
 def rendered(progress: RunProgress, now: float) -> str:

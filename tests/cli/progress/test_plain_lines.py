@@ -14,32 +14,8 @@ import pytest
 
 from runner import cli
 from runner.emulator import run_emulator
-
-from ..commands.test_run import FAST_FLAGS, KEY, fast_emulator, main_in_thread, wait_for
-
-MANIFEST = """\
-version: 1
-name: lines
-output_dir: out
-api:
-  base_url: emulator
-  concurrency: 2
-  submit_rate: 50
-  emulator: {queue_time: 0.01, processing_time: 0.03, render: cached}
-defaults: {resolution: 720p, duration: 3}
-shots:
-"""
-
-
-def write_manifest(root: Path, shots: int) -> Path:
-    path = root / "shots.yaml"
-    path.write_text(MANIFEST + "".join(f"  - id: s{n}\n    prompt: \"plain line shot {n}\"\n"
-                                       for n in range(1, shots + 1)), encoding="utf-8")
-    return path
-
-
-def progress_lines(err: str) -> list[str]:
-    return [line for line in err.splitlines() if re.match(r"shotrun: \d+/\d+ done, ", line)]
+from tests.helpers.progress_lines import progress_lines, write_manifest
+from tests.helpers.run import FAST_FLAGS, KEY, fast_emulator, main_in_thread, wait_for
 
 
 def test_a_run_with_nothing_to_do_prints_one_line_without_an_eta(

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from runner.wire.specs.gateway.client import ClientTimeouts, GatewayClient
+from runner.providers.gateway.client import ClientTimeouts, GatewayClient
 
 KEY = "sk-shotrun-TEST-7f3a9c2e1b5d"
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from runner.wire.specs.download import finalize_download
-from runner.emulator import EmulatorSettings, run_emulator
 from runner.core.errors import AuthenticationFailed, DownloadError, GatewayError
-from runner.wire.specs.gateway.client import GatewayClient
-from runner.wire.payload.protocol import TaskState
 from runner.core.model import MODEL_ID
+from runner.emulator import EmulatorSettings, run_emulator
 from runner.media.verify import verify_video
+from runner.providers.download import finalize_download
+from runner.providers.gateway.client import GatewayClient
+from runner.wire.protocol import TaskState
 
 from .conftest import FAST, KEY
 

@@ -13,9 +13,9 @@ from aiohttp import web
 from structlog.testing import capture_logs
 
 from runner.core.errors import GatewayError, MalformedResponse
-from runner.wire.specs.gateway.client import GatewayClient
-from runner.wire.payload.protocol import Gateway, TaskState
 from runner.core.redact import redact
+from runner.providers.gateway.client import GatewayClient
+from runner.wire.protocol import Gateway, TaskState
 
 from .conftest import KEY, TASK, Serve, assert_no_key
 

@@ -21,7 +21,7 @@ from runner.core.errors import (
     RateLimited,
     TransientGatewayError,
 )
-from runner.wire.payload.parse import MAX_JSON_BYTES
+from runner.wire.parse import MAX_JSON_BYTES
 
 from .conftest import TASK, Serve, assert_no_key
 

@@ -25,7 +25,7 @@ from runner.core.errors import (
     GatewayUnreachable,
     PermanentGatewayError,
 )
-from runner.wire.specs.gateway.client import ClientTimeouts, GatewayClient
+from runner.providers.gateway.client import ClientTimeouts, GatewayClient
 
 from .conftest import KEY, TASK, Serve, assert_no_key
 

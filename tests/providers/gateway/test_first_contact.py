@@ -21,7 +21,8 @@ from runner.core.errors import (
     PermanentGatewayError,
     TransientGatewayError,
 )
-from runner.wire.specs.gateway.client import NOT_THE_GATEWAY, GatewayClient
+from runner.providers.gateway.client import GatewayClient
+from runner.wire.protocol import NOT_THE_GATEWAY
 
 from .conftest import FAST, KEY, TASK, Serve, assert_no_key
 

@@ -21,7 +21,7 @@ from runner.wire.parse import (
     parse_task,
     parse_upload,
 )
-from runner.wire.payload.protocol import TASK_STATUSES, TaskState
+from runner.wire.protocol import TASK_STATUSES, TaskState
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -150,7 +150,7 @@ def test_retry_after_forms(value: str, expected: float | None) -> None:
 @pytest.mark.parametrize("nonsense", ["1e308", "-3", "NaN", "Infinity", "2e6", '"lots"'])
 def test_nonsense_numbers_are_unknown_with_a_warning(nonsense: str) -> None:
     """Issue 21: ``credits: 1e308`` printed ``credits inf`` and a 309-digit number."""
-    from runner.wire.payload import parse
+    from runner.wire import parse
 
     parse._warned.clear()
     body = ('{"id": "t", "status": "processing", "usage": {"credits_reserved": N}, '

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from runner.core.errors import MalformedResponse, PermanentGatewayError
-from runner.wire.payload.protocol import UploadedFile
+from runner.wire.protocol import UploadedFile
 
 from .conftest import KEY, Serve, assert_no_key
 

@@ -9,11 +9,9 @@ import numpy as np
 from PIL import Image
 
 from runner.emulator import run_emulator
-from runner.state import StateStore, TakeStatus, continuity, store_path_for
 from runner.media.verify import extract_frame
-from tests.helpers.engine import FAST
-
-from .helpers import (
+from runner.state import StateStore, TakeStatus, continuity, store_path_for
+from tests.helpers.continuity import (
     Shot,
     difference,
     frames,
@@ -23,6 +21,7 @@ from .helpers import (
     run_once,
     textured_png,
 )
+from tests.helpers.engine import FAST
 
 TOLERANCE = 6.0  # mean absolute difference allowed for H.264 (two generations of it)
 DIFFERENT = 30.0  # what two unrelated pictures differ by at least

@@ -7,7 +7,6 @@ The emulator renders for real (``render: full``) but tiny times; the commands ru
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import re
@@ -19,42 +18,7 @@ import pytest
 from runner import cli
 from runner.state import StateStore, store_path_for
 from runner.state.continuity import choose, frame_hashes, picks
-
-FAST_FLAGS = ["--poll-min", "0.01", "--poll-max", "0.05", "--backoff-base", "0.01",
-              "--backoff-cap", "0.05", "--submit-rate", "0"]
-
-SHOTS = """\
-  - id: s01-walk
-    prompt: "A woman in a red coat walks along the beach"
-    takes: 2
-  - id: s02-turn
-    prompt: "She turns toward the lighthouse"
-    start_frame: {from_shot: s01-walk, frame: last}
-  - id: s03-credits
-    prompt: "Slow pan across the empty beach at dusk"
-    after: [s02-turn]
-"""
-
-
-def write_manifest(root: Path, shots: str = SHOTS, *, assets: str = "") -> Path:
-    path = root / "shots.yaml"
-    path.write_text(
-        "version: 1\nname: continuity\noutput_dir: out\n"
-        "api:\n  base_url: emulator\n"
-        "  emulator: {queue_time: 0.01, processing_time: 0.03, render: full}\n"
-        f"{assets}defaults: {{resolution: 720p, duration: 3}}\n"
-        f"shots:\n{shots}",
-        encoding="utf-8",
-    )
-    return path
-
-
-def run(manifest: Path, *extra: str) -> int:
-    return cli.main(["run", str(manifest), *FAST_FLAGS, *extra])
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+from tests.helpers.pick_export import SHOTS, run, sha, write_manifest
 
 
 def test_pick_changes_the_source_and_export_ships_the_picked_takes(

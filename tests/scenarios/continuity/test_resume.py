@@ -7,8 +7,14 @@ from pathlib import Path
 
 from runner.emulator import run_emulator
 from runner.state import StateStore, TakeStatus, continuity, store_path_for
-
-from .helpers import Shot, from_shot, full_emulator, manifest_of, run_once, run_until
+from tests.helpers.continuity import (
+    Shot,
+    from_shot,
+    full_emulator,
+    manifest_of,
+    run_once,
+    run_until,
+)
 
 
 async def test_a_dependent_stopped_in_flight_is_collected_not_resubmitted(

@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-from runner.views.export.timeline import reel_names, timecode
 from runner.core.model import FrameRef, ImageElement, Take, TakeRequest, VideoElement
-from runner.state import TakeRecord, TakeStatus
+from runner.state import TakeStatus
 from runner.state.continuity import Pick, choose, frame_sources
-
-
-def record(take: int, status: TakeStatus = TakeStatus.DONE, *, at: float | None = None,
-           sha: str | None = None) -> TakeRecord:
-    done = status is TakeStatus.DONE
-    return TakeRecord(
-        key=f"s01/take-{take}", shot_id="s01", take=take, status=status, failure_kind=None,
-        task_id=f"task-{take}", attempts=1, fingerprint="f", credits_estimated=None,
-        credits_reserved=None, output_path=f"/out/s01/take-{take}.mp4" if done else None,
-        size=None, sha256=sha or f"sha-{take}", last_error_code=None, last_error=None,
-        polls=0, submitted_at=None, completed_at=None,
-        downloaded_at=at if at is not None else (100.0 + take if done else None),
-        link_expires_at=None, result_url=None, gateway_status=None, progress=None, tags=(),
-        updated_at=0.0)
+from runner.views.export.timeline import reel_names, timecode
+from tests.helpers.records import record
 
 
 def test_the_first_finished_take_is_chosen_not_the_lowest_number() -> None:
@@ -59,7 +46,6 @@ def test_reel_names_are_cmx_3600_reels_unique_and_recognisable() -> None:
     assert all(len(r) <= 8 and r.isalnum() and r == r.upper() for r in reels)
     many = reel_names([f"shot-{n}" for n in range(300)] + ["shot-1"] * 20)
     assert len(set(many)) == 320 and all(len(r) <= 8 for r in many)
-
 
 
 def test_frame_sources_are_the_shots_a_take_takes_frames_from_in_wire_order_each_once() -> None:

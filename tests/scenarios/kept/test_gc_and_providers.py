@@ -10,19 +10,19 @@ from pathlib import Path
 import pytest
 
 from runner import cli
-from runner.state.choices import note_take
-from runner.emulator import run_emulator
 from runner.core.fsutil import hash_file
+from runner.emulator import run_emulator
 from runner.manifest import load_manifest
-from tests.scenarios.kept.test_kept_renders import (
+from runner.state.choices import note_take
+from tests.helpers.kept import (
     TAKES,
     check_promises,
     run,
     sidecar,
     write_manifest,
 )
-from tests.cli.commands.test_run import FAST_FLAGS, KEY, THREE, fast_emulator
-from tests.providers.test_run import keys
+from tests.helpers.providers import keys
+from tests.helpers.run import FAST_FLAGS, KEY, THREE, fast_emulator
 
 
 @pytest.fixture(autouse=True)

@@ -12,51 +12,17 @@ import json
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from runner import cli
 from runner.emulator import run_emulator
-from tests.cli.commands.test_run import FAST_FLAGS, KEY, THREE, fast_emulator, main_in_thread
-from tests.cli.commands.test_run import write_manifest as _write_manifest
-from tests.helpers.promises import (
-    assert_lines_bounded,
-    assert_paid_once,
-    assert_secret_absent,
-    assert_store_bounded,
-)
-
-TAKES = 3  # THREE: s01 (2 takes), s02
-
-
-def write_manifest(root: Path, shots: str = THREE) -> Path:
-    return _write_manifest(root, shots, budget="budget:\n  rates: {720p: 8.1}\n")
-
-
-def store_of(root: Path) -> Path:
-    return root / "out" / ".shotrun" / "state.sqlite"
+from tests.helpers.kept import TAKES, check_promises, run, sidecar, store_of, write_manifest
+from tests.helpers.run import KEY, THREE, fast_emulator
 
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def sidecar(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(path.with_suffix(".json").read_text())
-    return data
-
-
-def check_promises(root: Path, accepted: int, takes: int, *texts: str) -> None:
-    assert_paid_once(accepted, takes, store_of(root))
-    assert_lines_bounded(*texts)
-    assert_store_bounded(store_of(root))
-    assert_secret_absent(root / "out", KEY)
-
-
-async def run(args: list[str], base_url: str) -> int:
-    code: int = await main_in_thread(["run", *args, "--base-url", base_url, *FAST_FLAGS])
-    return code
 
 
 @pytest.fixture(autouse=True)

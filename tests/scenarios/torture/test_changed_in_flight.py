@@ -13,7 +13,7 @@ import sqlite3
 from pathlib import Path
 
 from runner.emulator import run_emulator
-from tests.cli.commands.test_run import store_rows, wait_for
+from tests.helpers.run import store_rows, wait_for
 from tests.helpers.torture import audit, emulator, env, manifest, run_args, run_cli, store_path
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from runner.emulator import run_emulator
-from tests.cli.commands.test_run import store_rows, wait_for
+from tests.helpers.run import store_rows, wait_for
 from tests.helpers.torture import (
     PROVIDERS,
     Scale,

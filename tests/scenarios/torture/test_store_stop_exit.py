@@ -28,8 +28,8 @@ import pytest
 from aiohttp import web
 
 from runner import cli
-from runner.emulator import run_emulator
 from runner.core.errors import EXIT_STORE, EXIT_USAGE, StateError, StoreWriteFailed
+from runner.emulator import run_emulator
 from runner.scheduler.engine import Engine
 from runner.scheduler.snapshot import RunProgress
 from runner.state import StateStore

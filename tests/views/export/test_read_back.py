@@ -19,7 +19,6 @@ import pytest
 from runner import cli
 from runner.state import StateStore, TakeRecord, store_path_for
 from runner.state.continuity import choose, frame_hashes
-from tests.scenarios.continuity.test_pick_export import SHOTS as CONTINUITY
 from tests.helpers.export import (
     RATE,
     expected_places,
@@ -29,6 +28,7 @@ from tests.helpers.export import (
     sha,
     write_manifest,
 )
+from tests.helpers.pick_export import SHOTS as CONTINUITY
 
 SHOTS = f"""\
   - id: s00-broken

@@ -28,13 +28,13 @@ import opentimelineio as otio
 import pytest
 
 from runner import cli
-from runner.views.export.chosen import measure, standard_rate
-from runner.views.export.select import Chosen
 from runner.core.model import Take, TakeRequest, VerifyPolicy
 from runner.media.observed import OutputExpectations
 from runner.state import StateStore, store_path_for
-from tests.scenarios.continuity.test_rules import record
+from runner.views.export.chosen import measure, standard_rate
+from runner.views.export.select import Chosen
 from tests.helpers.export import RATE, frame_count
+from tests.helpers.records import record
 
 NOT_A_VIDEO = b"these bytes are no video: PyAV would refuse to open them\n"
 

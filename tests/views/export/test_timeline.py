@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from runner.core.model import Take, TakeRequest
 from runner.views.export import timeline
 from runner.views.export.chosen import Clip, standard_rate, timeline_rate
 from runner.views.export.select import Chosen, Missing
-from runner.core.model import Take, TakeRequest
-from tests.scenarios.continuity.test_rules import record
 from tests.helpers.export import read_back
+from tests.helpers.records import record
 
 
 def clip(index: int, shot: str, frames: int, rate: float) -> Clip:

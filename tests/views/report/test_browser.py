@@ -12,36 +12,12 @@ import pytest
 from runner.views.report import write_report
 from tests.helpers.browser import chromium, evaluate, find_chromium, open_page
 from tests.helpers.report import demo_manifest, demo_records
+from tests.helpers.report_videos import VIDEOS, WATCH
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)"
 )
-
-# Runs before the page's own scripts: records CSP violations and keeps the original title.
-WATCH = """
-window.__violations = [];
-document.addEventListener('securitypolicyviolation', function (e) {
-  window.__violations.push(e.violatedDirective + ' ' + e.blockedURI);
-});
-"""
-
-# Waits for every video to have its metadata (or to fail), bounded by the page's own timer.
-VIDEOS = """
-Promise.all(Array.from(document.querySelectorAll('video')).map(function (v) {
-  return new Promise(function (resolve) {
-    function done() {
-      resolve({key: v.closest('.tile').getAttribute('data-key'), readyState: v.readyState,
-               error: v.error ? v.error.code : null, duration: v.duration});
-    }
-    if (v.readyState >= 1 || v.error) { return done(); }
-    v.addEventListener('loadedmetadata', done);
-    v.addEventListener('error', done);
-    v.load();
-    setTimeout(done, 15000);
-  });
-}))
-"""
 
 
 def _report(tmp_path: Path) -> Path:

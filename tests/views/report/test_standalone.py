@@ -16,11 +16,10 @@ import pytest
 from runner.cli import main
 from runner.views.report.render import FOLDER_NOTE
 from tests.helpers.report_page import parse
-from tests.views.report.test_finished_run import finished  # noqa: F401  (a fixture)
 
 
 def test_the_standalone_page_inlines_posters_and_plays_videos_next_to_it(
-        finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+        finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", str(finished), "--standalone"]) == 0
     renders = finished.parent / "renders"
     page = renders / "report-standalone.html"
@@ -48,7 +47,7 @@ def test_the_standalone_page_inlines_posters_and_plays_videos_next_to_it(
 
 
 def test_the_usual_page_says_it_needs_its_folder_and_how_to_get_one_that_moves(
-        finished: Path) -> None:  # noqa: F811
+        finished: Path) -> None:
     text = (finished.parent / "renders" / "report.html").read_text(encoding="utf-8")
     assert FOLDER_NOTE == ("This page shows posters kept in .shotrun/posters/ beside it and "
                            "works where it is; `shotrun report --standalone` writes a page that "

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from runner.views.report.trace import TRACE_FIELDS, trace_csv, write_trace_csv
 from runner.state.trace import new_trace_record
+from runner.views.report.trace import TRACE_FIELDS, trace_csv, write_trace_csv
 
 
 def _read(text: str) -> list[dict[str, str]]:

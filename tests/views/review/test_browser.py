@@ -21,7 +21,6 @@ from PIL import Image
 
 from runner.state import store_path_for
 from tests.helpers.browser import chromium, find_chromium
-from tests.helpers.review_driver import ReviewPage
 from tests.helpers.review import (
     FAST_FLAGS,
     plan_json,
@@ -30,12 +29,13 @@ from tests.helpers.review import (
     status_json,
     write_manifest,
 )
+from tests.helpers.review_driver import ReviewPage
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)"
 )
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOCS = Path(__file__).resolve().parents[3] / "docs"
 
 # Tiles that say what the next run does with them: key -> [plan's state, plan's reason].
 NEXT = """Object.fromEntries(Array.from(document.querySelectorAll('.next')).map(function (n) {

@@ -10,16 +10,16 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from runner.core import advice
 from runner.cli.warnings import warning_lines
+from runner.core import advice
 from runner.core.model import FrameRef, Manifest
 from runner.core.money import CREDITS, RATE_KEYS, format_amount, unit_of, unit_word
-from runner.views.outlook import ENDED_WITH_EMULATOR, abandon_warning
-from runner.media.profile import describe_expectations
 from runner.core.redact import redact
-from runner.wire.specs.session import Overrides
-from runner.views.plan_document import PlanRow, profile_choice, run_outlook, totals
 from runner.core.words import count as counted
+from runner.media.profile import describe_expectations
+from runner.providers.session import Overrides
+from runner.views.outlook import ENDED_WITH_EMULATOR, abandon_warning
+from runner.views.plan_document import PlanRow, profile_choice, run_outlook, totals
 
 if TYPE_CHECKING:  # imported where used: rich costs a tenth of a second at start-up
     from rich.console import Console

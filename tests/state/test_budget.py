@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.scheduler.budget import BudgetGuard
+from runner.state.budget import BudgetGuard
 
 
 def test_reservations_stop_at_the_cap_and_stay_stopped() -> None:

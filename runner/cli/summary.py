@@ -17,16 +17,16 @@ from typing import TYPE_CHECKING
 from runner.core import advice
 from runner.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from runner.core.money import format_amount, unit_word
-from runner.views.outlook import abandon_warning, abandoned_task
-from runner.wire.payload.specs import spec as provider_spec
 from runner.core.redact import redact
-from runner.scheduler.snapshot import RunSummary
 from runner.core.words import count as counted
 from runner.core.words import listed
+from runner.scheduler.snapshot import RunSummary
+from runner.views.outlook import abandon_warning, abandoned_task
+from runner.wire.specs import spec as provider_spec
 
 if TYPE_CHECKING:
     from runner.cli.progress import ProgressDisplay
-    from runner.wire.specs.session import RunConfig
+    from runner.providers.session import RunConfig
     from runner.state import TakePlan
 
 

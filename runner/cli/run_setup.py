@@ -14,16 +14,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from runner.cli.flags import client_limits, engine_settings
+from runner.cli.summary import out, print_plan
 from runner.core import advice
-from runner.cli.commands._flags import client_limits, engine_settings
-from runner.cli.commands._summary import out, print_plan
 from runner.core.model import Manifest, Take, VerifyPolicy
+from runner.core.selection import select_takes
+from runner.core.words import count as counted
 from runner.media.observed import OutputExpectations
 from runner.media.profile import ProfileChoice, describe_expectations, gateway_label, profile_for
-from runner.wire.payload.specs import spec as provider_spec
-from runner.core.selection import select_takes
-from runner.wire.specs.session import ClientLimits, Overrides, RunConfig, prepare
-from runner.core.words import count as counted
+from runner.providers.session import ClientLimits, Overrides, RunConfig, prepare
+from runner.wire.specs import spec as provider_spec
 
 if TYPE_CHECKING:  # the engine's context brings aiohttp: imported where used
     from runner.scheduler.run_context import EngineSettings

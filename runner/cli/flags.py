@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 
 from runner.core.errors import UsageError
 from runner.core.model import Manifest
+from runner.providers.session import ClientLimits, RunConfig
 from runner.scheduler.backoff import BackoffPolicy
 from runner.scheduler.polling import PollPolicy
-from runner.wire.specs.session import ClientLimits, RunConfig
 
 if TYPE_CHECKING:  # the engine's context brings aiohttp: imported where used
     from runner.scheduler.run_context import EngineSettings
@@ -140,7 +140,7 @@ def client_limits(args: argparse.Namespace, manifest: Manifest | None = None,
                   environ: Mapping[str, str] | None = None) -> ClientLimits:
     """The gateway client's time and size limits from the flags, the environment and the
     manifest, in that order (bad values: usage error)."""
-    from runner.wire.specs.gateway.timeouts import ClientTimeouts
+    from runner.providers.gateway.timeouts import ClientTimeouts
 
     given: dict[str, float] = {
         name: value for name, value in (("connect", args.connect_timeout),

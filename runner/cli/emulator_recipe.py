@@ -6,7 +6,7 @@ as printed).
 
 from __future__ import annotations
 
-from runner.wire.payload.specs import GATEWAY, spec
+from runner.wire.specs import GATEWAY, spec
 
 
 def how_to_use(base_url: str, provider: str = GATEWAY, key_env: str | None = None) -> list[str]:
