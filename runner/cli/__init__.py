@@ -68,7 +68,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     ``shotrun status`` on a big manifest cannot afford (target: under a second).
     ``shotrun --help`` and ``shotrun completion`` register every command, so a command
     module imports at its top only what its parser needs, and its heavy libraries inside
-    the functions that use them (``tests/test_startup.py`` checks it).
+    the functions that use them (``tests/cli/test_startup.py`` checks it).
     """
     parser = _Parser(
         prog="shotrun",

@@ -15,13 +15,12 @@ import os
 from runner.core.errors import Location, ManifestError, Problem
 from runner.core.fsutil import blocking_file
 from runner.core.model import Manifest
+from runner.manifest.loader import load_yaml
+from runner.manifest.nodes import locate
 
 
 def _location(manifest: Manifest) -> Location:
     """Where ``output_dir`` is written in the manifest (the file itself when it is not)."""
-    from runner.manifest.loader import load_yaml
-    from runner.manifest.nodes import locate
-
     file = str(manifest.path)
     try:
         root, _problems = load_yaml(manifest.path)

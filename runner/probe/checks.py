@@ -64,8 +64,10 @@ from runner.probe.dialects import (
     PROBE_IMAGE_URL,
     Dialect,
 )
+from runner.providers.fal_client import FalClient
 from runner.providers.gateway.client import GatewayClient
 from runner.scheduler.backoff import BackoffPolicy
+from runner.wire.common import CLIENT_TASK_ID
 from runner.wire.payload import ELEMENT_FIELDS, TOP_LEVEL_FIELDS, normalise_renames
 from runner.wire.protocol import ResolvesLostAnswers
 from runner.wire.specs import FAL, GATEWAY, KLING
@@ -327,8 +329,6 @@ async def settle_queued(gateway: GatewayClient, answer: Answer, *,
     fal.ai documents no synchronous validation: a queue may accept any input and refuse it
     on its runner. A request with a duration of 0 cannot render, but only its end says so.
     """
-    from runner.providers.fal_client import FalClient
-
     if not isinstance(gateway, FalClient) or answer.task_id is None:
         return answer
     now = clock or time.monotonic
@@ -379,7 +379,6 @@ def _unknown_id(provider: str) -> str:
 async def unknown_task(gateway: GatewayClient, dialect: Dialect) -> tuple[Lookup, ...]:
     """Ask about a task nobody created (see :class:`Lookup`); free, and it sends nothing
     that could create one."""
-    from runner.wire.common import CLIENT_TASK_ID
     found: list[Lookup] = []
     fake = _unknown_id(dialect.provider)
     try:

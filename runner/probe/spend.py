@@ -43,7 +43,7 @@ from runner.core.errors import (
     PermanentGatewayError,
     TransientGatewayError,
 )
-from runner.core.fsutil import atomic_write_text
+from runner.core.fsutil import atomic_write_text, make_private_dir
 from runner.core.isotime import iso_time
 from runner.core.model import Manifest, TakeRequest
 from runner.core.money import unit_of
@@ -51,6 +51,7 @@ from runner.core.redact import redact, redact_value
 from runner.probe.checks import asked_again
 from runner.probe.dialects import ANSWER_FIELDS, GATEWAY_ANSWER, NEUTRAL_PROMPT
 from runner.providers.download import finalize_download
+from runner.providers.fal_client import FalClient
 from runner.providers.gateway.client import GatewayClient
 from runner.scheduler.backoff import BackoffPolicy
 from runner.scheduler.polling import PollPolicy
@@ -119,8 +120,6 @@ class Intent:
         return data if isinstance(data, dict) else {"state": "unreadable"}
 
     def write(self, data: Mapping[str, Any]) -> None:
-        from runner.core.fsutil import make_private_dir
-
         make_private_dir(self.path.parent)
         text = json.dumps(redact_value(dict(data)), indent=2, sort_keys=True) + "\n"
         atomic_write_text(self.path, text, mode=0o600)
@@ -219,7 +218,7 @@ def link_facts(url: str, headers: Mapping[str, str]) -> dict[str, Any]:
 def video_facts(path: Path) -> dict[str, Any]:
     """Size, duration, rate and codecs of the downloaded video, and its byte count."""
     from runner.media.observed import file_facts
-    from runner.media.verify import probe
+    from runner.media.verify import probe  # here for start-up speed: PyAV
 
     return {**file_facts(probe(path)), "bytes": path.stat().st_size}
 
@@ -467,8 +466,6 @@ async def check_identity(gateway: GatewayClient, spent: Spent) -> None:
             "same_task": isinstance(found, TaskState) and found.task_id == spent.task_id,
             "error": found if isinstance(found, str) else None,
         }
-    from runner.providers.fal_client import FalClient
-
     answered = (spent.creation_body or {}).get("status_url")
     if isinstance(gateway, FalClient) and isinstance(answered, str):
         ours = gateway.status_url(spent.task_id)
@@ -550,8 +547,6 @@ async def collect(gateway: GatewayClient, spent: Spent, state: TaskState, output
                   how: Following) -> None:
     """Download the result under ``.shotrun/probe/``, keep it, read its facts."""
     folder = probe_dir(output_dir)
-    from runner.core.fsutil import make_private_dir
-
     make_private_dir(folder)
     dest = folder / f"{spent.task_id}.mp4"
     part = folder / f"{spent.task_id}.mp4.part"

@@ -40,6 +40,7 @@ from runner.state.records import (
     record_from_row,
 )
 from runner.state.sync import sync_takes
+from runner.state.trace import read_traces
 from runner.state.transitions import Transitions
 
 _SHOT_AND_TAKE = itemgetter(RECORD_COLUMNS.index("shot_id"), RECORD_COLUMNS.index("take"))
@@ -308,10 +309,6 @@ class StateStore(Transitions):
 
     def traces(self, output_dir: Path | None) -> tuple[list[dict[str, Any]], list[TakeOutput]]:
         """:func:`runner.state.trace.read_traces`."""
-        # Here, not at the top: trace needs runner.media.observed, which needs runner.state
-        # (runner.media.profile) while this package is still being imported.
-        from runner.state.trace import read_traces
-
         return read_traces(self, output_dir)
 
 

@@ -31,11 +31,13 @@ from runner.core.errors import Location, ManifestError, Problem, UsageError
 from runner.core.model import Manifest
 from runner.core.money import CREDITS, MONEY_UNITS, unit_of
 from runner.core.selection import names_take
-from runner.state import StateStore, TakeRecord, TakeStatus, store_path_for
+from runner.providers.session import resolve_config
+from runner.state import StateStore, TakeRecord, TakeStatus, kept, store_path_for
 from runner.state.continuity import chosen_takes, frame_sources, picks, source_changes
 from runner.state.dbfile import writer_pid
 from runner.state.decide import decide
 from runner.state.notes import current_notes, notes
+from runner.state.ondisk import done_files
 from runner.state.trace import new_trace_record, read_traces, trace_totals
 from runner.wire.payload import estimate_credits
 from runner.wire.specs import other_provider_note
@@ -252,8 +254,6 @@ def _built_in(manifest: Manifest | None) -> bool:
     the run that made them: nothing of theirs is left to collect."""
     if manifest is None:
         return False
-    from runner.providers.session import resolve_config  # only with a manifest: not on every status
-
     try:
         return resolve_config(manifest).uses_emulator
     except UsageError:  # run will say what is wrong; no promise either way
@@ -307,9 +307,6 @@ def _lost_files(store: StateStore, output_dir: Path, manifest: Manifest | None
     One ``stat`` per done take (the hash only for a file touched since it was verified):
     ``status`` of 20,000 takes stays well under a second.
     """
-    from runner.state import kept
-    from runner.state.ondisk import done_files
-
     takes = {take.key: take for take in manifest.takes} if manifest is not None else {}
     lost: dict[str, tuple[str, str]] = {}
     for record in done_files(store):

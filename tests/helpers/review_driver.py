@@ -1,7 +1,7 @@
 """Driving the review page in headless Chromium, over the report tests' DevTools pipe.
 
 Why the DevTools protocol rather than Selenium with ``chromium-driver``: the project already
-drives Debian's ``chromium`` over ``--remote-debugging-pipe`` (``tests/report/browser.py``),
+drives Debian's ``chromium`` over ``--remote-debugging-pipe`` (``tests/helpers/browser.py``),
 which needs nothing but the browser (no driver binary to match its version, no port, no
 Python package); and the protocol gives what these tests wait on as events: a promise that a
 ``MutationObserver`` resolves when the page shows a state, a video's ``playing`` event.

@@ -1,7 +1,7 @@
 """What every torture scenario shares: its scale, a manifest of N shots, the CLI, the final audit.
 
 The manifest, the fast emulator, the waiting helpers and the decoding check come from
-``tests/commands/test_run.py`` (one piece of code for each); this module adds what the
+``tests/cli/commands/test_run.py`` (one piece of code for each); this module adds what the
 scenarios need on top: a recognisable API key, ``shotrun run`` as a real subprocess, and
 :func:`audit`, the single definition of "the job is finished and nothing is broken" that
 every scenario ends with.

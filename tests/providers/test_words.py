@@ -3,8 +3,9 @@
 A wrong URL, an answer that is not the provider's, a missing key and the expected sizes are
 said with the provider's label (``runner.wire.specs.spec(name).label``); "named by
 api.api_key_env" only when the manifest names that variable. The gateway's own words are
-unchanged (pinned by tests/gateway and tests/torture). Through ``cli.main``, against
-loopback: a port nothing listens on, and a gateway emulator standing for a wrong URL.
+unchanged (pinned by tests/providers/gateway and tests/scenarios/torture). Through
+``cli.main``, against loopback: a port nothing listens on, and a gateway emulator standing
+for a wrong URL.
 """
 
 from __future__ import annotations

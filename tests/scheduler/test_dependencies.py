@@ -2,7 +2,7 @@
 
 The engine's waiting (``_dependencies_ready``) and its window's blockers (``_blockers``) both
 ask this function; the end-to-end behaviour is covered by tests/scheduler/test_engine.py and
-tests/continuity. Here every branch of the rule is one row.
+tests/scenarios/continuity. Here every branch of the rule is one row.
 """
 
 from __future__ import annotations

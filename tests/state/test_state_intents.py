@@ -1,7 +1,7 @@
 """The journal of creations in flight (``.shotrun/intents.jsonl``): what a rebuilt store reads.
 
 Real files in a temporary folder; the CLI-level scenarios are in
-``tests/commands/test_store_loss.py``.
+``tests/cli/commands/test_store_loss.py``.
 """
 
 from __future__ import annotations

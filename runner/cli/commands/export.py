@@ -30,7 +30,7 @@ from runner.wire.specs import add_flag as add_provider_flag
 from runner.wire.specs import other_provider_note, register_environment_secrets
 
 # runner.views.export.FORMATS' names, written out: that module brings OpenTimelineIO, which
-# `shotrun --help` would pay for at start-up (tests/test_startup.py checks they agree).
+# `shotrun --help` would pay for at start-up (tests/cli/test_startup.py checks they agree).
 FORMAT_NAMES = "otio,edl,fcpxml,csv"
 
 

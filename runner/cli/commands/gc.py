@@ -28,16 +28,14 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from runner.core.errors import EXIT_OK
 from runner.core.redact import redact
 from runner.core.words import count
+from runner.state import StateStore, Store, store_path_for
 from runner.state.outputs import HISTORY_DIR, read_sidecar
 from runner.wire.specs import add_flag as add_provider_flag
-
-if TYPE_CHECKING:  # imported lazily at run time: the CLI loads only the command it runs
-    from runner.state import Store
 
 _TAKE_FILE = re.compile(r"take-(\d+)(?:\.mp4|\.json|\.mp4\.part)")
 
@@ -127,7 +125,6 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``shotrun gc``."""
     from runner.manifest import load_manifest
     from runner.manifest.outdir import check_output_dir
-    from runner.state import StateStore, store_path_for
 
     manifest = load_manifest(args.manifest, args.provider, sends=False)
     check_output_dir(manifest)

@@ -40,7 +40,7 @@ from runner.cli.flags import (
 from runner.core.errors import EXIT_FAILED, EXIT_OK, AuthenticationFailed, ShotrunError, UsageError
 from runner.core.model import Manifest
 from runner.core.redact import redact, redact_value
-from runner.media.profile import gateway_label
+from runner.media.profile import gateway_label, save_profile
 from runner.providers.session import ClientLimits, Overrides, RunConfig, open_session, prepare
 from runner.wire.specs import add_flag as add_provider_flag
 from runner.wire.specs import spec as provider_spec
@@ -98,7 +98,6 @@ class _Found:
 async def _probe(manifest: Manifest, config: RunConfig, api_key: str, limits: ClientLimits,
                  args: argparse.Namespace, shown: str, found: _Found) -> None:
     """Probe, filling ``found`` as it goes: what was learnt before an error is reported."""
-    from runner.media.profile import save_profile
     from runner.probe import findings as report
     from runner.probe.checks import run_checks
     from runner.probe.dialects import dialect_for

@@ -26,6 +26,7 @@ from runner.core.errors import EXIT_OK, ShotrunError, UsageError
 from runner.core.fsutil import blocking_file
 from runner.core.redact import redact
 from runner.wire.specs import add_flag as add_provider_flag
+from runner.wire.specs import other_provider_note
 
 DEFAULT_CSV = "trace.csv"
 
@@ -75,7 +76,6 @@ def run(args: argparse.Namespace) -> int:
     from runner.views.report import report_from_store, write_report
     from runner.views.report.trace import write_trace_csv
     from runner.views.status import gather
-    from runner.wire.specs import other_provider_note
 
     manifest = load_manifest(args.manifest, args.provider, sends=False)  # ManifestError: 2
     check_output_dir(manifest)
