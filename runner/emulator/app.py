@@ -377,30 +377,3 @@ async def upload_url(request: web.Request) -> web.StreamResponse:
 async def get_stats(request: web.Request) -> web.StreamResponse:
     """GET /_emulator/stats: the counters (no key needed)."""
     return web.json_response(request.app[CORE].stats_body())
-
-
-def build_app(core: EmulatorCore, provider: str = "gateway") -> web.Application:
-    """The aiohttp application serving ``core`` in ``provider``'s wire format (the task
-    board, files, result links, faults and stats are the same for every format; tasks are
-    charged in ``provider``'s own unit at its prices, runner.core.money)."""
-    core.provider = provider
-    if provider == "gateway":
-        app = web.Application(middlewares=[gateway_middleware], client_max_size=MAX_BODY)
-        app.router.add_post(CREATE_PATH, create_task)
-        app.router.add_get(TASK_PREFIX + "{task_id}", get_task)
-    else:
-        from runner.emulator import fal_api, kling_api
-
-        module = {"fal": fal_api, "kling": kling_api}[provider]
-        app = web.Application(middlewares=[middleware_for(module.WIRE)],
-                              client_max_size=MAX_BODY)
-        module.add_routes(app)
-    app[CORE] = core
-    app.router.add_post(UPLOAD_PREFIX + "base64", upload_base64)
-    app.router.add_post(UPLOAD_PREFIX + "stream", upload_stream)
-    app.router.add_post(UPLOAD_PREFIX + "url", upload_url)
-    app.router.add_get("/files/{file_id}/{name}", get_file)
-    app.router.add_get("/api/v1/files/download/{file_id}", get_file)
-    app.router.add_get("/results/{name}", get_result)
-    app.router.add_get("/_emulator/stats", get_stats)
-    return app

@@ -299,7 +299,7 @@ async def cancel(request: web.Request) -> web.StreamResponse:
 
 
 def add_routes(app: web.Application) -> None:
-    """fal's routes (the shared ones are added by :func:`runner.emulator.app.build_app`)."""
+    """fal's routes (the shared ones are added by :func:`runner.emulator.routes.build_app`)."""
     app[LATE] = {}
     app.router.add_post(APP_PATH, submit)
     app.router.add_put(REQUESTS + "{request_id}/cancel", cancel)

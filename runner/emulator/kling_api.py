@@ -299,7 +299,7 @@ async def query(request: web.Request) -> web.StreamResponse:
 
 
 def add_routes(app: web.Application) -> None:
-    """Kling's routes (the shared ones are added by :func:`runner.emulator.app.build_app`)."""
+    """Kling's routes (the shared ones are added by :func:`runner.emulator.routes.build_app`)."""
     app[EXTERNAL_IDS] = {}
     app[EXTERNAL_OF] = {}
     app.router.add_post(CREATE_PATH, create)

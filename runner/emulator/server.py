@@ -15,7 +15,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from runner.emulator.app import EmulatorCore, build_app
+from runner.emulator.app import EmulatorCore
+from runner.emulator.routes import build_app
 from runner.emulator.settings import EmulatorSettings
 
 log = structlog.get_logger()

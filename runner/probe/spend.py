@@ -56,11 +56,12 @@ from runner.providers.gateway.client import GatewayClient
 from runner.scheduler.backoff import BackoffPolicy
 from runner.scheduler.polling import PollPolicy
 from runner.state import STATE_DIR
+from runner.wire.bodies import body_for
 from runner.wire.common import CLIENT_TASK_ID
 from runner.wire.parse import parse_epoch
 from runner.wire.payload import build_payload, estimate_credits
 from runner.wire.protocol import ResolvesLostAnswers, TaskState
-from runner.wire.specs import GATEWAY, KLING, body_for
+from runner.wire.specs import GATEWAY, KLING
 from runner.wire.urls import safe_url_text
 
 log = structlog.get_logger()

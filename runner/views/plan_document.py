@@ -42,13 +42,13 @@ from runner.core.money import totals as money_totals
 from runner.media.profile import ProfileChoice, gateway_label, profile_for, profile_json
 from runner.providers.session import Overrides, resolve_config
 from runner.views.outlook import Outlook, PlanStatus, abandoned_of, bucket, outlook
+from runner.wire.bodies import body_for
 from runner.wire.payload import (
     billed_seconds,
     build_payload,
     estimate_credits,
     preview_resolver,
 )
-from runner.wire.specs import body_for
 
 __all__ = ["PlanRow", "PlanStatus", "inputs", "plan_document", "plan_rows", "profile_choice",
            "run_outlook", "totals"]

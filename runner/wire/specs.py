@@ -64,21 +64,6 @@ def spec(name: str) -> ProviderSpec:
     return SPECS[name]
 
 
-def body_for(provider: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """What ``provider`` is sent for a canonical payload (``plan --payloads`` shows it): the
-    payload itself for the gateway, Kling's body, or fal's app and input."""
-    if provider == KLING:
-        from runner.wire import kling
-
-        return kling.translate(payload)
-    if provider == FAL:
-        from runner.wire import fal
-
-        app, body = fal.translate(payload)
-        return {"app": app, "input": body}
-    return dict(payload)
-
-
 def add_flag(parser: Any) -> None:
     """``--provider`` on a command that loads a manifest (argparse refuses other values)."""
     parser.add_argument("--provider", choices=PROVIDERS, default=None,
