@@ -295,13 +295,15 @@ def describe_expectations(profile: GatewayProfile | None, takes: Iterable[Take],
         where = _shown(other_gateway)
         if gateway:
             return (f"expected sizes: nominal (the gateway profile was observed on {where}, "
-                    "not this gateway: run `shotrun probe --spend` against this one)")
+                    "not this gateway: `shotrun probe --spend` against this one learns it, "
+                    "paying for one task)")
         this = _shown(here) if here is not None else "this one"
         return (f"expected sizes: nominal (the saved profile was observed on {where}, not "
-                f"{this}: run `shotrun probe --spend` against this one)")
+                f"{this}: `shotrun probe --spend` against this one learns it, paying for one task)")
     if profile is None:
         what = "gateway profile" if gateway else f"saved profile of {spec(provider).label}"
-        return f"expected sizes: nominal (no {what}: run `shotrun probe --spend`)"
+        return (f"expected sizes: nominal (no {what}: `shotrun probe --spend` learns one, "
+                "paying for one task)")
     found = expectations(profile, takes)
     by_source: dict[str, list[str]] = {"observed": [], "derived": [], "nominal": []}
     for key, item in found.items():

@@ -145,8 +145,8 @@ async def test_plan_base_url_finds_the_profile_probe_saved_for_that_url(
     # Without the flag the plan is of the manifest's URL (the emulator), in Kling's words.
     assert cli.main(["plan", str(manifest), "--provider", "kling"]) == 0
     assert (f"expected sizes: nominal (the saved profile was observed on {url} (kling), not "
-            "the built-in emulator (kling): run `shotrun probe --spend` against this one)"
-            ) in capsys.readouterr().out
+            "the built-in emulator (kling): `shotrun probe --spend` against this one learns it, "
+            "paying for one task)") in capsys.readouterr().out
 
 
 def test_without_the_runs_provider_status_report_and_export_say_which_to_add(

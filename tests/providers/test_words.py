@@ -117,11 +117,11 @@ def test_no_saved_profile_is_said_of_the_provider(
     manifest = write_manifest(tmp_path, THREE)
     assert cli.main(["plan", str(manifest), "--provider", provider]) == 0
     out = capsys.readouterr().out
-    assert (f"expected sizes: nominal (no saved profile of {LABELS[provider]}: run "
-            "`shotrun probe --spend`)") in out
+    assert (f"expected sizes: nominal (no saved profile of {LABELS[provider]}: "
+            "`shotrun probe --spend` learns one, paying for one task)") in out
     assert cli.main(["plan", str(manifest)]) == 0  # the gateway's words stay
-    assert "expected sizes: nominal (no gateway profile: run `shotrun probe --spend`)" in \
-        capsys.readouterr().out
+    assert ("expected sizes: nominal (no gateway profile: `shotrun probe --spend` learns one, "
+            "paying for one task)") in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -81,7 +81,8 @@ async def test_without_spend_creations_are_sent_but_none_is_accepted(
     no_key_anywhere(tmp_path, out, err)
     assert cli.main(["plan", str(manifest), "--json"]) == 0
     profile = json.loads(capsys.readouterr().out)["profile"]
-    assert profile["path"] is None and "run `shotrun probe --spend`" in profile["line"]
+    assert profile["path"] is None
+    assert "`shotrun probe --spend` learns one, paying for one task" in profile["line"]
 
 
 async def test_spend_creates_exactly_one_task_and_the_next_plan_uses_its_size(

@@ -75,4 +75,5 @@ def test_a_profile_learnt_on_the_built_in_emulator_leaves_a_real_gateway_nominal
     assert found["expected_sizes"]["720p 16:9"] == {"size": [1280, 720], "source": "nominal"}
     assert found["line"] == (
         "expected sizes: nominal (the gateway profile was observed on the built-in emulator, "
-        "not this gateway: run `shotrun probe --spend` against this one)")
+        "not this gateway: `shotrun probe --spend` against this one learns it, "
+        "paying for one task)")
