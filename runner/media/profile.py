@@ -116,7 +116,8 @@ def _read(path: Path) -> GatewayProfile | None:
         return GatewayProfile.from_dict(data)
     except ValueError as exc:
         log.warning("gateway_profile_unreadable", path=str(path),
-                    error=f"{exc}; the nominal sizes are used (run `shotrun probe` again)")
+                    error=f"{exc}; the nominal sizes are used (`shotrun probe --spend` "
+                    "learns it again, paying for one task)")
         return None
 
 

@@ -288,7 +288,7 @@ STANDALONE_NOTE = (
 )
 FOLDER_NOTE = (
     "This page shows posters kept in .shotrun/posters/ beside it and works where it is; "
-    "`shotrun report --standalone` writes a page that can be moved or mailed."
+    "`shotrun report --standalone` (spends nothing) writes a page that can be moved or mailed."
 )
 
 

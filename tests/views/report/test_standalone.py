@@ -50,6 +50,6 @@ def test_the_usual_page_says_it_needs_its_folder_and_how_to_get_one_that_moves(
         finished: Path) -> None:
     text = (finished.parent / "renders" / "report.html").read_text(encoding="utf-8")
     assert FOLDER_NOTE == ("This page shows posters kept in .shotrun/posters/ beside it and "
-                           "works where it is; `shotrun report --standalone` writes a page that "
-                           "can be moved or mailed.")
+                           "works where it is; `shotrun report --standalone` (spends nothing) "
+                           "writes a page that can be moved or mailed.")
     assert parse(text).find("div", "folder").text() == FOLDER_NOTE
