@@ -32,16 +32,20 @@ def cost(credits: float, unpriced: int = 0, unit: str = CREDITS) -> str:
     return text + (f" plus {counted(unpriced, 'take')} without a rate" if unpriced else "")
 
 
+def _tasks_and_cost(number: int, credits: float, unpriced: int, unit: str) -> str:
+    """``4 new tasks, about 97.2 credits``: the object of "creates" and "would create"."""
+    return f"{counted(number, 'new task')}, {cost(credits, unpriced, unit)}"
+
+
 def new_tasks(number: int, credits: float, unpriced: int = 0, unit: str = CREDITS) -> str:
     """``creates 4 new tasks, about 97.2 credits``: what a command that renders anew spends."""
-    return f"creates {counted(number, 'new task')}, {cost(credits, unpriced, unit)}"
+    return f"creates {_tasks_and_cost(number, credits, unpriced, unit)}"
 
 
 def would_create(flag: str, number: int, credits: float, unpriced: int = 0,
                  unit: str = CREDITS) -> str:
     """``--retry-failed would create 4 new tasks, about 97.2 credits``."""
-    return (f"{flag} would create {counted(number, 'new task')}, "
-            f"{cost(credits, unpriced, unit)}")
+    return f"{flag} would create {_tasks_and_cost(number, credits, unpriced, unit)}"
 
 
 def total(estimates: Iterable[float | None]) -> tuple[int, float, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from typing import Any
 
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 _SECONDS = tuple(f"{second:02d}" for second in range(60))
@@ -51,3 +52,15 @@ def iso_timestamp(ns: int) -> str:
     minute, second = divmod(seconds, 60)
     head = _minute_head(minute) + _SECONDS[second]
     return f"{head}.{micro:06d}Z" if micro else head + "Z"
+
+
+def epoch_from_iso(text: Any) -> float | None:
+    """The epoch seconds of an ISO 8601 text such as :func:`iso_time` writes (a sidecar's
+    ``submitted``, ``completed``, ``downloaded``); None when absent or unreadable, since a
+    file read back after a crash or an edit may hold anything."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

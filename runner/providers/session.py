@@ -105,8 +105,6 @@ def check_base_url_flag(value: str | None) -> None:
         _check_url(value, "--base-url", allow_emulator=True)
 
 
-
-
 def resolve_config(manifest: Manifest, overrides: Overrides | None = None,
                    environ: Mapping[str, str] | None = None) -> RunConfig:
     """Apply flags > environment > manifest > defaults; raise UsageError for bad values."""
@@ -153,8 +151,6 @@ def resolve_config(manifest: Manifest, overrides: Overrides | None = None,
         max_credits=max_credits, base_url_from=source, provider=api.provider,
         access_key_env=spec(api.provider).access_key_env, api_key_env_set=api.api_key_env_set,
     )
-
-
 
 
 def read_api_key(config: RunConfig, environ: Mapping[str, str] | None = None) -> str:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import structlog
@@ -76,7 +76,7 @@ from runner.state.budget import budget_guard
 from runner.state.continuity import frame_sources
 from runner.state.decide import collectable, decide
 from runner.state.protocol import Store
-from runner.state.records import TakeAction, TakePlan, TakeStatus
+from runner.state.records import TakeAction, TakePlan, TakeRecord, TakeStatus
 from runner.wire.payload import estimate_credits
 from runner.wire.protocol import Gateway, ResolvesLostAnswers
 
@@ -482,23 +482,29 @@ class Engine:
         self.ctx.gateway_progress.pop(take.key, None)  # no longer followed: not a row
         self.ctx.event(PHASE_EVENTS[phase], take.key, message=self.ctx.stop_message)
 
+    def _chosen(self, shot_id: str, picks: Mapping[str, continuity.Pick]) -> TakeRecord | None:
+        """The take of ``shot_id`` a continuity frame is cut from now: the valid pick (of
+        ``picks``, the store's), else its first done take."""
+        return continuity.choose(self.store.shot_records(shot_id), picks.get(shot_id))
+
     def _chosen_sources(self, take: Take) -> dict[str, str]:
         """Shot id -> SHA-256 of the output each frame of ``take`` would be cut from now;
         empty for a take without frames of other shots, or when one has no output yet."""
+        shots = frame_sources(take)
+        if not shots:
+            return {}
+        picks = self.store.picks()  # read once for all of the take's sources
         sources: dict[str, str] = {}
-        for shot_id in frame_sources(take):
-            records = self.store.shot_records(shot_id)
-            chosen = continuity.choose(records, self.store.picks().get(shot_id))
+        for shot_id in shots:
+            chosen = self._chosen(shot_id, picks)
             if chosen is None or not chosen.sha256:
                 return {}
             sources[shot_id] = chosen.sha256
         return sources
 
     def _frame_source(self, shot_id: str) -> Path | None:
-        """The output a continuity frame of ``shot_id`` is cut from: its chosen take (the
-        valid pick, else its first done take)."""
-        records = self.store.shot_records(shot_id)
-        chosen = continuity.choose(records, self.store.picks().get(shot_id))
+        """The output a continuity frame of ``shot_id`` is cut from (see :meth:`_chosen`)."""
+        chosen = self._chosen(shot_id, self.store.picks())
         return Path(chosen.output_path) if chosen and chosen.output_path else None
 
     # ------------------------------------------------------------------ reporting

@@ -17,12 +17,12 @@ Two moves, each one transaction:
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
 
 from runner.core.errors import StateError
+from runner.core.isotime import epoch_from_iso
 from runner.state.base import S, StoreBase, dumps, insert_event
 from runner.state.decide import OUTPUT_LOST
 from runner.state.records import OUTPUT_SELECT, FailureKind, TakeOutput, output_from_row
@@ -32,16 +32,6 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
-
-
-def _epoch(text: Any) -> float | None:
-    """A sidecar's ISO 8601 time as epoch seconds (None when absent or unreadable)."""
-    if not isinstance(text, str):
-        return None
-    try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def mark_restored(store: StoreBase, key: str, fingerprint: str, output_path: Path,
@@ -82,7 +72,8 @@ def mark_restored(store: StoreBase, key: str, fingerprint: str, output_path: Pat
              str(output_path), size, sha256, _number(sidecar.get("verified_duration")),
              json.dumps(video, sort_keys=True) if isinstance(video, dict) else None,
              dumps(request) if isinstance(request, dict) else None,
-             _epoch(sidecar.get("submitted")), _epoch(sidecar.get("completed")),
+             epoch_from_iso(sidecar.get("submitted")),
+             epoch_from_iso(sidecar.get("completed")),
              now, reason, attempts, same_task, same_task, key, fingerprint, sha256, now, key),
         )
         insert_event(conn, now, key, "take_restored",

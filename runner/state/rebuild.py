@@ -52,6 +52,7 @@ import structlog
 
 from runner.core.errors import StateError
 from runner.core.fsutil import fsync_dir, fsync_file, hash_file
+from runner.core.isotime import epoch_from_iso
 from runner.core.money import CREDITS
 from runner.state import dbfile as schema
 from runner.state.base import (
@@ -131,15 +132,6 @@ class _Row:
     downloaded_at: float | None = None
     unit: str = CREDITS  # of the credits figures; a file from before units: the gateway's
     last_error_code: str | None = None
-
-
-def _epoch(text: Any) -> float | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        return dt.datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None
 
 
 def _sidecars(output_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
@@ -223,7 +215,8 @@ def _from_sidecar(video: Path, data: dict[str, Any], *, hashed: bool = True) -> 
         else None,
         credits_estimated=amount(credits.get("estimated")),
         credits_reserved=amount(credits.get("reserved")),
-        submitted_at=_epoch(data.get("submitted")), completed_at=_epoch(data.get("completed")),
+        submitted_at=epoch_from_iso(data.get("submitted")),
+        completed_at=epoch_from_iso(data.get("completed")),
         unit=recorded_unit(credits.get("unit")) or CREDITS,
     )
     if _verified(video, data, hashed=hashed):
@@ -232,7 +225,7 @@ def _from_sidecar(video: Path, data: dict[str, Any], *, hashed: bool = True) -> 
         row.sha256 = str(data["sha256"])
         row.verified_duration = amount(data.get("verified_duration"))
         row.video = data.get("video") if isinstance(data.get("video"), dict) else None
-        row.downloaded_at = _epoch(data.get("downloaded"))
+        row.downloaded_at = epoch_from_iso(data.get("downloaded"))
         return row
     if task_id is None:
         log.warning("sidecar_without_output", video=str(video))
@@ -286,7 +279,7 @@ def _kept_paid(output_dir: Path, rows: list[_Row]) -> list[_Paid]:
             attempt=attempt if type(attempt) is int and attempt > 0 else 1,
             credits_estimated=amount(credits.get("estimated")),
             credits_reserved=amount(credits.get("reserved")),
-            submitted_at=_epoch(data.get("submitted")),
+            submitted_at=epoch_from_iso(data.get("submitted")),
             unit=recorded_unit(credits.get("unit")) or CREDITS))
     return paid
 

@@ -153,14 +153,19 @@ def _opt_text(value: Any, field: str, what: str) -> str | None:
     raise MalformedResponse(f"{what}: '{field}' is {type(value).__name__}, expected a string")
 
 
+def _required_text(data: Mapping[str, Any], field: str, named: str, what: str) -> str:
+    """The string ``data[field]`` every such answer carries; ``named``: how a message calls
+    the field (``task 'id'``, ``'status'``)."""
+    if field not in data:
+        raise MalformedResponse(f"{what}: no {named} in the answer")
+    value = data[field]
+    if not isinstance(value, str):
+        raise MalformedResponse(f"{what}: {named} is {type(value).__name__}, expected a string")
+    return value
+
+
 def _task_id(data: Mapping[str, Any], what: str) -> str:
-    if "id" not in data:
-        raise MalformedResponse(f"{what}: no task 'id' in the answer")
-    task_id = data["id"]
-    if not isinstance(task_id, str):
-        raise MalformedResponse(
-            f"{what}: task 'id' is {type(task_id).__name__}, expected a string"
-        )
+    task_id = _required_text(data, "id", "task 'id'", what)
     if not _TASK_ID.fullmatch(task_id):
         raise MalformedResponse(
             f"{what}: task id {excerpt(task_id)} is empty, longer than 256 characters or "
@@ -170,13 +175,7 @@ def _task_id(data: Mapping[str, Any], what: str) -> str:
 
 
 def _status(data: Mapping[str, Any], what: str) -> str:
-    if "status" not in data:
-        raise MalformedResponse(f"{what}: no 'status' in the answer")
-    status = data["status"]
-    if not isinstance(status, str):
-        raise MalformedResponse(
-            f"{what}: 'status' is {type(status).__name__}, expected a string"
-        )
+    status = _required_text(data, "status", "'status'", what)
     if status not in TASK_STATUSES:
         raise MalformedResponse(
             f"{what}: unknown task status {excerpt(status)} "
