@@ -326,17 +326,19 @@ def describe_expectations(profile: GatewayProfile | None, takes: Iterable[Take],
     return "expected sizes: " + ("; ".join(parts) if parts else "nominal (no takes)")
 
 
-def profile_json(profile: GatewayProfile | None, output_dir: Path,
-                 takes: Iterable[Take], other_gateway: str | None = None,
-                 provider: str = "gateway", here: str | None = None) -> dict[str, Any]:
-    """What ``plan --json`` says of the profile: where, when, and the size of each format."""
+def profile_json(chosen: ProfileChoice, takes: Iterable[Take]) -> dict[str, Any]:
+    """What ``plan --json`` says of the profile: where, when, and the size of each format.
+
+    Where is the path :func:`profile_for` read the profile from: the files are not read again.
+    """
     take_list = list(takes)
-    found = None if profile is None else find_profile(output_dir, profile.base_url)
+    profile = chosen.profile
     return {
-        "other_gateway": other_gateway,
-        "path": str(found[0]) if found is not None else None,
+        "other_gateway": chosen.other_gateway,
+        "path": str(chosen.path) if chosen.path is not None else None,
         "base_url": profile.base_url if profile is not None else None,
         "probed_at": profile.probed_at if profile is not None else None,
         "expected_sizes": expectations(profile, take_list),
-        "line": describe_expectations(profile, take_list, other_gateway, provider, here),
+        "line": describe_expectations(profile, take_list, chosen.other_gateway,
+                                      chosen.provider, chosen.gateway),
     }

@@ -225,6 +225,4 @@ def profile_choice(manifest: Manifest, overrides: Overrides | None = None) -> Pr
 
 def _profile_json(manifest: Manifest, takes: list[Take],
                   overrides: Overrides | None = None) -> dict[str, Any]:
-    chosen = profile_choice(manifest, overrides)
-    return profile_json(chosen.profile, manifest.output_dir, takes, chosen.other_gateway,
-                        chosen.provider, chosen.gateway)
+    return profile_json(profile_choice(manifest, overrides), takes)
