@@ -21,7 +21,7 @@ from runner.core.model import Manifest, Take, VerifyPolicy
 from runner.core.selection import select_takes
 from runner.core.words import count as counted
 from runner.media.observed import OutputExpectations
-from runner.media.profile import ProfileChoice, describe_expectations, gateway_label, profile_for
+from runner.media.profile import ProfileChoice, gateway_label, profile_for
 from runner.providers.session import ClientLimits, Overrides, RunConfig, prepare
 from runner.wire.specs import spec as provider_spec
 
@@ -84,10 +84,7 @@ def announce(args: argparse.Namespace, setup: RunSetup, plans: Sequence[TakePlan
     if not args.quiet:  # -q: errors and warnings only (print_plan warns regardless)
         out(f"shotrun: {setup.manifest.name}: {counted(len(plans), 'take')} via {where}",
             err=scripted)
-        chosen = setup.chosen
-        line = describe_expectations(chosen.profile, setup.takes, chosen.other_gateway,
-                                     chosen.provider, chosen.gateway)
-        out(f"  {line}", err=scripted)
+        out(f"  {setup.chosen.describe(setup.takes)}", err=scripted)
     print_plan(plans, stream_err=scripted, quiet=args.quiet)
 
 

@@ -189,6 +189,12 @@ class ProfileChoice:
     gateway: str | None = None  # the gateway_label asked for (None: could not tell)
     path: Path | None = None  # where ``profile`` was read from
 
+    def describe(self, takes: Iterable[Take]) -> str:
+        """The line ``plan`` and ``run`` print about ``takes``' sizes
+        (:func:`describe_expectations` of this choice)."""
+        return describe_expectations(self.profile, takes, self.other_gateway, self.provider,
+                                     self.gateway)
+
 
 def profile_for(output_dir: Path, gateway: str | None, provider: str = "gateway"
                 ) -> ProfileChoice:
@@ -339,6 +345,5 @@ def profile_json(chosen: ProfileChoice, takes: Iterable[Take]) -> dict[str, Any]
         "base_url": profile.base_url if profile is not None else None,
         "probed_at": profile.probed_at if profile is not None else None,
         "expected_sizes": expectations(profile, take_list),
-        "line": describe_expectations(profile, take_list, chosen.other_gateway,
-                                      chosen.provider, chosen.gateway),
+        "line": chosen.describe(take_list),
     }
