@@ -29,10 +29,10 @@ def available() -> list[str]:
                   if m.name.startswith(PREFIX))
 
 
-def resolve(names: list[str]) -> list[str]:
-    """Module names for ``names`` given short (``startup``) or whole (``bench_startup``);
-    ValueError naming the first unknown one."""
-    known = available()
+def resolve(names: list[str], known: list[str] | None = None) -> list[str]:
+    """Module names for ``names`` given short (``startup``) or whole (``bench_startup``),
+    out of ``known`` (default :func:`available`); ValueError naming the first unknown one."""
+    known = available() if known is None else known
     modules: list[str] = []
     for name in names:
         short = name.removeprefix(PREFIX)
@@ -43,7 +43,8 @@ def resolve(names: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    known = ", ".join(available())
+    benches = available()  # the package's folder is listed once
+    known = ", ".join(benches)
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description=f"Run benchmarks against the built-in emulator and print one table of "
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="benchmarks to run, by name (default: all)")
     args = parser.parse_args(argv)
     try:
-        names = resolve(args.names) if args.names else [PREFIX + n for n in available()]
+        names = resolve(args.names, benches) if args.names else [PREFIX + n for n in benches]
     except ValueError as exc:
         parser.error(str(exc))
     rows: list[dict[str, Any]] = []

@@ -21,6 +21,7 @@ for ``python -m benchmarks``.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import _emu
 from benchmarks.table import format_table, row
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,32 +41,17 @@ BEFORE = {  # wall seconds, CPU seconds, MB, measured before the change (see the
 }
 
 
-# The measuring parent: a small process of its own. Linux keeps, in a spawned child's peak
-# memory, the peak of the memory it was spawned from (the hiwater is recorded at exec): a
-# child spawned straight from the benchmark process, grown by the benchmarks before it, would
-# report that process's peak (324 MB seen), not shotrun's. This parent is a bare interpreter.
-_MEASURE = """
-import os, sys, time
-start = time.perf_counter()
-pid = os.posix_spawn(sys.executable, [sys.executable, "-m", "runner", *sys.argv[1:]],
-                     os.environ,
-                     file_actions=[(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-                                   (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)])
-_, status, usage = os.wait4(pid, 0)
-wall = time.perf_counter() - start
-print(os.waitstatus_to_exitcode(status), wall, usage.ru_utime + usage.ru_stime,
-      usage.ru_maxrss / 1024)
-"""
-
-
 def _once(argv: list[str]) -> tuple[float, float, float]:
-    """(wall s, CPU s, peak MB) of one run of ``python -m runner ARGV``."""
-    done = subprocess.run([sys.executable, "-c", _MEASURE, *argv], capture_output=True,
-                          text=True, check=True)
-    code, wall, cpu, peak = done.stdout.split()
-    if int(code) != 0:
-        raise RuntimeError(f"shotrun {' '.join(argv)} failed (exit {code})")
-    return float(wall), float(cpu), float(peak)
+    """(wall s, CPU s, peak MB) of one run of ``python -m runner ARGV``.
+
+    Measured by the run benchmarks' small launcher (:func:`benchmarks._emu._child`): a child
+    spawned straight from this process, grown by the benchmarks before it, would report this
+    process's peak memory (324 MB seen), not shotrun's.
+    """
+    done = _emu._child([sys.executable, "-m", "runner", *argv], dict(os.environ))
+    if done.code != 0:
+        raise RuntimeError(f"shotrun {' '.join(argv)} failed (exit {done.code})")
+    return done.wall, done.cpu, done.max_rss_mb
 
 
 def measure(argv: list[str], times: int) -> tuple[float, float, float]:

@@ -105,17 +105,14 @@ def _add_verbosity(parser: argparse.ArgumentParser, *, default_verbose: Any,
                            help="print only errors and warnings")
 
 
-def _crash_log_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "shotrun"
-
-
 def write_crash_log(exc: BaseException) -> Path | None:
     """Save the traceback (redacted, mode 0600) and return where; None if it cannot be saved."""
     text = redact("".join(traceback.format_exception(exc)))
+    from runner.core.fsutil import user_cache_dir  # on the crash path, not at start-up
+
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     try:
-        directory = _crash_log_dir()
+        directory = user_cache_dir()
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"crash-{stamp}-{os.getpid()}.log"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

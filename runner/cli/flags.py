@@ -75,17 +75,25 @@ def add_network_limits(parser: argparse.ArgumentParser) -> None:
                         "default 2G)")
 
 
+_BINARY_UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def _bytes(text: str) -> float:
+    """``1048576``, ``512K``, ``500M``, ``2G`` -> bytes (binary units); ValueError if not a
+    number. The one reading of a K/M/G suffix for sizes and rates alike."""
+    scale = _BINARY_UNITS.get(text[-1:].upper(), 1)
+    return float(text[:-1] if scale > 1 else text) * scale
+
+
 def _size(text: str) -> int:
     """``1048576``, ``512K``, ``500M``, ``2G`` -> bytes (binary units)."""
-    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
-    scale = units.get(text[-1:].upper(), 1)
     try:
-        value = float(text[:-1] if scale > 1 else text)
+        value = _bytes(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 500M, 2G)") from None
-    if not value > 0 or value * scale > 2**62:
+    if not value > 0 or value > 2**62:
         raise argparse.ArgumentTypeError("must be a positive size")
-    return int(value * scale)
+    return int(value)
 
 
 def _seconds(text: str) -> float:
@@ -101,10 +109,8 @@ def _seconds(text: str) -> float:
 
 def _rate(text: str) -> float:
     """Bytes per second: ``2048``, ``16K``, ``1M``; 0 for none."""
-    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
-    scale = units.get(text[-1:].upper(), 1)
     try:
-        value = float(text[:-1] if scale > 1 else text) * scale
+        value = _bytes(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"not a rate: {text!r} (bytes per second, e.g. 2048, 16K, 1M; 0 for none)") from None

@@ -16,7 +16,6 @@ from runner.core.model import FrameRef, Manifest
 from runner.core.money import CREDITS, RATE_KEYS, format_amount, unit_of, unit_word
 from runner.core.redact import redact
 from runner.core.words import count as counted
-from runner.media.profile import describe_expectations
 from runner.providers.session import Overrides
 from runner.views.outlook import ENDED_WITH_EMULATOR, abandon_warning
 from runner.views.plan_document import PlanRow, profile_choice, run_outlook, totals
@@ -99,9 +98,7 @@ def render_plan(manifest: Manifest, rows: Sequence[PlanRow], console: Console, *
                           soft_wrap=True)
     for line in warning_lines(manifest.path, manifest.warnings, provider):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
-    chosen = profile_choice(manifest, overrides)
-    line = describe_expectations(chosen.profile, [row.take for row in rows],
-                                 chosen.other_gateway, chosen.provider, chosen.gateway)
+    line = profile_choice(manifest, overrides).describe([row.take for row in rows])
     console.print(line, highlight=False, markup=False, soft_wrap=True)
     console.print(f"Output: {manifest.output_dir}. Nothing was sent.", highlight=False,
                   markup=False, soft_wrap=True)

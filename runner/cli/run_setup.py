@@ -21,8 +21,9 @@ from runner.core.model import Manifest, Take, VerifyPolicy
 from runner.core.selection import select_takes
 from runner.core.words import count as counted
 from runner.media.observed import OutputExpectations
-from runner.media.profile import ProfileChoice, describe_expectations, gateway_label, profile_for
+from runner.media.profile import ProfileChoice
 from runner.providers.session import ClientLimits, Overrides, RunConfig, prepare
+from runner.views.plan_document import config_profile
 from runner.wire.specs import spec as provider_spec
 
 if TYPE_CHECKING:  # the engine's context brings aiohttp: imported where used
@@ -64,9 +65,7 @@ def setup_run(args: argparse.Namespace) -> RunSetup:
     config, api_key = prepare(manifest, overrides)  # bad settings: exit 2 before any write
     # What outputs are held to: the manifest's verify rule, and the sizes `shotrun probe`
     # observed on this very gateway (a profile of another one is left out, and said so).
-    chosen = profile_for(manifest.output_dir, gateway_label(config.base_url,
-                                                            config.uses_emulator, config.provider),
-                         config.provider)
+    chosen = config_profile(manifest, config)
     # How long a paid result stays collectable: the provider's documented lifetime.
     settings = dataclasses.replace(engine_settings(args, config), link_lifetime=provider_spec(
         config.provider).result_lifetime, retry_failed=args.retry_failed)
@@ -84,10 +83,7 @@ def announce(args: argparse.Namespace, setup: RunSetup, plans: Sequence[TakePlan
     if not args.quiet:  # -q: errors and warnings only (print_plan warns regardless)
         out(f"shotrun: {setup.manifest.name}: {counted(len(plans), 'take')} via {where}",
             err=scripted)
-        chosen = setup.chosen
-        line = describe_expectations(chosen.profile, setup.takes, chosen.other_gateway,
-                                     chosen.provider, chosen.gateway)
-        out(f"  {line}", err=scripted)
+        out(f"  {setup.chosen.describe(setup.takes)}", err=scripted)
     print_plan(plans, stream_err=scripted, quiet=args.quiet)
 
 

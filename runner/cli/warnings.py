@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from runner.core.errors import Problem
+from runner.core.fsutil import user_cache_dir
 from runner.core.redact import redact
 from runner.core.words import count
 
@@ -30,8 +31,7 @@ MAX_MARKERS = 256
 
 
 def _folder() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "shotrun" / "warned"
+    return user_cache_dir() / "warned"
 
 
 def _digest(manifest: Path | str, warnings: Sequence[Problem]) -> str:

@@ -29,6 +29,13 @@ from pathlib import Path
 STATE_DIR = ".shotrun"
 
 
+def user_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/shotrun`` (else ``~/.cache/shotrun``): shotrun's files per user, not
+    per output folder (the manifest cache, crash logs, warnings already shown)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "shotrun"
+
+
 def fsync_dir(directory: str | os.PathLike[str]) -> None:
     """Flush a directory entry (a rename or a creation in it) to disk.
 

@@ -31,11 +31,11 @@ from runner.emulator.app import (
 )
 
 
-def build_app(core: EmulatorCore, provider: str = "gateway") -> web.Application:
-    """The aiohttp application serving ``core`` in ``provider``'s wire format (the task
+def build_app(core: EmulatorCore) -> web.Application:
+    """The aiohttp application serving ``core`` in its provider's wire format (the task
     board, files, result links, faults and stats are the same for every format; tasks are
-    charged in ``provider``'s own unit at its prices, runner.core.money)."""
-    core.provider = provider
+    charged in that provider's own unit at its prices, runner.core.money)."""
+    provider = core.provider
     if provider == "gateway":
         app = web.Application(middlewares=[gateway_middleware], client_max_size=MAX_BODY)
         app.router.add_post(CREATE_PATH, create_task)

@@ -62,9 +62,9 @@ async def run_emulator(
 ) -> AsyncIterator[RunningEmulator]:
     """Serve an emulator on ``host:port`` (0: a free port) for the life of the block,
     speaking ``provider``'s wire format (``gateway``, ``fal`` or ``kling``)."""
-    core = EmulatorCore(settings or EmulatorSettings())
+    core = EmulatorCore(settings or EmulatorSettings(), provider)
     core.now()  # bind the clock to this loop, so that stats() also works from sync code
-    runner = web.AppRunner(build_app(core, provider), access_log=None, handle_signals=False,
+    runner = web.AppRunner(build_app(core), access_log=None, handle_signals=False,
                            shutdown_timeout=_SHUTDOWN_TIMEOUT)
     await runner.setup()
     try:

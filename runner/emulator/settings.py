@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from runner.core.errors import ALL_TASK_CODES
-from runner.core.money import DEFAULT_UNIT_RATES, DEFAULT_USD_RATES
+from runner.core.money import DEFAULT_UNIT_RATES, DEFAULT_USD_RATES, RATE_KEYS, unit_of
 
 ERROR_STATUSES = ("429", "500", "502", "503")
 RENDER_MODES = ("full", "cached")
@@ -27,8 +27,7 @@ DEFAULT_EMULATOR_RATES: Mapping[str, float] = MappingProxyType(
 )
 # Each wire format charges in its provider's own unit (runner.core.money), at the public prices
 # providers.md gives: the Kling API in units, fal.ai in dollars (fal's answers never say it).
-PRICE_FIELDS: Mapping[str, str] = MappingProxyType(
-    {"gateway": "rates", "kling": "unit_rates", "fal": "usd_rates"})
+# The fields are named as the manifest's budget names each unit's rates (RATE_KEYS).
 _DEFAULT_PRICES: Mapping[str, Mapping[str, float]] = MappingProxyType(
     {"rates": DEFAULT_EMULATOR_RATES, "unit_rates": DEFAULT_UNIT_RATES,
      "usd_rates": DEFAULT_USD_RATES})
@@ -167,7 +166,7 @@ class EmulatorSettings:
 
     def prices(self, provider: str) -> Mapping[str, float]:
         """Per second, in ``provider``'s unit: what a task of that wire format costs."""
-        value: Mapping[str, float] = getattr(self, PRICE_FIELDS.get(provider, "rates"))
+        value: Mapping[str, float] = getattr(self, RATE_KEYS[unit_of(provider)])
         return value
 
     def replace(self, **changes: Any) -> EmulatorSettings:

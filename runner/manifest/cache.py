@@ -44,7 +44,7 @@ import structlog
 
 from runner import __version__
 from runner.core.errors import Location
-from runner.core.fsutil import atomic_write_bytes
+from runner.core.fsutil import atomic_write_bytes, user_cache_dir
 from runner.core.model import FrameRef, LocalFile, Manifest, Take, TakeRequest, frozen_mapping
 
 _log = structlog.get_logger()
@@ -58,8 +58,7 @@ _CODE = ("manifest", "wire", "core", "media/imagetypes.py")
 
 
 def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "shotrun" / "manifests"
+    return user_cache_dir() / "manifests"
 
 
 def _entry(path: Path | str) -> Path:

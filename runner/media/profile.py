@@ -189,6 +189,12 @@ class ProfileChoice:
     gateway: str | None = None  # the gateway_label asked for (None: could not tell)
     path: Path | None = None  # where ``profile`` was read from
 
+    def describe(self, takes: Iterable[Take]) -> str:
+        """The line ``plan`` and ``run`` print about ``takes``' sizes
+        (:func:`describe_expectations` of this choice)."""
+        return describe_expectations(self.profile, takes, self.other_gateway, self.provider,
+                                     self.gateway)
+
 
 def profile_for(output_dir: Path, gateway: str | None, provider: str = "gateway"
                 ) -> ProfileChoice:
@@ -326,17 +332,18 @@ def describe_expectations(profile: GatewayProfile | None, takes: Iterable[Take],
     return "expected sizes: " + ("; ".join(parts) if parts else "nominal (no takes)")
 
 
-def profile_json(profile: GatewayProfile | None, output_dir: Path,
-                 takes: Iterable[Take], other_gateway: str | None = None,
-                 provider: str = "gateway", here: str | None = None) -> dict[str, Any]:
-    """What ``plan --json`` says of the profile: where, when, and the size of each format."""
+def profile_json(chosen: ProfileChoice, takes: Iterable[Take]) -> dict[str, Any]:
+    """What ``plan --json`` says of the profile: where, when, and the size of each format.
+
+    Where is the path :func:`profile_for` read the profile from: the files are not read again.
+    """
     take_list = list(takes)
-    found = None if profile is None else find_profile(output_dir, profile.base_url)
+    profile = chosen.profile
     return {
-        "other_gateway": other_gateway,
-        "path": str(found[0]) if found is not None else None,
+        "other_gateway": chosen.other_gateway,
+        "path": str(chosen.path) if chosen.path is not None else None,
         "base_url": profile.base_url if profile is not None else None,
         "probed_at": profile.probed_at if profile is not None else None,
         "expected_sizes": expectations(profile, take_list),
-        "line": describe_expectations(profile, take_list, other_gateway, provider, here),
+        "line": chosen.describe(take_list),
     }

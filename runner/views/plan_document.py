@@ -40,7 +40,7 @@ from runner.core.money import (
 )
 from runner.core.money import totals as money_totals
 from runner.media.profile import ProfileChoice, gateway_label, profile_for, profile_json
-from runner.providers.session import Overrides, resolve_config
+from runner.providers.session import Overrides, RunConfig, resolve_config
 from runner.views.outlook import Outlook, PlanStatus, abandoned_of, bucket, outlook
 from runner.wire.bodies import body_for
 from runner.wire.payload import (
@@ -218,6 +218,12 @@ def profile_choice(manifest: Manifest, overrides: Overrides | None = None) -> Pr
         config = resolve_config(manifest, overrides)
     except UsageError:
         return profile_for(manifest.output_dir, None)  # run will say what is wrong
+    return config_profile(manifest, config)
+
+
+def config_profile(manifest: Manifest, config: RunConfig) -> ProfileChoice:
+    """The gateway profile of where ``config`` sends (its provider and URL): what ``run``
+    holds outputs to and what ``plan`` says it will."""
     return profile_for(manifest.output_dir, gateway_label(config.base_url,
                                                           config.uses_emulator, config.provider),
                        config.provider)
@@ -225,6 +231,4 @@ def profile_choice(manifest: Manifest, overrides: Overrides | None = None) -> Pr
 
 def _profile_json(manifest: Manifest, takes: list[Take],
                   overrides: Overrides | None = None) -> dict[str, Any]:
-    chosen = profile_choice(manifest, overrides)
-    return profile_json(chosen.profile, manifest.output_dir, takes, chosen.other_gateway,
-                        chosen.provider, chosen.gateway)
+    return profile_json(profile_choice(manifest, overrides), takes)

@@ -61,11 +61,6 @@ def human_seconds(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
 
 
-def human_credits(credits: float | None, unit: str | None = None) -> str:
-    """An amount (runner.core.money.format_amount), ``–`` when unknown."""
-    return "–" if credits is None else format_amount(credits, unit, short=True)
-
-
 def highlight_prompt(text: str, names: dict[str, str]) -> str:
     """Escaped ``text`` with every ``@reference`` wrapped in ``<mark>``.
 

@@ -112,12 +112,6 @@ class Totals:
     video_seconds: float
     unit: str = CREDITS  # the manifest's provider's: shown (as 0) when nothing is priced
 
-    @property
-    def credits(self) -> float:
-        """The gateway credits' total (charged and estimated)."""
-        found = self.money.get(CREDITS)
-        return 0.0 if found is None else found.total
-
 
 @dataclass(frozen=True, slots=True)
 class ReportData:
