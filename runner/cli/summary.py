@@ -61,7 +61,7 @@ def _print_todo(plans: Sequence[TakePlan], *, stream_err: bool) -> None:
             counts[(plan.action, plan.reason)] = counts.get((plan.action, plan.reason), 0) + 1
         for (action, reason), count in counts.items():
             out(f"  {action:<8} ({reason}): {counted(count, 'take')}", err=stream_err)
-        out("  (shotrun plan MANIFEST lists them one by one)", err=stream_err)
+        out("  (shotrun plan MANIFEST lists them one by one; it sends nothing)", err=stream_err)
     if skipped:
         out(f"  {counted(skipped, 'take')} already done", err=stream_err)
 

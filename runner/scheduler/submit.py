@@ -51,7 +51,7 @@ def auth_message(exc: GatewayError, label: str = "the gateway") -> str:
     names who refused it (:attr:`Gateway.label`)."""
     what = exc.message if "API key" in exc.message else \
         f"{label} refused the API key (HTTP 401: {exc.message})"
-    return f"{what}; check the key and run again"
+    return f"{what}; check the key and run again (it collects paid tasks without spending)"
 
 
 def quota_message(exc: GatewayError, label: str = "the gateway") -> str:

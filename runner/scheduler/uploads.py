@@ -109,7 +109,8 @@ class UploadCache:
         actual, _size = await asyncio.to_thread(hash_file, file.path)
         if actual != file.sha256:
             raise VerifyError(f"{file.path}: the file changed since the manifest was read; "
-                              "run again")
+                              "run again to render the new content (a new paid creation; "
+                              "nothing was sent for this one)")
         uploaded = await self._gateway.upload_file(file.path, file.mime)
         expires_at = uploaded.expires_at or (self._clock() + UPLOAD_LIFETIME)
         self._store.put_upload(self._key(file.sha256), uploaded.url, expires_at, file.size,

@@ -187,7 +187,8 @@ def sqlite_problem(exc: sqlite3.Error) -> str:
     """
     name = str(getattr(exc, "sqlite_errorname", "") or "")
     if name.startswith(DISK_TROUBLE):
-        return f"{exc} (is the disk full or read-only? free some space and run again)"
+        return (f"{exc} (is the disk full or read-only? free some space and run again: it "
+                "collects what is paid for without spending)")
     return str(exc)
 
 

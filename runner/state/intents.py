@@ -182,7 +182,8 @@ def read_intents(output_dir: Path) -> list[Intent]:
         return []
     except OSError as exc:  # rebuilt without it, a creation in flight would be paid again
         raise StateError(f"the journal of creations in flight {path} cannot be read "
-                         f"({exc.strerror}): make it readable and run again; without it, "
+                         f"({exc.strerror}): make it readable and run again (it collects what is "
+                         "paid for without spending); without it, "
                          "creations in flight would be paid again") from exc
     return list(fold(data.splitlines()).values())
 

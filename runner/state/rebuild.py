@@ -402,7 +402,8 @@ def rebuild_into(path: Path, output_dir: Path, *, clock: Callable[[], float] = t
         problem = schema.sqlite_problem(exc) if isinstance(exc, sqlite3.Error) else \
             exc.strerror or str(exc)
         raise StateError(f"the state store {path} could not be rebuilt ({problem}); nothing "
-                         "was sent; free some space or fix the folder and run again") from exc
+                         "was sent; free some space or fix the folder and run again (rebuilding "
+                         "spends nothing)") from exc
     log.info("store_rebuilt", path=str(path), done=len(found.done),
              to_collect=len(found.to_collect), ambiguous=len(found.ambiguous))
     return found

@@ -92,7 +92,8 @@ async def _serve(args: argparse.Namespace) -> list[str]:
     for wish in server.pending.wishes():
         redo = (f": shotrun pick {args.manifest} {wish.target} {wish.take}{provider}"
                 if wish.kind == "pick" else f": {wish.text!r}" if wish.text else "")
-        lost.append(f"not saved (a run still holds the store): {wish.describe()}{redo}")
+        lost.append(f"not saved (a run still holds the store; saving it again spends "
+                    f"nothing): {wish.describe()}{redo}")
     lost += [f"not saved: {failed.wish.describe()}: {failed.reason}"
              for failed in server.pending.failed]
     return lost

@@ -70,8 +70,9 @@ async def test_ctrl_c_stops_it_with_0_and_with_1_when_a_pick_is_left_waiting(
     finally:
         writer.close()
     assert proc.returncode == 1, err
-    assert (f"shotrun: warning: not saved (a run still holds the store): pick s01-walk take 2:"
-            f" shotrun pick {manifest} s01-walk 2\n") in err.decode()
+    assert (f"shotrun: warning: not saved (a run still holds the store; saving it again spends "
+            f"nothing): pick s01-walk take 2: shotrun pick {manifest} s01-walk 2\n"
+            ) in err.decode()
 
 
 def test_a_port_in_use_or_a_bad_manifest_is_one_line_and_exit_2(
