@@ -33,13 +33,14 @@ from runner.core.fsutil import make_private_dir
 from runner.core.redact import redact_value
 from runner.state import dbfile as schema
 from runner.state.records import STATUSES, TakeStatus
+from runner.state.sql import DB_ERRORS, Connection, is_postgres, tuple_rows
 
 log = structlog.get_logger()
 S = TakeStatus
 
 
 def insert_event(
-    conn: sqlite3.Connection, at: float, key: str | None, event: str, details: Mapping[str, Any]
+    conn: Connection, at: float, key: str | None, event: str, details: Mapping[str, Any]
 ) -> None:
     """Append one row to the event log (secrets redacted, as everywhere)."""
     if type(details) is not dict:
@@ -137,7 +138,7 @@ class WriteTransaction:
         self._store = store
         self._durable = durable
 
-    def __enter__(self) -> sqlite3.Connection:
+    def __enter__(self) -> Connection:
         store = self._store
         store._mutex.acquire()
         try:
@@ -146,7 +147,7 @@ class WriteTransaction:
             conn.execute("BEGIN IMMEDIATE")
         except BaseException as exc:
             store._mutex.release()
-            if isinstance(exc, sqlite3.Error):
+            if isinstance(exc, DB_ERRORS):
                 raise store._problem(exc) from exc
             raise
         return conn
@@ -168,9 +169,9 @@ class WriteTransaction:
             try:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-            except sqlite3.Error as error:
+            except DB_ERRORS as error:
                 raise store._problem(error) from error
-            if isinstance(exc, sqlite3.Error):
+            if isinstance(exc, DB_ERRORS):
                 raise store._problem(exc) from exc
             if exc_type is None:  # the COMMIT was interrupted (KeyboardInterrupt...)
                 raise exc
@@ -183,16 +184,21 @@ class StoreBase:
 
     def __init__(
         self,
-        path: Path,
-        conn: sqlite3.Connection,
+        path: Path | None,
+        conn: Connection,
         *,
         readonly: bool,
         lock: schema.WriterLock | None = None,
         clock: Callable[[], float] = time.time,
+        where: str | None = None,
     ) -> None:
+        #: The store's file (None for a database).
         self.path = path
+        #: Where the store is, as messages name it (a path, or a database URL without its
+        #: password).
+        self.where = where or str(path)
         self.readonly = readonly
-        self._conn: sqlite3.Connection | None = conn
+        self._conn: Connection | None = conn
         self._lock = lock
         self._clock = clock
         self._mutex = threading.RLock()  # callers may use asyncio.to_thread
@@ -287,7 +293,7 @@ class StoreBase:
         """The writer's file is still the one at its path: False when it was deleted or
         replaced while the run held it (the run wrote into a file no one will read again;
         the next run rebuilds the store from the output folder)."""
-        return self._file_id is None or _file_id(self.path) == self._file_id
+        return self._file_id is None or self.path is None or _file_id(self.path) == self._file_id
 
     @classmethod
     def _upgrade(cls, path: Path, version: int) -> None:
@@ -324,79 +330,80 @@ class StoreBase:
 
     # ----------------------------------------------------------------- plumbing
     @property
-    def conn(self) -> sqlite3.Connection:
+    def conn(self) -> Connection:
         if self._conn is None:
-            raise StateError(f"state store {self.path} is closed")
+            raise StateError(f"state store {self.where} is closed")
         return self._conn
 
     def _write(self, *, durable: bool = True) -> WriteTransaction:
         """One write transaction, committed on exit (rolled back on any exception)."""
         if self.readonly:
-            raise StateError(f"state store {self.path} is open read-only")
+            raise StateError(f"state store {self.where} is open read-only")
         return WriteTransaction(self, durable)
 
-    def _synchronous(self, conn: sqlite3.Connection, durable: bool) -> None:
+    def _synchronous(self, conn: Connection, durable: bool) -> None:
         """``synchronous=FULL`` for a durable commit, ``NORMAL`` for a cheap one.
 
         The setting stays until the next commit that needs the other one: a run alternates
         less often than it commits, and the PRAGMA (it cannot be set inside a transaction)
         cost as much as the statements of a transition.
         """
-        if self._durable_mode is not durable:
+        if self._durable_mode is not durable and not is_postgres(conn):
             conn.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL")
             self._durable_mode = durable
 
-    def _problem(self, exc: sqlite3.Error) -> StoreWriteFailed:
+    def _problem(self, exc: Exception) -> StoreWriteFailed:
         """A write that failed, as the store reports it (with what to do when the disk is at
         fault): its own type, because the command had got under way (exit 4, not 2)."""
-        return StoreWriteFailed(f"state store {self.path}: {schema.sqlite_problem(exc)}")
+        problem = schema.sqlite_problem(exc) if isinstance(exc, sqlite3.Error) else str(exc)
+        return StoreWriteFailed(f"state store {self.where}: {problem}")
 
     @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
+    def _read(self) -> Iterator[Connection]:
         """A consistent snapshot for several SELECTs."""
         with self._mutex:
             conn = self.conn
             try:
-                conn.execute("BEGIN")
+                # PostgreSQL's default isolation reads each statement's own snapshot: one for
+                # the whole block, as SQLite's BEGIN gives.
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+                             if is_postgres(conn) else "BEGIN")
                 try:
                     yield conn
                 finally:
                     conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise StateError(f"state store {self.path}: {exc}") from exc
+            except DB_ERRORS as exc:
+                raise StateError(f"state store {self.where}: {exc}") from exc
 
-    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        """Every row of one query (a snapshot of its own), sqlite errors translated."""
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Every row of one query (a snapshot of its own), database errors translated."""
         with self._mutex:
             try:
                 return self.conn.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise StateError(f"state store {self.path}: {exc}") from exc
+            except DB_ERRORS as exc:
+                raise StateError(f"state store {self.where}: {exc}") from exc
 
     def _tuples(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """:meth:`_rows` as plain tuples: several times cheaper than ``sqlite3.Row`` when a
         caller reads every column of 20,000 rows by position anyway."""
         with self._mutex:
             try:
-                cursor = self.conn.cursor()
-                cursor.row_factory = None
-                rows: list[tuple[Any, ...]] = cursor.execute(sql, params).fetchall()
-                return rows
-            except sqlite3.Error as exc:
-                raise StateError(f"state store {self.path}: {exc}") from exc
+                return tuple_rows(self.conn, sql, params)
+            except DB_ERRORS as exc:
+                raise StateError(f"state store {self.where}: {exc}") from exc
 
     def _event(
-        self, conn: sqlite3.Connection, key: str | None, event: str, **details: Any
+        self, conn: Connection, key: str | None, event: str, **details: Any
     ) -> None:
         insert_event(conn, self._clock(), key, event, details)
 
-    def _status_of(self, conn: sqlite3.Connection, key: str) -> TakeStatus:
+    def _status_of(self, conn: Connection, key: str) -> TakeStatus:
         row = conn.execute("SELECT status FROM takes WHERE key = ?", (key,)).fetchone()
         if row is None:
-            raise UnknownTake(f"take {key} is not in the state store {self.path}")
+            raise UnknownTake(f"take {key} is not in the state store {self.where}")
         return STATUSES[row[0]]
 
-    def _refused(self, conn: sqlite3.Connection, key: str, target: str) -> StateError:
+    def _refused(self, conn: Connection, key: str, target: str) -> StateError:
         """Why a move that changed no row was refused: an unknown take, or a forbidden move."""
         old = self._status_of(conn, key)
         return StateError(f"take {key}: cannot go from {old.value} to {target}")

@@ -20,7 +20,6 @@ choice stable: retrying a failed take 1 later does not move its dependents' sour
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -35,6 +34,7 @@ from runner.state.records import (
     TakeStatus,
     record_from_row,
 )
+from runner.state.sql import Connection
 
 SOURCE_CHANGED = "source changed"
 
@@ -116,13 +116,13 @@ def record_frame_hashes(store: StoreBase, key: str, hashes: Mapping[str, str]) -
         store._event(conn, key, "frame_sources_recorded", sources=dict(hashes))
 
 
-def read_frame_hashes(conn: sqlite3.Connection) -> dict[str, dict[str, str]]:
+def read_frame_hashes(conn: Connection) -> dict[str, dict[str, str]]:
     """Per take key, the source outputs it was submitted with (only takes that have any)."""
     rows = conn.execute("SELECT key, frame_hashes FROM takes WHERE frame_hashes IS NOT NULL")
     return {row[0]: json.loads(row[1]) for row in rows}
 
 
-def read_picks(conn: sqlite3.Connection) -> dict[str, Pick]:
+def read_picks(conn: Connection) -> dict[str, Pick]:
     """Every pick, by shot id."""
     rows = conn.execute("SELECT shot_id, take, sha256, picked_at FROM picks")
     return {row[0]: Pick(row[0], int(row[1]), row[2], float(row[3])) for row in rows}
@@ -144,7 +144,9 @@ def set_pick(store: StoreBase, shot_id: str, take: int, sha256: str | None) -> N
     """Record ``take`` as the chosen take of ``shot_id`` (replacing an earlier pick)."""
     with store._write() as conn:
         conn.execute(
-            "INSERT OR REPLACE INTO picks (shot_id, take, sha256, picked_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO picks (shot_id, take, sha256, picked_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (shot_id) DO UPDATE SET take = excluded.take,"
+            " sha256 = excluded.sha256, picked_at = excluded.picked_at",
             (shot_id, take, sha256, store._clock()),
         )
         store._event(conn, f"{shot_id}/take-{take}", "take_picked", shot=shot_id, take=take,
@@ -153,7 +155,7 @@ def set_pick(store: StoreBase, shot_id: str, take: int, sha256: str | None) -> N
 
 # ----------------------------------------------------------------------------- sync
 def stale_dependents(
-    conn: sqlite3.Connection,
+    conn: Connection,
     takes: Sequence[Take],
     rows: Mapping[str, Sequence[Any]],
     restarting: Iterable[str],

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from runner.core.errors import StateError, StoreLocked
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _TAKE_COLUMNS = """
     key TEXT NOT NULL,
@@ -161,8 +161,40 @@ def _v4(conn: sqlite3.Connection) -> None:
         " 'credits')")
 
 
+# A team on one shot list (issue 24): the account whose key created a take's task (its task
+# is polled and downloaded with that key only), the runners sharing the store (one lease
+# each, renewed by a heartbeat: claims and seats live as long as their runner's lease), the
+# take each runner claimed, and the seats of each provider account (one row per unit of the
+# account's concurrency). The embedded store has them too: one schema, and `store copy`
+# moves a store between the engines whole. See runner.state.team.
+TEAM_TABLES = (
+    """CREATE TABLE runners (
+        id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        lease_until REAL NOT NULL,
+        ended_at REAL)""",
+    """CREATE TABLE claims (
+        key TEXT PRIMARY KEY,
+        runner TEXT NOT NULL,
+        claimed_at REAL NOT NULL)""",
+    """CREATE TABLE seats (
+        account TEXT NOT NULL,
+        seat INTEGER NOT NULL,
+        runner TEXT,
+        take_key TEXT,
+        taken_at REAL,
+        PRIMARY KEY (account, seat))""",
+)
+_V5 = (
+    "ALTER TABLE takes ADD COLUMN account TEXT",
+    "ALTER TABLE take_history ADD COLUMN account TEXT",
+    *TEAM_TABLES,
+)
+
 # version -> what brings a store at version-1 to it. Never edit a released entry: add one.
-MIGRATIONS: dict[int, Migration] = {1: _V1, 2: _V2, 3: _V3, 4: _v4}
+MIGRATIONS: dict[int, Migration] = {1: _V1, 2: _V2, 3: _V3, 4: _v4, 5: _V5}
 
 
 
@@ -228,10 +260,15 @@ def stored_version(conn: sqlite3.Connection) -> int:
 
 def check_version(path: Path, version: int) -> None:
     """Refuse a store written by a newer shotrun: its meaning may have changed."""
+    check_version_of(str(path), version)
+
+
+def check_version_of(where: str, version: int) -> None:
+    """:func:`check_version` of the store at ``where`` (a path or a database's URL)."""
     if version > SCHEMA_VERSION:
         raise StateError(
-            f"state store {path} has schema version {version}, newer than this shotrun "
-            f"understands ({SCHEMA_VERSION}): upgrade shotrun"
+            f"state store {where} has schema version {version}, newer than this shotrun "
+            f"understands ({SCHEMA_VERSION}): upgrade shotrun (nothing was sent)"
         )
 
 

@@ -13,12 +13,12 @@ opened with :meth:`runner.state.StateStore.open` (``runner.state.choices.note_ta
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from runner.state.base import StoreBase
 from runner.state.records import TakeOutput, TakeRecord
+from runner.state.sql import Connection
 
 MAX_NOTE = 4000  # characters: a note is a line or a paragraph, not a document
 
@@ -33,7 +33,7 @@ class Note:
     noted_at: float
 
 
-def read_notes(conn: sqlite3.Connection) -> dict[str, Note]:
+def read_notes(conn: Connection) -> dict[str, Note]:
     """Every note of the store, by take key."""
     rows = conn.execute("SELECT key, text, sha256, noted_at FROM notes")
     return {row[0]: Note(row[0], row[1], row[2], float(row[3])) for row in rows}
@@ -68,8 +68,10 @@ def set_note(store: StoreBase, key: str, text: str, sha256: str | None) -> None:
     """Record ``text`` as the note of take ``key`` about output ``sha256`` (empty: remove it)."""
     with store._write() as conn:
         if text:
-            conn.execute("INSERT OR REPLACE INTO notes (key, text, sha256, noted_at)"
-                         " VALUES (?, ?, ?, ?)", (key, text, sha256, store._clock()))
+            conn.execute("INSERT INTO notes (key, text, sha256, noted_at) VALUES (?, ?, ?, ?)"
+                         " ON CONFLICT (key) DO UPDATE SET text = excluded.text,"
+                         " sha256 = excluded.sha256, noted_at = excluded.noted_at",
+                         (key, text, sha256, store._clock()))
         else:
             conn.execute("DELETE FROM notes WHERE key = ?", (key,))
         store._event(conn, key, "take_noted" if text else "take_note_removed", sha256=sha256,

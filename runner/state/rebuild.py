@@ -66,6 +66,7 @@ from runner.state.decide import OUTPUT_LOST
 from runner.state.intents import Intent, amount, read_intents, recorded_unit
 from runner.state.outputs import HISTORY_DIR
 from runner.state.records import AttemptOutcome, TakeStatus
+from runner.state.sql import Connection
 from runner.state.store import StateStore
 
 log = structlog.get_logger()
@@ -319,7 +320,7 @@ _INSERT_ATTEMPT = (
 )
 
 
-def _write_rows(conn: sqlite3.Connection, rows: list[_Row], salt: str | None,
+def _write_rows(conn: Connection, rows: list[_Row], salt: str | None,
                 now: float, found: Rebuilt, kept: list[_Paid]) -> None:
     conn.execute("BEGIN IMMEDIATE")
     # First, so that each take's own attempt stays its latest row (the one moves update).

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -296,7 +295,7 @@ _SETTERS = tuple(
 )
 
 
-def event_from_row(row: sqlite3.Row) -> Event:
+def event_from_row(row: Any) -> Event:
     """An :class:`Event` from a row of ``events``."""
     return Event(
         id=row["id"], at=row["at"], key=row["key"], event=row["event"],

@@ -95,8 +95,10 @@ class StateStore(Transitions):
         """Remember an upload so that the same content is not uploaded again before expiry."""
         with self._write() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO uploads (sha256, url, expires_at, size, mime,"
-                " uploaded_at) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO uploads (sha256, url, expires_at, size, mime, uploaded_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO UPDATE SET"
+                " url = excluded.url, expires_at = excluded.expires_at, size = excluded.size,"
+                " mime = excluded.mime, uploaded_at = excluded.uploaded_at",
                 (sha256, url, expires_at, size, mime, self._clock()),
             )
             self._event(conn, None, "file_uploaded", sha256=sha256, expires_at=expires_at,
@@ -134,7 +136,7 @@ class StateStore(Transitions):
         """The current record of one take."""
         rows = self._rows(f"SELECT {RECORD_SELECT} FROM takes WHERE key = ?", (key,))
         if not rows:
-            raise UnknownTake(f"take {key} is not in the state store {self.path}")
+            raise UnknownTake(f"take {key} is not in the state store {self.where}")
         return record_from_row(rows[0])
 
     def records(self) -> list[TakeRecord]:
@@ -184,8 +186,8 @@ class StateStore(Transitions):
         report, export) can then say when it reads the manifest for another provider (the
         provider is in every fingerprint, so every take would look changed)."""
         with self._write() as conn:
-            conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('provider', ?)",
-                         (provider,))
+            conn.execute("INSERT INTO meta (name, value) VALUES ('provider', ?)"
+                         " ON CONFLICT (name) DO UPDATE SET value = excluded.value", (provider,))
 
     def last_provider(self) -> str | None:
         """The provider the last run rendered with (None: no run recorded one)."""
@@ -210,8 +212,8 @@ class StateStore(Transitions):
             sent = self._rows("SELECT 1 FROM takes WHERE attempts > 0 LIMIT 1")
             made = "" if sent else secrets.token_hex(16)
             with self._write() as conn:
-                conn.execute("INSERT OR IGNORE INTO meta (name, value) VALUES "
-                             "('client_id_salt', ?)", (made,))
+                conn.execute("INSERT INTO meta (name, value) VALUES ('client_id_salt', ?)"
+                             " ON CONFLICT (name) DO NOTHING", (made,))
             rows = self._rows("SELECT value FROM meta WHERE name = 'client_id_salt'")
         self._salt = str(rows[0][0])
         return self._salt
@@ -227,12 +229,14 @@ class StateStore(Transitions):
         """
         with self._read() as conn:
             takes = tuple(conn.execute(
-                "SELECT COUNT(*), MAX(updated_at), TOTAL(updated_at) FROM takes").fetchone())
+                "SELECT COUNT(*), MAX(updated_at), COALESCE(SUM(updated_at), 0) FROM takes"
+            ).fetchone())
             chosen = tuple(conn.execute(
-                "SELECT COUNT(*), MAX(picked_at), TOTAL(picked_at + take) FROM picks"
+                "SELECT COUNT(*), MAX(picked_at), COALESCE(SUM(picked_at + take), 0) FROM picks"
             ).fetchone())
             noted = tuple(conn.execute(  # a reviewer's notes show on the page too
-                "SELECT COUNT(*), MAX(noted_at), TOTAL(noted_at + length(text)) FROM notes"
+                "SELECT COUNT(*), MAX(noted_at), COALESCE(SUM(noted_at + length(text)), 0)"
+                " FROM notes"
             ).fetchone())
         return hashlib.sha256(repr((takes, chosen, noted)).encode()).hexdigest()[:32]
 
@@ -243,7 +247,7 @@ class StateStore(Transitions):
             for row in conn.execute("SELECT status, COUNT(*) FROM takes GROUP BY status"):
                 counts[row[0]] = row[1]
             attempts = conn.execute(
-                "SELECT COUNT(*), COALESCE(SUM(outcome = 'ambiguous'), 0) FROM attempts"
+                "SELECT COUNT(*), COUNT(CASE WHEN outcome = 'ambiguous' THEN 1 END) FROM attempts"
                 " WHERE outcome != 'not_sent'"
             ).fetchone()
         return {

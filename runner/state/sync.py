@@ -8,7 +8,6 @@ Python, and ``executemany`` for the new takes; only changed takes cost a stateme
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -25,6 +24,7 @@ from runner.state.records import (
     TakeRecord,
     record_from_row,
 )
+from runner.state.sql import Connection, tuple_rows
 
 _AMBIGUOUS_ON_RESUME = "the run stopped before the gateway's answer arrived"
 _FINGERPRINT_AT = RECORD_COLUMNS.index("fingerprint")
@@ -34,7 +34,7 @@ _ATTEMPTS_AT = RECORD_COLUMNS.index("attempts")
 
 
 def sync_takes(
-    conn: sqlite3.Connection,
+    conn: Connection,
     takes: Sequence[Take],
     payloads: Mapping[str, Mapping[str, Any]],
     clock: Callable[[], float],
@@ -50,9 +50,8 @@ def sync_takes(
     ambiguous ones; archive the changed takes; re-read what was written; decide per take.
     """
     now = clock()
-    cursor = conn.cursor()
-    cursor.row_factory = None  # plain tuples: records are built by position
-    existing = {row[0]: row for row in cursor.execute(f"SELECT {RECORD_SELECT} FROM takes")}
+    # plain tuples: records are built by position
+    existing = {row[0]: row for row in tuple_rows(conn, f"SELECT {RECORD_SELECT} FROM takes")}
     found = _compare(conn, takes, existing, payloads, now)
     _write_new(conn, found, now)
     # Continuity: a done take cut from a source output that is no longer the chosen one.
@@ -71,7 +70,7 @@ def sync_takes(
                                                   reason=forced.get(take.key))
     found.dirty.extend(item[0] for item in found.inserts)
     found.dirty.extend(previous)
-    rows = _reread(cursor, existing, found.dirty)
+    rows = _reread(conn, existing, found.dirty)
     return [_plan(conn, take.key, record_from_row(rows[take.key]), previous.get(take.key), now,
                   retry_failed=retry_failed, ambiguous=ambiguous) for take in takes]
 
@@ -88,7 +87,7 @@ class _Compared:
 
 
 def _compare(
-    conn: sqlite3.Connection, takes: Sequence[Take], existing: Mapping[str, Sequence[Any]],
+    conn: Connection, takes: Sequence[Take], existing: Mapping[str, Sequence[Any]],
     payloads: Mapping[str, Mapping[str, Any]], now: float,
 ) -> _Compared:
     """Sort the takes by what changed against their stored rows (one pass, in Python).
@@ -123,7 +122,7 @@ def _compare(
     return found
 
 
-def _write_new(conn: sqlite3.Connection, found: _Compared, now: float) -> None:
+def _write_new(conn: Connection, found: _Compared, now: float) -> None:
     """The new takes and their ``take_added`` events in bulk, then the new tags."""
     conn.executemany(
         "INSERT INTO takes (key, shot_id, take, status, fingerprint, fingerprint_payload,"
@@ -139,7 +138,7 @@ def _write_new(conn: sqlite3.Connection, found: _Compared, now: float) -> None:
                          found.retags)
 
 
-def _reread(cursor: sqlite3.Cursor, existing: Mapping[str, Sequence[Any]],
+def _reread(conn: Connection, existing: Mapping[str, Sequence[Any]],
             dirty: Sequence[str]) -> dict[str, Sequence[Any]]:
     """Every row as it is now: only what this transaction wrote is read again, everything
     else is as first selected."""
@@ -147,15 +146,15 @@ def _reread(cursor: sqlite3.Cursor, existing: Mapping[str, Sequence[Any]],
     for start in range(0, len(dirty), 500):
         chunk = dirty[start:start + 500]
         marks = ", ".join("?" * len(chunk))
-        for row in cursor.execute(
-            f"SELECT {RECORD_SELECT} FROM takes WHERE key IN ({marks})", chunk
+        for row in tuple_rows(
+            conn, f"SELECT {RECORD_SELECT} FROM takes WHERE key IN ({marks})", chunk
         ):
             rows[row[0]] = row
     return rows
 
 
 def _plan(
-    conn: sqlite3.Connection, key: str, record: TakeRecord, previous: TakeRecord | None,
+    conn: Connection, key: str, record: TakeRecord, previous: TakeRecord | None,
     now: float, *, retry_failed: bool, ambiguous: str,
 ) -> TakePlan:
     """What this run does with one take, and why; a take to hold is held here, durably.
@@ -173,7 +172,7 @@ def _plan(
 
 
 def _refingerprint(
-    conn: sqlite3.Connection, take: Take, tags: str, payload: Mapping[str, Any] | None,
+    conn: Connection, take: Take, tags: str, payload: Mapping[str, Any] | None,
     now: float,
 ) -> None:
     old = conn.execute("SELECT fingerprint FROM takes WHERE key = ?", (take.key,)).fetchone()
@@ -192,7 +191,7 @@ UNSAVED_PAID = frozenset({S.SUBMITTED.value, S.COMPLETED.value, S.DOWNLOADING.va
 
 
 def _archive_and_restart(
-    conn: sqlite3.Connection, take: Take, tags: str, payload: Mapping[str, Any] | None,
+    conn: Connection, take: Take, tags: str, payload: Mapping[str, Any] | None,
     now: float, *, reason: str | None = None,
 ) -> TakeRecord:
     """Move the take's record to ``take_history`` and start it afresh; return the old one."""
@@ -230,7 +229,7 @@ def _archive_and_restart(
     return record_from_row(tuple(old_row)[:-1])
 
 
-def _resume_submitting(conn: sqlite3.Connection, key: str, now: float) -> None:
+def _resume_submitting(conn: Connection, key: str, now: float) -> None:
     """A creation whose run died before its answer: it may have been billed."""
     conn.execute(
         "UPDATE takes SET status = 'ambiguous', ambiguous_attempts = ambiguous_attempts + 1,"

@@ -8,7 +8,6 @@ silently paying twice. The ``attempts`` table is kept in step: it is the budget'
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from runner.core.money import CREDITS
 from runner.core.redact import bounded, redact, redact_value
 from runner.state.base import S, StoreBase, UnknownTake, dumps, insert_event
 from runner.state.records import STATUSES, AttemptOutcome, FailureKind, TakeStatus
+from runner.state.sql import Connection
 
 OUT = AttemptOutcome
 
@@ -66,7 +66,7 @@ class Transitions(StoreBase):
                 "SELECT status, attempts, fingerprint FROM takes WHERE key = ?", (key,)
             ).fetchone()
             if row is None:
-                raise UnknownTake(f"take {key} is not in the state store {self.path}")
+                raise UnknownTake(f"take {key} is not in the state store {self.where}")
             if STATUSES[row[0]] not in _CAN_SUBMIT:
                 raise StateError(f"take {key}: cannot go from {row[0]} to submitting")
             attempt = int(row[1]) + 1
@@ -143,7 +143,7 @@ class Transitions(StoreBase):
                 "SELECT gateway_status FROM takes WHERE key = ?", (key,)
             ).fetchone()
             if row is None:
-                raise UnknownTake(f"take {key} is not in the state store {self.path}")
+                raise UnknownTake(f"take {key} is not in the state store {self.where}")
             conn.execute(_PROGRESS_SQL, (gateway_status, progress, self._clock(), int(polled), key))
             if row[0] != gateway_status:
                 insert_event(conn, self._clock(), key, "take_progress",
@@ -156,7 +156,7 @@ class Transitions(StoreBase):
                 "UPDATE takes SET polls = polls + ? WHERE key = ?", (count, key)
             )
             if cursor.rowcount == 0:
-                raise UnknownTake(f"take {key} is not in the state store {self.path}")
+                raise UnknownTake(f"take {key} is not in the state store {self.where}")
 
     def mark_completed(
         self, key: str, result_url: str, link_expires_at: float | None = None
@@ -265,7 +265,7 @@ class Transitions(StoreBase):
             self._after_move(conn, key, old, to, values, ledger)
 
     def _after_move(
-        self, conn: sqlite3.Connection, key: str, old: TakeStatus | None,
+        self, conn: Connection, key: str, old: TakeStatus | None,
         to: TakeStatus | None, values: Mapping[str, Any], ledger: AttemptOutcome | None = None,
     ) -> None:
         """Keep the ``attempts`` ledger (the budget's source of truth) in step.

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from runner.state import StateStore, TakePlan, store_path_for
+from runner.state import StateStore, TakePlan
 from runner.wire.specs import spec
 from tests.helpers.state import make_take, payloads
+from tests.state.conftest import OpenStore
 
 KEY = "s01/take-1"
 DAY = 24 * 3600.0
@@ -31,8 +32,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> Iterator[StateStore]:
-    with StateStore.open(store_path_for(tmp_path), clock=clock) as opened:
+def store(tmp_path: Path, clock: Clock, open_store: OpenStore) -> Iterator[StateStore]:
+    with open_store(tmp_path, clock=clock) as opened:
         yield opened
 
 

@@ -21,6 +21,7 @@ from runner.core.errors import StateError
 from runner.core.redact import forget_secrets, register_secret
 from runner.state import StateStore, TakeStatus, UnknownTake, store_path_for
 from tests.helpers.state import make_take, payloads
+from tests.state.conftest import OpenStore
 
 KEY = "s01/take-1"
 SECRET = "sk-moves-secret-0123"
@@ -45,7 +46,16 @@ DURABLE = {"submitting", "submitted", "not_sent", "ambiguous", "held", "failed",
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[StateStore]:
+def store(tmp_path: Path, open_store: OpenStore) -> Iterator[StateStore]:
+    with open_store(tmp_path / "renders") as opened:
+        takes = [make_take("s01"), make_take("s02")]
+        opened.sync(takes, payloads(takes))
+        yield opened
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[StateStore]:
+    """The embedded store alone: what is asked of SQLite's own commit modes and file."""
     with StateStore.open(store_path_for(tmp_path / "renders")) as opened:
         takes = [make_take("s01"), make_take("s02")]
         opened.sync(takes, payloads(takes))
@@ -128,8 +138,9 @@ def _commit_modes(store: StateStore, run: Callable[[], None]) -> list[str]:
     ],
 )
 def test_each_move_commits_durably_unless_the_gateway_can_tell_it_again(
-    store: StateStore, path: list[str]
+    sqlite_store: StateStore, path: list[str]
 ) -> None:
+    store = sqlite_store
     """Two takes' moves interleaved, as a run makes them: whatever came before, a move that
     must survive a power cut commits with ``synchronous=FULL``, the cheap ones ``NORMAL``."""
     for name in path:
@@ -156,8 +167,10 @@ def test_a_secret_in_a_move_s_details_never_reaches_the_events(
 
 
 def test_a_readonly_store_refuses_a_move_and_a_failed_statement_rolls_back(
-    store: StateStore,
+    sqlite_store: StateStore,
 ) -> None:
+    store = sqlite_store
+    assert store.path is not None
     reader = StateStore.open_readonly(store.path)
     with reader, pytest.raises(StateError, match="read-only"):
         reader.mark_downloading(KEY)

@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from runner.state import StateStore, Store, TakeAction, store_path_for
+from runner.state import StateStore, Store, TakeAction
 from runner.state.records import ACTIONS
 from tests.helpers.state import make_take, payloads
+from tests.state.conftest import OpenStore
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[StateStore]:
-    with StateStore.open(store_path_for(tmp_path)) as opened:
+def store(tmp_path: Path, open_store: OpenStore) -> Iterator[StateStore]:
+    with open_store(tmp_path) as opened:
         yield opened
 
 

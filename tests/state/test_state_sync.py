@@ -8,16 +8,17 @@ from pathlib import Path
 import pytest
 
 from runner.core.model import Take
-from runner.state import StateStore, TakePlan, TakeStatus, store_path_for
+from runner.state import StateStore, TakePlan, TakeStatus
 from runner.state.decide import change_reason
 from tests.helpers.state import make_take, payloads
+from tests.state.conftest import OpenStore
 
 KEY = "s01/take-1"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[StateStore]:
-    with StateStore.open(store_path_for(tmp_path)) as opened:
+def store(tmp_path: Path, open_store: OpenStore) -> Iterator[StateStore]:
+    with open_store(tmp_path) as opened:
         yield opened
 
 

@@ -1,0 +1,97 @@
+"""The team's store: the same takes, transitions and ledger, in a PostgreSQL database.
+
+:class:`PgStore` is :class:`runner.state.StateStore` on a :class:`~runner.state.pg.PgConnection`:
+every statement, transition and rule is the embedded store's, so the two cannot disagree
+about what a take's state means. What differs is how it is opened (a URL, not a file and its
+writer lock: several runners write at once, coordinated by claims and seats,
+:mod:`runner.state.team`) and what "committed" rests on (PostgreSQL's own durable commit).
+
+Opening refuses in one line, before anything is sent to a provider: a server that cannot be
+reached, a refused password, a missing database, a database of another application, a store
+of a newer shotrun. The password (in the URL or in ``PGPASSWORD``) is registered as a secret:
+no log line, report or message can carry it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Self
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from runner.core.errors import StateError
+from runner.core.redact import redact_url, register_secret
+from runner.state import pgschema
+from runner.state.pg import PgConnection
+from runner.state.sql import PgFailure
+from runner.state.store import StateStore
+
+CONNECT_TIMEOUT = 10  # seconds: an unreachable server is reported, not waited on forever
+
+
+def _refusal(where: str, user: str, database: str, exc: psycopg.Error) -> StateError:
+    """One line saying why the database could not be opened, and what to do."""
+    text = " ".join(str(exc).split())
+    low = text.lower()
+    if "password" in low and ("authentication failed" in low or "no password" in low):
+        return StateError(
+            f"the database {where} refused the password of user {user!r}: set the right one "
+            "in PGPASSWORD or ~/.pgpass (never in the manifest); nothing was sent")
+    if "database" in low and "does not exist" in low:
+        return StateError(
+            f"the database {database!r} does not exist at {where}: create it "
+            f"(`createdb {database}`) or fix the URL; nothing was sent")
+    if "role" in low and "does not exist" in low:
+        return StateError(f"the database {where} has no user {user!r}: create it or fix the "
+                          "URL; nothing was sent")
+    return StateError(
+        f"cannot reach the database {where} ({redact_url(text)[:200]}): is the server running "
+        "and the URL right? nothing was sent")
+
+
+def connect(url: str) -> PgConnection:
+    """A connection to the store's database (autocommit), or one line saying why not."""
+    where = redact_url(url)
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise StateError(f"the store URL {where} cannot be read ({redact_url(str(exc))[:200]}):"
+                         " use postgresql://USER@HOST:PORT/DATABASE") from None
+    register_secret(str(params.get("password") or "") or None)
+    register_secret(os.environ.get("PGPASSWORD"))
+    user = str(params.get("user") or os.environ.get("PGUSER") or "")
+    database = str(params.get("dbname") or os.environ.get("PGDATABASE") or user)
+    try:
+        raw = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
+                              application_name="shotrun")
+    except psycopg.Error as exc:
+        raise _refusal(where, user, database, exc) from None
+    return PgConnection(raw, url)
+
+
+class PgStore(StateStore):
+    """The :class:`runner.state.protocol.Store` of a team: one PostgreSQL database."""
+
+    @classmethod
+    def open_url(cls, url: str, *, readonly: bool = False,
+                 clock: Callable[[], float] = time.time) -> Self:
+        """Open the store at ``url`` (creating its schema in an empty database)."""
+        conn = connect(url)
+        try:
+            pgschema.migrate(conn)
+        except PgFailure as exc:
+            conn.close()
+            raise StateError(f"state store {conn.where} cannot be used: {exc}") from None
+        except BaseException:
+            conn.close()
+            raise
+        store = cls(None, conn, readonly=readonly, clock=clock, where=conn.where)
+        return store
+
+    @property
+    def url_shown(self) -> str:
+        """The database's URL without its password."""
+        return self.where
