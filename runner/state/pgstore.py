@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
-from typing import Self
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING, Self
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -26,8 +26,29 @@ from runner.core.errors import StateError
 from runner.core.redact import redact_url, register_secret
 from runner.state import pgschema
 from runner.state.pg import PgConnection
-from runner.state.sql import PgFailure
+from runner.state.sql import Connection, PgFailure
 from runner.state.store import StateStore
+from runner.state.transitions import ClaimLost
+
+if TYPE_CHECKING:
+    from runner.state.team import Team
+
+BUDGET_LOCK = 0x5305_B0D6
+#: The database's clock, in seconds since the epoch (leases compare with it only: the
+#: machines' clocks may disagree).
+DB_NOW = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
+#: Runners whose lease is live.
+LIVE_RUNNERS = f"SELECT id FROM runners WHERE lease_until > {DB_NOW}"
+
+
+def live_claims(conn: Connection, runner: str | None) -> set[str]:
+    """Takes held by live runners other than ``runner``."""
+    rows = conn.execute(
+        f"SELECT key FROM claims WHERE runner IN ({LIVE_RUNNERS})"
+        " AND runner IS DISTINCT FROM ?", (runner,))
+    return {str(row[0]) for row in rows}
+
+
 
 CONNECT_TIMEOUT = 10  # seconds: an unreachable server is reported, not waited on forever
 
@@ -74,6 +95,27 @@ def connect(url: str) -> PgConnection:
 
 class PgStore(StateStore):
     """The :class:`runner.state.protocol.Store` of a team: one PostgreSQL database."""
+
+    #: This process's membership of the team (:meth:`runner.state.team.Team.join`); None
+    #: for a reader or before joining.
+    team: Team | None = None
+
+    def _busy(self, conn: Connection) -> Collection[str]:
+        """Runners sync one at a time (an advisory lock held to the commit); the takes
+        other live runners hold are left to them."""
+        conn.execute("SELECT pg_advisory_xact_lock(?)", (pgschema.SYNC_LOCK,))
+        return live_claims(conn, self.team.id if self.team is not None else None)
+
+    def _admit_submitting(self, conn: Connection, key: str) -> None:
+        """Only the runner holding the take's claim, under a live lease, creates it."""
+        if self.team is not None and not self.team.holds(conn, key):
+            raise ClaimLost(key)
+
+    def _check_cap(self, conn: Connection, unit: str, estimate: float | None,
+                   cap: float) -> None:
+        """The ledger locked first: two runners' intents are checked one after the other."""
+        conn.execute("SELECT pg_advisory_xact_lock(?)", (BUDGET_LOCK,))
+        super()._check_cap(conn, unit, estimate, cap)
 
     @classmethod
     def open_url(cls, url: str, *, readonly: bool = False,
