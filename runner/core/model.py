@@ -182,6 +182,9 @@ class Account:
     api_key_env: str
     concurrency: int = 4
     submit_rate: float = 2.0
+    # The Kling API only: the variable of the access key (the token's issuer) beside the
+    # secret key in api_key_env; None: the provider's own (KLING_ACCESS_KEY).
+    access_key_env: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,7 +59,7 @@ def test_shape_covers_every_key() -> None:
                         "submit_rate", "downloads", "wire", "emulator", "provider",
                         "download_timeout", "min_download_rate", "accounts"}
     assert set(api["accounts"]["items"]["properties"]) == {"name", "api_key_env", "concurrency",
-                                                           "submit_rate"}
+                                                           "submit_rate", "access_key_env"}
     assert set(api["emulator"]["properties"]) == EMULATOR_KEYS
     assert set(api["emulator"]["properties"]["error_rates"]["properties"]) == {
         "429", "500", "502", "503"}

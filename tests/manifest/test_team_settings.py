@@ -206,6 +206,46 @@ def test_api_key_env_beside_accounts_is_said_unused(write: Write,
     assert out.startswith("m.yaml:4:16: warning: api.api_key_env: not used: api.accounts")
 
 
+KLING = HEAD + "api:\n  provider: kling\n  base_url: emulator\n  accounts:\n"
+
+
+def test_each_kling_account_has_its_own_access_key(write: Write) -> None:
+    manifest = load_manifest(write(KLING + "    - {name: a, api_key_env: KA}\n"
+                                   "    - {name: b, api_key_env: KB, access_key_env: AB}\n"
+                                   + SHOTS))
+    assert [(a.api_key_env, a.access_key_env) for a in manifest.accounts] == [
+        ("KA", None), ("KB", "AB")]  # None: the provider's own, KLING_ACCESS_KEY
+
+
+def test_two_kling_accounts_on_one_access_key_are_refused(
+        write: Write, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = _validate(write, KLING + "    - {name: a, api_key_env: KA}\n"
+                          "    - {name: b, api_key_env: KB}\n"
+                          "    - {name: c, api_key_env: KC, access_key_env: AC}\n"
+                          "    - {name: d, api_key_env: KD, access_key_env: AC}\n" + SHOTS,
+                          capsys)
+    assert code == EXIT_USAGE
+    assert out.splitlines() == [
+        "m.yaml:8:7: api.accounts[1]: KLING_ACCESS_KEY (the default, as access_key_env is not "
+        "given) already holds the access key of account 'a' (line 7); on the Kling API each "
+        "account has its own access key: set access_key_env to the variable that holds this "
+        "account's",
+        "m.yaml:10:50: api.accounts[3].access_key_env: AC already holds the access key of "
+        "account 'c' (line 9); on the Kling API each account has its own access key: set "
+        "access_key_env to the variable that holds this account's",
+    ]
+
+
+def test_an_access_key_is_said_unused_off_kling(write: Write,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    text = KLING + "    - {name: a, api_key_env: KA, access_key_env: AA}\n" + SHOTS
+    code, out = _validate(write, text, capsys, "--provider", "fal")
+    assert code == EXIT_OK
+    assert ("m.yaml:7:50: warning: api.accounts[0].access_key_env: not used: only the Kling "
+            "API has access keys, and fal.ai renders") in out
+    assert load_manifest(write(text), provider="gateway").accounts[0].access_key_env is None
+
+
 def test_plan_json_of_a_manifest_without_the_new_keys_is_unchanged(
         write: Write, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(HEAD + SHOTS)
