@@ -3,7 +3,7 @@
     load (loader.py)  -> pass 1: schema (schema.py, fastcheck.py, secrets.py)
                       -> pass 2: names and media (media.py, assets.py), expansion (expand.py),
                          prompts (prompts.py), links (graph.py), takes (takes.py),
-                         manifest-wide rules (rules.py)
+                         manifest-wide rules (rules.py), provider accounts (accounts.py)
 
 Both passes always run (pass 2 on what pass 1 allowed, see :class:`.context.Context`), so one
 ``validate`` shows *every* problem of a file. Raw dicts never leave this package.
