@@ -23,7 +23,8 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from runner.core.errors import StateError
-from runner.core.redact import redact_url, register_secret
+from runner.core.redact import redact, register_secret
+from runner.core.storeurl import redact_url, url_passwords
 from runner.state import pgschema
 from runner.state.pg import PgConnection
 from runner.state.sql import Connection, PgFailure
@@ -69,7 +70,7 @@ def _refusal(where: str, user: str, database: str, exc: psycopg.Error) -> StateE
         return StateError(f"the database {where} has no user {user!r}: create it or fix the "
                           "URL; nothing was sent")
     return StateError(
-        f"cannot reach the database {where} ({redact_url(text)[:200]}): is the server running "
+        f"cannot reach the database {where} ({redact(text)[:200]}): is the server running "
         "and the URL right? nothing was sent")
 
 
@@ -79,8 +80,10 @@ def connect(url: str) -> PgConnection:
     try:
         params = conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
-        raise StateError(f"the store URL {where} cannot be read ({redact_url(str(exc))[:200]}):"
+        raise StateError(f"the store URL {where} cannot be read ({redact(str(exc))[:200]}):"
                          " use postgresql://USER@HOST:PORT/DATABASE") from None
+    for password in url_passwords(url):
+        register_secret(password)
     register_secret(str(params.get("password") or "") or None)
     register_secret(os.environ.get("PGPASSWORD"))
     user = str(params.get("user") or os.environ.get("PGUSER") or "")
