@@ -51,7 +51,7 @@ def account_notes(accounts: Iterable[tuple[str, int | None, float | None]],
     key_env = spec(provider).key_env
     notes = []
     for label, cap, credits in accounts:
-        limits = f"at most {cap} tasks in flight"
+        limits = f"at most {cap} task{'' if cap == 1 else 's'} in flight"
         if credits is not None:
             limits += f", {credits:g} {unit_word(unit_of(provider))} of balance"
         notes.append(f"account {label}: {limits}; a run uses it with "
