@@ -16,7 +16,7 @@ class AccountStats:
     """What one account's keys did (``accounts`` in the emulator's settings): tests show
     seats per account with these, the way ``max_in_flight`` shows the emulator's."""
 
-    creation_requests: int = 0  # authenticated as this account (the global count: before)
+    creation_requests: int = 0  # with its key (the total counts them before any key check)
     accepted_tasks: int = 0
     credits_reserved: float = 0.0  # as the global one: less what cancels released
     in_flight: int = 0

@@ -16,7 +16,6 @@ import asyncio
 import hashlib
 import random
 import time
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,12 +160,12 @@ class TaskBoard:
         for task_id in list(self._active):
             status, _ = self._tasks[task_id].status(now)
             if status in ("completed", "failed"):
-                self._active.discard(task_id)
+                self._leave(task_id)
                 if status == "completed":
                     self.stats.completed_tasks += 1
                 else:
                     self.stats.failed_tasks += 1
-        self._count_accounts()
+        self.stats.in_flight = len(self._active)
         return len(self._active)
 
     def in_flight_of(self, account: str, now: float) -> int:
@@ -174,12 +173,19 @@ class TaskBoard:
         self.in_flight(now)
         return self.stats.account(account).in_flight
 
-    def _count_accounts(self) -> None:
-        """``in_flight`` in the stats, of all and of each listed account."""
-        self.stats.in_flight = len(self._active)
-        per_account = Counter(self._tasks[task_id].account for task_id in self._active)
-        for label in {*self.stats.accounts, *filter(None, per_account)}:
-            self.stats.account(label).in_flight = per_account[label]
+    def _enter(self, task: Task) -> None:
+        """Put a new task on the board, in flight (its account's count too)."""
+        self._tasks[task.task_id] = task
+        self._active.add(task.task_id)
+        if task.account is not None:
+            self.stats.account(task.account).in_flight += 1
+
+    def _leave(self, task_id: str) -> None:
+        """Take a task out of those in flight (its account's count too)."""
+        self._active.discard(task_id)
+        account = self._tasks[task_id].account
+        if account is not None:
+            self.stats.account(account).in_flight -= 1
 
     def queued_before(self, started: float, now: float) -> int:
         """Tasks still pending that were created before loop time ``started`` (fal's queue
@@ -205,13 +211,13 @@ class TaskBoard:
         task.fail_message = None
         if task.job is not None:
             task.job.cancel()
-        self._active.discard(task.task_id)
+        self._leave(task.task_id)
         self.stats.cancelled_tasks += 1
         self.stats.credits_reserved -= task.credits
         if task.account is not None:
             self.stats.account(task.account).credits_reserved -= task.credits
         task.credits = 0.0
-        self._count_accounts()
+        self.stats.in_flight = len(self._active)
         log.debug("emulator_task_cancelled", task_id=task.task_id)
         return True
 
@@ -259,8 +265,7 @@ class TaskBoard:
             task.job = job
             self._jobs.add(job)
             job.add_done_callback(self._jobs.discard)
-        self._tasks[task.task_id] = task
-        self._active.add(task.task_id)
+        self._enter(task)
         self.stats.accepted_tasks += 1
         self.stats.credits_reserved += task.credits
         self.stats.max_in_flight = max(self.stats.max_in_flight, self.in_flight(now))

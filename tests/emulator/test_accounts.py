@@ -26,7 +26,7 @@ from runner.core.errors import EXIT_USAGE
 from runner.emulator import EmulatorSettings, RunningEmulator, run_emulator
 from runner.emulator.settings import Account, key_label
 from runner.providers.kling_client import TokenSigner
-from tests.emulator.conftest import FAST, payload
+from tests.emulator.conftest import FAST, payload, wait_for_status
 from tests.emulator.test_fal_queue import APP, REQUESTS, fal_input
 
 KEY_A = "sk-account-a-0123456789abcdef0123456789"
@@ -99,6 +99,22 @@ async def test_each_account_has_its_own_concurrency_cap(running: Any) -> None:
         label: {"creation_requests": 3, "accepted_tasks": 2, "in_flight": 2,
                 "max_in_flight": 2, "rate_limited": 1, "credits_reserved": 48.6}
         for label in ("team-a", LABEL_B)}
+
+
+@pytest.mark.parametrize("failure_rate", [0.0, 1.0], ids=["completed", "failed"])
+async def test_a_finished_task_gives_its_accounts_seat_back(running: Any,
+                                                            failure_rate: float) -> None:
+    emulator, session = await running(queue_time=0.0, failure_rate=failure_rate,
+                                      accounts={KEY_A: {"concurrency_cap": 1}})
+    a = await session(KEY_A)
+    first = (await gateway_create(a))[1]["id"]
+    assert (await gateway_create(a))[0] == 429
+    assert (await wait_for_status(a, first))["status"] == ("failed" if failure_rate
+                                                           else "completed")
+    assert emulator.stats()["accounts"][key_label(KEY_A)]["in_flight"] == 0
+    assert (await gateway_create(a))[0] == 200
+    counts = emulator.stats()["accounts"][key_label(KEY_A)]
+    assert (counts["in_flight"], counts["max_in_flight"], counts["accepted_tasks"]) == (1, 1, 2)
 
 
 async def test_the_emulator_wide_cap_still_bounds_the_sum(running: Any) -> None:
