@@ -309,7 +309,13 @@ class Engine:
                 self._settle_unfinished(take)
                 raise
             except StateError as exc:
-                self._store_failed(exc)
+                if self.teamwork is not None and self.teamwork.taken_over(take.key):
+                    # Our lease ran out and another runner holds the take: its moves, not a
+                    # failing store. The heartbeat stops this runner at its next look.
+                    log.warning("take_taken_over_meanwhile", error=redact(str(exc)))
+                    ctx.finish(take, Phase.LEFT, message="another runner took this take over")
+                else:
+                    self._store_failed(exc)
             except Exception as exc:
                 # A defect must not take the other takes down; the store keeps the take
                 # where it was, so the next run picks it up. The traceback goes to the run

@@ -63,6 +63,14 @@ class TeamWork:
         except StateError as exc:
             log.warning("claim_not_released", take=key, error=str(exc))
 
+    def taken_over(self, key: str) -> bool:
+        """True when this runner no longer holds ``key`` (its lease ran out and another
+        runner took the take over): a move the store refused is then that runner's doing."""
+        try:
+            return not self.team.still_holds(key)
+        except StateError:
+            return False
+
     def waiting(self) -> bool:
         """True while other runners hold takes this run would do, and it waits for them."""
         return self.wait and bool(self.elsewhere)

@@ -112,7 +112,7 @@ class Team:
     def leave(self) -> None:
         """Give back every claim and every seat whose task is not in flight; end the lease."""
         with self.store._write() as conn:
-            conn.execute("DELETE FROM claims WHERE runner = ?", (self.id,))
+            conn.execute("UPDATE claims SET runner = '' WHERE runner = ?", (self.id,))
             conn.execute(
                 "UPDATE seats SET runner = NULL, take_key = NULL, taken_at = NULL"
                 f" WHERE runner = ? AND take_key NOT IN (SELECT key FROM takes"
@@ -160,7 +160,15 @@ class Team:
             return
         self.mine.discard(key)
         with self.store._write() as conn:
-            conn.execute("DELETE FROM claims WHERE key = ? AND runner = ?", (key, self.id))
+            # The row stays (a claim is its runner's id): a runner claiming it at this very
+            # moment always finds the row it locks.
+            conn.execute("UPDATE claims SET runner = '' WHERE key = ? AND runner = ?",
+                         (key, self.id))
+
+    def still_holds(self, key: str) -> bool:
+        """:meth:`holds`, in a transaction of its own."""
+        with self.store._read() as conn:
+            return self.holds(conn, key)
 
     def holds(self, conn: Connection, key: str) -> bool:
         """True while this runner's lease is live and ``key`` is claimed by it."""

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 
 from tests.helpers.run import decodes
-from tests.helpers.torture import run_args, run_cli
+from tests.helpers.torture import env, run_args, run_cli
 
 #: A waiting runner looks again this often (seconds): the tests' runners are quick.
 TEAM_FLAGS = ["--team-poll", "0.02"]
@@ -53,3 +54,28 @@ def audit_team(url: str, root: Path, count: int) -> TeamAudit:
     assert not list((root / "out").rglob("*.part"))
     assert ambiguous is not None and committed is not None
     return TeamAudit(statuses, int(ambiguous[0]), float(committed[0]))
+
+
+async def spawn(args: list[str]) -> asyncio.subprocess.Process:
+    """One runner started in the background (its output collected at the end)."""
+    return await asyncio.create_subprocess_exec(
+        *args, env=env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+
+async def until(predicate: Callable[[], bool], procs: list[asyncio.subprocess.Process],
+                timeout: float = 120.0) -> None:
+    """Until ``predicate()`` holds, while any of ``procs`` still runs."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if all(proc.returncode is not None for proc in procs):
+            raise AssertionError("every runner ended before the moment came")
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("no progress in time")
+        await asyncio.sleep(0.005)
+
+
+async def ended(proc: asyncio.subprocess.Process, timeout: float = 300.0) -> tuple[int, str, str]:
+    """A background runner's exit code and output, once it ends."""
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
