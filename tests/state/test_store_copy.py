@@ -1,0 +1,190 @@
+"""``store copy``: a store moved SQLite -> PostgreSQL -> SQLite keeps every record, and every
+refusal writes nothing."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from runner.core.errors import StateError, StoreLocked
+from runner.state import StateStore, store_path_for
+from runner.state.copy import copy_store
+from runner.state.pgstore import PgStore
+from runner.state.store import StateStore as StoreClass
+from tests.helpers.postgres import PgServer
+from tests.helpers.state import make_take, payloads
+
+SHA = "ab" * 32
+
+
+def fill(store: StoreClass) -> None:
+    """A store as a solo run leaves it: a take done, one in flight (Kling units), one
+    ambiguous, one failed then changed (its old record in the history), a pick, a note,
+    an upload, the provider and the salt of the task ids."""
+    takes = [make_take("s01"), make_take("s02"), make_take("s03"), make_take("s04")]
+    store.sync(takes, payloads(takes))
+    store.record_provider("gateway")
+    store.client_salt()
+    store.mark_submitting("s01/take-1", {"prompt": "p"}, 8.0)
+    store.mark_submitted("s01/take-1", "task-1", 8.0, 30.0)
+    store.mark_completed("s01/take-1", "https://cdn.example/r.mp4", 1.9e9)
+    store.mark_downloading("s01/take-1")
+    store.mark_done("s01/take-1", "/out/s01/take-1.mp4", 1234, SHA, 5.0,
+                    video={"width": 1280, "height": 720})
+    store.mark_submitting("s02/take-1", {}, 3.5, "units")
+    store.mark_submitted("s02/take-1", "task-2", 3.25)
+    store.mark_submitting("s03/take-1", {}, 8.0)
+    store.mark_ambiguous("s03/take-1", "the answer was lost")
+    store.mark_submitting("s04/take-1", {}, 8.0)
+    store.mark_failed("s04/take-1", "permanent", "content_policy_violation", "refused")
+    changed = [*takes[:3], make_take("s04", prompt="a quieter sea")]
+    store.sync(changed, payloads(changed))
+    store.set_pick("s01", 1, SHA)
+    store.set_note("s01/take-1", "keep the flare", SHA)
+    store.put_upload("cd" * 32, "https://uploads.example/a.png", 1.9e9, 10, "image/png")
+
+
+def snapshot(store: StoreClass) -> dict[str, Any]:
+    """Everything a copy must keep, as the store's own readers answer it."""
+    return {
+        "records": sorted(store.records(), key=lambda r: r.key),
+        "history": store.history(),
+        "events": store.events(),
+        "picks": store.picks(),
+        "notes": store.notes(),
+        "committed": store.committed_by_unit(),
+        "salt": store.client_salt(),
+        "provider": store.last_provider(),
+        "upload": store.get_upload("cd" * 32),
+    }
+
+
+def solo_store(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    path = store_path_for(tmp_path / "solo")
+    with StateStore.open(path) as store:
+        fill(store)
+        return path, snapshot(store)
+
+
+def test_sqlite_to_postgres_to_sqlite_keeps_every_record(tmp_path: Path, pg_url: str) -> None:
+    path, before = solo_store(tmp_path)
+    assert before["committed"] == {"credits": 16.0, "units": 3.25}
+    copied = copy_store(path, pg_url)
+    assert (copied.count("takes"), copied.count("picks"), copied.count("notes"),
+            copied.count("events")) == (4, 1, 1, len(before["events"]))
+    with PgStore.open_url(pg_url) as team:
+        assert snapshot(team) == before
+        assert not team._rows("SELECT * FROM runners")
+    back = store_path_for(tmp_path / "again")
+    copy_store(pg_url, back)
+    assert stat.S_IMODE(os.stat(back).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(back.parent).st_mode) == 0o700
+    assert sorted(p.name for p in back.parent.iterdir()) == ["state.lock", "state.sqlite"]
+    with StateStore.open(back) as again:
+        assert snapshot(again) == before
+
+
+def test_new_rows_after_the_copy_take_ids_past_the_copied_ones(
+    tmp_path: Path, pg_url: str,
+) -> None:
+    path, before = solo_store(tmp_path)
+    copy_store(path, pg_url)
+    last = before["events"][-1].id
+    with PgStore.open_url(pg_url) as team:
+        team.reset_for_retry("s03/take-1")
+        team.mark_submitting("s03/take-1", {}, 8.0)
+        assert [e.id for e in team.events(since_id=last)] == [last + 1, last + 2]
+        assert team.committed_by_unit()["credits"] == before["committed"]["credits"] + 8.0
+
+
+def test_a_target_holding_takes_is_refused_untouched(tmp_path: Path, pg_url: str) -> None:
+    path, before = solo_store(tmp_path)
+    with PgStore.open_url(pg_url) as team:
+        takes = [make_take("x01")]
+        team.sync(takes, payloads(takes))
+        held = snapshot(team)
+    with pytest.raises(StateError, match="already holds 1 takes") as refused:
+        copy_store(path, pg_url)
+    assert "nothing was written" in str(refused.value) and "\n" not in str(refused.value)
+    with PgStore.open_url(pg_url) as team:
+        assert snapshot(team) == held
+    with StateStore.open(path) as solo:  # the source untouched too
+        assert snapshot(solo) == before
+
+
+def test_a_sqlite_target_holding_takes_or_any_record_is_refused(tmp_path: Path) -> None:
+    path, _ = solo_store(tmp_path)
+    other, held = solo_store(tmp_path / "b")
+    with pytest.raises(StateError, match="already holds 4 takes"):
+        copy_store(path, other)
+    with StateStore.open(other) as store:
+        assert snapshot(store) == held
+    uploads_only = store_path_for(tmp_path / "c")
+    with StateStore.open(uploads_only) as store:
+        store.put_upload("ef" * 32, "https://uploads.example/b.png", None)
+    with pytest.raises(StateError, match="holds no takes but already holds 1 uploads"):
+        copy_store(path, uploads_only)
+
+
+def test_a_source_a_run_is_writing_is_refused(tmp_path: Path, pg_url: str) -> None:
+    path, _ = solo_store(tmp_path)
+    with StateStore.open(path), pytest.raises(StoreLocked) as refused:
+        copy_store(path, pg_url)
+    assert f"pid {os.getpid()}" in str(refused.value)
+    assert "copy once that run has ended" in str(refused.value)
+    with psycopg.connect(pg_url) as conn:  # nothing written: not even the schema
+        assert conn.execute("SELECT COUNT(*) FROM information_schema.tables"
+                            " WHERE table_schema = 'public'").fetchone() == (0,)
+
+
+def test_a_team_database_with_a_live_runner_is_refused(tmp_path: Path, pg_url: str) -> None:
+    path, _ = solo_store(tmp_path)
+    copy_store(path, pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO runners (id, host, pid, started_at, lease_until)"
+                     " VALUES ('r1', 'h', 1, %s, %s)", (time.time(), time.time() + 60))
+    target = store_path_for(tmp_path / "back")
+    with pytest.raises(StoreLocked, match="runners are using it: copy once they end"):
+        copy_store(pg_url, target)
+    assert not target.exists()
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # its lease ran out: it is over
+        conn.execute("UPDATE runners SET lease_until = %s", (time.time() - 1,))
+    assert copy_store(pg_url, target).count("takes") == 4
+
+
+def test_the_same_store_twice_is_refused(tmp_path: Path, pg_server: PgServer,
+                                         pg_url: str) -> None:
+    path, _ = solo_store(tmp_path)
+    with pytest.raises(StateError, match="the same store"):
+        copy_store(path, path)
+    with pytest.raises(StateError, match="the same store"):
+        copy_store(path, tmp_path / "solo" / ".." / "solo" / ".shotrun" / "state.sqlite")
+    copy_store(path, pg_url)
+    by_name = pg_url.replace("@127.0.0.1:", "@localhost:")
+    with pytest.raises(StateError, match="the same database") as refused:
+        copy_store(pg_url, by_name)
+    assert pg_server.password not in str(refused.value)
+
+
+def test_an_empty_or_missing_source_is_refused_and_nothing_is_created(
+    tmp_path: Path, pg_url: str,
+) -> None:
+    target = store_path_for(tmp_path / "target")
+    with pytest.raises(StateError, match="no store at"):
+        copy_store(store_path_for(tmp_path / "nowhere"), target)
+    with pytest.raises(StateError, match="holds no shotrun store"):
+        copy_store(pg_url, target)
+    with psycopg.connect(pg_url) as conn:  # the empty database was left empty
+        assert conn.execute("SELECT COUNT(*) FROM information_schema.tables"
+                            " WHERE table_schema = 'public'").fetchone() == (0,)
+    empty = store_path_for(tmp_path / "empty")
+    StateStore.open(empty).close()
+    with pytest.raises(StateError, match="holds no takes: nothing to copy"):
+        copy_store(empty, target)
+    assert not (tmp_path / "target").exists() and not (tmp_path / "nowhere").exists()
