@@ -22,6 +22,7 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory,
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     monkeypatch.delenv("SHOTRUN_BASE_URL", raising=False)
     monkeypatch.delenv("SHOTRUN_FILES_URL", raising=False)
+    monkeypatch.setenv("SHOTRUN_STORE_URL", "")  # restored to unset: main() may set it
     for name in ("SHOTRUN_STORE_URL", "PGPASSWORD", "PGHOST", "PGPORT", "PGUSER",
                  "PGDATABASE", "PGSERVICE", "PGPASSFILE"):
         monkeypatch.delenv(name, raising=False)

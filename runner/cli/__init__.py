@@ -163,6 +163,21 @@ def exit_codes(result: list[int]) -> Iterator[None]:
         result.append(EXIT_CRASH)
 
 
+def use_store_flag(args: argparse.Namespace) -> None:
+    """``--store URL`` (on the commands that read or write a store) stands for
+    ``SHOTRUN_STORE_URL`` in this process: the flag before the environment before the
+    manifest, decided in one place (:func:`runner.state.location.store_at`). The URL is
+    checked there; its password is registered as a secret at once."""
+    url = getattr(args, "store", None)
+    if url is not None:
+        from runner.core.redact import register_secret
+        from runner.core.storeurl import ENV_STORE_URL, url_passwords
+
+        for password in url_passwords(url):
+            register_secret(password)
+        os.environ[ENV_STORE_URL] = url
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``shotrun`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
     result: list[int] = []
@@ -176,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level = "error" if args.quiet else ("debug" if args.verbose >= 2 else
                                             "info" if args.verbose == 1 else "warning")
         log.configure(level)
+        use_store_flag(args)
         func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
         if func is None:
             parser.print_help(sys.stderr)

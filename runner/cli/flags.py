@@ -49,6 +49,16 @@ def add_endpoint_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--files-url", metavar="URL", help="file service URL")
 
 
+def add_store_flag(parser: argparse.ArgumentParser) -> None:
+    """``--store URL``: where the state store lives, read with
+    :func:`runner.core.storeurl.store_url` (flag, then SHOTRUN_STORE_URL, then
+    ``state.url``). For the commands that open a store; the flag itself opens nothing."""
+    parser.add_argument("--store", metavar="URL",
+                        help="the shared state store: a postgresql:// URL (overrides "
+                        "SHOTRUN_STORE_URL and state.url; the password from PGPASSWORD or "
+                        "~/.pgpass); unset: the SQLite file in the output folder")
+
+
 def add_network_limits(parser: argparse.ArgumentParser) -> None:
     """The client's time and size flags, read back by :func:`client_limits` (``run`` and
     ``probe`` share them)."""

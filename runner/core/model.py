@@ -165,6 +165,28 @@ class Take:
         return f"{self.shot_id}/take-{self.take}"
 
 
+DEFAULT_ACCOUNT = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """One provider account a run may send through (``api.accounts``), by the variable that
+    holds its key, never the key: the provider counts concurrency per account (Kling shares
+    it between all keys of one account), so each account has its own limits.
+
+    ``name`` is the stable label the store keeps with every task the account created: a task
+    is polled and downloaded with the key of the account that created it.
+    """
+
+    name: str
+    api_key_env: str
+    concurrency: int = 4
+    submit_rate: float = 2.0
+    # The Kling API only: the variable of the access key (the token's issuer) beside the
+    # secret key in api_key_env; None: the provider's own (KLING_ACCESS_KEY).
+    access_key_env: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class ApiConfig:
     """Where and how fast to talk to the gateway. The key is never here, only its variable."""
@@ -184,6 +206,19 @@ class ApiConfig:
     min_download_rate: float | None = None  # bytes per second; None: the client's default
     wire: Mapping[str, str | None] = field(default_factory=frozen_mapping)
     emulator: Mapping[str, Any] = field(default_factory=frozen_mapping)
+    # The accounts ``api.accounts`` names, in the manifest's order; () when it names none.
+    named_accounts: tuple[Account, ...] = ()
+
+    @property
+    def accounts(self) -> tuple[Account, ...]:
+        """The accounts a run may use, never empty: those ``api.accounts`` names, else one
+        implicit account ``default`` made of ``api_key_env``, ``concurrency`` and
+        ``submit_rate`` (what a manifest without ``api.accounts`` always meant). Made from
+        the fields as they are, so an override of ``concurrency`` reaches it."""
+        if self.named_accounts:
+            return self.named_accounts
+        return (Account(DEFAULT_ACCOUNT, self.api_key_env, self.concurrency,
+                        self.submit_rate),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,3 +278,11 @@ class Manifest:
     takes: tuple[Take, ...]
     warnings: tuple[Any, ...] = ()  # runner.core.errors.Problem with severity "warning"
     verify: VerifyPolicy = field(default_factory=VerifyPolicy)
+    # ``state.url``: the PostgreSQL store (never with a password); None: the SQLite file.
+    # Flag and environment come first: runner.core.storeurl.store_url.
+    store_url: str | None = None
+
+    @property
+    def accounts(self) -> tuple[Account, ...]:
+        """The provider accounts of this manifest, never empty (:attr:`ApiConfig.accounts`)."""
+        return self.api.accounts

@@ -17,7 +17,6 @@ another is replaced whole).
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -131,15 +130,3 @@ def redact_value(value: Any) -> Any:
         return type(value)(redact_value(v) for v in value)
     return value
 
-
-def redact_url(text: str) -> str:
-    """``text`` with the password of any ``scheme://user:password@host`` URL in it, and any
-    ``password=...`` parameter, replaced by ``[REDACTED]`` (a database URL's password is
-    registered as a secret too: this is for the URL shown before that, and for texts a
-    driver wrote)."""
-    text = _URL_PASSWORD.sub(rf"\1{REDACTED}@", text)
-    return _PASSWORD_PARAM.sub(rf"\1{REDACTED}", redact(text))
-
-
-_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*:)\S*@")
-_PASSWORD_PARAM = re.compile(r"((?:^|[?&\s])password=)[^&\s]*", re.IGNORECASE)

@@ -3,7 +3,7 @@
     load (loader.py)  -> pass 1: schema (schema.py, fastcheck.py, secrets.py)
                       -> pass 2: names and media (media.py, assets.py), expansion (expand.py),
                          prompts (prompts.py), links (graph.py), takes (takes.py),
-                         manifest-wide rules (rules.py)
+                         manifest-wide rules (rules.py), provider accounts (accounts.py)
 
 Both passes always run (pass 2 on what pass 1 allowed, see :class:`.context.Context`), so one
 ``validate`` shows *every* problem of a file. Raw dicts never leave this package.
@@ -22,6 +22,7 @@ from runner.core.bulk import is_command_process, paused_gc
 from runner.core.errors import ManifestError, Problem
 from runner.core.model import Manifest, Take
 from runner.manifest import cache
+from runner.manifest.accounts import with_accounts
 from runner.manifest.assets import LocalFiles
 from runner.manifest.context import Context, get_str
 from runner.manifest.expand import expand_shots
@@ -36,6 +37,7 @@ from runner.manifest.rules import (
     check_wire,
     output_dir,
     provider_of,
+    store_url,
     variables,
     verify_policy,
 )
@@ -81,7 +83,7 @@ def _analyse(path: Path | str, provider: str | None = None, base_url: str | None
     media.declare()
     specs = expand_shots(ctx)
     index = ShotIndex((spec.shot_id, spec.base_id) for spec in specs)
-    api = api_config(ctx, renames, chosen)
+    api = with_accounts(ctx, api_config(ctx, renames, chosen))
 
     builder = TakeBuilder(ctx, media, index, defined, api.model, renames, provider=chosen,
                           remote=sends and _remote(base_url, api.base_url))
@@ -104,6 +106,7 @@ def _analyse(path: Path | str, provider: str | None = None, base_url: str | None
         budget=budget(ctx),
         takes=tuple(takes),
         verify=verify_policy(ctx),
+        store_url=store_url(ctx),
         warnings=tuple(p for p in problems if p.severity == "warning"),
     )
     _log.debug("manifest_expanded", file=file, shots=len(specs), takes=len(takes))

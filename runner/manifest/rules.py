@@ -168,3 +168,10 @@ def output_dir(ctx: Context, name: str) -> Path:
     written = get_str(ctx.root, "output_dir") if ctx.ok(("output_dir",)) else None
     path = Path(written).expanduser() if written else Path("renders") / name
     return path if path.is_absolute() else ctx.base_dir / path
+
+
+def store_url(ctx: Context) -> str | None:
+    """``state.url``: the PostgreSQL store (its scheme checked by the schema, a password
+    refused by :mod:`.secrets`), or None for the embedded SQLite file."""
+    state = get_map(ctx.root, "state")
+    return get_str(state, "url") if ctx.ok(("state", "url")) else None

@@ -54,6 +54,12 @@ _REQUIRED_HINTS = {
     "prompt": "add the segment's `prompt:`",
     "duration": "add the segment's `duration:` in seconds",
 }
+# An entry of api.accounts has keys of the same names as the top level's and the api's.
+_ACCOUNT_HINTS = {
+    "name": "give the account a short label such as `name: studio-a`",
+    "api_key_env": "give the NAME of the variable holding this account's key, such as "
+                   "`api_key_env: STUDIO_A_KEY`",
+}
 
 
 def schema_text() -> str:
@@ -206,7 +212,8 @@ class _Mapper:
             names: Any = error.validator_value
             for name in names:
                 if isinstance(value, dict) and name not in value:
-                    hint = _REQUIRED_HINTS.get(name, "add it")
+                    hints = _ACCOUNT_HINTS if path[:2] == ("api", "accounts") else {}
+                    hint = hints.get(name) or _REQUIRED_HINTS.get(name, "add it")
                     self.add(path, f"missing required key '{name}'; {hint}")
         elif validator in ("anyOf", "oneOf"):
             self.any_of(path, error, schema)

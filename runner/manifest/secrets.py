@@ -1,10 +1,11 @@
-"""Keeping API keys out of manifests.
+"""Keeping API keys and database passwords out of manifests.
 
 A manifest lives in git; a key written into it leaks with the first push. Under ``api`` a
 value that looks like a key, or a key-named field (``api_key``, ``token``...), is refused
-with a message saying which environment variable to use instead. Messages never repeat the
-value, and a refused value is registered with :mod:`runner.core.redact` so that nothing printed
-later can show it either.
+with a message saying which environment variable to use instead. A ``state.url`` holding a
+password is refused the same way, pointing at libpq's own places for it. Messages never
+repeat the value, and a refused value is registered with :mod:`runner.core.redact` so that
+nothing printed later can show it either.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from runner.core.errors import Location, Problem
 from runner.core.redact import register_secret
+from runner.core.storeurl import ENV_STORE_URL, url_passwords
 from runner.manifest.nodes import KeyPath, MDict, MList, format_path, locate
 
 DEFAULT_KEY_ENV = "SHOTRUN_API_KEY"
@@ -29,6 +31,11 @@ _URL_SECRET = re.compile(r"://[^/@\s]+:[^/@\s]+@|[?&](api[_-]?key|key|token|acce
                          r"secret|auth)=[^&\s]{6,}", re.I)
 _RUN = re.compile(r"[A-Za-z0-9]+")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+STORE_URL_PATH: KeyPath = ("state", "url")
+STORE_PASSWORD_MESSAGE = (
+    "the URL holds a password, and the manifest lives in git: write it without the password "
+    "(postgresql://user@host/dbname) and give the password through PGPASSWORD or ~/.pgpass "
+    f"(libpq's standard ways), or set the whole URL in {ENV_STORE_URL} instead")
 
 
 def looks_like_secret(value: str) -> bool:
@@ -91,7 +98,8 @@ def _walk(value: Any, path: KeyPath) -> Iterator[tuple[KeyPath, str]]:
 
 
 def secret_paths(root: MDict) -> set[KeyPath]:
-    """Paths under ``api`` whose value looks like a key (their values are registered secrets)."""
+    """Paths under ``api`` whose value looks like a key, and ``state.url`` when it holds a
+    password (the secrets they hold are registered)."""
     found: set[KeyPath] = set()
     api = root.get("api")
     if isinstance(api, MDict):
@@ -99,6 +107,14 @@ def secret_paths(root: MDict) -> set[KeyPath]:
             if looks_like_secret(text):
                 register_secret(text.strip())
                 found.add(path)
+    state = root.get("state")
+    url = state.get("url") if isinstance(state, MDict) else None
+    if isinstance(url, str):
+        passwords = url_passwords(url)
+        for password in passwords:
+            register_secret(password)
+        if passwords:
+            found.add(STORE_URL_PATH)
     return found
 
 
@@ -108,6 +124,6 @@ def check_secrets(root: MDict, file: str, paths: set[KeyPath]) -> list[Problem]:
     problems = []
     for path in sorted(paths, key=lambda p: locate(root, p)):
         line, column = locate(root, path)
-        problems.append(Problem(Location(file, line, column), format_path(path),
-                                use_env_message(env)))
+        message = STORE_PASSWORD_MESSAGE if path == STORE_URL_PATH else use_env_message(env)
+        problems.append(Problem(Location(file, line, column), format_path(path), message))
     return problems

@@ -25,7 +25,8 @@ import psycopg
 from psycopg import adapt, rows
 from psycopg.pq import TransactionStatus
 
-from runner.core.redact import redact_url
+from runner.core.redact import redact
+from runner.core.storeurl import redact_url
 from runner.state.sql import PgFailure
 
 _TRANSLATED: dict[str, str] = {}
@@ -127,7 +128,7 @@ class PgConnection:
 
     def _failure(self, exc: psycopg.Error) -> PgFailure:
         text = " ".join(str(exc).split()) or type(exc).__name__
-        return PgFailure(redact_url(text), getattr(exc, "sqlstate", None))
+        return PgFailure(redact(text), getattr(exc, "sqlstate", None))
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> PgCursor:
         statement = "BEGIN" if sql == "BEGIN IMMEDIATE" else sql

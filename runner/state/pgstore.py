@@ -16,18 +16,40 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
-from typing import Self
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING, Self
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from runner.core.errors import StateError
-from runner.core.redact import redact_url, register_secret
+from runner.core.redact import redact, register_secret
+from runner.core.storeurl import redact_url, url_passwords
 from runner.state import pgschema
 from runner.state.pg import PgConnection
-from runner.state.sql import PgFailure
+from runner.state.sql import Connection, PgFailure
 from runner.state.store import StateStore
+from runner.state.transitions import ClaimLost
+
+if TYPE_CHECKING:
+    from runner.state.team import Team
+
+BUDGET_LOCK = 0x5305_B0D6
+#: The database's clock, in seconds since the epoch (leases compare with it only: the
+#: machines' clocks may disagree).
+DB_NOW = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
+#: Runners whose lease is live.
+LIVE_RUNNERS = f"SELECT id FROM runners WHERE lease_until > {DB_NOW}"
+
+
+def live_claims(conn: Connection, runner: str | None) -> set[str]:
+    """Takes held by live runners other than ``runner``."""
+    rows = conn.execute(
+        f"SELECT key FROM claims WHERE runner IN ({LIVE_RUNNERS})"
+        " AND runner IS DISTINCT FROM ?", (runner,))
+    return {str(row[0]) for row in rows}
+
+
 
 CONNECT_TIMEOUT = 10  # seconds: an unreachable server is reported, not waited on forever
 
@@ -48,7 +70,7 @@ def _refusal(where: str, user: str, database: str, exc: psycopg.Error) -> StateE
         return StateError(f"the database {where} has no user {user!r}: create it or fix the "
                           "URL; nothing was sent")
     return StateError(
-        f"cannot reach the database {where} ({redact_url(text)[:200]}): is the server running "
+        f"cannot reach the database {where} ({redact(text)[:200]}): is the server running "
         "and the URL right? nothing was sent")
 
 
@@ -58,8 +80,10 @@ def connect(url: str) -> PgConnection:
     try:
         params = conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
-        raise StateError(f"the store URL {where} cannot be read ({redact_url(str(exc))[:200]}):"
+        raise StateError(f"the store URL {where} cannot be read ({redact(str(exc))[:200]}):"
                          " use postgresql://USER@HOST:PORT/DATABASE") from None
+    for password in url_passwords(url):
+        register_secret(password)
     register_secret(str(params.get("password") or "") or None)
     register_secret(os.environ.get("PGPASSWORD"))
     user = str(params.get("user") or os.environ.get("PGUSER") or "")
@@ -74,6 +98,27 @@ def connect(url: str) -> PgConnection:
 
 class PgStore(StateStore):
     """The :class:`runner.state.protocol.Store` of a team: one PostgreSQL database."""
+
+    #: This process's membership of the team (:meth:`runner.state.team.Team.join`); None
+    #: for a reader or before joining.
+    team: Team | None = None
+
+    def _busy(self, conn: Connection) -> Collection[str]:
+        """Runners sync one at a time (an advisory lock held to the commit); the takes
+        other live runners hold are left to them."""
+        conn.execute("SELECT pg_advisory_xact_lock(?)", (pgschema.SYNC_LOCK,))
+        return live_claims(conn, self.team.id if self.team is not None else None)
+
+    def _admit_submitting(self, conn: Connection, key: str) -> None:
+        """Only the runner holding the take's claim, under a live lease, creates it."""
+        if self.team is not None and not self.team.holds(conn, key):
+            raise ClaimLost(key)
+
+    def _check_cap(self, conn: Connection, unit: str, estimate: float | None,
+                   cap: float) -> None:
+        """The ledger locked first: two runners' intents are checked one after the other."""
+        conn.execute("SELECT pg_advisory_xact_lock(?)", (BUDGET_LOCK,))
+        super()._check_cap(conn, unit, estimate, cap)
 
     @classmethod
     def open_url(cls, url: str, *, readonly: bool = False,

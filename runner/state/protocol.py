@@ -49,9 +49,10 @@ class Store(Protocol):
     # ----------------------------------------------------------------- a take's moves
     def mark_submitting(
         self, key: str, payload_redacted: Mapping[str, Any], estimated_credits: float | None,
-        unit: str = CREDITS,
+        unit: str = CREDITS, *, account: str | None = None, cap: float | None = None,
     ) -> int:
-        """The intent to create, committed before sending; the attempt number."""
+        """The intent to create, committed before sending; the attempt number (with ``cap``:
+        refused, :class:`runner.state.transitions.BudgetRefused`, past the shared budget)."""
         ...
 
     def mark_submitted(

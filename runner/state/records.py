@@ -132,6 +132,7 @@ class TakeRecord:
     created_at: float | None = None
     video_json: str | None = None  # what the output is (runner.media.observed.video_facts), as JSON
     unit: str | None = None  # of the credits figures (runner.core.money); None: not submitted yet
+    account: str | None = None  # the provider account whose key created the task (api.accounts)
 
     @property
     def video(self) -> dict[str, Any] | None:
@@ -252,7 +253,7 @@ RECORD_COLUMNS = (
     "last_error_code", "last_error", "polls", "submitted_at", "completed_at", "downloaded_at",
     "link_expires_at", "result_url", "gateway_status", "progress", "tags", "updated_at",
     "reason", "submitting_at", "estimated_time", "verified_duration", "ambiguous_attempts",
-    "payload", "created_at", "video", "unit",
+    "payload", "created_at", "video", "unit", "account",
 )
 RECORD_SELECT = ", ".join(RECORD_COLUMNS)
 _STATUS_INDEX = RECORD_COLUMNS.index("status")

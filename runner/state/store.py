@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -39,9 +39,10 @@ from runner.state.records import (
     event_from_row,
     record_from_row,
 )
+from runner.state.sql import Connection
 from runner.state.sync import sync_takes
 from runner.state.trace import read_traces
-from runner.state.transitions import Transitions
+from runner.state.transitions import COMMITTED_SQL, Transitions, committed_of
 
 _SHOT_AND_TAKE = itemgetter(RECORD_COLUMNS.index("shot_id"), RECORD_COLUMNS.index("take"))
 
@@ -74,10 +75,14 @@ class StateStore(Transitions):
         with paused_gc(), self._write() as conn:  # 20,000 records and plans: see runner.core.bulk
             plans = sync_takes(
                 conn, takes, fingerprint_payloads or {}, self._clock,
-                retry_failed=retry_failed, ambiguous=ambiguous,
+                retry_failed=retry_failed, ambiguous=ambiguous, busy=self._busy(conn),
             )
         log.info("state_synced", takes=len(plans))
         return plans
+
+    def _busy(self, conn: Connection) -> Collection[str]:
+        """Takes other live runners hold, which ``sync`` leaves alone (none: one writer)."""
+        return ()
 
     def get_upload(self, sha256: str) -> UploadRecord | None:
         """The upload of the file with this content, if one was recorded."""
@@ -115,14 +120,7 @@ class StateStore(Transitions):
 
     def committed_by_unit(self) -> dict[str, float]:
         """:meth:`credits_committed` of every unit the ledger holds, ``{unit: amount}``."""
-        rows = self._rows(
-            "SELECT COALESCE(unit, 'credits'), COALESCE(SUM(CASE"
-            " WHEN task_id IS NOT NULL THEN COALESCE(credits_reserved, credits_estimated, 0)"
-            " WHEN outcome IN ('submitting', 'ambiguous') THEN COALESCE(credits_estimated, 0)"
-            " ELSE 0 END), 0) FROM attempts GROUP BY 1"
-        )
-        # A sum of decimals: no 728.9999999999998.
-        return {str(row[0]): round(float(row[1]), 6) for row in rows}
+        return committed_of(self._rows(COMMITTED_SQL))
 
     def statuses(self) -> dict[str, tuple[str, str]]:
         """Per take key, its status and fingerprint: what settling the intents asks

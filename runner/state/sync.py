@@ -8,7 +8,7 @@ Python, and ``executemany`` for the new takes; only changed takes cost a stateme
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -41,8 +41,13 @@ def sync_takes(
     *,
     retry_failed: bool,
     ambiguous: str,
+    busy: Collection[str] = (),
 ) -> list[TakePlan]:
     """The body of :meth:`runner.state.StateStore.sync`, inside its write transaction.
+
+    ``busy``: takes another live runner of a team holds (:mod:`runner.state.team`): left as
+    they are (not made ambiguous, archived or held: their runner is at work on them); this
+    runner plans them again when it claims them (:func:`replan`).
 
     In steps: read every record once; sort the manifest's takes into new, re-tagged,
     re-fingerprinted (never sent) and changed ones; write the new ones in bulk; add the takes
@@ -53,6 +58,8 @@ def sync_takes(
     # plain tuples: records are built by position
     existing = {row[0]: row for row in tuple_rows(conn, f"SELECT {RECORD_SELECT} FROM takes")}
     found = _compare(conn, takes, existing, payloads, now)
+    if busy:
+        found.changed = [take for take in found.changed if take.key not in busy]
     _write_new(conn, found, now)
     # Continuity: a done take cut from a source output that is no longer the chosen one.
     changed_keys = {take.key for take in found.changed}
@@ -60,7 +67,7 @@ def sync_takes(
     found.changed.extend(take for take in takes
                          if take.key in forced and take.key not in changed_keys)
     for key, row in existing.items():
-        if row[_STATUS_AT] == S.SUBMITTING.value:
+        if row[_STATUS_AT] == S.SUBMITTING.value and key not in busy:
             _resume_submitting(conn, key, now)
             found.dirty.append(key)
     previous: dict[str, TakeRecord] = {}
@@ -72,7 +79,25 @@ def sync_takes(
     found.dirty.extend(previous)
     rows = _reread(conn, existing, found.dirty)
     return [_plan(conn, take.key, record_from_row(rows[take.key]), previous.get(take.key), now,
-                  retry_failed=retry_failed, ambiguous=ambiguous) for take in takes]
+                  retry_failed=retry_failed, ambiguous=ambiguous, busy=take.key in busy)
+            for take in takes]
+
+
+def replan(conn: Connection, key: str, clock: Callable[[], float], *, retry_failed: bool,
+           ambiguous: str) -> TakePlan:
+    """One take planned again, inside the transaction that claimed it for this runner.
+
+    A team's take is planned at the run's start and again when a runner claims it: another
+    runner may have moved it since (done, in flight, failed). One left ``submitting`` by a
+    runner whose lease ran out is an ambiguous creation now, exactly as after a crash.
+    """
+    now = clock()
+    row = tuple_rows(conn, f"SELECT {RECORD_SELECT} FROM takes WHERE key = ?", (key,))[0]
+    if row[_STATUS_AT] == S.SUBMITTING.value:
+        _resume_submitting(conn, key, now)
+        row = tuple_rows(conn, f"SELECT {RECORD_SELECT} FROM takes WHERE key = ?", (key,))[0]
+    return _plan(conn, key, record_from_row(row), None, now, retry_failed=retry_failed,
+                 ambiguous=ambiguous)
 
 
 @dataclass
@@ -155,14 +180,14 @@ def _reread(conn: Connection, existing: Mapping[str, Sequence[Any]],
 
 def _plan(
     conn: Connection, key: str, record: TakeRecord, previous: TakeRecord | None,
-    now: float, *, retry_failed: bool, ambiguous: str,
+    now: float, *, retry_failed: bool, ambiguous: str, busy: bool = False,
 ) -> TakePlan:
     """What this run does with one take, and why; a take to hold is held here, durably.
 
     ``key`` is the manifest's own string: the run keys every table by it, one copy per take.
     """
     action, reason = decide(record, retry_failed=retry_failed, ambiguous=ambiguous, now=now)
-    if action is TakeAction.HOLD and record.status is not S.HELD:
+    if action is TakeAction.HOLD and record.status is not S.HELD and not busy:
         conn.execute(
             "UPDATE takes SET status = 'held', updated_at = ? WHERE key = ?", (now, key)
         )

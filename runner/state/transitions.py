@@ -8,7 +8,7 @@ silently paying twice. The ``attempts`` table is kept in step: it is the budget'
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ _SUBMITTING_SQL = (
     " credits_estimated = ?, credits_reserved = NULL, task_id = NULL,"
     " result_url = NULL, link_expires_at = NULL, gateway_status = NULL,"
     " progress = NULL, failure_kind = NULL, submitting_at = ?, submitted_at = NULL,"
-    " completed_at = NULL, unit = ?, updated_at = ? WHERE key = ?"
+    " completed_at = NULL, unit = ?, account = ?, updated_at = ? WHERE key = ?"
 )
 _ATTEMPT_SQL = (
     "INSERT INTO attempts (key, attempt, fingerprint, outcome, credits_estimated,"
@@ -49,17 +49,51 @@ _PROGRESS_SQL = (
 )
 
 
+# What the ledger holds per unit: attempts with a task id count the provider's figure (else
+# the estimate); attempts in flight or ambiguous their estimate (they may have been billed).
+COMMITTED_SQL = (
+    "SELECT COALESCE(unit, 'credits'), COALESCE(SUM(CASE"
+    " WHEN task_id IS NOT NULL THEN COALESCE(credits_reserved, credits_estimated, 0)"
+    " WHEN outcome IN ('submitting', 'ambiguous') THEN COALESCE(credits_estimated, 0)"
+    " ELSE 0 END), 0) FROM attempts GROUP BY 1"
+)
+
+
+def committed_of(rows: Iterable[Sequence[Any]]) -> dict[str, float]:
+    """``{unit: amount}`` from the rows of :data:`COMMITTED_SQL`."""
+    # A sum of decimals: no 728.9999999999998.
+    return {str(row[0]): round(float(row[1]), 6) for row in rows}
+
+
+class BudgetRefused(Exception):
+    """A creation that would take the ledger over the cap: nothing was recorded."""
+
+    def __init__(self, committed: float, estimate: float | None, cap: float) -> None:
+        super().__init__(f"committed {committed} + {estimate} > cap {cap}")
+        self.committed = committed
+        self.estimate = estimate
+        self.cap = cap
+
+
+class ClaimLost(Exception):
+    """This runner no longer holds the take (its lease ran out and another runner took it):
+    it must not create it. Nothing was recorded."""
+
+
 class Transitions(StoreBase):
     """``mark_*`` methods of :class:`runner.state.StateStore`."""
 
     def mark_submitting(
         self, key: str, payload_redacted: Mapping[str, Any], estimated_credits: float | None,
-        unit: str = CREDITS,
+        unit: str = CREDITS, *, account: str | None = None, cap: float | None = None,
     ) -> int:
         """Commit the intent to create, *before* sending; return the attempt number.
 
         ``unit`` is the money the provider bills in (:mod:`runner.core.money`): the estimate and
-        the figure the provider answers are in it."""
+        the figure the provider answers are in it. ``account`` names the provider account
+        whose key sends it. ``cap``: the budget in ``unit``; with it, the ledger's total plus
+        this estimate is checked in the same transaction (:class:`BudgetRefused` when over),
+        so runners sharing a store never commit more than the cap between them."""
         now = self._clock()
         with self._write() as conn:
             row = conn.execute(
@@ -69,10 +103,13 @@ class Transitions(StoreBase):
                 raise UnknownTake(f"take {key} is not in the state store {self.where}")
             if STATUSES[row[0]] not in _CAN_SUBMIT:
                 raise StateError(f"take {key}: cannot go from {row[0]} to submitting")
+            self._admit_submitting(conn, key)
+            if cap is not None:
+                self._check_cap(conn, unit, estimated_credits, cap)
             attempt = int(row[1]) + 1
             payload = dumps(redact_value(dict(payload_redacted)))
             conn.execute(_SUBMITTING_SQL,
-                         (attempt, payload, estimated_credits, now, unit, now, key))
+                         (attempt, payload, estimated_credits, now, unit, account, now, key))
             conn.execute(_ATTEMPT_SQL, (key, attempt, row[2], estimated_credits, unit, now))
             insert_event(conn, self._clock(), key, "take_submitting",
                          {"attempt": attempt, "estimated_credits": estimated_credits})
@@ -263,6 +300,17 @@ class Transitions(StoreBase):
                 raise self._refused(conn, key, to.value if to else event)
             insert_event(conn, self._clock(), key, event, details)
             self._after_move(conn, key, old, to, values, ledger)
+
+    def _admit_submitting(self, conn: Connection, key: str) -> None:
+        """May this store's writer create ``key`` now? (A team's store checks its claim.)"""
+
+    def _check_cap(self, conn: Connection, unit: str, estimate: float | None,
+                   cap: float) -> None:
+        """:class:`BudgetRefused` when the ledger plus ``estimate`` would pass ``cap``; inside
+        the intent's own transaction (one writer on SQLite; a team's store locks first)."""
+        committed = committed_of(conn.execute(COMMITTED_SQL)).get(unit, 0.0)
+        if committed + (estimate or 0.0) > cap + 1e-9:
+            raise BudgetRefused(committed, estimate, cap)
 
     def _after_move(
         self, conn: Connection, key: str, old: TakeStatus | None,

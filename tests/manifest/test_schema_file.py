@@ -46,8 +46,9 @@ def test_schemas_dir_is_a_relative_link_to_the_packaged_file(repo_root: Path) ->
 def test_shape_covers_every_key() -> None:
     schema = dereferenced()
     props = schema["properties"]
-    assert set(props) == {"version", "name", "output_dir", "api", "budget", "verify", "vars",
-                          "assets", "elements", "defaults", "shots"}
+    assert set(props) == {"version", "name", "output_dir", "api", "budget", "verify", "state",
+                          "vars", "assets", "elements", "defaults", "shots"}
+    assert set(props["state"]["properties"]) == {"url"}
     assert set(props["verify"]["properties"]["size"]["enum"]) == set(SIZE_POLICIES)
     shot = props["shots"]["items"]["properties"]
     assert set(shot) == SHOT_FIELDS | {"id", "matrix", "after"}
@@ -56,7 +57,9 @@ def test_shape_covers_every_key() -> None:
     api = props["api"]["properties"]
     assert set(api) == {"base_url", "files_url", "api_key_env", "model", "concurrency",
                         "submit_rate", "downloads", "wire", "emulator", "provider",
-                        "download_timeout", "min_download_rate"}
+                        "download_timeout", "min_download_rate", "accounts"}
+    assert set(api["accounts"]["items"]["properties"]) == {"name", "api_key_env", "concurrency",
+                                                           "submit_rate", "access_key_env"}
     assert set(api["emulator"]["properties"]) == EMULATOR_KEYS
     assert set(api["emulator"]["properties"]["error_rates"]["properties"]) == {
         "429", "500", "502", "503"}

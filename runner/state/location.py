@@ -1,0 +1,65 @@
+"""Where a manifest's store is: the embedded file in its output folder, or a team's database.
+
+The database wins when a URL is given: ``--store URL`` (the command line sets
+``SHOTRUN_STORE_URL`` for the process), else ``SHOTRUN_STORE_URL`` in the environment, else the
+manifest's ``state.url`` (:func:`runner.core.storeurl.store_url`); with none, the file
+``<output_dir>/.shotrun/state.sqlite`` as always. Every command asks here, so that ``status``,
+``report``, ``review``, ``pick`` and ``export`` read the same store the runners write, from any
+machine.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.core.model import Manifest
+from runner.core.storeurl import redact_url, store_url
+from runner.state import store_path_for
+from runner.state.store import StateStore
+
+
+@dataclass(frozen=True)
+class StoreAt:
+    """A manifest's store: its file (``url`` None) or its database."""
+
+    path: Path
+    url: str | None = None
+
+    @property
+    def shared(self) -> bool:
+        """True for a team's database (several runners, claims and seats)."""
+        return self.url is not None
+
+    @property
+    def where(self) -> str:
+        """As messages name it (a URL without its password)."""
+        return redact_url(self.url) if self.url is not None else str(self.path)
+
+    def exists(self) -> bool:
+        """False when no run has made the embedded file yet (a database is always there to
+        ask: an empty one reads as a store with no takes)."""
+        return self.url is not None or self.path.is_file()
+
+    def open_reader(self) -> StateStore:
+        """Open for reading beside live runs (never blocks them)."""
+        if self.url is None:
+            return StateStore.open_readonly(self.path)
+        from runner.state.pgstore import PgStore  # the driver only where a database is used
+
+        return PgStore.open_url(self.url, readonly=True)
+
+    def open_writer(self) -> StateStore:
+        """Open for writing: the file's writer lock, or a connection to the database (where
+        runners write side by side, coordinated by claims)."""
+        if self.url is None:
+            return StateStore.open(self.path)
+        from runner.state.pgstore import PgStore
+
+        return PgStore.open_url(self.url)
+
+
+def store_at(manifest: Manifest) -> StoreAt:
+    """Where ``manifest``'s store is now (flag, environment, manifest; else its file)."""
+    return StoreAt(store_path_for(manifest), store_url(None, os.environ, manifest.store_url))
