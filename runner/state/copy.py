@@ -134,11 +134,21 @@ def _check_source(conn: Connection, where: str, now: float) -> None:
     if not _count(conn, "takes"):
         raise StateError(f"the store {where} holds no takes: nothing to copy (nothing was "
                          "written)")
-    live = int(conn.execute("SELECT COUNT(*) FROM runners WHERE ended_at IS NULL"
-                            " AND lease_until > ?", (now,)).fetchone()[0])
+    live = _live_runners(conn, now)
     if live:
         raise StoreLocked(f"the store {where} has {live} runner(s) with a live lease: runners "
                           "are using it: copy once they end (nothing was written)")
+
+
+def _live_runners(conn: Connection, now: float) -> int:
+    """How many runners hold a live lease on the store (by the database's clock, as the
+    team's runners keep their leases: :mod:`runner.state.team`)."""
+    if is_postgres(conn):
+        from runner.state.pgstore import LIVE_RUNNERS
+
+        return int(conn.execute(f"SELECT COUNT(*) FROM ({LIVE_RUNNERS}) AS live").fetchone()[0])
+    return int(conn.execute("SELECT COUNT(*) FROM runners WHERE lease_until > ?",
+                            (now,)).fetchone()[0])
 
 
 def _check_target(conn: Connection, where: str) -> None:
@@ -239,7 +249,7 @@ def _copy_between(store: StateStore, conn: Connection, where: str,
 
 
 def _shown(place: Place) -> str:
-    from runner.core.redact import redact_url
+    from runner.core.storeurl import redact_url
 
     return redact_url(place) if isinstance(place, str) else str(place)
 

@@ -106,9 +106,9 @@ def _place(text: str) -> Path | str:
     """A store's place as the user gave it: a PostgreSQL URL as it is, a manifest as its
     output folder's store file, anything else as a store file's path."""
     from runner.core.errors import UsageError
-    from runner.core.redact import redact_url
+    from runner.core.storeurl import is_postgres_url, redact_url
 
-    if text.startswith(("postgresql://", "postgres://")):
+    if is_postgres_url(text):
         return text
     if "://" in text:
         raise UsageError(f"{redact_url(text)!r} is not a PostgreSQL URL: give "

@@ -1,0 +1,123 @@
+"""``shotrun store copy FROM TO``: what it says, what it refuses, and no password shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runner.cli import main
+from runner.state import StateStore
+from runner.state.pgstore import PgStore
+from tests.helpers.postgres import PgServer
+from tests.helpers.run import THREE, write_manifest
+from tests.helpers.state import fill_solo_store, store_snapshot
+
+
+def solo(tmp_path: Path) -> tuple[Path, Path]:
+    """A manifest whose output folder holds a filled store, and that store's path."""
+    manifest = write_manifest(tmp_path, THREE)
+    path = tmp_path / "out" / ".shotrun" / "state.sqlite"
+    with StateStore.open(path) as store:
+        fill_solo_store(store)
+    return manifest, path
+
+
+def test_a_solo_folder_into_the_team_database_and_back(
+    tmp_path: Path, pg_server: PgServer, pg_url: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    manifest, path = solo(tmp_path)
+    with StateStore.open(path) as store:
+        before = store_snapshot(store)
+    assert main(["store", "copy", str(manifest), pg_url]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    lines = out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"copied {path} to postgresql://shotrun_test:")
+    assert f": 4 takes, 1 picks, 1 notes, {len(before['events'])} events" in lines[0]
+    assert "nothing was sent and nothing spent" in lines[1]
+    assert pg_server.password not in out
+    with PgStore.open_url(pg_url) as team:
+        assert store_snapshot(team) == before
+
+    other = tmp_path / "b"
+    other.mkdir()
+    second = write_manifest(other, THREE)
+    assert main(["store", "copy", pg_url, str(second)]) == 0
+    capsys.readouterr()
+    with StateStore.open(other / "out" / ".shotrun" / "state.sqlite") as copy:
+        assert store_snapshot(copy) == before
+
+
+def test_a_target_holding_takes_is_refused_in_one_line(
+    tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    manifest, _ = solo(tmp_path)
+    assert main(["store", "copy", str(manifest), pg_url]) == 0
+    capsys.readouterr()
+    assert main(["store", "copy", str(manifest), pg_url]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and "already holds 4 takes" in err
+    assert "nothing was written" in err
+
+
+def test_a_source_a_run_holds_is_refused(
+    tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    manifest, path = solo(tmp_path)
+    with StateStore.open(path):
+        assert main(["store", "copy", str(manifest), pg_url]) == 2
+    _, err = capsys.readouterr()
+    assert err.count("\n") == 1 and "another shotrun run is using" in err
+    assert "copy once that run has ended" in err
+
+
+def test_the_same_store_by_manifest_and_by_path_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    manifest, path = solo(tmp_path)
+    assert main(["store", "copy", str(manifest), str(path)]) == 2
+    _, err = capsys.readouterr()
+    assert err.count("\n") == 1 and "the same store" in err
+
+
+def test_a_wrong_password_is_one_line_without_the_password(
+    tmp_path: Path, pg_server: PgServer, capsys: pytest.CaptureFixture[str],
+) -> None:
+    manifest, _ = solo(tmp_path)
+    url = pg_server.url("postgres", password="Wr0ng-secret-pw")
+    assert main(["store", "copy", str(manifest), url]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert "refused the password" in err and "PGPASSWORD" in err
+    assert "Wr0ng-secret-pw" not in err and pg_server.password not in err
+
+
+def test_a_missing_source_is_refused_and_the_target_is_not_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    manifest = write_manifest(tmp_path, THREE)
+    assert main(["store", "copy", str(tmp_path / "nowhere.sqlite"), str(manifest)]) == 2
+    _, err = capsys.readouterr()
+    assert err.count("\n") == 1 and "no store at" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_another_database_s_url_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    manifest, _ = solo(tmp_path)
+    assert main(["store", "copy", str(manifest), "mysql://u:hunter22@h/db"]) == 2
+    _, err = capsys.readouterr()
+    assert "is not a PostgreSQL URL" in err and "hunter22" not in err
+
+
+def test_the_help_names_the_three_kinds_of_place(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["store", "copy", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for words in ("postgresql://", "state.sqlite", "manifest", "already holds takes",
+                  "spends nothing", "runners, claims, seats"):
+        assert words in text
