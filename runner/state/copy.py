@@ -106,7 +106,7 @@ def copy_rows(source: Connection, target: Connection, *, source_where: str,
         _check_source(source, source_where, clock())
         target.execute("BEGIN IMMEDIATE")
         try:
-            _check_target(target, target_where)
+            _check_target(target, target_where, clock())
             copied = Copied(source_where, target_where,
                             {table: _copy_table(source, target, table, order, identity)
                              for table, order, identity in COPIED})
@@ -134,31 +134,34 @@ def _check_source(conn: Connection, where: str, now: float) -> None:
     if not _count(conn, "takes"):
         raise StateError(f"the store {where} holds no takes: nothing to copy (nothing was "
                          "written)")
-    live = _live_runners(conn, now)
-    if live:
-        raise StoreLocked(f"the store {where} has {live} runner(s) with a live lease: runners "
-                          "are using it: copy once they end (nothing was written)")
+    _refuse_live_runners(conn, where, now)
 
 
-def _live_runners(conn: Connection, now: float) -> int:
-    """How many runners hold a live lease on the store (by the database's clock, as the
-    team's runners keep their leases: :mod:`runner.state.team`)."""
+def _refuse_live_runners(conn: Connection, where: str, now: float) -> None:
+    """Refuse a store team runners are working on: their leases are live (by the database's
+    clock, as the runners keep them: :mod:`runner.state.team`)."""
     if is_postgres(conn):
         from runner.state.pgstore import LIVE_RUNNERS
 
-        return int(conn.execute(f"SELECT COUNT(*) FROM ({LIVE_RUNNERS}) AS live").fetchone()[0])
-    return int(conn.execute("SELECT COUNT(*) FROM runners WHERE lease_until > ?",
-                            (now,)).fetchone()[0])
+        row = conn.execute(f"SELECT COUNT(*) FROM ({LIVE_RUNNERS}) AS live").fetchone()
+    else:
+        row = conn.execute("SELECT COUNT(*) FROM runners WHERE lease_until > ?",
+                           (now,)).fetchone()
+    if int(row[0]):
+        raise StoreLocked(f"the store {where} has {row[0]} runner(s) with a live lease: "
+                          "runners are using it: copy once they end (nothing was written)")
 
 
-def _check_target(conn: Connection, where: str) -> None:
-    """Refuse a target that holds takes, or any record: a copy never merges or overwrites."""
+def _check_target(conn: Connection, where: str, now: float) -> None:
+    """Refuse a target that holds takes, or any record, or runners at work: a copy never
+    merges into nor overwrites a store."""
     takes = _count(conn, "takes")
     if takes:
         raise StateError(
             f"the store {where} already holds {takes} takes: copy into a new store (an empty "
             "database, or a manifest whose output folder has no store yet); nothing was "
             "written")
+    _refuse_live_runners(conn, where, now)
     held = [f"{n} {table}" for table, _, _ in COPIED if table not in ("meta", "takes")
             if (n := _count(conn, table))]
     if held:
@@ -176,11 +179,14 @@ def _copy_table(source: Connection, target: Connection, table: str, order: str,
         return 0
     columns = list(first.keys())
     names = ", ".join(columns)
-    insert = (f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})")
+    insert = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})"
     skip = ""
-    if table == "meta":  # the salt, the provider: the source's word wins
-        insert += " ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+    if table == "meta":
+        # The source's settings replace the target's, absent ones included: a store whose
+        # creations went out before salts existed has no salt row and means the empty
+        # salt; a salt the empty target made would change the ids of its lost creations.
         skip = f" WHERE name <> '{_OWN_META}'"
+        target.execute(f"DELETE FROM meta{skip}")
     copied = 0
     if not identity:
         rows = tuple_rows(source, f"SELECT {names} FROM {table}{skip} ORDER BY {order}")

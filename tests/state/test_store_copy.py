@@ -4,6 +4,7 @@ refusal writes nothing."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import time
 from pathlib import Path
@@ -145,3 +146,45 @@ def test_an_empty_or_missing_source_is_refused_and_nothing_is_created(
     with pytest.raises(StateError, match="holds no takes: nothing to copy"):
         copy_store(empty, target)
     assert not (tmp_path / "target").exists() and not (tmp_path / "nowhere").exists()
+
+
+def test_the_source_s_settings_replace_the_target_s_even_an_absent_salt(
+    tmp_path: Path, pg_url: str,
+) -> None:
+    path, _ = solo_store(tmp_path)
+    conn = sqlite3.connect(path)  # a store from before salts, creations already sent
+    conn.execute("DELETE FROM meta WHERE name = 'client_id_salt'")
+    conn.commit()
+    conn.close()
+    with StateStore.open(path) as solo:
+        assert solo.client_salt() == ""
+    with PgStore.open_url(pg_url) as team:  # an empty team store that made a salt of its own
+        assert team.client_salt() != ""
+        team.record_provider("kling")
+    copy_store(path, pg_url)
+    with PgStore.open_url(pg_url) as team:
+        assert team.client_salt() == ""  # the ids of the solo creations, unchanged
+        assert team.last_provider() == "gateway"
+
+
+def test_a_target_with_a_live_runner_is_refused(tmp_path: Path, pg_url: str) -> None:
+    path, _ = solo_store(tmp_path)
+    PgStore.open_url(pg_url).close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO runners (id, host, pid, started_at, lease_until)"
+                     " VALUES ('r1', 'h', 1, %s, %s)", (time.time(), time.time() + 60))
+    with pytest.raises(StoreLocked, match="runners are using it"):
+        copy_store(path, pg_url)
+
+
+def test_a_sqlite_copy_goes_on_numbering_after_the_copied_rows(
+    tmp_path: Path, pg_url: str,
+) -> None:
+    path, before = solo_store(tmp_path)
+    copy_store(path, pg_url)
+    back = store_path_for(tmp_path / "back")
+    copy_store(pg_url, back)
+    last = before["events"][-1].id
+    with StateStore.open(back) as store:
+        store.reset_for_retry("s03/take-1")
+        assert [e.id for e in store.events(since_id=last)] == [last + 1]
