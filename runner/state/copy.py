@@ -174,12 +174,6 @@ def _check_target(conn: Connection, where: str, now: float) -> None:
 def _copy_table(source: Connection, target: Connection, table: str, order: str,
                 identity: bool) -> int:
     """Copy one table (the source in its snapshot, the target in its transaction)."""
-    first = source.execute(f"SELECT * FROM {table} LIMIT 1").fetchone()
-    if first is None:
-        return 0
-    columns = list(first.keys())
-    names = ", ".join(columns)
-    insert = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})"
     skip = ""
     if table == "meta":
         # The source's settings replace the target's, absent ones included: a store whose
@@ -187,6 +181,12 @@ def _copy_table(source: Connection, target: Connection, table: str, order: str,
         # salt; a salt the empty target made would change the ids of its lost creations.
         skip = f" WHERE name <> '{_OWN_META}'"
         target.execute(f"DELETE FROM meta{skip}")
+    first = source.execute(f"SELECT * FROM {table} LIMIT 1").fetchone()
+    if first is None:
+        return 0
+    columns = list(first.keys())
+    names = ", ".join(columns)
+    insert = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})"
     copied = 0
     if not identity:
         rows = tuple_rows(source, f"SELECT {names} FROM {table}{skip} ORDER BY {order}")

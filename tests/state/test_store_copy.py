@@ -153,7 +153,7 @@ def test_the_source_s_settings_replace_the_target_s_even_an_absent_salt(
 ) -> None:
     path, _ = solo_store(tmp_path)
     conn = sqlite3.connect(path)  # a store from before salts, creations already sent
-    conn.execute("DELETE FROM meta WHERE name = 'client_id_salt'")
+    conn.execute("DELETE FROM meta")  # nor the provider: no meta row at all
     conn.commit()
     conn.close()
     with StateStore.open(path) as solo:
@@ -164,7 +164,7 @@ def test_the_source_s_settings_replace_the_target_s_even_an_absent_salt(
     copy_store(path, pg_url)
     with PgStore.open_url(pg_url) as team:
         assert team.client_salt() == ""  # the ids of the solo creations, unchanged
-        assert team.last_provider() == "gateway"
+        assert team.last_provider() is None
 
 
 def test_a_target_with_a_live_runner_is_refused(tmp_path: Path, pg_url: str) -> None:
