@@ -7,10 +7,19 @@ from pathlib import Path
 import pytest
 
 from runner.cli import main
+from runner.emulator import run_emulator
 from runner.state import StateStore
 from runner.state.pgstore import PgStore
 from tests.helpers.postgres import PgServer
-from tests.helpers.run import THREE, write_manifest
+from tests.helpers.run import (
+    FAST_FLAGS,
+    KEY,
+    THREE,
+    decodes,
+    fast_emulator,
+    main_in_thread,
+    write_manifest,
+)
 from tests.helpers.state import fill_solo_store, store_snapshot
 
 
@@ -121,3 +130,37 @@ def test_the_help_names_the_three_kinds_of_place(capsys: pytest.CaptureFixture[s
     for words in ("postgresql://", "state.sqlite", "manifest", "already holds takes",
                   "spends nothing", "runners, claims, seats"):
         assert words in text
+
+
+FOUR = "".join(f"  - id: s{n}\n    prompt: \"copied shot {n}\"\n" for n in range(4))
+
+
+async def test_a_run_on_a_copied_store_creates_nothing(
+    tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A solo run's store, copied to the team's database and from there into another folder
+    (without the videos): that folder's run collects every take from its task (the task
+    ids came along) and the emulator counts no new creation."""
+    monkeypatch.setenv("SHOTRUN_API_KEY", KEY)
+    first = tmp_path / "solo"
+    second = tmp_path / "elsewhere"
+    first.mkdir()
+    second.mkdir()
+    solo_manifest = write_manifest(first, FOUR)
+    other_manifest = write_manifest(second, FOUR)
+    async with run_emulator(fast_emulator()) as emulator:
+        run = ["--base-url", emulator.base_url, *FAST_FLAGS]
+        assert await main_in_thread(["run", str(solo_manifest), *run]) == 0
+        assert emulator.stats()["accepted_tasks"] == 4
+        assert await main_in_thread(["store", "copy", str(solo_manifest), pg_url]) == 0
+        assert await main_in_thread(["store", "copy", pg_url, str(other_manifest)]) == 0
+        capsys.readouterr()
+        assert await main_in_thread(["run", str(other_manifest), *run]) == 0
+        out = capsys.readouterr().out
+        assert "done: 4/4" in out, out
+        assert out.count("download (file missing)") == 4  # collected from their tasks
+        assert "credits: 0.0 this run, 97.2 in total" in out  # the ledger came along
+        assert emulator.stats()["accepted_tasks"] == 4  # nothing created again
+    for n in range(4):
+        decodes(second / "out" / f"s{n}" / "take-1.mp4")
