@@ -66,11 +66,12 @@ def add_parser(subparsers: Any) -> None:
         "paid for. The team's live coordination (runners, claims, seats) is not copied. "
         "FROM and TO are each a PostgreSQL URL (postgresql://USER@HOST:PORT/DBNAME, the "
         "password in PGPASSWORD or ~/.pgpass), a store file (<output_dir>/.shotrun/"
-        "state.sqlite) or a manifest (.yaml/.yml: its output folder's store file, created "
-        "when missing). The copy is one transaction: it refuses, writing nothing, a TO that "
-        "already holds takes, a FROM that holds none, a FROM a run is writing (a run's lock "
-        "on the file; runners with a live lease in the database), and FROM and TO being the "
-        f"same store. This command {SPENDS}. Exit 0 copied, 2 refused (or a bad manifest, or "
+        "state.sqlite) or a manifest (.yaml/.yml: its output folder's store file, whatever "
+        "state.url or SHOTRUN_STORE_URL say; created when missing). The copy is one "
+        "transaction: it refuses, writing nothing, a TO that already holds takes, a FROM "
+        "that holds none, a FROM a run is writing (a run's lock on the file; runners with a "
+        "live lease in the database), and FROM and TO being the same store. "
+        f"This command {SPENDS}. Exit 0 copied, 2 refused (or a bad manifest, or "
         "a database that cannot be opened).",
     )
     copy.add_argument("source", metavar="FROM",
