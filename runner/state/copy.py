@@ -141,9 +141,10 @@ def _refuse_live_runners(conn: Connection, where: str, now: float) -> None:
     """Refuse a store team runners are working on: their leases are live (by the database's
     clock, as the runners keep them: :mod:`runner.state.team`)."""
     if is_postgres(conn):
-        from runner.state.pgstore import LIVE_RUNNERS
+        from runner.state.team import DB_NOW
 
-        row = conn.execute(f"SELECT COUNT(*) FROM ({LIVE_RUNNERS}) AS live").fetchone()
+        row = conn.execute(f"SELECT COUNT(*) FROM runners WHERE lease_until > {DB_NOW}"
+                           ).fetchone()
     else:
         row = conn.execute("SELECT COUNT(*) FROM runners WHERE lease_until > ?",
                            (now,)).fetchone()

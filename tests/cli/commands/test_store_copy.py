@@ -164,3 +164,28 @@ async def test_a_run_on_a_copied_store_creates_nothing(
         assert emulator.stats()["accepted_tasks"] == 4  # nothing created again
     for n in range(4):
         decodes(second / "out" / f"s{n}" / "take-1.mp4")
+
+
+async def test_a_team_run_on_a_copied_solo_store_creates_nothing(
+    tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The issue's "a team starts from one person's solo folder without paying again": the
+    solo store copied into the team's database, ``run --store URL`` on the same folder has
+    nothing to create; once that runner has ended, the team's store copies back."""
+    monkeypatch.setenv("SHOTRUN_API_KEY", KEY)
+    manifest = write_manifest(tmp_path, FOUR)
+    async with run_emulator(fast_emulator()) as emulator:
+        run = ["run", str(manifest), "--base-url", emulator.base_url, *FAST_FLAGS]
+        assert await main_in_thread(run) == 0
+        assert emulator.stats()["accepted_tasks"] == 4
+        assert await main_in_thread(["store", "copy", str(manifest), pg_url]) == 0
+        capsys.readouterr()
+        assert await main_in_thread([*run, "--store", pg_url, "--team-poll", "0.02"]) == 0
+        out = capsys.readouterr().out
+        assert "done: 4/4" in out, out
+        assert emulator.stats()["accepted_tasks"] == 4  # the team created nothing again
+    back = tmp_path / "back" / ".shotrun" / "state.sqlite"
+    assert main(["store", "copy", pg_url, str(back)]) == 0  # the runner's lease has ended
+    with StateStore.open(back) as store:
+        assert {r.status.value for r in store.records()} == {"done"}
