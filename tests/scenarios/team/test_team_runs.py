@@ -11,8 +11,10 @@ import pytest
 
 from runner.emulator import run_emulator
 from runner.emulator.settings import Account as EmulatorAccount
+from runner.state.pgstore import PgStore
+from tests.helpers.postgres import PgServer
 from tests.helpers.team import audit_team, ended, runners, spawn, team_args, until
-from tests.helpers.torture import KEY, emulator, manifest
+from tests.helpers.torture import KEY, emulator, manifest, run_cli
 
 TAKES = 60
 
@@ -81,7 +83,7 @@ async def test_a_killed_runner_s_takes_are_collected_by_the_others_never_paid_tw
         procs = [await spawn(args) for _ in range(3)]
         for kill in range(2):  # at a random moment, a random runner; a new one joins after
             target = rng.randint(5, 18) + 20 * kill
-            await until(lambda: emu.stats()["accepted_tasks"] >= target, procs)
+            await until(lambda at=target: emu.stats()["accepted_tasks"] >= at, procs)
             victim = procs.pop(rng.randrange(len(procs)))
             victim.send_signal(signal.SIGKILL)
             await victim.wait()
@@ -95,3 +97,49 @@ async def test_a_killed_runner_s_takes_are_collected_by_the_others_never_paid_tw
     assert stats["max_in_flight"] <= 4 + 1, stats  # a killed runner's seat: see below
     if provider == "kling":  # a lost creation is looked up by its id: never ambiguous
         assert audit.ambiguous == 0 and stats["accepted_tasks"] == TAKES, stats
+
+
+async def test_racing_runners_never_commit_more_than_the_team_s_cap(
+    tmp_path: Path, pg_url: str,
+) -> None:
+    path = manifest(tmp_path, TAKES, api="  concurrency: 8\n")  # a take costs 24.3 credits
+    async with run_emulator(emulator(processing_time=0.05, seed=9)) as emu:
+        results = await runners(team_args(path, emu.base_url, pg_url, "--max-credits", "500"), 3)
+        stats = emu.stats()
+    for code, out, err in results:
+        assert code in (0, 1), out + err
+    assert any("budget reached" in out for _, out, _ in results)
+    with psycopg.connect(pg_url) as conn:
+        done = conn.execute("SELECT COUNT(*) FROM takes WHERE status = 'done'").fetchone()
+    assert stats["credits_reserved"] <= 500.0, stats  # what the provider billed
+    assert done is not None and done[0] * 24.3 <= 500.0
+    assert stats["accepted_tasks"] == 20, stats  # 20 × 24.3 = 486: the cap filled, not passed
+
+
+async def test_a_store_that_cannot_be_used_is_one_line_and_nothing_is_sent(
+    tmp_path: Path, pg_server: PgServer, pg_url: str,
+) -> None:
+    path = manifest(tmp_path, 3)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE invoices (id int)")
+    newer = pg_server.database()
+    PgStore.open_url(newer).close()
+    with psycopg.connect(newer, autocommit=True) as conn:
+        conn.execute("UPDATE schema_version SET version = 99")
+    cases = {
+        "refused the password": pg_server.url("postgres", password="wrong-Secret-42"),
+        "cannot reach the database": pg_server.url("postgres").replace(
+            f":{pg_server.port}/", ":1/"),
+        "another application's tables": pg_url,
+        "newer than this shotrun": newer,
+        "does not exist": pg_server.url("nowhere"),
+    }
+    async with run_emulator(emulator()) as emu:
+        for what, url in cases.items():
+            code, out, err = await run_cli(team_args(path, emu.base_url, url))
+            assert code == 2, (what, out, err)
+            lines = err.strip().splitlines()
+            assert len(lines) == 1 and what in lines[0], (what, err)
+            assert pg_server.password not in out + err and "wrong-Secret-42" not in out + err
+            assert "Traceback" not in out + err
+        assert emu.stats()["creation_requests"] == 0
