@@ -43,9 +43,8 @@ from aiohttp import web
 from runner.core.errors import ShotrunError, StateError, UsageError
 from runner.core.model import Manifest
 from runner.core.redact import redact
-from runner.state import StateStore, store_path_for
 from runner.state.choices import check_note, check_pick, require_rendered
-from runner.state.dbfile import writer_pid
+from runner.state.location import store_at
 from runner.views.review.page import Situation, Snapshot, page_html, safe_build
 from runner.views.review.pending import Pending, Wish
 from runner.views.review.static import CSS, FILTERS_JS, JS
@@ -121,7 +120,7 @@ class ReviewServer:
         self.token = token or new_token()
         self.interval = interval
         self.pending = Pending()
-        self.store_path = store_path_for(manifest)
+        self.store = store_at(manifest)  # where it is, decided once: file or database
         self.snapshot: Snapshot | None = None
         self.version = 0
         self.port = 0
@@ -178,19 +177,19 @@ class ReviewServer:
 
     # ------------------------------------------------------------------ state
     def _situation(self) -> Situation:
-        return Situation(writer_pid(self.store_path) if self.store_path.is_file() else None,
+        return Situation(self.store.run_pid() if self.store.exists() else None,
                          self.pending.wishes(), list(self.pending.failed))
 
     def _read_key(self) -> tuple[Any, ...]:
         """What, when it changes, means the page must be rebuilt (cheap: the store's stamp)."""
         stamp: str | None = None
-        if self.store_path.is_file():
+        if self.store.exists():
             try:
-                with StateStore.open_readonly(self.store_path) as store:
+                with self.store.open_reader() as store:
                     stamp = store.stamp()
             except StateError:
                 stamp = "unreadable"
-        return (stamp, writer_pid(self.store_path), self.pending.version)
+        return (stamp, self.store.run_pid(), self.pending.version)
 
     async def refresh(self, *, force: bool = False) -> None:
         """Rebuild the snapshot if the store (or review's own state) changed; send changes."""
@@ -221,7 +220,7 @@ class ReviewServer:
             queue.put_nowait(message)
 
     async def _flush_if_free(self) -> None:
-        if self.pending.wishes() and writer_pid(self.store_path) is None:
+        if self.pending.wishes() and self.store.run_pid() is None:
             async with self._write_lock:
                 await asyncio.to_thread(self.pending.flush, self.manifest)
 
@@ -404,7 +403,7 @@ class ReviewServer:
             require_rendered(self.manifest)
             return
         require_rendered(self.manifest)
-        with StateStore.open_readonly(self.store_path) as store:
+        with self.store.open_reader() as store:
             check_pick(self.manifest, store, wish.target, wish.take)
 
     async def _submit(self, wish: Wish) -> web.Response:
@@ -417,7 +416,7 @@ class ReviewServer:
             await asyncio.to_thread(self.pending.flush, self.manifest)
         self._poke.set()
         if any(w is wish for w in self.pending.wishes()):
-            pid = writer_pid(self.store_path)
+            pid = self.store.run_pid()
             holder = f" (pid {pid})" if pid is not None else ""
             return _answer(202, "queued", f"a run is in progress{holder}: the "
                            f"{wish.describe()} is saved when it ends")
