@@ -12,11 +12,11 @@ it. A take being rendered anew whose earlier render still sits at its path shows
 as its output, "(previous render)".
 
 The document: ``{"manifest", "provider", "last_run_provider", "state", "run",
-"running_pid", "team", "warning", "takes": [trace records], "totals", "next_run"}``
-(``state``: the store's file, or its database's URL without the password; ``team``: null for
-the embedded file, else ``{"runners": [{"id", "host", "pid", "takes", "lease_left"}],
-"takes_claimed"}``, the runners working on a team's store now and the takes each holds;
-``next_run``: failed takes a run collects for nothing, and those it would create anew, with
+"running_pid", "warning", "takes": [trace records], "totals", "next_run"}``, and ``"team"``
+for a team's store (``state``: the store's file, or its database's URL without the password;
+``team``: ``{"runners": [{"id", "host", "pid", "takes", "lease_left"}], "takes_claimed"}``,
+the runners working on the database now and the takes each holds; the embedded file has no
+such key, as before teams; ``next_run``: failed takes a run collects for nothing, and those it would create anew, with
 their estimated credits); the trace record's fields are listed in :mod:`runner.state.trace`.
 """
 
@@ -217,7 +217,7 @@ def _gather(manifest_path: Path, only: Sequence[str], provider: str | None) -> d
               "max_credits": manifest.budget.cap(unit) if manifest and unit else None,
               "caps": _caps(manifest), "unit": unit,
               "not_in_manifest": dropped}
-    return {
+    document = {
         "manifest": str(manifest_path),
         # The provider the manifest was read for (its takes' fingerprints include it), and
         # the one the last run rendered with.
@@ -226,12 +226,14 @@ def _gather(manifest_path: Path, only: Sequence[str], provider: str | None) -> d
         "state": at.where,
         "run": ran,
         "running_pid": at.run_pid() if ran else None,
-        "team": stored.team,
         "warning": stored.warning,
         "takes": rows,
         "totals": totals,
         "next_run": _next_run(failed, manifest),
     }
+    if at.shared:
+        document["team"] = stored.team or {"runners": [], "takes_claimed": 0}
+    return document
 
 
 def _next_run(records: Sequence[TakeRecord], manifest: Manifest | None) -> dict[str, Any]:

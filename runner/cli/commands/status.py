@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     if document["running_pid"]:
         lines.append(f"A run is going (pid {document['running_pid']}): this is a snapshot; "
                      "run status again to see it move on.")
-    if document["team"] is not None:
+    if "team" in document:
         lines.append(_team_line(document["state"], document["team"]))
     if len(document["takes"]) > PLAIN_ABOVE:
         lines.append(redact(plain_lines(document["takes"])))
