@@ -16,8 +16,9 @@ The document: ``{"manifest", "provider", "last_run_provider", "state", "run",
 for a team's store (``state``: the store's file, or its database's URL without the password;
 ``team``: ``{"runners": [{"id", "host", "pid", "takes", "lease_left"}], "takes_claimed"}``,
 the runners working on the database now and the takes each holds; the embedded file has no
-such key, as before teams; ``next_run``: failed takes a run collects for nothing, and those it would create anew, with
-their estimated credits); the trace record's fields are listed in :mod:`runner.state.trace`.
+such key, as before teams; ``next_run``: failed takes a run collects for nothing, and those
+it would create anew, with their estimated credits); the trace record's fields are listed in
+:mod:`runner.state.trace`.
 """
 
 from __future__ import annotations

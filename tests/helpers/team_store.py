@@ -30,7 +30,7 @@ def copy_into(store_file: Path, url: str) -> None:
             for table in tables:
                 if table in _MADE_BY_THE_DATABASE:
                     continue
-                cursor = source.execute(f"SELECT * FROM {table}")  # noqa: S608 - names from the file
+                cursor = source.execute(f"SELECT * FROM {table}")  # names from the file itself
                 names = [column[0] for column in cursor.description]
                 marks = ", ".join(["%s"] * len(names))
                 rows = cursor.fetchall()
@@ -38,6 +38,14 @@ def copy_into(store_file: Path, url: str) -> None:
                     target.cursor().executemany(
                         f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})"
                         " ON CONFLICT DO NOTHING", rows)
+            # Rows came with their ids: the database's own counters go on after them.
+            for table, column in target.execute(
+                    "SELECT table_name, column_name FROM information_schema.columns"
+                    " WHERE table_schema = current_schema() AND is_identity = 'YES'"
+            ).fetchall():
+                target.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
+                    f" COALESCE((SELECT MAX({column}) FROM {table}), 0) + 1, false)")
             target.commit()
     finally:
         source.close()
