@@ -140,7 +140,12 @@ class ReviewServer:
         return f"http://{HOST}:{self.port}/?token={self.token}"
 
     async def start(self, port: int = 0) -> str:
-        """Build the first snapshot, listen on 127.0.0.1:``port`` (0: any free port)."""
+        """Build the first snapshot, listen on 127.0.0.1:``port`` (0: any free port).
+
+        A team's database is opened once first: one that cannot be (unreachable, a refused
+        password) is a :class:`StateError` here, not a page that never fills."""
+        if self.store.shared:
+            await asyncio.to_thread(lambda: self.store.open_reader().close())
         await self.refresh(force=True)
         self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()

@@ -206,3 +206,16 @@ async def test_two_review_pages_picking_and_noting_at_once_both_land(
     assert picks == {"s01-walk": 2, "s03-credits": 1}
     assert notes == {"s01-walk/take-1": "too dark", "s02-turn/take-1": "lovely turn"}
     assert _password(team_url) not in json.dumps(answers)
+
+
+@pytest.mark.parametrize("command", ["status", "report", "export", "pick", "review"])
+def test_a_refused_password_is_one_line_exit_2_without_it(
+    finished: Path, team_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    command: str,
+) -> None:
+    wrong = team_url.replace(_password(team_url), "not-the-password-42")
+    extra = {"export": [str(tmp_path / "cut")], "pick": ["s01-walk", "1"]}.get(command, [])
+    code, out, err = _main(capsys, wrong, command, str(finished), *extra, "--store", wrong)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "refused the password" in err
+    assert "not-the-password-42" not in err and not (tmp_path / "cut").exists()
