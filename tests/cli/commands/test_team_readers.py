@@ -202,9 +202,16 @@ async def test_two_review_pages_picking_and_noting_at_once_both_land(
         assert [status for status, _ in answers] == [200, 200], answers
         for server in (first, second):
             assert server.pending.wishes() == [] and server.pending.failed == []
-    picks, notes = _picks_and_notes(team_url)
-    assert picks == {"s01-walk": 2, "s03-credits": 1}
-    assert notes == {"s01-walk/take-1": "too dark", "s02-turn/take-1": "lovely turn"}
+        picks, notes = _picks_and_notes(team_url)
+        assert picks == {"s01-walk": 2, "s03-credits": 1}
+        assert notes == {"s01-walk/take-1": "too dark", "s02-turn/take-1": "lovely turn"}
+        # The same take noted in both pages at once: neither fails, one note stays.
+        texts = ("first word", "second word")
+        same = await asyncio.gather(*(
+            post(server, "/api/note", {"key": "s03-credits/take-1", "text": text})
+            for server, text in zip((first, second), texts, strict=True)))
+        assert [status for status, _ in same] == [200, 200], same
+    assert _picks_and_notes(team_url)[1]["s03-credits/take-1"] in texts
     assert _password(team_url) not in json.dumps(answers)
 
 
