@@ -6,6 +6,9 @@ as printed).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from runner.core.money import unit_of, unit_word
 from runner.wire.specs import GATEWAY, spec
 
 
@@ -37,4 +40,20 @@ def notes_for(provider: str = GATEWAY) -> list[str]:
         notes.append(f"{label} documents no upload service: against a URL a manifest's images "
                      f"must be http(s) URLs; --base-url emulator --provider {provider} renders "
                      "local ones in-process")
+    return notes
+
+
+def account_notes(accounts: Iterable[tuple[str, int | None, float | None]],
+                  provider: str = GATEWAY) -> list[str]:
+    """One line per account of ``--account`` (label, concurrency cap, credits): its limits,
+    and how a run uses it (the key by its variable, ``$VAR``, never the key itself). Other
+    keys are the default account."""
+    key_env = spec(provider).key_env
+    notes = []
+    for label, cap, credits in accounts:
+        limits = f"at most {cap} task{'' if cap == 1 else 's'} in flight"
+        if credits is not None:
+            limits += f", {credits:g} {unit_word(unit_of(provider))} of balance"
+        notes.append(f"account {label}: {limits}; a run uses it with "
+                     f'export {key_env}="${label}"')
     return notes

@@ -41,6 +41,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    """A number of seconds (or a rate) above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be a number above 0")
+    return value
+
+
 def add_endpoint_flags(parser: argparse.ArgumentParser) -> None:
     """``--base-url`` and ``--files-url``: where a command that sends goes (run, probe)."""
     parser.add_argument("--base-url", metavar="URL",

@@ -10,13 +10,16 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from runner.core.errors import UsageError
 from runner.core.redact import redact
 
 if TYPE_CHECKING:  # the store brings SQLite and the engine's records: imported where used
     from runner.core.model import Manifest
+    from runner.providers.session import RunConfig
     from runner.state import StateStore
+    from runner.state.team import Team
 
 SPENDS = "spends nothing: nothing is sent to the provider"
 
@@ -26,10 +29,69 @@ def rebuild_command(manifest_path: Path | str) -> str:
     return f"shotrun store rebuild {shlex.quote(str(manifest_path))}"
 
 
-def open_for_run(manifest: Manifest, manifest_path: Path | str, *, err: bool,
-                 quiet: bool) -> StateStore:
-    """The run's store (:class:`runner.state.StateStore`), rebuilt first when missing or
-    empty, with one line saying so; a damaged one refused naming :func:`rebuild_command`."""
+def open_for_run(manifest: Manifest, manifest_path: Path | str, *, err: bool, quiet: bool,
+                 config: RunConfig, lease: float, retry_failed: bool, ambiguous: str,
+                 ) -> tuple[StateStore, Team | None]:
+    """The run's store and, for a team's database, this runner's membership (joined).
+
+    The embedded file (:class:`runner.state.StateStore`) is rebuilt first when missing or
+    empty, with one line saying so; a damaged one refused naming :func:`rebuild_command`.
+    A team's store needs a provider every runner reaches: the built-in emulator lives and
+    dies with one runner, so another could never collect its tasks (refused, exit 2).
+    """
+    from runner.state.location import store_at
+
+    at = store_at(manifest)
+    if not at.shared:
+        return _open_file(manifest, manifest_path, err=err, quiet=quiet), None
+    if config.uses_emulator:
+        raise UsageError(
+            f"a team's store ({at.where}) needs a provider every runner reaches: the built-in "
+            "emulator lives inside one run; set api.base_url (or --base-url) to the gateway, "
+            "or start `shotrun emulator` once and point every runner at it")
+    from runner.state.pgstore import PgStore
+    from runner.state.team import Team
+
+    store = at.open_writer()
+    assert isinstance(store, PgStore)  # a shared store is a database
+    team = Team(store, lease=lease, retry_failed=retry_failed, ambiguous=ambiguous)
+    try:
+        team.join()
+    except BaseException:
+        store.close()
+        raise
+    return store, team
+
+
+def leave_team(team: Team) -> None:
+    """Give the runner's claims and idle seats back at the end (a failure is only logged:
+    the lease ends them anyway)."""
+    import structlog
+
+    from runner.core.errors import StateError
+
+    try:
+        team.leave()
+    except StateError as exc:
+        structlog.get_logger().warning("team_not_left", error=str(exc))
+
+
+def team_summary(team: Team) -> dict[str, Any]:
+    """What the whole team has done to the shot list, for every runner's summary."""
+    totals = team.store.totals()
+    view = team.view()
+    takes = {
+        "done": totals["done"], "in flight": totals["submitting"] + totals["submitted"]
+        + totals["completed"] + totals["downloading"], "failed": totals["failed"],
+        "held": totals["held"] + totals["ambiguous"], "not started": totals["new"],
+    }
+    return {"takes": takes, "runners_still_working": max(0, view.runners - 1),
+            "ambiguous_submissions": totals["ambiguous_submissions"],
+            "committed": totals["committed"]}
+
+
+def _open_file(manifest: Manifest, manifest_path: Path | str, *, err: bool,
+               quiet: bool) -> StateStore:
     from runner.state import store_path_for
     from runner.state.rebuild import EMPTY, open_or_rebuild
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runner.core import advice
 from runner.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
@@ -67,11 +67,12 @@ def _print_todo(plans: Sequence[TakePlan], *, stream_err: bool) -> None:
 
 
 def format_summary(summary: RunSummary, *, built_in: bool = False,
-                   label: str = "the gateway") -> str:
+                   label: str = "the gateway", team: bool = False) -> str:
     """The human summary printed at the end of a run (``built_in``: the gateway was the
-    built-in emulator, whose tasks end with the run)."""
+    built-in emulator, whose tasks end with the run; ``team``: runners share the store)."""
+    before = "by other runners or earlier runs" if team else "from earlier runs"
     lines = [f"done: {summary.done + summary.skipped}/{summary.total}"
-             + (f" ({summary.skipped} from earlier runs)" if summary.skipped else "")]
+             + (f" ({summary.skipped} {before})" if summary.skipped else "")]
     if summary.restored:
         lines.append(f"restored from kept renders: {counted(summary.restored, 'take')} "
                      "(0 credits)")
@@ -159,13 +160,17 @@ def money_line(summary: RunSummary) -> str:
 
 
 def print_outcome(args: argparse.Namespace, config: RunConfig, summary: RunSummary,
-               observer: ProgressDisplay, report: Path | None) -> None:
-    """The summary: JSON for a script (``--json``, ``--progress jsonl``), else text."""
+                  observer: ProgressDisplay, report: Path | None, *,
+                  team: Mapping[str, Any] | None = None) -> None:
+    """The summary: JSON for a script (``--json``, ``--progress jsonl``), else text.
+    ``team``: what the whole team did (:func:`runner.cli.run_store.team_summary`)."""
     scripted = args.json or args.progress == "jsonl"
     if scripted:
         document = summary.to_json()
         document["provider"] = config.provider  # who rendered: a script cannot tell otherwise
         document["report"] = None if report is None else str(report)
+        if team is not None:
+            document["team"] = dict(team)
         if args.progress == "jsonl":  # the stream's last line carries it (one JSON a line)
             observer.finish(document)
         else:
@@ -173,13 +178,26 @@ def print_outcome(args: argparse.Namespace, config: RunConfig, summary: RunSumma
     if not args.json and (not args.quiet or exit_code(summary) != EXIT_OK):
         # -q: nothing when all is done (the exit code says so); what went wrong otherwise.
         out(format_summary(summary, built_in=config.uses_emulator,
-                           label=provider_spec(config.provider).label),
+                           label=provider_spec(config.provider).label, team=team is not None),
             err=args.quiet or scripted)
+        if team is not None and not args.quiet:
+            out(team_line(team), err=scripted)
         if report is not None and not args.quiet:
             out(f"report: {report}", err=scripted)
     if summary.stopped_reason == "auth":
         out(f"shotrun: the API key comes from {config.key_source}; set it to a valid key "
             f"and run again ({advice.RESUMES})", err=True)
+
+
+def team_line(team: Mapping[str, Any]) -> str:
+    """One line: the whole shot list as the team left it, and who is still at work."""
+    counts = team["takes"]
+    parts = [f"{counts[name]} {name}" for name in
+             ("done", "in flight", "failed", "held", "not started") if counts.get(name)]
+    still = team["runners_still_working"]
+    others = (f"; {still} other runner{'s' if still != 1 else ''} still at work"
+              if still else "")
+    return f"team: the shot list has {', '.join(parts) or 'no takes'}{others}"
 
 
 def exit_code(summary: RunSummary) -> int:

@@ -26,7 +26,7 @@ from runner.emulator.faults import Faults, abort_connection, retry_after_header
 from runner.emulator.files import FileStore, decode_base64
 from runner.emulator.rendering import Renderer, is_loopback_url
 from runner.emulator.responses import ApiError, bad_request
-from runner.emulator.settings import EmulatorSettings
+from runner.emulator.settings import Account, EmulatorSettings
 from runner.emulator.stats import Stats
 from runner.emulator.tasks import Task, TaskBoard, credits_for
 from runner.emulator.validation import Creation, check_task_id, validate_creation
@@ -75,7 +75,9 @@ class EmulatorCore:
         return self._loop.time()
 
     def stats_body(self) -> dict[str, Any]:
-        """The body of ``GET /_emulator/stats``."""
+        """The body of ``GET /_emulator/stats`` (every listed account, even one unused)."""
+        for account in self.settings.accounts.values():
+            self.stats.account(account.label)
         self.board.in_flight(self.now())
         return {**self.stats.as_dict(), "unit": unit_of(self.provider)}
 
@@ -86,6 +88,22 @@ class EmulatorCore:
 
 
 CORE: web.AppKey[EmulatorCore] = web.AppKey("emulator_core", EmulatorCore)
+# The listed account (settings ``accounts``) an API request authenticated as; None or absent:
+# the default account. The account, never its key: handlers have no use for the secret.
+ACCOUNT: web.RequestKey[Account | None] = web.RequestKey("emulator_account", Account)
+
+
+def account_label(request: web.Request) -> str | None:
+    """The label of the listed account ``request`` was made with (None: the default)."""
+    account = request.get(ACCOUNT)
+    return None if account is None else account.label
+
+
+def owned(request: web.Request, owner: str | None) -> bool:
+    """Whether a task of the account labelled ``owner`` is the requester's to see: a task
+    belongs to the account that created it, as at the real services; all are one account's
+    when no ``accounts`` are listed."""
+    return owner == account_label(request)
 
 
 def _authenticate(request: web.Request, expected: str | None) -> None:
@@ -137,7 +155,10 @@ def middleware_for(wire: WireFormat) -> Any:
             if request.path.startswith(wire.api):
                 wire.count(core, request)
                 settings = core.settings
-                wire.authenticate(request, settings.api_key)
+                account = _account(wire, request, settings)
+                request[ACCOUNT] = account
+                if account is not None and request.method == "POST" and wire.creating(request):
+                    core.stats.account(account.label).creation_requests += 1
                 injected = core.faults.injected_error(settings)
                 if injected is not None:
                     core.stats.injected_errors += 1
@@ -165,6 +186,23 @@ def middleware_for(wire: WireFormat) -> Any:
             return wire.respond(ApiError(500, "The emulator failed to handle the request."))
 
     return middleware
+
+
+def _account(wire: WireFormat, request: web.Request, settings: EmulatorSettings
+             ) -> Account | None:
+    """Authenticate ``request`` (401 as ``wire`` answers it): the listed account whose key
+    it carries (Kling: whose secret key signed its token), else None after today's check of
+    ``api_key``, the default account's."""
+    for key, account in settings.accounts.items():
+        try:
+            wire.authenticate(request, key)
+        except ApiError as exc:
+            if exc.code == "invalid_api_key":
+                continue  # not this account's key; maybe the next one's
+            raise  # no key at all, or (Kling) this key's token, expired
+        return account
+    wire.authenticate(request, settings.api_key)
+    return None
 
 
 GATEWAY_WIRE = WireFormat(
@@ -207,7 +245,7 @@ def admit(core: EmulatorCore, request: web.Request, creation: Creation, body: An
     cost = credits_for(creation, settings.prices(core.provider))
     return admit_with(core, request, cost,
                       lambda: core.board.create(creation, body, settings, core.faults.rng,
-                                                now, cost))
+                                                now, cost, account_label(request)))
 
 
 def admit_with(core: EmulatorCore, request: web.Request, cost: float, make: Callable[[], T]
@@ -219,16 +257,19 @@ def admit_with(core: EmulatorCore, request: web.Request, cost: float, make: Call
     """
     settings = core.settings
     now = core.now()
+    account = request.get(ACCOUNT)
     cap = settings.concurrency_cap
     if cap is not None and core.board.in_flight(now) >= cap:
-        core.stats.rate_limited += 1
-        wait = retry_after_header(settings, core.board.retry_after(now))
-        raise ApiError(429, "Too many tasks in flight for this account; retry later.",
-                       code="concurrency_limit_exceeded", headers={"Retry-After": wait})
+        raise _over_cap(core, core.board.retry_after(now), None)
+    if account is not None and account.concurrency_cap is not None and \
+            core.board.in_flight_of(account.label, now) >= account.concurrency_cap:
+        raise _over_cap(core, core.board.retry_after(now, account.label), account)
     if settings.credits is not None and \
             core.stats.credits_reserved + cost > settings.credits + 1e-9:
-        raise ApiError(402, f"Insufficient credits: this task needs {cost:g}.",
-                       code="insufficient_quota")
+        raise _no_credits(cost)
+    if account is not None and account.credits is not None and \
+            core.stats.account(account.label).credits_reserved + cost > account.credits + 1e-9:
+        raise _no_credits(cost)
     if core.faults.chance(settings.reset_rate):
         core.stats.resets += 1
         made = None
@@ -239,13 +280,29 @@ def admit_with(core: EmulatorCore, request: web.Request, cost: float, make: Call
     return make(), True
 
 
+def _over_cap(core: EmulatorCore, slot_frees: float, account: Account | None) -> ApiError:
+    """The 429 of a creation over a concurrency cap (the emulator's, or ``account``'s),
+    counted; ``Retry-After`` when the first task holding a seat is planned to finish."""
+    core.stats.rate_limited += 1
+    if account is not None:
+        core.stats.account(account.label).rate_limited += 1
+    wait = retry_after_header(core.settings, slot_frees)
+    return ApiError(429, "Too many tasks in flight for this account; retry later.",
+                    code="concurrency_limit_exceeded", headers={"Retry-After": wait})
+
+
+def _no_credits(cost: float) -> ApiError:
+    return ApiError(402, f"Insufficient credits: this task needs {cost:g}.",
+                    code="insufficient_quota")
+
+
 async def get_task(request: web.Request) -> web.StreamResponse:
     """GET /v1/tasks/{task_id}."""
     core = request.app[CORE]
     task_id = request.match_info["task_id"]
     check_task_id(task_id)
     task = core.board.get(task_id)
-    if task is None:
+    if task is None or not owned(request, task.account):
         raise ApiError(404, f"task {task_id} not found", code="task_not_found")
     settings = core.settings
     return web.json_response(core.board.describe(task, core.now(), settings.link_ttl,

@@ -22,7 +22,10 @@ is, so the same faults, real videos and stats apply. What is fal's own:
   client cannot come to count on a cancel it might not get;
 * ``fal_validation: queue`` plays an app that checks its input only once queued: any JSON
   input gets a ``request_id``; a bad one reads ``IN_QUEUE`` once, then ``COMPLETED`` with the
-  refusal as ``error``, and its result answers the 422 the submit gives otherwise.
+  refusal as ``error``, and its result answers the 422 the submit gives otherwise;
+* with ``accounts`` listed, a request is its key's account's: asked about (status, result,
+  cancel) with another account's key it is 404 ``Request not found``; each account's own
+  concurrency cap answers 429 past it, as the emulator-wide one does.
 """
 
 from __future__ import annotations
@@ -40,9 +43,11 @@ from runner.emulator.app import (
     UPLOAD_PREFIX,
     EmulatorCore,
     WireFormat,
+    account_label,
     admit,
     admit_with,
     json_body,
+    owned,
 )
 from runner.emulator.responses import ApiError
 from runner.emulator.tasks import FAILURE_MESSAGES, Task
@@ -74,6 +79,7 @@ class Late:
     started: float  # loop clock: its place in the queue
     seen: bool = False
     cancelled: bool = False
+    account: str | None = None  # the label of the listed account that submitted it
 
 
 LATE: web.AppKey[dict[str, Late]] = web.AppKey("fal_late_refusals", dict)
@@ -202,7 +208,7 @@ def _queue_refused(core: EmulatorCore, request: web.Request, refusal: ApiError
     lates = request.app[LATE]
 
     def make() -> Late:
-        late = Late(new_request_id(), refusal, core.now())
+        late = Late(new_request_id(), refusal, core.now(), account=account_label(request))
         lates[late.request_id] = late
         core.stats.queue_refusals += 1
         return late
@@ -217,9 +223,15 @@ def _queue_refused(core: EmulatorCore, request: web.Request, refusal: ApiError
 
 def _task(request: web.Request) -> Task:
     task = request.app[CORE].board.named(request.match_info["request_id"])
-    if task is None:
+    if task is None or not owned(request, task.account):
         raise ApiError(404, "Request not found")
     return task
+
+
+def _late(request: web.Request) -> Late | None:
+    """The request refused once queued that the id names, if the requester's account's."""
+    late = request.app[LATE].get(request.match_info["request_id"])
+    return late if late is not None and owned(request, late.account) else None
 
 
 def _failed(word: str, code: str, message: str) -> dict[str, Any]:
@@ -230,7 +242,7 @@ async def status(request: web.Request) -> web.StreamResponse:
     """GET .../requests/{id}/status."""
     core = request.app[CORE]
     now = core.now()
-    late = request.app[LATE].get(request.match_info["request_id"])
+    late = _late(request)
     if late is not None:
         urls = _urls(request, late.request_id)
         if late.cancelled:
@@ -264,7 +276,7 @@ def _failed_result(code: str, message: str) -> web.Response:
 async def result(request: web.Request) -> web.StreamResponse:
     """GET .../requests/{id}: the video of a completed request, or why there is none."""
     core = request.app[CORE]
-    late = request.app[LATE].get(request.match_info["request_id"])
+    late = _late(request)
     if late is not None:
         if late.cancelled:
             return _failed_result(CANCELLED, FAILURE_MESSAGES[CANCELLED])
@@ -287,7 +299,7 @@ async def result(request: web.Request) -> web.StreamResponse:
 async def cancel(request: web.Request) -> web.StreamResponse:
     """PUT .../requests/{id}/cancel: 202 when it was still queued, else 400 (see above)."""
     core = request.app[CORE]
-    late = request.app[LATE].get(request.match_info["request_id"])
+    late = _late(request)
     if late is not None:
         queued = not late.seen and not late.cancelled
         late.cancelled = late.cancelled or queued

@@ -12,6 +12,9 @@ same faults, real videos and stats apply. What is Kling's own:
   ``final_unit_deduction`` as a string and times in milliseconds, as Kling gives them;
 * ``external_task_id``: unique per account (a second creation with a taken one is refused
   with code 1201); ``GET /v1/videos/omni-video/<id>`` finds a task by Kling's id or by it;
+* with ``accounts`` listed, a task is the account's whose secret key signed the token that
+  created it: its id (or external id) asked with another account's token is 1203 not found,
+  and each account has its own external ids and its own concurrency (1303 past it);
 * errors by code (the HTTP status beside it): 1302 rate limit and 1303 concurrency (429),
   1102 resource pack used up (a 429 too: a client reading only the status would back off
   forever instead of stopping), 1201 bad parameter (400), 1203 not found (404), 5000-5002
@@ -35,15 +38,20 @@ from runner.emulator.app import (
     UPLOAD_PREFIX,
     EmulatorCore,
     WireFormat,
+    account_label,
     admit,
     json_body,
+    owned,
 )
 from runner.emulator.responses import ApiError, bad_request
 from runner.emulator.tasks import Task
 from runner.emulator.validation import validate_creation
 
 CREATE_PATH = "/v1/videos/omni-video"
-EXTERNAL_IDS: web.AppKey[dict[str, str]] = web.AppKey("kling_external_ids", dict)
+# (account label or None for the default account, external id) -> board id: each account
+# has its own external ids, as they are "unique per account".
+EXTERNAL_IDS: web.AppKey[dict[tuple[str | None, str], str]] = web.AppKey(
+    "kling_external_ids", dict)
 # Kling's own task id is the board's name of the task, both ways (TaskBoard.name): answers
 # and result links carry it. Board id -> external id or None: answers are made per poll.
 EXTERNAL_OF: web.AppKey[dict[str, str | None]] = web.AppKey("kling_external_of", dict)
@@ -258,11 +266,11 @@ def describe(core: EmulatorCore, request: web.Request, task: Task) -> dict[str, 
 
 def _name(app: web.Application, task: Task, external: str | None) -> None:
     """Give an admitted task its Kling id (a long number), and remember the client's
-    external id."""
+    external id (in its account's)."""
     app[CORE].board.name(task, str(secrets.randbelow(9 * 10**17) + 10**17))
     app[EXTERNAL_OF][task.task_id] = external
     if external is not None:
-        app[EXTERNAL_IDS][external] = task.task_id
+        app[EXTERNAL_IDS][(task.account, external)] = task.task_id
 
 
 async def create(request: web.Request) -> web.StreamResponse:
@@ -274,7 +282,7 @@ async def create(request: web.Request) -> web.StreamResponse:
     external = body.get("external_task_id")
     if external is not None:
         external = _text(external, "external_task_id")
-        if external in request.app[EXTERNAL_IDS]:
+        if (account_label(request), external) in request.app[EXTERNAL_IDS]:
             raise ApiError(400, f"external_task_id {external} already exists",
                            code="duplicate_external_task_id", param="external_task_id")
     task, answered = admit(core, request, creation, gateway_body)
@@ -291,9 +299,10 @@ async def query(request: web.Request) -> web.StreamResponse:
     core = request.app[CORE]
     wanted = request.match_info["task_id"]
     task = core.board.named(wanted)
-    if task is None and wanted in request.app[EXTERNAL_IDS]:
-        task = core.board.get(request.app[EXTERNAL_IDS][wanted])
-    if task is None:
+    external = request.app[EXTERNAL_IDS].get((account_label(request), wanted))
+    if task is None and external is not None:
+        task = core.board.get(external)
+    if task is None or not owned(request, task.account):
         raise ApiError(404, f"task {wanted[:80]} does not exist", code="task_not_found")
     return web.json_response(describe(core, request, task))
 

@@ -9,6 +9,7 @@ fields here, and :meth:`EmulatorSettings.from_mapping` is the single place that 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,32 @@ UPLOAD_TTL = 72 * 3600.0
 
 def _no_errors() -> Mapping[str, float]:
     return MappingProxyType({})
+
+
+def _no_accounts() -> Mapping[str, Account]:
+    return MappingProxyType({})
+
+
+def key_label(key: str) -> str:
+    """The name an account is shown by when its settings give none: ``key-`` and the first
+    8 hex digits of the key's SHA-256, which names it without revealing any of it."""
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class Account:
+    """One provider account the emulator plays, as its keys see it.
+
+    ``concurrency_cap`` bounds its tasks pending or processing (None: only the emulator-wide
+    cap); ``credits`` is its own balance in the provider's unit (None: only the emulator-wide
+    one). ``label`` names it in stats, messages and logs, where its key never appears. Keys
+    given one label are one account: Kling's concurrency "is per account and pack, shared by
+    all its keys" (docs/providers.md), so they must give it the same limits.
+    """
+
+    label: str
+    concurrency_cap: int | None = None
+    credits: float | None = None
 
 
 def _default_rates() -> Mapping[str, float]:
@@ -72,6 +99,14 @@ class EmulatorSettings:
     ``progress: none`` leaves ``progress`` out of every task body, as a gateway that never
     reports it does.
 
+    ``accounts`` maps API keys (Kling: secret keys) to :class:`Account` settings: each
+    account's tasks in flight are bounded by its own ``concurrency_cap`` and its spend by its
+    ``credits``, counted apart in the stats under its label, and its tasks are found only
+    with its keys (another account's task id answers 404, as a real service's tasks belong
+    to the account that created them). A key not listed is the default account, as without
+    ``accounts``; ``concurrency_cap`` and ``credits`` above bound every account together.
+    Listed keys are accepted even when ``api_key`` names another.
+
     ``fal_validation`` (fal.ai's wire format only; ignored by the gateway's and Kling's):
     ``submit`` refuses a bad input with 422 at submit; ``queue`` accepts any JSON input into
     the queue and refuses it only when it is "run": its status reads ``IN_QUEUE`` once, then
@@ -105,8 +140,15 @@ class EmulatorSettings:
     output_scale: float = 1.0  # videos at this fraction of the nominal size (both sides)
     progress: str = "linear"  # "none": task bodies carry no progress field at all
     fal_validation: str = "submit"  # "queue": fal refuses a bad input after queueing it
+    # API key -> its account; keys are secrets: out of the repr, never in a message
+    accounts: Mapping[str, Account] = field(default_factory=_no_accounts, repr=False)
 
     def __post_init__(self) -> None:
+        try:
+            accounts = _accounts(self.accounts)
+        except ValueError as exc:
+            raise ValueError(f"invalid emulator settings: {exc}") from None
+        object.__setattr__(self, "accounts", MappingProxyType(accounts))
         problems = list(self._problems())
         if problems:
             raise ValueError("invalid emulator settings: " + "; ".join(problems))
@@ -155,6 +197,7 @@ class EmulatorSettings:
             problems.append("credits must be >= 0")
         if self.retry_after is not None and self.retry_after < 0:
             problems.append("retry_after must be >= 0")
+        problems.extend(_account_problems(self.accounts))
         for name, defaults in _DEFAULT_PRICES.items():  # a price the emulator would bill
             prices: Mapping[str, float] = getattr(self, name)
             if set(prices) - set(defaults):
@@ -163,6 +206,10 @@ class EmulatorSettings:
                             for key, price in prices.items()
                             if not 0.0 <= price < math.inf)
         return problems
+
+    def account_of(self, key: str) -> Account | None:
+        """The listed account ``key`` belongs to (None: the default account)."""
+        return self.accounts.get(key)
 
     def prices(self, provider: str) -> Mapping[str, float]:
         """Per second, in ``provider``'s unit: what a task of that wire format costs."""
@@ -194,6 +241,10 @@ class EmulatorSettings:
                 if not isinstance(value, Mapping):
                     raise ValueError(f"{key} must be a mapping such as {{720p: 8.1}}")
                 value = {**_DEFAULT_PRICES[key], **{str(k): float(v) for k, v in value.items()}}
+            elif key == "accounts":
+                if not isinstance(value, Mapping):
+                    raise ValueError("accounts must be a mapping of API keys to settings such "
+                                     "as {concurrency_cap: 2}")
             elif key == "failure_codes":
                 value = (value,) if isinstance(value, str) else tuple(value)
             elif isinstance(value, list):
@@ -203,3 +254,46 @@ class EmulatorSettings:
             return cls(**kwargs)
         except TypeError as exc:
             raise ValueError(f"invalid emulator settings: {exc}") from None
+
+
+def _accounts(given: Mapping[str, Any]) -> dict[str, Account]:
+    """``accounts`` as :class:`Account` values, from the mappings a manifest or a test gives
+    (``{concurrency_cap: 2, credits: 100, label: "a"}``); ValueError naming the account by
+    its label or its place, never by its key."""
+    accounts: dict[str, Account] = {}
+    for place, (key, value) in enumerate(given.items(), start=1):
+        if not isinstance(key, str) or not key.strip():
+            raise ValueError(f"accounts: key number {place} must be a non-empty string")
+        if isinstance(value, Account):
+            accounts[key] = value
+            continue
+        if not isinstance(value, Mapping):
+            raise ValueError(f"accounts[{key_label(key)}] must be a mapping such as "
+                             "{concurrency_cap: 2}")
+        unknown = sorted(set(value) - {f.name for f in dataclasses.fields(Account)})
+        name = value.get("label", key_label(key))
+        if unknown:
+            raise ValueError(f"unknown setting {unknown[0]!r} of accounts[{name}]; known: "
+                             "concurrency_cap, credits, label")
+        accounts[key] = Account(**{"label": key_label(key), **value})
+    return accounts
+
+
+def _account_problems(accounts: Mapping[str, Account]) -> list[str]:
+    problems: list[str] = []
+    by_label: dict[str, Account] = {}
+    for account in accounts.values():
+        name = f"accounts[{account.label}]"
+        if not isinstance(account.label, str) or not account.label.strip():
+            problems.append("accounts: a label must be a non-empty string")
+            continue
+        cap = account.concurrency_cap
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            problems.append(f"{name}.concurrency_cap must be a whole number >= 1")
+        if account.credits is not None and not 0.0 <= account.credits < math.inf:
+            problems.append(f"{name}.credits must be >= 0")
+        twin = by_label.setdefault(account.label, account)
+        if twin != account:
+            problems.append(f"{name}: keys of one account (one label) must give it the same "
+                            "concurrency_cap and credits")
+    return problems

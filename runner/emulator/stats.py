@@ -12,6 +12,27 @@ from typing import Any
 
 
 @dataclass
+class AccountStats:
+    """What one account's keys did (``accounts`` in the emulator's settings): tests show
+    seats per account with these, the way ``max_in_flight`` shows the emulator's."""
+
+    creation_requests: int = 0  # with its key (the total counts them before any key check)
+    accepted_tasks: int = 0
+    credits_reserved: float = 0.0  # as the global one: less what cancels released
+    in_flight: int = 0
+    max_in_flight: int = 0
+    rate_limited: int = 0  # creations refused over this account's concurrency cap
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy."""
+        return {"creation_requests": self.creation_requests,
+                "accepted_tasks": self.accepted_tasks,
+                "credits_reserved": round(self.credits_reserved, 4),
+                "in_flight": self.in_flight, "max_in_flight": self.max_in_flight,
+                "rate_limited": self.rate_limited}
+
+
+@dataclass
 class Stats:
     """Mutable counters; :meth:`as_dict` is the body of ``GET /_emulator/stats``."""
 
@@ -42,6 +63,13 @@ class Stats:
     completed_tasks: int = 0
     renders: int = 0
     render_seconds: float = 0.0  # wall time spent rendering, summed over threads
+    # By account label (never by key): the listed accounts' own counts, the default
+    # account's being the rest of the totals above.
+    accounts: dict[str, AccountStats] = field(default_factory=dict)
+
+    def account(self, label: str) -> AccountStats:
+        """The counters of the account named ``label`` (made on first use)."""
+        return self.accounts.setdefault(label, AccountStats())
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready copy."""
@@ -69,4 +97,6 @@ class Stats:
             "completed_tasks": self.completed_tasks,
             "renders": self.renders,
             "render_seconds": round(self.render_seconds, 4),
+            "accounts": {label: counts.as_dict()
+                         for label, counts in sorted(self.accounts.items())},
         }

@@ -80,6 +80,7 @@ class Task:
     scale: float = 1.0  # the output's size as a fraction of the nominal one
     job: asyncio.Task[None] | None = None
     cancelled: bool = False  # taken out of the queue (fal's cancel): failed, never rendered
+    account: str | None = None  # the label of the listed account that made it (None: default)
 
     def status(self, now: float) -> tuple[str, int]:
         """(status, progress) at loop time ``now``."""
@@ -159,13 +160,32 @@ class TaskBoard:
         for task_id in list(self._active):
             status, _ = self._tasks[task_id].status(now)
             if status in ("completed", "failed"):
-                self._active.discard(task_id)
+                self._leave(task_id)
                 if status == "completed":
                     self.stats.completed_tasks += 1
                 else:
                     self.stats.failed_tasks += 1
         self.stats.in_flight = len(self._active)
         return len(self._active)
+
+    def in_flight_of(self, account: str, now: float) -> int:
+        """Tasks of the account labelled ``account`` pending or processing at ``now``."""
+        self.in_flight(now)
+        return self.stats.account(account).in_flight
+
+    def _enter(self, task: Task) -> None:
+        """Put a new task on the board, in flight (its account's count too)."""
+        self._tasks[task.task_id] = task
+        self._active.add(task.task_id)
+        if task.account is not None:
+            self.stats.account(task.account).in_flight += 1
+
+    def _leave(self, task_id: str) -> None:
+        """Take a task out of those in flight (its account's count too)."""
+        self._active.discard(task_id)
+        account = self._tasks[task_id].account
+        if account is not None:
+            self.stats.account(account).in_flight -= 1
 
     def queued_before(self, started: float, now: float) -> int:
         """Tasks still pending that were created before loop time ``started`` (fal's queue
@@ -191,24 +211,30 @@ class TaskBoard:
         task.fail_message = None
         if task.job is not None:
             task.job.cancel()
-        self._active.discard(task.task_id)
+        self._leave(task.task_id)
         self.stats.cancelled_tasks += 1
         self.stats.credits_reserved -= task.credits
+        if task.account is not None:
+            self.stats.account(task.account).credits_reserved -= task.credits
         task.credits = 0.0
         self.stats.in_flight = len(self._active)
         log.debug("emulator_task_cancelled", task_id=task.task_id)
         return True
 
-    def retry_after(self, now: float) -> float:
-        """Seconds until the first task in flight is planned to finish (a slot frees)."""
-        return min((self._tasks[t].remaining(now) for t in self._active), default=0.0)
+    def retry_after(self, now: float, account: str | None = None) -> float:
+        """Seconds until the first task in flight (of the account labelled ``account``, when
+        given) is planned to finish (a slot frees)."""
+        return min((self._tasks[t].remaining(now) for t in self._active
+                    if account is None or self._tasks[t].account == account), default=0.0)
 
     def create(self, creation: Creation, body: Any, settings: EmulatorSettings,
-               rng: random.Random, now: float, cost: float | None = None) -> Task:
+               rng: random.Random, now: float, cost: float | None = None,
+               account: str | None = None) -> Task:
         """Accept a task: decide its timings and fate, start rendering its video.
 
         ``cost`` is what it is charged, in the wire format's unit (None: gateway credits
-        from ``settings.rates``)."""
+        from ``settings.rates``); ``account`` the label of the listed account creating it
+        (None: the default account)."""
         digest = hashlib.sha256(canonical_json(body)).hexdigest()
         if digest in self._payloads:
             self.stats.duplicate_payloads += 1
@@ -228,7 +254,7 @@ class TaskBoard:
             estimated=float(round((settings.queue_time + settings.processing_time)
                                   * settings.estimate_factor)),
             credits=credits_for(creation, settings.rates) if cost is None else cost,
-            scale=settings.output_scale,
+            scale=settings.output_scale, account=account,
         )
         if settings.failure_rate and rng.random() < settings.failure_rate:
             task.fail_code = rng.choice(settings.failure_codes)
@@ -239,11 +265,15 @@ class TaskBoard:
             task.job = job
             self._jobs.add(job)
             job.add_done_callback(self._jobs.discard)
-        self._tasks[task.task_id] = task
-        self._active.add(task.task_id)
+        self._enter(task)
         self.stats.accepted_tasks += 1
         self.stats.credits_reserved += task.credits
         self.stats.max_in_flight = max(self.stats.max_in_flight, self.in_flight(now))
+        if account is not None:
+            counts = self.stats.account(account)
+            counts.accepted_tasks += 1
+            counts.credits_reserved += task.credits
+            counts.max_in_flight = max(counts.max_in_flight, counts.in_flight)
         log.debug("emulator_task_created", task_id=task.task_id, fails=task.fail_code)
         return task
 

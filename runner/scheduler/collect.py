@@ -86,6 +86,8 @@ async def poll(ctx: RunContext, take: Take) -> str:
         nonlocal held
         if held:
             held = False
+            if ctx.crew is not None:
+                ctx.crew.release_seat(take.key)
             ctx.limiter.release()
 
     try:
@@ -141,7 +143,7 @@ async def _poll(ctx: RunContext, take: Take, free: Callable[[], None]) -> str:
     while True:
         await asyncio.sleep(max(0.0, delay))
         try:
-            state = await ctx.gateway.get_task(watch.task_id)
+            state = await ctx.client_for(take.key).get_task(watch.task_id)
         except Exception as exc:
             decision = classify(exc, Stage.POLL)
             if decision.reaction is Reaction.PROPAGATE or not isinstance(exc, GatewayError):
@@ -330,7 +332,7 @@ async def _download(ctx: RunContext, take: Take) -> str:
             return _fail(ctx, take, "permanent", "no_result", "no result URL is known")
         ctx.store.mark_downloading(key)
         try:
-            saved = await ctx.gateway.download(record.result_url, part)
+            saved = await ctx.client_for(key).download(record.result_url, part)
             ctx.event("take_downloaded", key, bytes=saved.size)
         except Exception as exc:
             decision = classify(exc, Stage.DOWNLOAD)
@@ -616,7 +618,7 @@ async def _refresh_link(ctx: RunContext, take: Take, record: TakeRecord, *,
     attempt = 0
     while True:
         try:
-            state = await ctx.gateway.get_task(task_id)
+            state = await ctx.client_for(take.key).get_task(task_id)
         except Exception as exc:
             decision = classify(exc, Stage.LINK_REFRESH)
             if decision.reaction is Reaction.PROPAGATE or not isinstance(exc, GatewayError):

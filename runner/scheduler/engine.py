@@ -46,6 +46,7 @@ from runner.scheduler.collect import (
     poll,
     recheck_rejected,
 )
+from runner.scheduler.crew import Crew
 from runner.scheduler.dependencies import Dependencies, Wait, dependency_state
 from runner.scheduler.limits import AimdLimiter, DownloadSlots, TokenBucket
 from runner.scheduler.restore import restore_cut_from, restore_kept
@@ -69,6 +70,7 @@ from runner.scheduler.snapshot import (
     TakeProgress,
 )
 from runner.scheduler.submit import submit
+from runner.scheduler.teamwork import TeamWork, parked_key
 from runner.scheduler.uploads import UploadCache
 from runner.scheduler.window import TakeWindow, window_size
 from runner.state import continuity, outputs
@@ -102,7 +104,8 @@ class Engine:
                  plans: Sequence[TakePlan], settings: EngineSettings | None = None, *,
                  observer: Observer | None = None, upload_namespace: str = "",
                  expectations: OutputExpectations | None = None,
-                 events: EventSink | None = None) -> None:
+                 events: EventSink | None = None, crew: Crew | None = None,
+                 team_wait: bool = True) -> None:
         self.manifest = manifest
         self.store = store
         self.settings = settings or EngineSettings()
@@ -135,7 +138,7 @@ class Engine:
         self.window = TakeWindow(
             self.settings.window or window_size(self.settings.concurrency,
                                                 self.settings.downloads),
-            blockers=lambda index: self._blockers(self.takes[index]),
+            blockers=self._admission,
             spawn=lambda index: asyncio.create_task(
                 self._drive(self.takes[index], self._actions[index]),
                 name=f"take:{self.takes[index].key}"),
@@ -168,7 +171,11 @@ class Engine:
             output_rules=expectations,
             halt=self._halt,
             events=events,
+            crew=crew,
         )
+        # A team's runner claims each take before working on it (runner.scheduler.teamwork).
+        self.teamwork = None if crew is None or crew.team is None else TeamWork(
+            crew.team, poll=crew.poll, wait=team_wait)
         for plan in plans:  # the plan's key string: one copy per take in every table
             self.ctx.phases[plan.key] = Phase.QUEUED
 
@@ -207,6 +214,10 @@ class Engine:
             ctx.store.client_salt()  # chosen before any creation of this run is recorded
         for index, take in enumerate(self.takes):
             action = self._actions[index]
+            if self.teamwork is not None and action not in _SETTLED:
+                # Claimed (and planned again) when its turn comes: another runner may hold it.
+                self.window.add(0 if action in _AT_THE_PROVIDER else 1, index)
+                continue
             if action is A.FAILED and can_recheck(self._failed_before[take.key],
                                                   ctx.files.of(take).video):
                 # Failed its check, its paid file kept: checked again under today's rules
@@ -227,10 +238,18 @@ class Engine:
                 self.window.add(0 if action in _AT_THE_PROVIDER else 1, index)
         self._notify()  # the first snapshot, at once
         self._loop = asyncio.get_running_loop()
+        watcher = None if self.teamwork is None else asyncio.create_task(
+            self.teamwork.watch(self._unpark, self._lost_lease), name="team-heartbeat")
         self.window.admit()
         try:
             await self.window.idle.wait()
+            while self.teamwork is not None and self.teamwork.waiting() and not self._halted():
+                # Nothing left to claim: wait for the takes other runners hold (the
+                # heartbeat's next look sets idle again, or starts what they let go).
+                self.window.idle.clear()
+                await self.window.idle.wait()
         finally:
+            await TeamWork.stop(watcher)
             self.window.cancel()
             self._loop = None  # from here on, snapshots go out at once
             if self._snapshot_due:
@@ -281,20 +300,22 @@ class Engine:
         ctx = self.ctx
         with structlog.contextvars.bound_contextvars(shot=take.shot_id, take=take.take):
             try:
-                await self._steps(take, action)
+                step: TakeAction | None = action
+                if self.teamwork is not None:
+                    step = self._claimed(take, action)
+                if step is not None:
+                    await self._steps(take, step)
             except asyncio.CancelledError:
                 self._settle_unfinished(take)
                 raise
             except StateError as exc:
-                # The store cannot record (disk full, read-only, gone): nothing may move on
-                # without its transition committed, so the whole run stops now and
-                # :meth:`run` raises this error for the command to report in one line.
-                if self._fatal is None:
-                    self._fatal = exc
-                    log.error("run_stopped_store_failed", error=redact(str(exc)))
-                    self._stops = max(self._stops, 1)
-                    ctx.stop(StopReason.INTERRUPTED, redact(str(exc)))
-                    self.window.cancel()
+                if self.teamwork is not None and self.teamwork.taken_over(take.key):
+                    # Our lease ran out and another runner holds the take: its moves, not a
+                    # failing store. The heartbeat stops this runner at its next look.
+                    log.warning("take_taken_over_meanwhile", error=redact(str(exc)))
+                    ctx.finish(take, Phase.LEFT, message="another runner took this take over")
+                else:
+                    self._store_failed(exc)
             except Exception as exc:
                 # A defect must not take the other takes down; the store keeps the take
                 # where it was, so the next run picks it up. The traceback goes to the run
@@ -309,7 +330,71 @@ class Engine:
             finally:
                 if ctx.phases.get(take.key) not in TERMINAL:
                     self._settle_unfinished(take)
+                if self.teamwork is not None:
+                    self.teamwork.release(take.key)
                 self._finished(take.key)
+
+    def _store_failed(self, exc: StateError) -> None:
+        """The store cannot record (disk full, read-only, gone): nothing may move on without
+        its transition committed, so the whole run stops now and :meth:`run` raises this
+        error for the command to report in one line."""
+        if self._fatal is None:
+            self._fatal = exc
+            log.error("run_stopped_store_failed", error=redact(str(exc)))
+            self._stops = max(self._stops, 1)
+            self.ctx.stop(StopReason.INTERRUPTED, redact(str(exc)))
+            self.window.cancel()
+
+    # ------------------------------------------------------------------ a team's runner
+    def _admission(self, index: int) -> tuple[str, ...]:
+        """What the take at ``index`` waits for before it may start: for a team's runner, its
+        claim first (held elsewhere: parked until released), then its dependencies."""
+        take = self.takes[index]
+        work = self.teamwork
+        if work is not None and not work.holds(take.key) and not self._halted():
+            try:
+                plan = work.claim(take.key)
+            except StateError as exc:
+                self._store_failed(exc)
+                return ()
+            if plan is None:
+                return (parked_key(take.key),)
+            self._actions[index] = plan.action
+            if plan.action is A.FAILED:
+                self._failed_before[take.key] = plan.record
+        return self._blockers(take)
+
+    def _claimed(self, take: Take, action: TakeAction) -> TakeAction | None:
+        """A claimed take's first step: settled (done, failed or held meanwhile), adopted at
+        the provider (its account's seat came with the claim), or ``action`` as planned."""
+        ctx = self.ctx
+        if action in _SETTLED:
+            self._settle_before(take, action)
+            return None
+        if action is A.POLL:
+            record = ctx.store.record(take.key)
+            crew = ctx.crew
+            if crew is not None and not crew.can_serve(record.account):
+                ctx.finish(take, Phase.LEFT, message=(
+                    f"its task was created with account {record.account}, whose key this "
+                    "runner does not have: a runner with that key collects it"))
+                return None
+            ctx.limiter.adopt()
+            if crew is not None:
+                crew.adopt_seat(take.key, record.account)
+            self._adopt(take)
+        return action
+
+    def _unpark(self, keys: list[str]) -> None:
+        """Takes other runners let go: back in line (and idle set again if none can start)."""
+        for key in keys:
+            self.window.finished(parked_key(key))
+        self.window.admit()
+
+    def _lost_lease(self, message: str) -> None:
+        self._stops = max(self._stops, 1)
+        self.ctx.stop(StopReason.INTERRUPTED, message)
+        self.window.cancel()
 
     def _settle_before(self, take: Take, action: TakeAction) -> None:
         """A take this run has nothing to do for: done, failed or held before."""

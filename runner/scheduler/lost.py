@@ -69,7 +69,8 @@ async def look_up(ctx: RunContext, take: Take, payload: Mapping[str, Any]
                   ) -> TaskState | str | None:
     """The task the creation of ``payload`` made, None when there is none, or
     :data:`UNRESOLVED` when the look-up kept failing (the caller treats it as ambiguous)."""
-    found = resolver(ctx)
+    client = ctx.client_for(take.key)  # the account that sent it: ids are kept per account
+    found = client if isinstance(client, ResolvesLostAnswers) else None
     assert found is not None, "look_up without a provider that resolves lost answers"
     attempt = 0
     while True:

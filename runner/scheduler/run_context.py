@@ -25,6 +25,7 @@ from runner.core.redact import bounded
 from runner.media.observed import OutputExpectations
 from runner.scheduler.backoff import BackoffPolicy
 from runner.scheduler.calibration import Calibration
+from runner.scheduler.crew import Crew
 from runner.scheduler.limits import AimdLimiter, DownloadSlots, TokenBucket
 from runner.scheduler.polling import PollPolicy
 from runner.scheduler.snapshot import EventSink, TakeEvent, TakeProgress
@@ -215,6 +216,15 @@ class RunContext:
     output_rules: OutputExpectations | None = None  # see expectations
     # Told every move of a take as it happens (None: nobody listens, nothing is built).
     events: EventSink | None = None
+    # Several accounts, or a team's runner: seats per account and each task's own client
+    # (None: one account, ``gateway``, bounded by ``limiter`` alone).
+    crew: Crew | None = None
+
+    def client_for(self, key: str) -> Gateway:
+        """The client whose key created (or creates) the take ``key``'s task."""
+        if self.crew is None:
+            return self.gateway
+        return self.crew.client(self.crew.account_of(key, self.store))
 
     def event(self, name: str, key: str, **details: Any) -> None:
         """Tell the event sink (if any) that ``name`` happened to the take ``key``.

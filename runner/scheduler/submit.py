@@ -39,6 +39,7 @@ from runner.scheduler.run_context import Phase, RunContext, StopReason
 from runner.state.continuity import frame_sources
 from runner.state.intents import Intent
 from runner.state.records import TakeStatus
+from runner.state.transitions import BudgetRefused, ClaimLost
 from runner.wire.common import CLIENT_TASK_ID
 from runner.wire.payload import build_payload, estimate_credits
 from runner.wire.protocol import TaskState
@@ -161,9 +162,15 @@ async def submit(ctx: RunContext, take: Take) -> bool:
         await ctx.limiter.acquire()
         step: Next = GIVE_UP
         try:
-            step = await _attempt(ctx, take, estimate, tries)
+            if ctx.crew is None or await ctx.crew.take_seat(
+                    take.key, ctx.stop_submitting.is_set) is not None:
+                step = await _attempt(ctx, take, estimate, tries)
+            else:  # stopped while waiting for a seat of an account
+                _not_started(ctx, take)
         finally:
             if step != IN_FLIGHT:
+                if ctx.crew is not None:
+                    ctx.crew.release_seat(take.key)
                 ctx.limiter.release()
         if not isinstance(step, str):
             await asyncio.sleep(step)
@@ -214,8 +221,21 @@ def _commit_attempt(ctx: RunContext, take: Take, payload: dict[str, Any],
         ctx.set_phase(take, Phase.SUBMITTING)
         _drop_stale_part(ctx, take)
         _record_sources(ctx, take)
-        attempt = ctx.store.mark_submitting(key, redact_value(payload), estimate,
-                                            ctx.budget.unit)
+        attempt = ctx.store.mark_submitting(
+            key, redact_value(payload), estimate, ctx.budget.unit,
+            account=None if ctx.crew is None else ctx.crew.account_of(key, ctx.store),
+            cap=ctx.budget.max_credits if ctx.crew is not None and ctx.crew.shared else None)
+    except BudgetRefused:
+        # The team's ledger is full: other runners committed what this guard did not know.
+        ctx.budget.release(key, estimate)
+        _budget_stop(ctx, key, estimate)
+        _not_started(ctx, take)
+        return None
+    except ClaimLost:
+        # This runner's lease ran out and another runner holds the take now: not created.
+        ctx.budget.release(key, estimate)
+        ctx.finish(take, Phase.LEFT, message="another runner took this take over")
+        return None
     except BaseException:
         ctx.budget.release(key, estimate)
         raise
@@ -234,7 +254,7 @@ async def _send(ctx: RunContext, take: Take, sent: Mapping[str, Any],
     ctx.critical.add(key)
     epoch = ctx.limiter.epoch
     try:
-        state = await ctx.gateway.create_task(sent)
+        state = await ctx.client_for(key).create_task(sent)
     except Exception as exc:
         decision = classify(exc, Stage.CREATION)
         if decision.reaction is Reaction.PROPAGATE or not isinstance(exc, GatewayError):

@@ -33,7 +33,7 @@ from runner.core.fsutil import make_private_dir
 from runner.core.redact import redact_value
 from runner.state import dbfile as schema
 from runner.state.records import STATUSES, TakeStatus
-from runner.state.sql import DB_ERRORS, Connection, is_postgres, tuple_rows
+from runner.state.sql import DB_ERRORS, Connection, begin_snapshot, is_postgres, tuple_rows
 
 log = structlog.get_logger()
 S = TakeStatus
@@ -364,10 +364,7 @@ class StoreBase:
         with self._mutex:
             conn = self.conn
             try:
-                # PostgreSQL's default isolation reads each statement's own snapshot: one for
-                # the whole block, as SQLite's BEGIN gives.
-                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-                             if is_postgres(conn) else "BEGIN")
+                conn.execute(begin_snapshot(conn))
                 try:
                     yield conn
                 finally:

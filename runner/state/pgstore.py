@@ -29,28 +29,13 @@ from runner.state import pgschema
 from runner.state.pg import PgConnection
 from runner.state.sql import Connection, PgFailure
 from runner.state.store import StateStore
+from runner.state.team import live_claims
 from runner.state.transitions import ClaimLost
 
 if TYPE_CHECKING:
     from runner.state.team import Team
 
 BUDGET_LOCK = 0x5305_B0D6
-#: The database's clock, in seconds since the epoch (leases compare with it only: the
-#: machines' clocks may disagree).
-DB_NOW = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
-#: Runners whose lease is live.
-LIVE_RUNNERS = f"SELECT id FROM runners WHERE lease_until > {DB_NOW}"
-
-
-def live_claims(conn: Connection, runner: str | None) -> set[str]:
-    """Takes held by live runners other than ``runner``."""
-    rows = conn.execute(
-        f"SELECT key FROM claims WHERE runner IN ({LIVE_RUNNERS})"
-        " AND runner IS DISTINCT FROM ?", (runner,))
-    return {str(row[0]) for row in rows}
-
-
-
 CONNECT_TIMEOUT = 10  # seconds: an unreachable server is reported, not waited on forever
 
 
@@ -103,10 +88,12 @@ class PgStore(StateStore):
     #: for a reader or before joining.
     team: Team | None = None
 
-    def _busy(self, conn: Connection) -> Collection[str]:
-        """Runners sync one at a time (an advisory lock held to the commit); the takes
-        other live runners hold are left to them."""
+    def _begin_sync(self, conn: Connection) -> None:
+        """Runners sync one at a time: an advisory lock held to the commit."""
         conn.execute("SELECT pg_advisory_xact_lock(?)", (pgschema.SYNC_LOCK,))
+
+    def _busy(self, conn: Connection) -> Collection[str]:
+        """The takes other live runners hold: ``sync`` leaves them to them."""
         return live_claims(conn, self.team.id if self.team is not None else None)
 
     def _admit_submitting(self, conn: Connection, key: str) -> None:

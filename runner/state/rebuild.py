@@ -369,6 +369,44 @@ def _write_rows(conn: Connection, rows: list[_Row], salt: str | None,
     conn.execute("COMMIT")
 
 
+@contextmanager
+def built_aside(path: Path, label: str) -> Iterator[sqlite3.Connection]:
+    """A new store for ``path``, built in ``<name>.<label>`` beside it and renamed into place
+    once whole (the caller holds the writer lock).
+
+    Yields the new file's connection, at the current schema, for the caller to fill in its
+    own transaction. A process killed before the rename leaves the store as it was (missing
+    still, never a half-filled store that would pass for a healthy one); an error removes
+    the new file and propagates.
+    """
+    temp = path.with_name(f"{path.name}.{label}")
+    _remove(temp)
+    try:
+        schema.create_private_file(temp)
+        conn = schema.connect(temp, readonly=False)
+        try:
+            schema.migrate(conn, temp)
+            yield conn
+            # Everything into the main file, which alone is renamed into place.
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            conn.close()
+        fsync_file(temp)
+        os.replace(temp, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        _remove(temp)
+        raise
+
+
+def _remove(path: Path) -> None:
+    """``path`` and its sqlite companions deleted (those that are there)."""
+    for stale in _companions(path):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(stale)
+
+
 def rebuild_into(path: Path, output_dir: Path, *, clock: Callable[[], float] = time.time,
                  hashed: bool = True) -> Rebuilt | None:
     """Build the store at ``path`` (which must not be in use) from ``output_dir``.
@@ -381,24 +419,9 @@ def rebuild_into(path: Path, output_dir: Path, *, clock: Callable[[], float] = t
     if not rows:
         return None
     found = Rebuilt()
-    temp = path.with_name(path.name + ".rebuilding")
-    for stale in _companions(temp):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(stale)
     try:
-        schema.create_private_file(temp)
-        conn = schema.connect(temp, readonly=False)
-        try:
-            schema.migrate(conn, temp)
+        with built_aside(path, "rebuilding") as conn:
             _write_rows(conn, rows, salt, clock(), found, _kept_paid(output_dir, rows))
-            # Everything into the main file, which alone is renamed into place.
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            conn.execute("PRAGMA journal_mode=DELETE")
-        finally:
-            conn.close()
-        fsync_file(temp)
-        os.replace(temp, path)
-        fsync_dir(path.parent)
     except (OSError, sqlite3.Error) as exc:
         problem = schema.sqlite_problem(exc) if isinstance(exc, sqlite3.Error) else \
             exc.strerror or str(exc)

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from runner.state.pgstore import DB_NOW, PgStore
+from runner.state.pgstore import PgStore
 from runner.state.protocol import Store
+from runner.state.team import DB_NOW
 
 
 @dataclass(frozen=True, slots=True)

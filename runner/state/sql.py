@@ -75,3 +75,10 @@ def tuple_rows(conn: Connection, sql: str, parameters: Sequence[Any] = ()) -> li
 def is_postgres(conn: Connection) -> bool:
     """True for a team's PostgreSQL store (statements that only one engine has)."""
     return not isinstance(conn, sqlite3.Connection)
+
+
+def begin_snapshot(conn: Connection) -> str:
+    """The statement that opens one consistent snapshot for several SELECTs: PostgreSQL's
+    default isolation reads each statement's own snapshot, so it is asked for one for the
+    whole block, as SQLite's ``BEGIN`` gives."""
+    return "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" if is_postgres(conn) else "BEGIN"

@@ -73,12 +73,17 @@ class StateStore(Transitions):
         if ambiguous not in ("resubmit", "hold"):
             raise ValueError(f"ambiguous must be 'resubmit' or 'hold', not {ambiguous!r}")
         with paused_gc(), self._write() as conn:  # 20,000 records and plans: see runner.core.bulk
+            self._begin_sync(conn)
             plans = sync_takes(
                 conn, takes, fingerprint_payloads or {}, self._clock,
-                retry_failed=retry_failed, ambiguous=ambiguous, busy=self._busy(conn),
+                retry_failed=retry_failed, ambiguous=ambiguous,
+                held_elsewhere=lambda: self._busy(conn),
             )
         log.info("state_synced", takes=len(plans))
         return plans
+
+    def _begin_sync(self, conn: Connection) -> None:
+        """First step of ``sync``'s transaction (the file's writer lock already serializes)."""
 
     def _busy(self, conn: Connection) -> Collection[str]:
         """Takes other live runners hold, which ``sync`` leaves alone (none: one writer)."""

@@ -41,12 +41,12 @@ def sync_takes(
     *,
     retry_failed: bool,
     ambiguous: str,
-    busy: Collection[str] = (),
+    held_elsewhere: Callable[[], Collection[str]] = tuple,
 ) -> list[TakePlan]:
     """The body of :meth:`runner.state.StateStore.sync`, inside its write transaction.
 
-    ``busy``: takes another live runner of a team holds (:mod:`runner.state.team`): left as
-    they are (not made ambiguous, archived or held: their runner is at work on them); this
+    ``held_elsewhere()``: takes another live runner of a team holds (:mod:`runner.state.team`):
+    left as they are (not made ambiguous, archived or held: their runner is at work on them); this
     runner plans them again when it claims them (:func:`replan`).
 
     In steps: read every record once; sort the manifest's takes into new, re-tagged,
@@ -57,6 +57,9 @@ def sync_takes(
     now = clock()
     # plain tuples: records are built by position
     existing = {row[0]: row for row in tuple_rows(conn, f"SELECT {RECORD_SELECT} FROM takes")}
+    # Asked after the rows are read: a take another runner put in ``submitting`` was claimed
+    # first, so its claim is seen here even when its row changed after the read above.
+    busy = frozenset(held_elsewhere())
     found = _compare(conn, takes, existing, payloads, now)
     if busy:
         found.changed = [take for take in found.changed if take.key not in busy]

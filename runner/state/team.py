@@ -31,17 +31,33 @@ import secrets
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
-from runner.state.pgstore import DB_NOW, live_claims
-from runner.state.pgstore import LIVE_RUNNERS as _LIVE
-from runner.state.pgstore import PgStore as TeamStore
 from runner.state.records import TakePlan
 from runner.state.sql import Connection
 from runner.state.sync import replan
 
+if TYPE_CHECKING:
+    from runner.state.pgstore import PgStore as TeamStore
+
 log = structlog.get_logger()
+
+#: The database's clock, in seconds since the epoch (leases compare with it only: the
+#: machines' clocks may disagree).
+DB_NOW = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
+#: Runners whose lease is live.
+_LIVE = f"SELECT id FROM runners WHERE lease_until > {DB_NOW}"
+
+
+def live_claims(conn: Connection, runner: str | None) -> set[str]:
+    """Takes held by live runners other than ``runner``."""
+    rows = conn.execute(
+        f"SELECT key FROM claims WHERE runner IN ({_LIVE})"
+        " AND runner IS DISTINCT FROM ?", (runner,))
+    return {str(row[0]) for row in rows}
+
 
 DEFAULT_LEASE = 30.0  # seconds: a dead runner's takes wait this long for a new runner
 
@@ -96,7 +112,7 @@ class Team:
     def leave(self) -> None:
         """Give back every claim and every seat whose task is not in flight; end the lease."""
         with self.store._write() as conn:
-            conn.execute("DELETE FROM claims WHERE runner = ?", (self.id,))
+            conn.execute("UPDATE claims SET runner = '' WHERE runner = ?", (self.id,))
             conn.execute(
                 "UPDATE seats SET runner = NULL, take_key = NULL, taken_at = NULL"
                 f" WHERE runner = ? AND take_key NOT IN (SELECT key FROM takes"
@@ -144,7 +160,15 @@ class Team:
             return
         self.mine.discard(key)
         with self.store._write() as conn:
-            conn.execute("DELETE FROM claims WHERE key = ? AND runner = ?", (key, self.id))
+            # The row stays (a claim is its runner's id): a runner claiming it at this very
+            # moment always finds the row it locks.
+            conn.execute("UPDATE claims SET runner = '' WHERE key = ? AND runner = ?",
+                         (key, self.id))
+
+    def still_holds(self, key: str) -> bool:
+        """:meth:`holds`, in a transaction of its own."""
+        with self.store._read() as conn:
+            return self.holds(conn, key)
 
     def holds(self, conn: Connection, key: str) -> bool:
         """True while this runner's lease is live and ``key`` is claimed by it."""

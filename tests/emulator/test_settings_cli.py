@@ -74,7 +74,7 @@ def test_every_setting_has_a_flag() -> None:
     for field in dataclasses.fields(EmulatorSettings):
         flag = {"api_key": "--api-key-env", "error_rates": "--error-rate",
                 "rates": "--rate", "unit_rates": "--unit-rate", "usd_rates": "--usd-rate",
-                }.get(field.name, "--" + field.name.replace("_", "-"))
+                "accounts": "--account"}.get(field.name, "--" + field.name.replace("_", "-"))
         assert flag in flags, field.name
     args = parser.parse_args([
         "emulator", "--queue-time", "0.2", "--processing-time", "1", "--jitter", "0.1",

@@ -25,9 +25,11 @@ from tests.helpers.manifest_fuzz import BASE, VALUES, _paths, _set
 SHOT_FIELDS = {"prompt", "multi_prompt", "duration", "resolution", "aspect_ratio",
                "generate_audio", "images", "elements", "start_frame", "end_frame", "takes",
                "tags", "extra"}
-# Every emulator setting a manifest may give: all of EmulatorSettings but the key (which never
-# goes in a manifest). The schema lacked estimate_factor and six more the README listed.
-EMULATOR_KEYS = {f.name for f in dataclasses.fields(EmulatorSettings)} - {"api_key"}
+# Every emulator setting a manifest may give: all of EmulatorSettings but the keys (api_key,
+# and accounts, a mapping of keys), which never go in a manifest. The schema lacked
+# estimate_factor and six more the README listed.
+EMULATOR_KEYS = {f.name for f in dataclasses.fields(EmulatorSettings)} - {"api_key",
+                                                                         "accounts"}
 
 
 def test_schema_is_valid_draft_2020_12() -> None:

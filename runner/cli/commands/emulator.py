@@ -5,6 +5,10 @@ lines that render against it (the key variable a run reads, then ``run --base-ur
 serves. Every
 :class:`runner.emulator.EmulatorSettings` field has a flag, so any fault can be tried by hand:
 ``shotrun emulator --port 8800 --failure-rate 0.2 --error-rate 503=0.1``.
+
+Accounts (``--account KEY_A=2 --account KEY_B=2``) are named by the variables holding their
+keys, as ``--api-key-env`` names the one key: a key is never typed on the command line,
+printed, or shown in stats (the variable's name is the account's label).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from runner.cli.emulator_recipe import how_to_use, notes_for
+from runner.cli.emulator_recipe import account_notes, how_to_use, notes_for
 from runner.core.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
 from runner.core.redact import register_secret
 from runner.emulator.settings import FAL_VALIDATION_MODES, EmulatorSettings
@@ -117,6 +121,14 @@ def add_parser(subparsers: Any) -> None:
                         help="the account's balance in the provider's unit (gateway "
                         "credits, Kling units, fal dollars); creations beyond it are refused "
                         "as out of credits")
+    faults.add_argument("--account", action="append", metavar="VAR=N",
+                        help="an account whose key (Kling: secret key) is in the environment "
+                        "variable VAR, with at most N tasks in flight (its own 429 past them; "
+                        "its tasks found only with its key; stats under the name VAR); "
+                        "repeatable; other keys share the limits above")
+    faults.add_argument("--account-credits", action="append", metavar="VAR=CREDITS",
+                        help="the balance of the account of --account VAR=N, in the "
+                        "provider's unit (repeatable)")
     faults.add_argument("--seed", type=int, metavar="N",
                         help="seed of the fault dice (replayable runs)")
     parser.set_defaults(func=run)
@@ -147,10 +159,42 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
                              "export it or leave the flag out to accept any key")
         register_secret(key)
         data["api_key"] = key
+    if args.account or args.account_credits:
+        data["accounts"] = _accounts(args.account, args.account_credits, environ)
     try:
         return EmulatorSettings.from_mapping(data)
     except ValueError as exc:
         raise UsageError(f"shotrun emulator: {exc}") from None
+
+
+def _accounts(caps: list[str] | None, credits: list[str] | None,
+              environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """``accounts`` from ``--account VAR=N`` and ``--account-credits VAR=CREDITS``: each key
+    read from its variable (registered as a secret), labelled by the variable's name."""
+    balances = _pairs(credits, "--account-credits")
+    accounts: dict[str, dict[str, Any]] = {}
+    named: dict[str, str] = {}  # key -> the variable that gave it first
+    for var, cap in _pairs(caps, "--account").items():
+        if not cap.is_integer() or cap < 1:
+            raise UsageError(f"--account {var}={cap:g}: the number of tasks in flight must be "
+                             "a whole number >= 1")
+        key = environ.get(var, "").strip()
+        if not key:
+            raise UsageError(f"--account: the variable {var} is not set; export the "
+                             "account's key in it")
+        register_secret(key)
+        if key in named:
+            raise UsageError(f"--account: {var} holds the same key as {named[key]}; give "
+                             "each account its own key")
+        named[key] = var
+        accounts[key] = {"label": var, "concurrency_cap": int(cap)}
+        if var in balances:
+            accounts[key]["credits"] = balances.pop(var)
+    if balances:
+        var = sorted(balances)[0]
+        raise UsageError(f"--account-credits {var}: no account of that name; add "
+                         f"--account {var}=N")
+    return accounts
 
 
 def _check_host(host: str) -> None:
@@ -182,7 +226,9 @@ async def _serve(settings: EmulatorSettings, host: str, port: int,
               "terminal (spends nothing) with:", file=sys.stderr)
         for line in how_to_use(emulator.base_url, provider, key_env):
             print(f"  {line}", file=sys.stderr)
-        for note in notes_for(provider):
+        for note in [*notes_for(provider), *account_notes(
+                ((a.label, a.concurrency_cap, a.credits) for a in settings.accounts.values()),
+                provider)]:
             print(f"  ({note})", file=sys.stderr)
         sys.stderr.flush()
         await stop.wait()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -27,17 +28,22 @@ from runner.cli.flags import (
     add_endpoint_flags,
     add_network_limits,
     add_poll_limits,
+    add_store_flag,
+    positive_float,
     positive_int,
 )
 from runner.cli.run_setup import RunSetup, announce, on_stop_handler, setup_run
-from runner.cli.run_store import after_run, open_for_run
+from runner.cli.run_store import after_run, leave_team, open_for_run, team_summary
 from runner.cli.summary import exit_code, print_outcome
 from runner.core import log
 from runner.core.errors import ShotrunError
 from runner.core.model import SIZE_POLICIES, Manifest, Take
 from runner.media.observed import OutputExpectations
+from runner.providers.accounts import account_clients, held_accounts
 from runner.providers.session import ClientLimits, RunConfig, open_session
+from runner.scheduler.crew import TEAM_POLL
 from runner.scheduler.snapshot import PROGRESS_MODES, EventSink, Observer, RunSummary
+from runner.state.team import DEFAULT_LEASE
 from runner.wire.payload import FingerprintPayloads
 from runner.wire.specs import add_flag as add_provider_flag
 
@@ -46,6 +52,7 @@ if TYPE_CHECKING:  # the engine, its context and the live panel are imported whe
     from runner.cli.progress import ProgressDisplay
     from runner.scheduler.run_context import EngineSettings
     from runner.state import Store, TakePlan
+    from runner.state.team import Team
 
 
 def add_parser(subparsers: Any) -> None:
@@ -110,6 +117,20 @@ def add_parser(subparsers: Any) -> None:
                         "with run_finished and the summary; every other text goes to stderr)")
     parser.add_argument("--no-report", action="store_true",
                         help="do not refresh <output_dir>/report.html at the end")
+    add_store_flag(parser)
+    team = parser.add_argument_group(
+        "a team's store (--store, SHOTRUN_STORE_URL or state.url: runners on several "
+        "machines share one shot list)")
+    team.add_argument("--no-wait", action="store_true",
+                      help="end once nothing is left to claim, instead of waiting for the "
+                      "takes other runners hold (they collect them)")
+    team.add_argument("--lease", type=positive_float, default=DEFAULT_LEASE, metavar="S",
+                      help="how long this runner's claims outlive it, seconds (default "
+                      f"{DEFAULT_LEASE:g}): another runner takes over a dead one's takes "
+                      "after this, collecting what it created, never creating it again")
+    team.add_argument("--team-poll", type=positive_float, default=TEAM_POLL, metavar="S",
+                      help="how often a waiting runner looks for a free seat or a released "
+                      f"take, seconds (default {TEAM_POLL:g})")
     parser.set_defaults(func=run)
 
 
@@ -119,14 +140,28 @@ async def execute(manifest: Manifest, takes: Sequence[Take], plans: Sequence[Tak
                   on_stop: Callable[[int], None] | None = None,
                   limits: ClientLimits | None = None,
                   expectations: OutputExpectations | None = None,
-                  events: EventSink | None = None) -> RunSummary:
+                  events: EventSink | None = None, team: Team | None = None,
+                  team_poll: float = TEAM_POLL, team_wait: bool = True) -> RunSummary:
     """Open the session, run the engine with signal handling, return the summary."""
+    from runner.scheduler.crew import Crew, SeatAccount
     from runner.scheduler.engine import Engine  # here for start-up speed: aiohttp, PyAV
 
-    async with open_session(manifest, config, api_key, limits) as session:
+    held = held_accounts(manifest, api_key)
+    async with open_session(manifest, config, api_key, limits) as session, \
+            account_clients(session, held, limits) as clients:
+        crew = None
+        if team is not None or manifest.api.named_accounts:
+            # Seats per account (in the team's database when shared); the run's own limits
+            # are the sum of the accounts it holds keys for.
+            crew = Crew([SeatAccount(h.account.name, clients[h.account.name],
+                                     h.account.concurrency) for h in held],
+                        team=team, poll=team_poll)
+            settings = dataclasses.replace(
+                settings, concurrency=sum(h.account.concurrency for h in held),
+                submit_rate=sum(h.account.submit_rate for h in held))
         engine = Engine(manifest, store, session.gateway, plans, settings, observer=observer,
                         upload_namespace=session.files_url, expectations=expectations,
-                        events=events)
+                        events=events, crew=crew, team_wait=team_wait)
         del plans  # a store record per take: the engine kept what it needs of them
         loop = asyncio.get_running_loop()
 
@@ -160,7 +195,7 @@ def end_of_run_report(manifest: Manifest, store: Store) -> Path | None:
         return None
 
 
-def _render(args: argparse.Namespace, setup: RunSetup, store: Store
+def _render(args: argparse.Namespace, setup: RunSetup, store: Store, team: Team | None
             ) -> tuple[RunSummary, ProgressDisplay]:
     """Plan the run from the store, say what it does, and run it to its summary."""
     from runner.cli.progress import make_observer  # here for start-up speed: rich
@@ -179,7 +214,8 @@ def _render(args: argparse.Namespace, setup: RunSetup, store: Store
         job = execute(manifest, takes, plans, store, setup.config, setup.api_key,
                       setup.settings, observer=observer, on_stop=on_stop_handler(setup.config),
                       limits=setup.limits, expectations=setup.expectations,
-                      events=observer.event_sink())
+                      events=observer.event_sink(), team=team, team_poll=args.team_poll,
+                      team_wait=not args.no_wait)
         del plans  # only the run holds them now, and it lets them go once started
         return asyncio.run(job), observer
 
@@ -188,14 +224,24 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``shotrun run``."""
     setup = setup_run(args)  # ManifestError, UsageError -> exit 2, nothing written
     manifest = setup.manifest
-    store = open_for_run(manifest, args.manifest, err=args.json, quiet=args.quiet)
+    store, team = open_for_run(manifest, args.manifest, err=args.json, quiet=args.quiet,
+                               config=setup.config, lease=args.lease,
+                               retry_failed=args.retry_failed, ambiguous=args.ambiguous)
     log.open_run_log(manifest.output_dir / ".shotrun" / "run.log")
+    shared: dict[str, Any] | None = None
     try:
-        summary, observer = _render(args, setup, store)
+        summary, observer = _render(args, setup, store, team)
         after_run(manifest, store, err=args.json)
         report = None if args.no_report else end_of_run_report(manifest, store)
+        if team is not None:
+            shared = team_summary(team)
+            # "in total" is the team's ledger, not what this runner saw at its start.
+            summary = dataclasses.replace(summary, credits_total=store.credits_committed(
+                summary.unit))
     finally:
+        if team is not None:
+            leave_team(team)
         store.close()
         log.close_run_log()
-    print_outcome(args, setup.config, summary, observer, report)
+    print_outcome(args, setup.config, summary, observer, report, team=shared)
     return exit_code(summary)

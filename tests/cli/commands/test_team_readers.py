@@ -1,9 +1,9 @@
 """Reading and choosing from anywhere: ``status``, ``plan``, ``report``, ``export``, ``pick``,
 ``review``, ``gc`` and ``store rebuild`` against a team's store in PostgreSQL.
 
-The store's content is a real run on the built-in emulator (SQLite), copied row for row into
-a throwaway database (:mod:`tests.helpers.team_store`). The file stays beside it, unpicked:
-a command that read the file instead of the database would show it. The database's URL
+The store's content is a real run on the built-in emulator (SQLite), copied into a throwaway
+database by ``shotrun store copy``. The file stays beside it, unpicked: a command that read
+the file instead of the database would show it. The database's URL
 carries its password; no output may.
 """
 
@@ -20,11 +20,9 @@ import pytest
 
 from runner import cli
 from runner.core.storeurl import redact_url
-from runner.state import store_path_for
 from runner.state.pgstore import PgStore
 from runner.state.team import Team
 from tests.helpers.review import post, run_manifest, serving, write_manifest
-from tests.helpers.team_store import copy_into
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +36,10 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def team_url(finished: Path, pg_url: str) -> str:
+def team_url(finished: Path, pg_url: str, capsys: pytest.CaptureFixture[str]) -> str:
     """A database holding the finished run's store (a new one per test)."""
-    copy_into(store_path_for(finished.parent / "out"), pg_url)
+    assert cli.main(["-q", "store", "copy", str(finished), pg_url]) == 0
+    capsys.readouterr()
     return pg_url
 
 
