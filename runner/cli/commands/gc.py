@@ -65,7 +65,8 @@ def add_parser(subparsers: Any) -> None:
         "current fingerprint for the provider in use (--provider, else SHOTRUN_PROVIDER, "
         "else api.provider; renders of other providers are removed), files a pick or a "
         "note names, and every current output. Contacts no provider and never spends. "
-        "Exit 0 when done, 2 on bad input or while a run holds the store.",
+        "Exit 0 when done, 2 on bad input or while a run holds the store (a team's "
+        "database store: while a runner works on it).",
     )
     parser.add_argument("manifest", type=Path, metavar="MANIFEST")
     parser.add_argument("--dry-run", action="store_true",

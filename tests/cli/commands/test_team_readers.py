@@ -225,3 +225,18 @@ def test_a_refused_password_is_one_line_exit_2_without_it(
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and "refused the password" in err
     assert "not-the-password-42" not in err and not (tmp_path / "cut").exists()
+
+
+def test_status_of_a_manifest_that_no_longer_loads_still_reads_the_database(
+    finished: Path, team_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+) -> None:
+    broken = tmp_path / "shots.yaml"  # the same output folder, one unknown key more
+    text = finished.read_text(encoding="utf-8").replace(
+        "output_dir: out", f"output_dir: {finished.parent / 'out'}")
+    broken.write_text(text + "no_such_setting: 1\n", encoding="utf-8")
+    code, out, err = _main(capsys, team_url, "status", str(broken), "--json",
+                           "--store", team_url)
+    assert code == 0 and "does not load any more" in err
+    document = json.loads(out)
+    assert document["state"] == redact_url(team_url)
+    assert {row["status"] for row in document["takes"]} == {"done"}
