@@ -43,6 +43,7 @@ from aiohttp import web
 from runner.core.errors import ShotrunError, StateError, UsageError
 from runner.core.model import Manifest
 from runner.core.redact import redact
+from runner.state import StateStore
 from runner.state.choices import check_note, check_pick, require_rendered
 from runner.state.location import store_at
 from runner.views.review.page import Situation, Snapshot, page_html, safe_build
@@ -129,6 +130,7 @@ class ReviewServer:
         self._poke = asyncio.Event()
         self._closing = False  # stop() was called: the watcher ends at its next turn
         self._write_lock = asyncio.Lock()
+        self._stamp_reader: StateStore | None = None  # a team's database, kept open
         self._runner: web.AppRunner | None = None
         self._watcher: asyncio.Task[None] | None = None
         register_environment_secrets(manifest)  # never on the page
@@ -178,6 +180,7 @@ class ReviewServer:
             await self._runner.cleanup()
             self._runner = None
         await self._flush_if_free()
+        await asyncio.to_thread(self._drop_stamp_reader)
         log.info("review_stopped", waiting=len(self.pending.wishes()))
 
     # ------------------------------------------------------------------ state
@@ -190,11 +193,32 @@ class ReviewServer:
         stamp: str | None = None
         if self.store.exists():
             try:
-                with self.store.open_reader() as store:
-                    stamp = store.stamp()
+                stamp = self._stamp()
             except StateError:
                 stamp = "unreadable"
         return (stamp, self.store.run_pid(), self.pending.version)
+
+    def _stamp(self) -> str:
+        """The store's stamp, asked twice a second. The file is opened each time (a reader
+        holds nothing there); a team's database is asked on one connection kept for it (a
+        new connection is a new server process: twice a second per page adds up), dropped
+        when it fails and opened again at the next turn."""
+        if not self.store.shared:
+            with self.store.open_reader() as store:
+                return store.stamp()
+        if self._stamp_reader is None:
+            self._stamp_reader = self.store.open_reader()
+        try:
+            return self._stamp_reader.stamp()
+        except StateError:
+            self._drop_stamp_reader()
+            raise
+
+    def _drop_stamp_reader(self) -> None:
+        reader, self._stamp_reader = self._stamp_reader, None
+        if reader is not None:
+            with contextlib.suppress(StateError):
+                reader.close()
 
     async def refresh(self, *, force: bool = False) -> None:
         """Rebuild the snapshot if the store (or review's own state) changed; send changes."""

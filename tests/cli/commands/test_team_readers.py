@@ -22,7 +22,7 @@ from runner import cli
 from runner.core.storeurl import redact_url
 from runner.state.pgstore import PgStore
 from runner.state.team import Team
-from tests.helpers.review import post, run_manifest, serving, write_manifest
+from tests.helpers.review import post, run_manifest, serving, update_where, write_manifest
 
 
 @pytest.fixture(scope="module")
@@ -203,6 +203,11 @@ async def test_two_review_pages_picking_and_noting_at_once_both_land(
             assert server.pending.wishes() == [] and server.pending.failed == []
         picks, notes = _picks_and_notes(team_url)
         assert picks == {"s01-walk": 2, "s03-credits": 1}
+        # Each page shows the other's pick, live (its watcher reads the database).
+        await update_where(first, lambda u: "picked-mark" in u["sections"].get(
+            "s03-credits", ""))
+        await update_where(second, lambda u: "picked-mark" in u["sections"].get(
+            "s01-walk", ""))
         assert notes == {"s01-walk/take-1": "too dark", "s02-turn/take-1": "lovely turn"}
         # The same take noted in both pages at once: neither fails, one note stays.
         texts = ("first word", "second word")
