@@ -143,6 +143,10 @@ def test_status_says_which_runners_work_on_the_store_and_what_they_hold(
         code, out, _ = _main(capsys, team_url, "status", str(finished), "--store", team_url)
         assert code == 0
         assert f"1 runner working: {runner['host']} (pid {os.getpid()}) holding 2 takes" in out
+        # A runner at work holds no lock a pick must wait for: it is written at once.
+        code, out, _ = _main(capsys, team_url, "pick", str(finished), "s03-credits", "1",
+                             "--store", team_url)
+        assert code == 0 and "picked s03-credits take 1" in out
     finally:
         team.leave()
         store.close()
