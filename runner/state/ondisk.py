@@ -75,7 +75,8 @@ def mark_restored(store: StoreBase, key: str, fingerprint: str, output_path: Pat
              dumps(request) if isinstance(request, dict) else None,
              epoch_from_iso(sidecar.get("submitted")),
              epoch_from_iso(sidecar.get("completed")),
-             now, reason, attempts, attempts, same_task, same_task, key, fingerprint, sha256, now, key),
+             now, reason, attempts, attempts, same_task, same_task, key, fingerprint, sha256,
+             now, key),
         )
         insert_event(conn, now, key, "take_restored",
                      {"output_path": str(output_path), "sha256": sha256, "size": size,
