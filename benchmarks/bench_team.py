@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import statistics
 import sys
 import tempfile
@@ -162,11 +161,11 @@ def _manifest(root: Path, takes: int, accounts: int) -> Path:
     return path
 
 
-def _runner(emu: RunningEmulator, manifest: Path, url: str) -> _emu.ChildRun:
-    argv = _emu.shotrun_argv("run", manifest, "--base-url", emu.base_url, "--no-report",
-                             "--store", url, "--team-poll", str(TEAM_POLL), *_emu.POLL_FLAGS)
-    env = {**os.environ, _emu.KEY_ENV: _emu.KEY, KEY_B_ENV: KEY_B, "NO_COLOR": "1"}
-    result = _emu._child(argv, env)
+async def _runner(emu: RunningEmulator, manifest: Path, url: str) -> _emu.ChildRun:
+    """One runner of the team, to its end; a failed run raises with its stderr."""
+    result = await _emu.shotrun("run", manifest, "--base-url", emu.base_url, "--no-report",
+                                "--store", url, "--team-poll", str(TEAM_POLL),
+                                *_emu.POLL_FLAGS, keys={KEY_B_ENV: KEY_B})
     if result.code != 0:
         raise RuntimeError(f"shotrun run exited {result.code}: {result.stderr[-2000:]}")
     return result
@@ -182,7 +181,7 @@ async def _makespan(url: str, takes: int, task_time: float, runners: int, accoun
                              accounts=labels) as emu:
         await _emu.warm_up(emu)
         before = emu.stats()
-        children = await asyncio.gather(*(asyncio.to_thread(_runner, emu, manifest, url)
+        children = await asyncio.gather(*(_runner(emu, manifest, url)
                                           for _ in range(runners)))
         stats = emu.stats()
         offset = time.time() - emu.core.now()  # emulator loop clock -> wall clock
