@@ -106,6 +106,10 @@ class Crew:
         self._taken[account.name] = self._taken.get(account.name, 0) + 1
         return account.name
 
+    def wake(self) -> None:
+        """Another runner freed a seat: the creations waiting for one look at once."""
+        self._freed.set()
+
     def release_seat(self, key: str) -> None:
         """``key``'s task left the provider's queue (or was never created)."""
         account = self._seat_of.pop(key, None)

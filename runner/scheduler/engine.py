@@ -175,7 +175,7 @@ class Engine:
         )
         # A team's runner claims each take before working on it (runner.scheduler.teamwork).
         self.teamwork = None if crew is None or crew.team is None else TeamWork(
-            crew.team, poll=crew.poll, wait=team_wait)
+            crew.team, poll=crew.poll, wait=team_wait, seat_freed=crew.wake)
         for plan in plans:  # the plan's key string: one copy per take in every table
             self.ctx.phases[plan.key] = Phase.QUEUED
 
@@ -238,8 +238,11 @@ class Engine:
                 self.window.add(0 if action in _AT_THE_PROVIDER else 1, index)
         self._notify()  # the first snapshot, at once
         self._loop = asyncio.get_running_loop()
-        watcher = None if self.teamwork is None else asyncio.create_task(
-            self.teamwork.watch(self._unpark, self._lost_lease), name="team-heartbeat")
+        watcher = listener = None
+        if self.teamwork is not None:
+            watcher = asyncio.create_task(
+                self.teamwork.watch(self._unpark, self._lost_lease), name="team-heartbeat")
+            listener = asyncio.create_task(self.teamwork.listen(), name="team-listen")
         self.window.admit()
         try:
             await self._until_idle(watcher)
@@ -251,6 +254,7 @@ class Engine:
                 await self._until_idle(watcher)
         finally:
             await TeamWork.stop(watcher)
+            await TeamWork.stop(listener)
             self.window.cancel()
             self._loop = None  # from here on, snapshots go out at once
             if self._snapshot_due:
