@@ -61,7 +61,9 @@ def mark_restored(store: StoreBase, key: str, fingerprint: str, output_path: Pat
             " output_path = ?, size = ?, sha256 = ?, verified_duration = ?, video = ?,"
             " payload = COALESCE(?, payload), submitted_at = COALESCE(?, submitted_at),"
             " completed_at = COALESCE(?, completed_at), downloaded_at = ?, reason = ?,"
-            " gateway_status = 'completed', progress = 100, attempts = MAX(attempts, ?),"
+            " gateway_status = 'completed', progress = 100,"
+            # Not a two-argument MAX: SQLite has one, PostgreSQL (a team's store) does not.
+            " attempts = CASE WHEN attempts > ? THEN attempts ELSE ? END,"
             " result_url = CASE WHEN ? THEN result_url END,"
             " link_expires_at = CASE WHEN ? THEN link_expires_at END,"
             " frame_hashes = COALESCE((SELECT frame_hashes FROM take_history"
@@ -74,7 +76,8 @@ def mark_restored(store: StoreBase, key: str, fingerprint: str, output_path: Pat
              dumps(request) if isinstance(request, dict) else None,
              epoch_from_iso(sidecar.get("submitted")),
              epoch_from_iso(sidecar.get("completed")),
-             now, reason, attempts, same_task, same_task, key, fingerprint, sha256, now, key),
+             now, reason, attempts, attempts, same_task, same_task, key, fingerprint, sha256,
+             now, key),
         )
         insert_event(conn, now, key, "take_restored",
                      {"output_path": str(output_path), "sha256": sha256, "size": size,

@@ -28,7 +28,9 @@ _CAN_GET_TASK = frozenset({S.SUBMITTING, S.AMBIGUOUS, S.HELD})
 _CAN_HOLD = frozenset({S.AMBIGUOUS, S.SUBMITTING, S.HELD})
 _JUST_SUBMITTING = frozenset({S.SUBMITTING})
 _LOST = frozenset({S.AMBIGUOUS, S.HELD})
-_UNAMBIGUOUS = "ambiguous_attempts = MAX(ambiguous_attempts - 1, 0)"
+# CASE rather than a two-argument MAX: SQLite has one, PostgreSQL (a team's store) does not.
+_UNAMBIGUOUS = ("ambiguous_attempts = CASE WHEN ambiguous_attempts > 1"
+                " THEN ambiguous_attempts - 1 ELSE 0 END")
 _CAN_COMPLETE = frozenset({S.SUBMITTED, S.COMPLETED, S.DOWNLOADING, S.FAILED})
 _CAN_DOWNLOAD = frozenset({S.COMPLETED, S.DOWNLOADING, S.FAILED})
 _CAN_FINISH = _CAN_COMPLETE

@@ -110,3 +110,23 @@ def test_money_keeps_its_digits(pg_url: str, tmp_path: Path) -> None:
         store.mark_submitted("s01/take-1", "t-1", credits_reserved=1234567.891)
         assert store.credits_committed() == 1234567.891
         assert store.totals()["attempts"] == 1
+
+
+@pytest.mark.parametrize("found", ["task", "never created"])
+def test_an_ambiguous_creation_settled_by_kling_s_look_up(pg_url: str, found: str) -> None:
+    """Kling's look-up by ``external_task_id`` settles an ambiguous creation (found: its task
+    id; not found: never created). Both lower the ambiguous count in one statement that must
+    be PostgreSQL as well as SQLite (no two-argument ``MAX``)."""
+    key = "s01/take-1"
+    with PgStore.open_url(pg_url) as store:
+        takes = [make_take("s01")]
+        store.sync(takes, payloads(takes))
+        store.mark_submitting(key, {"p": 1}, 8.0)
+        store.mark_ambiguous(key, "the answer was lost")
+        if found == "task":
+            store.mark_submitted(key, "task-found", found=True)
+            assert store.record(key).status is TakeStatus.SUBMITTED
+        else:
+            store.mark_never_created(key, "no task has this external_task_id")
+            assert store.record(key).status is TakeStatus.NEW
+        assert store.totals()["ambiguous_submissions"] == 0
