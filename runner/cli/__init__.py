@@ -163,6 +163,18 @@ def exit_codes(result: list[int]) -> Iterator[None]:
         result.append(EXIT_CRASH)
 
 
+def _hide_url_passwords(words: Sequence[str]) -> None:
+    """Register the password of any URL on the command line (``--store``) as a secret."""
+    from runner.core.redact import register_secret
+    from runner.core.storeurl import url_passwords
+
+    for word in words:
+        if "://" in word:
+            for password in url_passwords(word.split("=", 1)[-1] if word.startswith("--")
+                                          else word):
+                register_secret(password)
+
+
 def use_store_flag(args: argparse.Namespace) -> None:
     """``--store URL`` (on the commands that read or write a store) stands for
     ``SHOTRUN_STORE_URL`` in this process: the flag before the environment before the
@@ -171,10 +183,16 @@ def use_store_flag(args: argparse.Namespace) -> None:
     url = getattr(args, "store", None)
     if url is not None:
         from runner.core.redact import register_secret
-        from runner.core.storeurl import ENV_STORE_URL, url_passwords
+        from runner.core.storeurl import ENV_STORE_URL, store_url, url_passwords
 
-        for password in url_passwords(url):
+        store_url(url, {}, None)  # a URL of another kind: exit 2, naming --store
+        passwords = url_passwords(url)
+        for password in passwords:
             register_secret(password)
+        if passwords:
+            print("shotrun: warning: the password in --store shows in the process list and "
+                  "the shell's history; put it in PGPASSWORD or ~/.pgpass instead",
+                  file=sys.stderr)
         os.environ[ENV_STORE_URL] = url
 
 
@@ -187,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if only is None and "--version" in words:
             only = ""  # no command module is needed to print the version
         parser = build_parser(only)
+        _hide_url_passwords(words)  # before argparse may quote a word in an error
         args = parser.parse_args(words)
         level = "error" if args.quiet else ("debug" if args.verbose >= 2 else
                                             "info" if args.verbose == 1 else "warning")

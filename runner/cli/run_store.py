@@ -112,6 +112,12 @@ def after_run(manifest: Manifest, store: StateStore, *, err: bool) -> None:
 
     from runner.state.intents import settle
 
+    if store.path is None:
+        # A team's database: runners on other machines append to the same journal, and
+        # settling rewrites it, which could drop a line another runner is appending. The
+        # journal backs the embedded file (a lost file is rebuilt from it); the database
+        # keeps its own ledger, so a team's journal is only appended to.
+        return
     try:
         settle(manifest.output_dir, store.statuses)
     except OSError as exc:  # left for the next run: they only ever make a take ambiguous

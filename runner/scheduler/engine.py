@@ -242,12 +242,13 @@ class Engine:
             self.teamwork.watch(self._unpark, self._lost_lease), name="team-heartbeat")
         self.window.admit()
         try:
-            await self.window.idle.wait()
-            while self.teamwork is not None and self.teamwork.waiting() and not self._halted():
+            await self._until_idle(watcher)
+            while (watcher is not None and not watcher.done() and self.teamwork is not None
+                   and self.teamwork.waiting() and not self._halted()):
                 # Nothing left to claim: wait for the takes other runners hold (the
                 # heartbeat's next look sets idle again, or starts what they let go).
                 self.window.idle.clear()
-                await self.window.idle.wait()
+                await self._until_idle(watcher)
         finally:
             await TeamWork.stop(watcher)
             self.window.cancel()
@@ -270,6 +271,21 @@ class Engine:
         log.info("run_finished", done=summary.done, failed=len(summary.failed),
                  stopped=summary.stopped_reason)
         return summary
+
+    async def _until_idle(self, heartbeat: asyncio.Task[None] | None) -> None:
+        """Until the window is idle; a team's heartbeat that dies of a defect is raised
+        here (its lease would run out under the run: never a silent hang or a double)."""
+        if heartbeat is None or heartbeat.done():
+            await self.window.idle.wait()
+            return
+        idle = asyncio.ensure_future(self.window.idle.wait())
+        try:
+            await asyncio.wait({idle, heartbeat}, return_when=asyncio.FIRST_COMPLETED)
+            if heartbeat.done() and not heartbeat.cancelled() and heartbeat.exception():
+                heartbeat.result()
+            await idle  # a lost lease halted the run: its takes settle, then idle
+        finally:
+            idle.cancel()
 
     def _adopt(self, take: Take) -> None:
         """A take an earlier run left at the gateway: in flight from the first snapshot.

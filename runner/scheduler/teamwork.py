@@ -104,7 +104,8 @@ class TeamWork:
 
     @staticmethod
     async def stop(task: asyncio.Task[None] | None) -> None:
-        if task is not None:
+        """End the heartbeat (a defect it met was raised by the run already)."""
+        if task is not None and not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -1,12 +1,14 @@
 """Choosing and annotating takes: the one code path of ``shotrun pick`` and ``shotrun review``.
 
-Both write through the store's writer (:meth:`runner.state.StateStore.open`), which takes the
-store's lock for the moment of the write and releases it: while a run holds the lock, the
-write raises :class:`runner.core.errors.StoreLocked` (naming the run's pid) and nothing is written.
-``pick`` reports that and exits 2; ``review`` keeps the write and applies it when the run ends
-(:mod:`runner.views.review.pending`). :func:`check_pick` and :func:`check_note` make the same checks
-on a store opened read-only, so a write kept for later is refused at once when it could never
-succeed.
+Both write through the store's writer (:meth:`runner.state.location.StoreAt.open_writer`). On
+the embedded file it takes the store's lock for the moment of the write and releases it: while
+a run holds the lock, the write raises :class:`runner.core.errors.StoreLocked` (naming the run's
+pid) and nothing is written. ``pick`` reports that and exits 2; ``review`` keeps the write and
+applies it when the run ends (:mod:`runner.views.review.pending`). A team's database has no
+writer lock: the pick or note is one transaction of its own (``set_pick``, ``set_note``),
+written at once beside the runners and beside other review pages. :func:`check_pick` and
+:func:`check_note` make the same checks on a store opened read-only, so a write kept for later
+is refused at once when it could never succeed.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from runner.core import advice
 from runner.core.errors import UsageError
 from runner.core.model import Manifest, Take
 from runner.core.words import count
-from runner.state import StateStore, TakeRecord, TakeStatus, store_path_for
+from runner.state import StateStore, TakeRecord, TakeStatus
 from runner.state.continuity import frame_sources
+from runner.state.location import store_at
 from runner.state.notes import MAX_NOTE
 
 
@@ -47,7 +50,7 @@ def manifest_take(manifest: Manifest, shot_id: str, take: int) -> Take:
 
 def require_rendered(manifest: Manifest) -> None:
     """A :class:`UsageError` unless a run has made the store (nothing to choose before)."""
-    if not store_path_for(manifest).is_file():
+    if not store_at(manifest).exists():
         raise UsageError(f"nothing is rendered yet for {manifest.path}: run it first "
                          f"(`shotrun run MANIFEST`, {advice.FIRST_RUN})")
 
@@ -82,11 +85,12 @@ def pick_take(manifest: Manifest, shot_id: str, take: int) -> Picked:
     """Record ``take`` as the chosen take of ``shot_id``, as the store's writer for a moment.
 
     :class:`UsageError` for an unknown shot or take, one that is not finished, or no run yet;
-    :class:`runner.core.errors.StoreLocked` while a run holds the store (nothing written).
+    :class:`runner.core.errors.StoreLocked` while a run holds the store file (nothing
+    written; a database has no such lock).
     """
     manifest_take(manifest, shot_id, take)
     require_rendered(manifest)
-    with StateStore.open(store_path_for(manifest)) as store:
+    with store_at(manifest).open_writer() as store:
         record = check_pick(manifest, store, shot_id, take)
         store.set_pick(shot_id, take, record.sha256)
     return Picked(shot_id, take, dependents_of(manifest, shot_id))
@@ -113,7 +117,7 @@ def note_take(manifest: Manifest, key: str, text: str) -> str | None:
     text = text.strip()
     take = check_note(manifest, key, text)
     require_rendered(manifest)
-    with StateStore.open(store_path_for(manifest)) as store:
+    with store_at(manifest).open_writer() as store:
         found = store.shot_records(take.shot_id)
         sha256 = next((r.sha256 for r in found if r.key == take.key), None)
         store.set_note(take.key, text, sha256)

@@ -14,9 +14,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from runner.core.errors import UsageError
 from runner.core.model import Manifest
-from runner.core.storeurl import redact_url, store_url
+from runner.core.storeurl import ENV_STORE_URL, redact_url, store_url
 from runner.state import store_path_for
+from runner.state.dbfile import writer_pid
 from runner.state.store import StateStore
 
 
@@ -50,6 +52,21 @@ class StoreAt:
 
         return PgStore.open_url(self.url, readonly=True)
 
+    def run_pid(self) -> int | None:
+        """The pid of the run holding the embedded file (a hint: see
+        :func:`runner.state.dbfile.writer_pid`); None for a database, where runners hold no
+        lock (who works there: :func:`runner.state.roster.live_runners`)."""
+        return writer_pid(self.path) if self.url is None else None
+
+    def refuse_shared(self, what: str) -> None:
+        """A :class:`UsageError` (exit 2) when the store is a database: ``what`` (a command
+        of the embedded file only) cannot apply to it."""
+        if self.url is not None:
+            raise UsageError(f"{what} is for the embedded SQLite file, and this store is the "
+                             f"database {self.where} (PostgreSQL keeps its data whole; "
+                             f"nothing was changed); for the file {self.path}, unset "
+                             f"--store, {ENV_STORE_URL} and state.url")
+
     def open_writer(self) -> StateStore:
         """Open for writing: the file's writer lock, or a connection to the database (where
         runners write side by side, coordinated by claims)."""
@@ -62,4 +79,10 @@ class StoreAt:
 
 def store_at(manifest: Manifest) -> StoreAt:
     """Where ``manifest``'s store is now (flag, environment, manifest; else its file)."""
-    return StoreAt(store_path_for(manifest), store_url(None, os.environ, manifest.store_url))
+    return store_in(manifest.output_dir, manifest.store_url)
+
+
+def store_in(output_dir: Path, manifest_url: str | None = None) -> StoreAt:
+    """Where the store of the manifest writing to ``output_dir`` is, its ``state.url``
+    being ``manifest_url``: :func:`store_at` for a manifest that no longer loads."""
+    return StoreAt(store_path_for(output_dir), store_url(None, os.environ, manifest_url))

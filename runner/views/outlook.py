@@ -20,11 +20,11 @@ from typing import Any
 
 from runner.core.model import Manifest
 from runner.core.money import CREDITS, Figure, unit_of
-from runner.state import StateStore, TakeRecord, TakeStatus, store_path_for
+from runner.state import StateStore, TakeRecord, TakeStatus
 from runner.state.budget import BudgetGuard
-from runner.state.dbfile import writer_pid
 from runner.state.decide import collectable, preview
 from runner.state.kept import on_disk_action
+from runner.state.location import store_at
 from runner.state.records import TakeAction
 from runner.state.sync import UNSAVED_PAID
 from runner.wire.payload import fingerprint_payload
@@ -128,6 +128,15 @@ class StoreView:
     unit: str = CREDITS  # of ``spent``: the manifest's provider's (runner.core.money)
 
 
+def _contents(store: StateStore, manifest: Manifest, unit: str) -> tuple[
+        dict[str, TakeRecord], dict[str, tuple[str, dict[str, Any] | None]], dict[str, str],
+        float]:
+    """What ``plan`` needs of the store: records and fingerprints by take, the takes whose
+    continuity source changed, and what was committed in ``unit``."""
+    return ({record.key: record for record in store.records()}, store.fingerprints(),
+            store.source_changes(manifest.takes), store.credits_committed(unit))
+
+
 def read_store(manifest: Manifest, *, built_in: bool = False) -> StoreView | None:
     """What a run would do with each take, from the state store (read-only); None if no store.
 
@@ -141,16 +150,21 @@ def read_store(manifest: Manifest, *, built_in: bool = False) -> StoreView | Non
     from runner.state.rebuild import readable_store
 
     unit = unit_of(manifest.api.provider)
-    real_path = store_path_for(manifest)
-    with readable_store(real_path, manifest.output_dir) as path:
-        if path is None:
-            return None
-        with StateStore.open_readonly(path) as store:
-            records = {record.key: record for record in store.records()}
-            stored = store.fingerprints()
-            changed_sources = store.source_changes(manifest.takes)
-            spent = store.credits_committed(unit)
-    emulator_gone = built_in and writer_pid(real_path) is None
+    at = store_at(manifest)
+    if at.shared:  # a team's database: no folder to rebuild it from, no lock to look at
+        from runner.state.roster import live_runners  # psycopg: only for a database
+
+        with at.open_reader() as store:
+            records, stored, changed_sources, spent = _contents(store, manifest, unit)
+            running = bool(live_runners(store))
+    else:
+        with readable_store(at.path, manifest.output_dir) as path:
+            if path is None:
+                return None
+            with StateStore.open_readonly(path) as store:
+                records, stored, changed_sources, spent = _contents(store, manifest, unit)
+        running = at.run_pid() is not None
+    emulator_gone = built_in and not running
     statuses: dict[str, PlanStatus] = {}
     now = time.time()  # a paid result's lifetime is judged as a run started now would
     for take in manifest.takes:

@@ -12,9 +12,13 @@ it. A take being rendered anew whose earlier render still sits at its path shows
 as its output, "(previous render)".
 
 The document: ``{"manifest", "provider", "last_run_provider", "state", "run",
-"running_pid", "warning", "takes": [trace records], "totals", "next_run"}`` (``next_run``:
-failed takes a run collects for nothing, and those it would create anew, with their
-estimated credits); the trace record's fields are listed in :mod:`runner.state.trace`.
+"running_pid", "warning", "takes": [trace records], "totals", "next_run"}``, and ``"team"``
+for a team's store (``state``: the store's file, or its database's URL without the password;
+``team``: ``{"runners": [{"id", "host", "pid", "takes", "lease_left"}], "takes_claimed"}``,
+the runners working on the database now and the takes each holds; the embedded file has no
+such key, as before teams; ``next_run``: failed takes a run collects for nothing, and those
+it would create anew, with their estimated credits); the trace record's fields are listed in
+:mod:`runner.state.trace`.
 """
 
 from __future__ import annotations
@@ -32,10 +36,10 @@ from runner.core.model import Manifest
 from runner.core.money import CREDITS, MONEY_UNITS, unit_of
 from runner.core.selection import names_take
 from runner.providers.session import resolve_config
-from runner.state import StateStore, TakeRecord, TakeStatus, kept, store_path_for
+from runner.state import StateStore, TakeRecord, TakeStatus, kept
 from runner.state.continuity import chosen_takes, frame_sources, picks, source_changes
-from runner.state.dbfile import writer_pid
 from runner.state.decide import decide
+from runner.state.location import StoreAt, store_at, store_in
 from runner.state.notes import current_notes, notes
 from runner.state.ondisk import done_files
 from runner.state.trace import new_trace_record, read_traces, trace_totals
@@ -47,8 +51,9 @@ MISSING = "missing"  # done, but its file is not on disk as verified: counted ap
 STALE = "changed since: the next run renders it again"
 
 
-def _fallback_output_dir(path: Path, error: ManifestError) -> Path:
-    """The output folder of a manifest that does not load, from its two plain fields."""
+def _fallback_store(path: Path, error: ManifestError) -> tuple[Path, StoreAt]:
+    """The store of a manifest that does not load, from its three plain fields (the output
+    folder from ``output_dir`` or ``name``, and ``state.url``)."""
     from runner.manifest.context import get_str
     from runner.manifest.loader import load_yaml
 
@@ -61,27 +66,31 @@ def _fallback_output_dir(path: Path, error: ManifestError) -> Path:
     if not written and not name:
         raise error
     where = Path(written).expanduser() if written else Path("renders") / str(name)
-    return where if where.is_absolute() else path.absolute().parent / where
+    url = get_str(root.get("state") if isinstance(root, dict) else None, "url")
+    output_dir = where if where.is_absolute() else path.absolute().parent / where
+    return output_dir, store_in(output_dir, url)
 
 
-def _load(path: Path, provider: str | None = None) -> tuple[Manifest | None, Path, str | None]:
-    """(manifest or None, output folder, warning); ``provider`` as ``--provider``."""
+def _load(path: Path, provider: str | None = None
+          ) -> tuple[Manifest | None, Path, StoreAt, str | None]:
+    """(manifest or None, output folder, its store, warning); ``provider`` as
+    ``--provider``."""
     from runner.manifest import load_manifest
     from runner.manifest.outdir import check_output_dir
 
     try:
         manifest = load_manifest(path, provider, sends=False)  # status sends nothing
     except ManifestError as exc:
-        output_dir = _fallback_output_dir(path, exc)
-        if not store_path_for(output_dir).is_file():  # invalid, and never ran: nothing to show
+        output_dir, at = _fallback_store(path, exc)
+        if not at.exists():  # invalid, and never ran: nothing to show
             raise ManifestError([*exc.problems, Problem(
                 Location(str(path)), "", "does not load and has never run, so there is no "
                 "status to show; fix the problems above (shotrun validate FILE)")]) from None
         warning = (f"shotrun: warning: {path} does not load any more ({exc}); showing what "
                    "the state store holds")
-        return None, output_dir, warning
+        return None, output_dir, at, warning
     check_output_dir(manifest)  # else a file there would read as "no run yet"
-    return manifest, manifest.output_dir, None
+    return manifest, manifest.output_dir, store_at(manifest), None
 
 
 def _selected(record: dict[str, Any], base_ids: dict[str, str], only: Sequence[str]) -> bool:
@@ -115,14 +124,26 @@ class _Stored:
     stale: set[str] = field(default_factory=set)
     failed: list[TakeRecord] = field(default_factory=list)  # full records: few, mostly
     warning: str | None = None
+    team: dict[str, Any] | None = None  # a team's store: its live runners
 
 
-def _read_store(store_path: Path, output_dir: Path, manifest: Manifest | None,
+def _team(store: StateStore) -> dict[str, Any]:
+    """``status --json``'s ``team``: the live runners of a team's store and their claims."""
+    from runner.state.roster import live_runners  # psycopg: only for a database
+
+    runners = live_runners(store)
+    return {"runners": [runner.as_json() for runner in runners],
+            "takes_claimed": sum(runner.takes for runner in runners)}
+
+
+def _read_store(at: StoreAt, output_dir: Path, manifest: Manifest | None,
                 warning: str | None) -> _Stored:
     """Every take the store holds, as trace records marked up for ``status``."""
     found = _Stored(warning=warning)
     records = found.records
-    with StateStore.open_readonly(store_path) as store:
+    with at.open_reader() as store:
+        if at.shared:
+            found.team = _team(store)
         found.last_provider = store.last_provider()
         fingerprints = {t.key: t.fingerprint for t in manifest.takes} if manifest else {}
         traces, stored = read_traces(store, output_dir)  # one read for both
@@ -183,10 +204,9 @@ def _rows(manifest_path: Path, manifest: Manifest | None, records: dict[str, dic
 
 
 def _gather(manifest_path: Path, only: Sequence[str], provider: str | None) -> dict[str, Any]:
-    manifest, output_dir, warning = _load(manifest_path, provider)
-    store_path = store_path_for(output_dir)
-    ran = store_path.is_file()
-    stored = _read_store(store_path, output_dir, manifest, warning) if ran else _Stored(
+    manifest, output_dir, at, warning = _load(manifest_path, provider)
+    ran = at.exists()
+    stored = _read_store(at, output_dir, manifest, warning) if ran else _Stored(
         warning=warning)
     rows, dropped = _rows(manifest_path, manifest, stored.records, only)
     _mark_chosen(rows, stored.chosen, manifest)
@@ -198,20 +218,23 @@ def _gather(manifest_path: Path, only: Sequence[str], provider: str | None) -> d
               "max_credits": manifest.budget.cap(unit) if manifest and unit else None,
               "caps": _caps(manifest), "unit": unit,
               "not_in_manifest": dropped}
-    return {
+    document = {
         "manifest": str(manifest_path),
         # The provider the manifest was read for (its takes' fingerprints include it), and
         # the one the last run rendered with.
         "provider": manifest.api.provider if manifest is not None else None,
         "last_run_provider": stored.last_provider,
-        "state": str(store_path),
+        "state": at.where,
         "run": ran,
-        "running_pid": writer_pid(store_path) if ran else None,
+        "running_pid": at.run_pid() if ran else None,
         "warning": stored.warning,
         "takes": rows,
         "totals": totals,
         "next_run": _next_run(failed, manifest),
     }
+    if at.shared:
+        document["team"] = stored.team or {"runners": [], "takes_claimed": 0}
+    return document
 
 
 def _next_run(records: Sequence[TakeRecord], manifest: Manifest | None) -> dict[str, Any]:

@@ -4,12 +4,16 @@ precedence of :func:`runner.core.storeurl.store_url` (flag, environment, manifes
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
+from runner.cli import main
 from runner.cli.flags import add_store_flag
 from runner.core.errors import UsageError
 from runner.core.storeurl import ENV_STORE_URL, store_url
+from tests.helpers.postgres import PgServer
+from tests.helpers.run import THREE, write_manifest
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,3 +47,25 @@ def test_the_help_says_what_it_overrides_and_where_the_password_goes() -> None:
     assert "--store URL" in text
     for words in ("postgresql://", "SHOTRUN_STORE_URL", "state.url", "PGPASSWORD"):
         assert words in text
+
+
+def test_run_refuses_a_store_of_another_kind_naming_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = write_manifest(tmp_path, THREE)
+    assert main(["run", str(path), "--store", "mysql://team:pw-Secret-9@db/shots"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("shotrun: error: --store:") and "pw-Secret-9" not in err
+    assert not (tmp_path / "out").exists()  # nothing written, nothing sent
+
+
+def test_a_password_on_the_command_line_is_warned_about_and_never_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pg_server: PgServer,
+) -> None:
+    path = write_manifest(tmp_path, THREE)
+    url = pg_server.database()
+    # The built-in emulator cannot serve a team: refused, after the warning.
+    assert main(["run", str(path), "--store", url]) == 2
+    out, err = capsys.readouterr()
+    assert "shows in the process list" in err and "needs a provider every runner" in err
+    assert pg_server.password not in out + err

@@ -142,3 +142,12 @@ def test_racing_runners_never_commit_more_than_the_cap(pg_url: str) -> None:
     assert len(refused) == 7
     for store in stores:
         store.close()
+
+
+def test_a_lease_that_ran_out_is_not_renewed(runners: tuple[Team, Team], pg_url: str) -> None:
+    a, b = runners
+    assert a.renew()
+    _die(pg_url, a)
+    assert not a.renew()  # the runner learns it: its heartbeat stops the run
+    assert b.renew()
+    assert b.view().runners == 1

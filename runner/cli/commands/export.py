@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from runner.cli.flags import add_store_flag
 from runner.core import advice
 from runner.core.errors import EXIT_FAILED, EXIT_OK, UsageError
 from runner.core.redact import redact
@@ -55,6 +56,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--strict", action="store_true",
                         help="fail (exit 1, nothing written) when a shot has no finished take")
     add_provider_flag(parser)  # the provider is in every fingerprint: as the run had it
+    add_store_flag(parser)
     parser.set_defaults(func=run)
 
 
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     # Here, not at the top, for start-up speed: OpenTimelineIO, PyAV, the store.
     from runner.manifest import load_manifest
     from runner.manifest.outdir import check_output_dir
-    from runner.state import StateStore, store_path_for
+    from runner.state.location import store_at
     from runner.views.export import ExportError, choose_formats, export, others, select
 
     manifest = load_manifest(args.manifest, args.provider, sends=False)
@@ -83,11 +85,11 @@ def run(args: argparse.Namespace) -> int:
         formats = choose_formats(args.format)
     except ExportError as exc:
         raise UsageError(str(exc)) from None
-    path = store_path_for(manifest)
-    if not path.is_file():
+    at = store_at(manifest)
+    if not at.exists():
         raise UsageError(f"nothing is rendered yet for {args.manifest}: run it first "
                          f"(`shotrun run MANIFEST`, {advice.FIRST_RUN})")
-    with StateStore.open_readonly(path) as store:
+    with at.open_reader() as store:
         note = other_provider_note(store.last_provider(), manifest.api.provider)
         selection = select(manifest, store.records(), store.picks(), store.frame_hashes())
     if note is not None:

@@ -18,6 +18,12 @@ Files in a history folder without a sidecar naming a fingerprint (an unnamed out
 aside, a done file found changed on disk) can never be restored, so they count as
 unreachable. ``gc`` never contacts a provider and never spends. It takes the store's lock:
 it refuses to run beside a run of the same manifest.
+
+With a team's store (a database: ``--store``, ``SHOTRUN_STORE_URL``, ``state.url``) ``gc`` only
+reads it (the picks and notes that protect files; it writes nothing there), so it needs no
+writer. What the file's lock gave, no run restoring a kept render while gc removes files, a
+database gives by its runners' leases: ``gc`` refuses (exit 2) while any runner of the team is
+live, naming how many, and works once they are done.
 """
 
 from __future__ import annotations
@@ -30,10 +36,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.core.errors import EXIT_OK
+from runner.cli.flags import add_store_flag
+from runner.core.errors import EXIT_OK, UsageError
 from runner.core.redact import redact
-from runner.core.words import count
-from runner.state import StateStore, Store, store_path_for
+from runner.core.words import count, plural
+from runner.state import Store
+from runner.state.location import StoreAt, store_at
 from runner.state.outputs import HISTORY_DIR, read_sidecar
 from runner.wire.specs import add_flag as add_provider_flag
 
@@ -57,13 +65,15 @@ def add_parser(subparsers: Any) -> None:
         "current fingerprint for the provider in use (--provider, else SHOTRUN_PROVIDER, "
         "else api.provider; renders of other providers are removed), files a pick or a "
         "note names, and every current output. Contacts no provider and never spends. "
-        "Exit 0 when done, 2 on bad input or while a run holds the store.",
+        "Exit 0 when done, 2 on bad input or while a run holds the store (a team's "
+        "database store: while a runner works on it).",
     )
     parser.add_argument("manifest", type=Path, metavar="MANIFEST")
     parser.add_argument("--dry-run", action="store_true",
                         help="list what would be removed and the bytes it would free; "
                         "remove nothing")
     add_provider_flag(parser)  # the provider is in every fingerprint
+    add_store_flag(parser)
     parser.set_defaults(func=run)
 
 
@@ -121,6 +131,18 @@ def _protected_hashes(store: Store) -> set[str]:
     return hashes
 
 
+def _refuse_beside_runners(at: StoreAt, store: Store) -> None:
+    """A :class:`UsageError` while runners of the team's store are live (a run may restore
+    a kept render gc would remove): the database's stand-in for the file's writer lock."""
+    from runner.state.roster import live_runners  # psycopg: only for a database
+
+    runners = live_runners(store)
+    if runners:
+        raise UsageError(f"gc: {count(len(runners), 'runner')} {plural(len(runners), 'is')} "
+                         f"working on the store {at.where}: run gc when they are done "
+                         "(`shotrun status` shows who); nothing was removed")
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``shotrun gc``."""
     from runner.manifest import load_manifest
@@ -129,11 +151,15 @@ def run(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.manifest, args.provider, sends=False)
     check_output_dir(manifest)
     fingerprints = {(take.shot_id, take.take): take.fingerprint for take in manifest.takes}
-    store_path = store_path_for(manifest)
+    at = store_at(manifest)
     with contextlib.ExitStack() as stack:
         protected: set[str] = set()
-        if store_path.is_file():  # its lock: no run restores a file while gc removes it
-            store = stack.enter_context(StateStore.open(store_path))
+        if at.shared:  # read only; no runner may be restoring a file while gc removes it
+            store = stack.enter_context(at.open_reader())
+            _refuse_beside_runners(at, store)
+            protected = _protected_hashes(store)
+        elif at.exists():  # its lock: no run restores a file while gc removes it
+            store = stack.enter_context(at.open_writer())
             protected = _protected_hashes(store)
         doomed = unreachable_files(manifest.output_dir, fingerprints, protected)
         freed = 0

@@ -6,8 +6,11 @@ tile the report marks, and which output a ``from_shot`` frame is cut from: shots
 from this one are rendered again by the next run (reason "source changed") when the pick
 changes their source. Without a pick, a shot's first finished take is its chosen one.
 
+With a team's store (a database: ``--store``, ``SHOTRUN_STORE_URL`` or ``state.url``) the pick
+is written at once, in one transaction, even while runners run: a database has no writer lock.
+
 Exit 0 when the pick is recorded; 2 for an unknown shot, a take that is not finished, no run
-yet, or a run holding the store.
+yet, or a run holding the embedded store file.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from runner.cli.flags import add_store_flag
 from runner.core.errors import EXIT_OK
 from runner.core.redact import redact
 from runner.wire.specs import add_flag as add_provider_flag
@@ -28,12 +32,14 @@ def add_parser(subparsers: Any) -> None:
         description="Record TAKE as the chosen take of SHOT: `export` ships it, the report "
         "marks it, and shots that start from SHOT's frames use it (the next run re-renders "
         "them if their source changed). Exit 0 on success, 2 on a bad shot or take, or "
-        "while a run holds the store (`shotrun review` keeps a pick until the run ends).",
+        "while a run holds the store file (`shotrun review` keeps a pick until the run "
+        "ends); a team's database store takes it at once, runners or not.",
     )
     parser.add_argument("manifest", type=Path, metavar="MANIFEST")
     parser.add_argument("shot", metavar="SHOT", help="shot id (after matrix expansion)")
     parser.add_argument("take", type=int, metavar="TAKE", help="take number (1-based)")
     add_provider_flag(parser)  # the provider is in every fingerprint: as the run had it
+    add_store_flag(parser)
     parser.set_defaults(func=run)
 
 

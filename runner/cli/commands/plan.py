@@ -13,6 +13,7 @@ import os
 import sys
 from typing import Any
 
+from runner.cli.flags import add_store_flag
 from runner.core.errors import EXIT_OK
 from runner.core.model import Take
 from runner.core.redact import redact
@@ -50,6 +51,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--payloads", action="store_true",
                         help="also print each take's wire payload (compact JSON; local files "
                         "shown as <upload PATH>)")
+    add_store_flag(parser)
     parser.set_defaults(func=run)
 
 

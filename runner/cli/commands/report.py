@@ -22,6 +22,7 @@ import webbrowser
 from pathlib import Path
 from typing import Any
 
+from runner.cli.flags import add_store_flag
 from runner.core.errors import EXIT_OK, ShotrunError, UsageError
 from runner.core.fsutil import blocking_file
 from runner.core.redact import redact
@@ -51,6 +52,7 @@ def add_parser(subparsers: Any) -> None:
     csv.add_argument("--csv-file", type=Path, metavar="PATH",
                      help="also write the per-take trace as CSV, to PATH")
     add_provider_flag(parser)  # the provider is in every fingerprint: as the run had it
+    add_store_flag(parser)
     parser.set_defaults(func=run)
 
 
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``shotrun report``."""
     from runner.manifest import load_manifest
     from runner.manifest.outdir import check_output_dir
-    from runner.state import StateStore, store_path_for
+    from runner.state.location import store_at
     from runner.views.report import report_from_store, write_report
     from runner.views.report.trace import write_trace_csv
     from runner.views.status import gather
@@ -83,9 +85,9 @@ def run(args: argparse.Namespace) -> int:
     if args.csv or args.csv_file is not None:
         csv_path = args.csv_file or manifest.output_dir / DEFAULT_CSV
         _check_csv_path(csv_path)  # before anything is written
-    store_path = store_path_for(manifest)
-    if store_path.is_file():
-        with StateStore.open_readonly(store_path) as store:  # StateError -> exit 2
+    at = store_at(manifest)
+    if at.exists():
+        with at.open_reader() as store:  # StateError -> exit 2
             note = other_provider_note(store.last_provider(), manifest.api.provider)
             if note is not None:
                 _say(f"shotrun: warning: {note}", err=True)

@@ -4,7 +4,9 @@ Serves a live contact sheet of MANIFEST on http://127.0.0.1:PORT/ (loopback only
 random token printed in the URL. It reads the store as ``status`` does, so it runs beside a
 live ``shotrun run`` of the same manifest and shows takes as they arrive. Picks and notes go
 through the same code as ``shotrun pick``, as the store's writer for a moment; while a run
-holds the store they wait in review, the page says so, and they are saved when the run ends.
+holds the store file they wait in review, the page says so, and they are saved when the run
+ends. A team's store (a database) has no writer lock: picks and notes are saved at once, from
+any number of review pages, while runners run.
 
 Ctrl-C (or SIGTERM) stops it: exit 0; exit 1 when picks or notes made during a run could not
 be saved before review stopped (they are printed, with the command to redo a pick); exit 2 for
@@ -21,6 +23,7 @@ import webbrowser
 from pathlib import Path
 from typing import Any
 
+from runner.cli.flags import add_store_flag
 from runner.core.errors import EXIT_FAILED, EXIT_OK, UsageError
 from runner.core.redact import redact
 from runner.wire.specs import add_flag as add_provider_flag
@@ -44,15 +47,16 @@ def add_parser(subparsers: Any) -> None:
         description="Serve MANIFEST's takes on http://127.0.0.1:PORT/?token=... (loopback "
         "only; the random token keeps other local users out): every shot with its takes side "
         "by side, updated live while a run goes; pick a take in one click, write a note per "
-        "take. Works beside `shotrun run`: while a run holds the store, picks and notes wait "
-        "and are saved when it ends. Ctrl-C stops it (exit 0; 1 if picks or notes were left "
-        "unsaved, listed).",
+        "take. Works beside `shotrun run`: while a run holds the store file, picks and notes "
+        "wait and are saved when it ends (a team's database store saves them at once). "
+        "Ctrl-C stops it (exit 0; 1 if picks or notes were left unsaved, listed).",
     )
     parser.add_argument("manifest", type=Path, metavar="MANIFEST")
     parser.add_argument("--port", type=_port, default=0, metavar="N",
                         help="port on 127.0.0.1 (default: any free port)")
     parser.add_argument("--open", action="store_true", help="open the page in a web browser")
     add_provider_flag(parser)  # the provider is in every fingerprint: as the run had it
+    add_store_flag(parser)
     parser.set_defaults(func=run)
 
 

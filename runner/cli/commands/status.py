@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from runner.cli.flags import add_store_flag
 from runner.cli.status_table import PLAIN_ABOVE, plain_lines, rich_table
 from runner.core import advice
 from runner.core.errors import EXIT_FAILED, EXIT_OK
@@ -51,6 +52,7 @@ def add_parser(subparsers: Any) -> None:
                         help="only these shots (id, id before matrix expansion, take id or "
                         "tag); repeatable")
     add_provider_flag(parser)  # the provider is in every fingerprint: as the run had it
+    add_store_flag(parser)
     parser.set_defaults(func=run)
 
 
@@ -109,6 +111,18 @@ def _summary(totals: dict[str, Any]) -> str:
     return line
 
 
+def _team_line(where: str, team: Mapping[str, Any]) -> str:
+    """Who works on a team's store now: ``store ...: 2 runners working: a (pid 7) holding
+    3 takes, ...`` (a snapshot, as the table is)."""
+    runners = team["runners"]
+    if not runners:
+        return f"store {where}: no runner is working on it now"
+    who = ", ".join(f"{runner['host']} (pid {runner['pid']}) holding "
+                    f"{count(runner['takes'], 'take')}" for runner in runners)
+    return (f"store {where}: {count(len(runners), 'runner')} working: {who}; this is a "
+            "snapshot, run status again to see it move on")
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the status of every take of ``args.manifest``."""
     document = gather(args.manifest, args.only, args.provider)
@@ -125,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
     if document["running_pid"]:
         lines.append(f"A run is going (pid {document['running_pid']}): this is a snapshot; "
                      "run status again to see it move on.")
+    if "team" in document:
+        lines.append(_team_line(document["state"], document["team"]))
     if len(document["takes"]) > PLAIN_ABOVE:
         lines.append(redact(plain_lines(document["takes"])))
     elif document["takes"]:

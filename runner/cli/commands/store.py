@@ -11,7 +11,9 @@ the next run, creations left unanswered counted ambiguous. It sends nothing and 
 nothing; the next run creates only what was never paid for.
 
 Exit 0 when rebuilt; 2 for a bad manifest, a run holding the store, or a store that is not
-damaged (``--force`` rebuilds it anyway).
+damaged (``--force`` rebuilds it anyway). A team's store is a database (``--store``,
+``SHOTRUN_STORE_URL``, ``state.url``): there is no file to set aside, PostgreSQL keeps its own
+data whole, so ``rebuild`` refuses it (exit 2) rather than rebuild the file nobody uses.
 
 ``store copy`` copies every take, the budget's ledger, the events, picks and notes of one
 store into another that holds none (:mod:`runner.state.copy`): a team's database started from
@@ -28,6 +30,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from runner.cli.flags import add_store_flag
 from runner.cli.run_store import SPENDS
 from runner.core.errors import EXIT_OK
 from runner.core.redact import redact
@@ -57,6 +60,7 @@ def add_parser(subparsers: Any) -> None:
     rebuild.add_argument("--force", action="store_true",
                          help="rebuild a store that is not damaged too (it is kept as "
                          "state.sqlite.replaced-<stamp>); failures, picks and notes are lost")
+    add_store_flag(rebuild)  # only to refuse a database: rebuild is for the embedded file
     rebuild.set_defaults(func=run)
     copy = actions.add_parser(
         "copy", help=f"copy a store between SQLite and PostgreSQL ({SPENDS})",
@@ -86,12 +90,14 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``shotrun store rebuild``."""
     from runner.manifest import load_manifest
     from runner.manifest.outdir import check_output_dir
-    from runner.state import store_path_for
+    from runner.state.location import store_at
     from runner.state.rebuild import rebuild_damaged
 
     manifest = load_manifest(args.manifest, sends=False)
     check_output_dir(manifest)
-    path = store_path_for(manifest)
+    at = store_at(manifest)
+    at.refuse_shared("store rebuild")
+    path = at.path
     kept, rebuilt = rebuild_damaged(path, manifest.output_dir, force=args.force)
     if args.quiet:
         return EXIT_OK

@@ -28,8 +28,9 @@ import structlog
 
 from runner.core.errors import StateError
 from runner.core.model import Manifest
-from runner.state import StateStore, TakeAction, TakeStatus, store_path_for
+from runner.state import TakeAction, TakeStatus
 from runner.state.continuity import chosen_takes
+from runner.state.location import store_at
 from runner.state.notes import MAX_NOTE
 from runner.views.outlook import PlanStatus, read_store
 from runner.views.report import collect
@@ -156,11 +157,11 @@ def _thumbs_css(data: ReportData) -> str:
 
 def build(manifest: Manifest, token: str, situation: Situation) -> Snapshot:
     """The page's state now: the store read-only (no store yet: every take new)."""
-    store_path = store_path_for(manifest)
+    at = store_at(manifest)
     rerender: dict[str, PlanStatus] = {}
     data: ReportData
-    if store_path.is_file():
-        with StateStore.open_readonly(store_path) as store:
+    if at.exists():
+        with at.open_reader() as store:
             found = store.records()
             fingerprints = {take.key: take.fingerprint for take in manifest.takes}
             chosen = chosen_takes(found, store.picks(), fingerprints)

@@ -43,9 +43,9 @@ from aiohttp import web
 from runner.core.errors import ShotrunError, StateError, UsageError
 from runner.core.model import Manifest
 from runner.core.redact import redact
-from runner.state import StateStore, store_path_for
+from runner.state import StateStore
 from runner.state.choices import check_note, check_pick, require_rendered
-from runner.state.dbfile import writer_pid
+from runner.state.location import store_at
 from runner.views.review.page import Situation, Snapshot, page_html, safe_build
 from runner.views.review.pending import Pending, Wish
 from runner.views.review.static import CSS, FILTERS_JS, JS
@@ -121,7 +121,7 @@ class ReviewServer:
         self.token = token or new_token()
         self.interval = interval
         self.pending = Pending()
-        self.store_path = store_path_for(manifest)
+        self.store = store_at(manifest)  # where it is, decided once: file or database
         self.snapshot: Snapshot | None = None
         self.version = 0
         self.port = 0
@@ -130,6 +130,7 @@ class ReviewServer:
         self._poke = asyncio.Event()
         self._closing = False  # stop() was called: the watcher ends at its next turn
         self._write_lock = asyncio.Lock()
+        self._stamp_reader: StateStore | None = None  # a team's database, kept open
         self._runner: web.AppRunner | None = None
         self._watcher: asyncio.Task[None] | None = None
         register_environment_secrets(manifest)  # never on the page
@@ -141,7 +142,12 @@ class ReviewServer:
         return f"http://{HOST}:{self.port}/?token={self.token}"
 
     async def start(self, port: int = 0) -> str:
-        """Build the first snapshot, listen on 127.0.0.1:``port`` (0: any free port)."""
+        """Build the first snapshot, listen on 127.0.0.1:``port`` (0: any free port).
+
+        A team's database is opened once first: one that cannot be (unreachable, a refused
+        password) is a :class:`StateError` here, not a page that never fills."""
+        if self.store.shared:
+            await asyncio.to_thread(lambda: self.store.open_reader().close())
         await self.refresh(force=True)
         self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -174,23 +180,45 @@ class ReviewServer:
             await self._runner.cleanup()
             self._runner = None
         await self._flush_if_free()
+        await asyncio.to_thread(self._drop_stamp_reader)
         log.info("review_stopped", waiting=len(self.pending.wishes()))
 
     # ------------------------------------------------------------------ state
     def _situation(self) -> Situation:
-        return Situation(writer_pid(self.store_path) if self.store_path.is_file() else None,
+        return Situation(self.store.run_pid() if self.store.exists() else None,
                          self.pending.wishes(), list(self.pending.failed))
 
     def _read_key(self) -> tuple[Any, ...]:
         """What, when it changes, means the page must be rebuilt (cheap: the store's stamp)."""
         stamp: str | None = None
-        if self.store_path.is_file():
+        if self.store.exists():
             try:
-                with StateStore.open_readonly(self.store_path) as store:
-                    stamp = store.stamp()
+                stamp = self._stamp()
             except StateError:
                 stamp = "unreadable"
-        return (stamp, writer_pid(self.store_path), self.pending.version)
+        return (stamp, self.store.run_pid(), self.pending.version)
+
+    def _stamp(self) -> str:
+        """The store's stamp, asked twice a second. The file is opened each time (a reader
+        holds nothing there); a team's database is asked on one connection kept for it (a
+        new connection is a new server process: twice a second per page adds up), dropped
+        when it fails and opened again at the next turn."""
+        if not self.store.shared:
+            with self.store.open_reader() as store:
+                return store.stamp()
+        if self._stamp_reader is None:
+            self._stamp_reader = self.store.open_reader()
+        try:
+            return self._stamp_reader.stamp()
+        except StateError:
+            self._drop_stamp_reader()
+            raise
+
+    def _drop_stamp_reader(self) -> None:
+        reader, self._stamp_reader = self._stamp_reader, None
+        if reader is not None:
+            with contextlib.suppress(StateError):
+                reader.close()
 
     async def refresh(self, *, force: bool = False) -> None:
         """Rebuild the snapshot if the store (or review's own state) changed; send changes."""
@@ -221,7 +249,7 @@ class ReviewServer:
             queue.put_nowait(message)
 
     async def _flush_if_free(self) -> None:
-        if self.pending.wishes() and writer_pid(self.store_path) is None:
+        if self.pending.wishes() and self.store.run_pid() is None:
             async with self._write_lock:
                 await asyncio.to_thread(self.pending.flush, self.manifest)
 
@@ -404,7 +432,7 @@ class ReviewServer:
             require_rendered(self.manifest)
             return
         require_rendered(self.manifest)
-        with StateStore.open_readonly(self.store_path) as store:
+        with self.store.open_reader() as store:
             check_pick(self.manifest, store, wish.target, wish.take)
 
     async def _submit(self, wish: Wish) -> web.Response:
@@ -417,7 +445,7 @@ class ReviewServer:
             await asyncio.to_thread(self.pending.flush, self.manifest)
         self._poke.set()
         if any(w is wish for w in self.pending.wishes()):
-            pid = writer_pid(self.store_path)
+            pid = self.store.run_pid()
             holder = f" (pid {pid})" if pid is not None else ""
             return _answer(202, "queued", f"a run is in progress{holder}: the "
                            f"{wish.describe()} is saved when it ends")

@@ -41,7 +41,7 @@ def test_bash_completes_commands_flags_and_manifest_paths(
     script.write_text(_script("bash", capsys), encoding="utf-8")
     assert _complete(script, "shotrun", "va") == ["validate"]
     assert _complete(script, "shotrun", "com") == ["completion"]
-    assert _complete(script, "shotrun", "report", "--st") == ["--standalone"]
+    assert _complete(script, "shotrun", "report", "--st") == ["--standalone", "--store"]
     assert "--provider" in _complete(script, "shotrun", "run", "--pro")
     (tmp_path / "shots.yaml").write_text("version: 1\n", encoding="utf-8")
     monkeypatch.chdir(tmp_path)
