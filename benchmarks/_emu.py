@@ -123,9 +123,11 @@ def shotrun_argv(command: str, manifest: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "runner", "--quiet", command, str(manifest), *extra]
 
 
-async def shotrun(command: str, manifest: Path, *extra: str) -> ChildRun:
-    """Run ``shotrun COMMAND`` in a child process without blocking the emulator's loop."""
-    env = {**os.environ, KEY_ENV: KEY, "NO_COLOR": "1"}
+async def shotrun(command: str, manifest: Path, *extra: str,
+                  keys: dict[str, str] | None = None) -> ChildRun:
+    """Run ``shotrun COMMAND`` in a child process without blocking the emulator's loop;
+    ``keys``: more variables for it (a second account's key)."""
+    env = {**os.environ, KEY_ENV: KEY, "NO_COLOR": "1", **(keys or {})}
     return await asyncio.to_thread(_child, shotrun_argv(command, manifest, *extra), env)
 
 

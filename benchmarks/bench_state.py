@@ -21,7 +21,8 @@ from runner.state import StateStore, store_path_for
 from runner.wire.payload import build_payload, fingerprint, fingerprint_resolver
 
 
-def _takes(count: int) -> list[Take]:
+def sample_takes(count: int) -> list[Take]:
+    """``count`` text-only takes, three per shot (the team benchmark uses them too)."""
     takes = []
     for i in range(count):
         request = TakeRequest(prompt=f"shot {i // 3}: the coast at dawn", multi_prompt=None)
@@ -39,7 +40,7 @@ def _timed(action: Any) -> float:
 def run(quick: bool = False) -> list[dict[str, Any]]:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     count = 20_000
-    takes = _takes(count)
+    takes = sample_takes(count)
     payloads = {t.key: build_payload(t.request, fingerprint_resolver) for t in takes}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -30,3 +30,14 @@ def test_an_unknown_name_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[st
     assert err[-1].startswith("python -m benchmarks: error: no benchmark 'nosuch'; choose "
                               "from: download, manifest,")
     assert "Traceback" not in "\n".join(err)
+
+
+def test_the_team_benchmark_without_postgresql_says_so_and_skips(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI runs every benchmark: a machine without PostgreSQL gets a row, not a crash."""
+    from benchmarks import bench_team, postgres
+
+    monkeypatch.setattr(postgres, "binaries", lambda: None)
+    rows = bench_team.run(quick=True)
+    assert [r["name"] for r in rows] == ["team: skipped"]
+    assert "PostgreSQL's binaries" in rows[0]["limit"]

@@ -62,7 +62,7 @@ def mark_restored(store: StoreBase, key: str, fingerprint: str, output_path: Pat
             " payload = COALESCE(?, payload), submitted_at = COALESCE(?, submitted_at),"
             " completed_at = COALESCE(?, completed_at), downloaded_at = ?, reason = ?,"
             " gateway_status = 'completed', progress = 100,"
-            # Not a two-argument MAX: SQLite has one, PostgreSQL (a team's store) does not.
+            # CASE, not SQLite's two-argument MAX(): PostgreSQL (a team's store) lacks it.
             " attempts = CASE WHEN attempts > ? THEN attempts ELSE ? END,"
             " result_url = CASE WHEN ? THEN result_url END,"
             " link_expires_at = CASE WHEN ? THEN link_expires_at END,"

@@ -28,8 +28,8 @@ _CAN_GET_TASK = frozenset({S.SUBMITTING, S.AMBIGUOUS, S.HELD})
 _CAN_HOLD = frozenset({S.AMBIGUOUS, S.SUBMITTING, S.HELD})
 _JUST_SUBMITTING = frozenset({S.SUBMITTING})
 _LOST = frozenset({S.AMBIGUOUS, S.HELD})
-# CASE rather than a two-argument MAX: SQLite has one, PostgreSQL (a team's store) does not.
-_UNAMBIGUOUS = ("ambiguous_attempts = CASE WHEN ambiguous_attempts > 1"
+# CASE, not SQLite's two-argument MAX(): PostgreSQL (a team's store) has only GREATEST.
+_UNAMBIGUOUS = ("ambiguous_attempts = CASE WHEN ambiguous_attempts > 0"
                 " THEN ambiguous_attempts - 1 ELSE 0 END")
 _CAN_COMPLETE = frozenset({S.SUBMITTED, S.COMPLETED, S.DOWNLOADING, S.FAILED})
 _CAN_DOWNLOAD = frozenset({S.COMPLETED, S.DOWNLOADING, S.FAILED})

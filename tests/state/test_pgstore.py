@@ -112,21 +112,29 @@ def test_money_keeps_its_digits(pg_url: str, tmp_path: Path) -> None:
         assert store.totals()["attempts"] == 1
 
 
-@pytest.mark.parametrize("found", ["task", "never created"])
-def test_an_ambiguous_creation_settled_by_kling_s_look_up(pg_url: str, found: str) -> None:
-    """Kling's look-up by ``external_task_id`` settles an ambiguous creation (found: its task
-    id; not found: never created). Both lower the ambiguous count in one statement that must
-    be PostgreSQL as well as SQLite (no two-argument ``MAX``)."""
-    key = "s01/take-1"
+def test_a_lost_creation_found_or_never_made_is_recorded_on_postgresql(pg_url: str) -> None:
+    """The moves that take an ambiguous attempt back (Kling's lookup of a lost creation)
+    use SQL PostgreSQL speaks: SQLite's two-argument MAX() stopped a team's runner."""
     with PgStore.open_url(pg_url) as store:
-        takes = [make_take("s01")]
+        takes = [make_take("s01"), make_take("s02")]
         store.sync(takes, payloads(takes))
-        store.mark_submitting(key, {"p": 1}, 8.0)
-        store.mark_ambiguous(key, "the answer was lost")
-        if found == "task":
-            store.mark_submitted(key, "task-found", found=True)
-            assert store.record(key).status is TakeStatus.SUBMITTED
-        else:
-            store.mark_never_created(key, "no task has this external_task_id")
-            assert store.record(key).status is TakeStatus.NEW
-        assert store.totals()["ambiguous_submissions"] == 0
+        for take in takes:
+            store.mark_submitting(take.key, {"p": 1}, 8.0)
+            store.mark_ambiguous(take.key, "the answer was lost")
+        assert store.record("s01/take-1").ambiguous_attempts == 1
+        store.mark_submitted("s01/take-1", "task-found", found=True)
+        store.mark_never_created("s02/take-1", "looked up: no such task")
+        found, never = store.record("s01/take-1"), store.record("s02/take-1")
+    assert found.status is TakeStatus.SUBMITTED and found.ambiguous_attempts == 0
+    assert never.status is TakeStatus.NEW and never.ambiguous_attempts == 0
+    assert never.attempts == 0
+
+
+def test_a_kept_render_is_restored_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+    with PgStore.open_url(pg_url) as store:
+        take = make_take("s01")
+        store.sync([take], payloads([take]))
+        store.mark_restored(take.key, take.fingerprint, tmp_path / "s01.mp4", "ab" * 32, 10,
+                            {"task_id": "t-1", "attempts": 2}, reason="kept")
+        record = store.record(take.key)
+    assert record.status is TakeStatus.DONE and record.attempts == 2

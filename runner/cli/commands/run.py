@@ -134,6 +134,19 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def _flags_on_implicit_account(manifest: Manifest, config: RunConfig) -> Manifest:
+    """``manifest`` with ``--concurrency`` and ``--submit-rate`` on its implicit account.
+
+    Without ``api.accounts`` the one account is made of ``api.concurrency`` and
+    ``api.submit_rate``, and their flags override them as they always did; the accounts a
+    manifest names keep their own limits."""
+    if manifest.api.named_accounts:
+        return manifest
+    api = dataclasses.replace(manifest.api, concurrency=config.concurrency,
+                              submit_rate=config.submit_rate)
+    return dataclasses.replace(manifest, api=api)
+
+
 async def execute(manifest: Manifest, takes: Sequence[Take], plans: Sequence[TakePlan],
                   store: Store, config: RunConfig, api_key: str, settings: EngineSettings,
                   *, observer: Observer | None = None,
@@ -146,7 +159,8 @@ async def execute(manifest: Manifest, takes: Sequence[Take], plans: Sequence[Tak
     from runner.scheduler.crew import Crew, SeatAccount
     from runner.scheduler.engine import Engine  # here for start-up speed: aiohttp, PyAV
 
-    held = held_accounts(manifest, api_key, built_in=config.uses_emulator)
+    held = held_accounts(_flags_on_implicit_account(manifest, config), api_key,
+                         built_in=config.uses_emulator)
     async with open_session(manifest, config, api_key, limits) as session, \
             account_clients(session, held, limits) as clients:
         crew = None

@@ -39,8 +39,8 @@ from runner.core.redact import redact
 def add_parser(subparsers: Any) -> None:
     """Register ``store`` and its ``rebuild`` and ``copy`` actions."""
     parser = subparsers.add_parser(
-        "store", help="look after the state store: `store rebuild`, `store copy` (each spends "
-        "nothing)",
+        "store", help="look after the state store: `store rebuild`, `store copy` (each "
+        "spends nothing)",
         description="Look after the state store (<output_dir>/.shotrun/state.sqlite).",
     )
     actions = parser.add_subparsers(dest="store_action", metavar="ACTION", required=True,
