@@ -49,7 +49,7 @@ from runner.scheduler.collect import (
 from runner.scheduler.crew import Crew
 from runner.scheduler.dependencies import Dependencies, Wait, dependency_state
 from runner.scheduler.limits import AimdLimiter, DownloadSlots, TokenBucket
-from runner.scheduler.restore import restore_cut_from, restore_kept
+from runner.scheduler.restore import check_plans, restore_cut_from, restore_kept
 from runner.scheduler.run_context import (
     PHASE_EVENTS,
     TERMINAL,
@@ -379,6 +379,13 @@ class Engine:
                 return ()
             if plan is None:
                 return (parked_key(take.key),)
+            # Planned again from the store alone: look at the files as the run's start did
+            # (a kept render of its fingerprint comes back free, never created anew).
+            try:
+                plan = check_plans(self.ctx.store, self.ctx.manifest, [take], [plan])[0]
+            except StateError as exc:
+                self._store_failed(exc)
+                return ()
             self._actions[index] = plan.action
             if plan.action is A.FAILED:
                 self._failed_before[take.key] = plan.record
