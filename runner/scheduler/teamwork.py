@@ -24,6 +24,7 @@ import structlog
 
 from runner.core.errors import StateError
 from runner.core.redact import redact
+from runner.scheduler.crew import wait_event
 from runner.state.records import TakePlan
 from runner.state.team import SEATS_CHANNEL, Team, live_claims
 
@@ -100,8 +101,7 @@ class TeamWork:
         loop = asyncio.get_running_loop()
         renewed = loop.time()
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._claims_moved.wait(), self.poll)
+            await wait_event(self._claims_moved, self.poll)
             self._claims_moved.clear()
             try:
                 if loop.time() - renewed >= renew_every:
