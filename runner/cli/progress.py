@@ -208,6 +208,8 @@ def summary_line(progress: RunProgress, now: float) -> str:
     if not settled(progress):
         parts += [f"{progress.in_flight} in flight", f"{progress.queued} queued",
                   f"{progress.downloading} downloading"]
+        if progress.elsewhere:
+            parts.append(f"{progress.elsewhere} with other runners")
     if progress.submitting:
         parts.append(f"{progress.submitting} submitting")
     if progress.ambiguous or progress.held:
@@ -522,6 +524,7 @@ def progress_counts(progress: RunProgress, now: float) -> dict[str, Any]:
     return {
         "total": progress.total, "done": progress.done, "failed": progress.failed,
         "in_flight": progress.in_flight, "queued": progress.queued,
+        "with_other_runners": progress.elsewhere,
         "submitting": progress.submitting, "downloading": progress.downloading,
         "ambiguous": progress.ambiguous, "held": progress.held,
         "left_for_next_run": unfinished(progress),

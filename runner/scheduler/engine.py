@@ -632,12 +632,14 @@ class Engine:
             # Up to 500 floats: copied when a task completed since the last snapshot only.
             self._durations_version = durations.version
             self._durations = tuple(durations)
+        elsewhere = 0 if self.teamwork is None else len(self.teamwork.elsewhere)
         return RunProgress(
             total=len(self.takes),
             done=counts[Phase.DONE] + counts[Phase.SKIPPED],
             failed=counts[Phase.FAILED],
             in_flight=counts[Phase.IN_FLIGHT],
-            queued=counts[Phase.QUEUED],
+            queued=counts[Phase.QUEUED] - elsewhere,
+            elsewhere=elsewhere,
             downloading=counts[Phase.DOWNLOADING],
             submitting=counts[Phase.SUBMITTING],
             ambiguous=ctx.ambiguous_seen + self._ambiguous_found,

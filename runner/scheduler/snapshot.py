@@ -61,6 +61,8 @@ class RunProgress:
     stopping: str | None = None  # why no more takes are submitted, once that is so
     expected_task: float | None = None
     unit: str = CREDITS  # of credits_reserved and max_credits (runner.core.money)
+    # A team's runner: takes other runners hold now (not counted in ``queued``).
+    elsewhere: int = 0
 
 
 Observer = Callable[[RunProgress], None]

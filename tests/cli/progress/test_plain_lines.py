@@ -62,3 +62,18 @@ async def test_after_a_resume_the_first_line_counts_the_takes_still_in_flight(
         r"shotrun: 0/4 done, 0 failed, 2 in flight, 2 queued, 0 downloading, credits 48\.6, "
         r"elapsed 0s, ETA ~\ds", lines[0]), lines[0]  # the emulator's hints: 1 s a task
     assert lines[-1].startswith("shotrun: 4/4 done, 0 failed, 0 in flight, 0 queued")
+
+
+def test_a_team_s_runner_says_how_many_takes_other_runners_hold() -> None:
+    """Takes another runner holds are not "queued" here: they are said apart, and the ETA
+    does not wait for them."""
+    from runner.cli.progress import estimate_eta, progress_counts, summary_line
+    from tests.helpers.progress import snapshot
+
+    alone = snapshot(done=0, queued=0)
+    team = snapshot(done=0, queued=0, elsewhere=7, total=11)
+    line = summary_line(team, 1010.0)
+    assert "7 with other runners" in line and "0 queued" in line
+    assert "with other runners" not in summary_line(alone, 1010.0)
+    assert estimate_eta(team, 1010.0) == estimate_eta(alone, 1010.0)
+    assert progress_counts(team, 1010.0)["with_other_runners"] == 7
