@@ -239,7 +239,8 @@ class Engine:
         self._notify()  # the first snapshot, at once
         self._loop = asyncio.get_running_loop()
         watcher = None if self.teamwork is None else asyncio.create_task(
-            self.teamwork.watch(self._unpark, self._lost_lease), name="team-heartbeat")
+            self.teamwork.watch(self._unpark, self._lost_lease, self._store_failed),
+            name="team-heartbeat")
         self.window.admit()
         try:
             await self._until_idle(watcher)

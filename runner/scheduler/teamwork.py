@@ -9,7 +9,9 @@ heartbeat sees its claim gone (finished, given up at a stop, or its runner's lea
 
 The heartbeat (:meth:`TeamWork.watch`) renews this runner's lease and unparks released takes;
 a runner whose lease ran out anyway (a machine asleep, a network cut longer than the lease)
-stops at once: another runner may hold its takes now, and the store refuses its creations.
+stops at once: another runner may hold its takes now, and the store refuses its creations. A
+database out of reach for longer than the lease stops the run as a failing store does (one
+line, exit 4): a runner waiting for others' takes would otherwise wait for ever, blind.
 """
 
 from __future__ import annotations
@@ -76,8 +78,10 @@ class TeamWork:
         return self.wait and bool(self.elsewhere)
 
     async def watch(self, unpark: Callable[[list[str]], None],
-                    lost_lease: Callable[[str], None]) -> None:
-        """Renew the lease and put released takes back in line, until cancelled."""
+                    lost_lease: Callable[[str], None],
+                    store_failed: Callable[[StateError], None]) -> None:
+        """Renew the lease and put released takes back in line, until cancelled (or the
+        database has been out of reach for a whole lease: ``store_failed``)."""
         renew_every = max(self.poll, self.team.lease / 3)
         loop = asyncio.get_running_loop()
         renewed = loop.time()
@@ -101,6 +105,9 @@ class TeamWork:
                     unpark(released)
             except StateError as exc:
                 log.warning("team_watch_failed", error=str(exc))
+                if loop.time() - renewed >= self.team.lease:
+                    store_failed(exc)
+                    return
 
     @staticmethod
     async def stop(task: asyncio.Task[None] | None) -> None:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from runner.state.pg import PgConnection
 from runner.state.records import TakePlan
 from runner.state.sql import Connection
 from runner.state.sync import replan
@@ -99,6 +100,8 @@ class Team:
                 f" VALUES (?, ?, ?, {DB_NOW}, {DB_NOW} + ?)",
                 (self.id, socket.gethostname(), os.getpid(), self.lease))
         self.store.team = self
+        if isinstance(self.store.conn, PgConnection):
+            self.store.conn.patience = min(self.store.conn.patience, self.lease)
         log.info("team_joined", runner=self.id, lease=self.lease)
 
     def renew(self) -> bool:
