@@ -131,8 +131,10 @@ class Engine:
                 self._by_shot.setdefault(take.shot_id, []).append(take.key)
         # Creations whose answer an earlier run lost: counted in this run's summary too.
         # A provider that looks lost creations up (Kling) resolves them instead.
-        self._ambiguous_found = 0 if isinstance(gateway, ResolvesLostAnswers) else sum(
-            1 for plan in plans if plan.reason == "ambiguous submission")
+        self._resolves_lost = isinstance(gateway, ResolvesLostAnswers)
+        self._ambiguous_found: set[str] = set()
+        for plan in plans:
+            self._note_ambiguous(plan)
         # Events only for takes someone waits for, made when the wait starts.
         self._waiters: dict[str, asyncio.Event] = {}
         self.window = TakeWindow(
@@ -376,10 +378,17 @@ class Engine:
                 return ()
             if plan is None:
                 return (parked_key(take.key),)
+            self._note_ambiguous(plan)  # a dead runner's creation, found on taking it over
             self._actions[index] = plan.action
             if plan.action is A.FAILED:
                 self._failed_before[take.key] = plan.record
         return self._blockers(take)
+
+    def _note_ambiguous(self, plan: TakePlan) -> None:
+        """A creation whose answer an earlier run (or a dead runner) lost: counted in this
+        run's summary, once. A provider that looks lost creations up (Kling) resolves it."""
+        if plan.reason == "ambiguous submission" and not self._resolves_lost:
+            self._ambiguous_found.add(plan.key)
 
     def _claimed(self, take: Take, action: TakeAction) -> TakeAction | None:
         """A claimed take's first step: settled (done, failed or held meanwhile), adopted at
@@ -630,7 +639,7 @@ class Engine:
             queued=counts[Phase.QUEUED],
             downloading=counts[Phase.DOWNLOADING],
             submitting=counts[Phase.SUBMITTING],
-            ambiguous=ctx.ambiguous_seen + self._ambiguous_found,
+            ambiguous=ctx.ambiguous_seen + len(self._ambiguous_found),
             held=counts[Phase.HELD],
             credits_reserved=ctx.budget.total,
             max_credits=ctx.budget.max_credits,
@@ -700,7 +709,7 @@ class Engine:
             done=len(having(Phase.DONE)),
             skipped=len(having(Phase.SKIPPED)),
             failed=failures,
-            ambiguous=ctx.ambiguous_seen + self._ambiguous_found,
+            ambiguous=ctx.ambiguous_seen + len(self._ambiguous_found),
             held=held,
             not_started=having(Phase.NOT_STARTED),
             in_flight=left,

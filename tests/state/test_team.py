@@ -84,6 +84,19 @@ def test_sync_leaves_a_live_runner_s_creation_alone(runners: tuple[Team, Team]) 
     assert b.store.record(KEYS[0]).status is TakeStatus.SUBMITTING
 
 
+def test_a_live_runner_s_creation_is_not_planned_as_ambiguous(
+    runners: tuple[Team, Team],
+) -> None:
+    """Its answer is not lost, only not back yet: a runner starting beside it must not count
+    it ("ambiguous submissions: 1 (each may have been billed)" in its summary)."""
+    a, b = runners
+    a.claim(KEYS[0])
+    a.store.mark_submitting(KEYS[0], {"p": 1}, 10.0)
+    takes = [make_take(key.split("/")[0]) for key in KEYS]
+    plans = {plan.key: plan for plan in b.store.sync(takes, payloads(takes))}
+    assert plans[KEYS[0]].reason == "held by another runner"
+
+
 def test_seats_never_exceed_an_account_s_concurrency_and_come_back(
     runners: tuple[Team, Team], pg_url: str,
 ) -> None:

@@ -20,7 +20,7 @@ import psycopg
 from runner.emulator import run_emulator
 from runner.state.pgstore import PgStore
 from tests.helpers.team import ended, spawn, team_args, until
-from tests.helpers.torture import emulator, manifest
+from tests.helpers.torture import emulator, manifest, run_cli
 
 TAKES = 4
 KEYS = [f"s{n:03}/take-1" for n in range(TAKES)]
@@ -35,7 +35,8 @@ def _another_runner_holds_every_take(url: str) -> None:
                      " EXTRACT(EPOCH FROM now()) + 600)")
         for key in KEYS:
             conn.execute("INSERT INTO claims (key, runner, claimed_at) VALUES (%s,"
-                         " 'elsewhere', 0)", (key,))
+                         " 'elsewhere', 0) ON CONFLICT (key) DO UPDATE"
+                         " SET runner = 'elsewhere'", (key,))
 
 
 def _count(url: str, sql: str) -> int:
@@ -133,3 +134,21 @@ async def test_a_runner_cut_from_the_database_past_its_lease_stops_in_one_line(
     assert len(errors) == 1 and "state store" in errors[0], err
     assert "Traceback" not in out + err
     assert stats["creation_requests"] == 0, stats
+
+
+async def test_a_runner_beside_a_creation_on_the_wire_counts_no_ambiguous_one(
+    tmp_path: Path, pg_url: str,
+) -> None:
+    """Another live runner has a creation on the wire (``submitting``) when this one starts:
+    its answer is not lost, only not back yet. This runner's plan and summary used to call
+    it "ambiguous (each may have been billed)"."""
+    path = manifest(tmp_path, TAKES)
+    async with run_emulator(emulator(processing_time=0.05, seed=12)) as emu:
+        code, out, err = await run_cli(team_args(path, emu.base_url, pg_url))
+        assert code == 0, out + err
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("UPDATE takes SET status = 'submitting' WHERE key = %s", (KEYS[0],))
+        _another_runner_holds_every_take(pg_url)
+        code, out, err = await run_cli(team_args(path, emu.base_url, pg_url, "--no-wait"))
+    assert code in (0, 1), out + err  # 1: a take left to the other runner, not done here
+    assert "ambiguous" not in out + err, out + err
