@@ -87,6 +87,8 @@ log = structlog.get_logger()
 A = TakeAction
 # Actions settled before the run starts (no task, no snapshot per take).
 _SETTLED = frozenset({A.SKIP, A.FAILED, A.HOLD})
+# Actions that make the take's output from this run's manifest (a new task, a kept render).
+_MADE_FROM_THE_MANIFEST = frozenset({A.SUBMIT, A.RETRY, A.RESTORE})
 # Actions of takes whose task is at the provider already (they hold adopted slots).
 _AT_THE_PROVIDER = frozenset({A.POLL, A.DOWNLOAD})
 # Statuses of a take a stop leaves in flight at the provider (or maybe: submitting).
@@ -396,6 +398,15 @@ class Engine:
         ctx = self.ctx
         if action in _SETTLED:
             self._settle_before(take, action)
+            return None
+        if action in _MADE_FROM_THE_MANIFEST and (
+                ctx.store.record(take.key).fingerprint != take.fingerprint):
+            # Another runner's manifest changed the take since this run planned it: a
+            # creation from this one's request would be recorded as that one's render.
+            ctx.finish(take, Phase.LEFT, message=(
+                "another runner's manifest changed this take (its prompt or settings) since "
+                "this run started: nothing was created; update this manifest (e.g. `git "
+                "pull`) and run again, or let that runner render it"))
             return None
         if action is A.POLL:
             record = ctx.store.record(take.key)
