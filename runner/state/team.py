@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from runner.state.pg import PgConnection
-from runner.state.records import TakePlan
+from runner.state.records import TakePlan, TakeStatus
 from runner.state.sql import Connection
 from runner.state.sync import replan
 
@@ -64,6 +64,7 @@ DEFAULT_LEASE = 30.0  # seconds: a dead runner's takes wait this long for a new 
 
 # Statuses whose task is (or may be) in flight at the provider: its seat stays taken.
 _IN_FLIGHT = "('submitting', 'submitted')"
+_SEATED = frozenset({TakeStatus.SUBMITTING, TakeStatus.SUBMITTED})
 
 
 @dataclass(frozen=True)
@@ -148,10 +149,16 @@ class Team:
                 return None
             conn.execute(f"UPDATE claims SET runner = ?, claimed_at = {DB_NOW} WHERE key = ?",
                          (self.id, key))
-            # A dead runner's seat follows its take: the task it holds may still be rendering.
-            conn.execute("UPDATE seats SET runner = ? WHERE take_key = ?", (self.id, key))
             plan = replan(conn, key, self.store._clock, retry_failed=self.retry_failed,
                           ambiguous=self.ambiguous)
+            if plan.record.status in _SEATED:
+                # A dead runner's seat follows its take: its task is still rendering.
+                conn.execute("UPDATE seats SET runner = ? WHERE take_key = ?", (self.id, key))
+            else:
+                # Not (or no longer) in flight: done, failed, or an ambiguous creation now
+                # held. Its seat is free again; kept, nobody would ever give it back.
+                conn.execute("UPDATE seats SET runner = NULL, take_key = NULL, taken_at = NULL"
+                             " WHERE take_key = ?", (key,))
         self.mine.add(key)
         if holder and holder != self.id:
             log.info("take_taken_over", take=key, from_runner=holder)
