@@ -160,8 +160,8 @@ class PgConnection:
         status = self.raw.info.transaction_status
         if status not in (TransactionStatus.IDLE, TransactionStatus.UNKNOWN):
             return False
-        head = sql.lstrip()[:6].upper()
-        return head in ("BEGIN", "SELECT")
+        words = sql.split(maxsplit=1)
+        return bool(words) and words[0].upper() in ("BEGIN", "SELECT")
 
     def _connect_again(self, exc: psycopg.Error) -> None:
         """A new connection in place of the dropped one, trying for :attr:`patience` seconds;
