@@ -87,6 +87,15 @@ log = structlog.get_logger()
 A = TakeAction
 # Actions settled before the run starts (no task, no snapshot per take).
 _SETTLED = frozenset({A.SKIP, A.FAILED, A.HOLD})
+# A take stopped with its creation sent and no answer (Ctrl-C twice, a lost lease): what the
+# next run does with it, by whether the provider can look a lost creation up (Kling).
+_ANSWER_NEVER_CAME = {
+    False: "its creation was sent but its answer never came (it may be rendering, and "
+           "billed): the next run counts it ambiguous and by default creates it again "
+           "(spends; `--ambiguous hold` holds it instead)",
+    True: "its creation was sent but its answer never came: the next run looks it up by its "
+          "id and collects it if it was made (spends nothing), else creates it (spends)",
+}
 # Actions that make the take's output from this run's manifest (a new task, a kept render).
 _MADE_FROM_THE_MANIFEST = frozenset({A.SUBMIT, A.RETRY, A.RESTORE})
 # Actions of takes whose task is at the provider already (they hold adopted slots).
@@ -599,10 +608,16 @@ class Engine:
         except StateError:  # the store itself failed: say nothing more than we know
             status = None
         phase = Phase.LEFT if status in _LEFT_AT_THE_PROVIDER else Phase.NOT_STARTED
-        self.ctx.outcomes[take.key] = Outcome(phase, message=self.ctx.stop_message)
+        message = self.ctx.stop_message
+        if status is TakeStatus.SUBMITTING and (
+                self.teamwork is None or self.teamwork.holds(take.key)):
+            # Not "collected for nothing" like a task whose id is recorded: said per take
+            # (of this runner's own creations: another live runner's answer may yet come).
+            message = _ANSWER_NEVER_CAME[self._resolves_lost]
+        self.ctx.outcomes[take.key] = Outcome(phase, message=message)
         self.ctx.phases[take.key] = phase
         self.ctx.gateway_progress.pop(take.key, None)  # no longer followed: not a row
-        self.ctx.event(PHASE_EVENTS[phase], take.key, message=self.ctx.stop_message)
+        self.ctx.event(PHASE_EVENTS[phase], take.key, message=message)
 
     def _chosen(self, shot_id: str, picks: Mapping[str, continuity.Pick]) -> TakeRecord | None:
         """The take of ``shot_id`` a continuity frame is cut from now: the valid pick (of

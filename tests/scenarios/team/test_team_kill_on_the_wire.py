@@ -71,3 +71,46 @@ async def test_a_runner_killed_with_its_creation_on_the_wire_is_never_paid_twice
         assert sorted(statuses.values()) == ["done", "done", "held"], statuses
         assert stats["accepted_tasks"] == TAKES, stats  # the lost one never created again
         assert "ambiguous submissions: 1" in out, out
+
+
+@pytest.mark.parametrize("provider", ["gateway", "kling"])
+async def test_ctrl_c_twice_with_a_creation_on_the_wire_says_the_next_run_may_spend(
+    tmp_path: Path, pg_url: str, provider: str,
+) -> None:
+    """The summary said "still at the gateway: 1; run again to collect them (spends
+    nothing)" of a creation whose answer never came: the next run creates it again."""
+    path = manifest(tmp_path, TAKES)
+    answered = asyncio.Event()
+    held: list[str] = []
+
+    async def hold_first_answer(request: web.Request, body: bytes) -> bytes:
+        if request.method == "POST" and not held:
+            held.append(request.path)
+            await answered.wait()
+        return body
+
+    async with run_emulator(emulator(processing_time=0.05, seed=52),
+                            provider=provider) as emu:
+        server = await serve(relay(emu.base_url, body_hook=hold_first_answer))
+        try:
+            args = team_args(path, url_of(server), pg_url, "--provider", provider,
+                             "--concurrency", "1")
+            runner = await spawn(args)
+            await until(lambda: emu.stats()["accepted_tasks"] == 1 and bool(held), [runner])
+            runner.send_signal(signal.SIGINT)
+            assert runner.stderr is not None
+            seen = b""
+            while b"stopping:" not in seen:  # the first Ctrl-C was handled: now the second
+                line = await asyncio.wait_for(runner.stderr.readline(), 60)
+                assert line, seen
+                seen += line
+            runner.send_signal(signal.SIGINT)
+            code, out, err = await ended(runner, timeout=60)
+        finally:
+            await server.close()
+    assert code == 130, out + err
+    assert "s000/take-1: its creation was sent but its answer never came" in out, out
+    if provider == "kling":
+        assert "looks it up by its id" in out, out
+    else:
+        assert "creates it again (spends" in out, out
