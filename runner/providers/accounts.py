@@ -46,9 +46,15 @@ def choose_config(manifest: Manifest, config: RunConfig,
 
 
 def held_accounts(manifest: Manifest, main_key: str,
-                  environ: Mapping[str, str] | None = None) -> list[HeldAccount]:
+                  environ: Mapping[str, str] | None = None, *,
+                  built_in: bool = False) -> list[HeldAccount]:
     """The accounts this runner can send with, in the manifest's order, the first with
-    ``main_key`` (the run's key: the first held account's, or the built-in emulator's)."""
+    ``main_key`` (the run's key: the first held account's, or the built-in emulator's).
+
+    ``built_in``: the run's own emulator, which knows one key only (its fresh ``main_key``):
+    every listed account sends with it, so a manifest of several accounts tries out as is."""
+    if built_in:
+        return [HeldAccount(account, main_key) for account in manifest.accounts]
     env = os.environ if environ is None else environ
     held: list[HeldAccount] = []
     if manifest.api.named_accounts:

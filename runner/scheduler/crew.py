@@ -15,7 +15,6 @@ lease alive and says which takes other runners hold.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -29,6 +28,21 @@ log = structlog.get_logger()
 
 #: How often a team's runner looks again for a seat, or for takes other runners let go.
 TEAM_POLL = 1.0
+
+
+async def wait_event(event: asyncio.Event, timeout: float) -> None:
+    """Until ``event`` is set or ``timeout`` seconds pass, whichever comes first.
+
+    Not ``asyncio.wait_for`` with its ``TimeoutError`` suppressed: on Python 3.11 a cancel
+    arriving as the timeout fires is turned into that ``TimeoutError``, and the loop around it
+    went on for ever, cancelled in name only (a team's runner that had finished never
+    exited). ``asyncio.wait`` always lets a cancel through.
+    """
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=timeout)
+    finally:
+        waiter.cancel()
 
 
 @dataclass
@@ -91,9 +105,8 @@ class Crew:
                 self._seat_of[key] = account
                 return account
             self._freed.clear()
-            # Woken by a seat this runner frees; another runner's shows at the next look.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._freed.wait(), self.poll)
+            # Woken by a seat freed here or announced by another runner, else look again.
+            await wait_event(self._freed, self.poll)
         return None
 
     def _try_seat(self, key: str) -> str | None:
@@ -105,6 +118,10 @@ class Crew:
         account = max(free, key=lambda a: a.concurrency - self._taken.get(a.name, 0))
         self._taken[account.name] = self._taken.get(account.name, 0) + 1
         return account.name
+
+    def wake(self) -> None:
+        """Another runner freed a seat: the creations waiting for one look at once."""
+        self._freed.set()
 
     def release_seat(self, key: str) -> None:
         """``key``'s task left the provider's queue (or was never created)."""

@@ -49,7 +49,7 @@ from runner.scheduler.collect import (
 from runner.scheduler.crew import Crew
 from runner.scheduler.dependencies import Dependencies, Wait, dependency_state
 from runner.scheduler.limits import AimdLimiter, DownloadSlots, TokenBucket
-from runner.scheduler.restore import restore_cut_from, restore_kept
+from runner.scheduler.restore import check_plans, restore_cut_from, restore_kept
 from runner.scheduler.run_context import (
     PHASE_EVENTS,
     TERMINAL,
@@ -188,7 +188,7 @@ class Engine:
         )
         # A team's runner claims each take before working on it (runner.scheduler.teamwork).
         self.teamwork = None if crew is None or crew.team is None else TeamWork(
-            crew.team, poll=crew.poll, wait=team_wait)
+            crew.team, poll=crew.poll, wait=team_wait, seat_freed=crew.wake)
         for plan in plans:  # the plan's key string: one copy per take in every table
             self.ctx.phases[plan.key] = Phase.QUEUED
 
@@ -251,9 +251,12 @@ class Engine:
                 self.window.add(0 if action in _AT_THE_PROVIDER else 1, index)
         self._notify()  # the first snapshot, at once
         self._loop = asyncio.get_running_loop()
-        watcher = None if self.teamwork is None else asyncio.create_task(
-            self.teamwork.watch(self._unpark, self._lost_lease, self._store_failed),
-            name="team-heartbeat")
+        watcher = listener = None
+        if self.teamwork is not None:
+            watcher = asyncio.create_task(
+                self.teamwork.watch(self._unpark, self._lost_lease, self._store_failed),
+                name="team-heartbeat")
+            listener = asyncio.create_task(self.teamwork.listen(), name="team-listen")
         self.window.admit()
         try:
             await self._until_idle(watcher)
@@ -265,6 +268,7 @@ class Engine:
                 await self._until_idle(watcher)
         finally:
             await TeamWork.stop(watcher)
+            await TeamWork.stop(listener)
             self.window.cancel()
             self._loop = None  # from here on, snapshots go out at once
             if self._snapshot_due:
@@ -390,6 +394,13 @@ class Engine:
             if plan is None:
                 return (parked_key(take.key),)
             self._note_ambiguous(plan)  # a dead runner's creation, found on taking it over
+            # Planned again from the store alone: look at the files as the run's start did
+            # (a kept render of its fingerprint comes back free, never created anew).
+            try:
+                plan = check_plans(self.ctx.store, self.ctx.manifest, [take], [plan])[0]
+            except StateError as exc:
+                self._store_failed(exc)
+                return ()
             self._actions[index] = plan.action
             if plan.action is A.FAILED:
                 self._failed_before[take.key] = plan.record

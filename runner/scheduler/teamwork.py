@@ -7,7 +7,9 @@ another live runner holds is parked, as a take waiting for a dependency is, on a
 own (``@`` + its key): it takes no room in the window, and it is put back in line when the
 heartbeat sees its claim gone (finished, given up at a stop, or its runner's lease run out).
 
-The heartbeat (:meth:`TeamWork.watch`) renews this runner's lease and unparks released takes;
+The heartbeat (:meth:`TeamWork.watch`) renews this runner's lease and unparks released takes,
+looking when another runner's ``NOTIFY`` says a claim was let go (:meth:`TeamWork.listen`) or
+every ``--team-poll`` seconds;
 a runner whose lease ran out anyway (a machine asleep, a network cut longer than the lease)
 stops at once: another runner may hold its takes now, and the store refuses its creations. A
 database out of reach for longer than the lease stops the run as a failing store does (one
@@ -23,8 +25,10 @@ from collections.abc import Callable
 import structlog
 
 from runner.core.errors import StateError
+from runner.core.redact import redact
+from runner.scheduler.crew import wait_event
 from runner.state.records import TakePlan
-from runner.state.team import Team, live_claims
+from runner.state.team import SEATS_CHANNEL, Team, live_claims
 
 log = structlog.get_logger()
 
@@ -39,11 +43,26 @@ def parked_key(key: str) -> str:
 class TeamWork:
     """The engine's side of a :class:`Team`: claims in order, releases, the heartbeat."""
 
-    def __init__(self, team: Team, *, poll: float, wait: bool) -> None:
+    def __init__(self, team: Team, *, poll: float, wait: bool,
+                 seat_freed: Callable[[], None] = lambda: None) -> None:
         self.team = team
         self.poll = poll
         self.wait = wait  # wait for other runners' takes once nothing is left to claim
         self.elsewhere: set[str] = set()  # takes parked because another runner holds them
+        self._seat_freed = seat_freed
+        self._claims_moved = asyncio.Event()
+
+    async def listen(self) -> None:
+        """Wake the waits when another runner frees a seat or a claim (``LISTEN``); a
+        listening connection that fails is only logged: the waits look every ``poll``."""
+        try:
+            async for channel in self.team.wake_ups():
+                if channel == SEATS_CHANNEL:
+                    self._seat_freed()
+                else:
+                    self._claims_moved.set()
+        except Exception as exc:  # psycopg's errors, OSError: polling still works
+            log.warning("team_listen_failed", error=redact(str(exc))[:300])
 
     def claim(self, key: str) -> TakePlan | None:
         """The take's plan now, when this runner got it; None (and parked) when it did not."""
@@ -86,7 +105,8 @@ class TeamWork:
         loop = asyncio.get_running_loop()
         renewed = loop.time()
         while True:
-            await asyncio.sleep(self.poll)
+            await wait_event(self._claims_moved, self.poll)
+            self._claims_moved.clear()
             try:
                 if loop.time() - renewed >= renew_every:
                     if not self.team.renew():

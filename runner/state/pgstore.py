@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 import psycopg
@@ -91,6 +91,7 @@ class PgStore(StateStore):
     #: This process's membership of the team (:meth:`runner.state.team.Team.join`); None
     #: for a reader or before joining.
     team: Team | None = None
+    _url = ""
 
     def _begin_sync(self, conn: Connection) -> None:
         """Runners sync one at a time: an advisory lock held to the commit."""
@@ -125,7 +126,22 @@ class PgStore(StateStore):
             conn.close()
             raise
         store = cls(None, conn, readonly=readonly, clock=clock, where=conn.where)
+        store._url = url  # for a listening connection (runner.state.team); never shown
         return store
+
+    async def notifications(self, channels: Sequence[str]) -> AsyncIterator[str]:
+        """The channel of every ``NOTIFY`` on ``channels``, on a connection of its own (a
+        runner's wake-up: a seat or a claim set free by another runner)."""
+        conn = await psycopg.AsyncConnection.connect(
+            self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
+            application_name="shotrun listen")
+        try:
+            for channel in channels:
+                await conn.execute(f"LISTEN {channel}".encode())
+            async for note in conn.notifies():
+                yield note.channel
+        finally:
+            await conn.close()
 
     @property
     def url_shown(self) -> str:

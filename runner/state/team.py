@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -60,6 +60,11 @@ def live_claims(conn: Connection, runner: str | None) -> set[str]:
     return {str(row[0]) for row in rows}
 
 
+#: What a runner is woken by (``pg_notify`` when a seat or a claim is set free): a runner
+#: waiting for a seat, or for takes other runners hold, starts at once instead of at its
+#: next look (``--team-poll``, still the fallback when a notification is missed).
+SEATS_CHANNEL = "shotrun_seats"
+CLAIMS_CHANNEL = "shotrun_claims"
 DEFAULT_LEASE = 30.0  # seconds: a dead runner's takes wait this long for a new runner
 
 # Statuses whose task is (or may be) in flight at the provider: its seat stays taken.
@@ -78,6 +83,12 @@ class TeamView:
 def new_runner_id() -> str:
     """Host, pid and a random part: unique across machines and pid reuse."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def _wake(conn: Connection, *channels: str) -> None:
+    """Notify the runners listening on ``channels``, when this transaction commits."""
+    for channel in channels:
+        conn.execute("SELECT pg_notify(?, '')", (channel,))
 
 
 class Team:
@@ -123,6 +134,7 @@ class Team:
                 f" WHERE status IN {_IN_FLIGHT})", (self.id,))
             conn.execute(f"UPDATE runners SET lease_until = {DB_NOW}, ended_at = {DB_NOW}"
                          " WHERE id = ?", (self.id,))
+            _wake(conn, SEATS_CHANNEL, CLAIMS_CHANNEL)
         self.mine.clear()
         self.store.team = None
 
@@ -157,8 +169,9 @@ class Team:
             else:
                 # Not (or no longer) in flight: done, failed, or an ambiguous creation now
                 # held. Its seat is free again; kept, nobody would ever give it back.
-                conn.execute("UPDATE seats SET runner = NULL, take_key = NULL, taken_at = NULL"
-                             " WHERE take_key = ?", (key,))
+                if conn.execute("UPDATE seats SET runner = NULL, take_key = NULL,"
+                                " taken_at = NULL WHERE take_key = ?", (key,)).rowcount:
+                    _wake(conn, SEATS_CHANNEL)
         self.mine.add(key)
         if holder and holder != self.id:
             log.info("take_taken_over", take=key, from_runner=holder)
@@ -174,6 +187,7 @@ class Team:
             # moment always finds the row it locks.
             conn.execute("UPDATE claims SET runner = '' WHERE key = ? AND runner = ?",
                          (key, self.id))
+            _wake(conn, CLAIMS_CHANNEL)
 
     def still_holds(self, key: str) -> bool:
         """:meth:`holds`, in a transaction of its own."""
@@ -229,8 +243,16 @@ class Team:
     def release_seat(self, key: str) -> None:
         """The task of ``key`` left the provider's queue (or was never created): free its seat."""
         with self.store._write() as conn:
-            conn.execute("UPDATE seats SET runner = NULL, take_key = NULL, taken_at = NULL"
-                         " WHERE take_key = ? AND runner = ?", (key, self.id))
+            freed = conn.execute(
+                "UPDATE seats SET runner = NULL, take_key = NULL, taken_at = NULL"
+                " WHERE take_key = ? AND runner = ?", (key, self.id)).rowcount
+            if freed:
+                _wake(conn, SEATS_CHANNEL)
+
+    def wake_ups(self) -> AsyncIterator[str]:
+        """The channels (:data:`SEATS_CHANNEL`, :data:`CLAIMS_CHANNEL`) as other runners set
+        seats and claims free, while iterated."""
+        return self.store.notifications((SEATS_CHANNEL, CLAIMS_CHANNEL))
 
     def seats_in_use(self) -> dict[str, int]:
         """Taken seats per account (for the benchmark and the tests)."""

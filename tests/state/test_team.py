@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 
@@ -10,7 +11,7 @@ import pytest
 
 from runner.state import TakeAction, TakeStatus
 from runner.state.pgstore import PgStore
-from runner.state.team import Team
+from runner.state.team import CLAIMS_CHANNEL, SEATS_CHANNEL, Team
 from runner.state.transitions import BudgetRefused, ClaimLost
 from tests.helpers.state import make_take, payloads
 
@@ -199,3 +200,22 @@ def test_a_dead_runner_s_task_in_flight_keeps_its_seat_with_the_new_runner(
     assert b.take_seat(KEYS[1], ["studio"]) is None  # still rendering: its seat is taken
     b.release_seat(KEYS[0])
     assert b.take_seat(KEYS[1], ["studio"]) == "studio"
+
+
+async def test_a_freed_seat_or_claim_wakes_the_other_runners(
+    runners: tuple[Team, Team],
+) -> None:
+    a, b = runners
+    a.provide_seats({"studio": 1})
+    wake_ups = b.wake_ups()
+    heard = asyncio.ensure_future(anext(wake_ups))
+    while not heard.done():  # until b's LISTEN is in place: each round notifies again
+        assert a.take_seat(KEYS[0], ["studio"]) == "studio"
+        a.release_seat(KEYS[0])
+        await asyncio.wait({heard}, timeout=0.05)
+    assert heard.result() == SEATS_CHANNEL
+    assert a.claim(KEYS[1]) is not None
+    a.release(KEYS[1])
+    while await asyncio.wait_for(anext(wake_ups), 10) != CLAIMS_CHANNEL:
+        pass  # seats freed by the rounds above, heard first
+    await wake_ups.aclose()

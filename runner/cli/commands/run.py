@@ -159,7 +159,8 @@ async def execute(manifest: Manifest, takes: Sequence[Take], plans: Sequence[Tak
     from runner.scheduler.crew import Crew, SeatAccount
     from runner.scheduler.engine import Engine  # here for start-up speed: aiohttp, PyAV
 
-    held = held_accounts(_flags_on_implicit_account(manifest, config), api_key)
+    held = held_accounts(_flags_on_implicit_account(manifest, config), api_key,
+                         built_in=config.uses_emulator)
     async with open_session(manifest, config, api_key, limits) as session, \
             account_clients(session, held, limits) as clients:
         crew = None
