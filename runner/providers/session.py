@@ -245,7 +245,11 @@ def prepare(manifest: Manifest, overrides: Overrides | None = None
     Everything that can be wrong with them (a bad URL, no key, a bad ``api.emulator``) is a
     usage error raised here, before anything is sent or written.
     """
-    config = resolve_config(manifest, overrides)
+    from runner.providers.accounts import choose_config  # it imports this module
+
+    # With api.accounts, the main key is the first listed account's whose variable is set:
+    # a machine holding only the second account's key runs with it.
+    config = choose_config(manifest, resolve_config(manifest, overrides))
     api_key = read_api_key(config)
     if config.uses_emulator:
         emulator_settings(manifest, api_key)

@@ -87,6 +87,17 @@ log = structlog.get_logger()
 A = TakeAction
 # Actions settled before the run starts (no task, no snapshot per take).
 _SETTLED = frozenset({A.SKIP, A.FAILED, A.HOLD})
+# A take stopped with its creation sent and no answer (Ctrl-C twice, a lost lease): what the
+# next run does with it, by whether the provider can look a lost creation up (Kling).
+_ANSWER_NEVER_CAME = {
+    False: "its creation was sent but its answer never came (it may be rendering, and "
+           "billed): the next run counts it ambiguous and by default creates it again "
+           "(spends; `--ambiguous hold` holds it instead)",
+    True: "its creation was sent but its answer never came: the next run looks it up by its "
+          "id and collects it if it was made (spends nothing), else creates it (spends)",
+}
+# Actions that make the take's output from this run's manifest (a new task, a kept render).
+_MADE_FROM_THE_MANIFEST = frozenset({A.SUBMIT, A.RETRY, A.RESTORE})
 # Actions of takes whose task is at the provider already (they hold adopted slots).
 _AT_THE_PROVIDER = frozenset({A.POLL, A.DOWNLOAD})
 # Statuses of a take a stop leaves in flight at the provider (or maybe: submitting).
@@ -131,8 +142,10 @@ class Engine:
                 self._by_shot.setdefault(take.shot_id, []).append(take.key)
         # Creations whose answer an earlier run lost: counted in this run's summary too.
         # A provider that looks lost creations up (Kling) resolves them instead.
-        self._ambiguous_found = 0 if isinstance(gateway, ResolvesLostAnswers) else sum(
-            1 for plan in plans if plan.reason == "ambiguous submission")
+        self._resolves_lost = isinstance(gateway, ResolvesLostAnswers)
+        self._ambiguous_found: set[str] = set()
+        for plan in plans:
+            self._note_ambiguous(plan)
         # Events only for takes someone waits for, made when the wait starts.
         self._waiters: dict[str, asyncio.Event] = {}
         self.window = TakeWindow(
@@ -241,7 +254,8 @@ class Engine:
         watcher = listener = None
         if self.teamwork is not None:
             watcher = asyncio.create_task(
-                self.teamwork.watch(self._unpark, self._lost_lease), name="team-heartbeat")
+                self.teamwork.watch(self._unpark, self._lost_lease, self._store_failed),
+                name="team-heartbeat")
             listener = asyncio.create_task(self.teamwork.listen(), name="team-listen")
         self.window.admit()
         try:
@@ -379,6 +393,7 @@ class Engine:
                 return ()
             if plan is None:
                 return (parked_key(take.key),)
+            self._note_ambiguous(plan)  # a dead runner's creation, found on taking it over
             # Planned again from the store alone: look at the files as the run's start did
             # (a kept render of its fingerprint comes back free, never created anew).
             try:
@@ -391,12 +406,27 @@ class Engine:
                 self._failed_before[take.key] = plan.record
         return self._blockers(take)
 
+    def _note_ambiguous(self, plan: TakePlan) -> None:
+        """A creation whose answer an earlier run (or a dead runner) lost: counted in this
+        run's summary, once. A provider that looks lost creations up (Kling) resolves it."""
+        if plan.reason == "ambiguous submission" and not self._resolves_lost:
+            self._ambiguous_found.add(plan.key)
+
     def _claimed(self, take: Take, action: TakeAction) -> TakeAction | None:
         """A claimed take's first step: settled (done, failed or held meanwhile), adopted at
         the provider (its account's seat came with the claim), or ``action`` as planned."""
         ctx = self.ctx
         if action in _SETTLED:
             self._settle_before(take, action)
+            return None
+        if action in _MADE_FROM_THE_MANIFEST and (
+                ctx.store.record(take.key).fingerprint != take.fingerprint):
+            # Another runner's manifest changed the take since this run planned it: a
+            # creation from this one's request would be recorded as that one's render.
+            ctx.finish(take, Phase.LEFT, message=(
+                "another runner's manifest changed this take (its prompt or settings) since "
+                "this run started: nothing was created; update this manifest (e.g. `git "
+                "pull`) and run again, or let that runner render it"))
             return None
         if action is A.POLL:
             record = ctx.store.record(take.key)
@@ -589,10 +619,16 @@ class Engine:
         except StateError:  # the store itself failed: say nothing more than we know
             status = None
         phase = Phase.LEFT if status in _LEFT_AT_THE_PROVIDER else Phase.NOT_STARTED
-        self.ctx.outcomes[take.key] = Outcome(phase, message=self.ctx.stop_message)
+        message = self.ctx.stop_message
+        if status is TakeStatus.SUBMITTING and (
+                self.teamwork is None or self.teamwork.holds(take.key)):
+            # Not "collected for nothing" like a task whose id is recorded: said per take
+            # (of this runner's own creations: another live runner's answer may yet come).
+            message = _ANSWER_NEVER_CAME[self._resolves_lost]
+        self.ctx.outcomes[take.key] = Outcome(phase, message=message)
         self.ctx.phases[take.key] = phase
         self.ctx.gateway_progress.pop(take.key, None)  # no longer followed: not a row
-        self.ctx.event(PHASE_EVENTS[phase], take.key, message=self.ctx.stop_message)
+        self.ctx.event(PHASE_EVENTS[phase], take.key, message=message)
 
     def _chosen(self, shot_id: str, picks: Mapping[str, continuity.Pick]) -> TakeRecord | None:
         """The take of ``shot_id`` a continuity frame is cut from now: the valid pick (of
@@ -642,7 +678,7 @@ class Engine:
             elsewhere=elsewhere,
             downloading=counts[Phase.DOWNLOADING],
             submitting=counts[Phase.SUBMITTING],
-            ambiguous=ctx.ambiguous_seen + self._ambiguous_found,
+            ambiguous=ctx.ambiguous_seen + len(self._ambiguous_found),
             held=counts[Phase.HELD],
             credits_reserved=ctx.budget.total,
             max_credits=ctx.budget.max_credits,
@@ -712,7 +748,7 @@ class Engine:
             done=len(having(Phase.DONE)),
             skipped=len(having(Phase.SKIPPED)),
             failed=failures,
-            ambiguous=ctx.ambiguous_seen + self._ambiguous_found,
+            ambiguous=ctx.ambiguous_seen + len(self._ambiguous_found),
             held=held,
             not_started=having(Phase.NOT_STARTED),
             in_flight=left,

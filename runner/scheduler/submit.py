@@ -225,9 +225,10 @@ def _commit_attempt(ctx: RunContext, take: Take, payload: dict[str, Any],
             key, redact_value(payload), estimate, ctx.budget.unit,
             account=None if ctx.crew is None else ctx.crew.account_of(key, ctx.store),
             cap=ctx.budget.max_credits if ctx.crew is not None and ctx.crew.shared else None)
-    except BudgetRefused:
+    except BudgetRefused as refused:
         # The team's ledger is full: other runners committed what this guard did not know.
         ctx.budget.release(key, estimate)
+        ctx.budget.learn_ledger(refused.committed)
         _budget_stop(ctx, key, estimate)
         _not_started(ctx, take)
         return None

@@ -11,7 +11,9 @@ The heartbeat (:meth:`TeamWork.watch`) renews this runner's lease and unparks re
 looking when another runner's ``NOTIFY`` says a claim was let go (:meth:`TeamWork.listen`) or
 every ``--team-poll`` seconds;
 a runner whose lease ran out anyway (a machine asleep, a network cut longer than the lease)
-stops at once: another runner may hold its takes now, and the store refuses its creations.
+stops at once: another runner may hold its takes now, and the store refuses its creations. A
+database out of reach for longer than the lease stops the run as a failing store does (one
+line, exit 4): a runner waiting for others' takes would otherwise wait for ever, blind.
 """
 
 from __future__ import annotations
@@ -95,8 +97,10 @@ class TeamWork:
         return self.wait and bool(self.elsewhere)
 
     async def watch(self, unpark: Callable[[list[str]], None],
-                    lost_lease: Callable[[str], None]) -> None:
-        """Renew the lease and put released takes back in line, until cancelled."""
+                    lost_lease: Callable[[str], None],
+                    store_failed: Callable[[StateError], None]) -> None:
+        """Renew the lease and put released takes back in line, until cancelled (or the
+        database has been out of reach for a whole lease: ``store_failed``)."""
         renew_every = max(self.poll, self.team.lease / 3)
         loop = asyncio.get_running_loop()
         renewed = loop.time()
@@ -121,6 +125,9 @@ class TeamWork:
                     unpark(released)
             except StateError as exc:
                 log.warning("team_watch_failed", error=str(exc))
+                if loop.time() - renewed >= self.team.lease:
+                    store_failed(exc)
+                    return
 
     @staticmethod
     async def stop(task: asyncio.Task[None] | None) -> None:

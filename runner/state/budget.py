@@ -113,6 +113,13 @@ class BudgetGuard:
         else:
             self._put(key, current)
 
+    def learn_ledger(self, ledger_total: float) -> None:
+        """The shared ledger refused a creation (a team's store): take its total, which other
+        runners' creations raised, as this guard's, so that the stop line's figures are the
+        ones that passed the cap; and stop for good, as a refusal of the guard's own does."""
+        self.committed = max(self.committed, ledger_total - self.reserved)
+        self.exhausted = True
+
     def stop_message(self, key: str, estimate: float | None) -> str:
         """Why the run stopped submitting at ``key``, in the guard's unit, with the setting
         that raises the cap."""

@@ -18,10 +18,12 @@ the password taken out of its text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import psycopg
+import structlog
 from psycopg import adapt, rows
 from psycopg.pq import TransactionStatus
 
@@ -29,7 +31,15 @@ from runner.core.redact import redact
 from runner.core.storeurl import redact_url
 from runner.state.sql import PgFailure
 
+log = structlog.get_logger()
+
 _TRANSLATED: dict[str, str] = {}
+_T = TypeVar("_T")
+
+#: How long a statement that found its connection gone tries to connect again (seconds): a
+#: server restart or a failover takes a few; longer, the store reports the failure.
+RECONNECT_FOR = 15.0
+RECONNECT_EVERY = 0.5
 
 
 def translate(sql: str) -> str:
@@ -115,11 +125,23 @@ class PgCursor:
 
 
 class PgConnection:
-    """A psycopg connection in autocommit mode (the store writes ``BEGIN``/``COMMIT``)."""
+    """A psycopg connection in autocommit mode (the store writes ``BEGIN``/``COMMIT``).
 
-    def __init__(self, conn: psycopg.Connection[Any], url: str) -> None:
+    A connection the server dropped (a restart, a failover, an idle timeout) is opened again
+    by the next statement that *starts* something (``BEGIN``, or a lone ``SELECT`` outside a
+    transaction), and that statement is sent again: nothing of it had reached the database.
+    A statement inside a transaction is never repeated: the transaction is lost with the
+    connection, its error goes up, and the store's caller stops as on any failed write.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any], url: str,
+                 reconnect: Callable[[], psycopg.Connection[Any]] | None = None) -> None:
         self.raw = conn
         self.where = redact_url(url)
+        self._reconnect = reconnect
+        #: How long a dropped connection is tried again (a team's runner: at most its lease,
+        #: past which its claims are another runner's anyway).
+        self.patience = RECONNECT_FOR
         conn.adapters.register_loader("numeric", _Numeric)
 
     @property
@@ -130,15 +152,62 @@ class PgConnection:
         text = " ".join(str(exc).split()) or type(exc).__name__
         return PgFailure(redact(text), getattr(exc, "sqlstate", None))
 
+    def _repeatable(self, sql: str) -> bool:
+        """True when ``sql`` may be sent again on a new connection: it starts a transaction
+        or is a lone read, and no transaction of ours was open when it was sent."""
+        if self._reconnect is None:
+            return False
+        status = self.raw.info.transaction_status
+        if status not in (TransactionStatus.IDLE, TransactionStatus.UNKNOWN):
+            return False
+        words = sql.split(maxsplit=1)
+        return bool(words) and words[0].upper() in ("BEGIN", "SELECT")
+
+    def _connect_again(self, exc: psycopg.Error) -> None:
+        """A new connection in place of the dropped one, trying for :attr:`patience` seconds;
+        the last failure (cleaned of the password) when it cannot."""
+        assert self._reconnect is not None
+        log.warning("store_connection_lost", where=self.where,
+                    error=redact(" ".join(str(exc).split()))[:200])
+        deadline = time.monotonic() + self.patience
+        while True:
+            try:
+                raw = self._reconnect()
+            except psycopg.Error as error:
+                if time.monotonic() >= deadline:
+                    raise self._failure(error) from None
+                time.sleep(RECONNECT_EVERY)
+                continue
+            raw.adapters.register_loader("numeric", _Numeric)
+            self.raw = raw
+            log.info("store_reconnected", where=self.where)
+            return
+
+    def _run(self, sql: str, work: Callable[[psycopg.Connection[Any]], _T]) -> _T:
+        """``work`` on the connection, once more on a new one when the server had dropped it
+        and ``sql`` may be repeated; driver errors as :class:`PgFailure`."""
+        repeatable = self._repeatable(sql)
+        try:
+            return work(self.raw)
+        except psycopg.Error as exc:
+            if not (repeatable and self.raw.closed):
+                raise self._failure(exc) from None
+            self._connect_again(exc)
+        try:
+            return work(self.raw)
+        except psycopg.Error as exc:
+            raise self._failure(exc) from None
+
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> PgCursor:
         statement = "BEGIN" if sql == "BEGIN IMMEDIATE" else sql
-        try:
-            with self.raw.cursor(row_factory=_named_rows) as cursor:
+
+        def work(raw: psycopg.Connection[Any]) -> PgCursor:
+            with raw.cursor(row_factory=_named_rows) as cursor:
                 cursor.execute(translate(statement), tuple(parameters))
                 fetched = cursor.fetchall() if cursor.description is not None else []
                 return PgCursor(fetched, cursor.rowcount)
-        except psycopg.Error as exc:
-            raise self._failure(exc) from None
+
+        return self._run(statement, work)
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> PgCursor:
         try:
@@ -149,12 +218,12 @@ class PgConnection:
             raise self._failure(exc) from None
 
     def tuples(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        try:
-            with self.raw.cursor() as cursor:
+        def work(raw: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+            with raw.cursor() as cursor:
                 cursor.execute(translate(sql), tuple(parameters))
                 return cursor.fetchall()
-        except psycopg.Error as exc:
-            raise self._failure(exc) from None
+
+        return self._run(sql, work)
 
     def script(self, sql: str) -> None:
         """Run DDL as written (no placeholders: ``$$`` bodies and ``%`` left alone)."""

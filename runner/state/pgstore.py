@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -73,12 +73,16 @@ def connect(url: str) -> PgConnection:
     register_secret(os.environ.get("PGPASSWORD"))
     user = str(params.get("user") or os.environ.get("PGUSER") or "")
     database = str(params.get("dbname") or os.environ.get("PGDATABASE") or user)
+
+    def opened() -> psycopg.Connection[Any]:
+        return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
+                               application_name="shotrun")
+
     try:
-        raw = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
-                              application_name="shotrun")
+        raw = opened()
     except psycopg.Error as exc:
         raise _refusal(where, user, database, exc) from None
-    return PgConnection(raw, url)
+    return PgConnection(raw, url, reconnect=opened)
 
 
 class PgStore(StateStore):

@@ -33,6 +33,10 @@ _TAGS_AT = RECORD_COLUMNS.index("tags")
 _ATTEMPTS_AT = RECORD_COLUMNS.index("attempts")
 
 
+#: The reason of a take whose creation another live runner has on the wire.
+HELD_ELSEWHERE = "held by another runner"
+
+
 def sync_takes(
     conn: Connection,
     takes: Sequence[Take],
@@ -190,6 +194,11 @@ def _plan(
     ``key`` is the manifest's own string: the run keys every table by it, one copy per take.
     """
     action, reason = decide(record, retry_failed=retry_failed, ambiguous=ambiguous, now=now)
+    if busy and record.status is S.SUBMITTING:
+        # Its creation is on the wire at a live runner: not lost, and not this run's to count
+        # or hold. At the provider, as far as this run knows: a team's runner claims it when
+        # its runner lets go (or dies), and plans it again then (:func:`replan`).
+        action, reason = TakeAction.POLL, HELD_ELSEWHERE
     if action is TakeAction.HOLD and record.status is not S.HELD and not busy:
         conn.execute(
             "UPDATE takes SET status = 'held', updated_at = ? WHERE key = ?", (now, key)

@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from runner.state.records import TakePlan
+from runner.state.pg import PgConnection
+from runner.state.records import TakePlan, TakeStatus
 from runner.state.sql import Connection
 from runner.state.sync import replan
 
@@ -68,6 +69,7 @@ DEFAULT_LEASE = 30.0  # seconds: a dead runner's takes wait this long for a new 
 
 # Statuses whose task is (or may be) in flight at the provider: its seat stays taken.
 _IN_FLIGHT = "('submitting', 'submitted')"
+_SEATED = frozenset({TakeStatus.SUBMITTING, TakeStatus.SUBMITTED})
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,8 @@ class Team:
                 f" VALUES (?, ?, ?, {DB_NOW}, {DB_NOW} + ?)",
                 (self.id, socket.gethostname(), os.getpid(), self.lease))
         self.store.team = self
+        if isinstance(self.store.conn, PgConnection):
+            self.store.conn.patience = min(self.store.conn.patience, self.lease)
         log.info("team_joined", runner=self.id, lease=self.lease)
 
     def renew(self) -> bool:
@@ -157,10 +161,17 @@ class Team:
                 return None
             conn.execute(f"UPDATE claims SET runner = ?, claimed_at = {DB_NOW} WHERE key = ?",
                          (self.id, key))
-            # A dead runner's seat follows its take: the task it holds may still be rendering.
-            conn.execute("UPDATE seats SET runner = ? WHERE take_key = ?", (self.id, key))
             plan = replan(conn, key, self.store._clock, retry_failed=self.retry_failed,
                           ambiguous=self.ambiguous)
+            if plan.record.status in _SEATED:
+                # A dead runner's seat follows its take: its task is still rendering.
+                conn.execute("UPDATE seats SET runner = ? WHERE take_key = ?", (self.id, key))
+            else:
+                # Not (or no longer) in flight: done, failed, or an ambiguous creation now
+                # held. Its seat is free again; kept, nobody would ever give it back.
+                if conn.execute("UPDATE seats SET runner = NULL, take_key = NULL,"
+                                " taken_at = NULL WHERE take_key = ?", (key,)).rowcount:
+                    _wake(conn, SEATS_CHANNEL)
         self.mine.add(key)
         if holder and holder != self.id:
             log.info("take_taken_over", take=key, from_runner=holder)

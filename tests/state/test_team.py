@@ -85,6 +85,19 @@ def test_sync_leaves_a_live_runner_s_creation_alone(runners: tuple[Team, Team]) 
     assert b.store.record(KEYS[0]).status is TakeStatus.SUBMITTING
 
 
+def test_a_live_runner_s_creation_is_not_planned_as_ambiguous(
+    runners: tuple[Team, Team],
+) -> None:
+    """Its answer is not lost, only not back yet: a runner starting beside it must not count
+    it ("ambiguous submissions: 1 (each may have been billed)" in its summary)."""
+    a, b = runners
+    a.claim(KEYS[0])
+    a.store.mark_submitting(KEYS[0], {"p": 1}, 10.0)
+    takes = [make_take(key.split("/")[0]) for key in KEYS]
+    plans = {plan.key: plan for plan in b.store.sync(takes, payloads(takes))}
+    assert plans[KEYS[0]].reason == "held by another runner"
+
+
 def test_seats_never_exceed_an_account_s_concurrency_and_come_back(
     runners: tuple[Team, Team], pg_url: str,
 ) -> None:
@@ -152,6 +165,41 @@ def test_a_lease_that_ran_out_is_not_renewed(runners: tuple[Team, Team], pg_url:
     assert not a.renew()  # the runner learns it: its heartbeat stops the run
     assert b.renew()
     assert b.view().runners == 1
+
+
+def test_a_dead_runner_s_seat_comes_back_when_its_take_is_no_longer_in_flight(
+    runners: tuple[Team, Team], pg_url: str,
+) -> None:
+    """Its creation's answer was lost: taken over, the take is ambiguous (held), not in
+    flight, so its seat is free again. It used to follow the take to the new runner and stay
+    taken for good: with one seat, that runner waited for ever."""
+    a, b = runners
+    a.provide_seats({"studio": 1})
+    a.claim(KEYS[0])
+    assert a.take_seat(KEYS[0], ["studio"]) == "studio"
+    a.store.mark_submitting(KEYS[0], {"p": 1}, 10.0)
+    _die(pg_url, a)
+    plan = b.claim(KEYS[0])
+    assert plan is not None and plan.action is TakeAction.HOLD
+    assert b.seats_in_use() == {"studio": 0}
+    assert b.take_seat(KEYS[1], ["studio"]) == "studio"
+
+
+def test_a_dead_runner_s_task_in_flight_keeps_its_seat_with_the_new_runner(
+    runners: tuple[Team, Team], pg_url: str,
+) -> None:
+    a, b = runners
+    a.provide_seats({"studio": 1})
+    a.claim(KEYS[0])
+    assert a.take_seat(KEYS[0], ["studio"]) == "studio"
+    a.store.mark_submitting(KEYS[0], {"p": 1}, 10.0)
+    a.store.mark_submitted(KEYS[0], "task-9")
+    _die(pg_url, a)
+    plan = b.claim(KEYS[0])
+    assert plan is not None and plan.action is TakeAction.POLL
+    assert b.take_seat(KEYS[1], ["studio"]) is None  # still rendering: its seat is taken
+    b.release_seat(KEYS[0])
+    assert b.take_seat(KEYS[1], ["studio"]) == "studio"
 
 
 async def test_a_freed_seat_or_claim_wakes_the_other_runners(

@@ -89,7 +89,7 @@ async def test_two_accounts_each_stay_under_their_own_seats(
                     "studio-b": per["studio-b"]["accepted_tasks"]}
 
 
-@pytest.mark.parametrize("provider", ["gateway", "kling"])
+@pytest.mark.parametrize("provider", ["gateway", "fal", "kling"])
 async def test_a_killed_runner_s_takes_are_collected_by_the_others_never_paid_twice(
     tmp_path: Path, pg_url: str, provider: str,
 ) -> None:
