@@ -72,7 +72,9 @@ def format_summary(summary: RunSummary, *, built_in: bool = False,
     built-in emulator, whose tasks end with the run; ``team``: runners share the store)."""
     before = "by other runners or earlier runs" if team else "from earlier runs"
     lines = [f"done: {summary.done + summary.skipped}/{summary.total}"
-             + (f" ({summary.skipped} {before})" if summary.skipped else "")]
+             + (f" ({summary.skipped} {before})" if summary.skipped else "")
+             + (f"; {summary.with_others} more with other runners" if summary.with_others
+                else "")]
     if summary.restored:
         lines.append(f"restored from kept renders: {counted(summary.restored, 'take')} "
                      "(0 credits)")

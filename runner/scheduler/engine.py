@@ -281,11 +281,14 @@ class Engine:
             # recorded is kept" (exit 4), never "nothing was sent" as a store that cannot
             # be opened says (exit 2). The message is the one already logged.
             raise StoreWriteFailed(redact(str(fatal))) from fatal
+        # A team's runner ending (--no-wait, a stop) with takes other runners hold: theirs
+        # to finish, not this run's to report as unfinished (nor to fail its exit code).
+        others = set() if self.teamwork is None else set(self.teamwork.elsewhere)
         for take in self.takes:
-            if ctx.phases.get(take.key) not in TERMINAL:
+            if ctx.phases.get(take.key) not in TERMINAL and take.key not in others:
                 self._settle_unfinished(take)
         self._notify()  # the last snapshot: the run's final state, to the take
-        summary = self._summary()
+        summary = self._summary(others)
         log.info("run_finished", done=summary.done, failed=len(summary.failed),
                  stopped=summary.stopped_reason)
         return summary
@@ -728,9 +731,9 @@ class Engine:
         finally:
             self._notifying = False
 
-    def _summary(self) -> RunSummary:
+    def _summary(self, others: set[str] | frozenset[str] = frozenset()) -> RunSummary:
         ctx = self.ctx
-        keys = [take.key for take in self.takes]
+        keys = [take.key for take in self.takes if take.key not in others]
 
         def having(phase: Phase) -> tuple[str, ...]:
             return tuple(k for k in keys if ctx.phases.get(k) is phase)
@@ -769,6 +772,7 @@ class Engine:
                 and ctx.outcomes[k].message != ctx.stop_message
             }),
             next_run=self._next_run([f.key for f in failures], held, left),
+            with_others=len(others),
         )
 
     def _next_run(self, failed: Sequence[str], held: Sequence[str],

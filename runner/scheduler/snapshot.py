@@ -174,6 +174,8 @@ class RunSummary:
     extra: Mapping[str, Any] = field(default_factory=frozen_mapping)
     next_run: NextRun = field(default_factory=NextRun)
     unit: str = CREDITS  # of the credits figures (runner.core.money)
+    # A team's runner: takes other runners held when it ended (not in ``total``: theirs).
+    with_others: int = 0
 
     @property
     def all_done(self) -> bool:
@@ -216,4 +218,5 @@ class RunSummary:
             "stopped_message": self.stopped_message,
             "all_done": self.all_done,
             "next_run": self.next_run.to_json(),
+            "with_other_runners": self.with_others,
         }

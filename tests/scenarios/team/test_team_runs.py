@@ -163,3 +163,29 @@ async def test_a_store_that_cannot_be_used_is_one_line_and_nothing_is_sent(
             assert pg_server.password not in out + err and "wrong-Secret-42" not in out + err
             assert "Traceback" not in out + err
         assert emu.stats()["creation_requests"] == 0
+
+
+async def test_a_runner_with_no_wait_leaves_the_others_takes_to_them_and_exits_0(
+    tmp_path: Path, pg_url: str,
+) -> None:
+    path = manifest(tmp_path, 6)
+    PgStore.open_url(pg_url).close()  # the schema, for the wait below to read
+    async with run_emulator(emulator(processing_time=1.0, seed=13)) as emu:
+        args = team_args(path, emu.base_url, pg_url)
+        first = await spawn(args)
+
+        def all_claimed() -> bool:
+            with psycopg.connect(pg_url) as conn:
+                row = conn.execute("SELECT COUNT(*) FROM claims WHERE runner <> ''").fetchone()
+            return row is not None and row[0] == 6
+
+        await until(all_claimed, [first])
+        code, out, err = await run_cli([*team_args(path, emu.base_url, pg_url), "--no-wait"])
+        assert code == 0, out + err
+        assert "done: 0/0; 6 more with other runners" in out, out
+        # The other runner's tasks are not this one's to report as left at the provider.
+        assert not [line for line in out.splitlines()
+                    if line.startswith("still at") or line.startswith("not started")], out
+        first_code, first_out, first_err = await ended(first)
+    assert first_code == 0, first_out + first_err
+    assert emu.stats()["accepted_tasks"] == 6
