@@ -32,6 +32,7 @@ from runner.state.team import SEATS_CHANNEL, Team, live_claims
 
 log = structlog.get_logger()
 
+LISTEN_AGAIN = 2.0  # seconds before a failed listening connection is opened again
 ELSEWHERE = "@"  # the prefix of the key a take held by another runner is parked on
 
 
@@ -53,16 +54,20 @@ class TeamWork:
         self._claims_moved = asyncio.Event()
 
     async def listen(self) -> None:
-        """Wake the waits when another runner frees a seat or a claim (``LISTEN``); a
-        listening connection that fails is only logged: the waits look every ``poll``."""
-        try:
-            async for channel in self.team.wake_ups():
-                if channel == SEATS_CHANNEL:
-                    self._seat_freed()
-                else:
-                    self._claims_moved.set()
-        except Exception as exc:  # psycopg's errors, OSError: polling still works
-            log.warning("team_listen_failed", error=redact(str(exc))[:300])
+        """Wake the waits when another runner frees a seat or a claim (``LISTEN``). A
+        listening connection that fails (the database restarted) is logged and opened again
+        after a pause; meanwhile the waits look every ``poll``. Any wake-up missed meanwhile
+        is only a later look, never a wrong one."""
+        while True:
+            try:
+                async for channel in self.team.wake_ups():
+                    if channel == SEATS_CHANNEL:
+                        self._seat_freed()
+                    else:
+                        self._claims_moved.set()
+            except Exception as exc:  # psycopg's errors, OSError: polling still works
+                log.warning("team_listen_failed", error=redact(str(exc))[:300])
+            await asyncio.sleep(LISTEN_AGAIN)
 
     def claim(self, key: str) -> TakePlan | None:
         """The take's plan now, when this runner got it; None (and parked) when it did not."""
@@ -101,11 +106,13 @@ class TeamWork:
                     store_failed: Callable[[StateError], None]) -> None:
         """Renew the lease and put released takes back in line, until cancelled (or the
         database has been out of reach for a whole lease: ``store_failed``)."""
-        renew_every = max(self.poll, self.team.lease / 3)
+        # Renewed three times a lease, whatever --team-poll says (a look every 30 s must not
+        # let a 30 s lease run out between two renewals).
+        renew_every = self.team.lease / 3
         loop = asyncio.get_running_loop()
         renewed = loop.time()
         while True:
-            await wait_event(self._claims_moved, self.poll)
+            await wait_event(self._claims_moved, min(self.poll, renew_every))
             self._claims_moved.clear()
             try:
                 if loop.time() - renewed >= renew_every:

@@ -75,6 +75,33 @@ async def test_a_runner_whose_connection_the_server_dropped_connects_again(
     assert stats["accepted_tasks"] == TAKES, stats
 
 
+_LISTENING = ("SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'shotrun listen'"
+              " AND query LIKE 'LISTEN%'")
+
+
+async def test_a_runner_listens_again_when_its_listening_connection_drops(
+    tmp_path: Path, pg_url: str,
+) -> None:
+    """The wake-ups (NOTIFY) come back after the server dropped the listening connection:
+    the waiting runner then starts the takes another runner lets go."""
+    path = manifest(tmp_path, TAKES)
+    _another_runner_holds_every_take(pg_url)
+    async with run_emulator(emulator(processing_time=0.05, seed=12)) as emu:
+        proc = await spawn(team_args(path, emu.base_url, pg_url, "--team-poll", "30"))
+        await until(lambda: _count(pg_url, _LISTENING) == 1, [proc])
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                         " WHERE application_name = 'shotrun listen'")
+        await until(lambda: _count(pg_url, _LISTENING) == 0, [proc])
+        await until(lambda: _count(pg_url, _LISTENING) == 1, [proc])  # listening again
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("UPDATE claims SET runner = ''")
+            conn.execute("SELECT pg_notify('shotrun_claims', '')")  # as a runner letting go
+        code, out, err = await ended(proc, timeout=25)  # well before its 30 s look
+    assert code == 0, out + err
+    assert "done: 4/4" in out, out
+
+
 @contextlib.asynccontextmanager
 async def cuttable(url: str) -> AsyncIterator[tuple[str, asyncio.Event]]:
     """``url`` through a TCP relay on loopback; setting the event cuts every connection and
