@@ -38,63 +38,22 @@ def _pg(ddl: str) -> str:
 
 
 def _tables() -> list[str]:
-    """Every statement of schema version 5."""
-    takes_columns = (dbfile._TAKE_COLUMNS.rstrip() +
-                     ",\n    frame_hashes TEXT,\n    video TEXT,\n    unit TEXT,\n    account TEXT")
+    """Every statement of schema version 5: the embedded file's own steps (1, 2, 3 and 5) in
+    PostgreSQL's types, with the two things SQLite writes its own way (the append-only
+    trigger on events, and step 4, which also read old rows' units from their JSON: a new
+    database has none) written here."""
+    sqlite_trigger = re.compile(r"^\s*CREATE TRIGGER", re.IGNORECASE)
+    steps = [*dbfile._V1, *dbfile._V2, *dbfile._V3]
     statements = [
         "CREATE TABLE schema_version (version INTEGER NOT NULL)",
-        "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        f"CREATE TABLE takes ({takes_columns}, PRIMARY KEY (key))",
-        f"""CREATE TABLE take_history (
-            history_id INTEGER PRIMARY KEY AUTOINCREMENT,
-            {takes_columns},
-            archived_at REAL NOT NULL,
-            archive_reason TEXT NOT NULL)""",
-        "CREATE INDEX take_history_key ON take_history (key)",
-        """CREATE TABLE attempts (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            key TEXT NOT NULL,
-            attempt INTEGER NOT NULL,
-            fingerprint TEXT NOT NULL,
-            outcome TEXT NOT NULL,
-            task_id TEXT,
-            credits_estimated REAL,
-            credits_reserved REAL,
-            error_code TEXT,
-            error TEXT,
-            started_at REAL NOT NULL,
-            ended_at REAL,
-            unit TEXT)""",
-        "CREATE INDEX attempts_key ON attempts (key)",
-        """CREATE TABLE uploads (
-            sha256 TEXT PRIMARY KEY,
-            url TEXT NOT NULL,
-            expires_at REAL,
-            size INTEGER,
-            mime TEXT,
-            uploaded_at REAL NOT NULL)""",
-        """CREATE TABLE events (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            at REAL NOT NULL,
-            key TEXT,
-            event TEXT NOT NULL,
-            details TEXT NOT NULL DEFAULT '{}')""",
-        "CREATE INDEX events_key ON events (key)",
+        *(step for step in steps if not sqlite_trigger.match(step)),
         """CREATE FUNCTION shotrun_events_append_only() RETURNS trigger LANGUAGE plpgsql
             AS $$ BEGIN RAISE EXCEPTION 'events are append-only'; END $$""",
         """CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events
             FOR EACH ROW EXECUTE FUNCTION shotrun_events_append_only()""",
-        """CREATE TABLE picks (
-            shot_id TEXT PRIMARY KEY,
-            take INTEGER NOT NULL,
-            sha256 TEXT,
-            picked_at REAL NOT NULL)""",
-        """CREATE TABLE notes (
-            key TEXT PRIMARY KEY,
-            text TEXT NOT NULL,
-            sha256 TEXT,
-            noted_at REAL NOT NULL)""",
-        *dbfile.TEAM_TABLES,
+        *(f"ALTER TABLE {table} ADD COLUMN unit TEXT"
+          for table in ("takes", "take_history", "attempts")),
+        *dbfile._V5,
     ]
     return [_pg(statement) for statement in statements]
 
