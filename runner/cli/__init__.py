@@ -179,17 +179,14 @@ def use_store_flag(args: argparse.Namespace) -> None:
     """``--store URL`` (on the commands that read or write a store) stands for
     ``SHOTRUN_STORE_URL`` in this process: the flag before the environment before the
     manifest, decided in one place (:func:`runner.state.location.store_at`). The URL is
-    checked there; its password is registered as a secret at once."""
+    checked here, naming --store; its password was registered as a secret before parsing
+    (:func:`_hide_url_passwords`)."""
     url = getattr(args, "store", None)
     if url is not None:
-        from runner.core.redact import register_secret
         from runner.core.storeurl import ENV_STORE_URL, store_url, url_passwords
 
         store_url(url, {}, None)  # a URL of another kind: exit 2, naming --store
-        passwords = url_passwords(url)
-        for password in passwords:
-            register_secret(password)
-        if passwords:
+        if url_passwords(url):
             print("shotrun: warning: the password in --store shows in the process list and "
                   "the shell's history; put it in PGPASSWORD or ~/.pgpass instead",
                   file=sys.stderr)

@@ -142,8 +142,3 @@ class PgStore(StateStore):
                 yield note.channel
         finally:
             await conn.close()
-
-    @property
-    def url_shown(self) -> str:
-        """The database's URL without its password."""
-        return self.where

@@ -74,10 +74,9 @@ _SEATED = frozenset({TakeStatus.SUBMITTING, TakeStatus.SUBMITTED})
 
 @dataclass(frozen=True)
 class TeamView:
-    """Who works on the shot list now, as the summary and ``status`` show it."""
+    """Who works on the shot list now, as the run's summary shows it."""
 
     runners: int  # live runners, this one included
-    claimed_elsewhere: int  # takes other live runners hold
 
 
 def new_runner_id() -> str:
@@ -139,10 +138,11 @@ class Team:
         self.store.team = None
 
     def view(self) -> TeamView:
-        with self.store._read() as conn:
-            runners = conn.execute(f"SELECT COUNT(*) FROM ({_LIVE}) AS live").fetchone()[0]
-            elsewhere = len(live_claims(conn, self.id))
-        return TeamView(int(runners), elsewhere)
+        """The live runners, by the one rule ``status`` reads them with
+        (:func:`runner.state.roster.live_runners`)."""
+        from runner.state.roster import live_runners  # roster reads this module's clock
+
+        return TeamView(len(live_runners(self.store)))
 
     # ----------------------------------------------------------------- claims
     def claim(self, key: str) -> TakePlan | None:

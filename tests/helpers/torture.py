@@ -14,7 +14,7 @@ import hashlib
 import os
 import sqlite3
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,7 +116,13 @@ def audit(root: Path, count: int) -> Audit:
         ambiguous = conn.execute(
             "SELECT COUNT(*) FROM attempts WHERE outcome = 'ambiguous'").fetchone()[0]
     conn.close()
-    statuses = {key: status for key, status, _ in rows}
+    return Audit(check_done(root, rows, count), int(ambiguous))
+
+
+def check_done(root: Path, rows: Sequence[Sequence[Any]], count: int) -> dict[str, str]:
+    """``rows`` (key, status, sha256) are ``count`` done takes whose videos under
+    ``root/out`` decode and hash as recorded, with no ``.part`` left; their statuses."""
+    statuses = {str(key): str(status) for key, status, _ in rows}
     assert len(rows) == count, f"{len(rows)} takes in the store, expected {count}"
     assert set(statuses.values()) == {"done"}, {k: s for k, s in statuses.items() if s != "done"}
     for key, _, sha in rows:
@@ -124,7 +130,7 @@ def audit(root: Path, count: int) -> Audit:
         assert hashlib.sha256(video.read_bytes()).hexdigest() == sha, key
         decodes(video)
     assert not list((root / "out").rglob("*.part"))
-    return Audit(statuses, int(ambiguous))
+    return statuses
 
 
 Hook = Callable[[web.Request, bytes], Awaitable[web.StreamResponse | None]]
