@@ -129,6 +129,13 @@ class PgStore(StateStore):
         store._url = url  # for a listening connection (runner.state.team); never shown
         return store
 
+    def reconnect_within(self, seconds: float) -> None:
+        """Try to connect again after a dropped connection for at most ``seconds`` (a team's
+        runner: its lease; past it, other runners may hold its takes)."""
+        conn = self.conn
+        if isinstance(conn, PgConnection):
+            conn.patience = min(conn.patience, seconds)
+
     async def notifications(self, channels: Sequence[str]) -> AsyncIterator[str]:
         """The channel of every ``NOTIFY`` on ``channels``, on a connection of its own (a
         runner's wake-up: a seat or a claim set free by another runner)."""

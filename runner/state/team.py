@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from runner.state.pg import PgConnection
 from runner.state.records import TakePlan, TakeStatus
 from runner.state.sql import Connection
 from runner.state.sync import replan
@@ -111,8 +110,7 @@ class Team:
                 f" VALUES (?, ?, ?, {DB_NOW}, {DB_NOW} + ?)",
                 (self.id, socket.gethostname(), os.getpid(), self.lease))
         self.store.team = self
-        if isinstance(self.store.conn, PgConnection):
-            self.store.conn.patience = min(self.store.conn.patience, self.lease)
+        self.store.reconnect_within(self.lease)
         log.info("team_joined", runner=self.id, lease=self.lease)
 
     def renew(self) -> bool:

@@ -16,7 +16,7 @@ import pytest
 from runner.cli.commands.export import FORMAT_NAMES
 
 HEAVY = ("aiohttp", "av", "numpy", "PIL", "rich", "opentimelineio", "jsonschema", "yaml",
-         "runner.emulator.server", "runner.scheduler.engine")
+         "runner.emulator.server", "runner.scheduler.engine", "psycopg")
 
 
 def _imported_after(code: str) -> list[str]:
@@ -35,6 +35,13 @@ def test_the_whole_parser_imports_no_heavy_library() -> None:
 @pytest.mark.parametrize("command", ["validate", "status", "completion"])
 def test_a_light_command_loads_without_heavy_libraries(command: str) -> None:
     assert _imported_after(f"import runner.cli.commands.{command}") == []
+
+
+def test_a_run_on_the_embedded_store_never_loads_the_database_driver() -> None:
+    """psycopg (55 ms and 10 MB) is for a team's store only: imported where one is opened."""
+    code = ("import runner.cli.commands.run, runner.scheduler.engine, runner.views.report,"
+            " runner.views.status, runner.state.location")
+    assert "psycopg" not in _imported_after(code)
 
 
 def test_export_help_names_every_format_it_knows() -> None:
